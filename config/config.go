@@ -1,0 +1,251 @@
+// Package config loads mogate's YAML configuration: strict keys (an unknown
+// key is an error naming it and its line), ${ENV} expansion in values,
+// defaults in code, and a redacting Secret type for every credential.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Config is the whole of mogate.yaml (DESIGN.md §3).
+type Config struct {
+	Listen         string       `yaml:"listen"`
+	PublicURL      string       `yaml:"public_url"`
+	DataDir        string       `yaml:"data_dir"`
+	Store          string       `yaml:"store"`
+	RedisURL       Secret       `yaml:"redis_url"`
+	TrustedProxies []string     `yaml:"trusted_proxies"`
+	APIKeys        []APIKey     `yaml:"api_keys"`
+	Providers      []Provider   `yaml:"providers"`
+	Numbers        []Number     `yaml:"numbers"`
+	Verification   Verification `yaml:"verification"`
+	Limits         Limits       `yaml:"limits"`
+	Retention      Duration     `yaml:"retention"`
+
+	// Dev is true when the configuration is the built-in dev mode one.
+	Dev bool `yaml:"-"`
+}
+
+// APIKey is one client of the HTTP API. Exactly one of Key and KeySHA256 is set.
+type APIKey struct {
+	Name          string `yaml:"name"`
+	Key           Secret `yaml:"key"`
+	KeySHA256     string `yaml:"key_sha256"`
+	WebhookURL    string `yaml:"webhook_url"`
+	WebhookSecret Secret `yaml:"webhook_secret"`
+	line          int
+}
+
+// Number is one receiving number of the pool.
+type Number struct {
+	Number    string   `yaml:"number"`
+	Provider  string   `yaml:"provider"`
+	Countries []string `yaml:"countries"`
+	Weight    float64  `yaml:"weight"`
+	line      int
+}
+
+// Verification holds the session defaults.
+type Verification struct {
+	TTL         Duration `yaml:"ttl"`
+	CodeLength  int      `yaml:"code_length"`
+	MaxAttempts int      `yaml:"max_attempts"`
+}
+
+// Limits are rate limits; 0 means unlimited.
+type Limits struct {
+	CreatesPerKeyPerSecond    float64 `yaml:"creates_per_key_per_second"`
+	CreatesPerNumberPerHour   int     `yaml:"creates_per_number_per_hour"`
+	UnmatchedPerSenderPerHour int     `yaml:"unmatched_per_sender_per_hour"`
+}
+
+// Duration is a time.Duration that reads "10m" style values.
+type Duration = time.Duration
+
+// Default returns the configuration every file starts from.
+func Default() Config {
+	return Config{
+		Listen:  "127.0.0.1:8080",
+		DataDir: "./mogate-data",
+		Store:   "memory",
+		Verification: Verification{
+			TTL:         10 * time.Minute,
+			CodeLength:  6,
+			MaxAttempts: 3,
+		},
+		Limits: Limits{
+			CreatesPerKeyPerSecond:    50,
+			CreatesPerNumberPerHour:   10,
+			UnmatchedPerSenderPerHour: 10,
+		},
+		Retention: 24 * time.Hour,
+	}
+}
+
+// Load reads and validates the file at path.
+func Load(path string) (Config, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return Parse(b, os.LookupEnv)
+}
+
+// Parse decodes and validates a configuration; lookup resolves ${NAME}.
+func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
+	cfg := Default()
+	if err := decodeStrict(b, &cfg, lookup); err != nil {
+		return Config{}, err
+	}
+	if err := cfg.Validate(); err != nil {
+		return Config{}, err
+	}
+	return cfg, nil
+}
+
+// BaseURL returns public_url as a URL without a trailing slash.
+func (c *Config) BaseURL() string { return strings.TrimRight(c.PublicURL, "/") }
+
+// Validate checks the values that YAML types cannot: enums, ranges, references.
+func (c *Config) Validate() error {
+	var errs []error
+	add := func(line int, key, format string, args ...any) {
+		prefix := "config: "
+		if line > 0 {
+			prefix = fmt.Sprintf("config: line %d: ", line)
+		}
+		errs = append(errs, fmt.Errorf("%s%s: %s", prefix, key, fmt.Sprintf(format, args...)))
+	}
+	if c.Listen == "" {
+		add(0, "listen", "must not be empty")
+	}
+	if c.PublicURL == "" {
+		c.PublicURL = "http://" + c.Listen
+	}
+	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
+		add(0, "public_url", "must be an absolute http(s) URL without query or fragment, got %q", c.PublicURL)
+	}
+	if c.Store != "memory" && c.Store != "redis" {
+		add(0, "store", "must be memory or redis, got %q", c.Store)
+	}
+	if c.Store == "memory" && c.DataDir == "" {
+		add(0, "data_dir", "must not be empty with store: memory")
+	}
+	v := c.Verification
+	if v.TTL < time.Second || v.TTL > 24*time.Hour {
+		add(0, "verification.ttl", "must be between 1s and 24h, got %s", v.TTL)
+	}
+	if v.CodeLength < 4 || v.CodeLength > 16 {
+		add(0, "verification.code_length", "must be between 4 and 16, got %d", v.CodeLength)
+	}
+	if v.MaxAttempts < 1 {
+		add(0, "verification.max_attempts", "must be at least 1, got %d", v.MaxAttempts)
+	}
+	if c.Limits.CreatesPerKeyPerSecond < 0 || c.Limits.CreatesPerNumberPerHour < 0 || c.Limits.UnmatchedPerSenderPerHour < 0 {
+		add(0, "limits", "must not be negative")
+	}
+	if c.Retention < time.Minute {
+		add(0, "retention", "must be at least 1m, got %s", c.Retention)
+	}
+	keyNames := map[string]bool{}
+	for i, k := range c.APIKeys {
+		key := fmt.Sprintf("api_keys[%d]", i)
+		if k.Name == "" {
+			add(k.line, key+".name", "must not be empty")
+		} else if keyNames[k.Name] {
+			add(k.line, key+".name", "duplicate name %q", k.Name)
+		}
+		keyNames[k.Name] = true
+		switch {
+		case k.Key.IsSet() == (k.KeySHA256 != ""):
+			add(k.line, key, "set exactly one of key and key_sha256")
+		case k.KeySHA256 != "" && !isHex(k.KeySHA256, 64):
+			add(k.line, key+".key_sha256", "must be 64 hex digits")
+		case k.Key.IsSet() && len(k.Key.Reveal()) < 16:
+			add(k.line, key+".key", "must be at least 16 characters")
+		}
+		if k.WebhookURL != "" {
+			if u, err := url.Parse(k.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+				add(k.line, key+".webhook_url", "must be an absolute http(s) URL")
+			}
+		}
+		if k.WebhookSecret.IsSet() && !strings.HasPrefix(k.WebhookSecret.Reveal(), "whsec_") {
+			add(k.line, key+".webhook_secret", "must start with whsec_")
+		}
+	}
+	providerNames := map[string]bool{}
+	for i, p := range c.Providers {
+		key := fmt.Sprintf("providers[%d]", i)
+		if !validName(p.Name) {
+			add(p.line, key+".name", "must be 1-64 characters of a-z, 0-9, - and _, got %q", p.Name)
+		} else if providerNames[p.Name] {
+			add(p.line, key+".name", "duplicate name %q", p.Name)
+		}
+		providerNames[p.Name] = true
+		errs = append(errs, p.validate(key)...)
+	}
+	seen := map[string]bool{}
+	for i, n := range c.Numbers {
+		key := fmt.Sprintf("numbers[%d]", i)
+		if !isE164(n.Number) {
+			add(n.line, key+".number", "must be E.164 (+ and 8 to 15 digits), got %q", n.Number)
+		} else if seen[n.Number] {
+			add(n.line, key+".number", "duplicate number %s", n.Number)
+		}
+		seen[n.Number] = true
+		if !providerNames[n.Provider] {
+			add(n.line, key+".provider", "no provider named %q", n.Provider)
+		}
+		for _, cc := range n.Countries {
+			if cc != "*" && (len(cc) != 2 || strings.ToUpper(cc) != cc) {
+				add(n.line, key+".countries", "entries are ISO 3166 alpha-2 codes in upper case or \"*\", got %q", cc)
+			}
+		}
+		if n.Weight < 0 {
+			add(n.line, key+".weight", "must not be negative")
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func validName(s string) bool {
+	if s == "" || len(s) > 64 {
+		return false
+	}
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return false
+		}
+	}
+	return true
+}
+
+func isHex(s string, n int) bool {
+	if len(s) != n {
+		return false
+	}
+	return strings.Trim(strings.ToLower(s), "0123456789abcdef") == ""
+}
+
+func isE164(s string) bool {
+	if len(s) < 9 || len(s) > 16 || s[0] != '+' || s[1] == '0' {
+		return false
+	}
+	return strings.Trim(s[1:], "0123456789") == ""
+}
+
+// ProviderTypes lists every provider type mogate knows, in documentation order.
+func ProviderTypes() []string {
+	types := make([]string, 0, len(providerKeys))
+	for t := range providerKeys {
+		types = append(types, t)
+	}
+	slices.Sort(types)
+	return types
+}
