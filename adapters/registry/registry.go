@@ -1,0 +1,73 @@
+// Package registry builds the provider adapters named in the configuration.
+// The list of provider types is written out here, in one place: no init()
+// registration, no blank imports.
+package registry
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/plivo"
+	"github.com/mogate/mogate/adapters/twilio"
+	"github.com/mogate/mogate/adapters/vonage"
+	"github.com/mogate/mogate/adapters/vonagemessages"
+	"github.com/mogate/mogate/config"
+)
+
+// constructors maps a provider type to the function that builds its adapter.
+var constructors = map[string]func(p config.Provider, now func() time.Time) (adapters.Adapter, error){
+	"twilio": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+		return twilio.New(twilio.Config{Name: p.Name, AuthToken: p.AuthToken.Reveal(), AccountSID: p.AccountSID})
+	},
+	"vonage": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return vonage.New(vonage.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), SignatureMethod: p.SignatureMethod, APIKey: p.APIKey, Now: now})
+	},
+	"vonage-messages": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey, Now: now})
+	},
+	"plivo": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+		return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
+	},
+}
+
+// Types lists the provider types that have an adapter.
+func Types() []string {
+	out := make([]string, 0, len(constructors))
+	for _, t := range config.ProviderTypes() {
+		if constructors[t] != nil {
+			out = append(out, t)
+		}
+	}
+	return out
+}
+
+// Build returns the adapters of providers keyed by entry name; now is the
+// clock for timestamp windows (nil: time.Now). All errors are joined. Build
+// panics on a duplicate name: config validation rules that out, so one here
+// is a programming error.
+func Build(providers []config.Provider, now func() time.Time) (map[string]adapters.Adapter, error) {
+	if now == nil {
+		now = time.Now
+	}
+	out := make(map[string]adapters.Adapter, len(providers))
+	var errs []error
+	for _, p := range providers {
+		if _, dup := out[p.Name]; dup {
+			panic("registry: duplicate provider name " + p.Name)
+		}
+		mk, ok := constructors[p.Type]
+		if !ok {
+			errs = append(errs, fmt.Errorf("registry: provider %q: type %q has no adapter in this build (available: %v)", p.Name, p.Type, Types()))
+			continue
+		}
+		a, err := mk(p, now)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("registry: provider %q: %w", p.Name, err))
+			continue
+		}
+		out[p.Name] = a
+	}
+	return out, errors.Join(errs...)
+}

@@ -1,0 +1,46 @@
+package registry
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/config"
+)
+
+func TestBuild(t *testing.T) {
+	ps := []config.Provider{
+		{Name: "tw", Type: "twilio", AuthToken: "t"},
+		{Name: "vo", Type: "vonage", SignatureSecret: "s", SignatureMethod: "sha256"},
+		{Name: "vm", Type: "vonage-messages", SignatureSecret: "s"},
+		{Name: "pl", Type: "plivo", AuthToken: "t"},
+	}
+	got, err := Build(ps, nil)
+	if err != nil || len(got) != 4 {
+		t.Fatalf("Build = %v, %v", got, err)
+	}
+	for name, a := range got {
+		if _, ok := a.(adapters.Signer); !ok {
+			t.Errorf("%s cannot sign: sms simulate would not work for it", name)
+		}
+	}
+}
+
+func TestBuildJoinsErrors(t *testing.T) {
+	_, err := Build([]config.Provider{
+		{Name: "a", Type: "twilio"},
+		{Name: "b", Type: "nope"},
+	}, nil)
+	if err == nil || !strings.Contains(err.Error(), `"a"`) || !strings.Contains(err.Error(), `"b"`) {
+		t.Fatalf("err = %v", err)
+	}
+}
+
+func TestBuildPanicsOnDuplicate(t *testing.T) {
+	defer func() {
+		if recover() == nil {
+			t.Fatal("no panic")
+		}
+	}()
+	_, _ = Build([]config.Provider{{Name: "a", Type: "twilio", AuthToken: "t"}, {Name: "a", Type: "twilio", AuthToken: "t"}}, nil)
+}
