@@ -1,0 +1,252 @@
+package matcher
+
+import (
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+)
+
+// Message is an inbound SMS as the matcher sees it: numbers in E.164.
+type Message struct {
+	Provider, MessageID string
+	From, To, Text      string
+	// Parts, Part and PartsRef describe one part of a message delivered in
+	// pieces; Parts <= 1 or PartsRef == "" means a whole message.
+	Parts, Part int
+	PartsRef    string
+}
+
+// OutcomeKind says what a message did.
+type OutcomeKind uint8
+
+// Outcomes of Ingest.
+const (
+	Unmatched  OutcomeKind = iota // matched nothing
+	Matched                       // verified SessionID
+	Attempted                     // a wrong code from SessionID's expected sender
+	Exhausted                     // that wrong code was the last allowed: SessionID failed
+	PartStored                    // one part of a multipart message, kept until all arrive
+)
+
+var outcomeNames = [...]string{"unmatched", "verified", "attempt", "failed", "part"}
+
+func (k OutcomeKind) String() string { return outcomeNames[k] }
+
+// Outcome is the result of ingesting a message.
+type Outcome struct {
+	Kind      OutcomeKind
+	SessionID string
+	// Duplicate is true when the provider message was already processed;
+	// the outcome is the one of the first delivery and nothing changed.
+	Duplicate bool
+}
+
+// IngestOptions tune one Ingest call.
+type IngestOptions struct {
+	// NoCapture skips capture sessions: the sender has sent too many
+	// unmatched messages, and could be guessing codes.
+	NoCapture bool
+}
+
+// Ingest matches a message, once: a redelivery of the same provider message
+// id returns the first outcome with Duplicate set and changes nothing. It
+// returns once the outcome is durable.
+func (m *Matcher) Ingest(msg Message, opt IngestOptions) (Outcome, error) {
+	key := msg.Provider + "\x00" + msg.MessageID
+	done, first, wait := m.dedupe.claim(key)
+	if !first {
+		return done, nil
+	}
+	out, err := m.ingest(msg, opt)
+	m.dedupe.release(key, out, err == nil, wait)
+	return out, err
+}
+
+func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
+	now := m.opt.Now().UTC()
+	processed := Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
+	if msg.PartsRef != "" && msg.Parts > 1 {
+		whole, complete := m.parts.add(msg, now)
+		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
+		if !complete {
+			processed.Outcome = Outcome{Kind: PartStored}
+			return processed.Outcome, m.opt.Journal.Append(partRec, processed)()
+		}
+		// The whole message is matched under the last part's id; the part
+		// records of the others are already durable.
+		if err := m.opt.Journal.Append(partRec)(); err != nil {
+			return Outcome{}, err
+		}
+		msg = whole
+	}
+	var scan textScan
+	scan.scan(msg.Text)
+
+	// 1. The sender's own pending session on this number.
+	pi := pairShard(msg.To, msg.From)
+	sh := &m.shards[pi]
+	sh.mu.Lock()
+	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && now.Before(s.ExpiresAt) && scan.contains(s.code) {
+		return m.commit(sh, s, Record{Op: OpVerify, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}, processed, Matched)
+	}
+	sh.mu.Unlock()
+
+	// 2. A capture session on this number whose code is a token of the text.
+	if !opt.NoCapture {
+		var out Outcome
+		var err error
+		hit := false
+		scan.candidates(MinCaptureCodeLen, 4*MaxCodeLen, func(c []byte) bool {
+			sh := &m.shards[codeShard(msg.To, c)]
+			sh.mu.Lock()
+			if s := sh.byCode[msg.To][string(c)]; s != nil && now.Before(s.ExpiresAt) {
+				out, err = m.commit(sh, s, Record{Op: OpVerify, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}, processed, Matched)
+				hit = true
+				return true
+			}
+			sh.mu.Unlock()
+			return false
+		})
+		if hit {
+			return out, err
+		}
+	}
+
+	// 3. A wrong code from an expected sender counts an attempt.
+	sh.mu.Lock()
+	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && now.Before(s.ExpiresAt) {
+		r := Record{Op: OpAttempt, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+		kind := Attempted
+		if s.Attempts+1 >= s.MaxAttempts {
+			r.Op, kind = OpFail, Exhausted
+		}
+		return m.commit(sh, s, r, processed, kind)
+	}
+	sh.mu.Unlock()
+
+	processed.Outcome = Outcome{Kind: Unmatched}
+	return processed.Outcome, m.opt.Journal.Append(processed)()
+}
+
+// commit applies r with the dedupe record on the locked shard, unlocks it
+// and waits for durability.
+func (m *Matcher) commit(sh *shard, s *Session, r, processed Record, kind OutcomeKind) (Outcome, error) {
+	processed.Outcome = Outcome{Kind: kind, SessionID: s.ID}
+	m.apply(sh, r)
+	wait := m.opt.Journal.Append(r, processed)
+	snap := *s
+	sh.mu.Unlock()
+	if err := wait(); err != nil {
+		return Outcome{}, err
+	}
+	if snap.Status.Final() {
+		m.notify([]Session{snap})
+	}
+	return processed.Outcome, nil
+}
+
+// dedupe remembers processed provider messages for the retention window and
+// makes concurrent deliveries of one message wait for the first.
+type dedupe struct {
+	mu       sync.Mutex
+	done     *expirable.LRU[string, Outcome]
+	inflight map[string]chan struct{}
+}
+
+// maxRemembered bounds the processed-message cache.
+const maxRemembered = 1 << 20
+
+func (d *dedupe) init(ttl time.Duration) {
+	d.done = expirable.NewLRU[string, Outcome](maxRemembered, nil, ttl)
+	d.inflight = map[string]chan struct{}{}
+}
+
+// claim returns (outcome, false, nil) for a processed message, or (_, true,
+// ch) when the caller must process it and then call release.
+func (d *dedupe) claim(key string) (Outcome, bool, chan struct{}) {
+	for {
+		d.mu.Lock()
+		if o, ok := d.done.Get(key); ok {
+			d.mu.Unlock()
+			o.Duplicate = true
+			return o, false, nil
+		}
+		if ch, ok := d.inflight[key]; ok {
+			d.mu.Unlock()
+			<-ch
+			continue
+		}
+		ch := make(chan struct{})
+		d.inflight[key] = ch
+		d.mu.Unlock()
+		return Outcome{}, true, ch
+	}
+}
+
+func (d *dedupe) release(key string, o Outcome, ok bool, ch chan struct{}) {
+	d.mu.Lock()
+	delete(d.inflight, key)
+	if ok {
+		d.done.Add(key, o)
+	}
+	d.mu.Unlock()
+	close(ch)
+}
+
+// Part is one stored part of a multipart message.
+type Part struct{ Message Message }
+
+// partials holds multipart messages until all their parts arrive.
+type partials struct {
+	mu sync.Mutex
+	m  map[string]*partial
+}
+
+type partial struct {
+	first time.Time
+	parts map[int]Message
+}
+
+// partsTTL is how long an incomplete multipart message is kept.
+const partsTTL = time.Hour
+
+func (p *partials) add(msg Message, now time.Time) (Message, bool) {
+	key := strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.m[key]
+	if e == nil {
+		e = &partial{first: now, parts: map[int]Message{}}
+		p.m[key] = e
+	}
+	e.parts[msg.Part] = msg
+	if len(e.parts) < msg.Parts {
+		return Message{}, false
+	}
+	delete(p.m, key)
+	nums := make([]int, 0, len(e.parts))
+	for n := range e.parts {
+		nums = append(nums, n)
+	}
+	sort.Ints(nums)
+	var b strings.Builder
+	for _, n := range nums {
+		b.WriteString(e.parts[n].Text)
+	}
+	whole := msg
+	whole.Text, whole.Parts, whole.Part, whole.PartsRef = b.String(), 0, 0, ""
+	return whole, true
+}
+
+func (p *partials) gc(now time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for k, e := range p.m {
+		if now.Sub(e.first) > partsTTL {
+			delete(p.m, k)
+		}
+	}
+}

@@ -1,0 +1,422 @@
+// Package matcher holds verification sessions and matches inbound messages
+// to them (DESIGN.md §6).
+//
+// Sessions live in a fixed number of shards, each behind its own mutex. A
+// session's shard is chosen from its match key — (to, sender) for an
+// expected-sender session, (to, code) for a capture session — and is written
+// into its id, so a lookup by id, by key or by page token takes one lock.
+//
+// Every state change is a Record. An operation computes its records under
+// the shard lock, applies them with the same apply function that recovery
+// replays, queues them on the Journal (still under the lock, so the journal
+// sees each shard's changes in order) and returns only once the journal says
+// they are durable.
+package matcher
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"math/big"
+	"sync"
+	"time"
+)
+
+const numShards = 64
+
+// Journal makes records durable.
+type Journal interface {
+	// Append queues records, in order, and returns a function that blocks
+	// until they are durable. Append is called with a shard lock held: it
+	// must not block on I/O.
+	Append(recs ...Record) (wait func() error)
+}
+
+// NoJournal keeps nothing: records are applied in memory only.
+type NoJournal struct{}
+
+// Append implements Journal.
+func (NoJournal) Append(...Record) func() error { return func() error { return nil } }
+
+// Options configure a Matcher.
+type Options struct {
+	Journal     Journal          // nil: NoJournal
+	Now         func() time.Time // nil: time.Now
+	MaxAttempts int              // default for sessions; 3 when 0
+	CodeLength  int              // digits of generated codes; 6 when 0
+	Retention   time.Duration    // finished sessions are dropped after this; 24h when 0
+	// OnChange, when set, is called with a copy of a session after each
+	// change of its status, outside any lock.
+	OnChange func(Session)
+}
+
+// Matcher is the session store. Its methods are safe for concurrent use.
+type Matcher struct {
+	opt    Options
+	shards [numShards]shard
+	idem   [numShards]idemShard
+	dedupe dedupe
+	parts  partials
+}
+
+type pairKey struct{ to, from string }
+
+type shard struct {
+	mu      sync.Mutex
+	byID    map[string]*Session
+	byPair  map[pairKey]*Session           // pending expected-sender sessions
+	byCode  map[string]map[string]*Session // to -> code -> pending capture session
+	byToken map[string]*Session
+	timers  timerHeap
+	watch   map[string][]chan struct{}
+}
+
+type idemShard struct {
+	mu sync.Mutex
+	m  map[string]string // key name + "\x00" + Idempotency-Key -> session id
+}
+
+// New returns an empty matcher.
+func New(o Options) *Matcher {
+	if o.Journal == nil {
+		o.Journal = NoJournal{}
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 3
+	}
+	if o.CodeLength == 0 {
+		o.CodeLength = 6
+	}
+	if o.Retention == 0 {
+		o.Retention = 24 * time.Hour
+	}
+	m := &Matcher{opt: o}
+	for i := range m.shards {
+		s := &m.shards[i]
+		s.byID, s.byPair, s.byCode = map[string]*Session{}, map[pairKey]*Session{}, map[string]map[string]*Session{}
+		s.byToken, s.watch = map[string]*Session{}, map[string][]chan struct{}{}
+		m.idem[i].m = map[string]string{}
+	}
+	m.dedupe.init(o.Retention)
+	m.parts.m = map[string]*partial{}
+	return m
+}
+
+// fnv32 is FNV-1a: shard placement is written into ids and must not change
+// between processes.
+func fnv32(parts ...string) uint32 {
+	h := uint32(2166136261)
+	for _, p := range parts {
+		for i := 0; i < len(p); i++ {
+			h ^= uint32(p[i])
+			h *= 16777619
+		}
+		h ^= 0xff
+		h *= 16777619
+	}
+	return h
+}
+
+func fnv32b(to string, code []byte) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(to); i++ {
+		h ^= uint32(to[i])
+		h *= 16777619
+	}
+	h ^= 0xff
+	h *= 16777619
+	for _, c := range code {
+		h ^= uint32(c)
+		h *= 16777619
+	}
+	h ^= 0xff
+	h *= 16777619
+	return h
+}
+
+func pairShard(to, from string) int        { return int(fnv32(to, from) % numShards) }
+func codeShard(to string, code []byte) int { return int(fnv32b(to, code) % numShards) }
+
+// CreateRequest describes a new session.
+type CreateRequest struct {
+	Key         string
+	API         string
+	IDPrefix    string // "vrf_" when empty
+	Number      string // expected sender (E.164) or "" for capture mode
+	Code        string // "" to generate one
+	To          string
+	Country     string
+	TTL         time.Duration
+	Language    string
+	Callback    string
+	Redirect    string
+	Metadata    []byte
+	MaxAttempts int // 0: the matcher's default
+	IdemKey     string
+	ReqHash     string
+}
+
+// Create makes a pending session and returns it once durable. With an
+// Idempotency-Key already used by the same API key it returns the first
+// session (replayed = true) or ErrIdempotencyReused when the request differs.
+// A pending expected-sender session of the same sender on the same number is
+// cancelled as superseded.
+func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error) {
+	if req.IdemKey != "" {
+		is := &m.idem[fnv32(req.Key, req.IdemKey)%numShards]
+		is.mu.Lock()
+		defer is.mu.Unlock()
+		if id, ok := is.m[req.Key+"\x00"+req.IdemKey]; ok {
+			old, err := m.Get(id)
+			if err != nil {
+				return Session{}, false, err
+			}
+			if old.ReqHash != req.ReqHash {
+				return Session{}, false, ErrIdempotencyReused
+			}
+			return old, true, nil
+		}
+		defer func() {
+			if err == nil {
+				is.m[req.Key+"\x00"+req.IdemKey] = s.ID
+			}
+		}()
+	}
+	generated := req.Code == ""
+	for try := 0; ; try++ {
+		code := req.Code
+		if generated {
+			code = randomDigits(m.opt.CodeLength)
+		}
+		s, err = m.create(req, code)
+		if errors.Is(err, ErrCodeInUse) && generated && try < 20 {
+			continue
+		}
+		return s, false, err
+	}
+}
+
+func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
+	norm, ok := NormalizeCode(code)
+	if !ok {
+		return Session{}, ErrInvalidCode
+	}
+	if req.Number == "" && len(norm) < MinCaptureCodeLen {
+		return Session{}, ErrCaptureCodeTooWeak
+	}
+	idx := pairShard(req.To, req.Number)
+	if req.Number == "" {
+		idx = codeShard(req.To, []byte(norm))
+	}
+	prefix := req.IDPrefix
+	if prefix == "" {
+		prefix = "vrf_"
+	}
+	now := m.opt.Now().UTC()
+	attempts := req.MaxAttempts
+	if attempts == 0 {
+		attempts = m.opt.MaxAttempts
+	}
+	s := &Session{
+		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
+		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
+		Metadata: req.Metadata, PageToken: newID("pt_", idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
+		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	var recs []Record
+	var changed []*Session
+	if s.Capture() {
+		if old := sh.byCode[req.To][norm]; old != nil && old.ExpiresAt.After(now) {
+			sh.mu.Unlock()
+			return Session{}, ErrCodeInUse
+		}
+	} else if old := sh.byPair[pairKey{req.To, req.Number}]; old != nil {
+		recs = append(recs, Record{Op: OpCancel, At: now, ID: old.ID, Reason: "superseded"})
+		changed = append(changed, old)
+	}
+	recs = append(recs, Record{Op: OpCreate, At: now, ID: s.ID, Session: s})
+	for _, r := range recs {
+		m.apply(sh, r)
+	}
+	out := *s
+	wait := m.opt.Journal.Append(recs...)
+	snaps := snapshot(changed)
+	sh.mu.Unlock()
+	if err := wait(); err != nil {
+		return Session{}, err
+	}
+	m.notify(snaps)
+	return out, nil
+}
+
+func randomDigits(n int) string {
+	b := make([]byte, n)
+	ten := big.NewInt(10)
+	for i := range b {
+		d, _ := rand.Int(rand.Reader, ten)
+		b[i] = byte('0' + d.Int64())
+	}
+	return string(b)
+}
+
+// Get returns a copy of the session. A pending session past its expiry is
+// reported as expired even before the sweeper records it.
+func (m *Matcher) Get(id string) (Session, error) {
+	idx, ok := shardOfID(id)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	s := sh.byID[id]
+	var out Session
+	if s != nil {
+		out = *s
+	}
+	sh.mu.Unlock()
+	if s == nil {
+		return Session{}, ErrNotFound
+	}
+	return m.view(out), nil
+}
+
+// ByPageToken returns the session whose hosted page token is token.
+func (m *Matcher) ByPageToken(token string) (Session, error) {
+	idx, ok := shardOfID(token)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	s := sh.byToken[token]
+	var out Session
+	if s != nil {
+		out = *s
+	}
+	sh.mu.Unlock()
+	if s == nil {
+		return Session{}, ErrNotFound
+	}
+	return m.view(out), nil
+}
+
+func (m *Matcher) view(s Session) Session {
+	if s.Status == Pending && !m.opt.Now().Before(s.ExpiresAt) {
+		s.Status, s.FinishedAt = Expired, s.ExpiresAt
+	}
+	return s
+}
+
+// Cancel cancels a pending session.
+func (m *Matcher) Cancel(id string) (Session, error) {
+	idx, ok := shardOfID(id)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	s := sh.byID[id]
+	if s == nil {
+		sh.mu.Unlock()
+		return Session{}, ErrNotFound
+	}
+	now := m.opt.Now().UTC()
+	if s.Status != Pending || !now.Before(s.ExpiresAt) {
+		out := *s
+		sh.mu.Unlock()
+		return m.view(out), ErrNotPending
+	}
+	r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
+	m.apply(sh, r)
+	out := *s
+	wait := m.opt.Journal.Append(r)
+	sh.mu.Unlock()
+	if err := wait(); err != nil {
+		return Session{}, err
+	}
+	m.notify([]Session{out})
+	return out, nil
+}
+
+// Wait blocks until the session's status is no longer pending, ctx ends or
+// the session expires, and returns the session then.
+func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
+	idx, ok := shardOfID(id)
+	if !ok {
+		return Session{}, ErrNotFound
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	s := sh.byID[id]
+	if s == nil {
+		sh.mu.Unlock()
+		return Session{}, ErrNotFound
+	}
+	if s.Status.Final() {
+		out := *s
+		sh.mu.Unlock()
+		return out, nil
+	}
+	ch := make(chan struct{})
+	sh.watch[id] = append(sh.watch[id], ch)
+	until := time.Until(s.ExpiresAt)
+	sh.mu.Unlock()
+	t := time.NewTimer(until)
+	defer t.Stop()
+	select {
+	case <-ch:
+	case <-t.C:
+	case <-ctx.Done():
+	}
+	return m.Get(id)
+}
+
+// PendingByNumber counts pending sessions per receiving number.
+func (m *Matcher) PendingByNumber() map[string]int {
+	out := map[string]int{}
+	now := m.opt.Now()
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.byID {
+			if s.Status == Pending && now.Before(s.ExpiresAt) {
+				out[s.To]++
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+// Len returns the number of sessions held, pending or finished.
+func (m *Matcher) Len() int {
+	n := 0
+	for i := range m.shards {
+		m.shards[i].mu.Lock()
+		n += len(m.shards[i].byID)
+		m.shards[i].mu.Unlock()
+	}
+	return n
+}
+
+func snapshot(ss []*Session) []Session {
+	out := make([]Session, len(ss))
+	for i, s := range ss {
+		out[i] = *s
+	}
+	return out
+}
+
+func (m *Matcher) notify(ss []Session) {
+	if m.opt.OnChange == nil {
+		return
+	}
+	for _, s := range ss {
+		m.opt.OnChange(s)
+	}
+}

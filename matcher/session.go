@@ -1,0 +1,137 @@
+package matcher
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"errors"
+	"strings"
+	"time"
+)
+
+// Status is a session's state. Pending is the only non-final one.
+type Status uint8
+
+// Statuses, in the order of their wire values.
+const (
+	Pending Status = iota
+	Verified
+	Expired
+	Cancelled
+	Failed
+)
+
+var statusNames = [...]string{"pending", "verified", "expired", "cancelled", "failed"}
+
+func (s Status) String() string {
+	if int(s) < len(statusNames) {
+		return statusNames[s]
+	}
+	return "unknown"
+}
+
+// Final reports whether the status can no longer change.
+func (s Status) Final() bool { return s != Pending }
+
+// MarshalText renders the status name.
+func (s Status) MarshalText() ([]byte, error) { return []byte(s.String()), nil }
+
+// Session is one verification. A session with Number set expects the code
+// from that sender (key: To, Number); one without is a capture session that
+// the code alone identifies (key: To, code) and whose sender mogate learns.
+type Session struct {
+	ID        string
+	Key       string // name of the API key that owns it
+	API       string // "v1" or "contiguity": which API created it
+	Number    string // expected sender, E.164; "" in capture mode
+	Code      string // the code as shown to the user
+	To        string // receiving pool number
+	Country   string
+	Language  string
+	Callback  string
+	Redirect  string
+	Metadata  []byte // JSON object, echoed back
+	PageToken string
+	IdemKey   string
+	ReqHash   string // hash of the create request, to refuse a reused Idempotency-Key
+
+	MaxAttempts int
+	CreatedAt   time.Time
+	ExpiresAt   time.Time
+
+	Status         Status
+	Attempts       int
+	VerifiedNumber string
+	FinishedAt     time.Time // when the status became final
+	Provider       string    // of the message that verified or failed it
+	MessageID      string
+	Reason         string // why it was cancelled: "cancelled" or "superseded"
+
+	code string // normalized code
+}
+
+// Capture reports whether the session is in capture mode.
+func (s *Session) Capture() bool { return s.Number == "" }
+
+// Op is the kind of a state change.
+type Op uint8
+
+// State changes. Each is one Record; replaying the records in order rebuilds
+// the matcher.
+const (
+	OpCreate    Op = iota + 1 // Session holds the new session
+	OpAttempt                 // a wrong code from the expected sender
+	OpVerify                  // From verified the session
+	OpCancel                  // Reason says why
+	OpExpire                  // the TTL ran out
+	OpFail                    // the last allowed attempt was wrong
+	OpProcessed               // a provider message was handled; the dedupe record
+	OpPart                    // one part of a multipart message arrived
+)
+
+// Record is one state change: the unit the journal makes durable.
+type Record struct {
+	Op        Op
+	At        time.Time
+	ID        string   // session id (all but OpProcessed and OpPart)
+	Session   *Session // OpCreate
+	From      string   // OpVerify, OpAttempt, OpFail
+	Provider  string   // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	MessageID string   // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	Reason    string   // OpCancel
+	Outcome   Outcome  // OpProcessed
+	Part      *Part    // OpPart
+}
+
+// Errors of the matcher.
+var (
+	ErrNotFound           = errors.New("matcher: no such verification")
+	ErrNotPending         = errors.New("matcher: verification is no longer pending")
+	ErrCodeInUse          = errors.New("matcher: code already pending on that number")
+	ErrInvalidCode        = errors.New("matcher: code must be letters, digits and separators, at most 16 characters")
+	ErrIdempotencyReused  = errors.New("matcher: Idempotency-Key reused with a different request")
+	ErrCaptureCodeTooWeak = errors.New("matcher: a capture-mode code needs at least 4 characters")
+)
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns prefix followed by 128 random bits whose first byte is the shard.
+func newID(prefix string, shard int) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[0] = byte(shard)
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// shardOfID returns the shard an id or page token was made for.
+func shardOfID(id string) (int, bool) {
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-i-1 != 26 {
+		return 0, false
+	}
+	var b [16]byte
+	n, err := idEncoding.Decode(b[:], []byte(id[i+1:]))
+	if err != nil || n != 16 || int(b[0]) >= numShards {
+		return 0, false
+	}
+	return int(b[0]), true
+}

@@ -1,0 +1,161 @@
+package matcher
+
+import (
+	"unicode"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
+)
+
+// MaxCodeLen is the longest code, in normalized characters.
+const MaxCodeLen = 16
+
+// MinCaptureCodeLen is the shortest code a capture session may use: the code
+// alone identifies the session, so it must not be trivially guessable.
+const MinCaptureCodeLen = 4
+
+// A message's text is read as groups of chunks. After NFKC, every Unicode
+// decimal digit becomes its ASCII digit and letters are lower-cased; letters
+// and digits form chunks; separators (white space, '-', '.') end a chunk but
+// not the group; anything else ends the group. A code matches when it equals
+// the concatenation of one or more consecutive chunks of one group, so it
+// must appear as a whole token, with separators inside it ignored:
+// "482 913" holds 482913, "4829135" does not.
+
+// textScan holds a normalized text: the code characters of all chunks in
+// buf, chunk i spanning buf[starts[i]:ends[i]]; group[i] is true when chunk i
+// starts a new group.
+type textScan struct {
+	buf    []byte
+	starts []int
+	ends   []int
+	group  []bool
+	arr    [256]byte
+	sarr   [48]int
+	earr   [48]int
+	garr   [48]bool
+	other  bool // a character that is neither code nor separator was seen
+}
+
+func (t *textScan) reset() {
+	t.buf, t.starts, t.ends, t.group, t.other = t.arr[:0], t.sarr[:0], t.earr[:0], t.garr[:0], false
+}
+
+// scan fills t from text. It allocates only for texts longer than its
+// inline buffers or not already in NFKC.
+func (t *textScan) scan(text string) {
+	t.reset()
+	if !norm.NFKC.IsNormalString(text) {
+		text = norm.NFKC.String(text)
+	}
+	inChunk, newGroup := false, true
+	for _, r := range text {
+		c, kind := classify(r)
+		switch kind {
+		case codeChar:
+			if !inChunk {
+				t.starts = append(t.starts, len(t.buf))
+				t.group = append(t.group, newGroup)
+				t.ends = append(t.ends, 0)
+				inChunk, newGroup = true, false
+			}
+			t.buf = utf8.AppendRune(t.buf, c)
+			t.ends[len(t.ends)-1] = len(t.buf)
+		case separator:
+			inChunk = false
+		default:
+			inChunk, newGroup, t.other = false, true, true
+		}
+	}
+}
+
+type charKind uint8
+
+const (
+	other charKind = iota
+	codeChar
+	separator
+)
+
+func classify(r rune) (rune, charKind) {
+	switch {
+	case r >= '0' && r <= '9':
+		return r, codeChar
+	case r >= 'a' && r <= 'z':
+		return r, codeChar
+	case r >= 'A' && r <= 'Z':
+		return r + ('a' - 'A'), codeChar
+	case r == ' ' || r == '-' || r == '.' || r == '\t' || r == '\n' || r == '\r':
+		return r, separator
+	case r < utf8.RuneSelf:
+		return r, other
+	case unicode.IsDigit(r):
+		return '0' + digitValue(r), codeChar
+	case unicode.IsLetter(r) || unicode.Is(unicode.Mn, r) || unicode.Is(unicode.Mc, r):
+		return unicode.ToLower(r), codeChar
+	case unicode.IsSpace(r) || r == '\u2010' || r == '\u2011' || r == '\u2012' || r == '\u2013' || r == '\u2014' || r == '\u2212':
+		return r, separator
+	}
+	return r, other
+}
+
+// digitValue returns the value of a Unicode decimal digit. Decimal digits
+// come in contiguous runs of ten, from zero to nine (a Unicode stability
+// guarantee), so the value is the distance from the start of its run mod 10.
+func digitValue(r rune) rune {
+	start := r
+	for start > 0 && unicode.IsDigit(start-1) {
+		start--
+	}
+	return (r - start) % 10
+}
+
+// contains reports whether code (normalized) is a whole token of the text.
+func (t *textScan) contains(code string) bool {
+	found := false
+	t.candidates(len(code), len(code), func(c []byte) bool {
+		found = string(c) == code
+		return found
+	})
+	return found
+}
+
+// candidates calls fn with every concatenation of consecutive chunks of one
+// group whose length is within [min, max] bytes, until fn returns true.
+func (t *textScan) candidates(min, max int, fn func([]byte) bool) {
+	for i := range t.starts {
+		for j := i; j < len(t.starts); j++ {
+			if j > i && t.group[j] {
+				break
+			}
+			n := t.ends[j] - t.starts[i]
+			if n > max {
+				break
+			}
+			if n >= min && fn(t.span(i, j)) {
+				return
+			}
+		}
+	}
+}
+
+// span returns the code characters of chunks i..j. Chunks of one group are
+// contiguous in buf, separators having been dropped.
+func (t *textScan) span(i, j int) []byte { return t.buf[t.starts[i]:t.ends[j]] }
+
+// NormalizeCode returns the form of a code that messages are compared with,
+// and false when the code holds anything but letters, digits and separators,
+// or more than MaxCodeLen characters.
+func NormalizeCode(code string) (string, bool) {
+	var t textScan
+	t.scan(code)
+	if len(t.starts) == 0 || t.other || utf8.RuneCount(t.buf) > MaxCodeLen {
+		return "", false
+	}
+	for _, g := range t.group[1:] {
+		if g {
+			return "", false
+		}
+	}
+	return string(t.buf), true
+}

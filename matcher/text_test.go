@@ -1,0 +1,118 @@
+package matcher
+
+import "testing"
+
+// Every example of DESIGN.md §6, and more.
+func TestCodeMatching(t *testing.T) {
+	code, ok := NormalizeCode("482913")
+	if !ok {
+		t.Fatal("NormalizeCode")
+	}
+	cases := []struct {
+		text string
+		want bool
+	}{
+		{"482913", true},
+		{" 482913\n", true},
+		{"Code: 482913", true},
+		{"482 913", true},
+		{"４８２９１３", true},
+		{"٤٨٢٩١٣", true},
+		{"My code is 482913 thanks", true},
+		{"4829135", false},
+		{"482914", false},
+		{"۴۸۲۹۱۳", true}, // extended Arabic-Indic digits
+		{"४८२९१३", true}, // Devanagari
+		{"𝟒𝟖𝟐𝟗𝟏𝟑", true}, // mathematical bold digits (NFKC)
+		{"482-913", true},
+		{"48.29.13", true},
+		{"code 482913.", true},
+		{"1482913", false},
+		{"482913a", false},
+		{"482:913", false},
+		{"482913 482914", true},
+		{"", false},
+		{"48291", false},
+		{"4 8 2 9 1 3", true},
+	}
+	for _, tc := range cases {
+		var s textScan
+		s.scan(tc.text)
+		if got := s.contains(code); got != tc.want {
+			t.Errorf("%q contains 482913 = %v, want %v", tc.text, got, tc.want)
+		}
+	}
+}
+
+func TestPhraseCodes(t *testing.T) {
+	code, ok := NormalizeCode("Blue Horse")
+	if !ok || code != "bluehorse" {
+		t.Fatalf("NormalizeCode = %q %v", code, ok)
+	}
+	for text, want := range map[string]bool{"BLUE HORSE": true, "my blue-horse!": true, "bluehorses": false, "ＢＬＵＥ ｈｏｒｓｅ": true, "blue, horse": false} {
+		var s textScan
+		s.scan(text)
+		if got := s.contains(code); got != want {
+			t.Errorf("%q = %v, want %v", text, got, want)
+		}
+	}
+}
+
+func TestNormalizeCodeRejects(t *testing.T) {
+	for _, c := range []string{"", "   ", "ab:cd", "12345678901234567", "a!"} {
+		if n, ok := NormalizeCode(c); ok {
+			t.Errorf("NormalizeCode(%q) = %q, ok", c, n)
+		}
+	}
+	if n, ok := NormalizeCode("Ab-12"); !ok || n != "ab12" {
+		t.Errorf("NormalizeCode(Ab-12) = %q %v", n, ok)
+	}
+}
+
+func TestCandidates(t *testing.T) {
+	var s textScan
+	s.scan("hi 1234 56, 7890")
+	var got []string
+	s.candidates(4, 16, func(b []byte) bool { got = append(got, string(b)); return false })
+	want := []string{"hi1234", "hi123456", "1234", "123456", "7890"}
+	if len(got) != len(want) {
+		t.Fatalf("candidates = %q, want %q", got, want)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("candidates = %q, want %q", got, want)
+		}
+	}
+}
+
+func TestLongTextDoesNotOverflow(t *testing.T) {
+	long := ""
+	for range 500 {
+		long += "word 12 "
+	}
+	var s textScan
+	s.scan(long + "482913")
+	if !s.contains("482913") {
+		t.Fatal("code at the end of a long text not found")
+	}
+}
+
+func FuzzScan(f *testing.F) {
+	f.Add("Code: 482 913", "482913")
+	f.Add("٤٨٢٩١٣", "482913")
+	f.Fuzz(func(t *testing.T, text, code string) {
+		var s textScan
+		s.scan(text)
+		n, ok := NormalizeCode(code)
+		if !ok {
+			return
+		}
+		_ = s.contains(n)
+		// A code always matches itself written out.
+		var self textScan
+		self.scan(code)
+		if !self.contains(n) {
+			t.Fatalf("code %q (normalized %q) does not match itself", code, n)
+		}
+	})
+}
