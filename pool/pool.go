@@ -1,0 +1,293 @@
+// Package pool is the inventory of receiving numbers and the policy that
+// assigns one to each verification (DESIGN.md §7).
+//
+// Order: a pinned number; else the numbers serving the sender's country;
+// else the "*" numbers. Numbers whose health breaker is open are skipped
+// (unless every candidate is open). Among the rest, weighted rendezvous
+// hashing on the sender picks one, so a returning user gets the same number
+// on every replica without shared state.
+package pool
+
+import (
+	"errors"
+	"math"
+	"slices"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/nyaruka/phonenumbers"
+	"github.com/sony/gobreaker/v2"
+)
+
+// Spec describes one pool number.
+type Spec struct {
+	Number    string   // E.164
+	Provider  string   // provider entry name
+	Countries []string // ISO 3166 alpha-2, or "*"; empty: the number's own country
+	Weight    float64  // 0: 1
+}
+
+// Number is a pool number with its health.
+type Number struct {
+	Number    string
+	Provider  string
+	Region    string // the number's own country
+	Countries []string
+	// Zone is the calling code served when no countries are configured: a
+	// number serves every sender of its numbering plan (+1 US serves Canada,
+	// +44 GB serves Jersey), since texting within it is domestic.
+	Zone    int
+	Any     bool
+	Weight  float64
+	breaker *gobreaker.CircuitBreaker[struct{}]
+}
+
+// Health is the breaker state: "healthy", "probing" or "unhealthy".
+func (n *Number) Health() string {
+	switch n.breaker.State() {
+	case gobreaker.StateOpen:
+		return "unhealthy"
+	case gobreaker.StateHalfOpen:
+		return "probing"
+	}
+	return "healthy"
+}
+
+// Errors of the pool.
+var (
+	ErrNotInPool  = errors.New("pool: number is not in the pool")
+	ErrNoNumber   = errors.New("pool: no number serves that country")
+	ErrBadNumber  = errors.New("pool: not a possible E.164 phone number")
+	errNoActivity = errors.New("pool: session expired without any inbound message")
+)
+
+// Options tune health tracking.
+type Options struct {
+	// TripAfter consecutive silent expiries open a number's breaker; 5 when 0.
+	TripAfter uint32
+	// OpenFor is how long a tripped number is skipped before it is probed again; 10m when 0.
+	OpenFor time.Duration
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Pool assigns numbers. It is safe for concurrent use.
+type Pool struct {
+	numbers      []*Number
+	byNumber     map[string]*Number
+	now          func() time.Time
+	lastVerified atomic.Int64 // unix ns of the last verification on any number
+}
+
+// New builds a pool.
+func New(specs []Spec, o Options) (*Pool, error) {
+	if o.TripAfter == 0 {
+		o.TripAfter = 5
+	}
+	if o.OpenFor == 0 {
+		o.OpenFor = 10 * time.Minute
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	p := &Pool{byNumber: map[string]*Number{}, now: o.Now}
+	var errs []error
+	for _, s := range specs {
+		region, err := Region(s.Number)
+		if err != nil {
+			errs = append(errs, errors.New("pool: "+s.Number+": "+err.Error()))
+			continue
+		}
+		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight}
+		if n.Weight == 0 {
+			n.Weight = 1
+		}
+		for _, c := range s.Countries {
+			if c == "*" {
+				n.Any = true
+			} else {
+				n.Countries = append(n.Countries, strings.ToUpper(c))
+			}
+		}
+		if len(s.Countries) == 0 {
+			n.Zone = callingCode(s.Number)
+		}
+		trip := o.TripAfter
+		n.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Name:        s.Number,
+			MaxRequests: 1,
+			Timeout:     o.OpenFor,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
+		})
+		p.numbers = append(p.numbers, n)
+		p.byNumber[n.Number] = n
+	}
+	return p, errors.Join(errs...)
+}
+
+// Region returns the country of an E.164 number: its region when the number
+// is valid, else the main country of its calling code (test ranges such as
+// +44 7700 900xxx are not "valid" but are clearly British).
+func Region(e164 string) (string, error) {
+	pn, err := phonenumbers.Parse(e164, "")
+	if err != nil || !strings.HasPrefix(e164, "+") || !phonenumbers.IsPossibleNumber(pn) {
+		return "", ErrBadNumber
+	}
+	if r := phonenumbers.GetRegionCodeForNumber(pn); r != "" && r != "ZZ" {
+		return r, nil
+	}
+	if r := phonenumbers.GetRegionCodeForCountryCode(int(pn.GetCountryCode())); r != "" && r != "ZZ" {
+		return r, nil
+	}
+	return "", ErrBadNumber
+}
+
+func callingCode(e164 string) int {
+	pn, err := phonenumbers.Parse(e164, "")
+	if err != nil {
+		return 0
+	}
+	return int(pn.GetCountryCode())
+}
+
+// Normalize turns a user-supplied phone number into E.164. Formatting
+// characters are allowed; the number must carry its country code.
+func Normalize(s string) (string, error) {
+	s = strings.TrimSpace(s)
+	if !strings.HasPrefix(s, "+") {
+		return "", ErrBadNumber
+	}
+	pn, err := phonenumbers.Parse(s, "")
+	if err != nil || !phonenumbers.IsPossibleNumber(pn) {
+		return "", ErrBadNumber
+	}
+	return phonenumbers.Format(pn, phonenumbers.E164), nil
+}
+
+// Lookup returns the pool number n.
+func (p *Pool) Lookup(n string) (*Number, bool) {
+	x, ok := p.byNumber[n]
+	return x, ok
+}
+
+// Numbers returns the pool in configuration order.
+func (p *Pool) Numbers() []*Number { return slices.Clone(p.numbers) }
+
+// ByProvider returns the pool numbers of a provider entry.
+func (p *Pool) ByProvider(provider string) []*Number {
+	var out []*Number
+	for _, n := range p.numbers {
+		if n.Provider == provider {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// Assign picks the receiving number for a session. sender is the expected
+// sender in E.164, or "" in capture mode, where country (a hint) chooses the
+// candidates and key (any per-session value) spreads sessions.
+func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
+	if pinned != "" {
+		n, ok := p.byNumber[pinned]
+		if !ok {
+			return nil, ErrNotInPool
+		}
+		return n, nil
+	}
+	zone := 0
+	if sender != "" {
+		r, err := Region(sender)
+		if err != nil {
+			return nil, err
+		}
+		country, key, zone = r, sender, callingCode(sender)
+	}
+	country = strings.ToUpper(country)
+	if zone == 0 && country != "" {
+		zone = phonenumbers.GetCountryCodeForRegion(country)
+	}
+	var candidates []*Number
+	for _, n := range p.numbers {
+		if country != "" && slices.Contains(n.Countries, country) || zone != 0 && n.Zone == zone {
+			candidates = append(candidates, n)
+		}
+	}
+	if len(candidates) == 0 {
+		for _, n := range p.numbers {
+			if n.Any {
+				candidates = append(candidates, n)
+			}
+		}
+	}
+	if len(candidates) == 0 {
+		return nil, ErrNoNumber
+	}
+	healthy := candidates[:0:0]
+	for _, n := range candidates {
+		if n.breaker.State() != gobreaker.StateOpen {
+			healthy = append(healthy, n)
+		}
+	}
+	if len(healthy) > 0 {
+		candidates = healthy
+	}
+	return rendezvous(candidates, key), nil
+}
+
+// rendezvous returns the candidate with the highest weighted score for key:
+// score = -weight / ln(u), u uniform in (0,1) from hash(key, number).
+func rendezvous(candidates []*Number, key string) *Number {
+	var best *Number
+	bestScore := math.Inf(-1)
+	for _, n := range candidates {
+		u := (float64(hash64(key, n.Number)>>11) + 0.5) / (1 << 53)
+		score := -n.Weight / math.Log(u)
+		if score > bestScore {
+			best, bestScore = n, score
+		}
+	}
+	return best
+}
+
+// hash64 is FNV-1a followed by a splitmix64 finalizer: stable across
+// processes and replicas.
+func hash64(a, b string) uint64 {
+	h := uint64(14695981039346656037)
+	for _, s := range []string{a, "\x00", b} {
+		for i := 0; i < len(s); i++ {
+			h ^= uint64(s[i])
+			h *= 1099511628211
+		}
+	}
+	h ^= h >> 30
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 27
+	h *= 0x94d049bb133111eb
+	h ^= h >> 31
+	return h
+}
+
+// Verified records a verification on number: its breaker counts a success.
+func (p *Pool) Verified(number string) {
+	p.lastVerified.Store(p.now().UnixNano())
+	if n, ok := p.byNumber[number]; ok {
+		_, _ = n.breaker.Execute(func() (struct{}, error) { return struct{}{}, nil })
+	}
+}
+
+// Expired records a session on number that expired. It counts against the
+// number only when no message at all reached the session (silent) while
+// another number verified something within window: then the carrier or the
+// webhook of this number is the likely fault, not the user.
+func (p *Pool) Expired(number string, silent bool, window time.Duration) {
+	n, ok := p.byNumber[number]
+	if !ok || !silent {
+		return
+	}
+	if last := p.lastVerified.Load(); last == 0 || p.now().Sub(time.Unix(0, last)) > window {
+		return
+	}
+	_, _ = n.breaker.Execute(func() (struct{}, error) { return struct{}{}, errNoActivity })
+}

@@ -1,0 +1,153 @@
+package pool
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"testing"
+	"time"
+)
+
+func testPool(t *testing.T, specs []Spec) *Pool {
+	t.Helper()
+	p, err := New(specs, Options{TripAfter: 3, OpenFor: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+var specs = []Spec{
+	{Number: "+14155550100", Provider: "twilio"},
+	{Number: "+14155550101", Provider: "plivo"},
+	{Number: "+447700900123", Provider: "vonage", Countries: []string{"GB", "IE"}},
+	{Number: "+33757000000", Provider: "plivo", Countries: []string{"*"}},
+}
+
+func TestAssignByCountry(t *testing.T) {
+	p := testPool(t, specs)
+	cases := []struct {
+		sender string
+		want   []string
+	}{
+		{"+14155550123", []string{"+14155550100", "+14155550101"}},
+		{"+447400123456", []string{"+447700900123"}},
+		{"+16045550123", []string{"+14155550100", "+14155550101"}}, // Canada: same numbering plan as the US numbers
+		{"+353851234567", []string{"+447700900123"}},               // Ireland served by the GB number
+		{"+4915112345678", []string{"+33757000000"}},               // no German number: "*"
+	}
+	for _, tc := range cases {
+		n, err := p.Assign(tc.sender, "", "", "")
+		if err != nil {
+			t.Fatalf("%s: %v", tc.sender, err)
+		}
+		found := false
+		for _, w := range tc.want {
+			found = found || n.Number == w
+		}
+		if !found {
+			t.Errorf("%s got %s, want one of %v", tc.sender, n.Number, tc.want)
+		}
+	}
+}
+
+func TestAssignPinnedAndErrors(t *testing.T) {
+	p := testPool(t, specs)
+	if n, err := p.Assign("+14155550123", "+33757000000", "", ""); err != nil || n.Number != "+33757000000" {
+		t.Fatalf("pinned = %v %v", n, err)
+	}
+	if _, err := p.Assign("+14155550123", "+19999999999", "", ""); !errors.Is(err, ErrNotInPool) {
+		t.Fatalf("pinned outside pool: %v", err)
+	}
+	if _, err := p.Assign("12345", "", "", ""); !errors.Is(err, ErrBadNumber) {
+		t.Fatalf("bad sender: %v", err)
+	}
+	noStar := testPool(t, specs[:1])
+	if _, err := noStar.Assign("+4915112345678", "", "", ""); !errors.Is(err, ErrNoNumber) {
+		t.Fatalf("no number: %v", err)
+	}
+	// Capture mode: the country hint chooses; without it, "*".
+	if n, _ := p.Assign("", "", "gb", "session-1"); n.Number != "+447700900123" {
+		t.Errorf("capture GB hint = %s", n.Number)
+	}
+	if n, _ := p.Assign("", "", "", "session-1"); n.Number != "+33757000000" {
+		t.Errorf("capture no hint = %s", n.Number)
+	}
+}
+
+func TestRendezvousStableAndWeighted(t *testing.T) {
+	p := testPool(t, specs)
+	q := testPool(t, []Spec{specs[1], specs[0], specs[3], specs[2]}) // another replica, other order
+	for i := range 100 {
+		s := fmt.Sprintf("+1415555%04d", i)
+		a, _ := p.Assign(s, "", "", "")
+		b, _ := q.Assign(s, "", "", "")
+		c, _ := p.Assign(s, "", "", "")
+		if a.Number != b.Number || a.Number != c.Number {
+			t.Fatalf("%s: %s / %s / %s", s, a.Number, b.Number, c.Number)
+		}
+	}
+	w := testPool(t, []Spec{{Number: "+14155550100", Weight: 3}, {Number: "+14155550101", Weight: 1}})
+	counts := map[string]int{}
+	const n = 6000
+	for i := range n {
+		x, err := w.Assign(fmt.Sprintf("+1212%03d%04d", 200+i/10000, i%10000), "", "", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		counts[x.Number]++
+	}
+	share := float64(counts["+14155550100"]) / n
+	if math.Abs(share-0.75) > 0.04 {
+		t.Fatalf("weight 3:1 gave share %.3f", share)
+	}
+}
+
+func TestHealthBreaker(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	p, _ := New(specs[:2], Options{TripAfter: 3, OpenFor: time.Hour, Now: func() time.Time { return now }})
+	sender := "+14155550123"
+	first, _ := p.Assign(sender, "", "", "")
+	other := "+14155550100"
+	if first.Number == other {
+		other = "+14155550101"
+	}
+	// Silent expiries do not count while nothing verifies anywhere.
+	for range 5 {
+		p.Expired(first.Number, true, time.Hour)
+	}
+	if first.Health() != "healthy" {
+		t.Fatal("tripped without evidence that other numbers work")
+	}
+	p.Verified(other)
+	p.Expired(first.Number, false, time.Hour) // the user did text: not the number's fault
+	for range 3 {
+		p.Expired(first.Number, true, time.Hour)
+	}
+	if first.Health() != "unhealthy" {
+		t.Fatalf("health = %s", first.Health())
+	}
+	if n, _ := p.Assign(sender, "", "", ""); n.Number != other {
+		t.Fatalf("assigned to the unhealthy number %s", n.Number)
+	}
+	// All candidates unhealthy: assign anyway rather than fail.
+	lone, _ := New(specs[:1], Options{TripAfter: 1, Now: func() time.Time { return now }})
+	lone.Verified("+19999999999")
+	lone.Expired("+14155550100", true, time.Hour)
+	if n, err := lone.Assign(sender, "", "", ""); err != nil || n.Health() != "unhealthy" {
+		t.Fatalf("lone = %v %v", n, err)
+	}
+}
+
+func TestNormalize(t *testing.T) {
+	for in, want := range map[string]string{"+1 (415) 555-0123": "+14155550123", "+447700900123": "+447700900123"} {
+		if got, err := Normalize(in); err != nil || got != want {
+			t.Errorf("Normalize(%q) = %q %v", in, got, err)
+		}
+	}
+	for _, bad := range []string{"4155550123", "+1", "+abc", "", "+1415555012345678"} {
+		if _, err := Normalize(bad); !errors.Is(err, ErrBadNumber) {
+			t.Errorf("Normalize(%q) accepted", bad)
+		}
+	}
+}
