@@ -75,7 +75,7 @@ func (m *Matcher) Sweep() error {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		var recs []Record
-		var changed []*Session
+		var changed, purged []*Session
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
 			t := heap.Pop(&sh.timers).(timer)
 			s := sh.byID[t.id]
@@ -84,6 +84,9 @@ func (m *Matcher) Sweep() error {
 			case t.purge && s.Status.Final() && !now.Before(s.FinishedAt.Add(m.opt.Retention)):
 				delete(sh.byID, s.ID)
 				delete(sh.byToken, s.PageToken)
+				if s.IdemKey != "" {
+					purged = append(purged, s)
+				}
 			case !t.purge && s.Status == Pending && !now.Before(s.ExpiresAt):
 				r := Record{Op: OpExpire, At: s.ExpiresAt, ID: s.ID}
 				m.apply(sh, r)
@@ -91,13 +94,22 @@ func (m *Matcher) Sweep() error {
 				changed = append(changed, s)
 			}
 		}
-		if len(recs) == 0 {
-			sh.mu.Unlock()
-			continue
+		wait := func() error { return nil }
+		if len(recs) > 0 {
+			wait = m.opt.Journal.Append(recs...)
 		}
-		wait := m.opt.Journal.Append(recs...)
 		snaps := snapshot(changed)
 		sh.mu.Unlock()
+		// Create locks an idempotency shard before a session shard; this
+		// runs after the session shard is released to keep that order.
+		for _, s := range purged {
+			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+			is.mu.Lock()
+			if is.m[s.Key+"\x00"+s.IdemKey] == s.ID {
+				delete(is.m, s.Key+"\x00"+s.IdemKey)
+			}
+			is.mu.Unlock()
+		}
 		if err := wait(); err != nil && firstErr == nil {
 			firstErr = err
 		}

@@ -264,6 +264,20 @@ func randomDigits(n int) string {
 	return string(b)
 }
 
+// LookupIdempotent returns the session an API key created with an
+// Idempotency-Key, if it is still held.
+func (m *Matcher) LookupIdempotent(key, idemKey string) (Session, bool) {
+	is := &m.idem[fnv32(key, idemKey)%numShards]
+	is.mu.Lock()
+	id, ok := is.m[key+"\x00"+idemKey]
+	is.mu.Unlock()
+	if !ok {
+		return Session{}, false
+	}
+	s, err := m.Get(id)
+	return s, err == nil
+}
+
 // Get returns a copy of the session. A pending session past its expiry is
 // reported as expired even before the sweeper records it.
 func (m *Matcher) Get(id string) (Session, error) {

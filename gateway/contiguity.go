@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/matcher"
+)
+
+// contiguityAPIVersion is the api_version Contiguity's envelope carries.
+const contiguityAPIVersion = "v2025.12.10"
+
+// contiguityEnvelope wraps data as Contiguity's API does (CONTIGUITY.md).
+func contiguityEnvelope(idPrefix, object string, data any) gin.H {
+	return gin.H{
+		"id": idPrefix + adapters.RandomHex(12), "timestamp": time.Now().UnixMilli(),
+		"api_version": contiguityAPIVersion, "object": object, "data": data,
+	}
+}
+
+// contiguityRoutes makes errors of the group use Contiguity's envelope.
+func contiguityRoutes(c *gin.Context) {
+	c.Set(envelopeKey, true)
+	c.Next()
+}
+
+type initiateBody struct {
+	Number     string `json:"number"`
+	Factor     string `json:"factor"`
+	To         string `json:"to"`
+	Service    string `json:"service"`
+	Language   string `json:"language"`
+	SuccessURL string `json:"success_url"`
+}
+
+func (s *Server) contiguityInitiate(c *gin.Context) {
+	var b initiateBody
+	raw, err := decodeJSON(c, &b)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if b.Number == "" {
+		fail(c, errorf(http.StatusBadRequest, "invalid_number", "number is required"))
+		return
+	}
+	if b.Service != "" && b.Service != "sms" {
+		fail(c, errorf(http.StatusBadRequest, "unsupported_service", "only service \"sms\" is supported"))
+		return
+	}
+	sess, _, err := s.create(c, createParams{
+		API: "contiguity", IDPrefix: "r_otp_", Number: b.Number, Code: b.Factor, To: b.To, Language: b.Language,
+		Callback: b.SuccessURL, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
+	})
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
+			ae.Status = http.StatusBadRequest // Contiguity documents 400 for invalid input
+		}
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
+		"otp_id": sess.ID, "number": sess.Number, "factor": sess.Code, "to": sess.To, "service": "sms",
+		"expires_at": sess.ExpiresAt.Format(time.RFC3339), "success_url": nullable(sess.Callback),
+		"ui": gin.H{"text": uiText(sess), "qr_code": smsURI(sess)},
+	}))
+}
+
+func (s *Server) contiguityVerify(c *gin.Context) {
+	sess, err := s.ownSession(c, c.Param("otp_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
+		"otp_id": sess.ID, "status": sess.Status.String(), "expires_at": sess.ExpiresAt.Format(time.RFC3339),
+		"verified_number": nullable(sess.VerifiedNumber),
+	}))
+}
+
+func (s *Server) contiguityCancel(c *gin.Context) {
+	sess, err := s.ownSession(c, c.Param("otp_id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	sess, err = s.m.Cancel(sess.ID)
+	if errors.Is(err, matcher.ErrNotPending) {
+		fail(c, errorf(http.StatusBadRequest, "not_pending", "the OTP is already %s", sess.Status))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{"otp_id": sess.ID, "status": "cancelled"}))
+}

@@ -1,0 +1,186 @@
+// Package gateway is mogate's HTTP side: the Gin engine, API keys, rate
+// limits, the verification API (native and Contiguity-compatible), provider
+// webhooks, health and metrics. It wires config, adapters, pool and matcher.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/pool"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Options configure a Server.
+type Options struct {
+	Config  config.Config
+	Logger  *slog.Logger     // nil: discard
+	Journal matcher.Journal  // nil: in memory only
+	Now     func() time.Time // nil: time.Now
+}
+
+// Server is a configured mogate.
+type Server struct {
+	cfg      config.Config
+	log      *slog.Logger
+	base     string
+	m        *matcher.Matcher
+	pool     *pool.Pool
+	adapters map[string]adapters.Adapter
+	keys     keyring
+	metrics  *metrics
+	engine   *gin.Engine
+
+	createLimit, numberLimit, unmatchedLimit *limiter
+
+	ready    atomic.Bool
+	stopping context.Context
+	stop     context.CancelFunc
+}
+
+// New builds a server from a validated configuration.
+func New(o Options) (*Server, error) {
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	cfg := o.Config
+	ads, err := registry.Build(cfg.Providers, o.Now)
+	if err != nil {
+		return nil, err
+	}
+	specs := make([]pool.Spec, len(cfg.Numbers))
+	for i, n := range cfg.Numbers {
+		specs[i] = pool.Spec{Number: n.Number, Provider: n.Provider, Countries: n.Countries, Weight: n.Weight}
+	}
+	p, err := pool.New(specs, pool.Options{Now: o.Now})
+	if err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, log: o.Logger, base: cfg.BaseURL(), pool: p, adapters: ads, keys: newKeyring(cfg.APIKeys),
+		createLimit:    newLimiter(cfg.Limits.CreatesPerKeyPerSecond, time.Second),
+		numberLimit:    newLimiter(float64(cfg.Limits.CreatesPerNumberPerHour), time.Hour),
+		unmatchedLimit: newLimiter(float64(cfg.Limits.UnmatchedPerSenderPerHour), time.Hour),
+	}
+	s.stopping, s.stop = context.WithCancel(context.Background())
+	s.m = matcher.New(matcher.Options{
+		Journal: o.Journal, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
+	})
+	s.metrics = newMetrics(func() float64 {
+		n := 0
+		for _, c := range s.m.PendingByNumber() {
+			n += c
+		}
+		return float64(n)
+	})
+	s.engine = s.routes()
+	return s, nil
+}
+
+// onChange follows sessions to their final status for metrics and pool health.
+func (s *Server) onChange(sess matcher.Session) {
+	if !sess.Status.Final() {
+		return
+	}
+	s.metrics.finished.WithLabelValues(sess.Status.String()).Inc()
+	if sess.Status == matcher.Expired {
+		s.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
+	}
+}
+
+func (s *Server) routes() *gin.Engine {
+	gin.SetMode(gin.ReleaseMode)
+	e := gin.New()
+	// Client IPs are only logged; signatures never depend on them. Trust
+	// exactly the configured proxies (none by default).
+	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
+		s.log.Error("trusted_proxies", "err", err)
+	}
+	e.HandleMethodNotAllowed = true
+	e.Use(s.metrics.observe, s.renderErrors, s.recoverJSON)
+	e.NoRoute(func(c *gin.Context) { fail(c, errorf(http.StatusNotFound, "not_found", "no such endpoint")) })
+	e.NoMethod(func(c *gin.Context) {
+		fail(c, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here"))
+	})
+
+	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
+	e.GET("/readyz", func(c *gin.Context) {
+		if !s.ready.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
+			return
+		}
+		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+	})
+	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+
+	e.POST("/webhooks/:provider", s.webhook)
+	e.GET("/webhooks/:provider", s.webhook)
+
+	v1 := e.Group("/v1", s.authenticate)
+	v1.POST("/verifications", s.postVerification)
+	v1.GET("/verifications/:id", s.getVerification)
+	v1.POST("/verifications/:id/cancel", s.cancelVerification)
+	v1.GET("/numbers", s.getNumbers)
+
+	otp := e.Group("/otp/reverse", contiguityRoutes, s.authenticate)
+	otp.POST("/initiate", s.contiguityInitiate)
+	otp.GET("/verify/:otp_id", s.contiguityVerify)
+	otp.POST("/cancel/:otp_id", s.contiguityCancel)
+	return e
+}
+
+// Handler returns the HTTP handler, for tests and embedding.
+func (s *Server) Handler() http.Handler { return s.engine }
+
+// Matcher returns the session store.
+func (s *Server) Matcher() *matcher.Matcher { return s.m }
+
+// SetReady marks the server ready (/readyz).
+func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
+
+// Serve serves ln until ctx ends, then shuts down gracefully: /readyz turns
+// 503, long-polls return, in-flight requests finish (up to grace).
+func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+	srv := &http.Server{
+		Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
+		WriteTimeout: maxWait + 30*time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
+		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	go s.m.Run(sweepCtx, 250*time.Millisecond)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	s.SetReady(true)
+	select {
+	case err := <-errc:
+		return fmt.Errorf("gateway: %w", err)
+	case <-ctx.Done():
+	}
+	s.SetReady(false)
+	s.stop()
+	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("gateway: shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}

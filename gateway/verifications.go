@@ -1,0 +1,325 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/pool"
+)
+
+// maxBody bounds every request body: API and webhooks alike.
+const maxBody = 64 << 10
+
+// maxWait bounds ?wait= long-polls.
+const maxWait = 2 * time.Minute
+
+// createParams is a create request from either API.
+type createParams struct {
+	API, IDPrefix      string
+	Number             string // as sent; "" for capture mode
+	Code               string
+	To                 string
+	Country            string
+	Language           string
+	TTLSeconds         *int
+	Callback, Redirect string
+	Metadata           json.RawMessage
+	IdemKey            string
+	RawBody            []byte
+}
+
+// readBody reads at most maxBody bytes or fails with 413.
+func readBody(c *gin.Context) ([]byte, error) {
+	b, err := io.ReadAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody))
+	var tooLarge *http.MaxBytesError
+	if errors.As(err, &tooLarge) {
+		return nil, errorf(http.StatusRequestEntityTooLarge, "body_too_large", "the body exceeds %d bytes", maxBody)
+	}
+	if err != nil {
+		return nil, errorf(http.StatusBadRequest, "bad_body", "could not read the body")
+	}
+	return b, nil
+}
+
+// decodeJSON reads a JSON object body into v, refusing unknown fields.
+func decodeJSON(c *gin.Context, v any) ([]byte, error) {
+	b, err := readBody(c)
+	if err != nil {
+		return nil, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		msg := "the body must be a JSON object"
+		if strings.HasPrefix(err.Error(), "json: unknown field") {
+			msg = strings.TrimPrefix(err.Error(), "json: ")
+		} else if ute := (*json.UnmarshalTypeError)(nil); errors.As(err, &ute) {
+			msg = "field " + strconv.Quote(ute.Field) + " has the wrong type"
+		}
+		return nil, errorf(http.StatusBadRequest, "invalid_json", "%s", msg)
+	}
+	if dec.More() {
+		return nil, errorf(http.StatusBadRequest, "invalid_json", "the body must hold one JSON object")
+	}
+	return b, nil
+}
+
+// create validates p, applies the limits, picks a number and makes the session.
+func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, error) {
+	key := apiKey(c)
+	req := matcher.CreateRequest{
+		Key: key.Name, API: p.API, IDPrefix: p.IDPrefix, Language: language(p.Language), IdemKey: p.IdemKey,
+		Country: strings.ToUpper(strings.TrimSpace(p.Country)),
+	}
+	if p.Number != "" {
+		n, err := pool.Normalize(p.Number)
+		if err != nil {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_number", "number must be an E.164 phone number such as +14155550123")
+		}
+		req.Number = n
+	}
+	if utf8.RuneCountInString(p.Code) > matcher.MaxCodeLen {
+		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "code must be at most %d characters", matcher.MaxCodeLen)
+	}
+	req.Code = strings.TrimSpace(p.Code)
+	req.TTL = s.cfg.Verification.TTL
+	if p.TTLSeconds != nil {
+		if *p.TTLSeconds < 1 || *p.TTLSeconds > 86400 {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_ttl", "ttl_seconds must be between 1 and 86400")
+		}
+		req.TTL = time.Duration(*p.TTLSeconds) * time.Second
+	}
+	for name, u := range map[string]string{"callback_url": p.Callback, "redirect_url": p.Redirect} {
+		if u == "" {
+			continue
+		}
+		if parsed, err := url.Parse(u); err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_url", "%s must be an absolute http(s) URL", name)
+		}
+	}
+	req.Callback, req.Redirect = p.Callback, p.Redirect
+	if len(p.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(p.Metadata), []byte("null")) {
+		if len(p.Metadata) > 4096 || bytes.TrimSpace(p.Metadata)[0] != '{' {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_metadata", "metadata must be a JSON object of at most 4 KiB")
+		}
+		var compact bytes.Buffer
+		_ = json.Compact(&compact, p.Metadata)
+		req.Metadata = compact.Bytes()
+	}
+	if p.IdemKey != "" {
+		if len(p.IdemKey) > 255 {
+			return matcher.Session{}, false, errorf(http.StatusBadRequest, "invalid_idempotency_key", "Idempotency-Key must be at most 255 characters")
+		}
+		sum := sha256.Sum256(append([]byte(p.API+"\x00"), p.RawBody...))
+		req.ReqHash = hex.EncodeToString(sum[:])
+		// A retry of a created session is answered before any limit.
+		if existing, ok := s.m.LookupIdempotent(key.Name, p.IdemKey); ok {
+			if existing.ReqHash != req.ReqHash {
+				return matcher.Session{}, false, errorf(http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+			}
+			return existing, true, nil
+		}
+	}
+	if err := s.createLimit.take(key.Name, "verifications for this API key"); err != nil {
+		return matcher.Session{}, false, err
+	}
+	if req.Number != "" {
+		if err := s.numberLimit.take(req.Number, "verifications for this phone number"); err != nil {
+			return matcher.Session{}, false, err
+		}
+	}
+	var err error
+	pinned := ""
+	if p.To != "" {
+		if pinned, err = pool.Normalize(p.To); err != nil {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "to_not_in_pool", "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
+		}
+	}
+	n, err := s.pool.Assign(req.Number, pinned, req.Country, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
+	switch {
+	case errors.Is(err, pool.ErrNotInPool):
+		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "to_not_in_pool", "to is not one of this deployment's numbers (see GET /v1/numbers)")
+	case errors.Is(err, pool.ErrNoNumber):
+		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "no_number", "no pool number serves that country")
+	case errors.Is(err, pool.ErrBadNumber):
+		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_number", "number must be an E.164 phone number such as +14155550123")
+	case err != nil:
+		return matcher.Session{}, false, err
+	}
+	req.To = n.Number
+	sess, replayed, err := s.m.Create(req)
+	switch {
+	case errors.Is(err, matcher.ErrInvalidCode):
+		return sess, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "code must be letters, digits and separators (space, - or .), at most 16 characters")
+	case errors.Is(err, matcher.ErrCaptureCodeTooWeak):
+		return sess, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "without number (capture mode) the code needs at least 4 characters")
+	case errors.Is(err, matcher.ErrCodeInUse):
+		return sess, false, errorf(http.StatusConflict, "code_in_use", "that code is already pending on %s; choose another or omit code", n.Number)
+	case errors.Is(err, matcher.ErrIdempotencyReused):
+		return sess, false, errorf(http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+	case err != nil:
+		return sess, false, err
+	}
+	if !replayed {
+		s.metrics.created.WithLabelValues(p.API).Inc()
+	}
+	return sess, replayed, nil
+}
+
+type createBody struct {
+	Number      string          `json:"number"`
+	Code        string          `json:"code"`
+	Factor      string          `json:"factor"`
+	To          string          `json:"to"`
+	Country     string          `json:"country"`
+	Language    string          `json:"language"`
+	TTLSeconds  *int            `json:"ttl_seconds"`
+	CallbackURL string          `json:"callback_url"`
+	SuccessURL  string          `json:"success_url"`
+	RedirectURL string          `json:"redirect_url"`
+	Metadata    json.RawMessage `json:"metadata"`
+}
+
+func (s *Server) postVerification(c *gin.Context) {
+	var b createBody
+	raw, err := decodeJSON(c, &b)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if b.Code != "" && b.Factor != "" && b.Code != b.Factor {
+		fail(c, errorf(http.StatusUnprocessableEntity, "invalid_code", "code and factor differ; send one"))
+		return
+	}
+	sess, replayed, err := s.create(c, createParams{
+		API: "v1", Number: b.Number, Code: first(b.Code, b.Factor), To: b.To, Country: b.Country,
+		Language: b.Language, TTLSeconds: b.TTLSeconds, Callback: first(b.CallbackURL, b.SuccessURL), Redirect: b.RedirectURL,
+		Metadata: b.Metadata, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
+	})
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if replayed {
+		c.Header("Idempotent-Replayed", "true")
+	}
+	c.Header("Location", "/v1/verifications/"+sess.ID)
+	c.JSON(http.StatusCreated, s.view(sess))
+}
+
+// ownSession returns the caller's session id or a 404: another key's
+// session is indistinguishable from a missing one.
+func (s *Server) ownSession(c *gin.Context, id string) (matcher.Session, error) {
+	sess, err := s.m.Get(id)
+	if err != nil || sess.Key != apiKey(c).Name {
+		return matcher.Session{}, errorf(http.StatusNotFound, "not_found", "no verification %q", id)
+	}
+	return sess, nil
+}
+
+func (s *Server) getVerification(c *gin.Context) {
+	sess, err := s.ownSession(c, c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	if w := c.Query("wait"); w != "" && sess.Status == matcher.Pending {
+		d, err := parseWait(w)
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		stop := context.AfterFunc(s.stopping, cancel)
+		sess, err = s.m.Wait(ctx, sess.ID)
+		stop()
+		cancel()
+		if err != nil {
+			fail(c, errorf(http.StatusNotFound, "not_found", "no verification %q", c.Param("id")))
+			return
+		}
+	}
+	c.JSON(http.StatusOK, s.detail(sess))
+}
+
+func parseWait(w string) (time.Duration, error) {
+	d, err := time.ParseDuration(w)
+	if err != nil {
+		n, err2 := strconv.Atoi(w)
+		if err2 != nil {
+			return 0, errorf(http.StatusBadRequest, "invalid_wait", "wait must be a duration such as 30s")
+		}
+		d = time.Duration(n) * time.Second
+	}
+	if d < 0 || d > maxWait {
+		return 0, errorf(http.StatusBadRequest, "invalid_wait", "wait must be between 0s and %s", maxWait)
+	}
+	return d, nil
+}
+
+func (s *Server) cancelVerification(c *gin.Context) {
+	sess, err := s.ownSession(c, c.Param("id"))
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	sess, err = s.m.Cancel(sess.ID)
+	if errors.Is(err, matcher.ErrNotPending) {
+		fail(c, errorf(http.StatusConflict, "not_pending", "the verification is already %s", sess.Status))
+		return
+	}
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	c.JSON(http.StatusOK, s.detail(sess))
+}
+
+type numberView struct {
+	Number    string   `json:"number"`
+	Human     string   `json:"human"`
+	Provider  string   `json:"provider"`
+	Country   string   `json:"country"`
+	Countries []string `json:"countries"`
+	Weight    float64  `json:"weight"`
+	Health    string   `json:"health"`
+	Pending   int      `json:"pending"`
+}
+
+func (s *Server) getNumbers(c *gin.Context) {
+	pending := s.m.PendingByNumber()
+	out := []numberView{}
+	for _, n := range s.pool.Numbers() {
+		countries := append([]string{}, n.Countries...)
+		if n.Any {
+			countries = append(countries, "*")
+		}
+		out = append(out, numberView{
+			Number: n.Number, Human: humanNumber(n.Number), Provider: n.Provider, Country: n.Region,
+			Countries: countries, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number],
+		})
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+}
+
+func first(ss ...string) string {
+	for _, s := range ss {
+		if s != "" {
+			return s
+		}
+	}
+	return ""
+}

@@ -1,0 +1,118 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/matcher"
+)
+
+// webhook handles POST and GET /webhooks/{provider}: read the body once,
+// verify, parse, ingest every message durably, then acknowledge.
+func (s *Server) webhook(c *gin.Context) {
+	name := c.Param("provider")
+	ad, ok := s.adapters[name]
+	if !ok {
+		fail(c, errorf(http.StatusNotFound, "unknown_provider", "no provider named %q is configured", name))
+		return
+	}
+	result := "error"
+	defer func() { s.metrics.webhooks.WithLabelValues(name, result).Inc() }()
+	body, err := readBody(c)
+	if err != nil {
+		result = "too_large"
+		fail(c, err)
+		return
+	}
+	// The signed URL is public_url + the request URI exactly as received;
+	// Host and X-Forwarded-* are never consulted.
+	u, err := url.Parse(s.base + c.Request.RequestURI)
+	if err != nil {
+		result = "malformed"
+		fail(c, errorf(http.StatusBadRequest, "bad_url", "unparseable request URI"))
+		return
+	}
+	req := &adapters.Request{Method: c.Request.Method, URL: u, Header: c.Request.Header, Body: body}
+	if err := ad.Verify(req); err != nil {
+		result = "unauthenticated"
+		s.log.Warn("webhook refused", "provider", name, "reason", err.Error())
+		if errors.Is(err, adapters.ErrMissingSignature) {
+			fail(c, errorf(http.StatusUnauthorized, "missing_signature", "the request is not signed"))
+		} else {
+			fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
+		}
+		return
+	}
+	ins, err := ad.Parse(req)
+	if err != nil {
+		result = "malformed"
+		s.log.Warn("webhook malformed", "provider", name, "reason", err.Error())
+		fail(c, errorf(http.StatusBadRequest, "malformed_payload", "the payload is not a valid %s message", name))
+		return
+	}
+	for _, in := range ins {
+		if err := s.ingest(name, in); err != nil {
+			// Not durable: no 2xx, so the provider retries.
+			s.log.Error("ingest failed", "provider", name, "message_id", in.MessageID, "err", err)
+			e := errorf(http.StatusServiceUnavailable, "unavailable", "could not store the message; retry")
+			e.RetryAfter = 5
+			fail(c, e)
+			return
+		}
+	}
+	result = "accepted"
+	if a, ok := ad.(adapters.Acker); ok {
+		status, ct, b := a.Ack()
+		c.Data(status, ct, b)
+		return
+	}
+	c.Status(http.StatusOK)
+}
+
+func (s *Server) ingest(provider string, in adapters.Inbound) error {
+	if in.To == "" {
+		// Payloads without the receiving number: the provider's only pool number.
+		if ns := s.pool.ByProvider(provider); len(ns) == 1 {
+			in.To = ns[0].Number
+		}
+	}
+	if in.From == "" || in.To == "" || in.MessageID == "" {
+		return errors.New("message without sender, receiver or id")
+	}
+	msg := matcher.Message{
+		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
+		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
+	}
+	noCapture := s.unmatchedLimit.exhausted(in.From)
+	out, err := s.m.Ingest(msg, matcher.IngestOptions{NoCapture: noCapture})
+	if err != nil {
+		return err
+	}
+	outcome := out.Kind.String()
+	if out.Duplicate {
+		outcome = "duplicate"
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	switch {
+	case out.Duplicate:
+	case out.Kind == matcher.Matched:
+		s.pool.Verified(in.To)
+	case out.Kind == matcher.Unmatched:
+		s.unmatchedLimit.spend(in.From)
+		// Never log the text: it may hold a code.
+		s.log.Info("unmatched message", "provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture)
+	}
+	return nil
+}
+
+// maskNumber keeps a number's country code and last two digits.
+func maskNumber(n string) string {
+	if len(n) < 6 {
+		return strings.Repeat("*", len(n))
+	}
+	return n[:3] + strings.Repeat("*", len(n)-5) + n[len(n)-2:]
+}
