@@ -154,7 +154,7 @@ func TestSecretRedaction(t *testing.T) {
 
 func TestDevCredentialsPersist(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "data")
-	cfg, creds, err := Dev(dir)
+	cfg, creds, err := Dev(dir, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestDevCredentialsPersist(t *testing.T) {
 	if err != nil || st.Mode().Perm() != 0o600 {
 		t.Fatalf("credentials file: %v %v", err, st)
 	}
-	_, again, err := Dev(dir)
+	_, again, err := Dev(dir, false)
 	if err != nil || again != creds {
 		t.Errorf("credentials changed across starts: %v", err)
 	}

@@ -29,13 +29,14 @@ var DevNumbers = []string{"+14155550100", "+447700900123"}
 
 // Dev returns the dev mode configuration (DESIGN.md §3): 127.0.0.1:8080, data
 // in ./mogate-data, one provider "dev" of type twilio, two demo numbers, one
-// API key. The credentials are read from, or created in, data_dir.
-func Dev(dataDir string) (Config, DevCredentials, error) {
+// API key. The credentials are read from data_dir, or created there when
+// create is true.
+func Dev(dataDir string, create bool) (Config, DevCredentials, error) {
 	cfg := Default()
 	cfg.Dev = true
 	cfg.DataDir = dataDir
 	cfg.PublicURL = "http://" + cfg.Listen
-	creds, err := LoadDevCredentials(dataDir, true)
+	creds, err := LoadDevCredentials(dataDir, create)
 	if err != nil {
 		return Config{}, DevCredentials{}, err
 	}

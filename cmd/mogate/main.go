@@ -1,0 +1,7 @@
+// Command mogate is the reverse-OTP gateway. Subcommands: serve, sms
+// simulate, version. main only hands the arguments to run.
+package main
+
+import "os"
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
