@@ -145,12 +145,13 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, from, to := strings.TrimSpace(f["MessageUUID"]), adapters.E164(f["From"]), adapters.E164(f["To"])
 	switch {
-	case f["MessageUUID"] == "":
+	case id == "":
 		return nil, adapters.Malformed("no MessageUUID")
-	case f["From"] == "":
+	case from == "":
 		return nil, adapters.Malformed("no From")
-	case f["To"] == "":
+	case to == "":
 		return nil, adapters.Malformed("no To")
 	}
 	text := f["Text"]
@@ -158,8 +159,8 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 		text = f["Body"]
 	}
 	in := adapters.Inbound{
-		Provider: a.name, Account: a.authID, MessageID: f["MessageUUID"],
-		From: adapters.E164(f["From"]), To: adapters.E164(f["To"]), Text: text,
+		Provider: a.name, Account: a.authID, MessageID: id,
+		From: from, To: to, Text: text,
 		ReceivedAt: time.Now().UTC(), Raw: r.Body,
 	}
 	if r.Method == http.MethodGet {

@@ -88,21 +88,22 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
-	id := firstNonEmpty(f["MessageSid"], f["SmsMessageSid"], f["SmsSid"])
+	id := strings.TrimSpace(firstNonEmpty(f["MessageSid"], f["SmsMessageSid"], f["SmsSid"]))
+	from, to := adapters.E164(f["From"]), adapters.E164(f["To"])
 	switch {
 	case id == "":
 		return nil, adapters.Malformed("no MessageSid")
-	case f["From"] == "":
+	case from == "":
 		return nil, adapters.Malformed("no From")
-	case f["To"] == "":
+	case to == "":
 		return nil, adapters.Malformed("no To")
 	}
 	in := adapters.Inbound{
 		Provider:   a.name,
 		Account:    f["AccountSid"],
 		MessageID:  id,
-		From:       adapters.E164(f["From"]),
-		To:         adapters.E164(f["To"]),
+		From:       from,
+		To:         to,
 		Text:       f["Body"],
 		ReceivedAt: time.Now().UTC(),
 		Raw:        r.Body,

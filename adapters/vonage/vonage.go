@@ -127,20 +127,21 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if err != nil {
 		return nil, err
 	}
+	id, from, to := strings.TrimSpace(p["messageId"]), adapters.E164(p["msisdn"]), adapters.E164(p["to"])
 	switch {
-	case p["messageId"] == "":
+	case id == "":
 		return nil, adapters.Malformed("no messageId")
-	case p["msisdn"] == "":
+	case from == "":
 		return nil, adapters.Malformed("no msisdn")
-	case p["to"] == "":
+	case to == "":
 		return nil, adapters.Malformed("no to")
 	}
 	in := adapters.Inbound{
 		Provider:   a.name,
 		Account:    p["api-key"],
-		MessageID:  p["messageId"],
-		From:       adapters.E164(p["msisdn"]),
-		To:         adapters.E164(p["to"]),
+		MessageID:  id,
+		From:       from,
+		To:         to,
 		Text:       p["text"],
 		ReceivedAt: a.now().UTC(),
 		Raw:        r.Body,

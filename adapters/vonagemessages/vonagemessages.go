@@ -119,16 +119,17 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if m.Channel != "" && m.Channel != "sms" || m.MessageType != "" && m.MessageType != "text" {
 		return nil, nil
 	}
+	id, from, to := strings.TrimSpace(m.UUID), adapters.E164(m.From), adapters.E164(m.To)
 	switch {
-	case m.UUID == "":
+	case id == "":
 		return nil, adapters.Malformed("no message_uuid")
-	case m.From == "":
+	case from == "":
 		return nil, adapters.Malformed("no from")
-	case m.To == "":
+	case to == "":
 		return nil, adapters.Malformed("no to")
 	}
 	in := adapters.Inbound{
-		Provider: a.name, MessageID: m.UUID, From: adapters.E164(m.From), To: adapters.E164(m.To),
+		Provider: a.name, MessageID: id, From: from, To: to,
 		Text: m.Text, ReceivedAt: a.now().UTC(), Raw: r.Body,
 	}
 	if t, err := time.Parse(time.RFC3339, m.Timestamp); err == nil {
