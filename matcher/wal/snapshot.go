@@ -1,0 +1,87 @@
+package wal
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash/crc32"
+	"io/fs"
+	"os"
+	"path/filepath"
+)
+
+const (
+	snapshotMagic  = "MOGATSNP"
+	snapshotHeader = 24
+)
+
+// ErrNoSnapshot is returned by ReadSnapshot when the file does not exist.
+var ErrNoSnapshot = errors.New("wal: no snapshot")
+
+// WriteSnapshot writes payload to dir/name atomically: to name.tmp, fsync,
+// rename only when complete, fsync the directory. On error the previous
+// dir/name is untouched.
+func WriteSnapshot(fsys FS, dir, name string, payload []byte) error {
+	if fsys == nil {
+		fsys = OS{}
+	}
+	path := filepath.Join(dir, name)
+	tmp := path + ".tmp"
+	f, err := fsys.OpenFile(tmp, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+	if err != nil {
+		return fmt.Errorf("wal: snapshot: %w", err)
+	}
+	var h [snapshotHeader]byte
+	copy(h[:], snapshotMagic)
+	binary.LittleEndian.PutUint32(h[8:], version)
+	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(payload, castagnoli))
+	binary.LittleEndian.PutUint64(h[16:], uint64(len(payload)))
+	_, err = f.Write(h[:])
+	if err == nil {
+		_, err = f.Write(payload)
+	}
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = fsys.Remove(tmp)
+		return fmt.Errorf("wal: snapshot: %w", err)
+	}
+	if err := fsys.Rename(tmp, path); err != nil {
+		_ = fsys.Remove(tmp)
+		return fmt.Errorf("wal: snapshot: %w", err)
+	}
+	return fsys.SyncDir(dir)
+}
+
+// ReadSnapshot returns the payload of dir/name, ErrNoSnapshot when there is
+// none, or an error naming the file when it is damaged.
+func ReadSnapshot(fsys FS, dir, name string) ([]byte, error) {
+	if fsys == nil {
+		fsys = OS{}
+	}
+	path := filepath.Join(dir, name)
+	b, err := fsys.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, ErrNoSnapshot
+	}
+	if err != nil {
+		return nil, fmt.Errorf("wal: snapshot: %w", err)
+	}
+	if len(b) < snapshotHeader || !bytes.Equal(b[:8], []byte(snapshotMagic)) || binary.LittleEndian.Uint32(b[8:]) != version {
+		return nil, fmt.Errorf("%w: snapshot %s: bad header", ErrCorrupt, path)
+	}
+	n := binary.LittleEndian.Uint64(b[16:])
+	if n != uint64(len(b)-snapshotHeader) {
+		return nil, fmt.Errorf("%w: snapshot %s: length %d, file holds %d", ErrCorrupt, path, n, len(b)-snapshotHeader)
+	}
+	payload := b[snapshotHeader:]
+	if crc32.Checksum(payload, castagnoli) != binary.LittleEndian.Uint32(b[12:]) {
+		return nil, fmt.Errorf("%w: snapshot %s: checksum mismatch", ErrCorrupt, path)
+	}
+	return payload, nil
+}
