@@ -94,9 +94,9 @@ func (m *Matcher) Sweep() error {
 				changed = append(changed, s)
 			}
 		}
-		wait := func() error { return nil }
+		var c Commit = committed{}
 		if len(recs) > 0 {
-			wait = m.opt.Journal.Append(recs...)
+			c = m.opt.Journal.Append(recs...)
 		}
 		snaps := snapshot(changed)
 		sh.mu.Unlock()
@@ -110,7 +110,7 @@ func (m *Matcher) Sweep() error {
 			}
 			is.mu.Unlock()
 		}
-		if err := wait(); err != nil && firstErr == nil {
+		if err := c.Wait(); err != nil && firstErr == nil {
 			firstErr = err
 		}
 		m.notify(snaps)
@@ -119,8 +119,12 @@ func (m *Matcher) Sweep() error {
 	return firstErr
 }
 
-// Run sweeps every interval until ctx ends.
+// Run sweeps every interval until ctx ends; a durable matcher also takes
+// snapshots when they are due.
 func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
+	if m.durable != nil {
+		go m.runSnapshots(ctx, time.Second)
+	}
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -157,9 +161,11 @@ func (h *timerHeap) Pop() any {
 func (m *Matcher) Replay(r Record) {
 	switch r.Op {
 	case OpProcessed:
-		m.dedupe.mu.Lock()
-		m.dedupe.done.Add(r.Provider+"\x00"+r.MessageID, r.Outcome)
-		m.dedupe.mu.Unlock()
+		if m.opt.Now().Sub(r.At) < m.opt.Retention {
+			m.dedupe.mu.Lock()
+			m.dedupe.done.Add(r.Provider+"\x00"+r.MessageID, processedEntry{Outcome: r.Outcome, at: r.At.UnixNano()})
+			m.dedupe.mu.Unlock()
+		}
 		return
 	case OpPart:
 		if r.Part != nil {

@@ -61,7 +61,7 @@ func (m *Matcher) Ingest(msg Message, opt IngestOptions) (Outcome, error) {
 		return done, nil
 	}
 	out, err := m.ingest(msg, opt)
-	m.dedupe.release(key, out, err == nil, wait)
+	m.dedupe.release(key, out, err == nil, wait, m.opt.Now())
 	return out, err
 }
 
@@ -73,11 +73,11 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
 		if !complete {
 			processed.Outcome = Outcome{Kind: PartStored}
-			return processed.Outcome, m.opt.Journal.Append(partRec, processed)()
+			return processed.Outcome, m.opt.Journal.Append(partRec, processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
-		if err := m.opt.Journal.Append(partRec)(); err != nil {
+		if err := m.opt.Journal.Append(partRec).Wait(); err != nil {
 			return Outcome{}, err
 		}
 		msg = whole
@@ -128,7 +128,7 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	sh.mu.Unlock()
 
 	processed.Outcome = Outcome{Kind: Unmatched}
-	return processed.Outcome, m.opt.Journal.Append(processed)()
+	return processed.Outcome, m.opt.Journal.Append(processed).Wait()
 }
 
 // commit applies r with the dedupe record on the locked shard, unlocks it
@@ -136,10 +136,10 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 func (m *Matcher) commit(sh *shard, s *Session, r, processed Record, kind OutcomeKind) (Outcome, error) {
 	processed.Outcome = Outcome{Kind: kind, SessionID: s.ID}
 	m.apply(sh, r)
-	wait := m.opt.Journal.Append(r, processed)
+	c := m.opt.Journal.Append(r, processed)
 	snap := *s
 	sh.mu.Unlock()
-	if err := wait(); err != nil {
+	if err := c.Wait(); err != nil {
 		return Outcome{}, err
 	}
 	if snap.Status.Final() {
@@ -152,16 +152,42 @@ func (m *Matcher) commit(sh *shard, s *Session, r, processed Record, kind Outcom
 // makes concurrent deliveries of one message wait for the first.
 type dedupe struct {
 	mu       sync.Mutex
-	done     *expirable.LRU[string, Outcome]
-	inflight map[string]chan struct{}
+	done     *expirable.LRU[string, processedEntry]
+	inflight map[string]*flight
+	ttl      time.Duration
+	lsn      func() uint64 // the journal's last LSN (0 in memory)
+}
+
+// flight is a message being processed. Its dedupe record will have an LSN
+// above start, so a snapshot taken meanwhile replays from start on.
+type flight struct {
+	done  chan struct{}
+	start uint64
+}
+
+// processedEntry is a processed message's outcome and when it was processed.
+type processedEntry struct {
+	Outcome
+	at int64 // unix ns
+}
+
+// cut returns the LSN up to which every processed message is in done.
+// The caller holds d.mu.
+func (d *dedupe) cut(last uint64) uint64 {
+	for _, f := range d.inflight {
+		last = min(last, f.start)
+	}
+	return last
 }
 
 // maxRemembered bounds the processed-message cache.
 const maxRemembered = 1 << 20
 
 func (d *dedupe) init(ttl time.Duration) {
-	d.done = expirable.NewLRU[string, Outcome](maxRemembered, nil, ttl)
-	d.inflight = map[string]chan struct{}{}
+	d.done = expirable.NewLRU[string, processedEntry](maxRemembered, nil, ttl)
+	d.inflight = map[string]*flight{}
+	d.ttl = ttl
+	d.lsn = func() uint64 { return 0 }
 }
 
 // claim returns (outcome, false, nil) for a processed message, or (_, true,
@@ -169,28 +195,29 @@ func (d *dedupe) init(ttl time.Duration) {
 func (d *dedupe) claim(key string) (Outcome, bool, chan struct{}) {
 	for {
 		d.mu.Lock()
-		if o, ok := d.done.Get(key); ok {
+		if e, ok := d.done.Get(key); ok {
 			d.mu.Unlock()
+			o := e.Outcome
 			o.Duplicate = true
 			return o, false, nil
 		}
-		if ch, ok := d.inflight[key]; ok {
+		if f, ok := d.inflight[key]; ok {
 			d.mu.Unlock()
-			<-ch
+			<-f.done
 			continue
 		}
 		ch := make(chan struct{})
-		d.inflight[key] = ch
+		d.inflight[key] = &flight{done: ch, start: d.lsn()}
 		d.mu.Unlock()
 		return Outcome{}, true, ch
 	}
 }
 
-func (d *dedupe) release(key string, o Outcome, ok bool, ch chan struct{}) {
+func (d *dedupe) release(key string, o Outcome, ok bool, ch chan struct{}, at time.Time) {
 	d.mu.Lock()
 	delete(d.inflight, key)
 	if ok {
-		d.done.Add(key, o)
+		d.done.Add(key, processedEntry{Outcome: o, at: at.UnixNano()})
 	}
 	d.mu.Unlock()
 	close(ch)

@@ -26,17 +26,27 @@ const numShards = 64
 
 // Journal makes records durable.
 type Journal interface {
-	// Append queues records, in order, and returns a function that blocks
-	// until they are durable. Append is called with a shard lock held: it
-	// must not block on I/O.
-	Append(recs ...Record) (wait func() error)
+	// Append queues records, in order, and returns their commit, whose
+	// Wait blocks until they are durable. Append is called with a shard
+	// lock held: it must not block on I/O.
+	Append(recs ...Record) Commit
+}
+
+// Commit is a journal's promise for appended records.
+type Commit interface {
+	// Wait returns once the records are durable, or why they never will be.
+	Wait() error
 }
 
 // NoJournal keeps nothing: records are applied in memory only.
 type NoJournal struct{}
 
+type committed struct{}
+
+func (committed) Wait() error { return nil }
+
 // Append implements Journal.
-func (NoJournal) Append(...Record) func() error { return func() error { return nil } }
+func (NoJournal) Append(...Record) Commit { return committed{} }
 
 // Options configure a Matcher.
 type Options struct {
@@ -52,11 +62,12 @@ type Options struct {
 
 // Matcher is the session store. Its methods are safe for concurrent use.
 type Matcher struct {
-	opt    Options
-	shards [numShards]shard
-	idem   [numShards]idemShard
-	dedupe dedupe
-	parts  partials
+	opt     Options
+	shards  [numShards]shard
+	idem    [numShards]idemShard
+	dedupe  dedupe
+	parts   partials
+	durable *durable // nil for an in-memory matcher
 }
 
 type pairKey struct{ to, from string }
@@ -244,10 +255,10 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 		m.apply(sh, r)
 	}
 	out := *s
-	wait := m.opt.Journal.Append(recs...)
+	c := m.opt.Journal.Append(recs...)
 	snaps := snapshot(changed)
 	sh.mu.Unlock()
-	if err := wait(); err != nil {
+	if err := c.Wait(); err != nil {
 		return Session{}, err
 	}
 	m.notify(snaps)
@@ -348,9 +359,9 @@ func (m *Matcher) Cancel(id string) (Session, error) {
 	r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
 	m.apply(sh, r)
 	out := *s
-	wait := m.opt.Journal.Append(r)
+	c := m.opt.Journal.Append(r)
 	sh.mu.Unlock()
-	if err := wait(); err != nil {
+	if err := c.Wait(); err != nil {
 		return Session{}, err
 	}
 	m.notify([]Session{out})

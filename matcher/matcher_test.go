@@ -27,7 +27,11 @@ type recorder struct {
 	fail atomic.Bool
 }
 
-func (r *recorder) Append(recs ...Record) func() error {
+type result struct{ err error }
+
+func (r result) Wait() error { return r.err }
+
+func (r *recorder) Append(recs ...Record) Commit {
 	r.mu.Lock()
 	for _, x := range recs {
 		if x.Session != nil {
@@ -38,9 +42,9 @@ func (r *recorder) Append(recs ...Record) func() error {
 	}
 	r.mu.Unlock()
 	if r.fail.Load() {
-		return func() error { return errors.New("disk on fire") }
+		return result{errors.New("disk on fire")}
 	}
-	return func() error { return nil }
+	return result{}
 }
 
 func (r *recorder) ops() []Op {

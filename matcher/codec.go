@@ -1,0 +1,246 @@
+package matcher
+
+import (
+	"encoding/binary"
+	"errors"
+	"time"
+)
+
+// Record payload (inside a WAL frame), version 1:
+//
+//	u8 format version (1) | u8 op | varint at (unix ns) | op fields
+//
+// Strings and byte slices are a uvarint length then the bytes; integers are
+// uvarints; times are varint unix nanoseconds (0 for the zero time).
+//
+//	OpCreate                     session
+//	OpAttempt, OpFail, OpVerify  id, from, provider, message id
+//	OpCancel                     id, reason
+//	OpExpire                     id
+//	OpProcessed                  provider, message id, outcome kind (u8), outcome session id
+//	OpPart                       provider, message id, from, to, text, parts, part, ref
+//
+// session: id, key, api, number, code, to, country, language, callback,
+// redirect, metadata, page token, idempotency key, request hash,
+// max attempts, created, expires, status (u8), attempts, verified number,
+// finished, provider, message id, reason.
+
+const codecVersion = 1
+
+// errDecode is returned for a payload that does not decode.
+var errDecode = errors.New("matcher: undecodable record")
+
+type enc struct{ b []byte }
+
+func (e *enc) u8(v uint8)     { e.b = append(e.b, v) }
+func (e *enc) uv(v uint64)    { e.b = binary.AppendUvarint(e.b, v) }
+func (e *enc) str(s string)   { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
+func (e *enc) bytes(b []byte) { e.uv(uint64(len(b))); e.b = append(e.b, b...) }
+func (e *enc) time(t time.Time) {
+	if t.IsZero() {
+		e.b = binary.AppendVarint(e.b, 0)
+		return
+	}
+	e.b = binary.AppendVarint(e.b, t.UnixNano())
+}
+
+type dec struct {
+	b   []byte
+	err error
+}
+
+func (d *dec) fail() {
+	if d.err == nil {
+		d.err = errDecode
+	}
+	d.b = nil
+}
+
+func (d *dec) u8() uint8 {
+	if len(d.b) < 1 {
+		d.fail()
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *dec) uv() uint64 {
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) int() int {
+	v := d.uv()
+	if v > 1<<31 {
+		d.fail()
+		return 0
+	}
+	return int(v)
+}
+
+func (d *dec) raw() []byte {
+	n := d.uv()
+	if n > uint64(len(d.b)) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *dec) str() string { return string(d.raw()) }
+
+func (d *dec) bytes() []byte {
+	r := d.raw()
+	if len(r) == 0 {
+		return nil
+	}
+	return append([]byte(nil), r...)
+}
+
+func (d *dec) time() time.Time {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return time.Time{}
+	}
+	d.b = d.b[n:]
+	if v == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, v).UTC()
+}
+
+func (e *enc) session(s *Session) {
+	for _, v := range []string{s.ID, s.Key, s.API, s.Number, s.Code, s.To, s.Country, s.Language, s.Callback, s.Redirect} {
+		e.str(v)
+	}
+	e.bytes(s.Metadata)
+	for _, v := range []string{s.PageToken, s.IdemKey, s.ReqHash} {
+		e.str(v)
+	}
+	e.uv(uint64(s.MaxAttempts))
+	e.time(s.CreatedAt)
+	e.time(s.ExpiresAt)
+	e.u8(uint8(s.Status))
+	e.uv(uint64(s.Attempts))
+	e.str(s.VerifiedNumber)
+	e.time(s.FinishedAt)
+	e.str(s.Provider)
+	e.str(s.MessageID)
+	e.str(s.Reason)
+}
+
+func (d *dec) session() *Session {
+	s := &Session{}
+	for _, p := range []*string{&s.ID, &s.Key, &s.API, &s.Number, &s.Code, &s.To, &s.Country, &s.Language, &s.Callback, &s.Redirect} {
+		*p = d.str()
+	}
+	s.Metadata = d.bytes()
+	for _, p := range []*string{&s.PageToken, &s.IdemKey, &s.ReqHash} {
+		*p = d.str()
+	}
+	s.MaxAttempts = d.int()
+	s.CreatedAt = d.time()
+	s.ExpiresAt = d.time()
+	s.Status = Status(d.u8())
+	s.Attempts = d.int()
+	s.VerifiedNumber = d.str()
+	s.FinishedAt = d.time()
+	s.Provider = d.str()
+	s.MessageID = d.str()
+	s.Reason = d.str()
+	if s.Status > Failed {
+		d.fail()
+	}
+	if _, ok := shardOfID(s.ID); !ok {
+		d.fail()
+	}
+	return s
+}
+
+// encodeRecord appends r's payload to dst.
+func encodeRecord(dst []byte, r *Record) []byte {
+	e := enc{b: dst}
+	e.u8(codecVersion)
+	e.u8(uint8(r.Op))
+	e.time(r.At)
+	switch r.Op {
+	case OpCreate:
+		e.session(r.Session)
+	case OpAttempt, OpFail, OpVerify:
+		e.str(r.ID)
+		e.str(r.From)
+		e.str(r.Provider)
+		e.str(r.MessageID)
+	case OpCancel:
+		e.str(r.ID)
+		e.str(r.Reason)
+	case OpExpire:
+		e.str(r.ID)
+	case OpProcessed:
+		e.str(r.Provider)
+		e.str(r.MessageID)
+		e.u8(uint8(r.Outcome.Kind))
+		e.str(r.Outcome.SessionID)
+	case OpPart:
+		m := r.Part.Message
+		for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
+			e.str(v)
+		}
+		e.uv(uint64(m.Parts))
+		e.uv(uint64(m.Part))
+		e.str(m.PartsRef)
+	}
+	return e.b
+}
+
+// decodeRecord is the inverse of encodeRecord.
+func decodeRecord(b []byte) (Record, error) {
+	d := dec{b: b}
+	if d.u8() != codecVersion {
+		return Record{}, errDecode
+	}
+	r := Record{Op: Op(d.u8()), At: d.time()}
+	switch r.Op {
+	case OpCreate:
+		r.Session = d.session()
+		r.ID = r.Session.ID
+	case OpAttempt, OpFail, OpVerify:
+		r.ID, r.From, r.Provider, r.MessageID = d.str(), d.str(), d.str(), d.str()
+	case OpCancel:
+		r.ID, r.Reason = d.str(), d.str()
+	case OpExpire:
+		r.ID = d.str()
+	case OpProcessed:
+		r.Provider, r.MessageID = d.str(), d.str()
+		r.Outcome.Kind = OutcomeKind(d.u8())
+		r.Outcome.SessionID = d.str()
+		if r.Outcome.Kind > PartStored {
+			d.fail()
+		}
+	case OpPart:
+		var m Message
+		m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
+		m.Parts, m.Part = d.int(), d.int()
+		m.PartsRef = d.str()
+		if m.Parts > 255 || m.Part < 1 || m.Part > m.Parts {
+			d.fail()
+		}
+		r.Part = &Part{Message: m}
+	default:
+		d.fail()
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return r, d.err
+}

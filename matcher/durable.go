@@ -1,0 +1,381 @@
+package matcher
+
+import (
+	"container/heap"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/mogate/mogate/matcher/wal"
+)
+
+// On-disk layout under a matcher's data directory:
+//
+//	snapshot        the latest snapshot (wal snapshot framing, payload below)
+//	wal/            the log segments, "<first LSN>.wal", and any ".broken" cuts
+//
+// Snapshot payload, version 1: u8 version | u64 cut per shard (64, uvarint)
+// | uvarint global cut | uvarint n, n sessions | uvarint n, n processed
+// messages (key, outcome kind u8, session id, at) | uvarint n, n stored
+// parts (first seen, then the OpPart fields).
+//
+// Each shard's cut is the last LSN appended while the shard was being copied
+// under its lock: its records with a higher LSN are replayed, the others
+// are already in the snapshot. The global cut does the same for processed
+// messages and parts, whose records are idempotent.
+
+const snapshotName = "snapshot"
+
+// DurableOptions configure Open.
+type DurableOptions struct {
+	WAL wal.Options
+	// SnapshotEvery starts a snapshot after this many records; 1<<20 when 0.
+	SnapshotEvery uint64
+	// SnapshotInterval starts a snapshot after this long if anything was
+	// written since the last one; 5m when 0.
+	SnapshotInterval time.Duration
+}
+
+// durable is the WAL side of a matcher opened with Open.
+type durable struct {
+	dir     string
+	fs      wal.FS
+	log     *wal.WAL
+	opt     DurableOptions
+	mu      sync.Mutex // one snapshot at a time
+	lastLSN uint64     // LSN covered by the last snapshot (the minimum cut)
+	lastAt  time.Time
+}
+
+type walJournal struct{ log *wal.WAL }
+
+var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
+
+// Append implements Journal: records are encoded and handed to the WAL's
+// pending batch.
+func (j walJournal) Append(recs ...Record) Commit {
+	bp := encPool.Get().(*[]byte)
+	buf := (*bp)[:0]
+	var bounds [4]int
+	if len(recs) > len(bounds) {
+		panic("matcher: more records in one append than expected")
+	}
+	for i := range recs {
+		buf = encodeRecord(buf, &recs[i])
+		bounds[i] = len(buf)
+	}
+	var parts [4][]byte
+	start := 0
+	for i := range recs {
+		parts[i] = buf[start:bounds[i]]
+		start = bounds[i]
+	}
+	b := j.log.Append(parts[:len(recs)]...)
+	*bp = buf
+	encPool.Put(bp)
+	return b
+}
+
+// Open opens (or creates) the durable matcher in dir: it loads the latest
+// snapshot, replays the log after it, and journals every change to the log.
+// Corruption that would lose acknowledged records is an error naming the
+// file and offset; a torn tail is cut and kept aside (see package wal).
+func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
+	if do.WAL.FS == nil {
+		do.WAL.FS = wal.OS{}
+	}
+	if do.SnapshotEvery == 0 {
+		do.SnapshotEvery = 1 << 20
+	}
+	if do.SnapshotInterval == 0 {
+		do.SnapshotInterval = 5 * time.Minute
+	}
+	if err := do.WAL.FS.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("matcher: %w", err)
+	}
+	o.Journal = nil
+	m := New(o)
+	var cuts [numShards]uint64
+	var global uint64
+	payload, err := wal.ReadSnapshot(do.WAL.FS, dir, snapshotName)
+	switch {
+	case errors.Is(err, wal.ErrNoSnapshot):
+	case err != nil:
+		return nil, err
+	default:
+		if cuts, global, err = m.loadSnapshot(payload); err != nil {
+			return nil, fmt.Errorf("matcher: snapshot %s: %w", filepath.Join(dir, snapshotName), err)
+		}
+	}
+	minCut := global
+	for _, c := range cuts {
+		minCut = min(minCut, c)
+	}
+	var first uint64
+	log, err := wal.Open(filepath.Join(dir, "wal"), do.WAL, func(lsn uint64, p []byte) error {
+		if first == 0 {
+			first = lsn
+		}
+		r, err := decodeRecord(p)
+		if err != nil {
+			return err
+		}
+		switch r.Op {
+		case OpProcessed, OpPart:
+			if lsn <= global {
+				return nil
+			}
+		default:
+			idx, ok := shardOfID(r.ID)
+			if !ok {
+				return errDecode
+			}
+			if lsn <= cuts[idx] {
+				return nil
+			}
+		}
+		m.Replay(r)
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	if first > minCut+1 {
+		log.Close()
+		return nil, fmt.Errorf("matcher: %w: the snapshot covers records up to LSN %d but the log starts at %d; segments are missing", wal.ErrCorrupt, minCut, first)
+	}
+	m.opt.Journal = walJournal{log}
+	m.dedupe.lsn = log.LastLSN
+	m.durable = &durable{dir: dir, fs: do.WAL.FS, log: log, opt: do, lastLSN: log.LastLSN(), lastAt: o.nowOrDefault()}
+	return m, nil
+}
+
+func (o Options) nowOrDefault() time.Time {
+	if o.Now != nil {
+		return o.Now()
+	}
+	return time.Now()
+}
+
+// Snapshot writes a snapshot of the current state and releases the log
+// segments it covers. It runs while the matcher serves: each shard is
+// locked only while it is copied.
+func (m *Matcher) Snapshot() error {
+	d := m.durable
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	now := m.opt.Now()
+	e := enc{b: make([]byte, 0, 1<<16)}
+	e.u8(codecVersion)
+	var cuts [numShards]uint64
+	var sessions enc
+	n := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		cuts[i] = d.log.LastLSN()
+		for _, s := range sh.byID {
+			sessions.session(s)
+			n++
+		}
+		sh.mu.Unlock()
+	}
+	m.dedupe.mu.Lock()
+	// Processed messages still in flight are not in done yet: replay from
+	// before the first of them.
+	global := m.dedupe.cut(d.log.LastLSN())
+	keys := m.dedupe.done.Keys()
+	var processed enc
+	count := 0
+	for _, k := range keys {
+		if p, ok := m.dedupe.done.Peek(k); ok {
+			processed.str(k)
+			processed.u8(uint8(p.Kind))
+			processed.str(p.SessionID)
+			processed.time(time.Unix(0, p.at))
+			count++
+		}
+	}
+	m.dedupe.mu.Unlock()
+	for _, c := range cuts {
+		e.uv(c)
+	}
+	e.uv(global)
+	e.uv(uint64(n))
+	e.b = append(e.b, sessions.b...)
+	e.uv(uint64(count))
+	e.b = append(e.b, processed.b...)
+
+	m.parts.mu.Lock()
+	e.uv(uint64(len(m.parts.m)))
+	for _, p := range m.parts.m {
+		e.time(p.first)
+		e.uv(uint64(len(p.parts)))
+		for _, part := range p.parts {
+			r := Record{Op: OpPart, Part: &Part{Message: part}}
+			e.bytes(encodeRecord(nil, &r))
+		}
+	}
+	m.parts.mu.Unlock()
+
+	// Everything copied must be durable before the snapshot says so.
+	if err := d.log.Sync(); err != nil {
+		return err
+	}
+	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, e.b); err != nil {
+		return err
+	}
+	minCut := global
+	for _, c := range cuts {
+		minCut = min(minCut, c)
+	}
+	d.log.Rotate()
+	if err := d.log.Release(minCut); err != nil {
+		return err
+	}
+	d.lastLSN, d.lastAt = global, now
+	return nil
+}
+
+func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
+	d := dec{b: b}
+	if d.u8() != codecVersion {
+		return cuts, 0, errDecode
+	}
+	for i := range cuts {
+		cuts[i] = d.uv()
+	}
+	global = d.uv()
+	now := m.opt.Now()
+	n := d.uv()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		s := d.session()
+		if d.err != nil {
+			break
+		}
+		if s.Status.Final() && now.Sub(s.FinishedAt) >= m.opt.Retention {
+			continue
+		}
+		m.restore(s)
+	}
+	n = d.uv()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		key := d.str()
+		kind := OutcomeKind(d.u8())
+		id := d.str()
+		at := d.time()
+		if kind > PartStored {
+			d.fail()
+		}
+		if d.err == nil && now.Sub(at) < m.opt.Retention {
+			m.dedupe.done.Add(key, processedEntry{Outcome: Outcome{Kind: kind, SessionID: id}, at: at.UnixNano()})
+		}
+	}
+	n = d.uv()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		first := d.time()
+		k := d.uv()
+		for j := uint64(0); j < k && d.err == nil; j++ {
+			r, err := decodeRecord(d.raw())
+			if err != nil || r.Op != OpPart {
+				d.fail()
+				break
+			}
+			m.parts.add(r.Part.Message, first)
+		}
+	}
+	if d.err == nil && len(d.b) != 0 {
+		d.fail()
+	}
+	return cuts, global, d.err
+}
+
+// restore puts a session from a snapshot back: every session by id and page
+// token, only pending ones in the match indexes (a superseded session shares
+// its key with its successor), and the timer that is due for it.
+func (m *Matcher) restore(s *Session) {
+	idx, _ := shardOfID(s.ID)
+	sh := &m.shards[idx]
+	s.code, _ = NormalizeCode(s.Code)
+	sh.mu.Lock()
+	sh.byID[s.ID] = s
+	sh.byToken[s.PageToken] = s
+	if s.Status == Pending {
+		if s.Capture() {
+			if sh.byCode[s.To] == nil {
+				sh.byCode[s.To] = map[string]*Session{}
+			}
+			sh.byCode[s.To][s.code] = s
+		} else {
+			sh.byPair[pairKey{s.To, s.Number}] = s
+		}
+		heap.Push(&sh.timers, timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
+	} else {
+		heap.Push(&sh.timers, timer{at: s.FinishedAt.Add(m.opt.Retention).UnixNano(), id: s.ID, purge: true})
+	}
+	sh.mu.Unlock()
+	if s.IdemKey != "" {
+		is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+		is.mu.Lock()
+		is.m[s.Key+"\x00"+s.IdemKey] = s.ID
+		is.mu.Unlock()
+	}
+}
+
+// maybeSnapshot snapshots when enough was written or enough time passed.
+func (m *Matcher) maybeSnapshot() error {
+	d := m.durable
+	if d == nil {
+		return nil
+	}
+	d.mu.Lock()
+	written := d.log.LastLSN() - d.lastLSN
+	due := written >= d.opt.SnapshotEvery || (written > 0 && m.opt.Now().Sub(d.lastAt) >= d.opt.SnapshotInterval)
+	d.mu.Unlock()
+	if !due {
+		return nil
+	}
+	return m.Snapshot()
+}
+
+// Close takes a final snapshot and closes the log. The matcher must not be
+// used afterwards.
+func (m *Matcher) Close() error {
+	d := m.durable
+	if d == nil {
+		return nil
+	}
+	err := m.Snapshot()
+	if cerr := d.log.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// Log returns the write-ahead log of a durable matcher (nil in memory).
+func (m *Matcher) Log() *wal.WAL {
+	if m.durable == nil {
+		return nil
+	}
+	return m.durable.log
+}
+
+// runSnapshots is part of Run for durable matchers.
+func (m *Matcher) runSnapshots(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			_ = m.maybeSnapshot()
+		}
+	}
+}

@@ -1,0 +1,348 @@
+package matcher
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher/wal"
+)
+
+func openDurable(t *testing.T, dir string, c *clock) *Matcher {
+	t.Helper()
+	m, err := Open(dir, Options{Now: c.Now, Retention: time.Hour}, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// state renders every session and the dedupe table, for comparing a matcher
+// with its recovered self.
+func state(m *Matcher) string {
+	var lines []string
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.byID {
+			c := *s
+			lines = append(lines, fmt.Sprintf("%+v", c))
+		}
+		for k, s := range sh.byPair {
+			lines = append(lines, fmt.Sprintf("pair %v -> %s", k, s.ID))
+		}
+		for to, byCode := range sh.byCode {
+			for code, s := range byCode {
+				lines = append(lines, fmt.Sprintf("code %s %s -> %s", to, code, s.ID))
+			}
+		}
+		sh.mu.Unlock()
+	}
+	m.dedupe.mu.Lock()
+	for _, k := range m.dedupe.done.Keys() {
+		e, _ := m.dedupe.done.Peek(k)
+		lines = append(lines, fmt.Sprintf("processed %q %v %s", k, e.Kind, e.SessionID))
+	}
+	m.dedupe.mu.Unlock()
+	for i := range m.idem {
+		for k, v := range m.idem[i].m {
+			lines = append(lines, fmt.Sprintf("idem %q %s", k, v))
+		}
+	}
+	sort.Strings(lines)
+	return strings.Join(lines, "\n")
+}
+
+// workload makes every kind of state change.
+func workload(t *testing.T, m *Matcher, tag string) {
+	t.Helper()
+	mk := func(number, code, idem string) Session {
+		s, _, err := m.Create(CreateRequest{Key: "k", Number: number, Code: code, To: to, TTL: 10 * time.Minute, IdemKey: idem, ReqHash: "h", Metadata: []byte(`{"a":1}`), Callback: "https://x/cb"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	msg := func(from, text string) {
+		if _, err := m.Ingest(Message{Provider: "tw", MessageID: tag + from + text, From: from, To: to, Text: text}, IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := mk("+14155550001", "111111", tag+"idem-a")
+	mk("+14155550002", "222222", "")
+	c := mk("+14155550003", "333333", "")
+	mk("+14155550004", "444444", "")
+	mk("+14155550004", "454545", "") // supersedes
+	capture := mk("", "", "")
+	msg("+14155550001", "111111")     // verify
+	msg("+14155550002", "000000")     // attempt
+	msg("+14155550009", capture.Code) // capture verify
+	msg("+14155550010", "nothing")    // unmatched
+	if _, err := m.Cancel(c.ID); err != nil {
+		t.Fatal(err)
+	}
+	part := Message{Provider: "vo", MessageID: tag + "p1", From: "+14155550011", To: to, Text: "part one", Parts: 2, Part: 1, PartsRef: tag}
+	if _, err := m.Ingest(part, IngestOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = a
+}
+
+func TestRestartAfterClose(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	workload(t, m, "x")
+	before := state(m)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openDurable(t, dir, c)
+	defer m2.Close()
+	if after := state(m2); after != before {
+		t.Fatalf("state after restart differs:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	// The stored part completes after the restart.
+	o, err := m2.Ingest(Message{Provider: "vo", MessageID: "xp2", From: "+14155550011", To: to, Text: " two", Parts: 2, Part: 2, PartsRef: "x"}, IngestOptions{})
+	if err != nil || o.Kind != Unmatched {
+		t.Fatalf("second part after restart: %+v %v", o, err)
+	}
+}
+
+func TestCrashWithoutSnapshot(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	workload(t, m, "x")
+	before := state(m)
+	// No Close: the process "dies" with only the log on disk.
+	m2 := openDurable(t, dir, c)
+	if after := state(m2); after != before {
+		t.Fatalf("state after crash differs:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+	// Redeliveries after the crash are duplicates, idempotency keys still work.
+	o, err := m2.Ingest(Message{Provider: "tw", MessageID: "x+14155550001111111", From: "+14155550001", To: to, Text: "111111"}, IngestOptions{})
+	if err != nil || !o.Duplicate || o.Kind != Matched {
+		t.Fatalf("redelivery after crash: %+v %v", o, err)
+	}
+	if s, ok := m2.LookupIdempotent("k", "xidem-a"); !ok || s.Status != Verified {
+		t.Fatalf("idempotency key after crash: %+v %v", s, ok)
+	}
+}
+
+func TestSnapshotThenCrash(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	workload(t, m, "a")
+	if err := m.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	workload(t, m, "b")
+	if err := m.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	if segs := m.Log().Segments(); len(segs) != 1 {
+		t.Fatalf("covered segments not released: %v", segs)
+	}
+	workload(t, m, "c")
+	before := state(m)
+	m2 := openDurable(t, dir, c)
+	if after := state(m2); after != before {
+		t.Fatalf("state differs:\n--- before\n%s\n--- after\n%s", before, after)
+	}
+}
+
+// TestSnapshotUnderLoad takes snapshots while writers run, then crashes.
+func TestSnapshotUnderLoad(t *testing.T) {
+	dir := t.TempDir()
+	m, err := Open(dir, Options{Retention: time.Hour}, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	stop := make(chan struct{})
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from := fmt.Sprintf("+1415%03d%04d", 200+g, i%10000)
+				s, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Minute})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				text := s.Code
+				if i%3 == 0 {
+					text = "wrong"
+				}
+				if _, err := m.Ingest(Message{Provider: "p", MessageID: s.ID, From: from, To: to, Text: text}, IngestOptions{}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	for range 5 {
+		time.Sleep(30 * time.Millisecond)
+		if err := m.Snapshot(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	before := state(m)
+	m2, err := Open(dir, Options{Retention: time.Hour}, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if after := state(m2); after != before {
+		t.Fatalf("state differs after snapshots under load:\n%s", diffLines(before, after))
+	}
+}
+
+func TestRetentionAcrossRestart(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	s := create(t, m, alice, "482913")
+	ingest(t, m, sms(alice, "482913"))
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Hour)
+	m2 := openDurable(t, dir, c)
+	defer m2.Close()
+	if _, err := m2.Get(s.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("finished session kept past retention: %v", err)
+	}
+}
+
+func TestOpenRefusesDamage(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Now()}
+	m := openDurable(t, dir, c)
+	workload(t, m, "x")
+	m.Close()
+	p := filepath.Join(dir, snapshotName)
+	b, _ := os.ReadFile(p)
+	b[len(b)-3] ^= 0x10
+	os.WriteFile(p, b, 0o600)
+	if _, err := Open(dir, Options{}, DurableOptions{}); !errors.Is(err, wal.ErrCorrupt) || !strings.Contains(err.Error(), p) {
+		t.Fatalf("damaged snapshot: %v", err)
+	}
+	// A snapshot whose log segments went missing.
+	dir2 := t.TempDir()
+	m = openDurable(t, dir2, c)
+	workload(t, m, "a")
+	m.Snapshot()
+	workload(t, m, "b")
+	m.Close()
+	segs, _ := filepath.Glob(filepath.Join(dir2, "wal", "*.wal"))
+	os.WriteFile(filepath.Join(dir2, snapshotName), nil, 0o600)
+	os.Remove(filepath.Join(dir2, snapshotName))
+	if len(segs) > 0 {
+		if _, err := Open(dir2, Options{}, DurableOptions{}); err == nil {
+			t.Fatal("a log starting after LSN 1 without its snapshot was accepted")
+		}
+	}
+}
+
+func TestWALFailureIsNotAcknowledged(t *testing.T) {
+	dir := t.TempDir()
+	m := openDurable(t, dir, &clock{t: time.Now()})
+	m.Log().Close() // every append now fails
+	if _, _, err := m.Create(CreateRequest{Key: "k", Number: alice, To: to, TTL: time.Minute}); err == nil {
+		t.Fatal("Create acknowledged without a log")
+	}
+}
+
+func TestCodecRoundTrip(t *testing.T) {
+	s := &Session{ID: newID("vrf_", 3), Key: "k", API: "v1", Number: alice, Code: "Ab 12", To: to, Metadata: []byte(`{"x":1}`),
+		PageToken: newID("pt_", 3), MaxAttempts: 3, CreatedAt: time.Unix(1, 5).UTC(), ExpiresAt: time.Unix(100, 0).UTC(),
+		Status: Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: ""}
+	recs := []Record{
+		{Op: OpCreate, At: time.Unix(1, 5).UTC(), ID: s.ID, Session: s},
+		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1"},
+		{Op: OpCancel, At: time.Unix(3, 0).UTC(), ID: s.ID, Reason: "superseded"},
+		{Op: OpExpire, At: time.Unix(4, 0).UTC(), ID: s.ID},
+		{Op: OpProcessed, At: time.Unix(5, 0).UTC(), Provider: "tw", MessageID: "SM1", Outcome: Outcome{Kind: Matched, SessionID: s.ID}},
+		{Op: OpPart, At: time.Unix(6, 0).UTC(), Part: &Part{Message: Message{Provider: "v", MessageID: "m", From: alice, To: to, Text: "t", Parts: 2, Part: 1, PartsRef: "r"}}},
+	}
+	for _, r := range recs {
+		got, err := decodeRecord(encodeRecord(nil, &r))
+		if err != nil {
+			t.Fatalf("%v: %v", r.Op, err)
+		}
+		if r.Op != OpCreate && r.Op != OpPart {
+			if !reflect.DeepEqual(got, r) {
+				t.Fatalf("%v:\n got %+v\nwant %+v", r.Op, got, r)
+			}
+			continue
+		}
+		if r.Op == OpCreate && !reflect.DeepEqual(*got.Session, *r.Session) {
+			t.Fatalf("session:\n got %+v\nwant %+v", *got.Session, *r.Session)
+		}
+		if r.Op == OpPart && got.Part.Message != r.Part.Message {
+			t.Fatalf("part: %+v", got.Part)
+		}
+	}
+}
+
+func FuzzDecode(f *testing.F) {
+	s := &Session{ID: newID("vrf_", 1), PageToken: newID("pt_", 1), Code: "1234", To: to}
+	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: s}))
+	f.Add(encodeRecord(nil, &Record{Op: OpVerify, ID: s.ID, From: alice}))
+	f.Add(encodeRecord(nil, &Record{Op: OpPart, Part: &Part{Message: Message{Parts: 2, Part: 1}}}))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r, err := decodeRecord(b)
+		if err != nil {
+			return
+		}
+		again, err := decodeRecord(encodeRecord(nil, &r))
+		if err != nil {
+			t.Fatalf("re-encoded record does not decode: %v", err)
+		}
+		if r.Op != again.Op || r.ID != again.ID {
+			t.Fatalf("round trip changed the record")
+		}
+	})
+}
+
+func diffLines(before, after string) string {
+	inA := map[string]bool{}
+	for _, l := range strings.Split(after, "\n") {
+		inA[l] = true
+	}
+	inB := map[string]bool{}
+	for _, l := range strings.Split(before, "\n") {
+		inB[l] = true
+	}
+	var out []string
+	for l := range inB {
+		if !inA[l] {
+			out = append(out, "- "+l)
+		}
+	}
+	for l := range inA {
+		if !inB[l] {
+			out = append(out, "+ "+l)
+		}
+	}
+	sort.Strings(out)
+	return strings.Join(out, "\n")
+}
