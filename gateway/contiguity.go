@@ -94,7 +94,7 @@ func (s *Server) contiguityCancel(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		fail(c, err)
+		fail(c, s.unavailable("cancel", err))
 		return
 	}
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{"otp_id": sess.ID, "status": "cancelled"}))

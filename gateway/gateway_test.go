@@ -81,7 +81,7 @@ func newHarness(t *testing.T, yaml string) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock})
+	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock, InMemory: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -619,5 +619,35 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+func TestStorageFailureAnswers503(t *testing.T) {
+	cfg, err := config.Parse([]byte(testYAML), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.DataDir = t.TempDir()
+	s, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	s.SetReady(true)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	untouched := h.mustCreate(`{"number": "+14155550125"}`)
+	_ = s.m.Log().Close() // the disk is gone: every append fails from now on
+	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
+		t.Fatalf("webhook with a broken log = %d %s", w.Code, w.Body)
+	}
+	if code, out := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 503 {
+		t.Fatalf("create with a broken log = %d %v", code, out)
+	}
+	if w := h.do("POST", "/v1/verifications/"+untouched["id"].(string)+"/cancel", shopKey, nil, nil); w.Code != 503 {
+		t.Fatalf("cancel with a broken log = %d", w.Code)
+	}
+	if w := h.do("GET", "/readyz", "", nil, nil); w.Code != 503 {
+		t.Fatalf("readyz with a broken log = %d", w.Code)
 	}
 }

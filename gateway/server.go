@@ -18,16 +18,19 @@ import (
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 )
 
 // Options configure a Server.
 type Options struct {
-	Config  config.Config
-	Logger  *slog.Logger     // nil: discard
-	Journal matcher.Journal  // nil: in memory only
-	Now     func() time.Time // nil: time.Now
+	Config config.Config
+	Logger *slog.Logger     // nil: discard
+	Now    func() time.Time // nil: time.Now
+	// InMemory keeps sessions in memory only, for tests; otherwise they
+	// are journaled under cfg.DataDir (snapshot and wal/).
+	InMemory bool
 }
 
 // Server is a configured mogate.
@@ -77,10 +80,20 @@ func New(o Options) (*Server, error) {
 		unmatchedLimit: newLimiter(float64(cfg.Limits.UnmatchedPerSenderPerHour), time.Hour),
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
-	s.m = matcher.New(matcher.Options{
-		Journal: o.Journal, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+	mo := matcher.Options{
+		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
-	})
+	}
+	if o.InMemory {
+		s.m = matcher.New(mo)
+	} else {
+		start := time.Now()
+		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger}})
+		if err != nil {
+			return nil, err
+		}
+		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
+	}
 	s.metrics = newMetrics(func() float64 {
 		n := 0
 		for _, c := range s.m.PendingByNumber() {
@@ -122,6 +135,10 @@ func (s *Server) routes() *gin.Engine {
 	e.GET("/readyz", func(c *gin.Context) {
 		if !s.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
+			return
+		}
+		if err := s.m.Err(); err != nil {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "storage failed; restart to recover"})
 			return
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
@@ -182,5 +199,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
-	return nil
+	return s.Close()
 }
+
+// Close takes a final snapshot and closes the log; Serve calls it on the way
+// out.
+func (s *Server) Close() error { return s.m.Close() }

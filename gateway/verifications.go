@@ -171,12 +171,21 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	case errors.Is(err, matcher.ErrIdempotencyReused):
 		return sess, false, errorf(http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
 	case err != nil:
-		return sess, false, err
+		return sess, false, s.unavailable("create", err)
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
 	}
 	return sess, replayed, nil
+}
+
+// unavailable logs a storage failure and answers 503: nothing was
+// acknowledged, and the caller should retry.
+func (s *Server) unavailable(op string, err error) error {
+	s.log.Error("storage failure", "op", op, "err", err)
+	e := errorf(http.StatusServiceUnavailable, "unavailable", "could not store the change; retry")
+	e.RetryAfter = 5
+	return e
 }
 
 type createBody struct {
@@ -282,7 +291,7 @@ func (s *Server) cancelVerification(c *gin.Context) {
 		return
 	}
 	if err != nil {
-		fail(c, err)
+		fail(c, s.unavailable("cancel", err))
 		return
 	}
 	c.JSON(http.StatusOK, s.detail(sess))

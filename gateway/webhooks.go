@@ -57,10 +57,7 @@ func (s *Server) webhook(c *gin.Context) {
 	for _, in := range ins {
 		if err := s.ingest(name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
-			s.log.Error("ingest failed", "provider", name, "message_id", in.MessageID, "err", err)
-			e := errorf(http.StatusServiceUnavailable, "unavailable", "could not store the message; retry")
-			e.RetryAfter = 5
-			fail(c, e)
+			fail(c, s.unavailable("ingest "+name+" "+in.MessageID, err))
 			return
 		}
 	}

@@ -358,6 +358,16 @@ func (m *Matcher) Close() error {
 	return err
 }
 
+// Err returns why a durable matcher can no longer persist changes, or nil.
+// After an error its memory may hold changes that never became durable:
+// the process should stop serving and restart to recover.
+func (m *Matcher) Err() error {
+	if m.durable == nil {
+		return nil
+	}
+	return m.durable.log.Err()
+}
+
 // Log returns the write-ahead log of a durable matcher (nil in memory).
 func (m *Matcher) Log() *wal.WAL {
 	if m.durable == nil {

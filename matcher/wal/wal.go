@@ -186,6 +186,20 @@ func (w *WAL) Append(recs ...[]byte) *Batch {
 	return b
 }
 
+// Err returns why the log accepts no more records (closed, or a failed
+// write or fsync), or nil while it is healthy.
+func (w *WAL) Err() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.err != nil {
+		return w.err
+	}
+	if w.closed {
+		return ErrClosed
+	}
+	return nil
+}
+
 // LastLSN returns the LSN of the newest appended record, durable or not.
 func (w *WAL) LastLSN() uint64 {
 	w.mu.Lock()
