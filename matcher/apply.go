@@ -1,7 +1,6 @@
 package matcher
 
 import (
-	"container/heap"
 	"context"
 	"time"
 )
@@ -11,7 +10,9 @@ import (
 func (m *Matcher) apply(sh *shard, r Record) {
 	if r.Op == OpCreate {
 		s := r.Session
-		s.code, _ = NormalizeCode(s.Code)
+		if s.code == "" {
+			s.code, _ = NormalizeCode(s.Code)
+		}
 		sh.byID[s.ID] = s
 		sh.byToken[s.PageToken] = s
 		if s.Capture() {
@@ -22,10 +23,15 @@ func (m *Matcher) apply(sh *shard, r Record) {
 		} else {
 			sh.byPair[pairKey{s.To, s.Number}] = s
 		}
-		heap.Push(&sh.timers, timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
+		sh.timers.push(timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
 		return
 	}
-	s := sh.byID[r.ID]
+	m.applyTo(sh, sh.byID[r.ID], r)
+}
+
+// applyTo performs a record on session s (nil: nothing to do), held by the
+// locked shard sh; callers that hold the session skip the lookup.
+func (m *Matcher) applyTo(sh *shard, s *Session, r Record) {
 	if s == nil || s.Status.Final() {
 		return
 	}
@@ -63,7 +69,6 @@ func (m *Matcher) finish(sh *shard, s *Session, st Status, at time.Time) {
 		close(ch)
 	}
 	delete(sh.watch, s.ID)
-	heap.Push(&sh.timers, timer{at: at.Add(m.opt.Retention).UnixNano(), id: s.ID, purge: true})
 }
 
 // Sweep expires pending sessions whose TTL has run out and drops finished
@@ -76,18 +81,26 @@ func (m *Matcher) Sweep() error {
 		sh.mu.Lock()
 		var recs []Record
 		var changed, purged []*Session
+		if now.Sub(sh.lastPurge) >= purgeEvery {
+			// Finished sessions leave after the retention: one pass over the
+			// shard a minute keeps the hot path free of purge bookkeeping.
+			sh.lastPurge = now
+			for _, s := range sh.byID {
+				if s.Status.Final() && !now.Before(s.FinishedAt.Add(m.opt.Retention)) {
+					delete(sh.byID, s.ID)
+					delete(sh.byToken, s.PageToken)
+					if s.IdemKey != "" {
+						purged = append(purged, s)
+					}
+				}
+			}
+		}
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
-			t := heap.Pop(&sh.timers).(timer)
+			t := sh.timers.pop()
 			s := sh.byID[t.id]
 			switch {
 			case s == nil:
-			case t.purge && s.Status.Final() && !now.Before(s.FinishedAt.Add(m.opt.Retention)):
-				delete(sh.byID, s.ID)
-				delete(sh.byToken, s.PageToken)
-				if s.IdemKey != "" {
-					purged = append(purged, s)
-				}
-			case !t.purge && s.Status == Pending && !now.Before(s.ExpiresAt):
+			case s.Status == Pending && !now.Before(s.ExpiresAt):
 				r := Record{Op: OpExpire, At: s.ExpiresAt, ID: s.ID}
 				m.apply(sh, r)
 				recs = append(recs, r)
@@ -96,7 +109,7 @@ func (m *Matcher) Sweep() error {
 		}
 		var c Commit = committed{}
 		if len(recs) > 0 {
-			c = m.opt.Journal.Append(recs...)
+			c = m.journal(recs...)
 		}
 		snaps := snapshot(changed)
 		sh.mu.Unlock()
@@ -138,22 +151,53 @@ func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
 }
 
 type timer struct {
-	at    int64 // unix nanoseconds
-	id    string
-	purge bool // drop the finished session instead of expiring it
+	at int64 // unix nanoseconds
+	id string
 }
+
+// purgeEvery is how often Sweep looks for finished sessions past retention.
+const purgeEvery = time.Minute
 
 type timerHeap []timer
 
-func (h timerHeap) Len() int           { return len(h) }
-func (h timerHeap) Less(i, j int) bool { return h[i].at < h[j].at }
-func (h timerHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
-func (h *timerHeap) Push(x any)        { *h = append(*h, x.(timer)) }
-func (h *timerHeap) Pop() any {
-	old := *h
-	t := old[len(old)-1]
-	*h = old[:len(old)-1]
-	return t
+// push and pop keep a binary min-heap on at, typed (container/heap would
+// box every timer into an interface: an allocation per push).
+func (h *timerHeap) push(t timer) {
+	*h = append(*h, t)
+	q := *h
+	for i := len(q) - 1; i > 0; {
+		p := (i - 1) / 2
+		if q[p].at <= q[i].at {
+			break
+		}
+		q[p], q[i] = q[i], q[p]
+		i = p
+	}
+}
+
+func (h *timerHeap) pop() timer {
+	q := *h
+	top := q[0]
+	n := len(q) - 1
+	q[0] = q[n]
+	q[n] = timer{}
+	q = q[:n]
+	for i := 0; ; {
+		l, r, m := 2*i+1, 2*i+2, i
+		if l < n && q[l].at < q[m].at {
+			m = l
+		}
+		if r < n && q[r].at < q[m].at {
+			m = r
+		}
+		if m == i {
+			break
+		}
+		q[i], q[m] = q[m], q[i]
+		i = m
+	}
+	*h = q
+	return top
 }
 
 // Replay applies a record read back from the journal. Records must be

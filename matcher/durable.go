@@ -1,7 +1,6 @@
 package matcher
 
 import (
-	"container/heap"
 	"context"
 	"errors"
 	"fmt"
@@ -148,6 +147,7 @@ func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
 		return nil, fmt.Errorf("matcher: %w: the snapshot covers records up to LSN %d but the log starts at %d; segments are missing", wal.ErrCorrupt, minCut, first)
 	}
 	m.opt.Journal = walJournal{log}
+	m.wal = &walJournal{log}
 	m.dedupe.lsn = log.LastLSN
 	m.durable = &durable{dir: dir, fs: do.WAL.FS, log: log, opt: do, lastLSN: log.LastLSN(), lastAt: o.nowOrDefault()}
 	return m, nil
@@ -315,9 +315,7 @@ func (m *Matcher) restore(s *Session) {
 		} else {
 			sh.byPair[pairKey{s.To, s.Number}] = s
 		}
-		heap.Push(&sh.timers, timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
-	} else {
-		heap.Push(&sh.timers, timer{at: s.FinishedAt.Add(m.opt.Retention).UnixNano(), id: s.ID, purge: true})
+		sh.timers.push(timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
 	}
 	sh.mu.Unlock()
 	if s.IdemKey != "" {

@@ -73,16 +73,17 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
 		if !complete {
 			processed.Outcome = Outcome{Kind: PartStored}
-			return processed.Outcome, m.opt.Journal.Append(partRec, processed).Wait()
+			return processed.Outcome, m.journal(partRec, processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
-		if err := m.opt.Journal.Append(partRec).Wait(); err != nil {
+		if err := m.journal(partRec).Wait(); err != nil {
 			return Outcome{}, err
 		}
 		msg = whole
 	}
-	var scan textScan
+	scan := scanPool.Get().(*textScan)
+	defer scanPool.Put(scan)
 	scan.scan(msg.Text)
 
 	// 1. The sender's own pending session on this number.
@@ -128,25 +129,33 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	sh.mu.Unlock()
 
 	processed.Outcome = Outcome{Kind: Unmatched}
-	return processed.Outcome, m.opt.Journal.Append(processed).Wait()
+	return processed.Outcome, m.journal(processed).Wait()
 }
 
 // commit applies r with the dedupe record on the locked shard, unlocks it
 // and waits for durability.
 func (m *Matcher) commit(sh *shard, s *Session, r, processed Record, kind OutcomeKind) (Outcome, error) {
 	processed.Outcome = Outcome{Kind: kind, SessionID: s.ID}
-	m.apply(sh, r)
-	c := m.opt.Journal.Append(r, processed)
-	snap := *s
+	m.applyTo(sh, s, r)
+	c := m.journal(r, processed)
+	var snap Session
+	notify := m.opt.OnChange != nil && s.Status.Final()
+	if notify {
+		snap = *s
+	}
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
 		return Outcome{}, err
 	}
-	if snap.Status.Final() {
-		m.notify([]Session{snap})
+	if notify {
+		m.notifyOne(snap)
 	}
 	return processed.Outcome, nil
 }
+
+// scanPool reuses text scans: a textScan's slices point into its own arrays,
+// which would make every stack one escape to the heap.
+var scanPool = sync.Pool{New: func() any { return new(textScan) }}
 
 // dedupe remembers processed provider messages for the retention window and
 // makes concurrent deliveries of one message wait for the first.

@@ -67,19 +67,36 @@ type Matcher struct {
 	idem    [numShards]idemShard
 	dedupe  dedupe
 	parts   partials
-	durable *durable // nil for an in-memory matcher
+	durable *durable    // nil for an in-memory matcher
+	wal     *walJournal // the journal when it is the WAL: called directly
+}
+
+// journal appends records. The WAL journal is called directly (no interface
+// call, so the records stay on the caller's stack); other journals get a
+// copy.
+func (m *Matcher) journal(recs ...Record) Commit {
+	if m.wal != nil {
+		return m.wal.Append(recs...)
+	}
+	if _, ok := m.opt.Journal.(NoJournal); ok {
+		return committed{}
+	}
+	buf := make([]Record, len(recs))
+	copy(buf, recs)
+	return m.opt.Journal.Append(buf...)
 }
 
 type pairKey struct{ to, from string }
 
 type shard struct {
-	mu      sync.Mutex
-	byID    map[string]*Session
-	byPair  map[pairKey]*Session           // pending expected-sender sessions
-	byCode  map[string]map[string]*Session // to -> code -> pending capture session
-	byToken map[string]*Session
-	timers  timerHeap
-	watch   map[string][]chan struct{}
+	mu        sync.Mutex
+	byID      map[string]*Session
+	byPair    map[pairKey]*Session           // pending expected-sender sessions
+	byCode    map[string]map[string]*Session // to -> code -> pending capture session
+	byToken   map[string]*Session
+	timers    timerHeap // expiries of pending sessions
+	lastPurge time.Time // last pass for finished sessions past retention
+	watch     map[string][]chan struct{}
 }
 
 type idemShard struct {
@@ -255,7 +272,7 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 		m.apply(sh, r)
 	}
 	out := *s
-	c := m.opt.Journal.Append(recs...)
+	c := m.journal(recs...)
 	snaps := snapshot(changed)
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
@@ -359,12 +376,12 @@ func (m *Matcher) Cancel(id string) (Session, error) {
 	r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
 	m.apply(sh, r)
 	out := *s
-	c := m.opt.Journal.Append(r)
+	c := m.journal(r)
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
 		return Session{}, err
 	}
-	m.notify([]Session{out})
+	m.notifyOne(out)
 	return out, nil
 }
 
@@ -438,10 +455,13 @@ func snapshot(ss []*Session) []Session {
 }
 
 func (m *Matcher) notify(ss []Session) {
-	if m.opt.OnChange == nil {
-		return
-	}
 	for _, s := range ss {
+		m.notifyOne(s)
+	}
+}
+
+func (m *Matcher) notifyOne(s Session) {
+	if m.opt.OnChange != nil {
 		m.opt.OnChange(s)
 	}
 }

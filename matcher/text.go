@@ -45,9 +45,18 @@ func (t *textScan) reset() {
 // inline buffers or not already in NFKC.
 func (t *textScan) scan(text string) {
 	t.reset()
+	if isASCII(text) { // ASCII is always NFKC
+		t.scanASCII(text)
+		return
+	}
 	if !norm.NFKC.IsNormalString(text) {
 		text = norm.NFKC.String(text)
 	}
+	t.scanRunes(text)
+}
+
+// scanRunes is scan for NFKC text, rune by rune.
+func (t *textScan) scanRunes(text string) {
 	inChunk, newGroup := false, true
 	for _, r := range text {
 		c, kind := classify(r)
@@ -62,6 +71,41 @@ func (t *textScan) scan(text string) {
 			t.buf = utf8.AppendRune(t.buf, c)
 			t.ends[len(t.ends)-1] = len(t.buf)
 		case separator:
+			inChunk = false
+		default:
+			inChunk, newGroup, t.other = false, true, true
+		}
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// scanASCII is scan for ASCII text, byte by byte.
+func (t *textScan) scanASCII(text string) {
+	inChunk, newGroup := false, true
+	for i := 0; i < len(text); i++ {
+		c := text[i]
+		switch {
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
+			if c <= 'Z' && c >= 'A' {
+				c += 'a' - 'A'
+			}
+			if !inChunk {
+				t.starts = append(t.starts, len(t.buf))
+				t.group = append(t.group, newGroup)
+				t.ends = append(t.ends, 0)
+				inChunk, newGroup = true, false
+			}
+			t.buf = append(t.buf, c)
+			t.ends[len(t.ends)-1] = len(t.buf)
+		case c == ' ' || c == '-' || c == '.' || c == '\t' || c == '\n' || c == '\r':
 			inChunk = false
 		default:
 			inChunk, newGroup, t.other = false, true, true
@@ -147,7 +191,8 @@ func (t *textScan) span(i, j int) []byte { return t.buf[t.starts[i]:t.ends[j]] }
 // and false when the code holds anything but letters, digits and separators,
 // or more than MaxCodeLen characters.
 func NormalizeCode(code string) (string, bool) {
-	var t textScan
+	t := scanPool.Get().(*textScan)
+	defer scanPool.Put(t)
 	t.scan(code)
 	if len(t.starts) == 0 || t.other || utf8.RuneCount(t.buf) > MaxCodeLen {
 		return "", false
@@ -156,6 +201,9 @@ func NormalizeCode(code string) (string, bool) {
 		if g {
 			return "", false
 		}
+	}
+	if string(t.buf) == code {
+		return code, true // share the string: most codes are digits already
 	}
 	return string(t.buf), true
 }

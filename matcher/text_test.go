@@ -1,6 +1,9 @@
 package matcher
 
-import "testing"
+import (
+	"fmt"
+	"testing"
+)
 
 // Every example of DESIGN.md §6, and more.
 func TestCodeMatching(t *testing.T) {
@@ -108,6 +111,15 @@ func FuzzScan(f *testing.F) {
 			return
 		}
 		_ = s.contains(n)
+		// The ASCII fast path and the general path agree.
+		if isASCII(text) {
+			var slow textScan
+			slow.reset()
+			slow.scanRunes(text)
+			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.other) {
+				t.Fatalf("ASCII path differs for %q", text)
+			}
+		}
 		// A code always matches itself written out.
 		var self textScan
 		self.scan(code)

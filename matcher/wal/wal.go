@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -81,6 +82,7 @@ type segment struct {
 // Batch is a group of records that become durable together.
 type Batch struct {
 	buf         []byte
+	n           int // records
 	first, last uint64
 	done        chan struct{}
 	err         error
@@ -178,6 +180,7 @@ func (w *WAL) Append(recs ...[]byte) *Batch {
 		b.last = w.nextLSN
 		w.nextLSN++
 	}
+	b.n += len(recs)
 	w.mu.Unlock()
 	select {
 	case w.kick <- struct{}{}:
@@ -295,10 +298,27 @@ func (w *WAL) Close() error {
 	return err
 }
 
-// writer drains batches: one write and one fsync each.
+// maxGather bounds how often the writer yields to let a batch fill.
+const maxGather = 64
+
+// writer drains batches: one write and one fsync each. Callers whose batch
+// was just synced append again at once; before taking the next batch the
+// writer yields until it holds as many records as the last one did (or
+// maxGather yields pass), so that they share the next fsync instead of
+// trickling into several.
 func (w *WAL) writer() {
 	defer close(w.stopped)
+	lastN := 1
 	for {
+		for i := 0; i < maxGather; i++ {
+			w.mu.Lock()
+			n, closed := w.pending.n, w.closed
+			w.mu.Unlock()
+			if n >= lastN || closed {
+				break
+			}
+			runtime.Gosched()
+		}
 		w.mu.Lock()
 		b := w.pending
 		if b.last == 0 {
@@ -312,6 +332,7 @@ func (w *WAL) writer() {
 		}
 		rotate := w.rotate
 		w.rotate = false
+		lastN = max(1, b.n)
 		w.pending = &Batch{first: w.nextLSN, buf: w.spare[:0], done: make(chan struct{})}
 		w.spare = nil
 		w.writing = b

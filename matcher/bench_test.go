@@ -1,0 +1,185 @@
+package matcher
+
+import (
+	"fmt"
+	"runtime"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher/wal"
+)
+
+func senders(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = "+1415" + fmt.Sprintf("%07d", i)
+	}
+	return out
+}
+
+// BenchmarkLookupConsume is the matching core in memory: one inbound
+// message finds its expected-sender session, checks the code and verifies
+// it (no dedupe, no journal), with 10k and with 1M sessions pending.
+func BenchmarkLookupConsume(b *testing.B) {
+	for _, pending := range []int{10_000, 1_000_000} {
+		b.Run("pending="+strconv.Itoa(pending), func(b *testing.B) { benchMatch(b, pending, false) })
+	}
+}
+
+// BenchmarkIngest is the whole in-memory path of a message with 10k
+// sessions pending: dedupe claim, match, dedupe record.
+func BenchmarkIngest(b *testing.B) { benchMatch(b, 10_000, true) }
+
+// benchMatch consumes b.N sessions, pending at a time: the timer stops
+// while each round's sessions are created.
+func benchMatch(b *testing.B, pending int, full bool) {
+	m := New(Options{})
+	from := senders(pending)
+	msgs := make([]Message, pending)
+	round := 0
+	fill := func() {
+		b.StopTimer()
+		for i := range pending {
+			s, _, err := m.Create(CreateRequest{Key: "k", Number: from[i], Code: "482913", To: to, TTL: time.Hour})
+			if err != nil {
+				b.Fatal(err)
+			}
+			msgs[i] = Message{Provider: "tw", MessageID: s.ID, From: from[i], To: to, Text: "Your code is 482913"}
+		}
+		round++
+		b.StartTimer()
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		j := i % pending
+		if j == 0 {
+			fill()
+		}
+		var o Outcome
+		var err error
+		if full {
+			o, err = m.Ingest(msgs[j], IngestOptions{})
+		} else {
+			o, err = m.ingest(msgs[j], IngestOptions{})
+		}
+		if err != nil || o.Kind != Matched {
+			b.Fatal(o, err)
+		}
+	}
+}
+
+// BenchmarkCreate creates expected-sender sessions in memory.
+func BenchmarkCreate(b *testing.B) {
+	m := New(Options{})
+	from := senders(b.N)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := range b.N {
+		if _, _, err := m.Create(CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkWALAppend measures durable records per second: each writer
+// appends a 120-byte record and waits for it to be synced, in a loop.
+func BenchmarkWALAppend(b *testing.B) {
+	for _, writers := range []int{1, 8, 64, 512} {
+		b.Run("writers="+strconv.Itoa(writers), func(b *testing.B) {
+			w, err := wal.Open(b.TempDir(), wal.Options{}, func(uint64, []byte) error { return nil })
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer w.Close()
+			rec := make([]byte, 120)
+			var next atomic.Int64
+			var wg sync.WaitGroup
+			b.ResetTimer()
+			start := time.Now()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					for next.Add(1) <= int64(b.N) {
+						if err := w.Append(rec).Wait(); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "records/s")
+		})
+	}
+}
+
+// BenchmarkRecovery1M opens a data directory holding 1M pending sessions
+// (a snapshot and a short log tail) and reports the time to recover it.
+func BenchmarkRecovery1M(b *testing.B) {
+	const n = 1_000_000
+	dir := b.TempDir()
+	m, err := Open(dir, Options{}, DurableOptions{SnapshotEvery: 1 << 40})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 512 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				from := "+1" + strconv.FormatInt(2000000000+i, 10)
+				if _, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := m.Close(); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	for range b.N {
+		start := time.Now()
+		m2, err := Open(dir, Options{}, DurableOptions{SnapshotEvery: 1 << 40})
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.ReportMetric(time.Since(start).Seconds(), "s/recovery")
+		if m2.Len() != n {
+			b.Fatalf("recovered %d sessions", m2.Len())
+		}
+		b.StopTimer()
+		m2.Log().Close()
+		b.StartTimer()
+	}
+}
+
+// BenchmarkMemoryPerSession reports the heap held per pending session.
+func BenchmarkMemoryPerSession(b *testing.B) {
+	const n = 200_000
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Options{})
+		for i := range n {
+			from := "+1" + strconv.Itoa(2000000000+i)
+			if _, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/session")
+		runtime.KeepAlive(m)
+	}
+}
