@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"path/filepath"
+	"runtime"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogate/mogate/matcher/wal"
@@ -17,9 +19,11 @@ import (
 //	wal/            the log segments, "<first LSN>.wal", and any ".broken" cuts
 //
 // Snapshot payload, version 1: u8 version | u64 cut per shard (64, uvarint)
-// | uvarint global cut | uvarint n, n sessions | uvarint n, n processed
-// messages (key, outcome kind u8, session id, at) | uvarint n, n stored
-// parts (first seen, then the OpPart fields).
+// | uvarint global cut | per shard: uvarint byte length, then uvarint n and
+// n sessions | uvarint n, n processed messages (key, outcome kind u8,
+// session id, at) | uvarint n, n stored parts (first seen, then the OpPart
+// fields). Shard sections are length-prefixed so that recovery decodes them
+// in parallel.
 //
 // Each shard's cut is the last LSN appended while the shard was being copied
 // under its lock: its records with a higher LSN are replayed, the others
@@ -174,15 +178,14 @@ func (m *Matcher) Snapshot() error {
 	e := enc{b: make([]byte, 0, 1<<16)}
 	e.u8(codecVersion)
 	var cuts [numShards]uint64
-	var sessions enc
-	n := 0
+	var sections [numShards]enc
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		cuts[i] = d.log.LastLSN()
+		sections[i].uv(uint64(len(sh.byID)))
 		for _, s := range sh.byID {
-			sessions.session(s)
-			n++
+			sections[i].session(s)
 		}
 		sh.mu.Unlock()
 	}
@@ -207,8 +210,9 @@ func (m *Matcher) Snapshot() error {
 		e.uv(c)
 	}
 	e.uv(global)
-	e.uv(uint64(n))
-	e.b = append(e.b, sessions.b...)
+	for i := range sections {
+		e.bytes(sections[i].b)
+	}
 	e.uv(uint64(count))
 	e.b = append(e.b, processed.b...)
 
@@ -253,18 +257,49 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 	}
 	global = d.uv()
 	now := m.opt.Now()
-	n := d.uv()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		s := d.session()
-		if d.err != nil {
-			break
-		}
-		if s.Status.Final() && now.Sub(s.FinishedAt) >= m.opt.Retention {
-			continue
-		}
-		m.restore(s)
+	var sections [numShards][]byte
+	for i := range sections {
+		sections[i] = d.raw()
 	}
-	n = d.uv()
+	if d.err != nil {
+		return cuts, 0, d.err
+	}
+	// Shards are independent: decode them on every core.
+	var wg sync.WaitGroup
+	var next atomic.Int32
+	var failed atomic.Bool
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
+				sd := dec{b: sections[i]}
+				n := sd.uv()
+				for j := uint64(0); j < n && sd.err == nil; j++ {
+					s := sd.session()
+					if sd.err != nil {
+						break
+					}
+					if idx, _ := shardOfID(s.ID); idx != i {
+						sd.fail()
+						break
+					}
+					if s.Status.Final() && now.Sub(s.FinishedAt) >= m.opt.Retention {
+						continue
+					}
+					m.restore(s)
+				}
+				if sd.err != nil || len(sd.b) != 0 {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		return cuts, 0, errDecode
+	}
+	n := d.uv()
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		key := d.str()
 		kind := OutcomeKind(d.u8())

@@ -32,6 +32,8 @@ Usage:
   mogate serve [--config mogate.yaml]     run the gateway (dev mode without --config)
   mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
                                           play the user's phone: post a signed provider webhook
+  mogate bench [--conns 64] [--duration 5s] [--gobench FILE] [--redis ADDR]
+                                          loopback load runs and the Redis comparison (make bench)
   mogate version
 `
 
@@ -50,6 +52,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = simulate(args[2:], stdout, stderr)
+	case "bench":
+		err = bench(args[1:], stdout, stderr)
 	case "version":
 		fmt.Fprintf(stdout, "mogate %s (%s)\n", version, runtime.Version())
 	case "help", "-h", "--help":
