@@ -37,9 +37,12 @@ fuzz:
 	  done; \
 	done
 
-## bench: Go benchmarks of the hot path
-bench:
-	$(GO) test -run '^$$' -bench . -benchmem ./matcher/ ./adapters/...
+## bench: Go benchmarks, loopback load runs and the Redis comparison, as one table
+bench: build
+	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+	$(GO) test -run '^$$' -bench 'LookupConsume|Ingest|Create$$|WALAppend' -benchmem -timeout 30m ./matcher/ > bin/gobench.txt
+	$(GO) test -run '^$$' -bench 'Recovery1M|MemoryPerSession' -benchtime 1x -timeout 30m ./matcher/ >> bin/gobench.txt
+	./$(BIN) bench --gobench bin/gobench.txt
 
 conformance:
 	$(GO) test -count=1 ./conformance/...

@@ -9,66 +9,84 @@ import (
 // changes a session, live or during recovery, so both always agree.
 func (m *Matcher) apply(sh *shard, r Record) {
 	if r.Op == OpCreate {
-		s := r.Session
-		if s.code == "" {
-			s.code, _ = NormalizeCode(s.Code)
+		s, ok := fromView(r.Session, func(x string) string { return x })
+		if !ok {
+			return
 		}
-		sh.byID[s.ID] = s
-		sh.byToken[s.PageToken] = s
-		if s.Capture() {
-			if sh.byCode[s.To] == nil {
-				sh.byCode[s.To] = map[string]*Session{}
-			}
-			sh.byCode[s.To][s.code] = s
-		} else {
-			sh.byPair[pairKey{s.To, s.Number}] = s
-		}
-		sh.timers.push(timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
+		m.insert(sh, s)
 		return
 	}
-	m.applyTo(sh, sh.byID[r.ID], r)
+	_, raw, ok := parseID(r.ID)
+	if !ok {
+		return
+	}
+	m.applyTo(sh, sh.byID[raw], r)
+}
+
+// insert indexes a session on its locked shard: by id and page token, and,
+// while pending, by its match key with an expiry timer.
+func (m *Matcher) insert(sh *shard, s *session) {
+	sh.byID[s.id] = s
+	sh.byToken[s.token] = s
+	if s.status != Pending {
+		return
+	}
+	if s.capture() {
+		if sh.byCode[s.to] == nil {
+			sh.byCode[s.to] = map[string]*session{}
+		}
+		sh.byCode[s.to][s.norm] = s
+	} else {
+		sh.byPair[pairKey{s.to, s.number}] = s
+	}
+	sh.timers.push(timer{at: s.expires, id: s.id})
 }
 
 // applyTo performs a record on session s (nil: nothing to do), held by the
 // locked shard sh; callers that hold the session skip the lookup.
-func (m *Matcher) applyTo(sh *shard, s *Session, r Record) {
-	if s == nil || s.Status.Final() {
+func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
+	if s == nil || s.status.Final() {
 		return
 	}
 	switch r.Op {
 	case OpAttempt:
-		s.Attempts++
+		s.attempts++
 	case OpFail:
-		s.Attempts++
-		s.Provider, s.MessageID = r.Provider, r.MessageID
+		s.attempts++
+		s.provider, s.messageID = r.Provider, r.MessageID
 		m.finish(sh, s, Failed, r.At)
 	case OpVerify:
-		s.VerifiedNumber, s.Provider, s.MessageID = r.From, r.Provider, r.MessageID
+		if r.From != s.number {
+			s.extra().verifiedNumber = r.From // capture mode learns the sender
+		}
+		s.provider, s.messageID = r.Provider, r.MessageID
 		m.finish(sh, s, Verified, r.At)
 	case OpCancel:
-		s.Reason = r.Reason
+		s.reason = reasonCode(r.Reason)
 		m.finish(sh, s, Cancelled, r.At)
 	case OpExpire:
 		m.finish(sh, s, Expired, r.At)
 	}
 }
 
-func (m *Matcher) finish(sh *shard, s *Session, st Status, at time.Time) {
-	s.Status, s.FinishedAt = st, at
-	if s.Capture() {
-		if byCode := sh.byCode[s.To]; byCode[s.code] == s {
-			delete(byCode, s.code)
+func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
+	s.status, s.finished = st, at.UnixNano()
+	if s.capture() {
+		if byCode := sh.byCode[s.to]; byCode[s.norm] == s {
+			delete(byCode, s.norm)
 			if len(byCode) == 0 {
-				delete(sh.byCode, s.To)
+				delete(sh.byCode, s.to)
 			}
 		}
-	} else if k := (pairKey{s.To, s.Number}); sh.byPair[k] == s {
+	} else if k := (pairKey{s.to, s.number}); sh.byPair[k] == s {
 		delete(sh.byPair, k)
 	}
-	for _, ch := range sh.watch[s.ID] {
-		close(ch)
+	if chs, ok := sh.watch[s.id]; ok {
+		for _, ch := range chs {
+			close(ch)
+		}
+		delete(sh.watch, s.id)
 	}
-	delete(sh.watch, s.ID)
 }
 
 // Sweep expires pending sessions whose TTL has run out and drops finished
@@ -80,16 +98,18 @@ func (m *Matcher) Sweep() error {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		var recs []Record
-		var changed, purged []*Session
+		var changed []Session
+		var purged []*session
 		if now.Sub(sh.lastPurge) >= purgeEvery {
 			// Finished sessions leave after the retention: one pass over the
 			// shard a minute keeps the hot path free of purge bookkeeping.
 			sh.lastPurge = now
-			for _, s := range sh.byID {
-				if s.Status.Final() && !now.Before(s.FinishedAt.Add(m.opt.Retention)) {
-					delete(sh.byID, s.ID)
-					delete(sh.byToken, s.PageToken)
-					if s.IdemKey != "" {
+			limit := now.Add(-m.opt.Retention).UnixNano()
+			for id, s := range sh.byID {
+				if s.status.Final() && s.finished <= limit {
+					delete(sh.byID, id)
+					delete(sh.byToken, s.token)
+					if s.x != nil && s.x.idemKey != "" {
 						purged = append(purged, s)
 					}
 				}
@@ -98,35 +118,32 @@ func (m *Matcher) Sweep() error {
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
 			t := sh.timers.pop()
 			s := sh.byID[t.id]
-			switch {
-			case s == nil:
-			case s.Status == Pending && !now.Before(s.ExpiresAt):
-				r := Record{Op: OpExpire, At: s.ExpiresAt, ID: s.ID}
-				m.apply(sh, r)
+			if s != nil && s.status == Pending && now.UnixNano() >= s.expires {
+				r := Record{Op: OpExpire, At: unixTime(s.expires), ID: s.idString()}
+				m.applyTo(sh, s, r)
 				recs = append(recs, r)
-				changed = append(changed, s)
+				changed = append(changed, s.view())
 			}
 		}
 		var c Commit = committed{}
 		if len(recs) > 0 {
 			c = m.journal(recs...)
 		}
-		snaps := snapshot(changed)
 		sh.mu.Unlock()
 		// Create locks an idempotency shard before a session shard; this
 		// runs after the session shard is released to keep that order.
 		for _, s := range purged {
-			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+			is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
 			is.mu.Lock()
-			if is.m[s.Key+"\x00"+s.IdemKey] == s.ID {
-				delete(is.m, s.Key+"\x00"+s.IdemKey)
+			if is.m[s.key+"\x00"+s.x.idemKey] == s.idString() {
+				delete(is.m, s.key+"\x00"+s.x.idemKey)
 			}
 			is.mu.Unlock()
 		}
 		if err := c.Wait(); err != nil && firstErr == nil {
 			firstErr = err
 		}
-		m.notify(snaps)
+		m.notify(changed)
 	}
 	m.parts.gc(now)
 	return firstErr
@@ -152,7 +169,7 @@ func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
 
 type timer struct {
 	at int64 // unix nanoseconds
-	id string
+	id [16]byte
 }
 
 // purgeEvery is how often Sweep looks for finished sessions past retention.
@@ -224,9 +241,7 @@ func (m *Matcher) Replay(r Record) {
 	sh := &m.shards[idx]
 	sh.mu.Lock()
 	if r.Op == OpCreate && r.Session != nil {
-		s := *r.Session
-		r.Session = &s
-		if s.IdemKey != "" {
+		if s := r.Session; s.IdemKey != "" {
 			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
 			is.mu.Lock()
 			is.m[s.Key+"\x00"+s.IdemKey] = s.ID

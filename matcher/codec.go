@@ -167,6 +167,102 @@ func (d *dec) session() *Session {
 	return s
 }
 
+// compact encodes an in-memory session in the session format above.
+func (e *enc) compact(s *session) {
+	id := s.idString()
+	tok := s.tokenString()
+	x := s.x
+	if x == nil {
+		x = &sessionExtra{}
+	}
+	for _, v := range []string{id, s.key, x.api, s.number, s.code, s.to, x.country, x.language, x.callback, x.redirect} {
+		e.str(v)
+	}
+	e.bytes(x.metadata)
+	for _, v := range []string{tok, x.idemKey, x.reqHash} {
+		e.str(v)
+	}
+	e.uv(uint64(s.maxAttempts))
+	e.b = binary.AppendVarint(e.b, s.created)
+	e.b = binary.AppendVarint(e.b, s.expires)
+	e.u8(uint8(s.status))
+	e.uv(uint64(s.attempts))
+	verified := x.verifiedNumber
+	if verified == "" && s.status == Verified {
+		verified = s.number
+	}
+	e.str(verified)
+	e.b = binary.AppendVarint(e.b, s.finished)
+	e.str(s.provider)
+	e.str(s.messageID)
+	e.str(reasons[s.reason])
+}
+
+// compact decodes a session straight into its in-memory form; intern
+// shares strings that repeat across sessions.
+func (d *dec) compact(intern func(string) string) *session {
+	s := &session{}
+	var ok bool
+	var x sessionExtra
+	var id, tok []byte
+	id = d.raw()
+	s.key = intern(string(d.raw()))
+	x.api = intern(string(d.raw()))
+	s.number = d.str()
+	s.code = d.str()
+	s.to = intern(string(d.raw()))
+	x.country = intern(string(d.raw()))
+	x.language = intern(string(d.raw()))
+	x.callback = d.str()
+	x.redirect = d.str()
+	x.metadata = d.bytes()
+	tok = d.raw()
+	x.idemKey = d.str()
+	x.reqHash = d.str()
+	max := d.uv()
+	s.created = d.varint()
+	s.expires = d.varint()
+	s.status = Status(d.u8())
+	att := d.uv()
+	verified := d.raw()
+	s.finished = d.varint()
+	s.provider = intern(string(d.raw()))
+	s.messageID = d.str()
+	s.reason = reasonCode(string(d.raw()))
+	if string(verified) != s.number {
+		x.verifiedNumber = string(verified)
+	}
+	if d.err != nil {
+		return nil
+	}
+	if s.prefix, s.id, ok = parseID(string(id)); !ok {
+		d.fail()
+	}
+	if s.token, ok = parseToken(string(tok)); !ok {
+		d.fail()
+	}
+	if s.status > Failed || max > 1<<16-1 || att > 1<<16-1 {
+		d.fail()
+	}
+	s.maxAttempts, s.attempts = uint16(max), uint16(att)
+	s.norm, _ = NormalizeCode(s.code)
+	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" {
+		s.x = &x
+	}
+	return s
+}
+
+func (d *dec) varint() int64 {
+	v, n := binary.Varint(d.b)
+	if n <= 0 {
+		d.fail()
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
 // encodeRecord appends r's payload to dst.
 func encodeRecord(dst []byte, r *Record) []byte {
 	e := enc{b: dst}

@@ -185,7 +185,7 @@ func (m *Matcher) Snapshot() error {
 		cuts[i] = d.log.LastLSN()
 		sections[i].uv(uint64(len(sh.byID)))
 		for _, s := range sh.byID {
-			sections[i].session(s)
+			sections[i].compact(s)
 		}
 		sh.mu.Unlock()
 	}
@@ -257,6 +257,7 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 	}
 	global = d.uv()
 	now := m.opt.Now()
+	var in interner
 	var sections [numShards][]byte
 	for i := range sections {
 		sections[i] = d.raw()
@@ -275,16 +276,17 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
 				sd := dec{b: sections[i]}
 				n := sd.uv()
+				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.session()
+					s := sd.compact(in.get)
 					if sd.err != nil {
 						break
 					}
-					if idx, _ := shardOfID(s.ID); idx != i {
+					if int(s.id[0]) != i {
 						sd.fail()
 						break
 					}
-					if s.Status.Final() && now.Sub(s.FinishedAt) >= m.opt.Retention {
+					if s.status.Final() && s.finished <= limit {
 						continue
 					}
 					m.restore(s)
@@ -334,29 +336,15 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 // restore puts a session from a snapshot back: every session by id and page
 // token, only pending ones in the match indexes (a superseded session shares
 // its key with its successor), and the timer that is due for it.
-func (m *Matcher) restore(s *Session) {
-	idx, _ := shardOfID(s.ID)
-	sh := &m.shards[idx]
-	s.code, _ = NormalizeCode(s.Code)
+func (m *Matcher) restore(s *session) {
+	sh := &m.shards[s.id[0]]
 	sh.mu.Lock()
-	sh.byID[s.ID] = s
-	sh.byToken[s.PageToken] = s
-	if s.Status == Pending {
-		if s.Capture() {
-			if sh.byCode[s.To] == nil {
-				sh.byCode[s.To] = map[string]*Session{}
-			}
-			sh.byCode[s.To][s.code] = s
-		} else {
-			sh.byPair[pairKey{s.To, s.Number}] = s
-		}
-		sh.timers.push(timer{at: s.ExpiresAt.UnixNano(), id: s.ID})
-	}
+	m.insert(sh, s)
 	sh.mu.Unlock()
-	if s.IdemKey != "" {
-		is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+	if s.x != nil && s.x.idemKey != "" {
+		is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
 		is.mu.Lock()
-		is.m[s.Key+"\x00"+s.IdemKey] = s.ID
+		is.m[s.key+"\x00"+s.x.idemKey] = s.idString()
 		is.mu.Unlock()
 	}
 }

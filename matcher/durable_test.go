@@ -32,15 +32,14 @@ func state(m *Matcher) string {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		for _, s := range sh.byID {
-			c := *s
-			lines = append(lines, fmt.Sprintf("%+v", c))
+			lines = append(lines, fmt.Sprintf("%+v", s.view()))
 		}
 		for k, s := range sh.byPair {
-			lines = append(lines, fmt.Sprintf("pair %v -> %s", k, s.ID))
+			lines = append(lines, fmt.Sprintf("pair %v -> %s", k, s.idString()))
 		}
 		for to, byCode := range sh.byCode {
 			for code, s := range byCode {
-				lines = append(lines, fmt.Sprintf("code %s %s -> %s", to, code, s.ID))
+				lines = append(lines, fmt.Sprintf("code %s %s -> %s", to, code, s.idString()))
 			}
 		}
 		sh.mu.Unlock()

@@ -86,12 +86,16 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	defer scanPool.Put(scan)
 	scan.scan(msg.Text)
 
+	nowNS := now.UnixNano()
+
 	// 1. The sender's own pending session on this number.
 	pi := pairShard(msg.To, msg.From)
 	sh := &m.shards[pi]
 	sh.mu.Lock()
-	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && now.Before(s.ExpiresAt) && scan.contains(s.code) {
-		return m.commit(sh, s, Record{Op: OpVerify, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}, processed, Matched)
+	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && nowNS < s.expires && scan.contains(s.norm) {
+		id := s.idString()
+		r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+		return m.commit(sh, s, r, processed, Matched, id)
 	}
 	sh.mu.Unlock()
 
@@ -103,8 +107,10 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 		scan.candidates(MinCaptureCodeLen, 4*MaxCodeLen, func(c []byte) bool {
 			sh := &m.shards[codeShard(msg.To, c)]
 			sh.mu.Lock()
-			if s := sh.byCode[msg.To][string(c)]; s != nil && now.Before(s.ExpiresAt) {
-				out, err = m.commit(sh, s, Record{Op: OpVerify, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}, processed, Matched)
+			if s := sh.byCode[msg.To][string(c)]; s != nil && nowNS < s.expires {
+				id := s.idString()
+				r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+				out, err = m.commit(sh, s, r, processed, Matched, id)
 				hit = true
 				return true
 			}
@@ -118,13 +124,14 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 
 	// 3. A wrong code from an expected sender counts an attempt.
 	sh.mu.Lock()
-	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && now.Before(s.ExpiresAt) {
-		r := Record{Op: OpAttempt, At: now, ID: s.ID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && nowNS < s.expires {
+		id := s.idString()
+		r := Record{Op: OpAttempt, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
 		kind := Attempted
-		if s.Attempts+1 >= s.MaxAttempts {
+		if int(s.attempts)+1 >= int(s.maxAttempts) {
 			r.Op, kind = OpFail, Exhausted
 		}
-		return m.commit(sh, s, r, processed, kind)
+		return m.commit(sh, s, r, processed, kind, id)
 	}
 	sh.mu.Unlock()
 
@@ -134,14 +141,14 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 
 // commit applies r with the dedupe record on the locked shard, unlocks it
 // and waits for durability.
-func (m *Matcher) commit(sh *shard, s *Session, r, processed Record, kind OutcomeKind) (Outcome, error) {
-	processed.Outcome = Outcome{Kind: kind, SessionID: s.ID}
+func (m *Matcher) commit(sh *shard, s *session, r, processed Record, kind OutcomeKind, id string) (Outcome, error) {
+	processed.Outcome = Outcome{Kind: kind, SessionID: id}
 	m.applyTo(sh, s, r)
 	c := m.journal(r, processed)
 	var snap Session
-	notify := m.opt.OnChange != nil && s.Status.Final()
+	notify := m.opt.OnChange != nil && s.status.Final()
 	if notify {
-		snap = *s
+		snap = s.view()
 	}
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {

@@ -17,7 +17,9 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"math/big"
+	"slices"
 	"sync"
 	"time"
 )
@@ -90,13 +92,13 @@ type pairKey struct{ to, from string }
 
 type shard struct {
 	mu        sync.Mutex
-	byID      map[string]*Session
-	byPair    map[pairKey]*Session           // pending expected-sender sessions
-	byCode    map[string]map[string]*Session // to -> code -> pending capture session
-	byToken   map[string]*Session
+	byID      map[[16]byte]*session
+	byPair    map[pairKey]*session           // pending expected-sender sessions
+	byCode    map[string]map[string]*session // to -> code -> pending capture session
+	byToken   map[[16]byte]*session
 	timers    timerHeap // expiries of pending sessions
 	lastPurge time.Time // last pass for finished sessions past retention
-	watch     map[string][]chan struct{}
+	watch     map[[16]byte][]chan struct{}
 }
 
 type idemShard struct {
@@ -124,8 +126,8 @@ func New(o Options) *Matcher {
 	m := &Matcher{opt: o}
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.byID, s.byPair, s.byCode = map[string]*Session{}, map[pairKey]*Session{}, map[string]map[string]*Session{}
-		s.byToken, s.watch = map[string]*Session{}, map[string][]chan struct{}{}
+		s.byID, s.byPair, s.byCode = map[[16]byte]*session{}, map[pairKey]*session{}, map[string]map[string]*session{}
+		s.byToken, s.watch = map[[16]byte]*session{}, map[[16]byte][]chan struct{}{}
 		m.idem[i].m = map[string]string{}
 	}
 	m.dedupe.init(o.Retention)
@@ -243,43 +245,52 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 	if prefix == "" {
 		prefix = "vrf_"
 	}
+	if !slices.Contains(idPrefixes, prefix) {
+		return Session{}, fmt.Errorf("matcher: unknown id prefix %q", prefix)
+	}
 	now := m.opt.Now().UTC()
 	attempts := req.MaxAttempts
 	if attempts == 0 {
 		attempts = m.opt.MaxAttempts
 	}
-	s := &Session{
+	v := &Session{
 		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
-		Metadata: req.Metadata, PageToken: newID("pt_", idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
-		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
+		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
+		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), code: norm,
 	}
 	sh := &m.shards[idx]
 	sh.mu.Lock()
-	var recs []Record
-	var changed []*Session
-	if s.Capture() {
-		if old := sh.byCode[req.To][norm]; old != nil && old.ExpiresAt.After(now) {
+	var recs [2]Record
+	n := 0
+	var superseded *session
+	if req.Number == "" {
+		if old := sh.byCode[req.To][norm]; old != nil && old.expires > now.UnixNano() {
 			sh.mu.Unlock()
 			return Session{}, ErrCodeInUse
 		}
 	} else if old := sh.byPair[pairKey{req.To, req.Number}]; old != nil {
-		recs = append(recs, Record{Op: OpCancel, At: now, ID: old.ID, Reason: "superseded"})
-		changed = append(changed, old)
+		recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: "superseded"}
+		m.applyTo(sh, old, recs[n])
+		superseded = old
+		n++
 	}
-	recs = append(recs, Record{Op: OpCreate, At: now, ID: s.ID, Session: s})
-	for _, r := range recs {
-		m.apply(sh, r)
+	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v}
+	m.apply(sh, recs[n])
+	n++
+	c := m.journal(recs[:n]...)
+	var old Session
+	if superseded != nil {
+		old = superseded.view()
 	}
-	out := *s
-	c := m.journal(recs...)
-	snaps := snapshot(changed)
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
 		return Session{}, err
 	}
-	m.notify(snaps)
-	return out, nil
+	if superseded != nil {
+		m.notifyOne(old)
+	}
+	return *v, nil
 }
 
 func randomDigits(n int) string {
@@ -306,22 +317,28 @@ func (m *Matcher) LookupIdempotent(key, idemKey string) (Session, bool) {
 	return s, err == nil
 }
 
+// lookup finds a session by id and calls fn with it under its shard's lock.
+func (m *Matcher) lookup(id string, fn func(sh *shard, s *session)) bool {
+	_, raw, ok := parseID(id)
+	if !ok {
+		return false
+	}
+	sh := &m.shards[raw[0]]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	s := sh.byID[raw]
+	if s == nil || s.idString() != id {
+		return false
+	}
+	fn(sh, s)
+	return true
+}
+
 // Get returns a copy of the session. A pending session past its expiry is
 // reported as expired even before the sweeper records it.
 func (m *Matcher) Get(id string) (Session, error) {
-	idx, ok := shardOfID(id)
-	if !ok {
-		return Session{}, ErrNotFound
-	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	s := sh.byID[id]
 	var out Session
-	if s != nil {
-		out = *s
-	}
-	sh.mu.Unlock()
-	if s == nil {
+	if !m.lookup(id, func(_ *shard, s *session) { out = s.view() }) {
 		return Session{}, ErrNotFound
 	}
 	return m.view(out), nil
@@ -329,16 +346,16 @@ func (m *Matcher) Get(id string) (Session, error) {
 
 // ByPageToken returns the session whose hosted page token is token.
 func (m *Matcher) ByPageToken(token string) (Session, error) {
-	idx, ok := shardOfID(token)
+	raw, ok := parseToken(token)
 	if !ok {
 		return Session{}, ErrNotFound
 	}
-	sh := &m.shards[idx]
+	sh := &m.shards[raw[0]]
 	sh.mu.Lock()
-	s := sh.byToken[token]
+	s := sh.byToken[raw]
 	var out Session
 	if s != nil {
-		out = *s
+		out = s.view()
 	}
 	sh.mu.Unlock()
 	if s == nil {
@@ -356,28 +373,26 @@ func (m *Matcher) view(s Session) Session {
 
 // Cancel cancels a pending session.
 func (m *Matcher) Cancel(id string) (Session, error) {
-	idx, ok := shardOfID(id)
-	if !ok {
+	var out Session
+	var c Commit
+	notPending := false
+	found := m.lookup(id, func(sh *shard, s *session) {
+		now := m.opt.Now().UTC()
+		if s.status != Pending || now.UnixNano() >= s.expires {
+			out, notPending = s.view(), true
+			return
+		}
+		r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
+		m.applyTo(sh, s, r)
+		out = s.view()
+		c = m.journal(r)
+	})
+	switch {
+	case !found:
 		return Session{}, ErrNotFound
-	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	s := sh.byID[id]
-	if s == nil {
-		sh.mu.Unlock()
-		return Session{}, ErrNotFound
-	}
-	now := m.opt.Now().UTC()
-	if s.Status != Pending || !now.Before(s.ExpiresAt) {
-		out := *s
-		sh.mu.Unlock()
+	case notPending:
 		return m.view(out), ErrNotPending
 	}
-	r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
-	m.apply(sh, r)
-	out := *s
-	c := m.journal(r)
-	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
 		return Session{}, err
 	}
@@ -388,26 +403,23 @@ func (m *Matcher) Cancel(id string) (Session, error) {
 // Wait blocks until the session's status is no longer pending, ctx ends or
 // the session expires, and returns the session then.
 func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
-	idx, ok := shardOfID(id)
-	if !ok {
+	var ch chan struct{}
+	var final Session
+	var until time.Duration
+	if !m.lookup(id, func(sh *shard, s *session) {
+		if s.status.Final() {
+			final = s.view()
+			return
+		}
+		ch = make(chan struct{})
+		sh.watch[s.id] = append(sh.watch[s.id], ch)
+		until = time.Until(unixTime(s.expires))
+	}) {
 		return Session{}, ErrNotFound
 	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	s := sh.byID[id]
-	if s == nil {
-		sh.mu.Unlock()
-		return Session{}, ErrNotFound
+	if ch == nil {
+		return final, nil
 	}
-	if s.Status.Final() {
-		out := *s
-		sh.mu.Unlock()
-		return out, nil
-	}
-	ch := make(chan struct{})
-	sh.watch[id] = append(sh.watch[id], ch)
-	until := time.Until(s.ExpiresAt)
-	sh.mu.Unlock()
 	t := time.NewTimer(until)
 	defer t.Stop()
 	select {
@@ -421,13 +433,13 @@ func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
 // PendingByNumber counts pending sessions per receiving number.
 func (m *Matcher) PendingByNumber() map[string]int {
 	out := map[string]int{}
-	now := m.opt.Now()
+	now := m.opt.Now().UnixNano()
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		for _, s := range sh.byID {
-			if s.Status == Pending && now.Before(s.ExpiresAt) {
-				out[s.To]++
+			if s.status == Pending && now < s.expires {
+				out[s.to]++
 			}
 		}
 		sh.mu.Unlock()
@@ -444,14 +456,6 @@ func (m *Matcher) Len() int {
 		m.shards[i].mu.Unlock()
 	}
 	return n
-}
-
-func snapshot(ss []*Session) []Session {
-	out := make([]Session, len(ss))
-	for i, s := range ss {
-		out[i] = *s
-	}
-	return out
 }
 
 func (m *Matcher) notify(ss []Session) {

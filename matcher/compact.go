@@ -1,0 +1,195 @@
+package matcher
+
+import (
+	"strings"
+	"sync"
+	"time"
+)
+
+// session is the in-memory form of a Session. A deployment holds many, so
+// it is compact: id and page token as 16 raw bytes (rendered on demand),
+// times as unix nanoseconds, and the fields most sessions leave empty, or
+// fill only when they finish, behind one pointer.
+type session struct {
+	id, token   [16]byte
+	prefix      uint8 // index into idPrefixes
+	status      Status
+	attempts    uint16
+	maxAttempts uint16
+	key         string // API key name (shared)
+	number      string // expected sender; "" in capture mode
+	code        string // as shown
+	norm        string // normalized code (the same string when equal)
+	to          string // receiving number (shared)
+	reason      uint8  // index into reasons
+	created     int64
+	expires     int64
+	finished    int64
+	provider    string // of the message that verified or failed it
+	messageID   string
+	x           *sessionExtra
+}
+
+// reasons are the cancellation reasons.
+var reasons = []string{"", "cancelled", "superseded"}
+
+func reasonCode(r string) uint8 {
+	for i, v := range reasons {
+		if v == r {
+			return uint8(i)
+		}
+	}
+	return 1
+}
+
+// sessionExtra holds the rarely set fields.
+type sessionExtra struct {
+	api, country, language, callback, redirect  string
+	metadata                                    []byte
+	idemKey, reqHash                            string
+	verifiedNumber, provider, messageID, reason string
+}
+
+// idPrefixes are the id prefixes sessions may have; CreateRequest.IDPrefix
+// must be one of them.
+var idPrefixes = []string{"vrf_", "r_otp_"}
+
+const tokenPrefix = "pt_"
+
+func (s *session) capture() bool { return s.number == "" }
+
+// idString renders the id: one allocation, the string itself.
+func (s *session) idString() string {
+	var buf [26]byte
+	idEncoding.Encode(buf[:], s.id[:])
+	return idPrefixes[s.prefix] + string(buf[:])
+}
+
+func (s *session) tokenString() string {
+	var buf [26]byte
+	idEncoding.Encode(buf[:], s.token[:])
+	return tokenPrefix + string(buf[:])
+}
+
+func (s *session) extra() *sessionExtra {
+	if s.x == nil {
+		s.x = &sessionExtra{}
+	}
+	return s.x
+}
+
+func unixTime(ns int64) time.Time {
+	if ns == 0 {
+		return time.Time{}
+	}
+	return time.Unix(0, ns).UTC()
+}
+
+func unixNano(t time.Time) int64 {
+	if t.IsZero() {
+		return 0
+	}
+	return t.UnixNano()
+}
+
+// view renders the session as the public Session.
+func (s *session) view() Session {
+	v := Session{
+		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
+		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
+		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished), code: s.norm,
+		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason],
+	}
+	if x := s.x; x != nil {
+		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
+		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
+		v.VerifiedNumber = x.verifiedNumber
+	}
+	if s.status == Verified && v.VerifiedNumber == "" {
+		v.VerifiedNumber = s.number
+	}
+	return v
+}
+
+// parseID splits a session id into its prefix index and raw bytes.
+func parseID(id string) (prefix uint8, raw [16]byte, ok bool) {
+	for i, p := range idPrefixes {
+		if rest, found := strings.CutPrefix(id, p); found {
+			raw, ok = decodeRaw(rest)
+			return uint8(i), raw, ok
+		}
+	}
+	return 0, raw, false
+}
+
+func parseToken(token string) ([16]byte, bool) {
+	rest, found := strings.CutPrefix(token, tokenPrefix)
+	if !found {
+		return [16]byte{}, false
+	}
+	return decodeRaw(rest)
+}
+
+func decodeRaw(s string) (raw [16]byte, ok bool) {
+	if len(s) != 26 {
+		return raw, false
+	}
+	var buf [26]byte
+	copy(buf[:], s)
+	n, err := idEncoding.Decode(raw[:], buf[:])
+	return raw, err == nil && n == 16 && int(raw[0]) < numShards
+}
+
+// fromView makes the in-memory form of a public Session; intern returns a
+// shared copy of strings that repeat across sessions.
+func fromView(v *Session, intern func(string) string) (*session, bool) {
+	prefix, id, ok := parseID(v.ID)
+	token, ok2 := parseToken(v.PageToken)
+	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 {
+		return nil, false
+	}
+	s := &session{
+		id: id, token: token, prefix: prefix, status: v.Status,
+		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
+		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
+		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
+		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Reason),
+	}
+	s.norm, _ = NormalizeCode(s.code)
+	verified := ""
+	if v.VerifiedNumber != v.Number {
+		verified = v.VerifiedNumber
+	}
+	if v.API != "" || v.Country != "" || v.Language != "" || v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
+		v.IdemKey != "" || v.ReqHash != "" || verified != "" {
+		s.x = &sessionExtra{
+			api: intern(v.API), country: intern(v.Country), language: intern(v.Language), callback: v.Callback, redirect: v.Redirect,
+			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
+		}
+	}
+	return s, true
+}
+
+// interner shares equal strings; it is safe for concurrent use.
+type interner struct {
+	mu sync.Mutex
+	m  map[string]string
+}
+
+func (in *interner) get(s string) string {
+	if s == "" {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[s]; ok {
+		return v
+	}
+	if in.m == nil {
+		in.m = map[string]string{}
+	}
+	if len(in.m) < 1<<16 { // bounded: only a few values repeat
+		in.m[s] = s
+	}
+	return s
+}
