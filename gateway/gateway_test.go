@@ -651,3 +651,13 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		t.Fatalf("readyz with a broken log = %d", w.Code)
 	}
 }
+
+func TestRedisStoreRefused(t *testing.T) {
+	cfg, err := config.Parse([]byte(testYAML+"store: redis\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Config: cfg, InMemory: true}); err == nil || !strings.Contains(err.Error(), "not implemented") {
+		t.Fatalf("store: redis = %v", err)
+	}
+}

@@ -61,6 +61,9 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	cfg := o.Config
+	if cfg.Store != "memory" {
+		return nil, fmt.Errorf("gateway: store %q is not implemented yet; use store: memory (the write-ahead log under data_dir)", cfg.Store)
+	}
 	ads, err := registry.Build(cfg.Providers, o.Now)
 	if err != nil {
 		return nil, err
