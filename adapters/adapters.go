@@ -70,6 +70,14 @@ type Signer interface {
 	Sign(m Inbound, target *url.URL, now time.Time) (*Request, error)
 }
 
+// Resigner is implemented by adapters that can sign an arbitrary request as
+// their provider would: it replaces any signature (and, for schemes that sign
+// a time, the timestamp) in r for r's URL, method and body at now. The
+// conformance suite re-signs its recorded requests with it.
+type Resigner interface {
+	Resign(r *Request, now time.Time) error
+}
+
 var (
 	// ErrUnauthenticated is wrapped by every Verify failure.
 	ErrUnauthenticated = errors.New("adapters: unauthenticated")

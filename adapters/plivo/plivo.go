@@ -192,14 +192,26 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, _ time.Time) (*adapt
 	for k, v := range p {
 		form.Set(k, v)
 	}
-	nonce := adapters.RandomHex(10)
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	h.Set(HeaderV3, SignatureV3(a.token, target, http.MethodPost, nonce, p))
-	h.Set(HeaderV3Nonce, nonce)
-	h.Set(HeaderV2, SignatureV2(a.token, target, nonce))
-	h.Set(HeaderV2Nonce, nonce)
-	return &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}, nil
+	r := &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}
+	return r, a.Resign(r, time.Time{})
+}
+
+// Resign sets fresh V3 and V2 signatures with a new nonce, as Plivo sends both.
+func (a *Adapter) Resign(r *adapters.Request, _ time.Time) error {
+	params, err := bodyParams(r)
+	if err != nil {
+		return err
+	}
+	nonce := adapters.RandomHex(10)
+	r.Header.Del(HeaderMaV3)
+	r.Header.Del(HeaderMaV2)
+	r.Header.Set(HeaderV3, SignatureV3(a.token, r.URL, r.Method, nonce, params))
+	r.Header.Set(HeaderV3Nonce, nonce)
+	r.Header.Set(HeaderV2, SignatureV2(a.token, r.URL, nonce))
+	r.Header.Set(HeaderV2Nonce, nonce)
+	return nil
 }
 
 func bodyParams(r *adapters.Request) (map[string]string, error) {

@@ -139,8 +139,22 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, _ time.Time) (*adapt
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	h.Set(SignatureHeader, Signature(a.token, target.String(), form))
-	return &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}, nil
+	r := &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}
+	return r, a.Resign(r, time.Time{})
+}
+
+// Resign sets X-Twilio-Signature for r: over the URL and the form body for
+// a POST, over the URL alone for a GET.
+func (a *Adapter) Resign(r *adapters.Request, _ time.Time) error {
+	var params url.Values
+	if r.Method != http.MethodGet {
+		var err error
+		if params, err = url.ParseQuery(string(r.Body)); err != nil {
+			return err
+		}
+	}
+	r.Header.Set(SignatureHeader, Signature(a.token, r.URL.String(), params))
+	return nil
 }
 
 // Signature computes X-Twilio-Signature for a POST of params to rawURL

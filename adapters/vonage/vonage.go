@@ -195,14 +195,49 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, now time.Time) (*ada
 		p["concat"], p["concat-ref"] = "true", m.PartsRef
 		p["concat-total"], p["concat-part"] = strconv.Itoa(m.Parts), strconv.Itoa(m.Part)
 	}
-	p["sig"] = hex.EncodeToString(Signature(a.method, a.secret, p))
 	form := url.Values{}
 	for k, v := range p {
 		form.Set(k, v)
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")
-	return &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}, nil
+	r := &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: []byte(form.Encode())}
+	return r, a.Resign(r, now)
+}
+
+// Resign sets timestamp to now and a fresh sig, keeping the request's
+// encoding (query for GET, JSON or form for POST).
+func (a *Adapter) Resign(r *adapters.Request, now time.Time) error {
+	p, err := params(r)
+	if err != nil {
+		return err
+	}
+	delete(p, "sig")
+	p["timestamp"] = strconv.FormatInt(now.Unix(), 10)
+	p["sig"] = hex.EncodeToString(Signature(a.method, a.secret, p))
+	switch ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); {
+	case r.Method == http.MethodGet:
+		q := url.Values{}
+		for k, v := range p {
+			q.Set(k, v)
+		}
+		u := *r.URL
+		u.RawQuery = q.Encode()
+		r.URL = &u
+	case ct == "application/json":
+		b, err := json.Marshal(p)
+		if err != nil {
+			return err
+		}
+		r.Body = b
+	default:
+		f := url.Values{}
+		for k, v := range p {
+			f.Set(k, v)
+		}
+		r.Body = []byte(f.Encode())
+	}
+	return nil
 }
 
 // params reads the parameters from the query (GET), a JSON object or a form
@@ -276,3 +311,6 @@ func firstWord(s string) string {
 	}
 	return f[0]
 }
+
+// MaxSkew is the accepted distance of `timestamp` from now.
+func (a *Adapter) MaxSkew() time.Duration { return MaxSkew }

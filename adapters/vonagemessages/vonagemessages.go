@@ -156,17 +156,26 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, now time.Time) (*ada
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(body)
+	h := http.Header{}
+	h.Set("Content-Type", "application/json")
+	r := &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: body}
+	return r, a.Resign(r, now)
+}
+
+// Resign sets a fresh bearer JWT (HS256, iat = now, payload_hash of the body).
+func (a *Adapter) Resign(r *adapters.Request, now time.Time) error {
+	sum := sha256.Sum256(r.Body)
 	claims := jwt.MapClaims{"iat": now.Unix(), "jti": adapters.RandomHex(16), "iss": "Vonage", "payload_hash": hex.EncodeToString(sum[:])}
 	if a.apiKey != "" {
 		claims["api_key"] = a.apiKey
 	}
 	token, err := jwt.NewWithClaims(jwt.SigningMethodHS256, claims).SignedString([]byte(a.secret))
 	if err != nil {
-		return nil, err
+		return err
 	}
-	h := http.Header{}
-	h.Set("Content-Type", "application/json")
-	h.Set("Authorization", "Bearer "+token)
-	return &adapters.Request{Method: http.MethodPost, URL: target, Header: h, Body: body}, nil
+	r.Header.Set("Authorization", "Bearer "+token)
+	return nil
 }
+
+// MaxSkew is the accepted distance of `iat` from now.
+func (a *Adapter) MaxSkew() time.Duration { return MaxSkew }

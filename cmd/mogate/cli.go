@@ -32,6 +32,10 @@ Usage:
   mogate serve [--config mogate.yaml]     run the gateway (dev mode without --config)
   mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
                                           play the user's phone: post a signed provider webhook
+  mogate conformance config [--listen A] [--public-url U] [--data-dir D]
+                                          print the configuration a conformance target runs with
+  mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K]
+                                          replay every recorded provider webhook against a running mogate
   mogate bench [--conns 64] [--duration 5s] [--gobench FILE] [--redis ADDR]
                                           loopback load runs and the Redis comparison (make bench)
   mogate version
@@ -52,6 +56,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = simulate(args[2:], stdout, stderr)
+	case "conformance":
+		err = conformanceCmd(args[1:], stdout, stderr)
 	case "bench":
 		err = bench(args[1:], stdout, stderr)
 	case "version":

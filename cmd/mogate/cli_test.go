@@ -180,3 +180,34 @@ func TestServeRejectsBadConfig(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, serr.String())
 	}
 }
+
+// TestConformanceAgainstServe is the issue's acceptance check: `mogate
+// conformance run` passes against `mogate serve --config <(mogate
+// conformance config)`.
+func TestConformanceAgainstServe(t *testing.T) {
+	addr := freeAddr(t)
+	var cfg, errb bytes.Buffer
+	if code := run([]string{"conformance", "config", "--listen", addr, "--data-dir", t.TempDir()}, &cfg, &errb); code != 0 {
+		t.Fatalf("conformance config: %s", errb.String())
+	}
+	path := filepath.Join(t.TempDir(), "conformance.yaml")
+	if err := os.WriteFile(path, cfg.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	startServer(t, path, "http://"+addr)
+	var out bytes.Buffer
+	if code := run([]string{"conformance", "run", "--target", "http://" + addr}, &out, &errb); code != 0 {
+		t.Fatalf("conformance run failed:\n%s\n%s", out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), " 0 failed") || !strings.Contains(out.String(), "vonage-messages") {
+		t.Fatalf("output:\n%s", out.String())
+	}
+	// --provider limits the run; an unknown provider is an error.
+	out.Reset()
+	if code := run([]string{"conformance", "run", "--target", "http://" + addr, "--provider", "plivo"}, &out, &errb); code != 0 || strings.Contains(out.String(), "twilio") {
+		t.Fatalf("--provider plivo:\n%s", out.String())
+	}
+	if code := run([]string{"conformance", "run", "--target", "http://" + addr, "--provider", "nope"}, &out, &errb); code == 0 {
+		t.Fatal("unknown provider accepted")
+	}
+}

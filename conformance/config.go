@@ -1,0 +1,60 @@
+package conformance
+
+import (
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+)
+
+// APIKey is the API key of the conformance configuration.
+const APIKey = "conformance-api-key-000000000001"
+
+// Config returns the mogate.yaml a target must run with: one provider
+// entry per type (named after it) with the fixtures' secrets, every
+// receiving number the fixtures use, the runner's API key and no limits.
+func Config(fixtures []Fixture, listen, publicURL, dataDir string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# mogate conformance configuration: run the target with it, then\n# mogate conformance run --target <its URL>\n")
+	fmt.Fprintf(&b, "listen: %s\npublic_url: %s\ndata_dir: %s\n", listen, publicURL, dataDir)
+	fmt.Fprintf(&b, "api_keys:\n  - {name: conformance, key: %s}\n", APIKey)
+	b.WriteString("providers:\n")
+	numbers := map[string]string{}
+	done := map[string]bool{}
+	for _, f := range fixtures {
+		for _, e := range f.Expect.Events {
+			numbers[e.To] = f.Provider
+		}
+		for _, n := range f.Numbers {
+			numbers[n] = f.Provider
+		}
+		if done[f.Provider] {
+			continue
+		}
+		done[f.Provider] = true
+		keys := make([]string, 0, len(f.Secrets))
+		for k := range f.Secrets {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		fmt.Fprintf(&b, "  - name: %s\n    type: %s\n", f.Provider, f.Provider)
+		for _, k := range keys {
+			if k == "topic_arns" {
+				fmt.Fprintf(&b, "    %s: [%q]\n", k, f.Secrets[k])
+				continue
+			}
+			fmt.Fprintf(&b, "    %s: %q\n", k, f.Secrets[k])
+		}
+	}
+	b.WriteString("numbers:\n")
+	nums := make([]string, 0, len(numbers))
+	for n := range numbers {
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	for _, n := range nums {
+		fmt.Fprintf(&b, "  - {number: %q, provider: %s, countries: [\"*\"]}\n", n, numbers[n])
+	}
+	b.WriteString("limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
+	return b.String()
+}

@@ -1,0 +1,425 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math/big"
+	"net/http"
+	"net/url"
+	"reflect"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/config"
+)
+
+// Target is a running mogate to replay against.
+type Target struct {
+	// BaseURL is where requests are sent.
+	BaseURL string
+	// PublicURL is what the target's public_url is (signatures are made
+	// for it); BaseURL when empty. They differ behind a proxy when the
+	// runner reaches the target another way than the providers do.
+	PublicURL string
+	APIKey    string // APIKey when empty
+	Client    *http.Client
+}
+
+// Result is the outcome of one variant of one fixture.
+type Result struct {
+	Provider, Case, Variant string
+	OK                      bool
+	Detail                  string
+}
+
+// MaxSkewer is implemented by adapters whose scheme signs a time.
+type MaxSkewer interface{ MaxSkew() time.Duration }
+
+// Run replays fixtures (of provider, when not empty) against t.
+func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []Result {
+	if t.PublicURL == "" {
+		t.PublicURL = t.BaseURL
+	}
+	t.BaseURL, t.PublicURL = strings.TrimRight(t.BaseURL, "/"), strings.TrimRight(t.PublicURL, "/")
+	if t.APIKey == "" {
+		t.APIKey = APIKey
+	}
+	if t.Client == nil {
+		t.Client = &http.Client{Timeout: 30 * time.Second}
+	}
+	var out []Result
+	for _, f := range fixtures {
+		if provider != "" && f.Provider != provider {
+			continue
+		}
+		out = append(out, runFixture(ctx, t, f)...)
+	}
+	return out
+}
+
+// signers builds the provider's adapter with the fixture's secrets, and one
+// with wrong secrets for the bad-signature variant.
+func signers(f Fixture) (good, bad adapters.Adapter, err error) {
+	mk := func(secrets map[string]string) (adapters.Adapter, error) {
+		p := config.Provider{Name: f.Provider, Type: f.Provider}
+		raw, _ := json.Marshal(secrets)
+		if err := json.Unmarshal(raw, &struct {
+			AuthToken       *config.Secret `json:"auth_token"`
+			AccountSID      *string        `json:"account_sid"`
+			SignatureSecret *config.Secret `json:"signature_secret"`
+			SignatureMethod *string        `json:"signature_method"`
+			APIKey          *string        `json:"api_key"`
+			AuthID          *string        `json:"auth_id"`
+			PublicKey       *string        `json:"public_key"`
+			WebhookSecret   *config.Secret `json:"webhook_secret"`
+			SigningKey      *config.Secret `json:"signing_key"`
+			Username        *string        `json:"username"`
+			Password        *config.Secret `json:"password"`
+		}{&p.AuthToken, &p.AccountSID, &p.SignatureSecret, &p.SignatureMethod, &p.APIKey, &p.AuthID, &p.PublicKey, &p.WebhookSecret, &p.SigningKey, &p.Username, &p.Password}); err != nil {
+			return nil, err
+		}
+		if v, ok := secrets["topic_arns"]; ok {
+			p.TopicARNs = []string{v}
+		}
+		ads, err := registry.Build([]config.Provider{p}, nil)
+		if err != nil {
+			return nil, err
+		}
+		return ads[f.Provider], nil
+	}
+	if good, err = mk(f.Secrets); err != nil {
+		return nil, nil, err
+	}
+	wrong := map[string]string{}
+	for k, v := range f.Secrets {
+		wrong[k] = v
+	}
+	for _, k := range []string{"auth_token", "signature_secret", "webhook_secret", "signing_key", "password"} {
+		if v, ok := wrong[k]; ok {
+			wrong[k] = "wrong-" + v
+		}
+	}
+	if pk, ok := wrong["private_key_seed"]; ok {
+		wrong["private_key_seed"] = "wrong-" + pk
+	}
+	bad, err = mk(wrong)
+	return good, bad, err
+}
+
+func newVars() vars {
+	now := time.Now().UTC()
+	n, _ := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	id := adapters.RandomHex(8)
+	return vars{
+		"code": fmt.Sprintf("%06d", n.Int64()), "message_id": "cf" + id + "a", "message_id_2": "cf" + id + "b",
+		"message_id_3": "cf" + id + "c", "ref": id[:6], "unix": strconv.FormatInt(now.Unix(), 10),
+		"iso": now.Format("2006-01-02T15:04:05.000Z"), "vonage_time": now.Format("2006-01-02 15:04:05"),
+		"vonage_time_form": now.Format("2006-01-02%2015:04:05"),
+	}
+}
+
+// build expands a recorded request and signs it at now with ad.
+func build(t Target, r Request, v vars, ad adapters.Adapter, now time.Time) (*adapters.Request, error) {
+	u, err := url.Parse(t.PublicURL + v.expand(r.Path))
+	if err != nil {
+		return nil, err
+	}
+	h := http.Header{}
+	for k, val := range r.Headers {
+		h.Set(k, v.expand(val))
+	}
+	req := &adapters.Request{Method: r.Method, URL: u, Header: h, Body: []byte(v.expand(r.Body))}
+	rs, ok := ad.(adapters.Resigner)
+	if !ok {
+		return nil, fmt.Errorf("conformance: provider adapter cannot re-sign")
+	}
+	return req, rs.Resign(req, now)
+}
+
+func (t Target) send(ctx context.Context, r *adapters.Request) (int, string, error) {
+	target := t.BaseURL + r.URL.RequestURI()
+	hr, err := http.NewRequestWithContext(ctx, r.Method, target, bytes.NewReader(r.Body))
+	if err != nil {
+		return 0, "", err
+	}
+	hr.Header = r.Header.Clone()
+	resp, err := t.Client.Do(hr)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	return resp.StatusCode, string(b), nil
+}
+
+type verification struct {
+	ID             string `json:"id"`
+	Status         string `json:"status"`
+	VerifiedNumber string `json:"verified_number"`
+	VerifiedAt     string `json:"verified_at"`
+	MessageID      string `json:"message_id"`
+}
+
+func (t Target) api(ctx context.Context, method, p string, body any) (int, verification, error) {
+	var rd io.Reader
+	if body != nil {
+		b, _ := json.Marshal(body)
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, t.BaseURL+p, rd)
+	if err != nil {
+		return 0, verification{}, err
+	}
+	req.Header.Set("Authorization", "Bearer "+t.APIKey)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := t.Client.Do(req)
+	if err != nil {
+		return 0, verification{}, err
+	}
+	defer resp.Body.Close()
+	var v verification
+	_ = json.NewDecoder(resp.Body).Decode(&v)
+	return resp.StatusCode, v, nil
+}
+
+// runFixture runs the variants of one fixture; each works on fresh
+// placeholder values and fresh verifications.
+func runFixture(ctx context.Context, t Target, f Fixture) []Result {
+	res := func(variant string, err error) Result {
+		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil}
+		if err != nil {
+			r.Detail = err.Error()
+		}
+		return r
+	}
+	good, bad, err := signers(f)
+	if err != nil {
+		return []Result{res("setup", err)}
+	}
+	var out []Result
+
+	// Parse: the adapter turns the request into the expected events.
+	v := newVars()
+	out = append(out, res("parse", checkParse(t, f, v, good)))
+
+	// Negative variants: refused, nothing recorded.
+	negatives := []struct {
+		name string
+		make func(v vars) (*adapters.Request, error)
+	}{
+		{"bad signature", func(v vars) (*adapters.Request, error) { return build(t, f.Requests[0], v, bad, time.Now()) }},
+		{"tampered body", func(v vars) (*adapters.Request, error) {
+			r, err := build(t, f.Requests[0], v, good, time.Now())
+			if err == nil {
+				tamper(r, v)
+			}
+			return r, err
+		}},
+	}
+	if ms, ok := good.(MaxSkewer); ok {
+		negatives = append(negatives, struct {
+			name string
+			make func(v vars) (*adapters.Request, error)
+		}{"stale timestamp", func(v vars) (*adapters.Request, error) {
+			return build(t, f.Requests[0], v, good, time.Now().Add(-2*ms.MaxSkew()-time.Minute))
+		}})
+	}
+	for _, n := range negatives {
+		out = append(out, res(n.name, runNegative(ctx, t, f, n.make)))
+	}
+	// Positive, then the duplicate delivery.
+	v = newVars()
+	ids, err := createVerifications(ctx, t, f, v)
+	if err != nil {
+		return append(out, res("deliver", err))
+	}
+	var sent []*adapters.Request
+	err = func() error {
+		for i, r := range f.Requests {
+			req, err := build(t, r, v, good, time.Now())
+			if err != nil {
+				return err
+			}
+			status, body, err := t.send(ctx, req)
+			if err != nil {
+				return err
+			}
+			want := 200
+			if i == len(f.Requests)-1 {
+				want = f.Expect.Status
+			}
+			if status != want {
+				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, status, want, body)
+			}
+			sent = append(sent, req)
+		}
+		return expectVerified(ctx, t, f, v, ids)
+	}()
+	out = append(out, res("deliver", err))
+	if err != nil {
+		return out
+	}
+	before := snapshot(ctx, t, ids)
+	err = func() error {
+		for i, req := range sent {
+			status, body, err := t.send(ctx, req)
+			if err != nil {
+				return err
+			}
+			if want := f.Expect.Status; i == len(sent)-1 && status != want {
+				return fmt.Errorf("redelivery answered %d, want %d: %.200s", status, want, body)
+			}
+		}
+		if after := snapshot(ctx, t, ids); !reflect.DeepEqual(before, after) {
+			return fmt.Errorf("redelivery changed verifications: %v -> %v", before, after)
+		}
+		return nil
+	}()
+	return append(out, res("duplicate", err))
+}
+
+func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
+	var got []Event
+	for _, r := range f.Requests {
+		req, err := build(t, r, v, ad, time.Now())
+		if err != nil {
+			return err
+		}
+		if err := ad.Verify(req); err != nil {
+			return fmt.Errorf("own signature refused: %w", err)
+		}
+		ins, err := ad.Parse(req)
+		if err != nil {
+			return err
+		}
+		for _, in := range ins {
+			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef})
+		}
+	}
+	var want []Event
+	for _, e := range f.Expect.Events {
+		e.MessageID, e.Text, e.PartsRef = v.expand(e.MessageID), v.expand(e.Text), v.expand(e.PartsRef)
+		want = append(want, e)
+	}
+	if !reflect.DeepEqual(got, want) {
+		return fmt.Errorf("events\n got  %+v\n want %+v", got, want)
+	}
+	return nil
+}
+
+// senders returns the distinct (from, to) pairs of the expected events:
+// one verification each.
+func senders(f Fixture) [][2]string {
+	var out [][2]string
+	for _, e := range f.Expect.Events {
+		p := [2]string{e.From, e.To}
+		if !containsPair(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func containsPair(ps [][2]string, p [2]string) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+func createVerifications(ctx context.Context, t Target, f Fixture, v vars) ([]string, error) {
+	var ids []string
+	for _, p := range senders(f) {
+		status, ver, err := t.api(ctx, "POST", "/v1/verifications", map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600})
+		if err != nil {
+			return nil, err
+		}
+		if status != 201 {
+			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d", p[0], p[1], status)
+		}
+		ids = append(ids, ver.ID)
+	}
+	return ids, nil
+}
+
+func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []string) error {
+	for i, p := range senders(f) {
+		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+ids[i], nil)
+		if err != nil {
+			return err
+		}
+		if ver.Status != "verified" || ver.VerifiedNumber != p[0] {
+			return fmt.Errorf("verification for %s is %s (verified_number %q), want verified", p[0], ver.Status, ver.VerifiedNumber)
+		}
+	}
+	return nil
+}
+
+func snapshot(ctx context.Context, t Target, ids []string) []verification {
+	var out []verification
+	for _, id := range ids {
+		_, v, _ := t.api(ctx, "GET", "/v1/verifications/"+id, nil)
+		out = append(out, v)
+	}
+	return out
+}
+
+func runNegative(ctx context.Context, t Target, f Fixture, make func(vars) (*adapters.Request, error)) error {
+	v := newVars()
+	ids, err := createVerifications(ctx, t, f, v)
+	if err != nil {
+		return err
+	}
+	req, err := make(v)
+	if err != nil {
+		return err
+	}
+	status, body, err := t.send(ctx, req)
+	if err != nil {
+		return err
+	}
+	if status != 401 && status != 403 {
+		return fmt.Errorf("answered %d, want 401 or 403: %.200s", status, body)
+	}
+	for _, id := range ids {
+		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+id, nil)
+		if err != nil {
+			return err
+		}
+		if ver.Status != "pending" {
+			return fmt.Errorf("a refused request changed verification %s to %s", id, ver.Status)
+		}
+	}
+	return nil
+}
+
+// tamper changes the message after signing: the code in the body (or the
+// query, for a GET) becomes another code.
+func tamper(r *adapters.Request, v vars) {
+	other := fmt.Sprintf("%06d", (mustAtoi(v["code"])+1)%1_000_000)
+	if len(r.Body) > 0 && bytes.Contains(r.Body, []byte(v["code"])) {
+		r.Body = bytes.ReplaceAll(r.Body, []byte(v["code"]), []byte(other))
+		return
+	}
+	if len(r.Body) > 0 {
+		r.Body = append(r.Body, ' ')
+		return
+	}
+	u := *r.URL
+	u.RawQuery = strings.ReplaceAll(u.RawQuery, v["code"], other)
+	r.URL = &u
+}
+
+func mustAtoi(s string) int {
+	n, _ := strconv.Atoi(s)
+	return n
+}
