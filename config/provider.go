@@ -29,6 +29,11 @@ type Provider struct {
 	Password        Secret   `yaml:"password"`         // bandwidth, infobip
 	TopicARNs       []string `yaml:"topic_arns"`       // sns
 
+	// PrivateKey signs requests for providers that sign with a key pair
+	// (telnyx: base64 Ed25519 seed). Only code sets it — the conformance
+	// suite and tests, which play the provider; mogate.yaml cannot.
+	PrivateKey Secret `yaml:"-"`
+
 	line int
 	keys []string
 }

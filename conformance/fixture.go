@@ -62,6 +62,9 @@ type Event struct {
 	Parts     int    `json:"parts,omitempty"`
 	Part      int    `json:"part,omitempty"`
 	PartsRef  string `json:"parts_ref,omitempty"`
+	// VerifiedNumber is the sender as the gateway resolves it, when that
+	// differs from From (a national number); the runner verifies it.
+	VerifiedNumber string `json:"verified_number,omitempty"`
 }
 
 // Load reads every testdata/<provider>/*.json of fsys.

@@ -661,3 +661,26 @@ func TestRedisStoreRefused(t *testing.T) {
 		t.Fatalf("store: redis = %v", err)
 	}
 }
+
+// TestReceivingNumberAndNationalSender: an Android phone forwards an SMS with
+// a national sender and no receiving number; the provider entry's number
+// fills in, and the sender is resolved with its country.
+func TestReceivingNumberAndNationalSender(t *testing.T) {
+	y := strings.Replace(testYAML, "numbers:\n", "  - {name: phone, type: smsgate, signing_key: phone-SECRETVALUE-7}\nnumbers:\n  - {number: \"+14155550199\", provider: phone}\n", 1)
+	h := newHarness(t, y)
+	v := h.mustCreate(`{"number": "+16505551212", "to": "+14155550199"}`)
+	w := h.send(h.signed("phone", adapters.Inbound{From: "6505551212", Text: "code " + v["code"].(string)}))
+	if w.Code != 200 {
+		t.Fatalf("webhook = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" || got["verified_number"] != "+16505551212" {
+		t.Fatalf("after webhook: %v", got)
+	}
+	// Basic-auth providers get a challenge when credentials are missing.
+	y2 := strings.Replace(testYAML, "numbers:\n", "  - {name: bw, type: bandwidth, username: u, password: bw-SECRETVALUE-8}\nnumbers:\n", 1)
+	h2 := newHarness(t, y2)
+	w = h2.do("POST", "/webhooks/bw", "", []byte(`[]`), nil)
+	if w.Code != 401 || !strings.HasPrefix(w.Header().Get("WWW-Authenticate"), "Basic") {
+		t.Fatalf("bandwidth without credentials = %d %v", w.Code, w.Header())
+	}
+}

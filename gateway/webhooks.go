@@ -9,6 +9,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/pool"
 )
 
 // webhook handles POST and GET /webhooks/{provider}: read the body once,
@@ -41,6 +42,9 @@ func (s *Server) webhook(c *gin.Context) {
 		result = "unauthenticated"
 		s.log.Warn("webhook refused", "provider", name, "reason", err.Error())
 		if errors.Is(err, adapters.ErrMissingSignature) {
+			if ch, ok := ad.(adapters.Challenger); ok {
+				c.Header("WWW-Authenticate", ch.Challenge())
+			}
 			fail(c, errorf(http.StatusUnauthorized, "missing_signature", "the request is not signed"))
 		} else {
 			fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
@@ -80,6 +84,9 @@ func (s *Server) ingest(provider string, in adapters.Inbound) error {
 	if in.From == "" || in.To == "" || in.MessageID == "" {
 		return errors.New("message without sender, receiver or id")
 	}
+	// A national sender (an Android phone shows what the handset shows) is
+	// resolved with the receiving number's country.
+	in.From = pool.National(in.From, in.To)
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,

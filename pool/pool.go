@@ -151,6 +151,25 @@ func callingCode(e164 string) int {
 	return int(pn.GetCountryCode())
 }
 
+// National returns number in E.164 when it is a national number of the
+// receiving number's country ("6505551212" to a +1 number is +16505551212);
+// anything else — E.164 already, alphanumeric, not a valid number there — is
+// returned unchanged.
+func National(number, receiving string) string {
+	if number == "" || strings.HasPrefix(number, "+") || strings.Trim(number, "0123456789 -().") != "" {
+		return number
+	}
+	region, err := Region(receiving)
+	if err != nil {
+		return number
+	}
+	pn, err := phonenumbers.Parse(number, region)
+	if err != nil || !phonenumbers.IsPossibleNumber(pn) {
+		return number
+	}
+	return phonenumbers.Format(pn, phonenumbers.E164)
+}
+
 // Normalize turns a user-supplied phone number into E.164. Formatting
 // characters are allowed; the number must carry its country code.
 func Normalize(s string) (string, error) {

@@ -151,3 +151,19 @@ func TestNormalize(t *testing.T) {
 		}
 	}
 }
+
+func TestNational(t *testing.T) {
+	cases := []struct{ number, receiving, want string }{
+		{"6505551212", "+14155550100", "+16505551212"},
+		{"07400 123456", "+447700900123", "+447400123456"},
+		{"+33612345678", "+14155550100", "+33612345678"},
+		{"MyBank", "+14155550100", "MyBank"},
+		{"123", "+14155550100", "123"},
+		{"6505551212", "not a number", "6505551212"},
+	}
+	for _, tc := range cases {
+		if got := National(tc.number, tc.receiving); got != tc.want {
+			t.Errorf("National(%q, %q) = %q, want %q", tc.number, tc.receiving, got, tc.want)
+		}
+	}
+}

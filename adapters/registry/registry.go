@@ -9,7 +9,13 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/bandwidth"
+	"github.com/mogate/mogate/adapters/bird"
+	"github.com/mogate/mogate/adapters/infobip"
 	"github.com/mogate/mogate/adapters/plivo"
+	"github.com/mogate/mogate/adapters/sinch"
+	"github.com/mogate/mogate/adapters/smsgate"
+	"github.com/mogate/mogate/adapters/telnyx"
 	"github.com/mogate/mogate/adapters/twilio"
 	"github.com/mogate/mogate/adapters/vonage"
 	"github.com/mogate/mogate/adapters/vonagemessages"
@@ -29,6 +35,24 @@ var constructors = map[string]func(p config.Provider, now func() time.Time) (ada
 	},
 	"plivo": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
 		return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
+	},
+	"telnyx": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return telnyx.New(telnyx.Config{Name: p.Name, PublicKey: p.PublicKey, PrivateKey: p.PrivateKey.Reveal(), Now: now})
+	},
+	"sinch": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return sinch.New(sinch.Config{Name: p.Name, WebhookSecret: p.WebhookSecret.Reveal(), Now: now})
+	},
+	"bird": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return bird.New(bird.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: now})
+	},
+	"bandwidth": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+		return bandwidth.New(bandwidth.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
+	},
+	"infobip": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+		return infobip.New(infobip.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
+	},
+	"smsgate": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
+		return smsgate.New(smsgate.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: now})
 	},
 }
 

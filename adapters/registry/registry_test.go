@@ -14,14 +14,23 @@ func TestBuild(t *testing.T) {
 		{Name: "vo", Type: "vonage", SignatureSecret: "s", SignatureMethod: "sha256"},
 		{Name: "vm", Type: "vonage-messages", SignatureSecret: "s"},
 		{Name: "pl", Type: "plivo", AuthToken: "t"},
+		{Name: "tx", Type: "telnyx", PublicKey: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
+		{Name: "si", Type: "sinch", WebhookSecret: "s"},
+		{Name: "bi", Type: "bird", SigningKey: "k"},
+		{Name: "bw", Type: "bandwidth", Username: "u", Password: "p"},
+		{Name: "ib", Type: "infobip", Username: "u", Password: "p"},
+		{Name: "sg", Type: "smsgate", SigningKey: "k"},
 	}
 	got, err := Build(ps, nil)
-	if err != nil || len(got) != 4 {
+	if err != nil || len(got) != 10 {
 		t.Fatalf("Build = %v, %v", got, err)
 	}
 	for name, a := range got {
 		if _, ok := a.(adapters.Signer); !ok {
 			t.Errorf("%s cannot sign: sms simulate would not work for it", name)
+		}
+		if _, ok := a.(adapters.Resigner); !ok {
+			t.Errorf("%s cannot re-sign: the conformance suite would not work for it", name)
 		}
 	}
 }
