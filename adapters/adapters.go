@@ -78,6 +78,13 @@ type Resigner interface {
 	Resign(r *Request, now time.Time) error
 }
 
+// Confirmer is implemented by adapters whose provider asks the endpoint to
+// confirm a subscription (AWS SNS): for a verified request it returns the
+// URL the gateway must GET, or "".
+type Confirmer interface {
+	SubscribeURL(r *Request) string
+}
+
 var (
 	// ErrUnauthenticated is wrapped by every Verify failure.
 	ErrUnauthenticated = errors.New("adapters: unauthenticated")

@@ -4,10 +4,12 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"testing"
 	"time"
 
+	"github.com/mogate/mogate/adapters/sns/snstest"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 )
@@ -28,10 +30,13 @@ func TestConformance(t *testing.T) {
 			t.Errorf("provider %s has %d fixtures, want at least 6", p, n)
 		}
 	}
-	base := startTarget(t, fixtures)
+	base, aws := startTarget(t, fixtures)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	results := Run(ctx, Target{BaseURL: base}, fixtures, "")
+	results := Run(ctx, Target{BaseURL: base, AdapterHTTP: &http.Client{Transport: aws}}, fixtures, "")
+	if len(aws.Confirmed()) == 0 {
+		t.Error("no SNS subscription was confirmed")
+	}
 	variants := map[string]int{}
 	for _, r := range results {
 		variants[r.Variant]++
@@ -55,7 +60,7 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func startTarget(t *testing.T, fixtures []Fixture) string {
+func startTarget(t *testing.T, fixtures []Fixture) (string, *snstest.AWS) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -67,7 +72,19 @@ func startTarget(t *testing.T, fixtures []Fixture) string {
 	if err != nil {
 		t.Fatalf("Config() is not a valid configuration: %v\n%s", err, yaml)
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg})
+	// AWS's side of SNS: the certificate of the fixtures' key, and the
+	// subscription confirmations.
+	aws := &snstest.AWS{}
+	for _, f := range fixtures {
+		if f.Provider == "sns" {
+			key, err := snstest.ParseKey(f.Secrets["private_key"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			aws.Cert = snstest.Certificate(key)
+		}
+	}
+	srv, err := gateway.New(gateway.Options{Config: cfg, HTTP: &http.Client{Transport: aws}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -80,7 +97,7 @@ func startTarget(t *testing.T, fixtures []Fixture) string {
 			t.Error(err)
 		}
 	})
-	return base
+	return base, aws
 }
 
 // TestRunnerCatchesBrokenTarget proves the suite can fail: a target whose
@@ -92,12 +109,15 @@ func TestRunnerCatchesBrokenTarget(t *testing.T) {
 	}
 	var twilio []Fixture
 	for _, f := range fixtures {
+		if f.Provider == "sns" {
+			continue
+		}
 		if f.Provider == "twilio" {
 			f.Secrets = map[string]string{"auth_token": "not-the-target-token"}
 			twilio = append(twilio, f)
 		}
 	}
-	base := startTarget(t, fixtures)
+	base, _ := startTarget(t, fixtures)
 	results := Run(context.Background(), Target{BaseURL: base}, twilio[:1], "")
 	failed := 0
 	for _, r := range results {

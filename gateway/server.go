@@ -31,6 +31,9 @@ type Options struct {
 	// InMemory keeps sessions in memory only, for tests; otherwise they
 	// are journaled under cfg.DataDir (snapshot and wal/).
 	InMemory bool
+	// HTTP makes outbound calls (SNS certificates and subscription
+	// confirmations); nil: a client with a 10 s timeout.
+	HTTP *http.Client
 }
 
 // Server is a configured mogate.
@@ -42,6 +45,7 @@ type Server struct {
 	pool     *pool.Pool
 	adapters map[string]adapters.Adapter
 	keys     keyring
+	http     *http.Client
 	metrics  *metrics
 	engine   *gin.Engine
 
@@ -64,7 +68,10 @@ func New(o Options) (*Server, error) {
 	if cfg.Store != "memory" {
 		return nil, fmt.Errorf("gateway: store %q is not implemented yet; use store: memory (the write-ahead log under data_dir)", cfg.Store)
 	}
-	ads, err := registry.Build(cfg.Providers, o.Now)
+	if o.HTTP == nil {
+		o.HTTP = &http.Client{Timeout: 10 * time.Second}
+	}
+	ads, err := registry.Build(cfg.Providers, registry.Env{Now: o.Now, HTTP: o.HTTP})
 	if err != nil {
 		return nil, err
 	}
@@ -77,7 +84,7 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{
-		cfg: cfg, log: o.Logger, base: cfg.BaseURL(), pool: p, adapters: ads, keys: newKeyring(cfg.APIKeys),
+		cfg: cfg, log: o.Logger, base: cfg.BaseURL(), pool: p, adapters: ads, keys: newKeyring(cfg.APIKeys), http: o.HTTP,
 		createLimit:    newLimiter(cfg.Limits.CreatesPerKeyPerSecond, time.Second),
 		numberLimit:    newLimiter(float64(cfg.Limits.CreatesPerNumberPerHour), time.Hour),
 		unmatchedLimit: newLimiter(float64(cfg.Limits.UnmatchedPerSenderPerHour), time.Hour),

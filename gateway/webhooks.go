@@ -1,7 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"errors"
+	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"strings"
@@ -50,6 +53,18 @@ func (s *Server) webhook(c *gin.Context) {
 			fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
 		}
 		return
+	}
+	if cf, ok := ad.(adapters.Confirmer); ok {
+		if u := cf.SubscribeURL(req); u != "" {
+			if err := s.confirm(c.Request.Context(), u); err != nil {
+				s.log.Error("subscription confirmation failed", "provider", name, "err", err)
+				e := errorf(http.StatusServiceUnavailable, "unavailable", "could not confirm the subscription; retry")
+				e.RetryAfter = 20
+				fail(c, e)
+				return
+			}
+			s.log.Info("subscription confirmed", "provider", name)
+		}
 	}
 	ins, err := ad.Parse(req)
 	if err != nil {
@@ -109,6 +124,24 @@ func (s *Server) ingest(provider string, in adapters.Inbound) error {
 		s.unmatchedLimit.spend(in.From)
 		// Never log the text: it may hold a code.
 		s.log.Info("unmatched message", "provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture)
+	}
+	return nil
+}
+
+// confirm GETs a verified subscription confirmation URL.
+func (s *Server) confirm(ctx context.Context, u string) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := s.http.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("status %d", resp.StatusCode)
 	}
 	return nil
 }

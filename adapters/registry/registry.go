@@ -6,6 +6,7 @@ package registry
 import (
 	"errors"
 	"fmt"
+	"net/http"
 	"time"
 
 	"github.com/mogate/mogate/adapters"
@@ -15,6 +16,7 @@ import (
 	"github.com/mogate/mogate/adapters/plivo"
 	"github.com/mogate/mogate/adapters/sinch"
 	"github.com/mogate/mogate/adapters/smsgate"
+	"github.com/mogate/mogate/adapters/sns"
 	"github.com/mogate/mogate/adapters/telnyx"
 	"github.com/mogate/mogate/adapters/twilio"
 	"github.com/mogate/mogate/adapters/vonage"
@@ -23,37 +25,46 @@ import (
 )
 
 // constructors maps a provider type to the function that builds its adapter.
-var constructors = map[string]func(p config.Provider, now func() time.Time) (adapters.Adapter, error){
-	"twilio": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+var constructors = map[string]func(p config.Provider, env Env) (adapters.Adapter, error){
+	"twilio": func(p config.Provider, env Env) (adapters.Adapter, error) {
 		return twilio.New(twilio.Config{Name: p.Name, AuthToken: p.AuthToken.Reveal(), AccountSID: p.AccountSID})
 	},
-	"vonage": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return vonage.New(vonage.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), SignatureMethod: p.SignatureMethod, APIKey: p.APIKey, Now: now})
+	"vonage": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return vonage.New(vonage.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), SignatureMethod: p.SignatureMethod, APIKey: p.APIKey, Now: env.Now})
 	},
-	"vonage-messages": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey, Now: now})
+	"vonage-messages": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey, Now: env.Now})
 	},
-	"plivo": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+	"plivo": func(p config.Provider, env Env) (adapters.Adapter, error) {
 		return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
 	},
-	"telnyx": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return telnyx.New(telnyx.Config{Name: p.Name, PublicKey: p.PublicKey, PrivateKey: p.PrivateKey.Reveal(), Now: now})
+	"telnyx": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return telnyx.New(telnyx.Config{Name: p.Name, PublicKey: p.PublicKey, PrivateKey: p.PrivateKey.Reveal(), Now: env.Now})
 	},
-	"sinch": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return sinch.New(sinch.Config{Name: p.Name, WebhookSecret: p.WebhookSecret.Reveal(), Now: now})
+	"sinch": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return sinch.New(sinch.Config{Name: p.Name, WebhookSecret: p.WebhookSecret.Reveal(), Now: env.Now})
 	},
-	"bird": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return bird.New(bird.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: now})
+	"bird": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return bird.New(bird.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 	},
-	"bandwidth": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+	"bandwidth": func(p config.Provider, env Env) (adapters.Adapter, error) {
 		return bandwidth.New(bandwidth.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 	},
-	"infobip": func(p config.Provider, _ func() time.Time) (adapters.Adapter, error) {
+	"infobip": func(p config.Provider, env Env) (adapters.Adapter, error) {
 		return infobip.New(infobip.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 	},
-	"smsgate": func(p config.Provider, now func() time.Time) (adapters.Adapter, error) {
-		return smsgate.New(smsgate.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: now})
+	"smsgate": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return smsgate.New(smsgate.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 	},
+	"sns": func(p config.Provider, env Env) (adapters.Adapter, error) {
+		return sns.New(sns.Config{Name: p.Name, TopicARNs: p.TopicARNs, HTTP: env.HTTP, PrivateKey: p.PrivateKey.Reveal(), Now: env.Now})
+	},
+}
+
+// Env is what adapters may use of the outside world.
+type Env struct {
+	Now  func() time.Time // nil: time.Now
+	HTTP *http.Client     // outbound calls (SNS certificates); nil: a default client
 }
 
 // Types lists the provider types that have an adapter.
@@ -67,13 +78,15 @@ func Types() []string {
 	return out
 }
 
-// Build returns the adapters of providers keyed by entry name; now is the
-// clock for timestamp windows (nil: time.Now). All errors are joined. Build
-// panics on a duplicate name: config validation rules that out, so one here
-// is a programming error.
-func Build(providers []config.Provider, now func() time.Time) (map[string]adapters.Adapter, error) {
-	if now == nil {
-		now = time.Now
+// Build returns the adapters of providers keyed by entry name. All errors
+// are joined. Build panics on a duplicate name: config validation rules that
+// out, so one here is a programming error.
+func Build(providers []config.Provider, env Env) (map[string]adapters.Adapter, error) {
+	if env.Now == nil {
+		env.Now = time.Now
+	}
+	if env.HTTP == nil {
+		env.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
 	out := make(map[string]adapters.Adapter, len(providers))
 	var errs []error
@@ -86,7 +99,7 @@ func Build(providers []config.Provider, now func() time.Time) (map[string]adapte
 			errs = append(errs, fmt.Errorf("registry: provider %q: type %q has no adapter in this build (available: %v)", p.Name, p.Type, Types()))
 			continue
 		}
-		a, err := mk(p, now)
+		a, err := mk(p, env)
 		if err != nil {
 			errs = append(errs, fmt.Errorf("registry: provider %q: %w", p.Name, err))
 			continue

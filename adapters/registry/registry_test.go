@@ -20,9 +20,10 @@ func TestBuild(t *testing.T) {
 		{Name: "bw", Type: "bandwidth", Username: "u", Password: "p"},
 		{Name: "ib", Type: "infobip", Username: "u", Password: "p"},
 		{Name: "sg", Type: "smsgate", SigningKey: "k"},
+		{Name: "sn", Type: "sns", TopicARNs: []string{"arn:aws:sns:us-east-1:1:t"}},
 	}
-	got, err := Build(ps, nil)
-	if err != nil || len(got) != 10 {
+	got, err := Build(ps, Env{})
+	if err != nil || len(got) != 11 {
 		t.Fatalf("Build = %v, %v", got, err)
 	}
 	for name, a := range got {
@@ -39,7 +40,7 @@ func TestBuildJoinsErrors(t *testing.T) {
 	_, err := Build([]config.Provider{
 		{Name: "a", Type: "twilio"},
 		{Name: "b", Type: "nope"},
-	}, nil)
+	}, Env{})
 	if err == nil || !strings.Contains(err.Error(), `"a"`) || !strings.Contains(err.Error(), `"b"`) {
 		t.Fatalf("err = %v", err)
 	}
@@ -51,5 +52,5 @@ func TestBuildPanicsOnDuplicate(t *testing.T) {
 			t.Fatal("no panic")
 		}
 	}()
-	_, _ = Build([]config.Provider{{Name: "a", Type: "twilio", AuthToken: "t"}, {Name: "a", Type: "twilio", AuthToken: "t"}}, nil)
+	_, _ = Build([]config.Provider{{Name: "a", Type: "twilio", AuthToken: "t"}, {Name: "a", Type: "twilio", AuthToken: "t"}}, Env{})
 }

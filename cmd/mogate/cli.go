@@ -190,7 +190,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("provider %q has no number; pass --to", p.Name)
 		}
 	}
-	ads, err := registry.Build([]config.Provider{p}, nil)
+	ads, err := registry.Build([]config.Provider{p}, registry.Env{})
 	if err != nil {
 		return err
 	}
