@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // PROVIDERS.md 8.5 (a public test fixture's values), plus a second message
@@ -63,6 +64,9 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("bandwidth") {
+		f.Add(b)
+	}
 	f.Add(batch)
 	a, _ := New(Config{Username: "u", Password: "p"})
 	f.Fuzz(func(t *testing.T, body string) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Vectors from messagebird/go-rest-api signature_jwt/testdata/reference.json.
@@ -110,6 +111,9 @@ func TestParseAndSign(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("bird") {
+		f.Add(b)
+	}
 	f.Add(sample)
 	a, _ := New(Config{SigningKey: "k"})
 	f.Fuzz(func(t *testing.T, body string) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // The docs' sample (PROVIDERS.md 9.5) with a second result.
@@ -50,6 +51,9 @@ func TestVerifyAndParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("infobip") {
+		f.Add(b)
+	}
 	f.Add(docs)
 	a, _ := New(Config{Username: "u", Password: "p"})
 	f.Fuzz(func(t *testing.T, body string) {

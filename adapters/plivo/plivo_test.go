@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 	plivosdk "github.com/plivo/plivo-go/v7"
 )
 
@@ -203,6 +204,9 @@ func TestNonceCacheBounded(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("plivo") {
+		f.Add(b)
+	}
 	f.Add("From=14155550100&To=14155550199&Text=Code+482913&MessageUUID=x")
 	a, _ := New(Config{AuthToken: "tok"})
 	f.Fuzz(func(t *testing.T, body string) {

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Vector from sinch-sdk-java HmacAuthenticationValidationTest.
@@ -95,6 +96,9 @@ func TestSignRoundTrip(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("sinch") {
+		f.Add(b)
+	}
 	f.Add(`{"type":"mo_text","id":"x","from":"+1","to":"2","body":"hi"}`)
 	a, _ := New(Config{WebhookSecret: "s"})
 	f.Fuzz(func(t *testing.T, body string) {

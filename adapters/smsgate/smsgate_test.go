@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // The docs' sms:received example (PROVIDERS.md 11.1).
@@ -72,6 +73,9 @@ func TestParse(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("smsgate") {
+		f.Add(b)
+	}
 	f.Add(docs)
 	a, _ := New(Config{SigningKey: "k"})
 	f.Fuzz(func(t *testing.T, body string) {

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 	"github.com/mogate/mogate/adapters/sns/snstest"
 )
 
@@ -162,6 +163,9 @@ func TestSignRoundTrip(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("sns") {
+		f.Add(b)
+	}
 	b, _ := json.Marshal(notification("2"))
 	f.Add(string(b))
 	a, _ := New(Config{TopicARNs: []string{topic}, HTTP: &http.Client{Transport: &snstest.AWS{}}})

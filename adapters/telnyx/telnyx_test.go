@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Telnyx publishes no fixed vector (its SDK tests generate keys), so this one
@@ -119,6 +120,9 @@ func TestSignNeedsPrivateKey(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("telnyx") {
+		f.Add(b)
+	}
 	f.Add(docsBody)
 	pub, _, _ := keys()
 	a, _ := New(Config{PublicKey: pub})

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Vectors from twilio-go client/request_validator_test.go (auth token "12345").
@@ -206,6 +207,9 @@ func TestSignRoundTrip(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("twilio") {
+		f.Add(b)
+	}
 	f.Add(capture)
 	f.Add("MessageSid=SM1&From=%2B1&To=%2B2&Body=%F0%9F%98%80")
 	a, _ := New(Config{AuthToken: "tok"})

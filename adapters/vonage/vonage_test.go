@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Vectors from vonage-node-sdk packages/sms/__tests__/__dataSets__/signature.ts.
@@ -213,6 +214,9 @@ func TestSignRoundTripEveryMethod(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("vonage") {
+		f.Add(b, "application/x-www-form-urlencoded")
+	}
 	f.Add("msisdn=14843472194&to=13239877404&messageId=1&text=hi", "application/x-www-form-urlencoded")
 	f.Add(`{"msisdn":"1","to":"2","messageId":"3","concat-ref":"1","concat-total":"2","concat-part":"1"}`, "application/json")
 	a, _ := New(Config{SignatureSecret: "s"})

@@ -11,6 +11,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
 // Vector from vonage-python-sdk jwt/tests/test_verify_jwt.py.
@@ -145,6 +146,9 @@ func TestSignRoundTrip(t *testing.T) {
 }
 
 func FuzzParse(f *testing.F) {
+	for _, b := range adapterstest.FixtureBodies("vonage-messages") {
+		f.Add(b)
+	}
 	f.Add(sample)
 	a, _ := New(Config{SignatureSecret: "s"})
 	f.Fuzz(func(t *testing.T, body string) {
