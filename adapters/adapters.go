@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -157,6 +158,19 @@ func SortedKeys(v url.Values) []string {
 	}
 	slices.Sort(keys)
 	return keys
+}
+
+// CheckTimestamp checks a signed unix-seconds timestamp: well formed and
+// within window of now, either way (a replayed or pre-dated request fails).
+func CheckTimestamp(ts string, now time.Time, window time.Duration) error {
+	sec, err := strconv.ParseInt(ts, 10, 64)
+	if err != nil {
+		return Unauthenticated("timestamp is not unix seconds")
+	}
+	if d := now.Sub(time.Unix(sec, 0)); d > window || d < -window {
+		return Unauthenticated("timestamp outside the " + window.String() + " window")
+	}
+	return nil
 }
 
 // RandomHex returns n random bytes in hex, for message ids of signed test requests.

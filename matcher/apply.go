@@ -153,8 +153,13 @@ func (m *Matcher) Sweep() error {
 // snapshots when they are due.
 func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
 	if m.durable != nil {
-		go m.runSnapshots(ctx, time.Second)
+		go every(ctx, time.Second, m.maybeSnapshot)
 	}
+	every(ctx, interval, m.Sweep)
+}
+
+// every calls fn each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, fn func() error) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
@@ -162,7 +167,7 @@ func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			_ = m.Sweep()
+			_ = fn()
 		}
 	}
 }

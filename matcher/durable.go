@@ -1,7 +1,6 @@
 package matcher
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -395,18 +394,4 @@ func (m *Matcher) Log() *wal.WAL {
 		return nil
 	}
 	return m.durable.log
-}
-
-// runSnapshots is part of Run for durable matchers.
-func (m *Matcher) runSnapshots(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			_ = m.maybeSnapshot()
-		}
-	}
 }

@@ -81,14 +81,7 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 	if err != nil || !hmac.Equal(got, want) {
 		return adapters.Unauthenticated("signature mismatch")
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return adapters.Unauthenticated("timestamp is not unix seconds")
-	}
-	if d := a.now().Sub(time.Unix(sec, 0)); d > Tolerance || d < -Tolerance {
-		return adapters.Unauthenticated("timestamp outside the 5 minute window")
-	}
-	return nil
+	return adapters.CheckTimestamp(ts, a.now(), Tolerance)
 }
 
 type envelope struct {

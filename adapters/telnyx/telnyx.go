@@ -78,17 +78,10 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 	if err != nil || len(sig) != ed25519.SignatureSize {
 		return adapters.Unauthenticated("signature is not a base64 Ed25519 signature")
 	}
-	sec, err := strconv.ParseInt(ts, 10, 64)
-	if err != nil {
-		return adapters.Unauthenticated("timestamp is not unix seconds")
-	}
 	if !ed25519.Verify(a.pub, signed(ts, r.Body), sig) {
 		return adapters.Unauthenticated("signature mismatch")
 	}
-	if d := a.now().Sub(time.Unix(sec, 0)); d > Tolerance || d < -Tolerance {
-		return adapters.Unauthenticated("timestamp outside the 5 minute window")
-	}
-	return nil
+	return adapters.CheckTimestamp(ts, a.now(), Tolerance)
 }
 
 func signed(ts string, body []byte) []byte {

@@ -87,12 +87,8 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 	if err != nil || !hmac.Equal(got, Signature(a.method, a.secret, p)) {
 		return adapters.Unauthenticated("signature mismatch")
 	}
-	ts, err := strconv.ParseInt(p["timestamp"], 10, 64)
-	if err != nil {
-		return adapters.Unauthenticated("signed message without timestamp")
-	}
-	if d := a.now().Sub(time.Unix(ts, 0)); d > MaxSkew || d < -MaxSkew {
-		return adapters.Unauthenticated("timestamp outside the 5 minute window")
+	if err := adapters.CheckTimestamp(p["timestamp"], a.now(), MaxSkew); err != nil {
+		return err
 	}
 	if a.apiKey != "" && p["api-key"] != "" && p["api-key"] != a.apiKey {
 		return adapters.Unauthenticated("message of another account")
