@@ -4,6 +4,7 @@
 package config
 
 import (
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"net/url"
@@ -175,8 +176,11 @@ func (c *Config) Validate() error {
 				add(k.line, key+".webhook_url", "must be an absolute http(s) URL")
 			}
 		}
-		if k.WebhookSecret.IsSet() && !strings.HasPrefix(k.WebhookSecret.Reveal(), "whsec_") {
-			add(k.line, key+".webhook_secret", "must start with whsec_")
+		if k.WebhookSecret.IsSet() {
+			raw, ok := strings.CutPrefix(k.WebhookSecret.Reveal(), "whsec_")
+			if b, err := base64.StdEncoding.DecodeString(raw); !ok || err != nil || len(b) < 16 {
+				add(k.line, key+".webhook_secret", "must be whsec_ followed by the base64 of at least 16 bytes")
+			}
 		}
 	}
 	providerNames := map[string]bool{}

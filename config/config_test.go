@@ -26,7 +26,7 @@ api_keys:
   - name: shop
     key: ${SHOP_KEY}
     webhook_url: https://shop.example.com/hooks/mogate
-    webhook_secret: whsec_c2VjcmV0c2VjcmV0
+    webhook_secret: whsec_c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0
   - {name: ops, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}
 providers:
   - {name: twilio,  type: twilio,  auth_token: ${TWILIO_AUTH_TOKEN}, account_sid: AC123}

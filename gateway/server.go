@@ -32,8 +32,10 @@ type Options struct {
 	// are journaled under cfg.DataDir (snapshot and wal/).
 	InMemory bool
 	// HTTP makes outbound calls (SNS certificates and subscription
-	// confirmations); nil: a client with a 10 s timeout.
+	// confirmations, events to apps); nil: a client with a 10 s timeout.
 	HTTP *http.Client
+	// Outbox tunes event delivery.
+	Outbox OutboxOptions
 }
 
 // Server is a configured mogate.
@@ -47,6 +49,7 @@ type Server struct {
 	keys     keyring
 	http     *http.Client
 	metrics  *metrics
+	outbox   *outbox
 	engine   *gin.Engine
 
 	createLimit, numberLimit, unmatchedLimit *limiter
@@ -111,9 +114,14 @@ func New(o Options) (*Server, error) {
 		}
 		return float64(n)
 	})
+	s.outbox = newOutbox(o.Outbox, s.m, cfg.APIKeys, o.HTTP, o.Logger, o.Now, s.metrics.reg,
+		func(v matcher.Session) any { return s.detail(v) })
 	s.engine = s.routes()
 	return s, nil
 }
+
+// RunOutbox delivers events to apps until ctx ends; Serve runs it.
+func (s *Server) RunOutbox(ctx context.Context) { s.outbox.run(ctx) }
 
 // onChange follows sessions to their final status for metrics and pool health.
 func (s *Server) onChange(sess matcher.Session) {
@@ -121,6 +129,9 @@ func (s *Server) onChange(sess matcher.Session) {
 		return
 	}
 	s.metrics.finished.WithLabelValues(sess.Status.String()).Inc()
+	if s.outbox != nil {
+		s.outbox.enqueue(sess)
+	}
 	if sess.Status == matcher.Expired {
 		s.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
 	}
@@ -191,6 +202,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go s.m.Run(sweepCtx, 250*time.Millisecond)
+	outboxDone := make(chan struct{})
+	go func() { s.outbox.run(sweepCtx); close(outboxDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.SetReady(true)
@@ -209,6 +222,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	stopSweep()
+	<-outboxDone // deliveries in flight finish and are recorded before the log closes
 	return s.Close()
 }
 

@@ -45,7 +45,16 @@ func (m *Matcher) insert(sh *shard, s *session) {
 // applyTo performs a record on session s (nil: nothing to do), held by the
 // locked shard sh; callers that hold the session skip the lookup.
 func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
-	if s == nil || s.status.Final() {
+	if s != nil && s.status.Final() {
+		switch r.Op {
+		case OpDelivered:
+			s.notified = Delivered
+		case OpDead:
+			s.notified = Dead
+		}
+		return
+	}
+	if s == nil {
 		return
 	}
 	switch r.Op {

@@ -16,14 +16,14 @@ import (
 //	OpCreate                     session
 //	OpAttempt, OpFail, OpVerify  id, from, provider, message id
 //	OpCancel                     id, reason
-//	OpExpire                     id
+//	OpExpire, OpDelivered, OpDead id
 //	OpProcessed                  provider, message id, outcome kind (u8), outcome session id
 //	OpPart                       provider, message id, from, to, text, parts, part, ref
 //
 // session: id, key, api, number, code, to, country, language, callback,
 // redirect, metadata, page token, idempotency key, request hash,
 // max attempts, created, expires, status (u8), attempts, verified number,
-// finished, provider, message id, reason.
+// finished, provider, message id, reason, notified (u8).
 
 const codecVersion = 1
 
@@ -137,6 +137,7 @@ func (e *enc) session(s *Session) {
 	e.str(s.Provider)
 	e.str(s.MessageID)
 	e.str(s.Reason)
+	e.u8(uint8(s.Notified))
 }
 
 func (d *dec) session() *Session {
@@ -158,7 +159,8 @@ func (d *dec) session() *Session {
 	s.Provider = d.str()
 	s.MessageID = d.str()
 	s.Reason = d.str()
-	if s.Status > Failed {
+	s.Notified = Notified(d.u8())
+	if s.Status > Failed || s.Notified > Dead {
 		d.fail()
 	}
 	if _, ok := shardOfID(s.ID); !ok {
@@ -196,6 +198,7 @@ func (e *enc) compact(s *session) {
 	e.str(s.provider)
 	e.str(s.messageID)
 	e.str(reasons[s.reason])
+	e.u8(uint8(s.notified))
 }
 
 // compact decodes a session straight into its in-memory form; intern
@@ -229,6 +232,7 @@ func (d *dec) compact(intern func(string) string) *session {
 	s.provider = intern(string(d.raw()))
 	s.messageID = d.str()
 	s.reason = reasonCode(string(d.raw()))
+	s.notified = Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
@@ -241,7 +245,7 @@ func (d *dec) compact(intern func(string) string) *session {
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
-	if s.status > Failed || max > 1<<16-1 || att > 1<<16-1 {
+	if s.status > Failed || s.notified > Dead || max > 1<<16-1 || att > 1<<16-1 {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
@@ -280,7 +284,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	case OpCancel:
 		e.str(r.ID)
 		e.str(r.Reason)
-	case OpExpire:
+	case OpExpire, OpDelivered, OpDead:
 		e.str(r.ID)
 	case OpProcessed:
 		e.str(r.Provider)
@@ -314,7 +318,7 @@ func decodeRecord(b []byte) (Record, error) {
 		r.ID, r.From, r.Provider, r.MessageID = d.str(), d.str(), d.str(), d.str()
 	case OpCancel:
 		r.ID, r.Reason = d.str(), d.str()
-	case OpExpire:
+	case OpExpire, OpDelivered, OpDead:
 		r.ID = d.str()
 	case OpProcessed:
 		r.Provider, r.MessageID = d.str(), d.str()

@@ -14,6 +14,7 @@ type session struct {
 	id, token   [16]byte
 	prefix      uint8 // index into idPrefixes
 	status      Status
+	notified    Notified
 	attempts    uint16
 	maxAttempts uint16
 	key         string // API key name (shared)
@@ -98,7 +99,7 @@ func (s *session) view() Session {
 		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
 		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
 		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished), code: s.norm,
-		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason],
+		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason], Notified: s.notified,
 	}
 	if x := s.x; x != nil {
 		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
@@ -153,7 +154,7 @@ func fromView(v *Session, intern func(string) string) (*session, bool) {
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
-		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Reason),
+		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Reason), notified: v.Notified,
 	}
 	s.norm, _ = NormalizeCode(s.code)
 	verified := ""

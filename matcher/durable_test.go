@@ -367,3 +367,43 @@ func TestBackupRestore(t *testing.T) {
 		t.Fatalf("restored state differs:\n%s", diffLines(want, got))
 	}
 }
+
+// TestNotifiedSurvivesCrash: a delivered event stays delivered, an
+// undelivered one is due again after a restart.
+func TestNotifiedSurvivesCrash(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	a := create(t, m, alice, "111111")
+	b := create(t, m, mallet, "222222")
+	ingest(t, m, sms(alice, "111111"))
+	ingest(t, m, sms(mallet, "222222"))
+	if got := m.Unnotified(c.Now().Add(-time.Hour)); len(got) != 2 {
+		t.Fatalf("Unnotified = %d sessions", len(got))
+	}
+	if err := m.MarkNotified(a.ID, false); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openDurable(t, dir, c) // crash: no Close
+	got := m2.Unnotified(c.Now().Add(-time.Hour))
+	if len(got) != 1 || got[0].ID != b.ID {
+		t.Fatalf("after crash Unnotified = %+v", got)
+	}
+	if s, _ := m2.Get(a.ID); s.Notified != Delivered {
+		t.Fatalf("delivered state lost: %v", s.Notified)
+	}
+	if err := m2.MarkNotified(b.ID, true); err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m3 := openDurable(t, dir, c) // from the snapshot
+	defer m3.Close()
+	if s, _ := m3.Get(b.ID); s.Notified != Dead || len(m3.Unnotified(time.Time{})) != 0 {
+		t.Fatalf("dead state lost: %v", s.Notified)
+	}
+	if err := m3.MarkNotified("vrf_nope", false); !errors.Is(err, ErrNotFound) {
+		t.Fatal(err)
+	}
+}

@@ -430,6 +430,40 @@ func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
 	return m.Get(id)
 }
 
+// MarkNotified records, durably, that the final-status event of session id
+// was delivered (or, with dead, given up on).
+func (m *Matcher) MarkNotified(id string, dead bool) error {
+	var c Commit
+	if !m.lookup(id, func(sh *shard, s *session) {
+		r := Record{Op: OpDelivered, At: m.opt.Now().UTC(), ID: id}
+		if dead {
+			r.Op = OpDead
+		}
+		m.applyTo(sh, s, r)
+		c = m.journal(r)
+	}) {
+		return ErrNotFound
+	}
+	return c.Wait()
+}
+
+// Unnotified returns the finished sessions whose event is still pending and
+// that finished after since: after a restart they are due again.
+func (m *Matcher) Unnotified(since time.Time) []Session {
+	var out []Session
+	for i := range m.shards {
+		sh := &m.shards[i]
+		sh.mu.Lock()
+		for _, s := range sh.byID {
+			if s.status.Final() && s.notified == NotNotified && s.finished > since.UnixNano() {
+				out = append(out, s.view())
+			}
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
 // PendingByNumber counts pending sessions per receiving number.
 func (m *Matcher) PendingByNumber() map[string]int {
 	out := map[string]int{}

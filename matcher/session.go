@@ -65,9 +65,21 @@ type Session struct {
 	Provider       string    // of the message that verified or failed it
 	MessageID      string
 	Reason         string // why it was cancelled: "cancelled" or "superseded"
+	// Notified says whether the app was told of the final status.
+	Notified Notified
 
 	code string // normalized code
 }
+
+// Notified is the state of the event that tells the app a final status.
+type Notified uint8
+
+// Notification states.
+const (
+	NotNotified Notified = iota // pending (or nothing to deliver)
+	Delivered                   // a receiver accepted it
+	Dead                        // retries ran out
+)
 
 // Capture reports whether the session is in capture mode.
 func (s *Session) Capture() bool { return s.Number == "" }
@@ -86,6 +98,8 @@ const (
 	OpFail                    // the last allowed attempt was wrong
 	OpProcessed               // a provider message was handled; the dedupe record
 	OpPart                    // one part of a multipart message arrived
+	OpDelivered               // the final-status event was accepted by the app
+	OpDead                    // the final-status event could not be delivered in time
 )
 
 // Record is one state change: the unit the journal makes durable.

@@ -1,0 +1,293 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/config"
+)
+
+const whsec = "whsec_c2hvcC1TRUNSRVRWQUxVRS13aA=="
+
+// receiver records events and answers with the next status of its script
+// (200 once the script runs out).
+type receiver struct {
+	mu     sync.Mutex
+	script []int
+	got    []recorded
+	srv    *httptest.Server
+}
+
+type recorded struct {
+	header http.Header
+	body   []byte
+	status int
+}
+
+func newReceiver(t *testing.T, script ...int) *receiver {
+	r := &receiver{script: script}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		status := 200
+		if len(r.script) > 0 {
+			status, r.script = r.script[0], r.script[1:]
+		}
+		r.got = append(r.got, recorded{req.Header.Clone(), b, status})
+		r.mu.Unlock()
+		w.WriteHeader(status)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) accepted() []recorded {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []recorded
+	for _, g := range r.got {
+		if g.status == 200 {
+			out = append(out, g)
+		}
+	}
+	return out
+}
+
+func (r *receiver) calls() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.got) }
+
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// verifyStandard checks a Standard Webhooks signature independently of the
+// code under test.
+func verifyStandard(t *testing.T, g recorded) {
+	t.Helper()
+	key, _ := base64.StdEncoding.DecodeString(strings.TrimPrefix(whsec, "whsec_"))
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(g.header.Get("webhook-id") + "." + g.header.Get("webhook-timestamp") + "." + string(g.body)))
+	want := "v1," + base64.StdEncoding.EncodeToString(m.Sum(nil))
+	if g.header.Get("webhook-signature") != want || !strings.HasPrefix(g.header.Get("webhook-id"), "evt_") {
+		t.Fatalf("bad signature headers: %v", g.header)
+	}
+	ts, _ := strconv.ParseInt(g.header.Get("webhook-timestamp"), 10, 64)
+	if d := time.Since(time.Unix(ts, 0)); d > time.Minute || d < -time.Minute {
+		t.Fatalf("webhook-timestamp %d is not now", ts)
+	}
+}
+
+func outboxHarness(t *testing.T, webhookURL string, opt OutboxOptions) (*harness, context.CancelFunc) {
+	t.Helper()
+	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
+		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+webhookURL+"}", 1)
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
+	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), InMemory: true, Outbox: opt})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.s, h.h = s, s.Handler()
+	ctx, cancel := context.WithCancel(context.Background())
+	go s.RunOutbox(ctx)
+	t.Cleanup(cancel)
+	return h, cancel
+}
+
+func TestEventRetriedUntilAccepted(t *testing.T) {
+	rcv := newReceiver(t, 500, 500)
+	h, _ := outboxHarness(t, rcv.srv.URL+"/hooks", OutboxOptions{BaseDelay: 10 * time.Millisecond})
+	v := h.mustCreate(`{"number": "+14155550123", "metadata": {"order": 7}}`)
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	eventually(t, "an accepted delivery", func() bool { return len(rcv.accepted()) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	acc := rcv.accepted()
+	if len(acc) != 1 || rcv.calls() != 3 {
+		t.Fatalf("%d accepted of %d calls", len(acc), rcv.calls())
+	}
+	verifyStandard(t, acc[0])
+	var ev struct {
+		Type string
+		Data map[string]any
+	}
+	_ = json.Unmarshal(acc[0].body, &ev)
+	if ev.Type != "verification.verified" || ev.Data["id"] != v["id"] || ev.Data["verified_number"] != "+14155550123" || ev.Data["metadata"].(map[string]any)["order"] != 7.0 {
+		t.Fatalf("event = %s", acc[0].body)
+	}
+	// Every attempt carried the same id: the receiver can drop repeats.
+	for _, g := range rcv.got {
+		if g.header.Get("webhook-id") != acc[0].header.Get("webhook-id") {
+			t.Fatal("event id changed between attempts")
+		}
+	}
+	eventually(t, "notified state", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 1 })
+}
+
+func TestCallbackURLOverridesAndOtherStatuses(t *testing.T) {
+	keyRcv := newReceiver(t)
+	cbRcv := newReceiver(t)
+	h, _ := outboxHarness(t, keyRcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
+	v := h.mustCreate(`{"number": "+14155550123", "callback_url": "` + cbRcv.srv.URL + `/cb"}`)
+	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
+	eventually(t, "the cancelled event at callback_url", func() bool { return len(cbRcv.accepted()) == 1 })
+	if !strings.Contains(string(cbRcv.accepted()[0].body), `"type":"verification.cancelled"`) || keyRcv.calls() != 0 {
+		t.Fatalf("callback got %s; key URL got %d calls", cbRcv.accepted()[0].body, keyRcv.calls())
+	}
+	f := h.mustCreate(`{"number": "+14155550124"}`)
+	for i := range 3 {
+		h.send(h.signed("twilio", adapters.Inbound{MessageID: "SMx" + strconv.Itoa(i), From: "+14155550124", To: "+14155550100", Text: "000000"}))
+	}
+	eventually(t, "the failed event", func() bool { return len(keyRcv.accepted()) == 1 })
+	if !strings.Contains(string(keyRcv.accepted()[0].body), `"type":"verification.failed"`) || !strings.Contains(string(keyRcv.accepted()[0].body), f["id"].(string)) {
+		t.Fatalf("event = %s", keyRcv.accepted()[0].body)
+	}
+}
+
+func TestContiguityEvent(t *testing.T) {
+	rcv := newReceiver(t)
+	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
+	w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "factor": "4321"}`), nil)
+	var env struct{ Data map[string]any }
+	_ = json.Unmarshal(w.Body.Bytes(), &env)
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "4321"}))
+	eventually(t, "the otp.reverse.verified event", func() bool { return len(rcv.accepted()) == 1 })
+	g := rcv.accepted()[0]
+	var ev struct {
+		ID, Type string
+		Data     map[string]any
+	}
+	_ = json.Unmarshal(g.body, &ev)
+	if ev.Type != "otp.reverse.verified" || ev.Data["otp_id"] != env.Data["otp_id"] || ev.Data["status"] != "verified" {
+		t.Fatalf("event = %s", g.body)
+	}
+	sig := g.header.Get("Contiguity-Signature")
+	tpart, v1, _ := strings.Cut(sig, ",v1=")
+	m := hmac.New(sha256.New, []byte(whsec))
+	m.Write([]byte(strings.TrimPrefix(tpart, "t=") + "." + string(g.body)))
+	if v1 != hex.EncodeToString(m.Sum(nil)) {
+		t.Fatalf("Contiguity-Signature %q does not verify", sig)
+	}
+}
+
+func TestDeadEndpointDoesNotDelayOthers(t *testing.T) {
+	dead := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+	good := newReceiver(t)
+	h, _ := outboxHarness(t, good.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond, Workers: 2})
+	for i := range 10 {
+		v := h.mustCreate(`{"number": "+1415555020` + strconv.Itoa(i) + `", "callback_url": "` + dead.srv.URL + `"}`)
+		h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
+	}
+	eventually(t, "the dead host's breaker to open", func() bool { return dead.calls() >= 5 })
+	v := h.mustCreate(`{"number": "+14155550299"}`)
+	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
+	eventually(t, "the healthy receiver's event", func() bool { return len(good.accepted()) == 1 })
+	before := dead.calls()
+	time.Sleep(100 * time.Millisecond)
+	if after := dead.calls(); after > before+1 {
+		t.Fatalf("the open breaker still let %d calls through", after-before)
+	}
+}
+
+func TestEventDeadAfterMaxAge(t *testing.T) {
+	rcv := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
+	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 5 * time.Millisecond, MaxAge: 150 * time.Millisecond})
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
+	eventually(t, "the event to go dead", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 2 })
+	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), "mogate_events_dead_total 1") || !strings.Contains(h.logs.String(), "event dead") {
+		t.Fatal("dead event not visible in metrics and logs")
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	o := &outbox{opt: OutboxOptions{}}
+	o.opt.defaults()
+	if d := o.backoff(1); d < 800*time.Millisecond || d > 1200*time.Millisecond {
+		t.Fatalf("first retry after %v, want about 1s (under 5s)", d)
+	}
+	if d := o.backoff(4); d < 6400*time.Millisecond || d > 9600*time.Millisecond {
+		t.Fatalf("4th retry after %v", d)
+	}
+	if d := o.backoff(40); d > 72*time.Minute {
+		t.Fatalf("capped retry after %v", d)
+	}
+}
+
+// TestEventSurvivesRestartWithReceiverDown: the receiver is down while mogate
+// restarts; once both are back, the event arrives.
+func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close() // nothing listens yet: the receiver is down
+	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
+		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: http://"+addr+"/hooks}", 1)
+	cfg, _ := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	cfg.DataDir = t.TempDir()
+	start := func() (*harness, context.CancelFunc) {
+		s, err := New(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+		ctx, cancel := context.WithCancel(context.Background())
+		go s.RunOutbox(ctx)
+		return h, cancel
+	}
+	h, stop := start()
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	stop()
+	if err := h.s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	rcv := &receiver{}
+	ln, err = net.Listen("tcp", addr)
+	if err != nil {
+		t.Skipf("could not listen on %s again: %v", addr, err)
+	}
+	rcv.srv = &httptest.Server{Listener: ln, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		b, _ := io.ReadAll(req.Body)
+		rcv.mu.Lock()
+		rcv.got = append(rcv.got, recorded{req.Header.Clone(), b, 200})
+		rcv.mu.Unlock()
+	})}}
+	rcv.srv.Start()
+	defer rcv.srv.Close()
+	h2, stop2 := start()
+	defer stop2()
+	defer h2.s.Close()
+	eventually(t, "the event after the restart", func() bool { return len(rcv.accepted()) >= 1 })
+	verifyStandard(t, rcv.accepted()[0])
+	if !strings.Contains(string(rcv.accepted()[0].body), v["id"].(string)) {
+		t.Fatalf("event = %s", rcv.accepted()[0].body)
+	}
+}
