@@ -57,7 +57,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
 <p class="code"><bdi>{{.Code}}</bdi></p>
 <p><bdi>{{.Number}}</bdi></p>
 {{if .Pending}}<a class="tap" id="tap" href="{{.Tap}}">{{.T.tap}}</a>
-<p>{{.T.scan}}</p>
+<p id="scan">{{.T.scan}}</p>
 <img id="qr" src="{{.QR}}" alt="QR">{{end}}
 <p id="status" class="{{.Status}}" data-status="{{.Status}}">{{.StatusText}}</p>
 {{if .Pending}}<script>
@@ -69,7 +69,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
     el.dataset.status=d.status; el.className=d.status; el.textContent=texts[d.status]||d.status;
     if(d.status!=='pending'){es.close();
       var tap=document.getElementById('tap'); if(tap){tap.remove();}
-      var qr=document.getElementById('qr'); if(qr){qr.remove();}
+      ['qr','scan'].forEach(function(id){var n=document.getElementById(id); if(n){n.remove();}});
       if(d.status==='verified'&&d.redirect_url){setTimeout(function(){location.href=d.redirect_url;},800);}
     }
   });
