@@ -40,7 +40,11 @@ type APIKey struct {
 	KeySHA256     string `yaml:"key_sha256"`
 	WebhookURL    string `yaml:"webhook_url"`
 	WebhookSecret Secret `yaml:"webhook_secret"`
-	line          int
+	// UnmatchedEvents opts the key in to message.unmatched events: messages
+	// that match no verification belong to no key, so a deployment shared by
+	// several apps must not send them to all.
+	UnmatchedEvents bool `yaml:"unmatched_events"`
+	line            int
 }
 
 // Number is one receiving number of the pool.

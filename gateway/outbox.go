@@ -80,10 +80,28 @@ type outbox struct {
 	breakers map[string]*gobreaker.CircuitBreaker[struct{}]
 }
 
+// delivery is one event on its way: a session's final status, or an
+// unmatched message for one API key.
 type delivery struct {
-	session matcher.Session
-	attempt int
-	next    time.Time
+	session   matcher.Session
+	unmatched *matcher.UnmatchedEvent
+	attempt   int
+	next      time.Time
+}
+
+func (d *delivery) key() string {
+	if d.unmatched != nil {
+		return d.unmatched.ID
+	}
+	return d.session.ID
+}
+
+// since is when the event came to be: its age decides when it is dead.
+func (d *delivery) since() time.Time {
+	if d.unmatched != nil {
+		return d.unmatched.At
+	}
+	return d.session.FinishedAt
 }
 
 func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, client *http.Client, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
@@ -104,13 +122,22 @@ func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, clie
 
 // enqueue schedules the event of a session that reached a final status.
 func (o *outbox) enqueue(s matcher.Session) {
-	if !s.Status.Final() || s.Notified != matcher.NotNotified || o.destination(s) == "" {
+	if !s.Status.Final() || s.Notified != matcher.NotNotified || o.destination(&delivery{session: s}) == "" {
 		return
 	}
+	o.push(&delivery{session: s, next: o.now()})
+}
+
+// enqueueUnmatched schedules a message.unmatched event.
+func (o *outbox) enqueueUnmatched(e matcher.UnmatchedEvent) {
+	o.push(&delivery{unmatched: &e, next: o.now()})
+}
+
+func (o *outbox) push(d *delivery) {
 	o.mu.Lock()
-	if !o.queued[s.ID] {
-		o.queued[s.ID] = true
-		heap.Push(&o.queue, &delivery{session: s, next: o.now()})
+	if !o.queued[d.key()] {
+		o.queued[d.key()] = true
+		heap.Push(&o.queue, d)
 	}
 	o.mu.Unlock()
 	o.kick()
@@ -124,20 +151,34 @@ func (o *outbox) kick() {
 }
 
 // destination is the session's callback_url, else its API key's webhook_url.
-func (o *outbox) destination(s matcher.Session) string {
-	if s.Callback != "" {
-		return s.Callback
+func (o *outbox) destination(d *delivery) string {
+	key := d.session.Key
+	if d.unmatched != nil {
+		key = d.unmatched.Key
+	} else if d.session.Callback != "" {
+		return d.session.Callback
 	}
-	if k := o.keys[s.Key]; k != nil {
+	if k := o.keys[key]; k != nil {
 		return k.WebhookURL
 	}
 	return ""
+}
+
+// markDone records the outcome of a delivery.
+func (o *outbox) markDone(d *delivery, dead bool) error {
+	if d.unmatched != nil {
+		return o.m.MarkUnmatchedDone(d.unmatched.ID, dead)
+	}
+	return o.m.MarkNotified(d.session.ID, dead)
 }
 
 // run delivers until ctx ends; it first queues what a restart left undelivered.
 func (o *outbox) run(ctx context.Context) {
 	for _, s := range o.m.Unnotified(o.now().Add(-o.opt.MaxAge)) {
 		o.enqueue(s)
+	}
+	for _, e := range o.m.PendingUnmatched() {
+		o.enqueueUnmatched(e)
 	}
 	work := make(chan *delivery)
 	var wg sync.WaitGroup
@@ -185,37 +226,36 @@ func (o *outbox) run(ctx context.Context) {
 
 // attempt delivers once and records or reschedules the outcome.
 func (o *outbox) attempt(ctx context.Context, d *delivery) {
-	s := d.session
-	dest := o.destination(s)
-	req, err := o.request(ctx, s, dest)
+	dest := o.destination(d)
+	req, err := o.request(ctx, d, dest)
 	if err == nil {
 		err = o.send(req)
 	}
 	switch {
 	case err == nil:
-		if err := o.m.MarkNotified(s.ID, false); err != nil {
-			o.log.Error("event delivered but not recorded; it will be sent again", "verification", s.ID, "err", err)
+		if err := o.markDone(d, false); err != nil {
+			o.log.Error("event delivered but not recorded; it will be sent again", "event", d.key(), "err", err)
 		}
 		o.delivered.Inc()
-		o.done(s.ID)
+		o.done(d.key())
 		return
 	case errors.Is(err, errNoEvent):
-		o.done(s.ID)
+		o.done(d.key())
 		return
 	}
-	if o.now().Sub(s.FinishedAt) >= o.opt.MaxAge {
+	if o.now().Sub(d.since()) >= o.opt.MaxAge {
 		o.dead.Inc()
-		o.log.Error("event dead: not delivered in time", "verification", s.ID, "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
-		if err := o.m.MarkNotified(s.ID, true); err != nil {
-			o.log.Error("could not record a dead event", "verification", s.ID, "err", err)
+		o.log.Error("event dead: not delivered in time", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
+		if err := o.markDone(d, true); err != nil {
+			o.log.Error("could not record a dead event", "event", d.key(), "err", err)
 		}
-		o.done(s.ID)
+		o.done(d.key())
 		return
 	}
 	if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
 		d.attempt++
 		o.attempts.Inc()
-		o.log.Warn("event delivery failed; will retry", "verification", s.ID, "destination_host", hostOf(dest), "attempt", d.attempt, "err", err)
+		o.log.Warn("event delivery failed; will retry", "event", d.key(), "destination_host", hostOf(dest), "attempt", d.attempt, "err", err)
 	}
 	d.next = o.now().Add(o.backoff(d.attempt))
 	o.mu.Lock()
@@ -278,10 +318,15 @@ func EventID(sessionID string, status matcher.Status) string {
 	return "evt_" + hex.EncodeToString(sum[:12])
 }
 
-func (o *outbox) request(ctx context.Context, s matcher.Session, dest string) (*http.Request, error) {
-	k := o.keys[s.Key]
+func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
+	s := d.session
+	keyName := s.Key
+	if d.unmatched != nil {
+		keyName = d.unmatched.Key
+	}
+	k := o.keys[keyName]
 	if k == nil || !k.WebhookSecret.IsSet() {
-		o.log.Warn("no webhook_secret for the API key: event not sent", "verification", s.ID, "key", s.Key)
+		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
 		return nil, errNoEvent
 	}
 	now := o.now()
@@ -289,7 +334,16 @@ func (o *outbox) request(ctx context.Context, s matcher.Session, dest string) (*
 	var body []byte
 	var err error
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"mogate"}}
-	if s.API == "contiguity" {
+	switch {
+	case d.unmatched != nil:
+		u := d.unmatched
+		id = u.ID
+		body, err = json.Marshal(map[string]any{
+			"type": "message.unmatched", "timestamp": now.UTC().Format(time.RFC3339),
+			"data": map[string]any{"provider": u.Message.Provider, "message_id": u.Message.MessageID, "from": u.Message.From,
+				"to": u.Message.To, "text": u.Message.Text, "received_at": u.At},
+		})
+	case s.API == "contiguity":
 		if s.Status != matcher.Verified {
 			return nil, errNoEvent // Contiguity has only the success event
 		}
@@ -298,14 +352,16 @@ func (o *outbox) request(ctx context.Context, s matcher.Session, dest string) (*
 			"data": map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"},
 		})
 		h.Set("Contiguity-Signature", ContiguitySignature(k.WebhookSecret.Reveal(), now, body))
-	} else {
+	default:
 		body, err = json.Marshal(map[string]any{
 			"type": "verification." + s.Status.String(), "timestamp": now.UTC().Format(time.RFC3339), "data": o.base(s),
 		})
+	}
+	if h.Get("Contiguity-Signature") == "" {
 		ts := strconv.FormatInt(now.Unix(), 10)
 		sig, serr := StandardSignature(k.WebhookSecret.Reveal(), id, ts, body)
 		if serr != nil {
-			o.log.Error("webhook_secret is not whsec_<base64>: event not sent", "key", s.Key)
+			o.log.Error("webhook_secret is not whsec_<base64>: event not sent", "key", keyName)
 			return nil, errNoEvent
 		}
 		h.Set("webhook-id", id)

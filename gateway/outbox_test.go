@@ -291,3 +291,42 @@ func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
 		t.Fatalf("event = %s", rcv.accepted()[0].body)
 	}
 }
+
+func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
+	shopRcv := newReceiver(t)
+	otherRcv := newReceiver(t)
+	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
+		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+shopRcv.srv.URL+", unmatched_events: true}", 1)
+	y = strings.Replace(y, "{name: other, key: "+otherKey+"}", "{name: other, key: "+otherKey+", webhook_secret: "+whsec+", webhook_url: "+otherRcv.srv.URL+"}", 1)
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg, InMemory: true, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go s.RunOutbox(ctx)
+	r := h.signed("twilio", adapters.Inbound{MessageID: "SMunmatched1", From: "+14155550777", To: "+14155550100", Text: "what is this?"})
+	h.send(r)
+	h.send(r) // a redelivery makes no second event
+	eventually(t, "the message.unmatched event", func() bool { return len(shopRcv.accepted()) == 1 })
+	time.Sleep(50 * time.Millisecond)
+	if len(shopRcv.accepted()) != 1 || otherRcv.calls() != 0 {
+		t.Fatalf("shop got %d, other got %d", len(shopRcv.accepted()), otherRcv.calls())
+	}
+	g := shopRcv.accepted()[0]
+	verifyStandard(t, g)
+	var ev struct {
+		Type string
+		Data map[string]any
+	}
+	_ = json.Unmarshal(g.body, &ev)
+	if ev.Type != "message.unmatched" || ev.Data["from"] != "+14155550777" || ev.Data["text"] != "what is this?" || ev.Data["message_id"] != "SMunmatched1" {
+		t.Fatalf("event = %s", g.body)
+	}
+	eventually(t, "the event recorded as delivered", func() bool { return len(s.m.PendingUnmatched()) == 0 })
+}

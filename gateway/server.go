@@ -53,6 +53,7 @@ type Server struct {
 	engine   *gin.Engine
 
 	createLimit, numberLimit, unmatchedLimit *limiter
+	unmatchedKeys                            []string // API keys told of unmatched messages
 
 	ready    atomic.Bool
 	stopping context.Context
@@ -96,6 +97,16 @@ func New(o Options) (*Server, error) {
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
+		OnUnmatched: func(e matcher.UnmatchedEvent) {
+			if s.outbox != nil {
+				s.outbox.enqueueUnmatched(e)
+			}
+		},
+	}
+	for _, k := range cfg.APIKeys {
+		if k.UnmatchedEvents && k.WebhookURL != "" && k.WebhookSecret.IsSet() {
+			s.unmatchedKeys = append(s.unmatchedKeys, k.Name)
+		}
 	}
 	if o.InMemory {
 		s.m = matcher.New(mo)

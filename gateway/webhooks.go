@@ -107,7 +107,7 @@ func (s *Server) ingest(provider string, in adapters.Inbound) error {
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
 	noCapture := s.unmatchedLimit.exhausted(in.From)
-	out, err := s.m.Ingest(msg, matcher.IngestOptions{NoCapture: noCapture})
+	out, err := s.m.Ingest(msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: s.unmatchedKeys})
 	if err != nil {
 		return err
 	}

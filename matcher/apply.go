@@ -167,6 +167,8 @@ func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
 	every(ctx, interval, m.Sweep)
 }
 
+func isEventID(id string) bool { return len(id) > 4 && id[:4] == "evt_" }
+
 // every calls fn each interval until ctx ends.
 func every(ctx context.Context, interval time.Duration, fn func() error) {
 	t := time.NewTicker(interval)
@@ -246,6 +248,19 @@ func (m *Matcher) Replay(r Record) {
 		if r.Part != nil {
 			m.parts.add(r.Part.Message, r.At)
 		}
+		return
+	case OpUnmatched:
+		if r.Unmatched != nil {
+			m.unmatched.mu.Lock()
+			m.unmatched.m[r.Unmatched.ID] = *r.Unmatched
+			m.unmatched.mu.Unlock()
+		}
+		return
+	}
+	if isEventID(r.ID) { // OpDelivered / OpDead of a message.unmatched event
+		m.unmatched.mu.Lock()
+		delete(m.unmatched.m, r.ID)
+		m.unmatched.mu.Unlock()
 		return
 	}
 	idx, ok := shardOfID(r.ID)

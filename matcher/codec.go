@@ -18,7 +18,8 @@ import (
 //	OpCancel                     id, reason
 //	OpExpire, OpDelivered, OpDead id
 //	OpProcessed                  provider, message id, outcome kind (u8), outcome session id
-//	OpPart                       provider, message id, from, to, text, parts, part, ref
+//	OpPart                       message: provider, message id, from, to, text, parts, part, ref
+//	OpUnmatched                  event id, API key name, message
 //
 // session: id, key, api, number, code, to, country, language, callback,
 // redirect, metadata, page token, idempotency key, request hash,
@@ -292,15 +293,30 @@ func encodeRecord(dst []byte, r *Record) []byte {
 		e.u8(uint8(r.Outcome.Kind))
 		e.str(r.Outcome.SessionID)
 	case OpPart:
-		m := r.Part.Message
-		for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
-			e.str(v)
-		}
-		e.uv(uint64(m.Parts))
-		e.uv(uint64(m.Part))
-		e.str(m.PartsRef)
+		e.message(r.Part.Message)
+	case OpUnmatched:
+		e.str(r.Unmatched.ID)
+		e.str(r.Unmatched.Key)
+		e.message(r.Unmatched.Message)
 	}
 	return e.b
+}
+
+func (e *enc) message(m Message) {
+	for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
+		e.str(v)
+	}
+	e.uv(uint64(m.Parts))
+	e.uv(uint64(m.Part))
+	e.str(m.PartsRef)
+}
+
+func (d *dec) message() Message {
+	var m Message
+	m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
+	m.Parts, m.Part = d.int(), d.int()
+	m.PartsRef = d.str()
+	return m
 }
 
 // decodeRecord is the inverse of encodeRecord.
@@ -328,14 +344,14 @@ func decodeRecord(b []byte) (Record, error) {
 			d.fail()
 		}
 	case OpPart:
-		var m Message
-		m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
-		m.Parts, m.Part = d.int(), d.int()
-		m.PartsRef = d.str()
+		m := d.message()
 		if m.Parts > 255 || m.Part < 1 || m.Part > m.Parts {
 			d.fail()
 		}
 		r.Part = &Part{Message: m}
+	case OpUnmatched:
+		u := &UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
+		r.ID, r.Unmatched = u.ID, u
 	default:
 		d.fail()
 	}

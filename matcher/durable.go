@@ -125,8 +125,8 @@ func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
 		if err != nil {
 			return err
 		}
-		switch r.Op {
-		case OpProcessed, OpPart:
+		switch {
+		case r.Op == OpProcessed || r.Op == OpPart || r.Op == OpUnmatched || isEventID(r.ID):
 			if lsn <= global {
 				return nil
 			}
@@ -227,6 +227,14 @@ func (m *Matcher) Snapshot() error {
 	}
 	m.parts.mu.Unlock()
 
+	m.unmatched.mu.Lock()
+	e.uv(uint64(len(m.unmatched.m)))
+	for _, u := range m.unmatched.m {
+		r := Record{Op: OpUnmatched, At: u.At, Unmatched: &u}
+		e.bytes(encodeRecord(nil, &r))
+	}
+	m.unmatched.mu.Unlock()
+
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
 		return err
@@ -325,6 +333,15 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 			}
 			m.parts.add(r.Part.Message, first)
 		}
+	}
+	n = d.uv()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r, err := decodeRecord(d.raw())
+		if err != nil || r.Op != OpUnmatched {
+			d.fail()
+			break
+		}
+		m.unmatched.m[r.Unmatched.ID] = *r.Unmatched
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()

@@ -407,3 +407,40 @@ func TestNotifiedSurvivesCrash(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestUnmatchedEventsDurable(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	var told []UnmatchedEvent
+	m.opt.OnUnmatched = func(e UnmatchedEvent) { told = append(told, e) }
+	msg := sms(mallet, "hello?")
+	if o, err := m.Ingest(msg, IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); err != nil || o.Kind != Unmatched {
+		t.Fatal(o, err)
+	}
+	if len(told) != 2 || told[0].ID == told[1].ID || told[0].ID != UnmatchedEventID(msg.Provider, msg.MessageID, told[0].Key) {
+		t.Fatalf("told = %+v", told)
+	}
+	// A redelivery is a duplicate: no new event.
+	if o, _ := m.Ingest(msg, IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); !o.Duplicate || len(m.PendingUnmatched()) != 2 {
+		t.Fatalf("redelivery made events: %d pending", len(m.PendingUnmatched()))
+	}
+	if err := m.MarkUnmatchedDone(told[0].ID, false); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openDurable(t, dir, c) // crash
+	if p := m2.PendingUnmatched(); len(p) != 1 || p[0].ID != told[1].ID || p[0].Message.Text != "hello?" {
+		t.Fatalf("after crash pending = %+v", p)
+	}
+	if err := m2.Close(); err != nil { // snapshot holds it
+		t.Fatal(err)
+	}
+	m3 := openDurable(t, dir, c)
+	defer m3.Close()
+	if p := m3.PendingUnmatched(); len(p) != 1 || p[0].Key != told[1].Key {
+		t.Fatalf("after snapshot pending = %+v", p)
+	}
+	if err := m3.MarkUnmatchedDone(told[0].ID, false); !errors.Is(err, ErrNotFound) {
+		t.Fatal("delivered event came back")
+	}
+}

@@ -49,6 +49,9 @@ type IngestOptions struct {
 	// NoCapture skips capture sessions: the sender has sent too many
 	// unmatched messages, and could be guessing codes.
 	NoCapture bool
+	// UnmatchedKeys are the API keys told of the message, should it match
+	// nothing (a message.unmatched event each, journaled with the outcome).
+	UnmatchedKeys []string
 }
 
 // Ingest matches a message, once: a redelivery of the same provider message
@@ -136,7 +139,64 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	sh.mu.Unlock()
 
 	processed.Outcome = Outcome{Kind: Unmatched}
-	return processed.Outcome, m.journal(processed).Wait()
+	if len(opt.UnmatchedKeys) == 0 {
+		return processed.Outcome, m.journal(processed).Wait()
+	}
+	recs := []Record{processed}
+	var events []UnmatchedEvent
+	m.unmatched.mu.Lock()
+	for _, k := range opt.UnmatchedKeys {
+		e := UnmatchedEvent{ID: UnmatchedEventID(msg.Provider, msg.MessageID, k), Key: k, Message: msg, At: now}
+		m.unmatched.m[e.ID] = e
+		events = append(events, e)
+		recs = append(recs, Record{Op: OpUnmatched, At: now, ID: e.ID, Unmatched: &events[len(events)-1]})
+	}
+	c := m.journal(recs...)
+	m.unmatched.mu.Unlock()
+	if err := c.Wait(); err != nil {
+		return Outcome{}, err
+	}
+	if m.opt.OnUnmatched != nil {
+		for _, e := range events {
+			m.opt.OnUnmatched(e)
+		}
+	}
+	return processed.Outcome, nil
+}
+
+// unmatchedEvents holds message.unmatched events until they are delivered.
+type unmatchedEvents struct {
+	mu sync.Mutex
+	m  map[string]UnmatchedEvent
+}
+
+// PendingUnmatched returns the message.unmatched events not yet delivered.
+func (m *Matcher) PendingUnmatched() []UnmatchedEvent {
+	m.unmatched.mu.Lock()
+	defer m.unmatched.mu.Unlock()
+	out := make([]UnmatchedEvent, 0, len(m.unmatched.m))
+	for _, e := range m.unmatched.m {
+		out = append(out, e)
+	}
+	return out
+}
+
+// MarkUnmatchedDone records, durably, that a message.unmatched event was
+// delivered (or, with dead, given up on).
+func (m *Matcher) MarkUnmatchedDone(id string, dead bool) error {
+	r := Record{Op: OpDelivered, At: m.opt.Now().UTC(), ID: id}
+	if dead {
+		r.Op = OpDead
+	}
+	m.unmatched.mu.Lock()
+	if _, ok := m.unmatched.m[id]; !ok {
+		m.unmatched.mu.Unlock()
+		return ErrNotFound
+	}
+	delete(m.unmatched.m, id)
+	c := m.journal(r)
+	m.unmatched.mu.Unlock()
+	return c.Wait()
 }
 
 // commit applies r with the dedupe record on the locked shard, unlocks it

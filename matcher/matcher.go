@@ -60,17 +60,20 @@ type Options struct {
 	// OnChange, when set, is called with a copy of a session after each
 	// change of its status, outside any lock.
 	OnChange func(Session)
+	// OnUnmatched, when set, is called with each durable message.unmatched event.
+	OnUnmatched func(UnmatchedEvent)
 }
 
 // Matcher is the session store. Its methods are safe for concurrent use.
 type Matcher struct {
-	opt     Options
-	shards  [numShards]shard
-	idem    [numShards]idemShard
-	dedupe  dedupe
-	parts   partials
-	durable *durable    // nil for an in-memory matcher
-	wal     *walJournal // the journal when it is the WAL: called directly
+	opt       Options
+	shards    [numShards]shard
+	idem      [numShards]idemShard
+	dedupe    dedupe
+	parts     partials
+	unmatched unmatchedEvents
+	durable   *durable    // nil for an in-memory matcher
+	wal       *walJournal // the journal when it is the WAL: called directly
 }
 
 // journal appends records. The WAL journal is called directly (no interface
@@ -132,6 +135,7 @@ func New(o Options) *Matcher {
 	}
 	m.dedupe.init(o.Retention)
 	m.parts.m = map[string]*partial{}
+	m.unmatched.m = map[string]UnmatchedEvent{}
 	return m
 }
 

@@ -2,7 +2,9 @@ package matcher
 
 import (
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base32"
+	"encoding/hex"
 	"errors"
 	"strings"
 	"time"
@@ -98,22 +100,40 @@ const (
 	OpFail                    // the last allowed attempt was wrong
 	OpProcessed               // a provider message was handled; the dedupe record
 	OpPart                    // one part of a multipart message arrived
-	OpDelivered               // the final-status event was accepted by the app
-	OpDead                    // the final-status event could not be delivered in time
+	OpDelivered               // an event (ID: session or unmatched event id) was accepted by the app
+	OpDead                    // an event could not be delivered in time
+	OpUnmatched               // an unmatched message is to be told to an API key (Unmatched)
 )
 
 // Record is one state change: the unit the journal makes durable.
 type Record struct {
 	Op        Op
 	At        time.Time
-	ID        string   // session id (all but OpProcessed and OpPart)
-	Session   *Session // OpCreate
-	From      string   // OpVerify, OpAttempt, OpFail
-	Provider  string   // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
-	MessageID string   // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
-	Reason    string   // OpCancel
-	Outcome   Outcome  // OpProcessed
-	Part      *Part    // OpPart
+	ID        string          // session id (all but OpProcessed and OpPart)
+	Session   *Session        // OpCreate
+	From      string          // OpVerify, OpAttempt, OpFail
+	Provider  string          // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	MessageID string          // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	Reason    string          // OpCancel
+	Outcome   Outcome         // OpProcessed
+	Part      *Part           // OpPart
+	Unmatched *UnmatchedEvent // OpUnmatched
+}
+
+// UnmatchedEvent is a message.unmatched event waiting for delivery to the
+// API key Key.
+type UnmatchedEvent struct {
+	ID      string // evt_…, derived from the message and the key
+	Key     string
+	Message Message
+	At      time.Time
+}
+
+// UnmatchedEventID is the deterministic id of the message.unmatched event of
+// a provider message for an API key.
+func UnmatchedEventID(provider, messageID, key string) string {
+	sum := sha256.Sum256([]byte(provider + "\x00" + messageID + "\x00" + key))
+	return "evt_" + hex.EncodeToString(sum[:12])
 }
 
 // Errors of the matcher.
