@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"runtime"
+	"strings"
 )
 
 var placeholder = regexp.MustCompile(`\{\{[a-z_0-9]+\}\}`)
@@ -35,7 +36,7 @@ func FixtureBodies(provider string) []string {
 		for _, r := range fx.Requests {
 			body := r.Body
 			if body == "" {
-				if _, q, ok := cut(r.Path, '?'); ok {
+				if _, q, ok := strings.Cut(r.Path, "?"); ok {
 					body = q
 				}
 			}
@@ -43,13 +44,4 @@ func FixtureBodies(provider string) []string {
 		}
 	}
 	return out
-}
-
-func cut(s string, sep byte) (string, string, bool) {
-	for i := 0; i < len(s); i++ {
-		if s[i] == sep {
-			return s[:i], s[i+1:], true
-		}
-	}
-	return s, "", false
 }
