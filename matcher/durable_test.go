@@ -444,3 +444,41 @@ func TestUnmatchedEventsDurable(t *testing.T) {
 		t.Fatal("delivered event came back")
 	}
 }
+
+// TestSnapshotSchedule backs the README: a snapshot after SnapshotEvery
+// records, or after SnapshotInterval when anything was written, not before.
+func TestSnapshotSchedule(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m, err := Open(dir, Options{Now: c.Now, Retention: time.Hour}, DurableOptions{SnapshotEvery: 4, SnapshotInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	snap := filepath.Join(dir, snapshotName)
+	exists := func() bool { _, err := os.Stat(snap); return err == nil }
+	create(t, m, "+14155550001", "111111")
+	if err := m.maybeSnapshot(); err != nil || exists() {
+		t.Fatalf("snapshot after 1 record: %v %v", err, exists())
+	}
+	for i := range 4 {
+		create(t, m, fmt.Sprintf("+1415555001%d", i), "111111")
+	}
+	if err := m.maybeSnapshot(); err != nil || !exists() {
+		t.Fatalf("no snapshot after 5 records: %v", err)
+	}
+	os.Remove(snap)
+	create(t, m, "+14155550020", "111111")
+	if err := m.maybeSnapshot(); err != nil || exists() {
+		t.Fatal("snapshot before the interval with 1 record")
+	}
+	c.Add(time.Hour)
+	if err := m.maybeSnapshot(); err != nil || !exists() {
+		t.Fatalf("no snapshot after the interval: %v", err)
+	}
+	os.Remove(snap)
+	c.Add(2 * time.Hour) // nothing written since: no snapshot
+	if err := m.maybeSnapshot(); err != nil || exists() {
+		t.Fatal("snapshot although nothing changed")
+	}
+}
