@@ -5,7 +5,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test race lint vet fmt fuzz bench conformance clean
+.PHONY: all build run test deps race lint vet fmt fuzz bench conformance clean
 
 all: build
 
@@ -17,8 +17,20 @@ run: build
 	./$(BIN) serve
 
 ## test: everything CI runs: format, vet, and every test with the race detector
-test: lint
+test: deps lint
 	$(GO) test -race -count=1 ./...
+
+# Debian packages the tests drive: Chromium (hosted page), redis-server
+# (durability tests start their own). Installed when missing; needs root or sudo.
+DEB_DEPS := chromium:chromium redis-server:redis-server
+deps:
+	@missing=""; for d in $(DEB_DEPS); do cmd=$${d%%:*}; pkg=$${d#*:}; \
+	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages the tests need:$$missing"; \
+	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	fi
 
 lint: fmt vet
 
@@ -38,8 +50,7 @@ fuzz:
 	done
 
 ## bench: Go benchmarks, loopback load runs and the Redis comparison, as one table
-bench: build
-	@command -v redis-server >/dev/null 2>&1 || { echo "installing redis-server"; apt-get update -qq && apt-get install -y -qq redis-server >/dev/null; }
+bench: build deps
 	$(GO) test -run '^$$' -bench 'LookupConsume|Ingest|Create$$|WALAppend' -benchmem -timeout 30m ./matcher/ > bin/gobench.txt
 	$(GO) test -run '^$$' -bench 'Recovery1M|MemoryPerSession' -benchtime 1x -timeout 30m ./matcher/ >> bin/gobench.txt
 	./$(BIN) bench --gobench bin/gobench.txt

@@ -28,6 +28,13 @@ type Config struct {
 	Verification   Verification `yaml:"verification"`
 	Limits         Limits       `yaml:"limits"`
 	Retention      Duration     `yaml:"retention"`
+	// RedisUnsafe lets store: redis start on a server without AOF
+	// appendfsync always and noeviction (tests and benchmarks only).
+	RedisUnsafe   bool     `yaml:"redis_unsafe"`
+	Events        Events   `yaml:"events"`
+	LogLevel      string   `yaml:"log_level"`      // debug | info | warn | error
+	AdminListen   string   `yaml:"admin_listen"`   // when set, /metrics is served only there
+	ShutdownDelay Duration `yaml:"shutdown_delay"` // /readyz answers 503 this long before the listener closes
 
 	// Dev is true when the configuration is the built-in dev mode one.
 	Dev bool `yaml:"-"`
@@ -68,6 +75,19 @@ type Limits struct {
 	CreatesPerKeyPerSecond    float64 `yaml:"creates_per_key_per_second"`
 	CreatesPerNumberPerHour   int     `yaml:"creates_per_number_per_hour"`
 	UnmatchedPerSenderPerHour int     `yaml:"unmatched_per_sender_per_hour"`
+	// CaptureGuessesPerSenderPerHour bounds the SMS of one sender that
+	// reach capture matching, matched or not (DESIGN.md §6).
+	CaptureGuessesPerSenderPerHour int `yaml:"capture_guesses_per_sender_per_hour"`
+	// StreamsPerKey bounds concurrent SSE streams and long-polls per API key.
+	StreamsPerKey int `yaml:"streams_per_key"`
+}
+
+// Events configures outbound events to apps.
+type Events struct {
+	// AllowPrivateDestinations lets events go to http URLs and to loopback,
+	// private and other non-public addresses: for local testing only (dev
+	// mode sets it).
+	AllowPrivateDestinations bool `yaml:"allow_private_destinations"`
 }
 
 // Duration is a time.Duration that reads "10m" style values.
@@ -85,11 +105,15 @@ func Default() Config {
 			MaxAttempts: 3,
 		},
 		Limits: Limits{
-			CreatesPerKeyPerSecond:    50,
-			CreatesPerNumberPerHour:   10,
-			UnmatchedPerSenderPerHour: 10,
+			CreatesPerKeyPerSecond:         50,
+			CreatesPerNumberPerHour:        10,
+			UnmatchedPerSenderPerHour:      10,
+			CaptureGuessesPerSenderPerHour: 10,
+			StreamsPerKey:                  1000,
 		},
-		Retention: 24 * time.Hour,
+		Retention:     24 * time.Hour,
+		LogLevel:      "info",
+		ShutdownDelay: 5 * time.Second,
 	}
 }
 

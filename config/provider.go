@@ -19,7 +19,7 @@ type Provider struct {
 	AccountSID      string   `yaml:"account_sid"`      // twilio
 	SignatureSecret Secret   `yaml:"signature_secret"` // vonage, vonage-messages
 	SignatureMethod string   `yaml:"signature_method"` // vonage
-	APIKey          string   `yaml:"api_key"`          // vonage
+	APIKey          Secret   `yaml:"api_key"`          // vonage, vonage-messages; telnyx (REST Bearer)
 	APISecret       Secret   `yaml:"api_secret"`       // vonage
 	AuthID          string   `yaml:"auth_id"`          // plivo
 	PublicKey       string   `yaml:"public_key"`       // telnyx
@@ -28,6 +28,9 @@ type Provider struct {
 	Username        string   `yaml:"username"`         // bandwidth, infobip
 	Password        Secret   `yaml:"password"`         // bandwidth, infobip
 	TopicARNs       []string `yaml:"topic_arns"`       // sns
+	// APIURL is the provider's REST API base for `mogate numbers`
+	// (twilio, vonage, plivo, telnyx); empty: the provider's public API.
+	APIURL string `yaml:"api_url"`
 
 	// PrivateKey signs requests for providers that sign with a key pair
 	// (telnyx: base64 Ed25519 seed). Only code sets it — the conformance
@@ -40,11 +43,11 @@ type Provider struct {
 
 // providerKeys lists, per type, the keys an entry may carry and which of them are required.
 var providerKeys = map[string]struct{ allowed, required []string }{
-	"twilio":          {[]string{"auth_token", "account_sid"}, []string{"auth_token"}},
-	"vonage":          {[]string{"signature_secret", "signature_method", "api_key", "api_secret"}, []string{"signature_secret"}},
+	"twilio":          {[]string{"auth_token", "account_sid", "api_url"}, []string{"auth_token"}},
+	"vonage":          {[]string{"signature_secret", "signature_method", "api_key", "api_secret", "api_url"}, []string{"signature_secret"}},
 	"vonage-messages": {[]string{"signature_secret", "api_key"}, []string{"signature_secret"}},
-	"plivo":           {[]string{"auth_id", "auth_token"}, []string{"auth_token"}},
-	"telnyx":          {[]string{"public_key"}, []string{"public_key"}},
+	"plivo":           {[]string{"auth_id", "auth_token", "api_url"}, []string{"auth_token"}},
+	"telnyx":          {[]string{"public_key", "api_key", "api_url"}, []string{"public_key"}},
 	"sinch":           {[]string{"webhook_secret"}, []string{"webhook_secret"}},
 	"bird":            {[]string{"signing_key"}, []string{"signing_key"}},
 	"bandwidth":       {[]string{"username", "password"}, []string{"username", "password"}},

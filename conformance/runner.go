@@ -88,7 +88,7 @@ func signers(f Fixture, hc *http.Client) (good, bad adapters.Adapter, err error)
 			AccountSID      *string        `json:"account_sid"`
 			SignatureSecret *config.Secret `json:"signature_secret"`
 			SignatureMethod *string        `json:"signature_method"`
-			APIKey          *string        `json:"api_key"`
+			APIKey          *config.Secret `json:"api_key"`
 			AuthID          *string        `json:"auth_id"`
 			PublicKey       *string        `json:"public_key"`
 			WebhookSecret   *config.Secret `json:"webhook_secret"`

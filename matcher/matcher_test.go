@@ -507,3 +507,31 @@ func TestPageToken(t *testing.T) {
 		t.Fatal("session id works as page token")
 	}
 }
+
+// TestWaitLeavesNoWatcher: a long-poll or heartbeat that times out removes
+// its watcher; before the fix every timed-out Wait leaked one until the
+// session ended.
+func TestWaitLeavesNoWatcher(t *testing.T) {
+	m, _, _ := newTest(t)
+	s := create(t, m, alice, "482913")
+	for range 100 {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Millisecond)
+		if got, err := m.Wait(ctx, s.ID); err != nil || got.Status != Pending {
+			t.Fatalf("Wait = %+v, %v", got, err)
+		}
+		cancel()
+	}
+	if n := m.watchers(); n != 0 {
+		t.Fatalf("%d watchers left after 100 timed-out waits", n)
+	}
+	done := make(chan struct{})
+	go func() { _, _ = m.Wait(context.Background(), s.ID); close(done) }()
+	for m.watchers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	ingest(t, m, sms(alice, "482913"))
+	<-done
+	if n := m.watchers(); n != 0 {
+		t.Fatalf("%d watchers left after the session verified", n)
+	}
+}

@@ -30,10 +30,10 @@ var constructors = map[string]func(p config.Provider, env Env) (adapters.Adapter
 		return twilio.New(twilio.Config{Name: p.Name, AuthToken: p.AuthToken.Reveal(), AccountSID: p.AccountSID})
 	},
 	"vonage": func(p config.Provider, env Env) (adapters.Adapter, error) {
-		return vonage.New(vonage.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), SignatureMethod: p.SignatureMethod, APIKey: p.APIKey, Now: env.Now})
+		return vonage.New(vonage.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), SignatureMethod: p.SignatureMethod, APIKey: p.APIKey.Reveal(), Now: env.Now})
 	},
 	"vonage-messages": func(p config.Provider, env Env) (adapters.Adapter, error) {
-		return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey, Now: env.Now})
+		return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey.Reveal(), Now: env.Now})
 	},
 	"plivo": func(p config.Provider, env Env) (adapters.Adapter, error) {
 		return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
