@@ -97,6 +97,7 @@ func New(o Options) (*Server, error) {
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
+		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour,
 		OnUnmatched: func(e matcher.UnmatchedEvent) {
 			if s.outbox != nil {
 				s.outbox.enqueueUnmatched(e)
@@ -118,13 +119,7 @@ func New(o Options) (*Server, error) {
 		}
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	s.metrics = newMetrics(func() float64 {
-		n := 0
-		for _, c := range s.m.PendingByNumber() {
-			n += c
-		}
-		return float64(n)
-	})
+	s.metrics = newMetrics(func() float64 { return float64(s.m.Pending()) })
 	s.outbox = newOutbox(o.Outbox, s.m, cfg.APIKeys, o.HTTP, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
 	s.engine = s.routes()

@@ -164,8 +164,8 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	switch {
 	case errors.Is(err, matcher.ErrInvalidCode):
 		return sess, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "code must be letters, digits and separators (space, - or .), at most 16 characters")
-	case errors.Is(err, matcher.ErrCaptureCodeTooWeak):
-		return sess, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "without number (capture mode) the code needs at least 4 characters")
+	case errors.Is(err, matcher.ErrCodeNotAllowed):
+		return sess, false, errorf(http.StatusUnprocessableEntity, "code_not_allowed", "without number (capture mode) mogate generates the code; omit code")
 	case errors.Is(err, matcher.ErrCodeInUse):
 		return sess, false, errorf(http.StatusConflict, "code_in_use", "that code is already pending on %s; choose another or omit code", n.Number)
 	case errors.Is(err, matcher.ErrIdempotencyReused):

@@ -37,9 +37,64 @@ func (m *Matcher) insert(sh *shard, s *session) {
 		}
 		sh.byCode[s.to][s.norm] = s
 	} else {
-		sh.byPair[pairKey{s.to, s.number}] = s
+		sh.pairAdd(s)
 	}
 	sh.timers.push(timer{at: s.expires, id: s.id})
+	m.pending.add(s.to, 1)
+}
+
+// pairAdd puts a pending expected-sender session into its pair's chain,
+// which is ordered by creation (the older session wins a match) whatever
+// order recovery inserts sessions in.
+func (sh *shard) pairAdd(s *session) {
+	k := pairKey{s.to, s.number}
+	head := sh.byPair[k]
+	if head == nil || s.created < head.created {
+		if head != nil {
+			s.extra().pairNext = head
+		}
+		sh.byPair[k] = s
+		return
+	}
+	prev := head
+	for prev.x != nil && prev.x.pairNext != nil && prev.x.pairNext.created <= s.created {
+		prev = prev.x.pairNext
+	}
+	if prev.x != nil && prev.x.pairNext != nil {
+		s.extra().pairNext = prev.x.pairNext
+	}
+	prev.extra().pairNext = s
+}
+
+// pairRemove takes a session out of its pair's chain.
+func (sh *shard) pairRemove(s *session) {
+	k := pairKey{s.to, s.number}
+	var next *session
+	if s.x != nil {
+		next, s.x.pairNext = s.x.pairNext, nil
+	}
+	if sh.byPair[k] == s {
+		if next != nil {
+			sh.byPair[k] = next
+		} else {
+			delete(sh.byPair, k)
+		}
+		return
+	}
+	for p := sh.byPair[k]; p != nil && p.x != nil; p = p.x.pairNext {
+		if p.x.pairNext == s {
+			p.x.pairNext = next
+			return
+		}
+	}
+}
+
+// pairNext returns the session after s in its pair's chain.
+func pairNext(s *session) *session {
+	if s.x == nil {
+		return nil
+	}
+	return s.x.pairNext
 }
 
 // applyTo performs a record on session s (nil: nothing to do), held by the
@@ -80,6 +135,7 @@ func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
 
 func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
 	s.status, s.finished = st, at.UnixNano()
+	m.pending.add(s.to, -1)
 	if s.capture() {
 		if byCode := sh.byCode[s.to]; byCode[s.norm] == s {
 			delete(byCode, s.norm)
@@ -87,8 +143,8 @@ func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
 				delete(sh.byCode, s.to)
 			}
 		}
-	} else if k := (pairKey{s.to, s.number}); sh.byPair[k] == s {
-		delete(sh.byPair, k)
+	} else {
+		sh.pairRemove(s)
 	}
 	if chs, ok := sh.watch[s.id]; ok {
 		for _, ch := range chs {
@@ -113,6 +169,9 @@ func (m *Matcher) Sweep() error {
 			// Finished sessions leave after the retention: one pass over the
 			// shard a minute keeps the hot path free of purge bookkeeping.
 			sh.lastPurge = now
+			if i == 0 {
+				m.guesses.prune(now)
+			}
 			limit := now.Add(-m.opt.Retention).UnixNano()
 			for id, s := range sh.byID {
 				if s.status.Final() && s.finished <= limit {

@@ -340,7 +340,7 @@ func decodeRecord(b []byte) (Record, error) {
 		r.Provider, r.MessageID = d.str(), d.str()
 		r.Outcome.Kind = OutcomeKind(d.u8())
 		r.Outcome.SessionID = d.str()
-		if r.Outcome.Kind > PartStored {
+		if r.Outcome.Kind > NonceSpent {
 			d.fail()
 		}
 	case OpPart:

@@ -49,6 +49,9 @@ type sessionExtra struct {
 	metadata                                    []byte
 	idemKey, reqHash                            string
 	verifiedNumber, provider, messageID, reason string
+	// pairNext is the next pending session of the same (to, sender) pair,
+	// of another API key, created later (see shard.byPair).
+	pairNext *session
 }
 
 // idPrefixes are the id prefixes sessions may have; CreateRequest.IDPrefix

@@ -57,19 +57,25 @@ type walJournal struct{ log *wal.WAL }
 var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
 // Append implements Journal: records are encoded and handed to the WAL's
-// pending batch.
+// pending batch. Any number of records goes in one batch; up to four (every
+// hot path) are encoded without an allocation.
 func (j walJournal) Append(recs ...Record) Commit {
+	const inline = 4
+	if len(recs) > inline {
+		parts := make([][]byte, len(recs))
+		for i := range recs {
+			parts[i] = encodeRecord(nil, &recs[i])
+		}
+		return j.log.Append(parts...)
+	}
 	bp := encPool.Get().(*[]byte)
 	buf := (*bp)[:0]
-	var bounds [4]int
-	if len(recs) > len(bounds) {
-		panic("matcher: more records in one append than expected")
-	}
+	var bounds [inline]int
 	for i := range recs {
 		buf = encodeRecord(buf, &recs[i])
 		bounds[i] = len(buf)
 	}
-	var parts [4][]byte
+	var parts [inline][]byte
 	start := 0
 	for i := range recs {
 		parts[i] = buf[start:bounds[i]]
@@ -314,7 +320,7 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 		kind := OutcomeKind(d.u8())
 		id := d.str()
 		at := d.time()
-		if kind > PartStored {
+		if kind > NonceSpent {
 			d.fail()
 		}
 		if d.err == nil && now.Sub(at) < m.opt.Retention {

@@ -29,9 +29,10 @@ const (
 	Attempted                     // a wrong code from SessionID's expected sender
 	Exhausted                     // that wrong code was the last allowed: SessionID failed
 	PartStored                    // one part of a multipart message, kept until all arrive
+	NonceSpent                    // not a message: a provider request nonce (SpendNonce)
 )
 
-var outcomeNames = [...]string{"unmatched", "verified", "attempt", "failed", "part"}
+var outcomeNames = [...]string{"unmatched", "verified", "attempt", "failed", "part", "nonce"}
 
 func (k OutcomeKind) String() string { return outcomeNames[k] }
 
@@ -42,6 +43,10 @@ type Outcome struct {
 	// Duplicate is true when the provider message was already processed;
 	// the outcome is the one of the first delivery and nothing changed.
 	Duplicate bool
+	// CaptureTried is true when the message was tried against capture
+	// sessions, and so spent one of its sender's capture guesses;
+	// CaptureRefused when the sender had none left.
+	CaptureTried, CaptureRefused bool
 }
 
 // IngestOptions tune one Ingest call.
@@ -91,54 +96,60 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 
 	nowNS := now.UnixNano()
 
-	// 1. The sender's own pending session on this number.
+	// 1. The sender's own pending session on this number: the oldest of
+	// the pair's sessions (one per API key) whose code the text holds.
 	pi := pairShard(msg.To, msg.From)
 	sh := &m.shards[pi]
 	sh.mu.Lock()
-	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && nowNS < s.expires && scan.contains(s.norm) {
-		id := s.idString()
-		r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
-		return m.commit(sh, s, r, processed, Matched, id)
+	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
+		if nowNS < s.expires && scan.contains(s.norm) {
+			id := s.idString()
+			r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+			return m.commit(sh, s, r, processed, Outcome{Kind: Matched, SessionID: id})
+		}
 	}
 	sh.mu.Unlock()
 
-	// 2. A capture session on this number whose code is a token of the text.
+	// 2. A capture session on this number whose code the text offers. Every
+	// message that gets here is one guess of its sender, matched or not.
+	var capture Outcome
 	if !opt.NoCapture {
-		var out Outcome
-		var err error
-		hit := false
-		scan.candidates(MinCaptureCodeLen, 4*MaxCodeLen, func(c []byte) bool {
-			sh := &m.shards[codeShard(msg.To, c)]
-			sh.mu.Lock()
-			if s := sh.byCode[msg.To][string(c)]; s != nil && nowNS < s.expires {
-				id := s.idString()
-				r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
-				out, err = m.commit(sh, s, r, processed, Matched, id)
-				hit = true
-				return true
+		if m.guesses.take(msg.From, now) {
+			capture.CaptureTried = true
+			var out Outcome
+			var err error
+			hit := false
+			scan.captureCandidates(func(c []byte) bool {
+				sh := &m.shards[codeShard(msg.To, c)]
+				sh.mu.Lock()
+				if s := sh.byCode[msg.To][string(c)]; s != nil && nowNS < s.expires {
+					id := s.idString()
+					r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+					out, err = m.commit(sh, s, r, processed, Outcome{Kind: Matched, SessionID: id, CaptureTried: true})
+					hit = true
+					return true
+				}
+				sh.mu.Unlock()
+				return false
+			})
+			if hit {
+				return out, err
 			}
-			sh.mu.Unlock()
-			return false
-		})
-		if hit {
-			return out, err
+		} else {
+			capture.CaptureRefused = true
 		}
 	}
 
-	// 3. A wrong code from an expected sender counts an attempt.
+	// 3. A wrong code from an expected sender counts an attempt on each of
+	// the pair's pending sessions.
 	sh.mu.Lock()
-	if s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil && nowNS < s.expires {
-		id := s.idString()
-		r := Record{Op: OpAttempt, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
-		kind := Attempted
-		if int(s.attempts)+1 >= int(s.maxAttempts) {
-			r.Op, kind = OpFail, Exhausted
-		}
-		return m.commit(sh, s, r, processed, kind, id)
+	if recs, out := m.attempts(sh, msg, now, capture); len(recs) > 0 {
+		return m.commitAll(sh, recs, processed, out)
 	}
 	sh.mu.Unlock()
 
-	processed.Outcome = Outcome{Kind: Unmatched}
+	capture.Kind = Unmatched
+	processed.Outcome = capture
 	if len(opt.UnmatchedKeys) == 0 {
 		return processed.Outcome, m.journal(processed).Wait()
 	}
@@ -199,10 +210,54 @@ func (m *Matcher) MarkUnmatchedDone(id string, dead bool) error {
 	return c.Wait()
 }
 
+// attempts returns the attempt (or, at max_attempts, fail) records of every
+// pending session of msg's pair on the locked shard sh, and the outcome: the
+// oldest session's.
+func (m *Matcher) attempts(sh *shard, msg Message, now time.Time, out Outcome) ([]Record, Outcome) {
+	var recs []Record
+	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
+		if now.UnixNano() >= s.expires {
+			continue
+		}
+		r := Record{Op: OpAttempt, At: now, ID: s.idString(), From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+		kind := Attempted
+		if int(s.attempts)+1 >= int(s.maxAttempts) {
+			r.Op, kind = OpFail, Exhausted
+		}
+		if len(recs) == 0 {
+			out.Kind, out.SessionID = kind, r.ID
+		}
+		recs = append(recs, r)
+	}
+	return recs, out
+}
+
+// commitAll applies recs (each on its own session of the locked shard sh)
+// with the dedupe record, unlocks the shard and waits for durability.
+func (m *Matcher) commitAll(sh *shard, recs []Record, processed Record, out Outcome) (Outcome, error) {
+	processed.Outcome = out
+	var final []Session
+	for _, r := range recs {
+		_, raw, _ := parseID(r.ID)
+		s := sh.byID[raw]
+		m.applyTo(sh, s, r)
+		if s.status.Final() {
+			final = append(final, s.view())
+		}
+	}
+	c := m.journal(append(recs, processed)...)
+	sh.mu.Unlock()
+	if err := c.Wait(); err != nil {
+		return Outcome{}, err
+	}
+	m.notify(final)
+	return out, nil
+}
+
 // commit applies r with the dedupe record on the locked shard, unlocks it
 // and waits for durability.
-func (m *Matcher) commit(sh *shard, s *session, r, processed Record, kind OutcomeKind, id string) (Outcome, error) {
-	processed.Outcome = Outcome{Kind: kind, SessionID: id}
+func (m *Matcher) commit(sh *shard, s *session, r, processed Record, out Outcome) (Outcome, error) {
+	processed.Outcome = out
 	m.applyTo(sh, s, r)
 	c := m.journal(r, processed)
 	var snap Session
@@ -353,3 +408,27 @@ func (p *partials) gc(now time.Time) {
 		}
 	}
 }
+
+// SpendNonce records, durably, that a provider request nonce was used, and
+// reports whether it was fresh. A nonce is remembered for the retention
+// window, across restarts (it is journaled and kept in snapshots like a
+// processed message); of concurrent spends of one nonce exactly one is
+// fresh. It guards signatures that do not cover the body (Plivo V2): such a
+// signature is good for one request only.
+func (m *Matcher) SpendNonce(provider, nonce string) (fresh bool, err error) {
+	id := nonceMessageID(nonce)
+	key := provider + "\x00" + id
+	_, first, wait := m.dedupe.claim(key)
+	if !first {
+		return false, nil
+	}
+	now := m.opt.Now().UTC()
+	r := Record{Op: OpProcessed, At: now, Provider: provider, MessageID: id, Outcome: Outcome{Kind: NonceSpent}}
+	err = m.journal(r).Wait()
+	m.dedupe.release(key, r.Outcome, err == nil, wait, now)
+	return err == nil, err
+}
+
+// nonceMessageID keeps nonces apart from provider message ids in the
+// dedupe table: no provider message id starts with a control character.
+func nonceMessageID(nonce string) string { return "\x01nonce\x00" + nonce }

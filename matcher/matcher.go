@@ -57,6 +57,9 @@ type Options struct {
 	MaxAttempts int              // default for sessions; 3 when 0
 	CodeLength  int              // digits of generated codes; 6 when 0
 	Retention   time.Duration    // finished sessions are dropped after this; 24h when 0
+	// CaptureGuessesPerHour bounds, per sender, the messages tried against
+	// capture sessions, matched or not; 0: unlimited.
+	CaptureGuessesPerHour int
 	// OnChange, when set, is called with a copy of a session after each
 	// change of its status, outside any lock.
 	OnChange func(Session)
@@ -72,14 +75,20 @@ type Matcher struct {
 	dedupe    dedupe
 	parts     partials
 	unmatched unmatchedEvents
-	durable   *durable    // nil for an in-memory matcher
-	wal       *walJournal // the journal when it is the WAL: called directly
+	pending   pendingCounts
+	guesses   guessBudget
+	durable   *durable       // nil for an in-memory matcher
+	wal       *walJournal    // the journal when it is the WAL: called directly
+	tap       func([]Record) // tests: sees every record journaled
 }
 
 // journal appends records. The WAL journal is called directly (no interface
 // call, so the records stay on the caller's stack); other journals get a
 // copy.
 func (m *Matcher) journal(recs ...Record) Commit {
+	if m.tap != nil {
+		m.tap(recs)
+	}
 	if m.wal != nil {
 		return m.wal.Append(recs...)
 	}
@@ -127,6 +136,7 @@ func New(o Options) *Matcher {
 		o.Retention = 24 * time.Hour
 	}
 	m := &Matcher{opt: o}
+	m.guesses.perHour, m.guesses.senders = float64(o.CaptureGuessesPerHour), map[string]*guessBucket{}
 	for i := range m.shards {
 		s := &m.shards[i]
 		s.byID, s.byPair, s.byCode = map[[16]byte]*session{}, map[pairKey]*session{}, map[string]map[string]*session{}
@@ -196,8 +206,10 @@ type CreateRequest struct {
 // Create makes a pending session and returns it once durable. With an
 // Idempotency-Key already used by the same API key it returns the first
 // session (replayed = true) or ErrIdempotencyReused when the request differs.
-// A pending expected-sender session of the same sender on the same number is
-// cancelled as superseded.
+// A pending expected-sender session of the same API key, sender and number
+// is cancelled as superseded; other keys' sessions are left alone. A capture
+// session's code is always generated (ErrCodeNotAllowed otherwise), at
+// least MinCaptureCodeLen digits.
 func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error) {
 	if req.IdemKey != "" {
 		is := &m.idem[fnv32(req.Key, req.IdemKey)%numShards]
@@ -219,11 +231,18 @@ func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error
 			}
 		}()
 	}
+	if req.Number == "" && req.Code != "" {
+		return Session{}, false, ErrCodeNotAllowed
+	}
 	generated := req.Code == ""
+	length := m.opt.CodeLength
+	if req.Number == "" {
+		length = max(length, MinCaptureCodeLen)
+	}
 	for try := 0; ; try++ {
 		code := req.Code
 		if generated {
-			code = randomDigits(m.opt.CodeLength)
+			code = randomDigits(length)
 		}
 		s, err = m.create(req, code)
 		if errors.Is(err, ErrCodeInUse) && generated && try < 20 {
@@ -237,9 +256,6 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 	norm, ok := NormalizeCode(code)
 	if !ok {
 		return Session{}, ErrInvalidCode
-	}
-	if req.Number == "" && len(norm) < MinCaptureCodeLen {
-		return Session{}, ErrCaptureCodeTooWeak
 	}
 	idx := pairShard(req.To, req.Number)
 	if req.Number == "" {
@@ -273,11 +289,16 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 			sh.mu.Unlock()
 			return Session{}, ErrCodeInUse
 		}
-	} else if old := sh.byPair[pairKey{req.To, req.Number}]; old != nil {
-		recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: "superseded"}
-		m.applyTo(sh, old, recs[n])
-		superseded = old
-		n++
+	} else {
+		for old := sh.byPair[pairKey{req.To, req.Number}]; old != nil; old = pairNext(old) {
+			if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
+				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: "superseded"}
+				m.applyTo(sh, old, recs[n])
+				superseded = old
+				n++
+				break
+			}
+		}
 	}
 	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v}
 	m.apply(sh, recs[n])
@@ -499,23 +520,6 @@ func (m *Matcher) Unnotified(since time.Time) []Session {
 		for _, s := range sh.byID {
 			if s.status.Final() && s.notified == NotNotified && s.finished > since.UnixNano() {
 				out = append(out, s.view())
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return out
-}
-
-// PendingByNumber counts pending sessions per receiving number.
-func (m *Matcher) PendingByNumber() map[string]int {
-	out := map[string]int{}
-	now := m.opt.Now().UnixNano()
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		for _, s := range sh.byID {
-			if s.status == Pending && now < s.expires {
-				out[s.to]++
 			}
 		}
 		sh.mu.Unlock()

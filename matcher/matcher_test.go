@@ -63,11 +63,29 @@ const (
 	mallet = "+14155550999"
 )
 
+// onWAL makes newTest open a durable matcher on the production write-ahead
+// log instead of recording into memory (TestBehaviourOnWAL sets it).
+var onWAL bool
+
 func newTest(t *testing.T) (*Matcher, *clock, *recorder) {
 	t.Helper()
 	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
 	j := &recorder{}
-	return New(Options{Journal: j, Now: c.Now, MaxAttempts: 3, CodeLength: 6, Retention: time.Hour}), c, j
+	o := Options{Journal: j, Now: c.Now, MaxAttempts: 3, CodeLength: 6, Retention: time.Hour}
+	if !onWAL {
+		return New(o), c, j
+	}
+	m, err := Open(t.TempDir(), o, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.tap = func(recs []Record) { j.Append(recs...) } // for assertions only: the WAL journals
+	t.Cleanup(func() {
+		if err := m.Close(); err != nil {
+			t.Error(err)
+		}
+	})
+	return m, c, j
 }
 
 func create(t *testing.T, m *Matcher, number, code string) Session {
@@ -194,14 +212,15 @@ func TestCaptureMode(t *testing.T) {
 
 func TestCaptureCodeCollisions(t *testing.T) {
 	m, _, _ := newTest(t)
-	create(t, m, "", "7391")
-	if _, _, err := m.Create(CreateRequest{Key: "k", Code: "7391", To: to, TTL: time.Minute}); !errors.Is(err, ErrCodeInUse) {
-		t.Fatalf("duplicate capture code: %v", err)
+	// A capture code is always mogate's: a chosen one could be probed
+	// (409 code_in_use) or guessed.
+	for _, code := range []string{"7391", "739", "48291357"} {
+		if _, _, err := m.Create(CreateRequest{Key: "k", Code: code, To: to, TTL: time.Minute}); !errors.Is(err, ErrCodeNotAllowed) {
+			t.Fatalf("capture code %q: %v", code, err)
+		}
 	}
-	if _, _, err := m.Create(CreateRequest{Key: "k", Code: "739", To: to, TTL: time.Minute}); !errors.Is(err, ErrCaptureCodeTooWeak) {
-		t.Fatalf("3-digit capture code: %v", err)
-	}
-	// Generated codes retry past collisions: 4-digit space, many sessions.
+	// Generated codes are at least MinCaptureCodeLen digits, even when
+	// code_length is shorter, and retry past collisions.
 	m2 := New(Options{CodeLength: 4})
 	seen := map[string]bool{}
 	for range 200 {
@@ -209,10 +228,17 @@ func TestCaptureCodeCollisions(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		if len(s.Code) != MinCaptureCodeLen {
+			t.Fatalf("capture code %q shorter than %d", s.Code, MinCaptureCodeLen)
+		}
 		if seen[s.Code] {
 			t.Fatalf("code %s issued twice while pending", s.Code)
 		}
 		seen[s.Code] = true
+	}
+	// Expected-sender sessions keep code_length.
+	if s, _, err := m2.Create(CreateRequest{Key: "k", Number: alice, To: to, TTL: time.Minute}); err != nil || len(s.Code) != 4 {
+		t.Fatalf("expected-sender code %q, %v", s.Code, err)
 	}
 }
 

@@ -138,12 +138,12 @@ func UnmatchedEventID(provider, messageID, key string) string {
 
 // Errors of the matcher.
 var (
-	ErrNotFound           = errors.New("matcher: no such verification")
-	ErrNotPending         = errors.New("matcher: verification is no longer pending")
-	ErrCodeInUse          = errors.New("matcher: code already pending on that number")
-	ErrInvalidCode        = errors.New("matcher: code must be letters, digits and separators, at most 16 characters")
-	ErrIdempotencyReused  = errors.New("matcher: Idempotency-Key reused with a different request")
-	ErrCaptureCodeTooWeak = errors.New("matcher: a capture-mode code needs at least 4 characters")
+	ErrNotFound          = errors.New("matcher: no such verification")
+	ErrNotPending        = errors.New("matcher: verification is no longer pending")
+	ErrCodeInUse         = errors.New("matcher: code already pending on that number")
+	ErrInvalidCode       = errors.New("matcher: code must be letters, digits and separators, at most 16 characters")
+	ErrIdempotencyReused = errors.New("matcher: Idempotency-Key reused with a different request")
+	ErrCodeNotAllowed    = errors.New("matcher: a capture-mode verification takes no code; mogate generates it")
 )
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)

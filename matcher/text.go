@@ -10,9 +10,18 @@ import (
 // MaxCodeLen is the longest code, in normalized characters.
 const MaxCodeLen = 16
 
-// MinCaptureCodeLen is the shortest code a capture session may use: the code
-// alone identifies the session, so it must not be trivially guessable.
-const MinCaptureCodeLen = 4
+// MinCaptureCodeLen is the shortest code of a capture session: the code
+// alone identifies the session, so mogate generates it, at least this long.
+const MinCaptureCodeLen = 6
+
+// MaxScanBytes bounds how much of a message's text is read: a code must
+// appear in its first MaxScanBytes bytes (an SMS is at most a few
+// thousand), so a huge text costs no more than this.
+const MaxScanBytes = 4096
+
+// maxCaptureTokens is the most candidate tokens a text may hold and still
+// be tried against capture sessions (DESIGN.md §6).
+const maxCaptureTokens = 3
 
 // A message's text is read as groups of chunks. After NFKC, every Unicode
 // decimal digit becomes its ASCII digit and letters are lower-cased; letters
@@ -22,29 +31,47 @@ const MinCaptureCodeLen = 4
 // must appear as a whole token, with separators inside it ignored:
 // "482 913" holds 482913, "4829135" does not.
 
+// Capture sessions are matched more narrowly, since the code alone picks
+// the session: the text is read as candidate tokens — maximal runs of
+// chunks joined by single spaces, '-' or '.' (a newline, two separators in
+// a row or any other character end a token). A text with more than
+// maxCaptureTokens tokens matches no capture session; otherwise each token
+// offers itself, whole, and the one run of all-digit chunks inside it when
+// it has exactly one ("Code 482913" offers "code482913" and "482913"). So
+// one SMS is a handful of guesses, never hundreds.
+
 // textScan holds a normalized text: the code characters of all chunks in
 // buf, chunk i spanning buf[starts[i]:ends[i]]; group[i] is true when chunk i
-// starts a new group.
+// starts a new group, token[i] when it starts a new candidate token.
 type textScan struct {
 	buf    []byte
 	starts []int
 	ends   []int
 	group  []bool
+	token  []bool
 	arr    [256]byte
 	sarr   [48]int
 	earr   [48]int
 	garr   [48]bool
+	tarr   [48]bool
 	other  bool // a character that is neither code nor separator was seen
 }
 
 func (t *textScan) reset() {
-	t.buf, t.starts, t.ends, t.group, t.other = t.arr[:0], t.sarr[:0], t.earr[:0], t.garr[:0], false
+	t.buf, t.starts, t.ends, t.group, t.token, t.other = t.arr[:0], t.sarr[:0], t.earr[:0], t.garr[:0], t.tarr[:0], false
 }
 
-// scan fills t from text. It allocates only for texts longer than its
-// inline buffers or not already in NFKC.
+// scan fills t from text (its first MaxScanBytes bytes). It allocates only
+// for texts longer than its inline buffers or not already in NFKC.
 func (t *textScan) scan(text string) {
 	t.reset()
+	if len(text) > MaxScanBytes {
+		cut := MaxScanBytes
+		for cut > MaxScanBytes-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
+			cut-- // do not cut a character in half
+		}
+		text = text[:cut]
+	}
 	if isASCII(text) { // ASCII is always NFKC
 		t.scanASCII(text)
 		return
@@ -57,25 +84,43 @@ func (t *textScan) scan(text string) {
 
 // scanRunes is scan for NFKC text, rune by rune.
 func (t *textScan) scanRunes(text string) {
-	inChunk, newGroup := false, true
+	inChunk, newGroup, seps, joiner := false, true, 0, false
 	for _, r := range text {
 		c, kind := classify(r)
 		switch kind {
 		case codeChar:
 			if !inChunk {
-				t.starts = append(t.starts, len(t.buf))
-				t.group = append(t.group, newGroup)
-				t.ends = append(t.ends, 0)
-				inChunk, newGroup = true, false
+				t.startChunk(newGroup, newGroup || seps != 1 || !joiner)
+				inChunk, newGroup, seps = true, false, 0
 			}
 			t.buf = utf8.AppendRune(t.buf, c)
 			t.ends[len(t.ends)-1] = len(t.buf)
 		case separator:
 			inChunk = false
+			seps++
+			joiner = isJoiner(r)
 		default:
 			inChunk, newGroup, t.other = false, true, true
 		}
 	}
+}
+
+// startChunk opens a chunk at the end of buf.
+func (t *textScan) startChunk(newGroup, newToken bool) {
+	t.starts = append(t.starts, len(t.buf))
+	t.group = append(t.group, newGroup)
+	t.token = append(t.token, newToken)
+	t.ends = append(t.ends, 0)
+}
+
+// isJoiner reports whether separator r joins two chunks into one candidate
+// token: a space, '-' or '.', or a dash.
+func isJoiner(r rune) bool {
+	switch r {
+	case ' ', '-', '.', '\u2010', '\u2011', '\u2012', '\u2013', '\u2014', '\u2212':
+		return true
+	}
+	return false
 }
 
 func isASCII(s string) bool {
@@ -89,7 +134,7 @@ func isASCII(s string) bool {
 
 // scanASCII is scan for ASCII text, byte by byte.
 func (t *textScan) scanASCII(text string) {
-	inChunk, newGroup := false, true
+	inChunk, newGroup, seps, joiner := false, true, 0, false
 	for i := 0; i < len(text); i++ {
 		c := text[i]
 		switch {
@@ -98,15 +143,15 @@ func (t *textScan) scanASCII(text string) {
 				c += 'a' - 'A'
 			}
 			if !inChunk {
-				t.starts = append(t.starts, len(t.buf))
-				t.group = append(t.group, newGroup)
-				t.ends = append(t.ends, 0)
-				inChunk, newGroup = true, false
+				t.startChunk(newGroup, newGroup || seps != 1 || !joiner)
+				inChunk, newGroup, seps = true, false, 0
 			}
 			t.buf = append(t.buf, c)
 			t.ends[len(t.ends)-1] = len(t.buf)
 		case c == ' ' || c == '-' || c == '.' || c == '\t' || c == '\n' || c == '\r':
 			inChunk = false
+			seps++
+			joiner = c == ' ' || c == '-' || c == '.'
 		default:
 			inChunk, newGroup, t.other = false, true, true
 		}
@@ -181,6 +226,60 @@ func (t *textScan) candidates(min, max int, fn func([]byte) bool) {
 			}
 		}
 	}
+}
+
+// captureCandidates calls fn with what the text offers capture sessions
+// (see above), until fn returns true. A text of more than maxCaptureTokens
+// candidate tokens offers nothing. The number of calls is at most
+// 2*maxCaptureTokens whatever the text.
+func (t *textScan) captureCandidates(fn func([]byte) bool) {
+	tokens := 0
+	for _, nt := range t.token {
+		if nt {
+			tokens++
+		}
+	}
+	if tokens > maxCaptureTokens {
+		return
+	}
+	fits := func(b []byte) bool { return len(b) >= MinCaptureCodeLen && utf8.RuneCount(b) <= MaxCodeLen }
+	for i := 0; i < len(t.starts); {
+		j := i + 1
+		for j < len(t.starts) && !t.token[j] {
+			j++
+		}
+		// Chunks i..j-1 form one token; find its runs of all-digit chunks.
+		runs, rs, re := 0, -1, -1
+		for k := i; k < j; k++ {
+			if !isDigits(t.span(k, k)) {
+				continue
+			}
+			if k == i || !isDigits(t.span(k-1, k-1)) {
+				runs++
+				rs = k
+			}
+			re = k
+		}
+		whole := t.span(i, j-1)
+		if fits(whole) && fn(whole) {
+			return
+		}
+		if runs == 1 && (rs != i || re != j-1) {
+			if run := t.span(rs, re); fits(run) && fn(run) {
+				return
+			}
+		}
+		i = j
+	}
+}
+
+func isDigits(b []byte) bool {
+	for _, c := range b {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return len(b) > 0
 }
 
 // span returns the code characters of chunks i..j. Chunks of one group are
