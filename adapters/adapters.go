@@ -86,6 +86,15 @@ type Confirmer interface {
 	SubscribeURL(r *Request) string
 }
 
+// Noncer is implemented by adapters whose requests carry a one-time nonce
+// that a signature may cover without covering the body (Plivo V2). Nonce
+// returns a verified request's nonce ("" for none) and whether the checked
+// signature covers the body. The gateway spends every nonce durably and
+// refuses a request whose body is not signed when its nonce is spent.
+type Noncer interface {
+	Nonce(r *Request) (nonce string, bodySigned bool)
+}
+
 var (
 	// ErrUnauthenticated is wrapped by every Verify failure.
 	ErrUnauthenticated = errors.New("adapters: unauthenticated")

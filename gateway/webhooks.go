@@ -54,6 +54,23 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 		return
 	}
+	if nc, ok := ad.(adapters.Noncer); ok {
+		if nonce, bodySigned := nc.Nonce(req); nonce != "" {
+			// Every accepted request spends its nonce, durably; a signature
+			// that does not cover the body is good for one request only.
+			fresh, err := s.m.SpendNonce(name, nonce)
+			if err != nil {
+				fail(c, s.unavailable("nonce "+name, err))
+				return
+			}
+			if !fresh && !bodySigned {
+				result = "unauthenticated"
+				s.log.Warn("webhook refused", "provider", name, "reason", "nonce already used by an accepted request, and the signature does not cover the body")
+				fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
+				return
+			}
+		}
+	}
 	if cf, ok := ad.(adapters.Confirmer); ok {
 		if u := cf.SubscribeURL(req); u != "" {
 			if err := s.confirm(c.Request.Context(), u); err != nil {

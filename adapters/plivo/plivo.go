@@ -8,9 +8,11 @@
 //     commas; one match is enough.
 //   - V2: X-Plivo-Signature-V2 (or -Ma-V2) with X-Plivo-Signature-V2-Nonce:
 //     Base64 HMAC-SHA256 over scheme://host/path followed by the nonce. It
-//     signs neither query nor body, so a nonce is bound here to the first
-//     body seen with it: replaying a captured V2 signature with another body
-//     is refused.
+//     signs neither query nor body, so it is good for one request only: the
+//     adapter reports the nonce (Nonce) and the gateway spends it durably,
+//     refusing a V2-only request whose nonce was spent. Every accepted
+//     request spends its V2 nonce, so stripping V3 from a genuine request
+//     and replaying its V2 signature with another body is refused.
 //
 // V3 is checked whenever its header is present. Comparisons are constant-time
 // (plivo-go compares with ==).
@@ -25,7 +27,6 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mogate/mogate/adapters"
@@ -51,15 +52,16 @@ type Config struct {
 // Adapter handles one Plivo account.
 type Adapter struct {
 	name, authID, token string
-	nonces              *nonceCache
 }
+
+var _ adapters.Noncer = (*Adapter)(nil)
 
 // New returns an adapter for c.
 func New(c Config) (*Adapter, error) {
 	if c.AuthToken == "" {
 		return nil, errors.New("plivo: auth_token is required")
 	}
-	return &Adapter{name: c.Name, authID: c.AuthID, token: c.AuthToken, nonces: newNonceCache(100_000, 24*time.Hour)}, nil
+	return &Adapter{name: c.Name, authID: c.AuthID, token: c.AuthToken}, nil
 }
 
 // Verify checks the V3 signature, or the V2 one when no V3 header is present.
@@ -80,12 +82,15 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 		if nonce == "" || !anyMatch(sigs, SignatureV2(a.token, r.URL, nonce)) {
 			return adapters.Unauthenticated("V2 signature mismatch")
 		}
-		if !a.nonces.bind(nonce, r.Body, r.URL.RawQuery) {
-			return adapters.Unauthenticated("V2 nonce replayed with another payload")
-		}
 		return nil
 	}
 	return adapters.Missing(HeaderV3 + " or " + HeaderV2)
+}
+
+// Nonce implements adapters.Noncer: the V2 nonce of a verified request,
+// and whether the checked signature (V3) covers the body.
+func (a *Adapter) Nonce(r *adapters.Request) (string, bool) {
+	return r.Header.Get(HeaderV2Nonce), firstHeader(r.Header, HeaderV3, HeaderMaV3) != ""
 }
 
 // SignatureV3 computes the V3 signature (Base64) as plivo-go's ComputeSignatureV3 does.
@@ -266,40 +271,4 @@ func firstHeader(h http.Header, names ...string) string {
 		}
 	}
 	return ""
-}
-
-// nonceCache binds a V2 nonce to the payload first seen with it, for ttl,
-// keeping at most max nonces (the oldest go first).
-type nonceCache struct {
-	mu    sync.Mutex
-	seen  map[string]nonceEntry
-	order []string
-	max   int
-	ttl   time.Duration
-}
-
-type nonceEntry struct {
-	sum [32]byte
-	at  time.Time
-}
-
-func newNonceCache(max int, ttl time.Duration) *nonceCache {
-	return &nonceCache{seen: map[string]nonceEntry{}, max: max, ttl: ttl}
-}
-
-func (c *nonceCache) bind(nonce string, body []byte, query string) bool {
-	sum := sha256.Sum256(append(append([]byte(query), 0), body...))
-	now := time.Now()
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if e, ok := c.seen[nonce]; ok && now.Sub(e.at) < c.ttl {
-		return hmac.Equal(e.sum[:], sum[:])
-	}
-	for len(c.order) >= c.max {
-		delete(c.seen, c.order[0])
-		c.order = c.order[1:]
-	}
-	c.seen[nonce] = nonceEntry{sum: sum, at: now}
-	c.order = append(c.order, nonce)
-	return true
 }
