@@ -63,13 +63,14 @@ func (o *OutboxOptions) defaults() {
 }
 
 type outbox struct {
-	opt    OutboxOptions
-	m      *matcher.Matcher
-	keys   map[string]*config.APIKey
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
-	base   func(matcher.Session) any // the event's data: the API's view of the session
+	opt          OutboxOptions
+	m            *matcher.Matcher
+	keys         map[string]*config.APIKey
+	client       *http.Client
+	allowPrivate bool
+	log          *slog.Logger
+	now          func() time.Time
+	base         func(matcher.Session) any // the event's data: the API's view of the session
 
 	delivered, attempts, dead prometheus.Counter
 
@@ -104,10 +105,11 @@ func (d *delivery) since() time.Time {
 	return d.session.FinishedAt
 }
 
-func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, client *http.Client, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
+func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
 	opt.defaults()
 	o := &outbox{
-		opt: opt, m: m, keys: map[string]*config.APIKey{}, client: client, log: log, now: now, base: data,
+		opt: opt, m: m, keys: map[string]*config.APIKey{}, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
+		log: log, now: now, base: data,
 		queued: map[string]bool{}, wake: make(chan struct{}, 1), breakers: map[string]*gobreaker.CircuitBreaker[struct{}]{},
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
@@ -229,6 +231,9 @@ func (o *outbox) attempt(ctx context.Context, d *delivery) {
 	dest := o.destination(d)
 	req, err := o.request(ctx, d, dest)
 	if err == nil {
+		err = checkDestination(dest, o.allowPrivate)
+	}
+	if err == nil {
 		err = o.send(req)
 	}
 	switch {
@@ -243,9 +248,9 @@ func (o *outbox) attempt(ctx context.Context, d *delivery) {
 		o.done(d.key())
 		return
 	}
-	if o.now().Sub(d.since()) >= o.opt.MaxAge {
+	if errors.Is(err, errRefusedDestination) || o.now().Sub(d.since()) >= o.opt.MaxAge {
 		o.dead.Inc()
-		o.log.Error("event dead: not delivered in time", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
+		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
 		if err := o.markDone(d, true); err != nil {
 			o.log.Error("could not record a dead event", "event", d.key(), "err", err)
 		}
@@ -302,7 +307,10 @@ func (o *outbox) send(req *http.Request) error {
 		}
 		defer resp.Body.Close()
 		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		if resp.StatusCode/100 != 2 {
+		switch {
+		case resp.StatusCode/100 == 3:
+			return struct{}{}, fmt.Errorf("receiver answered %d; redirects are not followed", resp.StatusCode)
+		case resp.StatusCode/100 != 2:
 			return struct{}{}, fmt.Errorf("receiver answered %d", resp.StatusCode)
 		}
 		return struct{}{}, nil
@@ -375,7 +383,7 @@ func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dest, bytes.NewReader(body))
 	if err != nil {
 		cancel()
-		return nil, errNoEvent
+		return nil, fmt.Errorf("%w: %v", errRefusedDestination, err)
 	}
 	req.Header = h
 	context.AfterFunc(req.Context(), cancel)
