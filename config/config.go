@@ -202,6 +202,8 @@ func (c *Config) Validate() error {
 		if k.WebhookURL != "" {
 			if u, err := url.Parse(k.WebhookURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 				add(k.line, key+".webhook_url", "must be an absolute http(s) URL")
+			} else if u.Scheme == "http" && !c.Events.AllowPrivateDestinations {
+				add(k.line, key+".webhook_url", "must be https (http only with events.allow_private_destinations)")
 			}
 		}
 		if k.WebhookSecret.IsSet() {

@@ -173,3 +173,35 @@ func TestDevCredentialsPersist(t *testing.T) {
 		t.Error("want error without create")
 	}
 }
+
+// TestWebhookURLScheme: events leave over https; http only where private
+// destinations are allowed (DESIGN.md §4), as dev mode allows them.
+func TestWebhookURLScheme(t *testing.T) {
+	cases := []struct {
+		name, url    string
+		allowPrivate bool
+		wantErr      bool
+	}{
+		{"https", "https://shop.example.com/hooks", false, false},
+		{"http refused", "http://shop.example.com/hooks", false, true},
+		{"http to loopback refused", "http://127.0.0.1:9000/hooks", false, true},
+		{"http with allow_private_destinations", "http://127.0.0.1:9000/hooks", true, false},
+		{"not http(s) even when allowed", "ftp://shop.example.com/hooks", true, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: %q}\nevents: {allow_private_destinations: %t}\n", tc.url, tc.allowPrivate)
+			_, err := Parse([]byte(y), env(nil))
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err = %v, want error: %t", err, tc.wantErr)
+			}
+			if err != nil && (!strings.Contains(err.Error(), "line 2") || !strings.Contains(err.Error(), "api_keys[0].webhook_url")) {
+				t.Errorf("error %q does not name the key and line", err)
+			}
+		})
+	}
+	cfg, _, err := Dev(filepath.Join(t.TempDir(), "data"), true)
+	if err != nil || !cfg.Events.AllowPrivateDestinations {
+		t.Fatalf("dev mode: allow_private_destinations = %t, err %v", cfg.Events.AllowPrivateDestinations, err)
+	}
+}

@@ -1,14 +1,8 @@
 package gateway
 
 import (
-	"bytes"
 	"container/heap"
 	"context"
-	"crypto/hmac"
-	"crypto/sha256"
-	"encoding/base64"
-	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,7 +10,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/url"
-	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,18 +29,26 @@ import (
 // MaxAge is due again, so a crash neither loses nor invents an event; the
 // event id is derived from the session, so a receiver can drop repeats.
 
-// OutboxOptions tune delivery.
+// OutboxOptions tune delivery. Events are queued per destination, an
+// (API key, destination host) pair, and each destination has its own
+// circuit breaker and at most PerDestination attempts in flight; one API
+// key holds at most half of the Workers slots. A destination that hangs or
+// fails thus delays its own events only: another finds a free slot.
 type OutboxOptions struct {
-	Workers   int           // concurrent deliveries; 4 when 0
-	BaseDelay time.Duration // first retry after about this; 1s when 0 (jittered ±20%)
-	MaxDelay  time.Duration // retries back off up to this; 1h when 0
-	MaxAge    time.Duration // give up (dead) this long after the status; 24h when 0
-	Timeout   time.Duration // per delivery; 10s when 0
+	Workers        int           // attempts in flight, all destinations together; 32 when 0
+	PerDestination int           // attempts in flight per destination; 4 when 0
+	BaseDelay      time.Duration // first retry after about this; 1s when 0 (jittered ±20%)
+	MaxDelay       time.Duration // retries back off up to this; 1h when 0
+	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
+	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
 }
 
 func (o *OutboxOptions) defaults() {
 	if o.Workers == 0 {
-		o.Workers = 4
+		o.Workers = 32
+	}
+	if o.PerDestination == 0 {
+		o.PerDestination = 4
 	}
 	if o.BaseDelay == 0 {
 		o.BaseDelay = time.Second
@@ -63,22 +65,41 @@ func (o *OutboxOptions) defaults() {
 }
 
 type outbox struct {
-	opt    OutboxOptions
-	m      *matcher.Matcher
-	keys   map[string]*config.APIKey
-	client *http.Client
-	log    *slog.Logger
-	now    func() time.Time
-	base   func(matcher.Session) any // the event's data: the API's view of the session
+	opt          OutboxOptions
+	m            *matcher.Matcher
+	keys         map[string]*config.APIKey
+	client       *http.Client
+	allowPrivate bool
+	log          *slog.Logger
+	now          func() time.Time
+	base         func(matcher.Session) any // the event's data: the API's view of the session
 
 	delivered, attempts, dead prometheus.Counter
 
 	mu       sync.Mutex
-	queue    deliveryHeap
-	queued   map[string]bool
+	queued   map[string]bool // events queued or in flight, by id
+	dests    map[destKey]*destination
+	inflight int
+	perKey   map[string]int // attempts in flight per API key
 	wake     chan struct{}
-	breakers map[string]*gobreaker.CircuitBreaker[struct{}]
 }
+
+// destKey names a destination: events of one API key to one host.
+type destKey struct{ key, host string }
+
+// destination is one destination's queue, in-flight count and breaker. It
+// exists while it has events queued or in flight.
+type destination struct {
+	id        destKey
+	queue     deliveryHeap
+	inflight  int
+	cb        *gobreaker.CircuitBreaker[struct{}]
+	openUntil time.Time // the breaker is open until about then
+}
+
+// breakerOpen is how long a destination's breaker stays open before one
+// probe may pass.
+const breakerOpen = 30 * time.Second
 
 // delivery is one event on its way: a session's final status, or an
 // unmatched message for one API key.
@@ -96,6 +117,14 @@ func (d *delivery) key() string {
 	return d.session.ID
 }
 
+// apiKey is the name of the API key the event belongs to.
+func (d *delivery) apiKey() string {
+	if d.unmatched != nil {
+		return d.unmatched.Key
+	}
+	return d.session.Key
+}
+
 // since is when the event came to be: its age decides when it is dead.
 func (d *delivery) since() time.Time {
 	if d.unmatched != nil {
@@ -104,11 +133,12 @@ func (d *delivery) since() time.Time {
 	return d.session.FinishedAt
 }
 
-func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, client *http.Client, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
+func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
 	opt.defaults()
 	o := &outbox{
-		opt: opt, m: m, keys: map[string]*config.APIKey{}, client: client, log: log, now: now, base: data,
-		queued: map[string]bool{}, wake: make(chan struct{}, 1), breakers: map[string]*gobreaker.CircuitBreaker[struct{}]{},
+		opt: opt, m: m, keys: map[string]*config.APIKey{}, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
+		log: log, now: now, base: data,
+		queued: map[string]bool{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
@@ -137,10 +167,27 @@ func (o *outbox) push(d *delivery) {
 	o.mu.Lock()
 	if !o.queued[d.key()] {
 		o.queued[d.key()] = true
-		heap.Push(&o.queue, d)
+		dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
+		heap.Push(&dst.queue, d)
 	}
 	o.mu.Unlock()
 	o.kick()
+}
+
+// dest returns the destination named id, creating it; o.mu must be held.
+func (o *outbox) dest(id destKey) *destination {
+	dst := o.dests[id]
+	if dst == nil {
+		dst = &destination{id: id, cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
+			Name: id.key + " " + id.host, MaxRequests: 1, Timeout: breakerOpen,
+			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
+			OnStateChange: func(_ string, from, to gobreaker.State) {
+				o.log.Warn("event destination breaker", "key", id.key, "destination_host", id.host, "from", from.String(), "to", to.String())
+			},
+		})}
+		o.dests[id] = dst
+	}
+	return dst
 }
 
 func (o *outbox) kick() {
@@ -152,13 +199,10 @@ func (o *outbox) kick() {
 
 // destination is the session's callback_url, else its API key's webhook_url.
 func (o *outbox) destination(d *delivery) string {
-	key := d.session.Key
-	if d.unmatched != nil {
-		key = d.unmatched.Key
-	} else if d.session.Callback != "" {
+	if d.unmatched == nil && d.session.Callback != "" {
 		return d.session.Callback
 	}
-	if k := o.keys[key]; k != nil {
+	if k := o.keys[d.apiKey()]; k != nil {
 		return k.WebhookURL
 	}
 	return ""
@@ -172,7 +216,8 @@ func (o *outbox) markDone(d *delivery, dead bool) error {
 	return o.m.MarkNotified(d.session.ID, dead)
 }
 
-// run delivers until ctx ends; it first queues what a restart left undelivered.
+// run delivers until ctx ends; it first queues what a restart left
+// undelivered. It returns once the attempts in flight have ended.
 func (o *outbox) run(ctx context.Context) {
 	for _, s := range o.m.Unnotified(o.now().Add(-o.opt.MaxAge)) {
 		o.enqueue(s)
@@ -180,39 +225,10 @@ func (o *outbox) run(ctx context.Context) {
 	for _, e := range o.m.PendingUnmatched() {
 		o.enqueueUnmatched(e)
 	}
-	work := make(chan *delivery)
 	var wg sync.WaitGroup
-	for range o.opt.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for d := range work {
-				o.attempt(ctx, d)
-			}
-		}()
-	}
-	defer func() { close(work); wg.Wait() }()
+	defer wg.Wait()
 	for {
-		o.mu.Lock()
-		var due *delivery
-		wait := time.Hour
-		if len(o.queue) > 0 {
-			if d := o.queue[0].next.Sub(o.now()); d <= 0 {
-				due = heap.Pop(&o.queue).(*delivery)
-			} else {
-				wait = d
-			}
-		}
-		o.mu.Unlock()
-		if due != nil {
-			select {
-			case work <- due:
-			case <-ctx.Done():
-				return
-			}
-			continue
-		}
-		t := time.NewTimer(wait)
+		t := time.NewTimer(o.dispatch(ctx, &wg))
 		select {
 		case <-ctx.Done():
 			t.Stop()
@@ -224,32 +240,97 @@ func (o *outbox) run(ctx context.Context) {
 	}
 }
 
-// attempt delivers once and records or reschedules the outcome.
-func (o *outbox) attempt(ctx context.Context, d *delivery) {
-	dest := o.destination(d)
-	req, err := o.request(ctx, d, dest)
-	if err == nil {
-		err = o.send(req)
+// dispatch starts the due attempts that the limits allow, taking one per
+// destination in turn, oldest due first, and returns how long until the
+// next delivery falls due. An attempt that ends wakes run again, so a
+// destination held back by a limit is looked at when a slot frees up.
+func (o *outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	now := o.now()
+	wait := time.Hour
+	var ready []*destination
+	for _, dst := range o.dests {
+		if len(dst.queue) == 0 {
+			continue
+		}
+		if due := o.due(dst); due.After(now) {
+			wait = min(wait, due.Sub(now))
+		} else {
+			ready = append(ready, dst)
+		}
 	}
+	slices.SortFunc(ready, func(a, b *destination) int { return o.due(a).Compare(o.due(b)) })
+	keyLimit := max(1, o.opt.Workers/2)
+	for started := true; started && o.inflight < o.opt.Workers; {
+		started = false
+		for _, dst := range ready {
+			if o.inflight >= o.opt.Workers || o.perKey[dst.id.key] >= keyLimit || dst.inflight >= o.limit(dst) ||
+				len(dst.queue) == 0 || o.due(dst).After(now) {
+				continue
+			}
+			d := heap.Pop(&dst.queue).(*delivery)
+			dst.inflight++
+			o.perKey[dst.id.key]++
+			o.inflight++
+			started = true
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				o.attempt(ctx, d, dst)
+			}()
+		}
+	}
+	return wait
+}
+
+// due is when the first event of dst's non-empty queue may be tried. While
+// the breaker is open nothing is tried (an attempt would be turned away at
+// once, over and over), except an event past MaxAge, to be found dead on
+// time. o.mu must be held.
+func (o *outbox) due(dst *destination) time.Time {
+	d := dst.queue[0]
+	wake := d.since().Add(o.opt.MaxAge)
+	if dst.openUntil.Before(wake) {
+		wake = dst.openUntil
+	}
+	if wake.After(d.next) {
+		return wake
+	}
+	return d.next
+}
+
+// limit is how many attempts dst may have in flight: PerDestination while
+// its breaker is closed, else one (the probe). o.mu must be held.
+func (o *outbox) limit(dst *destination) int {
+	if dst.cb.State() != gobreaker.StateClosed {
+		return 1
+	}
+	return o.opt.PerDestination
+}
+
+// attempt delivers once and records or reschedules the outcome.
+func (o *outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
+	dest := o.destination(d)
+	err := o.send(ctx, d, dest, dst.cb)
 	switch {
 	case err == nil:
 		if err := o.markDone(d, false); err != nil {
 			o.log.Error("event delivered but not recorded; it will be sent again", "event", d.key(), "err", err)
 		}
 		o.delivered.Inc()
-		o.done(d.key())
+		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):
-		o.done(d.key())
+		o.finish(d, dst, false)
 		return
-	}
-	if o.now().Sub(d.since()) >= o.opt.MaxAge {
+	case errors.Is(err, errRefusedDestination) || o.now().Sub(d.since()) >= o.opt.MaxAge:
 		o.dead.Inc()
-		o.log.Error("event dead: not delivered in time", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
+		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
 		if err := o.markDone(d, true); err != nil {
 			o.log.Error("could not record a dead event", "event", d.key(), "err", err)
 		}
-		o.done(d.key())
+		o.finish(d, dst, false)
 		return
 	}
 	if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
@@ -258,16 +339,32 @@ func (o *outbox) attempt(ctx context.Context, d *delivery) {
 		o.log.Warn("event delivery failed; will retry", "event", d.key(), "destination_host", hostOf(dest), "attempt", d.attempt, "err", err)
 	}
 	d.next = o.now().Add(o.backoff(d.attempt))
-	o.mu.Lock()
-	heap.Push(&o.queue, d)
-	o.mu.Unlock()
-	o.kick()
+	o.finish(d, dst, true)
 }
 
-func (o *outbox) done(id string) {
+// finish ends an attempt: it queues d again when requeue, else forgets it,
+// and drops the destination once it has nothing left to do.
+func (o *outbox) finish(d *delivery, dst *destination, requeue bool) {
 	o.mu.Lock()
-	delete(o.queued, id)
+	dst.inflight--
+	o.perKey[dst.id.key]--
+	o.inflight--
+	if dst.cb.State() == gobreaker.StateOpen {
+		dst.openUntil = o.now().Add(breakerOpen)
+	}
+	if requeue {
+		heap.Push(&dst.queue, d)
+	} else {
+		delete(o.queued, d.key())
+	}
+	if dst.inflight == 0 && len(dst.queue) == 0 {
+		delete(o.dests, dst.id)
+	}
+	if o.perKey[dst.id.key] == 0 {
+		delete(o.perKey, dst.id.key)
+	}
 	o.mu.Unlock()
+	o.kick()
 }
 
 // backoff is BaseDelay·2^(attempt-1), capped at MaxDelay, ±20% jitter;
@@ -281,129 +378,37 @@ func (o *outbox) backoff(attempt int) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// send posts req through its destination host's circuit breaker: a dead
-// endpoint trips its own breaker and stops costing the others anything.
-func (o *outbox) send(req *http.Request) error {
-	host := req.URL.Host
-	o.mu.Lock()
-	cb := o.breakers[host]
-	if cb == nil {
-		cb = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name: host, MaxRequests: 1, Timeout: 30 * time.Second,
-			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= 5 },
-		})
-		o.breakers[host] = cb
+// send makes one attempt through the destination's breaker. Timeout bounds
+// all of it: connecting, the answer and reading up to 64 KiB of its body.
+// Only a 2xx whose body was read counts as delivered.
+func (o *outbox) send(ctx context.Context, d *delivery, dest string, cb *gobreaker.CircuitBreaker[struct{}]) error {
+	ctx, cancel := context.WithTimeout(ctx, o.opt.Timeout)
+	defer cancel()
+	req, err := o.request(ctx, d, dest)
+	if err != nil {
+		return err
 	}
-	o.mu.Unlock()
-	_, err := cb.Execute(func() (struct{}, error) {
+	if err := checkDestination(dest, o.allowPrivate); err != nil {
+		return err
+	}
+	_, err = cb.Execute(func() (struct{}, error) {
 		resp, err := o.client.Do(req)
 		if err != nil {
 			return struct{}{}, err
 		}
 		defer resp.Body.Close()
-		_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-		if resp.StatusCode/100 != 2 {
+		if _, err := io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)); err != nil {
+			return struct{}{}, fmt.Errorf("reading the answer: %w", err)
+		}
+		switch {
+		case resp.StatusCode/100 == 3:
+			return struct{}{}, fmt.Errorf("receiver answered %d; redirects are not followed", resp.StatusCode)
+		case resp.StatusCode/100 != 2:
 			return struct{}{}, fmt.Errorf("receiver answered %d", resp.StatusCode)
 		}
 		return struct{}{}, nil
 	})
 	return err
-}
-
-var errNoEvent = errors.New("gateway: nothing to deliver")
-
-// EventID is the deterministic id of a session's final-status event.
-func EventID(sessionID string, status matcher.Status) string {
-	sum := sha256.Sum256([]byte(sessionID + "|" + status.String()))
-	return "evt_" + hex.EncodeToString(sum[:12])
-}
-
-func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
-	s := d.session
-	keyName := s.Key
-	if d.unmatched != nil {
-		keyName = d.unmatched.Key
-	}
-	k := o.keys[keyName]
-	if k == nil || !k.WebhookSecret.IsSet() {
-		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
-		return nil, errNoEvent
-	}
-	now := o.now()
-	id := EventID(s.ID, s.Status)
-	var body []byte
-	var err error
-	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"mogate"}}
-	switch {
-	case d.unmatched != nil:
-		u := d.unmatched
-		id = u.ID
-		body, err = json.Marshal(map[string]any{
-			"type": "message.unmatched", "timestamp": now.UTC().Format(time.RFC3339),
-			"data": map[string]any{"provider": u.Message.Provider, "message_id": u.Message.MessageID, "from": u.Message.From,
-				"to": u.Message.To, "text": u.Message.Text, "received_at": u.At},
-		})
-	case s.API == "contiguity":
-		if s.Status != matcher.Verified {
-			return nil, errNoEvent // Contiguity has only the success event
-		}
-		body, err = json.Marshal(map[string]any{
-			"id": id, "type": "otp.reverse.verified", "timestamp": now.Unix(), "api_version": contiguityAPIVersion,
-			"data": map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"},
-		})
-		h.Set("Contiguity-Signature", ContiguitySignature(k.WebhookSecret.Reveal(), now, body))
-	default:
-		body, err = json.Marshal(map[string]any{
-			"type": "verification." + s.Status.String(), "timestamp": now.UTC().Format(time.RFC3339), "data": o.base(s),
-		})
-	}
-	if h.Get("Contiguity-Signature") == "" {
-		ts := strconv.FormatInt(now.Unix(), 10)
-		sig, serr := StandardSignature(k.WebhookSecret.Reveal(), id, ts, body)
-		if serr != nil {
-			o.log.Error("webhook_secret is not whsec_<base64>: event not sent", "key", keyName)
-			return nil, errNoEvent
-		}
-		h.Set("webhook-id", id)
-		h.Set("webhook-timestamp", ts)
-		h.Set("webhook-signature", "v1,"+sig)
-	}
-	if err != nil {
-		return nil, err
-	}
-	ctx, cancel := context.WithTimeout(ctx, o.opt.Timeout)
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dest, bytes.NewReader(body))
-	if err != nil {
-		cancel()
-		return nil, errNoEvent
-	}
-	req.Header = h
-	context.AfterFunc(req.Context(), cancel)
-	return req, nil
-}
-
-// StandardSignature is the Standard Webhooks v1 signature: Base64
-// HMAC-SHA256, keyed with the Base64-decoded part of a whsec_ secret, of
-// id + "." + timestamp + "." + body.
-func StandardSignature(secret, id, timestamp string, body []byte) (string, error) {
-	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
-	if err != nil {
-		return "", err
-	}
-	m := hmac.New(sha256.New, key)
-	m.Write([]byte(id + "." + timestamp + "."))
-	m.Write(body)
-	return base64.StdEncoding.EncodeToString(m.Sum(nil)), nil
-}
-
-// ContiguitySignature is Contiguity's header value: t=<unix>,v1=<hex
-// HMAC-SHA256 of "t.body">, keyed with the whsec_ secret as given.
-func ContiguitySignature(secret string, now time.Time, body []byte) string {
-	t := strconv.FormatInt(now.Unix(), 10)
-	m := hmac.New(sha256.New, []byte(secret))
-	m.Write([]byte(t + "."))
-	m.Write(body)
-	return "t=" + t + ",v1=" + hex.EncodeToString(m.Sum(nil))
 }
 
 func hostOf(u string) string {

@@ -24,6 +24,9 @@ import (
 
 const whsec = "whsec_c2hvcC1TRUNSRVRWQUxVRS13aA=="
 
+// allowPrivate lets events go to the tests' loopback receivers.
+const allowPrivate = "events: {allow_private_destinations: true}\n"
+
 // receiver records events and answers with the next status of its script
 // (200 once the script runs out).
 type receiver struct {
@@ -72,10 +75,15 @@ func (r *receiver) calls() int { r.mu.Lock(); defer r.mu.Unlock(); return len(r.
 
 func eventually(t *testing.T, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
+	eventuallyWithin(t, 10*time.Second, what, cond)
+}
+
+func eventuallyWithin(t *testing.T, limit time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(limit)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
+			t.Fatalf("timed out after %v waiting for %s", limit, what)
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
@@ -100,8 +108,14 @@ func verifyStandard(t *testing.T, g recorded) {
 
 func outboxHarness(t *testing.T, webhookURL string, opt OutboxOptions) (*harness, context.CancelFunc) {
 	t.Helper()
-	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
-		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+webhookURL+"}", 1)
+	return startOutbox(t, strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
+		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+webhookURL+"}", 1)+allowPrivate, opt)
+}
+
+// startOutbox starts a server of configuration y and its outbox; the outbox
+// stops when the test ends.
+func startOutbox(t *testing.T, y string, opt OutboxOptions) (*harness, context.CancelFunc) {
+	t.Helper()
 	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
@@ -113,8 +127,9 @@ func outboxHarness(t *testing.T, webhookURL string, opt OutboxOptions) (*harness
 	}
 	h.s, h.h = s, s.Handler()
 	ctx, cancel := context.WithCancel(context.Background())
-	go s.RunOutbox(ctx)
-	t.Cleanup(cancel)
+	done := make(chan struct{})
+	go func() { s.RunOutbox(ctx); close(done) }()
+	t.Cleanup(func() { cancel(); <-done })
 	return h, cancel
 }
 
@@ -247,7 +262,7 @@ func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
 	addr := ln.Addr().String()
 	ln.Close() // nothing listens yet: the receiver is down
 	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
-		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: http://"+addr+"/hooks}", 1)
+		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: http://"+addr+"/hooks}", 1) + allowPrivate
 	cfg, _ := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	cfg.DataDir = t.TempDir()
 	start := func() (*harness, context.CancelFunc) {
@@ -297,7 +312,7 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	otherRcv := newReceiver(t)
 	y := strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
 		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+shopRcv.srv.URL+", unmatched_events: true}", 1)
-	y = strings.Replace(y, "{name: other, key: "+otherKey+"}", "{name: other, key: "+otherKey+", webhook_secret: "+whsec+", webhook_url: "+otherRcv.srv.URL+"}", 1)
+	y = strings.Replace(y, "{name: other, key: "+otherKey+"}", "{name: other, key: "+otherKey+", webhook_secret: "+whsec+", webhook_url: "+otherRcv.srv.URL+"}", 1) + allowPrivate
 	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)

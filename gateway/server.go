@@ -31,8 +31,10 @@ type Options struct {
 	// InMemory keeps sessions in memory only, for tests; otherwise they
 	// are journaled under cfg.DataDir (snapshot and wal/).
 	InMemory bool
-	// HTTP makes outbound calls (SNS certificates and subscription
-	// confirmations, events to apps); nil: a client with a 10 s timeout.
+	// HTTP makes the adapters' outbound calls (SNS certificates and
+	// subscription confirmations); nil: a client with a 10 s timeout.
+	// Events to apps never use it: they leave through the outbox's own
+	// client, which enforces the egress rules of egress.go.
 	HTTP *http.Client
 	// Outbox tunes event delivery.
 	Outbox OutboxOptions
@@ -120,7 +122,7 @@ func New(o Options) (*Server, error) {
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	s.metrics = newMetrics(func() float64 { return float64(s.m.Pending()) })
-	s.outbox = newOutbox(o.Outbox, s.m, cfg.APIKeys, o.HTTP, o.Logger, o.Now, s.metrics.reg,
+	s.outbox = newOutbox(o.Outbox, s.m, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
 	s.engine = s.routes()
 	return s, nil

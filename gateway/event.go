@@ -1,0 +1,112 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// The bytes of an event: its body, id and signatures (Standard Webhooks, or
+// Contiguity's for sessions created through its API).
+
+var errNoEvent = errors.New("gateway: nothing to deliver")
+
+// EventID is the deterministic id of a session's final-status event.
+func EventID(sessionID string, status matcher.Status) string {
+	sum := sha256.Sum256([]byte(sessionID + "|" + status.String()))
+	return "evt_" + hex.EncodeToString(sum[:12])
+}
+
+func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
+	s := d.session
+	keyName := d.apiKey()
+	k := o.keys[keyName]
+	if k == nil || !k.WebhookSecret.IsSet() {
+		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
+		return nil, errNoEvent
+	}
+	now := o.now()
+	id := EventID(s.ID, s.Status)
+	var body []byte
+	var err error
+	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"mogate"}}
+	switch {
+	case d.unmatched != nil:
+		u := d.unmatched
+		id = u.ID
+		body, err = json.Marshal(map[string]any{
+			"type": "message.unmatched", "timestamp": now.UTC().Format(time.RFC3339),
+			"data": map[string]any{"provider": u.Message.Provider, "message_id": u.Message.MessageID, "from": u.Message.From,
+				"to": u.Message.To, "text": u.Message.Text, "received_at": u.At},
+		})
+	case s.API == "contiguity":
+		if s.Status != matcher.Verified {
+			return nil, errNoEvent // Contiguity has only the success event
+		}
+		body, err = json.Marshal(map[string]any{
+			"id": id, "type": "otp.reverse.verified", "timestamp": now.Unix(), "api_version": contiguityAPIVersion,
+			"data": map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"},
+		})
+		h.Set("Contiguity-Signature", ContiguitySignature(k.WebhookSecret.Reveal(), now, body))
+	default:
+		body, err = json.Marshal(map[string]any{
+			"type": "verification." + s.Status.String(), "timestamp": now.UTC().Format(time.RFC3339), "data": o.base(s),
+		})
+	}
+	if h.Get("Contiguity-Signature") == "" {
+		ts := strconv.FormatInt(now.Unix(), 10)
+		sig, serr := StandardSignature(k.WebhookSecret.Reveal(), id, ts, body)
+		if serr != nil {
+			o.log.Error("webhook_secret is not whsec_<base64>: event not sent", "key", keyName)
+			return nil, errNoEvent
+		}
+		h.Set("webhook-id", id)
+		h.Set("webhook-timestamp", ts)
+		h.Set("webhook-signature", "v1,"+sig)
+	}
+	if err != nil {
+		return nil, err
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dest, bytes.NewReader(body))
+	if err != nil {
+		return nil, fmt.Errorf("%w: %v", errRefusedDestination, err)
+	}
+	req.Header = h
+	return req, nil
+}
+
+// StandardSignature is the Standard Webhooks v1 signature: Base64
+// HMAC-SHA256, keyed with the Base64-decoded part of a whsec_ secret, of
+// id + "." + timestamp + "." + body.
+func StandardSignature(secret, id, timestamp string, body []byte) (string, error) {
+	key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(secret, "whsec_"))
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(id + "." + timestamp + "."))
+	m.Write(body)
+	return base64.StdEncoding.EncodeToString(m.Sum(nil)), nil
+}
+
+// ContiguitySignature is Contiguity's header value: t=<unix>,v1=<hex
+// HMAC-SHA256 of "t.body">, keyed with the whsec_ secret as given.
+func ContiguitySignature(secret string, now time.Time, body []byte) string {
+	t := strconv.FormatInt(now.Unix(), 10)
+	m := hmac.New(sha256.New, []byte(secret))
+	m.Write([]byte(t + "."))
+	m.Write(body)
+	return "t=" + t + ",v1=" + hex.EncodeToString(m.Sum(nil))
+}
