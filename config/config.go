@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"math"
 	"net/url"
 	"os"
 	"slices"
@@ -38,6 +39,8 @@ type Config struct {
 
 	// Dev is true when the configuration is the built-in dev mode one.
 	Dev bool `yaml:"-"`
+
+	lines map[string]int // line of each key in the file, by path ("numbers[0].weight")
 }
 
 // APIKey is one client of the HTTP API. Exactly one of Key and KeySHA256 is set.
@@ -59,8 +62,11 @@ type Number struct {
 	Number    string   `yaml:"number"`
 	Provider  string   `yaml:"provider"`
 	Countries []string `yaml:"countries"`
-	Weight    float64  `yaml:"weight"`
-	line      int
+	// Weight is the number's share of new sessions. 0 drains it: no new
+	// sessions, pending ones still verify. A file entry without weight gets
+	// 1; code that builds a Number must set it.
+	Weight float64 `yaml:"weight"`
+	line   int
 }
 
 // Verification holds the session defaults.
@@ -129,9 +135,11 @@ func Load(path string) (Config, error) {
 // Parse decodes and validates a configuration; lookup resolves ${NAME}.
 func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
 	cfg := Default()
-	if err := decodeStrict(b, &cfg, lookup); err != nil {
+	lines, err := decodeStrict(b, &cfg, lookup)
+	if err != nil {
 		return Config{}, err
 	}
+	cfg.lines = lines
 	if err := cfg.Validate(); err != nil {
 		return Config{}, err
 	}
@@ -145,42 +153,75 @@ func (c *Config) BaseURL() string { return strings.TrimRight(c.PublicURL, "/") }
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(line int, key, format string, args ...any) {
-		prefix := "config: "
-		if line > 0 {
-			prefix = fmt.Sprintf("config: line %d: ", line)
-		}
-		errs = append(errs, fmt.Errorf("%s%s: %s", prefix, key, fmt.Sprintf(format, args...)))
+		errs = append(errs, errAt(line, key, format, args...))
 	}
+	// at reports at the line of key, or of the nearest enclosing key, in the file.
+	at := func(key, format string, args ...any) { add(c.lineOf(key), key, format, args...) }
 	if c.Listen == "" {
-		add(0, "listen", "must not be empty")
+		at("listen", "must not be empty")
 	}
 	if c.PublicURL == "" {
 		c.PublicURL = "http://" + c.Listen
 	}
 	if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" || u.Fragment != "" {
-		add(0, "public_url", "must be an absolute http(s) URL without query or fragment, got %q", c.PublicURL)
+		at("public_url", "must be an absolute http(s) URL without query or fragment, got %q", c.PublicURL)
 	}
-	if c.Store != "memory" && c.Store != "redis" {
-		add(0, "store", "must be memory or redis, got %q", c.Store)
+	switch {
+	case c.Store != "memory" && c.Store != "redis":
+		at("store", "must be memory or redis, got %q", c.Store)
+	case c.Store == "memory" && c.DataDir == "":
+		at("data_dir", "must not be empty with store: memory")
+	case c.Store == "redis" && !c.RedisURL.IsSet():
+		add(c.lineOf("store"), "redis_url", "required with store: redis")
 	}
-	if c.Store == "memory" && c.DataDir == "" {
-		add(0, "data_dir", "must not be empty with store: memory")
+	for i, p := range c.TrustedProxies {
+		if !validProxy(p) {
+			at(fmt.Sprintf("trusted_proxies[%d]", i), "must be an IP address or a CIDR, got %q", p)
+		}
 	}
 	v := c.Verification
 	if v.TTL < time.Second || v.TTL > 24*time.Hour {
-		add(0, "verification.ttl", "must be between 1s and 24h, got %s", v.TTL)
+		at("verification.ttl", "must be between 1s and 24h, got %s", v.TTL)
 	}
 	if v.CodeLength < 4 || v.CodeLength > 16 {
-		add(0, "verification.code_length", "must be between 4 and 16, got %d", v.CodeLength)
+		at("verification.code_length", "must be between 4 and 16, got %d", v.CodeLength)
 	}
 	if v.MaxAttempts < 1 {
-		add(0, "verification.max_attempts", "must be at least 1, got %d", v.MaxAttempts)
+		at("verification.max_attempts", "must be at least 1, got %d", v.MaxAttempts)
 	}
-	if c.Limits.CreatesPerKeyPerSecond < 0 || c.Limits.CreatesPerNumberPerHour < 0 || c.Limits.UnmatchedPerSenderPerHour < 0 {
-		add(0, "limits", "must not be negative")
+	l := c.Limits
+	for _, lim := range []struct {
+		key string
+		v   float64
+	}{
+		{"creates_per_key_per_second", l.CreatesPerKeyPerSecond},
+		{"creates_per_number_per_hour", float64(l.CreatesPerNumberPerHour)},
+		{"unmatched_per_sender_per_hour", float64(l.UnmatchedPerSenderPerHour)},
+		{"capture_guesses_per_sender_per_hour", float64(l.CaptureGuessesPerSenderPerHour)},
+		{"streams_per_key", float64(l.StreamsPerKey)},
+	} {
+		if !(lim.v >= 0) {
+			at("limits."+lim.key, "must not be negative (0 = unlimited), got %v", lim.v)
+		}
 	}
 	if c.Retention < time.Minute {
-		add(0, "retention", "must be at least 1m, got %s", c.Retention)
+		at("retention", "must be at least 1m, got %s", c.Retention)
+	}
+	if !slices.Contains([]string{"debug", "info", "warn", "error"}, c.LogLevel) {
+		at("log_level", "must be debug, info, warn or error, got %q", c.LogLevel)
+	}
+	if c.AdminListen != "" {
+		if !isHostPort(c.AdminListen) {
+			at("admin_listen", "must be host:port, got %q", c.AdminListen)
+		} else if sameAddr(c.AdminListen, c.Listen) {
+			at("admin_listen", "must differ from listen (%s)", c.Listen)
+		}
+	}
+	if c.ShutdownDelay < 0 || c.ShutdownDelay > 5*time.Minute {
+		at("shutdown_delay", "must be between 0s and 5m, got %s", c.ShutdownDelay)
+	}
+	if len(c.APIKeys) == 0 && !c.Dev {
+		at("api_keys", "at least one API key is required")
 	}
 	keyNames := map[string]bool{}
 	for i, k := range c.APIKeys {
@@ -213,6 +254,7 @@ func (c *Config) Validate() error {
 			}
 		}
 	}
+	errs = append(errs, c.duplicateKeys()...)
 	providerNames := map[string]bool{}
 	for i, p := range c.Providers {
 		key := fmt.Sprintf("providers[%d]", i)
@@ -224,7 +266,11 @@ func (c *Config) Validate() error {
 		providerNames[p.Name] = true
 		errs = append(errs, p.validate(key)...)
 	}
+	if len(c.Numbers) == 0 {
+		at("numbers", "at least one receiving number is required")
+	}
 	seen := map[string]bool{}
+	perProvider := map[string]int{}
 	for i, n := range c.Numbers {
 		key := fmt.Sprintf("numbers[%d]", i)
 		if !isE164(n.Number) {
@@ -236,13 +282,19 @@ func (c *Config) Validate() error {
 		if !providerNames[n.Provider] {
 			add(n.line, key+".provider", "no provider named %q", n.Provider)
 		}
-		for _, cc := range n.Countries {
-			if cc != "*" && (len(cc) != 2 || strings.ToUpper(cc) != cc) {
-				add(n.line, key+".countries", "entries are ISO 3166 alpha-2 codes in upper case or \"*\", got %q", cc)
+		perProvider[n.Provider]++
+		for j, cc := range n.Countries {
+			if cc != "*" && !isCountry(cc) {
+				at(fmt.Sprintf("%s.countries[%d]", key, j), "%q is not an ISO 3166-1 alpha-2 country code (or \"*\")%s", cc, countryHint(cc))
 			}
 		}
-		if n.Weight < 0 {
-			add(n.line, key+".weight", "must not be negative")
+		if !(n.Weight >= 0) || math.IsInf(n.Weight, 0) {
+			at(key+".weight", "must be a number >= 0 (0 drains the number), got %v", n.Weight)
+		}
+	}
+	for i, p := range c.Providers {
+		if n := perProvider[p.Name]; noReceivingNumber[p.Type] && n != 1 {
+			add(p.line, fmt.Sprintf("providers[%d]", i), "%s payloads lack the receiving number, so entry %q must have exactly one number in numbers:, has %d", p.Type, p.Name, n)
 		}
 	}
 	return errors.Join(errs...)

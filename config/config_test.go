@@ -2,6 +2,8 @@ package config
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -69,13 +71,136 @@ func TestParseFull(t *testing.T) {
 	}
 }
 
-func TestParseEmptyIsDefaults(t *testing.T) {
-	cfg, err := Parse(nil, env(nil))
+// minimal is the smallest configuration that can work; rows below add to it.
+const minimal = `api_keys:
+  - {name: shop, key: shop-key-0123456789}
+providers:
+  - {name: twilio, type: twilio, auth_token: x}
+numbers:
+  - {number: "+14155550100", provider: twilio}
+`
+
+func TestParseMinimalIsDefaults(t *testing.T) {
+	cfg, err := Parse([]byte(minimal), env(nil))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if cfg.Listen != "127.0.0.1:8080" || cfg.PublicURL != "http://127.0.0.1:8080" || cfg.Verification.CodeLength != 6 {
 		t.Errorf("defaults = %+v", cfg)
+	}
+}
+
+// TestWeight: an absent or empty weight is 1; weight 0 stays 0 (it drains
+// the number) instead of becoming 1.
+func TestWeight(t *testing.T) {
+	y := minimal + `  - {number: "+14155550101", provider: twilio, weight: 0}
+  - {number: "+14155550102", provider: twilio, weight: 2.5}
+  - number: "+14155550103"
+    provider: twilio
+    weight:
+`
+	cfg, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []float64
+	for _, n := range cfg.Numbers {
+		got = append(got, n.Weight)
+	}
+	if fmt.Sprint(got) != "[1 0 2.5 1]" {
+		t.Errorf("weights = %v, want [1 0 2.5 1]", got)
+	}
+}
+
+// TestParseAccepts: values next to the ones Validate refuses.
+func TestParseAccepts(t *testing.T) {
+	y := minimal + `trusted_proxies: [10.0.0.0/8, 192.168.1.7, "::1", "2001:db8::/32"]
+log_level: debug
+admin_listen: 127.0.0.1:9090
+shutdown_delay: 5m
+limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0}
+`
+	y = strings.Replace(y, "provider: twilio}", `provider: twilio, countries: [GB, "*", AX]}`, 1)
+	if _, err := Parse([]byte(y), env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	bird := strings.Replace(minimal, "providers:\n", "providers:\n  - {name: bird, type: bird, signing_key: k}\n", 1) +
+		"  - {number: \"+31970102030\", provider: bird}\n"
+	if _, err := Parse([]byte(bird), env(nil)); err != nil {
+		t.Fatalf("bird entry with one number: %v", err)
+	}
+}
+
+// TestRefused: every configuration that cannot work is refused, with the key
+// and the line of the problem (DESIGN.md §3). Each row is minimal plus one
+// mistake, so the error is that mistake's.
+func TestRefused(t *testing.T) {
+	keySum := sha256.Sum256([]byte("shop-key-0123456789"))
+	const sumOfTest = "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08"
+	cases := []struct {
+		name, yaml string
+		want       []string
+	}{
+		{"no api_keys key", strings.Replace(minimal, "api_keys:\n  - {name: shop, key: shop-key-0123456789}\n", "", 1),
+			[]string{"config: api_keys: at least one API key is required"}},
+		{"empty api_keys", strings.Replace(minimal, "api_keys:\n  - {name: shop, key: shop-key-0123456789}\n", "listen: 127.0.0.1:8080\napi_keys: []\n", 1),
+			[]string{"line 2: api_keys: at least one API key is required"}},
+		{"empty numbers", strings.Replace(minimal, "numbers:\n  - {number: \"+14155550100\", provider: twilio}\n", "numbers: []\n", 1),
+			[]string{"line 5: numbers: at least one receiving number is required"}},
+		{"no numbers key", strings.Replace(minimal, "numbers:\n  - {number: \"+14155550100\", provider: twilio}\n", "", 1),
+			[]string{"config: numbers: at least one receiving number is required"}},
+		{"same key twice", strings.Replace(minimal, "api_keys:\n", "api_keys:\n  - {name: shop2, key: shop-key-0123456789}\n", 1),
+			[]string{"line 3: api_keys[1].key: the same API key as api_keys[0] (line 2)"}},
+		{"same key_sha256 twice", strings.Replace(minimal, "api_keys:\n", "api_keys:\n  - {name: a, key_sha256: "+sumOfTest+"}\n  - {name: b, key_sha256: "+strings.ToUpper(sumOfTest)+"}\n", 1),
+			[]string{"line 3: api_keys[1].key_sha256: the same API key as api_keys[0] (line 2)"}},
+		{"key matches a key_sha256", strings.Replace(minimal, "providers:\n", "  - {name: ops, key_sha256: "+hex.EncodeToString(keySum[:])+"}\nproviders:\n", 1),
+			[]string{"line 3: api_keys[1].key_sha256: the same API key as api_keys[0] (line 2)"}},
+		{"country UK", strings.Replace(minimal, "provider: twilio}", "provider: twilio, countries: [GB,\n    UK]}", 1),
+			[]string{"line 7: numbers[0].countries[1]", `"UK" is not an ISO 3166-1 alpha-2 country code`, `did you mean "GB"?`}},
+		{"country unassigned", strings.Replace(minimal, "provider: twilio}", "provider: twilio, countries: [XK]}", 1),
+			[]string{"line 6: numbers[0].countries[0]", `"XK" is not an ISO 3166-1`}},
+		{"country lower case", strings.Replace(minimal, "provider: twilio}", "provider: twilio, countries: [ie]}", 1),
+			[]string{"line 6: numbers[0].countries[0]", `did you mean "IE"?`}},
+		{"trusted proxy not an IP", minimal + "trusted_proxies:\n  - 10.0.0.0/8\n  - proxy.internal\n",
+			[]string{`line 9: trusted_proxies[1]: must be an IP address or a CIDR, got "proxy.internal"`}},
+		{"trusted proxy bad CIDR", minimal + "trusted_proxies: [10.0.0.1/33]\n", []string{`line 7: trusted_proxies[0]: must be an IP address or a CIDR, got "10.0.0.1/33"`}},
+		{"negative weight", strings.Replace(minimal, "provider: twilio}", "provider: twilio, weight: -1}", 1),
+			[]string{"line 6: numbers[0].weight: must be a number >= 0"}},
+		{"NaN weight", strings.Replace(minimal, "provider: twilio}", "provider: twilio, weight: .nan}", 1),
+			[]string{"line 6: numbers[0].weight"}},
+		{"bird with two numbers", strings.Replace(minimal, "providers:\n", "providers:\n  - {name: bird, type: bird, signing_key: k}\n", 1) +
+			"  - {number: \"+31970102030\", provider: bird}\n  - {number: \"+31970102031\", provider: bird}\n",
+			[]string{`line 4: providers[0]: bird payloads lack the receiving number, so entry "bird" must have exactly one number in numbers:, has 2`}},
+		{"smsgate without a number", strings.Replace(minimal, "numbers:\n", "  - {name: phone, type: smsgate, signing_key: k}\nnumbers:\n", 1),
+			[]string{"line 5: providers[1]", `entry "phone" must have exactly one number`, "has 0"}},
+		{"log level", minimal + "log_level: verbose\n", []string{`line 7: log_level: must be debug, info, warn or error, got "verbose"`}},
+		{"admin_listen without port", minimal + "admin_listen: 127.0.0.1\n", []string{"line 7: admin_listen: must be host:port"}},
+		{"admin_listen is listen", "listen: 127.0.0.1:8080\n" + minimal + "admin_listen: 127.0.0.1:8080\n", []string{"line 8: admin_listen: must differ from listen"}},
+		{"admin_listen on listen's wildcard", "listen: :8080\n" + minimal + "admin_listen: 127.0.0.1:8080\n", []string{"line 8: admin_listen: must differ from listen"}},
+		{"shutdown_delay too long", minimal + "shutdown_delay: 10m\n", []string{"line 7: shutdown_delay: must be between 0s and 5m"}},
+		{"shutdown_delay negative", minimal + "shutdown_delay: -1s\n", []string{"line 7: shutdown_delay"}},
+		{"negative capture guesses", minimal + "limits:\n  capture_guesses_per_sender_per_hour: -1\n", []string{"line 8: limits.capture_guesses_per_sender_per_hour: must not be negative"}},
+		{"negative streams", minimal + "limits: {streams_per_key: -5}\n", []string{"line 7: limits.streams_per_key: must not be negative"}},
+		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
+		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
+		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},
+		{"mis-indented list item", "api_keys:\n  - name: shop\n   key: shop-key-0123456789\n", []string{"config: line 3: "}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), env(nil))
+			if err == nil {
+				t.Fatalf("accepted:\n%s", tc.yaml)
+			}
+			if n := len(strings.Split(err.Error(), "\n")); n != 1 {
+				t.Errorf("%d errors, want only the row's: %v", n, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
 	}
 }
 
@@ -97,7 +222,7 @@ func TestParseErrors(t *testing.T) {
 		{"number of unknown provider", "numbers:\n  - {number: \"+14155550100\", provider: nope}\n", []string{"numbers[0].provider", `no provider named "nope"`}},
 		{"bad ttl", "verification: {ttl: 48h}\n", []string{"verification.ttl"}},
 		{"bad code length", "verification: {code_length: 3}\n", []string{"verification.code_length"}},
-		{"type error", "verification: {max_attempts: many}\n", []string{"line 1", "many"}},
+		{"type error", "verification: {max_attempts: many}\n", []string{"line 1: verification.max_attempts: cannot unmarshal", "many"}},
 		{"duplicate provider", "providers:\n  - {name: t, type: twilio, auth_token: x}\n  - {name: t, type: twilio, auth_token: y}\n", []string{"line 3", "duplicate name"}},
 		{"key and hash", "api_keys:\n  - {name: a, key: 0123456789abcdef0, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n", []string{"line 2", "exactly one"}},
 		{"short key", "api_keys:\n  - {name: a, key: short}\n", []string{"api_keys[0].key", "16"}},
@@ -158,7 +283,8 @@ func TestDevCredentialsPersist(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if !cfg.Dev || len(cfg.Providers) != 1 || cfg.Providers[0].Type != "twilio" || len(cfg.Numbers) != 2 || len(cfg.APIKeys) != 1 {
+	if !cfg.Dev || len(cfg.Providers) != 1 || cfg.Providers[0].Type != "twilio" || len(cfg.Numbers) != 2 || len(cfg.APIKeys) != 1 ||
+		cfg.Numbers[0].Weight != 1 || cfg.Numbers[1].Weight != 1 {
 		t.Fatalf("dev config = %+v", cfg)
 	}
 	st, err := os.Stat(filepath.Join(dir, DevCredentialsFile))
@@ -190,7 +316,7 @@ func TestWebhookURLScheme(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: %q}\nevents: {allow_private_destinations: %t}\n", tc.url, tc.allowPrivate)
+			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: %q}\nevents: {allow_private_destinations: %t}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n", tc.url, tc.allowPrivate)
 			_, err := Parse([]byte(y), env(nil))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error: %t", err, tc.wantErr)
@@ -203,5 +329,24 @@ func TestWebhookURLScheme(t *testing.T) {
 	cfg, _, err := Dev(filepath.Join(t.TempDir(), "data"), true)
 	if err != nil || !cfg.Events.AllowPrivateDestinations {
 		t.Fatalf("dev mode: allow_private_destinations = %t, err %v", cfg.Events.AllowPrivateDestinations, err)
+	}
+}
+
+func TestIsCountry(t *testing.T) {
+	n := 0
+	for a := 'A'; a <= 'Z'; a++ {
+		for b := 'A'; b <= 'Z'; b++ {
+			if isCountry(string([]rune{a, b})) {
+				n++
+			}
+		}
+	}
+	if n != 249 {
+		t.Errorf("%d assigned codes, want 249", n)
+	}
+	for _, cc := range []string{"UK", "EU", "XK", "ZZ", "gb", "DA", " A", "AD AE", "*"} {
+		if isCountry(cc) {
+			t.Errorf("isCountry(%q)", cc)
+		}
 	}
 }

@@ -33,20 +33,21 @@ func hideEnvRefs(b []byte) ([]byte, []string) {
 
 // decodeStrict parses b into out: ${NAME} in scalar values is replaced from
 // lookup (an unset variable is an error), and a key that out has no field
-// for is an error naming the key and its line.
-func decodeStrict(b []byte, out any, lookup func(string) (string, bool)) error {
+// for is an error naming the key and its line. It returns the line of every
+// key and sequence item by path ("numbers[0].countries[1]").
+func decodeStrict(b []byte, out any, lookup func(string) (string, bool)) (map[string]int, error) {
 	b, names := hideEnvRefs(b)
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(b))
 	if err := dec.Decode(&doc); err != nil {
 		if errors.Is(err, io.EOF) {
-			return nil // an empty file means all defaults
+			return nil, nil // an empty file means all defaults
 		}
-		return fmt.Errorf("config: %w", err)
+		return nil, syntaxError(b, err)
 	}
 	var more yaml.Node
 	if err := dec.Decode(&more); !errors.Is(err, io.EOF) {
-		return errors.New("config: the file must hold exactly one YAML document")
+		return nil, errors.New("config: the file must hold exactly one YAML document")
 	}
 	root := &doc
 	if root.Kind == yaml.DocumentNode && len(root.Content) == 1 {
@@ -56,12 +57,104 @@ func decodeStrict(b []byte, out any, lookup func(string) (string, bool)) error {
 	expandEnv(root, "", names, lookup, &errs)
 	checkKnown(root, reflect.TypeOf(out).Elem(), "", &errs)
 	if len(errs) > 0 {
-		return errors.Join(errs...)
+		return nil, errors.Join(errs...)
 	}
 	if err := root.Decode(out); err != nil {
-		return fmt.Errorf("config: %w", err)
+		var te *yaml.TypeError
+		if !errors.As(err, &te) {
+			return nil, fmt.Errorf("config: %w", err)
+		}
+		for _, e := range te.Errors {
+			errs = append(errs, typeError(root, e))
+		}
+		return nil, errors.Join(errs...)
 	}
-	return nil
+	lines := map[string]int{}
+	recordLines(root, "", lines)
+	return lines, nil
+}
+
+var yamlLine = regexp.MustCompile(`^yaml: (line [0-9]+: )?`)
+
+// syntaxError reports a YAML syntax error at the line of the problem.
+// yaml.v3 names the line where the enclosing block starts, counted from 0
+// (a mis-indented key of a list that starts on line 2: "line 1"), not the
+// problem's; the problem's line is the first at which a prefix of the
+// document fails with the same error.
+func syntaxError(b []byte, err error) error {
+	lines := bytes.SplitAfter(b, []byte("\n"))
+	for n := 1; n <= len(lines); n++ {
+		var doc yaml.Node
+		if perr := yaml.Unmarshal(bytes.Join(lines[:n], nil), &doc); perr != nil && perr.Error() == err.Error() {
+			return fmt.Errorf("config: line %d: %s", n, yamlLine.ReplaceAllString(err.Error(), ""))
+		}
+	}
+	return fmt.Errorf("config: %w", err)
+}
+
+var typeErrorLine = regexp.MustCompile("^line ([0-9]+): (.*)$")
+
+// typeError turns one of yaml.v3's "line N: cannot unmarshal !!str `abc`
+// into int" messages into "config: line N: key: cannot unmarshal ...",
+// naming the key when exactly one value on that line fits the message.
+func typeError(root *yaml.Node, msg string) error {
+	m := typeErrorLine.FindStringSubmatch(msg)
+	if m == nil {
+		return errors.New("config: " + msg)
+	}
+	line, _ := strconv.Atoi(m[1])
+	_, value, scalar := strings.Cut(m[2], "`")
+	value, _, _ = strings.Cut(value, "`")
+	var keys []string
+	walkValues(root, "", func(path string, n *yaml.Node) {
+		short := n.Value
+		if len(short) > 10 { // as yaml.v3 shortens it
+			short = short[:7] + "..."
+		}
+		if n.Line == line && (n.Kind == yaml.ScalarNode) == scalar && (!scalar || short == value) {
+			keys = append(keys, path)
+		}
+	})
+	if len(keys) != 1 {
+		return fmt.Errorf("config: line %d: %s", line, m[2])
+	}
+	return fmt.Errorf("config: line %d: %s: %s", line, keys[0], m[2])
+}
+
+// walkValues calls f for every mapping value and sequence item under n.
+func walkValues(n *yaml.Node, path string, f func(path string, n *yaml.Node)) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := join(path, n.Content[i].Value)
+			f(p, n.Content[i+1])
+			walkValues(n.Content[i+1], p, f)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			f(p, c)
+			walkValues(c, p, f)
+		}
+	}
+}
+
+// recordLines stores the line of every key and sequence item under n.
+func recordLines(n *yaml.Node, path string, lines map[string]int) {
+	switch n.Kind {
+	case yaml.MappingNode:
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			p := join(path, n.Content[i].Value)
+			lines[p] = n.Content[i].Line
+			recordLines(n.Content[i+1], p, lines)
+		}
+	case yaml.SequenceNode:
+		for i, c := range n.Content {
+			p := fmt.Sprintf("%s[%d]", path, i)
+			lines[p] = c.Line
+			recordLines(c, p, lines)
+		}
+	}
 }
 
 func expandEnv(n *yaml.Node, path string, names []string, lookup func(string) (string, bool), errs *[]error) {
@@ -168,9 +261,11 @@ func (k *APIKey) UnmarshalYAML(n *yaml.Node) error {
 	return nil
 }
 
-// UnmarshalYAML records the line of a number entry for later errors.
+// UnmarshalYAML records the line of a number entry for later errors. An
+// absent (or empty) weight is 1; `weight: 0` stays 0: it drains the number.
 func (num *Number) UnmarshalYAML(n *yaml.Node) error {
 	type plain Number
+	num.Weight = 1
 	if err := n.Decode((*plain)(num)); err != nil {
 		return err
 	}

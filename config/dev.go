@@ -43,8 +43,8 @@ func Dev(dataDir string, create bool) (Config, DevCredentials, error) {
 	cfg.APIKeys = []APIKey{{Name: "dev", Key: Secret(creds.APIKey), WebhookSecret: Secret(creds.WebhookSecret)}}
 	cfg.Providers = []Provider{{Name: "dev", Type: "twilio", AuthToken: Secret(creds.AuthToken)}}
 	cfg.Numbers = []Number{
-		{Number: DevNumbers[0], Provider: "dev", Countries: []string{"*"}},
-		{Number: DevNumbers[1], Provider: "dev", Countries: []string{"GB", "IE"}},
+		{Number: DevNumbers[0], Provider: "dev", Countries: []string{"*"}, Weight: 1},
+		{Number: DevNumbers[1], Provider: "dev", Countries: []string{"GB", "IE"}, Weight: 1},
 	}
 	// Dev mode is for trying things out by hand: no per-number create limit,
 	// and events may go to http and local receivers.

@@ -56,6 +56,11 @@ var providerKeys = map[string]struct{ allowed, required []string }{
 	"smsgate":         {[]string{"signing_key"}, []string{"signing_key"}},
 }
 
+// noReceivingNumber lists the types whose inbound payload lacks the
+// receiving number: the gateway fills it in from the entry's only pool
+// number, so such an entry must have exactly one.
+var noReceivingNumber = map[string]bool{"bird": true, "smsgate": true}
+
 // VonageSignatureMethods are the accepted signature_method values: "md5hash"
 // is MD5(params+secret); the others are HMACs.
 var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha512"}

@@ -654,7 +654,7 @@ func TestStorageFailureAnswers503(t *testing.T) {
 }
 
 func TestRedisStoreRefused(t *testing.T) {
-	cfg, err := config.Parse([]byte(testYAML+"store: redis\n"), func(string) (string, bool) { return "", false })
+	cfg, err := config.Parse([]byte(testYAML+"store: redis\nredis_url: redis://127.0.0.1:6379/0\n"), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

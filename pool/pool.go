@@ -2,14 +2,16 @@
 // assigns one to each verification (DESIGN.md §7).
 //
 // Order: a pinned number; else the numbers serving the sender's country;
-// else the "*" numbers. Numbers whose health breaker is open are skipped
-// (unless every candidate is open). Among the rest, weighted rendezvous
-// hashing on the sender picks one, so a returning user gets the same number
-// on every replica without shared state.
+// else the "*" numbers. Drained numbers (weight 0) take no new sessions, not
+// even pinned ones; sessions already on them still verify. Numbers whose
+// health breaker is open are skipped (unless every candidate is open). Among
+// the rest, weighted rendezvous hashing on the sender picks one, so a
+// returning user gets the same number on every replica without shared state.
 package pool
 
 import (
 	"errors"
+	"fmt"
 	"math"
 	"slices"
 	"strings"
@@ -25,7 +27,7 @@ type Spec struct {
 	Number    string   // E.164
 	Provider  string   // provider entry name
 	Countries []string // ISO 3166 alpha-2, or "*"; empty: the number's own country
-	Weight    float64  // 0: 1
+	Weight    float64  // share of new sessions; 0 drains the number
 }
 
 // Number is a pool number with its health.
@@ -56,8 +58,11 @@ func (n *Number) Health() string {
 
 // Errors of the pool.
 var (
-	ErrNotInPool  = errors.New("pool: number is not in the pool")
-	ErrNoNumber   = errors.New("pool: no number serves that country")
+	ErrNotInPool = errors.New("pool: number is not in the pool")
+	ErrNoNumber  = errors.New("pool: no number serves that country")
+	// ErrDrained is returned for a pinned number of weight 0; it wraps
+	// ErrNoNumber, so callers that handle "no number" refuse it the same way.
+	ErrDrained    = fmt.Errorf("pool: number is drained (weight 0): %w", ErrNoNumber)
 	ErrBadNumber  = errors.New("pool: not a possible E.164 phone number")
 	errNoActivity = errors.New("pool: session expired without any inbound message")
 )
@@ -99,10 +104,11 @@ func New(specs []Spec, o Options) (*Pool, error) {
 			errs = append(errs, errors.New("pool: "+s.Number+": "+err.Error()))
 			continue
 		}
-		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight}
-		if n.Weight == 0 {
-			n.Weight = 1
+		if !(s.Weight >= 0) || math.IsInf(s.Weight, 0) {
+			errs = append(errs, fmt.Errorf("pool: %s: weight must be a number >= 0, got %v", s.Number, s.Weight))
+			continue
 		}
+		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight}
 		for _, c := range s.Countries {
 			if c == "*" {
 				n.Any = true
@@ -210,8 +216,11 @@ func (p *Pool) ByProvider(provider string) []*Number {
 func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 	if pinned != "" {
 		n, ok := p.byNumber[pinned]
-		if !ok {
+		switch {
+		case !ok:
 			return nil, ErrNotInPool
+		case n.Weight == 0:
+			return nil, ErrDrained
 		}
 		return n, nil
 	}
@@ -229,13 +238,13 @@ func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 	}
 	var candidates []*Number
 	for _, n := range p.numbers {
-		if country != "" && slices.Contains(n.Countries, country) || zone != 0 && n.Zone == zone {
+		if n.Weight > 0 && (country != "" && slices.Contains(n.Countries, country) || zone != 0 && n.Zone == zone) {
 			candidates = append(candidates, n)
 		}
 	}
 	if len(candidates) == 0 {
 		for _, n := range p.numbers {
-			if n.Any {
+			if n.Weight > 0 && n.Any {
 				candidates = append(candidates, n)
 			}
 		}

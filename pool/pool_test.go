@@ -4,8 +4,11 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 func testPool(t *testing.T, specs []Spec) *Pool {
@@ -18,10 +21,10 @@ func testPool(t *testing.T, specs []Spec) *Pool {
 }
 
 var specs = []Spec{
-	{Number: "+14155550100", Provider: "twilio"},
-	{Number: "+14155550101", Provider: "plivo"},
-	{Number: "+447700900123", Provider: "vonage", Countries: []string{"GB", "IE"}},
-	{Number: "+33757000000", Provider: "plivo", Countries: []string{"*"}},
+	{Number: "+14155550100", Provider: "twilio", Weight: 1},
+	{Number: "+14155550101", Provider: "plivo", Weight: 1},
+	{Number: "+447700900123", Provider: "vonage", Countries: []string{"GB", "IE"}, Weight: 1},
+	{Number: "+33757000000", Provider: "plivo", Countries: []string{"*"}, Weight: 1},
 }
 
 func TestAssignByCountry(t *testing.T) {
@@ -101,6 +104,85 @@ func TestRendezvousStableAndWeighted(t *testing.T) {
 	if math.Abs(share-0.75) > 0.04 {
 		t.Fatalf("weight 3:1 gave share %.3f", share)
 	}
+}
+
+// TestDrained: a number of weight 0 gets no new session, by country, by
+// "*", in capture mode or pinned, while the pool still knows it, so that
+// messages to sessions already on it are routed and verify (the gateway
+// matches inbound messages in the matcher, by receiving number, whatever
+// the pool's weights: TestDrainedPendingStillVerifies).
+func TestDrained(t *testing.T) {
+	drained := slices.Clone(specs)
+	drained[0].Weight = 0 // a US number
+	drained[2].Weight = 0 // the only GB/IE number
+	p := testPool(t, drained)
+	for i := range 500 {
+		us, err := p.Assign(fmt.Sprintf("+1212555%04d", i), "", "", "")
+		if err != nil || us.Number != "+14155550101" {
+			t.Fatalf("US sender got %v %v, want the undrained +14155550101", us, err)
+		}
+		gb, err := p.Assign(fmt.Sprintf("+44740012%04d", i), "", "", "")
+		if err != nil || gb.Number != "+33757000000" {
+			t.Fatalf("GB sender got %v %v, want the \"*\" number (the GB one is drained)", gb, err)
+		}
+		capture, err := p.Assign("", "", "GB", fmt.Sprint("session-", i))
+		if err != nil || capture.Number != "+33757000000" {
+			t.Fatalf("capture GB got %v %v", capture, err)
+		}
+	}
+	if _, err := p.Assign("+14155550123", "+14155550100", "", ""); !errors.Is(err, ErrDrained) || !errors.Is(err, ErrNoNumber) {
+		t.Fatalf("pinned to a drained number: %v, want ErrDrained (an ErrNoNumber)", err)
+	}
+	if n, err := p.Assign("+14155550123", "+14155550101", "", ""); err != nil || n.Number != "+14155550101" {
+		t.Fatalf("pinned to a live number: %v %v", n, err)
+	}
+	// Everything drained: no number, rather than a drained one.
+	allDrained := testPool(t, []Spec{{Number: "+33757000000", Countries: []string{"*"}}})
+	if _, err := allDrained.Assign("+4915112345678", "", "", ""); !errors.Is(err, ErrNoNumber) {
+		t.Fatalf("only drained numbers: %v", err)
+	}
+	// The pool still knows the drained numbers: inbound routing and health.
+	if n, ok := p.Lookup("+14155550100"); !ok || n.Weight != 0 {
+		t.Fatalf("Lookup of a drained number = %v %v", n, ok)
+	}
+	if ns := p.ByProvider("vonage"); len(ns) != 1 || ns[0].Number != "+447700900123" {
+		t.Fatalf("ByProvider of a drained entry = %v", ns)
+	}
+	if _, err := New([]Spec{{Number: "+14155550100", Weight: -1}}, Options{}); err == nil {
+		t.Fatal("negative weight accepted")
+	}
+}
+
+// TestDrainedPendingStillVerifies: a session made while its number took new
+// sessions verifies after the number is drained (the config reloaded with
+// weight 0 at a restart), while new sessions go elsewhere.
+func TestDrainedPendingStillVerifies(t *testing.T) {
+	m := matcher.New(matcher.Options{})
+	before := testPool(t, specs[:2])
+	sender := "+12125550123"
+	n, err := before.Assign(sender, "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sess, _, err := m.Create(matcher.CreateRequest{Key: "shop", Number: sender, To: n.Number, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	drained := slices.Clone(specs[:2])
+	for i := range drained {
+		if drained[i].Number == n.Number {
+			drained[i].Weight = 0
+		}
+	}
+	after := testPool(t, drained)
+	if again, err := after.Assign(sender, "", "", ""); err != nil || again.Number == n.Number {
+		t.Fatalf("new session for the same sender got %v %v, want the other number", again, err)
+	}
+	out, err := m.Ingest(matcher.Message{Provider: n.Provider, MessageID: "SM1", From: sender, To: n.Number, Text: "code " + sess.Code}, matcher.IngestOptions{})
+	if err != nil || out.Kind != matcher.Matched || out.SessionID != sess.ID {
+		t.Fatalf("message to the drained number: %+v %v", out, err)
+	}
+	after.Verified(n.Number) // what the gateway does next: the pool accepts it
 }
 
 func TestHealthBreaker(t *testing.T) {

@@ -330,8 +330,9 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 	const token = "bench-twilio-auth-token"
 	cfg := config.Default()
 	cfg.PublicURL, cfg.DataDir = base, dir
+	cfg.APIKeys = []config.APIKey{{Name: "bench", Key: "bench-api-key-0000000001"}}
 	cfg.Providers = []config.Provider{{Name: "twilio", Type: "twilio", AuthToken: config.Secret(token)}}
-	cfg.Numbers = []config.Number{{Number: "+14155550100", Provider: "twilio", Countries: []string{"*"}}}
+	cfg.Numbers = []config.Number{{Number: "+14155550100", Provider: "twilio", Countries: []string{"*"}, Weight: 1}}
 	cfg.Limits = config.Limits{}
 	if err := cfg.Validate(); err != nil {
 		return loadResult{}, err

@@ -21,6 +21,7 @@ import (
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
+	"github.com/mogate/mogate/matcher/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -29,7 +30,9 @@ var version = "dev"
 const usage = `mogate: reverse-OTP phone verification gateway
 
 Usage:
-  mogate serve [--config mogate.yaml]     run the gateway (dev mode without --config)
+  mogate serve --config mogate.yaml       run the gateway; the file is the one source of settings
+  mogate serve [--listen A] [--data-dir D]
+                                          dev mode: no file, a demo provider, numbers and API key
   mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
                                           play the user's phone: post a signed provider webhook
   mogate conformance config [--listen A] [--public-url U] [--data-dir D]
@@ -82,27 +85,46 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfgPath := fs.String("config", "", "configuration file (none: dev mode)")
-	listen := fs.String("listen", "", "override listen address")
-	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
+	listen := fs.String("listen", "", "dev mode listen address (with --config: set listen in the file)")
+	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory (with --config: set data_dir in the file)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	var cfg config.Config
 	var creds config.DevCredentials
 	var err error
-	if *cfgPath == "" {
-		cfg, creds, err = config.Dev(*dataDir, true)
-	} else {
-		cfg, err = config.Load(*cfgPath)
-	}
-	if err != nil {
-		return err
-	}
-	if *listen != "" {
-		if cfg.Dev || strings.HasSuffix(cfg.PublicURL, "://"+cfg.Listen) {
-			cfg.PublicURL = "http://" + *listen
+	dir := *dataDir
+	if *cfgPath != "" {
+		var conflicts []error
+		fs.Visit(func(f *flag.Flag) {
+			if key := map[string]string{"listen": "listen", "data-dir": "data_dir"}[f.Name]; key != "" {
+				conflicts = append(conflicts, fmt.Errorf("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
+			}
+		})
+		if len(conflicts) > 0 {
+			return errors.Join(conflicts...)
 		}
-		cfg.Listen = *listen
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			return err
+		}
+		dir = cfg.DataDir
+	}
+	// One process owns data_dir: lock it before anything there is read,
+	// created or recovered (dev credentials, snapshot, log).
+	if *cfgPath == "" || cfg.Store == "memory" {
+		unlock, err := wal.LockDir(dir)
+		if err != nil {
+			return err
+		}
+		defer func() { _ = unlock() }()
+	}
+	if *cfgPath == "" {
+		if cfg, creds, err = config.Dev(dir, true); err != nil {
+			return err
+		}
+		if *listen != "" {
+			cfg.Listen, cfg.PublicURL = *listen, "http://"+*listen
+		}
 	}
 	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
 	if cfg.Dev {

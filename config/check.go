@@ -1,0 +1,101 @@
+package config
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"strconv"
+	"strings"
+)
+
+// errAt formats a validation error: "config: line N: key: message", without
+// "line N: " when line is 0 (not from a file).
+func errAt(line int, key, format string, args ...any) error {
+	prefix := "config: "
+	if line > 0 {
+		prefix = fmt.Sprintf("config: line %d: ", line)
+	}
+	return fmt.Errorf("%s%s: %s", prefix, key, fmt.Sprintf(format, args...))
+}
+
+// lineOf returns the line of key in the file, or of its nearest enclosing
+// key ("numbers[0].weight" falls back to "numbers[0]"); 0 when none.
+func (c *Config) lineOf(key string) int {
+	for {
+		if l, ok := c.lines[key]; ok {
+			return l
+		}
+		i := strings.LastIndexAny(key, ".[")
+		if i < 0 {
+			return 0
+		}
+		key = key[:i]
+	}
+}
+
+// duplicateKeys reports API key entries that accept the same bearer token:
+// the same key, the same key_sha256, or a key whose SHA-256 is another
+// entry's key_sha256. The errors name entries, never the key.
+func (c *Config) duplicateKeys() []error {
+	var errs []error
+	type entry struct {
+		key  string
+		line int
+	}
+	first := map[[sha256.Size]byte]entry{}
+	for i, k := range c.APIKeys {
+		var sum [sha256.Size]byte
+		entryKey, field := fmt.Sprintf("api_keys[%d]", i), ""
+		switch {
+		case k.Key.IsSet() && k.KeySHA256 == "":
+			sum, field = sha256.Sum256([]byte(k.Key.Reveal())), ".key"
+		case !k.Key.IsSet() && isHex(k.KeySHA256, 64):
+			_, _ = hex.Decode(sum[:], []byte(strings.ToLower(k.KeySHA256)))
+			field = ".key_sha256"
+		default:
+			continue // reported by Validate
+		}
+		if prev, dup := first[sum]; dup {
+			where := prev.key
+			if prev.line > 0 {
+				where = fmt.Sprintf("%s (line %d)", prev.key, prev.line)
+			}
+			errs = append(errs, errAt(c.lineOf(entryKey+field), entryKey+field, "the same API key as %s", where))
+			continue
+		}
+		first[sum] = entry{entryKey, c.lineOf(entryKey)}
+	}
+	return errs
+}
+
+// validProxy reports whether s is an IP address or a CIDR, as gin's
+// SetTrustedProxies reads them.
+func validProxy(s string) bool {
+	if strings.Contains(s, "/") {
+		_, _, err := net.ParseCIDR(s)
+		return err == nil
+	}
+	return net.ParseIP(s) != nil
+}
+
+func isHostPort(s string) bool {
+	_, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return false
+	}
+	_, err = strconv.ParseUint(port, 10, 16)
+	return err == nil
+}
+
+// sameAddr reports whether two listen addresses would take the same port:
+// the same non-zero port on the same host or where either is a wildcard.
+func sameAddr(a, b string) bool {
+	ah, ap, err1 := net.SplitHostPort(a)
+	bh, bp, err2 := net.SplitHostPort(b)
+	if err1 != nil || err2 != nil || ap != bp || ap == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ah == bh || wild(ah) || wild(bh)
+}
