@@ -89,7 +89,7 @@ func qrPNG(c *gin.Context, sess matcher.Session) {
 func (s *Server) getQR(c *gin.Context) {
 	sess, err := s.m.Get(c.Param("id"))
 	if err != nil {
-		fail(c, errorf(http.StatusNotFound, "not_found", "no such verification"))
+		fail(c, withMessage(matcher.ErrNotFound, "no such verification"))
 		return
 	}
 	qrPNG(c, sess)
