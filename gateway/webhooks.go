@@ -82,6 +82,9 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
+		if !s.speaksFor(name, in) {
+			continue
+		}
 		if err := s.ingest(name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
 			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
@@ -128,6 +131,30 @@ func (s *Server) complete(provider string, in *adapters.Inbound) error {
 	// resolved with the receiving number's country.
 	in.From = pool.National(in.From, in.To)
 	return nil
+}
+
+// speaksFor reports whether a provider entry may act on a message: an entry
+// speaks only for its own pool numbers (DESIGN.md §5), so the weakest
+// credential cannot act for another carrier's numbers. Any other message
+// is acknowledged, counted and logged, and changes nothing.
+func (s *Server) speaksFor(provider string, in adapters.Inbound) bool {
+	n, ok := s.pool.Lookup(in.To)
+	outcome := ""
+	switch {
+	case !ok:
+		outcome = "unknown_number"
+	case n.Provider != provider:
+		outcome = "wrong_provider"
+	default:
+		return true
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	attrs := []any{"provider", provider, "outcome", outcome, "message_id", in.MessageID, "to", maskNumber(in.To)}
+	if ok {
+		attrs = append(attrs, "owner", n.Provider)
+	}
+	s.log.Warn("message ignored: not for a number of this provider entry", attrs...)
+	return false
 }
 
 // ingest matches a complete message durably.
