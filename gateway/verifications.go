@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -102,17 +101,12 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		}
 		req.TTL = time.Duration(*p.TTLSeconds) * time.Second
 	}
-	for name, u := range map[string]string{"callback_url": p.Callback, "redirect_url": p.Redirect} {
-		if u == "" {
-			continue
-		}
-		if parsed, err := url.Parse(u); err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
-			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_url", "%s must be an absolute http(s) URL", name)
-		}
+	if err := s.checkFields(p); err != nil {
+		return matcher.Session{}, false, err
 	}
 	req.Callback, req.Redirect = p.Callback, p.Redirect
 	if len(p.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(p.Metadata), []byte("null")) {
-		if len(p.Metadata) > 4096 || bytes.TrimSpace(p.Metadata)[0] != '{' {
+		if len(p.Metadata) > maxMetadataLen || bytes.TrimSpace(p.Metadata)[0] != '{' {
 			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_metadata", "metadata must be a JSON object of at most 4 KiB")
 		}
 		var compact bytes.Buffer
