@@ -69,6 +69,12 @@ func (s *Server) getEvents(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	release, err := s.holdStream(sess.Key, "")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer release()
 	s.stream(c, sess, statusView)
 }
 

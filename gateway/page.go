@@ -130,6 +130,14 @@ func (s *Server) pageEvents(c *gin.Context) {
 		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
 	}
+	// No API key here: the page counts against its own cap and its
+	// session's key.
+	release, err := s.holdStream(sess.Key, sess.ID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer release()
 	s.stream(c, sess, pageView)
 }
 

@@ -223,6 +223,12 @@ func (s *Server) getVerification(c *gin.Context) {
 			fail(c, err)
 			return
 		}
+		release, err := s.holdStream(sess.Key, "")
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		defer release()
 		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
 		stop := context.AfterFunc(s.stopping, cancel)
 		sess, err = s.m.Wait(ctx, sess.ID)
