@@ -56,11 +56,7 @@ func (s *Server) contiguityInitiate(c *gin.Context) {
 		Callback: b.SuccessURL, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
 	})
 	if err != nil {
-		var ae *apiError
-		if errors.As(err, &ae) && ae.Status == http.StatusUnprocessableEntity {
-			ae.Status = http.StatusBadRequest // Contiguity documents 400 for invalid input
-		}
-		fail(c, err)
+		fail(c, err) // rendered with Contiguity's statuses (renderErrors)
 		return
 	}
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
@@ -90,11 +86,10 @@ func (s *Server) contiguityCancel(c *gin.Context) {
 	}
 	sess, err = s.m.Cancel(sess.ID)
 	if errors.Is(err, matcher.ErrNotPending) {
-		fail(c, errorf(http.StatusBadRequest, "not_pending", "the OTP is already %s", sess.Status))
-		return
+		err = withMessage(err, "the OTP is already %s", sess.Status)
 	}
 	if err != nil {
-		fail(c, s.unavailable("cancel", err))
+		fail(c, s.storeErr("cancel", err))
 		return
 	}
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{"otp_id": sess.ID, "status": "cancelled"}))

@@ -76,9 +76,19 @@ func (b *syncBuffer) String() string { b.mu.Lock(); defer b.mu.Unlock(); return 
 
 func newHarness(t *testing.T, yaml string) *harness {
 	t.Helper()
+	return newHarnessWith(t, yaml, nil)
+}
+
+// newHarnessWith lets edit change the parsed configuration, as code that
+// builds one without the file's checks may.
+func newHarnessWith(t *testing.T, yaml string, edit func(*config.Config)) *harness {
+	t.Helper()
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
 	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock, InMemory: true})

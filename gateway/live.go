@@ -69,6 +69,12 @@ func (s *Server) getEvents(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	release, err := s.holdStream(sess.Key, "")
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer release()
 	s.stream(c, sess, statusView)
 }
 
@@ -89,7 +95,7 @@ func qrPNG(c *gin.Context, sess matcher.Session) {
 func (s *Server) getQR(c *gin.Context) {
 	sess, err := s.m.Get(c.Param("id"))
 	if err != nil {
-		fail(c, errorf(http.StatusNotFound, "not_found", "no such verification"))
+		fail(c, withMessage(matcher.ErrNotFound, "no such verification"))
 		return
 	}
 	qrPNG(c, sess)

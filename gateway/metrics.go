@@ -25,7 +25,7 @@ func newMetrics(pending func() float64) *metrics {
 			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result.",
 		}, []string{"provider", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate).",
+			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider and unknown_number change nothing).",
 		}, []string{"provider", "outcome"}),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_created_total", Help: "Verifications created, by API.",

@@ -83,7 +83,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
 func (s *Server) page(c *gin.Context) {
 	sess, err := s.m.ByPageToken(c.Param("token"))
 	if err != nil {
-		fail(c, errorf(http.StatusNotFound, "not_found", "no such page"))
+		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
 	}
 	lang := language(sess.Language)
@@ -127,16 +127,24 @@ func pageView(v matcher.Session) any {
 func (s *Server) pageEvents(c *gin.Context) {
 	sess, err := s.m.ByPageToken(c.Param("token"))
 	if err != nil {
-		fail(c, errorf(http.StatusNotFound, "not_found", "no such page"))
+		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
 	}
+	// No API key here: the page counts against its own cap and its
+	// session's key.
+	release, err := s.holdStream(sess.Key, sess.ID)
+	if err != nil {
+		fail(c, err)
+		return
+	}
+	defer release()
 	s.stream(c, sess, pageView)
 }
 
 func (s *Server) pageQR(c *gin.Context) {
 	sess, err := s.m.ByPageToken(c.Param("token"))
 	if err != nil {
-		fail(c, errorf(http.StatusNotFound, "not_found", "no such page"))
+		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
 	}
 	qrPNG(c, sess)

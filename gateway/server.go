@@ -56,6 +56,7 @@ type Server struct {
 
 	createLimit, numberLimit, unmatchedLimit *limiter
 	unmatchedKeys                            []string // API keys told of unmatched messages
+	streams                                  streamLimits
 
 	ready    atomic.Bool
 	stopping context.Context
@@ -94,6 +95,7 @@ func New(o Options) (*Server, error) {
 		createLimit:    newLimiter(cfg.Limits.CreatesPerKeyPerSecond, time.Second),
 		numberLimit:    newLimiter(float64(cfg.Limits.CreatesPerNumberPerHour), time.Hour),
 		unmatchedLimit: newLimiter(float64(cfg.Limits.UnmatchedPerSenderPerHour), time.Hour),
+		streams:        newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	mo := matcher.Options{

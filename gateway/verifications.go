@@ -9,7 +9,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -87,7 +86,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	if p.Number != "" {
 		n, err := pool.Normalize(p.Number)
 		if err != nil {
-			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_number", "number must be an E.164 phone number such as +14155550123")
+			return matcher.Session{}, false, err
 		}
 		req.Number = n
 	}
@@ -102,17 +101,12 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		}
 		req.TTL = time.Duration(*p.TTLSeconds) * time.Second
 	}
-	for name, u := range map[string]string{"callback_url": p.Callback, "redirect_url": p.Redirect} {
-		if u == "" {
-			continue
-		}
-		if parsed, err := url.Parse(u); err != nil || (parsed.Scheme != "https" && parsed.Scheme != "http") || parsed.Host == "" {
-			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_url", "%s must be an absolute http(s) URL", name)
-		}
+	if err := s.checkFields(p); err != nil {
+		return matcher.Session{}, false, err
 	}
 	req.Callback, req.Redirect = p.Callback, p.Redirect
 	if len(p.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(p.Metadata), []byte("null")) {
-		if len(p.Metadata) > 4096 || bytes.TrimSpace(p.Metadata)[0] != '{' {
+		if len(p.Metadata) > maxMetadataLen || bytes.TrimSpace(p.Metadata)[0] != '{' {
 			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_metadata", "metadata must be a JSON object of at most 4 KiB")
 		}
 		var compact bytes.Buffer
@@ -128,7 +122,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		// A retry of a created session is answered before any limit.
 		if existing, ok := s.m.LookupIdempotent(key.Name, p.IdemKey); ok {
 			if existing.ReqHash != req.ReqHash {
-				return matcher.Session{}, false, errorf(http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
+				return matcher.Session{}, false, matcher.ErrIdempotencyReused
 			}
 			return existing, true, nil
 		}
@@ -145,47 +139,22 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	pinned := ""
 	if p.To != "" {
 		if pinned, err = pool.Normalize(p.To); err != nil {
-			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "to_not_in_pool", "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
+			return matcher.Session{}, false, withMessage(pool.ErrNotInPool, "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
 		}
 	}
 	n, err := s.pool.Assign(req.Number, pinned, req.Country, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
-	switch {
-	case errors.Is(err, pool.ErrNotInPool):
-		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "to_not_in_pool", "to is not one of this deployment's numbers (see GET /v1/numbers)")
-	case errors.Is(err, pool.ErrNoNumber):
-		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "no_number", "no pool number serves that country")
-	case errors.Is(err, pool.ErrBadNumber):
-		return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_number", "number must be an E.164 phone number such as +14155550123")
-	case err != nil:
+	if err != nil {
 		return matcher.Session{}, false, err
 	}
 	req.To = n.Number
 	sess, replayed, err := s.m.Create(req)
-	switch {
-	case errors.Is(err, matcher.ErrInvalidCode):
-		return sess, false, errorf(http.StatusUnprocessableEntity, "invalid_code", "code must be letters, digits and separators (space, - or .), at most 16 characters")
-	case errors.Is(err, matcher.ErrCodeNotAllowed):
-		return sess, false, errorf(http.StatusUnprocessableEntity, "code_not_allowed", "without number (capture mode) mogate generates the code; omit code")
-	case errors.Is(err, matcher.ErrCodeInUse):
-		return sess, false, errorf(http.StatusConflict, "code_in_use", "that code is already pending on %s; choose another or omit code", n.Number)
-	case errors.Is(err, matcher.ErrIdempotencyReused):
-		return sess, false, errorf(http.StatusConflict, "idempotency_key_reused", "this Idempotency-Key was used with a different request")
-	case err != nil:
-		return sess, false, s.unavailable("create", err)
+	if err != nil {
+		return sess, false, s.storeErr("create", err)
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
 	}
 	return sess, replayed, nil
-}
-
-// unavailable logs a storage failure and answers 503: nothing was
-// acknowledged, and the caller should retry.
-func (s *Server) unavailable(op string, err error) error {
-	s.log.Error("storage failure", "op", op, "err", err)
-	e := errorf(http.StatusServiceUnavailable, "unavailable", "could not store the change; retry")
-	e.RetryAfter = 5
-	return e
 }
 
 type createBody struct {
@@ -234,7 +203,7 @@ func (s *Server) postVerification(c *gin.Context) {
 func (s *Server) ownSession(c *gin.Context, id string) (matcher.Session, error) {
 	sess, err := s.m.Get(id)
 	if err != nil || sess.Key != apiKey(c).Name {
-		return matcher.Session{}, errorf(http.StatusNotFound, "not_found", "no verification %q", id)
+		return matcher.Session{}, withMessage(matcher.ErrNotFound, "no verification %q", id)
 	}
 	return sess, nil
 }
@@ -251,13 +220,19 @@ func (s *Server) getVerification(c *gin.Context) {
 			fail(c, err)
 			return
 		}
+		release, err := s.holdStream(sess.Key, "")
+		if err != nil {
+			fail(c, err)
+			return
+		}
+		defer release()
 		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
 		stop := context.AfterFunc(s.stopping, cancel)
 		sess, err = s.m.Wait(ctx, sess.ID)
 		stop()
 		cancel()
 		if err != nil {
-			fail(c, errorf(http.StatusNotFound, "not_found", "no verification %q", c.Param("id")))
+			fail(c, withMessage(matcher.ErrNotFound, "no verification %q", c.Param("id")))
 			return
 		}
 	}
@@ -287,11 +262,10 @@ func (s *Server) cancelVerification(c *gin.Context) {
 	}
 	sess, err = s.m.Cancel(sess.ID)
 	if errors.Is(err, matcher.ErrNotPending) {
-		fail(c, errorf(http.StatusConflict, "not_pending", "the verification is already %s", sess.Status))
-		return
+		err = withMessage(err, "the verification is already %s", sess.Status)
 	}
 	if err != nil {
-		fail(c, s.unavailable("cancel", err))
+		fail(c, s.storeErr("cancel", err))
 		return
 	}
 	c.JSON(http.StatusOK, s.detail(sess))

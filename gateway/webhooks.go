@@ -48,10 +48,8 @@ func (s *Server) webhook(c *gin.Context) {
 			if ch, ok := ad.(adapters.Challenger); ok {
 				c.Header("WWW-Authenticate", ch.Challenge())
 			}
-			fail(c, errorf(http.StatusUnauthorized, "missing_signature", "the request is not signed"))
-		} else {
-			fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
 		}
+		fail(c, ofKind(err, adapters.ErrUnauthenticated))
 		return
 	}
 	if nc, ok := ad.(adapters.Noncer); ok {
@@ -60,13 +58,13 @@ func (s *Server) webhook(c *gin.Context) {
 			// that does not cover the body is good for one request only.
 			fresh, err := s.m.SpendNonce(name, nonce)
 			if err != nil {
-				fail(c, s.unavailable("nonce "+name, err))
+				fail(c, s.storeErr("nonce "+name, err))
 				return
 			}
 			if !fresh && !bodySigned {
 				result = "unauthenticated"
 				s.log.Warn("webhook refused", "provider", name, "reason", "nonce already used by an accepted request, and the signature does not cover the body")
-				fail(c, errorf(http.StatusForbidden, "invalid_signature", "the signature does not verify"))
+				fail(c, adapters.ErrUnauthenticated)
 				return
 			}
 		}
@@ -87,13 +85,26 @@ func (s *Server) webhook(c *gin.Context) {
 	if err != nil {
 		result = "malformed"
 		s.log.Warn("webhook malformed", "provider", name, "reason", err.Error())
-		fail(c, errorf(http.StatusBadRequest, "malformed_payload", "the payload is not a valid %s message", name))
+		fail(c, withMessage(ofKind(err, adapters.ErrMalformed), "the payload is not a valid %s message", name))
 		return
 	}
+	// Every message is checked before any is stored: a malformed one
+	// refuses the request (400) and nothing of it is kept.
+	for i := range ins {
+		if err := s.complete(name, &ins[i]); err != nil {
+			result = "malformed"
+			s.log.Warn("webhook malformed", "provider", name, "message_id", ins[i].MessageID, "reason", err.Error())
+			fail(c, err)
+			return
+		}
+	}
 	for _, in := range ins {
+		if !s.speaksFor(name, in) {
+			continue
+		}
 		if err := s.ingest(name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
-			fail(c, s.unavailable("ingest "+name+" "+in.MessageID, err))
+			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
 			return
 		}
 	}
@@ -106,19 +117,65 @@ func (s *Server) webhook(c *gin.Context) {
 	c.Status(http.StatusOK)
 }
 
-func (s *Server) ingest(provider string, in adapters.Inbound) error {
+// ofKind returns err when it is of kind, else err wrapped as kind: an
+// adapter error the contract did not foresee is still answered as its kind.
+func ofKind(err, kind error) error {
+	if errors.Is(err, kind) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", kind, err)
+}
+
+// complete fills in the receiving number of a payload without one (the
+// entry's only pool number) and resolves a national sender with the
+// receiving number's country. A message still without sender, receiving
+// number or id is errMalformedMessage.
+func (s *Server) complete(provider string, in *adapters.Inbound) error {
 	if in.To == "" {
-		// Payloads without the receiving number: the provider's only pool number.
 		if ns := s.pool.ByProvider(provider); len(ns) == 1 {
 			in.To = ns[0].Number
 		}
 	}
-	if in.From == "" || in.To == "" || in.MessageID == "" {
-		return errors.New("message without sender, receiver or id")
+	switch {
+	case in.From == "":
+		return withMessage(errMalformedMessage, "the message has no sender")
+	case in.To == "":
+		return withMessage(errMalformedMessage, "the message has no receiving number, and provider entry %q has more than one", provider)
+	case in.MessageID == "":
+		return withMessage(errMalformedMessage, "the message has no id")
 	}
 	// A national sender (an Android phone shows what the handset shows) is
 	// resolved with the receiving number's country.
 	in.From = pool.National(in.From, in.To)
+	return nil
+}
+
+// speaksFor reports whether a provider entry may act on a message: an entry
+// speaks only for its own pool numbers (DESIGN.md §5), so the weakest
+// credential cannot act for another carrier's numbers. Any other message
+// is acknowledged, counted and logged, and changes nothing.
+func (s *Server) speaksFor(provider string, in adapters.Inbound) bool {
+	n, ok := s.pool.Lookup(in.To)
+	outcome := ""
+	switch {
+	case !ok:
+		outcome = "unknown_number"
+	case n.Provider != provider:
+		outcome = "wrong_provider"
+	default:
+		return true
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	attrs := []any{"provider", provider, "outcome", outcome, "message_id", in.MessageID, "to", maskNumber(in.To)}
+	if ok {
+		attrs = append(attrs, "owner", n.Provider)
+	}
+	s.log.Warn("message ignored: not for a number of this provider entry", attrs...)
+	return false
+}
+
+// ingest matches a complete message durably.
+func (s *Server) ingest(provider string, in adapters.Inbound) error {
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
