@@ -25,8 +25,7 @@ var errNoEvent = errors.New("gateway: nothing to deliver")
 
 // EventID is the deterministic id of a session's final-status event.
 func EventID(sessionID string, status matcher.Status) string {
-	sum := sha256.Sum256([]byte(sessionID + "|" + status.String()))
-	return "evt_" + hex.EncodeToString(sum[:12])
+	return matcher.EventID(sessionID, status)
 }
 
 func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {

@@ -167,6 +167,9 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	if err := c.Wait(); err != nil {
 		return Outcome{}, err
 	}
+	if l := m.outbox.Load(); l != nil {
+		l.unmatched(events)
+	}
 	if m.opt.OnUnmatched != nil {
 		for _, e := range events {
 			m.opt.OnUnmatched(e)
@@ -261,7 +264,7 @@ func (m *Matcher) commit(sh *shard, s *session, r, processed Record, out Outcome
 	m.applyTo(sh, s, r)
 	c := m.journal(r, processed)
 	var snap Session
-	notify := m.opt.OnChange != nil && s.status.Final()
+	notify := (m.opt.OnChange != nil || m.outbox.Load() != nil) && s.status.Final()
 	if notify {
 		snap = s.view()
 	}

@@ -21,6 +21,7 @@ import (
 	"math/big"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -65,6 +66,10 @@ type Options struct {
 	OnChange func(Session)
 	// OnUnmatched, when set, is called with each durable message.unmatched event.
 	OnUnmatched func(UnmatchedEvent)
+	// EventMaxAge bounds, for Matcher.Store, the age of the final-status
+	// events found undelivered when the store is made (after a restart):
+	// older ones are no longer claimed. 24h when 0.
+	EventMaxAge time.Duration
 }
 
 // Matcher is the session store. Its methods are safe for concurrent use.
@@ -77,9 +82,11 @@ type Matcher struct {
 	unmatched unmatchedEvents
 	pending   pendingCounts
 	guesses   guessBudget
-	durable   *durable       // nil for an in-memory matcher
-	wal       *walJournal    // the journal when it is the WAL: called directly
-	tap       func([]Record) // tests: sees every record journaled
+	durable   *durable              // nil for an in-memory matcher
+	wal       *walJournal           // the journal when it is the WAL: called directly
+	tap       func([]Record)        // tests: sees every record journaled
+	outbox    atomic.Pointer[local] // set by Store: told of every new event
+	storeOnce sync.Once
 }
 
 // journal appends records. The WAL journal is called directly (no interface
@@ -545,6 +552,9 @@ func (m *Matcher) notify(ss []Session) {
 }
 
 func (m *Matcher) notifyOne(s Session) {
+	if l := m.outbox.Load(); l != nil && s.Status.Final() {
+		l.finished(s)
+	}
 	if m.opt.OnChange != nil {
 		m.opt.OnChange(s)
 	}

@@ -129,6 +129,13 @@ type UnmatchedEvent struct {
 	At      time.Time
 }
 
+// EventID is the deterministic id of a session's final-status event: every
+// store derives it the same way, so a redelivery carries the same id.
+func EventID(sessionID string, status Status) string {
+	sum := sha256.Sum256([]byte(sessionID + "|" + status.String()))
+	return "evt_" + hex.EncodeToString(sum[:12])
+}
+
 // UnmatchedEventID is the deterministic id of the message.unmatched event of
 // a provider message for an API key.
 func UnmatchedEventID(provider, messageID, key string) string {
