@@ -219,6 +219,19 @@ func (l *local) AckEvent(ctx context.Context, ev Event, dead bool) error {
 	return nil
 }
 
+// DeferEvent moves the event's lease to until and keeps its attempt count.
+func (l *local) DeferEvent(ctx context.Context, ev Event, until time.Time) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	if e := l.due[ev.ID]; e != nil {
+		e.until, e.ev.Attempts = until, ev.Attempts
+	}
+	l.mu.Unlock()
+	return nil
+}
+
 func (l *local) Events() <-chan struct{} { return l.wake }
 
 func (l *local) Err(context.Context) error {

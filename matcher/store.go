@@ -54,6 +54,11 @@ type Store interface {
 	// AckEvent records that an event was delivered (or, with dead, given up
 	// on): it is never claimed again.
 	AckEvent(ctx context.Context, ev Event, dead bool) error
+	// DeferEvent sets the lease of an event the caller claimed to end at
+	// until and records ev.Attempts: a failed delivery is handed back to be
+	// claimed again (by any replica) at its next try, and a holder renews
+	// the lease of an event it still queues. An acked event stays acked.
+	DeferEvent(ctx context.Context, ev Event, until time.Time) error
 	// Events signals, without blocking the store, that new events may be
 	// claimable: one made by this process, or announced by another.
 	Events() <-chan struct{}
@@ -80,6 +85,7 @@ type Event struct {
 	Session   *Session        // verification events: the session at its final status
 	Unmatched *UnmatchedEvent // message.unmatched
 	At        time.Time       // when it came to be: its age decides when it is dead
+	Attempts  int             // failed deliveries so far (kept by DeferEvent)
 }
 
 // Type is the event's type as apps see it.

@@ -293,6 +293,36 @@ func eventLeases(e *env) {
 	if got := e.get(s.ID); got.Notified != matcher.Dead {
 		e.t.Fatalf("session after a dead ack: %+v", got)
 	}
+	// A failed delivery is handed back for later, its attempts kept; a
+	// holder renews a lease the same way.
+	s2 := e.create("k", Mallet, "654321")
+	e.ingest(sms(Mallet, "654321"))
+	evs := claim()
+	if len(evs) != 1 || evs[0].Session.ID != s2.ID || evs[0].Attempts != 0 {
+		e.t.Fatalf("claim = %+v", evs)
+	}
+	evs[0].Attempts = 3
+	if err := e.s.DeferEvent(e.ctx, evs[0], e.c.Now().Add(5*time.Minute)); err != nil {
+		e.t.Fatal(err)
+	}
+	e.c.Add(4 * time.Minute) // past the 30 s lease, before the deferral
+	if got := claim(); len(got) != 0 {
+		e.t.Fatalf("a deferred event came back early: %+v", got)
+	}
+	e.c.Add(2 * time.Minute)
+	got := claim()
+	if len(got) != 1 || got[0].ID != evs[0].ID || got[0].Attempts != 3 {
+		e.t.Fatalf("after the deferral: %+v", got)
+	}
+	if err := e.s.AckEvent(e.ctx, got[0], false); err != nil {
+		e.t.Fatal(err)
+	}
+	if err := e.s.DeferEvent(e.ctx, got[0], e.c.Now()); err != nil {
+		e.t.Fatal(err)
+	}
+	if evs := claim(); len(evs) != 0 {
+		e.t.Fatalf("deferring an acked event revived it: %+v", evs)
+	}
 	// A limit is honoured.
 	for i := range 5 {
 		from := fmt.Sprintf("+1415999%04d", i)
