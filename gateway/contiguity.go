@@ -84,7 +84,7 @@ func (s *Server) contiguityCancel(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	sess, err = s.m.Cancel(sess.ID)
+	sess, err = s.store.Cancel(c.Request.Context(), sess.ID)
 	if errors.Is(err, matcher.ErrNotPending) {
 		err = withMessage(err, "the OTP is already %s", sess.Status)
 	}

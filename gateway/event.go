@@ -29,7 +29,10 @@ func EventID(sessionID string, status matcher.Status) string {
 }
 
 func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
-	s := d.session
+	var s matcher.Session
+	if d.ev.Session != nil {
+		s = *d.ev.Session
+	}
 	keyName := d.apiKey()
 	k := o.keys[keyName]
 	if k == nil || !k.WebhookSecret.IsSet() {
@@ -42,8 +45,8 @@ func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 	var err error
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"mogate"}}
 	switch {
-	case d.unmatched != nil:
-		u := d.unmatched
+	case d.ev.Unmatched != nil:
+		u := d.ev.Unmatched
 		id = u.ID
 		body, err = json.Marshal(map[string]any{
 			"type": "message.unmatched", "timestamp": now.UTC().Format(time.RFC3339),

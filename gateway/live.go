@@ -38,7 +38,7 @@ func (s *Server) stream(c *gin.Context, sess matcher.Session, data func(matcher.
 	for !sess.Status.Final() {
 		ctx, cancel := context.WithTimeout(c.Request.Context(), heartbeat)
 		stop := context.AfterFunc(s.stopping, cancel)
-		next, err := s.m.Wait(ctx, sess.ID)
+		next, err := s.store.Wait(ctx, sess.ID)
 		stop()
 		cancel()
 		if err != nil || c.Request.Context().Err() != nil || s.stopping.Err() != nil {
@@ -93,7 +93,7 @@ func qrPNG(c *gin.Context, sess matcher.Session) {
 // getQR serves /v1/verifications/{id}/qr.png without an API key, so an app
 // can put it in an <img>: the id is as unguessable as a page token.
 func (s *Server) getQR(c *gin.Context) {
-	sess, err := s.m.Get(c.Param("id"))
+	sess, err := s.store.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
 		fail(c, withMessage(matcher.ErrNotFound, "no such verification"))
 		return

@@ -22,12 +22,13 @@ import (
 )
 
 // The outbox tells apps about final statuses (verification.verified,
-// .expired, .failed, .cancelled). Events are not stored separately: each is
-// derived from a session's durable final status, and the session's
-// Notified state — changed only by journaled records — says whether it was
-// delivered. After a restart every finished, undelivered session of the last
-// MaxAge is due again, so a crash neither loses nor invents an event; the
-// event id is derived from the session, so a receiver can drop repeats.
+// .expired, .failed, .cancelled) and unmatched messages. The store records
+// each event in the same atomic step as the change that causes it; the
+// outbox claims events from the store under a lease (any replica may),
+// delivers them and acks them, or hands a failed one back for its next try
+// (DeferEvent), so a crash neither loses nor invents an event, and a
+// replica killed mid-delivery only delays it. Event ids are deterministic,
+// so a receiver can drop repeats.
 
 // OutboxOptions tune delivery. Events are queued per destination, an
 // (API key, destination host) pair, and each destination has its own
@@ -41,6 +42,12 @@ type OutboxOptions struct {
 	MaxDelay       time.Duration // retries back off up to this; 1h when 0
 	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
 	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
+}
+
+// maxAge is MaxAge or its default.
+func (o OutboxOptions) maxAge() time.Duration {
+	o.defaults()
+	return o.MaxAge
 }
 
 func (o *OutboxOptions) defaults() {
@@ -66,7 +73,7 @@ func (o *OutboxOptions) defaults() {
 
 type outbox struct {
 	opt          OutboxOptions
-	m            *matcher.Matcher
+	store        matcher.Store
 	keys         map[string]*config.APIKey
 	client       *http.Client
 	allowPrivate bool
@@ -77,7 +84,7 @@ type outbox struct {
 	delivered, attempts, dead prometheus.Counter
 
 	mu       sync.Mutex
-	queued   map[string]bool // events queued or in flight, by id
+	queued   map[string]*delivery // events held: queued or in flight, by id
 	dests    map[destKey]*destination
 	inflight int
 	perKey   map[string]int // attempts in flight per API key
@@ -101,44 +108,35 @@ type destination struct {
 // probe may pass.
 const breakerOpen = 30 * time.Second
 
-// delivery is one event on its way: a session's final status, or an
-// unmatched message for one API key.
+// eventLease is how long a claimed event is held before another replica
+// may claim it; the outbox renews it while the event waits in its queue.
+const eventLease = 30 * time.Second
+
+// claimEvery is how often the outbox looks for claimable events without a
+// wakeup: retries falling due, and events of a replica that died.
+const claimEvery = time.Second
+
+// delivery is one claimed event on its way.
 type delivery struct {
-	session   matcher.Session
-	unmatched *matcher.UnmatchedEvent
-	attempt   int
-	next      time.Time
+	ev         matcher.Event
+	next       time.Time
+	leaseUntil time.Time
 }
 
-func (d *delivery) key() string {
-	if d.unmatched != nil {
-		return d.unmatched.ID
-	}
-	return d.session.ID
-}
+func (d *delivery) key() string { return d.ev.ID }
 
 // apiKey is the name of the API key the event belongs to.
-func (d *delivery) apiKey() string {
-	if d.unmatched != nil {
-		return d.unmatched.Key
-	}
-	return d.session.Key
-}
+func (d *delivery) apiKey() string { return d.ev.Key }
 
 // since is when the event came to be: its age decides when it is dead.
-func (d *delivery) since() time.Time {
-	if d.unmatched != nil {
-		return d.unmatched.At
-	}
-	return d.session.FinishedAt
-}
+func (d *delivery) since() time.Time { return d.ev.At }
 
-func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
+func newOutbox(opt OutboxOptions, store matcher.Store, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
 	opt.defaults()
 	o := &outbox{
-		opt: opt, m: m, keys: map[string]*config.APIKey{}, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
+		opt: opt, store: store, keys: map[string]*config.APIKey{}, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
 		log: log, now: now, base: data,
-		queued: map[string]bool{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
+		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
@@ -150,28 +148,54 @@ func newOutbox(opt OutboxOptions, m *matcher.Matcher, keys []config.APIKey, allo
 	return o
 }
 
-// enqueue schedules the event of a session that reached a final status.
-func (o *outbox) enqueue(s matcher.Session) {
-	if !s.Status.Final() || s.Notified != matcher.NotNotified || o.destination(&delivery{session: s}) == "" {
+// claim takes the claimable events from the store into the destinations'
+// queues; an event with nowhere to go is acked at once.
+func (o *outbox) claim(ctx context.Context) {
+	evs, err := o.store.ClaimEvents(ctx, eventLease, 256)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("could not claim events; will retry", "err", err)
+		}
 		return
 	}
-	o.push(&delivery{session: s, next: o.now()})
+	now := o.now()
+	for _, ev := range evs {
+		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
+		if o.destination(d) == "" {
+			o.ack(ctx, d, false)
+			continue
+		}
+		o.mu.Lock()
+		if o.queued[d.key()] == nil {
+			o.queued[d.key()] = d
+			dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
+			heap.Push(&dst.queue, d)
+		}
+		o.mu.Unlock()
+	}
+	if len(evs) > 0 {
+		o.kick()
+	}
 }
 
-// enqueueUnmatched schedules a message.unmatched event.
-func (o *outbox) enqueueUnmatched(e matcher.UnmatchedEvent) {
-	o.push(&delivery{unmatched: &e, next: o.now()})
-}
-
-func (o *outbox) push(d *delivery) {
+// renew extends the leases of events still waiting in a queue (behind a
+// busy or broken destination), so no other replica claims them meanwhile.
+func (o *outbox) renew(ctx context.Context) {
+	now := o.now()
+	var due []matcher.Event
 	o.mu.Lock()
-	if !o.queued[d.key()] {
-		o.queued[d.key()] = true
-		dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
-		heap.Push(&dst.queue, d)
+	for _, d := range o.queued {
+		if d.leaseUntil.Sub(now) < eventLease/2 {
+			d.leaseUntil = now.Add(eventLease)
+			due = append(due, d.ev)
+		}
 	}
 	o.mu.Unlock()
-	o.kick()
+	for _, ev := range due {
+		if err := o.store.DeferEvent(ctx, ev, now.Add(eventLease)); err != nil && ctx.Err() == nil {
+			o.log.Warn("could not renew an event lease", "event", ev.ID, "err", err)
+		}
+	}
 }
 
 // dest returns the destination named id, creating it; o.mu must be held.
@@ -199,8 +223,8 @@ func (o *outbox) kick() {
 
 // destination is the session's callback_url, else its API key's webhook_url.
 func (o *outbox) destination(d *delivery) string {
-	if d.unmatched == nil && d.session.Callback != "" {
-		return d.session.Callback
+	if s := d.ev.Session; s != nil && s.Callback != "" {
+		return s.Callback
 	}
 	if k := o.keys[d.apiKey()]; k != nil {
 		return k.WebhookURL
@@ -208,31 +232,32 @@ func (o *outbox) destination(d *delivery) string {
 	return ""
 }
 
-// markDone records the outcome of a delivery.
-func (o *outbox) markDone(d *delivery, dead bool) error {
-	if d.unmatched != nil {
-		return o.m.MarkUnmatchedDone(d.unmatched.ID, dead)
+// ack records, durably, that an event was delivered or is dead.
+func (o *outbox) ack(ctx context.Context, d *delivery, dead bool) {
+	if err := o.store.AckEvent(ctx, d.ev, dead); err != nil {
+		o.log.Error("event outcome not recorded; it will be sent again", "event", d.key(), "dead", dead, "err", err)
 	}
-	return o.m.MarkNotified(d.session.ID, dead)
 }
 
-// run delivers until ctx ends; it first queues what a restart left
-// undelivered. It returns once the attempts in flight have ended.
+// run claims and delivers events until ctx ends. It returns once the
+// attempts in flight have ended.
 func (o *outbox) run(ctx context.Context) {
-	for _, s := range o.m.Unnotified(o.now().Add(-o.opt.MaxAge)) {
-		o.enqueue(s)
-	}
-	for _, e := range o.m.PendingUnmatched() {
-		o.enqueueUnmatched(e)
-	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	tick := time.NewTicker(claimEvery)
+	defer tick.Stop()
+	o.claim(ctx)
 	for {
 		t := time.NewTimer(o.dispatch(ctx, &wg))
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
+		case <-o.store.Events():
+			o.claim(ctx)
+		case <-tick.C:
+			o.claim(ctx)
+			o.renew(ctx)
 		case <-o.wake:
 		case <-t.C:
 		}
@@ -315,31 +340,34 @@ func (o *outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	err := o.send(ctx, d, dest, dst.cb)
 	switch {
 	case err == nil:
-		if err := o.markDone(d, false); err != nil {
-			o.log.Error("event delivered but not recorded; it will be sent again", "event", d.key(), "err", err)
-		}
+		o.ack(ctx, d, false)
 		o.delivered.Inc()
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):
+		o.ack(ctx, d, false) // nothing to send for it, ever
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errRefusedDestination) || o.now().Sub(d.since()) >= o.opt.MaxAge:
 		o.dead.Inc()
-		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.attempt+1, "err", err)
-		if err := o.markDone(d, true); err != nil {
-			o.log.Error("could not record a dead event", "event", d.key(), "err", err)
-		}
+		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.ev.Attempts+1, "err", err)
+		o.ack(ctx, d, true)
 		o.finish(d, dst, false)
 		return
+	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
+		// Turned away by the breaker: keep it queued; due waits for the probe.
+		d.next = o.now().Add(o.backoff(0))
+		o.finish(d, dst, true)
+		return
 	}
-	if !errors.Is(err, gobreaker.ErrOpenState) && !errors.Is(err, gobreaker.ErrTooManyRequests) {
-		d.attempt++
-		o.attempts.Inc()
-		o.log.Warn("event delivery failed; will retry", "event", d.key(), "destination_host", hostOf(dest), "attempt", d.attempt, "err", err)
+	d.ev.Attempts++
+	o.attempts.Inc()
+	o.log.Warn("event delivery failed; will retry", "event", d.key(), "destination_host", hostOf(dest), "attempt", d.ev.Attempts, "err", err)
+	// Handed back to the store for its next try, which any replica may make.
+	if err := o.store.DeferEvent(ctx, d.ev, o.now().Add(o.backoff(d.ev.Attempts))); err != nil {
+		o.log.Warn("could not hand a failed event back; it is claimable when its lease ends", "event", d.key(), "err", err)
 	}
-	d.next = o.now().Add(o.backoff(d.attempt))
-	o.finish(d, dst, true)
+	o.finish(d, dst, false)
 }
 
 // finish ends an attempt: it queues d again when requeue, else forgets it,
@@ -357,7 +385,9 @@ func (o *outbox) finish(d *delivery, dst *destination, requeue bool) {
 	} else {
 		delete(o.queued, d.key())
 	}
-	if dst.inflight == 0 && len(dst.queue) == 0 {
+	// A destination is forgotten once idle with a healthy breaker: one that
+	// has been failing keeps its breaker for the events that come back.
+	if dst.inflight == 0 && len(dst.queue) == 0 && dst.cb.State() == gobreaker.StateClosed && dst.cb.Counts().ConsecutiveFailures == 0 {
 		delete(o.dests, dst.id)
 	}
 	if o.perKey[dst.id.key] == 0 {

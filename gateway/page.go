@@ -81,7 +81,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
 
 // page serves the hosted verification page GET /v/{page_token}.
 func (s *Server) page(c *gin.Context) {
-	sess, err := s.m.ByPageToken(c.Param("token"))
+	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
 		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
@@ -125,7 +125,7 @@ func pageView(v matcher.Session) any {
 }
 
 func (s *Server) pageEvents(c *gin.Context) {
-	sess, err := s.m.ByPageToken(c.Param("token"))
+	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
 		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return
@@ -142,7 +142,7 @@ func (s *Server) pageEvents(c *gin.Context) {
 }
 
 func (s *Server) pageQR(c *gin.Context) {
-	sess, err := s.m.ByPageToken(c.Param("token"))
+	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
 		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
 		return

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"sync/atomic"
@@ -45,7 +46,8 @@ type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	base     string
-	m        *matcher.Matcher
+	store    matcher.Store    // where sessions live
+	m        *matcher.Matcher // the store of store: memory (nil otherwise)
 	pool     *pool.Pool
 	adapters map[string]adapters.Adapter
 	keys     keyring
@@ -101,12 +103,7 @@ func New(o Options) (*Server, error) {
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
-		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour,
-		OnUnmatched: func(e matcher.UnmatchedEvent) {
-			if s.outbox != nil {
-				s.outbox.enqueueUnmatched(e)
-			}
-		},
+		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.maxAge(),
 	}
 	for _, k := range cfg.APIKeys {
 		if k.UnmatchedEvents && k.WebhookURL != "" && k.WebhookSecret.IsSet() {
@@ -123,8 +120,9 @@ func New(o Options) (*Server, error) {
 		}
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	s.metrics = newMetrics(func() float64 { return float64(s.m.Pending()) })
-	s.outbox = newOutbox(o.Outbox, s.m, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
+	s.store = s.m.Store()
+	s.metrics = newMetrics(s.pendingTotal)
+	s.outbox = newOutbox(o.Outbox, s.store, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
 	s.engine = s.routes()
 	return s, nil
@@ -133,15 +131,28 @@ func New(o Options) (*Server, error) {
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
 func (s *Server) RunOutbox(ctx context.Context) { s.outbox.run(ctx) }
 
+// pendingTotal is the pending-sessions gauge: O(numbers), never a walk
+// over sessions.
+func (s *Server) pendingTotal() float64 {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	byNumber, err := s.store.PendingByNumber(ctx)
+	if err != nil {
+		return math.NaN()
+	}
+	n := 0
+	for _, c := range byNumber {
+		n += c
+	}
+	return float64(n)
+}
+
 // onChange follows sessions to their final status for metrics and pool health.
 func (s *Server) onChange(sess matcher.Session) {
 	if !sess.Status.Final() {
 		return
 	}
 	s.metrics.finished.WithLabelValues(sess.Status.String()).Inc()
-	if s.outbox != nil {
-		s.outbox.enqueue(sess)
-	}
 	if sess.Status == matcher.Expired {
 		s.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
 	}
@@ -168,7 +179,7 @@ func (s *Server) routes() *gin.Engine {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
 			return
 		}
-		if err := s.m.Err(); err != nil {
+		if err := s.store.Err(c.Request.Context()); err != nil {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "storage failed; restart to recover"})
 			return
 		}
@@ -218,7 +229,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
-	go s.m.Run(sweepCtx, 250*time.Millisecond)
+	go s.store.Run(sweepCtx)
 	outboxDone := make(chan struct{})
 	go func() { s.outbox.run(sweepCtx); close(outboxDone) }()
 	errc := make(chan error, 1)
@@ -246,4 +257,4 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 
 // Close takes a final snapshot and closes the log; Serve calls it on the way
 // out.
-func (s *Server) Close() error { return s.m.Close() }
+func (s *Server) Close() error { return s.store.Close() }

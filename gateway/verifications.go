@@ -120,7 +120,11 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		sum := sha256.Sum256(append([]byte(p.API+"\x00"), p.RawBody...))
 		req.ReqHash = hex.EncodeToString(sum[:])
 		// A retry of a created session is answered before any limit.
-		if existing, ok := s.m.LookupIdempotent(key.Name, p.IdemKey); ok {
+		existing, ok, err := s.store.LookupIdempotent(c.Request.Context(), key.Name, p.IdemKey)
+		if err != nil {
+			return matcher.Session{}, false, s.storeErr("idempotency lookup", err)
+		}
+		if ok {
 			if existing.ReqHash != req.ReqHash {
 				return matcher.Session{}, false, matcher.ErrIdempotencyReused
 			}
@@ -147,7 +151,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		return matcher.Session{}, false, err
 	}
 	req.To = n.Number
-	sess, replayed, err := s.m.Create(req)
+	sess, replayed, err := s.store.Create(c.Request.Context(), req)
 	if err != nil {
 		return sess, false, s.storeErr("create", err)
 	}
@@ -201,7 +205,7 @@ func (s *Server) postVerification(c *gin.Context) {
 // ownSession returns the caller's session id or a 404: another key's
 // session is indistinguishable from a missing one.
 func (s *Server) ownSession(c *gin.Context, id string) (matcher.Session, error) {
-	sess, err := s.m.Get(id)
+	sess, err := s.store.Get(c.Request.Context(), id)
 	if err != nil || sess.Key != apiKey(c).Name {
 		return matcher.Session{}, withMessage(matcher.ErrNotFound, "no verification %q", id)
 	}
@@ -228,7 +232,7 @@ func (s *Server) getVerification(c *gin.Context) {
 		defer release()
 		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
 		stop := context.AfterFunc(s.stopping, cancel)
-		sess, err = s.m.Wait(ctx, sess.ID)
+		sess, err = s.store.Wait(ctx, sess.ID)
 		stop()
 		cancel()
 		if err != nil {
@@ -260,7 +264,7 @@ func (s *Server) cancelVerification(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	sess, err = s.m.Cancel(sess.ID)
+	sess, err = s.store.Cancel(c.Request.Context(), sess.ID)
 	if errors.Is(err, matcher.ErrNotPending) {
 		err = withMessage(err, "the verification is already %s", sess.Status)
 	}
@@ -283,7 +287,11 @@ type numberView struct {
 }
 
 func (s *Server) getNumbers(c *gin.Context) {
-	pending := s.m.PendingByNumber()
+	pending, err := s.store.PendingByNumber(c.Request.Context())
+	if err != nil {
+		fail(c, s.storeErr("numbers", err))
+		return
+	}
 	out := []numberView{}
 	for _, n := range s.pool.Numbers() {
 		countries := append([]string{}, n.Countries...)

@@ -56,7 +56,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if nonce, bodySigned := nc.Nonce(req); nonce != "" {
 			// Every accepted request spends its nonce, durably; a signature
 			// that does not cover the body is good for one request only.
-			fresh, err := s.m.SpendNonce(name, nonce)
+			fresh, err := s.store.SpendNonce(c.Request.Context(), name, nonce)
 			if err != nil {
 				fail(c, s.storeErr("nonce "+name, err))
 				return
@@ -102,7 +102,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if !s.speaksFor(name, in) {
 			continue
 		}
-		if err := s.ingest(name, in); err != nil {
+		if err := s.ingest(c.Request.Context(), name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
 			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
 			return
@@ -175,13 +175,13 @@ func (s *Server) speaksFor(provider string, in adapters.Inbound) bool {
 }
 
 // ingest matches a complete message durably.
-func (s *Server) ingest(provider string, in adapters.Inbound) error {
+func (s *Server) ingest(ctx context.Context, provider string, in adapters.Inbound) error {
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
 	noCapture := s.unmatchedLimit.exhausted(in.From)
-	out, err := s.m.Ingest(msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: s.unmatchedKeys})
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: s.unmatchedKeys})
 	if err != nil {
 		return err
 	}
