@@ -1,14 +1,81 @@
 package gateway
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"sync"
 	"time"
 
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 )
+
+// rateLimit is n events per period for each key, burst n: in-process for
+// one node (limiter), or in Redis (sharedLimiter) so that a limit holds for
+// the whole gateway, not per replica.
+type rateLimit interface {
+	// take spends one event for key or returns a 429 error with
+	// Retry-After (or, when the limit cannot be read, a storage error).
+	take(ctx context.Context, key, what string) error
+	// exhausted reports whether key has no event left, without spending
+	// one; when it cannot tell it says true (fail closed).
+	exhausted(ctx context.Context, key string) bool
+	// spend uses one event for key if one is left.
+	spend(ctx context.Context, key string)
+}
+
+// newRateLimit returns the limit of n events per period: shared through
+// rdb when it is set, else in-process; none when n is 0.
+func newRateLimit(n float64, period time.Duration, name string, rdb *redis_rate.Limiter) rateLimit {
+	if n <= 0 {
+		return noLimit{}
+	}
+	if rdb != nil {
+		burst := int(math.Max(1, math.Ceil(n)))
+		return &sharedLimiter{rdb: rdb, name: "mogate:limit:" + name + ":",
+			limit: redis_rate.Limit{Rate: burst, Burst: burst, Period: time.Duration(float64(burst) / n * float64(period))}}
+	}
+	return newLimiter(n, period)
+}
+
+// noLimit is a limit of 0: unlimited.
+type noLimit struct{}
+
+func (noLimit) take(context.Context, string, string) error { return nil }
+func (noLimit) exhausted(context.Context, string) bool     { return false }
+func (noLimit) spend(context.Context, string)              {}
+
+// sharedLimiter is a GCRA limit in Redis (go-redis/redis_rate): every
+// replica spends from the same budget.
+type sharedLimiter struct {
+	rdb   *redis_rate.Limiter
+	name  string
+	limit redis_rate.Limit
+}
+
+func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
+	res, err := l.rdb.Allow(ctx, l.name+key, l.limit)
+	if err != nil {
+		return errUnavailable
+	}
+	if res.Allowed == 0 {
+		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many %s; retry later", what)
+		e.RetryAfter = max(1, int(math.Ceil(res.RetryAfter.Seconds())))
+		return e
+	}
+	return nil
+}
+
+func (l *sharedLimiter) exhausted(ctx context.Context, key string) bool {
+	res, err := l.rdb.AllowN(ctx, l.name+key, l.limit, 0)
+	return err != nil || res.Remaining < 1
+}
+
+func (l *sharedLimiter) spend(ctx context.Context, key string) {
+	_, _ = l.rdb.Allow(ctx, l.name+key, l.limit)
+}
 
 // limiter keeps one token bucket per key: n events per period, burst n.
 // Buckets idle for a period are forgotten, which is when they would be
@@ -20,11 +87,8 @@ type limiter struct {
 	buckets *expirable.LRU[string, *rate.Limiter]
 }
 
-// newLimiter returns nil (no limit) when n is 0.
+// newLimiter returns an in-process limit of n > 0 events per period.
 func newLimiter(n float64, period time.Duration) *limiter {
-	if n <= 0 {
-		return nil
-	}
 	burst := int(math.Max(1, math.Ceil(n)))
 	return &limiter{
 		every:   rate.Limit(n / period.Seconds()),
@@ -45,10 +109,7 @@ func (l *limiter) bucket(key string) *rate.Limiter {
 }
 
 // take spends one event for key or returns a 429 error with Retry-After.
-func (l *limiter) take(key, what string) error {
-	if l == nil {
-		return nil
-	}
+func (l *limiter) take(_ context.Context, key, what string) error {
 	r := l.bucket(key).Reserve()
 	if d := r.Delay(); d > 0 {
 		r.Cancel()
@@ -60,13 +121,11 @@ func (l *limiter) take(key, what string) error {
 }
 
 // exhausted reports whether key has no event left, without spending one.
-func (l *limiter) exhausted(key string) bool {
-	return l != nil && l.bucket(key).Tokens() < 1
+func (l *limiter) exhausted(_ context.Context, key string) bool {
+	return l.bucket(key).Tokens() < 1
 }
 
 // spend uses one event for key if one is left.
-func (l *limiter) spend(key string) {
-	if l != nil {
-		l.bucket(key).Allow()
-	}
+func (l *limiter) spend(_ context.Context, key string) {
+	l.bucket(key).Allow()
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/go-redis/redis_rate/v10"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
@@ -56,7 +57,7 @@ type Server struct {
 	outbox   *outbox
 	engine   *gin.Engine
 
-	createLimit, numberLimit, unmatchedLimit *limiter
+	createLimit, numberLimit, unmatchedLimit rateLimit
 	unmatchedKeys                            []string // API keys told of unmatched messages
 	streams                                  streamLimits
 
@@ -94,11 +95,9 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: o.Logger, base: cfg.BaseURL(), pool: p, adapters: ads, keys: newKeyring(cfg.APIKeys), http: o.HTTP,
-		createLimit:    newLimiter(cfg.Limits.CreatesPerKeyPerSecond, time.Second),
-		numberLimit:    newLimiter(float64(cfg.Limits.CreatesPerNumberPerHour), time.Hour),
-		unmatchedLimit: newLimiter(float64(cfg.Limits.UnmatchedPerSenderPerHour), time.Hour),
-		streams:        newStreamLimits(cfg.Limits.StreamsPerKey),
+		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
+	s.limits(nil)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
@@ -130,6 +129,15 @@ func New(o Options) (*Server, error) {
 
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
 func (s *Server) RunOutbox(ctx context.Context) { s.outbox.run(ctx) }
+
+// limits sets the rate limits: shared through rdb (store: redis), so they
+// hold for the whole gateway, else in-process.
+func (s *Server) limits(rdb *redis_rate.Limiter) {
+	l := s.cfg.Limits
+	s.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
+	s.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-number", rdb)
+	s.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
+}
 
 // pendingTotal is the pending-sessions gauge: O(numbers), never a walk
 // over sessions.

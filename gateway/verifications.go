@@ -131,11 +131,11 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return existing, true, nil
 		}
 	}
-	if err := s.createLimit.take(key.Name, "verifications for this API key"); err != nil {
+	if err := s.createLimit.take(c.Request.Context(), key.Name, "verifications for this API key"); err != nil {
 		return matcher.Session{}, false, err
 	}
 	if req.Number != "" {
-		if err := s.numberLimit.take(req.Number, "verifications for this phone number"); err != nil {
+		if err := s.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
 			return matcher.Session{}, false, err
 		}
 	}

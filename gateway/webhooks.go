@@ -180,7 +180,7 @@ func (s *Server) ingest(ctx context.Context, provider string, in adapters.Inboun
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
-	noCapture := s.unmatchedLimit.exhausted(in.From)
+	noCapture := s.unmatchedLimit.exhausted(ctx, in.From)
 	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: s.unmatchedKeys})
 	if err != nil {
 		return err
@@ -195,7 +195,7 @@ func (s *Server) ingest(ctx context.Context, provider string, in adapters.Inboun
 	case out.Kind == matcher.Matched:
 		s.pool.Verified(in.To)
 	case out.Kind == matcher.Unmatched:
-		s.unmatchedLimit.spend(in.From)
+		s.unmatchedLimit.spend(ctx, in.From)
 		// Never log the text: it may hold a code.
 		s.log.Info("unmatched message", "provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture)
 	}
