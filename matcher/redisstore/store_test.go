@@ -1,0 +1,193 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/mogate/mogate/matcher/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func options(url string, clock func() time.Time) redisstore.Options {
+	return redisstore.Options{
+		URL: url, Now: clock, MaxAttempts: storetest.MaxAttempts, CodeLength: storetest.CodeLength,
+		Retention: storetest.Retention, CaptureGuessesPerHour: storetest.CaptureGuessesPerHour, Logger: quiet,
+	}
+}
+
+func open(t *testing.T, o redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s, err := redisstore.Open(context.Background(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// TestStore runs the store suite on one private Redis.
+func TestStore(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+		if err := rc.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return open(t, options(srv.URL(), clock))
+	})
+}
+
+// TestStoreCluster runs the store suite on a Redis Cluster of three primaries.
+func TestStoreCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := redistest.StartCluster(t, 3)
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+		c.FlushAll(t)
+		return open(t, options(c.URL(), clock))
+	})
+}
+
+// TestRefusesUnsafeSettings: persistence that can lose acknowledged writes
+// is refused at Open, naming the setting, unless Unsafe.
+func TestRefusesUnsafeSettings(t *testing.T) {
+	cases := []struct {
+		args    []string
+		setting string
+	}{
+		{[]string{"--appendonly", "no"}, "appendonly"},
+		{[]string{"--appendfsync", "everysec"}, "appendfsync"},
+		{[]string{"--maxmemory-policy", "allkeys-lru"}, "maxmemory-policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.setting, func(t *testing.T) {
+			srv := redistest.Start(t, tc.args...)
+			o := options(srv.URL(), nil)
+			_, err := redisstore.Open(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tc.setting) || !strings.Contains(err.Error(), "redis_unsafe") {
+				t.Fatalf("Open = %v, want a refusal naming %s", err, tc.setting)
+			}
+			o.Unsafe = true
+			s := open(t, o)
+			s.Close()
+		})
+	}
+	// CONFIG renamed away, as managed services do: the error says so.
+	srv := redistest.Start(t, "--rename-command", "CONFIG", "")
+	_, err := redisstore.Open(context.Background(), options(srv.URL(), nil))
+	if err == nil || !strings.Contains(err.Error(), "CONFIG") || !strings.Contains(err.Error(), "redis_unsafe") {
+		t.Fatalf("Open without CONFIG = %v", err)
+	}
+	o := options(srv.URL(), nil)
+	o.Unsafe = true
+	open(t, o).Close()
+}
+
+// TestRedisRestart: while Redis is down every call fails with
+// ErrUnavailable; after it restarts from its AOF the same store works
+// again, with nothing acknowledged lost, and a lost function library is
+// loaded again.
+func TestRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = time.Second
+	s := open(t, o)
+	defer s.Close()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, Code: "482913", To: storetest.To, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if _, err := s.Get(ctx, sess.ID); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Get with Redis down = %v", err)
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "m1", From: storetest.Alice, To: storetest.To, Text: "482913"}
+	if _, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Ingest with Redis down = %v", err)
+	}
+	if err := s.Err(ctx); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Err with Redis down = %v", err)
+	}
+	srv.Restart()
+	waitUp(t, s)
+	if got, err := s.Get(ctx, sess.ID); err != nil || got.Status != matcher.Pending {
+		t.Fatalf("after the restart: %+v %v", got, err)
+	}
+	// The function library is gone (a failover to a node without it): the
+	// next call loads it again.
+	if err := srv.Client().FunctionFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
+		t.Fatalf("Ingest after the restart = %+v %v", o, err)
+	}
+}
+
+func waitUp(t *testing.T, s *redisstore.Store) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Err(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store did not recover within 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRedisStalled: a frozen Redis makes calls fail with ErrUnavailable
+// within the timeout, never hang and never succeed.
+func TestRedisStalled(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = 500 * time.Millisecond
+	s := open(t, o)
+	defer s.Close()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, Code: "482913", To: storetest.To, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	defer srv.Cont()
+	calls := map[string]func() error{
+		"Get": func() error { _, err := s.Get(ctx, sess.ID); return err },
+		"Create": func() error {
+			_, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Mallet, To: storetest.To, TTL: time.Hour})
+			return err
+		},
+		"Ingest": func() error {
+			_, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: "m1", From: storetest.Alice, To: storetest.To, Text: "482913"}, matcher.IngestOptions{})
+			return err
+		},
+		"SpendNonce":  func() error { _, err := s.SpendNonce(ctx, "p", "n"); return err },
+		"ClaimEvents": func() error { _, err := s.ClaimEvents(ctx, time.Second, 10); return err },
+		"Err":         func() error { return s.Err(ctx) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if took := time.Since(start); took > 3*o.Timeout {
+			t.Errorf("%s took %v with Redis frozen", name, took)
+		}
+		if !errors.Is(err, matcher.ErrUnavailable) {
+			t.Errorf("%s with Redis frozen = %v, want ErrUnavailable", name, err)
+		}
+	}
+	srv.Cont()
+	waitUp(t, s)
+	// Commands sent while it was frozen may run now: what they did is the
+	// provider's retry's to find (dedupe), never a 2xx given meanwhile.
+	if _, err := s.Get(ctx, sess.ID); err != nil {
+		t.Fatalf("after the stall: %v", err)
+	}
+}
