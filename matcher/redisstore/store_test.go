@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
@@ -130,6 +131,28 @@ func TestRedisRestart(t *testing.T) {
 	}
 	if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
 		t.Fatalf("Ingest after the restart = %+v %v", o, err)
+	}
+	// Wakeups recover too: another replica's change reaches this one's
+	// Events() (its subscription reconnected by itself).
+	other := open(t, o)
+	defer other.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; ; i++ {
+		for len(s.Events()) > 0 {
+			<-s.Events()
+		}
+		m := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("u", i), From: storetest.Mallet, To: storetest.To, Text: "hi"}
+		if _, err := other.Ingest(ctx, m, matcher.IngestOptions{UnmatchedKeys: []string{"k"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-s.Events():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("wakeups did not recover within 15 s")
+		}
 	}
 }
 
