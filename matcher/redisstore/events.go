@@ -199,8 +199,11 @@ func (s *Store) unwatch(id string, ch chan struct{}) {
 func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 	ch := s.watch(id)
 	defer s.unwatch(id, ch)
+	// Reads are bounded by the store's timeout, not cut short by ctx: a
+	// long-poll that ends gets the current state, not an error.
+	rctx := context.WithoutCancel(ctx)
 	for {
-		sess, err := s.Get(ctx, id)
+		sess, err := s.Get(rctx, id)
 		if err != nil || sess.Status.Final() {
 			return sess, err
 		}
@@ -210,7 +213,7 @@ func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 		case <-t.C:
 		case <-ctx.Done():
 			t.Stop()
-			return s.Get(context.WithoutCancel(ctx), id)
+			return s.Get(rctx, id)
 		}
 		t.Stop()
 	}

@@ -31,6 +31,7 @@ type ingestArgs struct {
 	Provider   string      `json:"pv"`
 	MessageID  string      `json:"mid"`
 	From       string      `json:"from"`
+	To         string      `json:"to"`
 	Chunks     []string    `json:"chunks"`
 	Groups     string      `json:"groups"`
 	Candidates []string    `json:"cands"`
@@ -78,7 +79,7 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	now := s.opt.Now().UTC()
 	a := ingestArgs{
 		Now: ms(now), Retention: s.opt.Retention.Milliseconds(), Provider: msg.Provider, MessageID: msg.MessageID,
-		From: msg.From, Chunks: sc.Chunks, Groups: sc.Groups, Candidates: sc.Capture, NoCapture: opt.NoCapture,
+		From: msg.From, To: msg.To, Chunks: sc.Chunks, Groups: sc.Groups, Candidates: sc.Capture, NoCapture: opt.NoCapture,
 		Guesses: s.opt.CaptureGuessesPerHour, Unmatched: s.opt.UnmatchedPerSenderPerHour, Events: []eventArgs{}, Parts: whole,
 	}
 	if a.Candidates == nil {

@@ -1,11 +1,13 @@
 #!lua name=mogate_v1
 -- mogate's Redis function library, version 1 (see redisstore.go for the
--- key layout). Every function takes the keys of one receiving number's tag
+-- key layout). Any change to this file changes the version: the library
+-- name and the function names' prefix, here and in the Go code, so that
+-- replicas of two builds never replace each other's functions. Every function takes the keys of one receiving number's tag
 -- in this order, all in one hash slot:
 --   1 s     hash   session id -> session JSON
 --   2 tok   hash   page token -> session id
---   3 pairs zset   pending expected-sender sessions, by lex: sender \0 seq \0 id
---   4 codes hash   normalized code -> pending capture session id
+--   3 pairs zset   pending expected-sender sessions, by lex: to \0 sender \0 seq \0 id
+--   4 codes hash   to \0 normalized code -> pending capture session id
 --   5 exp   zset   pending session id by expires_at (ms)
 --   6 done  zset   finished session id by finished_at (ms), for the retention
 --   7 ev    zset   undelivered event ("s:<session id>" | "u:<event id>") by due/lease end (ms)
@@ -31,15 +33,21 @@ local function save(keys, s)
   return enc
 end
 
+-- Index entries name the receiving number too: two numbers whose tags
+-- collide share the keys, never a match.
 local function pairMember(s)
-  return s.num .. '\0' .. string.format('%016d', s.seq) .. '\0' .. s.id
+  return s.to .. '\0' .. s.num .. '\0' .. string.format('%016d', s.seq) .. '\0' .. s.id
 end
 
--- pairIDs returns the pending sessions of sender from, oldest first.
-local function pairIDs(keys, from)
-  local ids = {}
-  for i, m in ipairs(redis.call('ZRANGEBYLEX', keys[PAIRS], '[' .. from .. '\0', '(' .. from .. '\1')) do
-    ids[i] = string.sub(m, #from + 19)
+local function codeField(to, norm)
+  return to .. '\0' .. norm
+end
+
+-- pairIDs returns the pending sessions of sender from on to, oldest first.
+local function pairIDs(keys, to, from)
+  local ids, p = {}, to .. '\0' .. from .. '\0'
+  for i, m in ipairs(redis.call('ZRANGEBYLEX', keys[PAIRS], '[' .. p, '(' .. to .. '\0' .. from .. '\1')) do
+    ids[i] = string.sub(m, #p + 18)
   end
   return ids
 end
@@ -55,8 +63,9 @@ local function finish(keys, s, st, at, now)
     redis.call('HDEL', keys[PEND], s.to)
   end
   if s.num == '' then
-    if redis.call('HGET', keys[CODES], s.norm) == s.id then
-      redis.call('HDEL', keys[CODES], s.norm)
+    local f = codeField(s.to, s.norm)
+    if redis.call('HGET', keys[CODES], f) == s.id then
+      redis.call('HDEL', keys[CODES], f)
     end
   else
     redis.call('ZREM', keys[PAIRS], pairMember(s))
@@ -112,12 +121,13 @@ local function create(keys, args)
   if old then return {'exists', old, ''} end
   local superseded = ''
   if s.num == '' then
-    if live(load(keys, redis.call('HGET', keys[CODES], s.norm) or ''), now) then
+    local f = codeField(s.to, s.norm)
+    if live(load(keys, redis.call('HGET', keys[CODES], f) or ''), now) then
       return {'code_in_use', '', ''}
     end
-    redis.call('HSET', keys[CODES], s.norm, s.id)
+    redis.call('HSET', keys[CODES], f, s.id)
   else
-    for _, id in ipairs(pairIDs(keys, s.num)) do
+    for _, id in ipairs(pairIDs(keys, s.to, s.num)) do
       local o = load(keys, id)
       if live(o, now) and o.key == s.key then -- a pair keeps one pending session per API key
         o.rs = 'superseded'
@@ -169,7 +179,7 @@ local function ingest(keys, args)
   end
   -- 1. The sender's own pending sessions: the oldest whose code the text holds.
   local own = {}
-  for _, id in ipairs(pairIDs(keys, a.from)) do
+  for _, id in ipairs(pairIDs(keys, a.to, a.from)) do
     local s = load(keys, id)
     if live(s, now) then
       if contains(a.chunks, a.groups, s.norm) then
@@ -185,7 +195,7 @@ local function ingest(keys, args)
     if bucket(keys[12], a.gph, now, true) then
       out.ct = true
       for _, c in ipairs(a.cands) do
-        local id = redis.call('HGET', keys[CODES], c)
+        local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
         local s = id and load(keys, id)
         if live(s, now) then
           verify(keys, s, a)

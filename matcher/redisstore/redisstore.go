@@ -12,8 +12,8 @@
 //
 //	mogate:{T}:s      hash  session id -> session JSON
 //	mogate:{T}:tok    hash  page token -> session id
-//	mogate:{T}:pairs  zset  pending expected-sender sessions (lex: sender \0 seq \0 id)
-//	mogate:{T}:codes  hash  normalized code -> pending capture session id
+//	mogate:{T}:pairs  zset  pending expected-sender sessions (lex: to \0 sender \0 seq \0 id)
+//	mogate:{T}:codes  hash  to \0 normalized code -> pending capture session id
 //	mogate:{T}:exp    zset  pending session ids by expires_at (ms)
 //	mogate:{T}:done   zset  finished session ids by finished_at (ms): dropped after the retention
 //	mogate:{T}:ev     zset  undelivered events ("s:<id>", "u:<evt id>") by due time / lease end (ms)
@@ -93,6 +93,9 @@ type Store struct {
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 var _ matcher.Store = (*Store)(nil)
@@ -267,10 +270,14 @@ func (s *Store) Err(ctx context.Context) error {
 	return nil
 }
 
-// Close stops the wakeups and closes the connections.
+// Close stops the wakeups and closes the connections; closing again does
+// nothing.
 func (s *Store) Close() error {
-	if s.ps != nil {
-		_ = s.ps.Close()
-	}
-	return s.rdb.Close()
+	s.closeOnce.Do(func() {
+		if s.ps != nil {
+			_ = s.ps.Close()
+		}
+		s.closeErr = s.rdb.Close()
+	})
+	return s.closeErr
 }

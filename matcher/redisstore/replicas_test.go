@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -200,5 +201,51 @@ func TestIdempotencyClaimerDied(t *testing.T) {
 	}
 	if again, replayed, err := rs[0].Create(ctx, req); err != nil || again.ID != orphan || !replayed {
 		t.Fatalf("retry: %+v %v %v", again, replayed, err)
+	}
+}
+
+// TestBudgetsHoldAcrossReplicas: a sender's capture guesses and unmatched
+// messages count once for the whole gateway, whichever replica gets them.
+func TestBudgetsHoldAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	var rs []*redisstore.Store
+	for range 3 {
+		o := options(srv.URL(), nil)
+		o.CaptureGuessesPerHour, o.UnmatchedPerSenderPerHour = 3, 0
+		rs = append(rs, open(t, o))
+	}
+	victim, _, err := rs[0].Create(ctx, matcher.CreateRequest{Key: "k", To: storetest.To, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("g", i), From: storetest.Mallet, To: storetest.To, Text: "000000"}
+		if o, err := rs[i].Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || !o.CaptureTried {
+			t.Fatalf("guess %d on replica %d: %+v %v", i, i, o, err)
+		}
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "g3", From: storetest.Mallet, To: storetest.To, Text: victim.Code}
+	if o, err := rs[1].Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind == matcher.Matched || !o.CaptureRefused {
+		t.Fatalf("fourth guess: %+v %v", o, err)
+	}
+
+	// Two unmatched messages an hour: the third message of the sender is
+	// kept away from capture sessions, on any replica.
+	o := options(srv.URL(), nil)
+	o.UnmatchedPerSenderPerHour = 2
+	a, b := open(t, o), open(t, o)
+	for i, r := range []*redisstore.Store{a, b} {
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("u", i), From: storetest.Alice, To: storetest.To, Text: "hello"}
+		if o, err := r.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Unmatched || !o.CaptureTried {
+			t.Fatalf("unmatched %d: %+v %v", i, o, err)
+		}
+	}
+	msg = matcher.Message{Provider: "tw", MessageID: "u2", From: storetest.Alice, To: storetest.To, Text: victim.Code}
+	if o, err := a.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind == matcher.Matched || o.CaptureTried {
+		t.Fatalf("over the unmatched budget: %+v %v", o, err)
+	}
+	if got, err := b.Get(ctx, victim.ID); err != nil || got.Status != matcher.Pending {
+		t.Fatalf("victim %+v %v", got, err)
 	}
 }

@@ -31,6 +31,7 @@ func open(t *testing.T, o redisstore.Options) *redisstore.Store {
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { s.Close() })
 	return s
 }
 
