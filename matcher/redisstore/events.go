@@ -227,11 +227,18 @@ func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	failing := false
+	registered := time.Now()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+		if time.Since(registered) > time.Minute {
+			// Register the tags in use again now and then: a tag set lost
+			// with a failover's last writes comes back.
+			s.tags.Clear()
+			registered = time.Now()
 		}
 		err := s.sweep(ctx)
 		switch {

@@ -145,9 +145,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 // apply twice) and never outlast the timeout.
 func (s *Store) connect() error {
 	urls := strings.Split(s.opt.URL, ",")
-	first, err := redis.ParseURL(strings.TrimSpace(urls[0]))
+	first, err := parseURL(urls[0])
 	if err != nil {
-		return fmt.Errorf("redisstore: redis_url: %w", err)
+		return err
 	}
 	if len(urls) == 1 {
 		first.MaxRetries, first.ContextTimeoutEnabled = -1, true
@@ -161,15 +161,30 @@ func (s *Store) connect() error {
 		DialTimeout: s.opt.Timeout, ReadTimeout: s.opt.Timeout, WriteTimeout: s.opt.Timeout, PoolTimeout: s.opt.Timeout,
 	}
 	for _, u := range urls {
-		o, err := redis.ParseURL(strings.TrimSpace(u))
+		o, err := parseURL(u)
 		if err != nil {
-			return fmt.Errorf("redisstore: redis_url: %w", err)
+			return err
 		}
 		co.Addrs = append(co.Addrs, o.Addr)
 	}
 	s.cluster = redis.NewClusterClient(co)
 	s.rdb = s.cluster
 	return nil
+}
+
+// parseURL parses one redis:// URL; its error never quotes the URL, which
+// may hold a password.
+func parseURL(u string) (*redis.Options, error) {
+	u = strings.TrimSpace(u)
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		msg := err.Error()
+		if u != "" {
+			msg = strings.ReplaceAll(msg, u, "<redis_url>")
+		}
+		return nil, fmt.Errorf("redisstore: redis_url: %s", msg)
+	}
+	return o, nil
 }
 
 // forEachPrimary runs fn on the server, or on every primary of the cluster.

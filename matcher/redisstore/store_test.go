@@ -215,3 +215,14 @@ func TestRedisStalled(t *testing.T) {
 		t.Fatalf("after the stall: %v", err)
 	}
 }
+
+// TestBadURLKeepsPassword: a redis_url that does not parse is refused
+// without quoting it (it may hold a password).
+func TestBadURLKeepsPassword(t *testing.T) {
+	for _, u := range []string{"redis://u:s3cret@127.0.0.1:6379/%zz", "http://u:s3cret@host", "redis://a:1,redis://u:s3cret@b:%zz"} {
+		_, err := redisstore.Open(context.Background(), redisstore.Options{URL: u, Logger: quiet})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q) = %v", u, err)
+		}
+	}
+}
