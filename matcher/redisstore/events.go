@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strconv"
 	"strings"
@@ -50,19 +51,22 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 	if err != nil {
 		return nil, err
 	}
+	// In random order: a number with a backlog does not starve the others.
+	rand.Shuffle(len(tags), func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
 	var out []matcher.Event
 	for _, tag := range tags {
 		if len(out) >= limit {
 			break
 		}
+		// On an error, events claimed so far wait for their lease to end.
 		v, err := s.call(ctx, "mogate_v1_claim", tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		members, _ := v.([]any)
 		evs, err := s.events(ctx, tag, members)
 		if err != nil {
-			return out, err
+			return nil, err
 		}
 		out = append(out, evs...)
 	}
@@ -78,11 +82,11 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 	cmds := make([]*redis.StringCmd, len(members))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range members {
-			ms, _ := m.(string)
-			if id, ok := strings.CutPrefix(ms, "s:"); ok {
+			member, _ := m.(string)
+			if id, ok := strings.CutPrefix(member, "s:"); ok {
 				cmds[i] = p.HGet(ctx, key(tag, "s"), id)
 			} else {
-				cmds[i] = p.HGet(ctx, key(tag, "e"), ms)
+				cmds[i] = p.HGet(ctx, key(tag, "e"), member)
 			}
 		}
 		return nil
@@ -96,7 +100,7 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 		if err != nil {
 			continue // dropped past the retention
 		}
-		if ms, _ := m.(string); strings.HasPrefix(ms, "s:") {
+		if member, _ := m.(string); strings.HasPrefix(member, "s:") {
 			sess, err := s.decode(j)
 			if err != nil || !sess.Status.Final() {
 				continue
