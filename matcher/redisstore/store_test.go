@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -225,4 +226,75 @@ func TestBadURLKeepsPassword(t *testing.T) {
 			t.Errorf("Open(%q) = %v", u, err)
 		}
 	}
+}
+
+// TestKilledRedisLosesNothingAcknowledged: Redis is killed with -9 under
+// load; after it restarts from its AOF every acknowledged create and match
+// is there.
+func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = time.Second
+	s := open(t, o)
+	type done struct {
+		id      string
+		matched bool
+	}
+	var mu sync.Mutex
+	var acked []done
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from := fmt.Sprintf("+1415%03d%04d", g, i%10000)
+				sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: from, Code: "4242", To: storetest.To, TTL: time.Hour})
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				d := done{id: sess.ID}
+				msg := matcher.Message{Provider: "tw", MessageID: sess.ID, From: from, To: storetest.To, Text: "4242"}
+				if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err == nil && o.Kind == matcher.Matched {
+					d.matched = true
+				}
+				mu.Lock()
+				acked = append(acked, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	waitUp(t, s)
+	matched := 0
+	for _, d := range acked {
+		got, err := s.Get(ctx, d.id)
+		if err != nil {
+			t.Fatalf("acknowledged session %s lost: %v", d.id, err)
+		}
+		if d.matched {
+			matched++
+			if got.Status != matcher.Verified {
+				t.Fatalf("acknowledged match of %s lost: %+v", d.id, got)
+			}
+		}
+	}
+	if len(acked) < 10 || matched < 10 {
+		t.Fatalf("only %d creates, %d matches acknowledged", len(acked), matched)
+	}
+	t.Logf("%d creates and %d matches acknowledged, none lost", len(acked), matched)
 }
