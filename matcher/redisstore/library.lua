@@ -96,23 +96,26 @@ local function contains(chunks, groups, code)
   return false
 end
 
--- bucket is a token bucket of perHour tokens an hour, burst perHour: it
--- reports whether a token is left and, with spend, takes it.
-local function bucket(key, perHour, now, spend)
-  if perHour <= 0 then return true end
+-- bucket is a token bucket of limit tokens a period (ms), burst limit: it
+-- reports whether a token is left and, with spend, takes it. A bucket
+-- left alone for a period is full: its key expires then.
+local function bucket(key, limit, period, now, spend)
+  if limit <= 0 then return true end
   local b = redis.call('HMGET', key, 't', 'a')
   local tokens, at = tonumber(b[1]), tonumber(b[2])
-  if not tokens then tokens, at = perHour, now end
+  if not tokens then tokens, at = limit, now end
   if now > at then
-    tokens = math.min(perHour, tokens + perHour * (now - at) / 3600000)
+    tokens = math.min(limit, tokens + limit * (now - at) / period)
     at = now
   end
   local ok = tokens >= 1
   if ok and spend then tokens = tokens - 1 end
   redis.call('HSET', key, 't', tostring(tokens), 'a', tostring(at))
-  redis.call('PEXPIRE', key, 3600000)
+  redis.call('PEXPIRE', key, period)
   return ok
 end
+
+local HOUR = 3600000
 
 -- create: ARGV session JSON, now. Returns {status, session JSON, superseded id}.
 local function create(keys, args)
@@ -191,8 +194,8 @@ local function ingest(keys, args)
   end
   -- 2. Capture sessions: every message that gets here is one guess.
   local out = {k = UNMATCHED}
-  if not a.nocap and bucket(keys[13], a.uph, now, false) then
-    if bucket(keys[12], a.gph, now, true) then
+  if not a.nocap and bucket(keys[13], a.uph, HOUR, now, false) then
+    if bucket(keys[12], a.gph, HOUR, now, true) then
       out.ct = true
       for _, c in ipairs(a.cands) do
         local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
@@ -226,7 +229,7 @@ local function ingest(keys, args)
     redis.call('ZADD', keys[EV], now, ev.m)
   end
   if #a.uevs > 0 then redis.call('PUBLISH', CHANNEL, 'ev') end
-  bucket(keys[13], a.uph, now, true)
+  bucket(keys[13], a.uph, HOUR, now, true)
   return done(out)
 end
 
@@ -297,6 +300,13 @@ local function ack(keys, args)
   return 1
 end
 
+-- take: KEYS the bucket; ARGV limit, period ms, now. 1 when a token was
+-- taken, 0 when none was left.
+local function take(keys, args)
+  if bucket(keys[1], tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), true) then return 1 end
+  return 0
+end
+
 -- idem_release: KEYS idempotency key; ARGV the value this caller set.
 -- Deletes the claim only if it is still the caller's.
 local function idem_release(keys, args)
@@ -314,3 +324,4 @@ redis.register_function('mogate_v1_sweep', sweep)
 redis.register_function('mogate_v1_claim', claim)
 redis.register_function('mogate_v1_ack', ack)
 redis.register_function('mogate_v1_idem_release', idem_release)
+redis.register_function('mogate_v1_take', take)

@@ -249,3 +249,43 @@ func TestBudgetsHoldAcrossReplicas(t *testing.T) {
 		t.Fatalf("victim %+v %v", got, err)
 	}
 }
+
+// TestAllowAcrossReplicas: a named limit holds for the whole gateway and
+// refills with the store's clock.
+func TestAllowAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	c := &storetest.Clock{}
+	c.Add(time.Duration(time.Now().UnixNano()))
+	a, b := open(t, options(srv.URL(), c.Now)), open(t, options(srv.URL(), c.Now))
+	ctx := context.Background()
+	allowed := 0
+	for i := range 6 {
+		r := a
+		if i%2 == 1 {
+			r = b
+		}
+		ok, err := r.Allow(ctx, "creates:key:k", 4, time.Hour)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if ok {
+			allowed++
+		}
+	}
+	if allowed != 4 {
+		t.Fatalf("%d of 6 allowed, want 4", allowed)
+	}
+	if ok, _ := a.Allow(ctx, "creates:key:other", 4, time.Hour); !ok {
+		t.Fatal("another bucket is separate")
+	}
+	c.Add(15 * time.Minute) // one token back
+	if ok, _ := b.Allow(ctx, "creates:key:k", 4, time.Hour); !ok {
+		t.Fatal("no token after a quarter of the period")
+	}
+	if ok, _ := a.Allow(ctx, "creates:key:k", 4, time.Hour); ok {
+		t.Fatal("two tokens after a quarter of the period")
+	}
+	if ok, _ := a.Allow(ctx, "off", 0, time.Hour); !ok {
+		t.Fatal("limit 0 refused")
+	}
+}
