@@ -28,12 +28,16 @@ func options(url string, clock func() time.Time) redisstore.Options {
 
 func open(t *testing.T, o redisstore.Options) *redisstore.Store {
 	t.Helper()
-	s, err := redisstore.Open(context.Background(), o)
+	s, err := openStore(o)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
+}
+
+func openStore(o redisstore.Options) (*redisstore.Store, error) {
+	return redisstore.Open(context.Background(), o)
 }
 
 // TestStore runs the store suite on one private Redis.
