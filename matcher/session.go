@@ -6,6 +6,7 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"errors"
+	"slices"
 	"strings"
 	"time"
 )
@@ -176,3 +177,6 @@ func shardOfID(id string) (int, bool) {
 	}
 	return int(b[0]), true
 }
+
+// ValidIDPrefix reports whether p may be a CreateRequest.IDPrefix.
+func ValidIDPrefix(p string) bool { return slices.Contains(idPrefixes, p) }

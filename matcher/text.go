@@ -306,3 +306,59 @@ func NormalizeCode(code string) (string, bool) {
 	}
 	return string(t.buf), true
 }
+
+// Scan is a text read by the matching rules, for a store that matches
+// elsewhere (package redisstore hands it to a Redis function): the store
+// must decide with it exactly as the matcher does.
+type Scan struct {
+	// Chunks are the normalized code characters of the text's chunks. A
+	// code (normalized) matches an expected-sender session when it equals
+	// the concatenation of one or more consecutive chunks of one group.
+	Chunks []string
+	// Groups has one byte per chunk: '1' when the chunk starts a group,
+	// '0' when it continues the previous chunk's.
+	Groups string
+	// Capture is what the text offers capture sessions, in the order they
+	// are tried: at most 2*3 candidates, none when it has too many tokens.
+	Capture []string
+}
+
+// ScanText reads text (its first MaxScanBytes bytes) by the matching rules.
+func ScanText(text string) Scan {
+	t := scanPool.Get().(*textScan)
+	defer scanPool.Put(t)
+	t.scan(text)
+	out := Scan{Chunks: make([]string, len(t.starts))}
+	groups := make([]byte, len(t.starts))
+	for i := range t.starts {
+		out.Chunks[i] = string(t.span(i, i))
+		groups[i] = '0'
+		if t.group[i] {
+			groups[i] = '1'
+		}
+	}
+	out.Groups = string(groups)
+	t.captureCandidates(func(c []byte) bool {
+		out.Capture = append(out.Capture, string(c))
+		return false
+	})
+	return out
+}
+
+// Contains reports whether a normalized code matches the scanned text as
+// an expected-sender code: the reference for stores that match elsewhere.
+func (s Scan) Contains(code string) bool {
+	for i := range s.Chunks {
+		cat := ""
+		for j := i; j < len(s.Chunks) && len(cat) < len(code); j++ {
+			if j > i && s.Groups[j] == '1' {
+				break
+			}
+			cat += s.Chunks[j]
+		}
+		if cat == code {
+			return true
+		}
+	}
+	return false
+}

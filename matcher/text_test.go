@@ -2,6 +2,7 @@ package matcher
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -127,4 +128,27 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("code %q (normalized %q) does not match itself", code, n)
 		}
 	})
+}
+
+// TestScanTextAgrees: the exported scan, which other stores match with,
+// decides like the matcher's own.
+func TestScanTextAgrees(t *testing.T) {
+	texts := []string{"482913", " 482913\n", "Code: 482913", "482 913", "４８２９１３", "٤٨٢٩１٣", "My code is 482913 thanks",
+		"4829135", "482914", "ab-12 CD", "a\nb\nc\n482913", "x482913", "48.29-13", "code 48 29 13 and 7", ""}
+	codes := []string{"482913", "ab12cd", "4829", "13", "b", "code48", "482913513"}
+	for _, text := range texts {
+		var ts textScan
+		ts.scan(text)
+		sc := ScanText(text)
+		for _, code := range codes {
+			if got, want := sc.Contains(code), ts.contains(code); got != want {
+				t.Errorf("%q contains %q: Scan %v, matcher %v", text, code, got, want)
+			}
+		}
+		var want []string
+		ts.captureCandidates(func(c []byte) bool { want = append(want, string(c)); return false })
+		if strings.Join(sc.Capture, "|") != strings.Join(want, "|") {
+			t.Errorf("%q capture candidates %q, want %q", text, sc.Capture, want)
+		}
+	}
 }

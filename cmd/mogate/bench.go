@@ -414,7 +414,7 @@ func workloadMatcher(dir string, conns int, d time.Duration) (float64, error) {
 func workloadRedis(addr string, conns int, d time.Duration) (float64, error) {
 	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: conns})
 	defer rdb.Close()
-	st := redisstore.New(rdb)
+	st := redisstore.NewBaseline(rdb)
 	ctx := context.Background()
 	return workload(conns, d, func(i int) error {
 		from := "+1" + strconv.Itoa(2004000000+i)

@@ -1,71 +1,298 @@
-// Package redisstore keeps expected-sender sessions in Redis: the design a
-// team would otherwise pick for several replicas. It implements the hot
-// path only — create, and an atomic consume in a Lua script — and serves as
-// the baseline that `mogate bench` measures the WAL-backed matcher against.
-// It is not yet a complete store behind the matcher's API (no capture mode,
-// attempts, idempotency keys or events).
+// Package redisstore is the matcher.Store that several `mogate serve`
+// replicas share (store: redis): Redis >= 7 (or Valkey) holds every
+// session, dedupe record, nonce, budget and event, and is the durability
+// point (DESIGN.md §8).
+//
+// Every state change is one call of a function of the library in
+// library.lua (FUNCTION LOAD REPLACE at Open, again when a call finds it
+// missing after a restart or failover), with every key it touches passed
+// in KEYS. A receiving number's keys share a hash tag, a short hash of the
+// number that session ids and page tokens carry, so one function call
+// touches one slot and the layout runs unchanged on Redis Cluster:
+//
+//	mogate:{T}:s      hash  session id -> session JSON
+//	mogate:{T}:tok    hash  page token -> session id
+//	mogate:{T}:pairs  zset  pending expected-sender sessions (lex: to \0 sender \0 seq \0 id)
+//	mogate:{T}:codes  hash  to \0 normalized code -> pending capture session id
+//	mogate:{T}:exp    zset  pending session ids by expires_at (ms)
+//	mogate:{T}:done   zset  finished session ids by finished_at (ms): dropped after the retention
+//	mogate:{T}:ev     zset  undelivered events ("s:<id>", "u:<evt id>") by due time / lease end (ms)
+//	mogate:{T}:e      hash  "u:<evt id>" -> message.unmatched event JSON
+//	mogate:{T}:pend   hash  receiving number -> pending sessions
+//	mogate:{T}:seq    string creation counter (the older session of a pair wins)
+//	mogate:{T}:d:<provider>\0<message id>  dedupe record (the outcome), PX retention
+//	mogate:{T}:g:<sender>   capture guess bucket of a sender on this number, PX 1h
+//	mogate:{T}:u:<sender>   unmatched budget of a sender on this number, PX 1h
+//	mogate:{T}:mp:<provider>\0<sender>\0<ref>  parts of a multipart message, PX 1h
+//	mogate:idem:{<hash of API key, Idempotency-Key>}  "<session id>\0<to>\0<request hash>", PX retention
+//	mogate:nonce:<provider>\0<nonce>  spent nonce, SET NX PX retention
+//	mogate:tags       set   every tag T in use (for the sweeper, events and counts)
+//
+// T is the hex of the first 4 bytes of SHA-256 of the receiving number.
+// Wakeups go over pub/sub (channel mogate:wake: a session id when it
+// reaches a final status, "ev" for other events).
 package redisstore
 
 import (
 	"context"
+	_ "embed"
 	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
 )
 
-// Store is a session store in one Redis database.
+//go:embed library.lua
+var library string
+
+// libraryName is the versioned library name: replicas of another version
+// load theirs beside it.
+const libraryName = "mogate_v1"
+
+// Options configure Open.
+type Options struct {
+	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS);
+	// several comma-separated URLs are the seed nodes of a Redis Cluster.
+	URL string
+	// Now is the clock of every timestamp and expiry decision; time.Now
+	// when nil.
+	Now         func() time.Time
+	MaxAttempts int           // default for sessions; 3 when 0
+	CodeLength  int           // digits of generated codes; 6 when 0
+	Retention   time.Duration // finished sessions, dedupe records and nonces; 24h when 0
+	// CaptureGuessesPerHour bounds the capture guesses of a sender on one
+	// receiving number; 0: unlimited.
+	CaptureGuessesPerHour int
+	// UnmatchedPerSenderPerHour, when set, keeps a sender that sent this
+	// many unmatched messages an hour to one number away from capture
+	// sessions (as IngestOptions.NoCapture would); 0: off.
+	UnmatchedPerSenderPerHour int
+	// Unsafe accepts a Redis whose persistence settings can lose
+	// acknowledged writes, or whose CONFIG command is disabled.
+	Unsafe bool
+	// Timeout bounds every call to Redis; 5s when 0.
+	Timeout time.Duration
+	Logger  *slog.Logger
+}
+
+// Store is a matcher.Store in Redis. Its methods are safe for concurrent use.
 type Store struct {
-	rdb *redis.Client
+	opt     Options
+	rdb     redis.UniversalClient
+	cluster *redis.ClusterClient // nil for one server
+	ps      *redis.PubSub
+	log     *slog.Logger
+	wake    chan struct{}
+	tags    sync.Map // tags this process registered in mogate:tags
+
+	mu      sync.Mutex
+	waiters map[string][]chan struct{}
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
-// New returns a store on rdb.
-func New(rdb *redis.Client) *Store { return &Store{rdb: rdb} }
+var _ matcher.Store = (*Store)(nil)
 
-// Create stores a pending session: a hash for the session and the
-// (to, from) match key pointing at it, both expiring with the TTL.
-func (s *Store) Create(ctx context.Context, id, to, from, code string, ttl time.Duration) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.HSet(ctx, "mogate:s:"+id, "to", to, "from", from, "code", code, "status", "pending")
-		p.Expire(ctx, "mogate:s:"+id, ttl)
-		p.Set(ctx, "mogate:p:"+to+":"+from, id, ttl)
+// Open connects to Redis, refuses unsafe persistence settings (unless
+// Options.Unsafe), loads the function library and subscribes to wakeups.
+func Open(ctx context.Context, o Options) (*Store, error) {
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.MaxAttempts == 0 {
+		o.MaxAttempts = 3
+	}
+	if o.CodeLength == 0 {
+		o.CodeLength = 6
+	}
+	if o.Retention == 0 {
+		o.Retention = 24 * time.Hour
+	}
+	if o.Timeout == 0 {
+		o.Timeout = 5 * time.Second
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	s := &Store{opt: o, log: o.Logger, wake: make(chan struct{}, 1), waiters: map[string][]chan struct{}{}}
+	if err := s.connect(); err != nil {
+		return nil, err
+	}
+	err := s.forEachPrimary(ctx, s.checkConfig)
+	if err == nil {
+		err = s.loadLibrary(ctx)
+	}
+	if err == nil {
+		err = s.subscribe(ctx)
+	}
+	if err != nil {
+		s.rdb.Close()
+		return nil, err
+	}
+	go s.listen()
+	return s, nil
+}
+
+// connect makes the client: one server, or a cluster for several URLs.
+// Calls are never retried by the client (a retried function call could
+// apply twice) and never outlast the timeout.
+func (s *Store) connect() error {
+	urls := strings.Split(s.opt.URL, ",")
+	first, err := parseURL(urls[0])
+	if err != nil {
+		return err
+	}
+	if len(urls) == 1 {
+		first.MaxRetries, first.ContextTimeoutEnabled = -1, true
+		first.DialTimeout, first.ReadTimeout, first.WriteTimeout, first.PoolTimeout = s.opt.Timeout, s.opt.Timeout, s.opt.Timeout, s.opt.Timeout
+		s.rdb = redis.NewClient(first)
 		return nil
+	}
+	co := &redis.ClusterOptions{
+		Username: first.Username, Password: first.Password, TLSConfig: first.TLSConfig,
+		MaxRetries: -1, MaxRedirects: 3, ContextTimeoutEnabled: true,
+		DialTimeout: s.opt.Timeout, ReadTimeout: s.opt.Timeout, WriteTimeout: s.opt.Timeout, PoolTimeout: s.opt.Timeout,
+	}
+	for _, u := range urls {
+		o, err := parseURL(u)
+		if err != nil {
+			return err
+		}
+		co.Addrs = append(co.Addrs, o.Addr)
+	}
+	s.cluster = redis.NewClusterClient(co)
+	s.rdb = s.cluster
+	return nil
+}
+
+// parseURL parses one redis:// URL; its error never quotes the URL, which
+// may hold a password.
+func parseURL(u string) (*redis.Options, error) {
+	u = strings.TrimSpace(u)
+	o, err := redis.ParseURL(u)
+	if err != nil {
+		msg := err.Error()
+		if u != "" {
+			msg = strings.ReplaceAll(msg, u, "<redis_url>")
+		}
+		return nil, fmt.Errorf("redisstore: redis_url: %s", msg)
+	}
+	return o, nil
+}
+
+// forEachPrimary runs fn on the server, or on every primary of the cluster.
+func (s *Store) forEachPrimary(ctx context.Context, fn func(context.Context, *redis.Client) error) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
+	defer cancel()
+	if s.cluster != nil {
+		return s.cluster.ForEachMaster(ctx, fn)
+	}
+	return fn(ctx, s.rdb.(*redis.Client))
+}
+
+// safeConfig is what DESIGN.md §8 requires of Redis: nothing acknowledged
+// is lost on a crash, and nothing is evicted.
+var safeConfig = [...][2]string{{"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}}
+
+func (s *Store) checkConfig(ctx context.Context, c *redis.Client) error {
+	for _, kv := range safeConfig {
+		got, err := c.ConfigGet(ctx, kv[0]).Result()
+		if err != nil {
+			if isConnErr(err) {
+				return unavailable(err)
+			}
+			if s.opt.Unsafe {
+				s.log.Warn("redis: CONFIG GET failed; persistence settings unchecked (redis_unsafe)", "addr", c.Options().Addr, "err", err)
+				return nil
+			}
+			return fmt.Errorf("redisstore: cannot check %s on %s (CONFIG GET: %v): managed Redis services often disable CONFIG; "+
+				"make sure of appendonly yes, appendfsync always and maxmemory-policy noeviction, then set redis_unsafe: true", kv[0], c.Options().Addr, err)
+		}
+		if v := got[kv[0]]; v != kv[1] {
+			if s.opt.Unsafe {
+				s.log.Warn("redis: unsafe setting accepted (redis_unsafe): acknowledged writes may be lost", "addr", c.Options().Addr, "setting", kv[0], "value", v)
+				continue
+			}
+			return fmt.Errorf("redisstore: %s has %s %q; mogate needs %s %s (or redis_unsafe: true to accept losing acknowledged writes)",
+				c.Options().Addr, kv[0], v, kv[0], kv[1])
+		}
+	}
+	return nil
+}
+
+// loadLibrary loads (or replaces) the function library on every primary.
+func (s *Store) loadLibrary(ctx context.Context) error {
+	err := s.forEachPrimary(ctx, func(ctx context.Context, c *redis.Client) error {
+		return c.FunctionLoadReplace(ctx, library).Err()
 	})
-	return err
+	if err != nil {
+		return unavailable(fmt.Errorf("FUNCTION LOAD %s: %w", libraryName, err))
+	}
+	return nil
 }
 
-// consume verifies the session keyed by (to, from) when the text holds its
-// code, atomically: the session is verified at most once.
-var consume = redis.NewScript(`
-local id = redis.call('GET', KEYS[1])
-if not id then return false end
-local key = 'mogate:s:' .. id
-local code = redis.call('HGET', key, 'code')
-if not code or not string.find(ARGV[1], code, 1, true) then return false end
-redis.call('HSET', key, 'status', 'verified', 'verified_number', ARGV[2], 'message_id', ARGV[3])
-redis.call('DEL', KEYS[1])
-return id
-`)
-
-// ErrNoMatch is returned by Consume when nothing matched.
-var ErrNoMatch = errors.New("redisstore: no matching session")
-
-// Consume matches a message from from to to: the id of the verified session,
-// or ErrNoMatch. The text match is a substring test: enough for a baseline,
-// not mogate's token rules.
-func (s *Store) Consume(ctx context.Context, to, from, text, messageID string) (string, error) {
-	v, err := consume.Run(ctx, s.rdb, []string{"mogate:p:" + to + ":" + from}, text, from, messageID).Text()
-	if errors.Is(err, redis.Nil) {
-		return "", ErrNoMatch
+// call runs one library function with a deadline; a function missing
+// after a restart or failover is loaded again and the call made once more.
+func (s *Store) call(ctx context.Context, fn string, keys []string, args ...any) (any, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
+	defer cancel()
+	v, err := s.rdb.FCall(ctx, fn, keys, args...).Result()
+	if err != nil && strings.Contains(err.Error(), "Function not found") {
+		s.log.Warn("redis: function library missing; loading it again", "library", libraryName)
+		if lerr := s.loadLibrary(ctx); lerr != nil {
+			return nil, lerr
+		}
+		v, err = s.rdb.FCall(ctx, fn, keys, args...).Result()
 	}
-	return v, err
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	return v, nil
 }
 
-// Status returns a session's status ("" when there is none).
-func (s *Store) Status(ctx context.Context, id string) (string, error) {
-	v, err := s.rdb.HGet(ctx, "mogate:s:"+id, "status").Result()
-	if errors.Is(err, redis.Nil) {
-		return "", nil
+// timeout bounds a plain command.
+func (s *Store) timeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.opt.Timeout)
+}
+
+// unavailable wraps a Redis error: the caller answers 503.
+func unavailable(err error) error {
+	if errors.Is(err, matcher.ErrUnavailable) {
+		return err
 	}
-	return v, err
+	return fmt.Errorf("%w: redis: %w", matcher.ErrUnavailable, err)
+}
+
+func isConnErr(err error) bool {
+	var re redis.Error
+	return !errors.As(err, &re) || strings.HasPrefix(err.Error(), "LOADING") || strings.HasPrefix(err.Error(), "CLUSTERDOWN")
+}
+
+// Err pings Redis: why the store cannot serve now, or nil.
+func (s *Store) Err(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	if err := s.rdb.Ping(ctx).Err(); err != nil {
+		return unavailable(err)
+	}
+	return nil
+}
+
+// Close stops the wakeups and closes the connections; closing again does
+// nothing.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		if s.ps != nil {
+			_ = s.ps.Close()
+		}
+		s.closeErr = s.rdb.Close()
+	})
+	return s.closeErr
 }

@@ -4,33 +4,25 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
 
-// client returns a client on the Redis at 127.0.0.1:6379, database 15.
-// Without one the test skips, except in CI, where it fails.
+// client returns a client of a private Redis (see redistest).
 func client(t *testing.T) *redis.Client {
 	t.Helper()
-	rdb := redis.NewClient(&redis.Options{Addr: "127.0.0.1:6379", DB: 15})
-	if err := rdb.Ping(context.Background()).Err(); err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("CI is set but Redis at 127.0.0.1:6379 is not reachable: %v", err)
-		}
-		t.Skipf("no Redis at 127.0.0.1:6379: %v", err)
-	}
-	t.Cleanup(func() { rdb.Close() })
-	return rdb
+	return redistest.Start(t).Client()
 }
 
-func TestCreateConsume(t *testing.T) {
+func TestBaselineCreateConsume(t *testing.T) {
 	ctx := context.Background()
-	s := New(client(t))
+	s := NewBaseline(client(t))
 	id := fmt.Sprintf("t%d", time.Now().UnixNano())
 	to, from := "+14155550100", fmt.Sprintf("+1415%07d", time.Now().UnixNano()%10_000_000)
 	if err := s.Create(ctx, id, to, from, "482913", time.Minute); err != nil {
@@ -54,9 +46,9 @@ func TestCreateConsume(t *testing.T) {
 	}
 }
 
-func TestConsumeIsAtomic(t *testing.T) {
+func TestBaselineConsumeIsAtomic(t *testing.T) {
 	ctx := context.Background()
-	s := New(client(t))
+	s := NewBaseline(client(t))
 	id := fmt.Sprintf("a%d", time.Now().UnixNano())
 	to, from := "+14155550100", fmt.Sprintf("+1416%07d", time.Now().UnixNano()%10_000_000)
 	if err := s.Create(ctx, id, to, from, "1234", time.Minute); err != nil {

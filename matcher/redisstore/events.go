@@ -1,0 +1,287 @@
+package redisstore
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math/rand/v2"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// dueTags returns the tags whose sorted set name (exp, done or ev) has
+// members scored up to max: one pipelined round trip.
+func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]string, error) {
+	tags, err := s.rdb.SMembers(ctx, tagsKey).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	cmds := make([]*redis.IntCmd, len(tags))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, t := range tags {
+			cmds[i] = p.ZCount(ctx, key(t, set), "-inf", strconv.FormatInt(maxScore, 10))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var due []string
+	for i, c := range cmds {
+		if c.Val() > 0 {
+			due = append(due, tags[i])
+		}
+	}
+	return due, nil
+}
+
+// ClaimEvents leases up to limit due events: each tag's claim is one
+// function call, so replicas claiming at once never get the same event.
+func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int) ([]matcher.Event, error) {
+	now := s.opt.Now()
+	cctx, cancel := s.timeout(ctx)
+	tags, err := s.dueTags(cctx, "ev", ms(now))
+	cancel()
+	if err != nil {
+		return nil, err
+	}
+	// In random order: a number with a backlog does not starve the others.
+	rand.Shuffle(len(tags), func(i, j int) { tags[i], tags[j] = tags[j], tags[i] })
+	var out []matcher.Event
+	for _, tag := range tags {
+		if len(out) >= limit {
+			break
+		}
+		// On an error, events claimed so far wait for their lease to end.
+		v, err := s.call(ctx, "mogate_v1_claim", tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
+		if err != nil {
+			return nil, err
+		}
+		members, _ := v.([]any)
+		evs, err := s.events(ctx, tag, members)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, evs...)
+	}
+	slices.SortFunc(out, func(a, b matcher.Event) int { return a.At.Compare(b.At) })
+	return out, nil
+}
+
+// events reads the claimed members of a tag: sessions at their final
+// status, message.unmatched events as recorded.
+func (s *Store) events(ctx context.Context, tag string, members []any) ([]matcher.Event, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	cmds := make([]*redis.StringCmd, len(members))
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, m := range members {
+			member, _ := m.(string)
+			if id, ok := strings.CutPrefix(member, "s:"); ok {
+				cmds[i] = p.HGet(ctx, key(tag, "s"), id)
+			} else {
+				cmds[i] = p.HGet(ctx, key(tag, "e"), member)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, unavailable(err)
+	}
+	var out []matcher.Event
+	for i, m := range members {
+		j, err := cmds[i].Result()
+		if err != nil {
+			continue // dropped past the retention
+		}
+		if member, _ := m.(string); strings.HasPrefix(member, "s:") {
+			sess, err := s.decode(j)
+			if err != nil || !sess.Status.Final() {
+				continue
+			}
+			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt})
+			continue
+		}
+		var e matcher.UnmatchedEvent
+		if json.Unmarshal([]byte(j), &e) != nil {
+			continue
+		}
+		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At})
+	}
+	return out, nil
+}
+
+// AckEvent removes a delivered (or dead) event and marks its session
+// notified, in one call.
+func (s *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error {
+	var member, to string
+	switch {
+	case ev.Unmatched != nil:
+		member, to = "u:"+ev.ID, ev.Unmatched.Message.To
+	case ev.Session != nil:
+		member, to = "s:"+ev.Session.ID, ev.Session.To
+	default:
+		return matcher.ErrNotFound
+	}
+	state := matcher.Delivered
+	if dead {
+		state = matcher.Dead
+	}
+	_, err := s.call(ctx, "mogate_v1_ack", tagKeys(tagOf(to)), member, int(state))
+	return err
+}
+
+// Events is signalled by this process's changes and by other replicas'
+// (pub/sub).
+func (s *Store) Events() <-chan struct{} { return s.wake }
+
+func (s *Store) signal() {
+	select {
+	case s.wake <- struct{}{}:
+	default:
+	}
+}
+
+// subscribe subscribes to wakeups before anything is read.
+func (s *Store) subscribe(ctx context.Context) error {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	s.ps = s.rdb.Subscribe(ctx, wakeChan)
+	if _, err := s.ps.Receive(ctx); err != nil {
+		s.ps.Close()
+		return unavailable(err)
+	}
+	return nil
+}
+
+// listen wakes waiters and signals Events for each wakeup. The
+// subscription reconnects by itself after Redis comes back; wakeups lost
+// meanwhile cost latency (Wait re-reads every second).
+func (s *Store) listen() {
+	for m := range s.ps.Channel(redis.WithChannelHealthCheckInterval(time.Second)) {
+		if m.Payload != "ev" {
+			s.mu.Lock()
+			for _, ch := range s.waiters[m.Payload] {
+				select {
+				case ch <- struct{}{}:
+				default:
+				}
+			}
+			s.mu.Unlock()
+		}
+		s.signal()
+	}
+}
+
+func (s *Store) watch(id string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	s.mu.Lock()
+	s.waiters[id] = append(s.waiters[id], ch)
+	s.mu.Unlock()
+	return ch
+}
+
+func (s *Store) unwatch(id string, ch chan struct{}) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	chs := slices.DeleteFunc(s.waiters[id], func(c chan struct{}) bool { return c == ch })
+	if len(chs) == 0 {
+		delete(s.waiters, id)
+	} else {
+		s.waiters[id] = chs
+	}
+}
+
+// Wait blocks until the session is final, ctx ends or it expires. It
+// listens before it reads, and reads again at least every second.
+func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
+	ch := s.watch(id)
+	defer s.unwatch(id, ch)
+	// Reads are bounded by the store's timeout, not cut short by ctx: a
+	// long-poll that ends gets the current state, not an error.
+	rctx := context.WithoutCancel(ctx)
+	for {
+		sess, err := s.Get(rctx, id)
+		if err != nil || sess.Status.Final() {
+			return sess, err
+		}
+		t := time.NewTimer(min(time.Second, sess.ExpiresAt.Sub(s.opt.Now())))
+		select {
+		case <-ch:
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+			return s.Get(rctx, id)
+		}
+		t.Stop()
+	}
+}
+
+// sweepInterval is how often Run looks for due expiries.
+const sweepInterval = 250 * time.Millisecond
+
+// Run expires due sessions and drops old ones until ctx ends.
+func (s *Store) Run(ctx context.Context) {
+	t := time.NewTicker(sweepInterval)
+	defer t.Stop()
+	failing := false
+	registered := time.Now()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if time.Since(registered) > time.Minute {
+			// Register the tags in use again now and then: a tag set lost
+			// with a failover's last writes comes back.
+			s.tags.Clear()
+			registered = time.Now()
+		}
+		err := s.sweep(ctx)
+		switch {
+		case err != nil && !failing && ctx.Err() == nil:
+			s.log.Warn("redis: sweep failed", "err", err)
+		case err == nil && failing:
+			s.log.Info("redis: sweep works again")
+		}
+		failing = err != nil
+	}
+}
+
+// sweepLimit bounds the sessions one sweep call expires or drops.
+const sweepLimit = 500
+
+func (s *Store) sweep(ctx context.Context) error {
+	now := s.opt.Now()
+	cctx, cancel := s.timeout(ctx)
+	exp, err := s.dueTags(cctx, "exp", ms(now))
+	var old []string
+	if err == nil {
+		old, err = s.dueTags(cctx, "done", ms(now.Add(-s.opt.Retention)))
+	}
+	cancel()
+	if err != nil {
+		return err
+	}
+	expired := false
+	for _, tag := range slices.Compact(slices.Sorted(slices.Values(append(exp, old...)))) {
+		v, err := s.call(ctx, "mogate_v1_sweep", tagKeys(tag), ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
+		if err != nil {
+			return err
+		}
+		if n, _ := v.(int64); n > 0 {
+			expired = true
+		}
+	}
+	if expired {
+		s.signal()
+	}
+	return nil
+}

@@ -1,0 +1,321 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// register adds tag to mogate:tags, once per process: the sweeper, event
+// claims and counts find the number's keys through it. It runs before the
+// first write to the tag, so no write is ever unlisted.
+func (s *Store) register(ctx context.Context, tag string) error {
+	if _, ok := s.tags.Load(tag); ok {
+		return nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	if err := s.rdb.SAdd(ctx, tagsKey, tag).Err(); err != nil {
+		return unavailable(err)
+	}
+	s.tags.Store(tag, true)
+	return nil
+}
+
+func idemKey(key, idem string) string {
+	sum := sha256.Sum256([]byte(key + "\x00" + idem))
+	return "mogate:idem:{" + hex.EncodeToString(sum[:16]) + "}"
+}
+
+// Create makes a pending session (the rules of matcher.Matcher.Create).
+//
+// An Idempotency-Key lives in its own slot, so it is claimed first and the
+// session created second. The claim, SET NX with the retention, names the
+// session id to be, the receiving number and the request hash. Whoever
+// finds a claim with the same request hash reads that session; when it
+// does not exist yet (the claimer is still creating it, or died before),
+// the finder creates it under the claimed id itself. The create function
+// makes a given id once and returns the existing session to a second
+// caller, so racing replicas and a dead claimer all end with one session.
+// A create refused for its content releases the claim (compare-and-delete).
+func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.Session, bool, error) {
+	if req.Number == "" && req.Code != "" {
+		return matcher.Session{}, false, matcher.ErrCodeNotAllowed
+	}
+	if req.Code != "" {
+		if _, ok := matcher.NormalizeCode(req.Code); !ok {
+			return matcher.Session{}, false, matcher.ErrInvalidCode
+		}
+	}
+	if req.IDPrefix == "" {
+		req.IDPrefix = defaultPre
+	}
+	if !matcher.ValidIDPrefix(req.IDPrefix) {
+		return matcher.Session{}, false, fmt.Errorf("redisstore: unknown id prefix %q", req.IDPrefix)
+	}
+	id := newID(req.IDPrefix, tagOf(req.To))
+	if req.IdemKey == "" {
+		return s.create(ctx, req, id)
+	}
+	ik := idemKey(req.Key, req.IdemKey)
+	claim := id + "\x00" + req.To + "\x00" + req.ReqHash
+	for try := 0; ; try++ {
+		if try == 3 {
+			return matcher.Session{}, false, unavailable(errors.New("idempotency key keeps changing"))
+		}
+		cctx, cancel := s.timeout(ctx)
+		ok, err := s.rdb.SetNX(cctx, ik, claim, s.opt.Retention).Result()
+		cancel()
+		if err != nil {
+			return matcher.Session{}, false, unavailable(err)
+		}
+		if ok {
+			sess, replayed, err := s.create(ctx, req, id)
+			if err != nil && !errors.Is(err, matcher.ErrUnavailable) {
+				if _, rerr := s.call(ctx, "mogate_v1_idem_release", []string{ik}, claim); rerr != nil {
+					s.log.Warn("redis: idempotency claim not released", "err", rerr)
+				}
+			}
+			return sess, replayed, err
+		}
+		cctx, cancel = s.timeout(ctx)
+		cur, err := s.rdb.Get(cctx, ik).Result()
+		cancel()
+		if errors.Is(err, redis.Nil) {
+			continue // released or expired meanwhile: claim again
+		}
+		if err != nil {
+			return matcher.Session{}, false, unavailable(err)
+		}
+		parts := strings.SplitN(cur, "\x00", 3)
+		if len(parts) != 3 || parts[2] != req.ReqHash {
+			return matcher.Session{}, false, matcher.ErrIdempotencyReused
+		}
+		if sess, err := s.Get(ctx, parts[0]); !errors.Is(err, matcher.ErrNotFound) {
+			return sess, err == nil, err
+		}
+		req.To = parts[1]
+		return s.create(ctx, req, parts[0])
+	}
+}
+
+// create runs the create function: index, supersede and counters in one
+// call, retrying a generated capture code that is in use.
+func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string) (matcher.Session, bool, error) {
+	tag := tagOf(req.To)
+	if err := s.register(ctx, tag); err != nil {
+		return matcher.Session{}, false, err
+	}
+	generated := req.Code == ""
+	length := s.opt.CodeLength
+	if req.Number == "" {
+		length = max(length, matcher.MinCaptureCodeLen)
+	}
+	attempts := req.MaxAttempts
+	if attempts == 0 {
+		attempts = s.opt.MaxAttempts
+	}
+	for try := 0; ; try++ {
+		code := req.Code
+		if generated {
+			code = randomDigits(length)
+		}
+		norm, _ := matcher.NormalizeCode(code)
+		now := s.opt.Now().UTC().Truncate(time.Millisecond)
+		w := wire{
+			ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, Norm: norm, To: req.To,
+			Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
+			Metadata: req.Metadata, PageToken: newID(tokenPref, tag), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
+			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)),
+		}
+		b, _ := json.Marshal(w)
+		v, err := s.call(ctx, "mogate_v1_create", tagKeys(tag), string(b), ms(now))
+		if err != nil {
+			return matcher.Session{}, false, err
+		}
+		status, sess, superseded := reply3(v)
+		switch status {
+		case "ok", "exists":
+			out, err := s.decode(sess)
+			if superseded != "" {
+				s.signal()
+			}
+			return out, status == "exists", err
+		case "code_in_use":
+			if generated && try < 20 {
+				continue
+			}
+			return matcher.Session{}, false, matcher.ErrCodeInUse
+		}
+		return matcher.Session{}, false, unavailable(fmt.Errorf("unexpected reply %q", status))
+	}
+}
+
+// reply3 reads a {string, string, string} function reply.
+func reply3(v any) (a, b, c string) {
+	l, _ := v.([]any)
+	get := func(i int) string {
+		if i < len(l) {
+			s, _ := l[i].(string)
+			return s
+		}
+		return ""
+	}
+	return get(0), get(1), get(2)
+}
+
+func (s *Store) decode(j string) (matcher.Session, error) {
+	var w wire
+	if err := json.Unmarshal([]byte(j), &w); err != nil {
+		return matcher.Session{}, unavailable(fmt.Errorf("bad session record: %w", err))
+	}
+	return w.session(s.opt.Now()), nil
+}
+
+// LookupIdempotent returns the session an API key created with an
+// Idempotency-Key, if it is still held.
+func (s *Store) LookupIdempotent(ctx context.Context, key, idem string) (matcher.Session, bool, error) {
+	cctx, cancel := s.timeout(ctx)
+	cur, err := s.rdb.Get(cctx, idemKey(key, idem)).Result()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return matcher.Session{}, false, nil
+	}
+	if err != nil {
+		return matcher.Session{}, false, unavailable(err)
+	}
+	id, _, _ := strings.Cut(cur, "\x00")
+	sess, err := s.Get(ctx, id)
+	if errors.Is(err, matcher.ErrNotFound) {
+		return matcher.Session{}, false, nil
+	}
+	return sess, err == nil, err
+}
+
+// Get reads a session; a pending one past its expiry reads as expired.
+func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
+	tag, ok := tagOfID(id)
+	if !ok || strings.HasPrefix(id, tokenPref) {
+		return matcher.Session{}, matcher.ErrNotFound
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	j, err := s.rdb.HGet(ctx, key(tag, "s"), id).Result()
+	if errors.Is(err, redis.Nil) {
+		return matcher.Session{}, matcher.ErrNotFound
+	}
+	if err != nil {
+		return matcher.Session{}, unavailable(err)
+	}
+	return s.decode(j)
+}
+
+// ByPageToken returns the session of a hosted page token.
+func (s *Store) ByPageToken(ctx context.Context, token string) (matcher.Session, error) {
+	tag, ok := tagOfID(token)
+	if !ok || !strings.HasPrefix(token, tokenPref) {
+		return matcher.Session{}, matcher.ErrNotFound
+	}
+	cctx, cancel := s.timeout(ctx)
+	id, err := s.rdb.HGet(cctx, key(tag, "tok"), token).Result()
+	cancel()
+	if errors.Is(err, redis.Nil) {
+		return matcher.Session{}, matcher.ErrNotFound
+	}
+	if err != nil {
+		return matcher.Session{}, unavailable(err)
+	}
+	return s.Get(ctx, id)
+}
+
+// Cancel cancels a pending session.
+func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) {
+	tag, ok := tagOfID(id)
+	if !ok || strings.HasPrefix(id, tokenPref) {
+		return matcher.Session{}, matcher.ErrNotFound
+	}
+	v, err := s.call(ctx, "mogate_v1_cancel", tagKeys(tag), id, ms(s.opt.Now()))
+	if err != nil {
+		return matcher.Session{}, err
+	}
+	status, j, _ := reply3(v)
+	switch status {
+	case "not_found":
+		return matcher.Session{}, matcher.ErrNotFound
+	case "not_pending":
+		sess, err := s.decode(j)
+		if err != nil {
+			return sess, err
+		}
+		return sess, matcher.ErrNotPending
+	}
+	s.signal()
+	return s.decode(j)
+}
+
+// SpendNonce records a provider request nonce for the retention window.
+func (s *Store) SpendNonce(ctx context.Context, provider, nonce string) (bool, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	fresh, err := s.rdb.SetNX(ctx, "mogate:nonce:"+provider+"\x00"+nonce, "1", s.opt.Retention).Result()
+	if err != nil {
+		return false, unavailable(err)
+	}
+	return fresh, nil
+}
+
+// PendingByNumber adds up the pending counters of every tag: O(numbers).
+func (s *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	tags, err := s.rdb.SMembers(ctx, tagsKey).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	cmds := make([]*redis.MapStringStringCmd, len(tags))
+	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, t := range tags {
+			cmds[i] = p.HGetAll(ctx, key(t, "pend"))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	out := map[string]int{}
+	for _, c := range cmds {
+		for to, n := range c.Val() {
+			var v int
+			if _, err := fmt.Sscan(n, &v); err == nil && v > 0 {
+				out[to] += v
+			}
+		}
+	}
+	return out, nil
+}
+
+// Allow takes a token of the named bucket, shared by every replica: limit
+// tokens a period, burst limit, on the store's clock. It reports whether
+// there was one; limit <= 0 always allows. It serves the gateway's create
+// limits (per API key, per receiving number), which must hold for the
+// whole gateway rather than per replica.
+func (s *Store) Allow(ctx context.Context, name string, limit int, per time.Duration) (bool, error) {
+	if limit <= 0 {
+		return true, nil
+	}
+	v, err := s.call(ctx, "mogate_v1_take", []string{"mogate:limit:" + name}, limit, per.Milliseconds(), ms(s.opt.Now()))
+	if err != nil {
+		return false, err
+	}
+	n, _ := v.(int64)
+	return n == 1, nil
+}

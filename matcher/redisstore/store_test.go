@@ -1,0 +1,304 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/mogate/mogate/matcher/storetest"
+)
+
+var quiet = slog.New(slog.NewTextHandler(io.Discard, nil))
+
+func options(url string, clock func() time.Time) redisstore.Options {
+	return redisstore.Options{
+		URL: url, Now: clock, MaxAttempts: storetest.MaxAttempts, CodeLength: storetest.CodeLength,
+		Retention: storetest.Retention, CaptureGuessesPerHour: storetest.CaptureGuessesPerHour, Logger: quiet,
+	}
+}
+
+func open(t *testing.T, o redisstore.Options) *redisstore.Store {
+	t.Helper()
+	s, err := openStore(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func openStore(o redisstore.Options) (*redisstore.Store, error) {
+	return redisstore.Open(context.Background(), o)
+}
+
+// TestStore runs the store suite on one private Redis.
+func TestStore(t *testing.T) {
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+		if err := rc.FlushAll(context.Background()).Err(); err != nil {
+			t.Fatal(err)
+		}
+		return open(t, options(srv.URL(), clock))
+	})
+}
+
+// TestStoreCluster runs the store suite on a Redis Cluster of three primaries.
+func TestStoreCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := redistest.StartCluster(t, 3)
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+		c.FlushAll(t)
+		return open(t, options(c.URL(), clock))
+	})
+}
+
+// TestRefusesUnsafeSettings: persistence that can lose acknowledged writes
+// is refused at Open, naming the setting, unless Unsafe.
+func TestRefusesUnsafeSettings(t *testing.T) {
+	cases := []struct {
+		args    []string
+		setting string
+	}{
+		{[]string{"--appendonly", "no"}, "appendonly"},
+		{[]string{"--appendfsync", "everysec"}, "appendfsync"},
+		{[]string{"--maxmemory-policy", "allkeys-lru"}, "maxmemory-policy"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.setting, func(t *testing.T) {
+			srv := redistest.Start(t, tc.args...)
+			o := options(srv.URL(), nil)
+			_, err := redisstore.Open(context.Background(), o)
+			if err == nil || !strings.Contains(err.Error(), tc.setting) || !strings.Contains(err.Error(), "redis_unsafe") {
+				t.Fatalf("Open = %v, want a refusal naming %s", err, tc.setting)
+			}
+			o.Unsafe = true
+			s := open(t, o)
+			s.Close()
+		})
+	}
+	// CONFIG renamed away, as managed services do: the error says so.
+	srv := redistest.Start(t, "--rename-command", "CONFIG", "")
+	_, err := redisstore.Open(context.Background(), options(srv.URL(), nil))
+	if err == nil || !strings.Contains(err.Error(), "CONFIG") || !strings.Contains(err.Error(), "redis_unsafe") {
+		t.Fatalf("Open without CONFIG = %v", err)
+	}
+	o := options(srv.URL(), nil)
+	o.Unsafe = true
+	open(t, o).Close()
+}
+
+// TestRedisRestart: while Redis is down every call fails with
+// ErrUnavailable; after it restarts from its AOF the same store works
+// again, with nothing acknowledged lost, and a lost function library is
+// loaded again.
+func TestRedisRestart(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = time.Second
+	s := open(t, o)
+	defer s.Close()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, Code: "482913", To: storetest.To, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Kill()
+	if _, err := s.Get(ctx, sess.ID); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Get with Redis down = %v", err)
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "m1", From: storetest.Alice, To: storetest.To, Text: "482913"}
+	if _, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Ingest with Redis down = %v", err)
+	}
+	if err := s.Err(ctx); !errors.Is(err, matcher.ErrUnavailable) {
+		t.Fatalf("Err with Redis down = %v", err)
+	}
+	srv.Restart()
+	waitUp(t, s)
+	if got, err := s.Get(ctx, sess.ID); err != nil || got.Status != matcher.Pending {
+		t.Fatalf("after the restart: %+v %v", got, err)
+	}
+	// The function library is gone (a failover to a node without it): the
+	// next call loads it again.
+	if err := srv.Client().FunctionFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
+		t.Fatalf("Ingest after the restart = %+v %v", o, err)
+	}
+	// Wakeups recover too: another replica's change reaches this one's
+	// Events() (its subscription reconnected by itself).
+	other := open(t, o)
+	defer other.Close()
+	deadline := time.Now().Add(15 * time.Second)
+	for i := 0; ; i++ {
+		for len(s.Events()) > 0 {
+			<-s.Events()
+		}
+		m := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("u", i), From: storetest.Mallet, To: storetest.To, Text: "hi"}
+		if _, err := other.Ingest(ctx, m, matcher.IngestOptions{UnmatchedKeys: []string{"k"}}); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case <-s.Events():
+			return
+		case <-time.After(500 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("wakeups did not recover within 15 s")
+		}
+	}
+}
+
+func waitUp(t *testing.T, s *redisstore.Store) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for s.Err(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("store did not recover within 15 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRedisStalled: a frozen Redis makes calls fail with ErrUnavailable
+// within the timeout, never hang and never succeed.
+func TestRedisStalled(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = 500 * time.Millisecond
+	s := open(t, o)
+	defer s.Close()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, Code: "482913", To: storetest.To, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	defer srv.Cont()
+	calls := map[string]func() error{
+		"Get": func() error { _, err := s.Get(ctx, sess.ID); return err },
+		"Create": func() error {
+			_, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Mallet, To: storetest.To, TTL: time.Hour})
+			return err
+		},
+		"Ingest": func() error {
+			_, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: "m1", From: storetest.Alice, To: storetest.To, Text: "482913"}, matcher.IngestOptions{})
+			return err
+		},
+		"SpendNonce":  func() error { _, err := s.SpendNonce(ctx, "p", "n"); return err },
+		"ClaimEvents": func() error { _, err := s.ClaimEvents(ctx, time.Second, 10); return err },
+		"Err":         func() error { return s.Err(ctx) },
+	}
+	for name, call := range calls {
+		start := time.Now()
+		err := call()
+		if took := time.Since(start); took > 3*o.Timeout {
+			t.Errorf("%s took %v with Redis frozen", name, took)
+		}
+		if !errors.Is(err, matcher.ErrUnavailable) {
+			t.Errorf("%s with Redis frozen = %v, want ErrUnavailable", name, err)
+		}
+	}
+	srv.Cont()
+	waitUp(t, s)
+	// Commands sent while it was frozen may run now: what they did is the
+	// provider's retry's to find (dedupe), never a 2xx given meanwhile.
+	if _, err := s.Get(ctx, sess.ID); err != nil {
+		t.Fatalf("after the stall: %v", err)
+	}
+}
+
+// TestBadURLKeepsPassword: a redis_url that does not parse is refused
+// without quoting it (it may hold a password).
+func TestBadURLKeepsPassword(t *testing.T) {
+	for _, u := range []string{"redis://u:s3cret@127.0.0.1:6379/%zz", "http://u:s3cret@host", "redis://a:1,redis://u:s3cret@b:%zz"} {
+		_, err := redisstore.Open(context.Background(), redisstore.Options{URL: u, Logger: quiet})
+		if err == nil || strings.Contains(err.Error(), "s3cret") {
+			t.Errorf("Open(%q) = %v", u, err)
+		}
+	}
+}
+
+// TestKilledRedisLosesNothingAcknowledged: Redis is killed with -9 under
+// load; after it restarts from its AOF every acknowledged create and match
+// is there.
+func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	o := options(srv.URL(), nil)
+	o.Timeout = time.Second
+	s := open(t, o)
+	type done struct {
+		id      string
+		matched bool
+	}
+	var mu sync.Mutex
+	var acked []done
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				from := fmt.Sprintf("+1415%03d%04d", g, i%10000)
+				sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: from, Code: "4242", To: storetest.To, TTL: time.Hour})
+				if err != nil {
+					time.Sleep(10 * time.Millisecond)
+					continue
+				}
+				d := done{id: sess.ID}
+				msg := matcher.Message{Provider: "tw", MessageID: sess.ID, From: from, To: storetest.To, Text: "4242"}
+				if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err == nil && o.Kind == matcher.Matched {
+					d.matched = true
+				}
+				mu.Lock()
+				acked = append(acked, d)
+				mu.Unlock()
+			}
+		}()
+	}
+	time.Sleep(300 * time.Millisecond)
+	srv.Kill()
+	time.Sleep(200 * time.Millisecond)
+	srv.Restart()
+	time.Sleep(300 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	waitUp(t, s)
+	matched := 0
+	for _, d := range acked {
+		got, err := s.Get(ctx, d.id)
+		if err != nil {
+			t.Fatalf("acknowledged session %s lost: %v", d.id, err)
+		}
+		if d.matched {
+			matched++
+			if got.Status != matcher.Verified {
+				t.Fatalf("acknowledged match of %s lost: %+v", d.id, got)
+			}
+		}
+	}
+	if len(acked) < 10 || matched < 10 {
+		t.Fatalf("only %d creates, %d matches acknowledged", len(acked), matched)
+	}
+	t.Logf("%d creates and %d matches acknowledged, none lost", len(acked), matched)
+}
