@@ -80,6 +80,7 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(members))
+	attempts := make([]*redis.StringCmd, len(members))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, m := range members {
 			member, _ := m.(string)
@@ -88,6 +89,7 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 			} else {
 				cmds[i] = p.HGet(ctx, key(tag, "e"), member)
 			}
+			attempts[i] = p.HGet(ctx, key(tag, "e"), "a:"+member)
 		}
 		return nil
 	})
@@ -105,14 +107,14 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 			if err != nil || !sess.Status.Final() {
 				continue
 			}
-			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt})
+			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt, Attempts: atoi(attempts[i])})
 			continue
 		}
 		var e matcher.UnmatchedEvent
 		if json.Unmarshal([]byte(j), &e) != nil {
 			continue
 		}
-		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At})
+		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At, Attempts: atoi(attempts[i])})
 	}
 	return out, nil
 }
@@ -120,21 +122,45 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 // AckEvent removes a delivered (or dead) event and marks its session
 // notified, in one call.
 func (s *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error {
-	var member, to string
-	switch {
-	case ev.Unmatched != nil:
-		member, to = "u:"+ev.ID, ev.Unmatched.Message.To
-	case ev.Session != nil:
-		member, to = "s:"+ev.Session.ID, ev.Session.To
-	default:
-		return matcher.ErrNotFound
+	member, to, err := eventMember(ev)
+	if err != nil {
+		return err
 	}
 	state := matcher.Delivered
 	if dead {
 		state = matcher.Dead
 	}
-	_, err := s.call(ctx, "mogate_v1_ack", tagKeys(tagOf(to)), member, int(state))
+	_, err = s.call(ctx, "mogate_v1_ack", tagKeys(tagOf(to)), member, int(state))
 	return err
+}
+
+// atoi reads a failed-attempts count (0 when there is none).
+func atoi(c *redis.StringCmd) int {
+	n, _ := strconv.Atoi(c.Val())
+	return n
+}
+
+// DeferEvent moves an undelivered event's lease end to until and keeps its
+// attempt count, in one call; an acked event stays acked.
+func (s *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Time) error {
+	member, to, err := eventMember(ev)
+	if err != nil {
+		return err
+	}
+	_, err = s.call(ctx, "mogate_v1_defer", tagKeys(tagOf(to)), member, ms(until), ev.Attempts)
+	return err
+}
+
+// eventMember is an event's member of its tag's ev set and its receiving
+// number.
+func eventMember(ev matcher.Event) (member, to string, err error) {
+	switch {
+	case ev.Unmatched != nil:
+		return "u:" + ev.ID, ev.Unmatched.Message.To, nil
+	case ev.Session != nil:
+		return "s:" + ev.Session.ID, ev.Session.To, nil
+	}
+	return "", "", matcher.ErrNotFound
 }
 
 // Events is signalled by this process's changes and by other replicas'

@@ -11,7 +11,8 @@
 --   5 exp   zset   pending session id by expires_at (ms)
 --   6 done  zset   finished session id by finished_at (ms), for the retention
 --   7 ev    zset   undelivered event ("s:<session id>" | "u:<event id>") by due/lease end (ms)
---   8 e     hash   "u:<event id>" -> message.unmatched event JSON
+--   8 e     hash   "u:<event id>" -> message.unmatched event JSON;
+--                  "a:<ev member>" -> failed delivery attempts
 --   9 pend  hash   receiving number -> pending sessions
 --  10 seq   string creation counter: the older session of a pair wins
 -- Times come from the caller's clock (ARGV), never from Redis.
@@ -289,7 +290,7 @@ end
 local function ack(keys, args)
   local m = args[1]
   redis.call('ZREM', keys[EV], m)
-  redis.call('HDEL', keys[E], m)
+  redis.call('HDEL', keys[E], m, 'a:' .. m)
   if string.sub(m, 1, 2) == 's:' then
     local s = load(keys, string.sub(m, 3))
     if s then
@@ -297,6 +298,17 @@ local function ack(keys, args)
       save(keys, s)
     end
   end
+  return 1
+end
+
+-- defer: ARGV member, lease end or next try (ms), failed attempts. An
+-- event still undelivered moves to that time and keeps its attempt count
+-- (in e as "a:<member>"); an acked one stays acked.
+local function defer(keys, args)
+  local m = args[1]
+  if not redis.call('ZSCORE', keys[EV], m) then return 0 end
+  redis.call('ZADD', keys[EV], args[2], m)
+  redis.call('HSET', keys[E], 'a:' .. m, args[3])
   return 1
 end
 
@@ -323,5 +335,6 @@ redis.register_function('mogate_v1_part', part)
 redis.register_function('mogate_v1_sweep', sweep)
 redis.register_function('mogate_v1_claim', claim)
 redis.register_function('mogate_v1_ack', ack)
+redis.register_function('mogate_v1_defer', defer)
 redis.register_function('mogate_v1_idem_release', idem_release)
 redis.register_function('mogate_v1_take', take)

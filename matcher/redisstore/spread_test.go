@@ -88,6 +88,10 @@ func (s *spread) ClaimEvents(ctx context.Context, lease time.Duration, limit int
 	return s.pick().ClaimEvents(ctx, lease, limit)
 }
 
+func (s *spread) DeferEvent(ctx context.Context, ev matcher.Event, until time.Time) error {
+	return s.pick().DeferEvent(ctx, ev, until)
+}
+
 func (s *spread) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error {
 	return s.pick().AckEvent(ctx, ev, dead)
 }
