@@ -663,16 +663,6 @@ func TestStorageFailureAnswers503(t *testing.T) {
 	}
 }
 
-func TestRedisStoreRefused(t *testing.T) {
-	cfg, err := config.Parse([]byte(testYAML+"store: redis\nredis_url: redis://127.0.0.1:6379/0\n"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := New(Options{Config: cfg, InMemory: true}); err == nil || !strings.Contains(err.Error(), "not implemented") {
-		t.Fatalf("store: redis = %v", err)
-	}
-}
-
 // TestReceivingNumberAndNationalSender: an Android phone forwards an SMS with
 // a national sender and no receiving number; the provider entry's number
 // fills in, and the sender is resolved with its country.

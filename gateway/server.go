@@ -20,6 +20,7 @@ import (
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -75,9 +76,6 @@ func New(o Options) (*Server, error) {
 		o.Now = time.Now
 	}
 	cfg := o.Config
-	if cfg.Store != "memory" {
-		return nil, fmt.Errorf("gateway: store %q is not implemented yet; use store: memory (the write-ahead log under data_dir)", cfg.Store)
-	}
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
@@ -109,9 +107,28 @@ func New(o Options) (*Server, error) {
 			s.unmatchedKeys = append(s.unmatchedKeys, k.Name)
 		}
 	}
-	if o.InMemory {
+	switch {
+	case cfg.Store == "redis":
+		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+		rs, err := redisstore.Open(ctx, redisstore.Options{
+			URL: cfg.RedisURL.Reveal(), Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
+			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
+			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
+			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger,
+		})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		s.store = rs
+		// The create limits hold for the whole gateway; the unmatched
+		// budget is the store's, counted in the same call as the match.
+		s.limits(s.sharedRate())
+		s.unmatchedLimit = noLimit{}
+	case o.InMemory:
 		s.m = matcher.New(mo)
-	} else {
+	default:
 		start := time.Now()
 		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger}})
 		if err != nil {
@@ -119,7 +136,9 @@ func New(o Options) (*Server, error) {
 		}
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
-	s.store = s.m.Store()
+	if s.m != nil {
+		s.store = s.m.Store()
+	}
 	s.metrics = newMetrics(s.pendingTotal)
 	s.outbox = newOutbox(o.Outbox, s.store, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
@@ -129,6 +148,15 @@ func New(o Options) (*Server, error) {
 
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
 func (s *Server) RunOutbox(ctx context.Context) { s.outbox.run(ctx) }
+
+// sharedRate is the GCRA limiter in the store's Redis (store: redis), or
+// nil (store: memory).
+func (s *Server) sharedRate() *redis_rate.Limiter {
+	if rs, ok := s.store.(*redisstore.Store); ok {
+		return redis_rate.NewLimiter(rs.Client())
+	}
+	return nil
+}
 
 // limits sets the rate limits: shared through rdb (store: redis), so they
 // hold for the whole gateway, else in-process.

@@ -312,13 +312,6 @@ local function defer(keys, args)
   return 1
 end
 
--- take: KEYS the bucket; ARGV limit, period ms, now. 1 when a token was
--- taken, 0 when none was left.
-local function take(keys, args)
-  if bucket(keys[1], tonumber(args[1]), tonumber(args[2]), tonumber(args[3]), true) then return 1 end
-  return 0
-end
-
 -- idem_release: KEYS idempotency key; ARGV the value this caller set.
 -- Deletes the claim only if it is still the caller's.
 local function idem_release(keys, args)
@@ -337,4 +330,3 @@ redis.register_function('mogate_v1_claim', claim)
 redis.register_function('mogate_v1_ack', ack)
 redis.register_function('mogate_v1_defer', defer)
 redis.register_function('mogate_v1_idem_release', idem_release)
-redis.register_function('mogate_v1_take', take)

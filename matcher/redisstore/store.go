@@ -303,19 +303,6 @@ func (s *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
 	return out, nil
 }
 
-// Allow takes a token of the named bucket, shared by every replica: limit
-// tokens a period, burst limit, on the store's clock. It reports whether
-// there was one; limit <= 0 always allows. It serves the gateway's create
-// limits (per API key, per receiving number), which must hold for the
-// whole gateway rather than per replica.
-func (s *Store) Allow(ctx context.Context, name string, limit int, per time.Duration) (bool, error) {
-	if limit <= 0 {
-		return true, nil
-	}
-	v, err := s.call(ctx, "mogate_v1_take", []string{"mogate:limit:" + name}, limit, per.Milliseconds(), ms(s.opt.Now()))
-	if err != nil {
-		return false, err
-	}
-	n, _ := v.(int64)
-	return n == 1, nil
-}
+// Client is the store's Redis client, for state the gateway shares across
+// replicas beside sessions (its create rate limits).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }

@@ -1,0 +1,96 @@
+package gateway
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+)
+
+// redisHarness is a gateway on store: redis, on a private redis-server.
+func redisHarness(t *testing.T, url, extra string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(testYAML+"store: redis\nredis_url: "+url+"\n"+extra), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
+	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close() })
+	s.SetReady(true)
+	h.s, h.h = s, s.Handler()
+	return h
+}
+
+// TestRedisGateway: two gateways on one Redis are one gateway: a create on
+// one verifies through a webhook on the other, and the create limits hold
+// for both together (GCRA in Redis), not per replica.
+func TestRedisGateway(t *testing.T) {
+	srv := redistest.Start(t)
+	a := redisHarness(t, srv.URL(), "")
+	b := redisHarness(t, srv.URL(), "")
+	v := a.mustCreate(`{"number": "+14155550123"}`)
+	if w := b.send(b.signed("twilio", adapters.Inbound{From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)})); w.Code != 200 {
+		t.Fatalf("webhook on b = %d %s", w.Code, w.Body)
+	}
+	if got := a.get(v["id"].(string)); got["status"] != "verified" || got["verified_number"] != "+14155550123" {
+		t.Fatalf("read on a: %v", got)
+	}
+	// Another key's session stays invisible across replicas too.
+	if w := b.do("GET", "/v1/verifications/"+v["id"].(string), otherKey, nil, nil); w.Code != 404 {
+		t.Fatalf("other key on b = %d", w.Code)
+	}
+	if w := a.do("GET", "/readyz", "", nil, nil); w.Code != 200 {
+		t.Fatalf("readyz = %d %s", w.Code, w.Body)
+	}
+}
+
+// TestRedisGatewayLimitsAcrossReplicas: creates_per_number_per_hour spent
+// on two replicas counts once.
+func TestRedisGatewayLimitsAcrossReplicas(t *testing.T) {
+	srv := redistest.Start(t)
+	a := redisHarness(t, srv.URL(), "")
+	b := redisHarness(t, srv.URL(), "")
+	for _, h := range []*harness{a, b} {
+		h.s.numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
+	}
+	var codes []int
+	for i := range 4 {
+		h := a
+		if i%2 == 1 {
+			h = b
+		}
+		code, _ := h.create(shopKey, `{"number": "+14155550199"}`, nil)
+		codes = append(codes, code)
+	}
+	if fmt.Sprint(codes) != "[201 201 201 429]" {
+		t.Fatalf("codes across replicas = %v", codes)
+	}
+}
+
+// TestRedisUnsafeRefused: a Redis that can lose acknowledged writes is
+// refused at start, naming the setting, unless redis_unsafe.
+func TestRedisUnsafeRefused(t *testing.T) {
+	srv := redistest.Start(t, "--appendfsync", "everysec")
+	cfg, err := config.Parse([]byte(testYAML+"store: redis\nredis_url: "+srv.URL()+"\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "appendfsync") {
+		t.Fatalf("unsafe Redis = %v", err)
+	}
+	cfg.RedisUnsafe = true
+	s, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatalf("with redis_unsafe: %v", err)
+	}
+	_ = s.Close()
+}
