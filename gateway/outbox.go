@@ -80,6 +80,10 @@ type outbox struct {
 	log          *slog.Logger
 	now          func() time.Time
 	base         func(matcher.Session) any // the event's data: the API's view of the session
+	// claimed, when set, sees each event when it is claimed before any
+	// failed delivery: once across replicas, or twice when the replica
+	// holding it died (metrics and pool health can afford that).
+	claimed func(matcher.Event)
 
 	delivered, attempts, dead prometheus.Counter
 
@@ -160,6 +164,9 @@ func (o *outbox) claim(ctx context.Context) {
 	}
 	now := o.now()
 	for _, ev := range evs {
+		if o.claimed != nil && ev.Attempts == 0 {
+			o.claimed(ev)
+		}
 		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
 		if o.destination(d) == "" {
 			o.ack(ctx, d, false)

@@ -142,6 +142,15 @@ func New(o Options) (*Server, error) {
 	s.metrics = newMetrics(s.pendingTotal)
 	s.outbox = newOutbox(o.Outbox, s.store, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
+	if s.m == nil {
+		// Several replicas: final statuses are seen through their events,
+		// each by the one replica that claims it first.
+		s.outbox.claimed = func(ev matcher.Event) {
+			if ev.Session != nil {
+				s.onChange(*ev.Session)
+			}
+		}
+	}
 	s.engine = s.routes()
 	return s, nil
 }
