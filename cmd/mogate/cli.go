@@ -104,7 +104,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		if len(conflicts) > 0 {
 			return errors.Join(conflicts...)
 		}
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err
 		}
 		dir = cfg.DataDir
@@ -194,7 +194,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 		if *target != "" { // dev mode's public_url is its listen address
 			cfg.PublicURL = strings.TrimRight(*target, "/")
 		}
-	} else if cfg, err = config.Load(*cfgPath); err != nil {
+	} else if cfg, err = registry.Load(*cfgPath); err != nil {
 		return err
 	}
 	p, err := pickProvider(cfg, *provider, *to)
