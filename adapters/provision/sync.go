@@ -14,7 +14,7 @@ type Entry struct {
 	// e.g. a missing credential) or Manual (the type has no API).
 	Client Client
 	Err    error
-	Manual string // how to point a number by hand, for types without an API
+	Manual string // how to point a number by hand, for types without an API; {url} stands for URL
 	// Numbers are the entry's pool numbers (E.164), URL where their inbound
 	// SMS must go: public_url/webhooks/{entry name}.
 	Numbers []string
@@ -73,7 +73,7 @@ func entryRows(ctx context.Context, e Entry, write, dryRun bool) []Row {
 		return fail(e.Err)
 	case e.Client == nil:
 		for i := range rows {
-			rows[i].Action, rows[i].OK = "manual: "+e.Manual, true
+			rows[i].Action, rows[i].OK = "manual: "+strings.ReplaceAll(e.Manual, "{url}", e.URL), true
 		}
 		return rows
 	}

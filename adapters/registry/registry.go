@@ -25,7 +25,8 @@ type Type struct {
 	// Adapter builds the entry's webhook adapter.
 	Adapter func(p config.Provider, env Env) (adapters.Adapter, error)
 	// REST builds the entry's REST client for `mogate numbers`; nil when the
-	// type has no API mogate uses, and Manual says how to do it by hand.
+	// type has no API mogate uses, and Manual says how to do it by hand
+	// ({url} stands for the entry's public_url/webhooks/{name}).
 	REST   func(p config.Provider, hc *http.Client) (provision.Client, error)
 	Manual string
 }

@@ -77,7 +77,7 @@ var types = []Type{
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey.Reveal(), Now: env.Now})
 		},
-		Manual: "Vonage dashboard, Applications, your Messages application: Inbound URL = the After URL, method POST; link the number to that application",
+		Manual: "Vonage dashboard, Applications, your Messages application: Inbound URL = {url}, method POST; link the number to that application",
 	},
 	{
 		Schema: config.Schema{Type: "plivo", Keys: keys("auth_id", 0, "auth_token", req|sec, "api_url", rst)},
@@ -108,41 +108,41 @@ var types = []Type{
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return sinch.New(sinch.Config{Name: p.Name, WebhookSecret: p.WebhookSecret.Reveal(), Now: env.Now})
 		},
-		Manual: "Sinch Customer Dashboard, SMS, APIs, your service plan: Callback URL = the After URL",
+		Manual: "Sinch Customer Dashboard, SMS, APIs, your service plan: Callback URL = {url}",
 	},
 	{
 		Schema: config.Schema{Type: "bird", Keys: keys("signing_key", req|sec), OneNumber: true},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return bird.New(bird.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 		},
-		Manual: "Bird dashboard, Developer, Webhooks: subscribe sms.inbound of the number's channel to the After URL",
+		Manual: "Bird dashboard, Developer, Webhooks: subscribe sms.inbound of the number's channel to {url}",
 	},
 	{
 		Schema: config.Schema{Type: "bandwidth", Keys: keys("username", req, "password", req|sec)},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return bandwidth.New(bandwidth.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 		},
-		Manual: "Bandwidth App, Applications, the number's messaging application: Inbound Callback URL = the After URL, with the entry's username and password",
+		Manual: "Bandwidth App, Applications, the number's messaging application: Inbound Callback URL = {url}, with the entry's username and password",
 	},
 	{
 		Schema: config.Schema{Type: "infobip", Keys: keys("username", req, "password", req|sec)},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return infobip.New(infobip.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 		},
-		Manual: "Infobip portal, Numbers, the number's SMS keyword configuration: Forward to HTTP, URL = the After URL, with the entry's username and password",
+		Manual: "Infobip portal, Numbers, the number's SMS keyword configuration: Forward to HTTP, URL = {url}, with the entry's username and password",
 	},
 	{
 		Schema: config.Schema{Type: "sns", Keys: keys("topic_arns", req)},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return sns.New(sns.Config{Name: p.Name, TopicARNs: p.TopicARNs, HTTP: env.HTTP, PrivateKey: p.PrivateKey.Reveal(), Now: env.Now})
 		},
-		Manual: "AWS End User Messaging SMS: two-way SMS of the number to the SNS topic; SNS: an HTTPS subscription of the topic to the After URL",
+		Manual: "AWS End User Messaging SMS: two-way SMS of the number to the SNS topic; SNS: an HTTPS subscription of the topic to {url}",
 	},
 	{
 		Schema: config.Schema{Type: "smsgate", Keys: keys("signing_key", req|sec), OneNumber: true},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return smsgate.New(smsgate.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 		},
-		Manual: "SMS Gateway for Android app: add a webhook for sms:received to the After URL, with the entry's signing key",
+		Manual: "SMS Gateway for Android app: add a webhook for sms:received to {url}, with the entry's signing key",
 	},
 }

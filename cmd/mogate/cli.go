@@ -35,6 +35,10 @@ Usage:
                                           dev mode: no file, a demo provider, numbers and API key
   mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
                                           play the user's phone: post a signed provider webhook
+  mogate numbers list --config F [--provider NAME]
+                                          the pool and where each provider sends its numbers' inbound SMS now
+  mogate numbers sync --config F [--dry-run] [--provider NAME]
+                                          point every pool number's inbound SMS at public_url/webhooks/{entry}
   mogate conformance config [--listen A] [--public-url U] [--data-dir D]
                                           print the configuration a conformance target runs with
   mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K]
@@ -59,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = simulate(args[2:], stdout, stderr)
+	case "numbers":
+		err = numbersCmd(args[1:], stdout, stderr)
 	case "conformance":
 		err = conformanceCmd(args[1:], stdout, stderr)
 	case "bench":
