@@ -260,3 +260,51 @@ func TestScrub(t *testing.T) {
 type errString string
 
 func (e errString) Error() string { return string(e) }
+
+// TestTransportErrors: a provider that cannot be reached fails the rows,
+// for every client and on both calls: vonage-go-sdk's panic on a transport
+// error is recovered, and the errors that quote request URLs (vonage-go-sdk
+// puts api_secret in the query) carry no credential.
+func TestTransportErrors(t *testing.T) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			f := sc.fake()
+			good, err := sc.client(f.URL, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			e := []provision.Entry{{Name: "acct", Type: sc.name, Client: good, Numbers: sc.pool, URL: want, Secrets: sc.secrets}}
+			all, err := good.List(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			f.Close() // from here on every call fails in the transport
+			rows := provision.Sync(context.Background(), e, false)
+			for _, r := range rows {
+				if !strings.HasPrefix(r.Action, "failed: ") {
+					t.Errorf("sync %s: %+v", r.Number, r)
+				}
+			}
+			var target provision.Number
+			for _, n := range all {
+				if n.Number == a {
+					target = n
+				}
+			}
+			_, _, err = good.Point(context.Background(), target, want)
+			if err == nil {
+				t.Fatal("Point on a closed server succeeded")
+			}
+			msg := err.Error() // the client's own error, before any scrubbing
+			for _, s := range sc.secrets {
+				if strings.Contains(msg, s) {
+					t.Errorf("Point error leaks a credential: %s", msg)
+				}
+			}
+			if testing.Verbose() {
+				t.Logf("Point: %s", msg)
+				t.Logf("row: %s", rows[0].Action)
+			}
+		})
+	}
+}

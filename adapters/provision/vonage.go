@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 
 	vonage "github.com/vonage/vonage-go-sdk"
@@ -75,9 +76,15 @@ func (c *Vonage) Point(ctx context.Context, n Number, url string) (_ Action, _ s
 	return Updated, "", nil
 }
 
+// vonageErr words an SDK error; a transport error's URL loses its query,
+// which carries api_key and api_secret.
 func vonageErr(err error, code, label string) error {
 	var parts []string
-	if err != nil {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		u, _, _ := strings.Cut(ue.URL, "?")
+		parts = append(parts, ue.Op+" "+u+": "+ue.Err.Error())
+	} else if err != nil {
 		parts = append(parts, err.Error())
 	}
 	if code != "" {

@@ -19,7 +19,7 @@ import (
 	"github.com/mogate/mogate/config"
 )
 
-// numbersHTTP makes the REST calls of `mogate numbers`; tests may swap it.
+// numbersHTTP makes the REST calls of `mogate numbers`.
 var numbersHTTP = &http.Client{Timeout: 30 * time.Second}
 
 // errNotInSync makes `numbers sync` exit 1 after printing its rows.
