@@ -37,8 +37,9 @@ type Number struct {
 	// (shop)", "messaging profile 4a…"), "" when the number holds it; HolderID
 	// identifies it: numbers with the same HolderID change together.
 	Holder, HolderID string
-	// Missing says why URL cannot be set as is ("no application": Point
-	// will create one; "no messaging profile": it cannot).
+	// Missing, when set, is shown instead of URL: the number is not in
+	// sync however URL reads ("no application": Point attaches one; "SMS
+	// application AP…": Point detaches it; "no messaging profile").
 	Missing string
 	// Blocked, when set, says why Point cannot fix the number and what to
 	// do instead.

@@ -46,7 +46,7 @@ func (c *Twilio) List(ctx context.Context) ([]Number, error) {
 		n := Number{Number: str(r.PhoneNumber), ID: str(r.Sid), URL: str(r.SmsUrl), Method: str(r.SmsMethod)}
 		if app := str(r.SmsApplicationSid); app != "" {
 			// Twilio ignores sms_url while an SMS application is set.
-			n.URL, n.Method, n.extra = "(SMS application "+app+")", "", app
+			n.Missing, n.extra = "SMS application "+app, app
 		}
 		out = append(out, n)
 	}
