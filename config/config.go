@@ -149,7 +149,9 @@ func Parse(b []byte, lookup func(string) (string, bool)) (Config, error) {
 // BaseURL returns public_url as a URL without a trailing slash.
 func (c *Config) BaseURL() string { return strings.TrimRight(c.PublicURL, "/") }
 
-// Validate checks the values that YAML types cannot: enums, ranges, references.
+// Validate checks the values that YAML types cannot: enums, ranges,
+// references. Which keys a provider entry may and must carry depends on its
+// type: CheckProviders checks that, with adapters/registry's table.
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(line int, key, format string, args ...any) {
@@ -264,13 +266,16 @@ func (c *Config) Validate() error {
 			add(p.line, key+".name", "duplicate name %q", p.Name)
 		}
 		providerNames[p.Name] = true
-		errs = append(errs, p.validate(key)...)
+		if p.APIURL != "" {
+			if u, err := url.Parse(p.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
+				add(p.line, key+".api_url", "must be an absolute http(s) URL without query, got %q", p.APIURL)
+			}
+		}
 	}
 	if len(c.Numbers) == 0 {
 		at("numbers", "at least one receiving number is required")
 	}
 	seen := map[string]bool{}
-	perProvider := map[string]int{}
 	for i, n := range c.Numbers {
 		key := fmt.Sprintf("numbers[%d]", i)
 		if !isE164(n.Number) {
@@ -282,7 +287,6 @@ func (c *Config) Validate() error {
 		if !providerNames[n.Provider] {
 			add(n.line, key+".provider", "no provider named %q", n.Provider)
 		}
-		perProvider[n.Provider]++
 		for j, cc := range n.Countries {
 			if cc != "*" && !isCountry(cc) {
 				at(fmt.Sprintf("%s.countries[%d]", key, j), "%q is not an ISO 3166-1 alpha-2 country code (or \"*\")%s", cc, countryHint(cc))
@@ -290,11 +294,6 @@ func (c *Config) Validate() error {
 		}
 		if !(n.Weight >= 0) || math.IsInf(n.Weight, 0) {
 			at(key+".weight", "must be a number >= 0 (0 drains the number), got %v", n.Weight)
-		}
-	}
-	for i, p := range c.Providers {
-		if n := perProvider[p.Name]; noReceivingNumber[p.Type] && n != 1 {
-			add(p.line, fmt.Sprintf("providers[%d]", i), "%s payloads lack the receiving number, so entry %q must have exactly one number in numbers:, has %d", p.Type, p.Name, n)
 		}
 	}
 	return errors.Join(errs...)
@@ -324,14 +323,4 @@ func isE164(s string) bool {
 		return false
 	}
 	return strings.Trim(s[1:], "0123456789") == ""
-}
-
-// ProviderTypes lists every provider type mogate knows, in documentation order.
-func ProviderTypes() []string {
-	types := make([]string, 0, len(providerKeys))
-	for t := range providerKeys {
-		types = append(types, t)
-	}
-	slices.Sort(types)
-	return types
 }

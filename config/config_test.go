@@ -168,11 +168,6 @@ func TestRefused(t *testing.T) {
 			[]string{"line 6: numbers[0].weight: must be a number >= 0"}},
 		{"NaN weight", strings.Replace(minimal, "provider: twilio}", "provider: twilio, weight: .nan}", 1),
 			[]string{"line 6: numbers[0].weight"}},
-		{"bird with two numbers", strings.Replace(minimal, "providers:\n", "providers:\n  - {name: bird, type: bird, signing_key: k}\n", 1) +
-			"  - {number: \"+31970102030\", provider: bird}\n  - {number: \"+31970102031\", provider: bird}\n",
-			[]string{`line 4: providers[0]: bird payloads lack the receiving number, so entry "bird" must have exactly one number in numbers:, has 2`}},
-		{"smsgate without a number", strings.Replace(minimal, "numbers:\n", "  - {name: phone, type: smsgate, signing_key: k}\nnumbers:\n", 1),
-			[]string{"line 5: providers[1]", `entry "phone" must have exactly one number`, "has 0"}},
 		{"log level", minimal + "log_level: verbose\n", []string{`line 7: log_level: must be debug, info, warn or error, got "verbose"`}},
 		{"admin_listen without port", minimal + "admin_listen: 127.0.0.1\n", []string{"line 7: admin_listen: must be host:port"}},
 		{"admin_listen is listen", "listen: 127.0.0.1:8080\n" + minimal + "admin_listen: 127.0.0.1:8080\n", []string{"line 8: admin_listen: must differ from listen"}},
@@ -212,11 +207,6 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "listen: a:1\nlistn: b\n", []string{"line 2", `unknown key "listn"`}},
 		{"unknown nested key", "verification:\n  ttl: 1m\n  code_len: 6\n", []string{"line 3", `"verification.code_len"`, `did you mean "code_length"`}},
 		{"unknown provider key", "providers:\n  - name: t\n    type: twilio\n    auth_token: x\n    secret: y\n", []string{"line 5", `"providers[0].secret"`}},
-		{"key of another type", "providers:\n  - {name: t, type: twilio, auth_token: x, auth_id: MA1}\n", []string{"line 2", "providers[0].auth_id", "not a key of type twilio"}},
-		{"missing required key", "providers:\n  - {name: t, type: plivo, auth_id: MA1}\n", []string{"line 2", "providers[0].auth_token", "required"}},
-		{"unknown type", "providers:\n  - {name: t, type: twillio, auth_token: x}\n", []string{"line 2", `unknown provider type "twillio"`}},
-		{"bad vonage method", "providers:\n  - {name: v, type: vonage, signature_secret: x, signature_method: crc}\n", []string{"signature_method", "md5hash"}},
-		{"bad telnyx key", "providers:\n  - {name: t, type: telnyx, public_key: abc}\n", []string{"public_key", "32-byte"}},
 		{"unset env", "listen: a:1\npublic_url: ${NOPE}\n", []string{"line 2", "public_url", "NOPE is not set"}},
 		{"bad number", "providers: [{name: t, type: twilio, auth_token: x}]\nnumbers:\n  - {number: 4155550100, provider: t}\n", []string{"line 3", "numbers[0].number", "E.164"}},
 		{"number of unknown provider", "numbers:\n  - {number: \"+14155550100\", provider: nope}\n", []string{"numbers[0].provider", `no provider named "nope"`}},
@@ -227,6 +217,7 @@ func TestParseErrors(t *testing.T) {
 		{"key and hash", "api_keys:\n  - {name: a, key: 0123456789abcdef0, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}\n", []string{"line 2", "exactly one"}},
 		{"short key", "api_keys:\n  - {name: a, key: short}\n", []string{"api_keys[0].key", "16"}},
 		{"bad webhook secret", "api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_secret: plain}\n", []string{"whsec_"}},
+		{"api_url not a URL", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"api.twilio.com\"}\n", []string{"line 2", "providers[0].api_url", "absolute http(s) URL"}},
 		{"public url with query", "public_url: https://x.example/?a=b\n", []string{"public_url"}},
 		{"two documents", "listen: a:1\n---\nlisten: b:2\n", []string{"exactly one YAML document"}},
 		{"bad store", "store: disk\n", []string{"store"}},
@@ -348,5 +339,86 @@ func TestIsCountry(t *testing.T) {
 		if isCountry(cc) {
 			t.Errorf("isCountry(%q)", cc)
 		}
+	}
+}
+
+// schemas is a small table of provider types for the CheckProviders tests
+// (adapters/registry holds the real one and tests it on full files).
+var schemas = []Schema{
+	{Type: "twilio", Keys: []Key{{Name: "auth_token", Required: true, Secret: true}, {Name: "account_sid"}}},
+	{Type: "bird", Keys: []Key{{Name: "signing_key", Required: true, Secret: true}}, OneNumber: true},
+	{Type: "vonage", Keys: []Key{{Name: "signature_secret", Required: true, Secret: true}, {Name: "signature_method"}},
+		Check: func(p *Provider) (string, string) {
+			if p.SignatureMethod == "" {
+				p.SignatureMethod = "md5hash"
+			}
+			if p.SignatureMethod != "md5hash" {
+				return "signature_method", "must be md5hash"
+			}
+			return "", ""
+		}},
+}
+
+func TestCheckProviders(t *testing.T) {
+	cases := []struct {
+		name, providers, numbers string
+		want                     []string // empty: accepted
+	}{
+		{"fine", "  - {name: t, type: twilio, auth_token: x}\n  - {name: v, type: vonage, signature_secret: s}\n", "", nil},
+		{"key of another type", "  - {name: t, type: twilio, auth_token: x, signing_key: k}\n", "", []string{"line 4", "providers[0].signing_key", "not a key of type twilio"}},
+		{"missing required key", "  - {name: t, type: twilio, account_sid: AC1}\n", "", []string{"line 4", "providers[0].auth_token", "required for type twilio"}},
+		{"blank secret", "  - {name: t, type: twilio, auth_token: \" \"}\n", "", []string{"providers[0].auth_token", "blank"}},
+		{"unknown type", "  - {name: t, type: twillio, auth_token: x}\n", "", []string{"line 4", `unknown provider type "twillio" (known: twilio, bird, vonage)`}},
+		{"check", "  - {name: t, type: twilio, auth_token: x}\n  - {name: v, type: vonage, signature_secret: s, signature_method: crc}\n", "", []string{"line 5", "providers[1].signature_method", "must be md5hash"}},
+		{"one number: two", "  - {name: t, type: twilio, auth_token: x}\n  - {name: b, type: bird, signing_key: k}\n",
+			"  - {number: \"+31970102030\", provider: b}\n  - {number: \"+31970102031\", provider: b}\n",
+			[]string{`line 5: providers[1]: bird payloads lack the receiving number, so entry "b" must have exactly one number in numbers:, has 2`}},
+		{"one number: none", "  - {name: t, type: twilio, auth_token: x}\n  - {name: b, type: bird, signing_key: k}\n", "", []string{"line 5: providers[1]", `entry "b" must have exactly one number`, "has 0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			y := "api_keys:\n  - {name: shop, key: shop-key-0123456789}\nproviders:\n" + tc.providers +
+				"numbers:\n  - {number: \"+14155550100\", provider: t}\n" + tc.numbers
+			cfg, err := Parse([]byte(y), env(nil))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = cfg.CheckProviders(schemas)
+			if len(tc.want) == 0 {
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.Providers[1].SignatureMethod != "md5hash" {
+					t.Errorf("Check did not set the default: %q", cfg.Providers[1].SignatureMethod)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("accepted:\n%s", y)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+}
+
+func TestProviderGetSet(t *testing.T) {
+	var p Provider
+	for k, v := range map[string]string{"auth_token": "tok", "account_sid": "AC1", "topic_arns": "arn:x", "api_url": "http://127.0.0.1:1"} {
+		if err := p.Set(k, v); err != nil {
+			t.Fatal(err)
+		}
+		if got := p.Get(k); got != v {
+			t.Errorf("Get(%s) = %q, want %q", k, got, v)
+		}
+	}
+	if p.AuthToken.Reveal() != "tok" || len(p.TopicARNs) != 1 || p.APIURL != "http://127.0.0.1:1" {
+		t.Errorf("Set did not reach the fields: %+v", p)
+	}
+	if err := p.Set("private_key", "x"); err == nil {
+		t.Error("Set accepted a key mogate.yaml cannot hold")
 	}
 }

@@ -1,8 +1,9 @@
 package config
 
 import (
-	"encoding/base64"
+	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 
@@ -10,7 +11,9 @@ import (
 )
 
 // Provider is one entry of `providers:`. Which keys are allowed depends on
-// Type (DESIGN.md §3); a key of another type is an error naming its line.
+// Type: adapters/registry holds the one table of provider types (keys,
+// which are required and secret, adapter, REST client) and checks entries
+// against it with CheckProviders.
 type Provider struct {
 	Name string `yaml:"name"`
 	Type string `yaml:"type"`
@@ -41,29 +44,35 @@ type Provider struct {
 	keys []string
 }
 
-// providerKeys lists, per type, the keys an entry may carry and which of them are required.
-var providerKeys = map[string]struct{ allowed, required []string }{
-	"twilio":          {[]string{"auth_token", "account_sid", "api_url"}, []string{"auth_token"}},
-	"vonage":          {[]string{"signature_secret", "signature_method", "api_key", "api_secret", "api_url"}, []string{"signature_secret"}},
-	"vonage-messages": {[]string{"signature_secret", "api_key"}, []string{"signature_secret"}},
-	"plivo":           {[]string{"auth_id", "auth_token", "api_url"}, []string{"auth_token"}},
-	"telnyx":          {[]string{"public_key", "api_key", "api_url"}, []string{"public_key"}},
-	"sinch":           {[]string{"webhook_secret"}, []string{"webhook_secret"}},
-	"bird":            {[]string{"signing_key"}, []string{"signing_key"}},
-	"bandwidth":       {[]string{"username", "password"}, []string{"username", "password"}},
-	"infobip":         {[]string{"username", "password"}, []string{"username", "password"}},
-	"sns":             {[]string{"topic_arns"}, []string{"topic_arns"}},
-	"smsgate":         {[]string{"signing_key"}, []string{"signing_key"}},
+// Key describes one key of a provider type's entries.
+type Key struct {
+	Name     string
+	Required bool // the entry is refused without it
+	Secret   bool // a credential: redacted everywhere, never in output
+	REST     bool // used only by the provider's REST API (mogate numbers), not to check webhooks
 }
 
-// noReceivingNumber lists the types whose inbound payload lacks the
-// receiving number: the gateway fills it in from the entry's only pool
-// number, so such an entry must have exactly one.
-var noReceivingNumber = map[string]bool{"bird": true, "smsgate": true}
+// Schema is what the configuration knows of a provider type: its keys, and
+// the checks of their values. adapters/registry's table supplies one per type.
+type Schema struct {
+	Type string
+	Keys []Key
+	// OneNumber: the type's payloads lack the receiving number, so an entry
+	// must have exactly one number (the gateway fills it in from there).
+	OneNumber bool
+	// Check, when set, checks (and may default) values; it returns the
+	// offending key and the problem, or "" when all is well.
+	Check func(p *Provider) (key, problem string)
+}
 
-// VonageSignatureMethods are the accepted signature_method values: "md5hash"
-// is MD5(params+secret); the others are HMACs.
-var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha512"}
+// KeyNames returns the names of the schema's keys.
+func (s Schema) KeyNames() []string {
+	out := make([]string, len(s.Keys))
+	for i, k := range s.Keys {
+		out[i] = k.Name
+	}
+	return out
+}
 
 // UnmarshalYAML records which keys the entry carries and on which line, then
 // decodes it normally.
@@ -82,52 +91,106 @@ func (p *Provider) UnmarshalYAML(n *yaml.Node) error {
 // Line is the line of the entry in its file (0 when not from a file).
 func (p *Provider) Line() int { return p.line }
 
-func (p *Provider) validate(key string) []error {
+// Get returns the value of key as written in the file (a list joined with
+// ","); "" when unset or unknown. Secrets are revealed: callers keep them out
+// of output.
+func (p *Provider) Get(key string) string {
+	f, ok := p.field(key)
+	if !ok {
+		return ""
+	}
+	if f.Kind() == reflect.Slice {
+		return strings.Join(f.Interface().([]string), ",")
+	}
+	return f.String()
+}
+
+// Set sets key to value (a list key gets the one value), as if the file
+// said so. It is for code that builds entries from key names: the
+// conformance suite from fixtures.
+func (p *Provider) Set(key, value string) error {
+	f, ok := p.field(key)
+	if !ok {
+		return fmt.Errorf("config: provider entries have no key %q", key)
+	}
+	if f.Kind() == reflect.Slice {
+		f.Set(reflect.ValueOf([]string{value}))
+	} else {
+		f.SetString(value)
+	}
+	if !slices.Contains(p.keys, key) {
+		p.keys = append(p.keys, key)
+	}
+	return nil
+}
+
+func (p *Provider) field(key string) (reflect.Value, bool) {
+	v := reflect.ValueOf(p).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		if name, _, _ := strings.Cut(t.Field(i).Tag.Get("yaml"), ","); name == key && key != "-" {
+			return v.Field(i), true
+		}
+	}
+	return reflect.Value{}, false
+}
+
+// CheckSchema checks the entry against its type's schema: only the type's
+// keys, the required ones present, no blank secret, s.Check. at is the
+// entry's path ("providers[2]") for the messages.
+func (p *Provider) CheckSchema(at string, s Schema) []error {
 	var errs []error
 	add := func(k, format string, args ...any) {
-		prefix := "config: "
-		if p.line > 0 {
-			prefix = fmt.Sprintf("config: line %d: ", p.line)
-		}
-		errs = append(errs, fmt.Errorf("%s%s: %s", prefix, k, fmt.Sprintf(format, args...)))
+		errs = append(errs, errAt(p.line, k, format, args...))
 	}
-	spec, ok := providerKeys[p.Type]
-	if !ok {
-		add(key+".type", "unknown provider type %q (known: %s)", p.Type, strings.Join(ProviderTypes(), ", "))
-		return errs
-	}
+	allowed := s.KeyNames()
 	for _, k := range p.keys {
-		if k == "name" || k == "type" {
-			continue
-		}
-		if !slices.Contains(spec.allowed, k) {
-			add(key+"."+k, "not a key of type %s (allowed: %s)", p.Type, strings.Join(spec.allowed, ", "))
+		if k != "name" && k != "type" && !slices.Contains(allowed, k) {
+			add(at+"."+k, "not a key of type %s (allowed: %s)", p.Type, strings.Join(allowed, ", "))
 		}
 	}
-	if p.keys != nil { // entries built in code (dev mode) list no keys
-		for _, k := range spec.required {
-			if !slices.Contains(p.keys, k) {
-				add(key+"."+k, "required for type %s", p.Type)
-			}
+	for _, k := range s.Keys {
+		// Entries built in code (dev mode) list no keys.
+		if k.Required && p.keys != nil && !slices.Contains(p.keys, k.Name) {
+			add(at+"."+k.Name, "required for type %s", p.Type)
+		}
+		if f, ok := p.field(k.Name); ok && k.Secret && f.Kind() == reflect.String && f.Len() > 0 && strings.TrimSpace(f.String()) == "" {
+			add(at+"."+k.Name, "a secret is blank")
 		}
 	}
-	switch p.Type {
-	case "vonage":
-		if p.SignatureMethod == "" {
-			p.SignatureMethod = "md5hash"
-		}
-		if !slices.Contains(VonageSignatureMethods, p.SignatureMethod) {
-			add(key+".signature_method", "must be one of %s, got %q", strings.Join(VonageSignatureMethods, ", "), p.SignatureMethod)
-		}
-	case "telnyx":
-		if b, err := base64.StdEncoding.DecodeString(p.PublicKey); err != nil || len(b) != 32 {
-			add(key+".public_key", "must be the base64 of a 32-byte Ed25519 public key")
-		}
-	}
-	for _, s := range []Secret{p.AuthToken, p.SignatureSecret, p.WebhookSecret, p.SigningKey, p.Password} {
-		if s.IsSet() && strings.TrimSpace(s.Reveal()) == "" {
-			add(key, "a secret is blank")
+	if s.Check != nil {
+		if k, problem := s.Check(p); problem != "" {
+			add(at+"."+k, "%s", problem)
 		}
 	}
 	return errs
+}
+
+// CheckProviders checks every provider entry against the schema of its type
+// and the numbers each entry must have; an unknown type is an error listing
+// the known ones. It may set defaults (vonage's signature_method).
+func (c *Config) CheckProviders(schemas []Schema) error {
+	var errs []error
+	perProvider := map[string]int{}
+	for _, n := range c.Numbers {
+		perProvider[n.Provider]++
+	}
+	known := make([]string, 0, len(schemas))
+	for _, s := range schemas {
+		known = append(known, s.Type)
+	}
+	for i := range c.Providers {
+		p := &c.Providers[i]
+		at := fmt.Sprintf("providers[%d]", i)
+		j := slices.IndexFunc(schemas, func(s Schema) bool { return s.Type == p.Type })
+		if j < 0 {
+			errs = append(errs, errAt(p.line, at+".type", "unknown provider type %q (known: %s)", p.Type, strings.Join(known, ", ")))
+			continue
+		}
+		errs = append(errs, p.CheckSchema(at, schemas[j])...)
+		if n := perProvider[p.Name]; schemas[j].OneNumber && n != 1 {
+			errs = append(errs, errAt(p.line, at, "%s payloads lack the receiving number, so entry %q must have exactly one number in numbers:, has %d", p.Type, p.Name, n))
+		}
+	}
+	return errors.Join(errs...)
 }

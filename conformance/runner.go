@@ -82,24 +82,13 @@ func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []R
 func signers(f Fixture, hc *http.Client) (good, bad adapters.Adapter, err error) {
 	mk := func(secrets map[string]string) (adapters.Adapter, error) {
 		p := config.Provider{Name: f.Provider, Type: f.Provider}
-		raw, _ := json.Marshal(secrets)
-		if err := json.Unmarshal(raw, &struct {
-			AuthToken       *config.Secret `json:"auth_token"`
-			AccountSID      *string        `json:"account_sid"`
-			SignatureSecret *config.Secret `json:"signature_secret"`
-			SignatureMethod *string        `json:"signature_method"`
-			APIKey          *config.Secret `json:"api_key"`
-			AuthID          *string        `json:"auth_id"`
-			PublicKey       *string        `json:"public_key"`
-			WebhookSecret   *config.Secret `json:"webhook_secret"`
-			SigningKey      *config.Secret `json:"signing_key"`
-			Username        *string        `json:"username"`
-			Password        *config.Secret `json:"password"`
-		}{&p.AuthToken, &p.AccountSID, &p.SignatureSecret, &p.SignatureMethod, &p.APIKey, &p.AuthID, &p.PublicKey, &p.WebhookSecret, &p.SigningKey, &p.Username, &p.Password}); err != nil {
-			return nil, err
-		}
-		if v, ok := secrets["topic_arns"]; ok {
-			p.TopicARNs = []string{v}
+		for k, v := range secrets {
+			if k == signingOnly {
+				continue
+			}
+			if err := p.Set(k, v); err != nil {
+				return nil, err
+			}
 		}
 		p.PrivateKey = config.Secret(secrets[signingOnly])
 		ads, err := registry.Build([]config.Provider{p}, registry.Env{HTTP: hc})
@@ -115,9 +104,11 @@ func signers(f Fixture, hc *http.Client) (good, bad adapters.Adapter, err error)
 	for k, v := range f.Secrets {
 		wrong[k] = v
 	}
-	for _, k := range []string{"auth_token", "signature_secret", "webhook_secret", "signing_key", "password"} {
-		if v, ok := wrong[k]; ok {
-			wrong[k] = "wrong-" + v
+	typ, _ := registry.Lookup(f.Provider)
+	for _, k := range typ.Keys {
+		// A wrong webhook secret; REST credentials play no part in signatures.
+		if v, ok := wrong[k.Name]; ok && k.Secret && !k.REST {
+			wrong[k.Name] = "wrong-" + v
 		}
 	}
 	if k, ok := wrong[signingOnly]; ok {

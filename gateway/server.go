@@ -87,7 +87,7 @@ func New(o Options) (*Server, error) {
 	for i, n := range cfg.Numbers {
 		specs[i] = pool.Spec{Number: n.Number, Provider: n.Provider, Countries: n.Countries, Weight: n.Weight}
 	}
-	p, err := pool.New(specs, pool.Options{Now: o.Now})
+	p, err := pool.New(specs, pool.Options{Now: o.Now, Logger: o.Logger})
 	if err != nil {
 		return nil, err
 	}

@@ -157,6 +157,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
+		s.pool.Created(n.Number)
 	}
 	return sess, replayed, nil
 }
@@ -284,6 +285,9 @@ type numberView struct {
 	Weight    float64  `json:"weight"`
 	Health    string   `json:"health"`
 	Pending   int      `json:"pending"`
+	// Last24h counts the number's sessions created, verified and expired
+	// in the last 24 hours.
+	Last24h pool.Activity `json:"last_24h"`
 }
 
 func (s *Server) getNumbers(c *gin.Context) {
@@ -300,7 +304,7 @@ func (s *Server) getNumbers(c *gin.Context) {
 		}
 		out = append(out, numberView{
 			Number: n.Number, Human: humanNumber(n.Number), Provider: n.Provider, Country: n.Region,
-			Countries: countries, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number],
+			Countries: countries, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number], Last24h: n.Last24h(),
 		})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})

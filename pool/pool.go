@@ -10,8 +10,10 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -43,7 +45,14 @@ type Number struct {
 	Any     bool
 	Weight  float64
 	breaker *gobreaker.CircuitBreaker[struct{}]
+	seen    activity
+	now     func() time.Time
 }
+
+// Last24h returns the sessions created on the number, and those verified
+// and expired, in the last 24 hours (hourly buckets: the oldest hour is
+// dropped whole).
+func (n *Number) Last24h() Activity { return n.seen.last24h(n.now()) }
 
 // Health is the breaker state: "healthy", "probing" or "unhealthy".
 func (n *Number) Health() string {
@@ -75,6 +84,9 @@ type Options struct {
 	OpenFor time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+	// Logger, when set, gets a line each time a number's breaker changes
+	// state (opens: the number is skipped; half-opens; closes).
+	Logger *slog.Logger
 }
 
 // Pool assigns numbers. It is safe for concurrent use.
@@ -108,7 +120,7 @@ func New(specs []Spec, o Options) (*Pool, error) {
 			errs = append(errs, fmt.Errorf("pool: %s: weight must be a number >= 0, got %v", s.Number, s.Weight))
 			continue
 		}
-		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight}
+		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight, now: o.Now}
 		for _, c := range s.Countries {
 			if c == "*" {
 				n.Any = true
@@ -125,6 +137,19 @@ func New(specs []Spec, o Options) (*Pool, error) {
 			MaxRequests: 1,
 			Timeout:     o.OpenFor,
 			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
+			OnStateChange: func(number string, from, to gobreaker.State) {
+				if o.Logger == nil {
+					return
+				}
+				level, msg := slog.LevelInfo, "number breaker closed: the number takes sessions again"
+				switch to {
+				case gobreaker.StateOpen:
+					level, msg = slog.LevelWarn, "number breaker open: sessions keep expiring silently; the number is skipped"
+				case gobreaker.StateHalfOpen:
+					msg = "number breaker half-open: probing the number"
+				}
+				o.Logger.Log(context.Background(), level, msg, "number", number, "provider", s.Provider, "from", from.String(), "to", to.String(), "open_for", o.OpenFor.String())
+			},
 		})
 		p.numbers = append(p.numbers, n)
 		p.byNumber[n.Number] = n
@@ -297,21 +322,33 @@ func hash64(a, b string) uint64 {
 	return h
 }
 
+// Created records a session made on number (for Last24h).
+func (p *Pool) Created(number string) {
+	if n, ok := p.byNumber[number]; ok {
+		n.seen.add(p.now(), func(b *bucket) { b.created++ })
+	}
+}
+
 // Verified records a verification on number: its breaker counts a success.
 func (p *Pool) Verified(number string) {
 	p.lastVerified.Store(p.now().UnixNano())
 	if n, ok := p.byNumber[number]; ok {
+		n.seen.add(p.now(), func(b *bucket) { b.verified++ })
 		_, _ = n.breaker.Execute(func() (struct{}, error) { return struct{}{}, nil })
 	}
 }
 
-// Expired records a session on number that expired. It counts against the
+// Expired records a session on number that expired (for Last24h). It counts against the
 // number only when no message at all reached the session (silent) while
 // another number verified something within window: then the carrier or the
 // webhook of this number is the likely fault, not the user.
 func (p *Pool) Expired(number string, silent bool, window time.Duration) {
 	n, ok := p.byNumber[number]
-	if !ok || !silent {
+	if !ok {
+		return
+	}
+	n.seen.add(p.now(), func(b *bucket) { b.expired++ })
+	if !silent {
 		return
 	}
 	if last := p.lastVerified.Load(); last == 0 || p.now().Sub(time.Unix(0, last)) > window {

@@ -1,10 +1,14 @@
 package pool
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
+	"log/slog"
 	"math"
 	"slices"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -248,4 +252,89 @@ func TestNational(t *testing.T) {
 			t.Errorf("National(%q, %q) = %q, want %q", tc.number, tc.receiving, got, tc.want)
 		}
 	}
+}
+
+// TestLast24h: created, verified and expired are counted per number over a
+// sliding 24 hours (hourly buckets), and other numbers' counts stay apart.
+func TestLast24h(t *testing.T) {
+	now := time.Date(2026, 1, 1, 10, 30, 0, 0, time.UTC)
+	p, err := New(specs, Options{Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = "+14155550100"
+	for range 3 {
+		p.Created(n)
+	}
+	p.Verified(n)
+	p.Expired(n, false, time.Hour)
+	p.Created("+14155550101")
+	p.Created("+19999999999") // not in the pool: ignored
+	now = now.Add(time.Hour)
+	p.Created(n)
+	got, _ := p.Lookup(n)
+	if a := got.Last24h(); a != (Activity{Created: 4, Verified: 1, Expired: 1}) {
+		t.Fatalf("Last24h = %+v", a)
+	}
+	if other, _ := p.Lookup("+14155550101"); other.Last24h() != (Activity{Created: 1}) {
+		t.Fatalf("other number = %+v", other.Last24h())
+	}
+	now = now.Add(23 * time.Hour) // the first hour has left the window
+	if a := got.Last24h(); a != (Activity{Created: 1}) {
+		t.Fatalf("23 h later = %+v", a)
+	}
+	p.Verified(n) // reuses the bucket of 24 hours ago
+	if a := got.Last24h(); a != (Activity{Created: 1, Verified: 1}) {
+		t.Fatalf("after wrapping = %+v", a)
+	}
+	now = now.Add(48 * time.Hour)
+	if a := got.Last24h(); a != (Activity{}) {
+		t.Fatalf("two days later = %+v", a)
+	}
+}
+
+// TestBreakerLogged: a number's breaker opening, half-opening and closing
+// each log a line naming the number.
+func TestBreakerLogged(t *testing.T) {
+	var buf syncBuffer
+	log := slog.New(slog.NewJSONHandler(&buf, nil))
+	p, err := New(specs, Options{TripAfter: 2, OpenFor: 20 * time.Millisecond, Logger: log})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = "+14155550101"
+	p.Verified("+14155550100") // another number verifies: silent expiries count
+	p.Expired(n, true, time.Hour)
+	p.Expired(n, true, time.Hour)
+	if num, _ := p.Lookup(n); num.Health() != "unhealthy" {
+		t.Fatalf("health = %s", num.Health())
+	}
+	time.Sleep(40 * time.Millisecond)
+	if num, _ := p.Lookup(n); num.Health() != "probing" {
+		t.Fatalf("health after OpenFor = %s", num.Health())
+	}
+	p.Verified(n)
+	out := buf.String()
+	for _, want := range []string{`"msg":"number breaker open`, `"msg":"number breaker half-open`, `"msg":"number breaker closed`, `"number":"+14155550101"`, `"level":"WARN"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %s:\n%s", want, out)
+		}
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

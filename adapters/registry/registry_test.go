@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"reflect"
 	"strings"
 	"testing"
 
@@ -53,4 +54,87 @@ func TestBuildPanicsOnDuplicate(t *testing.T) {
 		}
 	}()
 	_, _ = Build([]config.Provider{{Name: "a", Type: "twilio", AuthToken: "t"}, {Name: "a", Type: "twilio", AuthToken: "t"}}, Env{})
+}
+
+// TestTable: every row is whole — its keys are fields of config.Provider,
+// a key is flagged secret exactly when its field is a config.Secret, and
+// a type has an adapter and either a REST client or manual steps.
+func TestTable(t *testing.T) {
+	secretType := reflect.TypeOf(config.Secret(""))
+	fields := map[string]reflect.Type{}
+	pt := reflect.TypeOf(config.Provider{})
+	for i := range pt.NumField() {
+		fields[pt.Field(i).Tag.Get("yaml")] = pt.Field(i).Type
+	}
+	for _, typ := range Types() {
+		row, _ := Lookup(typ)
+		if row.Adapter == nil || (row.REST == nil) == (row.Manual == "") {
+			t.Errorf("%s: needs an adapter and exactly one of REST and Manual", typ)
+		}
+		for _, k := range row.Keys {
+			ft, ok := fields[k.Name]
+			if !ok {
+				t.Errorf("%s: key %s is not a field of config.Provider", typ, k.Name)
+				continue
+			}
+			if (ft == secretType) != k.Secret {
+				t.Errorf("%s: key %s: secret flag %v, field type %v", typ, k.Name, k.Secret, ft)
+			}
+		}
+	}
+}
+
+// TestCheck: the table's rules, on whole files, at the key and line.
+func TestCheck(t *testing.T) {
+	const base = "api_keys:\n  - {name: shop, key: shop-key-0123456789}\nnumbers:\n  - {number: \"+14155550100\", provider: t}\nproviders:\n"
+	cases := []struct {
+		name, providers string
+		want            []string
+	}{
+		{"key of another type", "  - {name: t, type: twilio, auth_token: x, auth_id: MA1}\n", []string{"line 6", "providers[0].auth_id", "not a key of type twilio"}},
+		{"missing required key", "  - {name: t, type: plivo, auth_id: MA1}\n", []string{"line 6", "providers[0].auth_token", "required"}},
+		{"unknown type", "  - {name: t, type: twillio, auth_token: x}\n", []string{"line 6", `unknown provider type "twillio"`, "twilio, vonage"}},
+		{"bad vonage method", "  - {name: t, type: vonage, signature_secret: x, signature_method: crc}\n", []string{"signature_method", "md5hash"}},
+		{"bad telnyx key", "  - {name: t, type: telnyx, public_key: abc}\n", []string{"public_key", "32-byte"}},
+		{"api_secret is vonage's", "  - {name: t, type: twilio, auth_token: x, api_secret: y}\n", []string{"providers[0].api_secret", "not a key of type twilio"}},
+		{"smsgate without a number", "  - {name: t, type: twilio, auth_token: x}\n  - {name: phone, type: smsgate, signing_key: k}\n", []string{"line 7: providers[1]", `entry "phone" must have exactly one number`, "has 0"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+tc.providers), func(string) (string, bool) { return "", false })
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
+	}
+	two := "api_keys:\n  - {name: shop, key: shop-key-0123456789}\nproviders:\n  - {name: bird, type: bird, signing_key: k}\n" +
+		"numbers:\n  - {number: \"+31970102030\", provider: bird}\n  - {number: \"+31970102031\", provider: bird}\n"
+	if _, err := Parse([]byte(two), func(string) (string, bool) { return "", false }); err == nil ||
+		!strings.Contains(err.Error(), `line 4: providers[0]: bird payloads lack the receiving number, so entry "bird" must have exactly one number in numbers:, has 2`) {
+		t.Errorf("bird with two numbers: %v", err)
+	}
+	full := base + "  - {name: t, type: twilio, auth_token: x, account_sid: AC1, api_url: \"http://127.0.0.1:9\"}\n" +
+		"  - {name: v, type: vonage, signature_secret: s, api_key: k, api_secret: sec, api_url: \"http://127.0.0.1:9\"}\n" +
+		"  - {name: p, type: plivo, auth_id: MA1, auth_token: x, api_url: \"http://127.0.0.1:9\"}\n" +
+		"  - {name: x, type: telnyx, public_key: \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\", api_key: KEY1, api_url: \"http://127.0.0.1:9\"}\n"
+	cfg, err := Parse([]byte(full), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Providers[1].SignatureMethod != "md5hash" {
+		t.Errorf("vonage signature_method default = %q", cfg.Providers[1].SignatureMethod)
+	}
+	for _, p := range cfg.Providers {
+		if c, err := REST(p, nil); err != nil || c == nil {
+			t.Errorf("%s: REST = %v, %v", p.Type, c, err)
+		}
+	}
+	if got := Secrets(cfg.Providers[1]); len(got) != 3 {
+		t.Errorf("vonage secrets = %d values, want signature_secret, api_key, api_secret", len(got))
+	}
 }

@@ -35,6 +35,10 @@ Usage:
                                           dev mode: no file, a demo provider, numbers and API key
   mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
                                           play the user's phone: post a signed provider webhook
+  mogate numbers list --config F [--provider NAME]
+                                          the pool and where each provider sends its numbers' inbound SMS now
+  mogate numbers sync --config F [--dry-run] [--provider NAME]
+                                          point every pool number's inbound SMS at public_url/webhooks/{entry}
   mogate conformance config [--listen A] [--public-url U] [--data-dir D]
                                           print the configuration a conformance target runs with
   mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K]
@@ -59,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 		err = simulate(args[2:], stdout, stderr)
+	case "numbers":
+		err = numbersCmd(args[1:], stdout, stderr)
 	case "conformance":
 		err = conformanceCmd(args[1:], stdout, stderr)
 	case "bench":
@@ -104,7 +110,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		if len(conflicts) > 0 {
 			return errors.Join(conflicts...)
 		}
-		if cfg, err = config.Load(*cfgPath); err != nil {
+		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err
 		}
 		dir = cfg.DataDir
@@ -194,7 +200,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 		if *target != "" { // dev mode's public_url is its listen address
 			cfg.PublicURL = strings.TrimRight(*target, "/")
 		}
-	} else if cfg, err = config.Load(*cfgPath); err != nil {
+	} else if cfg, err = registry.Load(*cfgPath); err != nil {
 		return err
 	}
 	p, err := pickProvider(cfg, *provider, *to)

@@ -1,5 +1,6 @@
 // Command mogate is the reverse-OTP gateway. Subcommands: serve, sms
-// simulate, version. main only hands the arguments to run.
+// simulate, numbers list/sync, conformance, bench, version. main only hands
+// the arguments to run.
 package main
 
 import "os"
