@@ -126,6 +126,16 @@ func (s *Server) storeErr(op string, err error) error {
 	return fmt.Errorf("%w: %s", errUnavailable, op)
 }
 
+// lookupErr answers a failed lookup: 503 when the store could not be
+// reached (never "not found" for a session that may well exist), else a
+// 404 with msg.
+func (s *Server) lookupErr(op string, err error, format string, args ...any) error {
+	if errors.Is(err, matcher.ErrUnavailable) {
+		return s.storeErr(op, err)
+	}
+	return withMessage(matcher.ErrNotFound, format, args...)
+}
+
 // renderErrors is the one place errors become responses: an *apiError as
 // itself, a sentinel error as its row of errorKinds, anything else as a 500
 // whose detail goes only to the log.

@@ -95,7 +95,7 @@ func qrPNG(c *gin.Context, sess matcher.Session) {
 func (s *Server) getQR(c *gin.Context) {
 	sess, err := s.store.Get(c.Request.Context(), c.Param("id"))
 	if err != nil {
-		fail(c, withMessage(matcher.ErrNotFound, "no such verification"))
+		fail(c, s.lookupErr("get", err, "no such verification"))
 		return
 	}
 	qrPNG(c, sess)

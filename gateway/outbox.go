@@ -125,6 +125,7 @@ type delivery struct {
 	ev         matcher.Event
 	next       time.Time
 	leaseUntil time.Time
+	inflight   bool // an attempt owns ev (o.mu guards the flag)
 }
 
 func (d *delivery) key() string { return d.ev.ID }
@@ -192,7 +193,8 @@ func (o *outbox) renew(ctx context.Context) {
 	var due []matcher.Event
 	o.mu.Lock()
 	for _, d := range o.queued {
-		if d.leaseUntil.Sub(now) < eventLease/2 {
+		// An event in flight is the attempt's: it acks or defers it.
+		if !d.inflight && d.leaseUntil.Sub(now) < eventLease/2 {
 			d.leaseUntil = now.Add(eventLease)
 			due = append(due, d.ev)
 		}
@@ -302,6 +304,7 @@ func (o *outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration
 				continue
 			}
 			d := heap.Pop(&dst.queue).(*delivery)
+			d.inflight = true
 			dst.inflight++
 			o.perKey[dst.id.key]++
 			o.inflight++
@@ -381,6 +384,7 @@ func (o *outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 // and drops the destination once it has nothing left to do.
 func (o *outbox) finish(d *delivery, dst *destination, requeue bool) {
 	o.mu.Lock()
+	d.inflight = false
 	dst.inflight--
 	o.perKey[dst.id.key]--
 	o.inflight--

@@ -83,7 +83,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
 func (s *Server) page(c *gin.Context) {
 	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
-		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
+		fail(c, s.lookupErr("page", err, "no such page"))
 		return
 	}
 	lang := language(sess.Language)
@@ -127,7 +127,7 @@ func pageView(v matcher.Session) any {
 func (s *Server) pageEvents(c *gin.Context) {
 	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
-		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
+		fail(c, s.lookupErr("page", err, "no such page"))
 		return
 	}
 	// No API key here: the page counts against its own cap and its
@@ -144,7 +144,7 @@ func (s *Server) pageEvents(c *gin.Context) {
 func (s *Server) pageQR(c *gin.Context) {
 	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
-		fail(c, withMessage(matcher.ErrNotFound, "no such page"))
+		fail(c, s.lookupErr("page", err, "no such page"))
 		return
 	}
 	qrPNG(c, sess)

@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +94,32 @@ func TestRedisUnsafeRefused(t *testing.T) {
 		t.Fatalf("with redis_unsafe: %v", err)
 	}
 	_ = s.Close()
+}
+
+// TestRedisDownReadsAre503: while Redis is down a read answers 503, never
+// 404: the session may well exist, and a client must not give it up.
+func TestRedisDownReadsAre503(t *testing.T) {
+	srv := redistest.Start(t)
+	h := redisHarness(t, srv.URL(), "")
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	page, _ := url.Parse(v["ui"].(map[string]any)["page_url"].(string))
+	srv.Kill()
+	for _, path := range []string{
+		"/v1/verifications/" + v["id"].(string),
+		"/v1/verifications/" + v["id"].(string) + "?wait=1s",
+		"/v1/verifications/" + v["id"].(string) + "/qr.png",
+		page.Path,
+		page.Path + "/qr.png",
+	} {
+		key := shopKey
+		if !strings.HasPrefix(path, "/v1/verifications/") || strings.HasSuffix(path, "qr.png") {
+			key = ""
+		}
+		if w := h.do("GET", path, key, nil, nil); w.Code != 503 || w.Header().Get("Retry-After") == "" {
+			t.Errorf("GET %s with Redis down = %d %s", path, w.Code, w.Body)
+		}
+	}
+	if w := h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil); w.Code != 503 {
+		t.Errorf("cancel with Redis down = %d %s", w.Code, w.Body)
+	}
 }

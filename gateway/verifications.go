@@ -208,7 +208,7 @@ func (s *Server) postVerification(c *gin.Context) {
 func (s *Server) ownSession(c *gin.Context, id string) (matcher.Session, error) {
 	sess, err := s.store.Get(c.Request.Context(), id)
 	if err != nil || sess.Key != apiKey(c).Name {
-		return matcher.Session{}, withMessage(matcher.ErrNotFound, "no verification %q", id)
+		return matcher.Session{}, s.lookupErr("get", err, "no verification %q", id)
 	}
 	return sess, nil
 }
@@ -237,7 +237,7 @@ func (s *Server) getVerification(c *gin.Context) {
 		stop()
 		cancel()
 		if err != nil {
-			fail(c, withMessage(matcher.ErrNotFound, "no verification %q", c.Param("id")))
+			fail(c, s.lookupErr("wait", err, "no verification %q", c.Param("id")))
 			return
 		}
 	}

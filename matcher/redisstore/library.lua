@@ -267,11 +267,17 @@ local function sweep(keys, args)
     end
   end
   for _, id in ipairs(redis.call('ZRANGEBYSCORE', keys[DONE], '-inf', now - ret, 'LIMIT', 0, limit)) do
-    local s = load(keys, id)
-    if s then redis.call('HDEL', keys[TOK], s.pt) end
-    redis.call('HDEL', keys[S], id)
-    redis.call('ZREM', keys[DONE], id)
-    redis.call('ZREM', keys[EV], 's:' .. id)
+    if redis.call('ZSCORE', keys[EV], 's:' .. id) then
+      -- Its event is still undelivered: the session stays (looked at
+      -- again a retention later) until the event is acked, delivered or dead.
+      redis.call('ZADD', keys[DONE], now, id)
+    else
+      local s = load(keys, id)
+      if s then redis.call('HDEL', keys[TOK], s.pt) end
+      redis.call('HDEL', keys[S], id)
+      redis.call('ZREM', keys[DONE], id)
+      redis.call('HDEL', keys[E], 'a:s:' .. id)
+    end
   end
   return n
 end

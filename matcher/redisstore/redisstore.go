@@ -39,6 +39,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -178,11 +179,13 @@ func parseURL(u string) (*redis.Options, error) {
 	u = strings.TrimSpace(u)
 	o, err := redis.ParseURL(u)
 	if err != nil {
-		msg := err.Error()
-		if u != "" {
-			msg = strings.ReplaceAll(msg, u, "<redis_url>")
+		// Say what is wrong in general terms only: go-redis and net/url
+		// quote (and escape) the URL, and any part of it may be a password.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			return nil, errors.New("redisstore: redis_url is not a valid URL (redis://[user:password@]host:port[/db])")
 		}
-		return nil, fmt.Errorf("redisstore: redis_url: %s", msg)
+		return nil, errors.New("redisstore: redis_url must be redis://[user:password@]host:port[/db] or rediss://…")
 	}
 	return o, nil
 }

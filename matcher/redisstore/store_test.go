@@ -224,9 +224,10 @@ func TestRedisStalled(t *testing.T) {
 // TestBadURLKeepsPassword: a redis_url that does not parse is refused
 // without quoting it (it may hold a password).
 func TestBadURLKeepsPassword(t *testing.T) {
-	for _, u := range []string{"redis://u:s3cret@127.0.0.1:6379/%zz", "http://u:s3cret@host", "redis://a:1,redis://u:s3cret@b:%zz"} {
+	for _, u := range []string{"redis://u:s3cret@127.0.0.1:6379/%zz", "http://u:s3cret@host", "redis://a:1,redis://u:s3cret@b:%zz",
+		"redis://:s3c\"ret@host:6379", "redis://:s3cret\x01@host:6379", "redis://:p%zzs3cret@host:6379"} {
 		_, err := redisstore.Open(context.Background(), redisstore.Options{URL: u, Logger: quiet})
-		if err == nil || strings.Contains(err.Error(), "s3cret") {
+		if err == nil || strings.Contains(err.Error(), "s3cret") || strings.Contains(err.Error(), "s3c") {
 			t.Errorf("Open(%q) = %v", u, err)
 		}
 	}
@@ -301,4 +302,57 @@ func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
 		t.Fatalf("only %d creates, %d matches acknowledged", len(acked), matched)
 	}
 	t.Logf("%d creates and %d matches acknowledged, none lost", len(acked), matched)
+}
+
+// TestUndeliveredEventOutlivesRetention: the retention sweep drops a
+// finished session only once its event is delivered or dead; before, an
+// event still being retried vanished with its session.
+func TestUndeliveredEventOutlivesRetention(t *testing.T) {
+	srv := redistest.Start(t)
+	c := &storetest.Clock{}
+	c.Add(time.Duration(time.Now().UnixNano()))
+	o := options(srv.URL(), c.Now)
+	o.Retention = time.Minute
+	s := open(t, o)
+	ctx := context.Background()
+	v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: "+14155550100", TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s.ClaimEvents(ctx, 30*time.Second, 10)
+	if err != nil || len(evs) != 1 {
+		t.Fatalf("claim = %+v %v", evs, err)
+	}
+	evs[0].Attempts = 4
+	if err := s.DeferEvent(ctx, evs[0], c.Now().Add(2*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(90 * time.Second) // past the retention, before the next try
+	if err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	again, err := s.ClaimEvents(ctx, 30*time.Second, 10)
+	if err != nil || len(again) != 1 || again[0].ID != evs[0].ID || again[0].Attempts != 4 {
+		t.Fatalf("after the retention sweep: %+v %v", again, err)
+	}
+	if err := s.AckEvent(ctx, again[0], false); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(2 * time.Minute)
+	if err := s.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Get(ctx, v.ID); !errors.Is(err, matcher.ErrNotFound) {
+		t.Fatalf("delivered session kept past the retention: %v", err)
+	}
+	keys, _ := srv.Client().Keys(ctx, "mogate:*:e").Result()
+	for _, k := range keys {
+		if n, _ := srv.Client().HLen(ctx, k).Result(); n != 0 {
+			t.Fatalf("%s still holds %d fields", k, n)
+		}
+	}
 }
