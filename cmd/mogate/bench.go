@@ -15,12 +15,14 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/gin-gonic/gin"
@@ -40,11 +42,14 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	conns := fs.Int("conns", 64, "concurrent connections (and workers)")
 	duration := fs.Duration("duration", 5*time.Second, "length of each load run")
 	goBench := fs.String("gobench", "", "go test -bench output to include in the table")
-	redisAddr := fs.String("redis", "", "Redis with appendfsync always to compare with (default: start redis-server on a spare port)")
+	redisAddr := fs.String("redis", "", "Redis with appendfsync always to compare with, never flushed (default: start redis-server on a spare port, flushed between runs)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	only := fs.String("only", "", "run one part: load or store")
+	only := fs.String("only", "", "run one part: load (empty handler, gateway on the WAL), store (create+verify pairs) or replicas (gateway on Redis)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if !slices.Contains([]string{"", "load", "store", "replicas"}, *only) {
+		return fmt.Errorf("bench: --only %q: want load, store or replicas", *only)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -70,7 +75,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
-	if *only != "store" {
+	if *only == "" || *only == "load" {
 		fmt.Fprintf(stderr, "load: empty Gin handler, %d connections, %s...\n", *conns, *duration)
 		ceiling, err := loadEmpty(*conns, *duration)
 		if err != nil {
@@ -84,7 +89,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		ratio := hooks.rate() / ceiling.rate()
 		rows = append(rows,
 			[]string{"load: empty Gin handler (ceiling)", ceiling.String(), "", ""},
-			[]string{"load: signed Twilio webhook → durable verify", hooks.String(), "", ""},
+			[]string{"load: signed Twilio webhook → durable verify (WAL)", hooks.String(), "", ""},
 			[]string{"  ratio webhook / ceiling", fmt.Sprintf("%.0f%%", 100*ratio), "≥ 30%", met(ratio >= 0.30)},
 		)
 	}
@@ -95,23 +100,75 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	addr, stop, err := redisFor(*redisAddr, tmp, stderr)
 	if err != nil {
 		rows = append(rows, []string{"create+verify on Redis (appendfsync always)", "not run: " + err.Error(), "", ""})
-	} else {
-		defer stop()
+		printTable(stdout, rows)
+		return nil
+	}
+	defer stop()
+	flushRedis := func(addr string) error {
+		if *redisAddr != "" {
+			return nil // not ours to empty
+		}
+		return flushAll(addr)
+	}
+	if *only == "" || *only == "store" {
 		fmt.Fprintf(stderr, "store: create+verify on the WAL matcher and on Redis at %s...\n", addr)
 		mine, err := workloadMatcher(filepath.Join(tmp, "matcher"), *conns, *duration)
 		if err != nil {
 			return err
 		}
+		if err := flushRedis(addr); err != nil {
+			return err
+		}
+		probe := startProbe(addr)
 		theirs, err := workloadRedis(addr, *conns, *duration)
 		if err != nil {
 			return err
 		}
+		fmt.Fprintf(stderr, "  minimal Lua baseline: %s\n", probe.per(theirs*duration.Seconds(), "pair"))
+		if err := flushRedis(addr); err != nil {
+			return err
+		}
+		probe = startProbe(addr)
+		full, err := workloadRedisStore(addr, *conns, *duration)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "  full-semantics store: %s\n", probe.per(full*duration.Seconds(), "pair"))
 		r := mine / theirs
+		f := full / theirs
 		rows = append(rows,
 			[]string{"create+verify, WAL matcher (64 workers)", fmt.Sprintf("%.0f pairs/s", mine), "", ""},
-			[]string{"create+verify, Redis appendfsync always + Lua", fmt.Sprintf("%.0f pairs/s", theirs), "", ""},
+			[]string{"create+verify, Redis appendfsync always + Lua (minimal)", fmt.Sprintf("%.0f pairs/s", theirs), "", ""},
 			[]string{"  ratio matcher / Redis", fmt.Sprintf("%.1f×", r), "≥ 3×", met(r >= 3)},
+			[]string{"create+verify, Redis store, full semantics", fmt.Sprintf("%.0f pairs/s", full), "", ""},
+			[]string{"  ratio full semantics / Lua baseline", fmt.Sprintf("%.0f%%", 100*f), "≥ 70%", met(f >= 0.70)},
 		)
+	}
+	if *only == "" || *only == "replicas" {
+		if err := flushRedis(addr); err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "load: Redis SET alone, %d connections...\n", *conns)
+		set := loadRedisSet(addr, *conns, *duration/2)
+		rows = append(rows, []string{"load: Redis SET alone (one fsync'd write each)", set.String(), "", ""})
+		for _, n := range []int{1, 3} {
+			if err := flushRedis(addr); err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "load: signed Twilio webhooks on %d gateway replica(s) sharing Redis at %s...\n", n, addr)
+			res, where, err := loadWebhooksRedis(addr, n, *conns, *duration)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintf(stderr, "  %s\n", where)
+			if n == 1 {
+				p99 := res.quantile(0.99)
+				rows = append(rows, []string{"load: signed Twilio webhook → Redis store, 1 replica", res.String(),
+					fmt.Sprintf("p99 ≤ 25 ms at %d conns", *conns), met(p99 <= 25*time.Millisecond)})
+			} else {
+				rows = append(rows, []string{fmt.Sprintf("load: same, %d replicas round-robin, one Redis", n), res.String(), "", ""})
+			}
+		}
 	}
 	printTable(stdout, rows)
 	return nil
@@ -220,15 +277,17 @@ type loadResult struct {
 
 func (r loadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
 
-func (r loadResult) String() string {
-	slices.Sort(r.lat)
-	q := func(p float64) time.Duration {
-		if len(r.lat) == 0 {
-			return 0
-		}
-		return r.lat[int(p*float64(len(r.lat)-1))]
+// quantile is the latency below which a fraction p of the requests took.
+func (r loadResult) quantile(p float64) time.Duration {
+	if len(r.lat) == 0 {
+		return 0
 	}
-	s := fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", r.rate(), q(0.50).Round(time.Microsecond), q(0.99).Round(time.Microsecond))
+	slices.Sort(r.lat)
+	return r.lat[int(p*float64(len(r.lat)-1))]
+}
+
+func (r loadResult) String() string {
+	s := fmt.Sprintf("%.0f req/s, p50 %s, p99 %s", r.rate(), r.quantile(0.50).Round(time.Microsecond), r.quantile(0.99).Round(time.Microsecond))
 	if r.errs > 0 {
 		s += fmt.Sprintf(", %d errors", r.errs)
 	}
@@ -240,9 +299,11 @@ type prepared struct {
 	signature string // X-Twilio-Signature, if any
 }
 
-// load sends prepared requests to url from conns workers until duration
-// passes or the requests run out, and times each one.
-func load(target string, reqs []prepared, conns int, duration time.Duration) loadResult {
+// load sends prepared requests from conns workers, each on its own
+// connection, until duration passes or the requests run out, and times each
+// one. The workers are spread round-robin over targets (one URL each), as a
+// TCP load balancer spreads connections over replicas.
+func load(targets []string, reqs []prepared, conns int, duration time.Duration) loadResult {
 	tr := &http.Transport{MaxIdleConnsPerHost: conns, MaxConnsPerHost: conns, DisableCompression: true}
 	defer tr.CloseIdleConnections()
 	client := &http.Client{Transport: tr, Timeout: 30 * time.Second}
@@ -252,7 +313,8 @@ func load(target string, reqs []prepared, conns int, duration time.Duration) loa
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
 	start := time.Now()
-	for range conns {
+	for w := range conns {
+		target := targets[w%len(targets)]
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
@@ -316,7 +378,36 @@ func loadEmpty(conns int, d time.Duration) (loadResult, error) {
 	for i := range reqs {
 		reqs[i] = prepared{body: body}
 	}
-	return load(base+"/webhooks/twilio", reqs, conns, d), nil
+	return load([]string{base + "/webhooks/twilio"}, reqs, conns, d), nil
+}
+
+const benchToken = "bench-twilio-auth-token"
+
+// benchConfig is the gateway of the load runs: one Twilio number, one API
+// key, no rate limits.
+func benchConfig(publicURL string) config.Config {
+	cfg := config.Default()
+	cfg.PublicURL = publicURL
+	cfg.APIKeys = []config.APIKey{{Name: "bench", Key: "bench-api-key-0000000001"}}
+	cfg.Providers = []config.Provider{{Name: "twilio", Type: "twilio", AuthToken: config.Secret(benchToken)}}
+	cfg.Numbers = []config.Number{{Number: "+14155550100", Provider: "twilio", Countries: []string{"*"}, Weight: 1}}
+	cfg.Limits = config.Limits{}
+	return cfg
+}
+
+// startGateway serves cfg on ln until the returned stop is called.
+func startGateway(cfg config.Config, ln net.Listener) (*gateway.Server, func(), error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, nil, err
+	}
+	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return nil, nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- srv.Serve(ctx, ln, 10*time.Second) }()
+	return srv, func() { cancel(); <-done }, nil
 }
 
 // loadWebhooks runs the real gateway with its durable matcher: every request
@@ -327,30 +418,116 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 		return loadResult{}, err
 	}
 	base := "http://" + ln.Addr().String()
-	const token = "bench-twilio-auth-token"
-	cfg := config.Default()
-	cfg.PublicURL, cfg.DataDir = base, dir
-	cfg.APIKeys = []config.APIKey{{Name: "bench", Key: "bench-api-key-0000000001"}}
-	cfg.Providers = []config.Provider{{Name: "twilio", Type: "twilio", AuthToken: config.Secret(token)}}
-	cfg.Numbers = []config.Number{{Number: "+14155550100", Provider: "twilio", Countries: []string{"*"}, Weight: 1}}
-	cfg.Limits = config.Limits{}
-	if err := cfg.Validate(); err != nil {
+	cfg := benchConfig(base)
+	cfg.DataDir = dir
+	srv, stop, err := startGateway(cfg, ln)
+	if err != nil {
+		ln.Close()
 		return loadResult{}, err
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	defer stop()
+	st := srv.Matcher().Store()
+	// More sessions than the run can use at 25k req/s.
+	reqs, err := prepareWebhooks(st, base+"/webhooks/twilio", 25_000*int(d.Seconds()+1), 2002000000)
 	if err != nil {
 		return loadResult{}, err
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, ln, 10*time.Second) }()
-	defer func() { cancel(); <-done }()
+	res := load([]string{base + "/webhooks/twilio"}, reqs, conns, d)
+	return res, checkVerified(st, reqs, res)
+}
 
-	// Sessions and signed requests are made before the clock starts: more
-	// than the run can use at 25k req/s.
-	n := 25_000 * int(d.Seconds()+1)
+// loadWebhooksRedis is loadWebhooks with store: redis on replicas gateways,
+// each on its own listener, all sharing the Redis at addr; the requests are
+// signed for one public URL, as behind a load balancer. It also says where
+// the time went (see redisProbe).
+func loadWebhooksRedis(addr string, replicas, conns int, d time.Duration) (loadResult, string, error) {
+	var lns []net.Listener
+	var targets []string
+	for range replicas {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			for _, l := range lns {
+				l.Close()
+			}
+			return loadResult{}, "", err
+		}
+		lns = append(lns, ln)
+		targets = append(targets, "http://"+ln.Addr().String()+"/webhooks/twilio")
+	}
+	const public = "https://mogate.bench.invalid"
+	for i, ln := range lns {
+		cfg := benchConfig(public)
+		cfg.Store, cfg.RedisURL = "redis", config.Secret("redis://"+addr)
+		_, stop, err := startGateway(cfg, ln)
+		if err != nil {
+			for _, l := range lns[i:] {
+				l.Close()
+			}
+			return loadResult{}, "", err
+		}
+		defer stop()
+	}
+	// Sessions are created and checked through a store of their own: the
+	// state is all in Redis.
+	st, err := redisstore.Open(context.Background(), redisstore.Options{URL: "redis://" + addr + "?pool_size=256", Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		return loadResult{}, "", err
+	}
+	defer st.Close()
+	// More sessions than the run can use at 6k req/s (twice what two shared
+	// cores gave).
+	reqs, err := prepareWebhooks(st, public+"/webhooks/twilio", 6_000*int(d.Seconds()+1), 2005000000+1_000_000*replicas)
+	if err != nil {
+		return loadResult{}, "", err
+	}
+	probe := startProbe(addr)
+	res := load(targets, reqs, conns, d)
+	where := probe.per(float64(res.n), "webhook")
+	return res, where, checkVerified(st, reqs, res)
+}
+
+// loadRedisSet times a plain SET from conns connections: what one write
+// to this Redis costs by itself, the floor under every webhook (one
+// function call each).
+func loadRedisSet(addr string, conns int, d time.Duration) loadResult {
+	rdb := redis.NewClient(&redis.Options{Addr: addr, PoolSize: conns})
+	defer rdb.Close()
+	ctx := context.Background()
+	var mu sync.Mutex
+	var res loadResult
+	var wg sync.WaitGroup
+	deadline := time.Now().Add(d)
+	start := time.Now()
+	for w := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			lat := make([]time.Duration, 0, 4096)
+			errs := 0
+			for i := 0; time.Now().Before(deadline); i++ {
+				t0 := time.Now()
+				if rdb.Set(ctx, fmt.Sprintf("bench:%d:%d", w, i), "482913", 0).Err() != nil {
+					errs++
+				}
+				lat = append(lat, time.Since(t0))
+			}
+			mu.Lock()
+			res.lat = append(res.lat, lat...)
+			res.errs += errs
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	res.elapsed = time.Since(start)
+	res.n = len(res.lat)
+	return res
+}
+
+// prepareWebhooks creates n sessions and signs, for signedURL, the Twilio
+// webhook that verifies each: all before the clock starts.
+func prepareWebhooks(st matcher.Store, signedURL string, n, firstSender int) ([]prepared, error) {
 	reqs := make([]prepared, n)
-	target := base + "/webhooks/twilio"
+	ctx := context.Background()
 	var next atomic.Int64
 	var wg sync.WaitGroup
 	var firstErr atomic.Value
@@ -359,34 +536,47 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 		go func() {
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				from := "+1" + strconv.Itoa(2002000000+i)
-				s, _, err := srv.Matcher().Create(matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
+				from := "+1" + strconv.Itoa(firstSender+i)
+				s, _, err := st.Create(ctx, matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
 				if err != nil {
 					firstErr.Store(err)
 					return
 				}
 				form := url.Values{"MessageSid": {"SM" + s.ID}, "AccountSid": {"AC1"}, "From": {from}, "To": {"+14155550100"}, "Body": {"Your code is " + s.Code}}
-				reqs[i] = prepared{body: []byte(form.Encode()), signature: twilio.Signature(token, target, form)}
+				reqs[i] = prepared{body: []byte(form.Encode()), signature: twilio.Signature(benchToken, signedURL, form)}
 			}
 		}()
 	}
 	wg.Wait()
 	if err, ok := firstErr.Load().(error); ok {
-		return loadResult{}, err
+		return nil, err
 	}
-	res := load(target, reqs, conns, d)
-	// Every answered webhook must have verified its session.
-	verified := 0
-	for i := range res.n {
-		q, _ := url.ParseQuery(string(reqs[i].body))
-		if s, err := srv.Matcher().Get(strings.TrimPrefix(q.Get("MessageSid"), "SM")); err == nil && s.Status == matcher.Verified {
-			verified++
-		}
+	return reqs, nil
+}
+
+// checkVerified makes sure that every answered webhook verified its session.
+func checkVerified(st matcher.Store, reqs []prepared, res loadResult) error {
+	ctx := context.Background()
+	var verified atomic.Int64
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 64 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < res.n; i = int(next.Add(1)) - 1 {
+				q, _ := url.ParseQuery(string(reqs[i].body))
+				if s, err := st.Get(ctx, strings.TrimPrefix(q.Get("MessageSid"), "SM")); err == nil && s.Status == matcher.Verified {
+					verified.Add(1)
+				}
+			}
+		}()
 	}
-	if verified != res.n-res.errs {
-		return res, fmt.Errorf("bench: %d webhooks answered 200 but %d sessions verified", res.n-res.errs, verified)
+	wg.Wait()
+	if v := int(verified.Load()); v != res.n-res.errs {
+		return fmt.Errorf("bench: %d webhooks answered 200 but %d sessions verified", res.n-res.errs, v)
 	}
-	return res, nil
+	return nil
 }
 
 // workloadMatcher is create then verify, per worker, on the WAL matcher.
@@ -423,6 +613,33 @@ func workloadRedis(addr string, conns int, d time.Duration) (float64, error) {
 			return err
 		}
 		_, err := st.Consume(ctx, "+14155550100", from, "code 482913", "m"+id)
+		return err
+	})
+}
+
+// workloadRedisStore is the same on the full-semantics Redis store, through
+// matcher.Store: one function call per create (index, idempotency,
+// counters) and one per message (dedupe, match, attempts, supersede,
+// event), as the gateway makes them.
+func workloadRedisStore(addr string, conns int, d time.Duration) (float64, error) {
+	st, err := redisstore.Open(context.Background(), redisstore.Options{
+		URL: fmt.Sprintf("redis://%s?pool_size=%d", addr, conns), Logger: slog.New(slog.DiscardHandler),
+	})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	ctx := context.Background()
+	return workload(conns, d, func(i int) error {
+		from := "+1" + strconv.Itoa(2006000000+i)
+		s, _, err := st.Create(ctx, matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
+		if err != nil {
+			return err
+		}
+		o, err := st.Ingest(ctx, matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: "+14155550100", Text: "code " + s.Code}, matcher.IngestOptions{})
+		if err == nil && o.Kind != matcher.Matched {
+			err = errors.New("bench: no match on the Redis store")
+		}
 		return err
 	})
 }
@@ -473,7 +690,7 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 		return "", nil, err
 	}
 	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", rdir, "--appendonly", "yes",
-		"--appendfsync", "always", "--save", "", "--daemonize", "no", "--logfile", filepath.Join(rdir, "redis.log"))
+		"--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no", "--logfile", filepath.Join(rdir, "redis.log"))
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
@@ -495,5 +712,125 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 		return "", nil, errors.New("redis-server is not running with appendfsync always")
 	}
 	fmt.Fprintf(log, "started redis-server on %s (appendonly yes, appendfsync always)\n", addr)
+	if d, err := fsyncLatency(rdir, 200); err == nil {
+		fmt.Fprintf(log, "  a 4 KiB append + fdatasync in its directory takes %s (median of 200)\n", d.Round(time.Microsecond))
+	}
 	return addr, stop, nil
+}
+
+// flushAll empties the Redis the bench started, between runs (the function
+// library stays loaded).
+func flushAll(addr string) error {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	return rdb.FlushAll(context.Background()).Err()
+}
+
+// redisProbe says where a run's time went: the commands Redis ran and the
+// CPU it used per operation, and the CPU of this process, which holds the
+// load generator and the gateways together on the same cores.
+type redisProbe struct {
+	addr     string
+	start    time.Time
+	calls    map[string][2]int64 // calls, µs
+	redisCPU float64             // seconds
+	selfCPU  time.Duration
+}
+
+func startProbe(addr string) *redisProbe {
+	p := &redisProbe{addr: addr, start: time.Now(), selfCPU: selfCPU()}
+	p.calls, p.redisCPU = redisStats(addr)
+	return p
+}
+
+// per describes the run since startProbe, per each of ops operations.
+func (p *redisProbe) per(ops float64, op string) string {
+	wall := time.Since(p.start).Seconds()
+	self := (selfCPU() - p.selfCPU).Seconds()
+	calls, cpu := redisStats(p.addr)
+	cpu -= p.redisCPU
+	if ops <= 0 {
+		return "no operations"
+	}
+	var total float64
+	var parts []string
+	for name, c := range calls {
+		d := float64(c[0] - p.calls[name][0])
+		if name == "info" || d <= 0 || d/ops < 0.005 {
+			continue
+		}
+		total += d
+		parts = append(parts, fmt.Sprintf("%s %.2f × %.0f µs", name, d/ops, float64(c[1]-p.calls[name][1])/d))
+	}
+	slices.Sort(parts)
+	return fmt.Sprintf("per %s: %.2f Redis commands, those inside functions and scripts included (%s); Redis CPU %.0f µs; this process's CPU (load generator + gateway) %.0f µs; both together kept %.2f of %d cores busy",
+		op, total/ops, strings.Join(parts, ", "), 1e6*cpu/ops, 1e6*self/ops, (cpu+self)/wall, runtime.NumCPU())
+}
+
+// redisStats reads INFO: calls and µs spent per command, and the CPU
+// seconds Redis used.
+func redisStats(addr string) (map[string][2]int64, float64) {
+	rdb := redis.NewClient(&redis.Options{Addr: addr})
+	defer rdb.Close()
+	info, err := rdb.Info(context.Background(), "commandstats", "cpu").Result()
+	calls := map[string][2]int64{}
+	var cpu float64
+	if err != nil {
+		return calls, 0
+	}
+	for _, line := range strings.Split(info, "\n") {
+		line = strings.TrimSpace(line)
+		if name, rest, ok := strings.Cut(line, ":"); ok {
+			switch {
+			case strings.HasPrefix(name, "cmdstat_"):
+				var c [2]int64
+				for _, kv := range strings.Split(rest, ",") {
+					if v, ok := strings.CutPrefix(kv, "calls="); ok {
+						c[0], _ = strconv.ParseInt(v, 10, 64)
+					} else if v, ok := strings.CutPrefix(kv, "usec="); ok {
+						c[1], _ = strconv.ParseInt(v, 10, 64)
+					}
+				}
+				calls[strings.TrimPrefix(name, "cmdstat_")] = c
+			case name == "used_cpu_sys" || name == "used_cpu_user":
+				v, _ := strconv.ParseFloat(rest, 64)
+				cpu += v
+			}
+		}
+	}
+	return calls, cpu
+}
+
+// selfCPU is the CPU time this process has used.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// fsyncLatency times a 4 KiB append and fdatasync in dir, as Redis makes on
+// every write with appendfsync always: the median of n.
+func fsyncLatency(dir string, n int) (time.Duration, error) {
+	f, err := os.CreateTemp(dir, "fsync-probe")
+	if err != nil {
+		return 0, err
+	}
+	defer os.Remove(f.Name())
+	defer f.Close()
+	buf := make([]byte, 4096)
+	lat := make([]time.Duration, 0, n)
+	for range n {
+		t0 := time.Now()
+		if _, err := f.Write(buf); err != nil {
+			return 0, err
+		}
+		if err := syscall.Fdatasync(int(f.Fd())); err != nil {
+			return 0, err
+		}
+		lat = append(lat, time.Since(t0))
+	}
+	slices.Sort(lat)
+	return lat[n/2], nil
 }
