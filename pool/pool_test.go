@@ -249,3 +249,44 @@ func TestNational(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthHookAndReload: OnHealth sees a number trip and recover, and a
+// reloaded pool keeps the health of the numbers it keeps while a new number
+// starts healthy.
+func TestHealthHookAndReload(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var changes []string
+	p, err := New(specs[:2], Options{TripAfter: 1, OpenFor: 50 * time.Millisecond, Now: func() time.Time { return now },
+		OnHealth: func(number, from, to string) { changes = append(changes, number+" "+from+"->"+to) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.Verified("+14155550101")
+	p.Expired("+14155550100", true, time.Hour)
+	if want := []string{"+14155550100 healthy->unhealthy"}; !slices.Equal(changes, want) {
+		t.Fatalf("changes = %q, want %q", changes, want)
+	}
+	q, err := p.Reload([]Spec{specs[0], specs[2]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := q.Lookup("+14155550100"); n.Health() != "unhealthy" {
+		t.Fatalf("reload forgot the health of a kept number: %s", n.Health())
+	}
+	if n, _ := q.Lookup("+447700900123"); n.Health() != "healthy" {
+		t.Fatalf("a new number starts %s", n.Health())
+	}
+	if _, ok := q.Lookup("+14155550101"); ok {
+		t.Fatal("a removed number is still in the pool")
+	}
+	// The kept breaker half-opens and closes after a verification: the
+	// hook still reports it.
+	time.Sleep(100 * time.Millisecond) // gobreaker's own clock
+	q.Verified("+14155550100")
+	if want := "+14155550100 probing->healthy"; changes[len(changes)-1] != want {
+		t.Fatalf("changes = %q, want last %q", changes, want)
+	}
+	if _, err := p.Reload([]Spec{{Number: "+1", Weight: 1}}); err == nil {
+		t.Fatal("a bad spec reloaded")
+	}
+}
