@@ -60,7 +60,7 @@ func TestRedisGatewayLimitsAcrossReplicas(t *testing.T) {
 	a := redisHarness(t, srv.URL(), "")
 	b := redisHarness(t, srv.URL(), "")
 	for _, h := range []*harness{a, b} {
-		h.s.numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
+		h.s.live().numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
 	}
 	var codes []int
 	for i := range 4 {
