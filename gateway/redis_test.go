@@ -94,3 +94,23 @@ func TestRedisUnsafeRefused(t *testing.T) {
 	}
 	_ = s.Close()
 }
+
+// TestRedisStorageMetrics: every Redis call is timed, and calls that fail
+// because Redis is gone are counted as storage errors.
+func TestRedisStorageMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	h := redisHarness(t, srv.URL(), "")
+	h.mustCreate(`{"number": "+14155550123"}`)
+	scrape := h.do("GET", "/metrics", "", nil, nil).Body.String()
+	if !strings.Contains(scrape, `mogate_storage_duration_seconds_count{op="redis"}`) ||
+		!strings.Contains(scrape, `mogate_storage_errors_total{op="redis"} 0`) {
+		t.Fatalf("no Redis timing, or errors while Redis works:\n%s", scrape)
+	}
+	srv.Kill()
+	if code, _ := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 503 {
+		t.Fatalf("create without Redis = %d", code)
+	}
+	if scrape := h.do("GET", "/metrics", "", nil, nil).Body.String(); strings.Contains(scrape, `mogate_storage_errors_total{op="redis"} 0`) {
+		t.Fatal("failed Redis calls were not counted")
+	}
+}

@@ -236,4 +236,14 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitExit(t, cmd, 12*time.Second, out)
+	// The process's whole log, access and lifecycle lines included, holds
+	// no key, token, message text or full sender.
+	for _, secret := range []string{a, b, c, crashToken, "code " + s.code, s.from} {
+		if strings.Contains(out.String(), secret) {
+			t.Errorf("%q is in the log", secret)
+		}
+	}
+	if !strings.Contains(out.String(), `"msg":"verification verified"`) {
+		t.Errorf("no lifecycle line for the verification:\n%s", out)
+	}
 }
