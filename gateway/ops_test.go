@@ -223,3 +223,18 @@ func TestReload(t *testing.T) {
 		t.Fatal("a refused reload changed the pool")
 	}
 }
+
+// TestDrain: after Drain, /readyz answers 503 for good (SetReady(true), as
+// a Serve starting late does, does not undo it) while the API still answers.
+func TestDrain(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	h.s.Drain()
+	h.s.SetReady(true)
+	if w := h.do("GET", "/readyz", "", nil, nil); w.Code != 503 {
+		t.Fatalf("readyz while draining = %d", w.Code)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "pending" {
+		t.Fatalf("API while draining: %v", got)
+	}
+}

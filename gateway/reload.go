@@ -34,7 +34,7 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 	r.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
 	r.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-number", rdb)
 	r.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
-	if s.m == nil && s.store != nil {
+	if s.m == nil {
 		// store: redis counts the unmatched budget in the store, in the
 		// same call as the match.
 		r.unmatchedLimit = noLimit{}

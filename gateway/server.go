@@ -69,6 +69,7 @@ type Server struct {
 	reloadMu sync.Mutex
 
 	ready    atomic.Bool
+	draining atomic.Bool // set by Drain: /readyz stays 503 until exit
 	stopping context.Context
 	stop     context.CancelFunc
 }
@@ -270,6 +271,10 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
+		if s.draining.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
+			return
+		}
 		if !s.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
 			return
@@ -320,12 +325,17 @@ func (s *Server) Matcher() *matcher.Matcher { return s.m }
 // SetReady marks the server ready (/readyz).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
+// Drain turns /readyz 503 for good, while every other request is still
+// served: the caller waits shutdown_delay for load balancers to notice,
+// then ends Serve. Serve, even when it starts later, does not undo it.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 // Serve serves ln until ctx ends, then shuts down: /readyz turns 503,
 // long-polls answer the current state at once, SSE streams end, and the
 // other requests in flight finish within drain; whatever is still open
 // then is closed. Deliveries in flight are recorded and a final snapshot
 // taken before it returns. A caller that wants /readyz seen 503 before the
-// listener closes (shutdown_delay) calls SetReady(false) first and waits.
+// listener closes (shutdown_delay) calls Drain first and waits.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	srv := &http.Server{
 		Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,

@@ -90,15 +90,15 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	// Every message is checked before any is stored: a malformed one
 	// refuses the request (400) and nothing of it is kept.
+	rt := s.live() // one configuration for the whole request
 	for i := range ins {
-		if err := s.complete(s.live().pool, name, &ins[i]); err != nil {
+		if err := s.complete(rt.pool, name, &ins[i]); err != nil {
 			result = "malformed"
 			s.log.Warn("webhook malformed", "provider", name, "message_id", ins[i].MessageID, "reason", err.Error())
 			fail(c, err)
 			return
 		}
 	}
-	rt := s.live()
 	for _, in := range ins {
 		if !s.speaksFor(rt, name, in) {
 			continue

@@ -33,6 +33,10 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	// Signals that come while the state is recovered wait for the server.
+	sigs := make(chan os.Signal, 4)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
+	defer signal.Stop(sigs)
 	var cfg config.Config
 	var creds config.DevCredentials
 	var err error
@@ -84,13 +88,13 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return err
+		return errors.Join(err, srv.Close())
 	}
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			ln.Close()
-			return err
+			return errors.Join(err, srv.Close())
 		}
 		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
@@ -103,9 +107,6 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	log.Info("mogate listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "providers", len(cfg.Providers), "numbers", len(cfg.Numbers), "version", version)
 	ctx, stop := context.WithCancel(context.Background())
 	defer stop()
-	sigs := make(chan os.Signal, 4)
-	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP)
-	defer signal.Stop(sigs)
 	go handleSignals(sigs, srv, log, *cfgPath, cfg.ShutdownDelay, stop)
 	err = srv.Serve(ctx, ln, drainFor)
 	log.Info("mogate stopped")
@@ -130,7 +131,7 @@ func handleSignals(sigs <-chan os.Signal, srv *gateway.Server, log *slog.Logger,
 				reload(srv, log, cfgPath)
 			case sig == syscall.SIGTERM && delayed == nil && delay > 0:
 				log.Info("SIGTERM: /readyz answers 503, then the listener closes", "shutdown_delay", delay)
-				srv.SetReady(false)
+				srv.Drain()
 				delayed = time.After(delay)
 			default:
 				log.Info("stopping", "signal", sig.String())
