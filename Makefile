@@ -21,8 +21,9 @@ test: deps lint
 	$(GO) test -race -count=1 ./...
 
 # Debian packages the tests drive: Chromium (hosted page), redis-server
-# (durability tests start their own). Installed when missing; needs root or sudo.
-DEB_DEPS := chromium:chromium redis-server:redis-server
+# (durability tests start their own), promtool (deploy/ alert rules).
+# Installed when missing; needs root or sudo.
+DEB_DEPS := chromium:chromium redis-server:redis-server promtool:prometheus
 deps:
 	@missing=""; for d in $(DEB_DEPS); do cmd=$${d%%:*}; pkg=$${d#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \

@@ -50,6 +50,8 @@ func Dev(dataDir string, create bool) (Config, DevCredentials, error) {
 	// and events may go to http and local receivers.
 	cfg.Limits.CreatesPerNumberPerHour = 0
 	cfg.Events.AllowPrivateDestinations = true
+	// No load balancer watches /readyz in dev mode: SIGTERM stops at once.
+	cfg.ShutdownDelay = 0
 	if err := cfg.Validate(); err != nil {
 		return Config{}, DevCredentials{}, err
 	}

@@ -40,7 +40,7 @@ func (s *Server) authenticate(c *gin.Context) {
 		fail(c, errorf(http.StatusUnauthorized, "missing_api_key", "send Authorization: Bearer <api key>"))
 		return
 	}
-	key, ok := s.keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
+	key, ok := s.live().keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="mogate", error="invalid_token"`)
 		fail(c, errorf(http.StatusUnauthorized, "invalid_api_key", "the API key is not valid"))

@@ -34,7 +34,7 @@ func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 		s = *d.ev.Session
 	}
 	keyName := d.apiKey()
-	k := o.keys[keyName]
+	k := o.key(keyName)
 	if k == nil || !k.WebhookSecret.IsSet() {
 		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
 		return nil, errNoEvent

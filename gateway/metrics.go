@@ -1,28 +1,42 @@
 package gateway
 
 import (
+	"context"
+	"errors"
+	"log/slog"
+	"runtime"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/redis/go-redis/v9"
 )
 
+// metrics are the gateway's Prometheus series (README "Operations" lists
+// them). A scrape costs O(numbers + events held), never O(sessions): every
+// gauge reads a counter or walks the pool.
 type metrics struct {
 	reg      *prometheus.Registry
 	webhooks *prometheus.CounterVec
 	messages *prometheus.CounterVec
 	created  *prometheus.CounterVec
 	finished *prometheus.CounterVec
+	funnel   *prometheus.CounterVec   // per number and provider entry
+	verify   *prometheus.HistogramVec // time to verify, per provider entry
 	requests *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
+	storage  *prometheus.HistogramVec
+	storErrs *prometheus.CounterVec
 }
 
-func newMetrics(pending func() float64) *metrics {
+func newMetrics(version string, pending func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
 		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result.",
+			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result (accepted, unauthenticated, malformed, too_large, error).",
 		}, []string{"provider", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider and unknown_number change nothing).",
@@ -33,25 +47,156 @@ func newMetrics(pending func() float64) *metrics {
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_finished_total", Help: "Verifications that reached a final status.",
 		}, []string{"status"}),
+		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164) and its provider entry: created, verified, expired, failed, cancelled.",
+		}, []string{"number", "provider", "step"}),
+		verify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mogate_time_to_verify_seconds", Help: "From create to verified, per provider entry of the receiving number.",
+			Buckets: []float64{5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800},
+		}, []string{"provider"}),
 		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "mogate_http_request_duration_seconds", Help: "HTTP request latency by route and status.",
+			Name: "mogate_http_request_duration_seconds", Help: "HTTP request latency by route and status; SSE streams and ?wait long-polls are left out.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30},
 		}, []string{"route", "code"}),
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mogate_rate_limited_total", Help: "Requests refused with 429 (rate limits and stream limits), by route.",
+		}, []string{"route"}),
+		storage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "mogate_storage_duration_seconds", Help: "Storage latency: one WAL write+fsync batch (op wal_fsync) or one Redis call or pipeline (op redis).",
+			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
+		}, []string{"op"}),
+		storErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "mogate_storage_errors_total", Help: "Failed storage operations (WAL write or fsync, Redis call), by op.",
+		}, []string{"op"}),
 	}
-	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.requests,
+	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mogate_build_info", Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
+	build.WithLabelValues(version, runtime.Version()).Set(1)
+	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.storage, m.storErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications", Help: "Pending verifications."}, pending))
 	return m
 }
 
-// observe records every request's latency by route template (never the raw
-// path, which holds ids).
-func (m *metrics) observe(c *gin.Context) {
+// storageOp records one storage operation of op: its latency, and a
+// failure when err is set.
+func (m *metrics) storageOp(op string, d time.Duration, err error) {
+	m.storage.WithLabelValues(op).Observe(d.Seconds())
+	if err != nil {
+		m.storErrs.WithLabelValues(op).Inc()
+	}
+}
+
+// streaming reports whether a request stays open for as long as a session
+// may: SSE streams and ?wait long-polls, whose duration is not latency.
+func streaming(c *gin.Context) bool {
+	switch c.FullPath() {
+	case "/v1/verifications/:id/events", "/v/:token/events":
+		return true
+	case "/v1/verifications/:id":
+		return c.Query("wait") != ""
+	}
+	return false
+}
+
+// probes are the routes a load balancer or Prometheus polls: their access
+// lines are at debug level, so they do not drown the others.
+var probes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
+
+// observe writes the access line of every request and records its latency
+// by route template (never the raw path, which holds ids). The client IP is
+// the peer's, or X-Forwarded-For's when the peer is a trusted proxy.
+func (s *Server) observe(c *gin.Context) {
 	start := time.Now()
 	c.Next()
+	took := time.Since(start)
 	route := c.FullPath()
 	if route == "" {
 		route = "unmatched"
 	}
-	m.requests.WithLabelValues(route, strconv.Itoa(c.Writer.Status())).Observe(time.Since(start).Seconds())
+	status := c.Writer.Status()
+	if status == 429 {
+		s.metrics.limited.WithLabelValues(route).Inc()
+	}
+	if !streaming(c) {
+		s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(took.Seconds())
+	}
+	level := slog.LevelInfo
+	if probes[route] && status < 500 {
+		level = slog.LevelDebug
+	}
+	s.log.LogAttrs(c.Request.Context(), level, "request",
+		slog.String("method", c.Request.Method), slog.String("route", route), slog.Int("status", status),
+		slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.String("client_ip", c.ClientIP()),
+		slog.Int("bytes", max(0, c.Writer.Size())))
+}
+
+// redisTimer is a go-redis hook that records every call's latency and
+// failures (a missing key, redis.Nil, is an answer, not a failure).
+type redisTimer struct{ m *metrics }
+
+var _ redis.Hook = redisTimer{}
+
+func (redisTimer) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (t redisTimer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmd)
+		t.observe(ctx, start, err)
+		return err
+	}
+}
+
+func (t redisTimer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		start := time.Now()
+		err := next(ctx, cmds)
+		t.observe(ctx, start, err)
+		return err
+	}
+}
+
+func (t redisTimer) observe(ctx context.Context, start time.Time, err error) {
+	if errors.Is(err, redis.Nil) || ctx.Err() != nil {
+		err = nil
+	}
+	var rerr redis.Error
+	if errors.As(err, &rerr) && !isConnErr(rerr) {
+		err = nil // the server answered (a script's own error): storage works
+	}
+	t.m.storageOp("redis", time.Since(start), err)
+}
+
+// isConnErr reports whether a server error means Redis cannot serve writes
+// (loading, read-only replica, out of memory, cluster down).
+func isConnErr(err redis.Error) bool {
+	for _, p := range []string{"LOADING", "READONLY", "OOM", "CLUSTERDOWN", "MASTERDOWN", "NOREPLICAS", "MISCONF"} {
+		if strings.HasPrefix(err.Error(), p) {
+			return true
+		}
+	}
+	return false
+}
+
+// numberHealth is mogate_number_breaker_state, read from the pool in force
+// at scrape time: one series per number, O(numbers).
+type numberHealth struct {
+	s    *Server
+	desc *prometheus.Desc
+}
+
+func newNumberHealth(s *Server) numberHealth {
+	return numberHealth{s: s, desc: prometheus.NewDesc("mogate_number_breaker_state",
+		"Health breaker of each receiving number: 0 healthy (closed), 1 probing (half-open), 2 unhealthy (open).",
+		[]string{"number", "provider"}, nil)}
+}
+
+var healthValue = map[string]float64{"healthy": 0, "probing": 1, "unhealthy": 2}
+
+func (c numberHealth) Describe(ch chan<- *prometheus.Desc) { ch <- c.desc }
+
+func (c numberHealth) Collect(ch chan<- prometheus.Metric) {
+	for _, n := range c.s.live().pool.Numbers() {
+		ch <- prometheus.MustNewConstMetric(c.desc, prometheus.GaugeValue, healthValue[n.Health()], n.Number, n.Provider)
+	}
 }

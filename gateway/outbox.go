@@ -13,6 +13,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogate/mogate/config"
@@ -74,7 +75,7 @@ func (o *OutboxOptions) defaults() {
 type outbox struct {
 	opt          OutboxOptions
 	store        matcher.Store
-	keys         map[string]*config.APIKey
+	keys         atomic.Pointer[map[string]*config.APIKey] // by name; setKeys replaces it
 	client       *http.Client
 	allowPrivate bool
 	log          *slog.Logger
@@ -139,18 +140,51 @@ func (d *delivery) since() time.Time { return d.ev.At }
 func newOutbox(opt OutboxOptions, store matcher.Store, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
 	opt.defaults()
 	o := &outbox{
-		opt: opt, store: store, keys: map[string]*config.APIKey{}, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
+		opt: opt, store: store, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
 		log: log, now: now, base: data,
 		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
 	}
-	for i := range keys {
-		o.keys[keys[i].Name] = &keys[i]
-	}
-	reg.MustRegister(o.delivered, o.attempts, o.dead)
+	o.setKeys(keys)
+	reg.MustRegister(o.delivered, o.attempts, o.dead,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_backlog", Help: "Events this process holds for delivery (queued or in flight)."},
+			func() float64 { n, _ := o.backlog(); return float64(n) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_oldest_age_seconds", Help: "Age of the oldest event this process holds for delivery; 0 when none."},
+			func() float64 { _, age := o.backlog(); return age.Seconds() }))
 	return o
+}
+
+// setKeys replaces the API keys events are signed and addressed with (a
+// reload); events already queued use the new ones from their next attempt.
+func (o *outbox) setKeys(keys []config.APIKey) {
+	m := make(map[string]*config.APIKey, len(keys))
+	for i := range keys {
+		k := keys[i]
+		m[k.Name] = &k
+	}
+	o.keys.Store(&m)
+}
+
+// key returns the API key named name, or nil.
+func (o *outbox) key(name string) *config.APIKey { return (*o.keys.Load())[name] }
+
+// backlog returns how many events are held and the age of the oldest:
+// O(events held), never O(sessions).
+func (o *outbox) backlog() (int, time.Duration) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	var oldest time.Time
+	for _, d := range o.queued {
+		if oldest.IsZero() || d.since().Before(oldest) {
+			oldest = d.since()
+		}
+	}
+	if oldest.IsZero() {
+		return 0, 0
+	}
+	return len(o.queued), o.now().Sub(oldest)
 }
 
 // claim takes the claimable events from the store into the destinations'
@@ -235,7 +269,7 @@ func (o *outbox) destination(d *delivery) string {
 	if s := d.ev.Session; s != nil && s.Callback != "" {
 		return s.Callback
 	}
-	if k := o.keys[d.apiKey()]; k != nil {
+	if k := o.key(d.apiKey()); k != nil {
 		return k.WebhookURL
 	}
 	return ""

@@ -61,7 +61,7 @@ func TestRedisGatewayLimitsAcrossReplicas(t *testing.T) {
 	a := redisHarness(t, srv.URL(), "")
 	b := redisHarness(t, srv.URL(), "")
 	for _, h := range []*harness{a, b} {
-		h.s.numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
+		h.s.live().numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
 	}
 	var codes []int
 	for i := range 4 {
@@ -121,5 +121,25 @@ func TestRedisDownReadsAre503(t *testing.T) {
 	}
 	if w := h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil); w.Code != 503 {
 		t.Errorf("cancel with Redis down = %d %s", w.Code, w.Body)
+	}
+}
+
+// TestRedisStorageMetrics: every Redis call is timed, and calls that fail
+// because Redis is gone are counted as storage errors.
+func TestRedisStorageMetrics(t *testing.T) {
+	srv := redistest.Start(t)
+	h := redisHarness(t, srv.URL(), "")
+	h.mustCreate(`{"number": "+14155550123"}`)
+	scrape := h.do("GET", "/metrics", "", nil, nil).Body.String()
+	if !strings.Contains(scrape, `mogate_storage_duration_seconds_count{op="redis"}`) ||
+		!strings.Contains(scrape, `mogate_storage_errors_total{op="redis"} 0`) {
+		t.Fatalf("no Redis timing, or errors while Redis works:\n%s", scrape)
+	}
+	srv.Kill()
+	if code, _ := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 503 {
+		t.Fatalf("create without Redis = %d", code)
+	}
+	if scrape := h.do("GET", "/metrics", "", nil, nil).Body.String(); strings.Contains(scrape, `mogate_storage_errors_total{op="redis"} 0`) {
+		t.Fatal("failed Redis calls were not counted")
 	}
 }

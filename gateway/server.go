@@ -11,6 +11,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -41,6 +42,11 @@ type Options struct {
 	HTTP *http.Client
 	// Outbox tunes event delivery.
 	Outbox OutboxOptions
+	// Level, when set, is the level of Logger's handler: Reload sets it
+	// from log_level.
+	Level *slog.LevelVar
+	// Version is the build's version, for mogate_build_info.
+	Version string
 }
 
 // Server is a configured mogate.
@@ -48,21 +54,22 @@ type Server struct {
 	cfg      config.Config
 	log      *slog.Logger
 	base     string
+	level    *slog.LevelVar
 	store    matcher.Store    // where sessions live
 	m        *matcher.Matcher // the store of store: memory (nil otherwise)
-	pool     *pool.Pool
 	adapters map[string]adapters.Adapter
-	keys     keyring
 	http     *http.Client
 	metrics  *metrics
 	outbox   *outbox
 	engine   *gin.Engine
+	admin    http.Handler // /metrics, on its own listener when admin_listen is set
+	streams  streamLimits
 
-	createLimit, numberLimit, unmatchedLimit rateLimit
-	unmatchedKeys                            []string // API keys told of unmatched messages
-	streams                                  streamLimits
+	rt       atomic.Pointer[reloadable] // api_keys, numbers, limits: see Reload
+	reloadMu sync.Mutex
 
 	ready    atomic.Bool
+	draining atomic.Bool // set by Drain: /readyz stays 503 until exit
 	stopping context.Context
 	stop     context.CancelFunc
 }
@@ -83,29 +90,21 @@ func New(o Options) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
-	specs := make([]pool.Spec, len(cfg.Numbers))
-	for i, n := range cfg.Numbers {
-		specs[i] = pool.Spec{Number: n.Number, Provider: n.Provider, Countries: n.Countries, Weight: n.Weight}
+	s := &Server{
+		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
+		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
-	p, err := pool.New(specs, pool.Options{Now: o.Now, Logger: o.Logger})
+	// The metrics come first: the stores report their latency to them.
+	s.metrics = newMetrics(o.Version, s.pendingTotal)
+	p, err := pool.New(poolSpecs(cfg.Numbers), pool.Options{Now: o.Now, OnHealth: s.onHealth})
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{
-		cfg: cfg, log: o.Logger, base: cfg.BaseURL(), pool: p, adapters: ads, keys: newKeyring(cfg.APIKeys), http: o.HTTP,
-		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
-	}
-	s.limits(nil)
 	s.stopping, s.stop = context.WithCancel(context.Background())
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
 		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.maxAge(),
-	}
-	for _, k := range cfg.APIKeys {
-		if k.UnmatchedEvents && k.WebhookURL != "" && k.WebhookSecret.IsSet() {
-			s.unmatchedKeys = append(s.unmatchedKeys, k.Name)
-		}
 	}
 	switch {
 	case cfg.Store == "redis":
@@ -121,16 +120,14 @@ func New(o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		rs.Client().AddHook(redisTimer{s.metrics})
 		s.store = rs
-		// The create limits hold for the whole gateway; the unmatched
-		// budget is the store's, counted in the same call as the match.
-		s.limits(s.sharedRate())
-		s.unmatchedLimit = noLimit{}
 	case o.InMemory:
 		s.m = matcher.New(mo)
 	default:
 		start := time.Now()
-		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger}})
+		onSync := func(took time.Duration, err error) { s.metrics.storageOp("wal_fsync", took, err) }
+		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: onSync}})
 		if err != nil {
 			return nil, err
 		}
@@ -139,7 +136,14 @@ func New(o Options) (*Server, error) {
 	if s.m != nil {
 		s.store = s.m.Store()
 	}
-	s.metrics = newMetrics(s.pendingTotal)
+	// The create limits of store: redis hold for the whole gateway.
+	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
+	s.metrics.reg.MustRegister(newNumberHealth(s))
+	storeOp := "redis"
+	if s.m != nil {
+		storeOp = "wal_fsync"
+	}
+	s.metrics.storErrs.WithLabelValues(storeOp) // present at 0, so that increase() sees the first failure
 	s.outbox = newOutbox(o.Outbox, s.store, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
 		func(v matcher.Session) any { return s.detail(v) })
 	if s.m == nil {
@@ -151,7 +155,11 @@ func New(o Options) (*Server, error) {
 			}
 		}
 	}
-	s.engine = s.routes()
+	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
+	s.engine = s.routes(metricsHandler)
+	admin := gin.New()
+	admin.GET("/metrics", metricsHandler)
+	s.admin = admin
 	return s, nil
 }
 
@@ -165,15 +173,6 @@ func (s *Server) sharedRate() *redis_rate.Limiter {
 		return redis_rate.NewLimiter(rs.Client())
 	}
 	return nil
-}
-
-// limits sets the rate limits: shared through rdb (store: redis), so they
-// hold for the whole gateway, else in-process.
-func (s *Server) limits(rdb *redis_rate.Limiter) {
-	l := s.cfg.Limits
-	s.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
-	s.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-number", rdb)
-	s.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
 }
 
 // pendingTotal is the pending-sessions gauge: O(numbers), never a walk
@@ -192,27 +191,79 @@ func (s *Server) pendingTotal() float64 {
 	return float64(n)
 }
 
-// onChange follows sessions to their final status for metrics and pool health.
+// onChange follows sessions to their final status for the lifecycle log,
+// metrics and pool health.
 func (s *Server) onChange(sess matcher.Session) {
 	if !sess.Status.Final() {
 		return
 	}
-	s.metrics.finished.WithLabelValues(sess.Status.String()).Inc()
-	if sess.Status == matcher.Expired {
-		s.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
+	rt := s.live()
+	entry := "unknown" // a number removed from the pool by a reload
+	if n, ok := rt.pool.Lookup(sess.To); ok {
+		entry = n.Provider
 	}
+	status := sess.Status.String()
+	s.metrics.finished.WithLabelValues(status).Inc()
+	s.metrics.funnel.WithLabelValues(sess.To, entry, status).Inc()
+	switch sess.Status {
+	case matcher.Expired:
+		rt.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
+	case matcher.Verified:
+		s.metrics.verify.WithLabelValues(entry).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
+	}
+	msg := "verification " + status
+	if sess.Reason == "superseded" {
+		msg = "verification superseded"
+	}
+	s.lifecycle(msg, sess, entry)
 }
 
-func (s *Server) routes() *gin.Engine {
+// lifecycle logs one step of a session: never its code, only masked
+// sender numbers.
+func (s *Server) lifecycle(msg string, sess matcher.Session, entry string, attrs ...any) {
+	attrs = append(attrs, "id", sess.ID, "key", sess.Key, "to", sess.To, "provider", entry)
+	if sess.Number != "" {
+		attrs = append(attrs, "number", maskNumber(sess.Number))
+	}
+	if sess.VerifiedNumber != "" && sess.VerifiedNumber != sess.Number {
+		attrs = append(attrs, "verified_number", maskNumber(sess.VerifiedNumber))
+	}
+	if sess.Attempts > 0 {
+		attrs = append(attrs, "attempts", sess.Attempts)
+	}
+	if sess.MessageID != "" {
+		attrs = append(attrs, "message_id", sess.MessageID)
+	}
+	s.log.Info(msg, attrs...)
+}
+
+// onHealth logs a number's breaker changes.
+func (s *Server) onHealth(number, from, to string) {
+	entry := ""
+	if rt := s.live(); rt != nil {
+		if n, ok := rt.pool.Lookup(number); ok {
+			entry = n.Provider
+		}
+	}
+	level := slog.LevelInfo
+	if to == "unhealthy" {
+		level = slog.LevelWarn
+	}
+	s.log.Log(context.Background(), level, "number health changed", "number", number, "provider", entry, "from", from, "to", to)
+}
+
+func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 	gin.SetMode(gin.ReleaseMode)
 	e := gin.New()
 	// Client IPs are only logged; signatures never depend on them. Trust
-	// exactly the configured proxies (none by default).
+	// exactly the configured proxies (none by default), through
+	// X-Forwarded-For only.
 	if err := e.SetTrustedProxies(s.cfg.TrustedProxies); err != nil {
 		s.log.Error("trusted_proxies", "err", err)
 	}
+	e.RemoteIPHeaders = []string{"X-Forwarded-For"}
 	e.HandleMethodNotAllowed = true
-	e.Use(s.metrics.observe, s.renderErrors, s.recoverJSON)
+	e.Use(s.observe, s.renderErrors, s.recoverJSON)
 	e.NoRoute(func(c *gin.Context) { fail(c, errorf(http.StatusNotFound, "not_found", "no such endpoint")) })
 	e.NoMethod(func(c *gin.Context) {
 		fail(c, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed here"))
@@ -220,6 +271,10 @@ func (s *Server) routes() *gin.Engine {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
+		if s.draining.Load() {
+			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
+			return
+		}
 		if !s.ready.Load() {
 			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
 			return
@@ -230,7 +285,9 @@ func (s *Server) routes() *gin.Engine {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
-	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
+	if s.cfg.AdminListen == "" {
+		e.GET("/metrics", metricsHandler)
+	}
 
 	e.POST("/webhooks/:provider", s.webhook)
 	e.GET("/webhooks/:provider", s.webhook)
@@ -258,15 +315,28 @@ func (s *Server) routes() *gin.Engine {
 // Handler returns the HTTP handler, for tests and embedding.
 func (s *Server) Handler() http.Handler { return s.engine }
 
+// AdminHandler serves /metrics, for the admin_listen listener: with
+// admin_listen set, the public Handler answers /metrics 404.
+func (s *Server) AdminHandler() http.Handler { return s.admin }
+
 // Matcher returns the session store.
 func (s *Server) Matcher() *matcher.Matcher { return s.m }
 
 // SetReady marks the server ready (/readyz).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }
 
-// Serve serves ln until ctx ends, then shuts down gracefully: /readyz turns
-// 503, long-polls return, in-flight requests finish (up to grace).
-func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration) error {
+// Drain turns /readyz 503 for good, while every other request is still
+// served: the caller waits shutdown_delay for load balancers to notice,
+// then ends Serve. Serve, even when it starts later, does not undo it.
+func (s *Server) Drain() { s.draining.Store(true) }
+
+// Serve serves ln until ctx ends, then shuts down: /readyz turns 503,
+// long-polls answer the current state at once, SSE streams end, and the
+// other requests in flight finish within drain; whatever is still open
+// then is closed. Deliveries in flight are recorded and a final snapshot
+// taken before it returns. A caller that wants /readyz seen 503 before the
+// listener closes (shutdown_delay) calls Drain first and waits.
+func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
 	srv := &http.Server{
 		Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
 		WriteTimeout: maxWait + 30*time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
@@ -287,10 +357,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, grace time.Duration
 	}
 	s.SetReady(false)
 	s.stop()
-	sctx, cancel := context.WithTimeout(context.Background(), grace)
+	s.log.Info("draining", "at_most", drain)
+	sctx, cancel := context.WithTimeout(context.Background(), drain)
 	defer cancel()
 	if err := srv.Shutdown(sctx); err != nil {
-		return fmt.Errorf("gateway: shutdown: %w", err)
+		s.log.Warn("drain timed out; closing the connections still open", "err", err)
+		_ = srv.Close()
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

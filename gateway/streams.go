@@ -16,10 +16,10 @@ const pageStreamsPerToken = 4
 const streamRetryAfter = 10
 
 // slots counts concurrent holders per key, at most max each; max 0 is no
-// limit.
+// limit. A reload may change max (setMax); holders stay counted.
 type slots struct {
-	max int
 	mu  sync.Mutex
+	max int
 	n   map[string]int
 }
 
@@ -28,12 +28,9 @@ func newSlots(max int) *slots { return &slots{max: max, n: map[string]int{}} }
 // take holds a slot for key, or reports that key has none left. release
 // gives the slot back; calling it again does nothing.
 func (l *slots) take(key string) (release func(), ok bool) {
-	if l.max <= 0 {
-		return func() {}, true
-	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if l.n[key] >= l.max {
+	if l.max > 0 && l.n[key] >= l.max {
 		return nil, false
 	}
 	l.n[key]++
@@ -47,6 +44,14 @@ func (l *slots) take(key string) (release func(), ok bool) {
 			}
 		})
 	}, true
+}
+
+// setMax sets the limit per key; holders over a lowered limit keep their
+// slots, and new ones wait until they are under it.
+func (l *slots) setMax(max int) {
+	l.mu.Lock()
+	l.max = max
+	l.mu.Unlock()
 }
 
 // held returns how many slots key holds.

@@ -79,6 +79,7 @@ func decodeJSON(c *gin.Context, v any) ([]byte, error) {
 // create validates p, applies the limits, picks a number and makes the session.
 func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, error) {
 	key := apiKey(c)
+	rt := s.live()
 	req := matcher.CreateRequest{
 		Key: key.Name, API: p.API, IDPrefix: p.IDPrefix, Language: language(p.Language), IdemKey: p.IdemKey,
 		Country: strings.ToUpper(strings.TrimSpace(p.Country)),
@@ -131,11 +132,11 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return existing, true, nil
 		}
 	}
-	if err := s.createLimit.take(c.Request.Context(), key.Name, "verifications for this API key"); err != nil {
+	if err := rt.createLimit.take(c.Request.Context(), key.Name, "verifications for this API key"); err != nil {
 		return matcher.Session{}, false, err
 	}
 	if req.Number != "" {
-		if err := s.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
+		if err := rt.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
 			return matcher.Session{}, false, err
 		}
 	}
@@ -146,7 +147,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return matcher.Session{}, false, withMessage(pool.ErrNotInPool, "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
 		}
 	}
-	n, err := s.pool.Assign(req.Number, pinned, req.Country, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
+	n, err := rt.pool.Assign(req.Number, pinned, req.Country, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return matcher.Session{}, false, err
 	}
@@ -157,7 +158,9 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
-		s.pool.Created(n.Number)
+		rt.pool.Created(n.Number)
+		s.metrics.funnel.WithLabelValues(n.Number, n.Provider, "created").Inc()
+		s.lifecycle("verification created", sess, n.Provider, "api", p.API, "capture", sess.Capture(), "expires_at", sess.ExpiresAt)
 	}
 	return sess, replayed, nil
 }
@@ -297,7 +300,7 @@ func (s *Server) getNumbers(c *gin.Context) {
 		return
 	}
 	out := []numberView{}
-	for _, n := range s.pool.Numbers() {
+	for _, n := range s.live().pool.Numbers() {
 		countries := append([]string{}, n.Countries...)
 		if n.Any {
 			countries = append(countries, "*")

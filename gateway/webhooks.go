@@ -43,7 +43,7 @@ func (s *Server) webhook(c *gin.Context) {
 	req := &adapters.Request{Method: c.Request.Method, URL: u, Header: c.Request.Header, Body: body}
 	if err := ad.Verify(req); err != nil {
 		result = "unauthenticated"
-		s.log.Warn("webhook refused", "provider", name, "reason", err.Error())
+		s.refused(c, name, u, err.Error())
 		if errors.Is(err, adapters.ErrMissingSignature) {
 			if ch, ok := ad.(adapters.Challenger); ok {
 				c.Header("WWW-Authenticate", ch.Challenge())
@@ -63,7 +63,7 @@ func (s *Server) webhook(c *gin.Context) {
 			}
 			if !fresh && !bodySigned {
 				result = "unauthenticated"
-				s.log.Warn("webhook refused", "provider", name, "reason", "nonce already used by an accepted request, and the signature does not cover the body")
+				s.refused(c, name, u, "nonce already used by an accepted request, and the signature does not cover the body")
 				fail(c, adapters.ErrUnauthenticated)
 				return
 			}
@@ -90,8 +90,9 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	// Every message is checked before any is stored: a malformed one
 	// refuses the request (400) and nothing of it is kept.
+	rt := s.live() // one configuration for the whole request
 	for i := range ins {
-		if err := s.complete(name, &ins[i]); err != nil {
+		if err := s.complete(rt.pool, name, &ins[i]); err != nil {
 			result = "malformed"
 			s.log.Warn("webhook malformed", "provider", name, "message_id", ins[i].MessageID, "reason", err.Error())
 			fail(c, err)
@@ -99,10 +100,10 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(name, in) {
+		if !s.speaksFor(rt, name, in) {
 			continue
 		}
-		if err := s.ingest(c.Request.Context(), name, in); err != nil {
+		if err := s.ingest(c.Request.Context(), rt, name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
 			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
 			return
@@ -130,9 +131,9 @@ func ofKind(err, kind error) error {
 // entry's only pool number) and resolves a national sender with the
 // receiving number's country. A message still without sender, receiving
 // number or id is errMalformedMessage.
-func (s *Server) complete(provider string, in *adapters.Inbound) error {
+func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) error {
 	if in.To == "" {
-		if ns := s.pool.ByProvider(provider); len(ns) == 1 {
+		if ns := p.ByProvider(provider); len(ns) == 1 {
 			in.To = ns[0].Number
 		}
 	}
@@ -154,8 +155,8 @@ func (s *Server) complete(provider string, in *adapters.Inbound) error {
 // speaks only for its own pool numbers (DESIGN.md §5), so the weakest
 // credential cannot act for another carrier's numbers. Any other message
 // is acknowledged, counted and logged, and changes nothing.
-func (s *Server) speaksFor(provider string, in adapters.Inbound) bool {
-	n, ok := s.pool.Lookup(in.To)
+func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound) bool {
+	n, ok := rt.pool.Lookup(in.To)
 	outcome := ""
 	switch {
 	case !ok:
@@ -175,13 +176,13 @@ func (s *Server) speaksFor(provider string, in adapters.Inbound) bool {
 }
 
 // ingest matches a complete message durably.
-func (s *Server) ingest(ctx context.Context, provider string, in adapters.Inbound) error {
+func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in adapters.Inbound) error {
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
-	noCapture := s.unmatchedLimit.exhausted(ctx, in.From)
-	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: s.unmatchedKeys})
+	noCapture := rt.unmatchedLimit.exhausted(ctx, in.From)
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: rt.unmatchedKeys})
 	if err != nil {
 		return err
 	}
@@ -193,13 +194,29 @@ func (s *Server) ingest(ctx context.Context, provider string, in adapters.Inboun
 	switch {
 	case out.Duplicate:
 	case out.Kind == matcher.Matched:
-		s.pool.Verified(in.To)
+		rt.pool.Verified(in.To)
+	case out.Kind == matcher.Attempted:
+		// Verified and failed sessions are logged by onChange, with the
+		// session; a wrong code is logged here, never the text.
+		if sess, err := s.store.Get(ctx, out.SessionID); err == nil {
+			s.lifecycle("verification attempt", sess, provider, "from", maskNumber(in.From))
+		}
 	case out.Kind == matcher.Unmatched:
-		s.unmatchedLimit.spend(ctx, in.From)
+		rt.unmatchedLimit.spend(ctx, in.From)
 		// Never log the text: it may hold a code.
 		s.log.Info("unmatched message", "provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture)
 	}
 	return nil
+}
+
+// refused logs a webhook whose authentication failed, with the client IP
+// and the URL the signature was checked against (without its query, which
+// may hold the message).
+func (s *Server) refused(c *gin.Context, provider string, signed *url.URL, reason string) {
+	checked := *signed
+	checked.RawQuery, checked.Fragment = "", ""
+	s.log.Warn("webhook refused", "provider", provider, "client_ip", c.ClientIP(), "signed_url", checked.String(),
+		"query_bytes", len(signed.RawQuery), "reason", reason)
 }
 
 // confirm GETs a verified subscription confirmation URL.

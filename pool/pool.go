@@ -10,10 +10,8 @@
 package pool
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
 	"strings"
@@ -55,8 +53,10 @@ type Number struct {
 func (n *Number) Last24h() Activity { return n.seen.last24h(n.now()) }
 
 // Health is the breaker state: "healthy", "probing" or "unhealthy".
-func (n *Number) Health() string {
-	switch n.breaker.State() {
+func (n *Number) Health() string { return health(n.breaker.State()) }
+
+func health(s gobreaker.State) string {
+	switch s {
 	case gobreaker.StateOpen:
 		return "unhealthy"
 	case gobreaker.StateHalfOpen:
@@ -84,9 +84,9 @@ type Options struct {
 	OpenFor time.Duration
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
-	// Logger, when set, gets a line each time a number's breaker changes
-	// state (opens: the number is skipped; half-opens; closes).
-	Logger *slog.Logger
+	// OnHealth, when set, is called when a number's breaker changes state
+	// (health "healthy", "probing" or "unhealthy"). It must not block.
+	OnHealth func(number, from, to string)
 }
 
 // Pool assigns numbers. It is safe for concurrent use.
@@ -94,7 +94,8 @@ type Pool struct {
 	numbers      []*Number
 	byNumber     map[string]*Number
 	now          func() time.Time
-	lastVerified atomic.Int64 // unix ns of the last verification on any number
+	opt          Options
+	lastVerified *atomic.Int64 // unix ns of the last verification on any number
 }
 
 // New builds a pool.
@@ -108,7 +109,7 @@ func New(specs []Spec, o Options) (*Pool, error) {
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	p := &Pool{byNumber: map[string]*Number{}, now: o.Now}
+	p := &Pool{byNumber: map[string]*Number{}, now: o.Now, opt: o, lastVerified: new(atomic.Int64)}
 	var errs []error
 	for _, s := range specs {
 		region, err := Region(s.Number)
@@ -131,30 +132,47 @@ func New(specs []Spec, o Options) (*Pool, error) {
 		if len(s.Countries) == 0 {
 			n.Zone = callingCode(s.Number)
 		}
-		trip := o.TripAfter
-		n.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
-			Name:        s.Number,
-			MaxRequests: 1,
-			Timeout:     o.OpenFor,
-			ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
-			OnStateChange: func(number string, from, to gobreaker.State) {
-				if o.Logger == nil {
-					return
-				}
-				level, msg := slog.LevelInfo, "number breaker closed: the number takes sessions again"
-				switch to {
-				case gobreaker.StateOpen:
-					level, msg = slog.LevelWarn, "number breaker open: sessions keep expiring silently; the number is skipped"
-				case gobreaker.StateHalfOpen:
-					msg = "number breaker half-open: probing the number"
-				}
-				o.Logger.Log(context.Background(), level, msg, "number", number, "provider", s.Provider, "from", from.String(), "to", to.String(), "open_for", o.OpenFor.String())
-			},
-		})
+		n.breaker = p.newBreaker(n)
 		p.numbers = append(p.numbers, n)
 		p.byNumber[n.Number] = n
 	}
 	return p, errors.Join(errs...)
+}
+
+// newBreaker makes the health breaker of n.
+func (p *Pool) newBreaker(n *Number) *gobreaker.CircuitBreaker[struct{}] {
+	number := n.Number
+	trip := p.opt.TripAfter
+	st := gobreaker.Settings{
+		Name:        number,
+		MaxRequests: 1,
+		Timeout:     p.opt.OpenFor,
+		ReadyToTrip: func(c gobreaker.Counts) bool { return c.ConsecutiveFailures >= trip },
+	}
+	if on := p.opt.OnHealth; on != nil {
+		st.OnStateChange = func(_ string, from, to gobreaker.State) { on(number, health(from), health(to)) }
+	}
+	return gobreaker.NewCircuitBreaker[struct{}](st)
+}
+
+// Reload returns a pool of specs with p's options that keeps the health of
+// the numbers p already has (their breakers and the last verification), so
+// a configuration reload forgets nothing about a number it keeps.
+func (p *Pool) Reload(specs []Spec) (*Pool, error) {
+	q, err := New(specs, p.opt)
+	if err != nil {
+		return nil, err
+	}
+	q.lastVerified = p.lastVerified
+	for _, n := range q.numbers {
+		if old, ok := p.byNumber[n.Number]; ok {
+			n.breaker = old.breaker
+			old.seen.mu.Lock() // the last 24 h too
+			n.seen.buckets = old.seen.buckets
+			old.seen.mu.Unlock()
+		}
+	}
+	return q, nil
 }
 
 // Region returns the country of an E.164 number: its region when the number

@@ -1,14 +1,10 @@
 package pool
 
 import (
-	"bytes"
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"slices"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -293,48 +289,43 @@ func TestLast24h(t *testing.T) {
 	}
 }
 
-// TestBreakerLogged: a number's breaker opening, half-opening and closing
-// each log a line naming the number.
-func TestBreakerLogged(t *testing.T) {
-	var buf syncBuffer
-	log := slog.New(slog.NewJSONHandler(&buf, nil))
-	p, err := New(specs, Options{TripAfter: 2, OpenFor: 20 * time.Millisecond, Logger: log})
+// TestHealthHookAndReload: OnHealth sees a number trip and recover, and a
+// reloaded pool keeps the health of the numbers it keeps while a new number
+// starts healthy.
+func TestHealthHookAndReload(t *testing.T) {
+	now := time.Unix(1_800_000_000, 0)
+	var changes []string
+	p, err := New(specs[:2], Options{TripAfter: 1, OpenFor: 50 * time.Millisecond, Now: func() time.Time { return now },
+		OnHealth: func(number, from, to string) { changes = append(changes, number+" "+from+"->"+to) }})
 	if err != nil {
 		t.Fatal(err)
 	}
-	const n = "+14155550101"
-	p.Verified("+14155550100") // another number verifies: silent expiries count
-	p.Expired(n, true, time.Hour)
-	p.Expired(n, true, time.Hour)
-	if num, _ := p.Lookup(n); num.Health() != "unhealthy" {
-		t.Fatalf("health = %s", num.Health())
+	p.Verified("+14155550101")
+	p.Expired("+14155550100", true, time.Hour)
+	if want := []string{"+14155550100 healthy->unhealthy"}; !slices.Equal(changes, want) {
+		t.Fatalf("changes = %q, want %q", changes, want)
 	}
-	time.Sleep(40 * time.Millisecond)
-	if num, _ := p.Lookup(n); num.Health() != "probing" {
-		t.Fatalf("health after OpenFor = %s", num.Health())
+	q, err := p.Reload([]Spec{specs[0], specs[2]})
+	if err != nil {
+		t.Fatal(err)
 	}
-	p.Verified(n)
-	out := buf.String()
-	for _, want := range []string{`"msg":"number breaker open`, `"msg":"number breaker half-open`, `"msg":"number breaker closed`, `"number":"+14155550101"`, `"level":"WARN"`} {
-		if !strings.Contains(out, want) {
-			t.Errorf("log lacks %s:\n%s", want, out)
-		}
+	if n, _ := q.Lookup("+14155550100"); n.Health() != "unhealthy" {
+		t.Fatalf("reload forgot the health of a kept number: %s", n.Health())
 	}
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
+	if n, _ := q.Lookup("+447700900123"); n.Health() != "healthy" {
+		t.Fatalf("a new number starts %s", n.Health())
+	}
+	if _, ok := q.Lookup("+14155550101"); ok {
+		t.Fatal("a removed number is still in the pool")
+	}
+	// The kept breaker half-opens and closes after a verification: the
+	// hook still reports it.
+	time.Sleep(100 * time.Millisecond) // gobreaker's own clock
+	q.Verified("+14155550100")
+	if want := "+14155550100 probing->healthy"; changes[len(changes)-1] != want {
+		t.Fatalf("changes = %q, want last %q", changes, want)
+	}
+	if _, err := p.Reload([]Spec{{Number: "+1", Weight: 1}}); err == nil {
+		t.Fatal("a bad spec reloaded")
+	}
 }

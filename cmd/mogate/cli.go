@@ -2,26 +2,19 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"net/url"
-	"os/signal"
 	"runtime"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
-	"github.com/mogate/mogate/gateway"
-	"github.com/mogate/mogate/matcher/wal"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -85,75 +78,6 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	return 0
-}
-
-func serve(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfgPath := fs.String("config", "", "configuration file (none: dev mode)")
-	listen := fs.String("listen", "", "dev mode listen address (with --config: set listen in the file)")
-	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory (with --config: set data_dir in the file)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	var cfg config.Config
-	var creds config.DevCredentials
-	var err error
-	dir := *dataDir
-	if *cfgPath != "" {
-		var conflicts []error
-		fs.Visit(func(f *flag.Flag) {
-			if key := map[string]string{"listen": "listen", "data-dir": "data_dir"}[f.Name]; key != "" {
-				conflicts = append(conflicts, fmt.Errorf("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
-			}
-		})
-		if len(conflicts) > 0 {
-			return errors.Join(conflicts...)
-		}
-		if cfg, err = registry.Load(*cfgPath); err != nil {
-			return err
-		}
-		dir = cfg.DataDir
-	}
-	// One process owns data_dir: lock it before anything there is read,
-	// created or recovered (dev credentials, snapshot, log).
-	if *cfgPath == "" || cfg.Store == "memory" {
-		unlock, err := wal.LockDir(dir)
-		if err != nil {
-			return err
-		}
-		defer func() { _ = unlock() }()
-	}
-	if *cfgPath == "" {
-		if cfg, creds, err = config.Dev(dir, true); err != nil {
-			return err
-		}
-		if *listen != "" {
-			cfg.Listen, cfg.PublicURL = *listen, "http://"+*listen
-		}
-	}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, nil)
-	if cfg.Dev {
-		handler = slog.NewTextHandler(stderr, nil)
-	}
-	log := slog.New(handler)
-	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: log})
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", cfg.Listen)
-	if err != nil {
-		return err
-	}
-	if cfg.Dev {
-		printDevBanner(stdout, cfg, creds)
-	}
-	log.Info("mogate listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "providers", len(cfg.Providers), "numbers", len(cfg.Numbers), "version", version)
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
-	err = srv.Serve(ctx, ln, 30*time.Second)
-	log.Info("mogate stopped")
-	return err
 }
 
 func printDevBanner(w io.Writer, cfg config.Config, c config.DevCredentials) {

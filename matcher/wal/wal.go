@@ -13,6 +13,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // Format constants (doc.go).
@@ -47,6 +48,9 @@ type Options struct {
 	SegmentSize int64        // a new segment starts past this size; DefaultSegmentSize when 0
 	MaxRecord   int          // DefaultMaxRecord when 0
 	Logger      *slog.Logger // recovery reports; nil: discard
+	// OnSync, when set, is called after each batch's write and fsync with
+	// how long they took and their error (metrics); it must not block.
+	OnSync func(took time.Duration, err error)
 }
 
 // WAL is an open log. Append and Wait are safe for concurrent use.
@@ -338,7 +342,11 @@ func (w *WAL) writer() {
 		w.writing = b
 		w.mu.Unlock()
 
+		start := time.Now()
 		err := w.write(b, rotate)
+		if w.opt.OnSync != nil {
+			w.opt.OnSync(time.Since(start), err)
+		}
 		w.mu.Lock()
 		if err != nil && w.err == nil {
 			w.err = fmt.Errorf("wal: %w (the log accepts no more records; restart to recover)", err)

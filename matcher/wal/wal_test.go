@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // faultFS wraps OS and counts syncs; failSync makes file syncs fail.
@@ -165,7 +166,14 @@ func TestWaitMeansSynced(t *testing.T) {
 func TestSyncFailureIsSticky(t *testing.T) {
 	ffs := &faultFS{}
 	dir := t.TempDir()
-	w, _ := open(t, dir, Options{FS: ffs})
+	var synced, failed atomic.Int32 // OnSync reports each batch, failures included
+	w, _ := open(t, dir, Options{FS: ffs, OnSync: func(_ time.Duration, err error) {
+		if err != nil {
+			failed.Add(1)
+		} else {
+			synced.Add(1)
+		}
+	}})
 	appendAll(t, w, "durable")
 	ffs.failSync.Store(true)
 	if err := w.Append([]byte("lost")).Wait(); err == nil {
@@ -174,6 +182,9 @@ func TestSyncFailureIsSticky(t *testing.T) {
 	ffs.failSync.Store(false)
 	if err := w.Append([]byte("after")).Wait(); err == nil || !strings.Contains(err.Error(), "restart") {
 		t.Fatalf("append after a failed fsync: %v", err)
+	}
+	if synced.Load() != 1 || failed.Load() != 1 {
+		t.Fatalf("OnSync saw %d synced and %d failed batches, want 1 and 1", synced.Load(), failed.Load())
 	}
 	_ = w.Close()
 	_, got := open(t, dir, Options{})
