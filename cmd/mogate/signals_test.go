@@ -206,8 +206,11 @@ func TestSIGHUPReload(t *testing.T) {
 		t.Fatalf("removed key = %d", code)
 	}
 	call(t, "GET", base+"/readyz", "", "") // its access line is at debug level
-	if !strings.Contains(out.String(), `"level":"DEBUG"`) {
-		t.Fatal("log_level: debug not applied")
+	// The access line is written once the answer is out: wait for it.
+	for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), `"level":"DEBUG"`); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("log_level: debug not applied\n%s", out)
+		}
 	}
 
 	writeFile(t, cfgPath, "api_keys: [\n")
