@@ -39,6 +39,9 @@ type detailView struct {
 	Attempts       int        `json:"attempts"`
 	Provider       *string    `json:"provider"`
 	MessageID      *string    `json:"message_id"`
+	// Reason says why a final status other than verified: superseded,
+	// cancelled_by_api, max_attempts or expired; null otherwise.
+	Reason *string `json:"reason"`
 }
 
 func nullable(s string) *string {
@@ -70,6 +73,7 @@ func (s *Server) detail(v matcher.Session) detailView {
 	d := detailView{
 		verificationView: s.view(v), Attempts: v.Attempts,
 		VerifiedNumber: nullable(v.VerifiedNumber), Provider: nullable(v.Provider), MessageID: nullable(v.MessageID),
+		Reason: nullable(matcher.Reason(v.Status, v.Reason)),
 	}
 	if v.Status == matcher.Verified {
 		at := v.FinishedAt

@@ -222,13 +222,14 @@ func attemptsThenFailed(e *env) {
 			e.t.Fatalf("attempt %d: %+v", i, o)
 		}
 	}
-	if got := e.get(s.ID); got.Status != matcher.Pending || got.Attempts != 2 {
+	if got := e.get(s.ID); got.Status != matcher.Pending || got.Attempts != 2 || got.Reason != "" {
 		e.t.Fatalf("after 2 wrong codes: %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "000000")); o.Kind != matcher.Exhausted || o.SessionID != s.ID {
 		e.t.Fatalf("wrong code number %d: %+v", MaxAttempts, o)
 	}
-	if got := e.get(s.ID); got.Status != matcher.Failed || got.Attempts != MaxAttempts || got.FinishedAt.IsZero() {
+	if got := e.get(s.ID); got.Status != matcher.Failed || got.Attempts != MaxAttempts || got.FinishedAt.IsZero() ||
+		got.Reason != matcher.ReasonMaxAttempts {
 		e.t.Fatalf("after %d wrong codes: %+v", MaxAttempts, got)
 	}
 	if o := e.ingest(sms(Alice, "482913")); o.Kind != matcher.Unmatched {
@@ -261,7 +262,7 @@ func otherSender(e *env) {
 func supersede(e *env) {
 	old := e.create("k", Alice, "111111")
 	nu := e.create("k", Alice, "222222")
-	if got := e.get(old.ID); got.Status != matcher.Cancelled || got.Reason != "superseded" {
+	if got := e.get(old.ID); got.Status != matcher.Cancelled || got.Reason != matcher.ReasonSuperseded {
 		e.t.Fatalf("old = %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "111111")); o.Kind != matcher.Attempted || o.SessionID != nu.ID {
@@ -274,7 +275,7 @@ func supersede(e *env) {
 	found := false
 	for _, ev := range e.claim() {
 		if ev.Session != nil && ev.Session.ID == old.ID {
-			found = ev.Type() == "verification.cancelled" && ev.Session.Reason == "superseded"
+			found = ev.Type() == "verification.cancelled" && ev.Session.Reason == matcher.ReasonSuperseded
 		}
 	}
 	if !found {
@@ -304,7 +305,7 @@ func supersedeOnlySameKey(e *env) {
 	a2 := e.create("a", Alice, "333333")
 	e.c.Add(time.Millisecond)
 	c := e.create("c", Alice, "333333")
-	if got := e.get(a.ID); got.Status != matcher.Cancelled || got.Reason != "superseded" {
+	if got := e.get(a.ID); got.Status != matcher.Cancelled || got.Reason != matcher.ReasonSuperseded {
 		e.t.Fatalf("a's own supersede: %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "333333")); o.Kind != matcher.Matched || o.SessionID != a2.ID {
