@@ -48,10 +48,10 @@ func reasonCode(st Status, r string) uint8 {
 
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
-	api, country, language, callback, redirect  string
-	metadata                                    []byte
-	idemKey, reqHash                            string
-	verifiedNumber                              string
+	api, country, language, callback, redirect string
+	metadata                                   []byte
+	idemKey, reqHash                           string
+	verifiedNumber                             string
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
