@@ -243,6 +243,7 @@ func (s *Server) routes() *gin.Engine {
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/verifications", s.postVerification)
+	v1.GET("/verifications", s.listPending)
 	v1.GET("/verifications/:id", s.getVerification)
 	v1.GET("/verifications/:id/events", s.getEvents)
 	v1.POST("/verifications/:id/cancel", s.cancelVerification)

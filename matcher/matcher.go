@@ -396,6 +396,22 @@ func (m *Matcher) ByPageToken(token string) (Session, error) {
 	return m.view(out), nil
 }
 
+// PendingFor returns the pending sessions of the pair (to, sender), of
+// every API key, oldest first.
+func (m *Matcher) PendingFor(to, sender string) []Session {
+	sh := &m.shards[pairShard(to, sender)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := m.opt.Now().UnixNano()
+	var out []Session
+	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = pairNext(s) {
+		if now < s.expires {
+			out = append(out, s.view())
+		}
+	}
+	return out
+}
+
 func (m *Matcher) view(s Session) Session {
 	if s.Status == Pending && !m.opt.Now().Before(s.ExpiresAt) {
 		s.Status, s.FinishedAt, s.Reason = Expired, s.ExpiresAt, ReasonExpired

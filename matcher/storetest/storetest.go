@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"OtherSenderNeverTouches", otherSender},
 		{"Supersede", supersede},
 		{"SupersedeOnlySameKey", supersedeOnlySameKey},
+		{"PendingFor", pendingFor},
 		{"CaptureMode", captureMode},
 		{"CaptureCandidateTokens", captureTokens},
 		{"CaptureGuessBudget", captureGuessBudget},
@@ -313,5 +314,44 @@ func supersedeOnlySameKey(e *env) {
 	}
 	if o := e.ingest(sms(Alice, "333333")); o.Kind != matcher.Matched || o.SessionID != c.ID {
 		e.t.Fatalf("same code again: %+v, want %s", o, c.ID)
+	}
+}
+
+// pendingFor: the pending sessions of one (to, sender) pair, every key's,
+// oldest first; finished and expired ones are left out.
+func pendingFor(e *env) {
+	ids := func(to, sender string) []string {
+		e.t.Helper()
+		got, err := e.s.PendingFor(e.ctx, to, sender)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var out []string
+		for _, s := range got {
+			if s.Status != matcher.Pending || s.Number != sender || s.To != to {
+				e.t.Fatalf("PendingFor(%s, %s) returned %+v", to, sender, s)
+			}
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	a := e.create("a", Alice, "111111")
+	b := e.create("b", Alice, "222222")
+	e.create("a", Mallet, "333333")
+	if got := ids(To, Alice); len(got) != 2 || got[0] != a.ID || got[1] != b.ID {
+		e.t.Fatalf("pending for Alice = %v, want [%s %s]", got, a.ID, b.ID)
+	}
+	if got := ids(To2, Alice); len(got) != 0 {
+		e.t.Fatalf("pending on another number = %v", got)
+	}
+	if _, err := e.s.Cancel(e.ctx, a.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if got := ids(To, Alice); len(got) != 1 || got[0] != b.ID {
+		e.t.Fatalf("after cancel = %v", got)
+	}
+	e.c.Add(11 * time.Minute)
+	if got := ids(To, Alice); len(got) != 0 {
+		e.t.Fatalf("after expiry = %v", got)
 	}
 }
