@@ -53,7 +53,7 @@ func TestListPendingOnlyOwn(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		key, query, want string
-		status          int
+		status           int
 	}{
 		{shopKey, "?number=%2B14155550123", `"data":[{"id":"` + own, 200},
 		{shopKey, "?number=%2B14155550123&status=pending", `"data":[{"id":"` + own, 200},
