@@ -8,6 +8,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
@@ -182,11 +183,15 @@ func (t Target) send(ctx context.Context, r *adapters.Request) (int, string, err
 }
 
 type verification struct {
-	ID             string `json:"id"`
-	Status         string `json:"status"`
-	VerifiedNumber string `json:"verified_number"`
-	VerifiedAt     string `json:"verified_at"`
-	MessageID      string `json:"message_id"`
+	Error struct {
+		Code, Message string
+	} `json:"error"`
+	retryAfter     time.Duration // from a 429's Retry-After
+	ID             string        `json:"id"`
+	Status         string        `json:"status"`
+	VerifiedNumber string        `json:"verified_number"`
+	VerifiedAt     string        `json:"verified_at"`
+	MessageID      string        `json:"message_id"`
 }
 
 func (t Target) api(ctx context.Context, method, p string, body any) (int, verification, error) {
@@ -208,6 +213,9 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 	defer resp.Body.Close()
 	var v verification
 	_ = json.NewDecoder(resp.Body).Decode(&v)
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		v.retryAfter = time.Duration(s) * time.Second
+	}
 	return resp.StatusCode, v, nil
 }
 
@@ -255,15 +263,23 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			return build(t, f.Requests[0], v, good, time.Now().Add(-2*ms.MaxSkew()-time.Minute))
 		}})
 	}
-	for _, n := range negatives {
-		out = append(out, res(n.name, runNegative(ctx, t, f, n.make)))
-	}
-	// Positive, then the duplicate delivery.
+	// One set of verifications serves every variant (so a run stays under
+	// the target's per-number create limit): the refused variants must
+	// leave them pending, the delivery verifies them. Whatever is still
+	// pending at the end is cancelled.
 	v = newVars()
 	ids, err := createVerifications(ctx, t, f, v)
 	if err != nil {
+		for _, n := range negatives {
+			out = append(out, res(n.name, err))
+		}
 		return append(out, res("deliver", err))
 	}
+	defer cancelPending(ctx, t, ids)
+	for _, n := range negatives {
+		out = append(out, res(n.name, runNegative(ctx, t, ids, func() (*adapters.Request, error) { return n.make(v) })))
+	}
+	// Positive, then the duplicate delivery.
 	var sent []*adapters.Request
 	err = func() error {
 		for i, r := range f.Requests {
@@ -280,7 +296,7 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 				want = f.Expect.Status
 			}
 			if status != want {
-				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, status, want, body)
+				return fmt.Errorf("request %d answered %d, want %d: %.200s%s", i+1, status, want, body, signatureHint(t, status))
 			}
 			sent = append(sent, req)
 		}
@@ -368,20 +384,42 @@ func containsPair(ps [][2]string, p [2]string) bool {
 	return false
 }
 
+// createVerifications creates one verification per sender of f, marked
+// {"conformance": true} in its metadata. A 429 of a per-second limit is
+// waited out (the runner paces itself); a longer one stops the run with
+// the limit the target named.
 func createVerifications(ctx context.Context, t Target, f Fixture, v vars) ([]string, error) {
 	var ids []string
 	for _, p := range senders(f) {
-		status, ver, err := t.api(ctx, "POST", "/v1/verifications", map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600})
+		body := map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600, "metadata": map[string]any{"conformance": true}}
+		status, ver, err := t.api(ctx, "POST", "/v1/verifications", body)
+		for err == nil && status == http.StatusTooManyRequests && ver.retryAfter > 0 && ver.retryAfter <= maxPace {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(ver.retryAfter):
+			}
+			status, ver, err = t.api(ctx, "POST", "/v1/verifications", body)
+		}
 		if err != nil {
 			return nil, err
 		}
+		if status == http.StatusTooManyRequests {
+			return nil, fmt.Errorf("%w: %s (Retry-After %s): raise that limit of the target for the run, or run fewer providers (--provider)", ErrLimited, ver.Error.Message, ver.retryAfter)
+		}
 		if status != 201 {
-			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d", p[0], p[1], status)
+			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d %s: %s", p[0], p[1], status, ver.Error.Code, ver.Error.Message)
 		}
 		ids = append(ids, ver.ID)
 	}
 	return ids, nil
 }
+
+// maxPace is the longest Retry-After the runner waits out.
+const maxPace = 5 * time.Second
+
+// ErrLimited is returned when a limit of the target stops the run.
+var ErrLimited = errors.New("conformance: the target's limits stop the run")
 
 func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []string) error {
 	for i, p := range senders(f) {
@@ -405,13 +443,10 @@ func snapshot(ctx context.Context, t Target, ids []string) []verification {
 	return out
 }
 
-func runNegative(ctx context.Context, t Target, f Fixture, make func(vars) (*adapters.Request, error)) error {
-	v := newVars()
-	ids, err := createVerifications(ctx, t, f, v)
-	if err != nil {
-		return err
-	}
-	req, err := make(v)
+// runNegative sends a request the target must refuse and checks that the
+// verifications ids stay pending.
+func runNegative(ctx context.Context, t Target, ids []string, make func() (*adapters.Request, error)) error {
+	req, err := make()
 	if err != nil {
 		return err
 	}
@@ -432,6 +467,24 @@ func runNegative(ctx context.Context, t Target, f Fixture, make func(vars) (*ada
 		}
 	}
 	return nil
+}
+
+// signatureHint explains a refused signature of a request the runner
+// signed correctly: it signed for t.PublicURL, which must be the target's
+// public_url.
+func signatureHint(t Target, status int) string {
+	if status != 401 && status != 403 {
+		return ""
+	}
+	return fmt.Sprintf(" (the runner signed for %s: pass the target's public_url as --public-url when it differs, and check the provider entry's secrets)", t.PublicURL)
+}
+
+// cancelPending cancels the verifications the runner created that are
+// still pending, so that none is left for the target's retention.
+func cancelPending(ctx context.Context, t Target, ids []string) {
+	for _, id := range ids {
+		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
+	}
 }
 
 // tamper changes the message after signing: the code in the body (or the
