@@ -230,6 +230,7 @@ func (s *Server) routes() *gin.Engine {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
+	e.GET("/openapi.json", serveOpenAPI)
 	e.GET("/metrics", gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{})))
 
 	e.POST("/webhooks/:provider", s.webhook)
