@@ -15,6 +15,7 @@ import (
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -44,6 +45,7 @@ type Result struct {
 	Provider, Case, Variant string
 	OK                      bool
 	Detail                  string
+	limited                 bool // a limit of the target stopped it (ErrLimited)
 }
 
 // LiveSkip lists providers whose requests a live target cannot check
@@ -73,7 +75,11 @@ func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []R
 		if provider != "" && f.Provider != provider {
 			continue
 		}
-		out = append(out, runFixture(ctx, t, f)...)
+		res := runFixture(ctx, t, f)
+		out = append(out, res...)
+		if slices.ContainsFunc(res, func(r Result) bool { return r.limited }) {
+			break // every further fixture would meet the same limit
+		}
 	}
 	return out
 }
@@ -183,15 +189,15 @@ func (t Target) send(ctx context.Context, r *adapters.Request) (int, string, err
 }
 
 type verification struct {
-	Error struct {
+	ID             string `json:"id"`
+	Status         string `json:"status"`
+	VerifiedNumber string `json:"verified_number"`
+	VerifiedAt     string `json:"verified_at"`
+	MessageID      string `json:"message_id"`
+	Error          struct {
 		Code, Message string
 	} `json:"error"`
-	retryAfter     time.Duration // from a 429's Retry-After
-	ID             string        `json:"id"`
-	Status         string        `json:"status"`
-	VerifiedNumber string        `json:"verified_number"`
-	VerifiedAt     string        `json:"verified_at"`
-	MessageID      string        `json:"message_id"`
+	retryAfter time.Duration // from a 429's Retry-After
 }
 
 func (t Target) api(ctx context.Context, method, p string, body any) (int, verification, error) {
@@ -223,7 +229,7 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 // placeholder values and fresh verifications.
 func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	res := func(variant string, err error) Result {
-		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil}
+		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil, limited: errors.Is(err, ErrLimited)}
 		if err != nil {
 			r.Detail = err.Error()
 		}
