@@ -28,15 +28,17 @@ Usage:
   mogate serve --config mogate.yaml       run the gateway; the file is the one source of settings
   mogate serve [--listen A] [--data-dir D]
                                           dev mode: no file, a demo provider, numbers and API key
-  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
-                                          play the user's phone: post a signed provider webhook
+  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F] [--api-key K]
+                                          play the user's phone: post a signed provider webhook to the
+                                          sender's pending verification's number, say what it did
   mogate conformance config [--listen A] [--public-url U] [--data-dir D]
                                           print the configuration a conformance target runs with
-  mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K]
-                                          replay every recorded provider webhook against a running mogate
+  mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K] [--config F]
+                                          replay every recorded provider webhook against a running mogate;
+                                          with --config F: F's entries, secrets and numbers, under key K
   mogate bench [--conns 64] [--duration 5s] [--gobench FILE] [--redis ADDR]
                                           loopback load runs and the Redis comparison (make bench)
-  mogate version
+  mogate version                          also: --version and --help on every subcommand
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
