@@ -1,11 +1,21 @@
 package conformance
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"reflect"
 	"strings"
+	"time"
 
 	"github.com/mogate/mogate/config"
 )
+
+// maxPace is the longest Retry-After the runner waits out.
+const maxPace = 5 * time.Second
+
+// ErrLimited is returned when a limit of the target stops the run.
+var ErrLimited = errors.New("conformance: the target's limits stop the run")
 
 // ForConfig adapts fixtures to a deployment's configuration, for
 // `mogate conformance run --config F`: a fixture of provider type T is
@@ -138,4 +148,22 @@ func closest(pool []string, n string) string {
 		}
 	}
 	return best
+}
+
+// signatureHint explains a refused signature of a request the runner
+// signed correctly: it signed for t.PublicURL, which must be the target's
+// public_url.
+func signatureHint(t Target, status int) string {
+	if status != 401 && status != 403 {
+		return ""
+	}
+	return fmt.Sprintf(" (the runner signed for %s: pass the target's public_url as --public-url when it differs, and check the provider entry's secrets)", t.PublicURL)
+}
+
+// cancelPending cancels the verifications the runner created that are
+// still pending, so that none is left for the target's retention.
+func cancelPending(ctx context.Context, t Target, ids []string) {
+	for _, id := range ids {
+		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
+	}
 }

@@ -421,12 +421,6 @@ func createVerifications(ctx context.Context, t Target, f Fixture, v vars) ([]st
 	return ids, nil
 }
 
-// maxPace is the longest Retry-After the runner waits out.
-const maxPace = 5 * time.Second
-
-// ErrLimited is returned when a limit of the target stops the run.
-var ErrLimited = errors.New("conformance: the target's limits stop the run")
-
 func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []string) error {
 	for i, p := range senders(f) {
 		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+ids[i], nil)
@@ -473,24 +467,6 @@ func runNegative(ctx context.Context, t Target, ids []string, make func() (*adap
 		}
 	}
 	return nil
-}
-
-// signatureHint explains a refused signature of a request the runner
-// signed correctly: it signed for t.PublicURL, which must be the target's
-// public_url.
-func signatureHint(t Target, status int) string {
-	if status != 401 && status != 403 {
-		return ""
-	}
-	return fmt.Sprintf(" (the runner signed for %s: pass the target's public_url as --public-url when it differs, and check the provider entry's secrets)", t.PublicURL)
-}
-
-// cancelPending cancels the verifications the runner created that are
-// still pending, so that none is left for the target's retention.
-func cancelPending(ctx context.Context, t Target, ids []string) {
-	for _, id := range ids {
-		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
-	}
 }
 
 // tamper changes the message after signing: the code in the body (or the
