@@ -30,7 +30,7 @@ func TestConformance(t *testing.T) {
 			t.Errorf("provider %s has %d fixtures, want at least 6", p, n)
 		}
 	}
-	base, aws := startTarget(t, fixtures)
+	base, aws := startTarget(t, fixtures, nil)
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	results := Run(ctx, Target{BaseURL: base, AdapterHTTP: &http.Client{Transport: aws}}, fixtures, "")
@@ -60,7 +60,9 @@ func TestConformance(t *testing.T) {
 	}
 }
 
-func startTarget(t *testing.T, fixtures []Fixture) (string, *snstest.AWS) {
+// startTarget serves Config(fixtures) in-process; edit, when not nil,
+// changes the configuration's text first.
+func startTarget(t *testing.T, fixtures []Fixture, edit func(string) string) (string, *snstest.AWS) {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -68,6 +70,9 @@ func startTarget(t *testing.T, fixtures []Fixture) (string, *snstest.AWS) {
 	}
 	base := "http://" + ln.Addr().String()
 	yaml := Config(fixtures, ln.Addr().String(), base, t.TempDir())
+	if edit != nil {
+		yaml = edit(yaml)
+	}
 	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatalf("Config() is not a valid configuration: %v\n%s", err, yaml)
@@ -117,7 +122,7 @@ func TestRunnerCatchesBrokenTarget(t *testing.T) {
 			twilio = append(twilio, f)
 		}
 	}
-	base, _ := startTarget(t, fixtures)
+	base, _ := startTarget(t, fixtures, nil)
 	results := Run(context.Background(), Target{BaseURL: base}, twilio[:1], "")
 	failed := 0
 	for _, r := range results {

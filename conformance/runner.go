@@ -8,12 +8,14 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"fmt"
 	"io"
 	"math/big"
 	"net/http"
 	"net/url"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -43,6 +45,7 @@ type Result struct {
 	Provider, Case, Variant string
 	OK                      bool
 	Detail                  string
+	limited                 bool // a limit of the target stopped it (ErrLimited)
 }
 
 // LiveSkip lists providers whose requests a live target cannot check
@@ -72,7 +75,11 @@ func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []R
 		if provider != "" && f.Provider != provider {
 			continue
 		}
-		out = append(out, runFixture(ctx, t, f)...)
+		res := runFixture(ctx, t, f)
+		out = append(out, res...)
+		if slices.ContainsFunc(res, func(r Result) bool { return r.limited }) {
+			break // every further fixture would meet the same limit
+		}
 	}
 	return out
 }
@@ -178,6 +185,10 @@ type verification struct {
 	VerifiedNumber string `json:"verified_number"`
 	VerifiedAt     string `json:"verified_at"`
 	MessageID      string `json:"message_id"`
+	Error          struct {
+		Code, Message string
+	} `json:"error"`
+	retryAfter time.Duration // from a 429's Retry-After
 }
 
 func (t Target) api(ctx context.Context, method, p string, body any) (int, verification, error) {
@@ -199,6 +210,9 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 	defer resp.Body.Close()
 	var v verification
 	_ = json.NewDecoder(resp.Body).Decode(&v)
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+		v.retryAfter = time.Duration(s) * time.Second
+	}
 	return resp.StatusCode, v, nil
 }
 
@@ -206,7 +220,7 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 // placeholder values and fresh verifications.
 func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	res := func(variant string, err error) Result {
-		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil}
+		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil, limited: errors.Is(err, ErrLimited)}
 		if err != nil {
 			r.Detail = err.Error()
 		}
@@ -246,15 +260,23 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			return build(t, f.Requests[0], v, good, time.Now().Add(-2*ms.MaxSkew()-time.Minute))
 		}})
 	}
-	for _, n := range negatives {
-		out = append(out, res(n.name, runNegative(ctx, t, f, n.make)))
-	}
-	// Positive, then the duplicate delivery.
+	// One set of verifications serves every variant (so a run stays under
+	// the target's per-number create limit): the refused variants must
+	// leave them pending, the delivery verifies them. Whatever is still
+	// pending at the end is cancelled.
 	v = newVars()
 	ids, err := createVerifications(ctx, t, f, v)
 	if err != nil {
+		for _, n := range negatives {
+			out = append(out, res(n.name, err))
+		}
 		return append(out, res("deliver", err))
 	}
+	defer cancelPending(ctx, t, ids)
+	for _, n := range negatives {
+		out = append(out, res(n.name, runNegative(ctx, t, ids, func() (*adapters.Request, error) { return n.make(v) })))
+	}
+	// Positive, then the duplicate delivery.
 	var sent []*adapters.Request
 	err = func() error {
 		for i, r := range f.Requests {
@@ -271,7 +293,7 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 				want = f.Expect.Status
 			}
 			if status != want {
-				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, status, want, body)
+				return fmt.Errorf("request %d answered %d, want %d: %.200s%s", i+1, status, want, body, signatureHint(t, status))
 			}
 			sent = append(sent, req)
 		}
@@ -359,15 +381,31 @@ func containsPair(ps [][2]string, p [2]string) bool {
 	return false
 }
 
+// createVerifications creates one verification per sender of f, marked
+// {"conformance": true} in its metadata. A 429 of a per-second limit is
+// waited out (the runner paces itself); a longer one stops the run with
+// the limit the target named.
 func createVerifications(ctx context.Context, t Target, f Fixture, v vars) ([]string, error) {
 	var ids []string
 	for _, p := range senders(f) {
-		status, ver, err := t.api(ctx, "POST", "/v1/verifications", map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600})
+		body := map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600, "metadata": map[string]any{"conformance": true}}
+		status, ver, err := t.api(ctx, "POST", "/v1/verifications", body)
+		for err == nil && status == http.StatusTooManyRequests && ver.retryAfter > 0 && ver.retryAfter <= maxPace {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-time.After(ver.retryAfter):
+			}
+			status, ver, err = t.api(ctx, "POST", "/v1/verifications", body)
+		}
 		if err != nil {
 			return nil, err
 		}
+		if status == http.StatusTooManyRequests {
+			return nil, fmt.Errorf("%w: %s (Retry-After %s): raise that limit of the target for the run, or run fewer providers (--provider)", ErrLimited, ver.Error.Message, ver.retryAfter)
+		}
 		if status != 201 {
-			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d", p[0], p[1], status)
+			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d %s: %s", p[0], p[1], status, ver.Error.Code, ver.Error.Message)
 		}
 		ids = append(ids, ver.ID)
 	}
@@ -396,13 +434,10 @@ func snapshot(ctx context.Context, t Target, ids []string) []verification {
 	return out
 }
 
-func runNegative(ctx context.Context, t Target, f Fixture, make func(vars) (*adapters.Request, error)) error {
-	v := newVars()
-	ids, err := createVerifications(ctx, t, f, v)
-	if err != nil {
-		return err
-	}
-	req, err := make(v)
+// runNegative sends a request the target must refuse and checks that the
+// verifications ids stay pending.
+func runNegative(ctx context.Context, t Target, ids []string, make func() (*adapters.Request, error)) error {
+	req, err := make()
 	if err != nil {
 		return err
 	}

@@ -32,15 +32,27 @@ func newKeyring(keys []config.APIKey) keyring {
 
 const apiKeyCtx = "mogate.apikey"
 
-// authenticate requires a known bearer token and stores its key.
+// bearerToken returns the API key of an Authorization header: "Bearer
+// <key>", or "Token <key>" as Contiguity's JS SDK sends it (CONTIGUITY.md).
+// The scheme is case-insensitive (RFC 9110 §11.1).
+func bearerToken(h string) (string, bool) {
+	scheme, token, ok := strings.Cut(h, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") && !strings.EqualFold(scheme, "Token") {
+		return "", false
+	}
+	token = strings.TrimSpace(token)
+	return token, token != ""
+}
+
+// authenticate requires a known API key (bearerToken) and stores its key.
 func (s *Server) authenticate(c *gin.Context) {
-	token, ok := strings.CutPrefix(c.GetHeader("Authorization"), "Bearer ")
-	if !ok || strings.TrimSpace(token) == "" {
+	token, ok := bearerToken(c.GetHeader("Authorization"))
+	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="mogate"`)
 		fail(c, errorf(http.StatusUnauthorized, "missing_api_key", "send Authorization: Bearer <api key>"))
 		return
 	}
-	key, ok := s.live().keys[sha256.Sum256([]byte(strings.TrimSpace(token)))]
+	key, ok := s.live().keys[sha256.Sum256([]byte(token))]
 	if !ok {
 		c.Header("WWW-Authenticate", `Bearer realm="mogate", error="invalid_token"`)
 		fail(c, errorf(http.StatusUnauthorized, "invalid_api_key", "the API key is not valid"))

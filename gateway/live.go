@@ -60,6 +60,9 @@ func statusView(v matcher.Session) any {
 	if v.Status == matcher.Verified {
 		out["verified_number"], out["verified_at"] = v.VerifiedNumber, v.FinishedAt
 	}
+	if r := matcher.Reason(v.Status, v.Reason); r != "" {
+		out["reason"] = r
+	}
 	return out
 }
 

@@ -285,6 +285,7 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 		}
 		c.JSON(http.StatusOK, gin.H{"status": "ready"})
 	})
+	e.GET("/openapi.json", serveOpenAPI)
 	if s.cfg.AdminListen == "" {
 		e.GET("/metrics", metricsHandler)
 	}
@@ -300,6 +301,7 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/verifications", s.postVerification)
+	v1.GET("/verifications", s.listPending)
 	v1.GET("/verifications/:id", s.getVerification)
 	v1.GET("/verifications/:id/events", s.getEvents)
 	v1.POST("/verifications/:id/cancel", s.cancelVerification)

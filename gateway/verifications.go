@@ -247,6 +247,36 @@ func (s *Server) getVerification(c *gin.Context) {
 	c.JSON(http.StatusOK, s.detail(sess))
 }
 
+// listPending answers GET /v1/verifications?number=N: the caller's pending
+// verifications that expect a message from N, on every pool number, oldest
+// first per number. Only pending ones are listed (status=pending is the
+// one accepted filter), so no answer reveals another key's sessions.
+func (s *Server) listPending(c *gin.Context) {
+	if st := c.Query("status"); st != "" && st != "pending" {
+		fail(c, errorf(http.StatusBadRequest, "invalid_status", "only status=pending can be listed"))
+		return
+	}
+	sender, err := pool.Normalize(c.Query("number"))
+	if err != nil {
+		fail(c, withMessage(pool.ErrBadNumber, "number must be given, in E.164 (the sender the verifications expect)"))
+		return
+	}
+	out := []detailView{}
+	for _, n := range s.live().pool.Numbers() {
+		found, err := s.store.PendingFor(c.Request.Context(), n.Number, sender)
+		if err != nil {
+			fail(c, s.storeErr("list", err))
+			return
+		}
+		for _, v := range found {
+			if v.Key == apiKey(c).Name {
+				out = append(out, s.detail(v))
+			}
+		}
+	}
+	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})
+}
+
 func parseWait(w string) (time.Duration, error) {
 	d, err := time.ParseDuration(w)
 	if err != nil {

@@ -37,8 +37,12 @@ type detailView struct {
 	VerifiedNumber *string    `json:"verified_number"`
 	VerifiedAt     *time.Time `json:"verified_at"`
 	Attempts       int        `json:"attempts"`
+	MaxAttempts    int        `json:"max_attempts"`
 	Provider       *string    `json:"provider"`
 	MessageID      *string    `json:"message_id"`
+	// Reason says why a final status other than verified: superseded,
+	// cancelled_by_api, max_attempts or expired; null otherwise.
+	Reason *string `json:"reason"`
 }
 
 func nullable(s string) *string {
@@ -68,8 +72,9 @@ func (s *Server) view(v matcher.Session) verificationView {
 
 func (s *Server) detail(v matcher.Session) detailView {
 	d := detailView{
-		verificationView: s.view(v), Attempts: v.Attempts,
+		verificationView: s.view(v), Attempts: v.Attempts, MaxAttempts: v.MaxAttempts,
 		VerifiedNumber: nullable(v.VerifiedNumber), Provider: nullable(v.Provider), MessageID: nullable(v.MessageID),
+		Reason: nullable(matcher.Reason(v.Status, v.Reason)),
 	}
 	if v.Status == matcher.Verified {
 		at := v.FinishedAt

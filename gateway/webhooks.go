@@ -115,7 +115,7 @@ func (s *Server) webhook(c *gin.Context) {
 		c.Data(status, ct, b)
 		return
 	}
-	c.Status(http.StatusOK)
+	c.Data(http.StatusOK, "text/plain; charset=utf-8", nil) // typed, so that openapi.json can say what it is
 }
 
 // ofKind returns err when it is of kind, else err wrapped as kind: an

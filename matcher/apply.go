@@ -126,15 +126,17 @@ func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
 		s.provider, s.messageID = r.Provider, r.MessageID
 		m.finish(sh, s, Verified, r.At)
 	case OpCancel:
-		s.reason = reasonCode(r.Reason)
 		m.finish(sh, s, Cancelled, r.At)
+		s.reason = reasonCode(Cancelled, r.Reason)
 	case OpExpire:
 		m.finish(sh, s, Expired, r.At)
 	}
 }
 
+// finish gives s its final status st and that status's reason (OpCancel
+// then sets which of the cancellations it was).
 func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
-	s.status, s.finished = st, at.UnixNano()
+	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
 	m.pending.add(s.to, -1)
 	if s.capture() {
 		if byCode := sh.byCode[s.to]; byCode[s.norm] == s {

@@ -232,7 +232,7 @@ func (d *dec) compact(intern func(string) string) *session {
 	s.finished = d.varint()
 	s.provider = intern(string(d.raw()))
 	s.messageID = d.str()
-	s.reason = reasonCode(string(d.raw()))
+	s.reason = reasonCode(s.status, string(d.raw()))
 	s.notified = Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)

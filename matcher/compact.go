@@ -31,24 +31,27 @@ type session struct {
 	x           *sessionExtra
 }
 
-// reasons are the cancellation reasons.
-var reasons = []string{"", "cancelled", "superseded"}
+// reasons are the reasons of final statuses; a session stores its index.
+var reasons = []string{"", ReasonCancelledByAPI, ReasonSuperseded, ReasonMaxAttempts, ReasonExpired}
 
-func reasonCode(r string) uint8 {
+// reasonCode is the index of the reason of a session in status st whose
+// recorded reason is r (see Reason: old records' "cancelled" included).
+func reasonCode(st Status, r string) uint8 {
+	r = Reason(st, r)
 	for i, v := range reasons {
 		if v == r {
 			return uint8(i)
 		}
 	}
-	return 1
+	return 0
 }
 
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
-	api, country, language, callback, redirect  string
-	metadata                                    []byte
-	idemKey, reqHash                            string
-	verifiedNumber, provider, messageID, reason string
+	api, country, language, callback, redirect string
+	metadata                                   []byte
+	idemKey, reqHash                           string
+	verifiedNumber                             string
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
@@ -157,7 +160,7 @@ func fromView(v *Session, intern func(string) string) (*session, bool) {
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
-		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Reason), notified: v.Notified,
+		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
 	}
 	s.norm, _ = NormalizeCode(s.code)
 	verified := ""

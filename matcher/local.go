@@ -111,6 +111,13 @@ func (l *local) LookupIdempotent(ctx context.Context, key, idemKey string) (Sess
 	return s, ok, nil
 }
 
+func (l *local) PendingFor(ctx context.Context, to, sender string) ([]Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return l.m.PendingFor(to, sender), nil
+}
+
 func (l *local) Get(ctx context.Context, id string) (Session, error) {
 	if err := ctx.Err(); err != nil {
 		return Session{}, err

@@ -299,7 +299,7 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 	} else {
 		for old := sh.byPair[pairKey{req.To, req.Number}]; old != nil; old = pairNext(old) {
 			if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
-				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: "superseded"}
+				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: ReasonSuperseded}
 				m.applyTo(sh, old, recs[n])
 				superseded = old
 				n++
@@ -396,9 +396,25 @@ func (m *Matcher) ByPageToken(token string) (Session, error) {
 	return m.view(out), nil
 }
 
+// PendingFor returns the pending sessions of the pair (to, sender), of
+// every API key, oldest first.
+func (m *Matcher) PendingFor(to, sender string) []Session {
+	sh := &m.shards[pairShard(to, sender)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := m.opt.Now().UnixNano()
+	var out []Session
+	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = pairNext(s) {
+		if now < s.expires {
+			out = append(out, s.view())
+		}
+	}
+	return out
+}
+
 func (m *Matcher) view(s Session) Session {
 	if s.Status == Pending && !m.opt.Now().Before(s.ExpiresAt) {
-		s.Status, s.FinishedAt = Expired, s.ExpiresAt
+		s.Status, s.FinishedAt, s.Reason = Expired, s.ExpiresAt, ReasonExpired
 	}
 	return s
 }
@@ -414,7 +430,7 @@ func (m *Matcher) Cancel(id string) (Session, error) {
 			out, notPending = s.view(), true
 			return
 		}
-		r := Record{Op: OpCancel, At: now, ID: id, Reason: "cancelled"}
+		r := Record{Op: OpCancel, At: now, ID: id, Reason: ReasonCancelledByAPI}
 		m.applyTo(sh, s, r)
 		out = s.view()
 		c = m.journal(r)

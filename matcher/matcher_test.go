@@ -316,7 +316,7 @@ func TestCancel(t *testing.T) {
 	m, _, _ := newTest(t)
 	s := create(t, m, alice, "482913")
 	got, err := m.Cancel(s.ID)
-	if err != nil || got.Status != Cancelled || got.Reason != "cancelled" {
+	if err != nil || got.Status != Cancelled || got.Reason != ReasonCancelledByAPI {
 		t.Fatalf("Cancel = %+v %v", got, err)
 	}
 	if o := ingest(t, m, sms(alice, "482913")); o.Kind != Unmatched {

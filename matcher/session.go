@@ -67,7 +67,7 @@ type Session struct {
 	FinishedAt     time.Time // when the status became final
 	Provider       string    // of the message that verified or failed it
 	MessageID      string
-	Reason         string // why it was cancelled: "cancelled" or "superseded"
+	Reason         string // why a final status other than verified: one of the Reason constants
 	// Notified says whether the app was told of the final status.
 	Notified Notified
 
@@ -84,6 +84,34 @@ const (
 	Dead                        // retries ran out
 )
 
+// Reasons of the final statuses other than verified (DESIGN.md §4). Every
+// store records them and the API shows them as they are.
+const (
+	ReasonCancelledByAPI = "cancelled_by_api" // Cancelled: the app cancelled it
+	ReasonSuperseded     = "superseded"       // Cancelled: a newer session of the same key for the same (to, sender)
+	ReasonMaxAttempts    = "max_attempts"     // Failed: the last allowed attempt was wrong
+	ReasonExpired        = "expired"          // Expired: the TTL ran out
+)
+
+// Reason returns the reason of a session in status st whose stored reason
+// is r: "" for pending and verified, the one reason of expired and failed,
+// and for cancelled superseded or cancelled_by_api (what records written
+// before the reasons grew, which say "cancelled", mean).
+func Reason(st Status, r string) string {
+	switch st {
+	case Expired:
+		return ReasonExpired
+	case Failed:
+		return ReasonMaxAttempts
+	case Cancelled:
+		if r == ReasonSuperseded {
+			return ReasonSuperseded
+		}
+		return ReasonCancelledByAPI
+	}
+	return ""
+}
+
 // Capture reports whether the session is in capture mode.
 func (s *Session) Capture() bool { return s.Number == "" }
 
@@ -96,7 +124,7 @@ const (
 	OpCreate    Op = iota + 1 // Session holds the new session
 	OpAttempt                 // a wrong code from the expected sender
 	OpVerify                  // From verified the session
-	OpCancel                  // Reason says why
+	OpCancel                  // Reason says why: ReasonCancelledByAPI or ReasonSuperseded
 	OpExpire                  // the TTL ran out
 	OpFail                    // the last allowed attempt was wrong
 	OpProcessed               // a provider message was handled; the dedupe record

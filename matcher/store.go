@@ -27,6 +27,10 @@ type Store interface {
 	// Get returns a session by id (ErrNotFound); a pending session past its
 	// expiry reads as expired.
 	Get(ctx context.Context, id string) (Session, error)
+	// PendingFor returns the pending sessions, of every API key, that
+	// expect a message from sender on the receiving number to, oldest
+	// first. The caller filters by key.
+	PendingFor(ctx context.Context, to, sender string) ([]Session, error)
 	// ByPageToken returns the session of a hosted page token (ErrNotFound).
 	ByPageToken(ctx context.Context, token string) (Session, error)
 	// Cancel cancels a pending session (ErrNotFound, ErrNotPending).

@@ -1,19 +1,13 @@
 package main
 
 import (
-	"bytes"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"runtime"
-	"strings"
-	"time"
 
 	"github.com/mogate/mogate/adapters"
-	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
 )
 
@@ -26,25 +20,38 @@ Usage:
   mogate serve --config mogate.yaml       run the gateway; the file is the one source of settings
   mogate serve [--listen A] [--data-dir D]
                                           dev mode: no file, a demo provider, numbers and API key
-  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F]
-                                          play the user's phone: post a signed provider webhook
+  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F] [--api-key K]
+                                          play the user's phone: post a signed provider webhook to the
+                                          sender's pending verification's number, say what it did
   mogate numbers list --config F [--provider NAME]
                                           the pool and where each provider sends its numbers' inbound SMS now
   mogate numbers sync --config F [--dry-run] [--provider NAME]
                                           point every pool number's inbound SMS at public_url/webhooks/{entry}
   mogate conformance config [--listen A] [--public-url U] [--data-dir D]
                                           print the configuration a conformance target runs with
-  mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K]
-                                          replay every recorded provider webhook against a running mogate
+  mogate conformance run --target URL [--provider P] [--public-url U] [--api-key K] [--config F]
+                                          replay every recorded provider webhook against a running mogate;
+                                          with --config F: F's entries, secrets and numbers, under key K
   mogate bench [--conns 64] [--duration 5s] [--gobench FILE] [--redis ADDR]
                                           loopback load runs and the Redis comparison (make bench)
-  mogate version
+  mogate version                          also: --version and --help on every subcommand
 `
 
 func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprint(stderr, usage)
 		return 2
+	}
+	// --version and --help work on every subcommand and exit 0; help
+	// (the flag set's usage) goes to stdout then.
+	for _, a := range args {
+		switch a {
+		case "--version", "-version":
+			fmt.Fprintf(stdout, "mogate %s (%s)\n", version, runtime.Version())
+			return 0
+		case "--help", "-help", "-h":
+			stderr = stdout
+		}
 	}
 	var err error
 	switch args[0] {
@@ -53,6 +60,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "sms":
 		if len(args) < 2 || args[1] != "simulate" {
 			fmt.Fprint(stderr, usage)
+			if len(args) == 2 && stderr == stdout { // mogate sms --help
+				return 0
+			}
 			return 2
 		}
 		err = simulate(args[2:], stdout, stderr)
@@ -63,6 +73,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	case "bench":
 		err = bench(args[1:], stdout, stderr)
 	case "version":
+		if stderr == stdout { // mogate version --help
+			fmt.Fprint(stdout, usage)
+			return 0
+		}
 		fmt.Fprintf(stdout, "mogate %s (%s)\n", version, runtime.Version())
 	case "help", "-h", "--help":
 		fmt.Fprint(stdout, usage)
@@ -71,7 +85,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	if errors.Is(err, flag.ErrHelp) {
-		return 2
+		return 0
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mogate:", err)
@@ -94,91 +108,6 @@ func printDevBanner(w io.Writer, cfg config.Config, c config.DevCredentials) {
     mogate sms simulate --from +14155550123 --text '<code>'
 
 `, cfg.PublicURL, cfg.DataDir, config.DevCredentialsFile, c.APIKey, c.AuthToken, cfg.Numbers[0].Number, cfg.Numbers[1].Number, c.APIKey, cfg.PublicURL)
-}
-
-func simulate(args []string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("sms simulate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	from := fs.String("from", "", "sender: the user's phone, E.164 (required)")
-	text := fs.String("text", "", "the SMS text (required)")
-	to := fs.String("to", "", "receiving pool number (default: the provider's first number)")
-	provider := fs.String("provider", "", "provider entry name or type (default: the provider of --to)")
-	target := fs.String("url", "", "base URL to post to (default: public_url); the signature is always for public_url")
-	cfgPath := fs.String("config", "", "configuration file (none: the dev mode credentials)")
-	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
-	messageID := fs.String("message-id", "", "provider message id (default: random)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *from == "" || *text == "" {
-		fs.Usage()
-		return errors.New("--from and --text are required")
-	}
-	var cfg config.Config
-	var err error
-	if *cfgPath == "" {
-		cfg, _, err = config.Dev(*dataDir, false)
-		if err != nil {
-			return fmt.Errorf("%w\n(start `make run` or `mogate serve` first, or pass --config)", err)
-		}
-		if *target != "" { // dev mode's public_url is its listen address
-			cfg.PublicURL = strings.TrimRight(*target, "/")
-		}
-	} else if cfg, err = registry.Load(*cfgPath); err != nil {
-		return err
-	}
-	p, err := pickProvider(cfg, *provider, *to)
-	if err != nil {
-		return err
-	}
-	if *to == "" {
-		for _, n := range cfg.Numbers {
-			if n.Provider == p.Name {
-				*to = n.Number
-				break
-			}
-		}
-		if *to == "" {
-			return fmt.Errorf("provider %q has no number; pass --to", p.Name)
-		}
-	}
-	ads, err := registry.Build([]config.Provider{p}, registry.Env{})
-	if err != nil {
-		return err
-	}
-	signer, ok := ads[p.Name].(adapters.Signer)
-	if !ok {
-		return fmt.Errorf("provider type %s cannot be simulated", p.Type)
-	}
-	signedFor, err := url.Parse(cfg.BaseURL() + "/webhooks/" + p.Name)
-	if err != nil {
-		return err
-	}
-	req, err := signer.Sign(adapters.Inbound{MessageID: *messageID, From: adapters.E164(*from), To: adapters.E164(*to), Text: *text}, signedFor, time.Now())
-	if err != nil {
-		return err
-	}
-	postTo := signedFor.String()
-	if *target != "" {
-		postTo = strings.TrimRight(*target, "/") + signedFor.RequestURI()
-	}
-	hreq, err := http.NewRequest(req.Method, postTo, bytes.NewReader(req.Body))
-	if err != nil {
-		return err
-	}
-	hreq.Header = req.Header
-	fmt.Fprintf(stdout, "-> %s %s  (%s, %s -> %s: %q)\n", req.Method, postTo, p.Type, *from, *to, *text)
-	resp, err := (&http.Client{Timeout: 30 * time.Second}).Do(hreq)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	fmt.Fprintf(stdout, "<- %s %s\n", resp.Status, strings.TrimSpace(string(body)))
-	if resp.StatusCode/100 != 2 {
-		return fmt.Errorf("mogate answered %s", resp.Status)
-	}
-	return nil
 }
 
 // pickProvider resolves --provider (a name, else a type) or, without it, the

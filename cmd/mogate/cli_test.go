@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/json"
 	"net"
 	"net/http"
 	"os"
@@ -10,7 +9,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -53,13 +51,20 @@ func startDev(t *testing.T, dataDir, addr string) (*exec.Cmd, *lockedBuffer) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	waitReady(t, "http://"+addr, out)
+	return cmd, out
+}
+
+// waitReady waits until base answers /readyz with 200.
+func waitReady(t *testing.T, base string, out *lockedBuffer) {
+	t.Helper()
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		resp, err := http.Get("http://" + addr + "/readyz")
+		resp, err := http.Get(base + "/readyz")
 		if err == nil {
 			resp.Body.Close()
 			if resp.StatusCode == 200 {
-				return cmd, out
+				return
 			}
 		}
 		if time.Now().After(deadline) {
@@ -82,76 +87,116 @@ func (l *lockedBuffer) Write(p []byte) (int, error) {
 }
 func (l *lockedBuffer) String() string { l.mu.Lock(); defer l.mu.Unlock(); return l.b.String() }
 
-// TestWalkthrough is the README's two-minute walkthrough, step by step.
-func TestWalkthrough(t *testing.T) {
+// TestREADMEWalkthrough runs the sh blocks of the README's walkthrough as
+// written, in one bash, in a directory holding ./bin/mogate: "make run" is
+// `./bin/mogate serve` there (what make run starts after building), the
+// rm -rf block runs after Ctrl-C (SIGINT). The only edit is the address:
+// 127.0.0.1:8080 becomes a free port.
+func TestREADMEWalkthrough(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	section := string(readme)
+	section = section[strings.Index(section, "## Two-minute walkthrough"):]
+	section = section[:strings.Index(section[3:], "\n## ")+3]
+	var script, reset []string
+	started := false
+	for _, block := range strings.Split(section, "```sh\n")[1:] {
+		block = block[:strings.Index(block, "```")]
+		switch {
+		case strings.TrimSpace(block) == "make run":
+			started = true
+		case strings.HasPrefix(block, "rm -rf"):
+			reset = append(reset, block)
+		default:
+			script = append(script, block)
+		}
+	}
+	if !started || len(script) < 4 || len(reset) != 1 {
+		t.Fatalf("walkthrough blocks not found: make run %v, %d blocks, reset %q", started, len(script), reset)
+	}
+	dir, addr := t.TempDir(), freeAddr(t)
+	if err := os.MkdirAll(filepath.Join(dir, "bin"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(binary, filepath.Join(dir, "bin", "mogate")); err != nil {
+		t.Fatal(err)
+	}
+	out := &lockedBuffer{}
+	srv := exec.Command("./bin/mogate", "serve", "--listen", addr)
+	srv.Dir, srv.Stdout, srv.Stderr = dir, out, out
+	if err := srv.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Process.Kill(); _ = srv.Wait() })
+	waitReady(t, "http://"+addr, out)
+	creds, err := config.LoadDevCredentials(filepath.Join(dir, "mogate-data"), false)
+	if err != nil || !strings.Contains(out.String(), creds.APIKey) || !strings.Contains(out.String(), creds.AuthToken) {
+		t.Fatalf("dev banner lacks the credentials (%v):\n%s", err, out)
+	}
+
+	bash := func(blocks []string) string {
+		t.Helper()
+		sh := "set -eu\n" + strings.ReplaceAll(strings.Join(blocks, "echo '#####'\n"), "127.0.0.1:8080", addr)
+		cmd := exec.Command("bash", "-c", sh)
+		cmd.Dir = dir
+		b, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("%v\nscript:\n%s\noutput:\n%s", err, sh, b)
+		}
+		return string(b)
+	}
+	got := strings.Split(bash(script), "#####\n")
+	if len(got) != len(script) {
+		t.Fatalf("blocks ran: %d of %d", len(got), len(script))
+	}
+	checks := []struct {
+		block int
+		want  []string
+	}{
+		{0, []string{`"status":"pending"`, `"number":"+14155550123"`}},
+		{1, []string{"200 OK", "<Response/>", "verified: vrf_", "(verified_number +14155550123)"}},
+		{2, []string{`"status":"verified"`, `"verified_number":"+14155550123"`, `"reason":null`}},
+		{3, []string{`"status":"pending"`, "wrong code 1 of 3: vrf_", "still pending", "no session: no pending verification expects a message from +14155550199", "\n403\n"}},
+	}
+	for _, c := range checks {
+		for _, w := range c.want {
+			if !strings.Contains(got[c.block], w) {
+				t.Errorf("block %d output lacks %q:\n%s", c.block, w, got[c.block])
+			}
+		}
+	}
+
+	// Ctrl-C: a graceful stop, exit 0, the recorded address gone; then the reset.
+	_ = srv.Process.Signal(os.Interrupt)
+	if err := srv.Wait(); err != nil {
+		t.Fatalf("exit after Ctrl-C: %v\n%s", err, out)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "mogate-data", devAddressFile)); !os.IsNotExist(err) {
+		t.Fatalf("dev-address left behind: %v", err)
+	}
+	bash(reset)
+	if _, err := os.Stat(filepath.Join(dir, "mogate-data")); !os.IsNotExist(err) {
+		t.Fatalf("mogate-data after the reset: %v", err)
+	}
+	if strings.Contains(out.String(), "panic") {
+		t.Fatalf("output: %s", out)
+	}
+}
+
+// A forged signature (another data dir's auth token) is refused, and
+// simulate says so with a non-zero exit.
+func TestSimulateForged(t *testing.T) {
 	dataDir, addr := t.TempDir(), freeAddr(t)
-	cmd, out := startDev(t, dataDir, addr)
-	creds, err := config.LoadDevCredentials(dataDir, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out.String(), creds.APIKey) || !strings.Contains(out.String(), creds.AuthToken) {
-		t.Fatalf("dev banner lacks the credentials:\n%s", out)
-	}
-
-	req, _ := http.NewRequest("POST", "http://"+addr+"/v1/verifications", strings.NewReader(`{"number":"+14155550123"}`))
-	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var v struct{ ID, Code, To, Status string }
-	_ = json.NewDecoder(resp.Body).Decode(&v)
-	resp.Body.Close()
-	if resp.StatusCode != 201 || v.To != config.DevNumbers[0] {
-		t.Fatalf("create = %d %+v", resp.StatusCode, v)
-	}
-
-	var sout, serr bytes.Buffer
-	if code := run([]string{"sms", "simulate", "--data-dir", dataDir, "--url", "http://" + addr, "--from", "+14155550123", "--text", "my code is " + v.Code}, &sout, &serr); code != 0 {
-		t.Fatalf("simulate exit %d: %s %s", code, sout.String(), serr.String())
-	}
-	if !strings.Contains(sout.String(), "200 OK") || !strings.Contains(sout.String(), "<Response/>") {
-		t.Fatalf("simulate output: %s", sout.String())
-	}
-
-	req, _ = http.NewRequest("GET", "http://"+addr+"/v1/verifications/"+v.ID, nil)
-	req.Header.Set("Authorization", "Bearer "+creds.APIKey)
-	resp, err = http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got struct {
-		Status         string `json:"status"`
-		VerifiedNumber string `json:"verified_number"`
-	}
-	_ = json.NewDecoder(resp.Body).Decode(&got)
-	resp.Body.Close()
-	if got.Status != "verified" || got.VerifiedNumber != "+14155550123" {
-		t.Fatalf("after simulate: %+v", got)
-	}
-
-	// A wrong auth token (another data dir) is refused by the running server.
+	startDev(t, dataDir, addr)
 	other := t.TempDir()
 	if _, _, err := config.Dev(other, true); err != nil {
 		t.Fatal(err)
 	}
-	sout.Reset()
+	var sout, serr bytes.Buffer
 	if code := run([]string{"sms", "simulate", "--data-dir", other, "--url", "http://" + addr, "--from", "+14155550123", "--text", "x"}, &sout, &serr); code == 0 || !strings.Contains(sout.String(), "403") {
 		t.Fatalf("forged simulate: exit %d %s", code, sout.String())
-	}
-
-	// SIGTERM: graceful stop, exit status 0.
-	start := time.Now()
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("exit after SIGTERM: %v\n%s", err, out)
-	}
-	if time.Since(start) > 10*time.Second {
-		t.Fatal("shutdown too slow")
-	}
-	if strings.Contains(out.String(), "panic") {
-		t.Fatalf("output: %s", out)
 	}
 }
 

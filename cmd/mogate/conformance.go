@@ -6,18 +6,28 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"path/filepath"
 	"slices"
 	"strings"
 	"time"
 
+	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/conformance"
+	"github.com/mogate/mogate/gateway/client"
 )
 
+const conformanceUsage = "usage: mogate conformance config [flags] | run --target URL [--config F --api-key K] [flags]"
+
 func conformanceCmd(args []string, stdout, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "--help" || args[0] == "-help" || args[0] == "-h") {
+		fmt.Fprintln(stdout, conformanceUsage)
+		return nil
+	}
 	if len(args) == 0 || (args[0] != "config" && args[0] != "run") {
-		return errors.New("usage: mogate conformance config | run --target URL")
+		return errors.New(conformanceUsage)
 	}
 	fixtures, err := conformance.Fixtures()
 	if err != nil {
@@ -40,9 +50,10 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	target := fs.String("target", "", "base URL of the running mogate (required)")
-	public := fs.String("public-url", "", "the target's public_url, when it differs from --target (behind a proxy)")
+	public := fs.String("public-url", "", "the target's public_url, when it differs from --target (behind a proxy); default with --config: the file's")
 	provider := fs.String("provider", "", "only this provider type")
-	apiKey := fs.String("api-key", conformance.APIKey, "API key of the target")
+	apiKey := fs.String("api-key", conformance.APIKey, "API key of the target; every verification of the run is created under it (required with --config)")
+	cfgPath := fs.String("config", "", "the target's configuration: sign with its provider entries and secrets for its public_url, on its numbers")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -53,20 +64,82 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 	if *provider != "" && !slices.Contains(conformance.Providers(fixtures), *provider) {
 		return fmt.Errorf("no fixtures for provider %q (have: %s)", *provider, strings.Join(conformance.Providers(fixtures), ", "))
 	}
-	var run []conformance.Fixture
-	for _, f := range fixtures {
-		if why, skip := conformance.LiveSkip[f.Provider]; skip && *provider != f.Provider {
-			if len(run) == 0 || run[len(run)-1].Provider != f.Provider {
-				fmt.Fprintf(stdout, "skipping %s: %s (run it with --provider %s when the target can fetch it)\n", f.Provider, why, f.Provider)
-			}
-			continue
-		}
-		run = append(run, f)
-	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
+	skipped := map[string]string{}
+	for p, why := range conformance.LiveSkip {
+		if p != *provider {
+			skipped[p] = why + " (run it with --provider " + p + " when the target can fetch it)"
+		}
+	}
+	if *cfgPath != "" {
+		keyGiven := false
+		fs.Visit(func(f *flag.Flag) { keyGiven = keyGiven || f.Name == "api-key" })
+		if !keyGiven {
+			return errors.New("--api-key is required with --config: the key of the target that the run's verifications are created under (use one for conformance only: its app receives their events)")
+		}
+		cfg, err := registry.Load(*cfgPath)
+		if err != nil {
+			return err
+		}
+		if *public == "" {
+			*public = cfg.BaseURL()
+		}
+		if err := samePool(ctx, client.New(*target, *apiKey, nil), cfg); err != nil {
+			return err
+		}
+		var notPlayable map[string]string
+		fixtures, notPlayable = conformance.ForConfig(fixtures, cfg)
+		for p, why := range notPlayable {
+			if _, ok := skipped[p]; !ok && (*provider == "" || *provider == p) {
+				skipped[p] = why
+			}
+		}
+	}
+	for _, p := range slices.Sorted(maps.Keys(skipped)) {
+		if *provider == "" || *provider == p {
+			fmt.Fprintf(stdout, "skipping %s: %s\n", p, skipped[p])
+		}
+	}
+	var run []conformance.Fixture
+	for _, f := range fixtures {
+		if _, skip := skipped[f.Provider]; !skip {
+			run = append(run, f)
+		}
+	}
 	results := conformance.Run(ctx, conformance.Target{BaseURL: *target, PublicURL: *public, APIKey: *apiKey}, run, *provider)
 	return printConformance(stdout, results)
+}
+
+// samePool refuses a target whose pool (GET /v1/numbers: numbers and their
+// provider entries) is not cfg's: the run would sign for entries and
+// numbers the target does not have.
+func samePool(ctx context.Context, api *client.Client, cfg config.Config) error {
+	ns, err := api.Numbers(ctx)
+	if err != nil {
+		return fmt.Errorf("reading the target's pool (GET /v1/numbers): %w", err)
+	}
+	there := map[string]string{}
+	for _, n := range ns {
+		there[n.Number] = n.Provider
+	}
+	var diffs []string
+	for _, n := range cfg.Numbers {
+		switch entry, ok := there[n.Number]; {
+		case !ok:
+			diffs = append(diffs, fmt.Sprintf("%s (entry %s) is not in the target's pool", n.Number, n.Provider))
+		case entry != n.Provider:
+			diffs = append(diffs, fmt.Sprintf("%s is entry %s on the target, %s in the file", n.Number, entry, n.Provider))
+		}
+		delete(there, n.Number)
+	}
+	for _, n := range slices.Sorted(maps.Keys(there)) {
+		diffs = append(diffs, fmt.Sprintf("%s (entry %s) is in the target's pool, not in the file", n, there[n]))
+	}
+	if len(diffs) > 0 {
+		return fmt.Errorf("refusing the target: its pool does not match the configuration:\n  %s", strings.Join(diffs, "\n  "))
+	}
+	return nil
 }
 
 var conformanceColumns = []string{"parse", "bad signature", "tampered body", "stale timestamp", "deliver", "duplicate"}

@@ -104,6 +104,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	if cfg.Dev {
 		printDevBanner(stdout, cfg, creds)
+		forget, err := recordDevAddress(dir, "http://"+ln.Addr().String())
+		if err != nil {
+			return errors.Join(err, srv.Close())
+		}
+		defer forget()
 	}
 	log.Info("mogate listening", "addr", ln.Addr().String(), "public_url", cfg.PublicURL, "providers", len(cfg.Providers), "numbers", len(cfg.Numbers), "version", version)
 	ctx, stop := context.WithCancel(context.Background())

@@ -130,10 +130,10 @@ func (w *wire) session(now time.Time) matcher.Session {
 		PageToken: w.PageToken, IdemKey: w.IdemKey, ReqHash: w.ReqHash, MaxAttempts: w.Max,
 		CreatedAt: fromMS(w.Created), ExpiresAt: fromMS(w.Expires), Status: matcher.Status(w.Status),
 		Attempts: w.Attempts, VerifiedNumber: w.Verified, FinishedAt: fromMS(w.Finished),
-		Provider: w.Provider, MessageID: w.MessageID, Reason: w.Reason, Notified: matcher.Notified(w.Notified),
+		Provider: w.Provider, MessageID: w.MessageID, Reason: matcher.Reason(matcher.Status(w.Status), w.Reason), Notified: matcher.Notified(w.Notified),
 	}
 	if s.Status == matcher.Pending && !now.Before(s.ExpiresAt) {
-		s.Status, s.FinishedAt = matcher.Expired, s.ExpiresAt
+		s.Status, s.FinishedAt, s.Reason = matcher.Expired, s.ExpiresAt, matcher.ReasonExpired
 	}
 	return s
 }

@@ -57,9 +57,12 @@ local function live(s, now)
   return s and s.st == PENDING and now < s.exp
 end
 
--- finish gives s its final status and records its event, due now.
+-- finish gives s its final status and records its event, due now. The
+-- reason (matcher.Reason*) of expired and failed follows from the status;
+-- a cancelling caller sets s.rs (superseded or cancelled_by_api) first.
 local function finish(keys, s, st, at, now)
   s.st, s.fin = st, at
+  if st == EXPIRED then s.rs = 'expired' elseif st == FAILED then s.rs = 'max_attempts' end
   if redis.call('HINCRBY', keys[PEND], s.to, -1) <= 0 then
     redis.call('HDEL', keys[PEND], s.to)
   end
@@ -154,7 +157,7 @@ local function cancel(keys, args)
   local s, now = load(keys, args[1]), tonumber(args[2])
   if not s then return {'not_found', ''} end
   if not live(s, now) then return {'not_pending', cjson.encode(s)} end
-  s.rs = 'cancelled'
+  s.rs = 'cancelled_by_api'
   return {'ok', finish(keys, s, CANCELLED, now, now)}
 end
 

@@ -219,6 +219,46 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 	return s.decode(j)
 }
 
+// PendingFor returns the pending sessions of the pair (to, sender), oldest
+// first: the pair's members of the pairs index (library.lua pairMember:
+// to \0 sender \0 seq \0 id), then their records.
+func (s *Store) PendingFor(ctx context.Context, to, sender string) ([]matcher.Session, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	tag := tagOf(to)
+	prefix := to + "\x00" + sender + "\x00"
+	members, err := s.rdb.ZRangeByLex(ctx, key(tag, "pairs"), &redis.ZRangeBy{Min: "[" + prefix, Max: "(" + to + "\x00" + sender + "\x01"}).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m[strings.LastIndexByte(m, 0)+1:]
+	}
+	recs, err := s.rdb.HMGet(ctx, key(tag, "s"), ids...).Result()
+	if err != nil {
+		return nil, unavailable(err)
+	}
+	var out []matcher.Session
+	for _, r := range recs {
+		j, ok := r.(string)
+		if !ok {
+			continue // finished and purged meanwhile
+		}
+		v, err := s.decode(j)
+		if err != nil {
+			return nil, err
+		}
+		if v.Status == matcher.Pending {
+			out = append(out, v)
+		}
+	}
+	return out, nil
+}
+
 // ByPageToken returns the session of a hosted page token.
 func (s *Store) ByPageToken(ctx context.Context, token string) (matcher.Session, error) {
 	tag, ok := tagOfID(token)

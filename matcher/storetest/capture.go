@@ -125,7 +125,7 @@ func expiry(e *env) {
 	e.c.Add(time.Minute)
 	// At expires_at the session reads expired, before any sweep.
 	for _, id := range []string{s.ID, capture.ID} {
-		if got := e.get(id); got.Status != matcher.Expired || got.FinishedAt.IsZero() {
+		if got := e.get(id); got.Status != matcher.Expired || got.FinishedAt.IsZero() || got.Reason != matcher.ReasonExpired {
 			e.t.Fatalf("past expiry: %+v", got)
 		}
 	}
@@ -146,7 +146,8 @@ func expiry(e *env) {
 			if ev.Session == nil || ev.Type() != "verification.expired" {
 				e.t.Fatalf("unexpected event %s %+v", ev.Type(), ev)
 			}
-			if ev.ID != matcher.EventID(ev.Session.ID, matcher.Expired) || ev.Session.Status != matcher.Expired {
+			if ev.ID != matcher.EventID(ev.Session.ID, matcher.Expired) || ev.Session.Status != matcher.Expired ||
+				ev.Session.Reason != matcher.ReasonExpired {
 				e.t.Fatalf("event %+v", ev)
 			}
 			got[ev.Session.ID]++
@@ -161,7 +162,7 @@ func expiry(e *env) {
 	if evs := e.claim(); len(evs) != 0 {
 		e.t.Fatalf("more events after the ack: %+v", evs)
 	}
-	if got := e.get(s.ID); got.Status != matcher.Expired || got.Notified != matcher.Delivered {
+	if got := e.get(s.ID); got.Status != matcher.Expired || got.Notified != matcher.Delivered || got.Reason != matcher.ReasonExpired {
 		e.t.Fatalf("after the sweep: %+v", got)
 	}
 }
@@ -177,7 +178,7 @@ func singleUseAndCancel(e *env) {
 	}
 	c := e.create("k", Mallet, "111111")
 	got, err := e.s.Cancel(e.ctx, c.ID)
-	if err != nil || got.Status != matcher.Cancelled || got.Reason != "cancelled" {
+	if err != nil || got.Status != matcher.Cancelled || got.Reason != matcher.ReasonCancelledByAPI {
 		e.t.Fatalf("Cancel = %+v %v", got, err)
 	}
 	if o := e.ingest(sms(Mallet, "111111")); o.Kind != matcher.Unmatched {

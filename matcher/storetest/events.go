@@ -206,12 +206,13 @@ func events(e *env) {
 	woken(e, "cancel")
 	types := map[string]string{}
 	for _, ev := range e.claim() {
-		types[ev.Session.ID] = ev.Type()
+		types[ev.Session.ID] = ev.Type() + " " + ev.Session.Reason
 		if ev.ID != matcher.EventID(ev.Session.ID, ev.Session.Status) {
 			e.t.Fatalf("event id %s", ev.ID)
 		}
 	}
-	if len(types) != 2 || types[f.ID] != "verification.failed" || types[c.ID] != "verification.cancelled" {
+	if len(types) != 2 || types[f.ID] != "verification.failed max_attempts" ||
+		types[c.ID] != "verification.cancelled cancelled_by_api" {
 		e.t.Fatalf("events %v", types)
 	}
 }

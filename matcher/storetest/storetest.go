@@ -69,6 +69,7 @@ func Run(t *testing.T, open Opener) {
 		{"OtherSenderNeverTouches", otherSender},
 		{"Supersede", supersede},
 		{"SupersedeOnlySameKey", supersedeOnlySameKey},
+		{"PendingFor", pendingFor},
 		{"CaptureMode", captureMode},
 		{"CaptureCandidateTokens", captureTokens},
 		{"CaptureGuessBudget", captureGuessBudget},
@@ -222,13 +223,14 @@ func attemptsThenFailed(e *env) {
 			e.t.Fatalf("attempt %d: %+v", i, o)
 		}
 	}
-	if got := e.get(s.ID); got.Status != matcher.Pending || got.Attempts != 2 {
+	if got := e.get(s.ID); got.Status != matcher.Pending || got.Attempts != 2 || got.Reason != "" {
 		e.t.Fatalf("after 2 wrong codes: %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "000000")); o.Kind != matcher.Exhausted || o.SessionID != s.ID {
 		e.t.Fatalf("wrong code number %d: %+v", MaxAttempts, o)
 	}
-	if got := e.get(s.ID); got.Status != matcher.Failed || got.Attempts != MaxAttempts || got.FinishedAt.IsZero() {
+	if got := e.get(s.ID); got.Status != matcher.Failed || got.Attempts != MaxAttempts || got.FinishedAt.IsZero() ||
+		got.Reason != matcher.ReasonMaxAttempts {
 		e.t.Fatalf("after %d wrong codes: %+v", MaxAttempts, got)
 	}
 	if o := e.ingest(sms(Alice, "482913")); o.Kind != matcher.Unmatched {
@@ -261,7 +263,7 @@ func otherSender(e *env) {
 func supersede(e *env) {
 	old := e.create("k", Alice, "111111")
 	nu := e.create("k", Alice, "222222")
-	if got := e.get(old.ID); got.Status != matcher.Cancelled || got.Reason != "superseded" {
+	if got := e.get(old.ID); got.Status != matcher.Cancelled || got.Reason != matcher.ReasonSuperseded {
 		e.t.Fatalf("old = %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "111111")); o.Kind != matcher.Attempted || o.SessionID != nu.ID {
@@ -274,7 +276,7 @@ func supersede(e *env) {
 	found := false
 	for _, ev := range e.claim() {
 		if ev.Session != nil && ev.Session.ID == old.ID {
-			found = ev.Type() == "verification.cancelled" && ev.Session.Reason == "superseded"
+			found = ev.Type() == "verification.cancelled" && ev.Session.Reason == matcher.ReasonSuperseded
 		}
 	}
 	if !found {
@@ -304,7 +306,7 @@ func supersedeOnlySameKey(e *env) {
 	a2 := e.create("a", Alice, "333333")
 	e.c.Add(time.Millisecond)
 	c := e.create("c", Alice, "333333")
-	if got := e.get(a.ID); got.Status != matcher.Cancelled || got.Reason != "superseded" {
+	if got := e.get(a.ID); got.Status != matcher.Cancelled || got.Reason != matcher.ReasonSuperseded {
 		e.t.Fatalf("a's own supersede: %+v", got)
 	}
 	if o := e.ingest(sms(Alice, "333333")); o.Kind != matcher.Matched || o.SessionID != a2.ID {
@@ -312,5 +314,44 @@ func supersedeOnlySameKey(e *env) {
 	}
 	if o := e.ingest(sms(Alice, "333333")); o.Kind != matcher.Matched || o.SessionID != c.ID {
 		e.t.Fatalf("same code again: %+v, want %s", o, c.ID)
+	}
+}
+
+// pendingFor: the pending sessions of one (to, sender) pair, every key's,
+// oldest first; finished and expired ones are left out.
+func pendingFor(e *env) {
+	ids := func(to, sender string) []string {
+		e.t.Helper()
+		got, err := e.s.PendingFor(e.ctx, to, sender)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		var out []string
+		for _, s := range got {
+			if s.Status != matcher.Pending || s.Number != sender || s.To != to {
+				e.t.Fatalf("PendingFor(%s, %s) returned %+v", to, sender, s)
+			}
+			out = append(out, s.ID)
+		}
+		return out
+	}
+	a := e.create("a", Alice, "111111")
+	b := e.create("b", Alice, "222222")
+	e.create("a", Mallet, "333333")
+	if got := ids(To, Alice); len(got) != 2 || got[0] != a.ID || got[1] != b.ID {
+		e.t.Fatalf("pending for Alice = %v, want [%s %s]", got, a.ID, b.ID)
+	}
+	if got := ids(To2, Alice); len(got) != 0 {
+		e.t.Fatalf("pending on another number = %v", got)
+	}
+	if _, err := e.s.Cancel(e.ctx, a.ID); err != nil {
+		e.t.Fatal(err)
+	}
+	if got := ids(To, Alice); len(got) != 1 || got[0] != b.ID {
+		e.t.Fatalf("after cancel = %v", got)
+	}
+	e.c.Add(11 * time.Minute)
+	if got := ids(To, Alice); len(got) != 0 {
+		e.t.Fatalf("after expiry = %v", got)
 	}
 }

@@ -1,0 +1,188 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/gateway/client"
+)
+
+// devAddressFile is the file in a dev-mode data_dir where `mogate serve`
+// records the base URL it listens on while it runs, so that `mogate sms
+// simulate` finds it (also after --listen).
+const devAddressFile = "dev-address"
+
+// recordDevAddress writes base to dir/dev-address; the returned function
+// removes it.
+func recordDevAddress(dir, base string) (func(), error) {
+	p := filepath.Join(dir, devAddressFile)
+	if err := os.WriteFile(p, []byte(base+"\n"), 0o600); err != nil {
+		return nil, err
+	}
+	return func() { _ = os.Remove(p) }, nil
+}
+
+func simulate(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("sms simulate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	from := fs.String("from", "", "sender: the user's phone, E.164 (required)")
+	text := fs.String("text", "", "the SMS text (required)")
+	to := fs.String("to", "", "receiving pool number (default: the number of the sender's pending verification, asked of the API)")
+	provider := fs.String("provider", "", "provider entry name or type (default: the provider of --to)")
+	target := fs.String("url", "", "base URL to post to (default: the dev server's recorded address, else public_url); the signature is always for public_url")
+	cfgPath := fs.String("config", "", "configuration file (none: the dev mode credentials)")
+	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
+	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or the config's first key)")
+	messageID := fs.String("message-id", "", "provider message id (default: random)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *from == "" || *text == "" {
+		fs.Usage()
+		return errors.New("--from and --text are required")
+	}
+	sender := adapters.E164(*from)
+	var cfg config.Config
+	var err error
+	key := *apiKey
+	if *cfgPath == "" {
+		var creds config.DevCredentials
+		cfg, creds, err = config.Dev(*dataDir, false)
+		if err != nil {
+			return fmt.Errorf("%w\n(start `make run` or `mogate serve` first, or pass --config)", err)
+		}
+		if key == "" {
+			key = creds.APIKey
+		}
+		// Dev mode's public_url is its listen address.
+		if *target != "" {
+			cfg.PublicURL = strings.TrimRight(*target, "/")
+		} else if b, err := os.ReadFile(filepath.Join(*dataDir, devAddressFile)); err == nil {
+			cfg.PublicURL = strings.TrimSpace(string(b))
+		}
+	} else {
+		if cfg, err = registry.Load(*cfgPath); err != nil {
+			return err
+		}
+		for _, k := range cfg.APIKeys {
+			if key == "" && k.Key.IsSet() {
+				key = k.Key.Reveal()
+			}
+		}
+	}
+	base := cfg.BaseURL()
+	if *target != "" {
+		base = strings.TrimRight(*target, "/")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	api := client.New(base, key, nil)
+
+	// The sender's pending verification tells the receiving number and,
+	// afterwards, what the message did.
+	var sess *client.Verification
+	pending, lookupErr := api.Pending(ctx, sender)
+	if lookupErr != nil {
+		fmt.Fprintf(stdout, "(could not ask the API for %s's pending verification: %v)\n", sender, lookupErr)
+	}
+	for i := range pending {
+		if *to == "" || pending[i].To == adapters.E164(*to) {
+			sess = &pending[i]
+			break
+		}
+	}
+	if *to == "" && sess != nil {
+		*to = sess.To
+	}
+	p, err := pickProvider(cfg, *provider, *to)
+	if err != nil {
+		return err
+	}
+	if *to == "" {
+		for _, n := range cfg.Numbers {
+			if n.Provider == p.Name {
+				*to = n.Number
+				break
+			}
+		}
+		if *to == "" {
+			return fmt.Errorf("provider %q has no number; pass --to", p.Name)
+		}
+	}
+	if err := postSigned(ctx, stdout, cfg, p, base, adapters.Inbound{MessageID: *messageID, From: sender, To: adapters.E164(*to), Text: *text}); err != nil {
+		return err
+	}
+	if sess == nil {
+		if lookupErr == nil {
+			fmt.Fprintf(stdout, "no session: no pending verification expects a message from %s on %s (the message went to capture matching, or stays unmatched)\n", sender, *to)
+		}
+		return nil
+	}
+	after, err := api.Get(ctx, sess.ID)
+	if err != nil {
+		return err
+	}
+	switch {
+	case after.Status == "verified":
+		fmt.Fprintf(stdout, "verified: %s (verified_number %s)\n", after.ID, after.VerifiedNumber)
+	case after.Status == "failed":
+		fmt.Fprintf(stdout, "wrong code %d of %d: %s failed (%s)\n", after.Attempts, after.MaxAttempts, after.ID, after.Reason)
+	case after.Attempts > sess.Attempts:
+		fmt.Fprintf(stdout, "wrong code %d of %d: %s still pending\n", after.Attempts, after.MaxAttempts, after.ID)
+	default:
+		fmt.Fprintf(stdout, "%s is %s\n", after.ID, after.Status)
+	}
+	return nil
+}
+
+// postSigned signs m as provider entry p would for cfg's public_url and
+// posts it to base, printing the request and the answer.
+func postSigned(ctx context.Context, stdout io.Writer, cfg config.Config, p config.Provider, base string, m adapters.Inbound) error {
+	ads, err := registry.Build([]config.Provider{p}, registry.Env{})
+	if err != nil {
+		return err
+	}
+	signer, ok := ads[p.Name].(adapters.Signer)
+	if !ok {
+		return fmt.Errorf("provider type %s cannot be simulated", p.Type)
+	}
+	signedFor, err := url.Parse(cfg.BaseURL() + "/webhooks/" + p.Name)
+	if err != nil {
+		return err
+	}
+	req, err := signer.Sign(m, signedFor, time.Now())
+	if err != nil {
+		return err
+	}
+	postTo := base + signedFor.RequestURI()
+	hreq, err := http.NewRequestWithContext(ctx, req.Method, postTo, bytes.NewReader(req.Body))
+	if err != nil {
+		return err
+	}
+	hreq.Header = req.Header
+	fmt.Fprintf(stdout, "-> %s %s  (%s, %s -> %s: %q)\n", req.Method, postTo, p.Type, m.From, m.To, m.Text)
+	resp, err := http.DefaultClient.Do(hreq)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+	fmt.Fprintf(stdout, "<- %s %s\n", resp.Status, strings.TrimSpace(string(body)))
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("mogate answered %s", resp.Status)
+	}
+	return nil
+}

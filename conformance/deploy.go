@@ -1,0 +1,169 @@
+package conformance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"strings"
+	"time"
+
+	"github.com/mogate/mogate/config"
+)
+
+// maxPace is the longest Retry-After the runner waits out.
+const maxPace = 5 * time.Second
+
+// ErrLimited is returned when a limit of the target stops the run.
+var ErrLimited = errors.New("conformance: the target's limits stop the run")
+
+// ForConfig adapts fixtures to a deployment's configuration, for
+// `mogate conformance run --config F`: a fixture of provider type T is
+// played by cfg's first entry of type T — the entry's name in the webhook
+// path, the entry's secrets for signing — and each receiving number of the
+// fixture becomes one of that entry's pool numbers (the same one when the
+// pool has it, else the one sharing the longest prefix, so a country
+// stays a country where the pool allows). A type without an entry, or one
+// that only the provider can sign for, is left out, with the reason in
+// skipped.
+func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped map[string]string) {
+	skipped = map[string]string{}
+	for _, f := range fixtures {
+		entry, ok := entryOfType(cfg, f.Provider)
+		if !ok {
+			skipped[f.Provider] = "the configuration has no entry of this type"
+			continue
+		}
+		secrets := entrySecrets(entry)
+		if k, ok := f.Secrets[signingOnly]; ok {
+			// A key-pair scheme: the runner holds the private key only for
+			// the fixtures' own public key.
+			if entry.PublicKey != f.Secrets["public_key"] {
+				skipped[f.Provider] = "entry " + entry.Name + " has another public_key: only the provider holds its private key"
+				continue
+			}
+			secrets[signingOnly] = k
+		}
+		var pool []string
+		for _, n := range cfg.Numbers {
+			if n.Provider == entry.Name {
+				pool = append(pool, n.Number)
+			}
+		}
+		if len(pool) == 0 {
+			skipped[f.Provider] = "entry " + entry.Name + " has no number"
+			continue
+		}
+		g := f
+		g.Secrets = secrets
+		var swaps []string // old digits, new digits, ...
+		mapped := func(n string) string {
+			to := closest(pool, n)
+			if to != n {
+				swaps = append(swaps, strings.TrimPrefix(n, "+"), strings.TrimPrefix(to, "+"))
+			}
+			return to
+		}
+		g.Numbers = nil
+		for _, n := range f.Numbers {
+			g.Numbers = append(g.Numbers, mapped(n))
+		}
+		g.Expect.Events = nil
+		for _, e := range f.Expect.Events {
+			if e.To != "" {
+				e.To = mapped(e.To)
+			}
+			g.Expect.Events = append(g.Expect.Events, e)
+		}
+		r := strings.NewReplacer(swaps...)
+		g.Requests = nil
+		for _, req := range f.Requests {
+			if rest, ok := strings.CutPrefix(req.Path, "/webhooks/"+f.Provider); ok {
+				req.Path = "/webhooks/" + entry.Name + rest
+			}
+			req.Path, req.Body = r.Replace(req.Path), r.Replace(req.Body)
+			h := map[string]string{}
+			for k, v := range req.Headers {
+				h[k] = r.Replace(v)
+			}
+			req.Headers = h
+			g.Requests = append(g.Requests, req)
+		}
+		out = append(out, g)
+	}
+	return out, skipped
+}
+
+func entryOfType(cfg config.Config, typ string) (config.Provider, bool) {
+	for _, p := range cfg.Providers {
+		if p.Type == typ {
+			return p, true
+		}
+	}
+	return config.Provider{}, false
+}
+
+// entrySecrets is the entry's keys in the fixtures' secrets form: config
+// key -> value, secrets revealed, the first topic ARN.
+func entrySecrets(p config.Provider) map[string]string {
+	out := map[string]string{}
+	v := reflect.ValueOf(p)
+	for i := range v.NumField() {
+		key, _, _ := strings.Cut(v.Type().Field(i).Tag.Get("yaml"), ",")
+		if key == "" || key == "-" || key == "name" || key == "type" || !v.Type().Field(i).IsExported() {
+			continue
+		}
+		switch fv := v.Field(i).Interface().(type) {
+		case config.Secret:
+			if fv.IsSet() {
+				out[key] = fv.Reveal()
+			}
+		case string:
+			if fv != "" {
+				out[key] = fv
+			}
+		case []string:
+			if len(fv) > 0 {
+				out[key] = fv[0]
+			}
+		}
+	}
+	return out
+}
+
+// closest returns n when pool holds it, else the pool number sharing the
+// longest prefix with n (the first on a tie).
+func closest(pool []string, n string) string {
+	best, bestLen := pool[0], -1
+	for _, p := range pool {
+		if p == n {
+			return p
+		}
+		l := 0
+		for l < len(p) && l < len(n) && p[l] == n[l] {
+			l++
+		}
+		if l > bestLen {
+			best, bestLen = p, l
+		}
+	}
+	return best
+}
+
+// signatureHint explains a refused signature of a request the runner
+// signed correctly: it signed for t.PublicURL, which must be the target's
+// public_url.
+func signatureHint(t Target, status int) string {
+	if status != 401 && status != 403 {
+		return ""
+	}
+	return fmt.Sprintf(" (the runner signed for %s: pass the target's public_url as --public-url when it differs, and check the provider entry's secrets)", t.PublicURL)
+}
+
+// cancelPending cancels the verifications the runner created that are
+// still pending, so that none is left for the target's retention.
+func cancelPending(ctx context.Context, t Target, ids []string) {
+	for _, id := range ids {
+		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
+	}
+}

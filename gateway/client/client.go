@@ -1,0 +1,216 @@
+// Package client is a small typed client of mogate's native HTTP API
+// (/v1): create, get, long-poll, cancel and list verifications, and the
+// number pool. Every call takes a context and ends with it. It depends on
+// the standard library only, so apps, the mogate CLI and tests share it.
+package client
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Client calls one mogate with one API key. Its methods are safe for
+// concurrent use.
+type Client struct {
+	base string
+	key  string
+	hc   *http.Client
+}
+
+// New returns a client of the mogate at baseURL (scheme, host, optional
+// path prefix) authenticating with apiKey. hc nil: a client whose
+// requests end only with their context (a long-poll may take minutes).
+func New(baseURL, apiKey string, hc *http.Client) *Client {
+	if hc == nil {
+		hc = &http.Client{}
+	}
+	return &Client{base: strings.TrimRight(baseURL, "/"), key: apiKey, hc: hc}
+}
+
+// CreateRequest is the body of POST /v1/verifications. Number empty is
+// capture mode; zero values are left out.
+type CreateRequest struct {
+	Number      string          `json:"number,omitempty"`
+	Code        string          `json:"code,omitempty"`
+	To          string          `json:"to,omitempty"`
+	Country     string          `json:"country,omitempty"`
+	Language    string          `json:"language,omitempty"`
+	TTLSeconds  int             `json:"ttl_seconds,omitempty"`
+	CallbackURL string          `json:"callback_url,omitempty"`
+	RedirectURL string          `json:"redirect_url,omitempty"`
+	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	// IdempotencyKey is sent as the Idempotency-Key header.
+	IdempotencyKey string `json:"-"`
+}
+
+// UI is what to show the user.
+type UI struct {
+	Text     string `json:"text"`
+	SMSURI   string `json:"sms_uri"`
+	QRPNGURL string `json:"qr_png_url"`
+	PageURL  string `json:"page_url"`
+}
+
+// Verification is a verification as the API shows it; a null field of the
+// answer is the zero value.
+type Verification struct {
+	ID             string          `json:"id"`
+	Status         string          `json:"status"` // pending, verified, expired, cancelled, failed
+	Number         string          `json:"number"` // "" in capture mode
+	Code           string          `json:"code"`
+	To             string          `json:"to"`
+	Language       string          `json:"language"`
+	ExpiresAt      time.Time       `json:"expires_at"`
+	CreatedAt      time.Time       `json:"created_at"`
+	CallbackURL    string          `json:"callback_url"`
+	RedirectURL    string          `json:"redirect_url"`
+	UI             UI              `json:"ui"`
+	Metadata       json.RawMessage `json:"metadata"`
+	VerifiedNumber string          `json:"verified_number"`
+	VerifiedAt     *time.Time      `json:"verified_at"`
+	Attempts       int             `json:"attempts"`
+	MaxAttempts    int             `json:"max_attempts"`
+	Provider       string          `json:"provider"`
+	MessageID      string          `json:"message_id"`
+	// Reason says why a final status other than verified: superseded,
+	// cancelled_by_api, max_attempts or expired.
+	Reason string `json:"reason"`
+}
+
+// Number is one number of the pool (GET /v1/numbers).
+type Number struct {
+	Number    string   `json:"number"`
+	Human     string   `json:"human"`
+	Provider  string   `json:"provider"` // the provider entry's name
+	Country   string   `json:"country"`
+	Countries []string `json:"countries"`
+	Weight    float64  `json:"weight"`
+	Health    string   `json:"health"`
+	Pending   int      `json:"pending"`
+}
+
+// Error is an answer other than 2xx: its status and the API's stable error
+// code and message.
+type Error struct {
+	Status     int
+	Code       string
+	Message    string
+	RetryAfter time.Duration // from Retry-After; 0 when absent
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("mogate: %d %s: %s", e.Status, e.Code, e.Message)
+}
+
+// IsNotFound reports whether err is a 404 answer.
+func IsNotFound(err error) bool {
+	var e *Error
+	return errors.As(err, &e) && e.Status == http.StatusNotFound
+}
+
+// Create creates a verification.
+func (c *Client) Create(ctx context.Context, req CreateRequest) (Verification, error) {
+	var v Verification
+	b, err := json.Marshal(req)
+	if err != nil {
+		return v, err
+	}
+	h := http.Header{}
+	if req.IdempotencyKey != "" {
+		h.Set("Idempotency-Key", req.IdempotencyKey)
+	}
+	return v, c.do(ctx, http.MethodPost, "/v1/verifications", b, h, &v)
+}
+
+// Get returns a verification.
+func (c *Client) Get(ctx context.Context, id string) (Verification, error) {
+	var v Verification
+	return v, c.do(ctx, http.MethodGet, "/v1/verifications/"+url.PathEscape(id), nil, nil, &v)
+}
+
+// Wait long-polls a pending verification for at most d (up to the
+// server's 2 minutes) and returns it when its status changed or d ran out.
+func (c *Client) Wait(ctx context.Context, id string, d time.Duration) (Verification, error) {
+	var v Verification
+	q := "?wait=" + url.QueryEscape(d.Round(time.Second).String())
+	return v, c.do(ctx, http.MethodGet, "/v1/verifications/"+url.PathEscape(id)+q, nil, nil, &v)
+}
+
+// Cancel cancels a pending verification (a 409 not_pending otherwise).
+func (c *Client) Cancel(ctx context.Context, id string) (Verification, error) {
+	var v Verification
+	return v, c.do(ctx, http.MethodPost, "/v1/verifications/"+url.PathEscape(id)+"/cancel", nil, nil, &v)
+}
+
+// Pending returns this key's pending verifications that expect a message
+// from sender (E.164).
+func (c *Client) Pending(ctx context.Context, sender string) ([]Verification, error) {
+	var l struct{ Data []Verification }
+	err := c.do(ctx, http.MethodGet, "/v1/verifications?status=pending&number="+url.QueryEscape(sender), nil, nil, &l)
+	return l.Data, err
+}
+
+// Numbers returns the number pool.
+func (c *Client) Numbers(ctx context.Context) ([]Number, error) {
+	var l struct{ Data []Number }
+	err := c.do(ctx, http.MethodGet, "/v1/numbers", nil, nil, &l)
+	return l.Data, err
+}
+
+// do sends one request and decodes a 2xx JSON answer into out, or returns
+// an *Error.
+func (c *Client) do(ctx context.Context, method, path string, body []byte, h http.Header, out any) error {
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+path, rd)
+	if err != nil {
+		return err
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Authorization", "Bearer "+c.key)
+	req.Header.Set("Accept", "application/json")
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		e := &Error{Status: resp.StatusCode}
+		var eb struct {
+			Error struct{ Code, Message string } `json:"error"`
+		}
+		if json.Unmarshal(b, &eb) == nil && eb.Error.Code != "" {
+			e.Code, e.Message = eb.Error.Code, eb.Error.Message
+		} else {
+			e.Code, e.Message = "http_"+strconv.Itoa(resp.StatusCode), strings.TrimSpace(string(b[:min(len(b), 200)]))
+		}
+		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil {
+			e.RetryAfter = time.Duration(s) * time.Second
+		}
+		return e
+	}
+	if err := json.Unmarshal(b, out); err != nil {
+		return fmt.Errorf("mogate: %s %s: undecodable answer: %w", method, path, err)
+	}
+	return nil
+}
