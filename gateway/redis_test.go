@@ -143,3 +143,44 @@ func TestRedisStorageMetrics(t *testing.T) {
 		t.Fatal("failed Redis calls were not counted")
 	}
 }
+
+// TestRedisCaptureGuessesAcrossNumbers: with store: redis the store counts
+// capture guesses per (sender, receiving number); the gateway counts them
+// per sender across numbers too, so a pool of N numbers does not give a
+// sender N budgets.
+func TestRedisCaptureGuessesAcrossNumbers(t *testing.T) {
+	srv := redistest.Start(t)
+	y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5", "unmatched_per_sender_per_hour: 0\n  capture_guesses_per_sender_per_hour: 3", 1)
+	cfg, err := config.Parse([]byte(y+"store: redis\nredis_url: "+srv.URL()+"\n"), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(Options{Config: cfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	s.SetReady(true)
+	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	const guesser = "+33698765432"
+	us := h.mustCreate(`{"to": "+14155550100"}`)
+	fr := h.mustCreate(`{"to": "+33757000000"}`)
+	for i, g := range []struct{ provider, to string }{{"twilio", "+14155550100"}, {"twilio", "+14155550100"}, {"plivo", "+33757000000"}} {
+		if w := h.send(h.signed(g.provider, adapters.Inbound{From: guesser, To: g.to, Text: "000000"})); w.Code != 200 {
+			t.Fatalf("guess %d = %d %s", i, w.Code, w.Body)
+		}
+	}
+	// Three guesses spent over two numbers: the right code on the second
+	// number (one guess there so far) is refused.
+	h.send(h.signed("plivo", adapters.Inbound{From: guesser, To: "+33757000000", Text: fr["code"].(string)}))
+	if got := h.get(fr["id"].(string)); got["status"] != "pending" {
+		t.Fatalf("4th guess across numbers verified: %v", got)
+	}
+	if got := h.get(us["id"].(string)); got["status"] != "pending" {
+		t.Fatalf("us session = %v", got)
+	}
+	h.send(h.signed("plivo", adapters.Inbound{From: "+33611111111", To: "+33757000000", Text: fr["code"].(string)}))
+	if got := h.get(fr["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("another sender blocked: %v", got)
+	}
+}

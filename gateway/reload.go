@@ -19,7 +19,10 @@ type reloadable struct {
 	pool                                     *pool.Pool
 	limits                                   config.Limits
 	createLimit, numberLimit, unmatchedLimit rateLimit
-	unmatchedKeys                            []string // API keys told of unmatched messages
+	// captureLimit counts a sender's capture guesses across receiving
+	// numbers with store: redis, whose store counts them per number.
+	captureLimit  rateLimit
+	unmatchedKeys []string // API keys told of unmatched messages
 }
 
 // live returns the configuration in force.
@@ -34,10 +37,13 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 	r.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
 	r.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-number", rdb)
 	r.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
+	r.captureLimit = noLimit{}
 	if s.m == nil {
-		// store: redis counts the unmatched budget in the store, in the
-		// same call as the match.
-		r.unmatchedLimit = noLimit{}
+		// store: redis counts both budgets per (sender, receiving number)
+		// in the match's own call (one hash slot); these count them per
+		// sender across numbers, as the memory store does, within the
+		// spread of concurrent messages of one sender.
+		r.captureLimit = newRateLimit(float64(l.CaptureGuessesPerSenderPerHour), time.Hour, "capture-guesses-per-sender", rdb)
 	}
 	if prev != nil {
 		if prev.limits.CreatesPerKeyPerSecond == l.CreatesPerKeyPerSecond {
@@ -48,6 +54,9 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 		}
 		if prev.limits.UnmatchedPerSenderPerHour == l.UnmatchedPerSenderPerHour {
 			r.unmatchedLimit = prev.unmatchedLimit
+		}
+		if prev.limits.CaptureGuessesPerSenderPerHour == l.CaptureGuessesPerSenderPerHour {
+			r.captureLimit = prev.captureLimit
 		}
 	}
 	for _, k := range cfg.APIKeys {

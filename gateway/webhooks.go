@@ -181,10 +181,13 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
-	noCapture := rt.unmatchedLimit.exhausted(ctx, in.From)
+	noCapture := rt.unmatchedLimit.exhausted(ctx, in.From) || rt.captureLimit.exhausted(ctx, in.From)
 	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: rt.unmatchedKeys})
 	if err != nil {
 		return err
+	}
+	if out.CaptureTried && !out.Duplicate {
+		rt.captureLimit.spend(ctx, in.From)
 	}
 	outcome := out.Kind.String()
 	if out.Duplicate {
