@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -190,7 +191,8 @@ func TestIdempotencyClaimerDied(t *testing.T) {
 		t.Fatalf("idempotency keys %v %v", keys, err)
 	}
 	orphan := first.ID[:len(first.ID)-4] + "aaaa" // the same receiving number's tag
-	if err := rc.Set(ctx, keys[0], orphan+"\x00"+storetest.To+"\x00h", time.Minute).Err(); err != nil {
+	claimedAt := func(at time.Time) string { return strconv.FormatInt(at.UnixMilli(), 10) }
+	if err := rc.Set(ctx, keys[0], orphan+"\x00"+storetest.To+"\x00h\x00"+claimedAt(time.Now()), time.Minute).Err(); err != nil {
 		t.Fatal(err)
 	}
 	got, replayed, err := rs[0].Create(ctx, req)
@@ -199,6 +201,17 @@ func TestIdempotencyClaimerDied(t *testing.T) {
 	}
 	if again, replayed, err := rs[0].Create(ctx, req); err != nil || again.ID != orphan || !replayed {
 		t.Fatalf("retry: %+v %v %v", again, replayed, err)
+	}
+	// An old claim whose session is gone (dropped past the retention while
+	// a skewed clock kept the claim) is replaced: a new session, never the
+	// finished id back as pending.
+	stale := first.ID[:len(first.ID)-4] + "bbbb"
+	if err := rc.Set(ctx, keys[0], stale+"\x00"+storetest.To+"\x00h\x00"+claimedAt(time.Now().Add(-time.Minute)), time.Minute).Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, replayed, err = rs[0].Create(ctx, req)
+	if err != nil || replayed || got.ID == stale || got.ID == orphan {
+		t.Fatalf("after a stale claim: %+v %v %v", got, replayed, err)
 	}
 }
 

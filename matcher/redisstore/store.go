@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -43,10 +44,13 @@ func idemKey(key, idem string) string {
 // session id to be, the receiving number and the request hash. Whoever
 // finds a claim with the same request hash reads that session; when it
 // does not exist yet (the claimer is still creating it, or died before),
-// the finder creates it under the claimed id itself. The create function
-// makes a given id once and returns the existing session to a second
-// caller, so racing replicas and a dead claimer all end with one session.
-// A create refused for its content releases the claim (compare-and-delete).
+// the finder creates it under the claimed id itself — only while the claim
+// is young (two call deadlines): an old claim without its session is one
+// whose session was dropped past the retention, and is replaced, so a
+// finished id never comes back as pending. The create function makes a
+// given id once and returns the existing session to a second caller, so
+// racing replicas and a dead claimer all end with one session. A create
+// refused for its content releases the claim (compare-and-delete).
 func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.Session, bool, error) {
 	if req.Number == "" && req.Code != "" {
 		return matcher.Session{}, false, matcher.ErrCodeNotAllowed
@@ -67,7 +71,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		return s.create(ctx, req, id)
 	}
 	ik := idemKey(req.Key, req.IdemKey)
-	claim := id + "\x00" + req.To + "\x00" + req.ReqHash
+	claim := id + "\x00" + req.To + "\x00" + req.ReqHash + "\x00" + strconv.FormatInt(ms(s.opt.Now()), 10)
 	for try := 0; ; try++ {
 		if try == 3 {
 			return matcher.Session{}, false, unavailable(errors.New("idempotency key keeps changing"))
@@ -96,12 +100,19 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		if err != nil {
 			return matcher.Session{}, false, unavailable(err)
 		}
-		parts := strings.SplitN(cur, "\x00", 3)
-		if len(parts) != 3 || parts[2] != req.ReqHash {
+		parts := strings.SplitN(cur, "\x00", 4)
+		if len(parts) != 4 || parts[2] != req.ReqHash {
 			return matcher.Session{}, false, matcher.ErrIdempotencyReused
 		}
 		if sess, err := s.Get(ctx, parts[0]); !errors.Is(err, matcher.ErrNotFound) {
 			return sess, err == nil, err
+		}
+		if at, _ := strconv.ParseInt(parts[3], 10, 64); ms(s.opt.Now())-at > 2*s.opt.Timeout.Milliseconds() {
+			// Stale: its session is gone. Replace the claim.
+			if _, err := s.call(ctx, "mogate_v1_idem_release", []string{ik}, cur); err != nil {
+				return matcher.Session{}, false, err
+			}
+			continue
 		}
 		req.To = parts[1]
 		return s.create(ctx, req, parts[0])
