@@ -7,11 +7,12 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
 )
 
 // contiguityAPIVersion is the api_version Contiguity's envelope carries.
-const contiguityAPIVersion = "v2025.12.10"
+const contiguityAPIVersion = outbox.ContiguityAPIVersion
 
 // contiguityEnvelope wraps data as Contiguity's API does (CONTIGUITY.md).
 func contiguityEnvelope(idPrefix, object string, data any) gin.H {

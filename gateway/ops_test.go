@@ -207,7 +207,7 @@ func TestReload(t *testing.T) {
 	if code, out := h.create(shopKey, `{"number": "+447400123456", "to": "+447700900125"}`, nil); code != 201 {
 		t.Fatalf("added number = %d %v", code, out)
 	}
-	if h.s.outbox.key("new") == nil || h.s.outbox.key("other") != nil {
+	if h.s.outbox.Key("new") == nil || h.s.outbox.Key("other") != nil {
 		t.Fatal("the outbox did not see the reloaded keys")
 	}
 	h.send(h.signed("twilio", adapters.Inbound{MessageID: "SM1", From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))

@@ -108,13 +108,7 @@ func TestOneDestinationDoesNotDelayAnother(t *testing.T) {
 
 // breakerState is the state of the breaker of key's destination host.
 func breakerState(h *harness, key, host string) gobreaker.State {
-	o := h.s.outbox
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	if dst := o.dests[destKey{key, host}]; dst != nil {
-		return dst.cb.State()
-	}
-	return gobreaker.StateClosed
+	return h.s.outbox.BreakerState(key, host)
 }
 
 // TestAttemptTimeout: OutboxOptions.Timeout ends an attempt to a receiver

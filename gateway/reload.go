@@ -89,7 +89,7 @@ func (s *Server) Reload(cfg config.Config) error {
 		s.log.Warn("reload: these settings change only at a restart", "keys", restart)
 	}
 	s.rt.Store(s.newReloadable(cfg, p, prev, s.sharedRate()))
-	s.outbox.setKeys(cfg.APIKeys)
+	s.outbox.SetKeys(cfg.APIKeys)
 	s.streams.perKey.setMax(cfg.Limits.StreamsPerKey)
 	if s.level != nil {
 		s.level.Set(LogLevel(cfg.LogLevel))

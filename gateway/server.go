@@ -20,6 +20,7 @@ import (
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/wal"
@@ -38,7 +39,7 @@ type Options struct {
 	// HTTP makes the adapters' outbound calls (SNS certificates and
 	// subscription confirmations); nil: a client with a 10 s timeout.
 	// Events to apps never use it: they leave through the outbox's own
-	// client, which enforces the egress rules of egress.go.
+	// client, which enforces the egress rules of outbox/egress.go.
 	HTTP *http.Client
 	// Outbox tunes event delivery.
 	Outbox OutboxOptions
@@ -48,6 +49,9 @@ type Options struct {
 	// Version is the build's version, for mogate_build_info.
 	Version string
 }
+
+// OutboxOptions tune event delivery: see outbox.Tuning.
+type OutboxOptions = outbox.Tuning
 
 // Server is a configured mogate.
 type Server struct {
@@ -60,7 +64,7 @@ type Server struct {
 	adapters map[string]adapters.Adapter
 	http     *http.Client
 	metrics  *metrics
-	outbox   *outbox
+	outbox   *outbox.Outbox
 	engine   *gin.Engine
 	admin    http.Handler // /metrics, on its own listener when admin_listen is set
 	streams  streamLimits
@@ -104,7 +108,7 @@ func New(o Options) (*Server, error) {
 	mo := matcher.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
-		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.maxAge(),
+		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.WithDefaults().MaxAge,
 	}
 	switch {
 	case cfg.Store == "redis":
@@ -144,17 +148,21 @@ func New(o Options) (*Server, error) {
 		storeOp = "wal_fsync"
 	}
 	s.metrics.storErrs.WithLabelValues(storeOp) // present at 0, so that increase() sees the first failure
-	s.outbox = newOutbox(o.Outbox, s.store, cfg.APIKeys, cfg.Events.AllowPrivateDestinations, o.Logger, o.Now, s.metrics.reg,
-		func(v matcher.Session) any { return s.detail(v) })
+	var onClaim func(matcher.Event)
 	if s.m == nil {
 		// Several replicas: final statuses are seen through their events,
 		// each by the one replica that claims it first.
-		s.outbox.claimed = func(ev matcher.Event) {
+		onClaim = func(ev matcher.Event) {
 			if ev.Session != nil {
 				s.onChange(*ev.Session)
 			}
 		}
 	}
+	s.outbox = outbox.New(outbox.Options{
+		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
+		Logger: o.Logger, Now: o.Now, Registerer: s.metrics.reg,
+		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
+	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.engine = s.routes(metricsHandler)
 	admin := gin.New()
@@ -164,7 +172,7 @@ func New(o Options) (*Server, error) {
 }
 
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
-func (s *Server) RunOutbox(ctx context.Context) { s.outbox.run(ctx) }
+func (s *Server) RunOutbox(ctx context.Context) { s.outbox.Run(ctx) }
 
 // sharedRate is the GCRA limiter in the store's Redis (store: redis), or
 // nil (store: memory).
@@ -348,7 +356,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration
 	defer stopSweep()
 	go s.store.Run(sweepCtx)
 	outboxDone := make(chan struct{})
-	go func() { s.outbox.run(sweepCtx); close(outboxDone) }()
+	go func() { s.outbox.Run(sweepCtx); close(outboxDone) }()
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	s.SetReady(true)

@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"errors"
@@ -21,6 +21,8 @@ import (
 // events.allow_private_destinations lifts the scheme and address rules, for
 // local testing.
 
+// The errors keep the "gateway:" prefix they had before the outbox had its
+// own package: they appear in logs, which a refactor leaves alone.
 var (
 	// errNotPublic is a connection refused because its address is not public.
 	errNotPublic = errors.New("gateway: not a public address")

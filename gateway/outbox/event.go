@@ -1,4 +1,4 @@
-package gateway
+package outbox
 
 import (
 	"bytes"
@@ -23,24 +23,22 @@ import (
 
 var errNoEvent = errors.New("gateway: nothing to deliver")
 
-// EventID is the deterministic id of a session's final-status event.
-func EventID(sessionID string, status matcher.Status) string {
-	return matcher.EventID(sessionID, status)
-}
+// ContiguityAPIVersion is the api_version Contiguity's envelope carries.
+const ContiguityAPIVersion = "v2025.12.10"
 
-func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
+func (o *Outbox) request(ctx context.Context, d *delivery, dest string) (*http.Request, error) {
 	var s matcher.Session
 	if d.ev.Session != nil {
 		s = *d.ev.Session
 	}
 	keyName := d.apiKey()
-	k := o.key(keyName)
+	k := o.Key(keyName)
 	if k == nil || !k.WebhookSecret.IsSet() {
 		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
 		return nil, errNoEvent
 	}
 	now := o.now()
-	id := EventID(s.ID, s.Status)
+	id := matcher.EventID(s.ID, s.Status)
 	var body []byte
 	var err error
 	h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"mogate"}}
@@ -58,7 +56,7 @@ func (o *outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 			return nil, errNoEvent // Contiguity has only the success event
 		}
 		body, err = json.Marshal(map[string]any{
-			"id": id, "type": "otp.reverse.verified", "timestamp": now.Unix(), "api_version": contiguityAPIVersion,
+			"id": id, "type": "otp.reverse.verified", "timestamp": now.Unix(), "api_version": ContiguityAPIVersion,
 			"data": map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"},
 		})
 		h.Set("Contiguity-Signature", ContiguitySignature(k.WebhookSecret.Reveal(), now, body))

@@ -1,4 +1,7 @@
-package gateway
+// Package outbox delivers events to apps: it claims the events the store
+// recorded with each state change, posts them under the egress rules and
+// marks them done (STYLE.md, "Outbound").
+package outbox
 
 import (
 	"container/heap"
@@ -31,49 +34,9 @@ import (
 // replica killed mid-delivery only delays it. Event ids are deterministic,
 // so a receiver can drop repeats.
 
-// OutboxOptions tune delivery. Events are queued per destination, an
-// (API key, destination host) pair, and each destination has its own
-// circuit breaker and at most PerDestination attempts in flight; one API
-// key holds at most half of the Workers slots. A destination that hangs or
-// fails thus delays its own events only: another finds a free slot.
-type OutboxOptions struct {
-	Workers        int           // attempts in flight, all destinations together; 32 when 0
-	PerDestination int           // attempts in flight per destination; 4 when 0
-	BaseDelay      time.Duration // first retry after about this; 1s when 0 (jittered ±20%)
-	MaxDelay       time.Duration // retries back off up to this; 1h when 0
-	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
-	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
-}
-
-// maxAge is MaxAge or its default.
-func (o OutboxOptions) maxAge() time.Duration {
-	o.defaults()
-	return o.MaxAge
-}
-
-func (o *OutboxOptions) defaults() {
-	if o.Workers == 0 {
-		o.Workers = 32
-	}
-	if o.PerDestination == 0 {
-		o.PerDestination = 4
-	}
-	if o.BaseDelay == 0 {
-		o.BaseDelay = time.Second
-	}
-	if o.MaxDelay == 0 {
-		o.MaxDelay = time.Hour
-	}
-	if o.MaxAge == 0 {
-		o.MaxAge = 24 * time.Hour
-	}
-	if o.Timeout == 0 {
-		o.Timeout = 10 * time.Second
-	}
-}
-
-type outbox struct {
-	opt          OutboxOptions
+// Outbox delivers the store's events; New makes one and Run runs it.
+type Outbox struct {
+	opt          Tuning
 	store        matcher.Store
 	keys         atomic.Pointer[map[string]*config.APIKey] // by name; setKeys replaces it
 	client       *http.Client
@@ -81,10 +44,7 @@ type outbox struct {
 	log          *slog.Logger
 	now          func() time.Time
 	base         func(matcher.Session) any // the event's data: the API's view of the session
-	// claimed, when set, sees each event when it is claimed before any
-	// failed delivery: once across replicas, or twice when the replica
-	// holding it died (metrics and pool health can afford that).
-	claimed func(matcher.Event)
+	claimed      func(matcher.Event)       // Options.OnClaim
 
 	delivered, attempts, dead prometheus.Counter
 
@@ -137,18 +97,28 @@ func (d *delivery) apiKey() string { return d.ev.Key }
 // since is when the event came to be: its age decides when it is dead.
 func (d *delivery) since() time.Time { return d.ev.At }
 
-func newOutbox(opt OutboxOptions, store matcher.Store, keys []config.APIKey, allowPrivate bool, log *slog.Logger, now func() time.Time, reg prometheus.Registerer, data func(matcher.Session) any) *outbox {
-	opt.defaults()
-	o := &outbox{
-		opt: opt, store: store, client: newEgressClient(allowPrivate), allowPrivate: allowPrivate,
-		log: log, now: now, base: data,
+// New returns an outbox over opt.Store; its metrics are registered with
+// opt.Registerer. It delivers nothing until Run.
+func New(opt Options) *Outbox {
+	if opt.Logger == nil {
+		opt.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	o := &Outbox{
+		opt: opt.Tuning.WithDefaults(), store: opt.Store, client: newEgressClient(opt.AllowPrivate), allowPrivate: opt.AllowPrivate,
+		log: opt.Logger, now: opt.Now, base: opt.Data, claimed: opt.OnClaim,
 		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
 	}
-	o.setKeys(keys)
-	reg.MustRegister(o.delivered, o.attempts, o.dead,
+	o.SetKeys(opt.Keys)
+	if opt.Registerer == nil {
+		return o
+	}
+	opt.Registerer.MustRegister(o.delivered, o.attempts, o.dead,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_backlog", Help: "Events this process holds for delivery (queued or in flight)."},
 			func() float64 { n, _ := o.backlog(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_oldest_age_seconds", Help: "Age of the oldest event this process holds for delivery; 0 when none."},
@@ -156,9 +126,9 @@ func newOutbox(opt OutboxOptions, store matcher.Store, keys []config.APIKey, all
 	return o
 }
 
-// setKeys replaces the API keys events are signed and addressed with (a
+// SetKeys replaces the API keys events are signed and addressed with (a
 // reload); events already queued use the new ones from their next attempt.
-func (o *outbox) setKeys(keys []config.APIKey) {
+func (o *Outbox) SetKeys(keys []config.APIKey) {
 	m := make(map[string]*config.APIKey, len(keys))
 	for i := range keys {
 		k := keys[i]
@@ -167,12 +137,24 @@ func (o *outbox) setKeys(keys []config.APIKey) {
 	o.keys.Store(&m)
 }
 
-// key returns the API key named name, or nil.
-func (o *outbox) key(name string) *config.APIKey { return (*o.keys.Load())[name] }
+// Key returns the API key named name that events are signed and addressed
+// with, or nil.
+func (o *Outbox) Key(name string) *config.APIKey { return (*o.keys.Load())[name] }
+
+// BreakerState is the state of the circuit breaker of the destination of
+// API key key on host; closed when there is no such destination.
+func (o *Outbox) BreakerState(key, host string) gobreaker.State {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if dst := o.dests[destKey{key, host}]; dst != nil {
+		return dst.cb.State()
+	}
+	return gobreaker.StateClosed
+}
 
 // backlog returns how many events are held and the age of the oldest:
 // O(events held), never O(sessions).
-func (o *outbox) backlog() (int, time.Duration) {
+func (o *Outbox) backlog() (int, time.Duration) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	var oldest time.Time
@@ -189,7 +171,7 @@ func (o *outbox) backlog() (int, time.Duration) {
 
 // claim takes the claimable events from the store into the destinations'
 // queues; an event with nowhere to go is acked at once.
-func (o *outbox) claim(ctx context.Context) {
+func (o *Outbox) claim(ctx context.Context) {
 	evs, err := o.store.ClaimEvents(ctx, eventLease, 256)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -222,7 +204,7 @@ func (o *outbox) claim(ctx context.Context) {
 
 // renew extends the leases of events still waiting in a queue (behind a
 // busy or broken destination), so no other replica claims them meanwhile.
-func (o *outbox) renew(ctx context.Context) {
+func (o *Outbox) renew(ctx context.Context) {
 	now := o.now()
 	var due []matcher.Event
 	o.mu.Lock()
@@ -242,7 +224,7 @@ func (o *outbox) renew(ctx context.Context) {
 }
 
 // dest returns the destination named id, creating it; o.mu must be held.
-func (o *outbox) dest(id destKey) *destination {
+func (o *Outbox) dest(id destKey) *destination {
 	dst := o.dests[id]
 	if dst == nil {
 		dst = &destination{id: id, cb: gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -257,7 +239,7 @@ func (o *outbox) dest(id destKey) *destination {
 	return dst
 }
 
-func (o *outbox) kick() {
+func (o *Outbox) kick() {
 	select {
 	case o.wake <- struct{}{}:
 	default:
@@ -265,26 +247,26 @@ func (o *outbox) kick() {
 }
 
 // destination is the session's callback_url, else its API key's webhook_url.
-func (o *outbox) destination(d *delivery) string {
+func (o *Outbox) destination(d *delivery) string {
 	if s := d.ev.Session; s != nil && s.Callback != "" {
 		return s.Callback
 	}
-	if k := o.key(d.apiKey()); k != nil {
+	if k := o.Key(d.apiKey()); k != nil {
 		return k.WebhookURL
 	}
 	return ""
 }
 
 // ack records, durably, that an event was delivered or is dead.
-func (o *outbox) ack(ctx context.Context, d *delivery, dead bool) {
+func (o *Outbox) ack(ctx context.Context, d *delivery, dead bool) {
 	if err := o.store.AckEvent(ctx, d.ev, dead); err != nil {
 		o.log.Error("event outcome not recorded; it will be sent again", "event", d.key(), "dead", dead, "err", err)
 	}
 }
 
-// run claims and delivers events until ctx ends. It returns once the
+// Run claims and delivers events until ctx ends. It returns once the
 // attempts in flight have ended.
-func (o *outbox) run(ctx context.Context) {
+func (o *Outbox) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	tick := time.NewTicker(claimEvery)
@@ -310,9 +292,9 @@ func (o *outbox) run(ctx context.Context) {
 
 // dispatch starts the due attempts that the limits allow, taking one per
 // destination in turn, oldest due first, and returns how long until the
-// next delivery falls due. An attempt that ends wakes run again, so a
+// next delivery falls due. An attempt that ends wakes Run again, so a
 // destination held back by a limit is looked at when a slot frees up.
-func (o *outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
+func (o *Outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration {
 	o.mu.Lock()
 	defer o.mu.Unlock()
 	now := o.now()
@@ -357,7 +339,7 @@ func (o *outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration
 // the breaker is open nothing is tried (an attempt would be turned away at
 // once, over and over), except an event past MaxAge, to be found dead on
 // time. o.mu must be held.
-func (o *outbox) due(dst *destination) time.Time {
+func (o *Outbox) due(dst *destination) time.Time {
 	d := dst.queue[0]
 	wake := d.since().Add(o.opt.MaxAge)
 	if dst.openUntil.Before(wake) {
@@ -371,7 +353,7 @@ func (o *outbox) due(dst *destination) time.Time {
 
 // limit is how many attempts dst may have in flight: PerDestination while
 // its breaker is closed, else one (the probe). o.mu must be held.
-func (o *outbox) limit(dst *destination) int {
+func (o *Outbox) limit(dst *destination) int {
 	if dst.cb.State() != gobreaker.StateClosed {
 		return 1
 	}
@@ -379,7 +361,7 @@ func (o *outbox) limit(dst *destination) int {
 }
 
 // attempt delivers once and records or reschedules the outcome.
-func (o *outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
+func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	dest := o.destination(d)
 	err := o.send(ctx, d, dest, dst.cb)
 	switch {
@@ -416,7 +398,7 @@ func (o *outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 
 // finish ends an attempt: it queues d again when requeue, else forgets it,
 // and drops the destination once it has nothing left to do.
-func (o *outbox) finish(d *delivery, dst *destination, requeue bool) {
+func (o *Outbox) finish(d *delivery, dst *destination, requeue bool) {
 	o.mu.Lock()
 	d.inflight = false
 	dst.inflight--
@@ -444,7 +426,7 @@ func (o *outbox) finish(d *delivery, dst *destination, requeue bool) {
 
 // backoff is BaseDelay·2^(attempt-1), capped at MaxDelay, ±20% jitter;
 // attempt 0 (a breaker that was open) waits BaseDelay.
-func (o *outbox) backoff(attempt int) time.Duration {
+func (o *Outbox) backoff(attempt int) time.Duration {
 	d := o.opt.BaseDelay
 	for i := 1; i < attempt && d < o.opt.MaxDelay; i++ {
 		d *= 2
@@ -456,7 +438,7 @@ func (o *outbox) backoff(attempt int) time.Duration {
 // send makes one attempt through the destination's breaker. Timeout bounds
 // all of it: connecting, the answer and reading up to 64 KiB of its body.
 // Only a 2xx whose body was read counts as delivered.
-func (o *outbox) send(ctx context.Context, d *delivery, dest string, cb *gobreaker.CircuitBreaker[struct{}]) error {
+func (o *Outbox) send(ctx context.Context, d *delivery, dest string, cb *gobreaker.CircuitBreaker[struct{}]) error {
 	ctx, cancel := context.WithTimeout(ctx, o.opt.Timeout)
 	defer cancel()
 	req, err := o.request(ctx, d, dest)

@@ -1,0 +1,64 @@
+package outbox
+
+import (
+	"log/slog"
+	"time"
+
+	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Options configure an Outbox.
+type Options struct {
+	Store        matcher.Store    // where events are claimed, acked and deferred
+	Keys         []config.APIKey  // events are signed and addressed with these; SetKeys replaces them
+	AllowPrivate bool             // events.allow_private_destinations: lifts the egress rules
+	Logger       *slog.Logger     // nil: discard
+	Now          func() time.Time // nil: time.Now
+	Registerer   prometheus.Registerer
+	// Data is an event's data: the API's view of the session.
+	Data func(matcher.Session) any
+	// OnClaim, when set, sees each event when it is claimed before any
+	// failed delivery: once across replicas, or twice when the replica
+	// holding it died (metrics and pool health can afford that).
+	OnClaim func(matcher.Event)
+	Tuning  Tuning
+}
+
+// Tuning tunes delivery. Events are queued per destination, an (API key,
+// destination host) pair, and each destination has its own circuit breaker
+// and at most PerDestination attempts in flight; one API key holds at most
+// half of the Workers slots. A destination that hangs or fails thus delays
+// its own events only: another finds a free slot.
+type Tuning struct {
+	Workers        int           // attempts in flight, all destinations together; 32 when 0
+	PerDestination int           // attempts in flight per destination; 4 when 0
+	BaseDelay      time.Duration // first retry after about this; 1s when 0 (jittered ±20%)
+	MaxDelay       time.Duration // retries back off up to this; 1h when 0
+	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
+	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
+}
+
+// WithDefaults returns t with each zero field set to its default.
+func (t Tuning) WithDefaults() Tuning {
+	if t.Workers == 0 {
+		t.Workers = 32
+	}
+	if t.PerDestination == 0 {
+		t.PerDestination = 4
+	}
+	if t.BaseDelay == 0 {
+		t.BaseDelay = time.Second
+	}
+	if t.MaxDelay == 0 {
+		t.MaxDelay = time.Hour
+	}
+	if t.MaxAge == 0 {
+		t.MaxAge = 24 * time.Hour
+	}
+	if t.Timeout == 0 {
+		t.Timeout = 10 * time.Second
+	}
+	return t
+}
