@@ -118,7 +118,7 @@ func New(o Options) (*Server, error) {
 			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
-			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger,
+			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger, Numbers: numberList(cfg.Numbers),
 		})
 		cancel()
 		if err != nil {
@@ -173,6 +173,14 @@ func New(o Options) (*Server, error) {
 
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
 func (s *Server) RunOutbox(ctx context.Context) { s.outbox.Run(ctx) }
+
+func numberList(ns []config.Number) []string {
+	out := make([]string, len(ns))
+	for i, n := range ns {
+		out[i] = n.Number
+	}
+	return out
+}
 
 // sharedRate is the GCRA limiter in the store's Redis (store: redis), or
 // nil (store: memory).

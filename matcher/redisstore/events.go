@@ -269,6 +269,7 @@ func (s *Store) Run(ctx context.Context) {
 			// with a failover's last writes comes back.
 			s.tags.Clear()
 			registered = time.Now()
+			_ = s.registerNumbers(ctx) // a failure shows in the sweep below
 		}
 		err := s.sweep(ctx)
 		switch {

@@ -79,6 +79,10 @@ type Options struct {
 	Unsafe bool
 	// Timeout bounds every call to Redis; 5s when 0.
 	Timeout time.Duration
+	// Numbers are the pool's receiving numbers: their tags are listed in
+	// mogate:tags at Open and every minute, so a quiet number's sessions
+	// and events are swept and claimed even if a failover lost the entry.
+	Numbers []string
 	Logger  *slog.Logger
 }
 
@@ -132,6 +136,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.subscribe(ctx)
+	}
+	if err == nil {
+		err = s.registerNumbers(ctx)
 	}
 	if err != nil {
 		s.rdb.Close()

@@ -16,6 +16,16 @@ import (
 	"github.com/mogate/mogate/matcher"
 )
 
+// registerNumbers lists the tags of the pool's numbers in mogate:tags.
+func (s *Store) registerNumbers(ctx context.Context) error {
+	for _, n := range s.opt.Numbers {
+		if err := s.register(ctx, tagOf(n)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // register adds tag to mogate:tags, once per process: the sweeper, event
 // claims and counts find the number's keys through it. It runs before the
 // first write to the tag, so no write is ever unlisted.

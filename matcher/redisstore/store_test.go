@@ -356,3 +356,36 @@ func TestUndeliveredEventOutlivesRetention(t *testing.T) {
 		}
 	}
 }
+
+// TestPoolNumbersListed: the pool's numbers are listed in mogate:tags at
+// Open, before any write to them, so a quiet number whose entry a failover
+// lost is still swept and its events claimed.
+func TestPoolNumbersListed(t *testing.T) {
+	srv := redistest.Start(t)
+	o := options(srv.URL(), nil)
+	o.Numbers = []string{"+14155550100", "+447700900123"}
+	s := open(t, o)
+	ctx := context.Background()
+	tags, err := srv.Client().SMembers(ctx, "mogate:tags").Result()
+	if err != nil || len(tags) != 2 {
+		t.Fatalf("tags after Open = %v %v", tags, err)
+	}
+	// A session on the first number expires through the sweeper although
+	// the tag set was emptied, as a failover might.
+	v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: "+14155550100", TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := srv.Client().Del(ctx, "mogate:tags").Err(); err != nil {
+		t.Fatal(err)
+	}
+	s2 := open(t, o) // another replica starting lists the pool again
+	time.Sleep(1100 * time.Millisecond)
+	if err := s2.Sweep(ctx); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := s2.ClaimEvents(ctx, 30*time.Second, 10)
+	if err != nil || len(evs) != 1 || evs[0].Session.ID != v.ID || evs[0].Session.Status != matcher.Expired {
+		t.Fatalf("expired event after the tag set was lost: %+v %v", evs, err)
+	}
+}
