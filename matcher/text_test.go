@@ -116,10 +116,17 @@ func FuzzScan(f *testing.F) {
 		if isASCII(text) {
 			var slow textScan
 			slow.reset()
-			slow.scanRunes(text)
-			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.other) {
+			slow.scanRunes(text[:min(len(text), MaxScanBytes)])
+			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.token, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.token, s.other) {
 				t.Fatalf("ASCII path differs for %q", text)
 			}
+		}
+		// Capture matching compares at most two strings per token, of at
+		// most three tokens.
+		calls := 0
+		s.captureCandidates(func([]byte) bool { calls++; return false })
+		if calls > 2*maxCaptureTokens {
+			t.Fatalf("%d capture candidates for %q", calls, text)
 		}
 		// A code always matches itself written out.
 		var self textScan
