@@ -345,14 +345,12 @@ func TestReplicasEvents(t *testing.T) {
 	}
 }
 
-// TestReplicaKilledUnderLoad: kill -9 of one replica under load loses
-// nothing another replica acknowledged, and nothing it acknowledged either.
-func TestReplicaKilledUnderLoad(t *testing.T) {
-	c := startReplicas(t, 2, "limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
-	var mu sync.Mutex
-	var ids []string
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
+// createUnderLoad creates sessions from 4 goroutines, spread over two
+// replicas, until stop is closed; answer sees each answer (not transport
+// errors) with when its request was sent. Senders start with prefix. Wait
+// on wg after closing stop.
+func (c *cluster) createUnderLoad(prefix string, answer func(code int, out map[string]any, sent time.Time)) (stop chan struct{}, wg *sync.WaitGroup) {
+	stop, wg = make(chan struct{}), &sync.WaitGroup{}
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -363,16 +361,30 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 					return
 				default:
 				}
-				r := c.replicas[(g+i)%2]
-				code, out, err := c.do(r, "POST", "/v1/verifications", fmt.Sprintf(`{"number": "+1212%03d%04d"}`, g, i), nil)
-				if err == nil && code == 201 {
-					mu.Lock()
-					ids = append(ids, out["id"].(string))
-					mu.Unlock()
+				sent := time.Now()
+				code, out, err := c.do(c.replicas[(g+i)%2], "POST", "/v1/verifications", fmt.Sprintf(`{"number": "%s%03d%04d"}`, prefix, g, i), nil)
+				if err == nil {
+					answer(code, out, sent)
 				}
 			}
 		}()
 	}
+	return stop, wg
+}
+
+// TestReplicaKilledUnderLoad: kill -9 of one replica under load loses
+// nothing another replica acknowledged, and nothing it acknowledged either.
+func TestReplicaKilledUnderLoad(t *testing.T) {
+	c := startReplicas(t, 2, "limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
+	var mu sync.Mutex
+	var ids []string
+	stop, wg := c.createUnderLoad("+1212", func(code int, out map[string]any, _ time.Time) {
+		if code == 201 {
+			mu.Lock()
+			ids = append(ids, out["id"].(string))
+			mu.Unlock()
+		}
+	})
 	time.Sleep(700 * time.Millisecond)
 	c.kill(c.replicas[0])
 	time.Sleep(300 * time.Millisecond)
@@ -397,41 +409,26 @@ func TestRedisDownAndBack(t *testing.T) {
 	c := startReplicas(t, 2, "limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
 	var mu sync.Mutex
 	var ids []string
-	var after atomic.Bool // Redis is down: no 2xx allowed
+	// While Redis is down (unix ns, [downSince, upAgain)): no 2xx for a
+	// request sent then, whenever its answer comes.
+	var downSince, upAgain atomic.Int64
 	var bad atomic.Int32
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
-	for g := range 4 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; ; i++ {
-				select {
-				case <-stop:
-					return
-				default:
-				}
-				down := after.Load()
-				code, out, err := c.do(c.replicas[(g+i)%2], "POST", "/v1/verifications", fmt.Sprintf(`{"number": "+1213%03d%04d"}`, g, i), nil)
-				if err != nil {
-					continue
-				}
-				if code == 201 {
-					if down {
-						bad.Add(1)
-					}
-					mu.Lock()
-					ids = append(ids, out["id"].(string))
-					mu.Unlock()
-				} else if code != 503 {
-					t.Errorf("create = %d %v", code, out)
-				}
+	stop, wg := c.createUnderLoad("+1213", func(code int, out map[string]any, sent time.Time) {
+		switch {
+		case code == 201:
+			if d, u := downSince.Load(), upAgain.Load(); d != 0 && sent.UnixNano() >= d && (u == 0 || sent.UnixNano() < u) {
+				bad.Add(1)
 			}
-		}()
-	}
+			mu.Lock()
+			ids = append(ids, out["id"].(string))
+			mu.Unlock()
+		case code != 503:
+			t.Errorf("create = %d %v", code, out)
+		}
+	})
 	time.Sleep(500 * time.Millisecond)
 	c.redis.Kill()
-	after.Store(true)
+	downSince.Store(time.Now().UnixNano())
 	// /readyz fails within 5 s.
 	deadline := time.Now().Add(5 * time.Second)
 	for {
@@ -448,7 +445,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	time.Sleep(time.Second)
-	after.Store(false)
+	upAgain.Store(time.Now().UnixNano())
 	c.redis.Restart()
 	// The replicas recover by themselves within 15 s.
 	deadline = time.Now().Add(15 * time.Second)
