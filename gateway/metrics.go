@@ -73,7 +73,8 @@ func newMetrics(version string, pending func() float64) *metrics {
 	build.WithLabelValues(version, runtime.Version()).Set(1)
 	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.storage, m.storErrs, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications", Help: "Pending verifications."}, pending))
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications",
+			Help: "Pending verifications of the whole deployment: with store: redis every replica reports the same total, so aggregate with max(), never sum()."}, pending))
 	return m
 }
 
