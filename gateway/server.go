@@ -100,6 +100,7 @@ func New(o Options) (*Server, error) {
 	}
 	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
+	s.metrics.reloaded(time.Now(), true) // the configuration in force was loaded at start
 	p, err := pool.New(poolSpecs(cfg.Numbers), pool.Options{Now: o.Now, OnHealth: s.onHealth})
 	if err != nil {
 		return nil, err

@@ -158,6 +158,8 @@ func reload(srv *gateway.Server, log *slog.Logger, cfgPath string) {
 	cfg, err := registry.Load(cfgPath)
 	if err == nil {
 		err = srv.Reload(cfg)
+	} else {
+		srv.ReloadFailed()
 	}
 	if err != nil {
 		log.Error("SIGHUP: configuration not reloaded; the running one is kept", "file", cfgPath, "err", err)

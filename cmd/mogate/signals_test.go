@@ -197,8 +197,15 @@ func TestSIGHUPReload(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	reloadOK := func(want string) {
+		t.Helper()
+		if _, body := call(t, "GET", base+"/metrics", "", ""); !strings.Contains(body, "\nmogate_config_reload_success "+want+"\n") {
+			t.Fatalf("mogate_config_reload_success is not %s:\n%s", want, body)
+		}
+	}
 	writeFile(t, cfgPath, signalConfig(addr, "", data, "log_level: debug\n", a, c))
 	hup("configuration reloaded")
+	reloadOK("1")
 	if code, _ := call(t, "GET", base+"/v1/numbers", c, ""); code != 200 {
 		t.Fatalf("added key = %d", code)
 	}
@@ -215,6 +222,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	writeFile(t, cfgPath, "api_keys: [\n")
 	hup("configuration not reloaded")
+	reloadOK("0")
 	writeFile(t, cfgPath, signalConfig(addr, "", data, "", a)+"bogus_key: 1\n")
 	hup("configuration not reloaded")
 	if code, _ := call(t, "GET", base+"/v1/numbers", c, ""); code != 200 {
