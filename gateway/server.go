@@ -143,7 +143,7 @@ func New(o Options) (*Server, error) {
 	}
 	// The create limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
-	s.metrics.reg.MustRegister(newNumberHealth(s))
+	s.metrics.reg.MustRegister(newNumberHealth(s), s.readyGauge())
 	storeOp := "redis"
 	if s.m != nil {
 		storeOp = "wal_fsync"
@@ -288,19 +288,8 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
-		if s.draining.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
-			return
-		}
-		if !s.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
-			return
-		}
-		if err := s.store.Err(c.Request.Context()); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "storage failed; restart to recover"})
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		code, status := s.readiness(c.Request.Context())
+		c.JSON(code, gin.H{"status": status})
 	})
 	e.GET("/openapi.json", serveOpenAPI)
 	if s.cfg.AdminListen == "" {
