@@ -176,3 +176,65 @@ func TestDeploymentWideGaugesNotSummed(t *testing.T) {
 		}
 	}
 }
+
+// TestDashboardDataSource: the dashboard picks its Prometheus one way, a
+// template variable "datasource" that every panel, query and variable
+// uses; no import-time __inputs or ${DS_...} beside it.
+func TestDashboardDataSource(t *testing.T) {
+	b, err := os.ReadFile(dashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ds struct{ Type, UID string }
+	var dash struct {
+		Inputs     []any `json:"__inputs"`
+		Templating struct {
+			List []struct {
+				Name, Type string
+				Query      any
+				Datasource *ds
+			}
+		}
+		Panels []struct {
+			Title      string
+			Datasource *ds
+			Targets    []struct{ Datasource *ds }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.Inputs != nil || strings.Contains(string(b), "${DS_") {
+		t.Error("the dashboard declares __inputs / ${DS_...} beside its datasource variable")
+	}
+	want := ds{"prometheus", "${datasource}"}
+	uses := func(where string, d *ds) {
+		if d == nil || *d != want {
+			t.Errorf("%s: datasource %+v, want %+v", where, d, want)
+		}
+	}
+	vars := 0
+	for _, v := range dash.Templating.List {
+		switch {
+		case v.Type == "datasource":
+			vars++
+			if v.Name != "datasource" || v.Query != "prometheus" {
+				t.Errorf("datasource variable %q of %v, want datasource of prometheus", v.Name, v.Query)
+			}
+		case v.Type == "query":
+			uses("variable "+v.Name, v.Datasource)
+		}
+	}
+	if vars != 1 {
+		t.Errorf("%d datasource variables, want 1", vars)
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			continue // a row
+		}
+		uses("panel "+p.Title, p.Datasource)
+		for i, tg := range p.Targets {
+			uses(fmt.Sprintf("panel %s target %d", p.Title, i), tg.Datasource)
+		}
+	}
+}
