@@ -74,15 +74,9 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			cfg.Listen, cfg.PublicURL = *listen, "http://"+*listen
 		}
 	}
-	// JSON lines in production; dev mode is read by a person.
 	level := new(slog.LevelVar)
 	level.Set(gateway.LogLevel(cfg.LogLevel))
-	hopts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, hopts)
-	if cfg.Dev {
-		handler = slog.NewTextHandler(stderr, hopts)
-	}
-	log := slog.New(handler)
+	log := slog.New(logHandler(stderr, level, cfg.Dev))
 	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version})
 	if err != nil {
 		return err
@@ -117,6 +111,21 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	err = srv.Serve(ctx, ln, drainFor)
 	log.Info("mogate stopped")
 	return err
+}
+
+// logHandler writes JSON lines in production, text in dev mode (read by a
+// person). In JSON a time.Duration attribute becomes <key>_ms, in
+// milliseconds: slog's own JSON writes it as integer nanoseconds.
+func logHandler(w io.Writer, level slog.Leveler, dev bool) slog.Handler {
+	if dev {
+		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	}
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
+		}
+		return a
+	}})
 }
 
 // handleSignals reloads the configuration on SIGHUP and stops the server

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,19 @@ func TestSIGTERMDrain(t *testing.T) {
 		t.Fatal("the long-poll was not answered at shutdown")
 	}
 	waitExit(t, cmd, 15*time.Second, out)
+	// Durations in the JSON log are milliseconds, named *_ms.
+	for msg, field := range map[string]map[string]float64{
+		"state recovered": {"took_ms": -1},
+		"SIGTERM: /readyz answers 503, then the listener closes": {"shutdown_delay_ms": 2000},
+		"draining": {"at_most_ms": 10000},
+		"request":  {"duration_ms": -1},
+	} {
+		for name, want := range field {
+			if got, ok := logField(out.String(), msg, name).(float64); !ok || want >= 0 && got != want {
+				t.Errorf("%q: %s = %v, want %v ms\n%s", msg, name, logField(out.String(), msg, name), want, out)
+			}
+		}
+	}
 	// The final snapshot has the session: a restart serves it.
 	cmd, _ = startServer(t, cfgPath, base)
 	if code, _ := call(t, "GET", base+"/v1/verifications/"+id, key, ""); code != 200 {
@@ -257,4 +271,17 @@ func TestSIGHUPReload(t *testing.T) {
 	if !strings.Contains(out.String(), `"msg":"verification verified"`) {
 		t.Errorf("no lifecycle line for the verification:\n%s", out)
 	}
+}
+
+// logField returns field of the first JSON log line whose msg is msg; nil
+// when there is none.
+func logField(log, msg, field string) any {
+	for line := range strings.Lines(log) {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != msg {
+			continue
+		}
+		return l[field]
+	}
+	return nil
 }
