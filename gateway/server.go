@@ -127,6 +127,7 @@ func New(o Options) (*Server, error) {
 		}
 		rs.Client().AddHook(redisTimer{s.metrics})
 		s.store = rs
+		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
 		s.m = matcher.New(mo)
 	default:
@@ -136,6 +137,7 @@ func New(o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		logStore(o.Logger, cfg, nil)
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	if s.m != nil {
