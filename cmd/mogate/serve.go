@@ -83,13 +83,17 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errors.Join(err, srv.Close())
+		how := "--listen"
+		if *cfgPath != "" {
+			how = "listen: in " + *cfgPath
+		}
+		return errors.Join(inUse(err, cfg.Listen, how), srv.Close())
 	}
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			ln.Close()
-			return errors.Join(err, srv.Close())
+			return errors.Join(inUse(err, cfg.AdminListen, "admin_listen: in "+*cfgPath), srv.Close())
 		}
 		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
 		go func() { _ = admin.Serve(aln) }()
@@ -111,6 +115,15 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	err = srv.Serve(ctx, ln, drainFor)
 	log.Info("mogate stopped")
 	return err
+}
+
+// inUse explains a listen error of an address another process holds, and
+// how to choose another (the flag of dev mode, or the key of the file).
+func inUse(err error, addr, how string) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%s is in use: is another mogate running? Choose another address with %s", addr, how)
 }
 
 // logHandler writes JSON lines in production, text in dev mode (read by a
