@@ -165,6 +165,7 @@ func New(o Options) (*Server, error) {
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
 		Logger: o.Logger, Now: o.Now, Registerer: s.metrics.reg,
 		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
+		LogUnsent: cfg.Dev,
 	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.engine = s.routes(metricsHandler)
