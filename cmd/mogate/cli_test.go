@@ -218,7 +218,7 @@ func TestSimulateWithoutServerOrCredentials(t *testing.T) {
 	if code := run([]string{"sms", "simulate", "--data-dir", t.TempDir(), "--from", "+14155550123", "--text", "1"}, &sout, &serr); code != 1 || !strings.Contains(serr.String(), "make run") {
 		t.Fatalf("exit %d: %s", code, serr.String())
 	}
-	if code := run([]string{"sms", "simulate", "--text", "1"}, &sout, &serr); code != 1 {
+	if code := run([]string{"sms", "simulate", "--text", "1"}, &sout, &serr); code != 2 {
 		t.Fatalf("missing --from: exit %d", code)
 	}
 	if code := run([]string{"nope"}, &sout, &serr); code != 2 {

@@ -31,7 +31,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "configuration file (none: dev mode)")
 	listen := fs.String("listen", "", "dev mode listen address (with --config: set listen in the file)")
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory (with --config: set data_dir in the file)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// Signals that come while the state is recovered wait for the server.
@@ -46,11 +46,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		var conflicts []error
 		fs.Visit(func(f *flag.Flag) {
 			if key := map[string]string{"listen": "listen", "data-dir": "data_dir"}[f.Name]; key != "" {
-				conflicts = append(conflicts, fmt.Errorf("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
+				conflicts = append(conflicts, usageErr("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
 			}
 		})
 		if len(conflicts) > 0 {
-			return errors.Join(conflicts...)
+			fs.Usage()
+			return usageError{errors.Join(conflicts...)}
 		}
 		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err

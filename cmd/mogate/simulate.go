@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -48,12 +47,12 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
 	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or each key of --config in turn, to find whose session it is)")
 	messageID := fs.String("message-id", "", "provider message id (default: random)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *from == "" || *text == "" {
 		fs.Usage()
-		return errors.New("--from and --text are required")
+		return usageErr("--from and --text are required")
 	}
 	sender := adapters.E164(*from)
 	var cfg config.Config
