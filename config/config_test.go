@@ -207,7 +207,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "listen: a:1\nlistn: b\n", []string{"line 2", `unknown key "listn"`}},
 		{"unknown nested key", "verification:\n  ttl: 1m\n  code_len: 6\n", []string{"line 3", `"verification.code_len"`, `did you mean "code_length"`}},
 		{"unknown provider key", "providers:\n  - name: t\n    type: twilio\n    auth_token: x\n    secret: y\n", []string{"line 5", `"providers[0].secret"`}},
-		{"unset env", "listen: a:1\npublic_url: ${NOPE}\n", []string{"line 2", "public_url", "NOPE is not set"}},
+		{"unset env", "listen: a:1\npublic_url: ${NOPE}\n", []string{"config: line 2: public_url: ${NOPE} is not set in the environment"}},
 		{"bad number", "providers: [{name: t, type: twilio, auth_token: x}]\nnumbers:\n  - {number: 4155550100, provider: t}\n", []string{"line 3", "numbers[0].number", "E.164"}},
 		{"number of unknown provider", "numbers:\n  - {number: \"+14155550100\", provider: nope}\n", []string{"numbers[0].provider", `no provider named "nope"`}},
 		{"bad ttl", "verification: {ttl: 48h}\n", []string{"verification.ttl"}},
@@ -467,5 +467,16 @@ func TestDidYouMean(t *testing.T) {
 				t.Fatalf("error line %q, want it to end in %q\n(all: %v)", line, msg, err)
 			}
 		})
+	}
+}
+
+// TestEmptyEnv: a ${VAR} that is set but empty is refused like an unset
+// one, at its line and key, naming the variable (never a value).
+func TestEmptyEnv(t *testing.T) {
+	y := strings.Replace(full, "${TWILIO_AUTH_TOKEN}", `"${TWILIO_AUTH_TOKEN}"`, 1)
+	_, err := Parse([]byte(y), env(map[string]string{"SHOP_KEY": "shop-key-0123456789", "TWILIO_AUTH_TOKEN": "", "CODE_LEN": "8"}))
+	const want = "config: line 12: providers[0].auth_token: ${TWILIO_AUTH_TOKEN} is empty"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
 	}
 }

@@ -34,7 +34,7 @@ func hideEnvRefs(b []byte) ([]byte, []string) {
 }
 
 // decodeStrict parses b into out: ${NAME} in scalar values is replaced from
-// lookup (an unset variable is an error), and a key that out has no field
+// lookup (an unset or empty variable is an error at its line and key), and a key that out has no field
 // for is an error naming the key and its line. It returns the line of every
 // key and sequence item by path ("numbers[0].countries[1]").
 func decodeStrict(b []byte, out any, lookup func(string) (string, bool)) (map[string]int, error) {
@@ -180,8 +180,11 @@ func expandEnv(n *yaml.Node, path string, names []string, lookup func(string) (s
 			}
 			name := names[i]
 			v, ok := lookup(name)
-			if !ok {
-				*errs = append(*errs, fmt.Errorf("config: line %d: %s: environment variable %s is not set", n.Line, path, name))
+			switch {
+			case !ok:
+				*errs = append(*errs, fmt.Errorf("config: line %d: %s: ${%s} is not set in the environment", n.Line, path, name))
+			case v == "":
+				*errs = append(*errs, fmt.Errorf("config: line %d: %s: ${%s} is empty", n.Line, path, name))
 			}
 			return v
 		})
