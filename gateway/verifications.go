@@ -136,7 +136,10 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		return matcher.Session{}, false, err
 	}
 	if req.Number != "" {
-		if err := rt.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
+		// Per (API key, sender): one tenant's creates never use up, or
+		// reveal anything about, another's for the same user. An E.164
+		// number holds no ":", so the key cannot be forged from a name.
+		if err := rt.numberLimit.take(c.Request.Context(), key.Name+":"+req.Number, "verifications for this phone number"); err != nil {
 			return matcher.Session{}, false, err
 		}
 	}
