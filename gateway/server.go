@@ -309,17 +309,17 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 	e.POST("/webhooks/:provider", s.webhook)
 	e.GET("/webhooks/:provider", s.webhook)
 
-	// Hosted page and QR codes: no API key, the token (or id) is unguessable.
+	// Hosted page and its QR code: no API key, the page token is unguessable.
 	e.GET("/v/:token", s.page)
 	e.GET("/v/:token/events", s.pageEvents)
 	e.GET("/v/:token/qr.png", s.pageQR)
-	e.GET("/v1/verifications/:id/qr.png", s.getQR)
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/verifications", s.postVerification)
 	v1.GET("/verifications", s.listPending)
 	v1.GET("/verifications/:id", s.getVerification)
 	v1.GET("/verifications/:id/events", s.getEvents)
+	v1.GET("/verifications/:id/qr.png", s.getQR)
 	v1.POST("/verifications/:id/cancel", s.cancelVerification)
 	v1.GET("/numbers", s.getNumbers)
 
