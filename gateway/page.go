@@ -130,9 +130,8 @@ func (s *Server) pageEvents(c *gin.Context) {
 		fail(c, s.lookupErr("page", err, "no such page"))
 		return
 	}
-	// No API key here: the page counts against its own cap and its
-	// session's key.
-	release, err := s.holdStream(sess.Key, sess.ID)
+	// No API key here: the page counts against its own cap only.
+	release, err := s.holdPageStream(c.Request.Context(), sess.ID)
 	if err != nil {
 		fail(c, err)
 		return

@@ -92,6 +92,7 @@ func (s *Server) Reload(cfg config.Config) error {
 	s.rt.Store(s.newReloadable(cfg, p, prev, s.sharedRate()))
 	s.outbox.SetKeys(cfg.APIKeys)
 	s.streams.perKey.setMax(cfg.Limits.StreamsPerKey)
+	s.streams.perPage.setMax(cfg.Limits.PageStreamsPerSession)
 	if s.level != nil {
 		s.level.Set(LogLevel(cfg.LogLevel))
 	}

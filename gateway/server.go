@@ -96,7 +96,6 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
-		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
 	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
@@ -140,8 +139,9 @@ func New(o Options) (*Server, error) {
 	if s.m != nil {
 		s.store = s.m.Store()
 	}
-	// The create limits of store: redis hold for the whole gateway.
+	// The create and stream limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
+	s.streams = s.newStreamLimits(cfg.Limits)
 	s.metrics.reg.MustRegister(newNumberHealth(s))
 	storeOp := "redis"
 	if s.m != nil {

@@ -231,7 +231,7 @@ func (s *Server) getVerification(c *gin.Context) {
 			fail(c, err)
 			return
 		}
-		release, err := s.holdStream(sess.Key, "")
+		release, err := s.holdKeyStream(c.Request.Context(), sess.Key)
 		if err != nil {
 			fail(c, err)
 			return
