@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/config"
 )
 
 // serveHTTP serves h on a loopback listener: streams need a real client
@@ -255,4 +256,30 @@ func TestSlots(t *testing.T) {
 	if _, err := l.take(ctx, "k"); err != nil {
 		t.Fatal("a released slot was not reusable")
 	}
+}
+
+// TestReloadStreamCaps: SIGHUP applies both stream caps; streams already
+// open keep their slots.
+func TestReloadStreamCaps(t *testing.T) {
+	h := newHarness(t, testYAML)
+	base := serveHTTP(t, h)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	page := base + pagePath(t, v) + "/events"
+	if code, _ := holdOpen(t, page, ""); code != 200 {
+		t.Fatalf("page stream = %d", code)
+	}
+	cfg, err := config.Parse([]byte(strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n",
+		"unmatched_per_sender_per_hour: 5\n  streams_per_key: 1\n  page_streams_per_session: 1\n", 1)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, page, "")
+	events := base + "/v1/verifications/" + v["id"].(string) + "/events"
+	if code, _ := holdOpen(t, events, shopKey); code != 200 {
+		t.Fatalf("the key's first stream = %d", code)
+	}
+	mustRefuse(t, events, shopKey)
 }

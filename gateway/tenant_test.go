@@ -112,4 +112,14 @@ func checkNumberLimitPerKey(t *testing.T, a, b *harness) {
 func TestNumberLimitPerKey(t *testing.T) {
 	h := newHarness(t, strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1))
 	checkNumberLimitPerKey(t, h, h)
+	// The Contiguity-compatible create spends the same (key, number)
+	// budgets, both spent now; another number's is whole.
+	for _, key := range []string{shopKey, otherKey} {
+		if w := h.do("POST", "/otp/reverse/initiate", key, []byte(`{"number": "+14155550177"}`), nil); w.Code != 429 {
+			t.Fatalf("Contiguity initiate with the key's budget spent = %d %s", w.Code, w.Body)
+		}
+	}
+	if w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550178"}`), nil); w.Code != 200 {
+		t.Fatalf("shop's Contiguity initiate for another number = %d %s", w.Code, w.Body)
+	}
 }
