@@ -51,7 +51,7 @@ func refusal(t Target, f Fixture, good adapters.Adapter, req *adapters.Request, 
 	urlSigned := signsURL(good, req)
 	if urlSigned && targetURL != "" && targetURL != t.PublicURL {
 		advice := "pass --public-url " + targetURL
-		if t.PublicURLFrom != "" && t.PublicURLFrom != "--public-url" {
+		if f := t.PublicURLFrom; f != "" && f != "--public-url" && f != "--target" {
 			advice = "correct the public_url of the configuration, or " + advice
 		}
 		return head + fmt.Sprintf("the target's public_url is %s (the base of the page_url it returns), but the runner signed for %s%s: %s",

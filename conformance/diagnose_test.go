@@ -84,6 +84,8 @@ func TestRefusal(t *testing.T) {
 			not:  []string{"auth_token", "correct the public_url"}},
 		{name: "other public_url than the file's", provider: "twilio", from: "the public_url of m.yaml", targetURL: "https://other.example",
 			want: []string{"(the public_url of m.yaml): correct the public_url of the configuration, or pass --public-url https://other.example"}},
+		{name: "other public_url than --target", provider: "twilio", from: "--target", targetURL: "https://other.example",
+			want: []string{"signed for " + signed + " (--target): pass --public-url https://other.example"}},
 		{name: "same public_url", provider: "twilio", secrets: map[string]string{"account_sid": "AC42"}, targetURL: signed,
 			want: []string{signed + " is the target's public_url", "entry twilio", "its auth_token, or its account_sid AC42 (the requests carry it as AccountSid)"},
 			not:  []string{"--public-url", "conformance-twilio-auth-token"}},

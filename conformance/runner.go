@@ -33,8 +33,9 @@ type Target struct {
 	// for it); BaseURL when empty. They differ behind a proxy when the
 	// runner reaches the target another way than the providers do.
 	PublicURL string
-	// PublicURLFrom says where PublicURL comes from ("--public-url", "the
-	// configuration's public_url"), for the explanation of a refusal.
+	// PublicURLFrom says where PublicURL comes from, for the explanation
+	// of a refusal: "--public-url", "--target", or the configuration file
+	// ("the public_url of mogate.yaml").
 	PublicURLFrom string
 	APIKey        string // APIKey when empty
 	Client        *http.Client
