@@ -43,6 +43,7 @@ type dedupe struct {
 	sids     map[seenKey]string
 	order    keyFIFO
 	size     atomic.Int64 // len(done), read without the lock
+	peak     int          // the most entries done held since it was last rebuilt
 	inflight map[seenKey]*flight
 	ttlMS    int64
 	lsn      func() uint64 // the journal's last LSN (0 in memory)
@@ -146,6 +147,7 @@ func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
 	}
 	d.order.push(k)
 	d.size.Add(1)
+	d.peak = max(d.peak, len(d.done))
 }
 
 // remember is add for recovery: it locks, and skips what is already past
@@ -166,11 +168,11 @@ func (d *dedupe) expire(now time.Time) {
 	for {
 		k, ok := d.order.front()
 		if !ok {
-			return
+			break
 		}
 		if v, ok := d.done[k]; ok {
 			if seenAt(v) > limit {
-				return
+				break
 			}
 			delete(d.done, k)
 			if v&seenHasSID != 0 {
@@ -180,6 +182,31 @@ func (d *dedupe) expire(now time.Time) {
 		}
 		d.order.pop()
 	}
+	d.shrink()
+}
+
+// shrinkBelow is the peak under which the maps are never copied (see
+// shrink): Go maps do not give memory back by themselves.
+const shrinkBelow = 1 << 14
+
+// shrink copies the maps once they hold under a quarter of their peak, so
+// a flood's memory is returned after it expires. The copy costs the
+// entries left, paid for by the three times as many expired since the
+// peak. The caller holds d.mu.
+func (d *dedupe) shrink() {
+	n := len(d.done)
+	if d.peak < shrinkBelow || n >= d.peak/4 {
+		return
+	}
+	done := make(map[seenKey]uint64, n)
+	for k, v := range d.done {
+		done[k] = v
+	}
+	sids := make(map[seenKey]string, len(d.sids))
+	for k, v := range d.sids {
+		sids[k] = v
+	}
+	d.done, d.sids, d.peak = done, sids, n
 }
 
 // sweep is expire for the sweeper, when no message arrives.

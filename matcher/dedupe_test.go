@@ -65,13 +65,20 @@ func TestDedupeOutlivesFlood(t *testing.T) {
 		t.Fatalf("old nonce after the flood: fresh=%v err=%v, want spent", fresh, err)
 	}
 
-	// Past the retention of the first ones (but not of the flood's last).
-	c.Add(11 * time.Minute)
+	// Past the retention of the first ones and of most of the flood, not
+	// of its last minutes: the maps are copied into smaller ones.
+	c.Add(48 * time.Minute)
 	if fresh, err := m.SpendNonce("plivo", "old-nonce"); !fresh || err != nil {
 		t.Fatalf("old nonce past the retention: fresh=%v err=%v, want forgotten", fresh, err)
 	}
-	if n := m.Remembered(); n <= 1 || n >= flood {
-		t.Fatalf("remembered %d ids past the first ones' retention", n)
+	if n := m.Remembered(); n <= 1 || n >= flood/4 {
+		t.Fatalf("remembered %d ids past most of the flood's retention", n)
+	}
+	if d.peak >= flood/4 {
+		t.Fatalf("maps not shrunk: peak %d", d.peak)
+	}
+	if fresh, err := m.SpendNonce("bw", strconv.Itoa(flood-messages-1)); fresh || err != nil {
+		t.Fatalf("the flood's last nonce: fresh=%v err=%v, want spent", fresh, err)
 	}
 	c.Add(time.Hour)
 	if err := m.Sweep(); err != nil {
