@@ -85,35 +85,37 @@ func inWords(err error) string {
 	return err.Error()
 }
 
-// Numeric error codes of the providers' error bodies; nil: the provider's
-// has none worth printing (Plivo's is free text).
-var (
-	twilioCode = func(b []byte) string {
-		var e struct {
-			Code json.Number `json:"code"`
-		}
-		_ = json.Unmarshal(b, &e)
-		return digits(e.Code.String())
+// twilioCode is the numeric code of Twilio's error body ({"code": 20003}).
+func twilioCode(b []byte) string {
+	var e struct {
+		Code json.Number `json:"code"`
 	}
-	vonageCode = func(b []byte) string {
-		var e struct {
-			Code string `json:"error-code"`
-		}
-		_ = json.Unmarshal(b, &e)
-		return digits(e.Code)
+	_ = json.Unmarshal(b, &e)
+	return digits(e.Code.String())
+}
+
+// vonageCode is the numeric code of Vonage's ({"error-code": "420"}).
+func vonageCode(b []byte) string {
+	var e struct {
+		Code string `json:"error-code"`
 	}
-	telnyxCode = func(b []byte) string {
-		var e struct {
-			Errors []struct {
-				Code string `json:"code"`
-			} `json:"errors"`
-		}
-		if json.Unmarshal(b, &e) != nil || len(e.Errors) == 0 {
-			return ""
-		}
-		return digits(e.Errors[0].Code)
+	_ = json.Unmarshal(b, &e)
+	return digits(e.Code)
+}
+
+// telnyxCode is the first error's code ({"errors": [{"code": "10009"}]}).
+// Plivo's error bodies have no code, only free text.
+func telnyxCode(b []byte) string {
+	var e struct {
+		Errors []struct {
+			Code string `json:"code"`
+		} `json:"errors"`
 	}
-)
+	if json.Unmarshal(b, &e) != nil || len(e.Errors) == 0 {
+		return ""
+	}
+	return digits(e.Errors[0].Code)
+}
 
 // digits returns s when it is 1 to 8 digits, else "": a code that is not a
 // number may be anything the API chose to echo.
