@@ -101,6 +101,7 @@ func TestCheck(t *testing.T) {
 		{"twilio token with a newline", "  - {name: t, type: twilio, auth_token: ${TOK_NL}}\n", []string{"line 6", "providers[0].auth_token", "control character"}},
 		{"twilio token in quotes", "  - {name: t, type: twilio, auth_token: ${TOK_Q}}\n", []string{"line 6", "providers[0].auth_token", "quote"}},
 		{"twilio token with a space", "  - {name: t, type: twilio, auth_token: \"${TOK_SP}\"}\n", []string{"line 6", "providers[0].auth_token", "whitespace"}},
+		{"twilio token in typographic quotes", "  - {name: t, type: twilio, auth_token: \"\u201c0123456789abcdef0123456789abcdef\u201d\"}\n", []string{"line 6", "providers[0].auth_token", "not ASCII"}},
 		{"plivo token with a space", "  - {name: t, type: plivo, auth_id: MA1, auth_token: \"ab cd\"}\n", []string{"line 6", "providers[0].auth_token", "whitespace"}},
 		{"any secret with a control character", "  - {name: t, type: sinch, webhook_secret: ${TOK_NL}}\n", []string{"line 6", "providers[0].webhook_secret", "control character"}},
 	}

@@ -41,9 +41,10 @@ func keys(spec ...any) []config.Key {
 }
 
 // checkToken refuses an auth_token no provider issues (Twilio's and Plivo's
-// are letters and digits): with whitespace, a quote or a control character
-// it is a bad ${VAR} or a copy with its quotes, and would only come back as
-// the provider's 401, or fail every webhook's signature.
+// are ASCII letters and digits): with whitespace, a quote, a control or a
+// non-ASCII character it is a bad ${VAR} or a copy with its quotes, and
+// would only come back as the provider's 401, or fail every webhook's
+// signature.
 func checkToken(p *config.Provider) (string, string) {
 	tok := p.AuthToken.Reveal()
 	switch {
@@ -53,6 +54,8 @@ func checkToken(p *config.Provider) (string, string) {
 		return "auth_token", "contains whitespace: it is the token as the console shows it, letters and digits"
 	case strings.ContainsAny(tok, "\"'`"):
 		return "auth_token", "contains a quote (a quoted ${VAR}?): it is the token as the console shows it, letters and digits"
+	case strings.ContainsFunc(tok, func(r rune) bool { return r > unicode.MaxASCII }):
+		return "auth_token", "contains a character that is not ASCII (a typographic quote from a copy?): it is the token as the console shows it, letters and digits"
 	}
 	return "", ""
 }
