@@ -192,7 +192,7 @@ func TestEndToEndEveryProvider(t *testing.T) {
 		{"twilio", "+14155550123", "+14155550100", "text/xml", `<?xml version="1.0" encoding="UTF-8"?><Response/>`},
 		{"vonage", "+447400123456", "+447700900123", "", ""},
 		{"vonage-messages", "+447400123457", "+447700900124", "", ""},
-		{"plivo", "+4915112345678", "+33757000000", "application/xml", "<Response></Response>"},
+		{"plivo", "+4915112345678", "+33757000000", "text/xml", "<Response></Response>"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.provider, func(t *testing.T) {
