@@ -46,6 +46,11 @@ func TestOpenAPIForGenerators(t *testing.T) {
 		ids[id] = where
 	}
 	eachOp(paths, checkID)
+	eachOp(paths, func(where string, op map[string]any) {
+		if _, ok := op["security"].([]any); !ok {
+			t.Errorf("%s: no security: say [] where no API key is needed", where)
+		}
+	})
 	eachOp(webhooks, checkID)
 	eachOp(webhooks, func(where string, op map[string]any) {
 		if sec, ok := op["security"].([]any); !ok || len(sec) != 0 {
