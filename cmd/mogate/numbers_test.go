@@ -5,10 +5,13 @@ import (
 	"encoding/base64"
 	"fmt"
 	"net"
+	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	pt "github.com/mogate/mogate/adapters/provision/provisiontest"
@@ -296,5 +299,41 @@ func TestNumbersEchoedErrors(t *testing.T) {
 				t.Errorf("%s: %s row: %q", cmd, number, l)
 			}
 		}
+	}
+}
+
+// TestNumbersNoRedirects: a provider API that answers with a redirect to
+// another host is not followed (Vonage's api_secret travels in the query,
+// which a redirect would carry along): the other host sees no request and
+// the row fails naming the redirect.
+func TestNumbersNoRedirects(t *testing.T) {
+	f := startFakes(t)
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+	}))
+	t.Cleanup(elsewhere.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirector.Close)
+	path := numbersConfig(t, f, false, "")
+	b, _ := os.ReadFile(path)
+	y := string(b)
+	for _, u := range []string{f.tw.URL, f.vo.URL, f.pl.URL, f.tx.URL} {
+		y = strings.Replace(y, u, redirector.URL, 1)
+	}
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := numbers(t, "list", "--config", path)
+	if code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("a redirect was followed %d times:\n%s", n, out)
+	}
+	if l := line(out, "+447700900101"); !strings.Contains(l, "failed: ") || !strings.Contains(l, "302") {
+		t.Errorf("vonage row: %q", l)
 	}
 }
