@@ -273,8 +273,8 @@ func (c *Config) Validate() error {
 		}
 		providerNames[p.Name] = true
 		if p.APIURL != "" {
-			if u, err := url.Parse(p.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-				add(p.line, key+".api_url", "must be an absolute http(s) URL without query, got %q", p.APIURL)
+			if err := CheckAPIURL(p.APIURL); err != nil {
+				add(p.line, key+".api_url", "%v", err)
 			}
 		}
 	}

@@ -138,6 +138,7 @@ func New(o Options) (*Server, error) {
 	}
 	if s.m != nil {
 		s.store = s.m.Store()
+		s.metrics.reg.MustRegister(processedIDs(s.m))
 	}
 	// The create and stream limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
