@@ -63,7 +63,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("verification = %+v", cfg.Verification)
 	}
 	// Keys not in the file keep their defaults.
-	if cfg.Limits.CreatesPerKeyPerSecond != 0 || cfg.Limits.CreatesPerNumberPerHour != 10 || cfg.Store != "memory" || cfg.Retention != 24*time.Hour {
+	if cfg.Limits.CreatesPerKeyPerSecond != 0 || cfg.Limits.CreatesPerNumberPerHour != 10 || cfg.Limits.PageStreamsPerSession != 4 || cfg.Store != "memory" || cfg.Retention != 24*time.Hour {
 		t.Errorf("defaults lost: %+v store=%q", cfg.Limits, cfg.Store)
 	}
 	if cfg.Numbers[2].Weight != 2 || cfg.Numbers[1].Countries[1] != "IE" {
@@ -118,7 +118,7 @@ func TestParseAccepts(t *testing.T) {
 log_level: debug
 admin_listen: 127.0.0.1:9090
 shutdown_delay: 5m
-limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0}
+limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, page_streams_per_session: 0}
 `
 	y = strings.Replace(y, "provider: twilio}", `provider: twilio, countries: [GB, "*", AX]}`, 1)
 	if _, err := Parse([]byte(y), env(nil)); err != nil {
@@ -176,6 +176,7 @@ func TestRefused(t *testing.T) {
 		{"shutdown_delay negative", minimal + "shutdown_delay: -1s\n", []string{"line 7: shutdown_delay"}},
 		{"negative capture guesses", minimal + "limits:\n  capture_guesses_per_sender_per_hour: -1\n", []string{"line 8: limits.capture_guesses_per_sender_per_hour: must not be negative"}},
 		{"negative streams", minimal + "limits: {streams_per_key: -5}\n", []string{"line 7: limits.streams_per_key: must not be negative"}},
+		{"negative page streams", minimal + "limits:\n  page_streams_per_session: -1\n", []string{"line 8: limits.page_streams_per_session: must not be negative"}},
 		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
 		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},

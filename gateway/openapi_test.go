@@ -195,6 +195,8 @@ func TestOpenAPIMatchesAnswers(t *testing.T) {
 	want(call("GET", "/v1/numbers", shopKey, nil, nil), 200)
 	want(call("GET", "/v1/verifications/"+id+"/qr.png", shopKey, nil, nil), 200)
 	want(call("GET", "/v1/verifications/vrf_nope/qr.png", shopKey, nil, nil), 404)
+	want(call("GET", "/v1/verifications/"+id+"/qr.png", "", nil, nil), 401)
+	want(call("GET", "/v1/verifications/"+id+"/qr.png", otherKey, nil, nil), 404)
 	want(call("GET", "/v/"+token, "", nil, nil), 200)
 	want(call("GET", "/v/"+token+"/qr.png", "", nil, nil), 200)
 	want(call("GET", "/v/pt_nope", "", nil, nil), 404)

@@ -139,7 +139,10 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		return matcher.Session{}, false, err
 	}
 	if req.Number != "" {
-		if err := rt.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
+		// Per (API key, sender): one tenant's creates never use up, or
+		// reveal anything about, another's for the same user. An E.164
+		// number holds no ":", so the key cannot be forged from a name.
+		if err := rt.numberLimit.take(c.Request.Context(), key.Name+":"+req.Number, "verifications for this phone number"); err != nil {
 			return matcher.Session{}, false, err
 		}
 	}
@@ -256,7 +259,7 @@ func (s *Server) getVerification(c *gin.Context) {
 		}
 	}
 	if wait > 0 && sess.Status == matcher.Pending {
-		release, err := s.holdStream(sess.Key, "")
+		release, err := s.holdKeyStream(c.Request.Context(), sess.Key)
 		if err != nil {
 			fail(c, err)
 			return
