@@ -65,6 +65,10 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return usageErr("no fixtures for provider %q (have: %s)", *provider, strings.Join(conformance.Providers(fixtures), ", "))
 	}
+	publicFrom := "--target"
+	if *public != "" {
+		publicFrom = "--public-url"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	skipped := map[string]string{}
@@ -85,7 +89,7 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if *public == "" {
-			*public = cfg.BaseURL()
+			*public, publicFrom = cfg.BaseURL(), "the public_url of "+*cfgPath
 		}
 		if err := samePool(ctx, client.New(*target, *apiKey, nil), cfg); err != nil {
 			return err
@@ -109,7 +113,7 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 			run = append(run, f)
 		}
 	}
-	results := conformance.Run(ctx, conformance.Target{BaseURL: *target, PublicURL: *public, APIKey: *apiKey}, run, *provider)
+	results := conformance.Run(ctx, conformance.Target{BaseURL: *target, PublicURL: *public, PublicURLFrom: publicFrom, APIKey: *apiKey}, run, *provider)
 	return printConformance(stdout, results)
 }
 
