@@ -86,6 +86,10 @@ type Limits struct {
 	CaptureGuessesPerSenderPerHour int `yaml:"capture_guesses_per_sender_per_hour"`
 	// StreamsPerKey bounds concurrent SSE streams and long-polls per API key.
 	StreamsPerKey int `yaml:"streams_per_key"`
+	// MaxConnections caps the public listener's open connections; at the
+	// cap the oldest idle (or not yet fully sent) one is closed for a new
+	// one.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Events configures outbound events to apps.
@@ -116,6 +120,7 @@ func Default() Config {
 			UnmatchedPerSenderPerHour:      10,
 			CaptureGuessesPerSenderPerHour: 10,
 			StreamsPerKey:                  1000,
+			MaxConnections:                 10000,
 		},
 		Retention:     24 * time.Hour,
 		LogLevel:      "info",
@@ -201,6 +206,7 @@ func (c *Config) Validate() error {
 		{"unmatched_per_sender_per_hour", float64(l.UnmatchedPerSenderPerHour)},
 		{"capture_guesses_per_sender_per_hour", float64(l.CaptureGuessesPerSenderPerHour)},
 		{"streams_per_key", float64(l.StreamsPerKey)},
+		{"max_connections", float64(l.MaxConnections)},
 	} {
 		if !(lim.v >= 0) {
 			at("limits."+lim.key, "must not be negative (0 = unlimited), got %v", lim.v)
