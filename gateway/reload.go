@@ -91,6 +91,9 @@ func (s *Server) Reload(cfg config.Config) error {
 	s.rt.Store(s.newReloadable(cfg, p, prev, s.sharedRate()))
 	s.outbox.SetKeys(cfg.APIKeys)
 	s.streams.perKey.setMax(cfg.Limits.StreamsPerKey)
+	if cl := s.conns.Load(); cl != nil {
+		cl.SetMax(cfg.Limits.MaxConnections)
+	}
 	if s.level != nil {
 		s.level.Set(LogLevel(cfg.LogLevel))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/gateway/connlimit"
 	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore"
@@ -69,7 +70,8 @@ type Server struct {
 	admin    http.Handler // /metrics, on its own listener when admin_listen is set
 	streams  streamLimits
 
-	rt       atomic.Pointer[reloadable] // api_keys, numbers, limits: see Reload
+	rt       atomic.Pointer[reloadable]         // api_keys, numbers, limits: see Reload
+	conns    atomic.Pointer[connlimit.Listener] // the public listener, once Serve runs
 	reloadMu sync.Mutex
 
 	ready    atomic.Bool
@@ -143,6 +145,7 @@ func New(o Options) (*Server, error) {
 	// The create limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
 	s.metrics.reg.MustRegister(newNumberHealth(s))
+	s.metrics.reg.MustRegister(s.connMetrics()...)
 	storeOp := "redis"
 	if s.m != nil {
 		storeOp = "wal_fsync"
@@ -355,11 +358,8 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // taken before it returns. A caller that wants /readyz seen 503 before the
 // listener closes (shutdown_delay) calls Drain first and waits.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	srv := &http.Server{
-		Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: maxWait + 30*time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := publicTimeouts.server(s.engine, s.log)
+	ln = s.capConnections(ln, srv)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go s.store.Run(sweepCtx)
