@@ -38,7 +38,8 @@ type Store interface {
 	Cancel(ctx context.Context, id string) (Session, error)
 	// Wait blocks until the session is no longer pending, ctx ends or the
 	// session expires, and returns it then. A lost wakeup costs latency,
-	// never correctness: Wait re-reads the session at least every second.
+	// never correctness: a store whose wakeups can be lost re-reads the
+	// session every few seconds without one.
 	Wait(ctx context.Context, id string) (Session, error)
 	// Ingest matches a message once per (provider, message id): a
 	// redelivery returns the first outcome with Duplicate set.
