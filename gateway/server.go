@@ -69,6 +69,8 @@ type Server struct {
 	engine   *gin.Engine
 	admin    http.Handler // /metrics, on its own listener when admin_listen is set
 	streams  streamLimits
+	// unmatchedLog samples the unmatched message lines of each entry.
+	unmatchedLog *logSampler
 
 	rt       atomic.Pointer[reloadable]         // api_keys, numbers, limits: see Reload
 	conns    atomic.Pointer[connlimit.Listener] // the public listener, once Serve runs
@@ -100,6 +102,9 @@ func New(o Options) (*Server, error) {
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
+	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
+		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
+	})
 	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
 	p, err := pool.New(poolSpecs(cfg.Numbers), pool.Options{Now: o.Now, OnHealth: s.onHealth})
