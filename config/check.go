@@ -3,8 +3,11 @@ package config
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"net"
+	"net/netip"
+	"net/url"
 	"strconv"
 	"strings"
 )
@@ -98,4 +101,32 @@ func sameAddr(a, b string) bool {
 	}
 	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
 	return ah == bh || wild(ah) || wild(bh)
+}
+
+// CheckAPIURL checks a provider's REST API base (api_url): an absolute
+// https URL without query or user:password, or http to a loopback address
+// (127.0.0.0/8, ::1, localhost) for a local fake, so that the credentials
+// of REST calls never travel in clear. The error quotes the URL only when it
+// carries no credentials.
+func CheckAPIURL(s string) error {
+	u, err := url.Parse(s)
+	switch {
+	case err != nil:
+		return errors.New("must be an absolute http(s) URL without query")
+	case u.User != nil:
+		return errors.New("must not carry user:password (the entry's credential keys authenticate)")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" || u.RawQuery != "" || u.Opaque != "":
+		return fmt.Errorf("must be an absolute http(s) URL without query, got %q", s)
+	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+		return fmt.Errorf("must be https, or http to a loopback address (127.0.0.0/8, ::1, localhost) only: credentials would travel in clear, got %q", s)
+	}
+	return nil
+}
+
+func isLoopback(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }

@@ -86,6 +86,10 @@ type Limits struct {
 	CaptureGuessesPerSenderPerHour int `yaml:"capture_guesses_per_sender_per_hour"`
 	// StreamsPerKey bounds concurrent SSE streams and long-polls per API key.
 	StreamsPerKey int `yaml:"streams_per_key"`
+	// PageStreamsPerSession bounds the concurrent event streams of one
+	// verification's hosted page (no API key); they never count against
+	// StreamsPerKey.
+	PageStreamsPerSession int `yaml:"page_streams_per_session"`
 	// MaxConnections caps the public listener's open connections; at the
 	// cap the oldest idle (or not yet fully sent) one is closed for a new
 	// one.
@@ -120,6 +124,7 @@ func Default() Config {
 			UnmatchedPerSenderPerHour:      10,
 			CaptureGuessesPerSenderPerHour: 10,
 			StreamsPerKey:                  1000,
+			PageStreamsPerSession:          4,
 			MaxConnections:                 10000,
 		},
 		Retention:     24 * time.Hour,
@@ -206,6 +211,7 @@ func (c *Config) Validate() error {
 		{"unmatched_per_sender_per_hour", float64(l.UnmatchedPerSenderPerHour)},
 		{"capture_guesses_per_sender_per_hour", float64(l.CaptureGuessesPerSenderPerHour)},
 		{"streams_per_key", float64(l.StreamsPerKey)},
+		{"page_streams_per_session", float64(l.PageStreamsPerSession)},
 		{"max_connections", float64(l.MaxConnections)},
 	} {
 		if !(lim.v >= 0) {
@@ -273,8 +279,8 @@ func (c *Config) Validate() error {
 		}
 		providerNames[p.Name] = true
 		if p.APIURL != "" {
-			if u, err := url.Parse(p.APIURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.RawQuery != "" {
-				add(p.line, key+".api_url", "must be an absolute http(s) URL without query, got %q", p.APIURL)
+			if err := CheckAPIURL(p.APIURL); err != nil {
+				add(p.line, key+".api_url", "%v", err)
 			}
 		}
 	}

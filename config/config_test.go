@@ -63,7 +63,7 @@ func TestParseFull(t *testing.T) {
 		t.Errorf("verification = %+v", cfg.Verification)
 	}
 	// Keys not in the file keep their defaults.
-	if cfg.Limits.CreatesPerKeyPerSecond != 0 || cfg.Limits.CreatesPerNumberPerHour != 10 || cfg.Store != "memory" || cfg.Retention != 24*time.Hour {
+	if cfg.Limits.CreatesPerKeyPerSecond != 0 || cfg.Limits.CreatesPerNumberPerHour != 10 || cfg.Limits.PageStreamsPerSession != 4 || cfg.Store != "memory" || cfg.Retention != 24*time.Hour {
 		t.Errorf("defaults lost: %+v store=%q", cfg.Limits, cfg.Store)
 	}
 	if cfg.Numbers[2].Weight != 2 || cfg.Numbers[1].Countries[1] != "IE" {
@@ -121,7 +121,7 @@ func TestParseAccepts(t *testing.T) {
 log_level: debug
 admin_listen: 127.0.0.1:9090
 shutdown_delay: 5m
-limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, max_connections: 0}
+limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, page_streams_per_session: 0, max_connections: 0}
 `
 	y = strings.Replace(y, "provider: twilio}", `provider: twilio, countries: [GB, "*", AX]}`, 1)
 	if _, err := Parse([]byte(y), env(nil)); err != nil {
@@ -179,6 +179,7 @@ func TestRefused(t *testing.T) {
 		{"shutdown_delay negative", minimal + "shutdown_delay: -1s\n", []string{"line 7: shutdown_delay"}},
 		{"negative capture guesses", minimal + "limits:\n  capture_guesses_per_sender_per_hour: -1\n", []string{"line 8: limits.capture_guesses_per_sender_per_hour: must not be negative"}},
 		{"negative streams", minimal + "limits: {streams_per_key: -5}\n", []string{"line 7: limits.streams_per_key: must not be negative"}},
+		{"negative page streams", minimal + "limits:\n  page_streams_per_session: -1\n", []string{"line 8: limits.page_streams_per_session: must not be negative"}},
 		{"negative max_connections", minimal + "limits: {max_connections: -1}\n", []string{"line 7: limits.max_connections: must not be negative"}},
 		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
@@ -222,6 +223,11 @@ func TestParseErrors(t *testing.T) {
 		{"short key", "api_keys:\n  - {name: a, key: short}\n", []string{"api_keys[0].key", "16"}},
 		{"bad webhook secret", "api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_secret: plain}\n", []string{"whsec_"}},
 		{"api_url not a URL", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"api.twilio.com\"}\n", []string{"line 2", "providers[0].api_url", "absolute http(s) URL"}},
+		{"api_url http elsewhere", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"http://api.twilio.com\"}\n", []string{"line 2", "providers[0].api_url", "must be https", "loopback"}},
+		{"api_url http to a private address", "providers:\n  - {name: t, type: twilio, auth_token: x}\n  - {name: v, type: vonage, api_url: \"http://10.0.0.7:8080\"}\n", []string{"line 3", "providers[1].api_url", "must be https"}},
+		{"api_url http to a name ending in localhost", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"http://localhost.evil.example\"}\n", []string{"line 2", "providers[0].api_url", "must be https"}},
+		{"api_url ftp", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"ftp://127.0.0.1\"}\n", []string{"line 2", "providers[0].api_url", "absolute http(s) URL"}},
+		{"api_url with credentials", "providers:\n  - {name: t, type: twilio, auth_token: x, api_url: \"https://u:pw-in-url@api.example\"}\n", []string{"line 2", "providers[0].api_url", "user:password"}},
 		{"public url with query", "public_url: https://x.example/?a=b\n", []string{"public_url"}},
 		{"two documents", "listen: a:1\n---\nlisten: b:2\n", []string{"exactly one YAML document"}},
 		{"bad store", "store: disk\n", []string{"store"}},
@@ -406,6 +412,34 @@ func TestCheckProviders(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAPIURL: api_url is https, or http to a loopback address only, so that
+// REST credentials never travel in clear.
+func TestAPIURL(t *testing.T) {
+	for _, u := range []string{
+		"https://api.twilio.com", "https://10.0.0.7:8443/base", "http://127.0.0.1:8080", "http://127.3.4.5",
+		"http://[::1]:9000/", "http://localhost:8080", "http://LocalHost", "HTTPS://api.example.com",
+	} {
+		if err := CheckAPIURL(u); err != nil {
+			t.Errorf("%s refused: %v", u, err)
+		}
+		y := strings.Replace(minimal, "auth_token: x}", `auth_token: x, api_url: "`+u+`"}`, 1)
+		if _, err := Parse([]byte(y), env(nil)); err != nil {
+			t.Errorf("%s refused at load: %v", u, err)
+		}
+	}
+	for _, u := range []string{
+		"http://api.twilio.com", "http://10.0.0.7", "http://192.168.1.2:80", "http://[::2]", "http://0.0.0.0:80",
+		"http://localhost.example.com", "http://128.0.0.1", "api.twilio.com", "ftp://127.0.0.1",
+		"https://", "https://u:p@api.example.com", "https://api.example.com/?x=1",
+	} {
+		if err := CheckAPIURL(u); err == nil {
+			t.Errorf("%s accepted", u)
+		} else if strings.Contains(err.Error(), "u:p@") {
+			t.Errorf("the error quotes credentials: %v", err)
+		}
 	}
 }
 

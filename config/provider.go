@@ -6,6 +6,7 @@ import (
 	"reflect"
 	"slices"
 	"strings"
+	"unicode"
 
 	"gopkg.in/yaml.v3"
 )
@@ -154,8 +155,12 @@ func (p *Provider) CheckSchema(at string, s Schema) []error {
 		if k.Required && p.keys != nil && !slices.Contains(p.keys, k.Name) {
 			add(at+"."+k.Name, "required for type %s", p.Type)
 		}
-		if f, ok := p.field(k.Name); ok && k.Secret && f.Kind() == reflect.String && f.Len() > 0 && strings.TrimSpace(f.String()) == "" {
-			add(at+"."+k.Name, "a secret is blank")
+		if f, ok := p.field(k.Name); ok && k.Secret && f.Kind() == reflect.String && f.Len() > 0 {
+			if strings.TrimSpace(f.String()) == "" {
+				add(at+"."+k.Name, "a secret is blank")
+			} else if strings.ContainsFunc(f.String(), unicode.IsControl) {
+				add(at+"."+k.Name, "the secret contains a control character (a newline from a file or ${VAR}?)")
+			}
 		}
 	}
 	if s.Check != nil {

@@ -1,9 +1,7 @@
 package conformance
 
 import (
-	"context"
 	"errors"
-	"fmt"
 	"reflect"
 	"strings"
 	"time"
@@ -23,9 +21,11 @@ var ErrLimited = errors.New("conformance: the target's limits stop the run")
 // path, the entry's secrets for signing — and each receiving number of the
 // fixture becomes one of that entry's pool numbers (the same one when the
 // pool has it, else the one sharing the longest prefix, so a country
-// stays a country where the pool allows). A type without an entry, or one
-// that only the provider can sign for, is left out, with the reason in
-// skipped.
+// stays a country where the pool allows). Where the entry names its
+// account (Twilio's account_sid, Vonage's api_key, an SNS topic), the
+// requests carry that account instead of the recorded one. A type without
+// an entry, or one that only the provider can sign for, is left out, with
+// the reason in skipped.
 func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped map[string]string) {
 	skipped = map[string]string{}
 	for _, f := range fixtures {
@@ -89,7 +89,7 @@ func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped ma
 			req.Headers = h
 			g.Requests = append(g.Requests, req)
 		}
-		out = append(out, g)
+		out = append(out, withAccount(g, secrets))
 	}
 	return out, skipped
 }
@@ -148,22 +148,4 @@ func closest(pool []string, n string) string {
 		}
 	}
 	return best
-}
-
-// signatureHint explains a refused signature of a request the runner
-// signed correctly: it signed for t.PublicURL, which must be the target's
-// public_url.
-func signatureHint(t Target, status int) string {
-	if status != 401 && status != 403 {
-		return ""
-	}
-	return fmt.Sprintf(" (the runner signed for %s: pass the target's public_url as --public-url when it differs, and check the provider entry's secrets)", t.PublicURL)
-}
-
-// cancelPending cancels the verifications the runner created that are
-// still pending, so that none is left for the target's retention.
-func cancelPending(ctx context.Context, t Target, ids []string) {
-	for _, id := range ids {
-		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
-	}
 }

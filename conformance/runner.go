@@ -33,8 +33,12 @@ type Target struct {
 	// for it); BaseURL when empty. They differ behind a proxy when the
 	// runner reaches the target another way than the providers do.
 	PublicURL string
-	APIKey    string // APIKey when empty
-	Client    *http.Client
+	// PublicURLFrom says where PublicURL comes from, for the explanation
+	// of a refusal: "--public-url", "--target", or the configuration file
+	// ("the public_url of mogate.yaml").
+	PublicURLFrom string
+	APIKey        string // APIKey when empty
+	Client        *http.Client
 	// AdapterHTTP is the client the runner's own adapters use to fetch
 	// what a scheme needs (SNS certificates); nil: a default client.
 	AdapterHTTP *http.Client
@@ -163,20 +167,21 @@ func build(t Target, r Request, v vars, ad adapters.Adapter, now time.Time) (*ad
 	return req, rs.Resign(req, now)
 }
 
-func (t Target) send(ctx context.Context, r *adapters.Request) (int, string, error) {
+func (t Target) send(ctx context.Context, r *adapters.Request) (reply, error) {
 	target := t.BaseURL + r.URL.RequestURI()
 	hr, err := http.NewRequestWithContext(ctx, r.Method, target, bytes.NewReader(r.Body))
 	if err != nil {
-		return 0, "", err
+		return reply{}, err
 	}
 	hr.Header = r.Header.Clone()
 	resp, err := t.Client.Do(hr)
 	if err != nil {
-		return 0, "", err
+		return reply{}, err
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-	return resp.StatusCode, string(b), nil
+	date, _ := http.ParseTime(resp.Header.Get("Date"))
+	return reply{status: resp.StatusCode, body: string(b), date: date}, nil
 }
 
 type verification struct {
@@ -185,7 +190,10 @@ type verification struct {
 	VerifiedNumber string `json:"verified_number"`
 	VerifiedAt     string `json:"verified_at"`
 	MessageID      string `json:"message_id"`
-	Error          struct {
+	UI             struct {
+		PageURL string `json:"page_url"`
+	} `json:"ui"`
+	Error struct {
 		Code, Message string
 	} `json:"error"`
 	retryAfter time.Duration // from a 429's Retry-After
@@ -265,7 +273,7 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	// leave them pending, the delivery verifies them. Whatever is still
 	// pending at the end is cancelled.
 	v = newVars()
-	ids, err := createVerifications(ctx, t, f, v)
+	ids, targetURL, err := createVerifications(ctx, t, f, v)
 	if err != nil {
 		for _, n := range negatives {
 			out = append(out, res(n.name, err))
@@ -284,7 +292,7 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			if err != nil {
 				return err
 			}
-			status, body, err := t.send(ctx, req)
+			rp, err := t.send(ctx, req)
 			if err != nil {
 				return err
 			}
@@ -292,8 +300,11 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			if i == len(f.Requests)-1 {
 				want = f.Expect.Status
 			}
-			if status != want {
-				return fmt.Errorf("request %d answered %d, want %d: %.200s%s", i+1, status, want, body, signatureHint(t, status))
+			if rp.status != want && (rp.status == 401 || rp.status == 403) {
+				return fmt.Errorf("request %d %s", i+1, refusal(t, f, good, req, rp, targetURL))
+			}
+			if rp.status != want {
+				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, rp.status, want, rp.body)
 			}
 			sent = append(sent, req)
 		}
@@ -306,12 +317,12 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	before := snapshot(ctx, t, ids)
 	err = func() error {
 		for i, req := range sent {
-			status, body, err := t.send(ctx, req)
+			rp, err := t.send(ctx, req)
 			if err != nil {
 				return err
 			}
-			if want := f.Expect.Status; i == len(sent)-1 && status != want {
-				return fmt.Errorf("redelivery answered %d, want %d: %.200s", status, want, body)
+			if want := f.Expect.Status; i == len(sent)-1 && rp.status != want {
+				return fmt.Errorf("redelivery answered %d, want %d: %.200s", rp.status, want, rp.body)
 			}
 		}
 		if after := snapshot(ctx, t, ids); !reflect.DeepEqual(before, after) {
@@ -352,88 +363,6 @@ func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
 	return nil
 }
 
-// senders returns the distinct (sender, receiving number) pairs of the
-// expected events, as the gateway resolves them: one verification each.
-func senders(f Fixture) [][2]string {
-	var out [][2]string
-	for _, e := range f.Expect.Events {
-		from, to := e.From, e.To
-		if e.VerifiedNumber != "" {
-			from = e.VerifiedNumber
-		}
-		if to == "" && len(f.Numbers) > 0 {
-			to = f.Numbers[0] // the payload lacks it: the provider entry's number
-		}
-		p := [2]string{from, to}
-		if !containsPair(out, p) {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
-func containsPair(ps [][2]string, p [2]string) bool {
-	for _, q := range ps {
-		if q == p {
-			return true
-		}
-	}
-	return false
-}
-
-// createVerifications creates one verification per sender of f, marked
-// {"conformance": true} in its metadata. A 429 of a per-second limit is
-// waited out (the runner paces itself); a longer one stops the run with
-// the limit the target named.
-func createVerifications(ctx context.Context, t Target, f Fixture, v vars) ([]string, error) {
-	var ids []string
-	for _, p := range senders(f) {
-		body := map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600, "metadata": map[string]any{"conformance": true}}
-		status, ver, err := t.api(ctx, "POST", "/v1/verifications", body)
-		for err == nil && status == http.StatusTooManyRequests && ver.retryAfter > 0 && ver.retryAfter <= maxPace {
-			select {
-			case <-ctx.Done():
-				return nil, ctx.Err()
-			case <-time.After(ver.retryAfter):
-			}
-			status, ver, err = t.api(ctx, "POST", "/v1/verifications", body)
-		}
-		if err != nil {
-			return nil, err
-		}
-		if status == http.StatusTooManyRequests {
-			return nil, fmt.Errorf("%w: %s (Retry-After %s): raise that limit of the target for the run, or run fewer providers (--provider)", ErrLimited, ver.Error.Message, ver.retryAfter)
-		}
-		if status != 201 {
-			return nil, fmt.Errorf("creating the verification for %s -> %s answered %d %s: %s", p[0], p[1], status, ver.Error.Code, ver.Error.Message)
-		}
-		ids = append(ids, ver.ID)
-	}
-	return ids, nil
-}
-
-func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []string) error {
-	for i, p := range senders(f) {
-		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+ids[i], nil)
-		if err != nil {
-			return err
-		}
-		if ver.Status != "verified" || ver.VerifiedNumber != p[0] {
-			return fmt.Errorf("verification for %s is %s (verified_number %q), want verified", p[0], ver.Status, ver.VerifiedNumber)
-		}
-	}
-	return nil
-}
-
-func snapshot(ctx context.Context, t Target, ids []string) []verification {
-	var out []verification
-	for _, id := range ids {
-		_, v, _ := t.api(ctx, "GET", "/v1/verifications/"+id, nil)
-		out = append(out, v)
-	}
-	return out
-}
-
 // runNegative sends a request the target must refuse and checks that the
 // verifications ids stay pending.
 func runNegative(ctx context.Context, t Target, ids []string, make func() (*adapters.Request, error)) error {
@@ -441,12 +370,12 @@ func runNegative(ctx context.Context, t Target, ids []string, make func() (*adap
 	if err != nil {
 		return err
 	}
-	status, body, err := t.send(ctx, req)
+	rp, err := t.send(ctx, req)
 	if err != nil {
 		return err
 	}
-	if status != 401 && status != 403 {
-		return fmt.Errorf("answered %d, want 401 or 403: %.200s", status, body)
+	if rp.status != 401 && rp.status != 403 {
+		return fmt.Errorf("answered %d, want 401 or 403: %.200s", rp.status, rp.body)
 	}
 	for _, id := range ids {
 		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+id, nil)

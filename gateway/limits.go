@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"github.com/hashicorp/golang-lru/v2/expirable"
 	"golang.org/x/time/rate"
 )
 
@@ -78,34 +77,69 @@ func (l *sharedLimiter) spend(ctx context.Context, key string) {
 }
 
 // limiter keeps one token bucket per key: n events per period, burst n.
-// Buckets idle for a period are forgotten, which is when they would be
-// full again anyway.
+// A bucket idle for a whole period is full again, so it is forgotten then
+// and never sooner: however many keys a flood brings, a key's budget holds
+// for its whole period (no bound by count that could evict it early).
 type limiter struct {
 	mu      sync.Mutex
 	every   rate.Limit
 	burst   int
-	buckets *expirable.LRU[string, *rate.Limiter]
+	period  time.Duration
+	buckets map[string]*bucket
+	peak    int       // most buckets held since the map was last rebuilt
+	sweep   time.Time // when idle buckets are next dropped
+}
+
+// bucket is one key's token bucket and when it was last used.
+type bucket struct {
+	*rate.Limiter
+	used time.Time
 }
 
 // newLimiter returns an in-process limit of n > 0 events per period.
 func newLimiter(n float64, period time.Duration) *limiter {
-	burst := int(math.Max(1, math.Ceil(n)))
 	return &limiter{
 		every:   rate.Limit(n / period.Seconds()),
-		burst:   burst,
-		buckets: expirable.NewLRU[string, *rate.Limiter](1<<20, nil, period),
+		burst:   int(math.Max(1, math.Ceil(n))),
+		period:  period,
+		buckets: make(map[string]*bucket),
 	}
 }
 
 func (l *limiter) bucket(key string) *rate.Limiter {
+	now := time.Now()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	b, ok := l.buckets.Get(key)
-	if !ok {
-		b = rate.NewLimiter(l.every, l.burst)
+	if now.After(l.sweep) {
+		l.dropIdle(now)
 	}
-	l.buckets.Add(key, b) // refresh the idle timer
-	return b
+	b, ok := l.buckets[key]
+	if !ok {
+		b = &bucket{Limiter: rate.NewLimiter(l.every, l.burst)}
+		l.buckets[key] = b
+		l.peak = max(l.peak, len(l.buckets))
+	}
+	b.used = now
+	return b.Limiter
+}
+
+// dropIdle forgets the buckets idle for a period, at most once a period
+// (O(1) amortised per call), and copies the map into a smaller one when a
+// flood has passed, since a Go map never shrinks by itself.
+func (l *limiter) dropIdle(now time.Time) {
+	for k, b := range l.buckets {
+		if now.Sub(b.used) >= l.period {
+			delete(l.buckets, k)
+		}
+	}
+	if len(l.buckets) < l.peak/4 {
+		m := make(map[string]*bucket, len(l.buckets))
+		for k, b := range l.buckets {
+			m[k] = b
+		}
+		l.buckets, l.peak = m, len(m)
+	}
+	l.sweep = now.Add(l.period)
 }
 
 // take spends one event for key or returns a 429 error with Retry-After.

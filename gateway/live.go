@@ -72,7 +72,7 @@ func (s *Server) getEvents(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	release, err := s.holdStream(sess.Key, "")
+	release, err := s.holdKeyStream(c.Request.Context(), sess.Key)
 	if err != nil {
 		fail(c, err)
 		return
@@ -93,12 +93,13 @@ func qrPNG(c *gin.Context, sess matcher.Session) {
 	c.Data(http.StatusOK, "image/png", code.PNG())
 }
 
-// getQR serves /v1/verifications/{id}/qr.png without an API key, so an app
-// can put it in an <img>: the id is as unguessable as a page token.
+// getQR serves /v1/verifications/{id}/qr.png to the owner's API key: the
+// QR holds the code, and ids appear in logs. Another key's id is the 404 of
+// ownSession.
 func (s *Server) getQR(c *gin.Context) {
-	sess, err := s.store.Get(c.Request.Context(), c.Param("id"))
+	sess, err := s.ownSession(c, c.Param("id"))
 	if err != nil {
-		fail(c, s.lookupErr("get", err, "no such verification"))
+		fail(c, err)
 		return
 	}
 	qrPNG(c, sess)

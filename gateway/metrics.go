@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/matcher"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -76,6 +77,14 @@ func newMetrics(version string, pending func() float64) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications", Help: "Pending verifications."}, pending))
 	return m
+}
+
+// processedIDs is the gauge of the processed message ids and spent nonces
+// a memory store remembers: a counter, read in O(1).
+func processedIDs(m *matcher.Matcher) prometheus.Collector {
+	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "mogate_processed_ids", Help: "Processed provider message ids and spent Plivo V2 nonces remembered for the retention window (store: memory).",
+	}, func() float64 { return float64(m.Remembered()) })
 }
 
 // storageOp records one storage operation of op: its latency, and a

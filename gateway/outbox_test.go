@@ -321,6 +321,7 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	}
 	g := shopRcv.accepted()[0]
 	verifyStandard(t, g)
+	loadSpec(t).event(t, "message.unmatched", g.body)
 	var ev struct {
 		Type string
 		Data map[string]any

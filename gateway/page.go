@@ -130,9 +130,8 @@ func (s *Server) pageEvents(c *gin.Context) {
 		fail(c, s.lookupErr("page", err, "no such page"))
 		return
 	}
-	// No API key here: the page counts against its own cap and its
-	// session's key.
-	release, err := s.holdStream(sess.Key, sess.ID)
+	// No API key here: the page counts against its own cap only.
+	release, err := s.holdPageStream(c.Request.Context(), sess.ID)
 	if err != nil {
 		fail(c, err)
 		return
@@ -141,10 +140,17 @@ func (s *Server) pageEvents(c *gin.Context) {
 	s.stream(c, sess, pageView)
 }
 
+// pageQR serves the hosted page's QR, GET /v/{page_token}/qr.png: no API
+// key, the token is unguessable. Once the verification is final, texting
+// its code does nothing, so there is no QR any more (404).
 func (s *Server) pageQR(c *gin.Context) {
 	sess, err := s.store.ByPageToken(c.Request.Context(), c.Param("token"))
 	if err != nil {
 		fail(c, s.lookupErr("page", err, "no such page"))
+		return
+	}
+	if sess.Status != matcher.Pending {
+		fail(c, withMessage(matcher.ErrNotFound, "the verification is %s: no QR code any more", sess.Status))
 		return
 	}
 	qrPNG(c, sess)

@@ -179,16 +179,60 @@ func TestHostedPage(t *testing.T) {
 	}
 }
 
+// TestQRCode: the API's QR (ui.qr_png_url) holds the code and the id is
+// logged, so it needs the owner's key: none is 401, another key's id is the
+// 404 a GET of it answers. The hosted page's QR lives under the page token,
+// which the page itself uses; it stops once the verification is final.
 func TestQRCode(t *testing.T) {
 	h := newHarness(t, testYAML)
 	v := h.mustCreate(`{"number": "+14155550123"}`)
-	for _, p := range []string{"/v1/verifications/" + v["id"].(string) + "/qr.png", strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL) + "/qr.png"} {
-		w := h.do("GET", p, "", nil, nil)
-		if w.Code != 200 || w.Header().Get("Content-Type") != "image/png" || !bytes.HasPrefix(w.Body.Bytes(), []byte("\x89PNG\r\n\x1a\n")) {
-			t.Fatalf("%s = %d %s", p, w.Code, w.Header().Get("Content-Type"))
+	id := v["id"].(string)
+	api := "/v1/verifications/" + id + "/qr.png"
+	if got := v["ui"].(map[string]any)["qr_png_url"]; got != publicURL+api {
+		t.Fatalf("qr_png_url = %v", got)
+	}
+	page := strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL)
+	isPNG := func(w *httptest.ResponseRecorder) bool {
+		return w.Code == 200 && w.Header().Get("Content-Type") == "image/png" && bytes.HasPrefix(w.Body.Bytes(), []byte("\x89PNG\r\n\x1a\n"))
+	}
+	if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
+		t.Fatalf("owner's QR = %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w := h.do("GET", api, "", nil, nil); w.Code != 401 || !strings.Contains(w.Body.String(), "missing_api_key") {
+		t.Fatalf("QR without a key = %d %s", w.Code, w.Body)
+	}
+	if w := h.do("GET", api, "not-a-key-at-all-0000", nil, nil); w.Code != 401 {
+		t.Fatalf("QR with a wrong key = %d", w.Code)
+	}
+	// Another key: exactly what a GET of another key's verification says.
+	other := h.do("GET", api, otherKey, nil, nil)
+	get := h.do("GET", "/v1/verifications/"+id, otherKey, nil, nil)
+	if other.Code != 404 || get.Code != 404 || other.Body.String() != get.Body.String() {
+		t.Fatalf("another key's QR = %d %s; its GET = %d %s", other.Code, other.Body, get.Code, get.Body)
+	}
+	if w := h.do("GET", "/v1/verifications/vrf_nope/qr.png", shopKey, nil, nil); w.Code != 404 {
+		t.Fatalf("unknown id = %d", w.Code)
+	}
+
+	// The page: its QR under its token, no key; the page embeds that one.
+	if w := h.do("GET", page+"/qr.png", "", nil, nil); !isPNG(w) {
+		t.Fatalf("page QR = %d %s", w.Code, w.Header().Get("Content-Type"))
+	}
+	if w := h.do("GET", page, "", nil, nil); !strings.Contains(w.Body.String(), `src="`+page+`/qr.png"`) || strings.Contains(w.Body.String(), "/v1/") {
+		t.Fatalf("the page does not embed its own QR: %s", w.Body)
+	}
+	for _, p := range []string{"/v/pt_aaaaaaaaaaaaaaaaaaaaaaaaaa/qr.png", "/v/" + id + "/qr.png"} {
+		if w := h.do("GET", p, "", nil, nil); w.Code != 404 {
+			t.Fatalf("%s = %d", p, w.Code)
 		}
 	}
-	if w := h.do("GET", "/v1/verifications/vrf_nope/qr.png", "", nil, nil); w.Code != 404 {
-		t.Fatalf("unknown id = %d", w.Code)
+	// Final: texting the code does nothing any more, so the page's QR is
+	// gone (the page removes it too); the owner can still fetch the API's.
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)}))
+	if w := h.do("GET", page+"/qr.png", "", nil, nil); w.Code != 404 || !strings.Contains(w.Body.String(), "not_found") {
+		t.Fatalf("page QR of a verified session = %d %s", w.Code, w.Body)
+	}
+	if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
+		t.Fatalf("owner's QR of a verified session = %d", w.Code)
 	}
 }

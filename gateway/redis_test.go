@@ -16,7 +16,13 @@ import (
 // redisHarness is a gateway on store: redis, on a private redis-server.
 func redisHarness(t *testing.T, url, extra string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(testYAML+"store: redis\nredis_url: "+url+"\n"+extra), func(string) (string, bool) { return "", false })
+	return redisHarnessFrom(t, testYAML, url, extra)
+}
+
+// redisHarnessFrom is redisHarness on the configuration base.
+func redisHarnessFrom(t *testing.T, base, url, extra string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(base+"store: redis\nredis_url: "+url+"\n"+extra), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +67,7 @@ func TestRedisGatewayLimitsAcrossReplicas(t *testing.T) {
 	a := redisHarness(t, srv.URL(), "")
 	b := redisHarness(t, srv.URL(), "")
 	for _, h := range []*harness{a, b} {
-		h.s.live().numberLimit = newRateLimit(3, time.Hour, "creates-per-number", h.s.sharedRate())
+		h.s.live().numberLimit = newRateLimit(3, time.Hour, "creates-per-key-number", h.s.sharedRate())
 	}
 	var codes []int
 	for i := range 4 {
@@ -112,7 +118,7 @@ func TestRedisDownReadsAre503(t *testing.T) {
 		page.Path + "/qr.png",
 	} {
 		key := shopKey
-		if !strings.HasPrefix(path, "/v1/verifications/") || strings.HasSuffix(path, "qr.png") {
+		if !strings.HasPrefix(path, "/v1/verifications/") {
 			key = ""
 		}
 		if w := h.do("GET", path, key, nil, nil); w.Code != 503 || w.Header().Get("Retry-After") == "" {
@@ -183,4 +189,12 @@ func TestRedisCaptureGuessesAcrossNumbers(t *testing.T) {
 	if got := h.get(fr["id"].(string)); got["status"] != "verified" {
 		t.Fatalf("another sender blocked: %v", got)
 	}
+}
+
+// TestRedisNumberLimitPerKey: with store: redis the per-number budget is
+// per (API key, sender number) too, across replicas.
+func TestRedisNumberLimitPerKey(t *testing.T) {
+	srv := redistest.Start(t)
+	y := strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1)
+	checkNumberLimitPerKey(t, redisHarnessFrom(t, y, srv.URL(), ""), redisHarnessFrom(t, y, srv.URL(), ""))
 }

@@ -35,7 +35,8 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 	l := cfg.Limits
 	r := &reloadable{keys: newKeyring(cfg.APIKeys), pool: p, limits: l}
 	r.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
-	r.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-number", rdb)
+	// numberLimit counts per (API key, expected sender number).
+	r.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-key-number", rdb)
 	r.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
 	r.captureLimit = noLimit{}
 	if s.m == nil {
@@ -91,6 +92,7 @@ func (s *Server) Reload(cfg config.Config) error {
 	s.rt.Store(s.newReloadable(cfg, p, prev, s.sharedRate()))
 	s.outbox.SetKeys(cfg.APIKeys)
 	s.streams.perKey.setMax(cfg.Limits.StreamsPerKey)
+	s.streams.perPage.setMax(cfg.Limits.PageStreamsPerSession)
 	if cl := s.conns.Load(); cl != nil {
 		cl.SetMax(cfg.Limits.MaxConnections)
 	}

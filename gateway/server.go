@@ -100,7 +100,6 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
-		streams: newStreamLimits(cfg.Limits.StreamsPerKey),
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
@@ -146,9 +145,11 @@ func New(o Options) (*Server, error) {
 	}
 	if s.m != nil {
 		s.store = s.m.Store()
+		s.metrics.reg.MustRegister(processedIDs(s.m))
 	}
-	// The create limits of store: redis hold for the whole gateway.
+	// The create and stream limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
+	s.streams = s.newStreamLimits(cfg.Limits)
 	s.metrics.reg.MustRegister(newNumberHealth(s))
 	s.metrics.reg.MustRegister(s.connMetrics()...)
 	storeOp := "redis"
@@ -317,17 +318,17 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 	e.POST("/webhooks/:provider", s.webhook)
 	e.GET("/webhooks/:provider", s.webhook)
 
-	// Hosted page and QR codes: no API key, the token (or id) is unguessable.
+	// Hosted page and its QR code: no API key, the page token is unguessable.
 	e.GET("/v/:token", s.page)
 	e.GET("/v/:token/events", s.pageEvents)
 	e.GET("/v/:token/qr.png", s.pageQR)
-	e.GET("/v1/verifications/:id/qr.png", s.getQR)
 
 	v1 := e.Group("/v1", s.authenticate)
 	v1.POST("/verifications", s.postVerification)
 	v1.GET("/verifications", s.listPending)
 	v1.GET("/verifications/:id", s.getVerification)
 	v1.GET("/verifications/:id/events", s.getEvents)
+	v1.GET("/verifications/:id/qr.png", s.getQR)
 	v1.POST("/verifications/:id/cancel", s.cancelVerification)
 	v1.GET("/numbers", s.getNumbers)
 

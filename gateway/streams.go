@@ -1,37 +1,51 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"sync"
-)
 
-// pageStreamsPerToken bounds the concurrent event streams of one hosted
-// page (GET /v/{token}/events, no API key): a page open in a few tabs, not
-// thousands of unauthenticated streams. Each also counts against the
-// session's API key (limits.streams_per_key).
-const pageStreamsPerToken = 4
+	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher/redisstore"
+)
 
 // streamRetryAfter is the Retry-After, in seconds, of a 429 for too many
 // concurrent streams.
 const streamRetryAfter = 10
 
-// slots counts concurrent holders per key, at most max each; max 0 is no
-// limit. A reload may change max (setMax); holders stay counted.
+// errNoSlot: the key holds as many slots as its limit allows.
+var errNoSlot = errors.New("gateway: no stream slot left")
+
+// streamSlots counts the concurrent holders of each key (an API key, a
+// hosted page's session), at most max each; max 0 is no limit. A reload
+// may change max (setMax); holders stay counted.
+type streamSlots interface {
+	// take holds a slot for key: errNoSlot when key has none left, another
+	// error when the count cannot be read (the caller answers 503: fail
+	// closed). release gives the slot back; calling it again does nothing.
+	take(ctx context.Context, key string) (release func(), err error)
+	// setMax sets the limit per key; holders over a lowered limit keep
+	// their slots, and new ones wait until they are under it.
+	setMax(max int)
+}
+
+// slots is streamSlots in process: one replica (store: memory).
 type slots struct {
 	mu  sync.Mutex
 	max int
 	n   map[string]int
 }
 
+var _ streamSlots = (*slots)(nil)
+
 func newSlots(max int) *slots { return &slots{max: max, n: map[string]int{}} }
 
-// take holds a slot for key, or reports that key has none left. release
-// gives the slot back; calling it again does nothing.
-func (l *slots) take(key string) (release func(), ok bool) {
+func (l *slots) take(_ context.Context, key string) (release func(), err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.max > 0 && l.n[key] >= l.max {
-		return nil, false
+		return nil, errNoSlot
 	}
 	l.n[key]++
 	var once sync.Once
@@ -43,11 +57,9 @@ func (l *slots) take(key string) (release func(), ok bool) {
 				delete(l.n, key)
 			}
 		})
-	}, true
+	}, nil
 }
 
-// setMax sets the limit per key; holders over a lowered limit keep their
-// slots, and new ones wait until they are under it.
 func (l *slots) setMax(max int) {
 	l.mu.Lock()
 	l.max = max
@@ -62,43 +74,47 @@ func (l *slots) held(key string) int {
 }
 
 // streamLimits bound the requests that stay open: SSE streams and ?wait=
-// long-polls.
+// long-polls of the API, and the hosted page's streams.
 type streamLimits struct {
-	perKey  *slots // limits.streams_per_key
-	perPage *slots // pageStreamsPerToken, by session
+	perKey  streamSlots // limits.streams_per_key, by API key name
+	perPage streamSlots // limits.page_streams_per_session, by session id
 }
 
-func newStreamLimits(perKey int) streamLimits {
-	return streamLimits{perKey: newSlots(perKey), perPage: newSlots(pageStreamsPerToken)}
-}
-
-// holdStream takes the slots of one stream or long-poll: one of the API
-// key's and, for a hosted page (session != ""), one of the page's. Over
-// either limit it returns a 429 with Retry-After. The caller must call
-// release when the request ends, however it ends.
-func (s *Server) holdStream(key, session string) (release func(), err error) {
-	releasePage := func() {}
-	if session != "" {
-		r, ok := s.streams.perPage.take(session)
-		if !ok {
-			return nil, tooManyStreams("too many concurrent event streams for this page; retry later")
+// newStreamLimits counts in the store's Redis with store: redis, so that
+// the limits hold for the whole gateway, else in process.
+func (s *Server) newStreamLimits(l config.Limits) streamLimits {
+	if rs, ok := s.store.(*redisstore.Store); ok {
+		return streamLimits{
+			perKey:  newSharedSlots(rs.Client(), "streams-per-key", l.StreamsPerKey),
+			perPage: newSharedSlots(rs.Client(), "page-streams-per-session", l.PageStreamsPerSession),
 		}
-		releasePage = r
 	}
-	releaseKey, ok := s.streams.perKey.take(key)
-	if !ok {
-		releasePage()
-		if session != "" {
-			// A page visitor learns nothing of the key's other streams.
-			return nil, tooManyStreams("too many concurrent event streams for this page; retry later")
-		}
-		return nil, tooManyStreams("too many concurrent event streams and long-polls for this API key; retry later")
-	}
-	return func() { releaseKey(); releasePage() }, nil
+	return streamLimits{perKey: newSlots(l.StreamsPerKey), perPage: newSlots(l.PageStreamsPerSession)}
 }
 
-func tooManyStreams(msg string) error {
-	e := errorf(http.StatusTooManyRequests, "too_many_streams", "%s", msg)
-	e.RetryAfter = streamRetryAfter
-	return e
+// holdKeyStream takes one of the API key's slots for an SSE stream or a
+// long-poll: over limits.streams_per_key it is a 429 with Retry-After. The
+// caller must call release when the request ends, however it ends.
+func (s *Server) holdKeyStream(ctx context.Context, key string) (release func(), err error) {
+	return s.hold(ctx, s.streams.perKey, key, "too many concurrent event streams and long-polls for this API key; retry later")
+}
+
+// holdPageStream takes one of the hosted page's slots (by session): a page
+// has no API key, and its streams never count against the session's key,
+// so no page visitor can use up the app's own streams.
+func (s *Server) holdPageStream(ctx context.Context, session string) (release func(), err error) {
+	return s.hold(ctx, s.streams.perPage, session, "too many concurrent event streams for this page; retry later")
+}
+
+func (s *Server) hold(ctx context.Context, l streamSlots, key, msg string) (func(), error) {
+	release, err := l.take(ctx, key)
+	if errors.Is(err, errNoSlot) {
+		e := errorf(http.StatusTooManyRequests, "too_many_streams", "%s", msg)
+		e.RetryAfter = streamRetryAfter
+		return nil, e
+	}
+	if err != nil {
+		return nil, s.storeErr("stream slots", err)
+	}
+	return release, nil
 }

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
+	"github.com/mogate/mogate/config"
 )
 
 // serveHTTP serves h on a loopback listener: streams need a real client
@@ -82,9 +85,10 @@ func pagePath(t *testing.T, v map[string]any) string {
 }
 
 // TestStreamsPerKey: with limits.streams_per_key 2, an SSE stream and a
-// long-poll fill the key's budget; a third stream, long-poll or hosted-page
-// stream of that key is 429, another key is not affected, and a slot
-// frees when a client disconnects or a long-poll ends.
+// long-poll fill the key's budget; a third stream or long-poll of that key
+// is 429 (a hosted-page stream of its sessions is not: it has its own cap),
+// another key is not affected, and a slot frees when a client disconnects
+// or a long-poll ends.
 func TestStreamsPerKey(t *testing.T) {
 	y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n", "unmatched_per_sender_per_hour: 5\n  streams_per_key: 2\n", 1)
 	h := newHarness(t, y)
@@ -93,7 +97,7 @@ func TestStreamsPerKey(t *testing.T) {
 	b := h.mustCreate(`{"number": "+14155550124"}`)
 	c := h.mustCreate(`{"number": "+14155550125"}`)
 	events := func(v map[string]any) string { return base + "/v1/verifications/" + v["id"].(string) + "/events" }
-	held := func() int { return h.s.streams.perKey.held("shop") }
+	held := func() int { return h.s.streams.perKey.(*slots).held("shop") }
 
 	code, disconnectFirst := holdOpen(t, events(a), shopKey)
 	if code != 200 {
@@ -116,7 +120,9 @@ func TestStreamsPerKey(t *testing.T) {
 	// At the limit: one more of any kind is refused.
 	mustRefuse(t, events(c), shopKey)
 	mustRefuse(t, base+"/v1/verifications/"+c["id"].(string)+"?wait=5s", shopKey)
-	mustRefuse(t, base+pagePath(t, c)+"/events", "")
+	if code, _ := holdOpen(t, base+pagePath(t, c)+"/events", ""); code != 200 {
+		t.Fatalf("page stream with the key's budget spent = %d", code)
+	}
 	if held() != 2 {
 		t.Fatalf("refused requests hold %d slots", held()-2)
 	}
@@ -149,61 +155,97 @@ func TestStreamsPerKey(t *testing.T) {
 	eventually(t, "every slot but one", func() bool { return held() == 1 })
 }
 
-// TestPageStreamsPerToken: one hosted page takes at most
-// pageStreamsPerToken streams, each counted against its session's key;
-// another page is not affected; streams end and free their slots when the
-// session is verified.
-func TestPageStreamsPerToken(t *testing.T) {
-	h := newHarness(t, testYAML)
+// TestPageStreamsPerSession: a hosted page takes at most
+// limits.page_streams_per_session streams (default 4), never counted
+// against its key's streams_per_key: pages of many sessions, each at its
+// cap, leave the key's own ?wait= and SSE alone. Another page is not
+// affected; a disconnect frees a page slot; a verified page's streams end
+// and free theirs.
+func TestPageStreamsPerSession(t *testing.T) {
+	h := newHarness(t, strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n", "unmatched_per_sender_per_hour: 5\n  streams_per_key: 2\n", 1))
 	base := serveHTTP(t, h)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	other := h.mustCreate(`{"number": "+14155550124"}`)
+	var sessions []map[string]any
+	for i := range 3 {
+		sessions = append(sessions, h.mustCreate(fmt.Sprintf(`{"number": "+1415555013%d"}`, i)))
+	}
+	v := sessions[0]
 	page := base + pagePath(t, v) + "/events"
 	var first func()
-	for i := range pageStreamsPerToken {
-		code, d := holdOpen(t, page, "")
-		if code != 200 {
-			t.Fatalf("page stream %d = %d", i+1, code)
-		}
-		if i == 0 {
-			first = d
+	for _, s := range sessions {
+		for i := range 4 {
+			code, d := holdOpen(t, base+pagePath(t, s)+"/events", "")
+			if code != 200 {
+				t.Fatalf("page stream %d of %s = %d", i+1, s["id"], code)
+			}
+			if first == nil {
+				first = d
+			}
 		}
 	}
 	mustRefuse(t, page, "")
-	if code, _ := holdOpen(t, base+pagePath(t, other)+"/events", ""); code != 200 {
-		t.Fatalf("another page = %d", code)
+	// Twelve page streams of the key's sessions: the key's own two
+	// streams are still there, and only then is it at its cap.
+	if code, _ := holdOpen(t, base+"/v1/verifications/"+v["id"].(string)+"/events", shopKey); code != 200 {
+		t.Fatalf("the key's SSE = %d with its pages full", code)
 	}
-	if n := h.s.streams.perKey.held("shop"); n != pageStreamsPerToken+1 {
-		t.Fatalf("the key holds %d slots, want %d", n, pageStreamsPerToken+1)
-	}
+	waited := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest("GET", base+"/v1/verifications/"+sessions[1]["id"].(string)+"?wait=60s", nil)
+		req.Header.Set("Authorization", "Bearer "+shopKey)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			waited <- 0
+			return
+		}
+		resp.Body.Close()
+		waited <- resp.StatusCode
+	}()
+	eventually(t, "the long-poll to hold a slot", func() bool { return h.s.streams.perKey.(*slots).held("shop") == 2 })
+	mustRefuse(t, base+"/v1/verifications/"+sessions[2]["id"].(string)+"/events", shopKey)
+
 	first()
-	eventually(t, "the page slot to free", func() bool { return h.s.streams.perPage.held(v["id"].(string)) == pageStreamsPerToken-1 })
+	perPage := h.s.streams.perPage.(*slots)
+	eventually(t, "the page slot to free", func() bool { return perPage.held(v["id"].(string)) == 3 })
 	if code, _ := holdOpen(t, page, ""); code != 200 {
 		t.Fatalf("page stream after a disconnect = %d", code)
 	}
 	// Verified: the page's streams end on their own and give their slots back.
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
-	eventually(t, "the verified page's slots", func() bool { return h.s.streams.perPage.held(v["id"].(string)) == 0 })
-	if n := h.s.streams.perKey.held("shop"); n != 1 {
-		t.Fatalf("the key still holds %d slots, want 1 (the other page)", n)
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550130", To: "+14155550100", Text: v["code"].(string)}))
+	eventually(t, "the verified page's slots", func() bool { return perPage.held(v["id"].(string)) == 0 })
+	h.do("POST", "/v1/verifications/"+sessions[1]["id"].(string)+"/cancel", shopKey, nil, nil)
+	if code := <-waited; code != 200 {
+		t.Fatalf("long-poll = %d", code)
+	}
+}
+
+// TestPageStreamsUnlimited: page_streams_per_session 0 is no cap.
+func TestPageStreamsUnlimited(t *testing.T) {
+	h := newHarness(t, strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n", "unmatched_per_sender_per_hour: 5\n  page_streams_per_session: 0\n", 1))
+	base := serveHTTP(t, h)
+	page := base + pagePath(t, h.mustCreate(`{"number": "+14155550123"}`)) + "/events"
+	for i := range 8 {
+		if code, _ := holdOpen(t, page, ""); code != 200 {
+			t.Fatalf("page stream %d = %d", i+1, code)
+		}
 	}
 }
 
 func TestSlots(t *testing.T) {
+	ctx := context.Background()
 	unlimited := newSlots(0)
 	for range 10000 {
-		if _, ok := unlimited.take("k"); !ok {
-			t.Fatal("streams_per_key 0 refused a stream")
+		if _, err := unlimited.take(ctx, "k"); err != nil {
+			t.Fatalf("streams_per_key 0 refused a stream: %v", err)
 		}
 	}
 	l := newSlots(2)
-	r1, ok1 := l.take("k")
-	_, ok2 := l.take("k")
-	_, ok3 := l.take("k")
-	if !ok1 || !ok2 || ok3 {
-		t.Fatalf("takes = %v %v %v, want true true false", ok1, ok2, ok3)
+	r1, err1 := l.take(ctx, "k")
+	_, err2 := l.take(ctx, "k")
+	_, err3 := l.take(ctx, "k")
+	if err1 != nil || err2 != nil || !errors.Is(err3, errNoSlot) {
+		t.Fatalf("takes = %v %v %v, want nil nil errNoSlot", err1, err2, err3)
 	}
-	if _, ok := l.take("other"); !ok {
+	if _, err := l.take(ctx, "other"); err != nil {
 		t.Fatal("a key's limit refused another key")
 	}
 	r1()
@@ -211,7 +253,33 @@ func TestSlots(t *testing.T) {
 	if l.held("k") != 1 {
 		t.Fatalf("held = %d after one release", l.held("k"))
 	}
-	if _, ok := l.take("k"); !ok {
+	if _, err := l.take(ctx, "k"); err != nil {
 		t.Fatal("a released slot was not reusable")
 	}
+}
+
+// TestReloadStreamCaps: SIGHUP applies both stream caps; streams already
+// open keep their slots.
+func TestReloadStreamCaps(t *testing.T) {
+	h := newHarness(t, testYAML)
+	base := serveHTTP(t, h)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	page := base + pagePath(t, v) + "/events"
+	if code, _ := holdOpen(t, page, ""); code != 200 {
+		t.Fatalf("page stream = %d", code)
+	}
+	cfg, err := config.Parse([]byte(strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n",
+		"unmatched_per_sender_per_hour: 5\n  streams_per_key: 1\n  page_streams_per_session: 1\n", 1)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	mustRefuse(t, page, "")
+	events := base + "/v1/verifications/" + v["id"].(string) + "/events"
+	if code, _ := holdOpen(t, events, shopKey); code != 200 {
+		t.Fatalf("the key's first stream = %d", code)
+	}
+	mustRefuse(t, events, shopKey)
 }

@@ -76,3 +76,50 @@ func TestCaptureGuessesLimit(t *testing.T) {
 		t.Fatalf("another sender blocked: %v", got)
 	}
 }
+
+// checkNumberLimitPerKey: creates_per_number_per_hour (2 here) is a budget
+// per (API key, sender number). Key shop spends its budget on a number;
+// key other still creates for that number (on b, another replica or the
+// same server), and shop's 429 reads the same before and after other's
+// creates, so it reveals nothing about other.
+func checkNumberLimitPerKey(t *testing.T, a, b *harness) {
+	t.Helper()
+	const body = `{"number": "+14155550177"}`
+	for i := range 2 {
+		if code, out := a.create(shopKey, body, nil); code != 201 {
+			t.Fatalf("shop create %d = %d %v", i+1, code, out)
+		}
+	}
+	code, refused := a.create(shopKey, body, nil)
+	if code != 429 {
+		t.Fatalf("shop's 3rd create = %d %v, want 429", code, refused)
+	}
+	for i := range 2 {
+		if code, out := b.create(otherKey, body, nil); code != 201 {
+			t.Fatalf("other's create %d after shop's 429 = %d %v", i+1, code, out)
+		}
+	}
+	if code, _ := b.create(otherKey, body, nil); code != 429 {
+		t.Fatalf("other's 3rd create = %d, want 429 (its own budget)", code)
+	}
+	code, again := a.create(shopKey, body, nil)
+	if code != 429 || fmt.Sprint(again["error"].(map[string]any)["code"]) != fmt.Sprint(refused["error"].(map[string]any)["code"]) ||
+		again["error"].(map[string]any)["message"] != refused["error"].(map[string]any)["message"] {
+		t.Fatalf("shop's 429 changed after other's creates: %v, then %v", refused, again)
+	}
+}
+
+func TestNumberLimitPerKey(t *testing.T) {
+	h := newHarness(t, strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1))
+	checkNumberLimitPerKey(t, h, h)
+	// The Contiguity-compatible create spends the same (key, number)
+	// budgets, both spent now; another number's is whole.
+	for _, key := range []string{shopKey, otherKey} {
+		if w := h.do("POST", "/otp/reverse/initiate", key, []byte(`{"number": "+14155550177"}`), nil); w.Code != 429 {
+			t.Fatalf("Contiguity initiate with the key's budget spent = %d %s", w.Code, w.Body)
+		}
+	}
+	if w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550178"}`), nil); w.Code != 200 {
+		t.Fatalf("shop's Contiguity initiate for another number = %d %s", w.Code, w.Body)
+	}
+}

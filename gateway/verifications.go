@@ -59,6 +59,9 @@ func decodeJSON(c *gin.Context, v any) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if bytes.Equal(bytes.Trim(b, " \t\r\n"), []byte("null")) {
+		return nil, errorf(http.StatusBadRequest, "invalid_json", "the body must be a JSON object, not null")
+	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(v); err != nil {
@@ -136,7 +139,10 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 		return matcher.Session{}, false, err
 	}
 	if req.Number != "" {
-		if err := rt.numberLimit.take(c.Request.Context(), req.Number, "verifications for this phone number"); err != nil {
+		// Per (API key, sender): one tenant's creates never use up, or
+		// reveal anything about, another's for the same user. An E.164
+		// number holds no ":", so the key cannot be forged from a name.
+		if err := rt.numberLimit.take(c.Request.Context(), key.Name+":"+req.Number, "verifications for this phone number"); err != nil {
 			return matcher.Session{}, false, err
 		}
 	}
@@ -165,8 +171,25 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	return sess, replayed, nil
 }
 
+// presentString is a string field that may be left out but not sent as
+// null: "number": null must not quietly ask for capture mode.
+type presentString struct {
+	Value string
+	Null  bool
+}
+
+func (s *presentString) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		s.Null = true
+		return nil
+	}
+	return json.Unmarshal(b, &s.Value)
+}
+
+// createBody is the body of POST /v1/verifications. JSON null for a field
+// other than number means the field was left out.
 type createBody struct {
-	Number      string          `json:"number"`
+	Number      presentString   `json:"number"`
 	Code        string          `json:"code"`
 	Factor      string          `json:"factor"`
 	To          string          `json:"to"`
@@ -186,12 +209,16 @@ func (s *Server) postVerification(c *gin.Context) {
 		fail(c, err)
 		return
 	}
+	if b.Number.Null {
+		fail(c, withMessage(pool.ErrBadNumber, "number must be an E.164 phone number; leave it out (not null) for capture mode"))
+		return
+	}
 	if b.Code != "" && b.Factor != "" && b.Code != b.Factor {
 		fail(c, errorf(http.StatusUnprocessableEntity, "invalid_code", "code and factor differ; send one"))
 		return
 	}
 	sess, replayed, err := s.create(c, createParams{
-		API: "v1", Number: b.Number, Code: first(b.Code, b.Factor), To: b.To, Country: b.Country,
+		API: "v1", Number: b.Number.Value, Code: first(b.Code, b.Factor), To: b.To, Country: b.Country,
 		Language: b.Language, TTLSeconds: b.TTLSeconds, Callback: first(b.CallbackURL, b.SuccessURL), Redirect: b.RedirectURL,
 		Metadata: b.Metadata, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
 	})
@@ -222,19 +249,23 @@ func (s *Server) getVerification(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if w := c.Query("wait"); w != "" && sess.Status == matcher.Pending {
-		d, err := parseWait(w)
-		if err != nil {
+	var wait time.Duration
+	if w := c.Query("wait"); w != "" {
+		// Checked whatever the status: a bad wait is refused even when
+		// there is nothing to wait for.
+		if wait, err = parseWait(w); err != nil {
 			fail(c, err)
 			return
 		}
-		release, err := s.holdStream(sess.Key, "")
+	}
+	if wait > 0 && sess.Status == matcher.Pending {
+		release, err := s.holdKeyStream(c.Request.Context(), sess.Key)
 		if err != nil {
 			fail(c, err)
 			return
 		}
 		defer release()
-		ctx, cancel := context.WithTimeout(c.Request.Context(), d)
+		ctx, cancel := context.WithTimeout(c.Request.Context(), wait)
 		stop := context.AfterFunc(s.stopping, cancel)
 		sess, err = s.store.Wait(ctx, sess.ID)
 		stop()

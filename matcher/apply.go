@@ -216,6 +216,7 @@ func (m *Matcher) Sweep() error {
 		m.notify(changed)
 	}
 	m.parts.gc(now)
+	m.dedupe.sweep(now)
 	return firstErr
 }
 
@@ -299,11 +300,7 @@ func (h *timerHeap) pop() timer {
 func (m *Matcher) Replay(r Record) {
 	switch r.Op {
 	case OpProcessed:
-		if m.opt.Now().Sub(r.At) < m.opt.Retention {
-			m.dedupe.mu.Lock()
-			m.dedupe.done.Add(r.Provider+"\x00"+r.MessageID, processedEntry{Outcome: r.Outcome, at: r.At.UnixNano()})
-			m.dedupe.mu.Unlock()
-		}
+		m.dedupe.remember(seenKeyOf(r.Provider, r.MessageID), r.Outcome, r.At, m.opt.Now())
 		return
 	case OpPart:
 		if r.Part != nil {

@@ -183,3 +183,29 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 		runtime.KeepAlive(m)
 	}
 }
+
+// BenchmarkProcessedIDMemory reports the heap held per remembered processed
+// message id (or spent nonce) in the dedupe table, with 1M remembered.
+func BenchmarkProcessedIDMemory(b *testing.B) {
+	const n = 1_000_000
+	for range b.N {
+		runtime.GC()
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		m := New(Options{})
+		now := time.Now()
+		for i := range n {
+			k := seenKeyOf("twilio", "SM"+strconv.Itoa(10_000_000+i))
+			m.dedupe.mu.Lock()
+			m.dedupe.add(k, Outcome{Kind: Unmatched}, now.UnixMilli())
+			m.dedupe.mu.Unlock()
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if m.Remembered() != n {
+			b.Fatalf("remembered %d", m.Remembered())
+		}
+		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/id")
+		runtime.KeepAlive(m)
+	}
+}

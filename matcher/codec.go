@@ -99,6 +99,17 @@ func (d *dec) raw() []byte {
 
 func (d *dec) str() string { return string(d.raw()) }
 
+// fixed reads n bytes with no length prefix.
+func (d *dec) fixed(n int) []byte {
+	if n > len(d.b) {
+		d.fail()
+		return nil
+	}
+	v := d.b[:n:n]
+	d.b = d.b[n:]
+	return v
+}
+
 func (d *dec) bytes() []byte {
 	r := d.raw()
 	if len(r) == 0 {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -17,12 +18,15 @@ import (
 //	snapshot        the latest snapshot (wal snapshot framing, payload below)
 //	wal/            the log segments, "<first LSN>.wal", and any ".broken" cuts
 //
-// Snapshot payload, version 1: u8 version | u64 cut per shard (64, uvarint)
+// Snapshot payload, version 2: u8 version | u64 cut per shard (64, uvarint)
 // | uvarint global cut | per shard: uvarint byte length, then uvarint n and
-// n sessions | uvarint n, n processed messages (key, outcome kind u8,
-// session id, at) | uvarint n, n stored parts (first seen, then the OpPart
-// fields). Shard sections are length-prefixed so that recovery decodes them
-// in parallel.
+// n sessions | uvarint n, n processed messages and spent nonces, oldest
+// first (16-byte key, outcome kind u8, session id, at) |
+// uvarint n, n stored parts (first seen, then the OpPart fields) | uvarint
+// n, n message.unmatched events. Shard sections are length-prefixed so that
+// recovery decodes them in parallel. Version 1 differs only in the
+// processed messages: their key is the string provider, zero byte, message
+// id, in any order; it is still read.
 //
 // Each shard's cut is the last LSN appended while the shard was being copied
 // under its lock: its records with a higher LSN are replayed, the others
@@ -30,6 +34,9 @@ import (
 // messages and parts, whose records are idempotent.
 
 const snapshotName = "snapshot"
+
+// snapshotVersion is the version of the snapshot payload written.
+const snapshotVersion = 2
 
 // DurableOptions configure Open.
 type DurableOptions struct {
@@ -181,7 +188,7 @@ func (m *Matcher) Snapshot() error {
 	defer d.mu.Unlock()
 	now := m.opt.Now()
 	e := enc{b: make([]byte, 0, 1<<16)}
-	e.u8(codecVersion)
+	e.u8(snapshotVersion)
 	var cuts [numShards]uint64
 	var sections [numShards]enc
 	for i := range m.shards {
@@ -198,18 +205,15 @@ func (m *Matcher) Snapshot() error {
 	// Processed messages still in flight are not in done yet: replay from
 	// before the first of them.
 	global := m.dedupe.cut(d.log.LastLSN())
-	keys := m.dedupe.done.Keys()
-	var processed enc
+	processed := enc{b: make([]byte, 0, 26*m.dedupe.size.Load())}
 	count := 0
-	for _, k := range keys {
-		if p, ok := m.dedupe.done.Peek(k); ok {
-			processed.str(k)
-			processed.u8(uint8(p.Kind))
-			processed.str(p.SessionID)
-			processed.time(time.Unix(0, p.at))
-			count++
-		}
-	}
+	m.dedupe.each(func(k seenKey, o Outcome, atMS int64) {
+		processed.b = append(processed.b, k[:]...)
+		processed.u8(uint8(o.Kind))
+		processed.str(o.SessionID)
+		processed.time(time.UnixMilli(atMS))
+		count++
+	})
 	m.dedupe.mu.Unlock()
 	for _, c := range cuts {
 		e.uv(c)
@@ -260,9 +264,17 @@ func (m *Matcher) Snapshot() error {
 	return nil
 }
 
+// seenEntry is a processed id read from a snapshot.
+type seenEntry struct {
+	key seenKey
+	o   Outcome
+	at  time.Time
+}
+
 func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
 	d := dec{b: b}
-	if d.u8() != codecVersion {
+	version := d.u8()
+	if version != 1 && version != snapshotVersion {
 		return cuts, 0, errDecode
 	}
 	for i := range cuts {
@@ -315,17 +327,30 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 		return cuts, 0, errDecode
 	}
 	n := d.uv()
+	var v1 []seenEntry // version 1 kept no order: sorted by time below
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		key := d.str()
-		kind := OutcomeKind(d.u8())
-		id := d.str()
-		at := d.time()
-		if kind > NonceSpent {
+		var e seenEntry
+		if version == 1 {
+			e.key = seenKeyRaw(d.raw())
+		} else {
+			copy(e.key[:], d.fixed(len(e.key)))
+		}
+		e.o = Outcome{Kind: OutcomeKind(d.u8())}
+		e.o.SessionID = d.str()
+		e.at = d.time()
+		switch {
+		case e.o.Kind > NonceSpent:
 			d.fail()
+		case d.err != nil:
+		case version == 1:
+			v1 = append(v1, e)
+		default:
+			m.dedupe.remember(e.key, e.o, e.at, now)
 		}
-		if d.err == nil && now.Sub(at) < m.opt.Retention {
-			m.dedupe.done.Add(key, processedEntry{Outcome: Outcome{Kind: kind, SessionID: id}, at: at.UnixNano()})
-		}
+	}
+	slices.SortStableFunc(v1, func(a, b seenEntry) int { return a.at.Compare(b.at) })
+	for _, e := range v1 {
+		m.dedupe.remember(e.key, e.o, e.at, now)
 	}
 	n = d.uv()
 	for i := uint64(0); i < n && d.err == nil; i++ {

@@ -45,10 +45,9 @@ func state(m *Matcher) string {
 		sh.mu.Unlock()
 	}
 	m.dedupe.mu.Lock()
-	for _, k := range m.dedupe.done.Keys() {
-		e, _ := m.dedupe.done.Peek(k)
-		lines = append(lines, fmt.Sprintf("processed %q %v %s", k, e.Kind, e.SessionID))
-	}
+	m.dedupe.each(func(k seenKey, o Outcome, _ int64) {
+		lines = append(lines, fmt.Sprintf("processed %x %+v", k, o))
+	})
 	m.dedupe.mu.Unlock()
 	for i := range m.idem {
 		for k, v := range m.idem[i].m {

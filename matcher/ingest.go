@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"github.com/hashicorp/golang-lru/v2/expirable"
 )
 
 // Message is an inbound SMS as the matcher sees it: numbers in E.164.
@@ -63,8 +61,8 @@ type IngestOptions struct {
 // id returns the first outcome with Duplicate set and changes nothing. It
 // returns once the outcome is durable.
 func (m *Matcher) Ingest(msg Message, opt IngestOptions) (Outcome, error) {
-	key := msg.Provider + "\x00" + msg.MessageID
-	done, first, wait := m.dedupe.claim(key)
+	key := seenKeyOf(msg.Provider, msg.MessageID)
+	done, first, wait := m.dedupe.claim(key, m.opt.Now())
 	if !first {
 		return done, nil
 	}
@@ -282,81 +280,6 @@ func (m *Matcher) commit(sh *shard, s *session, r, processed Record, out Outcome
 // which would make every stack one escape to the heap.
 var scanPool = sync.Pool{New: func() any { return new(textScan) }}
 
-// dedupe remembers processed provider messages for the retention window and
-// makes concurrent deliveries of one message wait for the first.
-type dedupe struct {
-	mu       sync.Mutex
-	done     *expirable.LRU[string, processedEntry]
-	inflight map[string]*flight
-	ttl      time.Duration
-	lsn      func() uint64 // the journal's last LSN (0 in memory)
-}
-
-// flight is a message being processed. Its dedupe record will have an LSN
-// above start, so a snapshot taken meanwhile replays from start on.
-type flight struct {
-	done  chan struct{}
-	start uint64
-}
-
-// processedEntry is a processed message's outcome and when it was processed.
-type processedEntry struct {
-	Outcome
-	at int64 // unix ns
-}
-
-// cut returns the LSN up to which every processed message is in done.
-// The caller holds d.mu.
-func (d *dedupe) cut(last uint64) uint64 {
-	for _, f := range d.inflight {
-		last = min(last, f.start)
-	}
-	return last
-}
-
-// maxRemembered bounds the processed-message cache.
-const maxRemembered = 1 << 20
-
-func (d *dedupe) init(ttl time.Duration) {
-	d.done = expirable.NewLRU[string, processedEntry](maxRemembered, nil, ttl)
-	d.inflight = map[string]*flight{}
-	d.ttl = ttl
-	d.lsn = func() uint64 { return 0 }
-}
-
-// claim returns (outcome, false, nil) for a processed message, or (_, true,
-// ch) when the caller must process it and then call release.
-func (d *dedupe) claim(key string) (Outcome, bool, chan struct{}) {
-	for {
-		d.mu.Lock()
-		if e, ok := d.done.Get(key); ok {
-			d.mu.Unlock()
-			o := e.Outcome
-			o.Duplicate = true
-			return o, false, nil
-		}
-		if f, ok := d.inflight[key]; ok {
-			d.mu.Unlock()
-			<-f.done
-			continue
-		}
-		ch := make(chan struct{})
-		d.inflight[key] = &flight{done: ch, start: d.lsn()}
-		d.mu.Unlock()
-		return Outcome{}, true, ch
-	}
-}
-
-func (d *dedupe) release(key string, o Outcome, ok bool, ch chan struct{}, at time.Time) {
-	d.mu.Lock()
-	delete(d.inflight, key)
-	if ok {
-		d.done.Add(key, processedEntry{Outcome: o, at: at.UnixNano()})
-	}
-	d.mu.Unlock()
-	close(ch)
-}
-
 // Part is one stored part of a multipart message.
 type Part struct{ Message Message }
 
@@ -420,12 +343,12 @@ func (p *partials) gc(now time.Time) {
 // signature is good for one request only.
 func (m *Matcher) SpendNonce(provider, nonce string) (fresh bool, err error) {
 	id := nonceMessageID(nonce)
-	key := provider + "\x00" + id
-	_, first, wait := m.dedupe.claim(key)
+	key := seenKeyOf(provider, id)
+	now := m.opt.Now().UTC()
+	_, first, wait := m.dedupe.claim(key, now)
 	if !first {
 		return false, nil
 	}
-	now := m.opt.Now().UTC()
 	r := Record{Op: OpProcessed, At: now, Provider: provider, MessageID: id, Outcome: Outcome{Kind: NonceSpent}}
 	err = m.journal(r).Wait()
 	m.dedupe.release(key, r.Outcome, err == nil, wait, now)

@@ -179,7 +179,7 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 
 // Ack is an empty Plivo XML response.
 func (a *Adapter) Ack() (int, string, []byte) {
-	return http.StatusOK, "application/xml", []byte("<Response></Response>")
+	return http.StatusOK, "text/xml", []byte("<Response></Response>")
 }
 
 // Sign returns the form POST Plivo would send for m, with V3 and V2 signatures.

@@ -42,6 +42,7 @@ func NewPlivo(authID, authToken, apiURL string, hc *http.Client) (*Plivo, error)
 	if err != nil {
 		return nil, err
 	}
+	t.hint = "auth_id and auth_token"
 	c, err := plivo.NewClient(authID, authToken, &plivo.ClientOptions{HttpClient: client(hc, t)})
 	if err != nil {
 		return nil, err
@@ -50,17 +51,7 @@ func NewPlivo(authID, authToken, apiURL string, hc *http.Client) (*Plivo, error)
 }
 
 // call runs one SDK call and fails when any answer was an HTTP error.
-func (c *Plivo) call(f func() error) (err error) {
-	defer recoverSDK(&err)
-	c.t.reset()
-	err = f()
-	if status := c.t.failed(); status != nil && err != nil {
-		return fmt.Errorf("%w: %w", status, err)
-	} else if status != nil {
-		return status
-	}
-	return err
-}
+func (c *Plivo) call(f func() error) error { return c.t.call(f) }
 
 // List pages through Number/ (limit, offset; meta.next) and reads each
 // application the numbers use once.

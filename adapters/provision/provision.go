@@ -14,7 +14,6 @@
 package provision
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -22,7 +21,9 @@ import (
 	"net/url"
 	"regexp"
 	"strings"
-	"sync/atomic"
+	"sync"
+
+	"github.com/mogate/mogate/config"
 )
 
 // Number is one number of a provider account as its REST API reports it.
@@ -73,13 +74,20 @@ type Client interface {
 
 // transport sends requests for the provider's public API host to api_url
 // instead (the SDKs' base URLs are fixed or, for plivo-go's application
-// calls, ignored) and remembers the last error status, for SDKs that drop
-// it (plivo-go treats an empty error body as success).
+// calls, ignored) and remembers how the last call failed, in its own
+// words: the SDKs' errors quote their default host rather than the one
+// dialled, echo error bodies (which may echo the request), or, for
+// vonage-go-sdk, panic; plivo-go treats an empty error body as success.
 type transport struct {
 	hosts []string // the public API hosts to rewrite
 	base  *url.URL // api_url; nil: no rewriting
 	next  http.RoundTripper
-	last  atomic.Int32 // status of the last answer >= 400, else 0
+	code  func(body []byte) string // the numeric error code of an error body; nil: none
+	hint  string                   // the entry's keys to check after a 401 or 403
+
+	mu     sync.Mutex
+	failed *callError // the first failure since reset
+	origin string     // the origin last dialled
 }
 
 func newTransport(apiURL string, next http.RoundTripper, hosts ...string) (*transport, error) {
@@ -88,10 +96,10 @@ func newTransport(apiURL string, next http.RoundTripper, hosts ...string) (*tran
 		t.next = http.DefaultTransport
 	}
 	if apiURL != "" {
-		u, err := url.Parse(strings.TrimRight(apiURL, "/"))
-		if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
-			return nil, fmt.Errorf("api_url must be an absolute http(s) URL")
+		if err := config.CheckAPIURL(apiURL); err != nil {
+			return nil, fmt.Errorf("api_url %w", err)
 		}
+		u, _ := url.Parse(strings.TrimRight(apiURL, "/"))
 		t.base = u
 	}
 	return t, nil
@@ -104,31 +112,71 @@ func (t *transport) RoundTrip(r *http.Request) (*http.Response, error) {
 		r.URL.Path = t.base.Path + r.URL.Path
 		r.URL.RawPath = ""
 	}
+	origin := r.URL.Scheme + "://" + r.URL.Host
 	resp, err := t.next.RoundTrip(r)
 	if err != nil {
+		t.fail(&callError{origin: origin, err: err})
 		return nil, err
 	}
 	if resp.StatusCode >= 400 {
-		t.last.Store(int32(resp.StatusCode))
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 		resp.Body.Close()
-		if len(bytes.TrimSpace(b)) == 0 {
-			b = []byte(resp.Status)
+		e := &callError{origin: origin, status: resp.StatusCode, hint: t.hint}
+		if t.code != nil {
+			e.code = t.code(b)
 		}
-		resp.Body = io.NopCloser(bytes.NewReader(b))
+		t.fail(e)
+		// The SDK reads a body that cannot echo anything.
+		resp.Body = io.NopCloser(strings.NewReader(fmt.Sprintf(`{"status": %d}`, resp.StatusCode)))
+		resp.ContentLength = -1
+		resp.Header.Del("Content-Length")
 	}
+	t.mu.Lock()
+	t.origin = origin
+	t.mu.Unlock()
 	return resp, nil
 }
 
-// failed returns an error when an answer since reset was an HTTP error.
-func (t *transport) failed() error {
-	if s := t.last.Load(); s != 0 {
-		return fmt.Errorf("HTTP %d %s", s, http.StatusText(int(s)))
+func (t *transport) fail(e *callError) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.origin = e.origin
+	if t.failed == nil {
+		t.failed = e
 	}
-	return nil
 }
 
-func (t *transport) reset() { t.last.Store(0) }
+// call runs one SDK call and says how it failed: by the transport's
+// record when a request failed (whatever the SDK made of it: an error
+// quoting another host or an echoed body, no error, a panic), else the
+// SDK's error, on its own (a 2xx answer the SDK could not read).
+func (t *transport) call(f func() error) (err error) {
+	t.mu.Lock()
+	t.failed, t.origin = nil, ""
+	t.mu.Unlock()
+	defer func() {
+		r := recover()
+		t.mu.Lock()
+		failed, origin := t.failed, t.origin
+		t.mu.Unlock()
+		switch {
+		case failed != nil:
+			err = failed
+		case r != nil:
+			err = fmt.Errorf("the provider's SDK failed unexpectedly on the answer of %s", dash(origin))
+		case err != nil:
+			err = fmt.Errorf("unexpected answer from %s: %s", dash(origin), inWords(err))
+		}
+	}()
+	return f()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "the API"
+	}
+	return s
+}
 
 func contains(ss []string, s string) bool {
 	for _, x := range ss {

@@ -2,7 +2,9 @@ package provision_test
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -301,9 +303,68 @@ func TestTransportErrors(t *testing.T) {
 					t.Errorf("Point error leaks a credential: %s", msg)
 				}
 			}
+			// In words, naming the URL dialled (api_url), not the
+			// provider's public host nor an SDK's panic.
+			for _, got := range []string{msg, rows[0].Action} {
+				if !strings.Contains(got, "cannot reach "+f.URL+": connection refused") || strings.Contains(got, "panic") ||
+					strings.Contains(got, "api.") || strings.Contains(got, "interface conversion") {
+					t.Errorf("not in words, or not naming %s: %q", f.URL, got)
+				}
+			}
 			if testing.Verbose() {
 				t.Logf("Point: %s", msg)
 				t.Logf("row: %s", rows[0].Action)
+			}
+		})
+	}
+}
+
+// TestErrorBodiesNotPrinted: an API (or a proxy) whose error bodies echo the
+// request, Authorization header, query and form included, has none of it
+// printed: the rows say the status, the host dialled and at most a numeric
+// error code. The rows are checked for each credential raw, URL-encoded and
+// in its HTTP Basic form.
+func TestErrorBodiesNotPrinted(t *testing.T) {
+	users := map[string]string{"twilio": "AC0123456789abcdef", "vonage": "key123", "plivo": "MA0123", "telnyx": ""}
+	codes := map[string]string{"twilio": " (error code 20003", "telnyx": " (error code 10009", "vonage": "", "plivo": ""}
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			f := sc.fake()
+			defer f.Close()
+			f.Echo = 401
+			e := entry(t, sc, f, true)
+			var forbidden []string
+			for _, s := range sc.secrets {
+				forbidden = append(forbidden, s, url.QueryEscape(s), base64.StdEncoding.EncodeToString([]byte(users[sc.name]+":"+s)), "Authorization", "Basic ", "Bearer ")
+			}
+			for _, rows := range [][]provision.Row{provision.Inspect(context.Background(), e), provision.Sync(context.Background(), e, false)} {
+				for _, r := range rows {
+					line := r.Action + r.Note + r.Before + r.After
+					want := "failed: HTTP 401 Unauthorized from " + f.URL + codes[sc.name]
+					if !strings.HasPrefix(r.Action, want) {
+						t.Errorf("%s: %q, want it to begin %q", r.Number, r.Action, want)
+					}
+					for _, s := range forbidden {
+						if strings.Contains(line, s) {
+							t.Errorf("%s: the row carries %q: %q", r.Number, s, line)
+						}
+					}
+				}
+			}
+			// Without the entry's secrets to scrub with, the client's own
+			// errors carry nothing of the echoed request either.
+			cl, err := sc.client(f.URL, true)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = cl.List(context.Background())
+			if err == nil {
+				t.Fatal("List succeeded on a 401")
+			}
+			for _, s := range append(forbidden, "GET ", "body:") {
+				if strings.Contains(err.Error(), s) {
+					t.Errorf("List's error carries %q: %q", s, err)
+				}
 			}
 		})
 	}

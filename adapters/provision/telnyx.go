@@ -19,6 +19,7 @@ type Telnyx struct {
 	base     string
 	key      string
 	hc       *http.Client
+	t        *transport
 	profiles map[string]telnyxProfile
 }
 
@@ -44,13 +45,13 @@ func NewTelnyx(apiKey, apiURL string, hc *http.Client) (*Telnyx, error) {
 	if apiURL == "" {
 		apiURL = "https://api.telnyx.com"
 	}
-	if _, err := newTransport(apiURL, nil); err != nil {
+	t, err := newTransport(apiURL, next(hc))
+	if err != nil {
 		return nil, err
 	}
-	if hc == nil {
-		hc = http.DefaultClient
-	}
-	return &Telnyx{base: strings.TrimRight(apiURL, "/"), key: apiKey, hc: hc, profiles: map[string]telnyxProfile{}}, nil
+	t.base = nil // requests are made on apiURL: nothing to rewrite
+	t.code, t.hint = telnyxCode, "api_key"
+	return &Telnyx{base: strings.TrimRight(apiURL, "/"), key: apiKey, hc: client(hc, t), t: t, profiles: map[string]telnyxProfile{}}, nil
 }
 
 func (c *Telnyx) do(ctx context.Context, method, path string, body, out any) error {
@@ -71,32 +72,23 @@ func (c *Telnyx) do(ctx context.Context, method, path string, body, out any) err
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	resp, err := c.hc.Do(req)
-	if err != nil {
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return fmt.Errorf("%s %s: %w", method, path, ue.Err)
+	return c.t.call(func() error {
+		resp, err := c.hc.Do(req)
+		if err != nil {
+			return err
 		}
-		return err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
-	if resp.StatusCode/100 != 2 {
-		var e struct {
-			Errors []struct{ Code, Title, Detail string } `json:"errors"`
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
+		if resp.StatusCode/100 != 2 {
+			return errors.New(resp.Status) // the transport has the words
 		}
-		msg := resp.Status
-		if json.Unmarshal(b, &e) == nil && len(e.Errors) > 0 {
-			msg += ": " + strings.TrimSpace(e.Errors[0].Title+" "+e.Errors[0].Detail)
+		if out != nil {
+			if err := json.Unmarshal(b, out); err != nil {
+				return fmt.Errorf("%s %s: %w", method, path, err)
+			}
 		}
-		return fmt.Errorf("telnyx: %s %s: %s", method, path, msg)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			return fmt.Errorf("telnyx: %s %s: %w", method, path, err)
-		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // List pages through GET /v2/phone_numbers/messaging (page[number],

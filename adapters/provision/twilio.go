@@ -13,6 +13,7 @@ import (
 // rest/api/v2010 (HTTP Basic with the account SID and auth token).
 type Twilio struct {
 	api *api.ApiService
+	t   *transport
 }
 
 var _ Client = (*Twilio)(nil)
@@ -27,18 +28,22 @@ func NewTwilio(accountSID, authToken, apiURL string, hc *http.Client) (*Twilio, 
 	if err != nil {
 		return nil, err
 	}
+	t.code, t.hint = twilioCode, "account_sid and auth_token"
 	c := &twclient.Client{Credentials: twclient.NewCredentials(accountSID, authToken), HTTPClient: client(hc, t)}
 	c.SetAccountSid(accountSID)
 	rh := twclient.NewRequestHandler(c)
 	rh.Edge, rh.Region = "", "" // TWILIO_EDGE/REGION would change the host api_url stands for
-	return &Twilio{api: api.NewApiService(rh)}, nil
+	return &Twilio{api: api.NewApiService(rh), t: t}, nil
 }
 
 // List follows next_page_uri through every page of IncomingPhoneNumbers.
 func (c *Twilio) List(ctx context.Context) ([]Number, error) {
 	size := 1000
-	recs, err := c.api.ListIncomingPhoneNumber(&api.ListIncomingPhoneNumberParams{PageSize: &size})
-	if err != nil {
+	var recs []api.ApiV2010IncomingPhoneNumber
+	if err := c.t.call(func() (err error) {
+		recs, err = c.api.ListIncomingPhoneNumber(&api.ListIncomingPhoneNumberParams{PageSize: &size})
+		return err
+	}); err != nil {
 		return nil, err
 	}
 	out := make([]Number, 0, len(recs))
@@ -64,7 +69,7 @@ func (c *Twilio) Point(ctx context.Context, n Number, url string) (Action, strin
 		p.SmsApplicationSid = &empty
 		note = "detached from SMS application " + n.extra
 	}
-	if _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); err != nil {
+	if err := c.t.call(func() error { _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); return err }); err != nil {
 		return "", "", err
 	}
 	return Updated, note, nil

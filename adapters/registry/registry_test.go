@@ -98,10 +98,17 @@ func TestCheck(t *testing.T) {
 		{"bad telnyx key", "  - {name: t, type: telnyx, public_key: abc}\n", []string{"public_key", "32-byte"}},
 		{"api_secret is vonage's", "  - {name: t, type: twilio, auth_token: x, api_secret: y}\n", []string{"providers[0].api_secret", "not a key of type twilio"}},
 		{"smsgate without a number", "  - {name: t, type: twilio, auth_token: x}\n  - {name: phone, type: smsgate, signing_key: k}\n", []string{"line 7: providers[1]", `entry "phone" must have exactly one number`, "has 0"}},
+		{"twilio token with a newline", "  - {name: t, type: twilio, auth_token: ${TOK_NL}}\n", []string{"line 6", "providers[0].auth_token", "control character"}},
+		{"twilio token in quotes", "  - {name: t, type: twilio, auth_token: ${TOK_Q}}\n", []string{"line 6", "providers[0].auth_token", "quote"}},
+		{"twilio token with a space", "  - {name: t, type: twilio, auth_token: \"${TOK_SP}\"}\n", []string{"line 6", "providers[0].auth_token", "whitespace"}},
+		{"twilio token in typographic quotes", "  - {name: t, type: twilio, auth_token: \"\u201c0123456789abcdef0123456789abcdef\u201d\"}\n", []string{"line 6", "providers[0].auth_token", "not ASCII"}},
+		{"plivo token with a space", "  - {name: t, type: plivo, auth_id: MA1, auth_token: \"ab cd\"}\n", []string{"line 6", "providers[0].auth_token", "whitespace"}},
+		{"any secret with a control character", "  - {name: t, type: sinch, webhook_secret: ${TOK_NL}}\n", []string{"line 6", "providers[0].webhook_secret", "control character"}},
 	}
+	env := map[string]string{"TOK_NL": "0123456789abcdef0123456789abcdef\n", "TOK_Q": `"0123456789abcdef0123456789abcdef"`, "TOK_SP": "0123456789abcdef 0123456789abcdef"}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := Parse([]byte(base+tc.providers), func(string) (string, bool) { return "", false })
+			_, err := Parse([]byte(base+tc.providers), func(k string) (string, bool) { v, ok := env[k]; return v, ok })
 			if err == nil {
 				t.Fatal("accepted")
 			}
@@ -109,6 +116,9 @@ func TestCheck(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q does not contain %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "0123456789abcdef") {
+				t.Errorf("error %q quotes the secret", err)
 			}
 		})
 	}

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"unicode"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/bandwidth"
@@ -39,6 +40,26 @@ func keys(spec ...any) []config.Key {
 	return out
 }
 
+// checkToken refuses an auth_token no provider issues (Twilio's and Plivo's
+// are ASCII letters and digits): with whitespace, a quote, a control or a
+// non-ASCII character it is a bad ${VAR} or a copy with its quotes, and
+// would only come back as the provider's 401, or fail every webhook's
+// signature.
+func checkToken(p *config.Provider) (string, string) {
+	tok := p.AuthToken.Reveal()
+	switch {
+	case strings.ContainsFunc(tok, unicode.IsControl):
+		return "", "" // CheckSchema says so for every secret
+	case strings.ContainsFunc(tok, unicode.IsSpace):
+		return "auth_token", "contains whitespace: it is the token as the console shows it, letters and digits"
+	case strings.ContainsAny(tok, "\"'`"):
+		return "auth_token", "contains a quote (a quoted ${VAR}?): it is the token as the console shows it, letters and digits"
+	case strings.ContainsFunc(tok, func(r rune) bool { return r > unicode.MaxASCII }):
+		return "auth_token", "contains a character that is not ASCII (a typographic quote from a copy?): it is the token as the console shows it, letters and digits"
+	}
+	return "", ""
+}
+
 // VonageSignatureMethods are the accepted signature_method values: "md5hash"
 // is MD5(params+secret); the others are HMACs.
 var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha512"}
@@ -46,7 +67,7 @@ var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha51
 // types is the table of provider types (DESIGN.md §3).
 var types = []Type{
 	{
-		Schema: config.Schema{Type: "twilio", Keys: keys("auth_token", req|sec, "account_sid", 0, "api_url", rst)},
+		Schema: config.Schema{Type: "twilio", Keys: keys("auth_token", req|sec, "account_sid", 0, "api_url", rst), Check: checkToken},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return twilio.New(twilio.Config{Name: p.Name, AuthToken: p.AuthToken.Reveal(), AccountSID: p.AccountSID})
 		},
@@ -80,7 +101,7 @@ var types = []Type{
 		Manual: "Vonage dashboard, Applications, your Messages application: Inbound URL = {url}, method POST; link the number to that application",
 	},
 	{
-		Schema: config.Schema{Type: "plivo", Keys: keys("auth_id", 0, "auth_token", req|sec, "api_url", rst)},
+		Schema: config.Schema{Type: "plivo", Keys: keys("auth_id", 0, "auth_token", req|sec, "api_url", rst), Check: checkToken},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
 		},

@@ -64,6 +64,10 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 	if *provider != "" && !slices.Contains(conformance.Providers(fixtures), *provider) {
 		return fmt.Errorf("no fixtures for provider %q (have: %s)", *provider, strings.Join(conformance.Providers(fixtures), ", "))
 	}
+	publicFrom := "--target"
+	if *public != "" {
+		publicFrom = "--public-url"
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
 	skipped := map[string]string{}
@@ -83,7 +87,7 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		if *public == "" {
-			*public = cfg.BaseURL()
+			*public, publicFrom = cfg.BaseURL(), "the public_url of "+*cfgPath
 		}
 		if err := samePool(ctx, client.New(*target, *apiKey, nil), cfg); err != nil {
 			return err
@@ -107,7 +111,7 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 			run = append(run, f)
 		}
 	}
-	results := conformance.Run(ctx, conformance.Target{BaseURL: *target, PublicURL: *public, APIKey: *apiKey}, run, *provider)
+	results := conformance.Run(ctx, conformance.Target{BaseURL: *target, PublicURL: *public, PublicURLFrom: publicFrom, APIKey: *apiKey}, run, *provider)
 	return printConformance(stdout, results)
 }
 

@@ -16,7 +16,7 @@ import (
 // way an operator would against a deployment: F has its own entry names,
 // its own numbers and the default limits; the run signs with F's entries,
 // leaves nothing pending, refuses a target whose pool differs from F, and
-// hints at --public-url when signatures fail.
+// names the target's public_url when the run signs for another.
 func TestConformanceAgainstDeployment(t *testing.T) {
 	addr := freeAddr(t)
 	var gen, errb bytes.Buffer
@@ -85,7 +85,7 @@ func TestConformanceAgainstDeployment(t *testing.T) {
 	// the sessions are cancelled.
 	out.Reset()
 	if code := run([]string{"conformance", "run", "--config", path, "--target", base, "--api-key", key, "--provider", "twilio", "--public-url", "https://elsewhere.example"}, &out, &errb); code != 1 ||
-		!strings.Contains(out.String(), "pass the target's public_url as --public-url") {
+		!strings.Contains(out.String(), "signed for https://elsewhere.example (--public-url): pass --public-url "+base) {
 		t.Fatalf("wrong public URL: exit %d\n%s", code, out.String())
 	}
 	if n := leftPending(); n != 0 {

@@ -19,8 +19,15 @@ import (
 	"github.com/mogate/mogate/config"
 )
 
-// numbersHTTP makes the REST calls of `mogate numbers`.
-var numbersHTTP = &http.Client{Timeout: 30 * time.Second}
+// numbersHTTP makes the REST calls of `mogate numbers`. Redirects are not
+// followed: a credential in the query (Vonage's api_secret) would travel
+// to whatever host the answer names.
+var numbersHTTP = &http.Client{
+	Timeout: 30 * time.Second,
+	CheckRedirect: func(*http.Request, []*http.Request) error {
+		return http.ErrUseLastResponse
+	},
+}
 
 // errNotInSync makes `numbers sync` exit 1 after printing its rows.
 var errNotInSync = errors.New("not every number with an API is in sync")

@@ -2,10 +2,16 @@ package main
 
 import (
 	"bytes"
+	"encoding/base64"
 	"fmt"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	pt "github.com/mogate/mogate/adapters/provision/provisiontest"
@@ -222,5 +228,112 @@ func TestNumbersFailures(t *testing.T) {
 	}
 	if code, _, _ := numbers(t, "frob"); code != 2 {
 		t.Errorf("unknown subcommand: exit %d", code)
+	}
+}
+
+// TestNumbersUnreachable: an api_url where nothing listens fails each
+// entry's rows in words naming that URL (not the provider's public host,
+// not vonage-go-sdk's panic), and exits 1.
+func TestNumbersUnreachable(t *testing.T) {
+	f := startFakes(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "http://" + ln.Addr().String()
+	ln.Close()
+	path := numbersConfig(t, f, false, "")
+	b, _ := os.ReadFile(path)
+	y := string(b)
+	for _, u := range []string{f.tw.URL, f.vo.URL, f.pl.URL, f.tx.URL} {
+		y = strings.Replace(y, u, closed, 1)
+	}
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, cmd := range []string{"list", "sync"} {
+		code, out, errs := numbers(t, cmd, "--config", path)
+		if code != 1 {
+			t.Errorf("%s: exit %d", cmd, code)
+		}
+		for _, number := range []string{"+14155550101", "+447700900101", "+14155550301", "+14155550401"} {
+			if l := line(out, number); !strings.Contains(l, "failed: cannot reach "+closed+": connection refused") {
+				t.Errorf("%s: %s row: %q", cmd, number, l)
+			}
+		}
+		for _, bad := range []string{"panic", "interface conversion", "api.twilio.com", "api.plivo.com", "rest.nexmo.com", "api.telnyx.com"} {
+			if strings.Contains(out+errs, bad) {
+				t.Errorf("%s: output says %q:\n%s%s", cmd, bad, out, errs)
+			}
+		}
+	}
+}
+
+// TestNumbersEchoedErrors: provider APIs whose error bodies echo the
+// request (Authorization header, query, form) print none of it: no
+// credential raw, URL-encoded or in its HTTP Basic form.
+func TestNumbersEchoedErrors(t *testing.T) {
+	f := startFakes(t)
+	for _, fake := range []*pt.Fake{f.tw, f.vo, f.pl, f.tx} {
+		fake.Echo = 401
+	}
+	cfg := numbersConfig(t, f, false, "")
+	forbidden := []string{"Authorization", "Basic ", "Bearer ", "body:",
+		base64.StdEncoding.EncodeToString([]byte("AC0123456789abcdef:" + twToken)),
+		base64.StdEncoding.EncodeToString([]byte("MA0123:" + plToken))}
+	for _, s := range secrets {
+		forbidden = append(forbidden, url.QueryEscape(s))
+	}
+	for _, cmd := range []string{"list", "sync"} {
+		code, out, errs := numbers(t, cmd, "--config", cfg)
+		if code != 1 {
+			t.Errorf("%s: exit %d", cmd, code)
+		}
+		for _, s := range forbidden {
+			if strings.Contains(out+errs, s) {
+				t.Errorf("%s: output carries %q:\n%s%s", cmd, s, out, errs)
+			}
+		}
+		for number, fake := range map[string]*pt.Fake{"+14155550101": f.tw, "+447700900101": f.vo, "+14155550301": f.pl, "+14155550401": f.tx} {
+			if l := line(out, number); !strings.Contains(l, "failed: HTTP 401 Unauthorized from "+fake.URL) {
+				t.Errorf("%s: %s row: %q", cmd, number, l)
+			}
+		}
+	}
+}
+
+// TestNumbersNoRedirects: a provider API that answers with a redirect to
+// another host is not followed (Vonage's api_secret travels in the query,
+// which a redirect would carry along): the other host sees no request and
+// the row fails naming the redirect.
+func TestNumbersNoRedirects(t *testing.T) {
+	f := startFakes(t)
+	var hits atomic.Int32
+	elsewhere := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+	}))
+	t.Cleanup(elsewhere.Close)
+	redirector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Redirect(w, r, elsewhere.URL+r.URL.RequestURI(), http.StatusFound)
+	}))
+	t.Cleanup(redirector.Close)
+	path := numbersConfig(t, f, false, "")
+	b, _ := os.ReadFile(path)
+	y := string(b)
+	for _, u := range []string{f.tw.URL, f.vo.URL, f.pl.URL, f.tx.URL} {
+		y = strings.Replace(y, u, redirector.URL, 1)
+	}
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := numbers(t, "list", "--config", path)
+	if code != 1 {
+		t.Errorf("exit %d", code)
+	}
+	if n := hits.Load(); n != 0 {
+		t.Errorf("a redirect was followed %d times:\n%s", n, out)
+	}
+	if l := line(out, "+447700900101"); !strings.Contains(l, "failed: ") || !strings.Contains(l, "302") {
+		t.Errorf("vonage row: %q", l)
 	}
 }

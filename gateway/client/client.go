@@ -1,7 +1,8 @@
 // Package client is a small typed client of mogate's native HTTP API
 // (/v1): create, get, long-poll, cancel and list verifications, and the
-// number pool. Every call takes a context and ends with it. It depends on
-// the standard library only, so apps, the mogate CLI and tests share it.
+// number pool. Every call takes a context and ends with it. VerifyEvent
+// checks and decodes the events mogate posts to an app. It depends on the
+// standard library only, so apps, the mogate CLI and tests share it.
 package client
 
 import (
@@ -64,6 +65,7 @@ type UI struct {
 // answer is the zero value.
 type Verification struct {
 	ID             string          `json:"id"`
+	Object         string          `json:"object"` // "verification"
 	Status         string          `json:"status"` // pending, verified, expired, cancelled, failed
 	Number         string          `json:"number"` // "" in capture mode
 	Code           string          `json:"code"`

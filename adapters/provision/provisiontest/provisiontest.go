@@ -10,6 +10,7 @@ package provisiontest
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"sort"
@@ -39,6 +40,11 @@ type Fake struct {
 	// Fail, when set, answers every request with this status (and a body
 	// the provider would send).
 	Fail int
+	// Echo, when set, answers every request with this status and an error
+	// body that repeats the request (its Authorization header, URL and
+	// body) in every text field of the providers' error bodies, as a
+	// careless API or proxy might.
+	Echo int
 
 	mu      sync.Mutex
 	user    string // account SID, API key, auth id or Bearer key
@@ -121,6 +127,10 @@ func newFake(user, pass string, numbers []Num, apps []App, h func(f *Fake, w htt
 	f.Server = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
+		if f.Echo != 0 {
+			echo(w, r, f.Echo)
+			return
+		}
 		h(f, w, r)
 	}))
 	return f
@@ -172,4 +182,18 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 func (f *Fake) newID(prefix string) string {
 	f.nextApp++
 	return fmt.Sprintf("%s%d", prefix, f.nextApp)
+}
+
+// echo answers status with the request repeated in the text fields of
+// Twilio's, Vonage's, Plivo's and Telnyx's error bodies at once; the
+// numeric codes stay numeric (Twilio's code, Telnyx's errors[].code).
+func echo(w http.ResponseWriter, r *http.Request, status int) {
+	b, _ := io.ReadAll(r.Body)
+	req := fmt.Sprintf("%s %s Authorization: %s body: %s", r.Method, r.URL.String(), r.Header.Get("Authorization"), b)
+	writeJSON(w, status, map[string]any{
+		"code": 20003, "message": req, "more_info": req, "status": status, // Twilio
+		"type": req, "title": req, "detail": req, "instance": req, "error-code": req, "error-code-label": req, // Vonage
+		"api_id": req, "error": req, // Plivo
+		"errors": []map[string]any{{"code": "10009", "title": req, "detail": req, "source": map[string]any{"pointer": req}}}, // Telnyx
+	})
 }

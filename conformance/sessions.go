@@ -1,0 +1,99 @@
+package conformance
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+)
+
+// senders returns the distinct (sender, receiving number) pairs of the
+// expected events, as the gateway resolves them: one verification each.
+func senders(f Fixture) [][2]string {
+	var out [][2]string
+	for _, e := range f.Expect.Events {
+		from, to := e.From, e.To
+		if e.VerifiedNumber != "" {
+			from = e.VerifiedNumber
+		}
+		if to == "" && len(f.Numbers) > 0 {
+			to = f.Numbers[0] // the payload lacks it: the provider entry's number
+		}
+		p := [2]string{from, to}
+		if !containsPair(out, p) {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func containsPair(ps [][2]string, p [2]string) bool {
+	for _, q := range ps {
+		if q == p {
+			return true
+		}
+	}
+	return false
+}
+
+// createVerifications creates one verification per sender of f, marked
+// {"conformance": true} in its metadata, and returns their ids and the
+// target's public_url as their page_url shows it. A 429 of a per-second
+// limit is waited out (the runner paces itself); a longer one stops the
+// run with the limit the target named.
+func createVerifications(ctx context.Context, t Target, f Fixture, v vars) (ids []string, publicURL string, err error) {
+	for _, p := range senders(f) {
+		body := map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600, "metadata": map[string]any{"conformance": true}}
+		status, ver, err := t.api(ctx, "POST", "/v1/verifications", body)
+		for err == nil && status == http.StatusTooManyRequests && ver.retryAfter > 0 && ver.retryAfter <= maxPace {
+			select {
+			case <-ctx.Done():
+				return nil, "", ctx.Err()
+			case <-time.After(ver.retryAfter):
+			}
+			status, ver, err = t.api(ctx, "POST", "/v1/verifications", body)
+		}
+		if err != nil {
+			return nil, "", err
+		}
+		if status == http.StatusTooManyRequests {
+			return nil, "", fmt.Errorf("%w: %s (Retry-After %s): raise that limit of the target for the run, or run fewer providers (--provider)", ErrLimited, ver.Error.Message, ver.retryAfter)
+		}
+		if status != 201 {
+			return nil, "", fmt.Errorf("creating the verification for %s -> %s answered %d %s: %s", p[0], p[1], status, ver.Error.Code, ver.Error.Message)
+		}
+		ids = append(ids, ver.ID)
+		publicURL = publicBase(ver.UI.PageURL)
+	}
+	return ids, publicURL, nil
+}
+
+func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []string) error {
+	for i, p := range senders(f) {
+		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+ids[i], nil)
+		if err != nil {
+			return err
+		}
+		if ver.Status != "verified" || ver.VerifiedNumber != p[0] {
+			return fmt.Errorf("verification for %s is %s (verified_number %q), want verified", p[0], ver.Status, ver.VerifiedNumber)
+		}
+	}
+	return nil
+}
+
+func snapshot(ctx context.Context, t Target, ids []string) []verification {
+	var out []verification
+	for _, id := range ids {
+		_, v, _ := t.api(ctx, "GET", "/v1/verifications/"+id, nil)
+		out = append(out, v)
+	}
+	return out
+}
+
+// cancelPending cancels the verifications the runner created that are
+// still pending, so that none is left for the target's retention.
+func cancelPending(ctx context.Context, t Target, ids []string) {
+	for _, id := range ids {
+		_, _, _ = t.api(ctx, "POST", "/v1/verifications/"+id+"/cancel", nil)
+	}
+}

@@ -1,0 +1,298 @@
+package matcher
+
+import (
+	"crypto/sha256"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// seenKey names a processed provider message or a spent request nonce in
+// the dedupe table: the first 16 bytes of SHA-256 over provider, a zero
+// byte and message id. The hash has no secret seed, so it is the same in
+// every process and snapshots can store it; 128 bits leave an accidental
+// collision to chance (about n²/2¹²⁹ for n ids) and a crafted one to 2⁶⁴
+// work.
+type seenKey [16]byte
+
+// seenKeyOf is the key of a provider message id (or nonceMessageID).
+func seenKeyOf(provider, id string) seenKey {
+	var buf [192]byte
+	b := append(append(append(buf[:0], provider...), 0), id...)
+	return seenKeyRaw(b)
+}
+
+// seenKeyRaw is the key of provider + "\x00" + id, given whole.
+func seenKeyRaw(b []byte) seenKey {
+	sum := sha256.Sum256(b)
+	return seenKey(sum[:16])
+}
+
+// dedupe remembers processed provider messages and spent nonces for the
+// retention window, by time only: however many arrive meanwhile, none is
+// forgotten before the window has passed. It also makes concurrent
+// deliveries of one message wait for the first.
+//
+// Each id costs a map entry (key and a packed word: when and outcome kind) and a slot in a FIFO of keys in insertion order. Insertion order is
+// time order (up to the jitter between concurrent releases), so expiry pops
+// the FIFO's front while it is past the window: O(1) amortised, no scan.
+// The session id of an outcome that has one sits in a second map.
+type dedupe struct {
+	mu       sync.Mutex
+	done     map[seenKey]uint64
+	sids     map[seenKey]string
+	order    keyFIFO
+	size     atomic.Int64 // len(done), read without the lock
+	peak     int          // the most entries done held since it was last rebuilt
+	inflight map[seenKey]*flight
+	ttlMS    int64
+	lsn      func() uint64 // the journal's last LSN (0 in memory)
+}
+
+// flight is a message being processed. Its dedupe record will have an LSN
+// above start, so a snapshot taken meanwhile replays from start on.
+type flight struct {
+	done  chan struct{}
+	start uint64
+}
+
+// The packed word of a processed id: unix milliseconds << 8 | flags. Of
+// the outcome only the kind and session id are kept, as in the log.
+const (
+	seenKind      = 0x07 // OutcomeKind
+	seenHasSID    = 0x08 // the session id is in sids
+	seenTimeShift = 8
+)
+
+func packSeen(o Outcome, atMS int64) uint64 {
+	v := uint64(atMS)<<seenTimeShift | uint64(o.Kind)&seenKind
+	if o.SessionID != "" {
+		v |= seenHasSID
+	}
+	return v
+}
+
+func seenAt(v uint64) int64 { return int64(v) >> seenTimeShift }
+
+func (d *dedupe) init(ttl time.Duration) {
+	d.done = map[seenKey]uint64{}
+	d.sids = map[seenKey]string{}
+	d.inflight = map[seenKey]*flight{}
+	d.ttlMS = ttl.Milliseconds()
+	d.lsn = func() uint64 { return 0 }
+}
+
+// cut returns the LSN up to which every processed message is in done.
+// The caller holds d.mu.
+func (d *dedupe) cut(last uint64) uint64 {
+	for _, f := range d.inflight {
+		last = min(last, f.start)
+	}
+	return last
+}
+
+// outcome is the remembered outcome of k, packed as v. The caller holds d.mu.
+func (d *dedupe) outcome(k seenKey, v uint64) Outcome {
+	o := Outcome{Kind: OutcomeKind(v & seenKind)}
+	if v&seenHasSID != 0 {
+		o.SessionID = d.sids[k]
+	}
+	return o
+}
+
+// claim returns (outcome, false, nil) for a processed message, or (_, true,
+// ch) when the caller must process it and then call release. It first
+// forgets the ids past the retention at now.
+func (d *dedupe) claim(k seenKey, now time.Time) (Outcome, bool, chan struct{}) {
+	for {
+		d.mu.Lock()
+		d.expire(now)
+		if v, ok := d.done[k]; ok {
+			o := d.outcome(k, v)
+			d.mu.Unlock()
+			o.Duplicate = true
+			return o, false, nil
+		}
+		if f, ok := d.inflight[k]; ok {
+			d.mu.Unlock()
+			<-f.done
+			continue
+		}
+		ch := make(chan struct{})
+		d.inflight[k] = &flight{done: ch, start: d.lsn()}
+		d.mu.Unlock()
+		return Outcome{}, true, ch
+	}
+}
+
+func (d *dedupe) release(k seenKey, o Outcome, ok bool, ch chan struct{}, at time.Time) {
+	d.mu.Lock()
+	delete(d.inflight, k)
+	if ok {
+		d.add(k, o, at.UnixMilli())
+	}
+	d.mu.Unlock()
+	close(ch)
+}
+
+// add remembers k from atMS on; an id already remembered keeps its first
+// outcome. The caller holds d.mu.
+func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
+	if _, ok := d.done[k]; ok {
+		return
+	}
+	d.done[k] = packSeen(o, atMS)
+	if o.SessionID != "" {
+		d.sids[k] = o.SessionID
+	}
+	d.order.push(k)
+	d.size.Add(1)
+	d.peak = max(d.peak, len(d.done))
+}
+
+// remember is add for recovery: it locks, and skips what is already past
+// the retention at now.
+func (d *dedupe) remember(k seenKey, o Outcome, at, now time.Time) {
+	if now.Sub(at) >= time.Duration(d.ttlMS)*time.Millisecond {
+		return
+	}
+	d.mu.Lock()
+	d.add(k, o, at.UnixMilli())
+	d.mu.Unlock()
+}
+
+// expire forgets the ids remembered for the retention or longer at now,
+// oldest first. The caller holds d.mu.
+func (d *dedupe) expire(now time.Time) {
+	limit := now.UnixMilli() - d.ttlMS
+	for {
+		k, ok := d.order.front()
+		if !ok {
+			break
+		}
+		if v, ok := d.done[k]; ok {
+			if seenAt(v) > limit {
+				break
+			}
+			delete(d.done, k)
+			if v&seenHasSID != 0 {
+				delete(d.sids, k)
+			}
+			d.size.Add(-1)
+		}
+		d.order.pop()
+	}
+	d.shrink()
+}
+
+// shrinkBelow is the peak under which the maps are never copied (see
+// shrink): Go maps do not give memory back by themselves.
+const shrinkBelow = 1 << 14
+
+// shrink copies the maps once they hold under a quarter of their peak, so
+// a flood's memory is returned after it expires. The copy costs the
+// entries left, paid for by the three times as many expired since the
+// peak. The caller holds d.mu.
+func (d *dedupe) shrink() {
+	n := len(d.done)
+	if d.peak < shrinkBelow || n >= d.peak/4 {
+		return
+	}
+	done := make(map[seenKey]uint64, n)
+	for k, v := range d.done {
+		done[k] = v
+	}
+	sids := make(map[seenKey]string, len(d.sids))
+	for k, v := range d.sids {
+		sids[k] = v
+	}
+	d.done, d.sids, d.peak = done, sids, n
+}
+
+// sweep is expire for the sweeper, when no message arrives.
+func (d *dedupe) sweep(now time.Time) {
+	d.mu.Lock()
+	d.expire(now)
+	d.mu.Unlock()
+}
+
+// each calls fn for every remembered id, oldest first. The caller holds
+// d.mu.
+func (d *dedupe) each(fn func(k seenKey, o Outcome, atMS int64)) {
+	d.order.each(func(k seenKey) {
+		if v, ok := d.done[k]; ok {
+			fn(k, d.outcome(k, v), seenAt(v))
+		}
+	})
+}
+
+// Remembered returns how many processed provider message ids and spent
+// request nonces the matcher remembers: those of the retention window. It
+// is O(1).
+func (m *Matcher) Remembered() int { return int(m.dedupe.size.Load()) }
+
+// fifoChunk is the number of keys per FIFO chunk (64 KiB).
+const fifoChunk = 4096
+
+// keyFIFO is a queue of keys in fixed-size chunks: it grows and shrinks a
+// chunk at a time, with no copy of its contents and one spare chunk kept
+// for reuse.
+type keyFIFO struct {
+	chunks     []*[fifoChunk]seenKey
+	head, tail int // first used slot of chunks[0]; slots used in the last chunk
+	spare      *[fifoChunk]seenKey
+}
+
+func (q *keyFIFO) push(k seenKey) {
+	if len(q.chunks) == 0 || q.tail == fifoChunk {
+		c := q.spare
+		if c == nil {
+			c = new([fifoChunk]seenKey)
+		}
+		q.spare = nil
+		q.chunks = append(q.chunks, c)
+		q.tail = 0
+	}
+	q.chunks[len(q.chunks)-1][q.tail] = k
+	q.tail++
+}
+
+func (q *keyFIFO) front() (seenKey, bool) {
+	if len(q.chunks) == 0 {
+		return seenKey{}, false
+	}
+	return q.chunks[0][q.head], true
+}
+
+// pop drops the front key; the FIFO must not be empty.
+func (q *keyFIFO) pop() {
+	q.head++
+	switch {
+	case len(q.chunks) == 1 && q.head == q.tail:
+		q.spare = q.chunks[0]
+		q.chunks[0] = nil
+		q.chunks = q.chunks[:0]
+		q.head, q.tail = 0, 0
+	case q.head == fifoChunk:
+		q.spare = q.chunks[0]
+		q.chunks[0] = nil
+		q.chunks = q.chunks[1:]
+		q.head = 0
+	}
+}
+
+func (q *keyFIFO) each(fn func(seenKey)) {
+	last := len(q.chunks) - 1
+	for i, c := range q.chunks {
+		from, to := 0, fifoChunk
+		if i == 0 {
+			from = q.head
+		}
+		if i == last {
+			to = q.tail
+		}
+		for _, k := range c[from:to] {
+			fn(k)
+		}
+	}
+}
