@@ -31,6 +31,7 @@ type metrics struct {
 	limited  *prometheus.CounterVec
 	storage  *prometheus.HistogramVec
 	storErrs *prometheus.CounterVec
+	shed     *prometheus.CounterVec // connections closed at limits.max_connections
 }
 
 func newMetrics(version string, pending func() float64) *metrics {
