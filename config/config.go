@@ -90,6 +90,10 @@ type Limits struct {
 	// verification's hosted page (no API key); they never count against
 	// StreamsPerKey.
 	PageStreamsPerSession int `yaml:"page_streams_per_session"`
+	// MaxConnections caps the public listener's open connections; at the
+	// cap the oldest idle (or not yet fully sent) one is closed for a new
+	// one.
+	MaxConnections int `yaml:"max_connections"`
 }
 
 // Events configures outbound events to apps.
@@ -121,6 +125,7 @@ func Default() Config {
 			CaptureGuessesPerSenderPerHour: 10,
 			StreamsPerKey:                  1000,
 			PageStreamsPerSession:          4,
+			MaxConnections:                 10000,
 		},
 		Retention:     24 * time.Hour,
 		LogLevel:      "info",
@@ -207,6 +212,7 @@ func (c *Config) Validate() error {
 		{"capture_guesses_per_sender_per_hour", float64(l.CaptureGuessesPerSenderPerHour)},
 		{"streams_per_key", float64(l.StreamsPerKey)},
 		{"page_streams_per_session", float64(l.PageStreamsPerSession)},
+		{"max_connections", float64(l.MaxConnections)},
 	} {
 		if !(lim.v >= 0) {
 			at("limits."+lim.key, "must not be negative (0 = unlimited), got %v", lim.v)

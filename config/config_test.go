@@ -88,6 +88,9 @@ func TestParseMinimalIsDefaults(t *testing.T) {
 	if cfg.Listen != "127.0.0.1:8080" || cfg.PublicURL != "http://127.0.0.1:8080" || cfg.Verification.CodeLength != 6 {
 		t.Errorf("defaults = %+v", cfg)
 	}
+	if cfg.Limits.MaxConnections != 10000 {
+		t.Errorf("limits.max_connections = %d, want 10000", cfg.Limits.MaxConnections)
+	}
 }
 
 // TestWeight: an absent or empty weight is 1; weight 0 stays 0 (it drains
@@ -118,7 +121,7 @@ func TestParseAccepts(t *testing.T) {
 log_level: debug
 admin_listen: 127.0.0.1:9090
 shutdown_delay: 5m
-limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, page_streams_per_session: 0}
+limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, page_streams_per_session: 0, max_connections: 0}
 `
 	y = strings.Replace(y, "provider: twilio}", `provider: twilio, countries: [GB, "*", AX]}`, 1)
 	if _, err := Parse([]byte(y), env(nil)); err != nil {
@@ -177,6 +180,7 @@ func TestRefused(t *testing.T) {
 		{"negative capture guesses", minimal + "limits:\n  capture_guesses_per_sender_per_hour: -1\n", []string{"line 8: limits.capture_guesses_per_sender_per_hour: must not be negative"}},
 		{"negative streams", minimal + "limits: {streams_per_key: -5}\n", []string{"line 7: limits.streams_per_key: must not be negative"}},
 		{"negative page streams", minimal + "limits:\n  page_streams_per_session: -1\n", []string{"line 8: limits.page_streams_per_session: must not be negative"}},
+		{"negative max_connections", minimal + "limits: {max_connections: -1}\n", []string{"line 7: limits.max_connections: must not be negative"}},
 		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
 		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},

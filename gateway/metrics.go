@@ -31,6 +31,7 @@ type metrics struct {
 	limited  *prometheus.CounterVec
 	storage  *prometheus.HistogramVec
 	storErrs *prometheus.CounterVec
+	shed     *prometheus.CounterVec // connections closed at limits.max_connections
 	// reloadOK and reloadAt are the last configuration load's result (1
 	// applied, 0 refused: the running configuration is kept) and time.
 	reloadOK, reloadAt prometheus.Gauge

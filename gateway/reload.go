@@ -95,6 +95,9 @@ func (s *Server) Reload(cfg config.Config) (err error) {
 	s.outbox.SetKeys(cfg.APIKeys)
 	s.streams.perKey.setMax(cfg.Limits.StreamsPerKey)
 	s.streams.perPage.setMax(cfg.Limits.PageStreamsPerSession)
+	if cl := s.conns.Load(); cl != nil {
+		cl.SetMax(cfg.Limits.MaxConnections)
+	}
 	if s.level != nil {
 		s.level.Set(LogLevel(cfg.LogLevel))
 	}

@@ -20,6 +20,7 @@ import (
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/gateway/connlimit"
 	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore"
@@ -68,8 +69,11 @@ type Server struct {
 	engine   *gin.Engine
 	admin    http.Handler // /metrics, on its own listener when admin_listen is set
 	streams  streamLimits
+	// unmatchedLog samples the unmatched message lines of each entry.
+	unmatchedLog *logSampler
 
-	rt       atomic.Pointer[reloadable] // api_keys, numbers, limits: see Reload
+	rt       atomic.Pointer[reloadable]         // api_keys, numbers, limits: see Reload
+	conns    atomic.Pointer[connlimit.Listener] // the public listener, once Serve runs
 	reloadMu sync.Mutex
 
 	ready    atomic.Bool
@@ -97,6 +101,9 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 	}
+	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
+		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
+	})
 	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
 	s.metrics.reloaded(time.Now(), true) // the configuration in force was loaded at start
@@ -147,6 +154,7 @@ func New(o Options) (*Server, error) {
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
 	s.streams = s.newStreamLimits(cfg.Limits)
 	s.metrics.reg.MustRegister(newNumberHealth(s), s.readyGauge())
+	s.metrics.reg.MustRegister(s.connMetrics()...)
 	storeOp := "redis"
 	if s.m != nil {
 		storeOp = "wal_fsync"
@@ -349,11 +357,8 @@ func (s *Server) Drain() { s.draining.Store(true) }
 // taken before it returns. A caller that wants /readyz seen 503 before the
 // listener closes (shutdown_delay) calls Drain first and waits.
 func (s *Server) Serve(ctx context.Context, ln net.Listener, drain time.Duration) error {
-	srv := &http.Server{
-		Handler: s.engine, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 30 * time.Second,
-		WriteTimeout: maxWait + 30*time.Second, IdleTimeout: 120 * time.Second, MaxHeaderBytes: 64 << 10,
-		ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
-	}
+	srv := publicTimeouts.server(s.engine, s.log)
+	ln = s.capConnections(ln, srv)
 	sweepCtx, stopSweep := context.WithCancel(context.Background())
 	defer stopSweep()
 	go s.store.Run(sweepCtx)

@@ -292,17 +292,19 @@ func (s *Server) listPending(c *gin.Context) {
 		fail(c, withMessage(pool.ErrBadNumber, "number must be given, in E.164 (the sender the verifications expect)"))
 		return
 	}
-	out := []detailView{}
+	var tos []string
 	for _, n := range s.live().pool.Numbers() {
-		found, err := s.store.PendingFor(c.Request.Context(), n.Number, sender)
-		if err != nil {
-			fail(c, s.storeErr("list", err))
-			return
-		}
-		for _, v := range found {
-			if v.Key == apiKey(c).Name {
-				out = append(out, s.detail(v))
-			}
+		tos = append(tos, n.Number)
+	}
+	found, err := s.store.PendingFor(c.Request.Context(), sender, tos)
+	if err != nil {
+		fail(c, s.storeErr("list", err))
+		return
+	}
+	out := []detailView{}
+	for _, v := range found {
+		if v.Key == apiKey(c).Name {
+			out = append(out, s.detail(v))
 		}
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})

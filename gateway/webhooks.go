@@ -206,8 +206,15 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		}
 	case out.Kind == matcher.Unmatched:
 		rt.unmatchedLimit.spend(ctx, in.From)
-		// Never log the text: it may hold a code.
-		s.log.Info("unmatched message", "provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture)
+		// Never log the text: it may hold a code. A flood is sampled: one
+		// line per entry and second, with the count of the others.
+		if ok, suppressed := s.unmatchedLog.allow(provider); ok {
+			attrs := []any{"provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture}
+			if suppressed > 0 {
+				attrs = append(attrs, "suppressed", suppressed)
+			}
+			s.log.Info("unmatched message", attrs...)
+		}
 	}
 	return nil
 }

@@ -111,11 +111,15 @@ func (l *local) LookupIdempotent(ctx context.Context, key, idemKey string) (Sess
 	return s, ok, nil
 }
 
-func (l *local) PendingFor(ctx context.Context, to, sender string) ([]Session, error) {
+func (l *local) PendingFor(ctx context.Context, sender string, tos []string) ([]Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	return l.m.PendingFor(to, sender), nil
+	var out []Session
+	for _, to := range tos {
+		out = append(out, l.m.PendingFor(to, sender)...)
+	}
+	return out, nil
 }
 
 func (l *local) Get(ctx context.Context, id string) (Session, error) {

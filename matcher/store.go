@@ -28,16 +28,18 @@ type Store interface {
 	// expiry reads as expired.
 	Get(ctx context.Context, id string) (Session, error)
 	// PendingFor returns the pending sessions, of every API key, that
-	// expect a message from sender on the receiving number to, oldest
-	// first. The caller filters by key.
-	PendingFor(ctx context.Context, to, sender string) ([]Session, error)
+	// expect a message from sender on each receiving number of tos: in the
+	// order of tos, oldest first per number. The caller filters by key. A
+	// store on the network reads them all in one round trip.
+	PendingFor(ctx context.Context, sender string, tos []string) ([]Session, error)
 	// ByPageToken returns the session of a hosted page token (ErrNotFound).
 	ByPageToken(ctx context.Context, token string) (Session, error)
 	// Cancel cancels a pending session (ErrNotFound, ErrNotPending).
 	Cancel(ctx context.Context, id string) (Session, error)
 	// Wait blocks until the session is no longer pending, ctx ends or the
 	// session expires, and returns it then. A lost wakeup costs latency,
-	// never correctness: Wait re-reads the session at least every second.
+	// never correctness: a store whose wakeups can be lost re-reads the
+	// session every few seconds without one.
 	Wait(ctx context.Context, id string) (Session, error)
 	// Ingest matches a message once per (provider, message id): a
 	// redelivery returns the first outcome with Duplicate set.

@@ -20,9 +20,10 @@ Usage:
   mogate serve --config mogate.yaml       run the gateway; the file is the one source of settings
   mogate serve [--listen A] [--data-dir D]
                                           dev mode: no file, a demo provider, numbers and API key
-  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U] [--config F] [--api-key K]
+  mogate sms simulate --from N --text T [--to N] [--provider P] [--url U [--yes]] [--config F] [--api-key K]
                                           play the user's phone: post a signed provider webhook to the
-                                          sender's pending verification's number, say what it did
+                                          sender's pending verification's number, say what it did;
+                                          a --url other than public_url or loopback needs --yes
   mogate numbers list --config F [--provider NAME]
                                           the pool and where each provider sends its numbers' inbound SMS now
   mogate numbers sync --config F [--dry-run] [--provider NAME]
@@ -96,15 +97,22 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if errors.Is(err, flag.ErrHelp) {
 		return 0
 	}
+	if ue := (usageError{}); errors.As(err, &ue) {
+		fmt.Fprintln(stderr, "mogate:", err)
+		return 2
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, "mogate:", err)
-		if errors.As(err, new(usageError)) {
-			return 2
-		}
 		return 1
 	}
 	return 0
 }
+
+// usageError is a command line refused before anything was done: exit 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
 
 func printDevBanner(w io.Writer, cfg config.Config, c config.DevCredentials) {
 	fmt.Fprintf(w, `

@@ -8,7 +8,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
 	"os"
 	"os/signal"
 	"syscall"
@@ -96,9 +95,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			ln.Close()
 			return errors.Join(inUse(err, cfg.AdminListen, "admin_listen: in "+*cfgPath), srv.Close())
 		}
-		admin := &http.Server{Handler: srv.AdminHandler(), ReadHeaderTimeout: 10 * time.Second}
-		go func() { _ = admin.Serve(aln) }()
-		defer admin.Close()
+		stopAdmin := srv.ServeAdmin(aln)
+		defer stopAdmin()
 		log.Info("admin listening", "addr", aln.Addr().String(), "serves", "/metrics")
 	}
 	if cfg.Dev {

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -42,7 +43,8 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	text := fs.String("text", "", "the SMS text (required)")
 	to := fs.String("to", "", "receiving pool number (default: the number of the sender's pending verification, asked of the API)")
 	provider := fs.String("provider", "", "provider entry name or type (default: the provider of --to)")
-	target := fs.String("url", "", "base URL to post to (default: the dev server's recorded address, else public_url); the signature is always for public_url")
+	target := fs.String("url", "", "base URL to post to (default: the dev server's recorded address, else public_url); the signature is always for public_url. Any URL but public_url or a loopback one needs --yes")
+	yes := fs.Bool("yes", false, "post to a --url that is neither public_url nor loopback: it receives a valid provider signature and the API key")
 	cfgPath := fs.String("config", "", "configuration file (none: the dev mode credentials)")
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
 	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or each key of --config in turn, to find whose session it is)")
@@ -68,14 +70,23 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 			key = creds.APIKey
 		}
 		// Dev mode's public_url is its listen address.
-		if *target != "" {
-			cfg.PublicURL = strings.TrimRight(*target, "/")
-		} else if b, err := os.ReadFile(filepath.Join(*dataDir, devAddressFile)); err == nil {
+		if b, err := os.ReadFile(filepath.Join(*dataDir, devAddressFile)); err == nil {
 			cfg.PublicURL = strings.TrimSpace(string(b))
+		}
+		if *target != "" {
+			if err := checkTarget(*target, cfg.PublicURL, *yes); err != nil {
+				return err
+			}
+			cfg.PublicURL = strings.TrimRight(*target, "/")
 		}
 	} else {
 		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err
+		}
+		if *target != "" {
+			if err := checkTarget(*target, cfg.BaseURL(), *yes); err != nil {
+				return err
+			}
 		}
 	}
 	base := cfg.BaseURL()
@@ -178,6 +189,41 @@ func findPending(ctx context.Context, base string, keys []string, sender, to str
 		firstErr = nil
 	}
 	return client.New(base, keys[0], nil), nil, firstErr
+}
+
+// checkTarget refuses a --url that is neither public (the configuration's
+// public_url) nor on a loopback host, unless yes: what simulate posts
+// there carries a signature the real deployment accepts, and its API
+// lookup the API key.
+func checkTarget(target, public string, yes bool) error {
+	u, err := url.Parse(target)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return usageError{fmt.Errorf("--url must be an absolute http(s) URL, got %q", target)}
+	}
+	if yes || sameBase(u, public) || loopbackHost(u.Hostname()) {
+		return nil
+	}
+	return usageError{fmt.Errorf("--url %s is neither public_url (%s) nor a loopback address; simulate would send it a valid provider signature and the API key. Nothing was sent; pass --yes if that host is yours", u.Redacted(), public)}
+}
+
+// sameBase reports whether u is the base URL public, up to the case of the
+// scheme and host and a trailing slash.
+func sameBase(u *url.URL, public string) bool {
+	p, err := url.Parse(public)
+	if err != nil {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, p.Scheme) && strings.EqualFold(u.Host, p.Host) &&
+		strings.TrimRight(u.Path, "/") == strings.TrimRight(p.Path, "/") && u.User == nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
+		return true
+	}
+	ip, err := netip.ParseAddr(host)
+	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // postSigned signs m as provider entry p would for cfg's public_url and

@@ -3,10 +3,109 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
+
+	"github.com/mogate/mogate/config"
 )
+
+// TestSimulateURLNeedsYes: a --url that is neither public_url nor loopback
+// is refused (exit 2) before anything is sent, the API key included.
+func TestSimulateURLNeedsYes(t *testing.T) {
+	const key = "shop-key-0123456789"
+	path := filepath.Join(t.TempDir(), "mogate.yaml")
+	y := `public_url: https://sms.example.com
+api_keys:
+  - {name: shop, key: ` + key + `}
+providers:
+  - {name: tw, type: twilio, auth_token: tw-token-0123456789}
+numbers:
+  - {number: "+14155550101", provider: tw}
+`
+	if err := os.WriteFile(path, []byte(y), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, args := range [][]string{
+		{"--config", path, "--url", "https://example.invalid"},
+		{"--config", path, "--url", "https://sms.example.com.example.invalid/"},
+		{"--config", path, "--url", "http://10.1.2.3:8080", "--api-key", "other-key-0123456789"},
+		{"--data-dir", devDir(t), "--url", "http://example.invalid:8080"},
+	} {
+		var sout, serr bytes.Buffer
+		code := run(append([]string{"sms", "simulate", "--from", "+14155550123", "--text", "123456"}, args...), &sout, &serr)
+		if code != 2 || !strings.Contains(serr.String(), "--yes") || sout.Len() != 0 {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want exit 2, a hint at --yes and nothing sent", args, code, sout.String(), serr.String())
+		}
+		if strings.Contains(serr.String(), key) || strings.Contains(serr.String(), "other-key") {
+			t.Errorf("%v: the error shows the API key", args)
+		}
+	}
+}
+
+// devDir is a dev-mode data directory with its credentials.
+func devDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	if _, _, err := config.Dev(dir, true); err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
+// TestSimulateLoopbackURL: a loopback --url is posted to without --yes.
+func TestSimulateLoopbackURL(t *testing.T) {
+	var hits atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		hits.Add(1)
+		http.Error(w, "no", http.StatusForbidden)
+	}))
+	defer srv.Close()
+	var sout, serr bytes.Buffer
+	code := run([]string{"sms", "simulate", "--data-dir", devDir(t), "--url", srv.URL, "--from", "+14155550123", "--text", "1"}, &sout, &serr)
+	if code != 1 || hits.Load() == 0 {
+		t.Fatalf("exit %d after %d requests; want the loopback server asked (exit 1 for its 403): %s", code, hits.Load(), serr.String())
+	}
+}
+
+func TestCheckTarget(t *testing.T) {
+	const public = "https://sms.example.com"
+	for _, tc := range []struct {
+		url string
+		yes bool
+		ok  bool
+	}{
+		{"https://sms.example.com", false, true},
+		{"https://SMS.example.com/", false, true},
+		{"http://127.0.0.1:8080", false, true},
+		{"http://127.1.2.3:8080", false, true},
+		{"http://[::1]:8080", false, true},
+		{"http://localhost:8080", false, true},
+		{"http://[::ffff:127.0.0.1]:8080", false, true},
+		{"https://example.invalid", false, false},
+		{"https://example.invalid", true, true},
+		{"http://sms.example.com", false, false}, // not the same scheme
+		{"https://sms.example.com:8443", false, false},
+		{"https://sms.example.com/other", false, false},
+		{"https://user:pw@sms.example.com", false, false},
+		{"http://10.0.0.1", false, false},
+		{"http://localhost.example.com", false, false},
+		{"ftp://127.0.0.1", true, false},
+		{"127.0.0.1:8080", true, false},
+	} {
+		err := checkTarget(tc.url, public, tc.yes)
+		if (err == nil) != tc.ok {
+			t.Errorf("checkTarget(%q, yes=%v) = %v, want ok %v", tc.url, tc.yes, err, tc.ok)
+		}
+		if err != nil && strings.Contains(err.Error(), "pw") {
+			t.Errorf("checkTarget(%q): error shows the URL's password: %v", tc.url, err)
+		}
+	}
+}
 
 // TestSimulateFindsTheSessionsKey: with --config and no --api-key, sms
 // simulate asks the API with each key of the file and reports on the

@@ -5,15 +5,9 @@ import (
 	"fmt"
 )
 
-// usageError is a command line that cannot run: an unknown flag or
-// subcommand, a missing or conflicting flag. run exits 2 on it (1 is a
-// failure of the work itself); the usage is on stderr by then.
-type usageError struct{ err error }
-
-func (e usageError) Error() string { return e.err.Error() }
-func (e usageError) Unwrap() error { return e.err }
-
-// usageErr returns a usageError with the formatted message.
+// usageErr returns a usageError (exit 2: the command line cannot run, an
+// unknown flag or subcommand, a missing or conflicting flag) with the
+// formatted message.
 func usageErr(format string, args ...any) error {
 	return usageError{fmt.Errorf(format, args...)}
 }

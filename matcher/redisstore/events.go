@@ -187,21 +187,36 @@ func (s *Store) subscribe(ctx context.Context) error {
 }
 
 // listen wakes waiters and signals Events for each wakeup. The
-// subscription reconnects by itself after Redis comes back; wakeups lost
-// meanwhile cost latency (Wait re-reads every second).
+// subscription reconnects by itself after Redis comes back, and then every
+// waiter is woken to read again: wakeups published meanwhile were lost.
 func (s *Store) listen() {
-	for m := range s.ps.Channel(redis.WithChannelHealthCheckInterval(time.Second)) {
-		if m.Payload != "ev" {
+	for m := range s.ps.ChannelWithSubscriptions(redis.WithChannelHealthCheckInterval(time.Second)) {
+		switch m := m.(type) {
+		case *redis.Subscription:
+			// Subscribed again after a reconnect (the first subscription
+			// was received by subscribe).
 			s.mu.Lock()
-			for _, ch := range s.waiters[m.Payload] {
-				select {
-				case ch <- struct{}{}:
-				default:
-				}
+			for _, chs := range s.waiters {
+				wakeAll(chs)
 			}
 			s.mu.Unlock()
+		case *redis.Message:
+			if m.Payload != "ev" {
+				s.mu.Lock()
+				wakeAll(s.waiters[m.Payload])
+				s.mu.Unlock()
+			}
 		}
 		s.signal()
+	}
+}
+
+func wakeAll(chs []chan struct{}) {
+	for _, ch := range chs {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
 	}
 }
 
@@ -224,8 +239,15 @@ func (s *Store) unwatch(id string, ch chan struct{}) {
 	}
 }
 
+// waitFallback is how often Wait re-reads a session that no wakeup
+// concerned: what a lost wakeup costs at most, in latency. A waiting
+// stream costs no Redis call in between.
+var waitFallback = 10 * time.Second
+
 // Wait blocks until the session is final, ctx ends or it expires. It
-// listens before it reads, and reads again at least every second.
+// listens before it reads, then reads again when a wakeup names the
+// session (or the subscription was re-established), at its expiry, and at
+// the latest every waitFallback.
 func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 	ch := s.watch(id)
 	defer s.unwatch(id, ch)
@@ -237,7 +259,7 @@ func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 		if err != nil || sess.Status.Final() {
 			return sess, err
 		}
-		t := time.NewTimer(min(time.Second, sess.ExpiresAt.Sub(s.opt.Now())))
+		t := time.NewTimer(min(waitFallback, sess.ExpiresAt.Sub(s.opt.Now())))
 		select {
 		case <-ch:
 		case <-t.C:

@@ -60,8 +60,8 @@ func (s *spread) Get(ctx context.Context, id string) (matcher.Session, error) {
 	return s.pick().Get(ctx, id)
 }
 
-func (s *spread) PendingFor(ctx context.Context, to, sender string) ([]matcher.Session, error) {
-	return s.pick().PendingFor(ctx, to, sender)
+func (s *spread) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
+	return s.pick().PendingFor(ctx, sender, tos)
 }
 
 func (s *spread) ByPageToken(ctx context.Context, token string) (matcher.Session, error) {

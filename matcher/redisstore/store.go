@@ -240,41 +240,73 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 	return s.decode(j)
 }
 
-// PendingFor returns the pending sessions of the pair (to, sender), oldest
-// first: the pair's members of the pairs index (library.lua pairMember:
-// to \0 sender \0 seq \0 id), then their records.
-func (s *Store) PendingFor(ctx context.Context, to, sender string) ([]matcher.Session, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
-	tag := tagOf(to)
-	prefix := to + "\x00" + sender + "\x00"
-	members, err := s.rdb.ZRangeByLex(ctx, key(tag, "pairs"), &redis.ZRangeBy{Min: "[" + prefix, Max: "(" + to + "\x00" + sender + "\x01"}).Result()
-	if err != nil {
-		return nil, unavailable(err)
-	}
-	if len(members) == 0 {
+// pendingScript reads the pending sessions of one pair (to, sender) in one
+// call: the pair's members of the pairs index (library.lua pairMember:
+// to \0 sender \0 seq \0 id), oldest first, then their records. KEYS are
+// the number's pairs and s; ARGV[1] is "to \0 sender \0". It only reads,
+// so it is a plain script (EVALSHA_RO), not part of the versioned library.
+var pendingScript = redis.NewScript(`
+local p = ARGV[1]
+local members = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. p, '(' .. p:sub(1, -2) .. '\1')
+if #members == 0 then return {} end
+local ids = {}
+for i, m in ipairs(members) do
+  local rest = m:sub(#p + 1)
+  ids[i] = rest:sub(rest:find('\0', 1, true) + 1)
+end
+return redis.call('HMGET', KEYS[2], unpack(ids))
+`)
+
+// PendingFor returns the pending sessions that expect a message from sender
+// on each number of tos, in the order of tos, oldest first per number: one
+// pipeline of one script call per number, so one round trip (on Cluster,
+// go-redis sends the pipeline's calls to their nodes in parallel). A node
+// without the script (a restart, a failover) gets it loaded and the
+// pipeline runs once more.
+func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
+	if len(tos) == 0 {
 		return nil, nil
 	}
-	ids := make([]string, len(members))
-	for i, m := range members {
-		ids[i] = m[strings.LastIndexByte(m, 0)+1:]
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	run := func() ([]*redis.Cmd, error) {
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.Cmd, len(tos))
+		for i, to := range tos {
+			tag := tagOf(to)
+			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, []string{key(tag, "pairs"), key(tag, "s")}, to+"\x00"+sender+"\x00")
+		}
+		_, err := pipe.Exec(ctx)
+		return cmds, err
 	}
-	recs, err := s.rdb.HMGet(ctx, key(tag, "s"), ids...).Result()
+	cmds, err := run()
+	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
+		if err := pendingScript.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, unavailable(err)
+		}
+		cmds, err = run()
+	}
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	var out []matcher.Session
-	for _, r := range recs {
-		j, ok := r.(string)
-		if !ok {
-			continue // finished and purged meanwhile
-		}
-		v, err := s.decode(j)
+	for _, cmd := range cmds {
+		recs, err := cmd.Slice()
 		if err != nil {
-			return nil, err
+			return nil, unavailable(err)
 		}
-		if v.Status == matcher.Pending {
-			out = append(out, v)
+		for _, r := range recs {
+			j, ok := r.(string)
+			if !ok {
+				continue // finished and purged meanwhile
+			}
+			v, err := s.decode(j)
+			if err != nil {
+				return nil, err
+			}
+			if v.Status == matcher.Pending {
+				out = append(out, v)
+			}
 		}
 	}
 	return out, nil

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -317,19 +318,20 @@ func supersedeOnlySameKey(e *env) {
 	}
 }
 
-// pendingFor: the pending sessions of one (to, sender) pair, every key's,
-// oldest first; finished and expired ones are left out.
+// pendingFor: the pending sessions that expect a sender on the given
+// numbers, every key's, in the order of the numbers and oldest first per
+// number; finished and expired ones are left out.
 func pendingFor(e *env) {
-	ids := func(to, sender string) []string {
+	ids := func(sender string, tos ...string) []string {
 		e.t.Helper()
-		got, err := e.s.PendingFor(e.ctx, to, sender)
+		got, err := e.s.PendingFor(e.ctx, sender, tos)
 		if err != nil {
 			e.t.Fatal(err)
 		}
 		var out []string
 		for _, s := range got {
-			if s.Status != matcher.Pending || s.Number != sender || s.To != to {
-				e.t.Fatalf("PendingFor(%s, %s) returned %+v", to, sender, s)
+			if s.Status != matcher.Pending || s.Number != sender || !slices.Contains(tos, s.To) {
+				e.t.Fatalf("PendingFor(%s, %v) returned %+v", sender, tos, s)
 			}
 			out = append(out, s.ID)
 		}
@@ -338,20 +340,27 @@ func pendingFor(e *env) {
 	a := e.create("a", Alice, "111111")
 	b := e.create("b", Alice, "222222")
 	e.create("a", Mallet, "333333")
-	if got := ids(To, Alice); len(got) != 2 || got[0] != a.ID || got[1] != b.ID {
+	if got := ids(Alice, To); len(got) != 2 || got[0] != a.ID || got[1] != b.ID {
 		e.t.Fatalf("pending for Alice = %v, want [%s %s]", got, a.ID, b.ID)
 	}
-	if got := ids(To2, Alice); len(got) != 0 {
+	if got := ids(Alice, To2); len(got) != 0 {
 		e.t.Fatalf("pending on another number = %v", got)
+	}
+	if got := ids(Alice); len(got) != 0 {
+		e.t.Fatalf("pending on no number = %v", got)
+	}
+	c := e.createReq(matcher.CreateRequest{Key: "a", Number: Alice, Code: "444444", To: To2, TTL: 10 * time.Minute})
+	if got := ids(Alice, To2, To); len(got) != 3 || got[0] != c.ID || got[1] != a.ID || got[2] != b.ID {
+		e.t.Fatalf("pending on two numbers = %v, want [%s %s %s]", got, c.ID, a.ID, b.ID)
 	}
 	if _, err := e.s.Cancel(e.ctx, a.ID); err != nil {
 		e.t.Fatal(err)
 	}
-	if got := ids(To, Alice); len(got) != 1 || got[0] != b.ID {
+	if got := ids(Alice, To); len(got) != 1 || got[0] != b.ID {
 		e.t.Fatalf("after cancel = %v", got)
 	}
 	e.c.Add(11 * time.Minute)
-	if got := ids(To, Alice); len(got) != 0 {
+	if got := ids(Alice, To, To2); len(got) != 0 {
 		e.t.Fatalf("after expiry = %v", got)
 	}
 }
