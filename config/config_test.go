@@ -212,7 +212,7 @@ func TestParseErrors(t *testing.T) {
 		{"unknown top-level key", "listen: a:1\nlistn: b\n", []string{"line 2", `unknown key "listn"`}},
 		{"unknown nested key", "verification:\n  ttl: 1m\n  code_len: 6\n", []string{"line 3", `"verification.code_len"`, `did you mean "code_length"`}},
 		{"unknown provider key", "providers:\n  - name: t\n    type: twilio\n    auth_token: x\n    secret: y\n", []string{"line 5", `"providers[0].secret"`}},
-		{"unset env", "listen: a:1\npublic_url: ${NOPE}\n", []string{"line 2", "public_url", "NOPE is not set"}},
+		{"unset env", "listen: a:1\npublic_url: ${NOPE}\n", []string{"config: line 2: public_url: ${NOPE} is not set in the environment"}},
 		{"bad number", "providers: [{name: t, type: twilio, auth_token: x}]\nnumbers:\n  - {number: 4155550100, provider: t}\n", []string{"line 3", "numbers[0].number", "E.164"}},
 		{"number of unknown provider", "numbers:\n  - {number: \"+14155550100\", provider: nope}\n", []string{"numbers[0].provider", `no provider named "nope"`}},
 		{"bad ttl", "verification: {ttl: 48h}\n", []string{"verification.ttl"}},
@@ -458,5 +458,63 @@ func TestProviderGetSet(t *testing.T) {
 	}
 	if err := p.Set("private_key", "x"); err == nil {
 		t.Error("Set accepted a key mogate.yaml cannot hold")
+	}
+}
+
+// TestDidYouMean: an unknown key anywhere in the file gets the closest
+// known key of its place as a suggestion when one is close (a typo, a
+// swapped pair, a dash for an underscore, a missing suffix), and none
+// when nothing is.
+func TestDidYouMean(t *testing.T) {
+	cases := []struct{ yaml, key, want string }{
+		{"listn: a:1\n", "listn", "listen"},
+		{"pubic_url: https://x.example\n", "pubic_url", "public_url"},
+		{"log-level: info\n", "log-level", "log_level"},
+		{"shutdown_dealy: 1s\n", "shutdown_dealy", "shutdown_delay"},
+		{"retension: 1h\n", "retension", "retention"},
+		{"limits:\n  streams_per_keys: 5\n", "limits.streams_per_keys", "streams_per_key"},
+		{"limits:\n  creates_per_key_per_sec: 5\n", "limits.creates_per_key_per_sec", "creates_per_key_per_second"},
+		{"api_keys:\n  - {name: a, webhook_ulr: https://x.example}\n", "api_keys[0].webhook_ulr", "webhook_url"},
+		{"providers:\n  - {name: t, type: twilio, auth_tokn: x}\n", "providers[0].auth_tokn", "auth_token"},
+		{"providers:\n  - {name: t, type: twilio, acount_sid: AC1}\n", "providers[0].acount_sid", "account_sid"},
+		{"numbers:\n  - {number: \"+14155550100\", countires: [US]}\n", "numbers[0].countires", "countries"},
+		{"numbers:\n  - {number: \"+14155550100\", wieght: 2}\n", "numbers[0].wieght", "weight"},
+		{"verification:\n  code_lenght: 6\n", "verification.code_lenght", "code_length"},
+		{"verification:\n  max_attempt: 6\n", "verification.max_attempt", "max_attempts"},
+		{"events:\n  allow_private_destination: true\n", "events.allow_private_destination", "allow_private_destinations"},
+		{"zebra: 1\n", "zebra", ""},
+		{"providers:\n  - {name: t, type: twilio, colour: red}\n", "providers[0].colour", ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.key, func(t *testing.T) {
+			_, err := Parse([]byte(tc.yaml), env(nil))
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			msg := fmt.Sprintf("unknown key %q", tc.key)
+			if tc.want != "" {
+				msg += fmt.Sprintf(" (did you mean %q?)", tc.want)
+			}
+			var line string
+			for l := range strings.Lines(err.Error()) {
+				if strings.Contains(l, fmt.Sprintf("unknown key %q", tc.key)) {
+					line = strings.TrimSpace(l)
+				}
+			}
+			if !strings.HasSuffix(line, msg) {
+				t.Fatalf("error line %q, want it to end in %q\n(all: %v)", line, msg, err)
+			}
+		})
+	}
+}
+
+// TestEmptyEnv: a ${VAR} that is set but empty is refused like an unset
+// one, at its line and key, naming the variable (never a value).
+func TestEmptyEnv(t *testing.T) {
+	y := strings.Replace(full, "${TWILIO_AUTH_TOKEN}", `"${TWILIO_AUTH_TOKEN}"`, 1)
+	_, err := Parse([]byte(y), env(map[string]string{"SHOP_KEY": "shop-key-0123456789", "TWILIO_AUTH_TOKEN": "", "CODE_LEN": "8"}))
+	const want = "config: line 12: providers[0].auth_token: ${TWILIO_AUTH_TOKEN} is empty"
+	if err == nil || !strings.Contains(err.Error(), want) {
+		t.Fatalf("error %v, want %q", err, want)
 	}
 }

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"reflect"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -32,7 +34,7 @@ func hideEnvRefs(b []byte) ([]byte, []string) {
 }
 
 // decodeStrict parses b into out: ${NAME} in scalar values is replaced from
-// lookup (an unset variable is an error), and a key that out has no field
+// lookup (an unset or empty variable is an error at its line and key), and a key that out has no field
 // for is an error naming the key and its line. It returns the line of every
 // key and sequence item by path ("numbers[0].countries[1]").
 func decodeStrict(b []byte, out any, lookup func(string) (string, bool)) (map[string]int, error) {
@@ -178,8 +180,11 @@ func expandEnv(n *yaml.Node, path string, names []string, lookup func(string) (s
 			}
 			name := names[i]
 			v, ok := lookup(name)
-			if !ok {
-				*errs = append(*errs, fmt.Errorf("config: line %d: %s: environment variable %s is not set", n.Line, path, name))
+			switch {
+			case !ok:
+				*errs = append(*errs, fmt.Errorf("config: line %d: %s: ${%s} is not set in the environment", n.Line, path, name))
+			case v == "":
+				*errs = append(*errs, fmt.Errorf("config: line %d: %s: ${%s} is empty", n.Line, path, name))
 			}
 			return v
 		})
@@ -233,15 +238,64 @@ func yamlFields(t reflect.Type) map[string]reflect.Type {
 	return fields
 }
 
+// suggest returns " (did you mean "x"?)" for the known key x closest to
+// key: the same but for case, dashes or underscores; a few letters off
+// (a typo, a swapped pair), fewer the shorter the key; or the one key that
+// key is a prefix of, or that is a prefix of key. "" when none is close.
 func suggest(key string, fields map[string]reflect.Type) string {
-	for name := range fields {
-		k := strings.ToLower(key)
-		if strings.ReplaceAll(name, "_", "") == strings.ReplaceAll(k, "_", "") || strings.ReplaceAll(name, "_", "-") == k ||
-			(len(k) >= 4 && (strings.HasPrefix(name, k) || strings.HasPrefix(k, name))) {
-			return fmt.Sprintf(" (did you mean %q?)", name)
+	norm := func(s string) string { return strings.NewReplacer("_", "", "-", "").Replace(strings.ToLower(s)) }
+	k := norm(key)
+	names := slices.Sorted(maps.Keys(fields))
+	maxDist := 1 + len(k)/8 // 1 letter off below 8 letters, 2 below 16, ...
+	best, bestDist := "", maxDist+1
+	for _, name := range names {
+		if d := editDistance(k, norm(name)); d < bestDist {
+			best, bestDist = name, d
 		}
 	}
-	return ""
+	if best == "" && len(k) >= 4 {
+		var prefixed []string
+		for _, name := range names {
+			if n := norm(name); strings.HasPrefix(n, k) || strings.HasPrefix(k, n) {
+				prefixed = append(prefixed, name)
+			}
+		}
+		if len(prefixed) == 1 {
+			best = prefixed[0]
+		}
+	}
+	if best == "" {
+		return ""
+	}
+	return fmt.Sprintf(" (did you mean %q?)", best)
+}
+
+// editDistance is the optimal string alignment distance of a and b: the
+// insertions, deletions, substitutions and swaps of adjacent letters that
+// turn a into b.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	d := make([][]int, len(ra)+1)
+	for i := range d {
+		d[i] = make([]int, len(rb)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && ra[i-1] == rb[j-2] && ra[i-2] == rb[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(ra)][len(rb)]
 }
 
 func join(path, key string) string {

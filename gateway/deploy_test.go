@@ -2,6 +2,8 @@ package gateway
 
 import (
 	"bufio"
+	"encoding/json"
+	"fmt"
 	"log/slog"
 	"os"
 	"os/exec"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
+	"gopkg.in/yaml.v3"
 )
 
 // The operator's files in deploy/ that name metrics.
@@ -93,6 +96,145 @@ func TestDeployMetricsExist(t *testing.T) {
 			if !have[m] {
 				t.Errorf("%s uses %s, which a scrape does not have", file, m)
 			}
+		}
+	}
+}
+
+// deploymentWide are the gauges that every replica reports for the whole
+// deployment (store: redis reads them from the shared store): summed over
+// instances they count N times.
+var deploymentWide = []string{"mogate_pending_verifications"}
+
+// deployExprs returns every PromQL expression of the alert rules and the
+// dashboard, each with where it comes from.
+func deployExprs(t *testing.T) map[string]string {
+	t.Helper()
+	exprs := map[string]string{}
+	var rules struct {
+		Groups []struct {
+			Rules []struct {
+				Alert, Expr string
+			}
+		}
+	}
+	b, err := os.ReadFile(alertRules)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal(b, &rules); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range rules.Groups {
+		for _, r := range g.Rules {
+			exprs["alert "+r.Alert] = r.Expr
+		}
+	}
+	var dash struct {
+		Panels []struct {
+			Title   string
+			Targets []struct{ Expr string }
+		}
+	}
+	if b, err = os.ReadFile(dashboard); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range dash.Panels {
+		for i, tg := range p.Targets {
+			exprs[fmt.Sprintf("panel %q target %d", p.Title, i)] = tg.Expr
+		}
+	}
+	return exprs
+}
+
+// TestDeploymentWideGaugesNotSummed: the rules and the dashboard aggregate
+// a deployment-wide gauge with max (or min), never sum, so several
+// replicas do not multiply it.
+func TestDeploymentWideGaugesNotSummed(t *testing.T) {
+	for _, g := range deploymentWide {
+		agg := regexp.MustCompile(`(\w*)\s*(?:by\s*\([^)]*\)\s*)?\(\s*` + g + `\b`)
+		used := false
+		for where, expr := range deployExprs(t) {
+			if !strings.Contains(expr, g) {
+				continue
+			}
+			used = true
+			ms := agg.FindAllStringSubmatch(expr, -1)
+			if len(ms) != strings.Count(expr, g) {
+				t.Errorf("%s: %s is not inside an aggregation: %s", where, g, expr)
+			}
+			for _, m := range ms {
+				if m[1] != "max" && m[1] != "min" {
+					t.Errorf("%s: %s aggregated with %q, want max: %s", where, g, m[1], expr)
+				}
+			}
+		}
+		if !used {
+			t.Errorf("the dashboard does not show %s", g)
+		}
+	}
+}
+
+// TestDashboardDataSource: the dashboard picks its Prometheus one way, a
+// template variable "datasource" that every panel, query and variable
+// uses; no import-time __inputs or ${DS_...} beside it.
+func TestDashboardDataSource(t *testing.T) {
+	b, err := os.ReadFile(dashboard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type ds struct{ Type, UID string }
+	var dash struct {
+		Inputs     []any `json:"__inputs"`
+		Templating struct {
+			List []struct {
+				Name, Type string
+				Query      any
+				Datasource *ds
+			}
+		}
+		Panels []struct {
+			Title      string
+			Datasource *ds
+			Targets    []struct{ Datasource *ds }
+		}
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatal(err)
+	}
+	if dash.Inputs != nil || strings.Contains(string(b), "${DS_") {
+		t.Error("the dashboard declares __inputs / ${DS_...} beside its datasource variable")
+	}
+	want := ds{"prometheus", "${datasource}"}
+	uses := func(where string, d *ds) {
+		if d == nil || *d != want {
+			t.Errorf("%s: datasource %+v, want %+v", where, d, want)
+		}
+	}
+	vars := 0
+	for _, v := range dash.Templating.List {
+		switch {
+		case v.Type == "datasource":
+			vars++
+			if v.Name != "datasource" || v.Query != "prometheus" {
+				t.Errorf("datasource variable %q of %v, want datasource of prometheus", v.Name, v.Query)
+			}
+		case v.Type == "query":
+			uses("variable "+v.Name, v.Datasource)
+		}
+	}
+	if vars != 1 {
+		t.Errorf("%d datasource variables, want 1", vars)
+	}
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			continue // a row
+		}
+		uses("panel "+p.Title, p.Datasource)
+		for i, tg := range p.Targets {
+			uses(fmt.Sprintf("panel %s target %d", p.Title, i), tg.Datasource)
 		}
 	}
 }

@@ -32,6 +32,9 @@ type metrics struct {
 	storage  *prometheus.HistogramVec
 	storErrs *prometheus.CounterVec
 	shed     *prometheus.CounterVec // connections closed at limits.max_connections
+	// reloadOK and reloadAt are the last configuration load's result (1
+	// applied, 0 refused: the running configuration is kept) and time.
+	reloadOK, reloadAt prometheus.Gauge
 }
 
 func newMetrics(version string, pending func() float64) *metrics {
@@ -70,13 +73,30 @@ func newMetrics(version string, pending func() float64) *metrics {
 		storErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_storage_errors_total", Help: "Failed storage operations (WAL write or fsync, Redis call), by op.",
 		}, []string{"op"}),
+		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mogate_config_reload_success", Help: "1 when the last configuration load (the start, then every SIGHUP) was applied, 0 when it was refused and the running configuration kept.",
+		}),
+		reloadAt: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "mogate_config_reload_timestamp_seconds", Help: "Unix time of the last configuration load (the start, then every SIGHUP), applied or refused.",
+		}),
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mogate_build_info", Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.storage, m.storErrs, build,
+	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.storage, m.storErrs, m.reloadOK, m.reloadAt, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
-		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications", Help: "Pending verifications."}, pending))
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications",
+			Help: "Pending verifications of the whole deployment: with store: redis every replica reports the same total, so aggregate with max(), never sum()."}, pending))
 	return m
+}
+
+// reloaded records the result of a configuration load at t.
+func (m *metrics) reloaded(t time.Time, ok bool) {
+	v := 0.0
+	if ok {
+		v = 1
+	}
+	m.reloadOK.Set(v)
+	m.reloadAt.Set(float64(t.UnixNano()) / 1e9)
 }
 
 // processedIDs is the gauge of the processed message ids and spent nonces

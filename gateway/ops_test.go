@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -236,5 +237,78 @@ func TestDrain(t *testing.T) {
 	}
 	if got := h.get(v["id"].(string)); got["status"] != "pending" {
 		t.Fatalf("API while draining: %v", got)
+	}
+}
+
+// TestReloadMetric: mogate_config_reload_success is 1 at start, 0 after a
+// refused reload (by Reload, or a file that did not load), 1 again after a
+// good one; the timestamp moves with every attempt.
+func TestReloadMetric(t *testing.T) {
+	h := newHarness(t, testYAML)
+	value := func(name string) float64 { t.Helper(); return h.metric(name) }
+	const ok, at = "mogate_config_reload_success", "mogate_config_reload_timestamp_seconds"
+	start := float64(time.Now().Add(-time.Minute).Unix())
+	if value(ok) != 1 || value(at) < start {
+		t.Fatalf("at start: %s %v, %s %v", ok, value(ok), at, value(at))
+	}
+	cfg := h.s.cfg
+	bad := cfg
+	bad.Numbers = append(bad.Numbers[:len(bad.Numbers):len(bad.Numbers)], config.Number{Number: "+14155550199", Provider: "telnyx", Weight: 1})
+	if err := h.s.Reload(bad); err == nil {
+		t.Fatal("a number of an entry the process does not run was accepted")
+	}
+	if value(ok) != 0 {
+		t.Fatalf("after a refused reload: %s %v", ok, value(ok))
+	}
+	if err := h.s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	if value(ok) != 1 {
+		t.Fatalf("after a good reload: %s %v", ok, value(ok))
+	}
+	h.s.ReloadFailed()
+	if value(ok) != 0 || value(at) < start {
+		t.Fatalf("after a file that did not load: %s %v, %s %v", ok, value(ok), at, value(at))
+	}
+}
+
+// metric returns the value of an unlabelled series in a scrape.
+func (h *harness) metric(name string) float64 {
+	h.t.Helper()
+	for line := range strings.Lines(h.do("GET", "/metrics", "", nil, nil).Body.String()) {
+		if v, ok := strings.CutPrefix(strings.TrimSpace(line), name+" "); ok {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				h.t.Fatal(err)
+			}
+			return f
+		}
+	}
+	h.t.Fatalf("no %s in the scrape", name)
+	return 0
+}
+
+// TestReadyMetric: mogate_ready follows /readyz: 0 before the server is
+// ready, 1 once it is, 0 again while it drains.
+func TestReadyMetric(t *testing.T) {
+	h := newHarness(t, testYAML)
+	h.s.SetReady(false)
+	for _, step := range []struct {
+		name  string
+		do    func()
+		code  int
+		ready float64
+	}{
+		{"starting", func() {}, 503, 0},
+		{"ready", func() { h.s.SetReady(true) }, 200, 1},
+		{"draining", h.s.Drain, 503, 0},
+	} {
+		step.do()
+		if w := h.do("GET", "/readyz", "", nil, nil); w.Code != step.code {
+			t.Fatalf("%s: /readyz = %d, want %d", step.name, w.Code, step.code)
+		}
+		if got := h.metric("mogate_ready"); got != step.ready {
+			t.Fatalf("%s: mogate_ready = %v, want %v", step.name, got, step.ready)
+		}
 	}
 }

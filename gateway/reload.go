@@ -72,10 +72,12 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 // configuration validated by config.Load, without touching sessions,
 // streams or events. It refuses, changing nothing, a cfg whose numbers name
 // a provider entry this process does not run (providers change only at a
-// restart). Settings that only a restart applies are logged as such.
-func (s *Server) Reload(cfg config.Config) error {
+// restart). Settings that only a restart applies are logged as such. The
+// result is the mogate_config_reload_success metric.
+func (s *Server) Reload(cfg config.Config) (err error) {
 	s.reloadMu.Lock()
 	defer s.reloadMu.Unlock()
+	defer func() { s.metrics.reloaded(time.Now(), err == nil) }()
 	for _, n := range cfg.Numbers {
 		if _, ok := s.adapters[n.Provider]; !ok {
 			return fmt.Errorf("gateway: reload: number %s names provider entry %q, which this process does not run (providers change at a restart)", n.Number, n.Provider)
@@ -101,6 +103,14 @@ func (s *Server) Reload(cfg config.Config) error {
 	}
 	s.log.Info("configuration reloaded", "api_keys", len(cfg.APIKeys), "numbers", len(cfg.Numbers), "log_level", cfg.LogLevel)
 	return nil
+}
+
+// ReloadFailed records a reload that failed before Reload could be called
+// (the file is unreadable or invalid): the running configuration is kept.
+func (s *Server) ReloadFailed() {
+	s.reloadMu.Lock()
+	defer s.reloadMu.Unlock()
+	s.metrics.reloaded(time.Now(), false)
 }
 
 // restartOnly names the settings of next that differ from the running

@@ -106,6 +106,7 @@ func New(o Options) (*Server, error) {
 	})
 	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
+	s.metrics.reloaded(time.Now(), true) // the configuration in force was loaded at start
 	p, err := pool.New(poolSpecs(cfg.Numbers), pool.Options{Now: o.Now, OnHealth: s.onHealth})
 	if err != nil {
 		return nil, err
@@ -132,6 +133,7 @@ func New(o Options) (*Server, error) {
 		}
 		rs.Client().AddHook(redisTimer{s.metrics})
 		s.store = rs
+		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
 		s.m = matcher.New(mo)
 	default:
@@ -141,6 +143,7 @@ func New(o Options) (*Server, error) {
 		if err != nil {
 			return nil, err
 		}
+		logStore(o.Logger, cfg, nil)
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	if s.m != nil {
@@ -150,7 +153,7 @@ func New(o Options) (*Server, error) {
 	// The create and stream limits of store: redis hold for the whole gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
 	s.streams = s.newStreamLimits(cfg.Limits)
-	s.metrics.reg.MustRegister(newNumberHealth(s))
+	s.metrics.reg.MustRegister(newNumberHealth(s), s.readyGauge())
 	s.metrics.reg.MustRegister(s.connMetrics()...)
 	storeOp := "redis"
 	if s.m != nil {
@@ -171,6 +174,7 @@ func New(o Options) (*Server, error) {
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
 		Logger: o.Logger, Now: o.Now, Registerer: s.metrics.reg,
 		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
+		LogUnsent: cfg.Dev,
 	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
 	s.engine = s.routes(metricsHandler)
@@ -296,19 +300,8 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 
 	e.GET("/healthz", func(c *gin.Context) { c.JSON(http.StatusOK, gin.H{"status": "ok"}) })
 	e.GET("/readyz", func(c *gin.Context) {
-		if s.draining.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "shutting down"})
-			return
-		}
-		if !s.ready.Load() {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "not ready"})
-			return
-		}
-		if err := s.store.Err(c.Request.Context()); err != nil {
-			c.JSON(http.StatusServiceUnavailable, gin.H{"status": "storage failed; restart to recover"})
-			return
-		}
-		c.JSON(http.StatusOK, gin.H{"status": "ready"})
+		code, status := s.readiness(c.Request.Context())
+		c.JSON(code, gin.H{"status": status})
 	})
 	e.GET("/openapi.json", serveOpenAPI)
 	if s.cfg.AdminListen == "" {

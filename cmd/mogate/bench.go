@@ -40,11 +40,12 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	redisAddr := fs.String("redis", "", "Redis with appendfsync always to compare with, never flushed (default: start redis-server on a spare port, flushed between runs)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	only := fs.String("only", "", "run one part: load (empty handler, gateway on the WAL), store (create+verify pairs) or replicas (gateway on Redis)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if !slices.Contains([]string{"", "load", "store", "replicas"}, *only) {
-		return fmt.Errorf("bench: --only %q: want load, store or replicas", *only)
+		fs.Usage()
+		return usageErr("bench: --only %q: want load, store or replicas", *only)
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)

@@ -36,6 +36,8 @@ Usage:
   mogate bench [--conns 64] [--duration 5s] [--gobench FILE] [--redis ADDR]
                                           loopback load runs and the Redis comparison (make bench)
   mogate version                          also: --version and --help on every subcommand
+
+Exit status: 0 done (and --help), 1 the work failed, 2 the command line is wrong (usage on stderr).
 `
 
 func run(args []string, stdout, stderr io.Writer) int {

@@ -168,6 +168,19 @@ func TestREADMEWalkthrough(t *testing.T) {
 		}
 	}
 
+	// Dev mode's key has no webhook_url: terminal 1 shows each event as it
+	// would have been sent, as the README says.
+	for _, want := range []string{
+		`msg="event not sent: no callback_url or webhook_url" type=verification.verified event=`,
+		"webhook_id=evt_",
+	} {
+		for deadline := time.Now().Add(5 * time.Second); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("the server output lacks %q:\n%s", want, out)
+			}
+		}
+	}
+
 	// Ctrl-C: a graceful stop, exit 0, the recorded address gone; then the reset.
 	_ = srv.Process.Signal(os.Interrupt)
 	if err := srv.Wait(); err != nil {
@@ -205,7 +218,7 @@ func TestSimulateWithoutServerOrCredentials(t *testing.T) {
 	if code := run([]string{"sms", "simulate", "--data-dir", t.TempDir(), "--from", "+14155550123", "--text", "1"}, &sout, &serr); code != 1 || !strings.Contains(serr.String(), "make run") {
 		t.Fatalf("exit %d: %s", code, serr.String())
 	}
-	if code := run([]string{"sms", "simulate", "--text", "1"}, &sout, &serr); code != 1 {
+	if code := run([]string{"sms", "simulate", "--text", "1"}, &sout, &serr); code != 2 {
 		t.Fatalf("missing --from: exit %d", code)
 	}
 	if code := run([]string{"nope"}, &sout, &serr); code != 2 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -27,7 +26,8 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		return nil
 	}
 	if len(args) == 0 || (args[0] != "config" && args[0] != "run") {
-		return errors.New(conformanceUsage)
+		fmt.Fprintln(stderr, conformanceUsage)
+		return usageErr("conformance: want config or run")
 	}
 	fixtures, err := conformance.Fixtures()
 	if err != nil {
@@ -40,7 +40,7 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		listen := fs.String("listen", "127.0.0.1:8090", "listen address of the target")
 		public := fs.String("public-url", "", "public_url of the target (default http://<listen>)")
 		dataDir := fs.String("data-dir", filepath.Join(os.TempDir(), "mogate-conformance"), "data_dir of the target")
-		if err := fs.Parse(args[1:]); err != nil {
+		if err := parseFlags(fs, args[1:]); err != nil {
 			return err
 		}
 		if *public == "" {
@@ -54,15 +54,16 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 	provider := fs.String("provider", "", "only this provider type")
 	apiKey := fs.String("api-key", conformance.APIKey, "API key of the target; every verification of the run is created under it (required with --config)")
 	cfgPath := fs.String("config", "", "the target's configuration: sign with its provider entries and secrets for its public_url, on its numbers")
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *target == "" {
 		fs.Usage()
-		return errors.New("--target is required")
+		return usageErr("--target is required")
 	}
 	if *provider != "" && !slices.Contains(conformance.Providers(fixtures), *provider) {
-		return fmt.Errorf("no fixtures for provider %q (have: %s)", *provider, strings.Join(conformance.Providers(fixtures), ", "))
+		fs.Usage()
+		return usageErr("no fixtures for provider %q (have: %s)", *provider, strings.Join(conformance.Providers(fixtures), ", "))
 	}
 	publicFrom := "--target"
 	if *public != "" {
@@ -80,7 +81,8 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		keyGiven := false
 		fs.Visit(func(f *flag.Flag) { keyGiven = keyGiven || f.Name == "api-key" })
 		if !keyGiven {
-			return errors.New("--api-key is required with --config: the key of the target that the run's verifications are created under (use one for conformance only: its app receives their events)")
+			fs.Usage()
+			return usageErr("--api-key is required with --config: the key of the target that the run's verifications are created under (use one for conformance only: its app receives their events)")
 		}
 		cfg, err := registry.Load(*cfgPath)
 		if err != nil {

@@ -67,7 +67,7 @@ func TestConformanceAgainstDeployment(t *testing.T) {
 	}
 
 	// Without --api-key the run does not guess one.
-	if code := run([]string{"conformance", "run", "--config", path, "--target", base}, &out, &errb); code != 1 || !strings.Contains(errb.String(), "--api-key is required") {
+	if code := run([]string{"conformance", "run", "--config", path, "--target", base}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--api-key is required") {
 		t.Fatalf("without --api-key: exit %d %s", code, errb.String())
 	}
 	// A pool that differs from the file: refused before any request.

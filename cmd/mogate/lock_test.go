@@ -150,8 +150,8 @@ func TestServeConfigIsTheOneSource(t *testing.T) {
 	for _, tc := range cases {
 		var sout, serr bytes.Buffer
 		code := run(append([]string{"serve", "--config", cfg}, tc.args...), &sout, &serr)
-		if code != 1 {
-			t.Errorf("%v: exit %d, want 1", tc.args, code)
+		if code != 2 {
+			t.Errorf("%v: exit %d, want 2 (a usage error)", tc.args, code)
 		}
 		for _, w := range tc.want {
 			if !strings.Contains(serr.String(), w) {

@@ -47,12 +47,12 @@ func numbersCmd(args []string, stdout, stderr io.Writer) error {
 	if sync {
 		fs.BoolVar(&dryRun, "dry-run", false, "say what would change; make no write call")
 	}
-	if err := fs.Parse(args[1:]); err != nil {
+	if err := parseFlags(fs, args[1:]); err != nil {
 		return err
 	}
 	if *cfgPath == "" {
 		fs.Usage()
-		return errors.New("--config is required")
+		return usageErr("--config is required")
 	}
 	cfg, err := registry.Load(*cfgPath)
 	if err != nil {

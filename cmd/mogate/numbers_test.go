@@ -223,7 +223,7 @@ func TestNumbersFailures(t *testing.T) {
 	if code, _, errs := numbers(t, "sync", "--config", wrong, "--provider", "nope"); code != 1 || !strings.Contains(errs, `no provider entry named "nope"`) {
 		t.Errorf("unknown --provider: exit %d %s", code, errs)
 	}
-	if code, _, _ := numbers(t, "sync"); code != 1 {
+	if code, _, _ := numbers(t, "sync"); code != 2 {
 		t.Errorf("no --config: exit %d", code)
 	}
 	if code, _, _ := numbers(t, "frob"); code != 2 {

@@ -30,7 +30,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	cfgPath := fs.String("config", "", "configuration file (none: dev mode)")
 	listen := fs.String("listen", "", "dev mode listen address (with --config: set listen in the file)")
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory (with --config: set data_dir in the file)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	// Signals that come while the state is recovered wait for the server.
@@ -45,11 +45,12 @@ func serve(args []string, stdout, stderr io.Writer) error {
 		var conflicts []error
 		fs.Visit(func(f *flag.Flag) {
 			if key := map[string]string{"listen": "listen", "data-dir": "data_dir"}[f.Name]; key != "" {
-				conflicts = append(conflicts, fmt.Errorf("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
+				conflicts = append(conflicts, usageErr("--%s cannot be used with --config: the file is the one source; set %s there", f.Name, key))
 			}
 		})
 		if len(conflicts) > 0 {
-			return errors.Join(conflicts...)
+			fs.Usage()
+			return usageError{errors.Join(conflicts...)}
 		}
 		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err
@@ -73,28 +74,26 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			cfg.Listen, cfg.PublicURL = *listen, "http://"+*listen
 		}
 	}
-	// JSON lines in production; dev mode is read by a person.
 	level := new(slog.LevelVar)
 	level.Set(gateway.LogLevel(cfg.LogLevel))
-	hopts := &slog.HandlerOptions{Level: level}
-	var handler slog.Handler = slog.NewJSONHandler(stderr, hopts)
-	if cfg.Dev {
-		handler = slog.NewTextHandler(stderr, hopts)
-	}
-	log := slog.New(handler)
+	log := slog.New(logHandler(stderr, level, cfg.Dev))
 	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version})
 	if err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
-		return errors.Join(err, srv.Close())
+		how := "--listen"
+		if *cfgPath != "" {
+			how = "listen: in " + *cfgPath
+		}
+		return errors.Join(inUse(err, cfg.Listen, how), srv.Close())
 	}
 	if cfg.AdminListen != "" {
 		aln, err := net.Listen("tcp", cfg.AdminListen)
 		if err != nil {
 			ln.Close()
-			return errors.Join(err, srv.Close())
+			return errors.Join(inUse(err, cfg.AdminListen, "admin_listen: in "+*cfgPath), srv.Close())
 		}
 		stopAdmin := srv.ServeAdmin(aln)
 		defer stopAdmin()
@@ -115,6 +114,30 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	err = srv.Serve(ctx, ln, drainFor)
 	log.Info("mogate stopped")
 	return err
+}
+
+// inUse explains a listen error of an address another process holds, and
+// how to choose another (the flag of dev mode, or the key of the file).
+func inUse(err error, addr, how string) error {
+	if !errors.Is(err, syscall.EADDRINUSE) {
+		return err
+	}
+	return fmt.Errorf("%s is in use: is another mogate running? Choose another address with %s", addr, how)
+}
+
+// logHandler writes JSON lines in production, text in dev mode (read by a
+// person). In JSON a time.Duration attribute becomes <key>_ms, in
+// milliseconds: slog's own JSON writes it as integer nanoseconds.
+func logHandler(w io.Writer, level slog.Leveler, dev bool) slog.Handler {
+	if dev {
+		return slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})
+	}
+	return slog.NewJSONHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: func(_ []string, a slog.Attr) slog.Attr {
+		if a.Value.Kind() == slog.KindDuration {
+			return slog.Float64(a.Key+"_ms", float64(a.Value.Duration().Microseconds())/1000)
+		}
+		return a
+	}})
 }
 
 // handleSignals reloads the configuration on SIGHUP and stops the server
@@ -156,6 +179,8 @@ func reload(srv *gateway.Server, log *slog.Logger, cfgPath string) {
 	cfg, err := registry.Load(cfgPath)
 	if err == nil {
 		err = srv.Reload(cfg)
+	} else {
+		srv.ReloadFailed()
 	}
 	if err != nil {
 		log.Error("SIGHUP: configuration not reloaded; the running one is kept", "file", cfgPath, "err", err)

@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -135,6 +136,19 @@ func TestSIGTERMDrain(t *testing.T) {
 		t.Fatal("the long-poll was not answered at shutdown")
 	}
 	waitExit(t, cmd, 15*time.Second, out)
+	// Durations in the JSON log are milliseconds, named *_ms.
+	for msg, field := range map[string]map[string]float64{
+		"state recovered": {"took_ms": -1},
+		"SIGTERM: /readyz answers 503, then the listener closes": {"shutdown_delay_ms": 2000},
+		"draining": {"at_most_ms": 10000},
+		"request":  {"duration_ms": -1},
+	} {
+		for name, want := range field {
+			if got, ok := logField(out.String(), msg, name).(float64); !ok || want >= 0 && got != want {
+				t.Errorf("%q: %s = %v, want %v ms\n%s", msg, name, logField(out.String(), msg, name), want, out)
+			}
+		}
+	}
 	// The final snapshot has the session: a restart serves it.
 	cmd, _ = startServer(t, cfgPath, base)
 	if code, _ := call(t, "GET", base+"/v1/verifications/"+id, key, ""); code != 200 {
@@ -197,8 +211,15 @@ func TestSIGHUPReload(t *testing.T) {
 			time.Sleep(20 * time.Millisecond)
 		}
 	}
+	reloadOK := func(want string) {
+		t.Helper()
+		if _, body := call(t, "GET", base+"/metrics", "", ""); !strings.Contains(body, "\nmogate_config_reload_success "+want+"\n") {
+			t.Fatalf("mogate_config_reload_success is not %s:\n%s", want, body)
+		}
+	}
 	writeFile(t, cfgPath, signalConfig(addr, "", data, "log_level: debug\n", a, c))
 	hup("configuration reloaded")
+	reloadOK("1")
 	if code, _ := call(t, "GET", base+"/v1/numbers", c, ""); code != 200 {
 		t.Fatalf("added key = %d", code)
 	}
@@ -215,6 +236,7 @@ func TestSIGHUPReload(t *testing.T) {
 
 	writeFile(t, cfgPath, "api_keys: [\n")
 	hup("configuration not reloaded")
+	reloadOK("0")
 	writeFile(t, cfgPath, signalConfig(addr, "", data, "", a)+"bogus_key: 1\n")
 	hup("configuration not reloaded")
 	if code, _ := call(t, "GET", base+"/v1/numbers", c, ""); code != 200 {
@@ -249,4 +271,17 @@ func TestSIGHUPReload(t *testing.T) {
 	if !strings.Contains(out.String(), `"msg":"verification verified"`) {
 		t.Errorf("no lifecycle line for the verification:\n%s", out)
 	}
+}
+
+// logField returns field of the first JSON log line whose msg is msg; nil
+// when there is none.
+func logField(log, msg, field string) any {
+	for line := range strings.Lines(log) {
+		var l map[string]any
+		if json.Unmarshal([]byte(line), &l) != nil || l["msg"] != msg {
+			continue
+		}
+		return l[field]
+	}
+	return nil
 }

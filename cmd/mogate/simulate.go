@@ -2,8 +2,8 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -47,14 +47,14 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	yes := fs.Bool("yes", false, "post to a --url that is neither public_url nor loopback: it receives a valid provider signature and the API key")
 	cfgPath := fs.String("config", "", "configuration file (none: the dev mode credentials)")
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
-	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or the config's first key)")
+	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or each key of --config in turn, to find whose session it is)")
 	messageID := fs.String("message-id", "", "provider message id (default: random)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
 	if *from == "" || *text == "" {
 		fs.Usage()
-		return errors.New("--from and --text are required")
+		return usageErr("--from and --text are required")
 	}
 	sender := adapters.E164(*from)
 	var cfg config.Config
@@ -83,11 +83,6 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 		if cfg, err = registry.Load(*cfgPath); err != nil {
 			return err
 		}
-		for _, k := range cfg.APIKeys {
-			if key == "" && k.Key.IsSet() {
-				key = k.Key.Reveal()
-			}
-		}
 		if *target != "" {
 			if err := checkTarget(*target, cfg.BaseURL(), *yes); err != nil {
 				return err
@@ -100,20 +95,11 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	api := client.New(base, key, nil)
-
 	// The sender's pending verification tells the receiving number and,
 	// afterwards, what the message did.
-	var sess *client.Verification
-	pending, lookupErr := api.Pending(ctx, sender)
+	api, sess, lookupErr := findPending(ctx, base, simulateKeys(key, cfg), sender, adapters.E164(*to))
 	if lookupErr != nil {
 		fmt.Fprintf(stdout, "(could not ask the API for %s's pending verification: %v)\n", sender, lookupErr)
-	}
-	for i := range pending {
-		if *to == "" || pending[i].To == adapters.E164(*to) {
-			sess = &pending[i]
-			break
-		}
 	}
 	if *to == "" && sess != nil {
 		*to = sess.To
@@ -157,6 +143,52 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stdout, "%s is %s\n", after.ID, after.Status)
 	}
 	return nil
+}
+
+// simulateKeys are the API keys to look the sender's session up with:
+// --api-key (or dev mode's), else every key of the configuration that has
+// its plain key (a key_sha256 entry cannot be used).
+func simulateKeys(key string, cfg config.Config) []string {
+	if key != "" {
+		return []string{key}
+	}
+	var keys []string
+	for _, k := range cfg.APIKeys {
+		if k.Key.IsSet() {
+			keys = append(keys, k.Key.Reveal())
+		}
+	}
+	return keys
+}
+
+// findPending asks the API with each key in turn for the sender's pending
+// verification (on number to, when set) and returns the client of the key
+// whose session it is. Without one, it returns the first key's client and
+// the first lookup error, if every lookup failed.
+func findPending(ctx context.Context, base string, keys []string, sender, to string) (*client.Client, *client.Verification, error) {
+	if len(keys) == 0 {
+		keys = []string{""}
+	}
+	var firstErr error
+	failed := 0
+	for _, key := range keys {
+		api := client.New(base, key, nil)
+		pending, err := api.Pending(ctx, sender)
+		if err != nil {
+			firstErr = cmp.Or(firstErr, err)
+			failed++
+			continue
+		}
+		for i := range pending {
+			if to == "" || pending[i].To == to {
+				return api, &pending[i], nil
+			}
+		}
+	}
+	if failed < len(keys) {
+		firstErr = nil
+	}
+	return client.New(base, keys[0], nil), nil, firstErr
 }
 
 // checkTarget refuses a --url that is neither public (the configuration's

@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strconv"
 	"strings"
@@ -85,6 +86,24 @@ func (o *Outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 	}
 	req.Header = h
 	return req, nil
+}
+
+// logNoDestination writes the line of an event that has nowhere to go, as
+// it would have been sent: its type, id and webhook-id, never its body
+// (which holds the full sender number).
+func (o *Outbox) logNoDestination(ctx context.Context, d *delivery) {
+	req, err := o.request(ctx, d, "")
+	if err != nil {
+		return
+	}
+	var ev struct {
+		Type string `json:"type"`
+	}
+	if b, err := io.ReadAll(req.Body); err == nil {
+		_ = json.Unmarshal(b, &ev)
+	}
+	o.log.Info("event not sent: no callback_url or webhook_url", "type", ev.Type, "event", d.key(), "key", d.apiKey(),
+		"webhook_id", req.Header.Get("webhook-id"))
 }
 
 // StandardSignature is the Standard Webhooks v1 signature: Base64

@@ -23,7 +23,11 @@ type Options struct {
 	// failed delivery: once across replicas, or twice when the replica
 	// holding it died (metrics and pool health can afford that).
 	OnClaim func(matcher.Event)
-	Tuning  Tuning
+	// LogUnsent logs each event that has no destination (no callback_url,
+	// no webhook_url), as it would have been signed, instead of dropping
+	// it silently: dev mode, where no app listens, shows its events so.
+	LogUnsent bool
+	Tuning    Tuning
 }
 
 // Tuning tunes delivery. Events are queued per destination, an (API key,

@@ -41,6 +41,7 @@ type Outbox struct {
 	keys         atomic.Pointer[map[string]*config.APIKey] // by name; setKeys replaces it
 	client       *http.Client
 	allowPrivate bool
+	logUnsent    bool // Options.LogUnsent
 	log          *slog.Logger
 	now          func() time.Time
 	base         func(matcher.Session) any // the event's data: the API's view of the session
@@ -107,7 +108,7 @@ func New(opt Options) *Outbox {
 		opt.Now = time.Now
 	}
 	o := &Outbox{
-		opt: opt.Tuning.WithDefaults(), store: opt.Store, client: newEgressClient(opt.AllowPrivate), allowPrivate: opt.AllowPrivate,
+		opt: opt.Tuning.WithDefaults(), store: opt.Store, client: newEgressClient(opt.AllowPrivate), allowPrivate: opt.AllowPrivate, logUnsent: opt.LogUnsent,
 		log: opt.Logger, now: opt.Now, base: opt.Data, claimed: opt.OnClaim,
 		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
@@ -186,6 +187,9 @@ func (o *Outbox) claim(ctx context.Context) {
 		}
 		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
 		if o.destination(d) == "" {
+			if o.logUnsent {
+				o.logNoDestination(ctx, d)
+			}
 			o.ack(ctx, d, false)
 			continue
 		}

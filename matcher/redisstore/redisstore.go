@@ -40,6 +40,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -101,6 +102,46 @@ type Store struct {
 
 	closeOnce sync.Once
 	closeErr  error
+
+	serversMu sync.Mutex
+	servers   []ServerInfo // what checkConfig read, one per primary
+}
+
+// ServerInfo is what Open read from a Redis primary: its address (never
+// the URL, which may hold a password), version, and the persistence
+// settings it checked, as the server reported them ("" when CONFIG is
+// disabled and redis_unsafe accepted that).
+type ServerInfo struct {
+	Addr     string
+	Version  string            // "redis 7.2.4", "valkey 8.0.1"; "" when INFO failed
+	Settings map[string]string // appendonly, appendfsync, maxmemory-policy
+}
+
+// Servers returns what Open read from each primary, by address.
+func (s *Store) Servers() []ServerInfo {
+	s.serversMu.Lock()
+	defer s.serversMu.Unlock()
+	return slices.Clone(s.servers)
+}
+
+// noteServer records what checkConfig read from c, with the version INFO
+// reports.
+func (s *Store) noteServer(ctx context.Context, c *redis.Client, info ServerInfo) {
+	if text, err := c.Info(ctx, "server").Result(); err == nil {
+		for line := range strings.Lines(text) {
+			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
+			switch {
+			case k == "valkey_version":
+				info.Version = "valkey " + v
+			case k == "redis_version" && info.Version == "":
+				info.Version = "redis " + v
+			}
+		}
+	}
+	s.serversMu.Lock()
+	defer s.serversMu.Unlock()
+	s.servers = append(s.servers, info)
+	slices.SortFunc(s.servers, func(a, b ServerInfo) int { return strings.Compare(a.Addr, b.Addr) })
 }
 
 var _ matcher.Store = (*Store)(nil)
@@ -212,8 +253,11 @@ func (s *Store) forEachPrimary(ctx context.Context, fn func(context.Context, *re
 var safeConfig = [...][2]string{{"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}}
 
 func (s *Store) checkConfig(ctx context.Context, c *redis.Client) error {
+	seen := ServerInfo{Addr: c.Options().Addr, Settings: map[string]string{}}
+	defer s.noteServer(ctx, c, seen)
 	for _, kv := range safeConfig {
 		got, err := c.ConfigGet(ctx, kv[0]).Result()
+		seen.Settings[kv[0]] = got[kv[0]]
 		if err != nil {
 			if isConnErr(err) {
 				return unavailable(err)
