@@ -172,3 +172,18 @@ func TestClockResync(t *testing.T) {
 		t.Fatalf("skew log lines = %v, want a warning then an info line", lines)
 	}
 }
+
+// TestClockFromRedisCluster: in a cluster, the offset is measured too.
+func TestClockFromRedisCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := redistest.StartCluster(t, 3)
+	s := open(t, options(c.URL(), func() time.Time { return time.Now().Add(-15 * time.Minute) }))
+	if skew := s.ClockSkew(); (skew + 15*time.Minute).Abs() > time.Second {
+		t.Errorf("skew = %v, want about -15m", skew)
+	}
+	if !near(s.Now(), time.Now(), time.Second) {
+		t.Errorf("Now() = %v, want about %v", s.Now(), time.Now())
+	}
+}
