@@ -154,7 +154,7 @@ func TestClockResync(t *testing.T) {
 	settle := func(want time.Duration) {
 		t.Helper()
 		deadline := time.Now().Add(5 * time.Second)
-		for (s.ClockSkew() - want).Abs() > time.Second || !near(s.Now(), redisNow(t, srv), time.Second) {
+		for (s.ClockSkew()-want).Abs() > time.Second || !near(s.Now(), redisNow(t, srv), time.Second) {
 			if time.Now().After(deadline) {
 				t.Fatalf("skew %v, Now %v vs Redis %v; want skew about %v", s.ClockSkew(), s.Now(), redisNow(t, srv), want)
 			}
