@@ -94,7 +94,11 @@ func New(o Options) (*Server, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
-	ads, err := registry.Build(cfg.Providers, registry.Env{Now: o.Now, HTTP: o.HTTP})
+	// The adapters' and the outbox's clock: o.Now, or the store's once it
+	// has one (store: redis, whose clock is Redis's TIME).
+	clock := o.Now
+	now := func() time.Time { return clock() }
+	ads, err := registry.Build(cfg.Providers, registry.Env{Now: now, HTTP: o.HTTP})
 	if err != nil {
 		return nil, err
 	}
@@ -132,6 +136,8 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 		rs.Client().AddHook(redisTimer{s.metrics})
+		s.metrics.reg.MustRegister(clockSkew(rs))
+		clock = rs.Now
 		s.store = rs
 		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
@@ -172,7 +178,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.outbox = outbox.New(outbox.Options{
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
-		Logger: o.Logger, Now: o.Now, Registerer: s.metrics.reg,
+		Logger: o.Logger, Now: now, Registerer: s.metrics.reg,
 		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
 		LogUnsent: cfg.Dev,
 	})
