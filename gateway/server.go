@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
@@ -27,6 +26,7 @@ import (
 	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options configure a Server.
@@ -201,11 +201,11 @@ func numberList(ns []config.Number) []string {
 	return out
 }
 
-// sharedRate is the GCRA limiter in the store's Redis (store: redis), or
-// nil (store: memory).
-func (s *Server) sharedRate() *redis_rate.Limiter {
+// sharedRate is the store's Redis, where rate limits are kept (store:
+// redis), or nil (store: memory).
+func (s *Server) sharedRate() redis.UniversalClient {
 	if rs, ok := s.store.(*redisstore.Store); ok {
-		return redis_rate.NewLimiter(rs.Client())
+		return rs.Client()
 	}
 	return nil
 }
