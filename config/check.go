@@ -115,15 +115,21 @@ func CheckAPIURL(s string) error {
 		return errors.New("must be an absolute http(s) URL without query")
 	case u.User != nil:
 		return errors.New("must not carry user:password (the entry's credential keys authenticate)")
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" || u.RawQuery != "" || u.Opaque != "":
+	case u.RawQuery != "" || u.Opaque != "" || u.ForceQuery:
+		// A query may carry a credential: the URL is not quoted.
+		return errors.New("must be an absolute http(s) URL without query (the entry's credential keys authenticate)")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
 		return fmt.Errorf("must be an absolute http(s) URL without query, got %q", s)
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
 		return fmt.Errorf("must be https, or http to a loopback address (127.0.0.0/8, ::1, localhost) only: credentials would travel in clear, got %q", s)
 	}
 	return nil
 }
 
-func isLoopback(host string) bool {
+// IsLoopbackHost reports whether host (a URL's Hostname) is "localhost" or
+// a loopback address. Names under .localhost are not: Go's resolver asks DNS
+// for them like any other name.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -434,10 +434,12 @@ func TestAPIURL(t *testing.T) {
 		"http://api.twilio.com", "http://10.0.0.7", "http://192.168.1.2:80", "http://[::2]", "http://0.0.0.0:80",
 		"http://localhost.example.com", "http://128.0.0.1", "api.twilio.com", "ftp://127.0.0.1",
 		"https://", "https://u:p@api.example.com", "https://api.example.com/?x=1",
+		"https://api.example.com/?api_secret=s3cr3t", "http://api.example.com/?api_secret=s3cr3t", "http:s3cr3t",
+		"http://x.localhost:8080", "http://localhost.:8080",
 	} {
 		if err := CheckAPIURL(u); err == nil {
 			t.Errorf("%s accepted", u)
-		} else if strings.Contains(err.Error(), "u:p@") {
+		} else if strings.Contains(err.Error(), "u:p@") || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("the error quotes credentials: %v", err)
 		}
 	}
