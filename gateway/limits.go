@@ -33,7 +33,7 @@ func newRateLimit(n float64, period time.Duration, name string, rdb *redis_rate.
 	}
 	if rdb != nil {
 		burst := int(math.Max(1, math.Ceil(n)))
-		return &sharedLimiter{rdb: rdb, name: "mogate:limit:" + name + ":",
+		return &sharedLimiter{rdb: rdb, name: name + ":",
 			limit: redis_rate.Limit{Rate: burst, Burst: burst, Period: time.Duration(float64(burst) / n * float64(period))}}
 	}
 	return newLimiter(n, period)

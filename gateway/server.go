@@ -121,7 +121,7 @@ func New(o Options) (*Server, error) {
 	case cfg.Store == "redis":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		rs, err := redisstore.Open(ctx, redisstore.Options{
-			URL: cfg.RedisURL.Reveal(), Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+			URL: cfg.RedisURL.Reveal(), Prefix: cfg.RedisPrefix, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
@@ -199,7 +199,7 @@ func numberList(ns []config.Number) []string {
 // nil (store: memory).
 func (s *Server) sharedRate() *redis_rate.Limiter {
 	if rs, ok := s.store.(*redisstore.Store); ok {
-		return redis_rate.NewLimiter(rs.Client())
+		return redis_rate.NewLimiter(limitClient{rs.Client(), rs.LimitPrefix()})
 	}
 	return nil
 }

@@ -58,7 +58,7 @@ func CheckPrefix(p string) error {
 		return fmt.Errorf("must be 1 to 64 characters, got %d", len(p))
 	}
 	for _, r := range p {
-		if r == '{' || r == '}' || r <= ' ' || r == 0x7f || !unicode.IsPrint(r) {
+		if r == '{' || r == '}' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
 			return fmt.Errorf("must not contain %q (no braces, spaces or control characters)", r)
 		}
 	}
