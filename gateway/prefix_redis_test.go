@@ -15,13 +15,17 @@ import (
 // with their own redis_prefix, share no rate limit, no stream slot and no
 // session: staging's budget is whole after prod spent its own, a message
 // to staging verifies nothing of prod's, and every key in Redis begins with
-// one of the two prefixes.
+// one of the two prefixes. Each connects as a Redis user allowed only the
+// keys and channels of its prefix, as an operator may set it up.
 func TestRedisPrefixesApart(t *testing.T) {
-	srv := redistest.Start(t)
+	srv := redistest.Start(t,
+		"--user", "prod", "on", ">prod-pw", "~prod:*", "&prod:*", "+@all",
+		"--user", "staging", "on", ">staging-pw", "~staging:eu:*", "&staging:eu:*", "+@all")
+	url := func(user string) string { return "redis://" + user + ":" + user + "-pw@" + srv.Addr() }
 	y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5\n", "unmatched_per_sender_per_hour: 5\n  streams_per_key: 1\n", 1)
 	y = strings.Replace(y, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1)
-	prod := redisHarnessFrom(t, y, srv.URL(), "redis_prefix: prod\n")
-	staging := redisHarnessFrom(t, y, srv.URL(), "redis_prefix: \"staging:eu\"\n")
+	prod := redisHarnessFrom(t, y, url("prod"), "redis_prefix: prod\n")
+	staging := redisHarnessFrom(t, y, url("staging"), "redis_prefix: \"staging:eu\"\n")
 
 	var codes []int
 	for _, h := range []*harness{prod, prod, prod, staging, staging, staging} {
@@ -60,7 +64,7 @@ func TestRedisPrefixesApart(t *testing.T) {
 	}
 
 	// A SIGHUP does not move a running deployment to another prefix.
-	next, err := config.Parse([]byte(y+"store: redis\nredis_url: "+srv.URL()+"\nredis_prefix: other\n"), func(string) (string, bool) { return "", false })
+	next, err := config.Parse([]byte(y+"store: redis\nredis_url: "+url("prod")+"\nredis_prefix: other\n"), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
