@@ -29,3 +29,10 @@ func Library(body string) (name, code string) {
 
 // LibraryBody is library.lua.
 var LibraryBody = libraryBody
+
+// SetClockSyncEvery changes how often Run samples Redis's TIME.
+func SetClockSyncEvery(d time.Duration) (restore func()) {
+	old := clockSyncEvery
+	clockSyncEvery = d
+	return func() { clockSyncEvery = old }
+}
