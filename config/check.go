@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // errAt formats a validation error: "config: line N: key: message", without
@@ -135,4 +136,20 @@ func IsLoopbackHost(host string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// checkRedisPrefix says what is wrong with a redis_prefix: it begins every
+// key, so it must be short, printable and without spaces, and without { or
+// } (a key's hash tag, which keeps a receiving number's keys in one Redis
+// Cluster slot, is the first {...} of its name).
+func checkRedisPrefix(p string) error {
+	if p == "" || len(p) > 64 {
+		return fmt.Errorf("must be 1 to 64 characters, got %d", len(p))
+	}
+	for _, r := range p {
+		if r == '{' || r == '}' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("must not contain %q (no braces, spaces or control characters), got %q", r, p)
+		}
+	}
+	return nil
 }

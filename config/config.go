@@ -29,6 +29,9 @@ type Config struct {
 	Verification   Verification `yaml:"verification"`
 	Limits         Limits       `yaml:"limits"`
 	Retention      Duration     `yaml:"retention"`
+	// RedisPrefix begins every Redis key and channel name of store: redis:
+	// deployments sharing one Redis (prod and staging) need one each.
+	RedisPrefix string `yaml:"redis_prefix"`
 	// RedisUnsafe lets store: redis start on a server without AOF
 	// appendfsync always and noeviction (tests and benchmarks only).
 	RedisUnsafe   bool     `yaml:"redis_unsafe"`
@@ -129,6 +132,7 @@ func Default() Config {
 		},
 		Retention:     24 * time.Hour,
 		LogLevel:      "info",
+		RedisPrefix:   "mogate",
 		ShutdownDelay: 5 * time.Second,
 	}
 }
@@ -185,6 +189,9 @@ func (c *Config) Validate() error {
 		at("data_dir", "must not be empty with store: memory")
 	case c.Store == "redis" && !c.RedisURL.IsSet():
 		add(c.lineOf("store"), "redis_url", "required with store: redis")
+	}
+	if err := checkRedisPrefix(c.RedisPrefix); err != nil {
+		at("redis_prefix", "%v", err)
 	}
 	for i, p := range c.TrustedProxies {
 		if !validProxy(p) {

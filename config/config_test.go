@@ -182,6 +182,13 @@ func TestRefused(t *testing.T) {
 		{"negative page streams", minimal + "limits:\n  page_streams_per_session: -1\n", []string{"line 8: limits.page_streams_per_session: must not be negative"}},
 		{"negative max_connections", minimal + "limits: {max_connections: -1}\n", []string{"line 7: limits.max_connections: must not be negative"}},
 		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
+		{"redis_prefix empty", minimal + "redis_prefix: \"\"\n", []string{"line 7: redis_prefix: must be 1 to 64 characters, got 0"}},
+		{"redis_prefix with a brace", minimal + "redis_prefix: \"mogate:{prod}\"\n", []string{`line 7: redis_prefix: must not contain '{'`}},
+		{"redis_prefix with a closing brace", minimal + "redis_prefix: prod}\n", []string{`line 7: redis_prefix: must not contain '}'`}},
+		{"redis_prefix with a space", minimal + "redis_prefix: \"mogate prod\"\n", []string{`line 7: redis_prefix: must not contain ' '`}},
+		{"redis_prefix with a tab", minimal + "redis_prefix: \"mogate\\tprod\"\n", []string{`line 7: redis_prefix: must not contain '\t'`}},
+		{"redis_prefix with a newline", minimal + "redis_prefix: \"a\\nb\"\n", []string{`line 7: redis_prefix: must not contain '\n'`}},
+		{"redis_prefix too long", minimal + "redis_prefix: " + strings.Repeat("p", 65) + "\n", []string{"line 7: redis_prefix: must be 1 to 64 characters, got 65"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
 		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},
 		{"mis-indented list item", "api_keys:\n  - name: shop\n   key: shop-key-0123456789\n", []string{"config: line 3: "}},
@@ -518,5 +525,17 @@ func TestEmptyEnv(t *testing.T) {
 	const want = "config: line 12: providers[0].auth_token: ${TWILIO_AUTH_TOKEN} is empty"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+func TestRedisPrefixAccepted(t *testing.T) {
+	for _, p := range []string{"staging", "mogate:staging", "prod-eu_1", "ü"} {
+		cfg, err := Parse([]byte(minimal+"redis_prefix: \""+p+"\"\n"), env(nil))
+		if err != nil || cfg.RedisPrefix != p {
+			t.Errorf("redis_prefix %q: %q %v", p, cfg.RedisPrefix, err)
+		}
+	}
+	if cfg, err := Parse([]byte(minimal), env(nil)); err != nil || cfg.RedisPrefix != "mogate" {
+		t.Errorf("default redis_prefix = %q %v, want mogate", cfg.RedisPrefix, err)
 	}
 }

@@ -37,7 +37,7 @@ func newRateLimit(n float64, period time.Duration, name string, rdb redis.Univer
 	}
 	if rdb != nil {
 		burst := int(math.Max(1, math.Ceil(n)))
-		return &sharedLimiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), name: "mogate:limit:" + name + ":",
+		return &sharedLimiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), name: name + ":",
 			limit: redis_rate.Limit{Rate: burst, Burst: burst, Period: time.Duration(float64(burst) / n * float64(period))}}
 	}
 	return newLimiter(n, period)
@@ -83,7 +83,8 @@ func (l *sharedLimiter) refund(ctx context.Context, key string) {
 	_ = gcraRefund.Run(ctx, l.rdb, []string{gcraKeyPrefix + l.name + key}, interval).Err()
 }
 
-// gcraKeyPrefix begins the keys of redis_rate (v10), before the name given.
+// gcraKeyPrefix begins the keys of redis_rate (v10), before the name given
+// (limitClient puts the deployment's prefix in its place).
 const gcraKeyPrefix = "rate:"
 
 // gcraRefund moves back by one emission interval (ARGV[1], seconds) the

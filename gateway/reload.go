@@ -128,6 +128,7 @@ func restartOnly(cur, next config.Config) []string {
 	diff("data_dir", cur.DataDir != next.DataDir)
 	diff("store", cur.Store != next.Store)
 	diff("redis_url", cur.RedisURL.Reveal() != next.RedisURL.Reveal())
+	diff("redis_prefix", cur.RedisPrefix != next.RedisPrefix)
 	diff("trusted_proxies", !slices.Equal(cur.TrustedProxies, next.TrustedProxies))
 	diff("verification", cur.Verification != next.Verification)
 	diff("retention", cur.Retention != next.Retention)

@@ -125,7 +125,7 @@ func New(o Options) (*Server, error) {
 	case cfg.Store == "redis":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		rs, err := redisstore.Open(ctx, redisstore.Options{
-			URL: cfg.RedisURL.Reveal(), Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+			URL: cfg.RedisURL.Reveal(), Prefix: cfg.RedisPrefix, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
@@ -202,10 +202,10 @@ func numberList(ns []config.Number) []string {
 }
 
 // sharedRate is the store's Redis, where rate limits are kept (store:
-// redis), or nil (store: memory).
+// redis) under the deployment's redis_prefix, or nil (store: memory).
 func (s *Server) sharedRate() redis.UniversalClient {
 	if rs, ok := s.store.(*redisstore.Store); ok {
-		return rs.Client()
+		return limitClient{rs.Client(), rs.LimitPrefix()}
 	}
 	return nil
 }

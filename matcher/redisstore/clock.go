@@ -43,12 +43,12 @@ func (s *Store) Now() time.Time {
 func (s *Store) ClockSkew() time.Duration { return time.Duration(s.clk.offset.Load()) }
 
 // timeClient is the server whose TIME every replica reads: the one server,
-// or the primary of mogate:tags's slot in a cluster.
+// or the primary of P:tags's slot in a cluster.
 func (s *Store) timeClient(ctx context.Context) (redis.Cmdable, error) {
 	if s.cluster == nil {
 		return s.rdb, nil
 	}
-	return s.cluster.MasterForKey(ctx, tagsKey)
+	return s.cluster.MasterForKey(ctx, s.k.tags())
 }
 
 // syncClock measures the offset of the local clock to Redis's TIME, from

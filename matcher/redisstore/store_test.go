@@ -60,7 +60,9 @@ func TestStore(t *testing.T) {
 	})
 }
 
-// TestStoreCluster runs the store suite on a Redis Cluster of three primaries.
+// TestStoreCluster runs the store suite on a Redis Cluster of three
+// primaries, with a redis_prefix of two segments: every call's keys still
+// share one slot (a cross-slot call fails there).
 func TestStoreCluster(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
@@ -68,7 +70,9 @@ func TestStoreCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
 	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
 		c.FlushAll(t)
-		return open(t, fakeOptions(c.URL(), clock))
+		o := fakeOptions(c.URL(), clock)
+		o.Prefix = "mogate-staging:eu"
+		return open(t, o)
 	})
 }
 
