@@ -42,6 +42,10 @@ type Tuning struct {
 	MaxDelay       time.Duration // retries back off up to this; 1h when 0
 	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
 	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
+	// UnknownKeyRetry is how long an event whose API key this process
+	// does not know is handed back for, undelivered, before it is claimed
+	// again (here or by another replica); 30s when 0.
+	UnknownKeyRetry time.Duration
 }
 
 // WithDefaults returns t with each zero field set to its default.
@@ -63,6 +67,9 @@ func (t Tuning) WithDefaults() Tuning {
 	}
 	if t.Timeout == 0 {
 		t.Timeout = 10 * time.Second
+	}
+	if t.UnknownKeyRetry == 0 {
+		t.UnknownKeyRetry = 30 * time.Second
 	}
 	return t
 }

@@ -48,6 +48,8 @@ type Outbox struct {
 	claimed      func(matcher.Event)       // Options.OnClaim
 
 	delivered, attempts, dead prometheus.Counter
+	unknownKey                prometheus.Counter // events handed back: API key not configured here
+	unknown                   unknownLog
 
 	mu       sync.Mutex
 	queued   map[string]*delivery // events held: queued or in flight, by id
@@ -114,12 +116,14 @@ func New(opt Options) *Outbox {
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
+		unknownKey: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_unknown_key_total",
+			Help: "Claims of an event whose API key this process does not know: handed back undelivered for a replica, or a reload, that knows it."}),
 	}
 	o.SetKeys(opt.Keys)
 	if opt.Registerer == nil {
 		return o
 	}
-	opt.Registerer.MustRegister(o.delivered, o.attempts, o.dead,
+	opt.Registerer.MustRegister(o.delivered, o.attempts, o.dead, o.unknownKey,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_backlog", Help: "Events this process holds for delivery (queued or in flight)."},
 			func() float64 { n, _ := o.backlog(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_oldest_age_seconds", Help: "Age of the oldest event this process holds for delivery; 0 when none."},
@@ -170,22 +174,47 @@ func (o *Outbox) backlog() (int, time.Duration) {
 	return len(o.queued), o.now().Sub(oldest)
 }
 
+// claimBatch is how many events one claim asks the store for.
+const claimBatch = 256
+
+// claimRounds bounds the batches one claim takes in a row: a full batch
+// that held events of unknown API keys is followed by another at once, so
+// a backlog of such events does not crowd out the events this process can
+// deliver.
+const claimRounds = 8
+
 // claim takes the claimable events from the store into the destinations'
-// queues; an event with nowhere to go is acked at once.
+// queues.
 func (o *Outbox) claim(ctx context.Context) {
-	evs, err := o.store.ClaimEvents(ctx, eventLease, 256)
+	for range claimRounds {
+		if n, held := o.claimOnce(ctx); n < claimBatch || held == 0 {
+			return
+		}
+	}
+}
+
+// claimOnce claims one batch and returns how many events it claimed and
+// how many of them it handed back because their API key is unknown here.
+// An event of a known key with nowhere to go is acked at once.
+func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
+	evs, err := o.store.ClaimEvents(ctx, eventLease, claimBatch)
 	if err != nil {
 		if ctx.Err() == nil {
 			o.log.Warn("could not claim events; will retry", "err", err)
 		}
-		return
+		return 0, 0
 	}
 	now := o.now()
 	for _, ev := range evs {
+		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
+		if o.Key(d.apiKey()) == nil {
+			o.hold(ctx, d)
+			held++
+			continue
+		}
 		if o.claimed != nil && ev.Attempts == 0 {
 			o.claimed(ev)
 		}
-		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
 		if o.destination(d) == "" {
 			if o.logUnsent {
 				o.logNoDestination(ctx, d)
@@ -204,6 +233,7 @@ func (o *Outbox) claim(ctx context.Context) {
 	if len(evs) > 0 {
 		o.kick()
 	}
+	return len(evs), held
 }
 
 // renew extends the leases of events still waiting in a queue (behind a
@@ -372,6 +402,11 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	case err == nil:
 		o.ack(ctx, d, false)
 		o.delivered.Inc()
+		o.finish(d, dst, false)
+		return
+	case errors.Is(err, errUnknownKey):
+		// The key was removed since the claim: not this process's event.
+		o.hold(ctx, d)
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):
