@@ -80,9 +80,17 @@ const breakerOpen = 30 * time.Second
 // may claim it; the outbox renews it while the event waits in its queue.
 const eventLease = 30 * time.Second
 
-// claimEvery is how often the outbox looks for claimable events without a
-// wakeup: retries falling due, and events of a replica that died.
+// claimEvery is how often, on average, the outbox looks for claimable
+// events without a wakeup: retries falling due, and events of a replica
+// that died. Each interval is jittered (±50%), so replicas do not claim in
+// a fixed order: one that hands events of an unknown API key back does not
+// take them again, due after due, just before a replica that knows the key.
 const claimEvery = time.Second
+
+// nextClaim is the jittered wait before the next claim.
+func nextClaim() time.Duration {
+	return time.Duration(float64(claimEvery) * (0.5 + rand.Float64()))
+}
 
 // delivery is one claimed event on its way.
 type delivery struct {
@@ -303,7 +311,7 @@ func (o *Outbox) ack(ctx context.Context, d *delivery, dead bool) {
 func (o *Outbox) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(claimEvery)
+	tick := time.NewTimer(nextClaim())
 	defer tick.Stop()
 	o.claim(ctx)
 	for {
@@ -317,6 +325,7 @@ func (o *Outbox) Run(ctx context.Context) {
 		case <-tick.C:
 			o.claim(ctx)
 			o.renew(ctx)
+			tick.Reset(nextClaim())
 		case <-o.wake:
 		case <-t.C:
 		}
