@@ -88,14 +88,14 @@ func TestUnknownKeyHandedBack(t *testing.T) {
 		Tuning: Tuning{UnknownKeyRetry: retry, MaxAge: maxAge}})
 	o.claim(context.Background())
 
+	if len(f.acked) != 2 {
+		t.Fatalf("%d events acked, want two: the known key's and the one at the end of its window", len(f.acked))
+	}
 	if dead, ok := f.acked[known]; !ok || dead {
 		t.Fatalf("the known key's event behind the backlog: acked %v dead %v after %d claims", ok, dead, f.claims)
 	}
 	if dead, ok := f.acked[over]; !ok || !dead {
 		t.Fatalf("the event at the end of its window: acked %v dead %v", ok, dead)
-	}
-	if len(f.acked) != 2 {
-		t.Fatalf("%d events acked, want the two above only", len(f.acked))
 	}
 	if n := counter(t, reg, "mogate_events_dead_total"); n != 1 {
 		t.Fatalf("mogate_events_dead_total = %v", n)
