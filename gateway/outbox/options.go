@@ -21,7 +21,9 @@ type Options struct {
 	Data func(matcher.Session) any
 	// OnClaim, when set, sees each event when it is claimed before any
 	// failed delivery: once across replicas, or twice when the replica
-	// holding it died (metrics and pool health can afford that).
+	// holding it died (metrics and pool health can afford that). An event
+	// of an API key the claiming process does not know is seen when a
+	// process that knows the key claims it, or when it dies.
 	OnClaim func(matcher.Event)
 	// LogUnsent logs each event that has no destination (no callback_url,
 	// no webhook_url), as it would have been signed, instead of dropping
