@@ -274,12 +274,13 @@ func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 // sweepInterval is how often Run looks for due expiries.
 const sweepInterval = 250 * time.Millisecond
 
-// Run expires due sessions and drops old ones until ctx ends.
+// Run expires due sessions and drops old ones until ctx ends, and samples
+// Redis's TIME every 10 s (see Now).
 func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	failing := false
-	registered := time.Now()
+	registered, synced := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -292,6 +293,10 @@ func (s *Store) Run(ctx context.Context) {
 			s.tags.Clear()
 			registered = time.Now()
 			_ = s.registerNumbers(ctx) // a failure shows in the sweep below
+		}
+		if time.Since(synced) > clockSyncEvery {
+			synced = time.Now()
+			_ = s.syncClock(ctx) // a failure keeps the last offset, and shows in the sweep below
 		}
 		err := s.sweep(ctx)
 		switch {

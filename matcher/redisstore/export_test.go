@@ -17,3 +17,10 @@ func SetWaitFallback(d time.Duration) (restore func()) {
 	waitFallback = d
 	return func() { waitFallback = old }
 }
+
+// SetClockSyncEvery changes how often Run samples Redis's TIME.
+func SetClockSyncEvery(d time.Duration) (restore func()) {
+	old := clockSyncEvery
+	clockSyncEvery = d
+	return func() { clockSyncEvery = old }
+}

@@ -62,9 +62,13 @@ type Options struct {
 	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS);
 	// several comma-separated URLs are the seed nodes of a Redis Cluster.
 	URL string
-	// Now is the clock of every timestamp and expiry decision; time.Now
-	// when nil.
-	Now         func() time.Time
+	// Now is the local clock, time.Now when nil. Timestamps and expiry
+	// decisions follow Redis's TIME instead: Now corrected by the offset
+	// Open measures, and Run every 10 s (see Store.Now).
+	Now func() time.Time
+	// LocalClock uses Now as is, uncorrected: for tests that move a fake
+	// clock.
+	LocalClock  bool
 	MaxAttempts int           // default for sessions; 3 when 0
 	CodeLength  int           // digits of generated codes; 6 when 0
 	Retention   time.Duration // finished sessions, dedupe records and nonces; 24h when 0
@@ -96,6 +100,7 @@ type Store struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	tags    sync.Map // tags this process registered in mogate:tags
+	clk     clock
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -168,10 +173,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		o.Logger = slog.Default()
 	}
 	s := &Store{opt: o, log: o.Logger, wake: make(chan struct{}, 1), waiters: map[string][]chan struct{}{}}
+	s.clk.local, s.opt.Now = o.Now, s.Now
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
 	err := s.forEachPrimary(ctx, s.checkConfig)
+	if err == nil {
+		err = s.syncClock(ctx)
+	}
 	if err == nil {
 		err = s.loadLibrary(ctx)
 	}

@@ -26,6 +26,14 @@ func options(url string, clock func() time.Time) redisstore.Options {
 	}
 }
 
+// fakeOptions are options for a store on a fake clock, which Redis's
+// TIME does not correct.
+func fakeOptions(url string, clock func() time.Time) redisstore.Options {
+	o := options(url, clock)
+	o.LocalClock = true
+	return o
+}
+
 func open(t *testing.T, o redisstore.Options) *redisstore.Store {
 	t.Helper()
 	s, err := openStore(o)
@@ -48,7 +56,7 @@ func TestStore(t *testing.T) {
 		if err := rc.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
-		return open(t, options(srv.URL(), clock))
+		return open(t, fakeOptions(srv.URL(), clock))
 	})
 }
 
@@ -60,7 +68,7 @@ func TestStoreCluster(t *testing.T) {
 	c := redistest.StartCluster(t, 3)
 	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
 		c.FlushAll(t)
-		return open(t, options(c.URL(), clock))
+		return open(t, fakeOptions(c.URL(), clock))
 	})
 }
 
@@ -311,7 +319,7 @@ func TestUndeliveredEventOutlivesRetention(t *testing.T) {
 	srv := redistest.Start(t)
 	c := &storetest.Clock{}
 	c.Add(time.Duration(time.Now().UnixNano()))
-	o := options(srv.URL(), c.Now)
+	o := fakeOptions(srv.URL(), c.Now)
 	o.Retention = time.Minute
 	s := open(t, o)
 	ctx := context.Background()
