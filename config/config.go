@@ -266,6 +266,9 @@ func (c *Config) Validate() error {
 				add(k.line, key+".webhook_url", "must be an absolute http(s) URL")
 			} else if u.Scheme == "http" && !c.Events.AllowPrivateDestinations {
 				add(k.line, key+".webhook_url", "must be https (http only with events.allow_private_destinations)")
+			} else if !k.WebhookSecret.IsSet() {
+				// Events could not be signed: every one would be dropped.
+				add(k.line, key+".webhook_secret", "is required with webhook_url (events are signed with it)")
 			}
 		}
 		if k.WebhookSecret.IsSet() {

@@ -322,9 +322,10 @@ func TestWebhookURLScheme(t *testing.T) {
 		{"http with allow_private_destinations", "http://127.0.0.1:9000/hooks", true, false},
 		{"not http(s) even when allowed", "ftp://shop.example.com/hooks", true, true},
 	}
+	const secret = "whsec_c2hvcC1TRUNSRVRWQUxVRS13aA=="
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: %q}\nevents: {allow_private_destinations: %t}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n", tc.url, tc.allowPrivate)
+			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_secret: "+secret+", webhook_url: %q}\nevents: {allow_private_destinations: %t}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n", tc.url, tc.allowPrivate)
 			_, err := Parse([]byte(y), env(nil))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error: %t", err, tc.wantErr)
@@ -333,6 +334,11 @@ func TestWebhookURLScheme(t *testing.T) {
 				t.Errorf("error %q does not name the key and line", err)
 			}
 		})
+	}
+	// Without webhook_secret no event could be signed: all would be dropped.
+	y := "api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: https://shop.example.com/hooks}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n"
+	if _, err := Parse([]byte(y), env(nil)); err == nil || !strings.Contains(err.Error(), "line 2: api_keys[0].webhook_secret: is required with webhook_url") {
+		t.Errorf("webhook_url without webhook_secret: %v", err)
 	}
 	cfg, _, err := Dev(filepath.Join(t.TempDir(), "data"), true)
 	if err != nil || !cfg.Events.AllowPrivateDestinations {
