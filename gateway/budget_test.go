@@ -2,14 +2,11 @@ package gateway
 
 import (
 	"fmt"
-	"log/slog"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/mogate/mogate/adapters"
-	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
 
@@ -159,19 +156,7 @@ func logEveryUnmatched(t *testing.T) {
 // message waits for its fsync, as in production.
 func durableHarness(t *testing.T, yaml string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(yaml+"data_dir: "+t.TempDir()+"\n"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = s.Close() })
-	s.SetReady(true)
-	h.s, h.h = s, s.Handler()
-	return h
+	return storeHarness(t, yaml+"data_dir: "+t.TempDir()+"\n")
 }
 
 func TestGuessBudgetAcrossNumbersUnderConcurrency(t *testing.T) {
