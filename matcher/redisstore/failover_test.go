@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,6 +50,7 @@ type clusterLoad struct {
 	mu      sync.Mutex
 	acked   []*acked
 	answers []answer
+	kinds   map[string]int // failures by kind, for the log
 }
 
 func (l *clusterLoad) note(to string, start time.Time, err error) {
@@ -57,6 +59,16 @@ func (l *clusterLoad) note(to string, start time.Time, err error) {
 	}
 	l.mu.Lock()
 	l.answers = append(l.answers, answer{to: to, start: start, end: time.Now(), ok: err == nil})
+	if err != nil {
+		kind := "other"
+		for _, k := range []string{"CLUSTERDOWN", "connection refused", "EOF", "reset", "timeout", "deadline"} {
+			if strings.Contains(err.Error(), k) {
+				kind = k
+				break
+			}
+		}
+		l.kinds[kind]++
+	}
 	l.mu.Unlock()
 }
 
@@ -113,12 +125,28 @@ func (l *clusterLoad) worker(w int, stop <-chan struct{}) {
 // verification, every failure is ErrUnavailable, and calls for the dead
 // primary's slots succeed again within clusterRecovery of its replica's
 // promotion: the slot map is reloaded on connection errors, not only on
-// redirects or every 10 s.
+// redirects or every 10 s. With cluster-require-full-coverage no, the
+// other primaries' slots never fail meanwhile (by default the whole
+// cluster answers CLUSTERDOWN from the failure report to the promotion).
 func TestClusterFailover(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
 	}
-	c := redistest.StartFailoverCluster(t, 3, 1, time.Second)
+	cases := []struct {
+		name        string
+		args        []string
+		othersServe bool
+	}{
+		{"default", nil, false},
+		{"partial-coverage", []string{"--cluster-require-full-coverage", "no"}, true},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) { clusterFailover(t, tc.args, tc.othersServe) })
+	}
+}
+
+func clusterFailover(t *testing.T, args []string, othersServe bool) {
+	c := redistest.StartFailoverCluster(t, 3, 1, time.Second, args...)
 	ctx := context.Background()
 	seed := redis.NewClient(&redis.Options{Addr: c.Servers[0].Addr()})
 	defer seed.Close()
@@ -149,7 +177,7 @@ func TestClusterFailover(t *testing.T) {
 	// Without WAIT: a promoted primary has no replica left to wait for.
 	o := options(c.URL(), nil)
 	o.Unsafe, o.Timeout, o.Numbers = true, 2*time.Second, tos
-	l := &clusterLoad{t: t, tos: tos}
+	l := &clusterLoad{t: t, tos: tos, kinds: map[string]int{}}
 	runCtx, stopRun := context.WithCancel(ctx)
 	defer stopRun()
 	for i := range l.stores {
@@ -203,8 +231,8 @@ func TestClusterFailover(t *testing.T) {
 			failed[dead[a.to]]++
 		}
 	}
-	t.Logf("%d answers, %d creates acknowledged; failures: %d on the dead primary's slots, %d elsewhere",
-		len(l.answers), len(l.acked), failed[true], failed[false])
+	t.Logf("%d answers, %d creates acknowledged; failures: %d on the dead primary's slots, %d elsewhere, by kind %v",
+		len(l.answers), len(l.acked), failed[true], failed[false], l.kinds)
 	t.Logf("primary %s killed; replica %s promoted %v later", victim.Addr(), reps[0].Addr(), promoted.Sub(killed).Round(time.Millisecond))
 	if recovered.IsZero() {
 		t.Fatalf("no call for the dead primary's slots succeeded within 12 s of the promotion")
@@ -214,6 +242,9 @@ func TestClusterFailover(t *testing.T) {
 		gap.Round(time.Millisecond), recovered.Sub(lastBefore).Round(time.Millisecond))
 	if gap > clusterRecovery {
 		t.Errorf("calls for the dead primary's slots failed %v after the promotion, want at most %v", gap, clusterRecovery)
+	}
+	if othersServe && failed[false] > 0 {
+		t.Errorf("%d calls for the other primaries' slots failed", failed[false])
 	}
 
 	// Read back every acknowledged fact through a store opened afresh.

@@ -15,16 +15,17 @@ import (
 // replicas each (redis-cli --cluster create --cluster-replicas), whose
 // nodes declare a silent node failed after nodeTimeout, so a replica takes
 // over a killed primary's slots about two node timeouts after the kill.
-// It returns when every node sees the cluster ok and every replica's
-// link to its primary is up; Servers lists every node.
-func StartFailoverCluster(t testing.TB, primaries, replicas int, nodeTimeout time.Duration) *Cluster {
+// Extra arguments go to every node. It returns when every node sees the
+// cluster ok and every replica's link to its primary is up; Servers lists
+// every node.
+func StartFailoverCluster(t testing.TB, primaries, replicas int, nodeTimeout time.Duration, extra ...string) *Cluster {
 	t.Helper()
 	cli := binary(t, "redis-cli")
 	c := &Cluster{}
 	var addrs []string
 	for range primaries * (1 + replicas) {
-		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
-			"--cluster-node-timeout", fmt.Sprint(nodeTimeout.Milliseconds()))
+		s := Start(t, append([]string{"--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf",
+			"--cluster-node-timeout", fmt.Sprint(nodeTimeout.Milliseconds())}, extra...)...)
 		c.Servers = append(c.Servers, s)
 		addrs = append(addrs, s.Addr())
 	}
