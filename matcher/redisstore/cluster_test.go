@@ -7,6 +7,7 @@ import (
 	"net"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -44,5 +45,21 @@ func TestStaleSlotMap(t *testing.T) {
 		if got := staleSlotMap(tc.err); got != tc.want {
 			t.Errorf("staleSlotMap(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestClusterDialTimeout: a Cluster node that does not take a connection
+// within a second counts as down, whatever the call timeout; a shorter
+// timeout stays.
+func TestClusterDialTimeout(t *testing.T) {
+	for _, tc := range []struct{ timeout, want time.Duration }{
+		{5 * time.Second, time.Second},
+		{300 * time.Millisecond, 300 * time.Millisecond},
+	} {
+		c := newClusterClient(&redis.ClusterOptions{Addrs: []string{"127.0.0.1:1"}, DialTimeout: tc.timeout})
+		if got := c.Options().DialTimeout; got != tc.want {
+			t.Errorf("timeout %v: dial timeout %v, want %v", tc.timeout, got, tc.want)
+		}
+		c.Close()
 	}
 }
