@@ -230,7 +230,7 @@ func (s *Store) connect() error {
 		}
 		co.Addrs = append(co.Addrs, o.Addr)
 	}
-	s.cluster = redis.NewClusterClient(co)
+	s.cluster = newClusterClient(co)
 	s.rdb = s.cluster
 	return nil
 }
