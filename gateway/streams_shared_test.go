@@ -66,14 +66,15 @@ func faultySlots(t *testing.T, srv *redistest.Server, f *redisFault, lease, rene
 	c := redis.NewClient(&redis.Options{Addr: srv.Addr()})
 	t.Cleanup(func() { c.Close() })
 	c.AddHook(f)
-	l := newSharedSlots(c, "test", 1)
+	l := newSharedSlots(c, "test:", 1)
 	l.lease, l.renew = lease, renew
 	return l
 }
 
-func slotCount(t *testing.T, srv *redistest.Server) int64 {
+// slotCount is the number of slots of key k that l counts in.
+func slotCount(t *testing.T, srv *redistest.Server, l *sharedSlots) int64 {
 	t.Helper()
-	n, err := srv.Client().ZCard(context.Background(), "mogate:limit:test:k").Result()
+	n, err := srv.Client().ZCard(context.Background(), l.prefix+"k").Result()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -106,7 +107,7 @@ func TestSharedSlotRetakenAfterOutage(t *testing.T) {
 	})
 	fa.down.Store(false)
 	releaseB()
-	eventually(t, "a's renewal to take its slot back", func() bool { return slotCount(t, srv) == 1 })
+	eventually(t, "a's renewal to take its slot back", func() bool { return slotCount(t, srv, a) == 1 })
 	if _, err := b.take(ctx, "k"); !errors.Is(err, errNoSlot) {
 		t.Fatalf("take while a's stream is open = %v, want no slot", err)
 	}
@@ -126,7 +127,7 @@ func TestSharedSlotFreedWhenTakeFails(t *testing.T) {
 	if _, err := a.take(context.Background(), "k"); !errors.Is(err, context.Canceled) {
 		t.Fatalf("take = %v, want the lost answer's error", err)
 	}
-	eventually(t, "the slot of the failed take to be freed", func() bool { return slotCount(t, srv) == 0 })
+	eventually(t, "the slot of the failed take to be freed", func() bool { return slotCount(t, srv, a) == 0 })
 }
 
 // TestSharedSlotReleasedDuringRenewal: a slot released while its renewal
@@ -141,7 +142,7 @@ func TestSharedSlotReleasedDuringRenewal(t *testing.T) {
 	}
 	goOn := <-f.pipeline // the renewal is under way
 	release()
-	if n := slotCount(t, srv); n != 0 {
+	if n := slotCount(t, srv, a); n != 0 {
 		t.Fatalf("%d slots after the release", n)
 	}
 	close(goOn)
@@ -150,7 +151,7 @@ func TestSharedSlotReleasedDuringRenewal(t *testing.T) {
 		defer a.mu.Unlock()
 		return !a.renewing
 	})
-	if n := slotCount(t, srv); n != 0 {
+	if n := slotCount(t, srv, a); n != 0 {
 		t.Fatalf("%d slots after the renewal, want the released one free", n)
 	}
 }
