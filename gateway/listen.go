@@ -48,7 +48,7 @@ func (s *Server) capConnections(ln net.Listener, srv *http.Server) net.Listener 
 		}
 		s.metrics.shed.WithLabelValues(reason).Inc()
 	}
-	srv.ConnState = cl.ConnState
+	srv.ConnState, srv.ConnContext, srv.Handler = cl.ConnState, cl.ConnContext, cl.Handler(srv.Handler)
 	s.conns.Store(cl)
 	return cl
 }
@@ -58,7 +58,7 @@ func (s *Server) capConnections(ln net.Listener, srv *http.Server) net.Listener 
 func (s *Server) connMetrics() []prometheus.Collector {
 	s.metrics.shed = prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "mogate_connections_shed_total",
-		Help: "Connections closed at limits.max_connections: evicted (an idle or unfinished one made room for a new one) or refused (every open one was busy).",
+		Help: "Connections closed at limits.max_connections: evicted (an idle or unfinished one made room for a new one) or refused (every open one had sent its whole request).",
 	}, []string{"reason"})
 	s.metrics.shed.WithLabelValues("evicted")
 	s.metrics.shed.WithLabelValues("refused")

@@ -92,30 +92,8 @@ func TestAdminListenerTimeouts(t *testing.T) {
 // and the connections closed for it are the oldest ones.
 func TestMaxConnectionsAdmitsWebhook(t *testing.T) {
 	const max = 20
-	h := newHarnessWith(t, testYAML, func(c *config.Config) { c.Limits.MaxConnections = max })
-	ln, err := netListen()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.s.Serve(ctx, ln, time.Second) }()
-	t.Cleanup(func() { cancel(); <-done })
-	addr := ln.Addr().String()
-	waitOpen := func(n int) {
-		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			cl := h.s.conns.Load()
-			if cl != nil && cl.Open() == n {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the server did not reach %d open connections", n)
-			}
-			time.Sleep(time.Millisecond)
-		}
-	}
+	h, addr := serveCapped(t, max)
+	waitOpen := func(n int) { waitConns(t, h, "open", n) }
 
 	held := make([]net.Conn, max)
 	for i := range held {
@@ -160,26 +138,7 @@ func TestMaxConnectionsAdmitsWebhook(t *testing.T) {
 		}
 	}
 
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	r := h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "code " + v["code"].(string)})
-	req, err := http.NewRequest(r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(r.Body))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header = r.Header.Clone()
-	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Do(req)
-	if err != nil {
-		t.Fatalf("webhook while %d connections are held: %v", max, err)
-	}
-	_, _ = io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != 200 {
-		t.Fatalf("webhook = %d", resp.StatusCode)
-	}
-	if got := h.get(v["id"].(string)); got["status"] != "verified" {
-		t.Fatalf("after webhook: %v", got)
-	}
+	sendWebhook(t, h, addr, "+14155550123")
 	if !closedWithin(held[3], 5*time.Second) {
 		t.Fatal("the webhook's connection did not close the oldest held one")
 	}
@@ -190,6 +149,108 @@ func TestMaxConnectionsAdmitsWebhook(t *testing.T) {
 	}
 	if w := h.do("GET", "/metrics", "", nil, nil); !strings.Contains(w.Body.String(), `mogate_connections_shed_total{reason="evicted"} 4`) {
 		t.Errorf("metrics lack four evictions:\n%s", grepLines(w.Body.String(), "mogate_connections"))
+	}
+}
+
+// TestMaxConnectionsEvictsTricklers: with the public listener at its cap,
+// held by connections that sent a webhook's header and trickle its body
+// (each request in progress, its handler waiting for the rest), a
+// provider's webhook on a new connection is answered promptly, and the
+// connection closed for it is the oldest trickler.
+func TestMaxConnectionsEvictsTricklers(t *testing.T) {
+	const max = 5
+	h, addr := serveCapped(t, max)
+	held := make([]net.Conn, max)
+	for i := range held {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { c.Close() })
+		if _, err := io.WriteString(c, "POST /webhooks/twilio HTTP/1.1\r\nHost: x\r\n"+
+			"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 1000\r\n\r\nFrom=%2B141"); err != nil {
+			t.Fatal(err)
+		}
+		waitConns(t, h, "active", i+1) // accepted in the order dialled, each request in progress
+		held[i] = c
+	}
+
+	sendWebhook(t, h, addr, "+14155550124")
+	if !closedWithin(held[0], 5*time.Second) {
+		t.Fatal("the webhook's connection did not close the oldest trickler")
+	}
+	for i, c := range held[1:] {
+		if closedWithin(c, 20*time.Millisecond) {
+			t.Fatalf("trickler %d closed; only the oldest should be", i+1)
+		}
+	}
+	if w := h.do("GET", "/metrics", "", nil, nil); !strings.Contains(w.Body.String(), `mogate_connections_shed_total{reason="evicted"} 1`) {
+		t.Errorf("metrics lack the eviction:\n%s", grepLines(w.Body.String(), "mogate_connections"))
+	}
+}
+
+// serveCapped serves h's gateway on a loopback listener capped at max
+// connections until the test ends.
+func serveCapped(t *testing.T, max int) (h *harness, addr string) {
+	t.Helper()
+	h = newHarnessWith(t, testYAML, func(c *config.Config) { c.Limits.MaxConnections = max })
+	ln, err := netListen()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.s.Serve(ctx, ln, time.Second) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return h, ln.Addr().String()
+}
+
+// waitConns waits until the public listener holds n connections open
+// (what "open") or serving a request (what "active").
+func waitConns(t *testing.T, h *harness, what string, n int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if cl := h.s.conns.Load(); cl != nil {
+			got := cl.Open()
+			if what == "active" {
+				got = cl.Active()
+			}
+			if got == n {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the server did not reach %d %s connections", n, what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// sendWebhook sends a provider's webhook answering a new verification of
+// number on a new connection to addr, and checks it is answered 200 within
+// 5 s and verifies the session.
+func sendWebhook(t *testing.T, h *harness, addr, number string) {
+	t.Helper()
+	v := h.mustCreate(`{"number": "` + number + `"}`)
+	r := h.signed("twilio", adapters.Inbound{From: number, To: "+14155550100", Text: "code " + v["code"].(string)})
+	req, err := http.NewRequest(r.Method, "http://"+addr+r.URL.RequestURI(), bytes.NewReader(r.Body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header = r.Header.Clone()
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("webhook while the listener is at its cap: %v", err)
+	}
+	_, _ = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("webhook = %d", resp.StatusCode)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("after webhook: %v", got)
 	}
 }
 

@@ -17,6 +17,8 @@ var unmatchedLogEvery = time.Second
 type logSampler struct {
 	every time.Duration
 	flush func(key string, suppressed int)
+	now   func() time.Time                        // time.Now
+	after func(time.Duration, func()) *time.Timer // time.AfterFunc
 
 	mu   sync.Mutex
 	keys map[string]*sampled
@@ -25,11 +27,12 @@ type logSampler struct {
 type sampled struct {
 	last       time.Time
 	suppressed int
-	timer      *time.Timer
+	timer      *time.Timer // the interval's, while it holds a count
+	gen        int         // numbers the timers: a stale one finds another here
 }
 
 func newLogSampler(every time.Duration, flush func(key string, suppressed int)) *logSampler {
-	return &logSampler{every: every, flush: flush, keys: map[string]*sampled{}}
+	return &logSampler{every: every, flush: flush, now: time.Now, after: time.AfterFunc, keys: map[string]*sampled{}}
 }
 
 // allow reports whether a line for key may be written now and, if so, how
@@ -42,11 +45,13 @@ func (l *logSampler) allow(key string) (ok bool, suppressed int) {
 		st = &sampled{}
 		l.keys[key] = st
 	}
-	now, every := time.Now(), l.every
+	now, every := l.now(), l.every
 	if next := st.last.Add(every); now.Before(next) {
 		st.suppressed++
 		if st.timer == nil {
-			st.timer = time.AfterFunc(next.Sub(now), func() { l.flushKey(key) })
+			st.gen++
+			gen := st.gen
+			st.timer = l.after(next.Sub(now), func() { l.flushKey(key, gen) })
 		}
 		return false, 0
 	}
@@ -59,13 +64,20 @@ func (l *logSampler) allow(key string) (ok bool, suppressed int) {
 	return true, n
 }
 
-// flushKey reports the lines of key suppressed in the interval that just
-// ended; the report counts as the interval's line.
-func (l *logSampler) flushKey(key string) {
+// flushKey, run by timer gen, reports the lines of key suppressed in the
+// interval that just ended; the report counts as the interval's line. A
+// timer that fired while allow let a line through (and stopped it too
+// late) finds another timer, or none, current and does nothing: that line
+// carried its count.
+func (l *logSampler) flushKey(key string, gen int) {
 	l.mu.Lock()
 	st := l.keys[key]
+	if st.timer == nil || st.gen != gen {
+		l.mu.Unlock()
+		return
+	}
 	n := st.suppressed
-	st.suppressed, st.timer, st.last = 0, nil, time.Now()
+	st.suppressed, st.timer, st.last = 0, nil, l.now()
 	l.mu.Unlock()
 	if n > 0 {
 		l.flush(key, n)

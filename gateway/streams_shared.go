@@ -35,15 +35,18 @@ redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
 
-// renewSlots extends the leases of the members ARGV[2..] of KEYS[1] that
-// are still there by ARGV[1] ms. A member already trimmed, or released
-// while the renewal was on its way, is not brought back.
+// renewSlots extends the leases of the members ARGV[2..] of KEYS[1] by
+// ARGV[1] ms. A member no longer there (its lease ended and was trimmed
+// while Redis could not be reached) is added back: its stream is still
+// open, so it still counts, even if that puts the set over its limit for a
+// while (new streams are refused until enough end). A member released
+// while the renewal was on its way is removed again by the renewer.
 var renewSlots = redis.NewScript(`
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[1])
 for i = 2, #ARGV do
-  redis.call('ZADD', KEYS[1], 'XX', now + lease, ARGV[i])
+  redis.call('ZADD', KEYS[1], now + lease, ARGV[i])
 end
 redis.call('PEXPIRE', KEYS[1], lease)
 return 1
@@ -82,6 +85,9 @@ func (l *sharedSlots) take(ctx context.Context, key string) (func(), error) {
 	rkey, member := l.prefix+key, adapters.RandomHex(12)
 	ok, err := takeSlot.Run(ctx, l.rdb, []string{rkey}, l.max.Load(), l.lease.Milliseconds(), member).Int()
 	if err != nil {
+		// The script may have run before its answer was lost (ctx ended,
+		// a timeout): free the slot it may hold now, not at its lease's end.
+		go l.remove(rkey, member)
 		return nil, fmt.Errorf("stream slots: %w", err)
 	}
 	if ok == 0 {
@@ -92,12 +98,17 @@ func (l *sharedSlots) take(ctx context.Context, key string) (func(), error) {
 	return func() {
 		once.Do(func() {
 			l.drop(rkey, member)
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			defer cancel()
-			// When this fails the lease ends on its own.
-			_ = l.rdb.ZRem(ctx, rkey, member).Err()
+			l.remove(rkey, member)
 		})
 	}, nil
+}
+
+// remove deletes member's slot from Redis; when that fails its lease ends
+// on its own.
+func (l *sharedSlots) remove(rkey string, members ...any) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = l.rdb.ZRem(ctx, rkey, members...).Err()
 }
 
 // keep records a held slot for renewal, starting the renewer if it is not
@@ -143,7 +154,29 @@ func (l *sharedSlots) renewLeases() {
 		}
 		_, _ = pipe.Exec(ctx) // a failed renewal is retried at the next tick
 		cancel()
+		for rkey, members := range l.released(batch) {
+			l.remove(rkey, members...)
+		}
 	}
+}
+
+// released returns the members of batch no longer held: released while
+// their renewal was on its way, which may have added them back.
+func (l *sharedSlots) released(batch map[string][]any) map[string][]any {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out map[string][]any
+	for rkey, members := range batch {
+		for _, m := range members {
+			if !l.held[rkey][m.(string)] {
+				if out == nil {
+					out = map[string][]any{}
+				}
+				out[rkey] = append(out[rkey], m)
+			}
+		}
+	}
+	return out
 }
 
 // holding returns the held slots by Redis key, or nil (and marks the
