@@ -126,6 +126,7 @@ func New(o Options) (*Server, error) {
 			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
 			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger, Numbers: numberList(cfg.Numbers),
+			WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout, WaitAOF: cfg.RedisWaitAOF,
 		})
 		cancel()
 		if err != nil {
@@ -133,6 +134,7 @@ func New(o Options) (*Server, error) {
 		}
 		rs.Client().AddHook(redisTimer{s.metrics})
 		s.store = rs
+		s.metrics.reg.MustRegister(unsafeNodes(rs))
 		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
 		s.m = matcher.New(mo)

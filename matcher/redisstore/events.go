@@ -292,6 +292,7 @@ func (s *Store) Run(ctx context.Context) {
 			s.tags.Clear()
 			registered = time.Now()
 			_ = s.registerNumbers(ctx) // a failure shows in the sweep below
+			_ = s.checkNodes(ctx)      // logs and counts unsafe nodes
 		}
 		err := s.sweep(ctx)
 		switch {

@@ -17,3 +17,6 @@ func SetWaitFallback(d time.Duration) (restore func()) {
 	waitFallback = d
 	return func() { waitFallback = old }
 }
+
+// CheckNodes runs the settings check that Run repeats every minute.
+func (s *Store) CheckNodes(ctx context.Context) error { return s.checkNodes(ctx) }

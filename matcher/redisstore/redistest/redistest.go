@@ -51,7 +51,7 @@ func Start(t testing.TB, extra ...string) *Server {
 	args := append([]string{
 		"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
 		"--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction",
-		"--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no", "--repl-diskless-sync-delay", "0",
 	}, extra...)
 	s := &Server{t: t, Port: port, Dir: dir, args: append([]string{bin}, args...)}
 	s.start()
