@@ -26,6 +26,10 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	result := "error"
 	defer func() { s.metrics.webhooks.WithLabelValues(name, result).Inc() }()
+	// One deadline for the request's storage work: a stalled Redis is a
+	// 503 within storeBudget, whatever number of calls the request makes.
+	sctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
+	defer cancel()
 	body, err := readBody(c)
 	if err != nil {
 		result = "too_large"
@@ -56,7 +60,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if nonce, bodySigned := nc.Nonce(req); nonce != "" {
 			// Every accepted request spends its nonce, durably; a signature
 			// that does not cover the body is good for one request only.
-			fresh, err := s.store.SpendNonce(c.Request.Context(), name, nonce)
+			fresh, err := s.store.SpendNonce(sctx, name, nonce)
 			if err != nil {
 				fail(c, s.storeErr("nonce "+name, err))
 				return
@@ -103,7 +107,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if !s.speaksFor(rt, name, in) {
 			continue
 		}
-		if err := s.ingest(c.Request.Context(), rt, name, in); err != nil {
+		if err := s.ingest(sctx, rt, name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
 			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
 			return
