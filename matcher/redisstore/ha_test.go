@@ -244,3 +244,45 @@ func TestSentinel(t *testing.T) {
 		t.Fatalf("Err after the failover: %v", err)
 	}
 }
+
+// TestWaitReplicasCluster: on Cluster, the WAIT goes to the primary that
+// took the write: a create returns once its slot's replica has it, and
+// fails as unavailable while the replicas are frozen.
+func TestWaitReplicasCluster(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	c := redistest.StartClusterReplicas(t, 3, 1)
+	o := options(c.URL(), nil)
+	o.WaitReplicas = 1
+	s := open(t, o)
+	ctx := context.Background()
+	sess, err := create(ctx, s, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var replicas []*redistest.Server
+	found := false
+	for _, srv := range c.Servers {
+		if !srv.IsReplica() {
+			continue
+		}
+		replicas = append(replicas, srv)
+		cn := srv.Client().Conn() // READONLY holds for one connection
+		cn.ReadOnly(ctx)
+		if ok, _ := cn.HExists(ctx, redisstore.SessionsKey(storetest.To), sess.ID).Result(); ok {
+			found = true
+		}
+		cn.Close()
+	}
+	if !found {
+		t.Fatal("no replica has the acknowledged session")
+	}
+	for _, r := range replicas {
+		r.Stop()
+		defer r.Cont()
+	}
+	if _, err := create(ctx, s, 2); !errors.Is(err, matcher.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+		t.Fatalf("create with the replicas frozen = %v", err)
+	}
+}

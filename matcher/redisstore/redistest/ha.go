@@ -113,3 +113,15 @@ func SentinelURL(master string, sentinels ...*Sentinel) string {
 	}
 	return "redis+sentinel://" + strings.Join(addrs, ",") + "/" + master
 }
+
+// IsReplica reports whether the server is a replica now (ROLE).
+func (s *Server) IsReplica() bool {
+	s.t.Helper()
+	c := redis.NewClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	role, err := c.Do(context.Background(), "role").Slice()
+	if err != nil {
+		s.t.Fatalf("ROLE on %s: %v", s.Addr(), err)
+	}
+	return role[0] == "slave"
+}

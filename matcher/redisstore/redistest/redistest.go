@@ -140,16 +140,23 @@ type Cluster struct {
 // redis-cli --cluster create.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterReplicas(t, n, 0)
+}
+
+// StartClusterReplicas starts a cluster of primaries with replicas
+// replicas each; Servers lists every node.
+func StartClusterReplicas(t testing.TB, primaries, replicas int) *Cluster {
+	t.Helper()
 	cli := binary(t, "redis-cli")
 	c := &Cluster{}
 	var addrs []string
-	for range n {
+	for range primaries * (1 + replicas) {
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
 		c.Servers = append(c.Servers, s)
 		addrs = append(addrs, s.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
-	out, err := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	out, err := exec.Command(cli, append(args, "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -168,6 +175,11 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 		rc.Close()
+	}
+	for _, s := range c.Servers {
+		if s.IsReplica() {
+			s.WaitLinkUp()
+		}
 	}
 	return c
 }
