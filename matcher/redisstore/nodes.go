@@ -97,7 +97,8 @@ func (s *Store) checkNodes(ctx context.Context) error {
 			info, _, err := s.checkNode(ctx, rc, r)
 			_ = rc.Close()
 			if err != nil {
-				info.Unsafe = append(info.Unsafe, "unreachable: "+err.Error())
+				info.Unsafe = append(info.Unsafe, "not checked: "+err.Error()+
+					" (mogate dials a replica at the address its primary lists: see replica-announce-ip)")
 			}
 			add(info)
 		}

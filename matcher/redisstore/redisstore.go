@@ -237,7 +237,13 @@ func (s *Store) written(ctx context.Context, err, werr error) error {
 	switch {
 	case err != nil && redis.HasErrorPrefix(err, "READONLY"):
 		s.readonly.Store(time.Now().UnixNano())
-	case err != nil && s.cluster != nil && (redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK")):
+		if s.cluster != nil {
+			s.cluster.ReloadState(ctx)
+		}
+	case err != nil && s.cluster != nil && s.waiting() &&
+		(redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") || isConnErr(err)):
+		// Writes that wait go to the node of the slot map directly, so
+		// the cluster client does not follow redirects for them.
 		s.cluster.ReloadState(ctx)
 	case err == nil:
 		s.readonly.Store(0)
@@ -267,9 +273,9 @@ func isConnErr(err error) bool {
 }
 
 // Err is why the store cannot serve now, or nil: Redis does not answer,
-// the node written to is not a primary (on Cluster: a primary of the slot
-// map is not one any more), or a write was answered READONLY and none
-// succeeded since.
+// the node written to is not a primary (ROLE; on Cluster, no node
+// answers), or a write was answered READONLY lately and none succeeded
+// since.
 func (s *Store) Err(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
@@ -285,8 +291,10 @@ func (s *Store) Err(ctx context.Context) error {
 	}
 	var err error
 	if s.cluster != nil {
-		if err = s.cluster.ForEachMaster(ctx, role); err != nil {
-			s.cluster.ReloadState(ctx)
+		// Any node answering will do: one primary down does not make the
+		// other slots unavailable. A stale slot map shows as READONLY.
+		if err = s.rdb.Ping(ctx).Err(); err != nil {
+			err = unavailable(err)
 		}
 	} else {
 		err = role(ctx, s.rdb.(*redis.Client))
