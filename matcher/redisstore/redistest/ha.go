@@ -3,9 +3,12 @@ package redistest
 import (
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -125,3 +128,95 @@ func (s *Server) IsReplica() bool {
 	}
 	return role[0] == "slave"
 }
+
+// WaitKnows waits until the Sentinel knows the given numbers of other
+// Sentinels and of replicas of master (they find each other through the
+// primary every 2 s): before that a failover cannot reach its quorum.
+func (s *Sentinel) WaitKnows(master string, sentinels, replicas int) {
+	s.t.Helper()
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ss, err1 := c.Sentinels(ctx, master).Result()
+		rs, err2 := c.Replicas(ctx, master).Result()
+		if err1 == nil && err2 == nil && len(ss) >= sentinels && len(rs) >= replicas {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.t.Fatalf("sentinel %s knows %d sentinels and %d replicas (%v %v), want %d and %d", s.Addr(), len(ss), len(rs), err1, err2, sentinels, replicas)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Master is the address the Sentinel names as master's primary now.
+func (s *Sentinel) Master(master string) string {
+	s.t.Helper()
+	c := redis.NewSentinelClient(&redis.Options{Addr: s.Addr()})
+	defer c.Close()
+	a, err := c.GetMasterAddrByName(context.Background(), master).Result()
+	if err != nil {
+		return ""
+	}
+	return a[0] + ":" + a[1]
+}
+
+// Link is a TCP relay between a replica and its primary that can drop
+// what the primary sends: replication lag a test controls.
+type Link struct {
+	Port int
+	cut  atomic.Bool
+	ln   net.Listener
+}
+
+// StartLaggingReplica starts a replica of primary that replicates through
+// a Link.
+func StartLaggingReplica(t testing.TB, primary *Server) (*Server, *Link) {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := &Link{Port: ln.Addr().(*net.TCPAddr).Port, ln: ln}
+	t.Cleanup(func() { ln.Close() })
+	go l.serve(primary.Addr())
+	r := Start(t, "--replicaof", "127.0.0.1", fmt.Sprint(l.Port))
+	r.WaitLinkUp()
+	return r, l
+}
+
+func (l *Link) serve(target string) {
+	for {
+		c, err := l.ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			p, err := net.Dial("tcp", target)
+			if err != nil {
+				return
+			}
+			defer p.Close()
+			go func() { _, _ = io.Copy(p, c); p.Close() }()
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := p.Read(buf)
+				if n > 0 && !l.cut.Load() {
+					if _, werr := c.Write(buf[:n]); werr != nil {
+						return
+					}
+				}
+				if err != nil {
+					return
+				}
+			}
+		}()
+	}
+}
+
+// Cut drops everything the primary sends from now on: the replica falls
+// behind while the primary believes it sent the writes.
+func (l *Link) Cut() { l.cut.Store(true) }
