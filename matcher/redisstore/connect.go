@@ -83,15 +83,13 @@ func parseURL(u string) (*redis.Options, error) {
 }
 
 // dialNode is a client of one node (a replica to check), with the data
-// nodes' credentials; the caller closes it.
+// nodes' credentials and TLS settings (the server name of the URL's
+// host); the caller closes it.
 func (s *Store) dialNode(addr string) *redis.Client {
 	o := *s.nodeOpt
 	o.Addr = addr
 	if o.TLSConfig != nil {
 		o.TLSConfig = o.TLSConfig.Clone()
-		if h, _, ok := strings.Cut(addr, ":"); ok && o.TLSConfig.ServerName != "" {
-			o.TLSConfig.ServerName = h
-		}
 	}
 	return redis.NewClient(&o)
 }
