@@ -16,7 +16,6 @@ require (
 	github.com/twilio/twilio-go v1.31.0
 	github.com/vonage/vonage-go-sdk v0.14.0
 	golang.org/x/text v0.31.0
-	golang.org/x/time v0.14.0
 	gopkg.in/yaml.v3 v3.0.1
 	rsc.io/qr v0.2.0
 )

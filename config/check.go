@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"unicode"
 )
 
 // errAt formats a validation error: "config: line N: key: message", without
@@ -115,18 +116,40 @@ func CheckAPIURL(s string) error {
 		return errors.New("must be an absolute http(s) URL without query")
 	case u.User != nil:
 		return errors.New("must not carry user:password (the entry's credential keys authenticate)")
-	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "" || u.RawQuery != "" || u.Opaque != "":
+	case u.RawQuery != "" || u.Opaque != "" || u.ForceQuery:
+		// A query may carry a credential: the URL is not quoted.
+		return errors.New("must be an absolute http(s) URL without query (the entry's credential keys authenticate)")
+	case (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.Hostname() == "":
 		return fmt.Errorf("must be an absolute http(s) URL without query, got %q", s)
-	case u.Scheme == "http" && !isLoopback(u.Hostname()):
+	case u.Scheme == "http" && !IsLoopbackHost(u.Hostname()):
 		return fmt.Errorf("must be https, or http to a loopback address (127.0.0.0/8, ::1, localhost) only: credentials would travel in clear, got %q", s)
 	}
 	return nil
 }
 
-func isLoopback(host string) bool {
+// IsLoopbackHost reports whether host (a URL's Hostname) is "localhost" or
+// a loopback address. Names under .localhost are not: Go's resolver asks DNS
+// for them like any other name.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// checkRedisPrefix says what is wrong with a redis_prefix: it begins every
+// key, so it must be short, printable and without spaces, and without { or
+// } (a key's hash tag, which keeps a receiving number's keys in one Redis
+// Cluster slot, is the first {...} of its name).
+func checkRedisPrefix(p string) error {
+	if p == "" || len(p) > 64 {
+		return fmt.Errorf("must be 1 to 64 characters, got %d", len(p))
+	}
+	for _, r := range p {
+		if r == '{' || r == '}' || unicode.IsSpace(r) || !unicode.IsPrint(r) {
+			return fmt.Errorf("must not contain %q (no braces, spaces or control characters), got %q", r, p)
+		}
+	}
+	return nil
 }

@@ -29,6 +29,9 @@ type Config struct {
 	Verification   Verification `yaml:"verification"`
 	Limits         Limits       `yaml:"limits"`
 	Retention      Duration     `yaml:"retention"`
+	// RedisPrefix begins every Redis key and channel name of store: redis:
+	// deployments sharing one Redis (prod and staging) need one each.
+	RedisPrefix string `yaml:"redis_prefix"`
 	// RedisUnsafe lets store: redis start on a server without AOF
 	// appendfsync always and noeviction (tests and benchmarks only).
 	RedisUnsafe bool `yaml:"redis_unsafe"`
@@ -137,6 +140,7 @@ func Default() Config {
 		Retention:        24 * time.Hour,
 		RedisWaitTimeout: 200 * time.Millisecond,
 		LogLevel:         "info",
+		RedisPrefix:      "mogate",
 		ShutdownDelay:    5 * time.Second,
 	}
 }
@@ -195,6 +199,9 @@ func (c *Config) Validate() error {
 		add(c.lineOf("store"), "redis_url", "required with store: redis")
 	case c.Store == "redis":
 		errs = append(errs, c.checkRedis()...)
+	}
+	if err := checkRedisPrefix(c.RedisPrefix); err != nil {
+		at("redis_prefix", "%v", err)
 	}
 	for i, p := range c.TrustedProxies {
 		if !validProxy(p) {
@@ -269,6 +276,9 @@ func (c *Config) Validate() error {
 				add(k.line, key+".webhook_url", "must be an absolute http(s) URL")
 			} else if u.Scheme == "http" && !c.Events.AllowPrivateDestinations {
 				add(k.line, key+".webhook_url", "must be https (http only with events.allow_private_destinations)")
+			} else if !k.WebhookSecret.IsSet() {
+				// Events could not be signed: every one would be dropped.
+				add(k.line, key+".webhook_secret", "is required with webhook_url (events are signed with it)")
 			}
 		}
 		if k.WebhookSecret.IsSet() {

@@ -182,6 +182,13 @@ func TestRefused(t *testing.T) {
 		{"negative page streams", minimal + "limits:\n  page_streams_per_session: -1\n", []string{"line 8: limits.page_streams_per_session: must not be negative"}},
 		{"negative max_connections", minimal + "limits: {max_connections: -1}\n", []string{"line 7: limits.max_connections: must not be negative"}},
 		{"redis without redis_url", minimal + "store: redis\n", []string{"line 7: redis_url: required with store: redis"}},
+		{"redis_prefix empty", minimal + "redis_prefix: \"\"\n", []string{"line 7: redis_prefix: must be 1 to 64 characters, got 0"}},
+		{"redis_prefix with a brace", minimal + "redis_prefix: \"mogate:{prod}\"\n", []string{`line 7: redis_prefix: must not contain '{'`}},
+		{"redis_prefix with a closing brace", minimal + "redis_prefix: prod}\n", []string{`line 7: redis_prefix: must not contain '}'`}},
+		{"redis_prefix with a space", minimal + "redis_prefix: \"mogate prod\"\n", []string{`line 7: redis_prefix: must not contain ' '`}},
+		{"redis_prefix with a tab", minimal + "redis_prefix: \"mogate\\tprod\"\n", []string{`line 7: redis_prefix: must not contain '\t'`}},
+		{"redis_prefix with a newline", minimal + "redis_prefix: \"a\\nb\"\n", []string{`line 7: redis_prefix: must not contain '\n'`}},
+		{"redis_prefix too long", minimal + "redis_prefix: " + strings.Repeat("p", 65) + "\n", []string{"line 7: redis_prefix: must be 1 to 64 characters, got 65"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
 		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},
 		{"mis-indented list item", "api_keys:\n  - name: shop\n   key: shop-key-0123456789\n", []string{"config: line 3: "}},
@@ -315,9 +322,10 @@ func TestWebhookURLScheme(t *testing.T) {
 		{"http with allow_private_destinations", "http://127.0.0.1:9000/hooks", true, false},
 		{"not http(s) even when allowed", "ftp://shop.example.com/hooks", true, true},
 	}
+	const secret = "whsec_c2hvcC1TRUNSRVRWQUxVRS13aA=="
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: %q}\nevents: {allow_private_destinations: %t}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n", tc.url, tc.allowPrivate)
+			y := fmt.Sprintf("api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_secret: "+secret+", webhook_url: %q}\nevents: {allow_private_destinations: %t}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n", tc.url, tc.allowPrivate)
 			_, err := Parse([]byte(y), env(nil))
 			if (err != nil) != tc.wantErr {
 				t.Fatalf("err = %v, want error: %t", err, tc.wantErr)
@@ -326,6 +334,11 @@ func TestWebhookURLScheme(t *testing.T) {
 				t.Errorf("error %q does not name the key and line", err)
 			}
 		})
+	}
+	// Without webhook_secret no event could be signed: all would be dropped.
+	y := "api_keys:\n  - {name: a, key: 0123456789abcdef0, webhook_url: https://shop.example.com/hooks}\nproviders: [{name: tw, type: twilio, auth_token: t}]\nnumbers: [{number: \"+14155550100\", provider: tw}]\n"
+	if _, err := Parse([]byte(y), env(nil)); err == nil || !strings.Contains(err.Error(), "line 2: api_keys[0].webhook_secret: is required with webhook_url") {
+		t.Errorf("webhook_url without webhook_secret: %v", err)
 	}
 	cfg, _, err := Dev(filepath.Join(t.TempDir(), "data"), true)
 	if err != nil || !cfg.Events.AllowPrivateDestinations {
@@ -434,10 +447,12 @@ func TestAPIURL(t *testing.T) {
 		"http://api.twilio.com", "http://10.0.0.7", "http://192.168.1.2:80", "http://[::2]", "http://0.0.0.0:80",
 		"http://localhost.example.com", "http://128.0.0.1", "api.twilio.com", "ftp://127.0.0.1",
 		"https://", "https://u:p@api.example.com", "https://api.example.com/?x=1",
+		"https://api.example.com/?api_secret=s3cr3t", "http://api.example.com/?api_secret=s3cr3t", "http:s3cr3t",
+		"http://x.localhost:8080", "http://localhost.:8080",
 	} {
 		if err := CheckAPIURL(u); err == nil {
 			t.Errorf("%s accepted", u)
-		} else if strings.Contains(err.Error(), "u:p@") {
+		} else if strings.Contains(err.Error(), "u:p@") || strings.Contains(err.Error(), "s3cr3t") {
 			t.Errorf("the error quotes credentials: %v", err)
 		}
 	}
@@ -516,5 +531,17 @@ func TestEmptyEnv(t *testing.T) {
 	const want = "config: line 12: providers[0].auth_token: ${TWILIO_AUTH_TOKEN} is empty"
 	if err == nil || !strings.Contains(err.Error(), want) {
 		t.Fatalf("error %v, want %q", err, want)
+	}
+}
+
+func TestRedisPrefixAccepted(t *testing.T) {
+	for _, p := range []string{"staging", "mogate:staging", "prod-eu_1", "ü"} {
+		cfg, err := Parse([]byte(minimal+"redis_prefix: \""+p+"\"\n"), env(nil))
+		if err != nil || cfg.RedisPrefix != p {
+			t.Errorf("redis_prefix %q: %q %v", p, cfg.RedisPrefix, err)
+		}
+	}
+	if cfg, err := Parse([]byte(minimal), env(nil)); err != nil || cfg.RedisPrefix != "mogate" {
+		t.Errorf("default redis_prefix = %q %v, want mogate", cfg.RedisPrefix, err)
 	}
 }

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/go-redis/redis_rate/v10"
-	"golang.org/x/time/rate"
+	"github.com/redis/go-redis/v9"
 )
 
 // rateLimit is n events per period for each key, burst n: in-process for
@@ -18,22 +18,26 @@ type rateLimit interface {
 	// take spends one event for key or returns a 429 error with
 	// Retry-After (or, when the limit cannot be read, a storage error).
 	take(ctx context.Context, key, what string) error
-	// exhausted reports whether key has no event left, without spending
-	// one; when it cannot tell it says true (fail closed).
-	exhausted(ctx context.Context, key string) bool
-	// spend uses one event for key if one is left.
-	spend(ctx context.Context, key string)
+	// charge spends one event for key if one is left, in one atomic step,
+	// and reports whether it did: of concurrent charges, no more succeed
+	// than there are events left. When it cannot tell it says false (fail
+	// closed).
+	charge(ctx context.Context, key string) bool
+	// refund gives back one event charged for key and then not used, up
+	// to the burst; a refund that cannot be made is dropped, which only
+	// leaves the budget smaller.
+	refund(ctx context.Context, key string)
 }
 
 // newRateLimit returns the limit of n events per period: shared through
 // rdb when it is set, else in-process; none when n is 0.
-func newRateLimit(n float64, period time.Duration, name string, rdb *redis_rate.Limiter) rateLimit {
+func newRateLimit(n float64, period time.Duration, name string, rdb redis.UniversalClient) rateLimit {
 	if n <= 0 {
 		return noLimit{}
 	}
 	if rdb != nil {
 		burst := int(math.Max(1, math.Ceil(n)))
-		return &sharedLimiter{rdb: rdb, name: "mogate:limit:" + name + ":",
+		return &sharedLimiter{rdb: rdb, gcra: redis_rate.NewLimiter(rdb), name: name + ":",
 			limit: redis_rate.Limit{Rate: burst, Burst: burst, Period: time.Duration(float64(burst) / n * float64(period))}}
 	}
 	return newLimiter(n, period)
@@ -43,19 +47,20 @@ func newRateLimit(n float64, period time.Duration, name string, rdb *redis_rate.
 type noLimit struct{}
 
 func (noLimit) take(context.Context, string, string) error { return nil }
-func (noLimit) exhausted(context.Context, string) bool     { return false }
-func (noLimit) spend(context.Context, string)              {}
+func (noLimit) charge(context.Context, string) bool        { return true }
+func (noLimit) refund(context.Context, string)             {}
 
 // sharedLimiter is a GCRA limit in Redis (go-redis/redis_rate): every
 // replica spends from the same budget.
 type sharedLimiter struct {
-	rdb   *redis_rate.Limiter
+	rdb   redis.UniversalClient
+	gcra  *redis_rate.Limiter
 	name  string
 	limit redis_rate.Limit
 }
 
 func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
-	res, err := l.rdb.Allow(ctx, l.name+key, l.limit)
+	res, err := l.gcra.Allow(ctx, l.name+key, l.limit)
 	if err != nil {
 		return errUnavailable
 	}
@@ -67,14 +72,40 @@ func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
 	return nil
 }
 
-func (l *sharedLimiter) exhausted(ctx context.Context, key string) bool {
-	res, err := l.rdb.AllowN(ctx, l.name+key, l.limit, 0)
-	return err != nil || res.Remaining < 1
+// charge is one redis_rate call: one script, atomic in Redis.
+func (l *sharedLimiter) charge(ctx context.Context, key string) bool {
+	res, err := l.gcra.Allow(ctx, l.name+key, l.limit)
+	return err == nil && res.Allowed > 0
 }
 
-func (l *sharedLimiter) spend(ctx context.Context, key string) {
-	_, _ = l.rdb.Allow(ctx, l.name+key, l.limit)
+func (l *sharedLimiter) refund(ctx context.Context, key string) {
+	interval := l.limit.Period.Seconds() / float64(l.limit.Rate)
+	_ = gcraRefund.Run(ctx, l.rdb, []string{gcraKeyPrefix + l.name + key}, interval).Err()
 }
+
+// gcraKeyPrefix begins the keys of redis_rate (v10), before the name given
+// (limitClient puts the deployment's prefix in its place).
+const gcraKeyPrefix = "rate:"
+
+// gcraRefund moves back by one emission interval (ARGV[1], seconds) the
+// theoretical arrival time that redis_rate (v10) keeps in KEYS[1]: seconds
+// since 2017-01-01 on Redis's clock, the key gone when the bucket is full.
+// redis_rate's own AllowN with a cost of -1 drops a refund that makes the
+// bucket full, so the last token charged could never be given back.
+var gcraRefund = redis.NewScript(`
+redis.replicate_commands()
+local tat = tonumber(redis.call('GET', KEYS[1]))
+if not tat then return 0 end
+local t = redis.call('TIME')
+local now = (t[1] - 1483228800) + (t[2] / 1000000)
+local new = tat - tonumber(ARGV[1])
+if new <= now then
+  redis.call('DEL', KEYS[1])
+else
+  redis.call('SET', KEYS[1], new, 'EX', math.ceil(new - now))
+end
+return 1
+`)
 
 // limiter keeps one token bucket per key: n events per period, burst n.
 // A bucket idle for a whole period is full again, so it is forgotten then
@@ -82,45 +113,46 @@ func (l *sharedLimiter) spend(ctx context.Context, key string) {
 // for its whole period (no bound by count that could evict it early).
 type limiter struct {
 	mu      sync.Mutex
-	every   rate.Limit
-	burst   int
+	every   float64 // tokens a second
+	burst   float64
 	period  time.Duration
 	buckets map[string]*bucket
 	peak    int       // most buckets held since the map was last rebuilt
 	sweep   time.Time // when idle buckets are next dropped
 }
 
-// bucket is one key's token bucket and when it was last used.
+// bucket is one key's tokens as of used, when it was last used.
 type bucket struct {
-	*rate.Limiter
-	used time.Time
+	tokens float64
+	used   time.Time
 }
 
 // newLimiter returns an in-process limit of n > 0 events per period.
 func newLimiter(n float64, period time.Duration) *limiter {
 	return &limiter{
-		every:   rate.Limit(n / period.Seconds()),
-		burst:   int(math.Max(1, math.Ceil(n))),
+		every:   n / period.Seconds(),
+		burst:   math.Max(1, math.Ceil(n)),
 		period:  period,
 		buckets: make(map[string]*bucket),
 	}
 }
 
-func (l *limiter) bucket(key string) *rate.Limiter {
-	now := time.Now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// bucket returns key's bucket refilled up to now; l.mu is held.
+func (l *limiter) bucket(key string, now time.Time) *bucket {
 	if now.After(l.sweep) {
 		l.dropIdle(now)
 	}
 	b, ok := l.buckets[key]
 	if !ok {
-		b = &bucket{Limiter: rate.NewLimiter(l.every, l.burst)}
+		b = &bucket{tokens: l.burst, used: now}
 		l.buckets[key] = b
 		l.peak = max(l.peak, len(l.buckets))
 	}
-	b.used = now
-	return b.Limiter
+	if now.After(b.used) {
+		b.tokens = math.Min(l.burst, b.tokens+l.every*now.Sub(b.used).Seconds())
+		b.used = now
+	}
+	return b
 }
 
 // dropIdle forgets the buckets idle for a period, at most once a period
@@ -142,24 +174,38 @@ func (l *limiter) dropIdle(now time.Time) {
 	l.sweep = now.Add(l.period)
 }
 
+// spend takes one token of key, or says how long until one is there.
+func (l *limiter) spend(key string) (ok bool, wait time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(key, time.Now())
+	if b.tokens >= 1 {
+		b.tokens--
+		return true, 0
+	}
+	return false, time.Duration((1 - b.tokens) / l.every * float64(time.Second))
+}
+
 // take spends one event for key or returns a 429 error with Retry-After.
 func (l *limiter) take(_ context.Context, key, what string) error {
-	r := l.bucket(key).Reserve()
-	if d := r.Delay(); d > 0 {
-		r.Cancel()
+	if ok, wait := l.spend(key); !ok {
 		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many %s; retry later", what)
-		e.RetryAfter = int(math.Ceil(d.Seconds()))
+		e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
 		return e
 	}
 	return nil
 }
 
-// exhausted reports whether key has no event left, without spending one.
-func (l *limiter) exhausted(_ context.Context, key string) bool {
-	return l.bucket(key).Tokens() < 1
+// charge spends one event for key if one is left, under l.mu.
+func (l *limiter) charge(_ context.Context, key string) bool {
+	ok, _ := l.spend(key)
+	return ok
 }
 
-// spend uses one event for key if one is left.
-func (l *limiter) spend(_ context.Context, key string) {
-	l.bucket(key).Allow()
+// refund gives back one event to key, up to the burst.
+func (l *limiter) refund(_ context.Context, key string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	b := l.bucket(key, time.Now())
+	b.tokens = math.Min(l.burst, b.tokens+1)
 }

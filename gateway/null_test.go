@@ -19,6 +19,8 @@ func TestCreateJSONNull(t *testing.T) {
 		{"null body with spaces", " \n null \t", 400, "invalid_json"},
 		{"null number", `{"number": null}`, 422, "invalid_number"},
 		{"null number with a capture hint", `{"number": null, "country": "US"}`, 422, "invalid_number"},
+		{"empty number", `{"number": ""}`, 422, "invalid_number"},
+		{"blank number", `{"number": "  ", "country": "US"}`, 422, "invalid_number"},
 	}
 	for _, tc := range refused {
 		t.Run(tc.name, func(t *testing.T) {

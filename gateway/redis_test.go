@@ -22,7 +22,14 @@ func redisHarness(t *testing.T, url, extra string) *harness {
 // redisHarnessFrom is redisHarness on the configuration base.
 func redisHarnessFrom(t *testing.T, base, url, extra string) *harness {
 	t.Helper()
-	cfg, err := config.Parse([]byte(base+"store: redis\nredis_url: "+url+"\n"+extra), func(string) (string, bool) { return "", false })
+	return storeHarness(t, base+"store: redis\nredis_url: "+url+"\n"+extra)
+}
+
+// storeHarness is a gateway on the store its configuration names (not the
+// test's in-memory one), closed when the test ends.
+func storeHarness(t *testing.T, yaml string) *harness {
+	t.Helper()
+	cfg, err := config.Parse([]byte(yaml), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/pool"
+	"github.com/redis/go-redis/v9"
 )
 
 // reloadable is the configuration that Reload (SIGHUP) replaces: API keys,
@@ -19,8 +19,9 @@ type reloadable struct {
 	pool                                     *pool.Pool
 	limits                                   config.Limits
 	createLimit, numberLimit, unmatchedLimit rateLimit
-	// captureLimit counts a sender's capture guesses across receiving
-	// numbers with store: redis, whose store counts them per number.
+	// unmatchedLimit and captureLimit are a sender's budgets across
+	// receiving numbers, charged before the match; with store: memory
+	// the matcher keeps the capture guesses itself (captureLimit is none).
 	captureLimit  rateLimit
 	unmatchedKeys []string // API keys told of unmatched messages
 }
@@ -31,7 +32,7 @@ func (s *Server) live() *reloadable { return s.rt.Load() }
 // newReloadable builds the reloadable part of cfg. Limits whose value did
 // not change keep their state from prev (nil at start), so a reload does
 // not hand out a fresh budget.
-func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable, rdb *redis_rate.Limiter) *reloadable {
+func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable, rdb redis.UniversalClient) *reloadable {
 	l := cfg.Limits
 	r := &reloadable{keys: newKeyring(cfg.APIKeys), pool: p, limits: l}
 	r.createLimit = newRateLimit(l.CreatesPerKeyPerSecond, time.Second, "creates-per-key", rdb)
@@ -42,8 +43,8 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 	if s.m == nil {
 		// store: redis counts both budgets per (sender, receiving number)
 		// in the match's own call (one hash slot); these count them per
-		// sender across numbers, as the memory store does, within the
-		// spread of concurrent messages of one sender.
+		// sender across numbers, as the memory store does, each charged
+		// in one call before the match.
 		r.captureLimit = newRateLimit(float64(l.CaptureGuessesPerSenderPerHour), time.Hour, "capture-guesses-per-sender", rdb)
 	}
 	if prev != nil {
@@ -130,6 +131,7 @@ func restartOnly(cur, next config.Config) []string {
 	diff("redis_wait_replicas", cur.RedisWaitReplicas != next.RedisWaitReplicas)
 	diff("redis_wait_timeout", cur.RedisWaitTimeout != next.RedisWaitTimeout)
 	diff("redis_wait_aof", cur.RedisWaitAOF != next.RedisWaitAOF)
+	diff("redis_prefix", cur.RedisPrefix != next.RedisPrefix)
 	diff("trusted_proxies", !slices.Equal(cur.TrustedProxies, next.TrustedProxies))
 	diff("verification", cur.Verification != next.Verification)
 	diff("retention", cur.Retention != next.Retention)

@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/go-redis/redis_rate/v10"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
@@ -27,6 +26,7 @@ import (
 	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/redis/go-redis/v9"
 )
 
 // Options configure a Server.
@@ -97,7 +97,11 @@ func New(o Options) (*Server, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
-	ads, err := registry.Build(cfg.Providers, registry.Env{Now: o.Now, HTTP: o.HTTP})
+	// The adapters' and the outbox's clock: o.Now, or the store's once it
+	// has one (store: redis, whose clock is Redis's TIME).
+	clock := o.Now
+	now := func() time.Time { return clock() }
+	ads, err := registry.Build(cfg.Providers, registry.Env{Now: now, HTTP: o.HTTP})
 	if err != nil {
 		return nil, err
 	}
@@ -124,7 +128,7 @@ func New(o Options) (*Server, error) {
 	case cfg.Store == "redis":
 		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 		rs, err := redisstore.Open(ctx, redisstore.Options{
-			URL: cfg.RedisURL.Reveal(), Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
+			URL: cfg.RedisURL.Reveal(), Prefix: cfg.RedisPrefix, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 			CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, Timeout: storeBudget,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
@@ -136,6 +140,8 @@ func New(o Options) (*Server, error) {
 			return nil, err
 		}
 		rs.Client().AddHook(redisTimer{s.metrics})
+		s.metrics.reg.MustRegister(clockSkew(rs))
+		clock = rs.Now
 		s.store = rs
 		s.metrics.reg.MustRegister(unsafeNodes(rs))
 		logStore(o.Logger, cfg, rs)
@@ -177,7 +183,7 @@ func New(o Options) (*Server, error) {
 	}
 	s.outbox = outbox.New(outbox.Options{
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
-		Logger: o.Logger, Now: o.Now, Registerer: s.metrics.reg,
+		Logger: o.Logger, Now: now, Registerer: s.metrics.reg,
 		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
 		LogUnsent: cfg.Dev,
 	})
@@ -200,11 +206,11 @@ func numberList(ns []config.Number) []string {
 	return out
 }
 
-// sharedRate is the GCRA limiter in the store's Redis (store: redis), or
-// nil (store: memory).
-func (s *Server) sharedRate() *redis_rate.Limiter {
+// sharedRate is the store's Redis, where rate limits are kept (store:
+// redis) under the deployment's redis_prefix, or nil (store: memory).
+func (s *Server) sharedRate() redis.UniversalClient {
 	if rs, ok := s.store.(*redisstore.Store); ok {
-		return redis_rate.NewLimiter(rs.Client())
+		return limitClient{rs.Client(), rs.LimitPrefix()}
 	}
 	return nil
 }

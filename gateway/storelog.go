@@ -11,7 +11,8 @@ import (
 
 // logStore says at start where sessions live: the data directory of store:
 // memory, or each Redis node's address (never the URL, which may hold a
-// password), role, version and the persistence settings read from it.
+// password), role, version and the persistence settings read from it, and
+// the key prefix.
 func logStore(log *slog.Logger, cfg config.Config, rs *redisstore.Store) {
 	if rs == nil {
 		log.Info("store", "store", "memory", "data_dir", cfg.DataDir)
@@ -22,7 +23,7 @@ func logStore(log *slog.Logger, cfg config.Config, rs *redisstore.Store) {
 			"appendonly", srv.Settings["appendonly"], "appendfsync", srv.Settings["appendfsync"],
 			"no_appendfsync_on_rewrite", srv.Settings["no-appendfsync-on-rewrite"],
 			"maxmemory_policy", srv.Settings["maxmemory-policy"], "redis_unsafe", cfg.RedisUnsafe,
-			"redis_wait_replicas", cfg.RedisWaitReplicas)
+			"redis_wait_replicas", cfg.RedisWaitReplicas, "redis_prefix", cfg.RedisPrefix)
 	}
 }
 

@@ -26,7 +26,7 @@ func TestStartupNamesStore(t *testing.T) {
 		{"memory", "data_dir: " + dataDir + "\n", map[string]any{"store": "memory", "data_dir": dataDir}},
 		{"redis", "store: redis\nredis_url: redis://mogate:" + password + "@" + srv.Addr() + "\n", map[string]any{
 			"store": "redis", "redis_addr": srv.Addr(), "appendonly": "yes", "appendfsync": "always",
-			"maxmemory_policy": "noeviction", "redis_unsafe": false,
+			"maxmemory_policy": "noeviction", "redis_unsafe": false, "redis_prefix": "mogate",
 		}},
 	}
 	for _, tc := range cases {

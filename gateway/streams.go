@@ -85,8 +85,8 @@ type streamLimits struct {
 func (s *Server) newStreamLimits(l config.Limits) streamLimits {
 	if rs, ok := s.store.(*redisstore.Store); ok {
 		return streamLimits{
-			perKey:  newSharedSlots(rs.Client(), "streams-per-key", l.StreamsPerKey),
-			perPage: newSharedSlots(rs.Client(), "page-streams-per-session", l.PageStreamsPerSession),
+			perKey:  newSharedSlots(rs.Client(), rs.LimitPrefix()+"streams-per-key:", l.StreamsPerKey),
+			perPage: newSharedSlots(rs.Client(), rs.LimitPrefix()+"page-streams-per-session:", l.PageStreamsPerSession),
 		}
 	}
 	return streamLimits{perKey: newSlots(l.StreamsPerKey), perPage: newSlots(l.PageStreamsPerSession)}

@@ -51,7 +51,7 @@ return 1
 
 // sharedSlots is streamSlots in Redis (store: redis), so a limit holds for
 // the whole gateway, not per replica: a sorted set per key,
-// mogate:limit:<name>:<key>, whose members are the streams holding a slot,
+// <redis_prefix>:limit:<name>:<key>, whose members are the streams holding a slot,
 // scored by the end of their lease.
 type sharedSlots struct {
 	rdb          redis.UniversalClient
@@ -66,9 +66,10 @@ type sharedSlots struct {
 
 var _ streamSlots = (*sharedSlots)(nil)
 
-func newSharedSlots(rdb redis.UniversalClient, name string, max int) *sharedSlots {
+// newSharedSlots counts in the keys prefix<key>.
+func newSharedSlots(rdb redis.UniversalClient, prefix string, max int) *sharedSlots {
 	l := &sharedSlots{
-		rdb: rdb, prefix: "mogate:limit:" + name + ":", lease: streamLease, renew: streamRenew,
+		rdb: rdb, prefix: prefix, lease: streamLease, renew: streamRenew,
 		held: map[string]map[string]bool{},
 	}
 	l.max.Store(int64(max))

@@ -172,13 +172,15 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 }
 
 // presentString is a string field that may be left out but not sent as
-// null: "number": null must not quietly ask for capture mode.
+// null or "": "number": null or "" must not quietly ask for capture mode.
 type presentString struct {
 	Value string
+	Sent  bool // present in the body, null included
 	Null  bool
 }
 
 func (s *presentString) UnmarshalJSON(b []byte) error {
+	s.Sent = true
 	if string(b) == "null" {
 		s.Null = true
 		return nil
@@ -209,8 +211,8 @@ func (s *Server) postVerification(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	if b.Number.Null {
-		fail(c, withMessage(pool.ErrBadNumber, "number must be an E.164 phone number; leave it out (not null) for capture mode"))
+	if b.Number.Sent && strings.TrimSpace(b.Number.Value) == "" {
+		fail(c, withMessage(pool.ErrBadNumber, "number must be an E.164 phone number; leave it out (not null or empty) for capture mode"))
 		return
 	}
 	if b.Code != "" && b.Factor != "" && b.Code != b.Factor {

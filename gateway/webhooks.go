@@ -179,19 +179,29 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	return false
 }
 
-// ingest matches a complete message durably.
+// ingest matches a complete message durably. The sender's budgets that
+// span receiving numbers (unmatched messages, capture guesses) are charged
+// before the match, each in one atomic step, so that concurrent messages
+// to several numbers, on any replicas, share one budget; a charge the
+// message turns out not to need (a redelivery, a match on the sender's own
+// session, a message never tried against capture sessions) is given back.
 func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in adapters.Inbound) error {
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
-	noCapture := rt.unmatchedLimit.exhausted(ctx, in.From) || rt.captureLimit.exhausted(ctx, in.From)
-	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: noCapture, UnmatchedKeys: rt.unmatchedKeys})
+	unmatched := rt.unmatchedLimit.charge(ctx, in.From)
+	guess := unmatched && rt.captureLimit.charge(ctx, in.From)
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: !guess, UnmatchedKeys: rt.unmatchedKeys})
 	if err != nil {
+		// The message may still have been matched: the charges stand.
 		return err
 	}
-	if out.CaptureTried && !out.Duplicate {
-		rt.captureLimit.spend(ctx, in.From)
+	if guess && (out.Duplicate || !out.CaptureTried) {
+		rt.captureLimit.refund(ctx, in.From)
+	}
+	if unmatched && (out.Duplicate || out.Kind != matcher.Unmatched) {
+		rt.unmatchedLimit.refund(ctx, in.From)
 	}
 	outcome := out.Kind.String()
 	if out.Duplicate {
@@ -209,11 +219,10 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 			s.lifecycle("verification attempt", sess, provider, "from", maskNumber(in.From))
 		}
 	case out.Kind == matcher.Unmatched:
-		rt.unmatchedLimit.spend(ctx, in.From)
 		// Never log the text: it may hold a code. A flood is sampled: one
 		// line per entry and second, with the count of the others.
 		if ok, suppressed := s.unmatchedLog.allow(provider); ok {
-			attrs := []any{"provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", noCapture}
+			attrs := []any{"provider", provider, "message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "capture_blocked", !out.CaptureTried}
 			if suppressed > 0 {
 				attrs = append(attrs, "suppressed", suppressed)
 			}

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/netip"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -60,6 +59,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	var cfg config.Config
 	var err error
 	key := *apiKey
+	trusted := true // the target may be sent the configuration's keys
 	if *cfgPath == "" {
 		var creds config.DevCredentials
 		cfg, creds, err = config.Dev(*dataDir, false)
@@ -77,6 +77,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 			if err := checkTarget(*target, cfg.PublicURL, *yes); err != nil {
 				return err
 			}
+			trusted = trustedTarget(*target, cfg.PublicURL)
 			cfg.PublicURL = strings.TrimRight(*target, "/")
 		}
 	} else {
@@ -87,6 +88,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 			if err := checkTarget(*target, cfg.BaseURL(), *yes); err != nil {
 				return err
 			}
+			trusted = trustedTarget(*target, cfg.BaseURL())
 		}
 	}
 	base := cfg.BaseURL()
@@ -97,7 +99,8 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	defer cancel()
 	// The sender's pending verification tells the receiving number and,
 	// afterwards, what the message did.
-	api, sess, lookupErr := findPending(ctx, base, simulateKeys(key, cfg), sender, adapters.E164(*to))
+	keys := simulateKeys(*apiKey, key, cfg, trusted)
+	api, sess, lookupErr := findPending(ctx, base, keys, sender, adapters.E164(*to))
 	if lookupErr != nil {
 		fmt.Fprintf(stdout, "(could not ask the API for %s's pending verification: %v)\n", sender, lookupErr)
 	}
@@ -145,10 +148,15 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	return nil
 }
 
-// simulateKeys are the API keys to look the sender's session up with:
-// --api-key (or dev mode's), else every key of the configuration that has
-// its plain key (a key_sha256 entry cannot be used).
-func simulateKeys(key string, cfg config.Config) []string {
+// simulateKeys are the API keys to look the sender's session up with. A
+// trusted target (public_url or loopback) gets flag (--api-key) or key (dev
+// mode's), else every key of the configuration that has its plain key (a
+// key_sha256 entry cannot be used); a host let through by --yes gets flag's
+// alone, never dev mode's or every tenant's of the file.
+func simulateKeys(flag, key string, cfg config.Config, trusted bool) []string {
+	if !trusted {
+		return []string{flag}
+	}
 	if key != "" {
 		return []string{key}
 	}
@@ -200,10 +208,18 @@ func checkTarget(target, public string, yes bool) error {
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return usageError{fmt.Errorf("--url must be an absolute http(s) URL, got %q", target)}
 	}
-	if yes || sameBase(u, public) || loopbackHost(u.Hostname()) {
+	if yes || trustedTarget(target, public) {
 		return nil
 	}
 	return usageError{fmt.Errorf("--url %s is neither public_url (%s) nor a loopback address; simulate would send it a valid provider signature and the API key. Nothing was sent; pass --yes if that host is yours", u.Redacted(), public)}
+}
+
+// trustedTarget reports whether target is public (the configuration's
+// public_url) or on a loopback host: simulate may send it the
+// configuration's keys to find whose session it is.
+func trustedTarget(target, public string) bool {
+	u, err := url.Parse(target)
+	return err == nil && (sameBase(u, public) || config.IsLoopbackHost(u.Hostname()))
 }
 
 // sameBase reports whether u is the base URL public, up to the case of the
@@ -215,15 +231,6 @@ func sameBase(u *url.URL, public string) bool {
 	}
 	return strings.EqualFold(u.Scheme, p.Scheme) && strings.EqualFold(u.Host, p.Host) &&
 		strings.TrimRight(u.Path, "/") == strings.TrimRight(p.Path, "/") && u.User == nil
-}
-
-// loopbackHost reports whether host is localhost or a loopback address.
-func loopbackHost(host string) bool {
-	if strings.EqualFold(host, "localhost") || strings.HasSuffix(strings.ToLower(host), ".localhost") {
-		return true
-	}
-	ip, err := netip.ParseAddr(host)
-	return err == nil && ip.Unmap().IsLoopback()
 }
 
 // postSigned signs m as provider entry p would for cfg's public_url and

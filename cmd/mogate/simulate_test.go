@@ -7,10 +7,12 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
 
+	"github.com/mogate/mogate/adapters/registry"
 	"github.com/mogate/mogate/config"
 )
 
@@ -132,5 +134,45 @@ func TestSimulateFindsTheSessionsKey(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), "verified: "+v.ID) {
 		t.Fatalf("simulate did not report the second key's session:\n%s", out.String())
+	}
+}
+
+// TestSimulateKeysOnlyToTrustedTargets: names under .localhost are not
+// loopback (DNS answers for them), and a --url let through by --yes is
+// sent --api-key's key alone, never every key of the file.
+func TestSimulateKeysOnlyToTrustedTargets(t *testing.T) {
+	const public = "https://sms.example.com"
+	for _, u := range []string{"http://x.localhost:8080", "http://localhost.:8080", "http://evil.localhost"} {
+		if trustedTarget(u, public) {
+			t.Errorf("%s taken as loopback", u)
+		}
+		if checkTarget(u, public, false) == nil {
+			t.Errorf("%s accepted without --yes", u)
+		}
+	}
+	dir := t.TempDir()
+	const first, second = "first-key-0000000000001", "second-key-000000000002"
+	cfgPath := filepath.Join(dir, "mogate.yaml")
+	writeFile(t, cfgPath, signalConfig(freeAddr(t), "", filepath.Join(dir, "data"), "", first, second))
+	cfg, err := registry.Load(cfgPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const flag, dev = "explicit-key-00000000001", "dev-key-0000000000000001"
+	for _, tc := range []struct {
+		flag, key string
+		trusted   bool
+		want      []string
+	}{
+		{"", "", true, []string{first, second}},
+		{flag, flag, true, []string{flag}},
+		{"", dev, true, []string{dev}},
+		{"", "", false, []string{""}},
+		{"", dev, false, []string{""}},
+		{flag, flag, false, []string{flag}},
+	} {
+		if keys := simulateKeys(tc.flag, tc.key, cfg, tc.trusted); !slices.Equal(keys, tc.want) {
+			t.Errorf("simulateKeys(%q, %q, trusted %v) = %q, want %q", tc.flag, tc.key, tc.trusted, keys, tc.want)
+		}
 	}
 }

@@ -34,7 +34,10 @@ func (o *Outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 	}
 	keyName := d.apiKey()
 	k := o.Key(keyName)
-	if k == nil || !k.WebhookSecret.IsSet() {
+	if k == nil {
+		return nil, errUnknownKey
+	}
+	if !k.WebhookSecret.IsSet() {
 		o.log.Warn("no webhook_secret for the API key: event not sent", "event", d.key(), "key", keyName)
 		return nil, errNoEvent
 	}

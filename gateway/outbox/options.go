@@ -21,7 +21,9 @@ type Options struct {
 	Data func(matcher.Session) any
 	// OnClaim, when set, sees each event when it is claimed before any
 	// failed delivery: once across replicas, or twice when the replica
-	// holding it died (metrics and pool health can afford that).
+	// holding it died (metrics and pool health can afford that). An event
+	// of an API key the claiming process does not know is seen when a
+	// process that knows the key claims it, or when it dies.
 	OnClaim func(matcher.Event)
 	// LogUnsent logs each event that has no destination (no callback_url,
 	// no webhook_url), as it would have been signed, instead of dropping
@@ -42,6 +44,10 @@ type Tuning struct {
 	MaxDelay       time.Duration // retries back off up to this; 1h when 0
 	MaxAge         time.Duration // give up (dead) this long after the status; 24h when 0
 	Timeout        time.Duration // bounds one attempt, reading the answer included; 10s when 0
+	// UnknownKeyRetry is how long an event whose API key this process
+	// does not know is handed back for, undelivered, before it is claimed
+	// again (here or by another replica); 30s when 0.
+	UnknownKeyRetry time.Duration
 }
 
 // WithDefaults returns t with each zero field set to its default.
@@ -63,6 +69,9 @@ func (t Tuning) WithDefaults() Tuning {
 	}
 	if t.Timeout == 0 {
 		t.Timeout = 10 * time.Second
+	}
+	if t.UnknownKeyRetry == 0 {
+		t.UnknownKeyRetry = 30 * time.Second
 	}
 	return t
 }

@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -48,6 +47,8 @@ type Outbox struct {
 	claimed      func(matcher.Event)       // Options.OnClaim
 
 	delivered, attempts, dead prometheus.Counter
+	unknownKey                prometheus.Counter // events handed back: API key not configured here
+	unknown                   unknownLog
 
 	mu       sync.Mutex
 	queued   map[string]*delivery // events held: queued or in flight, by id
@@ -78,9 +79,17 @@ const breakerOpen = 30 * time.Second
 // may claim it; the outbox renews it while the event waits in its queue.
 const eventLease = 30 * time.Second
 
-// claimEvery is how often the outbox looks for claimable events without a
-// wakeup: retries falling due, and events of a replica that died.
+// claimEvery is how often, on average, the outbox looks for claimable
+// events without a wakeup: retries falling due, and events of a replica
+// that died. Each interval is jittered (±50%), so replicas do not claim in
+// a fixed order: one that hands events of an unknown API key back does not
+// take them again, due after due, just before a replica that knows the key.
 const claimEvery = time.Second
+
+// nextClaim is the jittered wait before the next claim.
+func nextClaim() time.Duration {
+	return time.Duration(float64(claimEvery) * (0.5 + rand.Float64()))
+}
 
 // delivery is one claimed event on its way.
 type delivery struct {
@@ -114,12 +123,14 @@ func New(opt Options) *Outbox {
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
 		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
+		unknownKey: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_unknown_key_total",
+			Help: "Claims of an event whose API key this process does not know: handed back undelivered for a replica, or a reload, that knows it."}),
 	}
 	o.SetKeys(opt.Keys)
 	if opt.Registerer == nil {
 		return o
 	}
-	opt.Registerer.MustRegister(o.delivered, o.attempts, o.dead,
+	opt.Registerer.MustRegister(o.delivered, o.attempts, o.dead, o.unknownKey,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_backlog", Help: "Events this process holds for delivery (queued or in flight)."},
 			func() float64 { n, _ := o.backlog(); return float64(n) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_outbox_oldest_age_seconds", Help: "Age of the oldest event this process holds for delivery; 0 when none."},
@@ -170,63 +181,6 @@ func (o *Outbox) backlog() (int, time.Duration) {
 	return len(o.queued), o.now().Sub(oldest)
 }
 
-// claim takes the claimable events from the store into the destinations'
-// queues; an event with nowhere to go is acked at once.
-func (o *Outbox) claim(ctx context.Context) {
-	evs, err := o.store.ClaimEvents(ctx, eventLease, 256)
-	if err != nil {
-		if ctx.Err() == nil {
-			o.log.Warn("could not claim events; will retry", "err", err)
-		}
-		return
-	}
-	now := o.now()
-	for _, ev := range evs {
-		if o.claimed != nil && ev.Attempts == 0 {
-			o.claimed(ev)
-		}
-		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
-		if o.destination(d) == "" {
-			if o.logUnsent {
-				o.logNoDestination(ctx, d)
-			}
-			o.ack(ctx, d, false)
-			continue
-		}
-		o.mu.Lock()
-		if o.queued[d.key()] == nil {
-			o.queued[d.key()] = d
-			dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
-			heap.Push(&dst.queue, d)
-		}
-		o.mu.Unlock()
-	}
-	if len(evs) > 0 {
-		o.kick()
-	}
-}
-
-// renew extends the leases of events still waiting in a queue (behind a
-// busy or broken destination), so no other replica claims them meanwhile.
-func (o *Outbox) renew(ctx context.Context) {
-	now := o.now()
-	var due []matcher.Event
-	o.mu.Lock()
-	for _, d := range o.queued {
-		// An event in flight is the attempt's: it acks or defers it.
-		if !d.inflight && d.leaseUntil.Sub(now) < eventLease/2 {
-			d.leaseUntil = now.Add(eventLease)
-			due = append(due, d.ev)
-		}
-	}
-	o.mu.Unlock()
-	for _, ev := range due {
-		if err := o.store.DeferEvent(ctx, ev, now.Add(eventLease)); err != nil && ctx.Err() == nil {
-			o.log.Warn("could not renew an event lease", "event", ev.ID, "err", err)
-		}
-	}
-}
-
 // dest returns the destination named id, creating it; o.mu must be held.
 func (o *Outbox) dest(id destKey) *destination {
 	dst := o.dests[id]
@@ -273,7 +227,7 @@ func (o *Outbox) ack(ctx context.Context, d *delivery, dead bool) {
 func (o *Outbox) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTicker(claimEvery)
+	tick := time.NewTimer(nextClaim())
 	defer tick.Stop()
 	o.claim(ctx)
 	for {
@@ -287,6 +241,7 @@ func (o *Outbox) Run(ctx context.Context) {
 		case <-tick.C:
 			o.claim(ctx)
 			o.renew(ctx)
+			tick.Reset(nextClaim())
 		case <-o.wake:
 		case <-t.C:
 		}
@@ -372,6 +327,11 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	case err == nil:
 		o.ack(ctx, d, false)
 		o.delivered.Inc()
+		o.finish(d, dst, false)
+		return
+	case errors.Is(err, errUnknownKey):
+		// The key was removed since the claim: not this process's event.
+		o.hold(ctx, d)
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):

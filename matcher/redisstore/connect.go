@@ -58,7 +58,7 @@ func (s *Store) connect() error {
 			}
 			co.Addrs = append(co.Addrs, o.Addr)
 		}
-		s.cluster = redis.NewClusterClient(co)
+		s.cluster = newClusterClient(co)
 		s.rdb = s.cluster
 		s.nodeOpt = &redis.Options{Username: first.Username, Password: first.Password, TLSConfig: first.TLSConfig}
 	}

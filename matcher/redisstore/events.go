@@ -18,14 +18,14 @@ import (
 // dueTags returns the tags whose sorted set name (exp, done or ev) has
 // members scored up to max: one pipelined round trip.
 func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]string, error) {
-	tags, err := s.rdb.SMembers(ctx, tagsKey).Result()
+	tags, err := s.rdb.SMembers(ctx, s.k.tags()).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	cmds := make([]*redis.IntCmd, len(tags))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range tags {
-			cmds[i] = p.ZCount(ctx, key(t, set), "-inf", strconv.FormatInt(maxScore, 10))
+			cmds[i] = p.ZCount(ctx, s.k.key(t, set), "-inf", strconv.FormatInt(maxScore, 10))
 		}
 		return nil
 	})
@@ -59,7 +59,7 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 			break
 		}
 		// On an error, events claimed so far wait for their lease to end.
-		v, err := s.call(ctx, "mogate_v1_claim", tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
+		v, err := s.call(ctx, "claim", s.k.tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
 		if err != nil {
 			return nil, err
 		}
@@ -85,11 +85,11 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 		for i, m := range members {
 			member, _ := m.(string)
 			if id, ok := strings.CutPrefix(member, "s:"); ok {
-				cmds[i] = p.HGet(ctx, key(tag, "s"), id)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, "s"), id)
 			} else {
-				cmds[i] = p.HGet(ctx, key(tag, "e"), member)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, "e"), member)
 			}
-			attempts[i] = p.HGet(ctx, key(tag, "e"), "a:"+member)
+			attempts[i] = p.HGet(ctx, s.k.key(tag, "e"), "a:"+member)
 		}
 		return nil
 	})
@@ -130,7 +130,7 @@ func (s *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 	if dead {
 		state = matcher.Dead
 	}
-	_, err = s.call(ctx, "mogate_v1_ack", tagKeys(tagOf(to)), member, int(state))
+	_, err = s.call(ctx, "ack", s.k.tagKeys(tagOf(to)), member, int(state))
 	return err
 }
 
@@ -147,7 +147,7 @@ func (s *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	if err != nil {
 		return err
 	}
-	_, err = s.call(ctx, "mogate_v1_defer", tagKeys(tagOf(to)), member, ms(until), ev.Attempts)
+	_, err = s.call(ctx, "defer", s.k.tagKeys(tagOf(to)), member, ms(until), ev.Attempts)
 	return err
 }
 
@@ -178,7 +178,7 @@ func (s *Store) signal() {
 func (s *Store) subscribe(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	s.ps = s.rdb.Subscribe(ctx, wakeChan)
+	s.ps = s.rdb.Subscribe(ctx, s.k.wake())
 	if _, err := s.ps.Receive(ctx); err != nil {
 		s.ps.Close()
 		return unavailable(err)
@@ -274,12 +274,13 @@ func (s *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 // sweepInterval is how often Run looks for due expiries.
 const sweepInterval = 250 * time.Millisecond
 
-// Run expires due sessions and drops old ones until ctx ends.
+// Run expires due sessions and drops old ones until ctx ends, and samples
+// Redis's TIME every 10 s (see Now).
 func (s *Store) Run(ctx context.Context) {
 	t := time.NewTicker(sweepInterval)
 	defer t.Stop()
 	failing := false
-	registered := time.Now()
+	registered, synced := time.Now(), time.Now()
 	for {
 		select {
 		case <-ctx.Done():
@@ -293,6 +294,10 @@ func (s *Store) Run(ctx context.Context) {
 			registered = time.Now()
 			_ = s.registerNumbers(ctx) // a failure shows in the sweep below
 			_ = s.checkNodes(ctx)      // logs and counts unsafe nodes
+		}
+		if time.Since(synced) > clockSyncEvery {
+			synced = time.Now()
+			_ = s.syncClock(ctx) // a failure keeps the last offset, and shows in the sweep below
 		}
 		err := s.sweep(ctx)
 		switch {
@@ -322,7 +327,7 @@ func (s *Store) sweep(ctx context.Context) error {
 	}
 	expired := false
 	for _, tag := range slices.Compact(slices.Sorted(slices.Values(append(exp, old...)))) {
-		v, err := s.call(ctx, "mogate_v1_sweep", tagKeys(tag), ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
+		v, err := s.call(ctx, "sweep", s.k.tagKeys(tag), ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
 		if err != nil {
 			return err
 		}

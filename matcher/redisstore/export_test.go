@@ -9,7 +9,7 @@ import (
 func (s *Store) Sweep(ctx context.Context) error { return s.sweep(ctx) }
 
 // SessionsKey is the hash of the sessions on receiving number to.
-func SessionsKey(to string) string { return key(tagOf(to), "s") }
+func SessionsKey(to string) string { return keyspace{DefaultPrefix}.key(tagOf(to), "s") }
 
 // SetWaitFallback changes how often Wait re-reads without a wakeup.
 func SetWaitFallback(d time.Duration) (restore func()) {
@@ -20,3 +20,22 @@ func SetWaitFallback(d time.Duration) (restore func()) {
 
 // CheckNodes runs the settings check that Run repeats every minute.
 func (s *Store) CheckNodes(ctx context.Context) error { return s.checkNodes(ctx) }
+
+// Library returns the name and code of the function library, and of the
+// library body would build.
+func Library(body string) (name, code string) {
+	if body == "" {
+		return libraryName, library
+	}
+	return buildLibrary(body)
+}
+
+// LibraryBody is library.lua.
+var LibraryBody = libraryBody
+
+// SetClockSyncEvery changes how often Run samples Redis's TIME.
+func SetClockSyncEvery(d time.Duration) (restore func()) {
+	old := clockSyncEvery
+	clockSyncEvery = d
+	return func() { clockSyncEvery = old }
+}

@@ -57,11 +57,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Outcome{}, err
 	}
-	dedupe := key(tag, "d:"+msg.Provider+"\x00"+msg.MessageID)
-	parts := key(tag, "mp:"+msg.Provider+"\x00"+msg.From+"\x00"+msg.PartsRef)
+	dedupe := s.k.key(tag, "d:"+msg.Provider+"\x00"+msg.MessageID)
+	parts := s.k.key(tag, "mp:"+msg.Provider+"\x00"+msg.From+"\x00"+msg.PartsRef)
 	text, whole := msg.Text, false
 	if msg.PartsRef != "" && msg.Parts > 1 {
-		v, err := s.call(ctx, "mogate_v1_part", []string{dedupe, parts},
+		v, err := s.call(ctx, "part", []string{dedupe, parts},
 			msg.Part, msg.Text, msg.Parts, s.opt.Retention.Milliseconds(), partsTTL.Milliseconds())
 		if err != nil {
 			return matcher.Outcome{}, err
@@ -93,8 +93,8 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		a.Events = append(a.Events, eventArgs{Member: "u:" + e.ID, JSON: string(b)})
 	}
 	b, _ := json.Marshal(a)
-	keys := tagKeys(tag, dedupe, key(tag, "g:"+msg.From), key(tag, "u:"+msg.From), parts)
-	v, err := s.call(ctx, "mogate_v1_ingest", keys, string(b))
+	keys := s.k.tagKeys(tag, dedupe, s.k.key(tag, "g:"+msg.From), s.k.key(tag, "u:"+msg.From), parts)
+	v, err := s.call(ctx, "ingest", keys, string(b))
 	if err != nil {
 		return matcher.Outcome{}, err
 	}

@@ -1,26 +1,21 @@
-#!lua name=mogate_v1
--- mogate's Redis function library, version 1 (see redisstore.go for the
--- key layout). Any change to this file changes the version: the library
--- name and the function names' prefix, here and in the Go code, so that
--- replicas of two builds never replace each other's functions. Every function takes the keys of one receiving number's tag
--- in this order, all in one hash slot:
---   1 s     hash   session id -> session JSON
---   2 tok   hash   page token -> session id
---   3 pairs zset   pending expected-sender sessions, by lex: to \0 sender \0 seq \0 id
---   4 codes hash   to \0 normalized code -> pending capture session id
---   5 exp   zset   pending session id by expires_at (ms)
---   6 done  zset   finished session id by finished_at (ms), for the retention
---   7 ev    zset   undelivered event ("s:<session id>" | "u:<event id>") by due/lease end (ms)
---   8 e     hash   "u:<event id>" -> message.unmatched event JSON;
---                  "a:<ev member>" -> failed delivery attempts
---   9 pend  hash   receiving number -> pending sessions
---  10 seq   string creation counter: the older session of a pair wins
+-- mogate's Redis function library. redisstore.go's buildLibrary puts its
+-- header before this text: the library name (a hash of the code, so that
+-- builds with different code never replace each other's functions), LIB
+-- (the functions' name prefix) and the indexes S, TOK, PAIRS, CODES, EXP,
+-- DONE, EV, E, PEND, SEQ of the receiving number's keys in KEYS (keys.go
+-- describes them: every function takes them, all in one hash slot, then
+-- its own extra keys). No key name is built here: every key comes in
+-- KEYS, so one Redis serves deployments of any redis_prefix.
 -- Times come from the caller's clock (ARGV), never from Redis.
 
-local S, TOK, PAIRS, CODES, EXP, DONE, EV, E, PEND, SEQ = 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
 local PENDING, VERIFIED, EXPIRED, CANCELLED, FAILED = 0, 1, 2, 3, 4
 local UNMATCHED, MATCHED, ATTEMPTED, EXHAUSTED, PARTSTORED = 0, 1, 2, 3, 4
-local CHANNEL = 'mogate:wake'
+
+-- wake is the wakeup channel of the keys' deployment: their prefix, then
+-- ":wake" (keys[S] is "<prefix>:{<tag>}:s").
+local function wake(keys)
+  return string.match(keys[S], '^(.*):{') .. ':wake'
+end
 
 local function load(keys, id)
   local v = redis.call('HGET', keys[S], id)
@@ -78,7 +73,7 @@ local function finish(keys, s, st, at, now)
   redis.call('ZADD', keys[DONE], at, s.id)
   redis.call('ZADD', keys[EV], now, 's:' .. s.id)
   local enc = save(keys, s)
-  redis.call('PUBLISH', CHANNEL, s.id)
+  redis.call('PUBLISH', wake(keys), s.id)
   return enc
 end
 
@@ -232,7 +227,7 @@ local function ingest(keys, args)
     redis.call('HSET', keys[E], ev.m, ev.j)
     redis.call('ZADD', keys[EV], now, ev.m)
   end
-  if #a.uevs > 0 then redis.call('PUBLISH', CHANNEL, 'ev') end
+  if #a.uevs > 0 then redis.call('PUBLISH', wake(keys), 'ev') end
   bucket(keys[13], a.uph, HOUR, now, true)
   return done(out)
 end
@@ -330,12 +325,12 @@ local function idem_release(keys, args)
   return 0
 end
 
-redis.register_function('mogate_v1_create', create)
-redis.register_function('mogate_v1_cancel', cancel)
-redis.register_function('mogate_v1_ingest', ingest)
-redis.register_function('mogate_v1_part', part)
-redis.register_function('mogate_v1_sweep', sweep)
-redis.register_function('mogate_v1_claim', claim)
-redis.register_function('mogate_v1_ack', ack)
-redis.register_function('mogate_v1_defer', defer)
-redis.register_function('mogate_v1_idem_release', idem_release)
+redis.register_function(LIB .. '_create', create)
+redis.register_function(LIB .. '_cancel', cancel)
+redis.register_function(LIB .. '_ingest', ingest)
+redis.register_function(LIB .. '_part', part)
+redis.register_function(LIB .. '_sweep', sweep)
+redis.register_function(LIB .. '_claim', claim)
+redis.register_function(LIB .. '_ack', ack)
+redis.register_function(LIB .. '_defer', defer)
+redis.register_function(LIB .. '_idem_release', idem_release)

@@ -4,38 +4,18 @@
 // point (DESIGN.md §8).
 //
 // Every state change is one call of a function of the library in
-// library.lua (FUNCTION LOAD REPLACE at Open, again when a call finds it
-// missing after a restart or failover), with every key it touches passed
-// in KEYS. A receiving number's keys share a hash tag, a short hash of the
-// number that session ids and page tokens carry, so one function call
-// touches one slot and the layout runs unchanged on Redis Cluster:
-//
-//	mogate:{T}:s      hash  session id -> session JSON
-//	mogate:{T}:tok    hash  page token -> session id
-//	mogate:{T}:pairs  zset  pending expected-sender sessions (lex: to \0 sender \0 seq \0 id)
-//	mogate:{T}:codes  hash  to \0 normalized code -> pending capture session id
-//	mogate:{T}:exp    zset  pending session ids by expires_at (ms)
-//	mogate:{T}:done   zset  finished session ids by finished_at (ms): dropped after the retention
-//	mogate:{T}:ev     zset  undelivered events ("s:<id>", "u:<evt id>") by due time / lease end (ms)
-//	mogate:{T}:e      hash  "u:<evt id>" -> message.unmatched event JSON
-//	mogate:{T}:pend   hash  receiving number -> pending sessions
-//	mogate:{T}:seq    string creation counter (the older session of a pair wins)
-//	mogate:{T}:d:<provider>\0<message id>  dedupe record (the outcome), PX retention
-//	mogate:{T}:g:<sender>   capture guess bucket of a sender on this number, PX 1h
-//	mogate:{T}:u:<sender>   unmatched budget of a sender on this number, PX 1h
-//	mogate:{T}:mp:<provider>\0<sender>\0<ref>  parts of a multipart message, PX 1h
-//	mogate:idem:{<hash of API key, Idempotency-Key>}  "<session id>\0<to>\0<request hash>", PX retention
-//	mogate:nonce:<provider>\0<nonce>  spent nonce, SET NX PX retention
-//	mogate:tags       set   every tag T in use (for the sweeper, events and counts)
-//
-// T is the hex of the first 4 bytes of SHA-256 of the receiving number.
-// Wakeups go over pub/sub (channel mogate:wake: a session id when it
-// reaches a final status, "ev" for other events).
+// library.lua (FUNCTION LOAD at Open, again when a call finds it missing
+// after a restart or failover), with every key it touches passed in KEYS.
+// keys.go describes the key layout: every key begins with Options.Prefix,
+// and a receiving number's keys share a hash tag, so the layout runs
+// unchanged on Redis Cluster.
 package redisstore
 
 import (
 	"context"
+	"crypto/sha256"
 	_ "embed"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -51,20 +31,42 @@ import (
 )
 
 //go:embed library.lua
-var library string
+var libraryBody string
 
-// libraryName is the versioned library name: replicas of another version
-// load theirs beside it.
-const libraryName = "mogate_v1"
+// libraryName names the library after a hash of its code: Redis functions
+// are global to the server, so builds whose library differs load theirs
+// beside each other instead of replacing it, and deployments of one build
+// (whatever their prefix) share it.
+var libraryName, library = buildLibrary(libraryBody)
+
+// buildLibrary prefixes the Lua body with its header: the library name,
+// LIB (the functions' name prefix) and the indexes of the tag's keys in
+// KEYS, from tagNames.
+func buildLibrary(body string) (name, code string) {
+	var idx strings.Builder
+	for i, n := range tagNames {
+		fmt.Fprintf(&idx, "local %s = %d\n", n.lua, i+1)
+	}
+	sum := sha256.Sum256([]byte(idx.String() + body))
+	name = "mogate_" + hex.EncodeToString(sum[:6])
+	return name, "#!lua name=" + name + "\nlocal LIB = '" + name + "'\n" + idx.String() + body
+}
 
 // Options configure Open.
 type Options struct {
+	// Prefix begins every key and channel name (redis_prefix); "mogate"
+	// when empty. Deployments sharing one Redis need one each.
+	Prefix string
 	// URL is redis://[user:password@]host:port[/db] (rediss:// for TLS);
 	// several comma-separated URLs are the seed nodes of a Redis Cluster.
 	URL string
-	// Now is the clock of every timestamp and expiry decision; time.Now
-	// when nil.
-	Now         func() time.Time
+	// Now is the local clock, time.Now when nil. Timestamps and expiry
+	// decisions follow Redis's TIME instead: Now corrected by the offset
+	// Open measures, and Run every 10 s (see Store.Now).
+	Now func() time.Time
+	// LocalClock uses Now as is, uncorrected: for tests that move a fake
+	// clock.
+	LocalClock  bool
 	MaxAttempts int           // default for sessions; 3 when 0
 	CodeLength  int           // digits of generated codes; 6 when 0
 	Retention   time.Duration // finished sessions, dedupe records and nonces; 24h when 0
@@ -93,7 +95,7 @@ type Options struct {
 	// Timeout bounds every call to Redis; 5s when 0.
 	Timeout time.Duration
 	// Numbers are the pool's receiving numbers: their tags are listed in
-	// mogate:tags at Open and every minute, so a quiet number's sessions
+	// P:tags at Open and every minute, so a quiet number's sessions
 	// and events are swept and claimed even if a failover lost the entry.
 	Numbers []string
 	Logger  *slog.Logger
@@ -102,12 +104,14 @@ type Options struct {
 // Store is a matcher.Store in Redis. Its methods are safe for concurrent use.
 type Store struct {
 	opt     Options
+	k       keyspace
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient // nil for one server
 	ps      *redis.PubSub
 	log     *slog.Logger
 	wake    chan struct{}
-	tags    sync.Map // tags this process registered in mogate:tags
+	tags    sync.Map // tags this process registered in P:tags
+	clk     clock
 
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
@@ -149,7 +153,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	s := &Store{opt: o, log: o.Logger, wake: make(chan struct{}, 1), waiters: map[string][]chan struct{}{}}
+	if o.Prefix == "" {
+		o.Prefix = DefaultPrefix
+	}
+	if err := CheckPrefix(o.Prefix); err != nil {
+		return nil, fmt.Errorf("redisstore: redis_prefix %w", err)
+	}
+	s := &Store{opt: o, k: keyspace{o.Prefix}, log: o.Logger, wake: make(chan struct{}, 1), waiters: map[string][]chan struct{}{}}
+	s.clk.local, s.opt.Now = o.Now, s.Now
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
@@ -164,6 +175,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.checkWaitAOF()
+	}
+	if err == nil {
+		err = s.syncClock(ctx)
 	}
 	if err == nil {
 		err = s.loadLibrary(ctx)
@@ -203,10 +217,12 @@ func (s *Store) loadLibrary(ctx context.Context) error {
 	return nil
 }
 
-// call runs one library function with a deadline, followed by WAIT when
-// writes wait for replicas (write); a function missing after a restart or
-// failover is loaded again and the call made once more.
+// call runs the library's function fn ("create", "ingest", ...) with a
+// deadline, followed by WAIT when writes wait for replicas (write); a
+// function missing after a restart or failover is loaded again and the
+// call made once more.
 func (s *Store) call(ctx context.Context, fn string, keys []string, args ...any) (any, error) {
+	fn = libraryName + "_" + fn
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var cmd *redis.Cmd

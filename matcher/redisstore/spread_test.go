@@ -133,7 +133,7 @@ func TestStoreAcrossReplicas(t *testing.T) {
 		}
 		var rs []*redisstore.Store
 		for range 3 {
-			rs = append(rs, open(t, options(srv.URL(), clock)))
+			rs = append(rs, open(t, fakeOptions(srv.URL(), clock)))
 		}
 		return newSpread(rs)
 	})

@@ -2,8 +2,6 @@ package redisstore
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,7 +14,7 @@ import (
 	"github.com/mogate/mogate/matcher"
 )
 
-// registerNumbers lists the tags of the pool's numbers in mogate:tags.
+// registerNumbers lists the tags of the pool's numbers in P:tags.
 func (s *Store) registerNumbers(ctx context.Context) error {
 	for _, n := range s.opt.Numbers {
 		if err := s.register(ctx, tagOf(n)); err != nil {
@@ -26,7 +24,7 @@ func (s *Store) registerNumbers(ctx context.Context) error {
 	return nil
 }
 
-// register adds tag to mogate:tags, once per process: the sweeper, event
+// register adds tag to P:tags, once per process: the sweeper, event
 // claims and counts find the number's keys through it. It runs before the
 // first write to the tag, so no write is ever unlisted.
 func (s *Store) register(ctx context.Context, tag string) error {
@@ -35,18 +33,14 @@ func (s *Store) register(ctx context.Context, tag string) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
+	k := s.k.tags()
 	var cmd *redis.IntCmd
-	werr := s.write(ctx, tagsKey, func(c redis.Cmdable) { cmd = c.SAdd(ctx, tagsKey, tag) })
+	werr := s.write(ctx, k, func(c redis.Cmdable) { cmd = c.SAdd(ctx, k, tag) })
 	if err := s.written(ctx, cmd.Err(), werr); err != nil {
 		return err
 	}
 	s.tags.Store(tag, true)
 	return nil
-}
-
-func idemKey(key, idem string) string {
-	sum := sha256.Sum256([]byte(key + "\x00" + idem))
-	return "mogate:idem:{" + hex.EncodeToString(sum[:16]) + "}"
 }
 
 // Create makes a pending session (the rules of matcher.Matcher.Create).
@@ -82,7 +76,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 	if req.IdemKey == "" {
 		return s.create(ctx, req, id)
 	}
-	ik := idemKey(req.Key, req.IdemKey)
+	ik := s.k.idem(req.Key, req.IdemKey)
 	claim := id + "\x00" + req.To + "\x00" + req.ReqHash + "\x00" + strconv.FormatInt(ms(s.opt.Now()), 10)
 	for try := 0; ; try++ {
 		if try == 3 {
@@ -100,7 +94,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		if ok {
 			sess, replayed, err := s.create(ctx, req, id)
 			if err != nil && !errors.Is(err, matcher.ErrUnavailable) {
-				if _, rerr := s.call(ctx, "mogate_v1_idem_release", []string{ik}, claim); rerr != nil {
+				if _, rerr := s.call(ctx, "idem_release", []string{ik}, claim); rerr != nil {
 					s.log.Warn("redis: idempotency claim not released", "err", rerr)
 				}
 			}
@@ -124,7 +118,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		}
 		if at, _ := strconv.ParseInt(parts[3], 10, 64); ms(s.opt.Now())-at > 2*s.opt.Timeout.Milliseconds() {
 			// Stale: its session is gone. Replace the claim.
-			if _, err := s.call(ctx, "mogate_v1_idem_release", []string{ik}, cur); err != nil {
+			if _, err := s.call(ctx, "idem_release", []string{ik}, cur); err != nil {
 				return matcher.Session{}, false, err
 			}
 			continue
@@ -164,7 +158,7 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)),
 		}
 		b, _ := json.Marshal(w)
-		v, err := s.call(ctx, "mogate_v1_create", tagKeys(tag), string(b), ms(now))
+		v, err := s.call(ctx, "create", s.k.tagKeys(tag), string(b), ms(now))
 		if err != nil {
 			return matcher.Session{}, false, err
 		}
@@ -211,7 +205,7 @@ func (s *Store) decode(j string) (matcher.Session, error) {
 // Idempotency-Key, if it is still held.
 func (s *Store) LookupIdempotent(ctx context.Context, key, idem string) (matcher.Session, bool, error) {
 	cctx, cancel := s.timeout(ctx)
-	cur, err := s.rdb.Get(cctx, idemKey(key, idem)).Result()
+	cur, err := s.rdb.Get(cctx, s.k.idem(key, idem)).Result()
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		return matcher.Session{}, false, nil
@@ -235,7 +229,7 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	j, err := s.rdb.HGet(ctx, key(tag, "s"), id).Result()
+	j, err := s.rdb.HGet(ctx, s.k.key(tag, "s"), id).Result()
 	if errors.Is(err, redis.Nil) {
 		return matcher.Session{}, matcher.ErrNotFound
 	}
@@ -279,7 +273,7 @@ func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]
 		cmds := make([]*redis.Cmd, len(tos))
 		for i, to := range tos {
 			tag := tagOf(to)
-			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, []string{key(tag, "pairs"), key(tag, "s")}, to+"\x00"+sender+"\x00")
+			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, []string{s.k.key(tag, "pairs"), s.k.key(tag, "s")}, to+"\x00"+sender+"\x00")
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -324,7 +318,7 @@ func (s *Store) ByPageToken(ctx context.Context, token string) (matcher.Session,
 		return matcher.Session{}, matcher.ErrNotFound
 	}
 	cctx, cancel := s.timeout(ctx)
-	id, err := s.rdb.HGet(cctx, key(tag, "tok"), token).Result()
+	id, err := s.rdb.HGet(cctx, s.k.key(tag, "tok"), token).Result()
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		return matcher.Session{}, matcher.ErrNotFound
@@ -341,7 +335,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) 
 	if !ok || strings.HasPrefix(id, tokenPref) {
 		return matcher.Session{}, matcher.ErrNotFound
 	}
-	v, err := s.call(ctx, "mogate_v1_cancel", tagKeys(tag), id, ms(s.opt.Now()))
+	v, err := s.call(ctx, "cancel", s.k.tagKeys(tag), id, ms(s.opt.Now()))
 	if err != nil {
 		return matcher.Session{}, err
 	}
@@ -364,7 +358,7 @@ func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) 
 func (s *Store) SpendNonce(ctx context.Context, provider, nonce string) (bool, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	k := "mogate:nonce:" + provider + "\x00" + nonce
+	k := s.k.nonce(provider, nonce)
 	var cmd *redis.BoolCmd
 	werr := s.write(ctx, k, func(c redis.Cmdable) { cmd = c.SetNX(ctx, k, "1", s.opt.Retention) })
 	fresh, err := cmd.Result()
@@ -378,14 +372,14 @@ func (s *Store) SpendNonce(ctx context.Context, provider, nonce string) (bool, e
 func (s *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	tags, err := s.rdb.SMembers(ctx, tagsKey).Result()
+	tags, err := s.rdb.SMembers(ctx, s.k.tags()).Result()
 	if err != nil {
 		return nil, unavailable(err)
 	}
 	cmds := make([]*redis.MapStringStringCmd, len(tags))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range tags {
-			cmds[i] = p.HGetAll(ctx, key(t, "pend"))
+			cmds[i] = p.HGetAll(ctx, s.k.key(t, "pend"))
 		}
 		return nil
 	})
@@ -407,3 +401,7 @@ func (s *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
 // Client is the store's Redis client, for state the gateway shares across
 // replicas beside sessions (its create rate limits).
 func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// LimitPrefix begins the names of the keys the gateway keeps in Client
+// (P:limit:), so they stay in the deployment's prefix.
+func (s *Store) LimitPrefix() string { return s.k.limits() }

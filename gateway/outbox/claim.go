@@ -1,0 +1,92 @@
+package outbox
+
+import (
+	"container/heap"
+	"context"
+	"strings"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// claimBatch is how many events one claim asks the store for.
+const claimBatch = 256
+
+// claimRounds bounds the batches one claim takes in a row: a full batch
+// that held events of unknown API keys is followed by another at once, so
+// a backlog of such events does not crowd out the events this process can
+// deliver.
+const claimRounds = 8
+
+// claim takes the claimable events from the store into the destinations'
+// queues.
+func (o *Outbox) claim(ctx context.Context) {
+	for range claimRounds {
+		if n, held := o.claimOnce(ctx); n < claimBatch || held == 0 {
+			return
+		}
+	}
+}
+
+// claimOnce claims one batch and returns how many events it claimed and
+// how many of them it handed back because their API key is unknown here.
+// An event of a known key with nowhere to go is acked at once.
+func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
+	evs, err := o.store.ClaimEvents(ctx, eventLease, claimBatch)
+	if err != nil {
+		if ctx.Err() == nil {
+			o.log.Warn("could not claim events; will retry", "err", err)
+		}
+		return 0, 0
+	}
+	now := o.now()
+	for _, ev := range evs {
+		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
+		if o.Key(d.apiKey()) == nil {
+			o.hold(ctx, d)
+			held++
+			continue
+		}
+		if o.claimed != nil && ev.Attempts == 0 {
+			o.claimed(ev)
+		}
+		if o.destination(d) == "" {
+			if o.logUnsent {
+				o.logNoDestination(ctx, d)
+			}
+			o.ack(ctx, d, false)
+			continue
+		}
+		o.mu.Lock()
+		if o.queued[d.key()] == nil {
+			o.queued[d.key()] = d
+			dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
+			heap.Push(&dst.queue, d)
+		}
+		o.mu.Unlock()
+	}
+	if len(evs) > 0 {
+		o.kick()
+	}
+	return len(evs), held
+}
+
+// renew extends the leases of events still waiting in a queue (behind a
+// busy or broken destination), so no other replica claims them meanwhile.
+func (o *Outbox) renew(ctx context.Context) {
+	now := o.now()
+	var due []matcher.Event
+	o.mu.Lock()
+	for _, d := range o.queued {
+		// An event in flight is the attempt's: it acks or defers it.
+		if !d.inflight && d.leaseUntil.Sub(now) < eventLease/2 {
+			d.leaseUntil = now.Add(eventLease)
+			due = append(due, d.ev)
+		}
+	}
+	o.mu.Unlock()
+	for _, ev := range due {
+		if err := o.store.DeferEvent(ctx, ev, now.Add(eventLease)); err != nil && ctx.Err() == nil {
+			o.log.Warn("could not renew an event lease", "event", ev.ID, "err", err)
+		}
+	}
+}
