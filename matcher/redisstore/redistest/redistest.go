@@ -72,6 +72,9 @@ func sparePort(t testing.TB) int {
 func (s *Server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	// Its own process group: Kill takes the children it forks (AOF
+	// rewrite, replication snapshot) with it, as a crash of the host would.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
@@ -112,8 +115,13 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies too
+	pgid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
+	for i := 0; i < 100 && syscall.Kill(-pgid, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond) // a forked child still exiting
+	}
 	s.cmd = nil
 }
 
