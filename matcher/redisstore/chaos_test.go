@@ -36,7 +36,7 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 		s.WaitKnows(master, 2, 1)
 	}
 	o := options(redistest.SentinelURL(master, sentinels...), nil)
-	o.WaitReplicas, o.WaitTimeout, o.Timeout = 1, 200*time.Millisecond, 2*time.Second
+	o.WaitReplicas, o.WaitTimeout, o.Timeout = 1, 500*time.Millisecond, 2*time.Second
 	s := open(t, o)
 	ctx := context.Background()
 

@@ -62,7 +62,9 @@ func TestWaitReplicas(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
 	o := options(primary.URL(), nil)
-	o.WaitReplicas, o.WaitTimeout, o.Timeout = 1, 200*time.Millisecond, 5*time.Second
+	// A WAIT timeout with room for a busy test machine; the call timeout
+	// far above it, to tell which one a frozen replica runs into.
+	o.WaitReplicas, o.WaitTimeout, o.Timeout = 1, time.Second, 10*time.Second
 	s := open(t, o)
 	ctx := context.Background()
 	var p pipelines
@@ -100,7 +102,7 @@ func TestWaitReplicas(t *testing.T) {
 			if !errors.Is(err, matcher.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
 				t.Fatalf("write with the replica frozen = %v, want unavailable (WAIT)", err)
 			}
-			if took := time.Since(start); took > 2*time.Second {
+			if took := time.Since(start); took > 3*time.Second {
 				t.Fatalf("took %s: bounded by the call timeout, not the WAIT timeout", took)
 			}
 		})
@@ -205,7 +207,7 @@ func TestSentinel(t *testing.T) {
 	replica := redistest.StartReplica(t, primary)
 	sen := redistest.StartSentinel(t, "mymaster", primary, 1, 2*time.Second)
 	o := options(redistest.SentinelURL("mymaster", sen), nil)
-	o.WaitReplicas = 1
+	o.WaitReplicas, o.WaitTimeout = 1, time.Second
 	s := open(t, o)
 	ctx := context.Background()
 	first, err := create(ctx, s, 1)
@@ -254,7 +256,7 @@ func TestWaitReplicasCluster(t *testing.T) {
 	}
 	c := redistest.StartClusterReplicas(t, 3, 1)
 	o := options(c.URL(), nil)
-	o.WaitReplicas = 1
+	o.WaitReplicas, o.WaitTimeout = 1, time.Second
 	s := open(t, o)
 	ctx := context.Background()
 	sess, err := create(ctx, s, 1)
