@@ -91,3 +91,20 @@ func TestRedisUnsafeNodesMetric(t *testing.T) {
 		t.Fatalf("no log line names the setting: %s", h.logs)
 	}
 }
+
+// TestRedisWaitReplicas503: with redis_wait_replicas 1 a create is 201
+// while the replica keeps up, and 503 (never 201) while it does not
+// acknowledge within redis_wait_timeout.
+func TestRedisWaitReplicas503(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	h := redisHarness(t, primary.URL(), "redis_wait_replicas: 1\nredis_wait_timeout: 1s\n")
+	if code, body := h.create(shopKey, `{"number": "+14155550123"}`, nil); code != 201 {
+		t.Fatalf("create = %d %s", code, body)
+	}
+	replica.Stop()
+	defer replica.Cont()
+	if code, body := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 503 {
+		t.Fatalf("create with the replica frozen = %d %s", code, body)
+	}
+}
