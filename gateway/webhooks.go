@@ -26,10 +26,6 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	result := "error"
 	defer func() { s.metrics.webhooks.WithLabelValues(name, result).Inc() }()
-	// One deadline for the request's storage work: a stalled Redis is a
-	// 503 within storeBudget, whatever number of calls the request makes.
-	sctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
-	defer cancel()
 	body, err := readBody(c)
 	if err != nil {
 		result = "too_large"
@@ -45,6 +41,11 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	req := &adapters.Request{Method: c.Request.Method, URL: u, Header: c.Request.Header, Body: body}
+	// One deadline for the request's storage work, from here (a slow
+	// upload does not spend it): a stalled Redis is a 503 within
+	// storeBudget, whatever number of calls the request makes.
+	sctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
+	defer cancel()
 	if err := ad.Verify(req); err != nil {
 		result = "unauthenticated"
 		s.refused(c, name, u, err.Error())
