@@ -34,7 +34,14 @@ type Config struct {
 	RedisPrefix string `yaml:"redis_prefix"`
 	// RedisUnsafe lets store: redis start on a server without AOF
 	// appendfsync always and noeviction (tests and benchmarks only).
-	RedisUnsafe   bool     `yaml:"redis_unsafe"`
+	RedisUnsafe bool `yaml:"redis_unsafe"`
+	// RedisWaitReplicas is how many replicas must have each write before
+	// its 2xx (WAIT); 0 trusts the primary alone.
+	RedisWaitReplicas int      `yaml:"redis_wait_replicas"`
+	RedisWaitTimeout  Duration `yaml:"redis_wait_timeout"` // bound of each WAIT
+	// RedisWaitAOF waits for the write's fsync on the primary and
+	// RedisWaitReplicas replicas (WAITAOF, Redis >= 7.2).
+	RedisWaitAOF  bool     `yaml:"redis_wait_aof"`
 	Events        Events   `yaml:"events"`
 	LogLevel      string   `yaml:"log_level"`      // debug | info | warn | error
 	AdminListen   string   `yaml:"admin_listen"`   // when set, /metrics is served only there
@@ -130,10 +137,11 @@ func Default() Config {
 			PageStreamsPerSession:          4,
 			MaxConnections:                 10000,
 		},
-		Retention:     24 * time.Hour,
-		LogLevel:      "info",
-		RedisPrefix:   "mogate",
-		ShutdownDelay: 5 * time.Second,
+		Retention:        24 * time.Hour,
+		RedisWaitTimeout: 200 * time.Millisecond,
+		LogLevel:         "info",
+		RedisPrefix:      "mogate",
+		ShutdownDelay:    5 * time.Second,
 	}
 }
 
@@ -189,6 +197,8 @@ func (c *Config) Validate() error {
 		at("data_dir", "must not be empty with store: memory")
 	case c.Store == "redis" && !c.RedisURL.IsSet():
 		add(c.lineOf("store"), "redis_url", "required with store: redis")
+	case c.Store == "redis":
+		errs = append(errs, c.checkRedis()...)
 	}
 	if err := checkRedisPrefix(c.RedisPrefix); err != nil {
 		at("redis_prefix", "%v", err)

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/gin-gonic/gin"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -16,10 +17,35 @@ func (s *Server) readiness(ctx context.Context) (code int, status string) {
 		return http.StatusServiceUnavailable, "shutting down"
 	case !s.ready.Load():
 		return http.StatusServiceUnavailable, "not ready"
-	case s.store.Err(ctx) != nil:
+	}
+	if err := s.store.Err(ctx); err != nil {
+		if s.storeFailing.CompareAndSwap(false, true) {
+			s.log.Error("not ready: storage", "err", err)
+		}
+		if s.m == nil {
+			// Redis: the store recovers by itself once Redis answers, or
+			// Sentinel or Cluster names a primary.
+			return http.StatusServiceUnavailable, "Redis unavailable, or not a primary; retrying"
+		}
 		return http.StatusServiceUnavailable, "storage failed; restart to recover"
 	}
+	if s.storeFailing.CompareAndSwap(true, false) {
+		s.log.Info("storage works again")
+	}
 	return http.StatusOK, "ready"
+}
+
+// storeBudget bounds the storage work of one request (and each call of
+// store: redis): a stalled Redis is answered 503 within it, well inside
+// the 5 s a provider or client waits.
+const storeBudget = 4 * time.Second
+
+// bounded gives the request's storage work one deadline, storeBudget.
+func bounded(c *gin.Context) {
+	ctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
+	defer cancel()
+	c.Request = c.Request.WithContext(ctx)
+	c.Next()
 }
 
 // readyGauge is mogate_ready: 1 when /readyz would answer 200, read at

@@ -78,8 +78,11 @@ type Server struct {
 
 	ready    atomic.Bool
 	draining atomic.Bool // set by Drain: /readyz stays 503 until exit
-	stopping context.Context
-	stop     context.CancelFunc
+	// storeFailing is set while /readyz finds the store failing (its
+	// reason is logged once, when it starts).
+	storeFailing atomic.Bool
+	stopping     context.Context
+	stop         context.CancelFunc
 }
 
 // New builds a server from a validated configuration.
@@ -127,9 +130,10 @@ func New(o Options) (*Server, error) {
 		rs, err := redisstore.Open(ctx, redisstore.Options{
 			URL: cfg.RedisURL.Reveal(), Prefix: cfg.RedisPrefix, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
-			CaptureGuessesPerHour:     cfg.Limits.CaptureGuessesPerSenderPerHour,
+			CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, Timeout: storeBudget,
 			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
 			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger, Numbers: numberList(cfg.Numbers),
+			WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout, WaitAOF: cfg.RedisWaitAOF,
 		})
 		cancel()
 		if err != nil {
@@ -139,6 +143,7 @@ func New(o Options) (*Server, error) {
 		s.metrics.reg.MustRegister(clockSkew(rs))
 		clock = rs.Now
 		s.store = rs
+		s.metrics.reg.MustRegister(unsafeNodes(rs))
 		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
 		s.m = matcher.New(mo)
@@ -318,23 +323,23 @@ func (s *Server) routes(metricsHandler gin.HandlerFunc) *gin.Engine {
 	e.GET("/webhooks/:provider", s.webhook)
 
 	// Hosted page and its QR code: no API key, the page token is unguessable.
-	e.GET("/v/:token", s.page)
+	e.GET("/v/:token", bounded, s.page)
 	e.GET("/v/:token/events", s.pageEvents)
-	e.GET("/v/:token/qr.png", s.pageQR)
+	e.GET("/v/:token/qr.png", bounded, s.pageQR)
 
 	v1 := e.Group("/v1", s.authenticate)
-	v1.POST("/verifications", s.postVerification)
-	v1.GET("/verifications", s.listPending)
+	v1.POST("/verifications", bounded, s.postVerification)
+	v1.GET("/verifications", bounded, s.listPending)
 	v1.GET("/verifications/:id", s.getVerification)
 	v1.GET("/verifications/:id/events", s.getEvents)
-	v1.GET("/verifications/:id/qr.png", s.getQR)
-	v1.POST("/verifications/:id/cancel", s.cancelVerification)
-	v1.GET("/numbers", s.getNumbers)
+	v1.GET("/verifications/:id/qr.png", bounded, s.getQR)
+	v1.POST("/verifications/:id/cancel", bounded, s.cancelVerification)
+	v1.GET("/numbers", bounded, s.getNumbers)
 
 	otp := e.Group("/otp/reverse", contiguityRoutes, s.authenticate)
-	otp.POST("/initiate", s.contiguityInitiate)
-	otp.GET("/verify/:otp_id", s.contiguityVerify)
-	otp.POST("/cancel/:otp_id", s.contiguityCancel)
+	otp.POST("/initiate", bounded, s.contiguityInitiate)
+	otp.GET("/verify/:otp_id", bounded, s.contiguityVerify)
+	otp.POST("/cancel/:otp_id", bounded, s.contiguityCancel)
 	return e
 }
 

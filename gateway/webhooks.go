@@ -41,6 +41,11 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	req := &adapters.Request{Method: c.Request.Method, URL: u, Header: c.Request.Header, Body: body}
+	// One deadline for the request's storage work, from here (a slow
+	// upload does not spend it): a stalled Redis is a 503 within
+	// storeBudget, whatever number of calls the request makes.
+	sctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
+	defer cancel()
 	if err := ad.Verify(req); err != nil {
 		result = "unauthenticated"
 		s.refused(c, name, u, err.Error())
@@ -56,7 +61,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if nonce, bodySigned := nc.Nonce(req); nonce != "" {
 			// Every accepted request spends its nonce, durably; a signature
 			// that does not cover the body is good for one request only.
-			fresh, err := s.store.SpendNonce(c.Request.Context(), name, nonce)
+			fresh, err := s.store.SpendNonce(sctx, name, nonce)
 			if err != nil {
 				fail(c, s.storeErr("nonce "+name, err))
 				return
@@ -103,7 +108,7 @@ func (s *Server) webhook(c *gin.Context) {
 		if !s.speaksFor(rt, name, in) {
 			continue
 		}
-		if err := s.ingest(c.Request.Context(), rt, name, in); err != nil {
+		if err := s.ingest(sctx, rt, name, in); err != nil {
 			// Not durable: no 2xx, so the provider retries.
 			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
 			return

@@ -293,6 +293,7 @@ func (s *Store) Run(ctx context.Context) {
 			s.tags.Clear()
 			registered = time.Now()
 			_ = s.registerNumbers(ctx) // a failure shows in the sweep below
+			_ = s.checkNodes(ctx)      // logs and counts unsafe nodes
 		}
 		if time.Since(synced) > clockSyncEvery {
 			synced = time.Now()

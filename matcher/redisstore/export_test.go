@@ -18,6 +18,9 @@ func SetWaitFallback(d time.Duration) (restore func()) {
 	return func() { waitFallback = old }
 }
 
+// CheckNodes runs the settings check that Run repeats every minute.
+func (s *Store) CheckNodes(ctx context.Context) error { return s.checkNodes(ctx) }
+
 // Library returns the name and code of the function library, and of the
 // library body would build.
 func Library(body string) (name, code string) {

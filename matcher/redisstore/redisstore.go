@@ -19,15 +19,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/url"
-	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore/redisurl"
 )
 
 //go:embed library.lua
@@ -78,8 +78,20 @@ type Options struct {
 	// sessions (as IngestOptions.NoCapture would); 0: off.
 	UnmatchedPerSenderPerHour int
 	// Unsafe accepts a Redis whose persistence settings can lose
-	// acknowledged writes, or whose CONFIG command is disabled.
+	// acknowledged writes, or whose CONFIG command is disabled, and
+	// Sentinel or Cluster without WaitReplicas.
 	Unsafe bool
+	// WaitReplicas, when set, makes every write wait until this many
+	// replicas have it (WAIT, in the write's round trip); a write they do
+	// not acknowledge within WaitTimeout fails as unavailable (it may
+	// stand). Sentinel and Cluster need it unless Unsafe.
+	WaitReplicas int
+	// WaitTimeout bounds each WAIT; 200ms when 0.
+	WaitTimeout time.Duration
+	// WaitAOF waits with WAITAOF 1 WaitReplicas instead: the write is
+	// fsync'd on the primary and WaitReplicas replicas. Open refuses it on
+	// a primary without WAITAOF (Redis < 7.2).
+	WaitAOF bool
 	// Timeout bounds every call to Redis; 5s when 0.
 	Timeout time.Duration
 	// Numbers are the pool's receiving numbers: their tags are listed in
@@ -104,48 +116,15 @@ type Store struct {
 	mu      sync.Mutex
 	waiters map[string][]chan struct{}
 
+	kind     redisurl.Kind
+	nodeOpt  *redis.Options // credentials and timeouts of a node client
+	readonly atomic.Int64   // unix ns of a READONLY answer to a write; 0 after a write succeeds
+
 	closeOnce sync.Once
 	closeErr  error
 
 	serversMu sync.Mutex
-	servers   []ServerInfo // what checkConfig read, one per primary
-}
-
-// ServerInfo is what Open read from a Redis primary: its address (never
-// the URL, which may hold a password), version, and the persistence
-// settings it checked, as the server reported them ("" when CONFIG is
-// disabled and redis_unsafe accepted that).
-type ServerInfo struct {
-	Addr     string
-	Version  string            // "redis 7.2.4", "valkey 8.0.1"; "" when INFO failed
-	Settings map[string]string // appendonly, appendfsync, maxmemory-policy
-}
-
-// Servers returns what Open read from each primary, by address.
-func (s *Store) Servers() []ServerInfo {
-	s.serversMu.Lock()
-	defer s.serversMu.Unlock()
-	return slices.Clone(s.servers)
-}
-
-// noteServer records what checkConfig read from c, with the version INFO
-// reports.
-func (s *Store) noteServer(ctx context.Context, c *redis.Client, info ServerInfo) {
-	if text, err := c.Info(ctx, "server").Result(); err == nil {
-		for line := range strings.Lines(text) {
-			k, v, _ := strings.Cut(strings.TrimSpace(line), ":")
-			switch {
-			case k == "valkey_version":
-				info.Version = "valkey " + v
-			case k == "redis_version" && info.Version == "":
-				info.Version = "redis " + v
-			}
-		}
-	}
-	s.serversMu.Lock()
-	defer s.serversMu.Unlock()
-	s.servers = append(s.servers, info)
-	slices.SortFunc(s.servers, func(a, b ServerInfo) int { return strings.Compare(a.Addr, b.Addr) })
+	servers   []ServerInfo // what the last settings check read, one per node
 }
 
 var _ matcher.Store = (*Store)(nil)
@@ -168,6 +147,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if o.Timeout == 0 {
 		o.Timeout = 5 * time.Second
 	}
+	if o.WaitTimeout == 0 {
+		o.WaitTimeout = 200 * time.Millisecond
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -182,7 +164,18 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
-	err := s.forEachPrimary(ctx, s.checkConfig)
+	if s.kind != redisurl.Single && o.WaitReplicas == 0 && !o.Unsafe {
+		s.rdb.Close()
+		return nil, fmt.Errorf("redisstore: with %s, a failover loses the writes its replicas lack: set redis_wait_replicas "+
+			"(1 or more), or redis_unsafe: true to accept that", map[redisurl.Kind]string{redisurl.Sentinel: "Sentinel", redisurl.Cluster: "Redis Cluster"}[s.kind])
+	}
+	err := s.checkNodes(ctx)
+	if err != nil && o.Unsafe && !errors.Is(err, matcher.ErrUnavailable) {
+		err = nil // logged by checkNodes
+	}
+	if err == nil {
+		err = s.checkWaitAOF()
+	}
 	if err == nil {
 		err = s.syncClock(ctx)
 	}
@@ -203,55 +196,6 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	return s, nil
 }
 
-// connect makes the client: one server, or a cluster for several URLs.
-// Calls are never retried by the client (a retried function call could
-// apply twice) and never outlast the timeout.
-func (s *Store) connect() error {
-	urls := strings.Split(s.opt.URL, ",")
-	first, err := parseURL(urls[0])
-	if err != nil {
-		return err
-	}
-	if len(urls) == 1 {
-		first.MaxRetries, first.ContextTimeoutEnabled = -1, true
-		first.DialTimeout, first.ReadTimeout, first.WriteTimeout, first.PoolTimeout = s.opt.Timeout, s.opt.Timeout, s.opt.Timeout, s.opt.Timeout
-		s.rdb = redis.NewClient(first)
-		return nil
-	}
-	co := &redis.ClusterOptions{
-		Username: first.Username, Password: first.Password, TLSConfig: first.TLSConfig,
-		MaxRetries: -1, MaxRedirects: 3, ContextTimeoutEnabled: true,
-		DialTimeout: s.opt.Timeout, ReadTimeout: s.opt.Timeout, WriteTimeout: s.opt.Timeout, PoolTimeout: s.opt.Timeout,
-	}
-	for _, u := range urls {
-		o, err := parseURL(u)
-		if err != nil {
-			return err
-		}
-		co.Addrs = append(co.Addrs, o.Addr)
-	}
-	s.cluster = newClusterClient(co)
-	s.rdb = s.cluster
-	return nil
-}
-
-// parseURL parses one redis:// URL; its error never quotes the URL, which
-// may hold a password.
-func parseURL(u string) (*redis.Options, error) {
-	u = strings.TrimSpace(u)
-	o, err := redis.ParseURL(u)
-	if err != nil {
-		// Say what is wrong in general terms only: go-redis and net/url
-		// quote (and escape) the URL, and any part of it may be a password.
-		var ue *url.Error
-		if errors.As(err, &ue) {
-			return nil, errors.New("redisstore: redis_url is not a valid URL (redis://[user:password@]host:port[/db])")
-		}
-		return nil, errors.New("redisstore: redis_url must be redis://[user:password@]host:port[/db] or rediss://…")
-	}
-	return o, nil
-}
-
 // forEachPrimary runs fn on the server, or on every primary of the cluster.
 func (s *Store) forEachPrimary(ctx context.Context, fn func(context.Context, *redis.Client) error) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
@@ -260,39 +204,6 @@ func (s *Store) forEachPrimary(ctx context.Context, fn func(context.Context, *re
 		return s.cluster.ForEachMaster(ctx, fn)
 	}
 	return fn(ctx, s.rdb.(*redis.Client))
-}
-
-// safeConfig is what DESIGN.md §8 requires of Redis: nothing acknowledged
-// is lost on a crash, and nothing is evicted.
-var safeConfig = [...][2]string{{"appendonly", "yes"}, {"appendfsync", "always"}, {"maxmemory-policy", "noeviction"}}
-
-func (s *Store) checkConfig(ctx context.Context, c *redis.Client) error {
-	seen := ServerInfo{Addr: c.Options().Addr, Settings: map[string]string{}}
-	defer s.noteServer(ctx, c, seen)
-	for _, kv := range safeConfig {
-		got, err := c.ConfigGet(ctx, kv[0]).Result()
-		seen.Settings[kv[0]] = got[kv[0]]
-		if err != nil {
-			if isConnErr(err) {
-				return unavailable(err)
-			}
-			if s.opt.Unsafe {
-				s.log.Warn("redis: CONFIG GET failed; persistence settings unchecked (redis_unsafe)", "addr", c.Options().Addr, "err", err)
-				return nil
-			}
-			return fmt.Errorf("redisstore: cannot check %s on %s (CONFIG GET: %v): managed Redis services often disable CONFIG; "+
-				"make sure of appendonly yes, appendfsync always and maxmemory-policy noeviction, then set redis_unsafe: true", kv[0], c.Options().Addr, err)
-		}
-		if v := got[kv[0]]; v != kv[1] {
-			if s.opt.Unsafe {
-				s.log.Warn("redis: unsafe setting accepted (redis_unsafe): acknowledged writes may be lost", "addr", c.Options().Addr, "setting", kv[0], "value", v)
-				continue
-			}
-			return fmt.Errorf("redisstore: %s has %s %q; mogate needs %s %s (or redis_unsafe: true to accept losing acknowledged writes)",
-				c.Options().Addr, kv[0], v, kv[0], kv[1])
-		}
-	}
-	return nil
 }
 
 // loadLibrary loads (or replaces) the function library on every primary.
@@ -307,24 +218,56 @@ func (s *Store) loadLibrary(ctx context.Context) error {
 }
 
 // call runs the library's function fn ("create", "ingest", ...) with a
-// deadline; a function missing after a restart or failover is loaded again
-// and the call made once more.
+// deadline, followed by WAIT when writes wait for replicas (write); a
+// function missing after a restart or failover is loaded again and the
+// call made once more.
 func (s *Store) call(ctx context.Context, fn string, keys []string, args ...any) (any, error) {
 	fn = libraryName + "_" + fn
-	ctx, cancel := context.WithTimeout(ctx, s.opt.Timeout)
+	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	v, err := s.rdb.FCall(ctx, fn, keys, args...).Result()
+	var cmd *redis.Cmd
+	run := func() error {
+		return s.write(ctx, keys[0], func(c redis.Cmdable) { cmd = c.FCall(ctx, fn, keys, args...) })
+	}
+	werr := run()
+	v, err := cmd.Result()
 	if err != nil && strings.Contains(err.Error(), "Function not found") {
 		s.log.Warn("redis: function library missing; loading it again", "library", libraryName)
 		if lerr := s.loadLibrary(ctx); lerr != nil {
 			return nil, lerr
 		}
-		v, err = s.rdb.FCall(ctx, fn, keys, args...).Result()
+		werr = run()
+		v, err = cmd.Result()
 	}
-	if err != nil {
-		return nil, unavailable(err)
+	if err = s.written(ctx, err, werr); err != nil {
+		return nil, err
 	}
 	return v, nil
+}
+
+// written is the outcome of a write: its own error (err) first, then the
+// WAIT's (werr). A READONLY answer (the node written to is a replica now)
+// makes Err fail until a write succeeds; on Cluster, a redirect reloads the
+// slot map.
+func (s *Store) written(ctx context.Context, err, werr error) error {
+	switch {
+	case err != nil && redis.HasErrorPrefix(err, "READONLY"):
+		s.readonly.Store(time.Now().UnixNano())
+		if s.cluster != nil {
+			s.cluster.ReloadState(ctx)
+		}
+	case err != nil && s.cluster != nil && s.waiting() &&
+		(redis.HasErrorPrefix(err, "MOVED") || redis.HasErrorPrefix(err, "ASK") || isConnErr(err)):
+		// Writes that wait go to the node of the slot map directly, so
+		// the cluster client does not follow redirects for them.
+		s.cluster.ReloadState(ctx)
+	case err == nil:
+		s.readonly.Store(0)
+	}
+	if err != nil {
+		return unavailable(err)
+	}
+	return werr
 }
 
 // timeout bounds a plain command.
@@ -345,14 +288,49 @@ func isConnErr(err error) bool {
 	return !errors.As(err, &re) || strings.HasPrefix(err.Error(), "LOADING") || strings.HasPrefix(err.Error(), "CLUSTERDOWN")
 }
 
-// Err pings Redis: why the store cannot serve now, or nil.
+// Err is why the store cannot serve now, or nil: Redis does not answer,
+// the node written to is not a primary (ROLE; on Cluster, no node
+// answers), or a write was answered READONLY lately and none succeeded
+// since.
 func (s *Store) Err(ctx context.Context) error {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	if err := s.rdb.Ping(ctx).Err(); err != nil {
-		return unavailable(err)
+	role := func(ctx context.Context, c *redis.Client) error {
+		v, err := c.Do(ctx, "role").Slice()
+		if err != nil {
+			return unavailable(err)
+		}
+		if len(v) == 0 || v[0] != "master" {
+			return unavailable(fmt.Errorf("%s is not a primary (ROLE %v)", nodeName(ctx, s, c), v[0]))
+		}
+		return nil
 	}
-	return nil
+	var err error
+	if s.cluster != nil {
+		// Any node answering will do: one primary down does not make the
+		// other slots unavailable. A stale slot map shows as READONLY.
+		if err = s.rdb.Ping(ctx).Err(); err != nil {
+			err = unavailable(err)
+		}
+	} else {
+		err = role(ctx, s.rdb.(*redis.Client))
+	}
+	if at := s.readonly.Load(); err == nil && at != 0 && time.Since(time.Unix(0, at)) < readonlyFor {
+		err = unavailable(errors.New("writes are answered READONLY (not a primary)"))
+	}
+	return err
+}
+
+// readonlyFor is how long a READONLY answer to a write makes Err fail
+// when no write succeeds since (a replica out of rotation makes none).
+const readonlyFor = 10 * time.Second
+
+// nodeName is the address of the node c reaches.
+func nodeName(ctx context.Context, s *Store, c *redis.Client) string {
+	if s.kind == redisurl.Sentinel {
+		return localAddr(ctx, c)
+	}
+	return c.Options().Addr
 }
 
 // Close stops the wakeups and closes the connections; closing again does

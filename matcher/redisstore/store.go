@@ -33,8 +33,11 @@ func (s *Store) register(ctx context.Context, tag string) error {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	if err := s.rdb.SAdd(ctx, s.k.tags(), tag).Err(); err != nil {
-		return unavailable(err)
+	k := s.k.tags()
+	var cmd *redis.IntCmd
+	werr := s.write(ctx, k, func(c redis.Cmdable) { cmd = c.SAdd(ctx, k, tag) })
+	if err := s.written(ctx, cmd.Err(), werr); err != nil {
+		return err
 	}
 	s.tags.Store(tag, true)
 	return nil
@@ -80,10 +83,13 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 			return matcher.Session{}, false, unavailable(errors.New("idempotency key keeps changing"))
 		}
 		cctx, cancel := s.timeout(ctx)
-		ok, err := s.rdb.SetNX(cctx, ik, claim, s.opt.Retention).Result()
+		var cmd *redis.BoolCmd
+		werr := s.write(cctx, ik, func(c redis.Cmdable) { cmd = c.SetNX(cctx, ik, claim, s.opt.Retention) })
+		ok, err := cmd.Result()
+		err = s.written(cctx, err, werr)
 		cancel()
 		if err != nil {
-			return matcher.Session{}, false, unavailable(err)
+			return matcher.Session{}, false, err
 		}
 		if ok {
 			sess, replayed, err := s.create(ctx, req, id)
@@ -352,9 +358,12 @@ func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) 
 func (s *Store) SpendNonce(ctx context.Context, provider, nonce string) (bool, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	fresh, err := s.rdb.SetNX(ctx, s.k.nonce(provider, nonce), "1", s.opt.Retention).Result()
-	if err != nil {
-		return false, unavailable(err)
+	k := s.k.nonce(provider, nonce)
+	var cmd *redis.BoolCmd
+	werr := s.write(ctx, k, func(c redis.Cmdable) { cmd = c.SetNX(ctx, k, "1", s.opt.Retention) })
+	fresh, err := cmd.Result()
+	if err := s.written(ctx, err, werr); err != nil {
+		return false, err
 	}
 	return fresh, nil
 }

@@ -51,7 +51,7 @@ func Start(t testing.TB, extra ...string) *Server {
 	args := append([]string{
 		"--port", fmt.Sprint(port), "--bind", "127.0.0.1", "--dir", dir, "--save", "",
 		"--appendonly", "yes", "--appendfsync", "always", "--maxmemory-policy", "noeviction",
-		"--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no",
+		"--logfile", filepath.Join(dir, "redis.log"), "--daemonize", "no", "--repl-diskless-sync-delay", "0",
 	}, extra...)
 	s := &Server{t: t, Port: port, Dir: dir, args: append([]string{bin}, args...)}
 	s.start()
@@ -72,6 +72,9 @@ func sparePort(t testing.TB) int {
 func (s *Server) start() {
 	s.t.Helper()
 	s.cmd = exec.Command(s.args[0], s.args[1:]...)
+	// Its own process group: Kill takes the children it forks (AOF
+	// rewrite, replication snapshot) with it, as a crash of the host would.
+	s.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redis-server: %v", err)
 	}
@@ -112,8 +115,13 @@ func (s *Server) Kill() {
 		return
 	}
 	_ = s.cmd.Process.Signal(syscall.SIGCONT) // a stopped process dies too
+	pgid := s.cmd.Process.Pid
+	_ = syscall.Kill(-pgid, syscall.SIGKILL)
 	_ = s.cmd.Process.Kill()
 	_ = s.cmd.Wait()
+	for i := 0; i < 100 && syscall.Kill(-pgid, 0) == nil; i++ {
+		time.Sleep(10 * time.Millisecond) // a forked child still exiting
+	}
 	s.cmd = nil
 }
 
@@ -140,16 +148,23 @@ type Cluster struct {
 // redis-cli --cluster create.
 func StartCluster(t testing.TB, n int) *Cluster {
 	t.Helper()
+	return StartClusterReplicas(t, n, 0)
+}
+
+// StartClusterReplicas starts a cluster of primaries with replicas
+// replicas each; Servers lists every node.
+func StartClusterReplicas(t testing.TB, primaries, replicas int) *Cluster {
+	t.Helper()
 	cli := binary(t, "redis-cli")
 	c := &Cluster{}
 	var addrs []string
-	for range n {
+	for range primaries * (1 + replicas) {
 		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
 		c.Servers = append(c.Servers, s)
 		addrs = append(addrs, s.Addr())
 	}
 	args := append([]string{"--cluster", "create"}, addrs...)
-	out, err := exec.Command(cli, append(args, "--cluster-replicas", "0", "--cluster-yes")...).CombinedOutput()
+	out, err := exec.Command(cli, append(args, "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
 	}
@@ -168,6 +183,11 @@ func StartCluster(t testing.TB, n int) *Cluster {
 			time.Sleep(50 * time.Millisecond)
 		}
 		rc.Close()
+	}
+	for _, s := range c.Servers {
+		if s.IsReplica() {
+			s.WaitLinkUp()
+		}
 	}
 	return c
 }

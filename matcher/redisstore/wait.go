@@ -1,0 +1,64 @@
+package redisstore
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// waiting reports whether writes wait for replicas (WAIT or WAITAOF).
+func (s *Store) waiting() bool { return s.opt.WaitReplicas > 0 || s.opt.WaitAOF }
+
+// write runs the write commands fn adds, and with Options.WaitReplicas or
+// Options.WaitAOF follows them with WAIT N timeout (WAITAOF 1 N timeout)
+// in one pipeline: one round trip, on one connection of the node that
+// took the writes (on Cluster, the primary of key's slot), so the WAIT
+// counts exactly them. Without waiting, fn's commands run on the client
+// as they are added. The caller reads its commands' results first: a
+// failed write is that write's error. The returned error is the WAIT's:
+// fewer than N replicas acknowledged within the timeout (the writes may
+// stand), or the WAIT failed.
+func (s *Store) write(ctx context.Context, key string, fn func(redis.Cmdable)) error {
+	if !s.waiting() {
+		fn(s.rdb)
+		return nil
+	}
+	var c redis.Cmdable = s.rdb
+	if s.cluster != nil {
+		node, err := s.cluster.MasterForKey(ctx, key)
+		if err != nil {
+			return unavailable(err)
+		}
+		c = node
+	}
+	pipe := c.Pipeline()
+	fn(pipe)
+	var wait, aof *redis.Cmd
+	if s.opt.WaitAOF {
+		aof = pipe.Do(ctx, "waitaof", 1, s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
+	} else {
+		wait = pipe.Do(ctx, "wait", s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
+	}
+	_, _ = pipe.Exec(ctx) // each command holds its own result
+	if aof != nil {
+		res, err := aof.Int64Slice()
+		if err != nil {
+			return unavailable(fmt.Errorf("WAITAOF: %w", err))
+		}
+		if len(res) != 2 || res[0] < 1 || res[1] < int64(s.opt.WaitReplicas) {
+			return unavailable(fmt.Errorf("WAITAOF: %v (local, replicas) of 1, %d fsync'd within %s; the write may stand",
+				res, s.opt.WaitReplicas, s.opt.WaitTimeout))
+		}
+		return nil
+	}
+	n, err := wait.Int64()
+	if err != nil {
+		return unavailable(fmt.Errorf("WAIT: %w", err))
+	}
+	if n < int64(s.opt.WaitReplicas) {
+		return unavailable(fmt.Errorf("WAIT: %d of %d replicas acknowledged within %s; the write may stand",
+			n, s.opt.WaitReplicas, s.opt.WaitTimeout))
+	}
+	return nil
+}
