@@ -155,41 +155,7 @@ func StartCluster(t testing.TB, n int) *Cluster {
 // replicas each; Servers lists every node.
 func StartClusterReplicas(t testing.TB, primaries, replicas int) *Cluster {
 	t.Helper()
-	cli := binary(t, "redis-cli")
-	c := &Cluster{}
-	var addrs []string
-	for range primaries * (1 + replicas) {
-		s := Start(t, "--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", "2000")
-		c.Servers = append(c.Servers, s)
-		addrs = append(addrs, s.Addr())
-	}
-	args := append([]string{"--cluster", "create"}, addrs...)
-	out, err := exec.Command(cli, append(args, "--cluster-replicas", fmt.Sprint(replicas), "--cluster-yes")...).CombinedOutput()
-	if err != nil {
-		t.Fatalf("redis-cli --cluster create: %v\n%s", err, out)
-	}
-	deadline := time.Now().Add(20 * time.Second)
-	for _, s := range c.Servers {
-		rc := redis.NewClient(&redis.Options{Addr: s.Addr()})
-		for {
-			info, _ := rc.ClusterInfo(context.Background()).Result()
-			if strings.Contains(info, "cluster_state:ok") {
-				break
-			}
-			if time.Now().After(deadline) {
-				rc.Close()
-				t.Fatalf("cluster not ok on %s: %s", s.Addr(), info)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		rc.Close()
-	}
-	for _, s := range c.Servers {
-		if s.IsReplica() {
-			s.WaitLinkUp()
-		}
-	}
-	return c
+	return StartFailoverCluster(t, primaries, replicas, 2*time.Second)
 }
 
 // URL is the comma-separated URLs of the nodes.
