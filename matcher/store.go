@@ -9,7 +9,7 @@ import (
 // Store is where verification sessions live, behind the gateway: the
 // memory+WAL matcher of one node (Matcher.Store), or Redis shared by several
 // replicas (package matcher/redisstore). Every store passes the behavioural
-// suite in matcher/storetest: the DESIGN.md §6 rules, attempts, supersede
+// suite in matcher/storetest: the matching rules (README "How matching works"), attempts, supersede
 // within one API key, capture guesses, expiry, dedupe, idempotency, nonces
 // and events.
 //

@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Every example of DESIGN.md §6, and more.
+// Every example of README "How matching works", and more.
 func TestCodeMatching(t *testing.T) {
 	code, ok := NormalizeCode("482913")
 	if !ok {

@@ -1,5 +1,5 @@
 // Package pool is the inventory of receiving numbers and the policy that
-// assigns one to each verification (DESIGN.md §7).
+// assigns one to each verification (README "Providers").
 //
 // Order: a pinned number; else the numbers serving the sender's country;
 // else the "*" numbers. Drained numbers (weight 0) take no new sessions, not

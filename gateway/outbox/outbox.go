@@ -1,6 +1,6 @@
 // Package outbox delivers events to apps: it claims the events the store
 // recorded with each state change, posts them under the egress rules and
-// marks them done (STYLE.md, "Outbound").
+// marks them done (data walks one way: the store records, the outbox delivers).
 package outbox
 
 import (
