@@ -27,8 +27,10 @@ import (
 // loadWebhooksRedis is loadWebhooks with store: redis on replicas gateways,
 // each on its own listener, all sharing the Redis at addr; the requests are
 // signed for one public URL, as behind a load balancer. It also says where
-// the time went (see redisProbe).
-func loadWebhooksRedis(addr string, replicas, conns int, d time.Duration) (loadResult, string, error) {
+// the time went (see redisProbe). With wait > 0 the gateways set
+// redis_wait_replicas to it (and a redis_wait_timeout of 1s); the sessions
+// are those of senders from firstSender on.
+func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d time.Duration) (loadResult, string, error) {
 	var lns []net.Listener
 	var targets []string
 	for range replicas {
@@ -46,6 +48,9 @@ func loadWebhooksRedis(addr string, replicas, conns int, d time.Duration) (loadR
 	for i, ln := range lns {
 		cfg := benchConfig(public)
 		cfg.Store, cfg.RedisURL = "redis", config.Secret("redis://"+addr)
+		if wait > 0 {
+			cfg.RedisWaitReplicas, cfg.RedisWaitTimeout = wait, config.Duration(time.Second)
+		}
 		_, stop, err := startGateway(cfg, ln)
 		if err != nil {
 			for _, l := range lns[i:] {
@@ -64,14 +69,16 @@ func loadWebhooksRedis(addr string, replicas, conns int, d time.Duration) (loadR
 	defer st.Close()
 	// More sessions than the run can use at 6k req/s (twice what two shared
 	// cores gave).
-	reqs, err := prepareWebhooks(st, public+"/webhooks/twilio", 6_000*int(d.Seconds()+1), 2005000000+1_000_000*replicas)
+	reqs, err := prepareWebhooks(st, public+"/webhooks/twilio", 6_000*int(d.Seconds()+1), firstSender)
 	if err != nil {
 		return loadResult{}, "", err
 	}
 	probe := startProbe(addr)
 	res := load(targets, reqs, conns, d)
 	where := probe.per(float64(res.n), "webhook")
-	return res, where, checkVerified(st, reqs, res)
+	// A webhook answered 503 because WAIT timed out may still have
+	// verified its session.
+	return res, where, checkVerified(st, reqs, res, wait > 0)
 }
 
 // loadRedisSet times a plain SET from conns connections: what one write
@@ -161,6 +168,21 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 	if addr != "" {
 		return addr, func() {}, nil
 	}
+	rdir := filepath.Join(dir, "redis")
+	addr, stop, err := startRedisServer(rdir)
+	if err != nil {
+		return "", nil, err
+	}
+	fmt.Fprintf(log, "started redis-server on %s (appendonly yes, appendfsync always)\n", addr)
+	if d, err := fsyncLatency(rdir, 200); err == nil {
+		fmt.Fprintf(log, "  a 4 KiB append + fdatasync in its directory takes %s (median of 200)\n", d.Round(time.Microsecond))
+	}
+	return addr, stop, nil
+}
+
+// startRedisServer starts redis-server with appendfsync always in dir on a
+// spare port; extra arguments (e.g. --replicaof) follow the defaults.
+func startRedisServer(dir string, extra ...string) (string, func(), error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return "", nil, errors.New("redis-server is not installed (apt-get install redis-server)")
@@ -171,16 +193,17 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
-	rdir := filepath.Join(dir, "redis")
-	if err := os.MkdirAll(rdir, 0o700); err != nil {
+	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return "", nil, err
 	}
-	cmd := exec.Command(bin, "--port", port, "--bind", "127.0.0.1", "--dir", rdir, "--appendonly", "yes",
-		"--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no", "--logfile", filepath.Join(rdir, "redis.log"))
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes",
+		"--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")},
+		extra...)
+	cmd := exec.Command(bin, args...)
 	if err := cmd.Start(); err != nil {
 		return "", nil, err
 	}
-	addr = "127.0.0.1:" + port
+	addr := "127.0.0.1:" + port
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
@@ -196,10 +219,6 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 	if v, _ := rdb.ConfigGet(context.Background(), "appendfsync").Result(); v["appendfsync"] != "always" {
 		stop()
 		return "", nil, errors.New("redis-server is not running with appendfsync always")
-	}
-	fmt.Fprintf(log, "started redis-server on %s (appendonly yes, appendfsync always)\n", addr)
-	if d, err := fsyncLatency(rdir, 200); err == nil {
-		fmt.Fprintf(log, "  a 4 KiB append + fdatasync in its directory takes %s (median of 200)\n", d.Round(time.Microsecond))
 	}
 	return addr, stop, nil
 }
