@@ -15,7 +15,7 @@ import (
 	"time"
 )
 
-// Config is the whole of mogate.yaml (README "Configuration").
+// Config is the whole of mogate.yaml (docs/configuration.md).
 type Config struct {
 	Listen         string       `yaml:"listen"`
 	PublicURL      string       `yaml:"public_url"`
@@ -92,7 +92,7 @@ type Limits struct {
 	CreatesPerNumberPerHour   int     `yaml:"creates_per_number_per_hour"`
 	UnmatchedPerSenderPerHour int     `yaml:"unmatched_per_sender_per_hour"`
 	// CaptureGuessesPerSenderPerHour bounds the SMS of one sender that
-	// reach capture matching, matched or not (README "How matching works").
+	// reach capture matching, matched or not (docs/matching.md).
 	CaptureGuessesPerSenderPerHour int `yaml:"capture_guesses_per_sender_per_hour"`
 	// StreamsPerKey bounds concurrent SSE streams and long-polls per API key.
 	StreamsPerKey int `yaml:"streams_per_key"`

@@ -135,7 +135,7 @@ limits: {capture_guesses_per_sender_per_hour: 0, streams_per_key: 0, page_stream
 }
 
 // TestRefused: every configuration that cannot work is refused, with the key
-// and the line of the problem (README "Configuration"). Each row is minimal plus one
+// and the line of the problem (docs/configuration.md). Each row is minimal plus one
 // mistake, so the error is that mistake's.
 func TestRefused(t *testing.T) {
 	keySum := sha256.Sum256([]byte("shop-key-0123456789"))
@@ -309,7 +309,7 @@ func TestDevCredentialsPersist(t *testing.T) {
 }
 
 // TestWebhookURLScheme: events leave over https; http only where private
-// destinations are allowed (README "HTTP API"), as dev mode allows them.
+// destinations are allowed (docs/api.md), as dev mode allows them.
 func TestWebhookURLScheme(t *testing.T) {
 	cases := []struct {
 		name, url    string

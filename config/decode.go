@@ -21,7 +21,7 @@ var (
 )
 
 // hideEnvRefs swaps every ${NAME} for a placeholder that is a valid plain
-// scalar anywhere, so that the YAML flow form `{auth_token: ${TOKEN}}` (README "Configuration") parses
+// scalar anywhere, so that the YAML flow form `{auth_token: ${TOKEN}}` (docs/configuration.md) parses
 // as YAML; values are put in only after parsing, so they cannot change the
 // document's structure.
 func hideEnvRefs(b []byte) ([]byte, []string) {

@@ -27,7 +27,7 @@ const DevCredentialsFile = "dev-credentials.json"
 // DevNumbers are the two demo receiving numbers of dev mode (a US and a UK number).
 var DevNumbers = []string{"+14155550100", "+447700900123"}
 
-// Dev returns the dev mode configuration (README "Configuration"): 127.0.0.1:8080, data
+// Dev returns the dev mode configuration (docs/configuration.md): 127.0.0.1:8080, data
 // in ./mogate-data, one provider "dev" of type twilio, two demo numbers, one
 // API key. The credentials are read from data_dir, or created there when
 // create is true.

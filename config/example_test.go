@@ -9,7 +9,7 @@ import (
 
 // TestExampleProductionConfig: deploy/mogate.example.yaml parses and
 // validates with its ${ENV} variables set, and keeps the production
-// settings the README promises (admin_listen, trusted proxies, https).
+// settings docs/operations.md promises (admin_listen, trusted proxies, https).
 func TestExampleProductionConfig(t *testing.T) {
 	b, err := os.ReadFile("../deploy/mogate.example.yaml")
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 	"unicode/utf8"
 )
 
-// Request field limits at create (README "HTTP API"); longer is 422 (400 on the
+// Request field limits at create (docs/api.md); longer is 422 (400 on the
 // Contiguity routes, which document 400 for invalid input).
 const (
 	maxURLLen      = 2 << 10 // callback_url / success_url and redirect_url, bytes

@@ -16,7 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// metrics are the gateway's Prometheus series (README "Operations" lists
+// metrics are the gateway's Prometheus series (docs/operations.md lists
 // them). A scrape costs O(numbers + events held), never O(sessions): every
 // gauge reads a counter or walks the pool.
 type metrics struct {

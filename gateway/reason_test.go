@@ -10,7 +10,7 @@ import (
 	"github.com/mogate/mogate/adapters"
 )
 
-// Every final status other than verified says why (README "HTTP API"), in GET,
+// Every final status other than verified says why (docs/api.md), in GET,
 // in the cancel answer and on the event stream; pending and verified have
 // reason null.
 func TestReasonOnFinalStatuses(t *testing.T) {

@@ -157,7 +157,7 @@ func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) e
 }
 
 // speaksFor reports whether a provider entry may act on a message: an entry
-// speaks only for its own pool numbers (README "Providers"), so the weakest
+// speaks only for its own pool numbers (docs/security.md), so the weakest
 // credential cannot act for another carrier's numbers. Any other message
 // is acknowledged, counted and logged, and changes nothing.
 func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound) bool {

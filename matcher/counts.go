@@ -40,7 +40,7 @@ func (m *Matcher) PendingByNumber() map[string]int {
 	return out
 }
 
-// guessBudget is the capture guess limit (README "How matching works"): a token bucket per
+// guessBudget is the capture guess limit (docs/matching.md): a token bucket per
 // sender of perHour guesses an hour, burst perHour, on the matcher's clock.
 type guessBudget struct {
 	mu      sync.Mutex

@@ -345,7 +345,7 @@ func diffLines(before, after string) string {
 	return strings.Join(out, "\n")
 }
 
-// TestBackupRestore is the README's procedure: stop (Close writes a final
+// TestBackupRestore is the procedure of docs/durability.md: stop (Close writes a final
 // snapshot), copy data_dir, start from the copy.
 func TestBackupRestore(t *testing.T) {
 	dir := t.TempDir()
@@ -444,7 +444,7 @@ func TestUnmatchedEventsDurable(t *testing.T) {
 	}
 }
 
-// TestSnapshotSchedule backs the README: a snapshot after SnapshotEvery
+// TestSnapshotSchedule backs docs/durability.md: a snapshot after SnapshotEvery
 // records, or after SnapshotInterval when anything was written, not before.
 func TestSnapshotSchedule(t *testing.T) {
 	dir := t.TempDir()

@@ -165,7 +165,7 @@ func TestCaptureGuessBudget(t *testing.T) {
 	}
 }
 
-// TestCaptureCandidateTokens pins README "How matching works": a text of more than three
+// TestCaptureCandidateTokens pins docs/matching.md: a text of more than three
 // candidate tokens matches no capture session; tokens are runs joined by
 // single spaces, '-' or '.', ended by a newline or anything else.
 func TestCaptureCandidateTokens(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package matcher holds verification sessions and matches inbound messages
-// to them (README "How matching works").
+// to them (docs/matching.md).
 //
 // Sessions live in a fixed number of shards, each behind its own mutex. A
 // session's shard is chosen from its match key — (to, sender) for an

@@ -84,7 +84,7 @@ const (
 	Dead                        // retries ran out
 )
 
-// Reasons of the final statuses other than verified (README "HTTP API"). Every
+// Reasons of the final statuses other than verified (docs/api.md). Every
 // store records them and the API shows them as they are.
 const (
 	ReasonCancelledByAPI = "cancelled_by_api" // Cancelled: the app cancelled it

@@ -9,7 +9,7 @@ import (
 // Store is where verification sessions live, behind the gateway: the
 // memory+WAL matcher of one node (Matcher.Store), or Redis shared by several
 // replicas (package matcher/redisstore). Every store passes the behavioural
-// suite in matcher/storetest: the matching rules (README "How matching works"), attempts, supersede
+// suite in matcher/storetest: the matching rules (docs/matching.md), attempts, supersede
 // within one API key, capture guesses, expiry, dedupe, idempotency, nonces
 // and events.
 //

@@ -20,7 +20,7 @@ const MinCaptureCodeLen = 6
 const MaxScanBytes = 4096
 
 // maxCaptureTokens is the most candidate tokens a text may hold and still
-// be tried against capture sessions (README "How matching works").
+// be tried against capture sessions (docs/matching.md).
 const maxCaptureTokens = 3
 
 // A message's text is read as groups of chunks. After NFKC, every Unicode

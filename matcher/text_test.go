@@ -6,7 +6,7 @@ import (
 	"testing"
 )
 
-// Every example of README "How matching works", and more.
+// Every example of docs/matching.md, and more.
 func TestCodeMatching(t *testing.T) {
 	code, ok := NormalizeCode("482913")
 	if !ok {

@@ -1,5 +1,5 @@
 // Package pool is the inventory of receiving numbers and the policy that
-// assigns one to each verification (README "Providers").
+// assigns one to each verification (docs/configuration.md, "Number pool").
 //
 // Order: a pinned number; else the numbers serving the sender's country;
 // else the "*" numbers. Drained numbers (weight 0) take no new sessions, not

@@ -1,5 +1,5 @@
 // Package provision points provider numbers' inbound SMS webhooks at mogate
-// through the providers' REST APIs (README "Providers", `mogate numbers`).
+// through the providers' REST APIs (docs/providers.md, `mogate numbers`).
 //
 // Each provider type with an API has one small Client: List reports the
 // account's numbers with where their inbound SMS go now, Point sends one

@@ -64,7 +64,7 @@ func checkToken(p *config.Provider) (string, string) {
 // is MD5(params+secret); the others are HMACs.
 var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha512"}
 
-// types is the table of provider types (README "Configuration").
+// types is the table of provider types (docs/providers.md).
 var types = []Type{
 	{
 		Schema: config.Schema{Type: "twilio", Keys: keys("auth_token", req|sec, "account_sid", 0, "api_url", rst), Check: checkToken},

@@ -32,7 +32,7 @@ var numbersHTTP = &http.Client{
 // errNotInSync makes `numbers sync` exit 1 after printing its rows.
 var errNotInSync = errors.New("not every number with an API is in sync")
 
-// numbersCmd is `mogate numbers list|sync` (README "Providers").
+// numbersCmd is `mogate numbers list|sync` (docs/providers.md).
 func numbersCmd(args []string, stdout, stderr io.Writer) error {
 	if len(args) == 0 || (args[0] != "list" && args[0] != "sync") {
 		fmt.Fprint(stderr, "usage: mogate numbers list --config F [--provider NAME]\n       mogate numbers sync --config F [--dry-run] [--provider NAME]\n")

@@ -120,7 +120,7 @@ func line(out, number string) string {
 	return ""
 }
 
-// TestNumbersWalkthrough is the README's provider set-up: list, dry run,
+// TestNumbersWalkthrough is the provider set-up of docs/providers.md: list, dry run,
 // sync, a second sync, list again; exit codes, rows and write calls.
 func TestNumbersWalkthrough(t *testing.T) {
 	f := startFakes(t)

@@ -20,7 +20,7 @@ import (
 )
 
 // drainFor bounds how long in-flight requests may take to finish once the
-// listener stops accepting (README "Operations"). The systemd unit's
+// listener stops accepting (docs/operations.md). The systemd unit's
 // TimeoutStopSec must exceed shutdown_delay plus this.
 const drainFor = 10 * time.Second
 

@@ -12,7 +12,7 @@ import (
 )
 
 // Events go to URLs that API clients choose (callback_url), so every
-// delivery is a request an outsider steers. The egress rules (README "HTTP API")
+// delivery is a request an outsider steers. The egress rules (docs/security.md)
 // keep it from reaching anything but the public internet: https only; the
 // address checked after name resolution, on the socket about to connect, so
 // neither a DNS answer nor a rebinding between two lookups can point it

@@ -1,7 +1,7 @@
 // Package redisstore is the matcher.Store that several `mogate serve`
 // replicas share (store: redis): Redis >= 7 (or Valkey) holds every
 // session, dedupe record, nonce, budget and event, and is the durability
-// point (README "Several replicas").
+// point (docs/high-availability.md).
 //
 // Every state change is one call of a function of the library in
 // library.lua (FUNCTION LOAD at Open, again when a call finds it missing

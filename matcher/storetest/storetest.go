@@ -1,6 +1,6 @@
 // Package storetest is the behavioural suite that every matcher.Store
 // passes (memory, memory+WAL, Redis, Redis Cluster), written against the
-// Store interface only: README "How matching works" matching, attempts, supersede within
+// Store interface only: docs/matching.md matching, attempts, supersede within
 // one API key, capture mode and its guess budget, expiry, dedupe,
 // idempotency, nonces, events and wakeups.
 package storetest
