@@ -33,7 +33,7 @@ func newKeyring(keys []config.APIKey) keyring {
 const apiKeyCtx = "mogate.apikey"
 
 // bearerToken returns the API key of an Authorization header: "Bearer
-// <key>", or "Token <key>" as Contiguity's JS SDK sends it (CONTIGUITY.md).
+// <key>", or "Token <key>" as Contiguity's JS SDK sends it (docs/api.md, "Contiguity-compatible").
 // The scheme is case-insensitive (RFC 9110 §11.1).
 func bearerToken(h string) (string, bool) {
 	scheme, token, ok := strings.Cut(h, " ")

@@ -8,7 +8,7 @@ import (
 )
 
 // Both schemes reach the same key: Bearer (the API reference) and Token
-// (Contiguity's JS SDK, CONTIGUITY.md), on both APIs.
+// (Contiguity's JS SDK), on both APIs.
 func TestAuthorizationSchemes(t *testing.T) {
 	h := newHarness(t, testYAML)
 	id := h.mustCreate(`{"number": "+14155550123"}`)["id"].(string)

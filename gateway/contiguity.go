@@ -14,7 +14,7 @@ import (
 // contiguityAPIVersion is the api_version Contiguity's envelope carries.
 const contiguityAPIVersion = outbox.ContiguityAPIVersion
 
-// contiguityEnvelope wraps data as Contiguity's API does (CONTIGUITY.md).
+// contiguityEnvelope wraps data as Contiguity's API does (docs/api.md, "Contiguity-compatible").
 func contiguityEnvelope(idPrefix, object string, data any) gin.H {
 	return gin.H{
 		"id": idPrefix + adapters.RandomHex(12), "timestamp": time.Now().UnixMilli(),

@@ -16,7 +16,8 @@ import (
 // Every method takes a context and returns only once its change is durable
 // (fsync'd in the log, or acknowledged by Redis). A store that cannot reach
 // its storage returns an error wrapping ErrUnavailable; nothing was
-// acknowledged then. Status changes reach watchers through wakeups (Wait),
+// acknowledged then (a write may still stand, e.g. one Redis applied but did
+// not replicate within redis_wait_timeout: every write is safe to retry). Status changes reach watchers through wakeups (Wait),
 // never through callbacks.
 type Store interface {
 	// Create makes a pending session (see Matcher.Create for the rules).
@@ -78,8 +79,9 @@ type Store interface {
 	Close() error
 }
 
-// ErrUnavailable is wrapped by a store that cannot reach its storage: the
-// caller answers 503 and nothing was acknowledged.
+// ErrUnavailable is wrapped by a store that cannot reach its storage (or
+// whose write was not replicated in time): the caller answers 503; nothing
+// was acknowledged, though the write may stand, so retries must be safe.
 var ErrUnavailable = errors.New("matcher: storage unavailable")
 
 // Event is one outbound event: a session's final status

@@ -11,7 +11,7 @@ import (
 	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
-// PROVIDERS.md 8.5 (a public test fixture's values), plus a second message
+// the provider's public docs (a public test fixture's values), plus a second message
 // and a delivery receipt in the same array.
 const batch = `[{"time":"2020-06-15T15:14:31.656Z","type":"message-received","to":"+19544141212","description":"Incoming message received","message":{"id":"f1708c12-e76e-40f8-9958-db3dbd3a957e","owner":"+19544141212","applicationId":"5989b095-941d-4edd-82de-64a37c535025","time":"2020-06-15T15:14:31.620Z","segmentCount":1,"direction":"in","to":["+19544141212"],"from":"+19544141299","text":"Outbound received. Testing inbound"}},
 {"time":"2020-06-15T15:14:32.000Z","type":"message-received","to":"+19544141213","message":{"id":"m2","to":["+19544141213"],"from":"+19544141298","text":"second","segmentCount":2}},

@@ -11,7 +11,7 @@ import (
 	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
-// The docs' sample (PROVIDERS.md 9.5) with a second result.
+// The docs' sample (from the provider's public docs) with a second result.
 const docs = `{"results":[{"messageId":"817790313235066447","from":"385916242493","to":"385921004026","text":"QUIZ Correct answer is Paris","cleanText":"Correct answer is Paris","keyword":"QUIZ","receivedAt":"2016-10-06T09:28:39.220+0000","smsCount":1,"price":{"pricePerMessage":0,"currency":"EUR"},"callbackData":"callbackData"},{"messageId":"2","from":"385916242494","to":"385921004026","text":"two","smsCount":3}],"messageCount":2,"pendingMessageCount":0}`
 
 func TestVerifyAndParse(t *testing.T) {

@@ -170,7 +170,7 @@ func TestVerify(t *testing.T) {
 func TestParse(t *testing.T) {
 	a, _ := New(Config{Name: "plivo", AuthID: "MA1", AuthToken: "tok"})
 	u, _ := url.Parse("https://x.example/w")
-	// PROVIDERS.md §4.5.
+	// The payload of Plivo's public docs.
 	body := "From=14155550100&To=14155550199&Text=Code+482913&Type=sms&MessageUUID=2a7f3b1e-8c6d-11ee-9f3a-0242ac120002&Units=2&TotalRate=0.00000&TotalAmount=0.00000&MessageIntent=&PowerpackUUID="
 	ins, err := a.Parse(&adapters.Request{Method: "POST", URL: u, Body: []byte(body)})
 	if err != nil {

@@ -12,7 +12,7 @@ import (
 	"github.com/mogate/mogate/adapters/adapterstest"
 )
 
-// The docs' sms:received example (PROVIDERS.md 11.1).
+// The docs' sms:received example (from the provider's public docs).
 const docs = `{"deviceId":"ffffffffceb0b1db0000018e937c815b","event":"sms:received","id":"Ey6ECgOkVVFjz3CL48B8C","payload":{"messageId":"abc123","message":"Android is always a sweet treat!","sender":"6505551212","recipient":"+1234567890","simNumber":1,"receivedAt":"2024-06-22T15:46:11.000+07:00"},"webhookId":"LreFUt-Z3sSq0JufY9uWB"}`
 
 func TestVerify(t *testing.T) {

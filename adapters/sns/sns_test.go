@@ -51,7 +51,7 @@ func sign(t *testing.T, key *rsa.PrivateKey, e *Envelope) *adapters.Request {
 	return &adapters.Request{Method: "POST", Header: http.Header{"Content-Type": {"text/plain; charset=UTF-8"}}, Body: b}
 }
 
-// The docs' two-way SMS payload (PROVIDERS.md 10.5) inside its envelope.
+// The docs' two-way SMS payload (from the provider's public docs) inside its envelope.
 func notification(version string) *Envelope {
 	return &Envelope{
 		Type: "Notification", MessageID: "0c6a8d1e-5f0b-5d6e-9c62-8f2b9c3e7a11", TopicArn: topic,

@@ -15,11 +15,11 @@ import (
 )
 
 // Telnyx publishes no fixed vector (its SDK tests generate keys), so this one
-// is minted from a fixed seed, as PROVIDERS.md advises; the scheme follows
+// is minted from a fixed seed, as the provider's docs advise for tests; the scheme follows
 // telnyx-go lib/webhook_verification.go: Ed25519 over timestamp|body.
 var seed = []byte("mogate-telnyx-test-seed-32-bytes")
 
-// The docs' inboundMessage callback example (PROVIDERS.md 5.5).
+// The docs' inboundMessage callback example (from the provider's public docs).
 const docsBody = `{"data":{"record_type":"event","id":"bf6307bd-884d-4c1f-b6ea-c62b8c495d3c","event_type":"message.received","occurred_at":"2019-01-23T18:10:02.574Z","payload":{"record_type":"message","direction":"inbound","id":"7ee4241c-f127-47e5-9c34-3aac291f8058","type":"SMS","messaging_profile_id":"0f512bda-ae1e-4597-8e11-e5f5686b97d3","from":{"phone_number":"+18665550001","carrier":"T-MOBILE USA, INC.","line_type":"Wireless"},"to":[{"phone_number":"+18445550001","status":"delivered","carrier":"TELNYX LLC","line_type":"VoIP"}],"cc":[],"text":"Hello, World!","encoding":"GSM-7","parts":1}}}`
 
 func keys() (pubB64, seedB64 string, priv ed25519.PrivateKey) {

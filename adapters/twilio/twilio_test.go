@@ -142,7 +142,7 @@ func TestAccountSIDEnforced(t *testing.T) {
 	}
 }
 
-// The payload shape of PROVIDERS.md §1.5.
+// The payload shape of Twilio's public docs.
 const capture = "ToCountry=US&ToState=CA&SmsMessageSid=SM60566ee207e123ee2765abcc55c9b9c9&NumMedia=0&ToCity=SAN+BRUNO&FromZip=94030&SmsSid=SM60566ee207e123ee2765abcc55c9b9c9&FromState=CA&SmsStatus=received&FromCity=SAN+BRUNO&Body=Your+code+482913&FromCountry=US&To=%2B16505551366&ToZip=94030&NumSegments=1&ReferralNumMedia=0&MessageSid=SM60566ee207e123ee2765abcc55c9b9c9&AccountSid=ACae0e356ccba96d16d8d4f6f9518684a3&From=%2B16505558893&ApiVersion=2010-04-01"
 
 func TestParse(t *testing.T) {

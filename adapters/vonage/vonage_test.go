@@ -163,7 +163,7 @@ func TestParse(t *testing.T) {
 		t.Errorf("ReceivedAt = %v", in.ReceivedAt)
 	}
 
-	// PROVIDERS.md §2.5 concatenated part, as JSON with numbers as strings.
+	// the provider's public docs concatenated part, as JSON with numbers as strings.
 	part := `{"msisdn":"447700900001","to":"447700900000","messageId":"0A0000001234567B","text":"first 153 chars ...","type":"text","keyword":"YOUR","message-timestamp":"2024-05-01 10:00:00","timestamp":"1714557600","concat":"true","concat-ref":"108","concat-total":"2","concat-part":"1","api-key":"a1b2c3d"}`
 	u, _ := url.Parse("https://x.example/w")
 	ins, err = a.Parse(&adapters.Request{Method: "POST", URL: u, Header: http.Header{"Content-Type": {"application/json"}}, Body: []byte(part)})

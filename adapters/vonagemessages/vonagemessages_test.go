@@ -20,7 +20,7 @@ const (
 	sdkSecret = "qwertyuiopasdfghjklzxcvbnm123456"
 )
 
-// Payload of PROVIDERS.md §3.5 (vonage-java-sdk InboundMessageTest values).
+// Payload of the provider's public docs (vonage-java-sdk InboundMessageTest values).
 const sample = `{"message_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","to":"447700900000","from":"447700900001","timestamp":"2020-01-01T15:43:21Z","channel":"sms","message_type":"text","text":"Hello, world!","sms":{"num_messages":"2","total_count":"3","keyword":"HELLO"},"usage":{"currency":"EUR","price":"0.0333"}}`
 
 func TestSDKVector(t *testing.T) {
