@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -63,7 +64,10 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 		if err != nil {
 			return nil, err
 		}
-		members, _ := v.([]any)
+		members, err := replyStrings(v, -1)
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("claim: %w", err))
+		}
 		evs, err := s.events(ctx, tag, members)
 		if err != nil {
 			return nil, err
@@ -75,15 +79,15 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 }
 
 // events reads the claimed members of a tag: sessions at their final
-// status, message.unmatched events as recorded.
-func (s *Store) events(ctx context.Context, tag string, members []any) ([]matcher.Event, error) {
+// status, message.unmatched events as recorded. A record that does not
+// decode is logged and left (its lease ends, and it is claimed again).
+func (s *Store) events(ctx context.Context, tag string, members []string) ([]matcher.Event, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(members))
 	attempts := make([]*redis.StringCmd, len(members))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range members {
-			member, _ := m.(string)
+		for i, member := range members {
 			if id, ok := strings.CutPrefix(member, "s:"); ok {
 				cmds[i] = p.HGet(ctx, s.k.key(tag, "s"), id)
 			} else {
@@ -97,21 +101,30 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 		return nil, unavailable(err)
 	}
 	var out []matcher.Event
-	for i, m := range members {
+	for i, member := range members {
 		j, err := cmds[i].Result()
 		if err != nil {
 			continue // dropped past the retention
 		}
-		if member, _ := m.(string); strings.HasPrefix(member, "s:") {
-			sess, err := s.decode(j)
-			if err != nil || !sess.Status.Final() {
+		if id, ok := strings.CutPrefix(member, "s:"); ok {
+			sess, err := s.decode(j, id)
+			if err != nil {
+				s.log.Error("redis: undecodable session of an event: not delivered", "member", member, "err", err)
+				continue
+			}
+			if !sess.Status.Final() {
 				continue
 			}
 			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt, Attempts: atoi(attempts[i])})
 			continue
 		}
 		var e matcher.UnmatchedEvent
-		if json.Unmarshal([]byte(j), &e) != nil {
+		err = json.Unmarshal([]byte(j), &e)
+		if err == nil && "u:"+e.ID != member {
+			err = fmt.Errorf("record of %q", e.ID)
+		}
+		if err != nil {
+			s.log.Error("redis: undecodable message.unmatched event: not delivered", "member", member, "err", err)
 			continue
 		}
 		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At, Attempts: atoi(attempts[i])})
@@ -331,7 +344,11 @@ func (s *Store) sweep(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
-		if n, _ := v.(int64); n > 0 {
+		n, err := replyInt(v)
+		if err != nil {
+			return unavailable(fmt.Errorf("sweep: %w", err))
+		}
+		if n > 0 {
 			expired = true
 		}
 	}

@@ -301,7 +301,7 @@ func (s *Store) Err(ctx context.Context) error {
 			return unavailable(err)
 		}
 		if len(v) == 0 || v[0] != "master" {
-			return unavailable(fmt.Errorf("%s is not a primary (ROLE %v)", nodeName(ctx, s, c), v[0]))
+			return unavailable(fmt.Errorf("%s is not a primary (ROLE %v)", nodeName(ctx, s, c), v))
 		}
 		return nil
 	}

@@ -157,15 +157,22 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 			Metadata: req.Metadata, PageToken: newID(tokenPref, tag), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)),
 		}
-		b, _ := json.Marshal(w)
+		b, err := json.Marshal(w)
+		if err != nil {
+			return matcher.Session{}, false, fmt.Errorf("redisstore: encode session: %w", err)
+		}
 		v, err := s.call(ctx, "create", s.k.tagKeys(tag), string(b), ms(now))
 		if err != nil {
 			return matcher.Session{}, false, err
 		}
-		status, sess, superseded := reply3(v)
+		r, err := replyStrings(v, 3)
+		if err != nil {
+			return matcher.Session{}, false, unavailable(fmt.Errorf("create: %w", err))
+		}
+		status, sess, superseded := r[0], r[1], r[2]
 		switch status {
 		case "ok", "exists":
-			out, err := s.decode(sess)
+			out, err := s.decode(sess, id)
 			if superseded != "" {
 				s.signal()
 			}
@@ -180,23 +187,19 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 	}
 }
 
-// reply3 reads a {string, string, string} function reply.
-func reply3(v any) (a, b, c string) {
-	l, _ := v.([]any)
-	get := func(i int) string {
-		if i < len(l) {
-			s, _ := l[i].(string)
-			return s
-		}
-		return ""
-	}
-	return get(0), get(1), get(2)
-}
-
-func (s *Store) decode(j string) (matcher.Session, error) {
+// decode reads a session record; id, when set, is the session's id. A
+// record without the fields every session has is an error, never a zero
+// session.
+func (s *Store) decode(j, id string) (matcher.Session, error) {
 	var w wire
 	if err := json.Unmarshal([]byte(j), &w); err != nil {
 		return matcher.Session{}, unavailable(fmt.Errorf("bad session record: %w", err))
+	}
+	switch {
+	case w.ID == "" || w.To == "" || w.Created <= 0 || w.Expires <= 0:
+		return matcher.Session{}, unavailable(errors.New("bad session record: id, to, cr or exp missing"))
+	case id != "" && w.ID != id:
+		return matcher.Session{}, unavailable(fmt.Errorf("bad session record: %s is stored as %s", w.ID, id))
 	}
 	return w.session(s.opt.Now()), nil
 }
@@ -236,7 +239,7 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 	if err != nil {
 		return matcher.Session{}, unavailable(err)
 	}
-	return s.decode(j)
+	return s.decode(j, id)
 }
 
 // pendingScript reads the pending sessions of one pair (to, sender) in one
@@ -290,16 +293,19 @@ func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]
 	}
 	var out []matcher.Session
 	for _, cmd := range cmds {
-		recs, err := cmd.Slice()
+		v, err := cmd.Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		for _, r := range recs {
-			j, ok := r.(string)
-			if !ok {
+		recs, found, err := replyOptStrings(v)
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("pending: %w", err))
+		}
+		for i, j := range recs {
+			if !found[i] {
 				continue // finished and purged meanwhile
 			}
-			v, err := s.decode(j)
+			v, err := s.decode(j, "")
 			if err != nil {
 				return nil, err
 			}
@@ -339,19 +345,25 @@ func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) 
 	if err != nil {
 		return matcher.Session{}, err
 	}
-	status, j, _ := reply3(v)
-	switch status {
+	r, err := replyStrings(v, 2)
+	if err != nil {
+		return matcher.Session{}, unavailable(fmt.Errorf("cancel: %w", err))
+	}
+	switch status, j := r[0], r[1]; status {
 	case "not_found":
 		return matcher.Session{}, matcher.ErrNotFound
 	case "not_pending":
-		sess, err := s.decode(j)
+		sess, err := s.decode(j, id)
 		if err != nil {
 			return sess, err
 		}
 		return sess, matcher.ErrNotPending
+	case "ok":
+		s.signal()
+		return s.decode(j, id)
+	default:
+		return matcher.Session{}, unavailable(fmt.Errorf("cancel: unexpected status %q", status))
 	}
-	s.signal()
-	return s.decode(j)
 }
 
 // SpendNonce records a provider request nonce for the retention window.
