@@ -47,7 +47,7 @@ func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]stri
 func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int) ([]matcher.Event, error) {
 	now := s.opt.Now()
 	cctx, cancel := s.timeout(ctx)
-	tags, err := s.dueTags(cctx, "ev", ms(now))
+	tags, err := s.dueTags(cctx, keyEvents, ms(now))
 	cancel()
 	if err != nil {
 		return nil, err
@@ -60,7 +60,7 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 			break
 		}
 		// On an error, events claimed so far wait for their lease to end.
-		v, err := s.call(ctx, "claim", s.k.tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
+		v, err := s.call(ctx, "claim", keyArgs{tag: tag}, ms(now), ms(now.Add(lease)), limit-len(out))
 		if err != nil {
 			return nil, err
 		}
@@ -89,11 +89,11 @@ func (s *Store) events(ctx context.Context, tag string, members []string) ([]mat
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, member := range members {
 			if id, ok := strings.CutPrefix(member, "s:"); ok {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, "s"), id)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, keySessions), id)
 			} else {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, "e"), member)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), member)
 			}
-			attempts[i] = p.HGet(ctx, s.k.key(tag, "e"), "a:"+member)
+			attempts[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), "a:"+member)
 		}
 		return nil
 	})
@@ -143,7 +143,7 @@ func (s *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 	if dead {
 		state = matcher.Dead
 	}
-	_, err = s.call(ctx, "ack", s.k.tagKeys(tagOf(to)), member, int(state))
+	_, err = s.call(ctx, "ack", keyArgs{tag: tagOf(to)}, member, int(state))
 	return err
 }
 
@@ -160,7 +160,7 @@ func (s *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	if err != nil {
 		return err
 	}
-	_, err = s.call(ctx, "defer", s.k.tagKeys(tagOf(to)), member, ms(until), ev.Attempts)
+	_, err = s.call(ctx, "defer", keyArgs{tag: tagOf(to)}, member, ms(until), ev.Attempts)
 	return err
 }
 
@@ -329,10 +329,10 @@ const sweepLimit = 500
 func (s *Store) sweep(ctx context.Context) error {
 	now := s.opt.Now()
 	cctx, cancel := s.timeout(ctx)
-	exp, err := s.dueTags(cctx, "exp", ms(now))
+	exp, err := s.dueTags(cctx, keyExpiries, ms(now))
 	var old []string
 	if err == nil {
-		old, err = s.dueTags(cctx, "done", ms(now.Add(-s.opt.Retention)))
+		old, err = s.dueTags(cctx, keyFinished, ms(now.Add(-s.opt.Retention)))
 	}
 	cancel()
 	if err != nil {
@@ -340,7 +340,7 @@ func (s *Store) sweep(ctx context.Context) error {
 	}
 	expired := false
 	for _, tag := range slices.Compact(slices.Sorted(slices.Values(append(exp, old...)))) {
-		v, err := s.call(ctx, "sweep", s.k.tagKeys(tag), ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
+		v, err := s.call(ctx, "sweep", keyArgs{tag: tag}, ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
 		if err != nil {
 			return err
 		}

@@ -58,11 +58,10 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Outcome{}, err
 	}
-	dedupe := s.k.key(tag, "d:"+msg.Provider+"\x00"+msg.MessageID)
-	parts := s.k.key(tag, "mp:"+msg.Provider+"\x00"+msg.From+"\x00"+msg.PartsRef)
+	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef}
 	text, whole := msg.Text, false
 	if msg.PartsRef != "" && msg.Parts > 1 {
-		v, err := s.call(ctx, "part", []string{dedupe, parts},
+		v, err := s.call(ctx, "part", ka,
 			msg.Part, msg.Text, msg.Parts, s.opt.Retention.Milliseconds(), partsTTL.Milliseconds())
 		if err != nil {
 			return matcher.Outcome{}, err
@@ -103,8 +102,7 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err != nil {
 		return matcher.Outcome{}, fmt.Errorf("redisstore: encode message: %w", err)
 	}
-	keys := s.k.tagKeys(tag, dedupe, s.k.key(tag, "g:"+msg.From), s.k.key(tag, "u:"+msg.From), parts)
-	v, err := s.call(ctx, "ingest", keys, string(b))
+	v, err := s.call(ctx, "ingest", ka, string(b))
 	if err != nil {
 		return matcher.Outcome{}, err
 	}
