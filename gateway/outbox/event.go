@@ -102,8 +102,12 @@ func (o *Outbox) logNoDestination(ctx context.Context, d *delivery) {
 	var ev struct {
 		Type string `json:"type"`
 	}
-	if b, err := io.ReadAll(req.Body); err == nil {
-		_ = json.Unmarshal(b, &ev)
+	b, err := io.ReadAll(req.Body)
+	if err == nil {
+		err = json.Unmarshal(b, &ev)
+	}
+	if err != nil {
+		o.log.Warn("event body unreadable", "event", d.key(), "err", err)
 	}
 	o.log.Info("event not sent: no callback_url or webhook_url", "type", ev.Type, "event", d.key(), "key", d.apiKey(),
 		"webhook_id", req.Header.Get("webhook-id"))

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"slices"
 	"strconv"
@@ -46,7 +47,7 @@ func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]stri
 func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int) ([]matcher.Event, error) {
 	now := s.opt.Now()
 	cctx, cancel := s.timeout(ctx)
-	tags, err := s.dueTags(cctx, "ev", ms(now))
+	tags, err := s.dueTags(cctx, keyEvents, ms(now))
 	cancel()
 	if err != nil {
 		return nil, err
@@ -59,11 +60,14 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 			break
 		}
 		// On an error, events claimed so far wait for their lease to end.
-		v, err := s.call(ctx, "claim", s.k.tagKeys(tag), ms(now), ms(now.Add(lease)), limit-len(out))
+		v, err := s.call(ctx, "claim", keyArgs{tag: tag}, ms(now), ms(now.Add(lease)), limit-len(out))
 		if err != nil {
 			return nil, err
 		}
-		members, _ := v.([]any)
+		members, err := replyStrings(v, -1)
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("claim: %w", err))
+		}
 		evs, err := s.events(ctx, tag, members)
 		if err != nil {
 			return nil, err
@@ -75,21 +79,21 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 }
 
 // events reads the claimed members of a tag: sessions at their final
-// status, message.unmatched events as recorded.
-func (s *Store) events(ctx context.Context, tag string, members []any) ([]matcher.Event, error) {
+// status, message.unmatched events as recorded. A record that does not
+// decode is logged and left (its lease ends, and it is claimed again).
+func (s *Store) events(ctx context.Context, tag string, members []string) ([]matcher.Event, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	cmds := make([]*redis.StringCmd, len(members))
 	attempts := make([]*redis.StringCmd, len(members))
 	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, m := range members {
-			member, _ := m.(string)
+		for i, member := range members {
 			if id, ok := strings.CutPrefix(member, "s:"); ok {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, "s"), id)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, keySessions), id)
 			} else {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, "e"), member)
+				cmds[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), member)
 			}
-			attempts[i] = p.HGet(ctx, s.k.key(tag, "e"), "a:"+member)
+			attempts[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), "a:"+member)
 		}
 		return nil
 	})
@@ -97,21 +101,30 @@ func (s *Store) events(ctx context.Context, tag string, members []any) ([]matche
 		return nil, unavailable(err)
 	}
 	var out []matcher.Event
-	for i, m := range members {
+	for i, member := range members {
 		j, err := cmds[i].Result()
 		if err != nil {
 			continue // dropped past the retention
 		}
-		if member, _ := m.(string); strings.HasPrefix(member, "s:") {
-			sess, err := s.decode(j)
-			if err != nil || !sess.Status.Final() {
+		if id, ok := strings.CutPrefix(member, "s:"); ok {
+			sess, err := s.decode(j, id)
+			if err != nil {
+				s.log.Error("redis: undecodable session of an event: not delivered", "member", member, "err", err)
+				continue
+			}
+			if !sess.Status.Final() {
 				continue
 			}
 			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt, Attempts: atoi(attempts[i])})
 			continue
 		}
 		var e matcher.UnmatchedEvent
-		if json.Unmarshal([]byte(j), &e) != nil {
+		err = json.Unmarshal([]byte(j), &e)
+		if err == nil && "u:"+e.ID != member {
+			err = fmt.Errorf("record of %q", e.ID)
+		}
+		if err != nil {
+			s.log.Error("redis: undecodable message.unmatched event: not delivered", "member", member, "err", err)
 			continue
 		}
 		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At, Attempts: atoi(attempts[i])})
@@ -130,7 +143,7 @@ func (s *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 	if dead {
 		state = matcher.Dead
 	}
-	_, err = s.call(ctx, "ack", s.k.tagKeys(tagOf(to)), member, int(state))
+	_, err = s.call(ctx, "ack", keyArgs{tag: tagOf(to)}, member, int(state))
 	return err
 }
 
@@ -147,7 +160,7 @@ func (s *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	if err != nil {
 		return err
 	}
-	_, err = s.call(ctx, "defer", s.k.tagKeys(tagOf(to)), member, ms(until), ev.Attempts)
+	_, err = s.call(ctx, "defer", keyArgs{tag: tagOf(to)}, member, ms(until), ev.Attempts)
 	return err
 }
 
@@ -316,10 +329,10 @@ const sweepLimit = 500
 func (s *Store) sweep(ctx context.Context) error {
 	now := s.opt.Now()
 	cctx, cancel := s.timeout(ctx)
-	exp, err := s.dueTags(cctx, "exp", ms(now))
+	exp, err := s.dueTags(cctx, keyExpiries, ms(now))
 	var old []string
 	if err == nil {
-		old, err = s.dueTags(cctx, "done", ms(now.Add(-s.opt.Retention)))
+		old, err = s.dueTags(cctx, keyFinished, ms(now.Add(-s.opt.Retention)))
 	}
 	cancel()
 	if err != nil {
@@ -327,11 +340,15 @@ func (s *Store) sweep(ctx context.Context) error {
 	}
 	expired := false
 	for _, tag := range slices.Compact(slices.Sorted(slices.Values(append(exp, old...)))) {
-		v, err := s.call(ctx, "sweep", s.k.tagKeys(tag), ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
+		v, err := s.call(ctx, "sweep", keyArgs{tag: tag}, ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
 		if err != nil {
 			return err
 		}
-		if n, _ := v.(int64); n > 0 {
+		n, err := replyInt(v)
+		if err != nil {
+			return unavailable(fmt.Errorf("sweep: %w", err))
+		}
+		if n > 0 {
 			expired = true
 		}
 	}

@@ -9,7 +9,7 @@ import (
 func (s *Store) Sweep(ctx context.Context) error { return s.sweep(ctx) }
 
 // SessionsKey is the hash of the sessions on receiving number to.
-func SessionsKey(to string) string { return keyspace{DefaultPrefix}.key(tagOf(to), "s") }
+func SessionsKey(to string) string { return keyspace{DefaultPrefix}.key(tagOf(to), keySessions) }
 
 // SetWaitFallback changes how often Wait re-reads without a wakeup.
 func SetWaitFallback(d time.Duration) (restore func()) {

@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"sort"
 	"strconv"
@@ -17,10 +18,10 @@ const partsTTL = time.Hour
 
 // outcome is an Outcome as library.lua records it.
 type outcome struct {
-	Kind           matcher.OutcomeKind `json:"k"`
-	SessionID      string              `json:"sid"`
-	CaptureTried   bool                `json:"ct"`
-	CaptureRefused bool                `json:"cr"`
+	Kind           *matcher.OutcomeKind `json:"k"`
+	SessionID      string               `json:"sid"`
+	CaptureTried   bool                 `json:"ct"`
+	CaptureRefused bool                 `json:"cr"`
 }
 
 // ingestArgs is what the ingest function needs of a message: the text
@@ -57,23 +58,25 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Outcome{}, err
 	}
-	dedupe := s.k.key(tag, "d:"+msg.Provider+"\x00"+msg.MessageID)
-	parts := s.k.key(tag, "mp:"+msg.Provider+"\x00"+msg.From+"\x00"+msg.PartsRef)
+	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef}
 	text, whole := msg.Text, false
 	if msg.PartsRef != "" && msg.Parts > 1 {
-		v, err := s.call(ctx, "part", []string{dedupe, parts},
+		v, err := s.call(ctx, "part", ka,
 			msg.Part, msg.Text, msg.Parts, s.opt.Retention.Milliseconds(), partsTTL.Milliseconds())
 		if err != nil {
 			return matcher.Outcome{}, err
 		}
-		l, _ := v.([]any)
-		if len(l) != 2 {
-			return matcher.Outcome{}, unavailable(fmt.Errorf("unexpected part reply %v", v))
+		n, rest, err := replyPair(v)
+		if err != nil {
+			return matcher.Outcome{}, unavailable(fmt.Errorf("part: %w", err))
 		}
-		if n, _ := l[0].(int64); n != 2 {
-			return decodeOutcome(l[0], l[1])
+		if n != 2 {
+			return decodeOutcome(n, rest)
 		}
-		text, whole = assemble(l[1]), true
+		if text, err = assemble(rest); err != nil {
+			return matcher.Outcome{}, unavailable(fmt.Errorf("part: %w", err))
+		}
+		whole = true
 	}
 	sc := matcher.ScanText(text)
 	now := s.opt.Now().UTC()
@@ -89,54 +92,74 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	whole1.Text, whole1.Parts, whole1.Part, whole1.PartsRef = text, 0, 0, ""
 	for _, k := range opt.UnmatchedKeys {
 		e := matcher.UnmatchedEvent{ID: matcher.UnmatchedEventID(msg.Provider, msg.MessageID, k), Key: k, Message: whole1, At: now.Truncate(time.Millisecond)}
-		b, _ := json.Marshal(e)
+		b, err := json.Marshal(e)
+		if err != nil {
+			return matcher.Outcome{}, fmt.Errorf("redisstore: encode message.unmatched event: %w", err)
+		}
 		a.Events = append(a.Events, eventArgs{Member: "u:" + e.ID, JSON: string(b)})
 	}
-	b, _ := json.Marshal(a)
-	keys := s.k.tagKeys(tag, dedupe, s.k.key(tag, "g:"+msg.From), s.k.key(tag, "u:"+msg.From), parts)
-	v, err := s.call(ctx, "ingest", keys, string(b))
+	b, err := json.Marshal(a)
+	if err != nil {
+		return matcher.Outcome{}, fmt.Errorf("redisstore: encode message: %w", err)
+	}
+	v, err := s.call(ctx, "ingest", ka, string(b))
 	if err != nil {
 		return matcher.Outcome{}, err
 	}
-	l, _ := v.([]any)
-	if len(l) != 2 {
-		return matcher.Outcome{}, unavailable(fmt.Errorf("unexpected ingest reply %v", v))
+	dup, rec, err := replyPair(v)
+	if err != nil {
+		return matcher.Outcome{}, unavailable(fmt.Errorf("ingest: %w", err))
 	}
-	o, err := decodeOutcome(l[0], l[1])
+	o, err := decodeOutcome(dup, rec)
 	if err == nil && !o.Duplicate && (o.Kind == matcher.Matched || o.Kind == matcher.Exhausted || o.Kind == matcher.Unmatched && len(a.Events) > 0) {
 		s.signal()
 	}
 	return o, err
 }
 
-func decodeOutcome(dup, j any) (matcher.Outcome, error) {
-	str, _ := j.(string)
+// decodeOutcome reads an outcome record; dup is 1 when the message was
+// seen before. A record without its kind is an error, never a zero
+// outcome.
+func decodeOutcome(dup int64, rec any) (matcher.Outcome, error) {
+	j, err := replyString(rec)
+	if err != nil {
+		return matcher.Outcome{}, unavailable(fmt.Errorf("outcome record: %w", err))
+	}
 	var o outcome
-	if err := json.Unmarshal([]byte(str), &o); err != nil {
+	if err := json.Unmarshal([]byte(j), &o); err != nil {
 		return matcher.Outcome{}, unavailable(fmt.Errorf("bad outcome record: %w", err))
 	}
-	d, _ := dup.(int64)
-	return matcher.Outcome{Kind: o.Kind, SessionID: o.SessionID, Duplicate: d == 1, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}, nil
+	if o.Kind == nil {
+		return matcher.Outcome{}, unavailable(errors.New("bad outcome record: no kind"))
+	}
+	return matcher.Outcome{Kind: *o.Kind, SessionID: o.SessionID, Duplicate: dup == 1, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}, nil
 }
 
 // assemble joins the parts of HGETALL (part number, text, ...) in order.
-func assemble(v any) string {
-	l, _ := v.([]any)
+func assemble(v any) (string, error) {
+	l, err := replyStrings(v, -1)
+	if err != nil {
+		return "", err
+	}
+	if len(l)%2 != 0 {
+		return "", fmt.Errorf("%w: %d elements, want pairs", errReplyShape, len(l))
+	}
 	type part struct {
 		n    int
 		text string
 	}
-	var ps []part
-	for i := 0; i+1 < len(l); i += 2 {
-		ns, _ := l[i].(string)
-		text, _ := l[i+1].(string)
-		n, _ := strconv.Atoi(ns)
-		ps = append(ps, part{n, text})
+	ps := make([]part, 0, len(l)/2)
+	for i := 0; i < len(l); i += 2 {
+		n, err := strconv.Atoi(l[i])
+		if err != nil {
+			return "", fmt.Errorf("%w: part number %q", errReplyShape, l[i])
+		}
+		ps = append(ps, part{n, l[i+1]})
 	}
 	sort.Slice(ps, func(i, j int) bool { return ps[i].n < ps[j].n })
 	var b strings.Builder
 	for _, p := range ps {
 		b.WriteString(p.text)
 	}
-	return b.String()
+	return b.String(), nil
 }

@@ -42,9 +42,14 @@ import (
 //
 // T is the hex of the first 4 bytes of SHA-256 of the receiving number.
 // Wakeups go over pub/sub, channel P:wake: a session id when it reaches a
-// final status, "ev" for other events. library.lua receives every key in
-// KEYS, the first ten in tagNames' order, and derives the channel from the
-// first one; it never builds a key name itself.
+// final status, "ev" for other events.
+//
+// This file is the one place that names keys. library.lua builds no key
+// name: each function receives its keys in KEYS, in the order libFuncs
+// gives, and indexes them only through the constants luaKeyHeader
+// declares from libFuncs (keys[S], keys[INGEST_DEDUPE]); it derives the
+// wakeup channel from keys[S]. keys_test.go checks library.lua against
+// libFuncs.
 
 // DefaultPrefix begins every key when Options.Prefix is empty.
 const DefaultPrefix = "mogate"
@@ -65,13 +70,6 @@ func CheckPrefix(p string) error {
 	return nil
 }
 
-// tagNames are the keys of a tag every library function takes, in
-// order: library.lua's S, TOK, PAIRS, ... constants index them.
-var tagNames = [...]struct{ lua, name string }{
-	{"S", "s"}, {"TOK", "tok"}, {"PAIRS", "pairs"}, {"CODES", "codes"}, {"EXP", "exp"},
-	{"DONE", "done"}, {"EV", "ev"}, {"E", "e"}, {"PEND", "pend"}, {"SEQ", "seq"},
-}
-
 // keyspace names every key of one prefix.
 type keyspace struct{ prefix string }
 
@@ -82,16 +80,141 @@ func tagOf(to string) string {
 	return hex.EncodeToString(sum[:4])
 }
 
+// key is the key name of a tag's key.
 func (k keyspace) key(tag, name string) string { return k.prefix + ":{" + tag + "}:" + name }
 
-// tagKeys are the keys every library function takes, in tagNames' order,
-// then extra.
-func (k keyspace) tagKeys(tag string, extra ...string) []string {
-	ks := make([]string, 0, len(tagNames)+len(extra))
-	for _, n := range tagNames {
-		ks = append(ks, k.key(tag, n.name))
+// The names of a tag's keys (P:{T}:<name>).
+const (
+	keySessions     = "s"
+	keyTokens       = "tok"
+	keyPairs        = "pairs"
+	keyCodes        = "codes"
+	keyExpiries     = "exp"
+	keyFinished     = "done"
+	keyEvents       = "ev"
+	keyEventRecords = "e"
+	keyPending      = "pend"
+	keySeq          = "seq"
+)
+
+// tagNames are a tag's keys that library functions take first (libFunc
+// tag), in this order, each under its Lua constant.
+var tagNames = [...]struct{ lua, name string }{
+	{"S", keySessions}, {"TOK", keyTokens}, {"PAIRS", keyPairs}, {"CODES", keyCodes}, {"EXP", keyExpiries},
+	{"DONE", keyFinished}, {"EV", keyEvents}, {"E", keyEventRecords}, {"PEND", keyPending}, {"SEQ", keySeq},
+}
+
+// A libFunc is a function of library.lua (or a script) and the keys it
+// takes, in KEYS order: the tag's keys (tagNames) when tag is set, then
+// extra. Lua indexes a tag key by its constant (keys[S]) and an extra
+// one by the function's name and its own (keys[INGEST_DEDUPE]).
+type libFunc struct {
+	name  string
+	tag   bool
+	extra []string
+}
+
+// libFuncs are the functions of library.lua.
+var libFuncs = []libFunc{
+	{name: "create", tag: true},
+	{name: "cancel", tag: true},
+	{name: "ingest", tag: true, extra: []string{"DEDUPE", "GUESSES", "UNMATCHED", "PARTS"}},
+	{name: "part", extra: []string{"DEDUPE", "PARTS"}},
+	{name: "sweep", tag: true},
+	{name: "claim", tag: true},
+	{name: "ack", tag: true},
+	{name: "defer", tag: true},
+	{name: "idem_release", extra: []string{"IDEM"}},
+}
+
+// pendingFunc is pendingScript's: a plain read-only script.
+var pendingFunc = libFunc{name: "pending", extra: []string{"PAIRS", "S"}}
+
+// libFuncByName indexes libFuncs.
+var libFuncByName = func() map[string]libFunc {
+	m := make(map[string]libFunc, len(libFuncs))
+	for _, f := range libFuncs {
+		m[f.name] = f
 	}
-	return append(ks, extra...)
+	return m
+}()
+
+// luaConst is the Lua constant of f's extra key name.
+func (f libFunc) luaConst(name string) string { return strings.ToUpper(f.name) + "_" + name }
+
+// luaKeyHeader declares the Lua constants of fs's keys: each one's
+// position in KEYS.
+func luaKeyHeader(fs ...libFunc) string {
+	var b strings.Builder
+	tag := false
+	for _, f := range fs {
+		if f.tag && !tag {
+			tag = true
+			for i, n := range tagNames {
+				fmt.Fprintf(&b, "local %s = %d\n", n.lua, i+1)
+			}
+		}
+		first := 1
+		if f.tag {
+			first += len(tagNames)
+		}
+		for i, n := range f.extra {
+			fmt.Fprintf(&b, "local %s = %d\n", f.luaConst(n), first+i)
+		}
+	}
+	return b.String()
+}
+
+// keyArgs name the keys of one call.
+type keyArgs struct {
+	tag                 string // the receiving number's hash tag
+	provider, messageID string // a message's dedupe record
+	from, ref           string // its sender's budgets, its multipart reference
+	apiKey, idemKey     string // an idempotency key
+}
+
+// keys are f's KEYS for a, in order.
+func (k keyspace) keys(f libFunc, a keyArgs) ([]string, error) {
+	n := len(f.extra)
+	if f.tag {
+		n += len(tagNames)
+	}
+	ks := make([]string, 0, n)
+	if f.tag {
+		for _, t := range tagNames {
+			ks = append(ks, k.key(a.tag, t.name))
+		}
+	}
+	for _, name := range f.extra {
+		key, ok := k.named(name, a)
+		if !ok {
+			return nil, fmt.Errorf("redisstore: function %s takes an unknown key %s", f.name, name)
+		}
+		ks = append(ks, key)
+	}
+	return ks, nil
+}
+
+// named is the key a libFunc's extra name stands for.
+func (k keyspace) named(name string, a keyArgs) (string, bool) {
+	for _, t := range tagNames {
+		if t.lua == name {
+			return k.key(a.tag, t.name), true
+		}
+	}
+	switch name {
+	case "DEDUPE":
+		return k.key(a.tag, "d:"+a.provider+"\x00"+a.messageID), true
+	case "GUESSES":
+		return k.key(a.tag, "g:"+a.from), true
+	case "UNMATCHED":
+		return k.key(a.tag, "u:"+a.from), true
+	case "PARTS":
+		return k.key(a.tag, "mp:"+a.provider+"\x00"+a.from+"\x00"+a.ref), true
+	case "IDEM":
+		return k.idem(a.apiKey, a.idemKey), true
+	}
+	return "", false
 }
 
 func (k keyspace) tags() string { return k.prefix + ":tags" }

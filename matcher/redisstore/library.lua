@@ -1,11 +1,15 @@
 -- mogate's Redis function library. redisstore.go's buildLibrary puts its
 -- header before this text: the library name (a hash of the code, so that
 -- builds with different code never replace each other's functions), LIB
--- (the functions' name prefix) and the indexes S, TOK, PAIRS, CODES, EXP,
--- DONE, EV, E, PEND, SEQ of the receiving number's keys in KEYS (keys.go
--- describes them: every function takes them, all in one hash slot, then
--- its own extra keys). No key name is built here: every key comes in
--- KEYS, so one Redis serves deployments of any redis_prefix.
+-- (the functions' name prefix) and one constant per key a function takes,
+-- its position in KEYS. keys.go's libFuncs lists each function's keys in
+-- order: most take the receiving number's keys (keys[S], keys[PAIRS], ...,
+-- all in one hash slot), some extra ones, named after the function
+-- (keys[INGEST_DEDUPE]). keys are indexed only through these constants,
+-- never by a number, and passed whole only to the helpers here;
+-- keys_test.go checks that against libFuncs. No key name is built here:
+-- every key comes in KEYS, so one Redis serves deployments of any
+-- redis_prefix.
 -- Times come from the caller's clock (ARGV), never from Redis.
 
 local PENDING, VERIFIED, EXPIRED, CANCELLED, FAILED = 0, 1, 2, 3, 4
@@ -161,23 +165,24 @@ local function verify(keys, s, a)
   finish(keys, s, VERIFIED, a.now, a.now)
 end
 
--- ingest matches one message (DESIGN.md §6), once. Extra keys: 11 dedupe
--- record, 12 sender's capture guesses, 13 sender's unmatched budget, 14 the
--- multipart message it completes. ARGV: JSON of the scanned message.
--- Returns {duplicate 0/1, outcome JSON}.
+-- ingest matches one message, once. Keys beside the number's: the dedupe
+-- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
+-- unmatched budget INGEST_UNMATCHED, the multipart message it completes
+-- INGEST_PARTS. ARGV: JSON of the scanned message. Returns {duplicate 0/1,
+-- outcome JSON}.
 local function ingest(keys, args)
-  local d = redis.call('GET', keys[11])
+  local d = redis.call('GET', keys[INGEST_DEDUPE])
   if d then return {1, d} end
   local a = cjson.decode(args[1])
   local now = a.now
   local function done(out)
     local enc = cjson.encode(out)
-    redis.call('SET', keys[11], enc, 'PX', a.ret)
+    redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
     return {0, enc}
   end
   if a.parts then
     -- Another part completed the message first: this one only stored itself.
-    if redis.call('DEL', keys[14]) == 0 then return done({k = PARTSTORED}) end
+    if redis.call('DEL', keys[INGEST_PARTS]) == 0 then return done({k = PARTSTORED}) end
   end
   -- 1. The sender's own pending sessions: the oldest whose code the text holds.
   local own = {}
@@ -193,8 +198,8 @@ local function ingest(keys, args)
   end
   -- 2. Capture sessions: every message that gets here is one guess.
   local out = {k = UNMATCHED}
-  if not a.nocap and bucket(keys[13], a.uph, HOUR, now, false) then
-    if bucket(keys[12], a.gph, HOUR, now, true) then
+  if not a.nocap and bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, false) then
+    if bucket(keys[INGEST_GUESSES], a.gph, HOUR, now, true) then
       out.ct = true
       for _, c in ipairs(a.cands) do
         local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
@@ -228,26 +233,27 @@ local function ingest(keys, args)
     redis.call('ZADD', keys[EV], now, ev.m)
   end
   if #a.uevs > 0 then redis.call('PUBLISH', wake(keys), 'ev') end
-  bucket(keys[13], a.uph, HOUR, now, true)
+  bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, true)
   return done(out)
 end
 
--- part stores one part of a multipart message. KEYS dedupe record, parts.
+-- part stores one part of a multipart message. KEYS: the dedupe record
+-- PART_DEDUPE, the parts PART_PARTS.
 -- ARGV part, text, parts, retention ms, parts TTL ms. Returns {1, outcome}
 -- for a duplicate, {0, outcome} when stored, {2, HGETALL} when complete:
 -- the caller then ingests the whole with the parts key (which ingest
 -- deletes, so the message is matched once).
 local function part(keys, args)
-  local d = redis.call('GET', keys[1])
+  local d = redis.call('GET', keys[PART_DEDUPE])
   if d then return {1, d} end
-  redis.call('HSET', keys[2], args[1], args[2])
-  redis.call('PEXPIRE', keys[2], args[5])
-  if redis.call('HLEN', keys[2]) < tonumber(args[3]) then
+  redis.call('HSET', keys[PART_PARTS], args[1], args[2])
+  redis.call('PEXPIRE', keys[PART_PARTS], args[5])
+  if redis.call('HLEN', keys[PART_PARTS]) < tonumber(args[3]) then
     local enc = cjson.encode({k = PARTSTORED})
-    redis.call('SET', keys[1], enc, 'PX', args[4])
+    redis.call('SET', keys[PART_DEDUPE], enc, 'PX', args[4])
     return {0, enc}
   end
-  return {2, redis.call('HGETALL', keys[2])}
+  return {2, redis.call('HGETALL', keys[PART_PARTS])}
 end
 
 -- sweep: ARGV now, retention ms, limit. Expires due pending sessions (one
@@ -316,11 +322,12 @@ local function defer(keys, args)
   return 1
 end
 
--- idem_release: KEYS idempotency key; ARGV the value this caller set.
+-- idem_release: KEYS the idempotency key IDEM_RELEASE_IDEM; ARGV the
+-- value this caller set.
 -- Deletes the claim only if it is still the caller's.
 local function idem_release(keys, args)
-  if redis.call('GET', keys[1]) == args[1] then
-    return redis.call('DEL', keys[1])
+  if redis.call('GET', keys[IDEM_RELEASE_IDEM]) == args[1] then
+    return redis.call('DEL', keys[IDEM_RELEASE_IDEM])
   end
   return 0
 end

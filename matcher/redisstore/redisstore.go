@@ -40,16 +40,13 @@ var libraryBody string
 var libraryName, library = buildLibrary(libraryBody)
 
 // buildLibrary prefixes the Lua body with its header: the library name,
-// LIB (the functions' name prefix) and the indexes of the tag's keys in
-// KEYS, from tagNames.
+// LIB (the functions' name prefix) and the positions of the functions'
+// keys in KEYS, from libFuncs.
 func buildLibrary(body string) (name, code string) {
-	var idx strings.Builder
-	for i, n := range tagNames {
-		fmt.Fprintf(&idx, "local %s = %d\n", n.lua, i+1)
-	}
-	sum := sha256.Sum256([]byte(idx.String() + body))
+	idx := luaKeyHeader(libFuncs...)
+	sum := sha256.Sum256([]byte(idx + body))
 	name = "mogate_" + hex.EncodeToString(sum[:6])
-	return name, "#!lua name=" + name + "\nlocal LIB = '" + name + "'\n" + idx.String() + body
+	return name, "#!lua name=" + name + "\nlocal LIB = '" + name + "'\n" + idx + body
 }
 
 // Options configure Open.
@@ -217,11 +214,19 @@ func (s *Store) loadLibrary(ctx context.Context) error {
 	return nil
 }
 
-// call runs the library's function fn ("create", "ingest", ...) with a
-// deadline, followed by WAIT when writes wait for replicas (write); a
+// call runs the library's function fn ("create", "ingest", ...) on the
+// keys libFuncs gives it, named by a, with a deadline, followed by WAIT when writes wait for replicas (write); a
 // function missing after a restart or failover is loaded again and the
 // call made once more.
-func (s *Store) call(ctx context.Context, fn string, keys []string, args ...any) (any, error) {
+func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (any, error) {
+	f, ok := libFuncByName[fn]
+	if !ok {
+		return nil, fmt.Errorf("redisstore: no library function %s", fn)
+	}
+	keys, err := s.k.keys(f, a)
+	if err != nil {
+		return nil, err
+	}
 	fn = libraryName + "_" + fn
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
@@ -301,7 +306,7 @@ func (s *Store) Err(ctx context.Context) error {
 			return unavailable(err)
 		}
 		if len(v) == 0 || v[0] != "master" {
-			return unavailable(fmt.Errorf("%s is not a primary (ROLE %v)", nodeName(ctx, s, c), v[0]))
+			return unavailable(fmt.Errorf("%s is not a primary (ROLE %v)", nodeName(ctx, s, c), v))
 		}
 		return nil
 	}

@@ -94,7 +94,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		if ok {
 			sess, replayed, err := s.create(ctx, req, id)
 			if err != nil && !errors.Is(err, matcher.ErrUnavailable) {
-				if _, rerr := s.call(ctx, "idem_release", []string{ik}, claim); rerr != nil {
+				if _, rerr := s.call(ctx, "idem_release", keyArgs{apiKey: req.Key, idemKey: req.IdemKey}, claim); rerr != nil {
 					s.log.Warn("redis: idempotency claim not released", "err", rerr)
 				}
 			}
@@ -118,7 +118,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		}
 		if at, _ := strconv.ParseInt(parts[3], 10, 64); ms(s.opt.Now())-at > 2*s.opt.Timeout.Milliseconds() {
 			// Stale: its session is gone. Replace the claim.
-			if _, err := s.call(ctx, "idem_release", []string{ik}, cur); err != nil {
+			if _, err := s.call(ctx, "idem_release", keyArgs{apiKey: req.Key, idemKey: req.IdemKey}, cur); err != nil {
 				return matcher.Session{}, false, err
 			}
 			continue
@@ -157,15 +157,22 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 			Metadata: req.Metadata, PageToken: newID(tokenPref, tag), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)),
 		}
-		b, _ := json.Marshal(w)
-		v, err := s.call(ctx, "create", s.k.tagKeys(tag), string(b), ms(now))
+		b, err := json.Marshal(w)
+		if err != nil {
+			return matcher.Session{}, false, fmt.Errorf("redisstore: encode session: %w", err)
+		}
+		v, err := s.call(ctx, "create", keyArgs{tag: tag}, string(b), ms(now))
 		if err != nil {
 			return matcher.Session{}, false, err
 		}
-		status, sess, superseded := reply3(v)
+		r, err := replyStrings(v, 3)
+		if err != nil {
+			return matcher.Session{}, false, unavailable(fmt.Errorf("create: %w", err))
+		}
+		status, sess, superseded := r[0], r[1], r[2]
 		switch status {
 		case "ok", "exists":
-			out, err := s.decode(sess)
+			out, err := s.decode(sess, id)
 			if superseded != "" {
 				s.signal()
 			}
@@ -180,23 +187,19 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 	}
 }
 
-// reply3 reads a {string, string, string} function reply.
-func reply3(v any) (a, b, c string) {
-	l, _ := v.([]any)
-	get := func(i int) string {
-		if i < len(l) {
-			s, _ := l[i].(string)
-			return s
-		}
-		return ""
-	}
-	return get(0), get(1), get(2)
-}
-
-func (s *Store) decode(j string) (matcher.Session, error) {
+// decode reads a session record; id, when set, is the session's id. A
+// record without the fields every session has is an error, never a zero
+// session.
+func (s *Store) decode(j, id string) (matcher.Session, error) {
 	var w wire
 	if err := json.Unmarshal([]byte(j), &w); err != nil {
 		return matcher.Session{}, unavailable(fmt.Errorf("bad session record: %w", err))
+	}
+	switch {
+	case w.ID == "" || w.To == "":
+		return matcher.Session{}, unavailable(errors.New("bad session record: no id or to"))
+	case id != "" && w.ID != id:
+		return matcher.Session{}, unavailable(fmt.Errorf("bad session record: %s is stored as %s", w.ID, id))
 	}
 	return w.session(s.opt.Now()), nil
 }
@@ -229,32 +232,35 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 	}
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	j, err := s.rdb.HGet(ctx, s.k.key(tag, "s"), id).Result()
+	j, err := s.rdb.HGet(ctx, s.k.key(tag, keySessions), id).Result()
 	if errors.Is(err, redis.Nil) {
 		return matcher.Session{}, matcher.ErrNotFound
 	}
 	if err != nil {
 		return matcher.Session{}, unavailable(err)
 	}
-	return s.decode(j)
+	return s.decode(j, id)
 }
 
 // pendingScript reads the pending sessions of one pair (to, sender) in one
 // call: the pair's members of the pairs index (library.lua pairMember:
 // to \0 sender \0 seq \0 id), oldest first, then their records. KEYS are
-// the number's pairs and s; ARGV[1] is "to \0 sender \0". It only reads,
-// so it is a plain script (EVALSHA_RO), not part of the versioned library.
-var pendingScript = redis.NewScript(`
+// pendingFunc's (the number's pairs and s); ARGV[1] is "to \0 sender \0".
+// It only reads, so it is a plain script (EVALSHA_RO), not part of the
+// versioned library.
+var pendingScript = redis.NewScript(luaKeyHeader(pendingFunc) + pendingBody)
+
+const pendingBody = `
 local p = ARGV[1]
-local members = redis.call('ZRANGEBYLEX', KEYS[1], '[' .. p, '(' .. p:sub(1, -2) .. '\1')
+local members = redis.call('ZRANGEBYLEX', KEYS[PENDING_PAIRS], '[' .. p, '(' .. p:sub(1, -2) .. '\1')
 if #members == 0 then return {} end
 local ids = {}
 for i, m in ipairs(members) do
   local rest = m:sub(#p + 1)
   ids[i] = rest:sub(rest:find('\0', 1, true) + 1)
 end
-return redis.call('HMGET', KEYS[2], unpack(ids))
-`)
+return redis.call('HMGET', KEYS[PENDING_S], unpack(ids))
+`
 
 // PendingFor returns the pending sessions that expect a message from sender
 // on each number of tos, in the order of tos, oldest first per number: one
@@ -272,8 +278,11 @@ func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]
 		pipe := s.rdb.Pipeline()
 		cmds := make([]*redis.Cmd, len(tos))
 		for i, to := range tos {
-			tag := tagOf(to)
-			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, []string{s.k.key(tag, "pairs"), s.k.key(tag, "s")}, to+"\x00"+sender+"\x00")
+			keys, err := s.k.keys(pendingFunc, keyArgs{tag: tagOf(to)})
+			if err != nil {
+				return nil, err
+			}
+			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, keys, to+"\x00"+sender+"\x00")
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -290,16 +299,19 @@ func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]
 	}
 	var out []matcher.Session
 	for _, cmd := range cmds {
-		recs, err := cmd.Slice()
+		v, err := cmd.Result()
 		if err != nil {
 			return nil, unavailable(err)
 		}
-		for _, r := range recs {
-			j, ok := r.(string)
-			if !ok {
+		recs, found, err := replyOptStrings(v)
+		if err != nil {
+			return nil, unavailable(fmt.Errorf("pending: %w", err))
+		}
+		for i, j := range recs {
+			if !found[i] {
 				continue // finished and purged meanwhile
 			}
-			v, err := s.decode(j)
+			v, err := s.decode(j, "")
 			if err != nil {
 				return nil, err
 			}
@@ -318,7 +330,7 @@ func (s *Store) ByPageToken(ctx context.Context, token string) (matcher.Session,
 		return matcher.Session{}, matcher.ErrNotFound
 	}
 	cctx, cancel := s.timeout(ctx)
-	id, err := s.rdb.HGet(cctx, s.k.key(tag, "tok"), token).Result()
+	id, err := s.rdb.HGet(cctx, s.k.key(tag, keyTokens), token).Result()
 	cancel()
 	if errors.Is(err, redis.Nil) {
 		return matcher.Session{}, matcher.ErrNotFound
@@ -335,23 +347,29 @@ func (s *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) 
 	if !ok || strings.HasPrefix(id, tokenPref) {
 		return matcher.Session{}, matcher.ErrNotFound
 	}
-	v, err := s.call(ctx, "cancel", s.k.tagKeys(tag), id, ms(s.opt.Now()))
+	v, err := s.call(ctx, "cancel", keyArgs{tag: tag}, id, ms(s.opt.Now()))
 	if err != nil {
 		return matcher.Session{}, err
 	}
-	status, j, _ := reply3(v)
-	switch status {
+	r, err := replyStrings(v, 2)
+	if err != nil {
+		return matcher.Session{}, unavailable(fmt.Errorf("cancel: %w", err))
+	}
+	switch status, j := r[0], r[1]; status {
 	case "not_found":
 		return matcher.Session{}, matcher.ErrNotFound
 	case "not_pending":
-		sess, err := s.decode(j)
+		sess, err := s.decode(j, id)
 		if err != nil {
 			return sess, err
 		}
 		return sess, matcher.ErrNotPending
+	case "ok":
+		s.signal()
+		return s.decode(j, id)
+	default:
+		return matcher.Session{}, unavailable(fmt.Errorf("cancel: unexpected status %q", status))
 	}
-	s.signal()
-	return s.decode(j)
 }
 
 // SpendNonce records a provider request nonce for the retention window.
@@ -379,7 +397,7 @@ func (s *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
 	cmds := make([]*redis.MapStringStringCmd, len(tags))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range tags {
-			cmds[i] = p.HGetAll(ctx, s.k.key(t, "pend"))
+			cmds[i] = p.HGetAll(ctx, s.k.key(t, keyPending))
 		}
 		return nil
 	})
