@@ -104,7 +104,7 @@ func TestSentinelPrimaryKilled(t *testing.T) {
 	// The old primary comes back with its AOF, a primary by its own
 	// config until the Sentinels make it a replica: never written to.
 	primary.Restart()
-	waitUntil("the old primary back as the new one's replica", 30*time.Second, func() bool {
+	waitUntil("the old primary back as the new one's replica", 60*time.Second, func() bool {
 		info, _ := replica.Client().Info(ctx, "replication").Result()
 		return strings.Contains(info, "port="+fmt.Sprint(primary.Port)+",state=online")
 	})

@@ -41,8 +41,12 @@ func StartFailoverCluster(t testing.TB, primaries, replicas int, nodeTimeout tim
 			ctx := context.Background()
 			info, _ := rc.ClusterInfo(ctx).Result()
 			repl, _ := rc.Info(ctx, "replication").Result()
+			nodes, _ := rc.ClusterNodes(ctx).Result()
 			ready := strings.Contains(info, "cluster_state:ok") &&
 				strings.Contains(info, fmt.Sprintf("cluster_known_nodes:%d\r\n", len(c.Servers))) &&
+				// Every node sees every replica as one: until then a node that
+				// has not yet taken its REPLICATE reads as a primary.
+				countReplicas(nodes) == primaries*replicas &&
 				(strings.Contains(repl, "role:master") ||
 					strings.Contains(repl, "master_link_status:up") && !strings.Contains(repl, "master_sync_in_progress:1"))
 			if ready {
@@ -57,6 +61,17 @@ func StartFailoverCluster(t testing.TB, primaries, replicas int, nodeTimeout tim
 		rc.Close()
 	}
 	return c
+}
+
+// countReplicas counts the replicas listed in a CLUSTER NODES answer.
+func countReplicas(nodes string) int {
+	n := 0
+	for _, line := range strings.Split(nodes, "\n") {
+		if f := strings.Fields(line); len(f) > 2 && strings.Contains(f[2], "slave") {
+			n++
+		}
+	}
+	return n
 }
 
 // Server returns the node listening on addr (host:port), or nil.
