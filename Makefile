@@ -5,12 +5,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps race lint vet fmt fuzz bench conformance clean
+.PHONY: all build image run test deps race lint vet fmt fuzz bench conformance clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mogate
+
+## image: the container image (Dockerfile), stamped like build; docker or podman
+CONTAINER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
+image:
+	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t mogate:$(VERSION) .
 
 ## run: mogate in dev mode on embedded defaults (127.0.0.1:8080, ./mogate-data)
 run: build
