@@ -5,12 +5,17 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build run test deps race lint vet fmt fuzz bench conformance clean
+.PHONY: all build image run test deps race lint vet fmt fuzz bench conformance clean
 
 all: build
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mogate
+
+## image: the container image (Dockerfile), stamped like build; docker or podman
+CONTAINER ?= $(shell command -v docker 2>/dev/null || command -v podman 2>/dev/null || echo docker)
+image:
+	$(CONTAINER) build --build-arg VERSION=$(VERSION) -t mogate:$(VERSION) .
 
 ## run: mogate in dev mode on embedded defaults (127.0.0.1:8080, ./mogate-data)
 run: build
@@ -22,15 +27,27 @@ test: deps lint
 
 # Debian packages the tests drive: Chromium (hosted page), redis-server
 # (durability tests start their own), promtool (deploy/ alert rules).
-# Installed when missing; needs root or sudo.
+# Installed when missing; needs root or sudo. The install starts no service
+# and leaves none enabled (the tests start their own redis-server, and the
+# prometheus package would otherwise serve on :9090): policy-rc.d refuses
+# every start while apt runs (an existing one is kept), recommends are left
+# out (prometheus-node-exporter would serve on :9100), and on a systemd host
+# the units of the packages just installed are disabled.
 DEB_DEPS := chromium:chromium redis-server:redis-server promtool:prometheus
+POLICY_RC ?= /usr/sbin/policy-rc.d
+SYSTEMD_RUN ?= /run/systemd/system
 deps:
 	@missing=""; for d in $(DEB_DEPS); do cmd=$${d%%:*}; pkg=$${d#*:}; \
 	  command -v $$cmd >/dev/null 2>&1 || missing="$$missing $$pkg"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing Debian packages the tests need:$$missing"; \
 	  sudo=""; [ "$$(id -u)" = 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	  if [ ! -e $(POLICY_RC) ]; then trap "$$sudo rm -f $(POLICY_RC)" EXIT INT TERM; \
+	    printf '#!/bin/sh\nexit 101\n' | $$sudo tee $(POLICY_RC) >/dev/null && $$sudo chmod 0755 $(POLICY_RC) || exit 1; fi; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; rc=$$?; \
+	  if [ -d $(SYSTEMD_RUN) ]; then for pkg in $$missing; do \
+	    case $$pkg in redis-server|prometheus) $$sudo systemctl disable --now $$pkg.service >/dev/null 2>&1 || true;; esac; done; fi; \
+	  exit $$rc; \
 	fi
 
 lint: fmt vet
