@@ -1,7 +1,7 @@
 # mogate's container image: a static binary on distroless, run as a
 # non-root user, with no shell and no package manager in the image.
 #
-#   docker build --build-arg VERSION=$(git describe --tags --always --dirty) -t mogate .
+#   docker build --build-arg VERSION=$(make -s version) -t mogate .
 #   docker run -v $PWD/mogate.yaml:/etc/mogate/mogate.yaml:ro -p 8080:8080 mogate
 #
 # The configuration must listen on 0.0.0.0:8080 (not loopback) and, with

@@ -1,13 +1,20 @@
 # mogate — the two commands a newcomer needs are `make run` and `make test`.
 GO      ?= go
 BIN     := bin/mogate
-VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+# The tag when HEAD has one behind it (v0.1.0, v0.1.0-3-g1a2b3c4), else the
+# newest release of CHANGELOG.md marked untagged (v0.1.0-untagged-g1a2b3c4).
+RELEASE := $(shell sed -n 's/^\#\# \[\([0-9][0-9.]*\)\].*/\1/p' CHANGELOG.md | head -n 1)
+VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo "v$(RELEASE)-untagged-g$$(git rev-parse --short HEAD 2>/dev/null || echo dev)")
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build image run test deps race lint vet fmt fuzz bench conformance clean
+.PHONY: all build image version run test deps race lint vet fmt fuzz bench conformance clean
 
 all: build
+
+## version: what make build stamps into the binary
+version:
+	@echo $(VERSION)
 
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/mogate
