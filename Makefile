@@ -38,9 +38,9 @@ test: deps lint
 # and leaves none enabled (the tests start their own redis-server, and the
 # prometheus package would otherwise serve on :9090): policy-rc.d refuses
 # every start while apt runs (an existing one is kept), recommends are left
-# out (prometheus-node-exporter would serve on :9100), and on a systemd host
+# out (prometheus-node-exporter would serve on :9100; Chromium's fonts are named), and on a systemd host
 # the units of the packages just installed are disabled.
-DEB_DEPS := chromium:chromium redis-server:redis-server promtool:prometheus
+DEB_DEPS := chromium:chromium chromium:fonts-liberation redis-server:redis-server promtool:prometheus
 POLICY_RC ?= /usr/sbin/policy-rc.d
 SYSTEMD_RUN ?= /run/systemd/system
 deps:
