@@ -8,7 +8,7 @@ VERSION ?= $(shell git describe --tags --dirty 2>/dev/null || echo "v$(RELEASE)-
 LDFLAGS := -X main.version=$(VERSION)
 FUZZTIME ?= 10s
 
-.PHONY: all build image version run test deps race lint vet fmt fuzz bench conformance clean
+.PHONY: all build image version run test deps race lint vet fmt golangci fuzz bench conformance clean
 
 all: build
 
@@ -28,7 +28,7 @@ image:
 run: build
 	./$(BIN) serve
 
-## test: everything CI runs: format, vet, and every test with the race detector
+## test: everything CI runs: format, vet, golangci-lint, and every test with the race detector
 test: deps lint
 	$(GO) test -race -count=1 ./...
 
@@ -57,7 +57,12 @@ deps:
 	  exit $$rc; \
 	fi
 
-lint: fmt vet
+## lint: gofmt, go vet and golangci-lint (.golangci.yml; pinned in tools/lint/go.mod)
+lint: fmt vet golangci
+
+GOLANGCI := $(GO) tool -modfile=tools/lint/go.mod golangci-lint
+golangci:
+	$(GOLANGCI) run ./...
 
 fmt:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -50,7 +50,8 @@ func (c *Config) duplicateKeys() []error {
 	first := map[[sha256.Size]byte]entry{}
 	for i, k := range c.APIKeys {
 		var sum [sha256.Size]byte
-		entryKey, field := fmt.Sprintf("api_keys[%d]", i), ""
+		var field string
+		entryKey := fmt.Sprintf("api_keys[%d]", i)
 		switch {
 		case k.Key.IsSet() && k.KeySHA256 == "":
 			sum, field = sha256.Sum256([]byte(k.Key.Reveal())), ".key"

@@ -81,7 +81,7 @@ func LoadDevCredentials(dataDir string, create bool) (DevCredentials, error) {
 	if err := os.MkdirAll(dataDir, 0o700); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	b, _ = json.MarshalIndent(c, "", "  ")
+	b, _ = json.MarshalIndent(c, "", "  ") //nolint:gosec // G117: the dev config file (0600) is where its secrets live
 	if err := os.WriteFile(path, append(b, '\n'), 0o600); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}

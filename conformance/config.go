@@ -12,7 +12,7 @@ import (
 const signingOnly = "private_key"
 
 // APIKey is the API key of the conformance configuration.
-const APIKey = "conformance-api-key-000000000001"
+const APIKey = "conformance-api-key-000000000001" //nolint:gosec // G101: a fixed key of the test configuration
 
 // Config returns the mogate.yaml a target must run with: one provider
 // entry per type (named after it) with the fixtures' secrets, every

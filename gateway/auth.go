@@ -30,7 +30,7 @@ func newKeyring(keys []config.APIKey) keyring {
 	return k
 }
 
-const apiKeyCtx = "mogate.apikey"
+const apiKeyCtx = "mogate.apikey" //nolint:gosec // G101: a context key name, not a key
 
 // bearerToken returns the API key of an Authorization header: "Bearer
 // <key>", or "Token <key>" as Contiguity's JS SDK sends it (docs/api.md, "Contiguity-compatible").

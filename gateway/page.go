@@ -106,9 +106,10 @@ func (s *Server) page(c *gin.Context) {
 	c.Header("X-Frame-Options", "DENY")
 	c.Status(http.StatusOK)
 	c.Header("Content-Type", "text/html; charset=utf-8")
+	tap := template.URL(tapURI(sess, c.GetHeader("User-Agent"))) //nolint:gosec // G203: the pool number and the query-escaped code
 	_ = pageTemplate.Execute(c.Writer, map[string]any{
 		"Lang": lang, "Dir": dir, "T": t, "Instruction": uiText(sess), "Code": sess.Code, "Number": humanNumber(sess.To),
-		"Tap": template.URL(tapURI(sess, c.GetHeader("User-Agent"))), "QR": base + "/qr.png", "Events": base + "/events",
+		"Tap": tap, "QR": base + "/qr.png", "Events": base + "/events",
 		"Pending": sess.Status == matcher.Pending, "Verified": sess.Status == matcher.Verified, "Redirect": sess.Redirect,
 		"Status": sess.Status.String(), "StatusText": statusText[sess.Status], "JSTexts": js,
 	})

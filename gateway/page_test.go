@@ -165,7 +165,7 @@ func TestHostedPage(t *testing.T) {
 		}
 	}
 	// Verified: the page says so and sends the user on.
-	page, v = pageFor(t, h, `{"number": "+14155550126", "redirect_url": "https://shop.example/done"}`, android)
+	_, v = pageFor(t, h, `{"number": "+14155550126", "redirect_url": "https://shop.example/done"}`, android)
 	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550126", To: "+14155550100", Text: v["code"].(string)}))
 	w := h.do("GET", strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL), "", nil, nil)
 	if !strings.Contains(w.Body.String(), "Verified ✓") || !strings.Contains(w.Body.String(), `content="1;url=https://shop.example/done"`) || strings.Contains(w.Body.String(), `class="tap"`) {

@@ -87,7 +87,7 @@ func (l *sharedSlots) take(ctx context.Context, key string) (func(), error) {
 	if err != nil {
 		// The script may have run before its answer was lost (ctx ended,
 		// a timeout): free the slot it may hold now, not at its lease's end.
-		go l.remove(rkey, member)
+		go l.remove(rkey, member) //nolint:gosec // G118: the request context may have ended already
 		return nil, fmt.Errorf("stream slots: %w", err)
 	}
 	if ok == 0 {

@@ -162,7 +162,7 @@ func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) e
 // is acknowledged, counted and logged, and changes nothing.
 func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound) bool {
 	n, ok := rt.pool.Lookup(in.To)
-	outcome := ""
+	var outcome string
 	switch {
 	case !ok:
 		outcome = "unknown_number"

@@ -47,7 +47,7 @@ func Types() []string {
 }
 
 // Name is the type's id: config `type`, package name and testdata folder.
-func (t Type) Name() string { return t.Schema.Type }
+func (t Type) Name() string { return t.Type }
 
 // Lookup returns the row of a type.
 func Lookup(typ string) (Type, bool) {

@@ -212,8 +212,11 @@ func (a *Adapter) certificate(u string) (*x509.Certificate, error) {
 		}
 		defer resp.Body.Close()
 		b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("sns: certificate: %v (status %d)", err, resp.StatusCode)
+		if err != nil {
+			return nil, fmt.Errorf("sns: certificate: %w", err)
+		}
+		if resp.StatusCode != http.StatusOK {
+			return nil, fmt.Errorf("sns: certificate: status %d", resp.StatusCode)
 		}
 		block, _ := pem.Decode(b)
 		if block == nil {

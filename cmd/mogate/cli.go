@@ -71,8 +71,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		err = simulate(args[2:], stdout, stderr)
 	case "numbers":
 		if len(args) < 2 || args[1] != "list" && args[1] != "sync" {
-			err = numbersCmd(args[1:], stdout, stderr) // prints the usage
-			if len(args) == 2 && stderr == stdout {    // mogate numbers --help
+			_ = numbersCmd(args[1:], stdout, stderr) // prints the usage
+			if len(args) == 2 && stderr == stdout {  // mogate numbers --help
 				return 0
 			}
 			return 2

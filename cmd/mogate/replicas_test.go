@@ -269,7 +269,7 @@ func TestReplicasEvents(t *testing.T) {
 		mu.Unlock()
 	}))
 	defer receiver.Close()
-	extra := fmt.Sprintf("events: {allow_private_destinations: true}\n") +
+	extra := "events: {allow_private_destinations: true}\n" +
 		strings.Replace("api_keys: [{name: shop, key: KEY, webhook_url: URL, webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}]\n", "URL", receiver.URL, 1)
 	extra = strings.Replace(extra, "KEY", replicaKey, 1)
 	c := startReplicas(t, 3, "")

@@ -96,7 +96,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 			return errors.Join(inUse(err, cfg.AdminListen, "admin_listen: in "+*cfgPath), srv.Close())
 		}
 		stopAdmin := srv.ServeAdmin(aln)
-		defer stopAdmin()
+		defer func() { _ = stopAdmin() }()
 		log.Info("admin listening", "addr", aln.Addr().String(), "serves", "/metrics")
 	}
 	if cfg.Dev {

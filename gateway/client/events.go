@@ -223,7 +223,7 @@ func decodeEvent(ev *Event) error {
 		Type string `json:"type"`
 	}
 	if err := json.Unmarshal(ev.Body, &head); err != nil {
-		return fmt.Errorf("%w: %v", ErrBadPayload, err)
+		return fmt.Errorf("%w: %w", ErrBadPayload, err)
 	}
 	ev.Type = head.Type
 	var err error
@@ -242,7 +242,7 @@ func decodeEvent(ev *Event) error {
 		ev.OTP, ev.ID = &b.Data, b.ID
 	}
 	if err != nil {
-		return fmt.Errorf("%w: %s: %v", ErrBadPayload, ev.Type, err)
+		return fmt.Errorf("%w: %s: %w", ErrBadPayload, ev.Type, err)
 	}
 	return nil
 }

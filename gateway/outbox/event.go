@@ -85,7 +85,7 @@ func (o *Outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, dest, bytes.NewReader(body))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", errRefusedDestination, err)
+		return nil, fmt.Errorf("%w: %w", errRefusedDestination, err)
 	}
 	req.Header = h
 	return req, nil

@@ -243,7 +243,7 @@ var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadd
 // random bits. The same shape as the matcher's ids.
 func newID(prefix, tag string) string {
 	var b [16]byte
-	hex.Decode(b[:4], []byte(tag))
+	_, _ = hex.Decode(b[:4], []byte(tag)) // tag is tagOf's 8 hex digits
 	_, _ = rand.Read(b[4:])
 	return prefix + idEncoding.EncodeToString(b[:])
 }
