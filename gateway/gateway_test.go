@@ -618,7 +618,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		poll <- resp.StatusCode
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitConns(t, h, "active", 1) // the long-poll is being served
 	cancel()
 	select {
 	case code := <-poll:

@@ -372,6 +372,21 @@ func (c *cluster) createUnderLoad(prefix string, answer func(code int, out map[s
 	return stop, wg
 }
 
+// waitCount waits up to 20 s until n() reaches want; on a timeout it halts
+// the load first.
+func waitCount(t *testing.T, what string, want int, n func() int, halt func()) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for n() < want {
+		if time.Now().After(deadline) {
+			got := n()
+			halt()
+			t.Fatalf("%d %s after 20 s, want %d", got, what, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestReplicaKilledUnderLoad: kill -9 of one replica under load loses
 // nothing another replica acknowledged, and nothing it acknowledged either.
 func TestReplicaKilledUnderLoad(t *testing.T) {
@@ -385,11 +400,14 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 			mu.Unlock()
 		}
 	})
-	time.Sleep(700 * time.Millisecond)
+	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	waitCount(t, "creates acknowledged before the kill", 20, acked, halt)
 	c.kill(c.replicas[0])
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	before := acked()
+	waitCount(t, "creates acknowledged after the kill", before+20, acked, halt)
+	halt()
 	if len(ids) == 0 {
 		t.Fatal("nothing was acknowledged")
 	}
@@ -412,21 +430,32 @@ func TestRedisDownAndBack(t *testing.T) {
 	// While Redis is down (unix ns, [downSince, upAgain)): no 2xx for a
 	// request sent then, whenever its answer comes.
 	var downSince, upAgain atomic.Int64
-	var bad atomic.Int32
+	var bad, refusedDown, ackedUp atomic.Int32
 	stop, wg := c.createUnderLoad("+1213", func(code int, out map[string]any, sent time.Time) {
+		d, u := downSince.Load(), upAgain.Load()
+		down := d != 0 && sent.UnixNano() >= d && (u == 0 || sent.UnixNano() < u)
 		switch {
 		case code == 201:
-			if d, u := downSince.Load(), upAgain.Load(); d != 0 && sent.UnixNano() >= d && (u == 0 || sent.UnixNano() < u) {
+			if down {
 				bad.Add(1)
+			}
+			if u != 0 && sent.UnixNano() >= u {
+				ackedUp.Add(1)
 			}
 			mu.Lock()
 			ids = append(ids, out["id"].(string))
 			mu.Unlock()
-		case code != 503:
+		case code == 503:
+			if down {
+				refusedDown.Add(1)
+			}
+		default:
 			t.Errorf("create = %d %v", code, out)
 		}
 	})
-	time.Sleep(500 * time.Millisecond)
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	waitCount(t, "creates acknowledged before the kill", 20, func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }, halt)
 	c.redis.Kill()
 	downSince.Store(time.Now().UnixNano())
 	// /readyz fails within 5 s.
@@ -444,7 +473,7 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	waitCount(t, "creates refused while Redis was down", 20, func() int { return int(refusedDown.Load()) }, halt)
 	upAgain.Store(time.Now().UnixNano())
 	c.redis.Restart()
 	// The replicas recover by themselves within 15 s.
@@ -464,9 +493,8 @@ func TestRedisDownAndBack(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	waitCount(t, "creates acknowledged after the recovery", 20, func() int { return int(ackedUp.Load()) }, halt)
+	halt()
 	if n := bad.Load(); n > 0 {
 		t.Errorf("%d creates answered 201 while Redis was down", n)
 	}
