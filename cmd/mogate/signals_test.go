@@ -48,12 +48,12 @@ func writeFile(t *testing.T, path, s string) {
 // call makes one API request with key and returns the status and body.
 func call(t *testing.T, method, u, key, body string) (int, string) {
 	t.Helper()
-	return callCtx(t, context.Background(), method, u, key, body)
+	return callCtx(context.Background(), t, method, u, key, body)
 }
 
 // callCtx is call with the request's context, such as one carrying an
 // httptrace.ClientTrace.
-func callCtx(t *testing.T, ctx context.Context, method, u, key, body string) (int, string) {
+func callCtx(ctx context.Context, t *testing.T, method, u, key, body string) (int, string) {
 	t.Helper()
 	req, _ := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
 	if key != "" {
@@ -115,7 +115,7 @@ func TestSIGTERMDrain(t *testing.T) {
 		WroteRequest: func(httptrace.WroteRequestInfo) { wrote() },
 	})
 	go func() {
-		code, body := callCtx(t, trace, "GET", base+"/v1/verifications/"+id+"?wait=60s", key, "")
+		code, body := callCtx(trace, t, "GET", base+"/v1/verifications/"+id+"?wait=60s", key, "")
 		polled <- fmt.Sprint(code, " ", strings.Contains(body, `"status":"pending"`))
 	}()
 	select {
