@@ -17,6 +17,7 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher"
 )
 
 // Secrets of the test configuration: distinctive so that a leak is found.
@@ -480,13 +481,26 @@ func TestUnmatchedLimitBlocksCaptureGuessing(t *testing.T) {
 	}
 }
 
+// waitEntered is a store that calls entered as a Wait begins.
+type waitEntered struct {
+	matcher.Store
+	entered func()
+}
+
+func (w waitEntered) Wait(ctx context.Context, id string) (matcher.Session, error) {
+	w.entered()
+	return w.Store.Wait(ctx, id)
+}
+
 func TestCancelAndWait(t *testing.T) {
 	h := newHarness(t, testYAML)
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	id := v["id"].(string)
+	waiting := make(chan struct{})
+	h.s.store = waitEntered{h.s.store, sync.OnceFunc(func() { close(waiting) })}
 	done := make(chan *httptest.ResponseRecorder)
 	go func() { done <- h.do("GET", "/v1/verifications/"+id+"?wait=30s", shopKey, nil, nil) }()
-	time.Sleep(20 * time.Millisecond)
+	<-waiting
 	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
 	select {
 	case w := <-done:
@@ -618,7 +632,7 @@ func TestServeGracefulShutdown(t *testing.T) {
 		resp.Body.Close()
 		poll <- resp.StatusCode
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitConns(t, h, "active", 1) // the long-poll is being served
 	cancel()
 	select {
 	case code := <-poll:

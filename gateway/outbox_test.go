@@ -264,7 +264,10 @@ func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
 	h, stop := start()
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
-	time.Sleep(100 * time.Millisecond) // a few failed attempts
+	eventually(t, "a few failed attempts", func() bool {
+		n, _ := strconv.Atoi(h.scrapeValue("mogate_event_attempts_failed_total"))
+		return n >= 2
+	})
 	stop()
 	if err := h.s.Close(); err != nil {
 		t.Fatal(err)

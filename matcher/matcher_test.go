@@ -440,7 +440,9 @@ func TestWaitWakesOnChange(t *testing.T) {
 		got, _ := m.Wait(context.Background(), s.ID)
 		done <- got
 	}()
-	time.Sleep(10 * time.Millisecond)
+	for m.watchers() == 0 {
+		time.Sleep(time.Millisecond)
+	}
 	ingest(t, m, sms(alice, "482913"))
 	select {
 	case got := <-done:

@@ -348,9 +348,10 @@ func TestReplicasEvents(t *testing.T) {
 // createUnderLoad creates sessions from 4 goroutines, spread over two
 // replicas, until stop is closed; answer sees each answer (not transport
 // errors) with when its request was sent. Senders start with prefix. Wait
-// on wg after closing stop.
-func (c *cluster) createUnderLoad(prefix string, answer func(code int, out map[string]any, sent time.Time)) (stop chan struct{}, wg *sync.WaitGroup) {
-	stop, wg = make(chan struct{}), &sync.WaitGroup{}
+// on wg after closing stop. Holding gate's write lock waits for the
+// requests in flight and sends no new one.
+func (c *cluster) createUnderLoad(prefix string, answer func(code int, out map[string]any, sent time.Time)) (stop chan struct{}, wg *sync.WaitGroup, gate *sync.RWMutex) {
+	stop, wg, gate = make(chan struct{}), &sync.WaitGroup{}, &sync.RWMutex{}
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -361,15 +362,32 @@ func (c *cluster) createUnderLoad(prefix string, answer func(code int, out map[s
 					return
 				default:
 				}
+				gate.RLock()
 				sent := time.Now()
 				code, out, err := c.do(c.replicas[(g+i)%2], "POST", "/v1/verifications", fmt.Sprintf(`{"number": "%s%03d%04d"}`, prefix, g, i), nil)
 				if err == nil {
 					answer(code, out, sent)
 				}
+				gate.RUnlock()
 			}
 		}()
 	}
-	return stop, wg
+	return stop, wg, gate
+}
+
+// waitCount waits up to 20 s until n() reaches want; on a timeout it halts
+// the load first.
+func waitCount(t *testing.T, what string, want int, n func() int, halt func()) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for n() < want {
+		if time.Now().After(deadline) {
+			got := n()
+			halt()
+			t.Fatalf("%d %s after 20 s, want %d", got, what, want)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // TestReplicaKilledUnderLoad: kill -9 of one replica under load loses
@@ -378,18 +396,21 @@ func TestReplicaKilledUnderLoad(t *testing.T) {
 	c := startReplicas(t, 2, "limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
 	var mu sync.Mutex
 	var ids []string
-	stop, wg := c.createUnderLoad("+1212", func(code int, out map[string]any, _ time.Time) {
+	stop, wg, _ := c.createUnderLoad("+1212", func(code int, out map[string]any, _ time.Time) {
 		if code == 201 {
 			mu.Lock()
 			ids = append(ids, out["id"].(string))
 			mu.Unlock()
 		}
 	})
-	time.Sleep(700 * time.Millisecond)
+	acked := func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	waitCount(t, "creates acknowledged before the kill", 50, acked, halt)
 	c.kill(c.replicas[0])
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	before := acked()
+	waitCount(t, "creates acknowledged after the kill", before+50, acked, halt)
+	halt()
 	if len(ids) == 0 {
 		t.Fatal("nothing was acknowledged")
 	}
@@ -412,21 +433,32 @@ func TestRedisDownAndBack(t *testing.T) {
 	// While Redis is down (unix ns, [downSince, upAgain)): no 2xx for a
 	// request sent then, whenever its answer comes.
 	var downSince, upAgain atomic.Int64
-	var bad atomic.Int32
-	stop, wg := c.createUnderLoad("+1213", func(code int, out map[string]any, sent time.Time) {
+	var bad, refusedDown, ackedUp atomic.Int32
+	stop, wg, gate := c.createUnderLoad("+1213", func(code int, out map[string]any, sent time.Time) {
+		d, u := downSince.Load(), upAgain.Load()
+		down := d != 0 && sent.UnixNano() >= d && (u == 0 || sent.UnixNano() < u)
 		switch {
 		case code == 201:
-			if d, u := downSince.Load(), upAgain.Load(); d != 0 && sent.UnixNano() >= d && (u == 0 || sent.UnixNano() < u) {
+			if down {
 				bad.Add(1)
+			}
+			if u != 0 && sent.UnixNano() >= u {
+				ackedUp.Add(1)
 			}
 			mu.Lock()
 			ids = append(ids, out["id"].(string))
 			mu.Unlock()
-		case code != 503:
+		case code == 503:
+			if down {
+				refusedDown.Add(1)
+			}
+		default:
 			t.Errorf("create = %d %v", code, out)
 		}
 	})
-	time.Sleep(500 * time.Millisecond)
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
+	waitCount(t, "creates acknowledged before the kill", 20, func() int { mu.Lock(); defer mu.Unlock(); return len(ids) }, halt)
 	c.redis.Kill()
 	downSince.Store(time.Now().UnixNano())
 	// /readyz fails within 5 s.
@@ -444,9 +476,14 @@ func TestRedisDownAndBack(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	time.Sleep(time.Second)
+	waitCount(t, "creates refused while Redis was down", 20, func() int { return int(refusedDown.Load()) }, halt)
+	// No create in flight across the restart: one sent while Redis is down
+	// and still waiting for it when it comes back is neither clearly
+	// before nor after.
+	gate.Lock()
 	upAgain.Store(time.Now().UnixNano())
 	c.redis.Restart()
+	gate.Unlock()
 	// The replicas recover by themselves within 15 s.
 	deadline = time.Now().Add(15 * time.Second)
 	for _, r := range c.replicas {
@@ -464,9 +501,8 @@ func TestRedisDownAndBack(t *testing.T) {
 			time.Sleep(50 * time.Millisecond)
 		}
 	}
-	time.Sleep(500 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	waitCount(t, "creates acknowledged after the recovery", 20, func() int { return int(ackedUp.Load()) }, halt)
+	halt()
 	if n := bad.Load(); n > 0 {
 		t.Errorf("%d creates answered 201 while Redis was down", n)
 	}

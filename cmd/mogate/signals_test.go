@@ -8,10 +8,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -46,7 +48,14 @@ func writeFile(t *testing.T, path, s string) {
 // call makes one API request with key and returns the status and body.
 func call(t *testing.T, method, u, key, body string) (int, string) {
 	t.Helper()
-	req, _ := http.NewRequest(method, u, strings.NewReader(body))
+	return callCtx(context.Background(), t, method, u, key, body)
+}
+
+// callCtx is call with the request's context, such as one carrying an
+// httptrace.ClientTrace.
+func callCtx(ctx context.Context, t *testing.T, method, u, key, body string) (int, string) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, method, u, strings.NewReader(body))
 	if key != "" {
 		req.Header.Set("Authorization", "Bearer "+key)
 	}
@@ -100,11 +109,20 @@ func TestSIGTERMDrain(t *testing.T) {
 	id = id[:strings.Index(id, `"`)]
 
 	polled := make(chan string, 1)
+	sent := make(chan struct{})
+	wrote := sync.OnceFunc(func() { close(sent) })
+	trace := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		WroteRequest: func(httptrace.WroteRequestInfo) { wrote() },
+	})
 	go func() {
-		code, body := call(t, "GET", base+"/v1/verifications/"+id+"?wait=60s", key, "")
+		code, body := callCtx(trace, t, "GET", base+"/v1/verifications/"+id+"?wait=60s", key, "")
 		polled <- fmt.Sprint(code, " ", strings.Contains(body, `"status":"pending"`))
 	}()
-	time.Sleep(200 * time.Millisecond)
+	select {
+	case <-sent: // on the wire before SIGTERM: the server reads it during shutdown_delay
+	case <-time.After(10 * time.Second):
+		t.Fatal("the long-poll was not sent")
+	}
 	term := time.Now()
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

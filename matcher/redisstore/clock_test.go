@@ -166,7 +166,8 @@ func TestClockResync(t *testing.T) {
 	time.Sleep(100 * time.Millisecond) // several samples past 2 s: still one line
 	jump.Store(0)
 	settle(0)
-	time.Sleep(100 * time.Millisecond)
+	// The offset is stored before its line is logged.
+	waitFor(t, "the line of the skew back", func() bool { return len(skewLines(t, logs)) >= 2 })
 	lines := skewLines(t, logs)
 	if len(lines) != 2 || lines[0]["level"] != "WARN" || lines[1]["level"] != "INFO" {
 		t.Fatalf("skew log lines = %v, want a warning then an info line", lines)

@@ -39,3 +39,10 @@ func SetClockSyncEvery(d time.Duration) (restore func()) {
 	clockSyncEvery = d
 	return func() { clockSyncEvery = old }
 }
+
+// Watching is how many Wait calls listen for the wakeups of session id.
+func (s *Store) Watching(id string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.waiters[id])
+}

@@ -192,7 +192,17 @@ func clusterFailover(t *testing.T, args []string, othersServe bool) {
 	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
 	defer halt()
 
-	time.Sleep(time.Second) // load before the kill
+	waitWithin(t, 20*time.Second, "verifications acknowledged on the victim's slots", func() bool {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		n := 0
+		for _, a := range l.acked {
+			if dead[a.to] && a.verified {
+				n++
+			}
+		}
+		return n >= 10
+	})
 	victim.Kill()
 	killed := time.Now() // the process is gone: no later call reaches it
 	rc := redis.NewClient(&redis.Options{Addr: reps[0].Addr(), MaxRetries: -1})

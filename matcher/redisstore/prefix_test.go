@@ -153,7 +153,7 @@ func TestPrefixWakeups(t *testing.T) {
 		got, _ := a2.Wait(ctx, sess.ID)
 		done <- got
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the Wait to listen", func() bool { return a2.Watching(sess.ID) == 1 })
 	if _, err := a.Cancel(ctx, sess.ID); err != nil {
 		t.Fatal(err)
 	}

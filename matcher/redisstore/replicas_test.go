@@ -55,7 +55,7 @@ func TestReplicas(t *testing.T) {
 		got, _ := c.Wait(ctx, sess.ID)
 		done <- got
 	}()
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "the Wait to listen", func() bool { return c.Watching(sess.ID) == 1 })
 	drain(c.Events())
 	start := time.Now()
 	msg := matcher.Message{Provider: "tw", MessageID: "SM1", From: storetest.Alice, To: storetest.To, Text: "482913"}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -261,8 +262,11 @@ func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
 	}
 	var mu sync.Mutex
 	var acked []done
+	var failed atomic.Int32
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
+	halt := sync.OnceFunc(func() { close(stop); wg.Wait() })
+	defer halt()
 	for g := range 4 {
 		wg.Add(1)
 		go func() {
@@ -276,6 +280,7 @@ func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
 				from := fmt.Sprintf("+1415%03d%04d", g, i%10000)
 				sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: from, Code: "4242", To: storetest.To, TTL: time.Hour})
 				if err != nil {
+					failed.Add(1)
 					time.Sleep(10 * time.Millisecond)
 					continue
 				}
@@ -290,13 +295,24 @@ func TestKilledRedisLosesNothingAcknowledged(t *testing.T) {
 			}
 		}()
 	}
-	time.Sleep(300 * time.Millisecond)
+	matches := func() (creates, matched int) {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, d := range acked {
+			if d.matched {
+				matched++
+			}
+		}
+		return len(acked), matched
+	}
+	waitWithin(t, 20*time.Second, "10 matches before the kill", func() bool { _, m := matches(); return m >= 10 })
 	srv.Kill()
-	time.Sleep(200 * time.Millisecond)
+	down := failed.Load()
+	waitWithin(t, 20*time.Second, "creates failing while Redis is down", func() bool { return failed.Load() >= down+4 })
 	srv.Restart()
-	time.Sleep(300 * time.Millisecond)
-	close(stop)
-	wg.Wait()
+	before, _ := matches()
+	waitWithin(t, 20*time.Second, "creates after the restart", func() bool { n, _ := matches(); return n >= before+10 })
+	halt()
 	waitUp(t, s)
 	matched := 0
 	for _, d := range acked {
