@@ -82,6 +82,7 @@ func TestWaitReplicas(t *testing.T) {
 		t.Fatalf("replica lacks the acknowledged session: %v %v", n, err)
 	}
 
+	unwaiting := open(t, options(primary.URL(), nil)) // opened while the replica answers
 	replica.Stop()
 	defer replica.Cont()
 	for _, tc := range []struct {
@@ -107,9 +108,42 @@ func TestWaitReplicas(t *testing.T) {
 			}
 		})
 	}
+	// A retry after such a 503 finds the write on the primary: it is not
+	// acknowledged before the replicas have it either. (The session stands
+	// on the primary alone as after a create whose WAIT failed; a store that
+	// does not wait writes it.)
+	req := matcher.CreateRequest{Key: "k", Number: "+14155559999", Code: "482913", To: storetest.To, TTL: time.Hour, IdemKey: "idem-1", ReqHash: "h"}
+	if _, _, err := unwaiting.Create(ctx, req); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name  string
+		retry func() error
+	}{
+		{"create retried", func() error { _, _, err := s.Create(ctx, req); return err }},
+		{"idempotent lookup", func() error { _, _, err := s.LookupIdempotent(ctx, "k", "idem-1"); return err }},
+		{"message redelivered", func() error {
+			_, err := s.Ingest(ctx, matcher.Message{Provider: "twilio", MessageID: "m1", From: storetest.Alice, To: storetest.To, Text: "482913"}, matcher.IngestOptions{})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := tc.retry(); !errors.Is(err, matcher.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+				t.Fatalf("replay with the replica frozen = %v, want unavailable (WAIT)", err)
+			}
+		})
+	}
 	// Reads need no replica.
 	if _, err := s.Get(ctx, sess.ID); err != nil {
 		t.Fatal(err)
+	}
+	replica.Cont()
+	again, replayed, err := s.Create(ctx, req)
+	if err != nil || !replayed {
+		t.Fatalf("create retried with the replica back = replayed %v, %v", replayed, err)
+	}
+	if n, err := replica.Client().HExists(ctx, redisstore.SessionsKey(storetest.To), again.ID).Result(); err != nil || !n {
+		t.Fatalf("replica lacks the session acknowledged by the replay: %v %v", n, err)
 	}
 }
 

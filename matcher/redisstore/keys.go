@@ -95,6 +95,7 @@ const (
 	keyEventRecords = "e"
 	keyPending      = "pend"
 	keySeq          = "seq"
+	keySync         = "sync" // written by replays so that their WAIT covers what they read (confirm)
 )
 
 // tagNames are a tag's keys that library functions take first (libFunc

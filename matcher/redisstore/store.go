@@ -114,6 +114,9 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 			return matcher.Session{}, false, matcher.ErrIdempotencyReused
 		}
 		if sess, err := s.Get(ctx, parts[0]); !errors.Is(err, matcher.ErrNotFound) {
+			if err == nil {
+				err = s.confirm(ctx, tagOf(sess.To))
+			}
 			return sess, err == nil, err
 		}
 		if at, _ := strconv.ParseInt(parts[3], 10, 64); ms(s.opt.Now())-at > 2*s.opt.Timeout.Milliseconds() {
@@ -176,6 +179,9 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 			if superseded != "" {
 				s.signal()
 			}
+			if err == nil && status == "exists" {
+				err = s.confirm(ctx, tag) // the function wrote nothing for its WAIT to count
+			}
 			return out, status == "exists", err
 		case "code_in_use":
 			if generated && try < 20 {
@@ -220,6 +226,9 @@ func (s *Store) LookupIdempotent(ctx context.Context, key, idem string) (matcher
 	sess, err := s.Get(ctx, id)
 	if errors.Is(err, matcher.ErrNotFound) {
 		return matcher.Session{}, false, nil
+	}
+	if err == nil {
+		err = s.confirm(ctx, tagOf(sess.To))
 	}
 	return sess, err == nil, err
 }

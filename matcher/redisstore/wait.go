@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -28,6 +29,11 @@ func (s *Store) write(ctx context.Context, key string, fn func(redis.Cmdable)) e
 	if s.cluster != nil {
 		node, err := s.cluster.MasterForKey(ctx, key)
 		if err != nil {
+			// fn's commands exist but never run: their zero results are
+			// not read, since the caller checks this error (written).
+			pipe := s.rdb.Pipeline()
+			fn(pipe)
+			pipe.Discard()
 			return unavailable(err)
 		}
 		c = node
@@ -61,4 +67,22 @@ func (s *Store) write(ctx context.Context, key string, fn func(redis.Cmdable)) e
 			n, s.opt.WaitReplicas, s.opt.WaitTimeout))
 	}
 	return nil
+}
+
+// confirm, when writes wait for replicas, acknowledges what a replay reads
+// back (a session or an outcome an earlier call wrote, whose own WAIT may
+// have failed: the caller retried after a 503) only once the replicas have
+// it: a small write on the primary of tag's slot, then WAIT. Replication
+// is ordered, so a replica that has this write has every earlier one
+// there. Without waiting it does nothing.
+func (s *Store) confirm(ctx context.Context, tag string) error {
+	if !s.waiting() {
+		return nil
+	}
+	k := s.k.key(tag, keySync)
+	cctx, cancel := s.timeout(ctx)
+	defer cancel()
+	var cmd *redis.StatusCmd
+	werr := s.write(cctx, k, func(c redis.Cmdable) { cmd = c.Set(cctx, k, "1", time.Minute) })
+	return s.written(cctx, cmd.Err(), werr)
 }
