@@ -20,9 +20,10 @@ type rateLimit interface {
 	take(ctx context.Context, key, what string) error
 	// charge spends one event for key if one is left, in one atomic step,
 	// and reports whether it did: of concurrent charges, no more succeed
-	// than there are events left. When it cannot tell it says false (fail
-	// closed).
-	charge(ctx context.Context, key string) bool
+	// than there are events left. When the limit cannot be read it returns
+	// a storage error, so the caller answers 503 and the provider retries
+	// (never "no budget", which would record a message as unmatched).
+	charge(ctx context.Context, key string) (bool, error)
 	// refund gives back one event charged for key and then not used, up
 	// to the burst; a refund that cannot be made is dropped, which only
 	// leaves the budget smaller.
@@ -46,9 +47,9 @@ func newRateLimit(n float64, period time.Duration, name string, rdb redis.Univer
 // noLimit is a limit of 0: unlimited.
 type noLimit struct{}
 
-func (noLimit) take(context.Context, string, string) error { return nil }
-func (noLimit) charge(context.Context, string) bool        { return true }
-func (noLimit) refund(context.Context, string)             {}
+func (noLimit) take(context.Context, string, string) error   { return nil }
+func (noLimit) charge(context.Context, string) (bool, error) { return true, nil }
+func (noLimit) refund(context.Context, string)               {}
 
 // sharedLimiter is a GCRA limit in Redis (go-redis/redis_rate): every
 // replica spends from the same budget.
@@ -73,9 +74,12 @@ func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
 }
 
 // charge is one redis_rate call: one script, atomic in Redis.
-func (l *sharedLimiter) charge(ctx context.Context, key string) bool {
+func (l *sharedLimiter) charge(ctx context.Context, key string) (bool, error) {
 	res, err := l.gcra.Allow(ctx, l.name+key, l.limit)
-	return err == nil && res.Allowed > 0
+	if err != nil {
+		return false, errUnavailable
+	}
+	return res.Allowed > 0, nil
 }
 
 func (l *sharedLimiter) refund(ctx context.Context, key string) {
@@ -197,9 +201,9 @@ func (l *limiter) take(_ context.Context, key, what string) error {
 }
 
 // charge spends one event for key if one is left, under l.mu.
-func (l *limiter) charge(_ context.Context, key string) bool {
+func (l *limiter) charge(_ context.Context, key string) (bool, error) {
 	ok, _ := l.spend(key)
-	return ok
+	return ok, nil
 }
 
 // refund gives back one event to key, up to the burst.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
+
+	"github.com/mogate/mogate/adapters"
 )
 
 // TestLimiterOutlivesFlood: a key's spent budget holds for its whole
@@ -23,7 +25,7 @@ func TestLimiterOutlivesFlood(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := range 1<<20 + 1000 {
-		l.charge(ctx, strconv.Itoa(i))
+		_, _ = l.charge(ctx, strconv.Itoa(i))
 	}
 	var e *apiError
 	if err := l.take(ctx, "victim", "creates"); !errors.As(err, &e) || e.Status != http.StatusTooManyRequests {
@@ -36,7 +38,7 @@ func TestLimiterOutlivesFlood(t *testing.T) {
 	}
 	l.sweep = time.Time{}
 	l.mu.Unlock()
-	l.charge(ctx, "fresh")
+	_, _ = l.charge(ctx, "fresh")
 	if n := len(l.buckets); n != 1 || l.peak != 1 {
 		t.Fatalf("after a period: %d buckets (peak %d), want 1", n, l.peak)
 	}
@@ -62,7 +64,7 @@ func TestChargeAndRefund(t *testing.T) {
 			for range 40 {
 				wg.Go(func() {
 					<-start
-					if l.charge(ctx, "s") {
+					if ok, _ := l.charge(ctx, "s"); ok {
 						charged.Add(1)
 					}
 				})
@@ -73,19 +75,53 @@ func TestChargeAndRefund(t *testing.T) {
 				t.Fatalf("%d of 40 concurrent charges succeeded on a budget of 10", n)
 			}
 			l.refund(ctx, "s")
-			if !l.charge(ctx, "s") || l.charge(ctx, "s") {
+			if ok, _ := l.charge(ctx, "s"); !ok {
+				t.Fatal("a refunded event cannot be charged")
+			}
+			if ok, _ := l.charge(ctx, "s"); ok {
 				t.Fatal("a refund did not give back exactly one")
 			}
 			for range 5 {
 				l.refund(ctx, "full")
 			}
 			n := 0
-			for l.charge(ctx, "full") {
+			for ok, _ := l.charge(ctx, "full"); ok; ok, _ = l.charge(ctx, "full") {
 				n++
 			}
 			if n != 10 {
 				t.Fatalf("a full budget refunded 5 times charges %d, want 10", n)
 			}
 		})
+	}
+}
+
+// brokenLimit is a limit that cannot be read (Redis unreachable).
+type brokenLimit struct{ noLimit }
+
+func (brokenLimit) charge(context.Context, string) (bool, error) { return false, errUnavailable }
+
+// TestBudgetUnreadableIs503: when a sender's budget cannot be read, the
+// webhook answers 503 and records nothing, so the provider's retry can
+// still verify; it is never taken as "no budget left" (which would record
+// the message as unmatched and answer 200: a lost verification).
+func TestBudgetUnreadableIs503(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	msg := adapters.Inbound{MessageID: "SMbudget", From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)}
+	rt := h.s.live()
+	saved := rt.unmatchedLimit
+	rt.unmatchedLimit = brokenLimit{}
+	if w := h.send(h.signed("twilio", msg)); w.Code != http.StatusServiceUnavailable {
+		t.Fatalf("webhook with the budget unreadable = %d %s, want 503", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "pending" {
+		t.Fatalf("after the 503: %v, want pending", got["status"])
+	}
+	rt.unmatchedLimit = saved
+	if w := h.send(h.signed("twilio", msg)); w.Code != http.StatusOK {
+		t.Fatalf("the provider's retry = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("after the retry: %v, want verified", got["status"])
 	}
 }

@@ -191,8 +191,17 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
 	}
-	unmatched := rt.unmatchedLimit.charge(ctx, in.From)
-	guess := unmatched && rt.captureLimit.charge(ctx, in.From)
+	unmatched, err := rt.unmatchedLimit.charge(ctx, in.From)
+	if err != nil {
+		return err // 503: the provider retries; nothing was charged
+	}
+	guess := false
+	if unmatched {
+		if guess, err = rt.captureLimit.charge(ctx, in.From); err != nil {
+			rt.unmatchedLimit.refund(ctx, in.From)
+			return err
+		}
+	}
 	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: !guess, UnmatchedKeys: rt.unmatchedKeys})
 	if err != nil {
 		// The message may still have been matched: the charges stand.
