@@ -186,6 +186,9 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 		err = s.registerNumbers(ctx)
 	}
 	if err != nil {
+		if s.ps != nil {
+			s.ps.Close()
+		}
 		s.rdb.Close()
 		return nil, err
 	}
