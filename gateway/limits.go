@@ -60,26 +60,27 @@ type sharedLimiter struct {
 	limit redis_rate.Limit
 }
 
-func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
+// spend is one redis_rate call (one script, atomic in Redis): whether an
+// event of key was left and spent, or how long until one is.
+func (l *sharedLimiter) spend(ctx context.Context, key string) (ok bool, wait time.Duration, err error) {
 	res, err := l.gcra.Allow(ctx, l.name+key, l.limit)
 	if err != nil {
-		return errUnavailable
+		return false, 0, errUnavailable
 	}
-	if res.Allowed == 0 {
-		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many %s; retry later", what)
-		e.RetryAfter = max(1, int(math.Ceil(res.RetryAfter.Seconds())))
-		return e
-	}
-	return nil
+	return res.Allowed > 0, res.RetryAfter, nil
 }
 
-// charge is one redis_rate call: one script, atomic in Redis.
-func (l *sharedLimiter) charge(ctx context.Context, key string) (bool, error) {
-	res, err := l.gcra.Allow(ctx, l.name+key, l.limit)
-	if err != nil {
-		return false, errUnavailable
+func (l *sharedLimiter) take(ctx context.Context, key, what string) error {
+	ok, wait, err := l.spend(ctx, key)
+	if err != nil || ok {
+		return err
 	}
-	return res.Allowed > 0, nil
+	return rateLimited(what, wait)
+}
+
+func (l *sharedLimiter) charge(ctx context.Context, key string) (bool, error) {
+	ok, _, err := l.spend(ctx, key)
+	return ok, err
 }
 
 func (l *sharedLimiter) refund(ctx context.Context, key string) {
@@ -193,11 +194,16 @@ func (l *limiter) spend(key string) (ok bool, wait time.Duration) {
 // take spends one event for key or returns a 429 error with Retry-After.
 func (l *limiter) take(_ context.Context, key, what string) error {
 	if ok, wait := l.spend(key); !ok {
-		e := errorf(http.StatusTooManyRequests, "rate_limited", "too many %s; retry later", what)
-		e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
-		return e
+		return rateLimited(what, wait)
 	}
 	return nil
+}
+
+// rateLimited is the 429 of a limit of what, with Retry-After wait.
+func rateLimited(what string, wait time.Duration) error {
+	e := errorf(http.StatusTooManyRequests, "rate_limited", "too many %s; retry later", what)
+	e.RetryAfter = max(1, int(math.Ceil(wait.Seconds())))
+	return e
 }
 
 // charge spends one event for key if one is left, under l.mu.

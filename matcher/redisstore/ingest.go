@@ -71,7 +71,8 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 			return matcher.Outcome{}, unavailable(fmt.Errorf("part: %w", err))
 		}
 		if n != 2 {
-			return s.replayed(ctx, tag)(decodeOutcome(n, rest))
+			o, err := decodeOutcome(n, rest)
+			return s.replayed(ctx, tag, o, err)
 		}
 		if text, err = assemble(rest); err != nil {
 			return matcher.Outcome{}, unavailable(fmt.Errorf("part: %w", err))
@@ -114,21 +115,19 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err == nil && !o.Duplicate && (o.Kind == matcher.Matched || o.Kind == matcher.Exhausted || o.Kind == matcher.Unmatched && len(a.Events) > 0) {
 		s.signal()
 	}
-	return s.replayed(ctx, tag)(o, err)
+	return s.replayed(ctx, tag, o, err)
 }
 
-// replayed returns a filter of an ingest's outcome: a duplicate (the
-// function wrote nothing for its WAIT to count) is acknowledged only once
-// confirm has the replicas hold what it reports.
-func (s *Store) replayed(ctx context.Context, tag string) func(matcher.Outcome, error) (matcher.Outcome, error) {
-	return func(o matcher.Outcome, err error) (matcher.Outcome, error) {
-		if err == nil && o.Duplicate {
-			if err := s.confirm(ctx, tag); err != nil {
-				return matcher.Outcome{}, err
-			}
+// replayed passes an ingest's outcome on; a duplicate (the function wrote
+// nothing for its WAIT to count) only once confirm has the replicas hold
+// what it reports.
+func (s *Store) replayed(ctx context.Context, tag string, o matcher.Outcome, err error) (matcher.Outcome, error) {
+	if err == nil && o.Duplicate {
+		if err := s.confirm(ctx, tag); err != nil {
+			return matcher.Outcome{}, err
 		}
-		return o, err
 	}
+	return o, err
 }
 
 // decodeOutcome reads an outcome record; dup is 1 when the message was
