@@ -30,7 +30,14 @@ type Request struct {
 	Body   []byte
 }
 
-// Inbound is one received SMS in canonical form.
+// Channels an inbound event arrives on (docs/channels.md).
+const (
+	ChannelSMS      = "sms"      // a text message (the default: "" reads as sms)
+	ChannelWhatsApp = "whatsapp" // a WhatsApp message
+	ChannelCall     = "call"     // an inbound call: the attested caller id is the proof
+)
+
+// Inbound is one received message (or call) in canonical form.
 type Inbound struct {
 	Provider  string // provider entry name (the webhook path segment)
 	Account   string // provider account or sub-account, when the payload names one
@@ -46,6 +53,46 @@ type Inbound struct {
 	Parts, Part int
 	PartsRef    string
 	Raw         []byte
+
+	// Channel is ChannelSMS ("" reads as sms), ChannelWhatsApp or ChannelCall.
+	Channel string
+	// ToID is the provider's id of the receiving number when the payload
+	// names it by id rather than by number (Meta's phone_number_id): the
+	// gateway maps it to the pool number whose entry lists that id. To is
+	// then "".
+	ToID string
+	// SenderHidden is true when the provider withheld the sender's phone
+	// number (a WhatsApp username: only a business-scoped user id, kept in
+	// From as given). Such an event never verifies anything.
+	SenderHidden bool
+	// Attestation is a call's validated STIR/SHAKEN level ("A", "B", "C"),
+	// or "" when the provider sent none or its validation failed.
+	Attestation string
+	// What the provider told about the sender, for the risk signals: the
+	// line type normalised to one of the LineType constants ("" unknown),
+	// the carrier's name, the sender's ISO country, and whether a WhatsApp
+	// message was forwarded.
+	LineType      string
+	Carrier       string
+	SenderCountry string
+	Forwarded     bool
+}
+
+// Line types, normalised across providers (Inbound.LineType).
+const (
+	LineMobile   = "mobile"
+	LineLandline = "landline"
+	LineVoIP     = "voip"
+	LineTollFree = "toll_free"
+	LineOther    = "other" // a type the provider named that fits none of the above
+)
+
+// ChannelOf returns the inbound's channel, ChannelSMS for "".
+func (m Inbound) ChannelOf() string {
+	if m.Channel == "" {
+		return ChannelSMS
+	}
+	return m.Channel
 }
 
 // Adapter authenticates and parses one provider's inbound webhooks.
