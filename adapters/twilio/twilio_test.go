@@ -244,6 +244,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(capture)
 	f.Add("MessageSid=SM1&From=%2B1&To=%2B2&Body=%F0%9F%98%80")
+	f.Add(voice + "&StirVerstat=TN-Validation-Passed-A")
+	f.Add("MessageSid=SM7&From=whatsapp%3A%2B14155550123&To=whatsapp%3A%2B14155550100&Body=x")
+	f.Add("MessageSid=SM8&From=whatsapp%3AUS.1349&To=whatsapp%3A%2B14155550100&Body=x")
 	a, _ := New(Config{AuthToken: "tok"})
 	f.Fuzz(func(t *testing.T, body string) {
 		u, _ := url.Parse("https://x.example/w")
@@ -254,6 +257,19 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, adapters.ErrMalformed) {
 			t.Fatalf("error does not wrap ErrMalformed: %v", err)
+		}
+		if err == nil {
+			v, _ := url.ParseQuery(body)
+			in := ins[0]
+			if in.Attestation == "A" && (in.Channel != adapters.ChannelCall || v.Get("StirVerstat") != "TN-Validation-Passed-A") {
+				t.Fatalf("attestation A without TN-Validation-Passed-A: %q", body)
+			}
+			if in.Channel == adapters.ChannelCall && in.Text != "" {
+				t.Fatalf("a call with text: %+v", in)
+			}
+			if in.Channel == adapters.ChannelWhatsApp && !in.SenderHidden && !isPhone(in.From) {
+				t.Fatalf("a WhatsApp sender that is not a phone number, not hidden: %+v", in)
+			}
 		}
 		_ = a.Verify(r)
 	})
