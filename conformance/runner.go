@@ -164,7 +164,23 @@ func build(t Target, r Request, v vars, ad adapters.Adapter, now time.Time) (*ad
 	if !ok {
 		return nil, fmt.Errorf("conformance: provider adapter cannot re-sign")
 	}
-	return req, rs.Resign(req, now)
+	if len(r.SignedWithout) == 0 {
+		return req, rs.Resign(req, now)
+	}
+	// Sign the form without the parameters the provider adds afterwards,
+	// and send it with them.
+	form, err := url.ParseQuery(string(req.Body))
+	if err != nil {
+		return nil, fmt.Errorf("conformance: signed_without needs a form body: %w", err)
+	}
+	for _, k := range r.SignedWithout {
+		if !form.Has(k) {
+			return nil, fmt.Errorf("conformance: signed_without names %s, which the body lacks", k)
+		}
+		form.Del(k)
+	}
+	signed := &adapters.Request{Method: req.Method, URL: req.URL, Header: req.Header, Body: []byte(form.Encode())}
+	return req, rs.Resign(signed, now)
 }
 
 func (t Target) send(ctx context.Context, r *adapters.Request) (reply, error) {
@@ -306,7 +322,13 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			if rp.status != want {
 				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, rp.status, want, rp.body)
 			}
+			if err := expectBody(f, i, rp); err != nil {
+				return err
+			}
 			sent = append(sent, req)
+		}
+		if f.Expect.Pending {
+			return expectPending(ctx, t, ids)
 		}
 		return expectVerified(ctx, t, f, v, ids)
 	}()
@@ -323,6 +345,9 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			}
 			if want := f.Expect.Status; i == len(sent)-1 && rp.status != want {
 				return fmt.Errorf("redelivery answered %d, want %d: %.200s", rp.status, want, rp.body)
+			}
+			if err := expectBody(f, i, rp); err != nil {
+				return fmt.Errorf("redelivery: %w", err)
 			}
 		}
 		if after := snapshot(ctx, t, ids); !reflect.DeepEqual(before, after) {
@@ -348,7 +373,8 @@ func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
 			return err
 		}
 		for _, in := range ins {
-			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef})
+			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
+				Channel: in.Channel, SenderHidden: in.SenderHidden, Attestation: in.Attestation, LineType: in.LineType, Carrier: in.Carrier, SenderCountry: in.SenderCountry})
 		}
 	}
 	var want []Event
