@@ -26,12 +26,16 @@ const stirParam = "StirVerstat"
 // RequestValidator.ValidateBody (POST) or Validate (GET) computes, and
 // accepts what they accept, but stops at the first URL variant that
 // matches: the URL as mogate saw it first, the other port variant only
-// when that fails. Then, for a form carrying StirVerstat, the same over
-// the parameters without it.
+// when that fails. Then, for a request carrying StirVerstat (in the form,
+// or in the query of a GET), the same over the request without it.
 func (a *Adapter) valid(r *adapters.Request, sig string) bool {
 	u := r.URL.String()
 	if r.Method == http.MethodGet {
-		return a.validURL(u, nil, "", sig)
+		if a.validURL(u, nil, "", sig) {
+			return true
+		}
+		without, ok := withoutParam(r.URL, stirParam)
+		return ok && a.validURL(without, nil, "", sig)
 	}
 	if h := r.URL.Query().Get("bodySHA256"); h != "" {
 		sum := sha256.Sum256(r.Body)
@@ -88,6 +92,26 @@ func signs(mac hash.Hash, u string, params []byte, sig string) bool {
 	var enc [28]byte // base64 of 20 bytes
 	base64.StdEncoding.Encode(enc[:], mac.Sum(sum[:0]))
 	return subtle.ConstantTimeCompare(enc[:], []byte(sig)) == 1
+}
+
+// withoutParam returns u without the query parameter name, the rest of
+// the query byte for byte; false when the query does not have it.
+func withoutParam(u *url.URL, name string) (string, bool) {
+	parts := strings.Split(u.RawQuery, "&")
+	kept := parts[:0]
+	for _, p := range parts {
+		k, _, _ := strings.Cut(p, "=")
+		if key, err := url.QueryUnescape(k); err == nil && key == name {
+			continue
+		}
+		kept = append(kept, p)
+	}
+	if len(kept) == len(strings.Split(u.RawQuery, "&")) {
+		return "", false
+	}
+	c := *u
+	c.RawQuery = strings.Join(kept, "&")
+	return c.String(), true
 }
 
 // otherPort returns the variant of u twilio-go checks besides u itself:

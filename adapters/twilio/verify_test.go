@@ -50,6 +50,32 @@ func TestVerifyStirVerstat(t *testing.T) {
 	}
 }
 
+// TestVerifyStirVerstatGET: a voice URL set to GET carries the parameters
+// in the query; the same fallback drops StirVerstat from it, keeping the
+// rest of the query byte for byte.
+func TestVerifyStirVerstatGET(t *testing.T) {
+	a := newAdapter(t, Config{AuthToken: "tok"})
+	without := voiceURL + "?" + voice
+	with := voiceURL + "?" + strings.Replace(voice, "&FromCountry", "&StirVerstat=TN-Validation-Passed-A&FromCountry", 1)
+	for _, tc := range []struct {
+		name, seen, signed string
+		ok                 bool
+	}{
+		{"signed with StirVerstat", with, with, true},
+		{"signed without StirVerstat", with, without, true},
+		{"signed without StirVerstat, escaped name", strings.Replace(with, "StirVerstat", "Stir%56erstat", 1), without, true},
+		{"signed without another parameter", with, strings.Replace(with, "&CallStatus=ringing", "", 1), false},
+		{"no StirVerstat, signed without CallStatus", without, strings.Replace(without, "&CallStatus=ringing", "", 1), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := a.Verify(req(t, "GET", tc.seen, Signature("tok", tc.signed, nil), ""))
+			if tc.ok != (err == nil) {
+				t.Fatalf("Verify = %v, want ok %v", err, tc.ok)
+			}
+		})
+	}
+}
+
 func drop(v url.Values, k string) url.Values {
 	out := url.Values{}
 	for n, vs := range v {
