@@ -75,11 +75,12 @@ func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []R
 		t.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	var out []Result
+	var targetURL string // the target's public_url, once a page_url showed it
 	for _, f := range fixtures {
 		if provider != "" && f.Provider != provider {
 			continue
 		}
-		res := runFixture(ctx, t, f)
+		res := runFixture(ctx, t, f, &targetURL)
 		out = append(out, res...)
 		if slices.ContainsFunc(res, func(r Result) bool { return r.limited }) {
 			break // every further fixture would meet the same limit
@@ -241,8 +242,11 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 }
 
 // runFixture runs the variants of one fixture; each works on fresh
-// placeholder values and fresh verifications.
-func runFixture(ctx context.Context, t Target, f Fixture) []Result {
+// placeholder values and fresh verifications. known is the target's
+// public_url as the page_urls of earlier fixtures showed it ("" unknown):
+// a fixture that creates no verification (a hidden sender) explains a
+// refusal with it.
+func runFixture(ctx context.Context, t Target, f Fixture, known *string) []Result {
 	res := func(variant string, err error) Result {
 		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil, limited: errors.Is(err, ErrLimited)}
 		if err != nil {
@@ -290,6 +294,11 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	// pending at the end is cancelled.
 	v = newVars()
 	ids, targetURL, err := createVerifications(ctx, t, f, v)
+	if targetURL != "" {
+		*known = targetURL
+	} else {
+		targetURL = *known
+	}
 	if err != nil {
 		for _, n := range negatives {
 			out = append(out, res(n.name, err))
