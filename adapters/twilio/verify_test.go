@@ -225,3 +225,42 @@ func BenchmarkVerify(b *testing.B) {
 		}
 	})
 }
+
+// FuzzVerifyAgreesWithTwilioGo: over arbitrary URLs, bodies and signed
+// URLs, Verify accepts exactly what twilio-go's RequestValidator accepts,
+// and more only through the StirVerstat fallback.
+func FuzzVerifyAgreesWithTwilioGo(f *testing.F) {
+	f.Add("https://sms.example.com/webhooks/twilio", "https://sms.example.com:443/webhooks/twilio", capture, false)
+	f.Add("http://127.0.0.1:8080/w?a=1", "http://127.0.0.1/w?a=1", "", true)
+	f.Add(voiceURL, voiceURL, voice+"&StirVerstat=TN-Validation-Passed-A", false)
+	f.Add(voiceURL+"?bodySHA256="+sdkBodyHash, voiceURL+"?bodySHA256="+sdkBodyHash, `{"property": "value", "boolean": true}`, false)
+	a, _ := New(Config{AuthToken: "tok"})
+	ref := client.NewRequestValidator("tok")
+	f.Fuzz(func(t *testing.T, seen, signed, body string, get bool) {
+		u, err := url.Parse(seen)
+		if err != nil {
+			return
+		}
+		method, params := "POST", url.Values(nil)
+		if get {
+			method, body = "GET", ""
+		} else if params, err = url.ParseQuery(body); err != nil {
+			params = nil
+		}
+		sig := Signature("tok", signed, params)
+		r := &adapters.Request{Method: method, URL: u, Header: http.Header{SignatureHeader: {sig}}, Body: []byte(body)}
+		var want bool
+		if get {
+			want = ref.Validate(u.String(), map[string]string{}, sig)
+		} else {
+			want = ref.ValidateBody(u.String(), []byte(body), sig)
+		}
+		got := a.Verify(r) == nil
+		if want && !got {
+			t.Fatalf("twilio-go accepts, Verify refuses: %s %s signed %s body %q", method, seen, signed, body)
+		}
+		if got && !want && !params.Has(stirParam) && !u.Query().Has(stirParam) {
+			t.Fatalf("Verify accepts, twilio-go refuses: %s %s signed %s body %q", method, seen, signed, body)
+		}
+	})
+}
