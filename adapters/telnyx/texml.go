@@ -19,8 +19,13 @@ func isJSON(body []byte) bool {
 
 // parseCall reads a TeXML voice request: CallSid (the dedupe key), From,
 // To, and the attestation, which counts only when Telnyx validated it
-// (ShakenStirValidated=true): otherwise it is "".
+// (ShakenStirValidated=true): otherwise it is "". A GET request is
+// malformed: its parameters would be in the query, which the signature
+// does not cover (the TeXML application's voice method must be POST).
 func (a *Adapter) parseCall(r *adapters.Request) ([]adapters.Inbound, error) {
+	if r.Method == http.MethodGet {
+		return nil, adapters.Malformed("a TeXML request by GET: its query is not signed; set the TeXML application's voice method to POST")
+	}
 	v, err := url.ParseQuery(string(r.Body))
 	if err != nil {
 		return nil, adapters.Malformed("form: " + err.Error())

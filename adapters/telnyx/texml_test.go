@@ -71,6 +71,13 @@ func TestParseTeXML(t *testing.T) {
 			}
 		})
 	}
+	// A GET carries its parameters in the query, which Telnyx does not sign.
+	get := signedReq(priv, now.Unix(), "")
+	get.Method = http.MethodGet
+	get.URL, _ = url.Parse("https://x.example/webhooks/telnyx?" + texml + "&ShakenStirAttestation=A&ShakenStirValidated=true")
+	if ins, err := a.Parse(get); !errors.Is(err, adapters.ErrMalformed) {
+		t.Errorf("a GET TeXML request: Parse = %v, %v; want ErrMalformed", ins, err)
+	}
 	// A form body is signed like a JSON one: a tampered form fails.
 	r := signedReq(priv, now.Unix(), texml+"&ShakenStirAttestation=B&ShakenStirValidated=true")
 	r.Body = []byte(texml + "&ShakenStirAttestation=A&ShakenStirValidated=true")
