@@ -72,7 +72,7 @@ func (a *Adapter) signTeXML(m adapters.Inbound, target *url.URL, now time.Time) 
 		id = "v3:" + adapters.RandomHex(16)
 	}
 	form := url.Values{
-		"AccountSid": {adapters.RandomHex(16)}, "CallSid": {id}, "CallStatus": {"ringing"}, "Direction": {"inbound"},
+		"AccountSid": {adapters.RandomHex(16)}, "CallSid": {id}, "CallStatus": {"ringing"},
 		"From": {m.From}, "To": {m.To}, "CallerId": {m.From}, "Timestamp": {now.UTC().Format(time.RFC3339)},
 	}
 	switch m.Attestation {

@@ -13,7 +13,7 @@ import (
 
 // A TeXML voice request in the shape of Telnyx's "TeXML call initiated"
 // reference, without the attestation parameters.
-const texml = "AccountSid=0f512bda-ae1e-4597-8e11-e5f5686b97d3&CallSid=v3%3AabcDEF&CallSidLegacy=v3%3AabcDEF&CallStatus=ringing&CallerId=%2B14155550123&ConnectionId=1542950386652912121&Direction=inbound&From=%2B14155550123&To=%2B13129457420&Timestamp=2026-12-07T04%3A00%3A00Z&SequenceNumber=1"
+const texml = "AccountSid=0f512bda-ae1e-4597-8e11-e5f5686b97d3&CallSid=v3%3AabcDEF&CallStatus=ringing&CallerId=%2B14155550123&ConnectionId=1542950386652912121&From=%2B14155550123&To=%2B13129457420&Timestamp=2026-12-07T04%3A00%3A00Z&SequenceNumber=1"
 
 func TestParseTeXML(t *testing.T) {
 	pub, _, priv := keys()
