@@ -7,7 +7,8 @@
 // + "|" + the raw body (the form body as sent, for TeXML); the timestamp
 // must be within 5 minutes of now, either way. Defined at
 // https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks;
-// the TeXML parameters at https://developers.telnyx.com/docs/voice/programmable-voice/texml-setup.
+// the TeXML parameters are those of Telnyx's API reference, "TeXML call
+// initiated".
 package telnyx
 
 import (

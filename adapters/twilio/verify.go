@@ -98,7 +98,7 @@ func signs(mac hash.Hash, u string, params []byte, sig string) bool {
 // the query byte for byte; false when the query does not have it.
 func withoutParam(u *url.URL, name string) (string, bool) {
 	parts := strings.Split(u.RawQuery, "&")
-	kept := parts[:0]
+	kept := make([]string, 0, len(parts))
 	for _, p := range parts {
 		k, _, _ := strings.Cut(p, "=")
 		if key, err := url.QueryUnescape(k); err == nil && key == name {
@@ -106,7 +106,7 @@ func withoutParam(u *url.URL, name string) (string, bool) {
 		}
 		kept = append(kept, p)
 	}
-	if len(kept) == len(strings.Split(u.RawQuery, "&")) {
+	if len(kept) == len(parts) {
 		return "", false
 	}
 	c := *u
