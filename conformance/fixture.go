@@ -45,12 +45,22 @@ type Request struct {
 	Path    string            `json:"path"`
 	Headers map[string]string `json:"headers,omitempty"`
 	Body    string            `json:"body,omitempty"`
+	// SignedWithout lists form parameters of Body that the provider adds
+	// after signing (Twilio's StirVerstat, as some report): the runner
+	// signs the form without them and sends it with them.
+	SignedWithout []string `json:"signed_without,omitempty"`
 }
 
 // Expect is what the gateway must answer and which messages it must see.
 type Expect struct {
-	Status int     `json:"status"`
+	Status int `json:"status"`
+	// Body, when set, is the exact answer to the last request, on the
+	// delivery and on the redelivery (a voice request's <Reject>).
+	Body   string  `json:"body,omitempty"`
 	Events []Event `json:"events"`
+	// Pending says the events verify nothing (an unattested call, a hidden
+	// sender): the verifications the runner creates must stay pending.
+	Pending bool `json:"pending,omitempty"`
 }
 
 // Event is a canonical message (adapters.Inbound) the request carries.
@@ -65,6 +75,15 @@ type Event struct {
 	// VerifiedNumber is the sender as the gateway resolves it, when that
 	// differs from From (a national number); the runner verifies it.
 	VerifiedNumber string `json:"verified_number,omitempty"`
+	// What the adapter reads beside the message (adapters.Inbound): the
+	// channel ("" for sms), a hidden sender, a call's attestation and what
+	// the provider told of the sender.
+	Channel       string `json:"channel,omitempty"`
+	SenderHidden  bool   `json:"sender_hidden,omitempty"`
+	Attestation   string `json:"attestation,omitempty"`
+	LineType      string `json:"line_type,omitempty"`
+	Carrier       string `json:"carrier,omitempty"`
+	SenderCountry string `json:"sender_country,omitempty"`
 }
 
 // Load reads every testdata/<provider>/*.json of fsys.

@@ -75,11 +75,12 @@ func Run(ctx context.Context, t Target, fixtures []Fixture, provider string) []R
 		t.Client = &http.Client{Timeout: 30 * time.Second}
 	}
 	var out []Result
+	var targetURL string // the target's public_url, once a page_url showed it
 	for _, f := range fixtures {
 		if provider != "" && f.Provider != provider {
 			continue
 		}
-		res := runFixture(ctx, t, f)
+		res := runFixture(ctx, t, f, &targetURL)
 		out = append(out, res...)
 		if slices.ContainsFunc(res, func(r Result) bool { return r.limited }) {
 			break // every further fixture would meet the same limit
@@ -164,7 +165,23 @@ func build(t Target, r Request, v vars, ad adapters.Adapter, now time.Time) (*ad
 	if !ok {
 		return nil, fmt.Errorf("conformance: provider adapter cannot re-sign")
 	}
-	return req, rs.Resign(req, now)
+	if len(r.SignedWithout) == 0 {
+		return req, rs.Resign(req, now)
+	}
+	// Sign the form without the parameters the provider adds afterwards,
+	// and send it with them.
+	form, err := url.ParseQuery(string(req.Body))
+	if err != nil {
+		return nil, fmt.Errorf("conformance: signed_without needs a form body: %w", err)
+	}
+	for _, k := range r.SignedWithout {
+		if !form.Has(k) {
+			return nil, fmt.Errorf("conformance: signed_without names %s, which the body lacks", k)
+		}
+		form.Del(k)
+	}
+	signed := &adapters.Request{Method: req.Method, URL: req.URL, Header: req.Header, Body: []byte(form.Encode())}
+	return req, rs.Resign(signed, now)
 }
 
 func (t Target) send(ctx context.Context, r *adapters.Request) (reply, error) {
@@ -225,8 +242,11 @@ func (t Target) api(ctx context.Context, method, p string, body any) (int, verif
 }
 
 // runFixture runs the variants of one fixture; each works on fresh
-// placeholder values and fresh verifications.
-func runFixture(ctx context.Context, t Target, f Fixture) []Result {
+// placeholder values and fresh verifications. known is the target's
+// public_url as the page_urls of earlier fixtures showed it ("" unknown):
+// a fixture that creates no verification (a hidden sender) explains a
+// refusal with it.
+func runFixture(ctx context.Context, t Target, f Fixture, known *string) []Result {
 	res := func(variant string, err error) Result {
 		r := Result{Provider: f.Provider, Case: strings.TrimPrefix(f.Name, f.Provider+"/"), Variant: variant, OK: err == nil, limited: errors.Is(err, ErrLimited)}
 		if err != nil {
@@ -274,6 +294,11 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 	// pending at the end is cancelled.
 	v = newVars()
 	ids, targetURL, err := createVerifications(ctx, t, f, v)
+	if targetURL != "" {
+		*known = targetURL
+	} else {
+		targetURL = *known
+	}
 	if err != nil {
 		for _, n := range negatives {
 			out = append(out, res(n.name, err))
@@ -306,7 +331,13 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			if rp.status != want {
 				return fmt.Errorf("request %d answered %d, want %d: %.200s", i+1, rp.status, want, rp.body)
 			}
+			if err := expectBody(f, i, rp); err != nil {
+				return err
+			}
 			sent = append(sent, req)
+		}
+		if f.Expect.Pending {
+			return expectPending(ctx, t, ids)
 		}
 		return expectVerified(ctx, t, f, v, ids)
 	}()
@@ -323,6 +354,9 @@ func runFixture(ctx context.Context, t Target, f Fixture) []Result {
 			}
 			if want := f.Expect.Status; i == len(sent)-1 && rp.status != want {
 				return fmt.Errorf("redelivery answered %d, want %d: %.200s", rp.status, want, rp.body)
+			}
+			if err := expectBody(f, i, rp); err != nil {
+				return fmt.Errorf("redelivery: %w", err)
 			}
 		}
 		if after := snapshot(ctx, t, ids); !reflect.DeepEqual(before, after) {
@@ -348,7 +382,8 @@ func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
 			return err
 		}
 		for _, in := range ins {
-			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef})
+			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
+				Channel: in.Channel, SenderHidden: in.SenderHidden, Attestation: in.Attestation, LineType: in.LineType, Carrier: in.Carrier, SenderCountry: in.SenderCountry})
 		}
 	}
 	var want []Event

@@ -12,6 +12,9 @@ import (
 func senders(f Fixture) [][2]string {
 	var out [][2]string
 	for _, e := range f.Expect.Events {
+		if e.SenderHidden {
+			continue // no verification can name a hidden sender
+		}
 		from, to := e.From, e.To
 		if e.VerifiedNumber != "" {
 			from = e.VerifiedNumber
@@ -79,6 +82,29 @@ func expectVerified(ctx context.Context, t Target, f Fixture, v vars, ids []stri
 		}
 	}
 	return nil
+}
+
+// expectPending checks that the verifications ids are still pending.
+func expectPending(ctx context.Context, t Target, ids []string) error {
+	for _, id := range ids {
+		_, ver, err := t.api(ctx, "GET", "/v1/verifications/"+id, nil)
+		if err != nil {
+			return err
+		}
+		if ver.Status != "pending" {
+			return fmt.Errorf("verification %s is %s, want pending: the fixture's events verify nothing", id, ver.Status)
+		}
+	}
+	return nil
+}
+
+// expectBody checks the answer to the i-th request of f against the
+// fixture's expected body, when it names one (for the last request).
+func expectBody(f Fixture, i int, rp reply) error {
+	if f.Expect.Body == "" || i != len(f.Requests)-1 || rp.body == f.Expect.Body {
+		return nil
+	}
+	return fmt.Errorf("answered %.200q, want %.200q", rp.body, f.Expect.Body)
 }
 
 func snapshot(ctx context.Context, t Target, ids []string) []verification {

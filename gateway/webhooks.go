@@ -105,7 +105,7 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(rt, name, in) {
+		if !s.speaksFor(rt, name, in) || !s.attested(name, in) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
@@ -115,6 +115,14 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	result = "accepted"
+	// A voice request is answered with a rejection whatever it matched
+	// (the call is refused before it is answered, so nobody pays).
+	if a, ok := ad.(adapters.Answerer); ok {
+		if status, ct, b, ok := a.Answer(req, ins); ok {
+			c.Data(status, ct, b)
+			return
+		}
+	}
 	if a, ok := ad.(adapters.Acker); ok {
 		status, ct, b := a.Ack()
 		c.Data(status, ct, b)
@@ -177,6 +185,21 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 		attrs = append(attrs, "owner", n.Provider)
 	}
 	s.log.Warn("message ignored: not for a number of this provider entry", attrs...)
+	return false
+}
+
+// attested reports whether an event may reach the store: a call counts
+// only with a validated STIR/SHAKEN attestation A (anyone can place a call
+// with a spoofed caller id). Any other call is outcome caller_unattested:
+// counted and logged, it verifies nothing and costs the session no
+// attempt.
+func (s *Server) attested(provider string, in adapters.Inbound) bool {
+	if in.ChannelOf() != adapters.ChannelCall || in.Attestation == "A" {
+		return true
+	}
+	s.metrics.messages.WithLabelValues(provider, "caller_unattested").Inc()
+	s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", "caller_unattested",
+		"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
 	return false
 }
 

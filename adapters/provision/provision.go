@@ -1,5 +1,6 @@
-// Package provision points provider numbers' inbound SMS webhooks at mogate
-// through the providers' REST APIs (docs/providers.md, `mogate numbers`).
+// Package provision points provider numbers' inbound SMS webhooks (and,
+// for numbers that take calls, Twilio's voice URL) at mogate through the
+// providers' REST APIs (docs/providers.md, `mogate numbers`).
 //
 // Each provider type with an API has one small Client: List reports the
 // account's numbers with where their inbound SMS go now, Point sends one
@@ -48,6 +49,13 @@ type Number struct {
 	Note    string // what the row should say about the number's setting
 	Country string // ISO 3166 (Vonage's update needs it)
 	extra   string // provider-specific (Twilio: the SMS application sid)
+
+	// Where its inbound calls go now, for a VoiceClient's numbers (Twilio:
+	// voice_url, voice_method), with VoiceMissing and VoiceBlocked as
+	// Missing and Blocked are for messages.
+	VoiceURL, VoiceMethod      string
+	VoiceMissing, VoiceBlocked string
+	voiceExtra                 string // Twilio: the voice application sid
 }
 
 // Action is what Point did.
@@ -70,6 +78,16 @@ type Client interface {
 	// whose setting is shared, the holder's). It returns what it did and a
 	// note for the row ("" when there is nothing to say).
 	Point(ctx context.Context, n Number, url string) (Action, string, error)
+}
+
+// VoiceClient is a Client whose provider can also send a number's inbound
+// calls to a URL (Twilio's VoiceUrl), for numbers whose entry lists the
+// call channel.
+type VoiceClient interface {
+	Client
+	// PointVoice makes n's inbound calls request url with method POST. It
+	// returns what it did and a note for the row.
+	PointVoice(ctx context.Context, n Number, url string) (Action, string, error)
 }
 
 // transport sends requests for the provider's public API host to api_url

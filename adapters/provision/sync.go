@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -19,8 +20,18 @@ type Entry struct {
 	// SMS must go: public_url/webhooks/{entry name}.
 	Numbers []string
 	URL     string
+	// Channels are the channels of each pool number (config `channels`);
+	// a number without an entry serves sms only. Inbound SMS are pointed
+	// at URL whatever the channels; a number that lists "call" also has
+	// its inbound calls pointed at URL (a VoiceClient's numbers).
+	Channels map[string][]string
 	// Secrets are the entry's credentials: no error text carries them.
 	Secrets []string
+}
+
+// takesCalls reports whether the entry lists the call channel for number.
+func (e Entry) takesCalls(number string) bool {
+	return slices.Contains(e.Channels[number], "call")
 }
 
 // Row is one pool number's line of `mogate numbers list` or `sync`.
@@ -143,8 +154,55 @@ func entryRows(ctx context.Context, e Entry, write, dryRun bool) []Row {
 				done[n.HolderID] = action
 			}
 		}
+		if e.takesCalls(r.Number) {
+			voiceRow(ctx, e, n, r, write, dryRun)
+		}
 	}
 	return rows
+}
+
+// voiceRow adds the number's calls to its row: where they go (a note),
+// and, writing, points them at the entry's URL. A number whose calls are
+// not in sync is not in sync.
+func voiceRow(ctx context.Context, e Entry, n Number, r *Row, write, dryRun bool) {
+	if strings.HasPrefix(r.Action, "failed") {
+		return
+	}
+	vc, ok := e.Client.(VoiceClient)
+	if !ok {
+		r.Action, r.OK = "failed: mogate cannot point a "+e.Type+" number's calls; point them by hand", false
+		return
+	}
+	before, after := show(n.VoiceURL, n.VoiceMethod, n.VoiceMissing), show(e.URL, http.MethodPost, "")
+	in := n.VoiceMissing == "" && n.VoiceURL == e.URL && strings.EqualFold(n.VoiceMethod, http.MethodPost)
+	// What the row says when only the calls change.
+	smsDone := r.Action == "in sync" || r.Action == string(Unchanged)
+	switch {
+	case in:
+		r.Note = join(r.Note, "calls: "+before)
+	case !write:
+		r.Note = join(r.Note, "calls go to "+before)
+		if smsDone {
+			r.Action, r.OK = "points elsewhere", false
+		}
+	case n.VoiceBlocked != "":
+		r.Action, r.OK = "failed: "+n.VoiceBlocked, false
+	case dryRun:
+		r.Note = join(r.Note, "calls would go from "+before+" to "+after)
+		if smsDone {
+			r.Action, r.OK = string(WouldUpdate), false
+		}
+	default:
+		action, note, err := vc.PointVoice(ctx, n, e.URL)
+		if err != nil {
+			r.Action, r.OK = "failed: calls: "+Scrub(err, e.Secrets...), false
+			return
+		}
+		r.Note = join(join(r.Note, "calls: "+before+" -> "+after), note)
+		if smsDone {
+			r.Action = string(action)
+		}
+	}
 }
 
 // inSync: the URL, and method POST where the number has one.

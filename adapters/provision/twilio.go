@@ -9,14 +9,15 @@ import (
 	api "github.com/twilio/twilio-go/rest/api/v2010"
 )
 
-// Twilio sets IncomingPhoneNumbers' SmsUrl and SmsMethod through twilio-go's
+// Twilio sets IncomingPhoneNumbers' SmsUrl and SmsMethod (and, for numbers
+// that take calls, VoiceUrl and VoiceMethod) through twilio-go's
 // rest/api/v2010 (HTTP Basic with the account SID and auth token).
 type Twilio struct {
 	api *api.ApiService
 	t   *transport
 }
 
-var _ Client = (*Twilio)(nil)
+var _ VoiceClient = (*Twilio)(nil)
 
 // NewTwilio returns the client of an account; apiURL "" is Twilio's public
 // API (https://api.twilio.com), hc supplies the timeout and transport.
@@ -53,6 +54,16 @@ func (c *Twilio) List(ctx context.Context) ([]Number, error) {
 			// Twilio ignores sms_url while an SMS application is set.
 			n.Missing, n.extra = "SMS application "+app, app
 		}
+		n.VoiceURL, n.VoiceMethod = str(r.VoiceUrl), str(r.VoiceMethod)
+		if app := str(r.VoiceApplicationSid); app != "" {
+			// Likewise voice_url while a voice application is set.
+			n.VoiceMissing, n.voiceExtra = "voice application "+app, app
+		}
+		if trunk := str(r.TrunkSid); trunk != "" {
+			// A number on an Elastic SIP trunk sends its calls to the trunk.
+			n.VoiceMissing = "SIP trunk " + trunk
+			n.VoiceBlocked = "its calls go to SIP trunk " + trunk + ": remove the number from the trunk in Twilio's console"
+		}
 		out = append(out, n)
 	}
 	return out, nil
@@ -68,6 +79,23 @@ func (c *Twilio) Point(ctx context.Context, n Number, url string) (Action, strin
 		empty := ""
 		p.SmsApplicationSid = &empty
 		note = "detached from SMS application " + n.extra
+	}
+	if err := c.t.call(func() error { _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); return err }); err != nil {
+		return "", "", err
+	}
+	return Updated, note, nil
+}
+
+// PointVoice sets VoiceUrl and VoiceMethod POST, and detaches a voice
+// application, which would otherwise take precedence.
+func (c *Twilio) PointVoice(ctx context.Context, n Number, url string) (Action, string, error) {
+	post := http.MethodPost
+	p := &api.UpdateIncomingPhoneNumberParams{VoiceUrl: &url, VoiceMethod: &post}
+	note := ""
+	if n.voiceExtra != "" {
+		empty := ""
+		p.VoiceApplicationSid = &empty
+		note = "detached from voice application " + n.voiceExtra
 	}
 	if err := c.t.call(func() error { _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); return err }); err != nil {
 		return "", "", err

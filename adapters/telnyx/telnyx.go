@@ -1,10 +1,14 @@
 // Package telnyx authenticates and parses Telnyx Messaging API v2
-// message.received webhooks.
+// message.received webhooks (JSON) and TeXML voice requests (a form with
+// CallSid), which are always answered with a <Reject>.
 //
-// Signature scheme: telnyx-signature-ed25519 is the Base64 Ed25519
-// signature, by the account's key pair, of telnyx-timestamp + "|" + the raw
-// body; the timestamp must be within 5 minutes of now, either way. Defined at
-// https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks.
+// Signature scheme, the same for both: telnyx-signature-ed25519 is the
+// Base64 Ed25519 signature, by the account's key pair, of telnyx-timestamp
+// + "|" + the raw body (the form body as sent, for TeXML); the timestamp
+// must be within 5 minutes of now, either way. Defined at
+// https://developers.telnyx.com/docs/messaging/messages/receiving-webhooks;
+// the TeXML parameters are those of Telnyx's API reference, "TeXML call
+// initiated".
 package telnyx
 
 import (
@@ -90,6 +94,8 @@ func signed(ts string, body []byte) []byte {
 
 type phone struct {
 	PhoneNumber string `json:"phone_number"`
+	Carrier     string `json:"carrier"`
+	LineType    string `json:"line_type"`
 }
 
 type envelope struct {
@@ -108,10 +114,15 @@ type envelope struct {
 	} `json:"data"`
 }
 
-// Parse reads message.received events; other event types yield nothing. A
-// message to several of the account's numbers yields one message per
-// number, each with its own id (message id + "/" + number).
+// Parse reads message.received events, with the sender's line type
+// (normalised) and carrier; other event types yield nothing. A message to
+// several of the account's numbers yields one message per number, each
+// with its own id (message id + "/" + number). A form body is a TeXML
+// voice request (parseCall).
 func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
+	if !isJSON(r.Body) {
+		return a.parseCall(r)
+	}
 	var e envelope
 	if err := json.Unmarshal(r.Body, &e); err != nil {
 		return nil, adapters.Malformed("json: " + err.Error())
@@ -143,7 +154,8 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 		if len(p.To) > 1 {
 			id += "/" + n
 		}
-		in := adapters.Inbound{Provider: a.name, MessageID: id, From: from, To: n, Text: p.Text, ReceivedAt: received, Raw: r.Body}
+		in := adapters.Inbound{Provider: a.name, MessageID: id, From: from, To: n, Text: p.Text, ReceivedAt: received, Raw: r.Body,
+			LineType: adapters.NormalizeLineType(p.From.LineType), Carrier: strings.TrimSpace(p.From.Carrier)}
 		if p.Parts > 1 {
 			in.Parts = p.Parts
 		}
@@ -163,8 +175,20 @@ func (a *Adapter) Resign(r *adapters.Request, now time.Time) error {
 	return nil
 }
 
-// Sign returns the message.received webhook Telnyx would send for m.
+// Sign returns the message.received webhook Telnyx would send for m, with
+// m's line type and carrier on the sender, or for a call (m.Channel call)
+// the TeXML voice request (signTeXML).
 func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, now time.Time) (*adapters.Request, error) {
+	if m.Channel == adapters.ChannelCall {
+		return a.signTeXML(m, target, now)
+	}
+	from := map[string]string{"phone_number": m.From}
+	if m.LineType != "" {
+		from["line_type"] = telnyxLineType(m.LineType)
+	}
+	if m.Carrier != "" {
+		from["carrier"] = m.Carrier
+	}
 	id := m.MessageID
 	if id == "" {
 		id = adapters.RandomHex(16)
@@ -174,7 +198,7 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, now time.Time) (*ada
 		"occurred_at": now.UTC().Format(time.RFC3339Nano),
 		"payload": map[string]any{
 			"record_type": "message", "direction": "inbound", "id": id, "type": "SMS",
-			"from": map[string]string{"phone_number": m.From}, "to": []map[string]string{{"phone_number": m.To, "status": "delivered"}},
+			"from": from, "to": []map[string]string{{"phone_number": m.To, "status": "delivered"}},
 			"text": m.Text, "parts": 1, "received_at": now.UTC().Format(time.RFC3339Nano),
 		},
 	}})

@@ -1,13 +1,17 @@
-// Package twilio authenticates and parses Twilio Programmable Messaging
-// incoming-message webhooks.
+// Package twilio authenticates and parses Twilio's incoming-message
+// webhooks (Programmable Messaging: SMS, and WhatsApp with From/To of the
+// form whatsapp:+E164) and its Programmable Voice requests (a form with
+// CallSid and no MessageSid), which are always answered with a <Reject>.
 //
 // Signature scheme: X-Twilio-Signature, Base64 HMAC-SHA1 keyed with the
 // account Auth Token over the full URL Twilio called followed, for form
 // POSTs, by every parameter as name+value sorted by name; GET webhooks sign
-// the URL alone. The URL is tried with and without the default port, as the
-// official SDKs do. Defined at
+// the URL alone. The URL is tried as seen and with the other port variant
+// (the default port added or removed), as the official SDKs do. Defined at
 // https://www.twilio.com/docs/usage/webhooks/webhooks-security; verification
-// here is twilio-go's client.RequestValidator.
+// accepts what twilio-go's client.RequestValidator accepts, and, for a
+// voice request, also a signature over every parameter but StirVerstat
+// (docs/channels.md).
 package twilio
 
 import (
@@ -22,7 +26,6 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters"
-	"github.com/twilio/twilio-go/client"
 )
 
 // SignatureHeader carries the request signature.
@@ -40,7 +43,6 @@ type Adapter struct {
 	name       string
 	token      string
 	accountSID string
-	validator  client.RequestValidator
 }
 
 // New returns an adapter for c.
@@ -48,7 +50,7 @@ func New(c Config) (*Adapter, error) {
 	if c.AuthToken == "" {
 		return nil, errors.New("twilio: auth_token is required")
 	}
-	return &Adapter{name: c.Name, token: c.AuthToken, accountSID: c.AccountSID, validator: client.NewRequestValidator(c.AuthToken)}, nil
+	return &Adapter{name: c.Name, token: c.AuthToken, accountSID: c.AccountSID}, nil
 }
 
 // Verify checks X-Twilio-Signature against the public URL and the form
@@ -58,14 +60,7 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 	if sig == "" {
 		return adapters.Missing(SignatureHeader)
 	}
-	u := r.URL.String()
-	var ok bool
-	if r.Method == http.MethodGet {
-		ok = a.validator.Validate(u, map[string]string{}, sig)
-	} else {
-		ok = a.validator.ValidateBody(u, r.Body, sig)
-	}
-	if !ok {
+	if !a.valid(r, sig) {
 		return adapters.Unauthenticated("signature mismatch")
 	}
 	if a.accountSID != "" {
@@ -77,44 +72,117 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 	return nil
 }
 
-// Parse reads MessageSid, From, To and Body. Twilio hands over long messages
+// Parse reads a message (MessageSid, From, To, Body) or a voice request
+// (CallSid without MessageSid: the call channel, no text, the STIR/SHAKEN
+// attestation from StirVerstat). From and To of the form whatsapp:+E164
+// are the whatsapp channel; a whatsapp sender without a phone number (a
+// business-scoped user id) is kept in From and marked SenderHidden.
+// FromCountry is the sender's country. Twilio hands over long messages
 // already reassembled; NumSegments says how many parts they came in.
 func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	v, err := values(r)
 	if err != nil {
 		return nil, adapters.Malformed("form: " + err.Error())
 	}
-	f, err := adapters.FirstValues(v, "MessageSid", "SmsMessageSid", "SmsSid", "From", "To", "Body", "AccountSid", "NumSegments")
+	f, err := adapters.FirstValues(v, "MessageSid", "SmsMessageSid", "SmsSid", "CallSid", "From", "To", "Body",
+		"AccountSid", "NumSegments", "FromCountry", stirParam)
 	if err != nil {
 		return nil, err
 	}
 	id := strings.TrimSpace(firstNonEmpty(f["MessageSid"], f["SmsMessageSid"], f["SmsSid"]))
-	from, to := adapters.E164(f["From"]), adapters.E164(f["To"])
-	switch {
-	case id == "":
-		return nil, adapters.Malformed("no MessageSid")
-	case from == "":
-		return nil, adapters.Malformed("no From")
-	case to == "":
-		return nil, adapters.Malformed("no To")
+	call := id == "" && strings.TrimSpace(f["CallSid"]) != ""
+	if call {
+		id = strings.TrimSpace(f["CallSid"])
 	}
 	in := adapters.Inbound{
-		Provider:   a.name,
-		Account:    f["AccountSid"],
-		MessageID:  id,
-		From:       from,
-		To:         to,
-		Text:       f["Body"],
-		ReceivedAt: time.Now().UTC(),
-		Raw:        r.Body,
+		Provider:      a.name,
+		Account:       f["AccountSid"],
+		MessageID:     id,
+		ReceivedAt:    time.Now().UTC(),
+		Raw:           r.Body,
+		SenderCountry: adapters.CountryCode(f["FromCountry"]),
 	}
 	if r.Method == http.MethodGet {
 		in.Raw = []byte(r.URL.RawQuery)
 	}
-	if n, err := strconv.Atoi(f["NumSegments"]); err == nil && n > 1 {
-		in.Parts = n // already reassembled by Twilio: no PartsRef
+	from, fromWA := strings.CutPrefix(strings.TrimSpace(f["From"]), whatsappPrefix)
+	to, toWA := strings.CutPrefix(strings.TrimSpace(f["To"]), whatsappPrefix)
+	in.From, in.To = adapters.E164(from), adapters.E164(to)
+	switch {
+	case id == "":
+		return nil, adapters.Malformed("no MessageSid or CallSid")
+	case in.From == "":
+		return nil, adapters.Malformed("no From")
+	case in.To == "":
+		return nil, adapters.Malformed("no To")
+	case fromWA != toWA:
+		return nil, adapters.Malformed("From and To on different channels")
+	}
+	// A WhatsApp sender without a phone number: a business-scoped user id.
+	in.SenderHidden = fromWA && !isPhone(strings.TrimSpace(from))
+	switch {
+	case call:
+		in.Channel = adapters.ChannelCall
+		if !fromWA { // a WhatsApp call carries no STIR/SHAKEN: never attested
+			in.Attestation = attestation(f[stirParam])
+		}
+	case fromWA:
+		in.Channel = adapters.ChannelWhatsApp
+		in.Text = f["Body"]
+	default:
+		in.Text = f["Body"]
+		if n, err := strconv.Atoi(f["NumSegments"]); err == nil && n > 1 {
+			in.Parts = n // already reassembled by Twilio: no PartsRef
+		}
 	}
 	return []adapters.Inbound{in}, nil
+}
+
+// whatsappPrefix marks a WhatsApp address in From and To.
+const whatsappPrefix = "whatsapp:"
+
+// isPhone reports whether n is + followed by digits only.
+func isPhone(n string) bool {
+	if len(n) < 2 || n[0] != '+' {
+		return false
+	}
+	for _, c := range n[1:] {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// attestation maps StirVerstat to a validated attestation level: the
+// letter of TN-Validation-Passed-A, -B or -C; "" for a failed validation
+// (TN-Validation-Failed-*), No-TN-Validation, none, or anything else. Only
+// "A" ever verifies a session.
+func attestation(verstat string) string {
+	switch strings.TrimSpace(verstat) {
+	case "TN-Validation-Passed-A":
+		return "A"
+	case "TN-Validation-Passed-B":
+		return "B"
+	case "TN-Validation-Passed-C":
+		return "C"
+	}
+	return ""
+}
+
+// verstat is attestation's inverse, for Sign.
+func verstat(level string) string {
+	switch level {
+	case "A", "B", "C":
+		return "TN-Validation-Passed-" + level
+	}
+	return ""
+}
+
+// Answer answers a voice request with adapters.RejectCall, always: the call
+// is refused before it is answered, whatever it matched.
+func (a *Adapter) Answer(_ *adapters.Request, ins []adapters.Inbound) (int, string, []byte, bool) {
+	return adapters.AnswerCalls(ins)
 }
 
 // Ack is the empty TwiML reply Twilio expects.
@@ -122,20 +190,50 @@ func (a *Adapter) Ack() (int, string, []byte) {
 	return http.StatusOK, "text/xml", []byte(`<?xml version="1.0" encoding="UTF-8"?><Response/>`)
 }
 
-// Sign returns the form POST Twilio would send for m to target.
+// Sign returns the form POST Twilio would send for m to target: an SMS,
+// a WhatsApp message (m.Channel whatsapp; m.From is the business-scoped
+// user id when m.SenderHidden) or a voice request (m.Channel call, with
+// StirVerstat when m.Attestation is A, B or C).
 func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, _ time.Time) (*adapters.Request, error) {
-	id := m.MessageID
-	if id == "" {
-		id = "SM" + adapters.RandomHex(16)
-	}
 	account := a.accountSID
 	if account == "" {
 		account = "AC" + strings.Repeat("0", 32)
 	}
-	form := url.Values{
-		"MessageSid": {id}, "SmsMessageSid": {id}, "SmsSid": {id}, "AccountSid": {account},
-		"From": {m.From}, "To": {m.To}, "Body": {m.Text}, "NumSegments": {"1"}, "NumMedia": {"0"},
-		"SmsStatus": {"received"}, "ApiVersion": {"2010-04-01"},
+	form := url.Values{"AccountSid": {account}, "From": {m.From}, "To": {m.To}, "ApiVersion": {"2010-04-01"}}
+	if m.SenderCountry != "" {
+		form.Set("FromCountry", m.SenderCountry)
+	}
+	id := m.MessageID
+	switch m.Channel {
+	case adapters.ChannelCall:
+		if id == "" {
+			id = "CA" + adapters.RandomHex(16)
+		}
+		form.Set("CallSid", id)
+		form.Set("CallStatus", "ringing")
+		form.Set("Direction", "inbound")
+		if v := verstat(m.Attestation); v != "" {
+			form.Set(stirParam, v)
+		}
+	default:
+		if id == "" {
+			id = "SM" + adapters.RandomHex(16)
+		}
+		for _, k := range []string{"MessageSid", "SmsMessageSid", "SmsSid"} {
+			form.Set(k, id)
+		}
+		form.Set("Body", m.Text)
+		form.Set("NumSegments", "1")
+		form.Set("NumMedia", "0")
+		form.Set("SmsStatus", "received")
+		if m.Channel == adapters.ChannelWhatsApp {
+			form.Set("From", whatsappPrefix+m.From)
+			form.Set("To", whatsappPrefix+m.To)
+			form.Set("MessageType", "text")
+			if !m.SenderHidden {
+				form.Set("WaId", strings.TrimPrefix(m.From, "+"))
+			}
+		}
 	}
 	h := http.Header{}
 	h.Set("Content-Type", "application/x-www-form-urlencoded")

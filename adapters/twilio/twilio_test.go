@@ -145,6 +145,9 @@ func TestAccountSIDEnforced(t *testing.T) {
 // The payload shape of Twilio's public docs.
 const capture = "ToCountry=US&ToState=CA&SmsMessageSid=SM60566ee207e123ee2765abcc55c9b9c9&NumMedia=0&ToCity=SAN+BRUNO&FromZip=94030&SmsSid=SM60566ee207e123ee2765abcc55c9b9c9&FromState=CA&SmsStatus=received&FromCity=SAN+BRUNO&Body=Your+code+482913&FromCountry=US&To=%2B16505551366&ToZip=94030&NumSegments=1&ReferralNumMedia=0&MessageSid=SM60566ee207e123ee2765abcc55c9b9c9&AccountSid=ACae0e356ccba96d16d8d4f6f9518684a3&From=%2B16505558893&ApiVersion=2010-04-01"
 
+// A Twilio voice request in the shape of CHANNELS.md's sample, without StirVerstat.
+const voice = "AccountSid=AC0&ApiVersion=2010-04-01&CallSid=CA5f7b&CallStatus=ringing&Direction=inbound&From=%2B14155550123&To=%2B16505551366&FromCountry=US&ToCountry=US"
+
 func TestParse(t *testing.T) {
 	a := newAdapter(t, Config{Name: "tw", AuthToken: "tok"})
 	cases := []struct {
@@ -152,10 +155,39 @@ func TestParse(t *testing.T) {
 		want       adapters.Inbound
 		err        bool
 	}{
-		{"capture", capture, adapters.Inbound{Provider: "tw", MessageID: "SM60566ee207e123ee2765abcc55c9b9c9", From: "+16505558893", To: "+16505551366", Text: "Your code 482913", Account: "ACae0e356ccba96d16d8d4f6f9518684a3"}, false},
+		{"capture", capture, adapters.Inbound{Provider: "tw", MessageID: "SM60566ee207e123ee2765abcc55c9b9c9", From: "+16505558893", To: "+16505551366", Text: "Your code 482913", Account: "ACae0e356ccba96d16d8d4f6f9518684a3", SenderCountry: "US"}, false},
 		{"unicode and plus-as-space", "MessageSid=SM2&From=%2B447700900001&To=%2B447700900123&Body=C%C3%B3digo+%EF%BC%94%EF%BC%98%EF%BC%92", adapters.Inbound{Provider: "tw", MessageID: "SM2", From: "+447700900001", To: "+447700900123", Text: "Código ４８２"}, false},
 		{"legacy SmsSid only", "SmsSid=SM3&From=%2B1&To=%2B2&Body=x", adapters.Inbound{Provider: "tw", MessageID: "SM3", From: "+1", To: "+2", Text: "x"}, false},
 		{"reassembled long message", "MessageSid=SM4&From=%2B1&To=%2B2&Body=long&NumSegments=3", adapters.Inbound{Provider: "tw", MessageID: "SM4", From: "+1", To: "+2", Text: "long", Parts: 3}, false},
+		{"whatsapp", "MessageSid=SM7&From=whatsapp%3A%2B14155550123&To=whatsapp%3A%2B14155550100&Body=code+482913&WaId=14155550123&ProfileName=Lee&FromCountry=us",
+			adapters.Inbound{Provider: "tw", MessageID: "SM7", From: "+14155550123", To: "+14155550100", Text: "code 482913", Channel: adapters.ChannelWhatsApp, SenderCountry: "US"}, false},
+		{"whatsapp username sender", "MessageSid=SM8&From=whatsapp%3AUS.13491208655302741918&To=whatsapp%3A%2B14155550100&Body=code+482913",
+			adapters.Inbound{Provider: "tw", MessageID: "SM8", From: "US.13491208655302741918", To: "+14155550100", Text: "code 482913", Channel: adapters.ChannelWhatsApp, SenderHidden: true}, false},
+		{"whatsapp digits without +", "MessageSid=SM9&From=whatsapp%3A14155550123&To=whatsapp%3A%2B14155550100&Body=x",
+			adapters.Inbound{Provider: "tw", MessageID: "SM9", From: "+14155550123", To: "+14155550100", Text: "x", Channel: adapters.ChannelWhatsApp, SenderHidden: true}, false},
+		{"whatsapp sender to an sms number", "MessageSid=SM10&From=whatsapp%3A%2B14155550123&To=%2B14155550100&Body=x", adapters.Inbound{}, true},
+		{"voice attested A", voice + "&StirVerstat=TN-Validation-Passed-A",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, Attestation: "A", SenderCountry: "US"}, false},
+		{"voice attested B", voice + "&StirVerstat=TN-Validation-Passed-B",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, Attestation: "B", SenderCountry: "US"}, false},
+		{"voice attested C", voice + "&StirVerstat=TN-Validation-Passed-C",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, Attestation: "C", SenderCountry: "US"}, false},
+		{"voice validation failed A", voice + "&StirVerstat=TN-Validation-Failed-A",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, SenderCountry: "US"}, false},
+		{"voice no validation", voice + "&StirVerstat=No-TN-Validation",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, SenderCountry: "US"}, false},
+		{"voice Telnyx-style A spelling", voice + "&StirVerstat=TN-Validation-Passed",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, SenderCountry: "US"}, false},
+		{"voice without StirVerstat", voice,
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, SenderCountry: "US"}, false},
+		{"voice Body ignored", voice + "&Body=482913&StirVerstat=TN-Validation-Passed-A",
+			adapters.Inbound{Provider: "tw", Account: "AC0", MessageID: "CA5f7b", From: "+14155550123", To: "+16505551366", Channel: adapters.ChannelCall, Attestation: "A", SenderCountry: "US"}, false},
+		{"whatsapp call never attested", "CallSid=CA1&From=whatsapp%3A%2B14155550123&To=whatsapp%3A%2B14155550100&StirVerstat=TN-Validation-Passed-A",
+			adapters.Inbound{Provider: "tw", MessageID: "CA1", From: "+14155550123", To: "+14155550100", Channel: adapters.ChannelCall}, false},
+		{"message with a CallSid is a message", "MessageSid=SM11&CallSid=CA1&From=%2B1&To=%2B2&Body=x",
+			adapters.Inbound{Provider: "tw", MessageID: "SM11", From: "+1", To: "+2", Text: "x"}, false},
+		{"repeated StirVerstat", voice + "&StirVerstat=TN-Validation-Failed-A&StirVerstat=TN-Validation-Passed-A", adapters.Inbound{}, true},
+		{"voice without caller", "CallSid=CA1&To=%2B2", adapters.Inbound{}, true},
 		{"no sender", "MessageSid=SM5&To=%2B2&Body=x", adapters.Inbound{}, true},
 		{"no receiver", "MessageSid=SM5&From=%2B2&Body=x", adapters.Inbound{}, true},
 		{"no id", "From=%2B1&To=%2B2&Body=x", adapters.Inbound{}, true},
@@ -212,6 +244,9 @@ func FuzzParse(f *testing.F) {
 	}
 	f.Add(capture)
 	f.Add("MessageSid=SM1&From=%2B1&To=%2B2&Body=%F0%9F%98%80")
+	f.Add(voice + "&StirVerstat=TN-Validation-Passed-A")
+	f.Add("MessageSid=SM7&From=whatsapp%3A%2B14155550123&To=whatsapp%3A%2B14155550100&Body=x")
+	f.Add("MessageSid=SM8&From=whatsapp%3AUS.1349&To=whatsapp%3A%2B14155550100&Body=x")
 	a, _ := New(Config{AuthToken: "tok"})
 	f.Fuzz(func(t *testing.T, body string) {
 		u, _ := url.Parse("https://x.example/w")
@@ -222,6 +257,19 @@ func FuzzParse(f *testing.F) {
 		}
 		if err != nil && !errors.Is(err, adapters.ErrMalformed) {
 			t.Fatalf("error does not wrap ErrMalformed: %v", err)
+		}
+		if err == nil {
+			v, _ := url.ParseQuery(body)
+			in := ins[0]
+			if in.Attestation == "A" && (in.Channel != adapters.ChannelCall || v.Get("StirVerstat") != "TN-Validation-Passed-A") {
+				t.Fatalf("attestation A without TN-Validation-Passed-A: %q", body)
+			}
+			if in.Channel == adapters.ChannelCall && in.Text != "" {
+				t.Fatalf("a call with text: %+v", in)
+			}
+			if in.Channel == adapters.ChannelWhatsApp && !in.SenderHidden && !isPhone(in.From) {
+				t.Fatalf("a WhatsApp sender that is not a phone number, not hidden: %+v", in)
+			}
 		}
 		_ = a.Verify(r)
 	})

@@ -27,6 +27,8 @@ type Num struct {
 	URL    string // Twilio sms_url, Vonage moHttpUrl
 	Method string // Twilio sms_method
 	App    string // Twilio sms_application_sid, Plivo application id, Telnyx messaging profile id
+	// Twilio voice_url, voice_method, voice_application_sid and trunk_sid.
+	VoiceURL, VoiceMethod, VoiceApp, Trunk string
 }
 
 // App is a Plivo application or a Telnyx messaging profile.

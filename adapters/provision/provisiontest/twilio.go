@@ -9,8 +9,8 @@ import (
 
 // Twilio fakes api.twilio.com's IncomingPhoneNumbers (2010-04-01) for one
 // account: HTTP Basic account SID / auth token, PageSize / Page / PageToken
-// paging with next_page_uri, form-encoded updates of SmsUrl, SmsMethod and
-// SmsApplicationSid.
+// paging with next_page_uri, form-encoded updates of SmsUrl, SmsMethod,
+// SmsApplicationSid, VoiceUrl, VoiceMethod and VoiceApplicationSid.
 func Twilio(accountSID, authToken string, numbers ...Num) *Fake {
 	return newFake(accountSID, authToken, numbers, nil, serveTwilio)
 }
@@ -23,7 +23,15 @@ func twilioNumber(i int, n *Num) map[string]any {
 	if n.App != "" {
 		m["sms_application_sid"] = n.App
 	}
+	m["voice_url"], m["voice_method"], m["voice_application_sid"], m["trunk_sid"] = n.VoiceURL, n.VoiceMethod, nilIfEmpty(n.VoiceApp), nilIfEmpty(n.Trunk)
 	return m
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
 }
 
 func twilioSID(i int) string { return fmt.Sprintf("PN%032d", i) }
@@ -89,6 +97,15 @@ func serveTwilio(f *Fake, w http.ResponseWriter, r *http.Request) {
 			}
 			if v, ok := r.PostForm["SmsApplicationSid"]; ok {
 				n.App = v[0]
+			}
+			if v, ok := r.PostForm["VoiceUrl"]; ok {
+				n.VoiceURL = v[0]
+			}
+			if v, ok := r.PostForm["VoiceMethod"]; ok {
+				n.VoiceMethod = v[0]
+			}
+			if v, ok := r.PostForm["VoiceApplicationSid"]; ok {
+				n.VoiceApp = v[0]
 			}
 			writeJSON(w, 200, twilioNumber(i, n))
 			return

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/mogate/mogate/adapters"
+)
+
+// TestCallsAreRejectedAndOnlyAttestedCount: every voice request is answered
+// with the <Reject> document (attested or not, matched or not, redelivered);
+// a call without attestation A is caller_unattested: counted, never passed
+// to the store (nothing processed, the session untouched, no attempt).
+func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"number": "+14155550123", "to": "+14155550100"}`)
+	id := v["id"].(string)
+	call := func(sid, att string) {
+		t.Helper()
+		for range 2 { // the delivery and a redelivery get the same answer
+			w := h.send(h.signed("twilio", adapters.Inbound{Channel: adapters.ChannelCall, MessageID: sid, From: "+14155550123", To: "+14155550100", Attestation: att}))
+			if w.Code != 200 || w.Header().Get("Content-Type") != "text/xml" || w.Body.String() != adapters.RejectCall {
+				t.Fatalf("call %s (attestation %q) answered %d %q %q", sid, att, w.Code, w.Header().Get("Content-Type"), w.Body)
+			}
+		}
+	}
+	for i, att := range []string{"B", "C", ""} {
+		call(fmt.Sprintf("CAunattested%d", i), att)
+	}
+	metrics := h.do("GET", "/metrics", "", nil, nil).Body.String()
+	if !strings.Contains(metrics, `mogate_messages_total{outcome="caller_unattested",provider="twilio"} 6`) {
+		t.Errorf("caller_unattested not counted 6 times:\n%s", grep(metrics, "mogate_messages_total"))
+	}
+	if got := h.scrapeValue("mogate_processed_ids"); got != "0" {
+		t.Errorf("unattested calls reached the store: mogate_processed_ids = %s", got)
+	}
+	if got := h.get(id); got["status"] != "pending" || got["attempts"] != float64(0) {
+		t.Errorf("after unattested calls: %v", got)
+	}
+	if !strings.Contains(h.logs.String(), "caller_unattested") {
+		t.Error("caller_unattested not logged")
+	}
+	// Attested A: passed to the store like a message (until the stores
+	// learn channels), deduplicated on the CallSid; still rejected.
+	call("CAattested", "A")
+	if got := h.scrapeValue("mogate_processed_ids"); got != "1" {
+		t.Errorf("an attested call did not reach the store once: mogate_processed_ids = %s", got)
+	}
+	metrics = h.do("GET", "/metrics", "", nil, nil).Body.String()
+	if !strings.Contains(metrics, `mogate_messages_total{outcome="duplicate",provider="twilio"} 1`) {
+		t.Errorf("the redelivered CallSid is not a duplicate:\n%s", grep(metrics, "mogate_messages_total"))
+	}
+	// A message on the same entry keeps its empty TwiML.
+	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	if w.Body.String() != `<?xml version="1.0" encoding="UTF-8"?><Response/>` {
+		t.Errorf("an SMS answered %q", w.Body)
+	}
+	h.checkNoLeak()
+}
+
+func grep(s, substr string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, substr) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
