@@ -47,16 +47,16 @@ type Number struct {
 	// Zone is the calling code served when no countries are configured: a
 	// number serves every sender of its numbering plan (+1 US serves Canada,
 	// +44 GB serves Jersey), since texting within it is domestic.
-	Zone    int
-	Any     bool
-	Weight  float64
+	Zone   int
+	Any    bool
+	Weight float64
 	// Channels the number serves (never empty), and the provider's id of
 	// the number when its payloads name it so.
 	Channels []string
 	NumberID string
-	breaker *gobreaker.CircuitBreaker[struct{}]
-	seen    activity
-	now     func() time.Time
+	breaker  *gobreaker.CircuitBreaker[struct{}]
+	seen     activity
+	now      func() time.Time
 }
 
 // Last24h returns the sessions created on the number, and those verified
@@ -86,13 +86,13 @@ var (
 	ErrNoNumber  = errors.New("pool: no number serves that country")
 	// ErrDrained is returned for a pinned number of weight 0; it wraps
 	// ErrNoNumber, so callers that handle "no number" refuse it the same way.
-	ErrDrained    = fmt.Errorf("pool: number is drained (weight 0): %w", ErrNoNumber)
-	ErrBadNumber  = errors.New("pool: not a possible E.164 phone number")
+	ErrDrained   = fmt.Errorf("pool: number is drained (weight 0): %w", ErrNoNumber)
+	ErrBadNumber = errors.New("pool: not a possible E.164 phone number")
 	// ErrNoChannel is returned when no number serves the channel for that
 	// sender (or a pinned number does not serve it): the client asked for
 	// a channel this deployment cannot offer it (422 channel_unavailable).
 	// It wraps ErrNoNumber.
-	ErrNoChannel = fmt.Errorf("pool: no number serves that channel for that sender: %w", ErrNoNumber)
+	ErrNoChannel  = fmt.Errorf("pool: no number serves that channel for that sender: %w", ErrNoNumber)
 	errNoActivity = errors.New("pool: session expired without any inbound message")
 )
 
