@@ -45,8 +45,10 @@ func (s *Server) webhook(c *gin.Context) {
 		// The provider checks the endpoint (Meta's hub.challenge): the
 		// adapter authenticates it and says what to answer.
 		status, ct, b := hs.Handshake(req)
-		result = "handshake"
-		if status != http.StatusOK {
+		switch result = "handshake"; {
+		case status == http.StatusBadRequest:
+			result = "malformed"
+		case status != http.StatusOK:
 			result = "unauthenticated"
 			s.refused(c, name, u, "handshake refused")
 		}

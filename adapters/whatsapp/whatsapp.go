@@ -38,7 +38,8 @@ import (
 const SignatureHeader = "X-Hub-Signature-256"
 
 // MaxChallenge is the longest hub.challenge echoed back (Meta sends a
-// number of about ten digits).
+// number of about ten digits; letters, digits and - _ . ~ are accepted, so
+// that nothing echoed can be markup).
 const MaxChallenge = 128
 
 // Config is a whatsapp provider entry.
@@ -105,8 +106,8 @@ func (a *Adapter) Verify(r *adapters.Request) error {
 // Handshake answers Meta's subscription check: 200 text/plain with
 // hub.challenge when hub.mode is subscribe and hub.verify_token is the
 // entry's token (compared in constant time); 403 otherwise; 400 for a
-// right token with a challenge that is not short printable text (it is
-// echoed, so nothing else may pass).
+// right token with a challenge that is not a short token of letters,
+// digits and - _ . ~ (it is echoed, so nothing else may pass).
 func (a *Adapter) Handshake(r *adapters.Request) (int, string, []byte) {
 	const text = "text/plain; charset=utf-8"
 	var q url.Values
@@ -119,22 +120,17 @@ func (a *Adapter) Handshake(r *adapters.Request) (int, string, []byte) {
 		return http.StatusForbidden, text, []byte("forbidden\n")
 	}
 	c := q.Get("hub.challenge")
-	if len(q["hub.challenge"]) != 1 || !printable(c) {
-		return http.StatusBadRequest, text, []byte("hub.challenge must be 1 to 128 printable ASCII characters\n")
+	if len(q["hub.challenge"]) != 1 || !challenge(c) {
+		return http.StatusBadRequest, text, []byte("hub.challenge must be 1 to 128 letters, digits, -, _, . or ~\n")
 	}
 	return http.StatusOK, text, []byte(c)
 }
 
-func printable(s string) bool {
+func challenge(s string) bool {
 	if s == "" || len(s) > MaxChallenge {
 		return false
 	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x21 || s[i] > 0x7e {
-			return false
-		}
-	}
-	return true
+	return strings.Trim(s, "0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ-_.~") == ""
 }
 
 type payload struct {

@@ -102,6 +102,9 @@ func TestHandshake(t *testing.T) {
 		{"no mode", "hub.verify_token=verify-me&hub.challenge=1", 403, ""},
 		{"no challenge", "hub.mode=subscribe&hub.verify_token=verify-me", 400, ""},
 		{"html challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=%3Cscript%3E%20x", 400, ""},
+		{"markup challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=%3Cb%3E", 400, ""},
+		{"quote challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=a%22b", 400, ""},
+		{"token challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=aZ09-_.~", 200, "aZ09-_.~"},
 		{"long challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" + strings.Repeat("1", MaxChallenge+1), 400, ""},
 		{"longest challenge", "hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=" + strings.Repeat("1", MaxChallenge), 200, strings.Repeat("1", MaxChallenge)},
 	} {
