@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
@@ -25,18 +26,11 @@ var whatsappYAML = strings.Replace(testYAML, "numbers:\n",
 		"  - {number: \""+metaNumber+"\", provider: meta, phone_number_id: \""+metaID+"\", channels: [whatsapp], countries: [\"*\"]}\n"+
 		"  - {number: \"+15550984278\", provider: meta2, phone_number_id: \"114896151713921\", channels: [whatsapp], countries: [\"*\"]}\n", 1)
 
-// newWhatsAppHarness serves whatsappYAML. Sessions do not have routes yet
-// (they are SMS sessions): the Meta numbers serve sms too here, so that a
-// session can be created on them and a WhatsApp message can verify it.
+// newWhatsAppHarness serves whatsappYAML. Sessions have no routes yet: one
+// made with the Meta number as its "to" is matched by WhatsApp messages.
 func newWhatsAppHarness(t *testing.T) *harness {
 	t.Helper()
-	return newHarnessWith(t, whatsappYAML, func(c *config.Config) {
-		for i := range c.Numbers {
-			if c.Numbers[i].PhoneNumberID != "" {
-				c.Numbers[i].Channels = []string{"whatsapp", "sms"}
-			}
-		}
-	})
+	return newHarness(t, whatsappYAML)
 }
 
 func (h *harness) hasMetric(want string) {
@@ -187,5 +181,17 @@ func TestWrongChannel(t *testing.T) {
 				h.hasMetric(`mogate_messages_total{outcome="wrong_channel",provider="vonage-messages"} 1`)
 			}
 		})
+	}
+}
+
+// TestSMSSessionNeverOnAWhatsAppNumber: a create that pins no number gets
+// one that serves sms, never a WhatsApp-only number serving "*" too.
+func TestSMSSessionNeverOnAWhatsAppNumber(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	for i := range 30 {
+		v := h.mustCreate(fmt.Sprintf(`{"number": "+4915112345%03d"}`, i))
+		if v["to"] != "+33757000000" {
+			t.Fatalf("an SMS session got %v, want the sms \"*\" number", v["to"])
+		}
 	}
 }

@@ -291,9 +291,16 @@ func (p *Pool) ByNumberID(provider, id string) (*Number, bool) {
 	return nil, false
 }
 
-// Assign picks the receiving number of a session's SMS route: AssignChannel
-// for ChannelSMS.
+// Assign picks the receiving number of a session that names no channel:
+// AssignChannel for ChannelSMS, except that a pinned number is taken
+// whatever it serves (a client that names the number chose its channel;
+// sessions do not carry channels yet).
 func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
+	if pinned != "" {
+		if n, ok := p.byNumber[pinned]; ok {
+			return p.AssignChannel(n.Channels[0], sender, pinned, country, key)
+		}
+	}
 	return p.AssignChannel(ChannelSMS, sender, pinned, country, key)
 }
 

@@ -387,9 +387,15 @@ func TestAssignChannel(t *testing.T) {
 	if n, err := p.AssignChannel("call", "+447400123456", "", "", ""); !errors.Is(err, ErrNoChannel) || !errors.Is(err, ErrNoNumber) || n != nil {
 		t.Errorf("GB call = %v, %v; want ErrNoChannel", n, err)
 	}
-	// Pinned: it must serve the channel.
+	// Pinned: it must serve the channel; Assign, which names none, takes it.
 	if _, err := p.AssignChannel("sms", "+14155550123", "+15550984277", "", ""); !errors.Is(err, ErrNoChannel) {
 		t.Errorf("sms pinned to a whatsapp-only number: %v", err)
+	}
+	if n, err := p.Assign("+14155550123", "+15550984277", "", ""); err != nil || n.Number != "+15550984277" {
+		t.Errorf("Assign pinned to a whatsapp-only number = %v, %v", n, err)
+	}
+	if _, err := p.Assign("+14155550123", "+15550984278", "", ""); !errors.Is(err, ErrDrained) {
+		t.Errorf("Assign pinned to a drained number: %v", err)
 	}
 	if n, err := p.AssignChannel("whatsapp", "+14155550123", "+15550984277", "", ""); err != nil || n.Number != "+15550984277" {
 		t.Errorf("whatsapp pinned = %v, %v", n, err)
