@@ -13,6 +13,11 @@
 // API, and adds the negative variants itself: a bad signature, a tampered
 // body, a stale timestamp where the scheme signs one, and a duplicate
 // delivery (the same answer, no second event).
+//
+// A handshake fixture is the provider's GET check of the endpoint (Meta's
+// hub.challenge): the runner sends it as recorded, unsigned, with
+// {{verify_token}} the entry's verify_token, and compares the answer's
+// status and, when expect.body is set, its body.
 package conformance
 
 import (
@@ -34,9 +39,16 @@ type Fixture struct {
 	Secrets     map[string]string `json:"secrets"`
 	// Numbers are receiving numbers the provider entry needs beyond the
 	// events' "to" (a provider whose payload lacks the receiving number).
-	Numbers  []string  `json:"numbers,omitempty"`
-	Requests []Request `json:"requests"`
-	Expect   Expect    `json:"expect"`
+	Numbers []string `json:"numbers,omitempty"`
+	// NumberIDs are receiving numbers by the provider's id of them
+	// (phone_number_id -> E.164), for a provider whose payload names the
+	// number only by id (events then have to_id, not to).
+	NumberIDs map[string]string `json:"number_ids,omitempty"`
+	// Handshake: the one request is a GET check of the endpoint, not a
+	// message (no signature, no events).
+	Handshake bool      `json:"handshake,omitempty"`
+	Requests  []Request `json:"requests"`
+	Expect    Expect    `json:"expect"`
 }
 
 // Request is one recorded HTTP request; Path includes the query.
@@ -51,6 +63,8 @@ type Request struct {
 type Expect struct {
 	Status int     `json:"status"`
 	Events []Event `json:"events"`
+	// Body, when set, is the answer's exact body (placeholders filled).
+	Body *string `json:"body,omitempty"`
 }
 
 // Event is a canonical message (adapters.Inbound) the request carries.
@@ -65,6 +79,13 @@ type Event struct {
 	// VerifiedNumber is the sender as the gateway resolves it, when that
 	// differs from From (a national number); the runner verifies it.
 	VerifiedNumber string `json:"verified_number,omitempty"`
+	// ToID is the provider's id of the receiving number (To is then "").
+	ToID string `json:"to_id,omitempty"`
+	// Channel is the event's channel; "" is sms.
+	Channel string `json:"channel,omitempty"`
+	// SenderHidden: the provider withheld the sender's phone number (From
+	// is its user id); the gateway verifies nothing with it.
+	SenderHidden bool `json:"sender_hidden,omitempty"`
 }
 
 // Load reads every testdata/<provider>/*.json of fsys.
@@ -94,6 +115,9 @@ func Load(fsys fs.FS) ([]Fixture, error) {
 		}
 		if len(fx.Requests) == 0 || fx.Expect.Status == 0 {
 			errs = append(errs, fmt.Errorf("conformance: %s: needs requests and expect.status", f))
+		}
+		if fx.Handshake && (len(fx.Requests) != 1 || fx.Requests[0].Method != "GET" || len(fx.Expect.Events) > 0) {
+			errs = append(errs, fmt.Errorf("conformance: %s: a handshake is one GET request and no events", f))
 		}
 		out = append(out, fx)
 	}

@@ -12,12 +12,12 @@ import (
 func senders(f Fixture) [][2]string {
 	var out [][2]string
 	for _, e := range f.Expect.Events {
-		from, to := e.From, e.To
+		if e.SenderHidden {
+			continue // it verifies nothing: no verification to expect
+		}
+		from, to := e.From, receiver(f, e)
 		if e.VerifiedNumber != "" {
 			from = e.VerifiedNumber
-		}
-		if to == "" && len(f.Numbers) > 0 {
-			to = f.Numbers[0] // the payload lacks it: the provider entry's number
 		}
 		p := [2]string{from, to}
 		if !containsPair(out, p) {
@@ -25,6 +25,20 @@ func senders(f Fixture) [][2]string {
 		}
 	}
 	return out
+}
+
+// receiver is the pool number an event is for: its to; the number of its
+// to_id; else (the payload lacks it) the provider entry's number.
+func receiver(f Fixture, e Event) string {
+	switch {
+	case e.To != "":
+		return e.To
+	case e.ToID != "":
+		return f.NumberIDs[e.ToID]
+	case len(f.Numbers) > 0:
+		return f.Numbers[0]
+	}
+	return ""
 }
 
 func containsPair(ps [][2]string, p [2]string) bool {
