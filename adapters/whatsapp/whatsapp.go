@@ -9,7 +9,7 @@
 // handshake is `GET ?hub.mode=subscribe&hub.verify_token=T&hub.challenge=C`,
 // answered with C when T is the entry's verify token. Defined at
 // https://developers.facebook.com/docs/graph-api/webhooks/getting-started
-// (docs/channels.md).
+// (docs/configuration.md, "Channels").
 //
 // The receiving number arrives as metadata.phone_number_id (Inbound.ToID),
 // never as a number the gateway could trust: display_phone_number may be
