@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 	"unicode"
+	"unicode/utf8"
 )
 
 // Config is the whole of mogate.yaml (docs/configuration.md).
@@ -313,7 +314,7 @@ func (c *Config) Validate() error {
 		keyNames[k.Name] = true
 		if k.AppName == "" {
 			c.APIKeys[i].AppName = k.Name
-		} else if len(k.AppName) > 100 || strings.ContainsFunc(k.AppName, unicode.IsControl) {
+		} else if utf8.RuneCountInString(k.AppName) > 100 || strings.ContainsFunc(k.AppName, unicode.IsControl) {
 			add(k.line, key+".app_name", "must be at most 100 characters, without control characters")
 		}
 		switch {

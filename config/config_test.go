@@ -120,6 +120,13 @@ channels:
 		fmt.Sprint(cfg.Numbers[0].Channels) != "[sms whatsapp call]" {
 		t.Errorf("parsed = %+v %+v %+v %+v", cfg.APIKeys[0], cfg.Verification, cfg.Channels, cfg.Numbers[0])
 	}
+	// app_name counts characters, not bytes: 100 accented letters are fine, 101 are not.
+	for n, ok := range map[int]bool{100: true, 101: false} {
+		y := strings.Replace(minimal, "key: shop-key-0123456789}", "key: shop-key-0123456789, app_name: "+strings.Repeat("é", n)+"}", 1)
+		if _, err := Parse([]byte(y), env(nil)); (err == nil) != ok {
+			t.Errorf("app_name of %d characters: %v", n, err)
+		}
+	}
 }
 
 // TestWeight: an absent or empty weight is 1; weight 0 stays 0 (it drains
