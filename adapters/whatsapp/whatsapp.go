@@ -239,6 +239,9 @@ func (a *Adapter) inbound(m message, toID string) (adapters.Inbound, error) {
 		return in, adapters.Malformed("a message without metadata.phone_number_id")
 	case from != "":
 		in.From = adapters.E164(from)
+		// A from that is no phone number (a user id where digits belong)
+		// is a withheld number too: fail closed.
+		in.SenderHidden = !strings.HasPrefix(in.From, "+")
 	case user != "":
 		// A username sender: the phone number is withheld.
 		in.From, in.SenderHidden = user, true

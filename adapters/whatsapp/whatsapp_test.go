@@ -166,6 +166,8 @@ func TestParse(t *testing.T) {
 		{"other object", strings.Replace(change("messages", value(`{"from":"60173526233","id":"wamid.1","timestamp":"1694427240","type":"text","text":{"body":"482913"}}`)), "whatsapp_business_account", "page", 1), nil},
 		{"username only", change("messages", value(`{"from_user_id":"US.13491208655302741918","from_parent_user_id":"US.ENT.1","id":"wamid.3","timestamp":"1694427240","type":"text","text":{"body":"482913"}}`)),
 			[]adapters.Inbound{hidden}},
+		{"from is a user id", change("messages", value(`{"from":"US.13491208655302741918","id":"wamid.3","timestamp":"1694427240","type":"text","text":{"body":"482913"}}`)),
+			[]adapters.Inbound{hidden}},
 		{"forwarded", change("messages", value(`{"from":"60173526233","id":"wamid.4","timestamp":"1694427240","type":"text","text":{"body":"482913"},"context":{"forwarded":true}}`)),
 			[]adapters.Inbound{fwd}},
 		{"frequently forwarded", change("messages", value(`{"from":"60173526233","id":"wamid.4","timestamp":"1694427240","type":"text","text":{"body":"482913"},"context":{"frequently_forwarded":true}}`)),
