@@ -14,6 +14,11 @@
 // body, a stale timestamp where the scheme signs one, and a duplicate
 // delivery (the same answer, no second event).
 //
+// A fixture whose events all come from hidden senders (sender_hidden: a
+// WhatsApp username without phone number) gets a capture verification on
+// their number instead, and its requests carry that verification's code as
+// {{code}}: the delivery must leave it pending.
+//
 // A handshake fixture is the provider's GET check of the endpoint (Meta's
 // hub.challenge): the runner sends it as recorded, unsigned, with
 // {{verify_token}} the entry's verify_token, and compares the answer's

@@ -188,6 +188,7 @@ type verification struct {
 	ID             string `json:"id"`
 	Status         string `json:"status"`
 	VerifiedNumber string `json:"verified_number"`
+	Code           string `json:"code"`
 	VerifiedAt     string `json:"verified_at"`
 	MessageID      string `json:"message_id"`
 	UI             struct {
