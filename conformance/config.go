@@ -79,9 +79,9 @@ func Config(fixtures []Fixture, listen, publicURL, dataDir string) string {
 		if id := ids[n]; id != "" {
 			extra += fmt.Sprintf(", phone_number_id: %q", id)
 		}
-		// The channels are written out: the type's default and those of
-		// the events (a configuration read without the provider table has
-		// no defaults).
+		// Channels beyond sms are written out: the type's default and those
+		// of the events (a configuration read without the provider table
+		// has no defaults).
 		typ, _ := registry.Lookup(numbers[n])
 		chans := slices.Clone(typ.DefaultChannels)
 		for _, ch := range slices.Sorted(maps.Keys(channels[n])) {
@@ -89,7 +89,7 @@ func Config(fixtures []Fixture, listen, publicURL, dataDir string) string {
 				chans = append(chans, ch)
 			}
 		}
-		if len(chans) > 0 {
+		if len(chans) > 0 && !slices.Equal(chans, []string{"sms"}) {
 			extra += ", channels: [" + strings.Join(chans, ", ") + "]"
 		}
 		fmt.Fprintf(&b, "  - {number: %q, provider: %s, countries: [\"*\"]%s}\n", n, numbers[n], extra)
