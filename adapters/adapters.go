@@ -126,6 +126,15 @@ type Resigner interface {
 	Resign(r *Request, now time.Time) error
 }
 
+// Handshaker is implemented by adapters whose provider checks the endpoint
+// with a GET before it sends anything (Meta's hub.challenge). The gateway
+// hands it a GET /webhooks/{name} and answers with what it returns; no
+// signature is involved, so Handshake itself authenticates (a shared token)
+// and must compare in constant time.
+type Handshaker interface {
+	Handshake(r *Request) (status int, contentType string, body []byte)
+}
+
 // Confirmer is implemented by adapters whose provider asks the endpoint to
 // confirm a subscription (AWS SNS): for a verified request it returns the
 // URL the gateway must GET, or "".

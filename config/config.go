@@ -13,6 +13,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // Config is the whole of mogate.yaml (docs/configuration.md).
@@ -27,6 +29,7 @@ type Config struct {
 	Providers      []Provider   `yaml:"providers"`
 	Numbers        []Number     `yaml:"numbers"`
 	Verification   Verification `yaml:"verification"`
+	Channels       Channels     `yaml:"channels"`
 	Limits         Limits       `yaml:"limits"`
 	Retention      Duration     `yaml:"retention"`
 	// RedisPrefix begins every Redis key and channel name of store: redis:
@@ -64,7 +67,10 @@ type APIKey struct {
 	// that match no verification belong to no key, so a deployment shared by
 	// several apps must not send them to all.
 	UnmatchedEvents bool `yaml:"unmatched_events"`
-	line            int
+	// AppName names the app on the hosted page and in WhatsApp's prefilled
+	// text; Validate sets it to Name when the file leaves it out.
+	AppName string `yaml:"app_name"`
+	line    int
 }
 
 // Number is one receiving number of the pool.
@@ -76,14 +82,54 @@ type Number struct {
 	// sessions, pending ones still verify. A file entry without weight gets
 	// 1; code that builds a Number must set it.
 	Weight float64 `yaml:"weight"`
-	line   int
+	// Channels the number serves (sms, whatsapp, call). CheckProviders
+	// sets the provider type's default when the file lists none, and
+	// refuses a channel the type cannot receive.
+	Channels []string `yaml:"channels"`
+	// PhoneNumberID is the number's id at Meta (metadata.phone_number_id):
+	// required for numbers of a whatsapp entry, refused on others, unique.
+	PhoneNumberID string `yaml:"phone_number_id"`
+	line          int
 }
+
+// Channel names (Number.Channels; docs/configuration.md).
+const (
+	ChannelSMS      = "sms"
+	ChannelWhatsApp = "whatsapp"
+	ChannelCall     = "call"
+)
+
+// KnownChannels lists every channel, in documentation order.
+var KnownChannels = []string{ChannelSMS, ChannelWhatsApp, ChannelCall}
+
+// LineTypes are the values verification.reject_line_types accepts.
+var LineTypes = []string{"mobile", "landline", "voip", "toll_free", "other"}
 
 // Verification holds the session defaults.
 type Verification struct {
 	TTL         Duration `yaml:"ttl"`
 	CodeLength  int      `yaml:"code_length"`
 	MaxAttempts int      `yaml:"max_attempts"`
+	// WhatsAppText is the prefilled text of a WhatsApp route's link: {code}
+	// (required) is the code, {app} the API key's app_name.
+	WhatsAppText string `yaml:"whatsapp_text"`
+	// RejectLineTypes: a sender whose line type a provider reported as one
+	// of these never verifies (LineTypes lists the values).
+	RejectLineTypes []string `yaml:"reject_line_types"`
+}
+
+// Channels configures channels beyond SMS.
+type Channels struct {
+	Call CallChannel `yaml:"call"`
+}
+
+// CallChannel configures inbound-call verification.
+type CallChannel struct {
+	// Countries are the ISO countries whose senders are offered a call
+	// route (STIR/SHAKEN exists only in the US and Canada).
+	Countries []string `yaml:"countries"`
+	// MinAttestation is the STIR/SHAKEN level a call needs: only "A".
+	MinAttestation string `yaml:"min_attestation"`
 }
 
 // Limits are rate limits; 0 means unlimited.
@@ -124,10 +170,12 @@ func Default() Config {
 		DataDir: "./mogate-data",
 		Store:   "memory",
 		Verification: Verification{
-			TTL:         10 * time.Minute,
-			CodeLength:  6,
-			MaxAttempts: 3,
+			TTL:          10 * time.Minute,
+			CodeLength:   6,
+			MaxAttempts:  3,
+			WhatsAppText: "{app} code {code}",
 		},
+		Channels: Channels{Call: CallChannel{Countries: []string{"US", "CA"}, MinAttestation: "A"}},
 		Limits: Limits{
 			CreatesPerKeyPerSecond:         50,
 			CreatesPerNumberPerHour:        10,
@@ -218,6 +266,7 @@ func (c *Config) Validate() error {
 	if v.MaxAttempts < 1 {
 		at("verification.max_attempts", "must be at least 1, got %d", v.MaxAttempts)
 	}
+	errs = append(errs, c.checkChannels()...)
 	l := c.Limits
 	for _, lim := range []struct {
 		key string
@@ -263,6 +312,11 @@ func (c *Config) Validate() error {
 			add(k.line, key+".name", "duplicate name %q", k.Name)
 		}
 		keyNames[k.Name] = true
+		if k.AppName == "" {
+			c.APIKeys[i].AppName = k.Name
+		} else if utf8.RuneCountInString(k.AppName) > 100 || strings.ContainsFunc(k.AppName, unicode.IsControl) {
+			add(k.line, key+".app_name", "must be at most 100 characters, without control characters")
+		}
 		switch {
 		case k.Key.IsSet() == (k.KeySHA256 != ""):
 			add(k.line, key, "set exactly one of key and key_sha256")
@@ -308,6 +362,7 @@ func (c *Config) Validate() error {
 		at("numbers", "at least one receiving number is required")
 	}
 	seen := map[string]bool{}
+	numberIDs := map[string]string{}
 	for i, n := range c.Numbers {
 		key := fmt.Sprintf("numbers[%d]", i)
 		if !isE164(n.Number) {
@@ -326,6 +381,15 @@ func (c *Config) Validate() error {
 		}
 		if !(n.Weight >= 0) || math.IsInf(n.Weight, 0) {
 			at(key+".weight", "must be a number >= 0 (0 drains the number), got %v", n.Weight)
+		}
+		errs = append(errs, c.checkNumberChannels(i)...)
+		if id := n.PhoneNumberID; id != "" {
+			if len(id) > 32 || strings.Trim(id, "0123456789") != "" {
+				at(key+".phone_number_id", "must be the digits of the number's Phone number ID in Meta's WhatsApp Manager, got %q", id)
+			} else if prev, dup := numberIDs[id]; dup {
+				at(key+".phone_number_id", "the same phone_number_id as %s", prev)
+			}
+			numberIDs[id] = key
 		}
 	}
 	return errors.Join(errs...)

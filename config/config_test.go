@@ -91,6 +91,42 @@ func TestParseMinimalIsDefaults(t *testing.T) {
 	if cfg.Limits.MaxConnections != 10000 {
 		t.Errorf("limits.max_connections = %d, want 10000", cfg.Limits.MaxConnections)
 	}
+	if v := cfg.Verification; v.WhatsAppText != "{app} code {code}" || v.RejectLineTypes != nil {
+		t.Errorf("verification whatsapp_text %q, reject_line_types %v", v.WhatsAppText, v.RejectLineTypes)
+	}
+	if c := cfg.Channels.Call; fmt.Sprint(c.Countries) != "[US CA]" || c.MinAttestation != "A" {
+		t.Errorf("channels.call = %+v, want countries [US CA], min_attestation A", c)
+	}
+	if k := cfg.APIKeys[0]; k.AppName != "shop" {
+		t.Errorf("app_name = %q, want the key's name", k.AppName)
+	}
+}
+
+// TestChannelKeys: the keys of channels beyond SMS, set.
+func TestChannelKeys(t *testing.T) {
+	y := strings.Replace(minimal, "key: shop-key-0123456789}", "key: shop-key-0123456789, app_name: Acme Shop}", 1) + `verification:
+  whatsapp_text: "Sign in to {app}: {code}"
+  reject_line_types: [voip, toll_free, other]
+channels:
+  call: {countries: [US], min_attestation: A}
+`
+	y = strings.Replace(y, "provider: twilio}", "provider: twilio, channels: [sms, whatsapp, call]}", 1)
+	cfg, err := Parse([]byte(y), env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.APIKeys[0].AppName != "Acme Shop" || cfg.Verification.WhatsAppText != "Sign in to {app}: {code}" ||
+		fmt.Sprint(cfg.Verification.RejectLineTypes) != "[voip toll_free other]" || fmt.Sprint(cfg.Channels.Call.Countries) != "[US]" ||
+		fmt.Sprint(cfg.Numbers[0].Channels) != "[sms whatsapp call]" {
+		t.Errorf("parsed = %+v %+v %+v %+v", cfg.APIKeys[0], cfg.Verification, cfg.Channels, cfg.Numbers[0])
+	}
+	// app_name counts characters, not bytes: 100 accented letters are fine, 101 are not.
+	for n, ok := range map[int]bool{100: true, 101: false} {
+		y := strings.Replace(minimal, "key: shop-key-0123456789}", "key: shop-key-0123456789, app_name: "+strings.Repeat("é", n)+"}", 1)
+		if _, err := Parse([]byte(y), env(nil)); (err == nil) != ok {
+			t.Errorf("app_name of %d characters: %v", n, err)
+		}
+	}
 }
 
 // TestWeight: an absent or empty weight is 1; weight 0 stays 0 (it drains
@@ -189,6 +225,18 @@ func TestRefused(t *testing.T) {
 		{"redis_prefix with a tab", minimal + "redis_prefix: \"mogate\\tprod\"\n", []string{`line 7: redis_prefix: must not contain '\t'`}},
 		{"redis_prefix with a newline", minimal + "redis_prefix: \"a\\nb\"\n", []string{`line 7: redis_prefix: must not contain '\n'`}},
 		{"redis_prefix too long", minimal + "redis_prefix: " + strings.Repeat("p", 65) + "\n", []string{"line 7: redis_prefix: must be 1 to 64 characters, got 65"}},
+		{"whatsapp_text without code", minimal + "verification:\n  whatsapp_text: \"{app} verification\"\n", []string{`line 8: verification.whatsapp_text: must contain {code}, got "{app} verification"`}},
+		{"whatsapp_text unknown placeholder", minimal + "verification: {whatsapp_text: \"{app_name} code {code}\"}\n", []string{"line 7: verification.whatsapp_text: {app_name} is not a placeholder (only {code} and {app} are)"}},
+		{"reject_line_types unknown", minimal + "verification:\n  reject_line_types: [voip, tollfree]\n", []string{`line 8: verification.reject_line_types[1]: "tollfree" is not a line type (mobile, landline, voip, toll_free, other) (did you mean "toll_free"?)`}},
+		{"call min_attestation B", minimal + "channels:\n  call:\n    min_attestation: B\n", []string{`line 9: channels.call.min_attestation: must be A (B and C do not prove that the caller owns the number), got "B"`}},
+		{"call country", minimal + "channels:\n  call:\n    countries: [US, USA]\n", []string{`line 9: channels.call.countries[1]: "USA" is not an ISO 3166-1 alpha-2 country code`}},
+		{"call country star", minimal + "channels: {call: {countries: [\"*\"]}}\n", []string{`line 7: channels.call.countries[0]: "*" is not an ISO 3166-1`}},
+		{"channels key typo", minimal + "channels:\n  cal: {countries: [US]}\n", []string{`line 8: unknown key "channels.cal" (did you mean "call"?)`}},
+		{"number channels empty", strings.Replace(minimal, "provider: twilio}", "provider: twilio, channels: []}", 1), []string{"line 6: numbers[0].channels: must list at least one of sms, whatsapp, call"}},
+		{"number channel unknown", strings.Replace(minimal, "provider: twilio}", "provider: twilio,\n     channels: [sms, voice]}", 1), []string{`line 7: numbers[0].channels[1]: "voice" is not a channel (sms, whatsapp, call)`}},
+		{"number channel twice", strings.Replace(minimal, "provider: twilio}", "provider: twilio, channels: [sms, sms]}", 1), []string{"line 6: numbers[0].channels[1]: sms is listed twice"}},
+		{"phone_number_id not digits", strings.Replace(minimal, "provider: twilio}", "provider: twilio, phone_number_id: \"+15550984277\"}", 1), []string{`line 6: numbers[0].phone_number_id: must be the digits of the number's Phone number ID in Meta's WhatsApp Manager, got "+15550984277"`}},
+		{"app_name with a newline", strings.Replace(minimal, "key: shop-key-0123456789}", "key: shop-key-0123456789, app_name: \"Acme\\nShop\"}", 1), []string{"line 2: api_keys[0].app_name: must be at most 100 characters, without control characters"}},
 		{"mis-indented top-level key", "listen: 127.0.0.1:8080\n data_dir: x\n" + minimal, []string{"config: line 2: "}},
 		{"mis-indented nested key", minimal + "verification:\n  ttl: 1m\n code_length: 6\n", []string{"config: line 9: "}},
 		{"mis-indented list item", "api_keys:\n  - name: shop\n   key: shop-key-0123456789\n", []string{"config: line 3: "}},

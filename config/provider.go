@@ -32,6 +32,8 @@ type Provider struct {
 	Username        string   `yaml:"username"`         // bandwidth, infobip
 	Password        Secret   `yaml:"password"`         // bandwidth, infobip
 	TopicARNs       []string `yaml:"topic_arns"`       // sns
+	AppSecret       Secret   `yaml:"app_secret"`       // whatsapp
+	VerifyToken     Secret   `yaml:"verify_token"`     // whatsapp
 	// APIURL is the provider's REST API base for `mogate numbers`
 	// (twilio, vonage, plivo, telnyx); empty: the provider's public API.
 	APIURL string `yaml:"api_url"`
@@ -61,6 +63,13 @@ type Schema struct {
 	// OneNumber: the type's payloads lack the receiving number, so an entry
 	// must have exactly one number (the gateway fills it in from there).
 	OneNumber bool
+	// Channels are the channels the type's numbers can receive on, and
+	// DefaultChannels those a number serves when its entry lists none
+	// (docs/configuration.md); empty: sms.
+	Channels, DefaultChannels []string
+	// NumberID: the type's payloads name the receiving number by an id
+	// (Meta's phone_number_id), so each of its numbers must have one.
+	NumberID bool
 	// Check, when set, checks (and may default) values; it returns the
 	// offending key and the problem, or "" when all is well.
 	Check func(p *Provider) (key, problem string)
@@ -197,5 +206,6 @@ func (c *Config) CheckProviders(schemas []Schema) error {
 			errs = append(errs, errAt(p.line, at, "%s payloads lack the receiving number, so entry %q must have exactly one number in numbers:, has %d", p.Type, p.Name, n))
 		}
 	}
+	errs = append(errs, c.checkNumbers(schemas)...)
 	return errors.Join(errs...)
 }

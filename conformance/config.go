@@ -2,9 +2,12 @@ package conformance
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/mogate/mogate/adapters/registry"
 )
 
 // signingOnly is the fixture secret that only the provider holds (telnyx's
@@ -24,11 +27,22 @@ func Config(fixtures []Fixture, listen, publicURL, dataDir string) string {
 	fmt.Fprintf(&b, "api_keys:\n  - {name: conformance, key: %s}\n", APIKey)
 	b.WriteString("providers:\n")
 	numbers := map[string]string{}
+	ids := map[string]string{}               // number -> phone_number_id
+	channels := map[string]map[string]bool{} // number -> channels beyond the type's default
 	done := map[string]bool{}
 	for _, f := range fixtures {
+		for id, n := range f.NumberIDs {
+			numbers[n], ids[n] = f.Provider, id
+		}
 		for _, e := range f.Expect.Events {
 			if e.To != "" {
 				numbers[e.To] = f.Provider
+			}
+			if n := receiver(f, e); n != "" && e.Channel != "" {
+				if channels[n] == nil {
+					channels[n] = map[string]bool{}
+				}
+				channels[n][e.Channel] = true
 			}
 		}
 		for _, n := range f.Numbers {
@@ -61,7 +75,24 @@ func Config(fixtures []Fixture, listen, publicURL, dataDir string) string {
 	}
 	slices.Sort(nums)
 	for _, n := range nums {
-		fmt.Fprintf(&b, "  - {number: %q, provider: %s, countries: [\"*\"]}\n", n, numbers[n])
+		extra := ""
+		if id := ids[n]; id != "" {
+			extra += fmt.Sprintf(", phone_number_id: %q", id)
+		}
+		// Channels beyond sms are written out: the type's default and those
+		// of the events (a configuration read without the provider table
+		// has no defaults).
+		typ, _ := registry.Lookup(numbers[n])
+		chans := slices.Clone(typ.DefaultChannels)
+		for _, ch := range slices.Sorted(maps.Keys(channels[n])) {
+			if !slices.Contains(chans, ch) {
+				chans = append(chans, ch)
+			}
+		}
+		if len(chans) > 0 && !slices.Equal(chans, []string{"sms"}) {
+			extra += ", channels: [" + strings.Join(chans, ", ") + "]"
+		}
+		fmt.Fprintf(&b, "  - {number: %q, provider: %s, countries: [\"*\"]%s}\n", n, numbers[n], extra)
 	}
 	b.WriteString("limits: {creates_per_key_per_second: 0, creates_per_number_per_hour: 0, unmatched_per_sender_per_hour: 0}\n")
 	return b.String()

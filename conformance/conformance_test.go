@@ -46,14 +46,24 @@ func TestConformance(t *testing.T) {
 			}
 		})
 	}
+	handshakes := 0
+	for _, f := range fixtures {
+		if f.Handshake {
+			handshakes++
+		}
+	}
+	if handshakes < 2 || variants["handshake"] != handshakes {
+		t.Errorf("handshake ran %d times for %d handshake fixtures (want at least the right and the wrong token)", variants["handshake"], handshakes)
+	}
+	messages := len(fixtures) - handshakes
 	for _, v := range []string{"parse", "bad signature", "deliver", "duplicate"} {
-		if variants[v] != len(fixtures) {
-			t.Errorf("variant %q ran %d times for %d fixtures", v, variants[v], len(fixtures))
+		if variants[v] != messages {
+			t.Errorf("variant %q ran %d times for %d fixtures", v, variants[v], messages)
 		}
 	}
 	basic := counts["bandwidth"] + counts["infobip"] // HTTP Basic: no payload signature
-	if variants["tampered body"] != len(fixtures)-basic {
-		t.Errorf("tampered body ran %d times, want %d", variants["tampered body"], len(fixtures)-basic)
+	if variants["tampered body"] != messages-basic {
+		t.Errorf("tampered body ran %d times, want %d", variants["tampered body"], messages-basic)
 	}
 	if variants["stale timestamp"] == 0 {
 		t.Error("no stale-timestamp variant ran")

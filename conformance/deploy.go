@@ -3,6 +3,7 @@ package conformance
 import (
 	"errors"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -23,9 +24,11 @@ var ErrLimited = errors.New("conformance: the target's limits stop the run")
 // pool has it, else the one sharing the longest prefix, so a country
 // stays a country where the pool allows). Where the entry names its
 // account (Twilio's account_sid, Vonage's api_key, an SNS topic), the
-// requests carry that account instead of the recorded one. A type without
+// requests carry that account instead of the recorded one; a number named
+// by id (Meta's phone_number_id) is named by the pool number's. A type without
 // an entry, or one that only the provider can sign for, is left out, with
-// the reason in skipped.
+// the reason in skipped (by type); so is a fixture whose events' channels
+// no number of the entry serves (by fixture name).
 func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped map[string]string) {
 	skipped = map[string]string{}
 	for _, f := range fixtures {
@@ -45,13 +48,23 @@ func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped ma
 			secrets[signingOnly] = k
 		}
 		var pool []string
+		has := false
+		need := eventChannels(f)
 		for _, n := range cfg.Numbers {
 			if n.Provider == entry.Name {
-				pool = append(pool, n.Number)
+				has = true
+				if servesAll(n, need) {
+					pool = append(pool, n.Number)
+				}
 			}
 		}
-		if len(pool) == 0 {
+		if !has {
 			skipped[f.Provider] = "entry " + entry.Name + " has no number"
+			continue
+		}
+		if len(pool) == 0 {
+			// Only this case: the entry's other fixtures still run.
+			skipped[f.Name] = "no number of entry " + entry.Name + " serves " + strings.Join(need, " and ")
 			continue
 		}
 		g := f
@@ -68,10 +81,27 @@ func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped ma
 		for _, n := range f.Numbers {
 			g.Numbers = append(g.Numbers, mapped(n))
 		}
+		// A number named by id: the mapped number's id, in the requests too.
+		newID := map[string]string{}
+		g.NumberIDs = nil
+		for id, n := range f.NumberIDs {
+			to := mapped(n)
+			nid := numberID(cfg, to)
+			if g.NumberIDs == nil {
+				g.NumberIDs = map[string]string{}
+			}
+			g.NumberIDs[nid], newID[id] = to, nid
+			if nid != id {
+				swaps = append(swaps, id, nid)
+			}
+		}
 		g.Expect.Events = nil
 		for _, e := range f.Expect.Events {
 			if e.To != "" {
 				e.To = mapped(e.To)
+			}
+			if e.ToID != "" {
+				e.ToID = newID[e.ToID]
 			}
 			g.Expect.Events = append(g.Expect.Events, e)
 		}
@@ -92,6 +122,46 @@ func ForConfig(fixtures []Fixture, cfg config.Config) (out []Fixture, skipped ma
 		out = append(out, withAccount(g, secrets))
 	}
 	return out, skipped
+}
+
+// eventChannels lists the channels of f's events.
+func eventChannels(f Fixture) []string {
+	var out []string
+	for _, e := range f.Expect.Events {
+		ch := e.Channel
+		if ch == "" {
+			ch = config.ChannelSMS
+		}
+		if !slices.Contains(out, ch) {
+			out = append(out, ch)
+		}
+	}
+	return out
+}
+
+// servesAll reports whether n serves every channel of need (a number
+// without channels serves sms).
+func servesAll(n config.Number, need []string) bool {
+	have := n.Channels
+	if len(have) == 0 {
+		have = []string{config.ChannelSMS}
+	}
+	for _, ch := range need {
+		if !slices.Contains(have, ch) {
+			return false
+		}
+	}
+	return true
+}
+
+// numberID is the phone_number_id of a pool number ("" for none).
+func numberID(cfg config.Config, number string) string {
+	for _, n := range cfg.Numbers {
+		if n.Number == number {
+			return n.PhoneNumberID
+		}
+	}
+	return ""
 }
 
 func entryOfType(cfg config.Config, typ string) (config.Provider, bool) {

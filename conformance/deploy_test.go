@@ -84,3 +84,53 @@ func TestRunStopsAtLimit(t *testing.T) {
 		t.Fatalf("the run went on after the limit: %d results", len(results))
 	}
 }
+
+// ForConfig plays Meta's fixtures on the entry's number by its
+// phone_number_id, and leaves out a case whose channel no number of the
+// entry serves.
+func TestForConfigChannels(t *testing.T) {
+	fixtures, err := Load(os.DirFS("testdata"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse([]byte(`
+public_url: https://sms.example.com
+api_keys: [{name: k, key: conformance-key-0123456789}]
+providers:
+  - {name: wa, type: whatsapp, app_secret: deployment-secret, verify_token: deployment-token}
+  - {name: vm, type: vonage-messages, signature_secret: s}
+numbers:
+  - {number: "+15550984299", provider: wa, phone_number_id: "222", channels: [whatsapp]}
+  - {number: "+447700900177", provider: vm}
+`), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, skipped := ForConfig(fixtures, cfg)
+	if !strings.Contains(skipped["vonage-messages/whatsapp-text"], "no number of entry vm serves whatsapp") || skipped["vonage-messages"] != "" || skipped["whatsapp"] != "" {
+		t.Fatalf("skipped = %v", skipped)
+	}
+	n := 0
+	for _, f := range out {
+		if f.Provider != "whatsapp" {
+			continue
+		}
+		n++
+		if f.NumberIDs["222"] != "+15550984299" || len(f.NumberIDs) != 1 || f.Secrets["verify_token"] != "deployment-token" {
+			t.Fatalf("%s: number_ids %v secrets %v", f.Name, f.NumberIDs, f.Secrets)
+		}
+		for _, r := range f.Requests {
+			if !strings.HasPrefix(r.Path, "/webhooks/wa") || strings.Contains(r.Path+r.Body, "114896151713920") {
+				t.Fatalf("%s: request %s %s", f.Name, r.Path, r.Body)
+			}
+		}
+		for _, e := range f.Expect.Events {
+			if e.ToID != "222" {
+				t.Fatalf("%s: event to_id %s", f.Name, e.ToID)
+			}
+		}
+	}
+	if n < 10 {
+		t.Fatalf("%d whatsapp fixtures kept", n)
+	}
+}

@@ -13,6 +13,16 @@
 // API, and adds the negative variants itself: a bad signature, a tampered
 // body, a stale timestamp where the scheme signs one, and a duplicate
 // delivery (the same answer, no second event).
+//
+// A fixture whose events all come from hidden senders (sender_hidden: a
+// WhatsApp username without phone number) gets a capture verification on
+// their number instead, and its requests carry that verification's code as
+// {{code}}: the delivery must leave it pending.
+//
+// A handshake fixture is the provider's GET check of the endpoint (Meta's
+// hub.challenge): the runner sends it as recorded, unsigned, with
+// {{verify_token}} the entry's verify_token, and compares the answer's
+// status and, when expect.body is set, its body.
 package conformance
 
 import (
@@ -34,9 +44,16 @@ type Fixture struct {
 	Secrets     map[string]string `json:"secrets"`
 	// Numbers are receiving numbers the provider entry needs beyond the
 	// events' "to" (a provider whose payload lacks the receiving number).
-	Numbers  []string  `json:"numbers,omitempty"`
-	Requests []Request `json:"requests"`
-	Expect   Expect    `json:"expect"`
+	Numbers []string `json:"numbers,omitempty"`
+	// NumberIDs are receiving numbers by the provider's id of them
+	// (phone_number_id -> E.164), for a provider whose payload names the
+	// number only by id (events then have to_id, not to).
+	NumberIDs map[string]string `json:"number_ids,omitempty"`
+	// Handshake: the one request is a GET check of the endpoint, not a
+	// message (no signature, no events).
+	Handshake bool      `json:"handshake,omitempty"`
+	Requests  []Request `json:"requests"`
+	Expect    Expect    `json:"expect"`
 }
 
 // Request is one recorded HTTP request; Path includes the query.
@@ -53,14 +70,15 @@ type Request struct {
 
 // Expect is what the gateway must answer and which messages it must see.
 type Expect struct {
-	Status int `json:"status"`
-	// Body, when set, is the exact answer to the last request, on the
-	// delivery and on the redelivery (a voice request's <Reject>).
-	Body   string  `json:"body,omitempty"`
+	Status int     `json:"status"`
 	Events []Event `json:"events"`
 	// Pending says the events verify nothing (an unattested call, a hidden
 	// sender): the verifications the runner creates must stay pending.
 	Pending bool `json:"pending,omitempty"`
+	// Body, when set, is the answer's exact body (placeholders filled): on
+	// the delivery and the redelivery of the last request (a voice
+	// request's <Reject>), or to a handshake.
+	Body *string `json:"body,omitempty"`
 }
 
 // Event is a canonical message (adapters.Inbound) the request carries.
@@ -75,9 +93,12 @@ type Event struct {
 	// VerifiedNumber is the sender as the gateway resolves it, when that
 	// differs from From (a national number); the runner verifies it.
 	VerifiedNumber string `json:"verified_number,omitempty"`
+	// ToID is the provider's id of the receiving number (To is then "").
+	ToID string `json:"to_id,omitempty"`
 	// What the adapter reads beside the message (adapters.Inbound): the
-	// channel ("" for sms), a hidden sender, a call's attestation and what
-	// the provider told of the sender.
+	// channel ("" for sms), a hidden sender (From is then its user id: the
+	// gateway verifies nothing with it), a call's attestation and what the
+	// provider told of the sender.
 	Channel       string `json:"channel,omitempty"`
 	SenderHidden  bool   `json:"sender_hidden,omitempty"`
 	Attestation   string `json:"attestation,omitempty"`
@@ -113,6 +134,9 @@ func Load(fsys fs.FS) ([]Fixture, error) {
 		}
 		if len(fx.Requests) == 0 || fx.Expect.Status == 0 {
 			errs = append(errs, fmt.Errorf("conformance: %s: needs requests and expect.status", f))
+		}
+		if fx.Handshake && (len(fx.Requests) != 1 || fx.Requests[0].Method != "GET" || len(fx.Expect.Events) > 0) {
+			errs = append(errs, fmt.Errorf("conformance: %s: a handshake is one GET request and no events", f))
 		}
 		out = append(out, fx)
 	}

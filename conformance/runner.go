@@ -205,6 +205,7 @@ type verification struct {
 	ID             string `json:"id"`
 	Status         string `json:"status"`
 	VerifiedNumber string `json:"verified_number"`
+	Code           string `json:"code"`
 	VerifiedAt     string `json:"verified_at"`
 	MessageID      string `json:"message_id"`
 	UI             struct {
@@ -253,6 +254,9 @@ func runFixture(ctx context.Context, t Target, f Fixture, known *string) []Resul
 			r.Detail = err.Error()
 		}
 		return r
+	}
+	if f.Handshake {
+		return []Result{res("handshake", runHandshake(ctx, t, f))}
 	}
 	good, bad, err := signers(f, t.AdapterHTTP)
 	if err != nil {
@@ -383,7 +387,7 @@ func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
 		}
 		for _, in := range ins {
 			got = append(got, Event{MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text, Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
-				Channel: in.Channel, SenderHidden: in.SenderHidden, Attestation: in.Attestation, LineType: in.LineType, Carrier: in.Carrier, SenderCountry: in.SenderCountry})
+				ToID: in.ToID, Channel: in.Channel, SenderHidden: in.SenderHidden, Attestation: in.Attestation, LineType: in.LineType, Carrier: in.Carrier, SenderCountry: in.SenderCountry})
 		}
 	}
 	var want []Event
@@ -394,6 +398,33 @@ func checkParse(t Target, f Fixture, v vars, ad adapters.Adapter) error {
 	}
 	if !reflect.DeepEqual(got, want) {
 		return fmt.Errorf("events\n got  %+v\n want %+v", got, want)
+	}
+	return nil
+}
+
+// runHandshake sends a handshake fixture's GET as recorded and checks the
+// answer.
+func runHandshake(ctx context.Context, t Target, f Fixture) error {
+	v := newVars()
+	v["verify_token"] = f.Secrets["verify_token"]
+	r := f.Requests[0]
+	u, err := url.Parse(t.PublicURL + v.expand(r.Path))
+	if err != nil {
+		return err
+	}
+	h := http.Header{}
+	for k, val := range r.Headers {
+		h.Set(k, v.expand(val))
+	}
+	rp, err := t.send(ctx, &adapters.Request{Method: r.Method, URL: u, Header: h})
+	if err != nil {
+		return err
+	}
+	if rp.status != f.Expect.Status {
+		return fmt.Errorf("answered %d, want %d: %.200s", rp.status, f.Expect.Status, rp.body)
+	}
+	if b := f.Expect.Body; b != nil && rp.body != v.expand(*b) {
+		return fmt.Errorf("answered %q, want %q", rp.body, v.expand(*b))
 	}
 	return nil
 }

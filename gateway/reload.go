@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"log/slog"
+	"reflect"
 	"slices"
 	"time"
 
@@ -133,7 +134,8 @@ func restartOnly(cur, next config.Config) []string {
 	diff("redis_wait_aof", cur.RedisWaitAOF != next.RedisWaitAOF)
 	diff("redis_prefix", cur.RedisPrefix != next.RedisPrefix)
 	diff("trusted_proxies", !slices.Equal(cur.TrustedProxies, next.TrustedProxies))
-	diff("verification", cur.Verification != next.Verification)
+	diff("verification", !reflect.DeepEqual(cur.Verification, next.Verification))
+	diff("channels", !reflect.DeepEqual(cur.Channels, next.Channels))
 	diff("retention", cur.Retention != next.Retention)
 	diff("events", cur.Events != next.Events)
 	diff("admin_listen", cur.AdminListen != next.AdminListen)
@@ -151,7 +153,7 @@ func restartOnly(cur, next config.Config) []string {
 func poolSpecs(ns []config.Number) []pool.Spec {
 	specs := make([]pool.Spec, len(ns))
 	for i, n := range ns {
-		specs[i] = pool.Spec{Number: n.Number, Provider: n.Provider, Countries: n.Countries, Weight: n.Weight}
+		specs[i] = pool.Spec{Number: n.Number, Provider: n.Provider, Countries: n.Countries, Weight: n.Weight, Channels: n.Channels, NumberID: n.PhoneNumberID}
 	}
 	return specs
 }

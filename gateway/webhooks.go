@@ -41,6 +41,20 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	req := &adapters.Request{Method: c.Request.Method, URL: u, Header: c.Request.Header, Body: body}
+	if hs, ok := ad.(adapters.Handshaker); ok && req.Method == http.MethodGet {
+		// The provider checks the endpoint (Meta's hub.challenge): the
+		// adapter authenticates it and says what to answer.
+		status, ct, b := hs.Handshake(req)
+		switch result = "handshake"; {
+		case status == http.StatusBadRequest:
+			result = "malformed"
+		case status != http.StatusOK:
+			result = "unauthenticated"
+			s.refused(c, name, u, "handshake refused")
+		}
+		c.Data(status, ct, b)
+		return
+	}
 	// One deadline for the request's storage work, from here (a slow
 	// upload does not spend it): a stalled Redis is a 503 within
 	// storeBudget, whatever number of calls the request makes.
@@ -105,7 +119,7 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(rt, name, in) || !s.attested(name, in) {
+		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) || !s.attested(name, in) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
@@ -140,12 +154,19 @@ func ofKind(err, kind error) error {
 	return fmt.Errorf("%w: %w", kind, err)
 }
 
-// complete fills in the receiving number of a payload without one (the
-// entry's only pool number) and resolves a national sender with the
-// receiving number's country. A message still without sender, receiving
-// number or id is errMalformedMessage.
+// complete fills in the receiving number of a payload without one: the
+// entry's number with the provider's id of the message's number (ToID;
+// none leaves To empty: unknown_number), else the entry's only pool number.
+// It resolves a national sender with the receiving number's country. A
+// message still without sender, receiving number or id is
+// errMalformedMessage.
 func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) error {
-	if in.To == "" {
+	switch {
+	case in.To == "" && in.ToID != "":
+		if n, ok := p.ByNumberID(provider, in.ToID); ok {
+			in.To = n.Number
+		}
+	case in.To == "":
 		if ns := p.ByProvider(provider); len(ns) == 1 {
 			in.To = ns[0].Number
 		}
@@ -153,15 +174,42 @@ func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) e
 	switch {
 	case in.From == "":
 		return withMessage(errMalformedMessage, "the message has no sender")
-	case in.To == "":
+	case in.To == "" && in.ToID == "":
 		return withMessage(errMalformedMessage, "the message has no receiving number, and provider entry %q has more than one", provider)
 	case in.MessageID == "":
 		return withMessage(errMalformedMessage, "the message has no id")
 	}
 	// A national sender (an Android phone shows what the handset shows) is
-	// resolved with the receiving number's country.
-	in.From = pool.National(in.From, in.To)
+	// resolved with the receiving number's country; a hidden sender's id
+	// is no number.
+	if !in.SenderHidden {
+		in.From = pool.National(in.From, in.To)
+	}
 	return nil
+}
+
+// accepts reports whether a message for one of the entry's numbers may be
+// matched: the number must serve the message's channel (else
+// wrong_channel), and the provider must have given the sender's phone
+// number (else sender_hidden: a WhatsApp username never verifies
+// anything). Any other message is acknowledged, counted and logged, and
+// changes nothing.
+func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) bool {
+	n, _ := rt.pool.Lookup(in.To)
+	var outcome, why string
+	switch {
+	case n == nil:
+		return false // speaksFor has said so
+	case !n.Serves(in.ChannelOf()):
+		outcome, why = "wrong_channel", "message ignored: the number does not serve this channel"
+	case in.SenderHidden:
+		outcome, why = "sender_hidden", "message ignored: the provider withheld the sender's phone number"
+	default:
+		return true
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	s.log.Warn(why, "provider", provider, "outcome", outcome, "channel", in.ChannelOf(), "message_id", in.MessageID, "to", maskNumber(in.To))
+	return false
 }
 
 // speaksFor reports whether a provider entry may act on a message: an entry
@@ -181,6 +229,9 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	}
 	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
 	attrs := []any{"provider", provider, "outcome", outcome, "message_id", in.MessageID, "to", maskNumber(in.To)}
+	if in.ToID != "" {
+		attrs = append(attrs, "to_id", in.ToID)
+	}
 	if ok {
 		attrs = append(attrs, "owner", n.Provider)
 	}

@@ -7,6 +7,9 @@
 // health breaker is open are skipped (unless every candidate is open). Among
 // the rest, weighted rendezvous hashing on the sender picks one, so a
 // returning user gets the same number on every replica without shared state.
+//
+// Every number serves channels (sms, whatsapp, call); a session's route on
+// a channel is chosen by the same rules among the numbers that serve it.
 package pool
 
 import (
@@ -28,7 +31,12 @@ type Spec struct {
 	Provider  string   // provider entry name
 	Countries []string // ISO 3166 alpha-2, or "*"; empty: the number's own country
 	Weight    float64  // share of new sessions; 0 drains the number
+	Channels  []string // channels the number serves; empty: sms
+	NumberID  string   // the provider's id of the number (Meta's phone_number_id), or ""
 }
+
+// ChannelSMS is the channel of a number whose Spec lists none.
+const ChannelSMS = "sms"
 
 // Number is a pool number with its health.
 type Number struct {
@@ -39,12 +47,16 @@ type Number struct {
 	// Zone is the calling code served when no countries are configured: a
 	// number serves every sender of its numbering plan (+1 US serves Canada,
 	// +44 GB serves Jersey), since texting within it is domestic.
-	Zone    int
-	Any     bool
-	Weight  float64
-	breaker *gobreaker.CircuitBreaker[struct{}]
-	seen    activity
-	now     func() time.Time
+	Zone   int
+	Any    bool
+	Weight float64
+	// Channels the number serves (never empty), and the provider's id of
+	// the number when its payloads name it so.
+	Channels []string
+	NumberID string
+	breaker  *gobreaker.CircuitBreaker[struct{}]
+	seen     activity
+	now      func() time.Time
 }
 
 // Last24h returns the sessions created on the number, and those verified
@@ -65,14 +77,22 @@ func health(s gobreaker.State) string {
 	return "healthy"
 }
 
+// Serves reports whether the number serves channel.
+func (n *Number) Serves(channel string) bool { return slices.Contains(n.Channels, channel) }
+
 // Errors of the pool.
 var (
 	ErrNotInPool = errors.New("pool: number is not in the pool")
 	ErrNoNumber  = errors.New("pool: no number serves that country")
 	// ErrDrained is returned for a pinned number of weight 0; it wraps
 	// ErrNoNumber, so callers that handle "no number" refuse it the same way.
-	ErrDrained    = fmt.Errorf("pool: number is drained (weight 0): %w", ErrNoNumber)
-	ErrBadNumber  = errors.New("pool: not a possible E.164 phone number")
+	ErrDrained   = fmt.Errorf("pool: number is drained (weight 0): %w", ErrNoNumber)
+	ErrBadNumber = errors.New("pool: not a possible E.164 phone number")
+	// ErrNoChannel is returned when no number serves the channel for that
+	// sender (or a pinned number does not serve it): the client asked for
+	// a channel this deployment cannot offer it (422 channel_unavailable).
+	// It wraps ErrNoNumber.
+	ErrNoChannel  = fmt.Errorf("pool: no number serves that channel for that sender: %w", ErrNoNumber)
 	errNoActivity = errors.New("pool: session expired without any inbound message")
 )
 
@@ -121,7 +141,11 @@ func New(specs []Spec, o Options) (*Pool, error) {
 			errs = append(errs, fmt.Errorf("pool: %s: weight must be a number >= 0, got %v", s.Number, s.Weight))
 			continue
 		}
-		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight, now: o.Now}
+		n := &Number{Number: s.Number, Provider: s.Provider, Region: region, Weight: s.Weight, NumberID: s.NumberID, now: o.Now}
+		n.Channels = slices.Clone(s.Channels)
+		if len(n.Channels) == 0 {
+			n.Channels = []string{ChannelSMS}
+		}
 		for _, c := range s.Countries {
 			if c == "*" {
 				n.Any = true
@@ -253,10 +277,42 @@ func (p *Pool) ByProvider(provider string) []*Number {
 	return out
 }
 
-// Assign picks the receiving number for a session. sender is the expected
-// sender in E.164, or "" in capture mode, where country (a hint) chooses the
-// candidates and key (any per-session value) spreads sessions.
+// ByNumberID returns the pool number of provider entry provider whose
+// provider id (phone_number_id) is id.
+func (p *Pool) ByNumberID(provider, id string) (*Number, bool) {
+	if id == "" {
+		return nil, false
+	}
+	for _, n := range p.numbers {
+		if n.Provider == provider && n.NumberID == id {
+			return n, true
+		}
+	}
+	return nil, false
+}
+
+// Assign picks the receiving number of a session that names no channel:
+// AssignChannel for ChannelSMS, except that a pinned number is taken
+// whatever it serves (a client that names the number chose its channel;
+// sessions do not carry channels yet).
 func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
+	if pinned != "" {
+		if n, ok := p.byNumber[pinned]; ok {
+			return p.AssignChannel(n.Channels[0], sender, pinned, country, key)
+		}
+	}
+	return p.AssignChannel(ChannelSMS, sender, pinned, country, key)
+}
+
+// AssignChannel picks the receiving number of a session's route on
+// channel, among the numbers that serve it. sender is the expected sender
+// in E.164, or "" in capture mode, where country (a hint) chooses the
+// candidates and key (any per-session value) spreads sessions. When no
+// number serves the channel for that sender (but one serves another
+// channel, or the channel is not sms) the error is ErrNoChannel; an sms
+// route with no number at all for the sender is ErrNoNumber, as it always
+// was.
+func (p *Pool) AssignChannel(channel, sender, pinned, country, key string) (*Number, error) {
 	if pinned != "" {
 		n, ok := p.byNumber[pinned]
 		switch {
@@ -264,6 +320,8 @@ func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 			return nil, ErrNotInPool
 		case n.Weight == 0:
 			return nil, ErrDrained
+		case !n.Serves(channel):
+			return nil, ErrNoChannel
 		}
 		return n, nil
 	}
@@ -279,20 +337,11 @@ func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 	if zone == 0 && country != "" {
 		zone = phonenumbers.GetCountryCodeForRegion(country)
 	}
-	var candidates []*Number
-	for _, n := range p.numbers {
-		if n.Weight > 0 && (country != "" && slices.Contains(n.Countries, country) || zone != 0 && n.Zone == zone) {
-			candidates = append(candidates, n)
-		}
-	}
+	candidates := p.candidates(channel, country, zone)
 	if len(candidates) == 0 {
-		for _, n := range p.numbers {
-			if n.Weight > 0 && n.Any {
-				candidates = append(candidates, n)
-			}
+		if channel != ChannelSMS || len(p.candidates("", country, zone)) > 0 {
+			return nil, ErrNoChannel
 		}
-	}
-	if len(candidates) == 0 {
 		return nil, ErrNoNumber
 	}
 	healthy := candidates[:0:0]
@@ -305,6 +354,25 @@ func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 		candidates = healthy
 	}
 	return rendezvous(candidates, key), nil
+}
+
+// candidates returns the numbers, serving channel ("" any), that take new
+// sessions for the sender's country or calling code; else the "*" ones.
+func (p *Pool) candidates(channel, country string, zone int) []*Number {
+	var out []*Number
+	for _, n := range p.numbers {
+		if n.Weight > 0 && (channel == "" || n.Serves(channel)) && (country != "" && slices.Contains(n.Countries, country) || zone != 0 && n.Zone == zone) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		for _, n := range p.numbers {
+			if n.Weight > 0 && (channel == "" || n.Serves(channel)) && n.Any {
+				out = append(out, n)
+			}
+		}
+	}
+	return out
 }
 
 // rendezvous returns the candidate with the highest weighted score for key:

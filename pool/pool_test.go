@@ -329,3 +329,118 @@ func TestHealthHookAndReload(t *testing.T) {
 		t.Fatal("a bad spec reloaded")
 	}
 }
+
+// TestAssignChannel: a route on a channel is chosen among the numbers that
+// serve it, by the same rules (country, then "*", weight, health,
+// stickiness); none is ErrNoChannel, distinct from "no number".
+func TestAssignChannel(t *testing.T) {
+	specs := []Spec{
+		{Number: "+14155550100", Provider: "twilio", Weight: 1},                                                  // sms (no channels: sms)
+		{Number: "+14155550101", Provider: "twilio", Weight: 1, Channels: []string{"sms", "whatsapp", "call"}},   // US, three channels
+		{Number: "+15550984277", Provider: "meta", Weight: 1, Channels: []string{"whatsapp"}, NumberID: "11489"}, // US, whatsapp only
+		{Number: "+15550984278", Provider: "meta", Weight: 0, Channels: []string{"whatsapp"}, NumberID: "11490"}, // drained
+		{Number: "+447700900123", Provider: "vonage", Countries: []string{"GB"}, Weight: 1},                      // GB, sms
+		{Number: "+33757000000", Provider: "meta", Countries: []string{"*"}, Weight: 1, Channels: []string{"whatsapp"}, NumberID: "3"},
+	}
+	p := testPool(t, specs)
+	serve := func(channel string, want ...string) {
+		t.Helper()
+		got := map[string]bool{}
+		for i := range 200 {
+			n, err := p.AssignChannel(channel, fmt.Sprintf("+1415555%04d", i), "", "", "")
+			if err != nil {
+				t.Fatalf("%s: %v", channel, err)
+			}
+			if !n.Serves(channel) {
+				t.Fatalf("%s: %s does not serve it", channel, n.Number)
+			}
+			got[n.Number] = true
+		}
+		if len(got) != len(want) {
+			t.Errorf("%s routes of US senders: %v, want %v", channel, got, want)
+		}
+		for _, w := range want {
+			if !got[w] {
+				t.Errorf("%s routes never used %s: %v", channel, w, got)
+			}
+		}
+	}
+	serve("sms", "+14155550100", "+14155550101")
+	serve("whatsapp", "+14155550101", "+15550984277")
+	serve("call", "+14155550101")
+	// Assign is the sms route: never a whatsapp-only number.
+	for i := range 100 {
+		if n, err := p.Assign(fmt.Sprintf("+1415555%04d", i), "", "", ""); err != nil || !n.Serves("sms") {
+			t.Fatalf("Assign = %v, %v", n, err)
+		}
+	}
+	// Stickiness: the same sender gets the same route.
+	a, _ := p.AssignChannel("whatsapp", "+14155550123", "", "", "")
+	b, _ := p.AssignChannel("whatsapp", "+14155550123", "", "", "")
+	if a != b {
+		t.Errorf("the same sender got %s then %s", a.Number, b.Number)
+	}
+	// GB: no GB number serves whatsapp, so the "*" one does; call: none.
+	if n, err := p.AssignChannel("whatsapp", "+447400123456", "", "", ""); err != nil || n.Number != "+33757000000" {
+		t.Errorf("GB whatsapp = %v, %v; want the * number", n, err)
+	}
+	if n, err := p.AssignChannel("call", "+447400123456", "", "", ""); !errors.Is(err, ErrNoChannel) || !errors.Is(err, ErrNoNumber) || n != nil {
+		t.Errorf("GB call = %v, %v; want ErrNoChannel", n, err)
+	}
+	// Pinned: it must serve the channel; Assign, which names none, takes it.
+	if _, err := p.AssignChannel("sms", "+14155550123", "+15550984277", "", ""); !errors.Is(err, ErrNoChannel) {
+		t.Errorf("sms pinned to a whatsapp-only number: %v", err)
+	}
+	if n, err := p.Assign("+14155550123", "+15550984277", "", ""); err != nil || n.Number != "+15550984277" {
+		t.Errorf("Assign pinned to a whatsapp-only number = %v, %v", n, err)
+	}
+	if _, err := p.Assign("+14155550123", "+15550984278", "", ""); !errors.Is(err, ErrDrained) {
+		t.Errorf("Assign pinned to a drained number: %v", err)
+	}
+	if n, err := p.AssignChannel("whatsapp", "+14155550123", "+15550984277", "", ""); err != nil || n.Number != "+15550984277" {
+		t.Errorf("whatsapp pinned = %v, %v", n, err)
+	}
+	// A pool without a number for the sender at all: sms is ErrNoNumber
+	// as before, another channel ErrNoChannel.
+	us := testPool(t, specs[:3])
+	if _, err := us.AssignChannel("sms", "+4915112345678", "", "", ""); !errors.Is(err, ErrNoNumber) || errors.Is(err, ErrNoChannel) {
+		t.Errorf("sms, no number for DE: %v, want ErrNoNumber", err)
+	}
+	if _, err := us.AssignChannel("whatsapp", "+4915112345678", "", "", ""); !errors.Is(err, ErrNoChannel) {
+		t.Errorf("whatsapp, no number for DE: %v, want ErrNoChannel", err)
+	}
+	// Only whatsapp numbers for the sender: an sms route is ErrNoChannel.
+	waOnly := testPool(t, specs[2:3])
+	if _, err := waOnly.Assign("+14155550123", "", "", ""); !errors.Is(err, ErrNoChannel) {
+		t.Errorf("sms with only a whatsapp number: %v, want ErrNoChannel", err)
+	}
+	// Health: a tripped whatsapp number is skipped while another serves.
+	for range 3 {
+		p.lastVerified.Store(p.now().UnixNano())
+		p.Expired("+15550984277", true, time.Hour)
+	}
+	for i := range 50 {
+		if n, _ := p.AssignChannel("whatsapp", fmt.Sprintf("+1415555%04d", i), "", "", ""); n.Number != "+14155550101" {
+			t.Fatalf("an unhealthy number was chosen: %s", n.Number)
+		}
+	}
+}
+
+func TestByNumberID(t *testing.T) {
+	p := testPool(t, []Spec{
+		{Number: "+15550984277", Provider: "meta", Weight: 1, Channels: []string{"whatsapp"}, NumberID: "11489"},
+		{Number: "+15550984278", Provider: "meta2", Weight: 1, Channels: []string{"whatsapp"}, NumberID: "11490"},
+		{Number: "+14155550100", Provider: "twilio", Weight: 1},
+	})
+	if n, ok := p.ByNumberID("meta", "11489"); !ok || n.Number != "+15550984277" {
+		t.Errorf("ByNumberID = %v, %v", n, ok)
+	}
+	for _, c := range [][2]string{{"meta", "11490"}, {"meta", ""}, {"twilio", ""}, {"meta", "1"}} {
+		if n, ok := p.ByNumberID(c[0], c[1]); ok {
+			t.Errorf("ByNumberID(%q, %q) = %s: another entry's or no id", c[0], c[1], n.Number)
+		}
+	}
+	if n, _ := p.Lookup("+14155550100"); fmt.Sprint(n.Channels) != "[sms]" {
+		t.Errorf("default channels = %v, want [sms]", n.Channels)
+	}
+}

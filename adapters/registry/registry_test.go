@@ -22,9 +22,10 @@ func TestBuild(t *testing.T) {
 		{Name: "ib", Type: "infobip", Username: "u", Password: "p"},
 		{Name: "sg", Type: "smsgate", SigningKey: "k"},
 		{Name: "sn", Type: "sns", TopicARNs: []string{"arn:aws:sns:us-east-1:1:t"}},
+		{Name: "wa", Type: "whatsapp", AppSecret: "s", VerifyToken: "v"},
 	}
 	got, err := Build(ps, Env{})
-	if err != nil || len(got) != 11 {
+	if err != nil || len(got) != 12 {
 		t.Fatalf("Build = %v, %v", got, err)
 	}
 	for name, a := range got {
@@ -33,6 +34,28 @@ func TestBuild(t *testing.T) {
 		}
 		if _, ok := a.(adapters.Resigner); !ok {
 			t.Errorf("%s cannot re-sign: the conformance suite would not work for it", name)
+		}
+	}
+	if _, ok := got["wa"].(adapters.Handshaker); !ok {
+		t.Error("whatsapp cannot answer Meta's GET handshake")
+	}
+}
+
+// TestChannels: every row says which channels its numbers receive and
+// serve by default (docs/configuration.md).
+func TestChannels(t *testing.T) {
+	want := map[string][2][]string{ // type: receivable, default
+		"twilio": {{"sms", "whatsapp", "call"}, {"sms"}}, "vonage-messages": {{"sms", "whatsapp"}, {"sms"}},
+		"telnyx": {{"sms", "call"}, {"sms"}}, "whatsapp": {{"whatsapp"}, {"whatsapp"}},
+	}
+	for _, typ := range Types() {
+		row, _ := Lookup(typ)
+		w, ok := want[typ]
+		if !ok {
+			w = [2][]string{{"sms"}, {"sms"}}
+		}
+		if !reflect.DeepEqual(row.Channels, w[0]) || !reflect.DeepEqual(row.DefaultChannels, w[1]) {
+			t.Errorf("%s: channels %v default %v, want %v default %v", typ, row.Channels, row.DefaultChannels, w[0], w[1])
 		}
 	}
 }
@@ -104,6 +127,8 @@ func TestCheck(t *testing.T) {
 		{"twilio token in typographic quotes", "  - {name: t, type: twilio, auth_token: \"\u201c0123456789abcdef0123456789abcdef\u201d\"}\n", []string{"line 6", "providers[0].auth_token", "not ASCII"}},
 		{"plivo token with a space", "  - {name: t, type: plivo, auth_id: MA1, auth_token: \"ab cd\"}\n", []string{"line 6", "providers[0].auth_token", "whitespace"}},
 		{"any secret with a control character", "  - {name: t, type: sinch, webhook_secret: ${TOK_NL}}\n", []string{"line 6", "providers[0].webhook_secret", "control character"}},
+		{"whatsapp without verify_token", "  - {name: t, type: twilio, auth_token: x}\n  - {name: m, type: whatsapp, app_secret: s}\n", []string{"line 7", "providers[1].verify_token", "required for type whatsapp"}},
+		{"whatsapp number without phone_number_id", "  - {name: t, type: whatsapp, app_secret: s, verify_token: v}\n", []string{"line 4", "numbers[0].phone_number_id", `required for a number of provider "t" (type whatsapp)`}},
 	}
 	env := map[string]string{"TOK_NL": "0123456789abcdef0123456789abcdef\n", "TOK_Q": `"0123456789abcdef0123456789abcdef"`, "TOK_SP": "0123456789abcdef 0123456789abcdef"}
 	for _, tc := range cases {
@@ -144,7 +169,80 @@ func TestCheck(t *testing.T) {
 			t.Errorf("%s: REST = %v, %v", p.Type, c, err)
 		}
 	}
+	for i, want := range [][]string{{"sms"}} {
+		if got := cfg.Numbers[i].Channels; !reflect.DeepEqual(got, want) {
+			t.Errorf("numbers[%d].channels = %v, want the type's default %v", i, got, want)
+		}
+	}
 	if got := Secrets(cfg.Providers[1]); len(got) != 3 {
 		t.Errorf("vonage secrets = %d values, want signature_secret, api_key, api_secret", len(got))
+	}
+}
+
+// TestChannelsAccepted: the channels a type receives, and the defaults.
+func TestChannelsAccepted(t *testing.T) {
+	y := "api_keys:\n  - {name: shop, key: shop-key-0123456789}\nproviders:\n" +
+		"  - {name: tw, type: twilio, auth_token: x}\n  - {name: vm, type: vonage-messages, signature_secret: s}\n" +
+		"  - {name: tx, type: telnyx, public_key: \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"}\n" +
+		"  - {name: meta, type: whatsapp, app_secret: s, verify_token: v}\n" +
+		"numbers:\n  - {number: \"+14155550100\", provider: tw, channels: [sms, whatsapp, call]}\n" +
+		"  - {number: \"+14155550101\", provider: vm, channels: [whatsapp]}\n" +
+		"  - {number: \"+14155550102\", provider: tx, channels: [call, sms]}\n" +
+		"  - {number: \"+15550984277\", provider: meta, phone_number_id: \"114896151713920\"}\n" +
+		"  - {number: \"+15550984278\", provider: meta, phone_number_id: 114896151713921}\n"
+	cfg, err := Parse([]byte(y), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := [][]string{{"sms", "whatsapp", "call"}, {"whatsapp"}, {"call", "sms"}, {"whatsapp"}, {"whatsapp"}}
+	for i, w := range want {
+		if got := cfg.Numbers[i].Channels; !reflect.DeepEqual(got, w) {
+			t.Errorf("numbers[%d].channels = %v, want %v", i, got, w)
+		}
+	}
+	if cfg.Numbers[3].PhoneNumberID != "114896151713920" || cfg.Numbers[4].PhoneNumberID != "114896151713921" {
+		t.Errorf("phone_number_id = %q, %q", cfg.Numbers[3].PhoneNumberID, cfg.Numbers[4].PhoneNumberID)
+	}
+}
+
+// TestChannelRules: a number's channels and phone_number_id against its
+// provider type's row, at the key and line.
+func TestChannelRules(t *testing.T) {
+	const base = "api_keys:\n  - {name: shop, key: shop-key-0123456789}\nproviders:\n  - {name: tw, type: twilio, auth_token: x}\n"
+	cases := []struct {
+		name, providers, numbers string
+		want                     []string
+	}{
+		{"phone_number_id on a twilio number", "", "  - {number: \"+14155550101\", provider: tw, phone_number_id: \"1\"}\n",
+			[]string{"line 6", "numbers[0].phone_number_id", `only numbers of a whatsapp provider have one (provider "tw" is of type twilio)`}},
+		{"sms on a whatsapp number", "  - {name: m, type: whatsapp, app_secret: s, verify_token: v}\n", "  - {number: \"+14155550101\", provider: m, phone_number_id: \"1\",\n     channels: [whatsapp, sms]}\n",
+			[]string{"line 8", "numbers[0].channels[1]", `provider "m" (type whatsapp) cannot receive sms; it receives whatsapp`}},
+		{"whatsapp on a plivo number", "  - {name: p, type: plivo, auth_token: x}\n", "  - {number: \"+14155550101\", provider: p, channels: [whatsapp]}\n",
+			[]string{"line 7", "numbers[0].channels[0]", `provider "p" (type plivo) cannot receive whatsapp; it receives sms`}},
+		{"call on a vonage-messages number", "  - {name: v, type: vonage-messages, signature_secret: x}\n", "  - {number: \"+14155550101\", provider: v, channels: [sms, call]}\n",
+			[]string{"line 7", "numbers[0].channels[1]", "cannot receive call; it receives sms, whatsapp"}},
+		{"whatsapp on a telnyx number", "  - {name: x, type: telnyx, public_key: \"11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo=\"}\n", "  - {number: \"+14155550101\", provider: x, channels: [whatsapp]}\n",
+			[]string{"numbers[0].channels[0]", "cannot receive whatsapp; it receives sms, call"}},
+		{"unknown channel", "", "  - {number: \"+14155550101\", provider: tw, channels: [sms, whatsap]}\n",
+			[]string{"line 6", "numbers[0].channels[1]", `"whatsap" is not a channel (sms, whatsapp, call) (did you mean "whatsapp"?)`}},
+		{"same phone_number_id twice", "  - {name: m, type: whatsapp, app_secret: s, verify_token: v}\n",
+			"  - {number: \"+14155550101\", provider: m, phone_number_id: \"7\"}\n  - {number: \"+14155550102\", provider: m, phone_number_id: \"7\"}\n",
+			[]string{"line 8", "numbers[1].phone_number_id", "the same phone_number_id as numbers[0]"}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(base+tc.providers+"numbers:\n"+tc.numbers), func(string) (string, bool) { return "", false })
+			if err == nil {
+				t.Fatal("accepted")
+			}
+			if n := len(strings.Split(err.Error(), "\n")); n != 1 {
+				t.Errorf("%d errors, want only the row's: %v", n, err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not contain %q", err, w)
+				}
+			}
+		})
 	}
 }

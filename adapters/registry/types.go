@@ -21,6 +21,7 @@ import (
 	"github.com/mogate/mogate/adapters/twilio"
 	"github.com/mogate/mogate/adapters/vonage"
 	"github.com/mogate/mogate/adapters/vonagemessages"
+	"github.com/mogate/mogate/adapters/whatsapp"
 	"github.com/mogate/mogate/config"
 )
 
@@ -64,10 +65,18 @@ func checkToken(p *config.Provider) (string, string) {
 // is MD5(params+secret); the others are HMACs.
 var VonageSignatureMethods = []string{"md5hash", "md5", "sha1", "sha256", "sha512"}
 
+// Channel lists of the rows: what a type's numbers can receive, and what
+// they serve by default.
+var (
+	sms = []string{config.ChannelSMS}
+	all = []string{config.ChannelSMS, config.ChannelWhatsApp, config.ChannelCall}
+)
+
 // types is the table of provider types (docs/providers.md).
 var types = []Type{
 	{
-		Schema: config.Schema{Type: "twilio", Keys: keys("auth_token", req|sec, "account_sid", 0, "api_url", rst), Check: checkToken},
+		Schema: config.Schema{Type: "twilio", Keys: keys("auth_token", req|sec, "account_sid", 0, "api_url", rst), Check: checkToken,
+			Channels: all, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return twilio.New(twilio.Config{Name: p.Name, AuthToken: p.AuthToken.Reveal(), AccountSID: p.AccountSID})
 		},
@@ -77,6 +86,7 @@ var types = []Type{
 	},
 	{
 		Schema: config.Schema{Type: "vonage", Keys: keys("signature_secret", req|sec, "signature_method", 0, "api_key", sec, "api_secret", sec|rst, "api_url", rst),
+			Channels: sms, DefaultChannels: sms,
 			Check: func(p *config.Provider) (string, string) {
 				if p.SignatureMethod == "" {
 					p.SignatureMethod = "md5hash"
@@ -94,14 +104,16 @@ var types = []Type{
 		},
 	},
 	{
-		Schema: config.Schema{Type: "vonage-messages", Keys: keys("signature_secret", req|sec, "api_key", sec)},
+		Schema: config.Schema{Type: "vonage-messages", Keys: keys("signature_secret", req|sec, "api_key", sec),
+			Channels: []string{config.ChannelSMS, config.ChannelWhatsApp}, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return vonagemessages.New(vonagemessages.Config{Name: p.Name, SignatureSecret: p.SignatureSecret.Reveal(), APIKey: p.APIKey.Reveal(), Now: env.Now})
 		},
 		Manual: "Vonage dashboard, Applications, your Messages application: Inbound URL = {url}, method POST; link the number to that application",
 	},
 	{
-		Schema: config.Schema{Type: "plivo", Keys: keys("auth_id", 0, "auth_token", req|sec, "api_url", rst), Check: checkToken},
+		Schema: config.Schema{Type: "plivo", Keys: keys("auth_id", 0, "auth_token", req|sec, "api_url", rst), Check: checkToken,
+			Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return plivo.New(plivo.Config{Name: p.Name, AuthID: p.AuthID, AuthToken: p.AuthToken.Reveal()})
 		},
@@ -111,6 +123,7 @@ var types = []Type{
 	},
 	{
 		Schema: config.Schema{Type: "telnyx", Keys: keys("public_key", req, "api_key", sec|rst, "api_url", rst),
+			Channels: []string{config.ChannelSMS, config.ChannelCall}, DefaultChannels: sms,
 			Check: func(p *config.Provider) (string, string) {
 				if b, err := base64.StdEncoding.DecodeString(p.PublicKey); err != nil || len(b) != 32 {
 					return "public_key", "must be the base64 of a 32-byte Ed25519 public key"
@@ -125,45 +138,53 @@ var types = []Type{
 		},
 	},
 	{
-		Schema: config.Schema{Type: "sinch", Keys: keys("webhook_secret", req|sec)},
+		Schema: config.Schema{Type: "sinch", Keys: keys("webhook_secret", req|sec), Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return sinch.New(sinch.Config{Name: p.Name, WebhookSecret: p.WebhookSecret.Reveal(), Now: env.Now})
 		},
 		Manual: "Sinch Customer Dashboard, SMS, APIs, your service plan: Callback URL = {url}",
 	},
 	{
-		Schema: config.Schema{Type: "bird", Keys: keys("signing_key", req|sec), OneNumber: true},
+		Schema: config.Schema{Type: "bird", Keys: keys("signing_key", req|sec), OneNumber: true, Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return bird.New(bird.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 		},
 		Manual: "Bird dashboard, Developer, Webhooks: subscribe sms.inbound of the number's channel to {url}",
 	},
 	{
-		Schema: config.Schema{Type: "bandwidth", Keys: keys("username", req, "password", req|sec)},
+		Schema: config.Schema{Type: "bandwidth", Keys: keys("username", req, "password", req|sec), Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return bandwidth.New(bandwidth.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 		},
 		Manual: "Bandwidth App, Applications, the number's messaging application: Inbound Callback URL = {url}, with the entry's username and password",
 	},
 	{
-		Schema: config.Schema{Type: "infobip", Keys: keys("username", req, "password", req|sec)},
+		Schema: config.Schema{Type: "infobip", Keys: keys("username", req, "password", req|sec), Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return infobip.New(infobip.Config{Name: p.Name, Username: p.Username, Password: p.Password.Reveal()})
 		},
 		Manual: "Infobip portal, Numbers, the number's SMS keyword configuration: Forward to HTTP, URL = {url}, with the entry's username and password",
 	},
 	{
-		Schema: config.Schema{Type: "sns", Keys: keys("topic_arns", req)},
+		Schema: config.Schema{Type: "sns", Keys: keys("topic_arns", req), Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return sns.New(sns.Config{Name: p.Name, TopicARNs: p.TopicARNs, HTTP: env.HTTP, PrivateKey: p.PrivateKey.Reveal(), Now: env.Now})
 		},
 		Manual: "AWS End User Messaging SMS: two-way SMS of the number to the SNS topic; SNS: an HTTPS subscription of the topic to {url}",
 	},
 	{
-		Schema: config.Schema{Type: "smsgate", Keys: keys("signing_key", req|sec), OneNumber: true},
+		Schema: config.Schema{Type: "smsgate", Keys: keys("signing_key", req|sec), OneNumber: true, Channels: sms, DefaultChannels: sms},
 		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
 			return smsgate.New(smsgate.Config{Name: p.Name, SigningKey: p.SigningKey.Reveal(), Now: env.Now})
 		},
 		Manual: "SMS Gateway for Android app: add a webhook for sms:received to {url}, with the entry's signing key",
+	},
+	{
+		Schema: config.Schema{Type: "whatsapp", Keys: keys("app_secret", req|sec, "verify_token", req|sec), NumberID: true,
+			Channels: []string{config.ChannelWhatsApp}, DefaultChannels: []string{config.ChannelWhatsApp}},
+		Adapter: func(p config.Provider, env Env) (adapters.Adapter, error) {
+			return whatsapp.New(whatsapp.Config{Name: p.Name, AppSecret: p.AppSecret.Reveal(), VerifyToken: p.VerifyToken.Reveal(), Now: env.Now})
+		},
+		Manual: "Meta App Dashboard, WhatsApp, Configuration: Callback URL = {url}, Verify token = the entry's verify_token; subscribe the messages field",
 	},
 }

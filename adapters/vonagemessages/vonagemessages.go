@@ -1,6 +1,12 @@
 // Package vonagemessages authenticates and parses Vonage Messages API
-// inbound webhooks for the SMS channel (provider type "vonage-messages"; Go
-// package names cannot hold a hyphen).
+// inbound webhooks for the SMS and WhatsApp channels (provider type
+// "vonage-messages"; Go package names cannot hold a hyphen).
+//
+// A WhatsApp message (`channel: "whatsapp"`) is the whatsapp channel. When
+// Meta withholds the sender's phone number (a WhatsApp username), Vonage
+// leaves `whatsapp.sender.wa_id` out and gives a business-scoped
+// `user_id`: such a message, or one whose `from` is not a phone number, is
+// marked SenderHidden and never verifies anything.
 //
 // Signature scheme: `Authorization: Bearer <JWT>`, HS256 only, keyed with the
 // account signature secret. The `payload_hash` claim must equal the hex
@@ -106,9 +112,16 @@ type message struct {
 	SMS         struct {
 		NumMessages json.RawMessage `json:"num_messages"`
 	} `json:"sms"`
+	WhatsApp struct {
+		Sender *struct {
+			UserID string `json:"user_id"`
+			WaID   string `json:"wa_id"`
+		} `json:"sender"`
+	} `json:"whatsapp"`
 }
 
-// Parse reads an inbound SMS; other channels and message types yield nothing.
+// Parse reads an inbound SMS or WhatsApp text; other channels and message
+// types yield nothing.
 // Vonage hands over long messages concatenated; sms.num_messages says how many
 // parts they came in.
 func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
@@ -116,7 +129,7 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if err := json.Unmarshal(r.Body, &m); err != nil {
 		return nil, adapters.Malformed("json: " + err.Error())
 	}
-	if m.Channel != "" && m.Channel != "sms" || m.MessageType != "" && m.MessageType != "text" {
+	if m.Channel != "" && m.Channel != "sms" && m.Channel != "whatsapp" || m.MessageType != "" && m.MessageType != "text" {
 		return nil, nil
 	}
 	id, from, to := strings.TrimSpace(m.UUID), adapters.E164(m.From), adapters.E164(m.To)
@@ -131,6 +144,16 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	in := adapters.Inbound{
 		Provider: a.name, MessageID: id, From: from, To: to,
 		Text: m.Text, ReceivedAt: a.now().UTC(), Raw: r.Body,
+	}
+	if m.Channel == "whatsapp" {
+		in.Channel = adapters.ChannelWhatsApp
+		// The phone number withheld: wa_id left out, or a from that is no number.
+		if s := m.WhatsApp.Sender; !strings.HasPrefix(from, "+") || s != nil && s.WaID == "" && s.UserID != "" {
+			in.SenderHidden = true
+			if s != nil && s.UserID != "" {
+				in.From = strings.TrimSpace(s.UserID)
+			}
+		}
 	}
 	if t, err := time.Parse(time.RFC3339, m.Timestamp); err == nil {
 		in.ReceivedAt = t.UTC()
@@ -148,11 +171,22 @@ func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, now time.Time) (*ada
 		h := adapters.RandomHex(16)
 		id = h[0:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:32]
 	}
-	body, err := json.Marshal(map[string]any{
+	msg := map[string]any{
 		"message_uuid": id, "to": strings.TrimPrefix(m.To, "+"), "from": strings.TrimPrefix(m.From, "+"),
 		"timestamp": now.UTC().Format(time.RFC3339), "channel": "sms", "message_type": "text", "text": m.Text,
 		"sms": map[string]string{"num_messages": "1"},
-	})
+	}
+	if m.Channel == adapters.ChannelWhatsApp {
+		delete(msg, "sms")
+		msg["channel"] = "whatsapp"
+		sender := map[string]string{"wa_id": strings.TrimPrefix(m.From, "+")}
+		if m.SenderHidden {
+			sender = map[string]string{"user_id": m.From}
+		}
+		msg["whatsapp"] = map[string]any{"sender": sender}
+		msg["profile"] = map[string]string{"name": "mogate"}
+	}
+	body, err := json.Marshal(msg)
 	if err != nil {
 		return nil, err
 	}

@@ -120,8 +120,43 @@ func TestParse(t *testing.T) {
 	if !in.ReceivedAt.Equal(time.Date(2020, 1, 1, 15, 43, 21, 0, time.UTC)) {
 		t.Errorf("ReceivedAt = %v", in.ReceivedAt)
 	}
-	if ins, err := a.Parse(&adapters.Request{Body: []byte(`{"message_uuid":"x","from":"1","to":"2","channel":"whatsapp","text":"hi"}`)}); err != nil || len(ins) != 0 {
-		t.Errorf("other channel = %v, %v", ins, err)
+	for _, body := range []string{
+		`{"message_uuid":"x","from":"1","to":"2","channel":"messenger","message_type":"text","text":"hi"}`,
+		`{"message_uuid":"x","from":"447700900001","to":"447700900000","channel":"whatsapp","message_type":"image","image":{"url":"https://x"}}`,
+	} {
+		if ins, err := a.Parse(&adapters.Request{Body: []byte(body)}); err != nil || len(ins) != 0 {
+			t.Errorf("other channel or type = %v, %v", ins, err)
+		}
+	}
+	if in := ins[0]; in.Channel != "" || in.SenderHidden {
+		t.Errorf("an SMS = channel %q hidden %v", in.Channel, in.SenderHidden)
+	}
+}
+
+// TestParseWhatsApp: channel whatsapp is the whatsapp channel; a sender
+// whose phone number Meta withheld is marked hidden.
+func TestParseWhatsApp(t *testing.T) {
+	a, _ := New(Config{Name: "vm", SignatureSecret: "sec"})
+	const head = `{"message_uuid":"aaaaaaaa-bbbb-cccc-dddd-0123456789ab","to":"447700900000","timestamp":"2020-01-01T15:43:21Z","channel":"whatsapp","message_type":"text","text":"Acme code 482913",`
+	for _, tc := range []struct {
+		name, body, from string
+		hidden           bool
+	}{
+		{"phone sender", head + `"from":"447700900001","profile":{"name":"Lee"},"whatsapp":{"sender":{"wa_id":"447700900001","user_id":"GB.1349"}}}`, "+447700900001", false},
+		{"no whatsapp object", head + `"from":"447700900001"}`, "+447700900001", false},
+		{"wa_id withheld", head + `"from":"447700900001","whatsapp":{"sender":{"user_id":"GB.1349","parent_user_id":"GB.ENT.1"}}}`, "GB.1349", true},
+		{"from is a user id", head + `"from":"GB.1349","profile":{"username":"@lee"}}`, "GB.1349", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ins, err := a.Parse(&adapters.Request{Body: []byte(tc.body)})
+			if err != nil || len(ins) != 1 {
+				t.Fatal(ins, err)
+			}
+			in := ins[0]
+			if in.Channel != adapters.ChannelWhatsApp || in.From != tc.from || in.SenderHidden != tc.hidden || in.To != "+447700900000" || in.Text != "Acme code 482913" {
+				t.Errorf("Parse = %+v", in)
+			}
+		})
 	}
 	for _, body := range []string{`{"from":"1","to":"2","channel":"sms"}`, `{"message_uuid":"x","to":"2"}`, `{"message_uuid":"x","from":"2"}`, `[]`, `nope`} {
 		if _, err := a.Parse(&adapters.Request{Body: []byte(body)}); !errors.Is(err, adapters.ErrMalformed) {
@@ -142,6 +177,19 @@ func TestSignRoundTrip(t *testing.T) {
 	}
 	if ins, err := a.Parse(r); err != nil || ins[0].Text != "código ٤٨٢٩١٣" || ins[0].To != "+447700900123" {
 		t.Fatalf("Parse = %+v %v", ins, err)
+	}
+	for _, m := range []adapters.Inbound{
+		{From: "+447700900001", To: "+447700900123", Text: "482913", Channel: adapters.ChannelWhatsApp},
+		{From: "GB.1349", To: "+447700900123", Text: "482913", Channel: adapters.ChannelWhatsApp, SenderHidden: true},
+	} {
+		r, err := a.Sign(m, u, time.Now())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins, err := a.Parse(r)
+		if err != nil || len(ins) != 1 || ins[0].Channel != m.Channel || ins[0].From != m.From || ins[0].SenderHidden != m.SenderHidden {
+			t.Fatalf("whatsapp round trip of %+v = %+v %v", m, ins, err)
+		}
 	}
 }
 

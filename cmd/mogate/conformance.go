@@ -97,13 +97,14 @@ func conformanceCmd(args []string, stdout, stderr io.Writer) error {
 		var notPlayable map[string]string
 		fixtures, notPlayable = conformance.ForConfig(fixtures, cfg)
 		for p, why := range notPlayable {
-			if _, ok := skipped[p]; !ok && (*provider == "" || *provider == p) {
+			// A key is a type, or a type/case when only that case cannot be played.
+			if typ, _, _ := strings.Cut(p, "/"); skipped[typ] == "" && (*provider == "" || *provider == typ) {
 				skipped[p] = why
 			}
 		}
 	}
 	for _, p := range slices.Sorted(maps.Keys(skipped)) {
-		if *provider == "" || *provider == p {
+		if typ, _, _ := strings.Cut(p, "/"); *provider == "" || *provider == typ {
 			fmt.Fprintf(stdout, "skipping %s: %s\n", p, skipped[p])
 		}
 	}

@@ -38,10 +38,13 @@ func productionShape(t *testing.T) (path, base, key string) {
 	y = strings.Replace(y, "\nnumbers:", `
   - {name: plivo, type: plivo, auth_id: MAZDQ1ZJIYMTM4ODIWNZ, auth_token: "${PLIVO_AUTH_TOKEN}"}
   - {name: vonage-messages, type: vonage-messages, signature_secret: "${VONAGE_SIGNATURE_SECRET}", api_key: "${VONAGE_API_KEY}"}
+  - {name: meta, type: whatsapp, app_secret: "${META_APP_SECRET}", verify_token: "${META_VERIFY_TOKEN}"}
 
 numbers:
   - {number: "+33757000000", provider: plivo, countries: [FR]}
-  - {number: "+447700900125", provider: vonage-messages, countries: [GB]}`, 1)
+  - {number: "+447700900125", provider: vonage-messages, countries: [GB]}
+  - {number: "+447700900126", provider: vonage-messages, countries: [GB], channels: [whatsapp]}
+  - {number: "+15550984299", provider: meta, phone_number_id: "106540352242922"}`, 1)
 	if !strings.Contains(y, "account_sid: ${TWILIO_ACCOUNT_SID}") || !strings.Contains(y, "api_key: ${VONAGE_API_KEY}") {
 		t.Fatal("the example configuration no longer has Twilio's account_sid and Vonage's api_key")
 	}
@@ -50,6 +53,7 @@ numbers:
 		"MOGATE_SHOP_KEY": key, "TWILIO_ACCOUNT_SID": "AC5d1f0b9a2c3e4f5a6b7c8d9e0f1a2b3c",
 		"TWILIO_AUTH_TOKEN": "prod-twilio-auth-token", "VONAGE_SIGNATURE_SECRET": "prod-vonage-signature-secret",
 		"VONAGE_API_KEY": "9f8e7d6c", "VONAGE_API_SECRET": "prod-vonage-api-secret", "PLIVO_AUTH_TOKEN": "prod-plivo-auth-token",
+		"META_APP_SECRET": "prod-meta-app-secret", "META_VERIFY_TOKEN": "prod-meta-verify-token",
 	} {
 		t.Setenv(k, v)
 	}
@@ -73,9 +77,17 @@ func TestConformanceProductionShape(t *testing.T) {
 	if code != 0 || !strings.Contains(out.String(), " 0 failed") {
 		t.Fatalf("exit %d\n%s\n%s", code, out.String(), errb.String())
 	}
-	for _, p := range []string{"twilio", "vonage", "plivo", "vonage-messages"} {
+	for _, p := range []string{"twilio", "vonage", "plivo", "vonage-messages", "whatsapp"} {
 		if !strings.Contains(out.String(), "\n"+p+"\n") {
 			t.Errorf("provider %s did not run:\n%s", p, out.String())
+		}
+	}
+	// WhatsApp: Meta's numbers by their phone_number_id, the handshake with
+	// the entry's verify token, Vonage's WhatsApp cases on the number that
+	// lists whatsapp.
+	for _, c := range []string{"handshake ", "handshake-wrong-token ", "username-only ", "whatsapp-text ", "whatsapp-username "} {
+		if !strings.Contains(out.String(), "  "+c) {
+			t.Errorf("case %s did not run:\n%s", c, out.String())
 		}
 	}
 }
