@@ -13,7 +13,8 @@ import (
 // a call without attestation A is caller_unattested: counted, never passed
 // to the store (nothing processed, the session untouched, no attempt).
 func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
-	h := newHarness(t, testYAML)
+	yaml := strings.Replace(testYAML, `{number: "+14155550100", provider: twilio}`, `{number: "+14155550100", provider: twilio, channels: [sms, call]}`, 1)
+	h := newHarness(t, yaml)
 	v := h.mustCreate(`{"number": "+14155550123", "to": "+14155550100"}`)
 	id := v["id"].(string)
 	call := func(sid, att string) {
