@@ -7,10 +7,26 @@ import (
 	"time"
 )
 
-// Message is an inbound SMS as the matcher sees it: numbers in E.164.
+// Message is an inbound message (or call) as the matcher sees it: numbers
+// in E.164.
 type Message struct {
 	Provider, MessageID string
 	From, To, Text      string
+	// Channel is the channel it came on: ChannelSMS ("" means sms),
+	// ChannelWhatsApp or ChannelCall. A message considers only pending
+	// sessions with a route {Channel, To}; a call has no code and verifies
+	// only the expected-sender session of (To, From), never counting an
+	// attempt.
+	Channel string
+	// LineType, Carrier, SenderCountry and Attestation are what the provider
+	// (or the gateway) told of the sender; Forwarded that the message was
+	// forwarded. The session they verify records them in its Signals.
+	LineType, Carrier, SenderCountry, Attestation string
+	Forwarded                                     bool
+	// RejectReason, when set, makes a message that would verify a session
+	// fail it instead: status Failed with this Reason (the gateway sets
+	// ReasonLineTypeRejected from its policy).
+	RejectReason string
 	// Parts, Part and PartsRef describe one part of a message delivered in
 	// pieces; Parts <= 1 or PartsRef == "" means a whole message.
 	Parts, Part int

@@ -207,6 +207,12 @@ type CreateRequest struct {
 	MaxAttempts int // 0: the matcher's default
 	IdemKey     string
 	ReqHash     string
+	// Routes has one route per channel asked for; empty means
+	// [{ChannelSMS, To}]. When set, To == Routes[0].To.
+	Routes []Route
+	// ClientCountry is where the app sees the user (ISO code), for the
+	// risk signals.
+	ClientCountry string
 }
 
 // Create makes a pending session and returns it once durable. With an

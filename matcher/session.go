@@ -71,7 +71,50 @@ type Session struct {
 	// Notified says whether the app was told of the final status.
 	Notified Notified
 
+	// Routes are where the session can be proven: one per channel asked
+	// for, always at least one after Create. A session written before routes
+	// existed reads as [{sms, To}].
+	Routes []Route
+	// ClientCountry is where the app sees the user (ISO code), as given on
+	// create; "" when not given.
+	ClientCountry string
+	// Via is the route of the message that verified the session or failed
+	// it by policy (RejectReason); zero otherwise.
+	Via Route
+	// Signals are what the message that verified the session (or failed it
+	// by policy) told of its sender; zero otherwise.
+	Signals Signals
+
 	code string // normalized code
+}
+
+// Channels a route can take.
+const (
+	ChannelSMS      = "sms"
+	ChannelWhatsApp = "whatsapp"
+	ChannelCall     = "call"
+)
+
+// Route is one way to prove a session: a message on Channel to the pool
+// number To.
+type Route struct {
+	Channel string // ChannelSMS, ChannelWhatsApp or ChannelCall
+	To      string // receiving pool number, E.164
+}
+
+// Signals are recorded when a message verifies a session (or fails it by
+// policy): what the message said of its sender, and how many sessions the
+// same sender verified lately.
+type Signals struct {
+	LineType      string // normalised line type the provider reported ("mobile", "voip", …)
+	Carrier       string // the sender's carrier, as the provider named it
+	SenderCountry string // ISO country of the sender's number
+	Attestation   string // STIR/SHAKEN attestation of a call ("A")
+	Forwarded     bool   // the message was forwarded (WhatsApp)
+	// SenderSessions24h is how many sessions of the same API key were
+	// verified for the same verified sender in the 24 h before this one,
+	// counted by the store (across replicas for a shared store).
+	SenderSessions24h int
 }
 
 // Notified is the state of the event that tells the app a final status.
@@ -91,17 +134,24 @@ const (
 	ReasonSuperseded     = "superseded"       // Cancelled: a newer session of the same key for the same (to, sender)
 	ReasonMaxAttempts    = "max_attempts"     // Failed: the last allowed attempt was wrong
 	ReasonExpired        = "expired"          // Expired: the TTL ran out
+	// ReasonLineTypeRejected: Failed: the message that would have verified
+	// the session came from a line type the policy refuses.
+	ReasonLineTypeRejected = "line_type_rejected"
 )
 
 // Reason returns the reason of a session in status st whose stored reason
-// is r: "" for pending and verified, the one reason of expired and failed,
-// and for cancelled superseded or cancelled_by_api (what records written
-// before the reasons grew, which say "cancelled", mean).
+// is r: "" for pending and verified, the one reason of expired, for failed
+// line_type_rejected or else max_attempts, and for cancelled superseded or
+// cancelled_by_api (what records written before the reasons grew, which say
+// "cancelled", mean).
 func Reason(st Status, r string) string {
 	switch st {
 	case Expired:
 		return ReasonExpired
 	case Failed:
+		if r == ReasonLineTypeRejected {
+			return ReasonLineTypeRejected
+		}
 		return ReasonMaxAttempts
 	case Cancelled:
 		if r == ReasonSuperseded {
