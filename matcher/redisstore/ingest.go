@@ -151,8 +151,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	}
 	out := o.matcher(n == 1)
 	if !out.Duplicate && out.Kind == matcher.Matched && o.Key != "" {
+		// The count lives in a slot of its own: a verification stands
+		// without it (signals never block), its event then comes once
+		// verify's hold ends, with no count.
 		if err := s.countVerified(ctx, o.Key, msg, out.SessionID, now); err != nil {
-			return matcher.Outcome{}, err
+			s.log.Warn("redis: sender count of a verification not recorded", "id", out.SessionID, "err", err)
 		}
 	}
 	if !out.Duplicate && (out.Kind == matcher.Matched || out.Kind == matcher.Exhausted || out.Kind == matcher.Unmatched && len(a.Events) > 0) {
