@@ -59,3 +59,21 @@ func TestReplyDecoded(t *testing.T) {
 		t.Errorf("decodeOutcome = %+v, %v", o, err)
 	}
 }
+
+// TestDecodeTags: a list of home tags decodes (an empty Lua table reads as
+// no tags); anything else is errReplyShape.
+func TestDecodeTags(t *testing.T) {
+	for _, j := range []string{"{}", "[]"} {
+		if got, err := decodeTags(j); err != nil || len(got) != 0 {
+			t.Errorf("decodeTags(%s) = %q, %v", j, got, err)
+		}
+	}
+	if got, err := decodeTags(`["0a0b0c0d","a1b2c3d4"]`); err != nil || !slices.Equal(got, []string{"0a0b0c0d", "a1b2c3d4"}) {
+		t.Errorf("decodeTags = %q, %v", got, err)
+	}
+	for _, j := range []string{"", "x", "null1", `{"a":1}`, `[1]`, `["short"]`, `["0a0b0c0x"]`, `["0a0b0c0d",2]`} {
+		if got, err := decodeTags(j); !errors.Is(err, errReplyShape) {
+			t.Errorf("decodeTags(%q) = %q, %v; want errReplyShape", j, got, err)
+		}
+	}
+}

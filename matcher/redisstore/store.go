@@ -3,6 +3,7 @@ package redisstore
 import (
 	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -324,7 +325,7 @@ func decodeTags(j string) ([]string, error) {
 		return nil, fmt.Errorf("%w: tags %q", errReplyShape, j)
 	}
 	for _, t := range tags {
-		if len(t) != 8 {
+		if b, err := hex.DecodeString(t); err != nil || len(b) != 4 {
 			return nil, fmt.Errorf("%w: tag %q", errReplyShape, t)
 		}
 	}

@@ -297,6 +297,16 @@ func supersedeSharedRoute(e *env) {
 	if o := e.ingest(on(matcher.ChannelWhatsApp, To, Alice, "222222")); o.Kind != matcher.Attempted || o.SessionID != s4.ID {
 		e.t.Fatalf("superseded code: %+v", o)
 	}
+	// A session whose first route is on To, superseded by one on To2
+	// alone: found through its second route.
+	m1 := e.routed("k", Mallet, "555555", smsTo, waTo2)
+	m2 := e.routed("k", Mallet, "666666", smsTo2)
+	if got := e.get(m1.ID); got.Status != matcher.Cancelled || got.Reason != matcher.ReasonSuperseded {
+		e.t.Fatalf("m1 = %+v", got)
+	}
+	if got := e.pendingIDs(Mallet, To, To2); !slices.Equal(got, []string{m2.ID}) {
+		e.t.Fatalf("pending for the second sender = %v, want [%s]", got, m2.ID)
+	}
 }
 
 // signalsPersisted: what the message told of its sender, and its route,
