@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mogate/mogate/matcher"
 )
 
@@ -56,9 +58,12 @@ type ingestArgs struct {
 	Attestation   string `json:"at,omitempty"`
 	Forwarded     bool   `json:"fw,omitempty"`
 	Reject        string `json:"rej,omitempty"`
-	// EventDelay holds a verification's event back (ms) until signal adds
-	// the sender count.
-	EventDelay int64 `json:"evd"`
+	// SenderSessions are the sender's verified sessions of the 24 h
+	// before, per API key (Signals.SenderSessions24h), read by the caller
+	// on Cluster; on one server ingest reads and adds them itself
+	// (CountHere).
+	SenderSessions map[string]int `json:"ss,omitempty"`
+	CountHere      bool           `json:"vs,omitempty"`
 
 	// The steps of a message whose number links to other home tags
 	// (library.lua ingest).
@@ -85,7 +90,8 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Outcome{}, err
 	}
-	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef}
+	onCluster := s.cluster != nil
+	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef, countInTag: onCluster}
 	text, whole := msg.Text, false
 	if msg.PartsRef != "" && msg.Parts > 1 {
 		v, err := s.call(ctx, "part", ka,
@@ -114,7 +120,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		Guesses: s.opt.CaptureGuessesPerHour, Unmatched: s.opt.UnmatchedPerSenderPerHour, Events: []eventArgs{}, Parts: whole,
 		Channel: msg.MessageChannel(), LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded, Reject: msg.RejectReason,
-		EventDelay: 2 * s.opt.Timeout.Milliseconds(),
+	}
+	if onCluster {
+		a.SenderSessions = s.senderSessions(ctx, msg.From, now)
+	} else {
+		a.CountHere = true
 	}
 	if a.Candidates == nil {
 		a.Candidates = []string{}
@@ -150,12 +160,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		return matcher.Outcome{}, err
 	}
 	out := o.matcher(n == 1)
-	if !out.Duplicate && out.Kind == matcher.Matched && o.Key != "" {
+	if onCluster && !out.Duplicate && out.Kind == matcher.Matched && o.Key != "" {
 		// The count lives in a slot of its own: a verification stands
-		// without it (signals never block), its event then comes once
-		// verify's hold ends, with no count.
-		if err := s.countVerified(ctx, o.Key, msg, out.SessionID, now); err != nil {
-			s.log.Warn("redis: sender count of a verification not recorded", "id", out.SessionID, "err", err)
+		// without it (signals never block); later ones then count it not.
+		if _, err := s.call(ctx, "count", keyArgs{from: msg.From}, o.Key+"\x00"+out.SessionID, ms(now), senderWindow.Milliseconds()); err != nil {
+			s.log.Warn("redis: verification not added to its sender's count", "id", out.SessionID, "err", err)
 		}
 	}
 	if !out.Duplicate && (out.Kind == matcher.Matched || out.Kind == matcher.Exhausted || out.Kind == matcher.Unmatched && len(a.Events) > 0) {
@@ -256,24 +265,33 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 	return final(nil, prior, ct, cr)
 }
 
-// countVerified records a verification for its API key and sender, and
-// adds the sender's count of the 24 h before to the session's signals
-// (library.lua count and signal).
-func (s *Store) countVerified(ctx context.Context, key string, msg matcher.Message, id string, now time.Time) error {
-	tag, ok := tagOfID(id)
-	if !ok {
-		return unavailable(fmt.Errorf("ingest: verified session id %q", id))
-	}
-	v, err := s.call(ctx, "count", keyArgs{apiKey: key, from: msg.From}, id, ms(now), senderWindow.Milliseconds())
+// senderSessions reads the sessions verified for sender in the 24 h
+// before now, per API key: one read, from the sender's own slot. A sender
+// whose count cannot be read counts none (signals never block); the
+// failure is logged.
+func (s *Store) senderSessions(ctx context.Context, sender string, now time.Time) map[string]int {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.verified(sender), &redis.ZRangeBy{
+		Min: strconv.FormatInt(ms(now.Add(-senderWindow)), 10),
+		Max: strconv.FormatInt(ms(now), 10),
+	}).Result()
 	if err != nil {
-		return err
+		s.log.Warn("redis: sender count not read", "err", err)
+		return nil
 	}
-	n, err := replyInt(v)
-	if err != nil {
-		return unavailable(fmt.Errorf("count: %w", err))
+	var out map[string]int
+	for _, m := range members {
+		i := strings.LastIndexByte(m, 0)
+		if i < 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[m[:i]]++
 	}
-	_, err = s.call(ctx, "signal", keyArgs{tag: tag}, id, max(n, 0), msg.MessageID, ms(now))
-	return err
+	return out
 }
 
 // senderWindow is the window of Signals.SenderSessions24h.

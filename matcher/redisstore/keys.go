@@ -39,7 +39,8 @@ import (
 //	P:{T}:mp:<provider>\0<sender>\0<ref>  parts of a multipart message, PX 1h
 //	P:idem:{<hash of API key, Idempotency-Key>}  "<session id>\0<to>\0<request hash>", PX retention
 //	P:nonce:<provider>\0<nonce>  spent nonce, SET NX PX retention
-//	P:vs:{<hash of API key, sender>}  zset  sessions verified for the sender under the key by verified_at (ms), PX 24h
+//	P:vs:{<hash of sender>}  zset  "<API key>\0<session id>" of the sessions verified for the sender, by verified_at (ms), PX 24h
+//	                         (read and written by ingest on one server; on Cluster, where it is in another slot, by separate calls)
 //	P:tags       set   every tag T in use (for the sweeper, events and counts)
 //	P:limit:<name>:<key>  the gateway's shared rate limits and stream slots
 //
@@ -129,10 +130,9 @@ type libFunc struct {
 var libFuncs = []libFunc{
 	{name: "create", tag: true},
 	{name: "link", tag: true},
-	{name: "signal", tag: true},
 	{name: "count", extra: []string{"VERIFIED"}},
 	{name: "cancel", tag: true},
-	{name: "ingest", tag: true, extra: []string{"DEDUPE", "GUESSES", "UNMATCHED", "PARTS"}},
+	{name: "ingest", tag: true, extra: []string{"DEDUPE", "GUESSES", "UNMATCHED", "PARTS", "VERIFIED"}},
 	{name: "part", extra: []string{"DEDUPE", "PARTS"}},
 	{name: "sweep", tag: true},
 	{name: "claim", tag: true},
@@ -184,7 +184,11 @@ type keyArgs struct {
 	tag                 string // the receiving number's hash tag
 	provider, messageID string // a message's dedupe record
 	from, ref           string // its sender's budgets, its multipart reference
-	apiKey, idemKey     string // an idempotency key (with from: a verified sender's count)
+	apiKey, idemKey     string // an idempotency key
+	// countInTag names, for a function of the number's tag on Cluster,
+	// a key of that tag in place of the sender's count (P:vs:), which
+	// lives in a slot of its own; the function then leaves it alone.
+	countInTag bool
 }
 
 // keys are f's KEYS for a, in order.
@@ -228,7 +232,10 @@ func (k keyspace) named(name string, a keyArgs) (string, bool) {
 	case "IDEM":
 		return k.idem(a.apiKey, a.idemKey), true
 	case "VERIFIED":
-		return k.verified(a.apiKey, a.from), true
+		if a.countInTag {
+			return k.key(a.tag, "vs"), true
+		}
+		return k.verified(a.from), true
 	}
 	return "", false
 }
@@ -241,10 +248,10 @@ func (k keyspace) idem(key, idem string) string {
 	return k.prefix + ":idem:{" + hex.EncodeToString(sum[:16]) + "}"
 }
 
-// verified is the key of the sessions verified for sender under API key
-// key (Signals.SenderSessions24h).
-func (k keyspace) verified(key, sender string) string {
-	sum := sha256.Sum256([]byte(key + "\x00" + sender))
+// verified is the key of the sessions verified for sender
+// (Signals.SenderSessions24h).
+func (k keyspace) verified(sender string) string {
+	sum := sha256.Sum256([]byte(sender))
 	return k.prefix + ":vs:{" + hex.EncodeToString(sum[:16]) + "}"
 }
 
@@ -341,8 +348,8 @@ type wireRoute struct {
 	To      string `json:"to"`
 }
 
-// wireSignals are matcher.Signals in a record: library.lua's verify
-// writes all but ss, which signal adds.
+// wireSignals are matcher.Signals in a record, as library.lua's verify
+// writes them.
 type wireSignals struct {
 	LineType       string `json:"lt,omitempty"`
 	Carrier        string `json:"ca,omitempty"`

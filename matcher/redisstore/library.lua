@@ -119,12 +119,11 @@ local function live(s, now)
 end
 
 -- finish gives s its final status, drops it from the index of every route
--- number, and records its event, due now (or evd ms later: a verification
--- whose sender count the caller adds first, see signal). The reason
+-- number, and records its event, due now. The reason
 -- (matcher.Reason*) of expired follows from the status, and of failed
 -- unless the caller set line_type_rejected; a cancelling caller sets s.rs
 -- (superseded or cancelled_by_api) first.
-local function finish(keys, s, st, at, now, evd)
+local function finish(keys, s, st, at, now)
   s.st, s.fin = st, at
   if st == EXPIRED then
     s.rs = 'expired'
@@ -146,12 +145,7 @@ local function finish(keys, s, st, at, now, evd)
   end
   redis.call('ZREM', keys[EXP], s.id)
   redis.call('ZADD', keys[DONE], at, s.id)
-  local due = now
-  if evd then
-    due = now + evd
-    s.evd = due
-  end
-  redis.call('ZADD', keys[EV], due, 's:' .. s.id)
+  redis.call('ZADD', keys[EV], now, 's:' .. s.id)
   local enc = save(keys, s)
   redis.call('PUBLISH', wake(keys), s.id)
   return enc
@@ -298,19 +292,21 @@ end
 
 -- verify verifies s by message a, or, when a carries a reject reason
 -- (the line-type policy), fails s with it. Either way s records the
--- route (via) and what the message told of its sender (sig). Returns the
--- outcome kind.
+-- route (via) and what the message told of its sender (sig), with the
+-- sessions verified for the sender under s's API key in the 24 h before
+-- (a.ss, by key, read by the caller). Returns the outcome kind.
 local function verify(keys, s, a)
   s.pv, s.mid = a.pv, a.mid
   s.via = {c = a.ch, to = a.to}
   s.sig = {lt = a.lt, ca = a.ca, sc = a.sc, at = a.at, fw = a.fw}
+  if a.ss and a.ss[s.key] then s.sig.ss = a.ss[s.key] end
   if a.rej and a.rej ~= '' then
     s.rs = a.rej
     finish(keys, s, FAILED, a.now, a.now)
     return EXHAUSTED
   end
   s.vn = a.from
-  finish(keys, s, VERIFIED, a.now, a.now, a.evd)
+  finish(keys, s, VERIFIED, a.now, a.now)
   return MATCHED
 end
 
@@ -341,10 +337,23 @@ local function attempts(keys, own, a, out)
   end
 end
 
+-- senderCounts reads the sessions verified for a message's sender in the
+-- 24 h before (its key INGEST_VERIFIED), per API key.
+local function senderCounts(keys, now)
+  local out = {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', keys[INGEST_VERIFIED], now - 86400000, now)) do
+    local k = string.match(m, '^(.*)%z[^%z]*$')
+    if k then out[k] = (out[k] or 0) + 1 end
+  end
+  return out
+end
+
 -- ingest matches one message, once. Keys beside the number's: the dedupe
 -- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
 -- unmatched budget INGEST_UNMATCHED, the multipart message it completes
--- INGEST_PARTS. ARGV: JSON of the scanned message, with its channel (ch):
+-- INGEST_PARTS, and, with a.vs (one server: any slot is at hand), the
+-- sender's verified sessions INGEST_VERIFIED, which it reads for the
+-- signals and adds a verification to (else the caller does both). ARGV: JSON of the scanned message, with its channel (ch):
 -- only sessions with a route {ch, to} count; a call (ch "call") verifies
 -- the sender's own session without a code, never a capture session, and
 -- counts no attempt. Returns {duplicate 0/1, outcome JSON}, or, when the
@@ -363,10 +372,17 @@ local function ingest(keys, args)
   local a = cjson.decode(args[1])
   local now, mode, call = a.now, a.mode, a.ch == 'call'
   local function done(out)
+    if a.vs and out.k == MATCHED then
+      local vk = keys[INGEST_VERIFIED]
+      redis.call('ZREMRANGEBYSCORE', vk, '-inf', now - 86400000 - 1)
+      redis.call('ZADD', vk, 'NX', now, out.key .. '\0' .. out.sid)
+      redis.call('PEXPIRE', vk, 86400000)
+    end
     local enc = cjson.encode(out)
     redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
     return {0, enc}
   end
+  if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
     local homes = linkHomes(keys, 'p\0' .. a.to .. '\0' .. a.from, now, {})
     if not call and not a.nocap then
@@ -433,36 +449,15 @@ local function ingest(keys, args)
   return done(out)
 end
 
--- signal adds the sender count to the signals of session ARGV[1], which
--- message ARGV[3] verified, and makes its event due now: verify held it
--- back (finish's evd) so that the event carries the count. ARGV[2] is the
--- count, ARGV[4] now. An event claimed meanwhile keeps its lease.
-local function signal(keys, args)
-  local s, now = load(keys, args[1]), tonumber(args[4])
-  if not s or s.st ~= VERIFIED or s.mid ~= args[3] then return 0 end
-  s.sig = s.sig or {}
-  s.sig.ss = tonumber(args[2])
-  local due = s.evd
-  s.evd = nil
-  save(keys, s)
-  local m = 's:' .. s.id
-  if due and tonumber(redis.call('ZSCORE', keys[EV], m) or -1) == due then
-    redis.call('ZADD', keys[EV], now, m)
-    redis.call('PUBLISH', wake(keys), 'ev')
-  end
-  return 1
-end
-
--- count records that session ARGV[1] was verified at ARGV[2] (ms) for its
--- API key and sender (the key COUNT_VERIFIED) and returns how many others
--- were in the ARGV[3] ms before.
+-- count records that a session was verified for a sender: the sender's
+-- key COUNT_VERIFIED gets member ARGV[1] ("<API key>\0<session id>") at
+-- ARGV[2] (ms), and loses the members older than ARGV[3] ms.
 local function count(keys, args)
   local at, window = tonumber(args[2]), tonumber(args[3])
   redis.call('ZREMRANGEBYSCORE', keys[COUNT_VERIFIED], '-inf', at - window - 1)
   redis.call('ZADD', keys[COUNT_VERIFIED], 'NX', at, args[1])
   redis.call('PEXPIRE', keys[COUNT_VERIFIED], window)
-  local n = redis.call('ZCOUNT', keys[COUNT_VERIFIED], at - window, at)
-  return n - 1
+  return 1
 end
 
 -- part stores one part of a multipart message. KEYS: the dedupe record
@@ -567,7 +562,6 @@ end
 
 redis.register_function(LIB .. '_create', create)
 redis.register_function(LIB .. '_link', link)
-redis.register_function(LIB .. '_signal', signal)
 redis.register_function(LIB .. '_count', count)
 redis.register_function(LIB .. '_cancel', cancel)
 redis.register_function(LIB .. '_ingest', ingest)
