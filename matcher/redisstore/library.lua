@@ -372,7 +372,7 @@ local function ingest(keys, args)
   local a = cjson.decode(args[1])
   local now, mode, call = a.now, a.mode, a.ch == 'call'
   local function done(out)
-    if a.vs and out.k == MATCHED then
+    if a.vs and out.k == MATCHED and out.key and out.sid then
       local vk = keys[INGEST_VERIFIED]
       redis.call('ZREMRANGEBYSCORE', vk, '-inf', now - 86400000 - 1)
       redis.call('ZADD', vk, 'NX', now, out.key .. '\0' .. out.sid)
