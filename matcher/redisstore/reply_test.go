@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"encoding/hex"
 	"errors"
 	"slices"
 	"testing"
@@ -76,4 +77,25 @@ func TestDecodeTags(t *testing.T) {
 			t.Errorf("decodeTags(%q) = %q, %v; want errReplyShape", j, got, err)
 		}
 	}
+}
+
+// FuzzDecodeTags: decodeTags never panics, and what it accepts are tags.
+func FuzzDecodeTags(f *testing.F) {
+	for _, s := range []string{"{}", "[]", `["0a0b0c0d"]`, `["0a0b0c0d","a1b2c3d4"]`, `["x"]`, `{"a":1}`, "null", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, j string) {
+		tags, err := decodeTags(j)
+		if err != nil {
+			if !errors.Is(err, errReplyShape) {
+				t.Fatalf("decodeTags(%q): %v, not errReplyShape", j, err)
+			}
+			return
+		}
+		for _, tag := range tags {
+			if b, err := hex.DecodeString(tag); err != nil || len(b) != 4 {
+				t.Fatalf("decodeTags(%q) accepted %q", j, tag)
+			}
+		}
+	})
 }
