@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogate/mogate/matcher"
@@ -18,6 +20,7 @@ var channelCases = []suiteCase{
 	{"RouteMatchesByChannel", routeMatchesByChannel},
 	{"CallVerifiesExpectedSender", callVerifies},
 	{"TwoRoutesTwoNumbers", twoRoutesTwoNumbers},
+	{"ConcurrentRedeliveriesOnSecondRoute", concurrentOnSecondRoute},
 	{"CaptureTwoRoutes", captureTwoRoutes},
 	{"SupersedeSharedRoute", supersedeSharedRoute},
 	{"SignalsPersisted", signalsPersisted},
@@ -425,5 +428,40 @@ func rejectReason(e *env) {
 	}
 	if got := e.get(c.ID); got.Status != matcher.Failed || got.Reason != matcher.ReasonLineTypeRejected {
 		e.t.Fatalf("rejected capture session = %+v", got)
+	}
+}
+
+// concurrentOnSecondRoute: concurrent deliveries of one message on a
+// session's second route number count one attempt, or verify once, and
+// all but one are duplicates.
+func concurrentOnSecondRoute(e *env) {
+	s := e.routed("k", Alice, "482913", smsTo, waTo2)
+	deliver := func(msg matcher.Message, want matcher.OutcomeKind) {
+		e.t.Helper()
+		var wg sync.WaitGroup
+		var dups atomic.Int32
+		for range 8 {
+			wg.Go(func() {
+				o, err := e.s.Ingest(e.ctx, msg, matcher.IngestOptions{UnmatchedKeys: []string{"k"}})
+				if err != nil || o.SessionID != s.ID || o.Kind != want {
+					e.t.Errorf("Ingest(%q) = %+v %v", msg.Text, o, err)
+				}
+				if o.Duplicate {
+					dups.Add(1)
+				}
+			})
+		}
+		wg.Wait()
+		if dups.Load() != 7 {
+			e.t.Fatalf("%q: %d duplicates of 8 deliveries", msg.Text, dups.Load())
+		}
+	}
+	deliver(on(matcher.ChannelWhatsApp, To2, Alice, "111111"), matcher.Attempted)
+	if got := e.get(s.ID); got.Attempts != 1 {
+		e.t.Fatalf("attempts = %d", got.Attempts)
+	}
+	deliver(on(matcher.ChannelWhatsApp, To2, Alice, "482913"), matcher.Matched)
+	if got := e.get(s.ID); got.Status != matcher.Verified || got.Attempts != 1 || got.Via != waTo2 {
+		e.t.Fatalf("session = %+v", got)
 	}
 }
