@@ -29,9 +29,11 @@ type Store interface {
 	// expiry reads as expired.
 	Get(ctx context.Context, id string) (Session, error)
 	// PendingFor returns the pending sessions, of every API key, that
-	// expect a message from sender on each receiving number of tos: in the
-	// order of tos, oldest first per number. The caller filters by key. A
-	// store on the network reads them all in one round trip.
+	// expect a message from sender on each receiving number of tos (on any
+	// of their routes): in the order of tos, oldest first per number, each
+	// session once. The caller filters by key. A store on the network reads
+	// them in one round trip (two when a number has routes of sessions
+	// homed elsewhere).
 	PendingFor(ctx context.Context, sender string, tos []string) ([]Session, error)
 	// ByPageToken returns the session of a hosted page token (ErrNotFound).
 	ByPageToken(ctx context.Context, token string) (Session, error)
@@ -49,7 +51,7 @@ type Store interface {
 	// was spent before (within the retention window).
 	SpendNonce(ctx context.Context, provider, nonce string) (fresh bool, err error)
 	// PendingByNumber counts pending sessions per receiving number in
-	// O(numbers).
+	// O(numbers): a session counts under each number of its routes.
 	PendingByNumber(ctx context.Context) (map[string]int, error)
 
 	// ClaimEvents returns up to limit undelivered events that nobody holds,

@@ -16,7 +16,7 @@ import (
 	"github.com/mogate/mogate/matcher"
 )
 
-// dueTags returns the tags whose sorted set name (exp, done or ev) has
+// dueTags returns the tags whose sorted set name (exp, done, ev or linkexp) has
 // members scored up to max: one pipelined round trip.
 func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]string, error) {
 	tags, err := s.rdb.SMembers(ctx, s.k.tags()).Result()
@@ -330,16 +330,19 @@ func (s *Store) sweep(ctx context.Context) error {
 	now := s.opt.Now()
 	cctx, cancel := s.timeout(ctx)
 	exp, err := s.dueTags(cctx, keyExpiries, ms(now))
-	var old []string
+	var old, links []string
 	if err == nil {
 		old, err = s.dueTags(cctx, keyFinished, ms(now.Add(-s.opt.Retention)))
+	}
+	if err == nil {
+		links, err = s.dueTags(cctx, keyLinkExp, ms(now))
 	}
 	cancel()
 	if err != nil {
 		return err
 	}
 	expired := false
-	for _, tag := range slices.Compact(slices.Sorted(slices.Values(append(exp, old...)))) {
+	for _, tag := range slices.Compact(slices.Sorted(slices.Values(slices.Concat(exp, old, links)))) {
 		v, err := s.call(ctx, "sweep", keyArgs{tag: tag}, ms(now), s.opt.Retention.Milliseconds(), sweepLimit)
 		if err != nil {
 			return err

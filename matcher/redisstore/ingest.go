@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/redis/go-redis/v9"
+
 	"github.com/mogate/mogate/matcher"
 )
 
@@ -22,6 +24,13 @@ type outcome struct {
 	SessionID      string               `json:"sid"`
 	CaptureTried   bool                 `json:"ct"`
 	CaptureRefused bool                 `json:"cr"`
+	Key            string               `json:"key,omitempty"` // of the session verified
+	Own            int                  `json:"own,omitempty"` // a verify step's count of the sender's sessions
+}
+
+// matcher is o as the matcher reports it.
+func (o outcome) matcher(dup bool) matcher.Outcome {
+	return matcher.Outcome{Kind: *o.Kind, SessionID: o.SessionID, Duplicate: dup, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}
 }
 
 // ingestArgs is what the ingest function needs of a message: the text
@@ -41,6 +50,29 @@ type ingestArgs struct {
 	Unmatched  int         `json:"uph"`
 	Events     []eventArgs `json:"uevs"`
 	Parts      bool        `json:"parts"`
+
+	Channel       string `json:"ch"`
+	LineType      string `json:"lt,omitempty"`
+	Carrier       string `json:"ca,omitempty"`
+	SenderCountry string `json:"sc,omitempty"`
+	Attestation   string `json:"at,omitempty"`
+	Forwarded     bool   `json:"fw,omitempty"`
+	Reject        string `json:"rej,omitempty"`
+	// SenderSessions are the sender's verified sessions of the 24 h
+	// before, per API key (Signals.SenderSessions24h), read by the caller
+	// on Cluster; on one server ingest reads and adds them itself
+	// (CountHere).
+	SenderSessions map[string]int `json:"ss,omitempty"`
+	CountHere      bool           `json:"vs,omitempty"`
+
+	// The steps of a message whose number links to other home tags
+	// (library.lua ingest).
+	Mode   string   `json:"mode,omitempty"`
+	Spend  bool     `json:"spend,omitempty"`
+	CT     bool     `json:"ct,omitempty"`
+	CR     bool     `json:"cr,omitempty"`
+	Result *outcome `json:"res,omitempty"`
+	Prior  *outcome `json:"prior,omitempty"`
 }
 
 type eventArgs struct {
@@ -58,7 +90,8 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Outcome{}, err
 	}
-	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef}
+	onCluster := s.cluster != nil
+	ka := keyArgs{tag: tag, provider: msg.Provider, messageID: msg.MessageID, from: msg.From, ref: msg.PartsRef, countInTag: onCluster}
 	text, whole := msg.Text, false
 	if msg.PartsRef != "" && msg.Parts > 1 {
 		v, err := s.call(ctx, "part", ka,
@@ -85,6 +118,13 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		Now: ms(now), Retention: s.opt.Retention.Milliseconds(), Provider: msg.Provider, MessageID: msg.MessageID,
 		From: msg.From, To: msg.To, Chunks: sc.Chunks, Groups: sc.Groups, Candidates: sc.Capture, NoCapture: opt.NoCapture,
 		Guesses: s.opt.CaptureGuessesPerHour, Unmatched: s.opt.UnmatchedPerSenderPerHour, Events: []eventArgs{}, Parts: whole,
+		Channel: msg.MessageChannel(), LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
+		Attestation: msg.Attestation, Forwarded: msg.Forwarded, Reject: msg.RejectReason,
+	}
+	if onCluster {
+		a.SenderSessions = s.senderSessions(ctx, msg.From, now)
+	} else {
+		a.CountHere = true
 	}
 	if a.Candidates == nil {
 		a.Candidates = []string{}
@@ -99,24 +139,163 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		}
 		a.Events = append(a.Events, eventArgs{Member: "u:" + e.ID, JSON: string(b)})
 	}
-	b, err := json.Marshal(a)
-	if err != nil {
-		return matcher.Outcome{}, fmt.Errorf("redisstore: encode message: %w", err)
-	}
-	v, err := s.call(ctx, "ingest", ka, string(b))
+	n, rec, err := s.ingestStep(ctx, ka, a)
 	if err != nil {
 		return matcher.Outcome{}, err
 	}
-	dup, rec, err := replyPair(v)
-	if err != nil {
-		return matcher.Outcome{}, unavailable(fmt.Errorf("ingest: %w", err))
+	var o outcome
+	switch n {
+	case 0, 1:
+		o, err = decodeOutcomeRecord(rec)
+	case 2:
+		homes, derr := decodeTags(rec)
+		if derr != nil {
+			return matcher.Outcome{}, unavailable(fmt.Errorf("ingest: %w", derr))
+		}
+		o, n, err = s.ingestLinked(ctx, ka, a, homes)
+	default:
+		err = unavailable(fmt.Errorf("ingest: %w: status %d", errReplyShape, n))
 	}
-	o, err := decodeOutcome(dup, rec)
-	if err == nil && !o.Duplicate && (o.Kind == matcher.Matched || o.Kind == matcher.Exhausted || o.Kind == matcher.Unmatched && len(a.Events) > 0) {
+	if err != nil {
+		return matcher.Outcome{}, err
+	}
+	out := o.matcher(n == 1)
+	if onCluster && !out.Duplicate && out.Kind == matcher.Matched && o.Key != "" {
+		// The count lives in a slot of its own: a verification stands
+		// without it (signals never block); later ones then count it not.
+		if _, err := s.call(ctx, "count", keyArgs{from: msg.From}, o.Key+"\x00"+out.SessionID, ms(now), senderWindow.Milliseconds()); err != nil {
+			s.log.Warn("redis: verification not added to its sender's count", "id", out.SessionID, "err", err)
+		}
+	}
+	if !out.Duplicate && (out.Kind == matcher.Matched || out.Kind == matcher.Exhausted || out.Kind == matcher.Unmatched && len(a.Events) > 0) {
 		s.signal()
 	}
-	return s.replayed(ctx, tag, o, err)
+	return s.replayed(ctx, tag, out, nil)
 }
+
+// ingestStep runs the ingest function on the tag of ka: the reply's
+// status (0 done, 1 duplicate, 2 linked to other tags, 3 nothing done)
+// and its record (an outcome, or the tags' JSON).
+func (s *Store) ingestStep(ctx context.Context, ka keyArgs, a ingestArgs) (int64, string, error) {
+	b, err := json.Marshal(a)
+	if err != nil {
+		return 0, "", fmt.Errorf("redisstore: encode message: %w", err)
+	}
+	v, err := s.call(ctx, "ingest", ka, string(b))
+	if err != nil {
+		return 0, "", err
+	}
+	n, rec, err := replyPair(v)
+	if err != nil {
+		return 0, "", unavailable(fmt.Errorf("ingest: %w", err))
+	}
+	j, err := replyString(rec)
+	if err != nil {
+		return 0, "", unavailable(fmt.Errorf("ingest: %w", err))
+	}
+	return n, j, nil
+}
+
+// ingestLinked matches a message whose number (the tag of ka) links to
+// sessions homed in the tags homes, in steps, each one call deduplicated
+// in its own tag, so a redelivery after a failed step repeats none that
+// changed something: the sender's own sessions and capture sessions here
+// (spending the sender's guess), then in each home; failing a match, the
+// attempts in each home; last, here, the attempts, the unmatched events
+// and the outcome's record. It returns the outcome and its status (1 for
+// a duplicate).
+func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, homes []string) (outcome, int64, error) {
+	step := func(ka keyArgs, a ingestArgs) (int64, outcome, error) {
+		n, rec, err := s.ingestStep(ctx, ka, a)
+		if err != nil {
+			return 0, outcome{}, err
+		}
+		if n != 0 && n != 1 && n != 3 {
+			return 0, outcome{}, unavailable(fmt.Errorf("ingest step %s: %w: status %d", a.Mode, errReplyShape, n))
+		}
+		o, err := decodeOutcomeRecord(rec)
+		return n, o, err
+	}
+	final := func(res, prior *outcome, ct, cr bool) (outcome, int64, error) {
+		f := a
+		f.Mode, f.Result, f.Prior, f.CT, f.CR = "final", res, prior, ct, cr
+		n, o, err := step(ka, f)
+		if err == nil && n == 3 {
+			err = unavailable(fmt.Errorf("ingest: %w: the final step recorded nothing", errReplyShape))
+		}
+		return o, n, err
+	}
+	v := a
+	v.Mode, v.Spend = "verify", true
+	n, o, err := step(ka, v)
+	if err != nil || n != 3 {
+		return o, n, err
+	}
+	ct, cr := o.CaptureTried, o.CaptureRefused
+	other := func(tag, mode string) (keyArgs, ingestArgs) {
+		k := ka
+		k.tag = tag
+		h := a
+		h.Mode, h.CT, h.Parts, h.Events = mode, ct, false, []eventArgs{}
+		return k, h
+	}
+	for _, h := range homes {
+		n, o, err := step(other(h, "verify"))
+		if err != nil {
+			return outcome{}, 0, err
+		}
+		if n != 3 && (*o.Kind == matcher.Matched || *o.Kind == matcher.Exhausted) {
+			r, fn, err := final(&o, nil, ct, cr)
+			if err == nil && fn == 0 {
+				r.Key = o.Key
+			}
+			return r, fn, err
+		}
+	}
+	var prior *outcome
+	for _, h := range homes {
+		n, o, err := step(other(h, "attempt"))
+		if err != nil {
+			return outcome{}, 0, err
+		}
+		if n != 3 && prior == nil && (*o.Kind == matcher.Attempted || *o.Kind == matcher.Exhausted) {
+			prior = &o
+		}
+	}
+	return final(nil, prior, ct, cr)
+}
+
+// senderSessions reads the sessions verified for sender in the 24 h
+// before now, per API key: one read, from the sender's own slot. A sender
+// whose count cannot be read counts none (signals never block); the
+// failure is logged.
+func (s *Store) senderSessions(ctx context.Context, sender string, now time.Time) map[string]int {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	members, err := s.rdb.ZRangeByScore(ctx, s.k.verified(sender), &redis.ZRangeBy{
+		Min: strconv.FormatInt(ms(now.Add(-senderWindow)), 10),
+		Max: strconv.FormatInt(ms(now), 10),
+	}).Result()
+	if err != nil {
+		s.log.Warn("redis: sender count not read", "err", err)
+		return nil
+	}
+	var out map[string]int
+	for _, m := range members {
+		i := strings.LastIndexByte(m, 0)
+		if i < 0 {
+			continue
+		}
+		if out == nil {
+			out = map[string]int{}
+		}
+		out[m[:i]]++
+	}
+	return out
+}
+
+// senderWindow is the window of Signals.SenderSessions24h.
+const senderWindow = 24 * time.Hour
 
 // replayed passes an ingest's outcome on; a duplicate (the function wrote
 // nothing for its WAIT to count) only once confirm has the replicas hold
@@ -138,14 +317,24 @@ func decodeOutcome(dup int64, rec any) (matcher.Outcome, error) {
 	if err != nil {
 		return matcher.Outcome{}, unavailable(fmt.Errorf("outcome record: %w", err))
 	}
+	o, err := decodeOutcomeRecord(j)
+	if err != nil {
+		return matcher.Outcome{}, err
+	}
+	return o.matcher(dup == 1), nil
+}
+
+// decodeOutcomeRecord reads an outcome record. A record without its kind
+// is an error, never a zero outcome.
+func decodeOutcomeRecord(j string) (outcome, error) {
 	var o outcome
 	if err := json.Unmarshal([]byte(j), &o); err != nil {
-		return matcher.Outcome{}, unavailable(fmt.Errorf("bad outcome record: %w", err))
+		return outcome{}, unavailable(fmt.Errorf("bad outcome record: %w", err))
 	}
 	if o.Kind == nil {
-		return matcher.Outcome{}, unavailable(errors.New("bad outcome record: no kind"))
+		return outcome{}, unavailable(errors.New("bad outcome record: no kind"))
 	}
-	return matcher.Outcome{Kind: *o.Kind, SessionID: o.SessionID, Duplicate: dup == 1, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}, nil
+	return o, nil
 }
 
 // assemble joins the parts of HGETALL (part number, text, ...) in order.

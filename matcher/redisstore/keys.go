@@ -23,13 +23,15 @@ import (
 //
 //	P:{T}:s      hash  session id -> session JSON
 //	P:{T}:tok    hash  page token -> session id
-//	P:{T}:pairs  zset  pending expected-sender sessions (lex: to \0 sender \0 seq \0 id)
-//	P:{T}:codes  hash  to \0 normalized code -> pending capture session id
+//	P:{T}:pairs  zset  pending expected-sender sessions (lex: to \0 sender \0 seq \0 id), one member per route number
+//	P:{T}:codes  hash  to \0 normalized code -> pending capture session id, one field per route number
+//	P:{T}:links  hash  "p\0<to>\0<sender>" or "c\0<to>\0<code>" -> JSON {home tag: expiry ms}: sessions homed in other tags with a route on to
+//	P:{T}:linkexp zset links fields by their latest expiry (ms), for the sweep
 //	P:{T}:exp    zset  pending session ids by expires_at (ms)
 //	P:{T}:done   zset  finished session ids by finished_at (ms): dropped after the retention
 //	P:{T}:ev     zset  undelivered events ("s:<id>", "u:<evt id>") by due time / lease end (ms)
 //	P:{T}:e      hash  "u:<evt id>" -> message.unmatched event JSON; "a:<ev member>" -> failed attempts
-//	P:{T}:pend   hash  receiving number -> pending sessions
+//	P:{T}:pend   hash  receiving number -> pending sessions (of this home tag, per route number)
 //	P:{T}:seq    string creation counter (the older session of a pair wins)
 //	P:{T}:d:<provider>\0<message id>  dedupe record (the outcome), PX retention
 //	P:{T}:g:<sender>   capture guess bucket of a sender on this number, PX 1h
@@ -37,10 +39,16 @@ import (
 //	P:{T}:mp:<provider>\0<sender>\0<ref>  parts of a multipart message, PX 1h
 //	P:idem:{<hash of API key, Idempotency-Key>}  "<session id>\0<to>\0<request hash>", PX retention
 //	P:nonce:<provider>\0<nonce>  spent nonce, SET NX PX retention
+//	P:vs:{<hash of sender>}  zset  "<API key>\0<session id>" of the sessions verified for the sender, by verified_at (ms), PX 24h
+//	                         (read and written by ingest on one server; on Cluster, where it is in another slot, by separate calls)
 //	P:tags       set   every tag T in use (for the sweeper, events and counts)
 //	P:limit:<name>:<key>  the gateway's shared rate limits and stream slots
 //
 // T is the hex of the first 4 bytes of SHA-256 of the receiving number.
+// A session lives in the tag of its first route's number (To), its home,
+// which indexes it under every number of its routes; the tag of a route
+// number other than the home's links that number to the home (links), so
+// a message on it finds the home.
 // Wakeups go over pub/sub, channel P:wake: a session id when it reaches a
 // final status, "ev" for other events.
 //
@@ -96,6 +104,8 @@ const (
 	keyPending      = "pend"
 	keySeq          = "seq"
 	keySync         = "sync" // written by replays so that their WAIT covers what they read (confirm)
+	keyLinks        = "links"
+	keyLinkExp      = "linkexp"
 )
 
 // tagNames are a tag's keys that library functions take first (libFunc
@@ -103,6 +113,7 @@ const (
 var tagNames = [...]struct{ lua, name string }{
 	{"S", keySessions}, {"TOK", keyTokens}, {"PAIRS", keyPairs}, {"CODES", keyCodes}, {"EXP", keyExpiries},
 	{"DONE", keyFinished}, {"EV", keyEvents}, {"E", keyEventRecords}, {"PEND", keyPending}, {"SEQ", keySeq},
+	{"LINKS", keyLinks}, {"LINKEXP", keyLinkExp},
 }
 
 // A libFunc is a function of library.lua (or a script) and the keys it
@@ -118,8 +129,10 @@ type libFunc struct {
 // libFuncs are the functions of library.lua.
 var libFuncs = []libFunc{
 	{name: "create", tag: true},
+	{name: "link", tag: true},
+	{name: "count", extra: []string{"VERIFIED"}},
 	{name: "cancel", tag: true},
-	{name: "ingest", tag: true, extra: []string{"DEDUPE", "GUESSES", "UNMATCHED", "PARTS"}},
+	{name: "ingest", tag: true, extra: []string{"DEDUPE", "GUESSES", "UNMATCHED", "PARTS", "VERIFIED"}},
 	{name: "part", extra: []string{"DEDUPE", "PARTS"}},
 	{name: "sweep", tag: true},
 	{name: "claim", tag: true},
@@ -129,7 +142,7 @@ var libFuncs = []libFunc{
 }
 
 // pendingFunc is pendingScript's: a plain read-only script.
-var pendingFunc = libFunc{name: "pending", extra: []string{"PAIRS", "S"}}
+var pendingFunc = libFunc{name: "pending", extra: []string{"PAIRS", "S", "LINKS"}}
 
 // libFuncByName indexes libFuncs.
 var libFuncByName = func() map[string]libFunc {
@@ -172,6 +185,10 @@ type keyArgs struct {
 	provider, messageID string // a message's dedupe record
 	from, ref           string // its sender's budgets, its multipart reference
 	apiKey, idemKey     string // an idempotency key
+	// countInTag names, for a function of the number's tag on Cluster,
+	// a key of that tag in place of the sender's count (P:vs:), which
+	// lives in a slot of its own; the function then leaves it alone.
+	countInTag bool
 }
 
 // keys are f's KEYS for a, in order.
@@ -214,6 +231,11 @@ func (k keyspace) named(name string, a keyArgs) (string, bool) {
 		return k.key(a.tag, "mp:"+a.provider+"\x00"+a.from+"\x00"+a.ref), true
 	case "IDEM":
 		return k.idem(a.apiKey, a.idemKey), true
+	case "VERIFIED":
+		if a.countInTag {
+			return k.key(a.tag, "vs"), true
+		}
+		return k.verified(a.from), true
 	}
 	return "", false
 }
@@ -224,6 +246,13 @@ func (k keyspace) wake() string { return k.prefix + ":wake" }
 func (k keyspace) idem(key, idem string) string {
 	sum := sha256.Sum256([]byte(key + "\x00" + idem))
 	return k.prefix + ":idem:{" + hex.EncodeToString(sum[:16]) + "}"
+}
+
+// verified is the key of the sessions verified for sender
+// (Signals.SenderSessions24h).
+func (k keyspace) verified(sender string) string {
+	sum := sha256.Sum256([]byte(sender))
+	return k.prefix + ":vs:{" + hex.EncodeToString(sum[:16]) + "}"
 }
 
 func (k keyspace) nonce(provider, nonce string) string {
@@ -306,6 +335,28 @@ type wire struct {
 	Reason    string `json:"rs"`
 	Notified  int    `json:"nt"`
 	Seq       int64  `json:"seq"`
+
+	Routes        []wireRoute  `json:"rt,omitempty"` // none in records written before routes: [{sms, to}]
+	ClientCountry string       `json:"cc,omitempty"`
+	Via           *wireRoute   `json:"via,omitempty"`
+	Signals       *wireSignals `json:"sig,omitempty"`
+}
+
+// wireRoute is a matcher.Route in a record.
+type wireRoute struct {
+	Channel string `json:"c"`
+	To      string `json:"to"`
+}
+
+// wireSignals are matcher.Signals in a record, as library.lua's verify
+// writes them.
+type wireSignals struct {
+	LineType       string `json:"lt,omitempty"`
+	Carrier        string `json:"ca,omitempty"`
+	SenderCountry  string `json:"sc,omitempty"`
+	Attestation    string `json:"at,omitempty"`
+	Forwarded      bool   `json:"fw,omitempty"`
+	SenderSessions int    `json:"ss,omitempty"`
 }
 
 func ms(t time.Time) int64 {
@@ -332,6 +383,20 @@ func (w *wire) session(now time.Time) matcher.Session {
 		CreatedAt: fromMS(w.Created), ExpiresAt: fromMS(w.Expires), Status: matcher.Status(w.Status),
 		Attempts: w.Attempts, VerifiedNumber: w.Verified, FinishedAt: fromMS(w.Finished),
 		Provider: w.Provider, MessageID: w.MessageID, Reason: matcher.Reason(matcher.Status(w.Status), w.Reason), Notified: matcher.Notified(w.Notified),
+		ClientCountry: w.ClientCountry,
+	}
+	for _, r := range w.Routes {
+		s.Routes = append(s.Routes, matcher.Route{Channel: r.Channel, To: r.To})
+	}
+	if len(s.Routes) == 0 {
+		s.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: w.To}}
+	}
+	if w.Via != nil {
+		s.Via = matcher.Route{Channel: w.Via.Channel, To: w.Via.To}
+	}
+	if g := w.Signals; g != nil {
+		s.Signals = matcher.Signals{LineType: g.LineType, Carrier: g.Carrier, SenderCountry: g.SenderCountry,
+			Attestation: g.Attestation, Forwarded: g.Forwarded, SenderSessions24h: g.SenderSessions}
 	}
 	if s.Status == matcher.Pending && !now.Before(s.ExpiresAt) {
 		s.Status, s.FinishedAt, s.Reason = matcher.Expired, s.ExpiresAt, matcher.ReasonExpired

@@ -277,7 +277,7 @@ func TestLuaKeyHeader(t *testing.T) {
 // idempotency key, in the number's slot.
 func TestKeysOfEveryFunction(t *testing.T) {
 	k := keyspace{"p"}
-	a := keyArgs{tag: "0a0b0c0d", provider: "tw", messageID: "SM1", from: "+15550001", ref: "r", apiKey: "k", idemKey: "i"}
+	a := keyArgs{tag: "0a0b0c0d", provider: "tw", messageID: "SM1", from: "+15550001", ref: "r", apiKey: "k", idemKey: "i", countInTag: true}
 	for _, f := range append(slices.Clone(libFuncs), pendingFunc) {
 		ks, err := k.keys(f, a)
 		if err != nil {
@@ -292,10 +292,15 @@ func TestKeysOfEveryFunction(t *testing.T) {
 			t.Errorf("%s: keys %q, want %d distinct", f.name, ks, want)
 		}
 		for _, key := range ks {
-			if !strings.HasPrefix(key, "p:") || f.name != "idem_release" && !strings.HasPrefix(key, "p:{"+a.tag+"}:") {
+			if !strings.HasPrefix(key, "p:") || f.name != "idem_release" && f.name != "count" && !strings.HasPrefix(key, "p:{"+a.tag+"}:") {
 				t.Errorf("%s: key %q outside the prefix or the number's slot", f.name, key)
 			}
 		}
+	}
+	// On one server, ingest takes the sender's count from its own slot.
+	a.countInTag = false
+	if ks, err := k.keys(libFuncByName["ingest"], a); err != nil || ks[len(ks)-1] != k.verified(a.from) {
+		t.Errorf("ingest on one server: keys %q, %v; want the sender's count last", ks, err)
 	}
 	if _, err := k.keys(libFunc{name: "x", extra: []string{"OTHER"}}, a); err == nil {
 		t.Error("a key of no known name was built")

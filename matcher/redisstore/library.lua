@@ -33,10 +33,72 @@ local function save(keys, s)
   return enc
 end
 
+-- routes are a session's routes ({c = channel, to = number}); a record
+-- written before routes existed has the one route {sms, to}.
+local function routes(s)
+  if s.rt and #s.rt > 0 then return s.rt end
+  return {{c = 'sms', to = s.to}}
+end
+
+-- numbers are the distinct numbers of a session's routes: each indexes it
+-- (in its home tag, the tag of s.to) as s.to alone did before routes.
+local function numbers(s)
+  local out, seen = {}, {}
+  for _, r in ipairs(routes(s)) do
+    if not seen[r.to] then seen[r.to] = true; out[#out + 1] = r.to end
+  end
+  return out
+end
+
+local function hasRoute(s, c, to)
+  for _, r in ipairs(routes(s)) do
+    if r.c == c and r.to == to then return true end
+  end
+  return false
+end
+
 -- Index entries name the receiving number too: two numbers whose tags
 -- collide share the keys, never a match.
-local function pairMember(s)
-  return s.to .. '\0' .. s.num .. '\0' .. string.format('%016d', s.seq) .. '\0' .. s.id
+local function pairMember(s, to)
+  return to .. '\0' .. s.num .. '\0' .. string.format('%016d', s.seq) .. '\0' .. s.id
+end
+
+-- Links tell a route number's tag that sessions homed in other tags have a
+-- route on it: links field "p\0<to>\0<sender>" or "c\0<to>\0<code>" ->
+-- JSON {home tag: expiry ms}; linkexp scores each field by its latest
+-- expiry, for the sweep. A link outlives a session that finished early:
+-- it only costs a look at the home tag.
+local function linkHomes(keys, field, now, out)
+  local v = redis.call('HGET', keys[LINKS], field)
+  if not v then return out end
+  for h, exp in pairs(cjson.decode(v)) do
+    if exp > now then out[h] = true end
+  end
+  return out
+end
+
+local function addLink(keys, field, home, exp, now)
+  local v = redis.call('HGET', keys[LINKS], field)
+  local m, top = {}, exp
+  if v then
+    for h, e in pairs(cjson.decode(v)) do
+      if e > now then
+        m[h] = e
+        if e > top then top = e end
+      end
+    end
+  end
+  if (m[home] or 0) < exp then m[home] = exp end
+  redis.call('HSET', keys[LINKS], field, cjson.encode(m))
+  redis.call('ZADD', keys[LINKEXP], top, field)
+end
+
+-- sortedKeys lists a set's members in order (deterministic replies).
+local function sortedKeys(set)
+  local out = {}
+  for h in pairs(set) do out[#out + 1] = h end
+  table.sort(out)
+  return out
 end
 
 local function codeField(to, norm)
@@ -56,22 +118,30 @@ local function live(s, now)
   return s and s.st == PENDING and now < s.exp
 end
 
--- finish gives s its final status and records its event, due now. The
--- reason (matcher.Reason*) of expired and failed follows from the status;
--- a cancelling caller sets s.rs (superseded or cancelled_by_api) first.
+-- finish gives s its final status, drops it from the index of every route
+-- number, and records its event, due now. The reason
+-- (matcher.Reason*) of expired follows from the status, and of failed
+-- unless the caller set line_type_rejected; a cancelling caller sets s.rs
+-- (superseded or cancelled_by_api) first.
 local function finish(keys, s, st, at, now)
   s.st, s.fin = st, at
-  if st == EXPIRED then s.rs = 'expired' elseif st == FAILED then s.rs = 'max_attempts' end
-  if redis.call('HINCRBY', keys[PEND], s.to, -1) <= 0 then
-    redis.call('HDEL', keys[PEND], s.to)
+  if st == EXPIRED then
+    s.rs = 'expired'
+  elseif st == FAILED and s.rs ~= 'line_type_rejected' then
+    s.rs = 'max_attempts'
   end
-  if s.num == '' then
-    local f = codeField(s.to, s.norm)
-    if redis.call('HGET', keys[CODES], f) == s.id then
-      redis.call('HDEL', keys[CODES], f)
+  for _, to in ipairs(numbers(s)) do
+    if redis.call('HINCRBY', keys[PEND], to, -1) <= 0 then
+      redis.call('HDEL', keys[PEND], to)
     end
-  else
-    redis.call('ZREM', keys[PAIRS], pairMember(s))
+    if s.num == '' then
+      local f = codeField(to, s.norm)
+      if redis.call('HGET', keys[CODES], f) == s.id then
+        redis.call('HDEL', keys[CODES], f)
+      end
+    else
+      redis.call('ZREM', keys[PAIRS], pairMember(s, to))
+    end
   end
   redis.call('ZREM', keys[EXP], s.id)
   redis.call('ZADD', keys[DONE], at, s.id)
@@ -120,35 +190,95 @@ end
 
 local HOUR = 3600000
 
--- create: ARGV session JSON, now. Returns {status, session JSON, superseded id}.
+-- codeTaken: is a live capture session of this tag, or a link to one
+-- homed elsewhere, holding code norm on number to?
+local function codeTaken(keys, to, norm, now)
+  if live(load(keys, redis.call('HGET', keys[CODES], codeField(to, norm)) or ''), now) then return true end
+  return next(linkHomes(keys, 'c\0' .. to .. '\0' .. norm, now, {})) ~= nil
+end
+
+-- supersede cancels this tag's live sessions of API key key for sender num
+-- with a route on one of tos, but session id: a sender keeps one pending
+-- session per API key on a number. Returns how many it cancelled.
+local function supersede(keys, key, num, tos, id, now)
+  local n = 0
+  for _, to in ipairs(tos) do
+    for _, oid in ipairs(pairIDs(keys, to, num)) do
+      local o = load(keys, oid)
+      if oid ~= id and live(o, now) and o.key == key then
+        o.rs = 'superseded'
+        finish(keys, o, CANCELLED, now, now)
+        n = n + 1
+      end
+    end
+  end
+  return n
+end
+
+-- create: ARGV session JSON, now. The session's routes (rt) may name
+-- numbers of other tags: every number indexes it here, its home, and the
+-- caller links the others (link). Returns {status, session JSON,
+-- superseded count, JSON of the other home tags with sessions of the
+-- same sender on a number of this tag}.
 local function create(keys, args)
   local s, now = cjson.decode(args[1]), tonumber(args[2])
   local old = redis.call('HGET', keys[S], s.id)
-  if old then return {'exists', old, ''} end
-  local superseded = ''
+  if old then return {'exists', old, '0', '[]'} end
+  local tos = numbers(s)
+  local superseded, homes = 0, {}
   if s.num == '' then
-    local f = codeField(s.to, s.norm)
-    if live(load(keys, redis.call('HGET', keys[CODES], f) or ''), now) then
-      return {'code_in_use', '', ''}
+    for _, to in ipairs(tos) do
+      if codeTaken(keys, to, s.norm, now) then return {'code_in_use', '', '0', '[]'} end
     end
-    redis.call('HSET', keys[CODES], f, s.id)
+    for _, to in ipairs(tos) do
+      redis.call('HSET', keys[CODES], codeField(to, s.norm), s.id)
+    end
   else
-    for _, id in ipairs(pairIDs(keys, s.to, s.num)) do
-      local o = load(keys, id)
-      if live(o, now) and o.key == s.key then -- a pair keeps one pending session per API key
-        o.rs = 'superseded'
-        finish(keys, o, CANCELLED, now, now)
-        superseded = o.id
-        break
-      end
+    superseded = supersede(keys, s.key, s.num, tos, s.id, now)
+    for _, to in ipairs(tos) do
+      linkHomes(keys, 'p\0' .. to .. '\0' .. s.num, now, homes)
     end
     s.seq = redis.call('INCR', keys[SEQ])
-    redis.call('ZADD', keys[PAIRS], 0, pairMember(s))
+    for _, to in ipairs(tos) do
+      redis.call('ZADD', keys[PAIRS], 0, pairMember(s, to))
+    end
   end
   redis.call('HSET', keys[TOK], s.pt, s.id)
   redis.call('ZADD', keys[EXP], s.exp, s.id)
-  redis.call('HINCRBY', keys[PEND], s.to, 1)
-  return {'ok', save(keys, s), superseded}
+  for _, to in ipairs(tos) do
+    redis.call('HINCRBY', keys[PEND], to, 1)
+  end
+  return {'ok', save(keys, s), tostring(superseded), cjson.encode(sortedKeys(homes))}
+end
+
+-- link runs in a tag other than a new session's home: ARGV JSON {home,
+-- id, key, num, norm, exp, now, tos: the session's numbers of this tag,
+-- all: all its numbers}. It refuses a capture code in use on one of tos,
+-- links tos to the home, and cancels this tag's sessions the new one
+-- supersedes (on any of all). With tos empty it only supersedes: a tag
+-- homing sessions linked from a number of the new one. Returns {status,
+-- superseded count, JSON of further home tags with sessions of the
+-- sender on tos}.
+local function link(keys, args)
+  local a = cjson.decode(args[1])
+  local homes = {}
+  if a.num == '' then
+    for _, to in ipairs(a.tos) do
+      if codeTaken(keys, to, a.norm, a.now) then return {'code_in_use', '0', '[]'} end
+    end
+    for _, to in ipairs(a.tos) do
+      addLink(keys, 'c\0' .. to .. '\0' .. a.norm, a.home, a.exp, a.now)
+    end
+    return {'ok', '0', '[]'}
+  end
+  local n = supersede(keys, a.key, a.num, a.all, a.id, a.now)
+  for _, to in ipairs(a.tos) do
+    local f = 'p\0' .. to .. '\0' .. a.num
+    linkHomes(keys, f, a.now, homes)
+    addLink(keys, f, a.home, a.exp, a.now)
+  end
+  homes[a.home] = nil
+  return {'ok', tostring(n), cjson.encode(sortedKeys(homes))}
 end
 
 -- cancel: ARGV id, now. Returns {status, session JSON}.
@@ -160,72 +290,154 @@ local function cancel(keys, args)
   return {'ok', finish(keys, s, CANCELLED, now, now)}
 end
 
+-- verify verifies s by message a, or, when a carries a reject reason
+-- (the line-type policy), fails s with it. Either way s records the
+-- route (via) and what the message told of its sender (sig), with the
+-- sessions verified for the sender under s's API key in the 24 h before
+-- (a.ss, by key, read by the caller). Returns the outcome kind.
 local function verify(keys, s, a)
-  s.vn, s.pv, s.mid = a.from, a.pv, a.mid
+  s.pv, s.mid = a.pv, a.mid
+  s.via = {c = a.ch, to = a.to}
+  s.sig = {lt = a.lt, ca = a.ca, sc = a.sc, at = a.at, fw = a.fw}
+  if a.ss and a.ss[s.key] then s.sig.ss = a.ss[s.key] end
+  if a.rej and a.rej ~= '' then
+    s.rs = a.rej
+    finish(keys, s, FAILED, a.now, a.now)
+    return EXHAUSTED
+  end
+  s.vn = a.from
   finish(keys, s, VERIFIED, a.now, a.now)
+  return MATCHED
 end
 
--- ingest matches one message, once. Keys beside the number's: the dedupe
--- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
--- unmatched budget INGEST_UNMATCHED, the multipart message it completes
--- INGEST_PARTS. ARGV: JSON of the scanned message. Returns {duplicate 0/1,
--- outcome JSON}.
-local function ingest(keys, args)
-  local d = redis.call('GET', keys[INGEST_DEDUPE])
-  if d then return {1, d} end
-  local a = cjson.decode(args[1])
-  local now = a.now
-  local function done(out)
-    local enc = cjson.encode(out)
-    redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
-    return {0, enc}
-  end
-  if a.parts then
-    -- Another part completed the message first: this one only stored itself.
-    if redis.call('DEL', keys[INGEST_PARTS]) == 0 then return done({k = PARTSTORED}) end
-  end
-  -- 1. The sender's own pending sessions: the oldest whose code the text holds.
+-- ownSessions are this tag's live sessions of message a's sender with a
+-- route on its channel and number, oldest first.
+local function ownSessions(keys, a)
   local own = {}
   for _, id in ipairs(pairIDs(keys, a.to, a.from)) do
     local s = load(keys, id)
-    if live(s, now) then
-      if contains(a.chunks, a.groups, s.norm) then
-        verify(keys, s, a)
-        return done({k = MATCHED, sid = s.id})
-      end
-      own[#own + 1] = s
-    end
+    if live(s, a.now) and hasRoute(s, a.ch, a.to) then own[#own + 1] = s end
   end
-  -- 2. Capture sessions: every message that gets here is one guess.
-  local out = {k = UNMATCHED}
-  if not a.nocap and bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, false) then
-    if bucket(keys[INGEST_GUESSES], a.gph, HOUR, now, true) then
-      out.ct = true
-      for _, c in ipairs(a.cands) do
-        local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
-        local s = id and load(keys, id)
-        if live(s, now) then
-          verify(keys, s, a)
-          return done({k = MATCHED, sid = s.id, ct = true})
-        end
-      end
-    else
-      out.cr = true
-    end
-  end
-  -- 3. A wrong code counts an attempt on each of the sender's sessions.
+  return own
+end
+
+-- attempts counts a wrong code on each of own; out takes the first's
+-- outcome.
+local function attempts(keys, own, a, out)
   for i, s in ipairs(own) do
     s.att = s.att + 1
     local kind = ATTEMPTED
     if s.att >= s.max then
       kind, s.pv, s.mid = EXHAUSTED, a.pv, a.mid
-      finish(keys, s, FAILED, now, now)
+      finish(keys, s, FAILED, a.now, a.now)
     else
       save(keys, s)
     end
     if i == 1 then out.k, out.sid = kind, s.id end
   end
+end
+
+-- senderCounts reads the sessions verified for a message's sender in the
+-- 24 h before (its key INGEST_VERIFIED), per API key.
+local function senderCounts(keys, now)
+  local out = {}
+  for _, m in ipairs(redis.call('ZRANGEBYSCORE', keys[INGEST_VERIFIED], now - 86400000, now)) do
+    local k = string.match(m, '^(.*)%z[^%z]*$')
+    if k then out[k] = (out[k] or 0) + 1 end
+  end
+  return out
+end
+
+-- ingest matches one message, once. Keys beside the number's: the dedupe
+-- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
+-- unmatched budget INGEST_UNMATCHED, the multipart message it completes
+-- INGEST_PARTS, and, with a.vs (one server: any slot is at hand), the
+-- sender's verified sessions INGEST_VERIFIED, which it reads for the
+-- signals and adds a verification to (else the caller does both). ARGV: JSON of the scanned message, with its channel (ch):
+-- only sessions with a route {ch, to} count; a call (ch "call") verifies
+-- the sender's own session without a code, never a capture session, and
+-- counts no attempt. Returns {duplicate 0/1, outcome JSON}, or, when the
+-- tag links the message's number to sessions homed in other tags, {2,
+-- JSON of those tags} having written nothing: the caller then goes through
+-- the tags in steps (mode, below), each call deduplicated in its own tag.
+-- mode "verify": the sender's own sessions and capture sessions only
+-- (with spend, the message's number's tag: its parts and budgets);
+-- "attempt": the wrong code's attempts only; "final" (the number's tag):
+-- res, the outcome found elsewhere, is recorded, or the attempts and the
+-- unmatched events are done here (prior: an attempt made elsewhere).
+-- A step that changed nothing answers {3, outcome JSON} and records none.
+local function ingest(keys, args)
+  local d = redis.call('GET', keys[INGEST_DEDUPE])
+  if d then return {1, d} end
+  local a = cjson.decode(args[1])
+  local now, mode, call = a.now, a.mode, a.ch == 'call'
+  local function done(out)
+    if a.vs and out.k == MATCHED and out.key and out.sid then
+      local vk = keys[INGEST_VERIFIED]
+      redis.call('ZREMRANGEBYSCORE', vk, '-inf', now - 86400000 - 1)
+      redis.call('ZADD', vk, 'NX', now, out.key .. '\0' .. out.sid)
+      redis.call('PEXPIRE', vk, 86400000)
+    end
+    local enc = cjson.encode(out)
+    redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
+    return {0, enc}
+  end
+  if a.vs then a.ss = senderCounts(keys, now) end
+  if not mode then
+    local homes = linkHomes(keys, 'p\0' .. a.to .. '\0' .. a.from, now, {})
+    if not call and not a.nocap then
+      for _, c in ipairs(a.cands) do linkHomes(keys, 'c\0' .. a.to .. '\0' .. c, now, homes) end
+    end
+    if next(homes) ~= nil then return {2, cjson.encode(sortedKeys(homes))} end
+  end
+  if mode == 'final' and a.res then return done(a.res) end
+  if a.parts and (not mode or a.spend) then
+    -- Another part completed the message first: this one only stored itself.
+    if redis.call('DEL', keys[INGEST_PARTS]) == 0 then return done({k = PARTSTORED}) end
+  end
+  local own = ownSessions(keys, a)
+  local out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
+  if mode ~= 'attempt' and mode ~= 'final' then
+    -- 1. The sender's own pending sessions: the oldest whose code the text
+    -- holds (any of them, for a call).
+    for _, s in ipairs(own) do
+      if call or contains(a.chunks, a.groups, s.norm) then
+        return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
+      end
+    end
+    -- 2. Capture sessions: every message that gets here is one guess.
+    if not call and not a.nocap then
+      local spend = not mode or a.spend
+      local try = a.ct
+      if spend and bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, false) then
+        try = bucket(keys[INGEST_GUESSES], a.gph, HOUR, now, true)
+        out.ct, out.cr = try or nil, (not try) or nil
+      end
+      if try then
+        for _, c in ipairs(a.cands) do
+          local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
+          local s = id and load(keys, id)
+          if live(s, now) and hasRoute(s, a.ch, a.to) then
+            return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = true})
+          end
+        end
+      end
+    end
+    if mode == 'verify' then
+      out.own = #own
+      return {3, cjson.encode(out)}
+    end
+  end
+  -- 3. A wrong code counts an attempt on each of the sender's sessions (a
+  -- call never does).
+  if call then own = {} end
+  attempts(keys, own, a, out)
   if #own > 0 then return done(out) end
+  if mode == 'attempt' then return {3, cjson.encode(out)} end
+  if a.prior then
+    out.k, out.sid = a.prior.k, a.prior.sid
+    return done(out)
+  end
   -- 4. Unmatched: one message.unmatched event per key told, and the
   -- sender's unmatched budget.
   for _, ev in ipairs(a.uevs) do
@@ -235,6 +447,17 @@ local function ingest(keys, args)
   if #a.uevs > 0 then redis.call('PUBLISH', wake(keys), 'ev') end
   bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, true)
   return done(out)
+end
+
+-- count records that a session was verified for a sender: the sender's
+-- key COUNT_VERIFIED gets member ARGV[1] ("<API key>\0<session id>") at
+-- ARGV[2] (ms), and loses the members older than ARGV[3] ms.
+local function count(keys, args)
+  local at, window = tonumber(args[2]), tonumber(args[3])
+  redis.call('ZREMRANGEBYSCORE', keys[COUNT_VERIFIED], '-inf', at - window - 1)
+  redis.call('ZADD', keys[COUNT_VERIFIED], 'NX', at, args[1])
+  redis.call('PEXPIRE', keys[COUNT_VERIFIED], window)
+  return 1
 end
 
 -- part stores one part of a multipart message. KEYS: the dedupe record
@@ -257,7 +480,8 @@ local function part(keys, args)
 end
 
 -- sweep: ARGV now, retention ms, limit. Expires due pending sessions (one
--- expired event each) and drops sessions finished before the retention.
+-- expired event each), drops sessions finished before the retention and
+-- links whose sessions have all expired.
 local function sweep(keys, args)
   local now, ret, limit = tonumber(args[1]), tonumber(args[2]), tonumber(args[3])
   local n = 0
@@ -282,6 +506,10 @@ local function sweep(keys, args)
       redis.call('ZREM', keys[DONE], id)
       redis.call('HDEL', keys[E], 'a:s:' .. id)
     end
+  end
+  for _, f in ipairs(redis.call('ZRANGEBYSCORE', keys[LINKEXP], '-inf', now, 'LIMIT', 0, limit)) do
+    redis.call('HDEL', keys[LINKS], f)
+    redis.call('ZREM', keys[LINKEXP], f)
   end
   return n
 end
@@ -333,6 +561,8 @@ local function idem_release(keys, args)
 end
 
 redis.register_function(LIB .. '_create', create)
+redis.register_function(LIB .. '_link', link)
+redis.register_function(LIB .. '_count', count)
 redis.register_function(LIB .. '_cancel', cancel)
 redis.register_function(LIB .. '_ingest', ingest)
 redis.register_function(LIB .. '_part', part)

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"encoding/hex"
 	"errors"
 	"slices"
 	"testing"
@@ -58,4 +59,43 @@ func TestReplyDecoded(t *testing.T) {
 	if o, err := decodeOutcome(1, `{"k":1,"sid":"vrf_x"}`); err != nil || !o.Duplicate || o.SessionID != "vrf_x" {
 		t.Errorf("decodeOutcome = %+v, %v", o, err)
 	}
+}
+
+// TestDecodeTags: a list of home tags decodes (an empty Lua table reads as
+// no tags); anything else is errReplyShape.
+func TestDecodeTags(t *testing.T) {
+	for _, j := range []string{"{}", "[]"} {
+		if got, err := decodeTags(j); err != nil || len(got) != 0 {
+			t.Errorf("decodeTags(%s) = %q, %v", j, got, err)
+		}
+	}
+	if got, err := decodeTags(`["0a0b0c0d","a1b2c3d4"]`); err != nil || !slices.Equal(got, []string{"0a0b0c0d", "a1b2c3d4"}) {
+		t.Errorf("decodeTags = %q, %v", got, err)
+	}
+	for _, j := range []string{"", "x", "null1", `{"a":1}`, `[1]`, `["short"]`, `["0a0b0c0x"]`, `["0a0b0c0d",2]`} {
+		if got, err := decodeTags(j); !errors.Is(err, errReplyShape) {
+			t.Errorf("decodeTags(%q) = %q, %v; want errReplyShape", j, got, err)
+		}
+	}
+}
+
+// FuzzDecodeTags: decodeTags never panics, and what it accepts are tags.
+func FuzzDecodeTags(f *testing.F) {
+	for _, s := range []string{"{}", "[]", `["0a0b0c0d"]`, `["0a0b0c0d","a1b2c3d4"]`, `["x"]`, `{"a":1}`, "null", ""} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, j string) {
+		tags, err := decodeTags(j)
+		if err != nil {
+			if !errors.Is(err, errReplyShape) {
+				t.Fatalf("decodeTags(%q): %v, not errReplyShape", j, err)
+			}
+			return
+		}
+		for _, tag := range tags {
+			if b, err := hex.DecodeString(tag); err != nil || len(b) != 4 {
+				t.Fatalf("decodeTags(%q) accepted %q", j, tag)
+			}
+		}
+	})
 }

@@ -1,10 +1,14 @@
 package redisstore
 
 import (
+	"cmp"
 	"context"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -66,6 +70,11 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 			return matcher.Session{}, false, matcher.ErrInvalidCode
 		}
 	}
+	routes, err := matcher.CreateRoutes(req)
+	if err != nil {
+		return matcher.Session{}, false, err
+	}
+	req.Routes = routes
 	if req.IDPrefix == "" {
 		req.IDPrefix = defaultPre
 	}
@@ -132,11 +141,28 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 }
 
 // create runs the create function: index, supersede and counters in one
-// call, retrying a generated capture code that is in use.
+// call, retrying a generated capture code that is in use. A session whose
+// routes name numbers of other tags is linked there first (link: the
+// capture code reserved, the sender's sessions there superseded), and the
+// sessions of other homes it supersedes are cancelled last: these steps
+// are separate calls, each safe to repeat.
 func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string) (matcher.Session, bool, error) {
 	tag := tagOf(req.To)
 	if err := s.register(ctx, tag); err != nil {
 		return matcher.Session{}, false, err
+	}
+	nums := matcher.RouteNumbers(req.Routes)
+	foreign := map[string][]string{} // tag -> its route numbers, but the home's
+	for _, n := range nums {
+		if t := tagOf(n); t != tag {
+			foreign[t] = append(foreign[t], n)
+		}
+	}
+	ftags := slices.Sorted(maps.Keys(foreign))
+	for _, t := range ftags {
+		if err := s.register(ctx, t); err != nil {
+			return matcher.Session{}, false, err
+		}
 	}
 	generated := req.Code == ""
 	length := s.opt.CodeLength
@@ -158,7 +184,35 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 			ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, Norm: norm, To: req.To,
 			Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
 			Metadata: req.Metadata, PageToken: newID(tokenPref, tag), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
-			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)),
+			Max: attempts, Created: ms(now), Expires: ms(now.Add(req.TTL)), ClientCountry: req.ClientCountry,
+		}
+		for _, r := range req.Routes {
+			w.Routes = append(w.Routes, wireRoute{Channel: r.Channel, To: r.To})
+		}
+		homes := map[string]bool{}
+		superseded := false
+		inUse := false
+		for _, t := range ftags {
+			la := linkArgs{Home: tag, ID: id, Key: req.Key, Number: req.Number, Norm: norm, Expires: w.Expires,
+				Now: ms(now), Tos: foreign[t], All: nums}
+			st, n, more, err := s.link(ctx, t, la)
+			if err != nil {
+				return matcher.Session{}, false, err
+			}
+			if st == "code_in_use" {
+				inUse = true
+				break
+			}
+			superseded = superseded || n > 0
+			for _, h := range more {
+				homes[h] = true
+			}
+		}
+		if inUse {
+			if generated && try < 20 {
+				continue
+			}
+			return matcher.Session{}, false, matcher.ErrCodeInUse
 		}
 		b, err := json.Marshal(w)
 		if err != nil {
@@ -168,15 +222,19 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 		if err != nil {
 			return matcher.Session{}, false, err
 		}
-		r, err := replyStrings(v, 3)
+		r, err := replyStrings(v, 4)
 		if err != nil {
 			return matcher.Session{}, false, unavailable(fmt.Errorf("create: %w", err))
 		}
-		status, sess, superseded := r[0], r[1], r[2]
+		status, sess := r[0], r[1]
 		switch status {
 		case "ok", "exists":
 			out, err := s.decode(sess, id)
-			if superseded != "" {
+			superseded = superseded || r[2] != "0"
+			if err == nil && status == "ok" && req.Number != "" {
+				err = s.supersedeElsewhere(ctx, r[3], homes, tag, foreign, req, id, norm, now, nums, &superseded)
+			}
+			if superseded {
 				s.signal()
 			}
 			if err == nil && status == "exists" {
@@ -191,6 +249,87 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 		}
 		return matcher.Session{}, false, unavailable(fmt.Errorf("unexpected reply %q", status))
 	}
+}
+
+// linkArgs are the arguments of the link function.
+type linkArgs struct {
+	Home    string   `json:"home"`
+	ID      string   `json:"id"`
+	Key     string   `json:"key"`
+	Number  string   `json:"num"`
+	Norm    string   `json:"norm"`
+	Expires int64    `json:"exp"`
+	Now     int64    `json:"now"`
+	Tos     []string `json:"tos"`
+	All     []string `json:"all"`
+}
+
+// link runs the link function in tag: status, how many sessions it
+// superseded, and further home tags of the sender's sessions there.
+func (s *Store) link(ctx context.Context, tag string, la linkArgs) (string, int, []string, error) {
+	if la.Tos == nil {
+		la.Tos = []string{}
+	}
+	b, err := json.Marshal(la)
+	if err != nil {
+		return "", 0, nil, fmt.Errorf("redisstore: encode link: %w", err)
+	}
+	v, err := s.call(ctx, "link", keyArgs{tag: tag}, string(b))
+	if err != nil {
+		return "", 0, nil, err
+	}
+	r, err := replyStrings(v, 3)
+	if err != nil {
+		return "", 0, nil, unavailable(fmt.Errorf("link: %w", err))
+	}
+	homes, err := decodeTags(r[2])
+	if err != nil {
+		return "", 0, nil, unavailable(fmt.Errorf("link: %w", err))
+	}
+	n, _ := strconv.Atoi(r[1])
+	return r[0], n, homes, nil
+}
+
+// supersedeElsewhere cancels the sessions the new one supersedes in home
+// tags other than its own and its route numbers' (which create and link
+// did): those the links named.
+func (s *Store) supersedeElsewhere(ctx context.Context, created string, homes map[string]bool, tag string, foreign map[string][]string,
+	req matcher.CreateRequest, id, norm string, now time.Time, nums []string, superseded *bool) error {
+	more, err := decodeTags(created)
+	if err != nil {
+		return unavailable(fmt.Errorf("create: %w", err))
+	}
+	for _, h := range more {
+		homes[h] = true
+	}
+	for _, h := range slices.Sorted(maps.Keys(homes)) {
+		if _, done := foreign[h]; done || h == tag {
+			continue
+		}
+		_, n, _, err := s.link(ctx, h, linkArgs{Home: tag, ID: id, Key: req.Key, Number: req.Number, Norm: norm, Now: ms(now), All: nums})
+		if err != nil {
+			return err
+		}
+		*superseded = *superseded || n > 0
+	}
+	return nil
+}
+
+// decodeTags reads a JSON list of tags (an empty Lua table encodes as {}).
+func decodeTags(j string) ([]string, error) {
+	if j == "{}" || j == "[]" {
+		return nil, nil
+	}
+	var tags []string
+	if err := json.Unmarshal([]byte(j), &tags); err != nil {
+		return nil, fmt.Errorf("%w: tags %q", errReplyShape, j)
+	}
+	for _, t := range tags {
+		if b, err := hex.DecodeString(t); err != nil || len(b) != 4 {
+			return nil, fmt.Errorf("%w: tag %q", errReplyShape, t)
+		}
+	}
+	return tags, nil
 }
 
 // decode reads a session record; id, when set, is the session's id. A
@@ -253,45 +392,44 @@ func (s *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
 
 // pendingScript reads the pending sessions of one pair (to, sender) in one
 // call: the pair's members of the pairs index (library.lua pairMember:
-// to \0 sender \0 seq \0 id), oldest first, then their records. KEYS are
-// pendingFunc's (the number's pairs and s); ARGV[1] is "to \0 sender \0".
-// It only reads, so it is a plain script (EVALSHA_RO), not part of the
-// versioned library.
+// to \0 sender \0 seq \0 id), oldest first, then their records, and the
+// links of the pair to other home tags. KEYS are pendingFunc's (the
+// number's pairs, s and links); ARGV[1] is "to \0 sender \0". It returns
+// {records, links JSON or false}. It only reads, so it is a plain script
+// (EVALSHA_RO), not part of the versioned library.
 var pendingScript = redis.NewScript(luaKeyHeader(pendingFunc) + pendingBody)
 
 const pendingBody = `
 local p = ARGV[1]
+local links = redis.call('HGET', KEYS[PENDING_LINKS], 'p\0' .. p:sub(1, -2))
 local members = redis.call('ZRANGEBYLEX', KEYS[PENDING_PAIRS], '[' .. p, '(' .. p:sub(1, -2) .. '\1')
-if #members == 0 then return {} end
+if #members == 0 then return {{}, links} end
 local ids = {}
 for i, m in ipairs(members) do
   local rest = m:sub(#p + 1)
   ids[i] = rest:sub(rest:find('\0', 1, true) + 1)
 end
-return redis.call('HMGET', KEYS[PENDING_S], unpack(ids))
+return {redis.call('HMGET', KEYS[PENDING_S], unpack(ids)), links}
 `
 
-// PendingFor returns the pending sessions that expect a message from sender
-// on each number of tos, in the order of tos, oldest first per number: one
-// pipeline of one script call per number, so one round trip (on Cluster,
-// go-redis sends the pipeline's calls to their nodes in parallel). A node
+// pendingQuery is one pending script call: a pair on a tag.
+type pendingQuery struct{ to, tag string }
+
+// pending runs the pending script for each query in one pipeline (on
+// Cluster, go-redis sends the calls to their nodes in parallel). A node
 // without the script (a restart, a failover) gets it loaded and the
-// pipeline runs once more.
-func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
-	if len(tos) == 0 {
-		return nil, nil
-	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
+// pipeline runs once more. It returns each query's pending sessions and
+// linked home tags.
+func (s *Store) pending(ctx context.Context, sender string, qs []pendingQuery) ([][]matcher.Session, [][]string, error) {
 	run := func() ([]*redis.Cmd, error) {
 		pipe := s.rdb.Pipeline()
-		cmds := make([]*redis.Cmd, len(tos))
-		for i, to := range tos {
-			keys, err := s.k.keys(pendingFunc, keyArgs{tag: tagOf(to)})
+		cmds := make([]*redis.Cmd, len(qs))
+		for i, q := range qs {
+			keys, err := s.k.keys(pendingFunc, keyArgs{tag: q.tag})
 			if err != nil {
 				return nil, err
 			}
-			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, keys, to+"\x00"+sender+"\x00")
+			cmds[i] = pendingScript.EvalShaRO(ctx, pipe, keys, q.to+"\x00"+sender+"\x00")
 		}
 		_, err := pipe.Exec(ctx)
 		return cmds, err
@@ -299,32 +437,102 @@ func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]
 	cmds, err := run()
 	if err != nil && redis.HasErrorPrefix(err, "NOSCRIPT") {
 		if err := pendingScript.Load(ctx, s.rdb).Err(); err != nil {
-			return nil, unavailable(err)
+			return nil, nil, unavailable(err)
 		}
 		cmds, err = run()
 	}
-	if err != nil {
-		return nil, unavailable(err)
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return nil, nil, unavailable(err)
 	}
-	var out []matcher.Session
-	for _, cmd := range cmds {
+	sessions, homes := make([][]matcher.Session, len(qs)), make([][]string, len(qs))
+	for i, cmd := range cmds {
 		v, err := cmd.Result()
-		if err != nil {
-			return nil, unavailable(err)
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, nil, unavailable(err)
 		}
-		recs, found, err := replyOptStrings(v)
-		if err != nil {
-			return nil, unavailable(fmt.Errorf("pending: %w", err))
+		l, err := replyArray(v, -1)
+		if err != nil || len(l) < 1 || len(l) > 2 {
+			return nil, nil, unavailable(fmt.Errorf("pending: %w", cmp.Or(err, errReplyShape)))
 		}
-		for i, j := range recs {
-			if !found[i] {
+		recs, found, err := replyOptStrings(l[0])
+		if err != nil {
+			return nil, nil, unavailable(fmt.Errorf("pending: %w", err))
+		}
+		for j, rec := range recs {
+			if !found[j] {
 				continue // finished and purged meanwhile
 			}
-			v, err := s.decode(j, "")
+			v, err := s.decode(rec, "")
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			if v.Status == matcher.Pending {
+				sessions[i] = append(sessions[i], v)
+			}
+		}
+		if len(l) == 2 && l[1] != nil {
+			j, err := replyString(l[1])
+			if err != nil {
+				return nil, nil, unavailable(fmt.Errorf("pending links: %w", err))
+			}
+			var m map[string]int64
+			if err := json.Unmarshal([]byte(j), &m); err != nil {
+				return nil, nil, unavailable(fmt.Errorf("pending links: %w", err))
+			}
+			now := ms(s.opt.Now())
+			for h, exp := range m {
+				if exp > now && h != qs[i].tag {
+					homes[i] = append(homes[i], h)
+				}
+			}
+			slices.Sort(homes[i])
+		}
+	}
+	return sessions, homes, nil
+}
+
+// PendingFor returns the pending sessions that expect a message from sender
+// on each number of tos (by any route), in the order of tos, oldest first
+// per number, each once: one round trip for the numbers' tags, and a second
+// one only when a number links to sessions homed in other tags.
+func (s *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
+	if len(tos) == 0 {
+		return nil, nil
+	}
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	qs := make([]pendingQuery, len(tos))
+	for i, to := range tos {
+		qs[i] = pendingQuery{to, tagOf(to)}
+	}
+	per, homes, err := s.pending(ctx, sender, qs)
+	if err != nil {
+		return nil, err
+	}
+	var more []pendingQuery
+	var of []int
+	for i, hs := range homes {
+		for _, h := range hs {
+			more = append(more, pendingQuery{tos[i], h})
+			of = append(of, i)
+		}
+	}
+	if len(more) > 0 {
+		extra, _, err := s.pending(ctx, sender, more)
+		if err != nil {
+			return nil, err
+		}
+		for j, ss := range extra {
+			per[of[j]] = append(per[of[j]], ss...)
+		}
+	}
+	var out []matcher.Session
+	seen := map[string]bool{}
+	for _, ss := range per {
+		slices.SortStableFunc(ss, func(a, b matcher.Session) int { return a.CreatedAt.Compare(b.CreatedAt) })
+		for _, v := range ss {
+			if !seen[v.ID] {
+				seen[v.ID] = true
 				out = append(out, v)
 			}
 		}
