@@ -57,6 +57,7 @@ var secrets = []string{shopKey, otherKey, twilioToken, vonageSecret, plivoToken,
 type harness struct {
 	t    *testing.T
 	s    *Server
+	m    *matcher.Matcher // the memory store behind s (nil on Redis)
 	h    http.Handler
 	logs *syncBuffer
 	now  time.Time
@@ -92,12 +93,12 @@ func newHarnessWith(t *testing.T, yaml string, edit func(*config.Config)) *harne
 		edit(&cfg)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock, InMemory: true})
+	s, st, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetReady(true)
-	h.s, h.h = s, s.Handler()
+	h.s, h.h, h.m = s, s.Handler(), st.Memory
 	t.Cleanup(h.checkNoLeak)
 	return h
 }
@@ -381,8 +382,8 @@ func TestCreateValidation(t *testing.T) {
 	if code, _ := h.create(shopKey, big, nil); code != 413 {
 		t.Errorf("oversized create = %d", code)
 	}
-	if h.s.m.Len() != 0 {
-		t.Fatalf("invalid requests created %d sessions", h.s.m.Len())
+	if h.m.Len() != 0 {
+		t.Fatalf("invalid requests created %d sessions", h.m.Len())
 	}
 }
 
@@ -429,8 +430,8 @@ func TestIdempotencyKey(t *testing.T) {
 	if c3, out := h.create(shopKey, `{"number": "+14155550124"}`, hdr); c3 != 409 || !strings.Contains(fmt.Sprint(out), "idempotency_key_reused") {
 		t.Fatalf("changed body = %d %v", c3, out)
 	}
-	if h.s.m.Len() != 1 {
-		t.Fatalf("%d sessions", h.s.m.Len())
+	if h.m.Len() != 1 {
+		t.Fatalf("%d sessions", h.m.Len())
 	}
 }
 
@@ -653,15 +654,15 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	s, err := New(Options{Config: cfg})
+	s, st, err := open(Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	h := &harness{t: t, s: s, m: st.Memory, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
 	s.SetReady(true)
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	untouched := h.mustCreate(`{"number": "+14155550125"}`)
-	_ = s.m.Log().Close() // the disk is gone: every append fails from now on
+	_ = h.m.Log().Close() // the disk is gone: every append fails from now on
 	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("webhook with a broken log = %d %s", w.Code, w.Body)

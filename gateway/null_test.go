@@ -30,7 +30,7 @@ func TestCreateJSONNull(t *testing.T) {
 			}
 		})
 	}
-	if n := h.s.m.Len(); n != 0 {
+	if n := h.m.Len(); n != 0 {
 		t.Fatalf("refused requests created %d sessions", n)
 	}
 

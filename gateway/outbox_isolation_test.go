@@ -149,7 +149,7 @@ func TestAttemptTimeout(t *testing.T) {
 			h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
 			// Well under the default Timeout (10 s): the option is what ends the attempt.
 			eventuallyWithin(t, 5*time.Second, "delivery", func() bool {
-				s, _ := h.s.m.Get(v["id"].(string))
+				s, _ := h.m.Get(v["id"].(string))
 				return s.Notified == matcher.Delivered
 			})
 			if n := calls.Load(); n != 2 {

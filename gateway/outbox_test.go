@@ -121,11 +121,11 @@ func startOutbox(t *testing.T, y string, opt OutboxOptions) (*harness, context.C
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), InMemory: true, Outbox: opt})
+	s, st, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Outbox: opt}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s, h.h = s, s.Handler()
+	h.s, h.h, h.m = s, s.Handler(), st.Memory
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.RunOutbox(ctx); close(done) }()
@@ -159,7 +159,7 @@ func TestEventRetriedUntilAccepted(t *testing.T) {
 			t.Fatal("event id changed between attempts")
 		}
 	}
-	eventually(t, "notified state", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 1 })
+	eventually(t, "notified state", func() bool { s, _ := h.m.Get(v["id"].(string)); return s.Notified == 1 })
 }
 
 func TestCallbackURLOverridesAndOtherStatuses(t *testing.T) {
@@ -232,7 +232,7 @@ func TestEventDeadAfterMaxAge(t *testing.T) {
 	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 5 * time.Millisecond, MaxAge: 150 * time.Millisecond})
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the event to go dead", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 2 })
+	eventually(t, "the event to go dead", func() bool { s, _ := h.m.Get(v["id"].(string)); return s.Notified == 2 })
 	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), "mogate_events_dead_total 1") || !strings.Contains(h.logs.String(), "event dead") {
 		t.Fatal("dead event not visible in metrics and logs")
 	}
@@ -252,7 +252,7 @@ func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
 	cfg, _ := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	cfg.DataDir = t.TempDir()
 	start := func() (*harness, context.CancelFunc) {
-		s, err := New(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+		s, _, err := open(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,11 +306,11 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg, InMemory: true, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+	s, st, err := open(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	h := &harness{t: t, s: s, m: st.Memory, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.RunOutbox(ctx)
@@ -333,5 +333,5 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	if ev.Type != "message.unmatched" || ev.Data["from"] != "+14155550777" || ev.Data["text"] != "what is this?" || ev.Data["message_id"] != "SMunmatched1" {
 		t.Fatalf("event = %s", g.body)
 	}
-	eventually(t, "the event recorded as delivered", func() bool { return len(s.m.PendingUnmatched()) == 0 })
+	eventually(t, "the event recorded as delivered", func() bool { return len(h.m.PendingUnmatched()) == 0 })
 }

@@ -34,7 +34,7 @@ func storeHarness(t *testing.T, yaml string) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock})
+	s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +98,11 @@ func TestRedisUnsafeRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "appendfsync") {
+	if _, _, err := open(Options{Config: cfg}, false); err == nil || !strings.Contains(err.Error(), "appendfsync") {
 		t.Fatalf("unsafe Redis = %v", err)
 	}
 	cfg.RedisUnsafe = true
-	s, err := New(Options{Config: cfg})
+	s, _, err := open(Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatalf("with redis_unsafe: %v", err)
 	}
@@ -168,7 +168,7 @@ func TestRedisCaptureGuessesAcrossNumbers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg})
+	s, _, err := open(Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
