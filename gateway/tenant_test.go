@@ -109,11 +109,21 @@ func checkNumberLimitPerKey(t *testing.T, a, b *harness) {
 	}
 }
 
+// TestNumberLimitPerKey: on every store, and across replicas on a shared
+// one.
 func TestNumberLimitPerKey(t *testing.T) {
-	h := newHarness(t, strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1))
-	checkNumberLimitPerKey(t, h, h)
-	// The Contiguity-compatible create spends the same (key, number)
-	// budgets, both spent now; another number's is whole.
+	forEachStore(t, func(t *testing.T, st testStore) {
+		hs := st.replicas(t, strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1))
+		checkNumberLimitPerKey(t, hs[0], hs[len(hs)-1])
+		checkContiguityNumberLimit(t, hs[len(hs)-1])
+	})
+}
+
+// checkContiguityNumberLimit: the Contiguity-compatible create spends the
+// same (key, number) budgets as checkNumberLimitPerKey, both spent now;
+// another number's is whole.
+func checkContiguityNumberLimit(t *testing.T, h *harness) {
+	t.Helper()
 	for _, key := range []string{shopKey, otherKey} {
 		if w := h.do("POST", "/otp/reverse/initiate", key, []byte(`{"number": "+14155550177"}`), nil); w.Code != 429 {
 			t.Fatalf("Contiguity initiate with the key's budget spent = %d %s", w.Code, w.Body)
