@@ -208,36 +208,6 @@ func TestContiguityEvent(t *testing.T) {
 	}
 }
 
-func TestDeadEndpointDoesNotDelayOthers(t *testing.T) {
-	dead := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
-	good := newReceiver(t)
-	h, _ := outboxHarness(t, good.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond, Workers: 2})
-	for i := range 10 {
-		v := h.mustCreate(`{"number": "+1415555020` + strconv.Itoa(i) + `", "callback_url": "` + dead.srv.URL + `"}`)
-		h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	}
-	eventually(t, "the dead host's breaker to open", func() bool { return dead.calls() >= 5 })
-	v := h.mustCreate(`{"number": "+14155550299"}`)
-	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the healthy receiver's event", func() bool { return len(good.accepted()) == 1 })
-	before := dead.calls()
-	time.Sleep(100 * time.Millisecond)
-	if after := dead.calls(); after > before+1 {
-		t.Fatalf("the open breaker still let %d calls through", after-before)
-	}
-}
-
-func TestEventDeadAfterMaxAge(t *testing.T) {
-	rcv := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
-	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 5 * time.Millisecond, MaxAge: 150 * time.Millisecond})
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the event to go dead", func() bool { s, _ := h.m.Get(v["id"].(string)); return s.Notified == 2 })
-	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), "mogate_events_dead_total 1") || !strings.Contains(h.logs.String(), "event dead") {
-		t.Fatal("dead event not visible in metrics and logs")
-	}
-}
-
 // TestEventSurvivesRestartWithReceiverDown: the receiver is down while mogate
 // restarts; once both are back, the event arrives.
 func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
