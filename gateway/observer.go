@@ -23,9 +23,12 @@ import (
 // it. The guard (s.finals) lets only the first claim of an event id
 // through, for as long as the event can be claimed at all: in the shared
 // Redis for the whole deployment when there is one, else in this process
-// (one process owns a memory store). A guard that cannot be read lets the
-// claim through: a final status counted twice, rarely, is better than one
-// never counted.
+// (one process owns a memory store; after its restart the guard starts
+// empty, as do the counters and pool health it protects). We chose the
+// guard over "count only claims with Attempts 0": a lease that ran out
+// leaves Attempts at 0, so that test alone counts a re-claim again. A
+// guard that cannot be read lets the claim through: a final status
+// counted twice, rarely, is better than one never counted.
 func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
 	return func(ev matcher.Event) {
 		if ev.Session == nil {
