@@ -1,8 +1,10 @@
 package gateway
 
 import (
+	"context"
 	"testing"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
 
@@ -19,6 +21,9 @@ type testStore struct {
 	shared bool
 	memory bool // journal-less: wire.Options.InMemory
 }
+
+// memoryStore is the store of the tests that run on one store only.
+var memoryStore = testStore{name: "memory", memory: true}
 
 // forEachStore runs fn once per store, each in its own subtest. A Redis
 // store is a private redis-server started for the subtest.
@@ -60,4 +65,14 @@ func (st testStore) replicas(t *testing.T, yaml string) []*harness {
 		hs = append(hs, st.harness(t, yaml))
 	}
 	return hs
+}
+
+// session reads session id from the server's store, whichever it is.
+func (h *harness) session(id string) matcher.Session {
+	h.t.Helper()
+	s, err := h.s.store.Get(context.Background(), id)
+	if err != nil {
+		h.t.Fatalf("session %s: %v", id, err)
+	}
+	return s
 }
