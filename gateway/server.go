@@ -36,8 +36,8 @@ type Options struct {
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
 	// Backend is the opened store and what comes with it (wire.Open
-	// builds it from Config). Required; the server owns it from New on:
-	// Close closes its store.
+	// builds it from Config). Required. A server New returns owns it (its
+	// Close closes the store); when New fails, the caller still does.
 	Backend backend.Backend
 	// HTTP makes the adapters' outbound calls (SNS certificates and
 	// subscription confirmations); nil: a client with a 10 s timeout.
