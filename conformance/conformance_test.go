@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters/sns/snstest"
+	"github.com/mogate/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 )
@@ -99,7 +100,7 @@ func startTarget(t *testing.T, fixtures []Fixture, edit func(string) string) (st
 			aws.Cert = snstest.Certificate(key)
 		}
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg, HTTP: &http.Client{Transport: aws}})
+	srv, _, err := app.New(gateway.Options{Config: cfg, HTTP: &http.Client{Transport: aws}}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

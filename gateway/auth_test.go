@@ -46,24 +46,26 @@ func TestAuthorizationSchemes(t *testing.T) {
 // GET /v1/verifications?number= lists only the caller's pending sessions:
 // another key's session for the same sender stays invisible.
 func TestListPendingOnlyOwn(t *testing.T) {
-	h := newHarness(t, testYAML)
-	own := h.mustCreate(`{"number": "+14155550123"}`)["id"].(string)
-	if code, _ := h.create(otherKey, `{"number": "+14155550123"}`, nil); code != 201 {
-		t.Fatal("other key's create")
-	}
-	for _, tc := range []struct {
-		key, query, want string
-		status           int
-	}{
-		{shopKey, "?number=%2B14155550123", `"data":[{"id":"` + own, 200},
-		{shopKey, "?number=%2B14155550123&status=pending", `"data":[{"id":"` + own, 200},
-		{shopKey, "?number=%2B14155550999", `"data":[]`, 200},
-		{shopKey, "?number=%2B14155550123&status=verified", "invalid_status", 400},
-		{shopKey, "", "invalid_number", 422},
-	} {
-		w := h.do("GET", "/v1/verifications"+tc.query, tc.key, nil, nil)
-		if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) || strings.Count(w.Body.String(), `"id"`) > 1 {
-			t.Fatalf("%s = %d %s", tc.query, w.Code, w.Body)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		own := h.mustCreate(`{"number": "+14155550123"}`)["id"].(string)
+		if code, _ := h.create(otherKey, `{"number": "+14155550123"}`, nil); code != 201 {
+			t.Fatal("other key's create")
 		}
-	}
+		for _, tc := range []struct {
+			key, query, want string
+			status           int
+		}{
+			{shopKey, "?number=%2B14155550123", `"data":[{"id":"` + own, 200},
+			{shopKey, "?number=%2B14155550123&status=pending", `"data":[{"id":"` + own, 200},
+			{shopKey, "?number=%2B14155550999", `"data":[]`, 200},
+			{shopKey, "?number=%2B14155550123&status=verified", "invalid_status", 400},
+			{shopKey, "", "invalid_number", 422},
+		} {
+			w := h.do("GET", "/v1/verifications"+tc.query, tc.key, nil, nil)
+			if w.Code != tc.status || !strings.Contains(w.Body.String(), tc.want) || strings.Count(w.Body.String(), `"id"`) > 1 {
+				t.Fatalf("%s = %d %s", tc.query, w.Code, w.Body)
+			}
+		}
+	})
 }

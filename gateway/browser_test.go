@@ -49,7 +49,7 @@ func TestPageInBrowser(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg, InMemory: true})
+	s, _, err := open(Options{Config: cfg}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ import (
 	"testing"
 
 	"github.com/mogate/mogate/adapters"
-	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
 
 // budgetNumbers are the four Twilio numbers of budgetYAML.
@@ -152,41 +151,23 @@ func logEveryUnmatched(t *testing.T) {
 	unmatchedLogEvery = 0
 }
 
-// durableHarness is a gateway on store: memory with its data_dir: every
-// message waits for its fsync, as in production.
-func durableHarness(t *testing.T, yaml string) *harness {
-	t.Helper()
-	return storeHarness(t, yaml+"data_dir: "+t.TempDir()+"\n")
-}
-
+// The budgets hold per sender across receiving numbers on every store, and
+// across replicas on a shared one.
 func TestGuessBudgetAcrossNumbersUnderConcurrency(t *testing.T) {
-	checkGuessFlood(t, durableHarness(t, budgetYAML(10, 0)))
+	forEachStore(t, func(t *testing.T, st testStore) {
+		checkGuessFlood(t, st.replicas(t, budgetYAML(10, 0))...)
+	})
 }
 
 func TestUnmatchedBudgetAcrossNumbersUnderConcurrency(t *testing.T) {
 	logEveryUnmatched(t)
-	checkUnmatchedFlood(t, durableHarness(t, budgetYAML(0, 10)))
+	forEachStore(t, func(t *testing.T, st testStore) {
+		checkUnmatchedFlood(t, st.replicas(t, budgetYAML(0, 10))...)
+	})
 }
 
 func TestBudgetsChargedOnlyForGuesses(t *testing.T) {
-	checkChargedOnlyForGuesses(t, durableHarness(t, budgetYAML(3, 2)))
-}
-
-func TestRedisGuessBudgetAcrossNumbersUnderConcurrency(t *testing.T) {
-	srv := redistest.Start(t)
-	y := budgetYAML(10, 0)
-	checkGuessFlood(t, redisHarnessFrom(t, y, srv.URL(), ""), redisHarnessFrom(t, y, srv.URL(), ""))
-}
-
-func TestRedisUnmatchedBudgetAcrossNumbersUnderConcurrency(t *testing.T) {
-	logEveryUnmatched(t)
-	srv := redistest.Start(t)
-	y := budgetYAML(0, 10)
-	checkUnmatchedFlood(t, redisHarnessFrom(t, y, srv.URL(), ""), redisHarnessFrom(t, y, srv.URL(), ""))
-}
-
-func TestRedisBudgetsChargedOnlyForGuesses(t *testing.T) {
-	srv := redistest.Start(t)
-	y := budgetYAML(3, 2)
-	checkChargedOnlyForGuesses(t, redisHarnessFrom(t, y, srv.URL(), ""), redisHarnessFrom(t, y, srv.URL(), ""))
+	forEachStore(t, func(t *testing.T, st testStore) {
+		checkChargedOnlyForGuesses(t, st.replicas(t, budgetYAML(3, 2))...)
+	})
 }

@@ -25,7 +25,7 @@ func skewedRedisHarness(t *testing.T, base, url string, skew time.Duration) *har
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: func() time.Time { return time.Now().Add(skew) }})
+	s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: func() time.Time { return time.Now().Add(skew) }}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -59,13 +59,14 @@ func TestDeployMetricsExist(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock})
+	s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = s.Close() })
 	h.s, h.h = s, s.Handler()
 	s.SetReady(true)
+	h.runOutbox()
 
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	h.send(h.signed("twilio", adapters.Inbound{MessageID: "SM1", From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
@@ -73,6 +74,7 @@ func TestDeployMetricsExist(t *testing.T) {
 	h.do("POST", "/v1/verifications/"+c["id"].(string)+"/cancel", shopKey, nil, nil)
 	h.mustCreate(`{"number": "+14155550124"}`)
 	h.create(shopKey, `{"number": "+14155550124"}`, nil) // 429
+	h.awaitFinals(2)
 	scrape := h.do("GET", "/metrics", "", nil, nil).Body.String()
 
 	have := map[string]bool{}

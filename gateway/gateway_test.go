@@ -57,6 +57,7 @@ var secrets = []string{shopKey, otherKey, twilioToken, vonageSecret, plivoToken,
 type harness struct {
 	t    *testing.T
 	s    *Server
+	m    *matcher.Matcher // the memory store behind s (nil on Redis)
 	h    http.Handler
 	logs *syncBuffer
 	now  time.Time
@@ -92,12 +93,12 @@ func newHarnessWith(t *testing.T, yaml string, edit func(*config.Config)) *harne
 		edit(&cfg)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock, InMemory: true})
+	s, st, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, &slog.HandlerOptions{Level: slog.LevelDebug})), Now: h.clock}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s.SetReady(true)
-	h.s, h.h = s, s.Handler()
+	h.s, h.h, h.m = s, s.Handler(), st.Memory
 	t.Cleanup(h.checkNoLeak)
 	return h
 }
@@ -317,33 +318,35 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 }
 
 func TestAPIKeys(t *testing.T) {
-	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	id := v["id"].(string)
-	for _, key := range []string{"", "wrong-key-xxxxxxxxxxxx"} {
-		w := h.do("GET", "/v1/verifications/"+id, key, nil, nil)
-		if w.Code != 401 || w.Header().Get("WWW-Authenticate") == "" {
-			t.Fatalf("key %q = %d", key, w.Code)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		v := h.mustCreate(`{"number": "+14155550123"}`)
+		id := v["id"].(string)
+		for _, key := range []string{"", "wrong-key-xxxxxxxxxxxx"} {
+			w := h.do("GET", "/v1/verifications/"+id, key, nil, nil)
+			if w.Code != 401 || w.Header().Get("WWW-Authenticate") == "" {
+				t.Fatalf("key %q = %d", key, w.Code)
+			}
 		}
-	}
-	if w := h.do("GET", "/v1/verifications/"+id, otherKey, nil, nil); w.Code != 404 {
-		t.Fatalf("other key's verification = %d", w.Code)
-	}
-	if w := h.do("POST", "/v1/verifications/"+id+"/cancel", otherKey, nil, nil); w.Code != 404 {
-		t.Fatalf("other key cancels = %d", w.Code)
-	}
-	if w := h.do("GET", "/otp/reverse/verify/"+id, otherKey, nil, nil); w.Code != 404 {
-		t.Fatalf("other key via contiguity = %d", w.Code)
-	}
-	if got := h.get(id); got["status"] != "pending" {
-		t.Fatal("other key changed it")
-	}
-	// key_sha256 works like key.
-	y := strings.Replace(testYAML, "{name: other, key: "+otherKey+"}", "{name: other, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}", 1)
-	h2 := newHarness(t, y)
-	if code, _ := h2.create("test", `{"number": "+14155550123"}`, nil); code != 201 {
-		t.Fatalf("key_sha256 (sha256 of \"test\") = %d", code)
-	}
+		if w := h.do("GET", "/v1/verifications/"+id, otherKey, nil, nil); w.Code != 404 {
+			t.Fatalf("other key's verification = %d", w.Code)
+		}
+		if w := h.do("POST", "/v1/verifications/"+id+"/cancel", otherKey, nil, nil); w.Code != 404 {
+			t.Fatalf("other key cancels = %d", w.Code)
+		}
+		if w := h.do("GET", "/otp/reverse/verify/"+id, otherKey, nil, nil); w.Code != 404 {
+			t.Fatalf("other key via contiguity = %d", w.Code)
+		}
+		if got := h.get(id); got["status"] != "pending" {
+			t.Fatal("other key changed it")
+		}
+		// key_sha256 works like key.
+		y := strings.Replace(testYAML, "{name: other, key: "+otherKey+"}", "{name: other, key_sha256: 9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08}", 1)
+		h2 := st.harness(t, y)
+		if code, _ := h2.create("test", `{"number": "+14155550123"}`, nil); code != 201 {
+			t.Fatalf("key_sha256 (sha256 of \"test\") = %d", code)
+		}
+	})
 }
 
 func TestCreateValidation(t *testing.T) {
@@ -381,41 +384,43 @@ func TestCreateValidation(t *testing.T) {
 	if code, _ := h.create(shopKey, big, nil); code != 413 {
 		t.Errorf("oversized create = %d", code)
 	}
-	if h.s.m.Len() != 0 {
-		t.Fatalf("invalid requests created %d sessions", h.s.m.Len())
+	if h.m.Len() != 0 {
+		t.Fatalf("invalid requests created %d sessions", h.m.Len())
 	}
 }
 
 func TestCreateResponse(t *testing.T) {
-	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+1 (415) 555-0123", "factor": "7391", "language": "es", "ttl_seconds": 120, "callback_url": "https://app.example/cb", "metadata": {"user": 42}}`)
-	if v["number"] != "+14155550123" || v["code"] != "7391" || v["to"] != "+14155550100" || v["language"] != "es" {
-		t.Fatalf("create = %v", v)
-	}
-	ui := v["ui"].(map[string]any)
-	if ui["sms_uri"] != "sms:+14155550100?body=7391" || !strings.Contains(ui["text"].(string), "Envía 7391") || !strings.Contains(ui["text"].(string), "+1 415-555-0100") {
-		t.Fatalf("ui = %v", ui)
-	}
-	if !strings.HasPrefix(ui["page_url"].(string), publicURL+"/v/pt_") || ui["qr_png_url"] != publicURL+"/v1/verifications/"+v["id"].(string)+"/qr.png" {
-		t.Fatalf("ui urls = %v", ui)
-	}
-	if m := v["metadata"].(map[string]any); m["user"] != 42.0 {
-		t.Fatalf("metadata = %v", v["metadata"])
-	}
-	exp, _ := time.Parse(time.RFC3339, v["expires_at"].(string))
-	created, _ := time.Parse(time.RFC3339, v["created_at"].(string))
-	if exp.Sub(created) != 120*time.Second {
-		t.Fatalf("ttl = %v", exp.Sub(created))
-	}
-	// Capture mode: no number, generated code, learnt sender.
-	c := h.mustCreate(`{"country": "FR"}`)
-	if c["number"] != nil || c["to"] != "+33757000000" || len(c["code"].(string)) != 6 {
-		t.Fatalf("capture = %v", c)
-	}
-	h.send(h.signed("plivo", adapters.Inbound{From: "+33612345678", To: "+33757000000", Text: c["code"].(string)}))
-	if got := h.get(c["id"].(string)); got["status"] != "verified" || got["verified_number"] != "+33612345678" {
-		t.Fatalf("capture after sms = %v", got)
-	}
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		v := h.mustCreate(`{"number": "+1 (415) 555-0123", "factor": "7391", "language": "es", "ttl_seconds": 120, "callback_url": "https://app.example/cb", "metadata": {"user": 42}}`)
+		if v["number"] != "+14155550123" || v["code"] != "7391" || v["to"] != "+14155550100" || v["language"] != "es" {
+			t.Fatalf("create = %v", v)
+		}
+		ui := v["ui"].(map[string]any)
+		if ui["sms_uri"] != "sms:+14155550100?body=7391" || !strings.Contains(ui["text"].(string), "Envía 7391") || !strings.Contains(ui["text"].(string), "+1 415-555-0100") {
+			t.Fatalf("ui = %v", ui)
+		}
+		if !strings.HasPrefix(ui["page_url"].(string), publicURL+"/v/pt_") || ui["qr_png_url"] != publicURL+"/v1/verifications/"+v["id"].(string)+"/qr.png" {
+			t.Fatalf("ui urls = %v", ui)
+		}
+		if m := v["metadata"].(map[string]any); m["user"] != 42.0 {
+			t.Fatalf("metadata = %v", v["metadata"])
+		}
+		exp, _ := time.Parse(time.RFC3339, v["expires_at"].(string))
+		created, _ := time.Parse(time.RFC3339, v["created_at"].(string))
+		if exp.Sub(created) != 120*time.Second {
+			t.Fatalf("ttl = %v", exp.Sub(created))
+		}
+		// Capture mode: no number, generated code, learnt sender.
+		c := h.mustCreate(`{"country": "FR"}`)
+		if c["number"] != nil || c["to"] != "+33757000000" || len(c["code"].(string)) != 6 {
+			t.Fatalf("capture = %v", c)
+		}
+		h.send(h.signed("plivo", adapters.Inbound{From: "+33612345678", To: "+33757000000", Text: c["code"].(string)}))
+		if got := h.get(c["id"].(string)); got["status"] != "verified" || got["verified_number"] != "+33612345678" {
+			t.Fatalf("capture after sms = %v", got)
+		}
+	})
 }
 
 func TestIdempotencyKey(t *testing.T) {
@@ -429,8 +434,8 @@ func TestIdempotencyKey(t *testing.T) {
 	if c3, out := h.create(shopKey, `{"number": "+14155550124"}`, hdr); c3 != 409 || !strings.Contains(fmt.Sprint(out), "idempotency_key_reused") {
 		t.Fatalf("changed body = %d %v", c3, out)
 	}
-	if h.s.m.Len() != 1 {
-		t.Fatalf("%d sessions", h.s.m.Len())
+	if h.m.Len() != 1 {
+		t.Fatalf("%d sessions", h.m.Len())
 	}
 }
 
@@ -493,83 +498,87 @@ func (w waitEntered) Wait(ctx context.Context, id string) (matcher.Session, erro
 }
 
 func TestCancelAndWait(t *testing.T) {
-	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	id := v["id"].(string)
-	waiting := make(chan struct{})
-	h.s.store = waitEntered{h.s.store, sync.OnceFunc(func() { close(waiting) })}
-	done := make(chan *httptest.ResponseRecorder)
-	go func() { done <- h.do("GET", "/v1/verifications/"+id+"?wait=30s", shopKey, nil, nil) }()
-	<-waiting
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
-	select {
-	case w := <-done:
-		if !strings.Contains(w.Body.String(), `"status":"verified"`) {
-			t.Fatalf("long-poll = %s", w.Body)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		v := h.mustCreate(`{"number": "+14155550123"}`)
+		id := v["id"].(string)
+		waiting := make(chan struct{})
+		h.s.store = waitEntered{h.s.store, sync.OnceFunc(func() { close(waiting) })}
+		done := make(chan *httptest.ResponseRecorder)
+		go func() { done <- h.do("GET", "/v1/verifications/"+id+"?wait=30s", shopKey, nil, nil) }()
+		<-waiting
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+		select {
+		case w := <-done:
+			if !strings.Contains(w.Body.String(), `"status":"verified"`) {
+				t.Fatalf("long-poll = %s", w.Body)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("long-poll not woken")
 		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("long-poll not woken")
-	}
-	if w := h.do("POST", "/v1/verifications/"+id+"/cancel", shopKey, nil, nil); w.Code != 409 {
-		t.Fatalf("cancel verified = %d", w.Code)
-	}
-	v2 := h.mustCreate(`{"number": "+14155550124"}`)
-	w := h.do("POST", "/v1/verifications/"+v2["id"].(string)+"/cancel", shopKey, nil, nil)
-	if w.Code != 200 || !strings.Contains(w.Body.String(), `"status":"cancelled"`) {
-		t.Fatalf("cancel = %d %s", w.Code, w.Body)
-	}
-	if w := h.do("GET", "/v1/verifications/"+v2["id"].(string)+"?wait=30s", shopKey, nil, nil); w.Code != 200 {
-		t.Fatalf("wait on a final session answers at once: %d", w.Code)
-	}
-	v3 := h.mustCreate(`{"number": "+14155550125"}`)
-	if w := h.do("GET", "/v1/verifications/"+v3["id"].(string)+"?wait=forever", shopKey, nil, nil); w.Code != 400 {
-		t.Fatalf("bad wait = %d", w.Code)
-	}
+		if w := h.do("POST", "/v1/verifications/"+id+"/cancel", shopKey, nil, nil); w.Code != 409 {
+			t.Fatalf("cancel verified = %d", w.Code)
+		}
+		v2 := h.mustCreate(`{"number": "+14155550124"}`)
+		w := h.do("POST", "/v1/verifications/"+v2["id"].(string)+"/cancel", shopKey, nil, nil)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"status":"cancelled"`) {
+			t.Fatalf("cancel = %d %s", w.Code, w.Body)
+		}
+		if w := h.do("GET", "/v1/verifications/"+v2["id"].(string)+"?wait=30s", shopKey, nil, nil); w.Code != 200 {
+			t.Fatalf("wait on a final session answers at once: %d", w.Code)
+		}
+		v3 := h.mustCreate(`{"number": "+14155550125"}`)
+		if w := h.do("GET", "/v1/verifications/"+v3["id"].(string)+"?wait=forever", shopKey, nil, nil); w.Code != 400 {
+			t.Fatalf("bad wait = %d", w.Code)
+		}
+	})
 }
 
 func TestContiguityCompat(t *testing.T) {
-	h := newHarness(t, testYAML)
-	w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "factor": "1234", "language": "fr", "success_url": "https://app.example/ok"}`), nil)
-	var env struct {
-		ID, Object, APIVersion string
-		Timestamp              int64
-		Data                   map[string]any
-	}
-	if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || w.Code != 200 {
-		t.Fatalf("initiate = %d %s", w.Code, w.Body)
-	}
-	if env.Object != "response" || !strings.HasPrefix(env.ID, "req_") || env.Timestamp < time.Now().Add(-time.Minute).UnixMilli() {
-		t.Fatalf("envelope = %+v", env)
-	}
-	d := env.Data
-	otpID := d["otp_id"].(string)
-	if !strings.HasPrefix(otpID, "r_otp_") || d["factor"] != "1234" || d["to"] != "+14155550100" || d["success_url"] != "https://app.example/ok" {
-		t.Fatalf("data = %v", d)
-	}
-	if ui := d["ui"].(map[string]any); ui["qr_code"] != "sms:+14155550100?body=1234" || !strings.Contains(ui["text"].(string), "Envoyez 1234") {
-		t.Fatalf("ui = %v", ui)
-	}
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "1234"}))
-	w = h.do("GET", "/otp/reverse/verify/"+otpID, shopKey, nil, nil)
-	if !strings.Contains(w.Body.String(), `"status":"verified"`) {
-		t.Fatalf("verify = %s", w.Body)
-	}
-	w = h.do("POST", "/otp/reverse/cancel/"+otpID, shopKey, nil, nil)
-	if w.Code != 400 || !strings.Contains(w.Body.String(), `"object":"error"`) || !strings.Contains(w.Body.String(), `"id":"err_`) {
-		t.Fatalf("cancel verified = %d %s", w.Code, w.Body)
-	}
-	w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"factor": "1234"}`), nil)
-	if w.Code != 400 || !strings.Contains(w.Body.String(), `"status":400`) {
-		t.Fatalf("no number = %d %s", w.Code, w.Body)
-	}
-	w = h.do("POST", "/otp/reverse/initiate", "nope-nope-nope-nope", []byte(`{"number": "+14155550123"}`), nil)
-	if w.Code != 401 || !strings.Contains(w.Body.String(), `"object":"error"`) {
-		t.Fatalf("bad key = %d %s", w.Code, w.Body)
-	}
-	w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "service": "imessage"}`), nil)
-	if w.Code != 400 {
-		t.Fatalf("imessage = %d", w.Code)
-	}
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "factor": "1234", "language": "fr", "success_url": "https://app.example/ok"}`), nil)
+		var env struct {
+			ID, Object, APIVersion string
+			Timestamp              int64
+			Data                   map[string]any
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &env); err != nil || w.Code != 200 {
+			t.Fatalf("initiate = %d %s", w.Code, w.Body)
+		}
+		if env.Object != "response" || !strings.HasPrefix(env.ID, "req_") || env.Timestamp < time.Now().Add(-time.Minute).UnixMilli() {
+			t.Fatalf("envelope = %+v", env)
+		}
+		d := env.Data
+		otpID := d["otp_id"].(string)
+		if !strings.HasPrefix(otpID, "r_otp_") || d["factor"] != "1234" || d["to"] != "+14155550100" || d["success_url"] != "https://app.example/ok" {
+			t.Fatalf("data = %v", d)
+		}
+		if ui := d["ui"].(map[string]any); ui["qr_code"] != "sms:+14155550100?body=1234" || !strings.Contains(ui["text"].(string), "Envoyez 1234") {
+			t.Fatalf("ui = %v", ui)
+		}
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "1234"}))
+		w = h.do("GET", "/otp/reverse/verify/"+otpID, shopKey, nil, nil)
+		if !strings.Contains(w.Body.String(), `"status":"verified"`) {
+			t.Fatalf("verify = %s", w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/cancel/"+otpID, shopKey, nil, nil)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `"object":"error"`) || !strings.Contains(w.Body.String(), `"id":"err_`) {
+			t.Fatalf("cancel verified = %d %s", w.Code, w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"factor": "1234"}`), nil)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `"status":400`) {
+			t.Fatalf("no number = %d %s", w.Code, w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/initiate", "nope-nope-nope-nope", []byte(`{"number": "+14155550123"}`), nil)
+		if w.Code != 401 || !strings.Contains(w.Body.String(), `"object":"error"`) {
+			t.Fatalf("bad key = %d %s", w.Code, w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "service": "imessage"}`), nil)
+		if w.Code != 400 {
+			t.Fatalf("imessage = %d", w.Code)
+		}
+	})
 }
 
 func TestNumbersHealthMetrics(t *testing.T) {
@@ -653,15 +662,15 @@ func TestStorageFailureAnswers503(t *testing.T) {
 		t.Fatal(err)
 	}
 	cfg.DataDir = t.TempDir()
-	s, err := New(Options{Config: cfg})
+	s, st, err := open(Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	h := &harness{t: t, s: s, m: st.Memory, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
 	s.SetReady(true)
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	untouched := h.mustCreate(`{"number": "+14155550125"}`)
-	_ = s.m.Log().Close() // the disk is gone: every append fails from now on
+	_ = h.m.Log().Close() // the disk is gone: every append fails from now on
 	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("webhook with a broken log = %d %s", w.Code, w.Body)

@@ -1,19 +1,14 @@
 package gateway
 
 import (
-	"context"
-	"errors"
 	"log/slog"
 	"runtime"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/mogate/mogate/matcher"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
-	"github.com/redis/go-redis/v9"
 )
 
 // metrics are the gateway's Prometheus series (docs/operations.md lists
@@ -29,8 +24,6 @@ type metrics struct {
 	verify   *prometheus.HistogramVec // time to verify, per provider entry
 	requests *prometheus.HistogramVec
 	limited  *prometheus.CounterVec
-	storage  *prometheus.HistogramVec
-	storErrs *prometheus.CounterVec
 	shed     *prometheus.CounterVec // connections closed at limits.max_connections
 	// reloadOK and reloadAt are the last configuration load's result (1
 	// applied, 0 refused: the running configuration is kept) and time.
@@ -66,13 +59,6 @@ func newMetrics(version string, pending func() float64) *metrics {
 		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_rate_limited_total", Help: "Requests refused with 429 (rate limits and stream limits), by route.",
 		}, []string{"route"}),
-		storage: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Name: "mogate_storage_duration_seconds", Help: "Storage latency: one WAL write+fsync batch (op wal_fsync) or one Redis call or pipeline (op redis).",
-			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 5},
-		}, []string{"op"}),
-		storErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_storage_errors_total", Help: "Failed storage operations (WAL write or fsync, Redis call), by op.",
-		}, []string{"op"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "mogate_config_reload_success", Help: "1 when the last configuration load (the start, then every SIGHUP) was applied, 0 when it was refused and the running configuration kept.",
 		}),
@@ -82,7 +68,7 @@ func newMetrics(version string, pending func() float64) *metrics {
 	}
 	build := prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "mogate_build_info", Help: "Always 1; the labels say which build runs."}, []string{"version", "goversion"})
 	build.WithLabelValues(version, runtime.Version()).Set(1)
-	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.storage, m.storErrs, m.reloadOK, m.reloadAt, build,
+	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.reloadOK, m.reloadAt, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications",
 			Help: "Pending verifications of the whole deployment: with store: redis every replica reports the same total, so aggregate with max(), never sum()."}, pending))
@@ -97,23 +83,6 @@ func (m *metrics) reloaded(t time.Time, ok bool) {
 	}
 	m.reloadOK.Set(v)
 	m.reloadAt.Set(float64(t.UnixNano()) / 1e9)
-}
-
-// processedIDs is the gauge of the processed message ids and spent nonces
-// a memory store remembers: a counter, read in O(1).
-func processedIDs(m *matcher.Matcher) prometheus.Collector {
-	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-		Name: "mogate_processed_ids", Help: "Processed provider message ids and spent Plivo V2 nonces remembered for the retention window (store: memory).",
-	}, func() float64 { return float64(m.Remembered()) })
-}
-
-// storageOp records one storage operation of op: its latency, and a
-// failure when err is set.
-func (m *metrics) storageOp(op string, d time.Duration, err error) {
-	m.storage.WithLabelValues(op).Observe(d.Seconds())
-	if err != nil {
-		m.storErrs.WithLabelValues(op).Inc()
-	}
 }
 
 // streaming reports whether a request stays open for as long as a session
@@ -158,54 +127,6 @@ func (s *Server) observe(c *gin.Context) {
 		slog.String("method", c.Request.Method), slog.String("route", route), slog.Int("status", status),
 		slog.Float64("duration_ms", float64(took.Microseconds())/1000), slog.String("client_ip", c.ClientIP()),
 		slog.Int("bytes", max(0, c.Writer.Size())))
-}
-
-// redisTimer is a go-redis hook that records every call's latency and
-// failures (a missing key, redis.Nil, is an answer, not a failure).
-type redisTimer struct{ m *metrics }
-
-var _ redis.Hook = redisTimer{}
-
-func (redisTimer) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (t redisTimer) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmd)
-		t.observe(ctx, start, err)
-		return err
-	}
-}
-
-func (t redisTimer) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		start := time.Now()
-		err := next(ctx, cmds)
-		t.observe(ctx, start, err)
-		return err
-	}
-}
-
-func (t redisTimer) observe(ctx context.Context, start time.Time, err error) {
-	if errors.Is(err, redis.Nil) || ctx.Err() != nil {
-		err = nil
-	}
-	var rerr redis.Error
-	if errors.As(err, &rerr) && !isConnErr(rerr) {
-		err = nil // the server answered (a script's own error): storage works
-	}
-	t.m.storageOp("redis", time.Since(start), err)
-}
-
-// isConnErr reports whether a server error means Redis cannot serve writes
-// (loading, read-only replica, out of memory, cluster down).
-func isConnErr(err redis.Error) bool {
-	for _, p := range []string{"LOADING", "READONLY", "OOM", "CLUSTERDOWN", "MASTERDOWN", "NOREPLICAS", "MISCONF"} {
-		if strings.HasPrefix(err.Error(), p) {
-			return true
-		}
-	}
-	return false
 }
 
 // numberHealth is mogate_number_breaker_state, read from the pool in force

@@ -73,7 +73,7 @@ func TestPlivoV2NonceSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	open := func() *harness {
-		s, err := New(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+		s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)}, false)
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -30,7 +30,7 @@ func TestCreateJSONNull(t *testing.T) {
 			}
 		})
 	}
-	if n := h.s.m.Len(); n != 0 {
+	if n := h.m.Len(); n != 0 {
 		t.Fatalf("refused requests created %d sessions", n)
 	}
 
@@ -59,33 +59,37 @@ func TestCreateJSONNull(t *testing.T) {
 // TestInitiateJSONNull: the Contiguity route refuses a null body as
 // invalid JSON (400, its envelope) and reads null optional fields as absent.
 func TestInitiateJSONNull(t *testing.T) {
-	h := newHarness(t, testYAML)
-	w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`null`), nil)
-	if w.Code != 400 || !strings.Contains(w.Body.String(), `"object":"error"`) || !strings.Contains(w.Body.String(), "JSON object") {
-		t.Fatalf("null body = %d %s", w.Code, w.Body)
-	}
-	w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number":"+14155550123","factor":null,"to":null,"service":null,"language":null,"success_url":null}`), nil)
-	if w.Code != 200 || !strings.Contains(w.Body.String(), `"success_url":null`) {
-		t.Fatalf("null optional fields = %d %s", w.Code, w.Body)
-	}
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`null`), nil)
+		if w.Code != 400 || !strings.Contains(w.Body.String(), `"object":"error"`) || !strings.Contains(w.Body.String(), "JSON object") {
+			t.Fatalf("null body = %d %s", w.Code, w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number":"+14155550123","factor":null,"to":null,"service":null,"language":null,"success_url":null}`), nil)
+		if w.Code != 200 || !strings.Contains(w.Body.String(), `"success_url":null`) {
+			t.Fatalf("null optional fields = %d %s", w.Code, w.Body)
+		}
+	})
 }
 
 // TestWaitMalformedOnFinal: a malformed ?wait= is refused whatever the
 // verification's status.
 func TestWaitMalformedOnFinal(t *testing.T) {
-	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	id := v["id"].(string)
-	if w := h.do("POST", "/v1/verifications/"+id+"/cancel", shopKey, nil, nil); w.Code != 200 {
-		t.Fatalf("cancel = %d %s", w.Code, w.Body)
-	}
-	for _, wait := range []string{"forever", "-1s", "3m", "1e3"} {
-		w := h.do("GET", "/v1/verifications/"+id+"?wait="+wait, shopKey, nil, nil)
-		if w.Code != 400 || !strings.Contains(w.Body.String(), `"invalid_wait"`) {
-			t.Errorf("wait=%s on a cancelled verification = %d %s, want 400 invalid_wait", wait, w.Code, w.Body)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		v := h.mustCreate(`{"number": "+14155550123"}`)
+		id := v["id"].(string)
+		if w := h.do("POST", "/v1/verifications/"+id+"/cancel", shopKey, nil, nil); w.Code != 200 {
+			t.Fatalf("cancel = %d %s", w.Code, w.Body)
 		}
-	}
-	if w := h.do("GET", "/v1/verifications/"+id+"?wait=30s", shopKey, nil, nil); w.Code != 200 {
-		t.Fatalf("a good wait on a final verification = %d %s", w.Code, w.Body)
-	}
+		for _, wait := range []string{"forever", "-1s", "3m", "1e3"} {
+			w := h.do("GET", "/v1/verifications/"+id+"?wait="+wait, shopKey, nil, nil)
+			if w.Code != 400 || !strings.Contains(w.Body.String(), `"invalid_wait"`) {
+				t.Errorf("wait=%s on a cancelled verification = %d %s, want 400 invalid_wait", wait, w.Code, w.Body)
+			}
+		}
+		if w := h.do("GET", "/v1/verifications/"+id+"?wait=30s", shopKey, nil, nil); w.Code != 200 {
+			t.Fatalf("a good wait on a final verification = %d %s", w.Code, w.Body)
+		}
+	})
 }

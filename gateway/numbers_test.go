@@ -14,16 +14,18 @@ import (
 // created / verified / expired, counted where sessions are made and end.
 func TestNumbersView(t *testing.T) {
 	h := newHarness(t, strings.Replace(testYAML, `provider: vonage-messages, countries: [GB]}`, `provider: vonage-messages, countries: [GB], weight: 0}`, 1))
+	h.runOutbox()
 	verified := h.mustCreate(`{"number": "+14155550123"}`)
 	h.mustCreate(`{"number": "+14155550124"}`) // will expire
 	if w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: verified["code"].(string)})); w.Code != 200 {
 		t.Fatalf("webhook = %d %s", w.Code, w.Body)
 	}
 	h.advance(11 * time.Minute)
-	if err := h.s.m.Sweep(); err != nil {
+	if err := h.m.Sweep(); err != nil {
 		t.Fatal(err)
 	}
 	h.mustCreate(`{"number": "+14155550125"}`) // pending
+	h.awaitFinals(2)
 
 	w := h.do("GET", "/v1/numbers", shopKey, nil, nil)
 	var out struct {

@@ -63,6 +63,7 @@ func TestAccessLogClientIP(t *testing.T) {
 // that no code, message text or full sender number is in the logs.
 func TestLifecycleLogsNeverACode(t *testing.T) {
 	h := newHarness(t, testYAML)
+	h.runOutbox()
 	const sender, code, wrong = "+14155550123", "ZQ7XK9PW", "WRONG7QX"
 	v := h.mustCreate(`{"number": "` + sender + `", "code": "` + code + `"}`)
 	id := v["id"].(string)
@@ -78,9 +79,10 @@ func TestLifecycleLogsNeverACode(t *testing.T) {
 	h.do("POST", "/v1/verifications/"+gone["id"].(string)+"/cancel", shopKey, nil, nil)
 	late := h.mustCreate(`{"number": "+14155550126", "code": "WW77XX88", "ttl_seconds": 1}`)
 	h.advance(2 * time.Second)
-	if err := h.s.Matcher().Sweep(); err != nil {
+	if err := h.m.Sweep(); err != nil {
 		t.Fatal(err)
 	}
+	h.awaitFinals(4)
 	logs := h.logs.String()
 	for _, tc := range []struct{ msg, id string }{
 		{"verification created", id}, {"verification attempt", id}, {"verification verified", id},
@@ -132,6 +134,7 @@ func TestRefusedWebhookLogged(t *testing.T) {
 // the latency histogram.
 func TestMetricsFunnel(t *testing.T) {
 	h := newHarness(t, strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1))
+	h.runOutbox()
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	h.advance(7 * time.Second)
 	h.send(h.signed("twilio", adapters.Inbound{MessageID: "SM1", From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
@@ -142,6 +145,7 @@ func TestMetricsFunnel(t *testing.T) {
 	if code, _ := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 429 {
 		t.Fatalf("third create for one number = %d, want 429", code)
 	}
+	h.awaitFinals(2)
 	body := h.do("GET", "/metrics", "", nil, nil).Body.String()
 	for _, want := range []string{
 		`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="created"} 3`,

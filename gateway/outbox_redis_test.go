@@ -18,7 +18,7 @@ func redisReplica(t *testing.T, y, url string, opt OutboxOptions) (h *harness, s
 	t.Helper()
 	cfg := mustParse(t, y+"store: redis\nredis_url: "+url+"\n")
 	h = &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Outbox: opt})
+	s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Outbox: opt}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

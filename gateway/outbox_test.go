@@ -20,6 +20,7 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/matcher"
 )
 
 const whsec = "whsec_c2hvcC1TRUNSRVRWQUxVRS13aA=="
@@ -108,24 +109,38 @@ func verifyStandard(t *testing.T, g recorded) {
 
 func outboxHarness(t *testing.T, webhookURL string, opt OutboxOptions) (*harness, context.CancelFunc) {
 	t.Helper()
-	return startOutbox(t, strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
+	return outboxHarnessOn(t, memoryStore, webhookURL, opt)
+}
+
+// outboxHarnessOn is outboxHarness on the store st.
+func outboxHarnessOn(t *testing.T, st testStore, webhookURL string, opt OutboxOptions) (*harness, context.CancelFunc) {
+	t.Helper()
+	return startOutboxOn(t, st, strings.Replace(testYAML, "{name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}",
 		"{name: shop, key: "+shopKey+", webhook_secret: "+whsec+", webhook_url: "+webhookURL+"}", 1)+allowPrivate, opt)
 }
 
-// startOutbox starts a server of configuration y and its outbox; the outbox
-// stops when the test ends.
+// startOutbox starts a server of configuration y on the memory store, and
+// its outbox; the outbox stops when the test ends.
 func startOutbox(t *testing.T, y string, opt OutboxOptions) (*harness, context.CancelFunc) {
 	t.Helper()
-	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
+	return startOutboxOn(t, memoryStore, y, opt)
+}
+
+// startOutboxOn is startOutbox on the store st; the server closes when the
+// test ends, after its outbox stopped.
+func startOutboxOn(t *testing.T, st testStore, y string, opt OutboxOptions) (*harness, context.CancelFunc) {
+	t.Helper()
+	cfg, err := config.Parse([]byte(y+st.extra), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), InMemory: true, Outbox: opt})
+	s, ws, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Outbox: opt}, st.memory)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.s, h.h = s, s.Handler()
+	t.Cleanup(func() { _ = s.Close() })
+	h.s, h.h, h.m = s, s.Handler(), ws.Memory
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { s.RunOutbox(ctx); close(done) }()
@@ -134,108 +149,84 @@ func startOutbox(t *testing.T, y string, opt OutboxOptions) (*harness, context.C
 }
 
 func TestEventRetriedUntilAccepted(t *testing.T) {
-	rcv := newReceiver(t, 500, 500)
-	h, _ := outboxHarness(t, rcv.srv.URL+"/hooks", OutboxOptions{BaseDelay: 10 * time.Millisecond})
-	v := h.mustCreate(`{"number": "+14155550123", "metadata": {"order": 7}}`)
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
-	eventually(t, "an accepted delivery", func() bool { return len(rcv.accepted()) == 1 })
-	time.Sleep(50 * time.Millisecond)
-	acc := rcv.accepted()
-	if len(acc) != 1 || rcv.calls() != 3 {
-		t.Fatalf("%d accepted of %d calls", len(acc), rcv.calls())
-	}
-	verifyStandard(t, acc[0])
-	var ev struct {
-		Type string
-		Data map[string]any
-	}
-	_ = json.Unmarshal(acc[0].body, &ev)
-	if ev.Type != "verification.verified" || ev.Data["id"] != v["id"] || ev.Data["verified_number"] != "+14155550123" || ev.Data["metadata"].(map[string]any)["order"] != 7.0 {
-		t.Fatalf("event = %s", acc[0].body)
-	}
-	// Every attempt carried the same id: the receiver can drop repeats.
-	for _, g := range rcv.got {
-		if g.header.Get("webhook-id") != acc[0].header.Get("webhook-id") {
-			t.Fatal("event id changed between attempts")
+	forEachStore(t, func(t *testing.T, st testStore) {
+		rcv := newReceiver(t, 500, 500)
+		h, _ := outboxHarnessOn(t, st, rcv.srv.URL+"/hooks", OutboxOptions{BaseDelay: 10 * time.Millisecond})
+		v := h.mustCreate(`{"number": "+14155550123", "metadata": {"order": 7}}`)
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+		eventually(t, "an accepted delivery", func() bool { return len(rcv.accepted()) == 1 })
+		time.Sleep(50 * time.Millisecond)
+		acc := rcv.accepted()
+		if len(acc) != 1 || rcv.calls() != 3 {
+			t.Fatalf("%d accepted of %d calls", len(acc), rcv.calls())
 		}
-	}
-	eventually(t, "notified state", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 1 })
+		verifyStandard(t, acc[0])
+		var ev struct {
+			Type string
+			Data map[string]any
+		}
+		_ = json.Unmarshal(acc[0].body, &ev)
+		if ev.Type != "verification.verified" || ev.Data["id"] != v["id"] || ev.Data["verified_number"] != "+14155550123" || ev.Data["metadata"].(map[string]any)["order"] != 7.0 {
+			t.Fatalf("event = %s", acc[0].body)
+		}
+		// Every attempt carried the same id: the receiver can drop repeats.
+		for _, g := range rcv.got {
+			if g.header.Get("webhook-id") != acc[0].header.Get("webhook-id") {
+				t.Fatal("event id changed between attempts")
+			}
+		}
+		eventually(t, "notified state", func() bool { return h.session(v["id"].(string)).Notified == matcher.Delivered })
+	})
 }
 
 func TestCallbackURLOverridesAndOtherStatuses(t *testing.T) {
-	keyRcv := newReceiver(t)
-	cbRcv := newReceiver(t)
-	h, _ := outboxHarness(t, keyRcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
-	v := h.mustCreate(`{"number": "+14155550123", "callback_url": "` + cbRcv.srv.URL + `/cb"}`)
-	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the cancelled event at callback_url", func() bool { return len(cbRcv.accepted()) == 1 })
-	if !strings.Contains(string(cbRcv.accepted()[0].body), `"type":"verification.cancelled"`) || keyRcv.calls() != 0 {
-		t.Fatalf("callback got %s; key URL got %d calls", cbRcv.accepted()[0].body, keyRcv.calls())
-	}
-	f := h.mustCreate(`{"number": "+14155550124"}`)
-	for i := range 3 {
-		h.send(h.signed("twilio", adapters.Inbound{MessageID: "SMx" + strconv.Itoa(i), From: "+14155550124", To: "+14155550100", Text: "000000"}))
-	}
-	eventually(t, "the failed event", func() bool { return len(keyRcv.accepted()) == 1 })
-	if !strings.Contains(string(keyRcv.accepted()[0].body), `"type":"verification.failed"`) || !strings.Contains(string(keyRcv.accepted()[0].body), f["id"].(string)) {
-		t.Fatalf("event = %s", keyRcv.accepted()[0].body)
-	}
+	forEachStore(t, func(t *testing.T, st testStore) {
+		keyRcv := newReceiver(t)
+		cbRcv := newReceiver(t)
+		h, _ := outboxHarnessOn(t, st, keyRcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
+		v := h.mustCreate(`{"number": "+14155550123", "callback_url": "` + cbRcv.srv.URL + `/cb"}`)
+		h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
+		eventually(t, "the cancelled event at callback_url", func() bool { return len(cbRcv.accepted()) == 1 })
+		if !strings.Contains(string(cbRcv.accepted()[0].body), `"type":"verification.cancelled"`) || keyRcv.calls() != 0 {
+			t.Fatalf("callback got %s; key URL got %d calls", cbRcv.accepted()[0].body, keyRcv.calls())
+		}
+		f := h.mustCreate(`{"number": "+14155550124"}`)
+		for i := range 3 {
+			h.send(h.signed("twilio", adapters.Inbound{MessageID: "SMx" + strconv.Itoa(i), From: "+14155550124", To: "+14155550100", Text: "000000"}))
+		}
+		eventually(t, "the failed event", func() bool { return len(keyRcv.accepted()) == 1 })
+		if !strings.Contains(string(keyRcv.accepted()[0].body), `"type":"verification.failed"`) || !strings.Contains(string(keyRcv.accepted()[0].body), f["id"].(string)) {
+			t.Fatalf("event = %s", keyRcv.accepted()[0].body)
+		}
+	})
 }
 
 func TestContiguityEvent(t *testing.T) {
-	rcv := newReceiver(t)
-	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
-	w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "factor": "4321"}`), nil)
-	var env struct{ Data map[string]any }
-	_ = json.Unmarshal(w.Body.Bytes(), &env)
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "4321"}))
-	eventually(t, "the otp.reverse.verified event", func() bool { return len(rcv.accepted()) == 1 })
-	g := rcv.accepted()[0]
-	var ev struct {
-		ID, Type string
-		Data     map[string]any
-	}
-	_ = json.Unmarshal(g.body, &ev)
-	if ev.Type != "otp.reverse.verified" || ev.Data["otp_id"] != env.Data["otp_id"] || ev.Data["status"] != "verified" {
-		t.Fatalf("event = %s", g.body)
-	}
-	sig := g.header.Get("Contiguity-Signature")
-	tpart, v1, _ := strings.Cut(sig, ",v1=")
-	m := hmac.New(sha256.New, []byte(whsec))
-	m.Write([]byte(strings.TrimPrefix(tpart, "t=") + "." + string(g.body)))
-	if v1 != hex.EncodeToString(m.Sum(nil)) {
-		t.Fatalf("Contiguity-Signature %q does not verify", sig)
-	}
-}
-
-func TestDeadEndpointDoesNotDelayOthers(t *testing.T) {
-	dead := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
-	good := newReceiver(t)
-	h, _ := outboxHarness(t, good.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond, Workers: 2})
-	for i := range 10 {
-		v := h.mustCreate(`{"number": "+1415555020` + strconv.Itoa(i) + `", "callback_url": "` + dead.srv.URL + `"}`)
-		h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	}
-	eventually(t, "the dead host's breaker to open", func() bool { return dead.calls() >= 5 })
-	v := h.mustCreate(`{"number": "+14155550299"}`)
-	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the healthy receiver's event", func() bool { return len(good.accepted()) == 1 })
-	before := dead.calls()
-	time.Sleep(100 * time.Millisecond)
-	if after := dead.calls(); after > before+1 {
-		t.Fatalf("the open breaker still let %d calls through", after-before)
-	}
-}
-
-func TestEventDeadAfterMaxAge(t *testing.T) {
-	rcv := newReceiver(t, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500, 500)
-	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 5 * time.Millisecond, MaxAge: 150 * time.Millisecond})
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the event to go dead", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 2 })
-	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), "mogate_events_dead_total 1") || !strings.Contains(h.logs.String(), "event dead") {
-		t.Fatal("dead event not visible in metrics and logs")
-	}
+	forEachStore(t, func(t *testing.T, st testStore) {
+		rcv := newReceiver(t)
+		h, _ := outboxHarnessOn(t, st, rcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
+		w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "factor": "4321"}`), nil)
+		var env struct{ Data map[string]any }
+		_ = json.Unmarshal(w.Body.Bytes(), &env)
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "4321"}))
+		eventually(t, "the otp.reverse.verified event", func() bool { return len(rcv.accepted()) == 1 })
+		g := rcv.accepted()[0]
+		var ev struct {
+			ID, Type string
+			Data     map[string]any
+		}
+		_ = json.Unmarshal(g.body, &ev)
+		if ev.Type != "otp.reverse.verified" || ev.Data["otp_id"] != env.Data["otp_id"] || ev.Data["status"] != "verified" {
+			t.Fatalf("event = %s", g.body)
+		}
+		sig := g.header.Get("Contiguity-Signature")
+		tpart, v1, _ := strings.Cut(sig, ",v1=")
+		m := hmac.New(sha256.New, []byte(whsec))
+		m.Write([]byte(strings.TrimPrefix(tpart, "t=") + "." + string(g.body)))
+		if v1 != hex.EncodeToString(m.Sum(nil)) {
+			t.Fatalf("Contiguity-Signature %q does not verify", sig)
+		}
+	})
 }
 
 // TestEventSurvivesRestartWithReceiverDown: the receiver is down while mogate
@@ -252,7 +243,7 @@ func TestEventSurvivesRestartWithReceiverDown(t *testing.T) {
 	cfg, _ := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	cfg.DataDir = t.TempDir()
 	start := func() (*harness, context.CancelFunc) {
-		s, err := New(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+		s, _, err := open(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}}, false)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -306,11 +297,11 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Config: cfg, InMemory: true, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+	s, st, err := open(Options{Config: cfg, Outbox: OutboxOptions{BaseDelay: 10 * time.Millisecond}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+	h := &harness{t: t, s: s, m: st.Memory, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go s.RunOutbox(ctx)
@@ -333,5 +324,5 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	if ev.Type != "message.unmatched" || ev.Data["from"] != "+14155550777" || ev.Data["text"] != "what is this?" || ev.Data["message_id"] != "SMunmatched1" {
 		t.Fatalf("event = %s", g.body)
 	}
-	eventually(t, "the event recorded as delivered", func() bool { return len(s.m.PendingUnmatched()) == 0 })
+	eventually(t, "the event recorded as delivered", func() bool { return len(h.m.PendingUnmatched()) == 0 })
 }

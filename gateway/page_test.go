@@ -135,48 +135,50 @@ func pageFor(t *testing.T, h *harness, body, ua string) (string, map[string]any)
 }
 
 func TestHostedPage(t *testing.T) {
-	h := newHarness(t, testYAML)
-	android := "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126 Mobile Safari/537.36"
-	iphone := "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile/15E148 Safari/604.1"
-	page, v := pageFor(t, h, `{"number": "+14155550123", "language": "es", "redirect_url": "https://shop.example/done"}`, android)
-	code := v["code"].(string)
-	for _, want := range []string{`lang="es"`, `dir="ltr"`, "Envía " + code, "+1 415-555-0100", `href="sms:+14155550100?body=` + code + `"`, `/qr.png"`, "Esperando tu mensaje", `<noscript><meta http-equiv="refresh"`} {
-		if !strings.Contains(page, want) {
-			t.Errorf("Spanish page lacks %q", want)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		android := "Mozilla/5.0 (Linux; Android 14; Pixel 8) AppleWebKit/537.36 Chrome/126 Mobile Safari/537.36"
+		iphone := "Mozilla/5.0 (iPhone; CPU iPhone OS 17_5 like Mac OS X) AppleWebKit/605.1.15 Version/17.5 Mobile/15E148 Safari/604.1"
+		page, v := pageFor(t, h, `{"number": "+14155550123", "language": "es", "redirect_url": "https://shop.example/done"}`, android)
+		code := v["code"].(string)
+		for _, want := range []string{`lang="es"`, `dir="ltr"`, "Envía " + code, "+1 415-555-0100", `href="sms:+14155550100?body=` + code + `"`, `/qr.png"`, "Esperando tu mensaje", `<noscript><meta http-equiv="refresh"`} {
+			if !strings.Contains(page, want) {
+				t.Errorf("Spanish page lacks %q", want)
+			}
 		}
-	}
-	for _, secret := range append(secrets, v["id"].(string), "https://shop.example/done") {
-		if strings.Contains(page, secret) {
-			t.Errorf("page shows %q", secret)
+		for _, secret := range append(secrets, v["id"].(string), "https://shop.example/done") {
+			if strings.Contains(page, secret) {
+				t.Errorf("page shows %q", secret)
+			}
 		}
-	}
-	page, _ = pageFor(t, h, `{"number": "+14155550124"}`, iphone)
-	if !strings.Contains(page, `href="sms:+14155550100&body=`) {
-		t.Errorf("iPhone link does not use &body=: %s", page)
-	}
-	page, _ = pageFor(t, h, `{"number": "+14155550125", "language": "ar"}`, android)
-	if !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "في انتظار رسالتك") {
-		t.Error("Arabic page is not right-to-left Arabic")
-	}
-	for _, lang := range []string{"fr", "de", "pt", "hi", "zh"} {
-		page, _ = pageFor(t, h, `{"country": "FR", "language": "`+lang+`"}`, android)
-		if !strings.Contains(page, pageText[lang]["waiting"]) || !strings.Contains(page, `lang="`+lang+`"`) {
-			t.Errorf("%s page not translated", lang)
+		page, _ = pageFor(t, h, `{"number": "+14155550124"}`, iphone)
+		if !strings.Contains(page, `href="sms:+14155550100&body=`) {
+			t.Errorf("iPhone link does not use &body=: %s", page)
 		}
-	}
-	// Verified: the page says so and sends the user on.
-	_, v = pageFor(t, h, `{"number": "+14155550126", "redirect_url": "https://shop.example/done"}`, android)
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550126", To: "+14155550100", Text: v["code"].(string)}))
-	w := h.do("GET", strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL), "", nil, nil)
-	if !strings.Contains(w.Body.String(), "Verified ✓") || !strings.Contains(w.Body.String(), `content="1;url=https://shop.example/done"`) || strings.Contains(w.Body.String(), `class="tap"`) {
-		t.Fatalf("verified page = %s", w.Body)
-	}
-	// Wrong tokens, and the verification id used as a token, are not found.
-	for _, p := range []string{"/v/pt_aaaaaaaaaaaaaaaaaaaaaaaaaa", "/v/nope", "/v/" + v["id"].(string), "/v/nope/events", "/v/nope/qr.png"} {
-		if w := h.do("GET", p, "", nil, nil); w.Code != 404 {
-			t.Errorf("%s = %d", p, w.Code)
+		page, _ = pageFor(t, h, `{"number": "+14155550125", "language": "ar"}`, android)
+		if !strings.Contains(page, `dir="rtl"`) || !strings.Contains(page, "في انتظار رسالتك") {
+			t.Error("Arabic page is not right-to-left Arabic")
 		}
-	}
+		for _, lang := range []string{"fr", "de", "pt", "hi", "zh"} {
+			page, _ = pageFor(t, h, `{"country": "FR", "language": "`+lang+`"}`, android)
+			if !strings.Contains(page, pageText[lang]["waiting"]) || !strings.Contains(page, `lang="`+lang+`"`) {
+				t.Errorf("%s page not translated", lang)
+			}
+		}
+		// Verified: the page says so and sends the user on.
+		_, v = pageFor(t, h, `{"number": "+14155550126", "redirect_url": "https://shop.example/done"}`, android)
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550126", To: "+14155550100", Text: v["code"].(string)}))
+		w := h.do("GET", strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL), "", nil, nil)
+		if !strings.Contains(w.Body.String(), "Verified ✓") || !strings.Contains(w.Body.String(), `content="1;url=https://shop.example/done"`) || strings.Contains(w.Body.String(), `class="tap"`) {
+			t.Fatalf("verified page = %s", w.Body)
+		}
+		// Wrong tokens, and the verification id used as a token, are not found.
+		for _, p := range []string{"/v/pt_aaaaaaaaaaaaaaaaaaaaaaaaaa", "/v/nope", "/v/" + v["id"].(string), "/v/nope/events", "/v/nope/qr.png"} {
+			if w := h.do("GET", p, "", nil, nil); w.Code != 404 {
+				t.Errorf("%s = %d", p, w.Code)
+			}
+		}
+	})
 }
 
 // TestQRCode: the API's QR (ui.qr_png_url) holds the code and the id is
@@ -184,55 +186,57 @@ func TestHostedPage(t *testing.T) {
 // 404 a GET of it answers. The hosted page's QR lives under the page token,
 // which the page itself uses; it stops once the verification is final.
 func TestQRCode(t *testing.T) {
-	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	id := v["id"].(string)
-	api := "/v1/verifications/" + id + "/qr.png"
-	if got := v["ui"].(map[string]any)["qr_png_url"]; got != publicURL+api {
-		t.Fatalf("qr_png_url = %v", got)
-	}
-	page := strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL)
-	isPNG := func(w *httptest.ResponseRecorder) bool {
-		return w.Code == 200 && w.Header().Get("Content-Type") == "image/png" && bytes.HasPrefix(w.Body.Bytes(), []byte("\x89PNG\r\n\x1a\n"))
-	}
-	if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
-		t.Fatalf("owner's QR = %d %s", w.Code, w.Header().Get("Content-Type"))
-	}
-	if w := h.do("GET", api, "", nil, nil); w.Code != 401 || !strings.Contains(w.Body.String(), "missing_api_key") {
-		t.Fatalf("QR without a key = %d %s", w.Code, w.Body)
-	}
-	if w := h.do("GET", api, "not-a-key-at-all-0000", nil, nil); w.Code != 401 {
-		t.Fatalf("QR with a wrong key = %d", w.Code)
-	}
-	// Another key: exactly what a GET of another key's verification says.
-	other := h.do("GET", api, otherKey, nil, nil)
-	get := h.do("GET", "/v1/verifications/"+id, otherKey, nil, nil)
-	if other.Code != 404 || get.Code != 404 || other.Body.String() != get.Body.String() {
-		t.Fatalf("another key's QR = %d %s; its GET = %d %s", other.Code, other.Body, get.Code, get.Body)
-	}
-	if w := h.do("GET", "/v1/verifications/vrf_nope/qr.png", shopKey, nil, nil); w.Code != 404 {
-		t.Fatalf("unknown id = %d", w.Code)
-	}
-
-	// The page: its QR under its token, no key; the page embeds that one.
-	if w := h.do("GET", page+"/qr.png", "", nil, nil); !isPNG(w) {
-		t.Fatalf("page QR = %d %s", w.Code, w.Header().Get("Content-Type"))
-	}
-	if w := h.do("GET", page, "", nil, nil); !strings.Contains(w.Body.String(), `src="`+page+`/qr.png"`) || strings.Contains(w.Body.String(), "/v1/") {
-		t.Fatalf("the page does not embed its own QR: %s", w.Body)
-	}
-	for _, p := range []string{"/v/pt_aaaaaaaaaaaaaaaaaaaaaaaaaa/qr.png", "/v/" + id + "/qr.png"} {
-		if w := h.do("GET", p, "", nil, nil); w.Code != 404 {
-			t.Fatalf("%s = %d", p, w.Code)
+	forEachStore(t, func(t *testing.T, st testStore) {
+		h := st.harness(t, testYAML)
+		v := h.mustCreate(`{"number": "+14155550123"}`)
+		id := v["id"].(string)
+		api := "/v1/verifications/" + id + "/qr.png"
+		if got := v["ui"].(map[string]any)["qr_png_url"]; got != publicURL+api {
+			t.Fatalf("qr_png_url = %v", got)
 		}
-	}
-	// Final: texting the code does nothing any more, so the page's QR is
-	// gone (the page removes it too); the owner can still fetch the API's.
-	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)}))
-	if w := h.do("GET", page+"/qr.png", "", nil, nil); w.Code != 404 || !strings.Contains(w.Body.String(), "not_found") {
-		t.Fatalf("page QR of a verified session = %d %s", w.Code, w.Body)
-	}
-	if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
-		t.Fatalf("owner's QR of a verified session = %d", w.Code)
-	}
+		page := strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL)
+		isPNG := func(w *httptest.ResponseRecorder) bool {
+			return w.Code == 200 && w.Header().Get("Content-Type") == "image/png" && bytes.HasPrefix(w.Body.Bytes(), []byte("\x89PNG\r\n\x1a\n"))
+		}
+		if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
+			t.Fatalf("owner's QR = %d %s", w.Code, w.Header().Get("Content-Type"))
+		}
+		if w := h.do("GET", api, "", nil, nil); w.Code != 401 || !strings.Contains(w.Body.String(), "missing_api_key") {
+			t.Fatalf("QR without a key = %d %s", w.Code, w.Body)
+		}
+		if w := h.do("GET", api, "not-a-key-at-all-0000", nil, nil); w.Code != 401 {
+			t.Fatalf("QR with a wrong key = %d", w.Code)
+		}
+		// Another key: exactly what a GET of another key's verification says.
+		other := h.do("GET", api, otherKey, nil, nil)
+		get := h.do("GET", "/v1/verifications/"+id, otherKey, nil, nil)
+		if other.Code != 404 || get.Code != 404 || other.Body.String() != get.Body.String() {
+			t.Fatalf("another key's QR = %d %s; its GET = %d %s", other.Code, other.Body, get.Code, get.Body)
+		}
+		if w := h.do("GET", "/v1/verifications/vrf_nope/qr.png", shopKey, nil, nil); w.Code != 404 {
+			t.Fatalf("unknown id = %d", w.Code)
+		}
+
+		// The page: its QR under its token, no key; the page embeds that one.
+		if w := h.do("GET", page+"/qr.png", "", nil, nil); !isPNG(w) {
+			t.Fatalf("page QR = %d %s", w.Code, w.Header().Get("Content-Type"))
+		}
+		if w := h.do("GET", page, "", nil, nil); !strings.Contains(w.Body.String(), `src="`+page+`/qr.png"`) || strings.Contains(w.Body.String(), "/v1/") {
+			t.Fatalf("the page does not embed its own QR: %s", w.Body)
+		}
+		for _, p := range []string{"/v/pt_aaaaaaaaaaaaaaaaaaaaaaaaaa/qr.png", "/v/" + id + "/qr.png"} {
+			if w := h.do("GET", p, "", nil, nil); w.Code != 404 {
+				t.Fatalf("%s = %d", p, w.Code)
+			}
+		}
+		// Final: texting the code does nothing any more, so the page's QR is
+		// gone (the page removes it too); the owner can still fetch the API's.
+		h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)}))
+		if w := h.do("GET", page+"/qr.png", "", nil, nil); w.Code != 404 || !strings.Contains(w.Body.String(), "not_found") {
+			t.Fatalf("page QR of a verified session = %d %s", w.Code, w.Body)
+		}
+		if w := h.do("GET", api, shopKey, nil, nil); !isPNG(w) {
+			t.Fatalf("owner's QR of a verified session = %d", w.Code)
+		}
+	})
 }

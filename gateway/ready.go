@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/backend"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -22,7 +23,7 @@ func (s *Server) readiness(ctx context.Context) (code int, status string) {
 		if s.storeFailing.CompareAndSwap(false, true) {
 			s.log.Error("not ready: storage", "err", err)
 		}
-		if s.m == nil {
+		if s.selfHealing {
 			// Redis: the store recovers by itself once Redis answers, or
 			// Sentinel or Cluster names a primary.
 			return http.StatusServiceUnavailable, "Redis unavailable, or not a primary; retrying"
@@ -35,10 +36,8 @@ func (s *Server) readiness(ctx context.Context) (code int, status string) {
 	return http.StatusOK, "ready"
 }
 
-// storeBudget bounds the storage work of one request (and each call of
-// store: redis): a stalled Redis is answered 503 within it, well inside
-// the 5 s a provider or client waits.
-const storeBudget = 4 * time.Second
+// storeBudget bounds the storage work of one request: backend.Budget.
+const storeBudget = backend.Budget
 
 // bounded gives the request's storage work one deadline, storeBudget.
 func bounded(c *gin.Context) {

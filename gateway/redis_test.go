@@ -34,7 +34,7 @@ func storeHarness(t *testing.T, yaml string) *harness {
 		t.Fatal(err)
 	}
 	h := &harness{t: t, logs: &syncBuffer{}, now: time.Now()}
-	s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock})
+	s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(h.logs, nil)), Now: h.clock}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,11 +98,11 @@ func TestRedisUnsafeRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := New(Options{Config: cfg}); err == nil || !strings.Contains(err.Error(), "appendfsync") {
+	if _, _, err := open(Options{Config: cfg}, false); err == nil || !strings.Contains(err.Error(), "appendfsync") {
 		t.Fatalf("unsafe Redis = %v", err)
 	}
 	cfg.RedisUnsafe = true
-	s, err := New(Options{Config: cfg})
+	s, _, err := open(Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatalf("with redis_unsafe: %v", err)
 	}
@@ -157,24 +157,19 @@ func TestRedisStorageMetrics(t *testing.T) {
 	}
 }
 
-// TestRedisCaptureGuessesAcrossNumbers: with store: redis the store counts
-// capture guesses per (sender, receiving number); the gateway counts them
-// per sender across numbers too, so a pool of N numbers does not give a
-// sender N budgets.
-func TestRedisCaptureGuessesAcrossNumbers(t *testing.T) {
-	srv := redistest.Start(t)
-	y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5", "unmatched_per_sender_per_hour: 0\n  capture_guesses_per_sender_per_hour: 3", 1)
-	cfg, err := config.Parse([]byte(y+"store: redis\nredis_url: "+srv.URL()+"\n"), func(string) (string, bool) { return "", false })
-	if err != nil {
-		t.Fatal(err)
-	}
-	s, err := New(Options{Config: cfg})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	s.SetReady(true)
-	h := &harness{t: t, s: s, h: s.Handler(), logs: &syncBuffer{}, now: time.Now()}
+// TestCaptureGuessesAcrossNumbers: a sender's capture guesses are one
+// budget across receiving numbers on every store (store: redis counts them
+// per (sender, receiving number) in the match and the gateway per sender
+// before it), so a pool of N numbers does not give a sender N budgets.
+func TestCaptureGuessesAcrossNumbers(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5", "unmatched_per_sender_per_hour: 0\n  capture_guesses_per_sender_per_hour: 3", 1)
+		checkCaptureGuessesAcrossNumbers(t, st.harness(t, y))
+	})
+}
+
+func checkCaptureGuessesAcrossNumbers(t *testing.T, h *harness) {
+	t.Helper()
 	const guesser = "+33698765432"
 	us := h.mustCreate(`{"to": "+14155550100"}`)
 	fr := h.mustCreate(`{"to": "+33757000000"}`)
@@ -196,12 +191,4 @@ func TestRedisCaptureGuessesAcrossNumbers(t *testing.T) {
 	if got := h.get(fr["id"].(string)); got["status"] != "verified" {
 		t.Fatalf("another sender blocked: %v", got)
 	}
-}
-
-// TestRedisNumberLimitPerKey: with store: redis the per-number budget is
-// per (API key, sender number) too, across replicas.
-func TestRedisNumberLimitPerKey(t *testing.T) {
-	srv := redistest.Start(t)
-	y := strings.Replace(testYAML, "creates_per_number_per_hour: 1000", "creates_per_number_per_hour: 2", 1)
-	checkNumberLimitPerKey(t, redisHarnessFrom(t, y, srv.URL(), ""), redisHarnessFrom(t, y, srv.URL(), ""))
 }

@@ -41,7 +41,7 @@ func (s *Server) newReloadable(cfg config.Config, p *pool.Pool, prev *reloadable
 	r.numberLimit = newRateLimit(float64(l.CreatesPerNumberPerHour), time.Hour, "creates-per-key-number", rdb)
 	r.unmatchedLimit = newRateLimit(float64(l.UnmatchedPerSenderPerHour), time.Hour, "unmatched-per-sender", rdb)
 	r.captureLimit = noLimit{}
-	if s.m == nil {
+	if !s.boundsGuesses {
 		// store: redis counts both budgets per (sender, receiving number)
 		// in the match's own call (one hash slot); these count them per
 		// sender across numbers, as the memory store does, each charged

@@ -1,6 +1,8 @@
 // Package gateway is mogate's HTTP side: the Gin engine, API keys, rate
 // limits, the verification API (native and Contiguity-compatible), provider
-// webhooks, health and metrics. It wires config, adapters, pool and matcher.
+// webhooks, health and metrics. It wires config, adapters, pool and the
+// outbox around a store it is given (Options.Backend): which store that is,
+// and how it was opened, is the composition root's (package wire).
 package gateway
 
 import (
@@ -18,12 +20,11 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/backend"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway/connlimit"
 	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
-	"github.com/mogate/mogate/matcher/redisstore"
-	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/redis/go-redis/v9"
@@ -34,9 +35,10 @@ type Options struct {
 	Config config.Config
 	Logger *slog.Logger     // nil: discard
 	Now    func() time.Time // nil: time.Now
-	// InMemory keeps sessions in memory only, for tests; otherwise they
-	// are journaled under cfg.DataDir (snapshot and wal/).
-	InMemory bool
+	// Backend is the opened store and what comes with it (wire.Open
+	// builds it from Config). Required. A server New returns owns it (its
+	// Close closes the store); when New fails, the caller still does.
+	Backend backend.Backend
 	// HTTP makes the adapters' outbound calls (SNS certificates and
 	// subscription confirmations); nil: a client with a 10 s timeout.
 	// Events to apps never use it: they leave through the outbox's own
@@ -60,8 +62,7 @@ type Server struct {
 	log      *slog.Logger
 	base     string
 	level    *slog.LevelVar
-	store    matcher.Store    // where sessions live
-	m        *matcher.Matcher // the store of store: memory (nil otherwise)
+	store    matcher.Store // where sessions live
 	adapters map[string]adapters.Adapter
 	http     *http.Client
 	metrics  *metrics
@@ -69,6 +70,14 @@ type Server struct {
 	engine   *gin.Engine
 	admin    http.Handler // /metrics, on its own listener when admin_listen is set
 	streams  streamLimits
+
+	// shared is where limits and stream slots are counted for the whole
+	// deployment (nil: in process); selfHealing and boundsGuesses are the
+	// Backend's.
+	shared                     *backend.Shared
+	selfHealing, boundsGuesses bool
+	finals                     onceGuard // at most once per final-status event: see onClaim
+
 	// unmatchedLog samples the unmatched message lines of each entry.
 	unmatchedLog *logSampler
 
@@ -97,94 +106,51 @@ func New(o Options) (*Server, error) {
 	if o.HTTP == nil {
 		o.HTTP = &http.Client{Timeout: 10 * time.Second}
 	}
-	// The adapters' and the outbox's clock: o.Now, or the store's once it
-	// has one (store: redis, whose clock is Redis's TIME).
-	clock := o.Now
-	now := func() time.Time { return clock() }
+	b := o.Backend
+	if b.Store == nil {
+		return nil, errors.New("gateway: Options.Backend has no store: open one with wire.Open")
+	}
+	// The adapters' and the outbox's clock: the store's when it has one
+	// (store: redis, whose clock is Redis's TIME), else o.Now.
+	now := o.Now
+	if b.Now != nil {
+		now = b.Now
+	}
 	ads, err := registry.Build(cfg.Providers, registry.Env{Now: now, HTTP: o.HTTP})
 	if err != nil {
 		return nil, err
 	}
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
+		store: b.Store, shared: b.Shared, selfHealing: b.SelfHealing, boundsGuesses: b.BoundsSenderGuesses,
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
 	})
-	// The metrics come first: the stores report their latency to them.
 	s.metrics = newMetrics(o.Version, s.pendingTotal)
 	s.metrics.reloaded(time.Now(), true) // the configuration in force was loaded at start
+	for _, c := range b.Collectors {
+		if err := s.metrics.reg.Register(c); err != nil {
+			return nil, fmt.Errorf("gateway: the store's metrics: %w", err)
+		}
+	}
 	p, err := pool.New(poolSpecs(cfg.Numbers), pool.Options{Now: o.Now, OnHealth: s.onHealth})
 	if err != nil {
 		return nil, err
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
-	mo := matcher.Options{
-		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
-		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
-		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.WithDefaults().MaxAge,
-	}
-	switch {
-	case cfg.Store == "redis":
-		ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
-		rs, err := redisstore.Open(ctx, redisstore.Options{
-			URL: cfg.RedisURL.Reveal(), Prefix: cfg.RedisPrefix, Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
-			CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
-			CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, Timeout: storeBudget,
-			UnmatchedPerSenderPerHour: cfg.Limits.UnmatchedPerSenderPerHour,
-			Unsafe:                    cfg.RedisUnsafe, Logger: o.Logger, Numbers: numberList(cfg.Numbers),
-			WaitReplicas: cfg.RedisWaitReplicas, WaitTimeout: cfg.RedisWaitTimeout, WaitAOF: cfg.RedisWaitAOF,
-		})
-		cancel()
-		if err != nil {
-			return nil, err
-		}
-		rs.Client().AddHook(redisTimer{s.metrics})
-		s.metrics.reg.MustRegister(clockSkew(rs))
-		clock = rs.Now
-		s.store = rs
-		s.metrics.reg.MustRegister(unsafeNodes(rs))
-		logStore(o.Logger, cfg, rs)
-	case o.InMemory:
-		s.m = matcher.New(mo)
-	default:
-		start := time.Now()
-		onSync := func(took time.Duration, err error) { s.metrics.storageOp("wal_fsync", took, err) }
-		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: onSync}})
-		if err != nil {
-			return nil, err
-		}
-		logStore(o.Logger, cfg, nil)
-		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
-	}
-	if s.m != nil {
-		s.store = s.m.Store()
-		s.metrics.reg.MustRegister(processedIDs(s.m))
-	}
-	// The create and stream limits of store: redis hold for the whole gateway.
+	// The create and stream limits of a shared store hold for the whole
+	// gateway.
 	s.rt.Store(s.newReloadable(cfg, p, nil, s.sharedRate()))
 	s.streams = s.newStreamLimits(cfg.Limits)
 	s.metrics.reg.MustRegister(newNumberHealth(s), s.readyGauge())
 	s.metrics.reg.MustRegister(s.connMetrics()...)
-	storeOp := "redis"
-	if s.m != nil {
-		storeOp = "wal_fsync"
-	}
-	s.metrics.storErrs.WithLabelValues(storeOp) // present at 0, so that increase() sees the first failure
-	var onClaim func(matcher.Event)
-	if s.m == nil {
-		// Several replicas: final statuses are seen through their events,
-		// each by the one replica that claims it first.
-		onClaim = func(ev matcher.Event) {
-			if ev.Session != nil {
-				s.onChange(*ev.Session)
-			}
-		}
-	}
+	maxAge := o.Outbox.WithDefaults().MaxAge
+	s.finals = s.newOnceGuard(maxAge)
 	s.outbox = outbox.New(outbox.Options{
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
 		Logger: o.Logger, Now: now, Registerer: s.metrics.reg,
-		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: onClaim, Tuning: o.Outbox,
+		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: s.onClaim(now), Tuning: o.Outbox,
 		LogUnsent: cfg.Dev,
 	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))
@@ -198,21 +164,13 @@ func New(o Options) (*Server, error) {
 // RunOutbox delivers events to apps until ctx ends; Serve runs it.
 func (s *Server) RunOutbox(ctx context.Context) { s.outbox.Run(ctx) }
 
-func numberList(ns []config.Number) []string {
-	out := make([]string, len(ns))
-	for i, n := range ns {
-		out[i] = n.Number
-	}
-	return out
-}
-
-// sharedRate is the store's Redis, where rate limits are kept (store:
-// redis) under the deployment's redis_prefix, or nil (store: memory).
+// sharedRate is the Redis where rate limits are kept for the whole
+// deployment (store: redis) under its prefix, or nil (one process).
 func (s *Server) sharedRate() redis.UniversalClient {
-	if rs, ok := s.store.(*redisstore.Store); ok {
-		return limitClient{rs.Client(), rs.LimitPrefix()}
+	if s.shared == nil {
+		return nil
 	}
-	return nil
+	return limitClient{s.shared.Client, s.shared.Prefix}
 }
 
 // pendingTotal is the pending-sessions gauge: O(numbers), never a walk
@@ -231,9 +189,9 @@ func (s *Server) pendingTotal() float64 {
 	return float64(n)
 }
 
-// onChange follows sessions to their final status for the lifecycle log,
-// metrics and pool health.
-func (s *Server) onChange(sess matcher.Session) {
+// finished follows a session to its final status for the lifecycle log,
+// metrics and pool health: onClaim calls it once per final-status event.
+func (s *Server) finished(sess matcher.Session) {
 	if !sess.Status.Final() {
 		return
 	}
@@ -349,9 +307,6 @@ func (s *Server) Handler() http.Handler { return s.engine }
 // AdminHandler serves /metrics, for the admin_listen listener: with
 // admin_listen set, the public Handler answers /metrics 404.
 func (s *Server) AdminHandler() http.Handler { return s.admin }
-
-// Matcher returns the session store.
-func (s *Server) Matcher() *matcher.Matcher { return s.m }
 
 // SetReady marks the server ready (/readyz).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }

@@ -36,7 +36,7 @@ func TestStartupNamesStore(t *testing.T) {
 				t.Fatal(err)
 			}
 			logs := &syncBuffer{}
-			s, err := New(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: time.Now})
+			s, _, err := open(Options{Config: cfg, Logger: slog.New(slog.NewJSONHandler(logs, nil)), Now: time.Now}, false)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -7,7 +7,6 @@ import (
 	"sync"
 
 	"github.com/mogate/mogate/config"
-	"github.com/mogate/mogate/matcher/redisstore"
 )
 
 // streamRetryAfter is the Retry-After, in seconds, of a 429 for too many
@@ -80,13 +79,14 @@ type streamLimits struct {
 	perPage streamSlots // limits.page_streams_per_session, by session id
 }
 
-// newStreamLimits counts in the store's Redis with store: redis, so that
-// the limits hold for the whole gateway, else in process.
+// newStreamLimits counts in the shared Redis when the backend has one
+// (store: redis), so that the limits hold for the whole gateway, else in
+// process.
 func (s *Server) newStreamLimits(l config.Limits) streamLimits {
-	if rs, ok := s.store.(*redisstore.Store); ok {
+	if sh := s.shared; sh != nil {
 		return streamLimits{
-			perKey:  newSharedSlots(rs.Client(), rs.LimitPrefix()+"streams-per-key:", l.StreamsPerKey),
-			perPage: newSharedSlots(rs.Client(), rs.LimitPrefix()+"page-streams-per-session:", l.PageStreamsPerSession),
+			perKey:  newSharedSlots(sh.Client, sh.Prefix+"streams-per-key:", l.StreamsPerKey),
+			perPage: newSharedSlots(sh.Client, sh.Prefix+"page-streams-per-session:", l.PageStreamsPerSession),
 		}
 	}
 	return streamLimits{perKey: newSlots(l.StreamsPerKey), perPage: newSlots(l.PageStreamsPerSession)}

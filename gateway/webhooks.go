@@ -297,7 +297,7 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 	case out.Kind == matcher.Matched:
 		rt.pool.Verified(in.To)
 	case out.Kind == matcher.Attempted:
-		// Verified and failed sessions are logged by onChange, with the
+		// Verified and failed sessions are logged by finished, with the
 		// session; a wrong code is logged here, never the text.
 		if sess, err := s.store.Get(ctx, out.SessionID); err == nil {
 			s.lifecycle("verification attempt", sess, provider, "from", maskNumber(in.From))

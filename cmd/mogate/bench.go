@@ -24,6 +24,7 @@ import (
 
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters/twilio"
+	"github.com/mogate/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/matcher"
@@ -404,12 +405,13 @@ func benchConfig(publicURL string) config.Config {
 	return cfg
 }
 
-// startGateway serves cfg on ln until the returned stop is called.
-func startGateway(cfg config.Config, ln net.Listener) (*gateway.Server, func(), error) {
+// startGateway serves cfg on ln until the returned stop is called; the
+// store is the one the gateway runs on.
+func startGateway(cfg config.Config, ln net.Listener) (matcher.Store, func(), error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, err
 	}
-	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)})
+	srv, st, err := app.New(gateway.Options{Config: cfg, Logger: slog.New(slog.DiscardHandler)}, false)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -419,7 +421,7 @@ func startGateway(cfg config.Config, ln net.Listener) (*gateway.Server, func(), 
 		defer close(done)
 		_ = srv.Serve(ctx, ln, 10*time.Second) // the load run has ended: how it stopped does not matter
 	}()
-	return srv, func() { cancel(); <-done }, nil
+	return st.Store, func() { cancel(); <-done }, nil
 }
 
 // loadWebhooks runs the real gateway with its durable matcher: every request
@@ -432,13 +434,12 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 	base := "http://" + ln.Addr().String()
 	cfg := benchConfig(base)
 	cfg.DataDir = dir
-	srv, stop, err := startGateway(cfg, ln)
+	st, stop, err := startGateway(cfg, ln)
 	if err != nil {
 		ln.Close()
 		return loadResult{}, err
 	}
 	defer stop()
-	st := srv.Matcher().Store()
 	// More sessions than the run can use at 25k req/s.
 	reqs, err := prepareWebhooks(st, base+"/webhooks/twilio", 25_000*int(d.Seconds()+1), 2002000000)
 	if err != nil {

@@ -17,7 +17,7 @@ const modulePath = "github.com/mogate/mogate"
 // file of the module.
 func TestImportRules(t *testing.T) {
 	graph := moduleImports(t, filepath.Join("..", ".."))
-	for _, p := range []string{"adapters", "matcher", "matcher/wal", "gateway", "pool", "cmd/mogate"} {
+	for _, p := range []string{"adapters", "matcher", "matcher/wal", "gateway", "pool", "cmd/mogate", "backend", "wire", "app"} {
 		if _, ok := graph[p]; !ok {
 			t.Fatalf("package %s not found: %v", p, graph)
 		}
@@ -39,6 +39,13 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"gateway/client": {"matcher"}},
 		{"gateway": {"conformance"}},
 		{"gateway/outbox": {"cmd/mogate"}},
+		{"gateway": {"matcher/redisstore"}},
+		{"gateway": {"matcher/wal"}},
+		{"gateway/outbox": {"matcher/memstore"}},
+		{"gateway": {"wire"}},
+		{"gateway/outbox": {"app"}},
+		{"backend": {"matcher/redisstore"}},
+		{"backend": {"config"}},
 	} {
 		if len(importViolations(bad)) == 0 {
 			t.Errorf("%v accepted", bad)
@@ -49,6 +56,10 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"adapters/registry":  {"adapters", "adapters/twilio", "config"},
 		"matcher/redisstore": {"matcher", "matcher/redisstore/redisurl"},
 		"matcher":            {"matcher/wal"},
+		"gateway":            {"matcher", "matcher/text", "backend", "gateway/outbox"},
+		"backend":            {"matcher"},
+		"wire":               {"backend", "config", "matcher", "matcher/wal", "matcher/redisstore", "matcher/memstore"},
+		"app":                {"gateway", "wire"},
 	}
 	if v := importViolations(good); len(v) > 0 {
 		t.Errorf("refused: %v", v)
@@ -115,6 +126,12 @@ func importViolations(graph map[string][]string) []string {
 				forbid(pkg, dep, "a leaf package imports no mogate package")
 			case (under(dep, "cmd") || under(dep, "conformance")) && !under(pkg, "cmd") && !under(pkg, "conformance"):
 				forbid(pkg, dep, "only cmd/mogate imports the commands and the conformance suite")
+			case (under(pkg, "gateway") || pkg == "backend") && under(dep, "matcher") && dep != "matcher" && dep != "matcher/text":
+				forbid(pkg, dep, "the gateway runs on the store it is given (backend.Backend): only the composition root (wire) opens a store")
+			case under(pkg, "gateway") && (dep == "wire" || dep == "app"):
+				forbid(pkg, dep, "the composition root builds the gateway, not the other way round")
+			case pkg == "backend" && dep != "matcher":
+				forbid(pkg, dep, "backend is the hand-over type: it knows the store contract only")
 			}
 		}
 	}

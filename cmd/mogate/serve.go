@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters/registry"
+	"github.com/mogate/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/matcher/wal"
@@ -77,7 +78,7 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(gateway.LogLevel(cfg.LogLevel))
 	log := slog.New(logHandler(stderr, level, cfg.Dev))
-	srv, err := gateway.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version})
+	srv, _, err := app.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version}, false)
 	if err != nil {
 		return err
 	}

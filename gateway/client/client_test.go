@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogate/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/gateway/client"
@@ -26,7 +27,7 @@ numbers: [{number: "+14155550100", provider: tw}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := gateway.New(gateway.Options{Config: cfg, InMemory: true})
+	s, _, err := app.New(gateway.Options{Config: cfg}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

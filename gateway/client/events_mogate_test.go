@@ -16,6 +16,7 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/twilio"
+	"github.com/mogate/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/gateway/client"
@@ -197,7 +198,7 @@ func startMogate(t *testing.T, y string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := gateway.New(gateway.Options{Config: cfg, InMemory: true, Outbox: gateway.OutboxOptions{BaseDelay: 10 * time.Millisecond}})
+	s, _, err := app.New(gateway.Options{Config: cfg, Outbox: gateway.OutboxOptions{BaseDelay: 10 * time.Millisecond}}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -20,8 +20,9 @@ type Options struct {
 	// Data is an event's data: the API's view of the session.
 	Data func(matcher.Session) any
 	// OnClaim, when set, sees each event when it is claimed before any
-	// failed delivery: once across replicas, or twice when the replica
-	// holding it died (metrics and pool health can afford that). An event
+	// failed delivery: once across replicas, or again when its lease ran
+	// out (the replica holding it died, or could not renew it), so the
+	// observer drops repeats by event id (the gateway's does). An event
 	// of an API key the claiming process does not know is seen when a
 	// process that knows the key claims it, or when it dies.
 	OnClaim func(matcher.Event)

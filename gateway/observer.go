@@ -1,0 +1,133 @@
+package gateway
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// onClaim is the one observer of final statuses, for every store: the
+// outbox calls it with each event it claims before any failed delivery,
+// and each final status has its event (verification.verified, expired,
+// failed, cancelled). The metrics, pool health and the lifecycle log
+// follow a session from there, whichever store made the change and
+// whichever replica claims it.
+//
+// An event can be claimed more than once with no failed delivery: its
+// lease ran out while a replica held it (a renewal that failed), the
+// replica that held it died, or the process restarted before delivering
+// it. The guard (s.finals) lets only the first claim of an event id
+// through, for as long as the event can be claimed at all: in the shared
+// Redis for the whole deployment when there is one, else in this process
+// (one process owns a memory store; after its restart the guard starts
+// empty, as do the counters and pool health it protects). We chose the
+// guard over "count only claims with Attempts 0": a lease that ran out
+// leaves Attempts at 0, so that test alone counts a re-claim again. A
+// guard that cannot be read lets the claim through: a final status
+// counted twice, rarely, is better than one never counted.
+func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
+	return func(ev matcher.Event) {
+		if ev.Session == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), storeBudget)
+		defer cancel()
+		first, err := s.finals.first(ctx, ev.ID, now())
+		if err != nil {
+			s.log.Warn("could not record an event as observed; counting it", "event", ev.ID, "err", err)
+		} else if !first {
+			return
+		}
+		s.finished(*ev.Session)
+	}
+}
+
+// onceGuard lets the first observation of each event id through, and
+// remembers it for the event's lifetime: bounded by time, like the promise
+// it keeps, never by a count (a count-bounded cache under a burst of final
+// statuses would forget ids still claimable and count them again).
+type onceGuard interface {
+	first(ctx context.Context, id string, now time.Time) (bool, error)
+}
+
+// newOnceGuard keeps the guard in the shared Redis when there is one, in
+// process otherwise; maxAge is how long an event stays claimable.
+func (s *Server) newOnceGuard(maxAge time.Duration) onceGuard {
+	if s.shared != nil {
+		return sharedOnce{rdb: s.shared.Client, prefix: s.shared.Prefix + "observed:", ttl: maxAge}
+	}
+	return newFinalObserver(maxAge)
+}
+
+// sharedOnce is onceGuard for every replica: one SET NX per event id, which
+// expires with the event's lifetime.
+type sharedOnce struct {
+	rdb    redis.UniversalClient
+	prefix string
+	ttl    time.Duration
+}
+
+func (g sharedOnce) first(ctx context.Context, id string, _ time.Time) (bool, error) {
+	return g.rdb.SetNX(ctx, g.prefix+id, 1, g.ttl).Result()
+}
+
+// finalObserver is onceGuard in process. It remembers each id until its
+// event can no longer be claimed: an event is claimable until it is
+// delivered or dead, and dead at the latest maxAge after its status (the
+// outbox's MaxAge), so an id observed at t is kept until t+maxAge, an upper
+// bound.
+type finalObserver struct {
+	maxAge time.Duration
+	mu     sync.Mutex
+	seen   map[string]struct{}
+	order  []observed // by time observed: the oldest first, from head on
+	head   int
+}
+
+type observed struct {
+	id    string
+	until time.Time
+}
+
+func newFinalObserver(maxAge time.Duration) *finalObserver {
+	return &finalObserver{maxAge: maxAge, seen: map[string]struct{}{}}
+}
+
+var _ onceGuard = (*finalObserver)(nil)
+
+// first reports whether id is observed for the first time at now, and
+// remembers it; it forgets the ids whose time has passed.
+func (f *finalObserver) first(_ context.Context, id string, now time.Time) (bool, error) {
+	return f.firstAt(id, now), nil
+}
+
+func (f *finalObserver) firstAt(id string, now time.Time) bool {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for f.head < len(f.order) && !now.Before(f.order[f.head].until) {
+		delete(f.seen, f.order[f.head].id)
+		f.order[f.head] = observed{}
+		f.head++
+	}
+	if f.head > len(f.order)/2 { // amortized: each entry is moved at most once per halving
+		f.order = append(f.order[:0], f.order[f.head:]...)
+		f.head = 0
+	}
+	if _, ok := f.seen[id]; ok {
+		return false
+	}
+	f.seen[id] = struct{}{}
+	f.order = append(f.order, observed{id: id, until: now.Add(f.maxAge)})
+	return true
+}
+
+// held returns how many ids are remembered.
+func (f *finalObserver) held() int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return len(f.seen)
+}
