@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters/sns/snstest"
-	"github.com/mogate/mogate/app"
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 )

@@ -6,7 +6,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/mogate/mogate/backend"
+	"github.com/mogate/mogate/gateway/backend"
 	"github.com/prometheus/client_golang/prometheus"
 )
 

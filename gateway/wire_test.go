@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/mogate/mogate/wire"
+	"github.com/mogate/mogate/cmd/mogate/wire"
 )
 
 // open builds a server the way cmd/mogate does: wire.Open opens the store

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/adapters/registry"
-	"github.com/mogate/mogate/app"
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/matcher/wal"

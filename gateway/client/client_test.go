@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mogate/mogate/app"
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/gateway/client"

@@ -16,7 +16,7 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/twilio"
-	"github.com/mogate/mogate/app"
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/gateway/client"

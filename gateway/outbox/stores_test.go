@@ -15,10 +15,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/mogate/mogate/cmd/mogate/wire"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
-	"github.com/mogate/mogate/wire"
 )
 
 // whsec is the test keys' webhook secret.

@@ -11,8 +11,8 @@ import (
 	"log/slog"
 	"time"
 
-	"github.com/mogate/mogate/backend"
 	"github.com/mogate/mogate/config"
+	"github.com/mogate/mogate/gateway/backend"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/wal"

@@ -6,8 +6,8 @@
 package app
 
 import (
+	"github.com/mogate/mogate/cmd/mogate/wire"
 	"github.com/mogate/mogate/gateway"
-	"github.com/mogate/mogate/wire"
 )
 
 // New opens the store o.Config names and builds a server on it; inMemory
