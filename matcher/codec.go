@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // Record payload (inside a WAL frame), version 1:
@@ -261,7 +263,7 @@ func (d *dec) compact(intern func(string) string) *session {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
-	s.norm, _ = NormalizeCode(s.code)
+	s.norm, _ = text.NormalizeCode(s.code)
 	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" {
 		s.x = &x

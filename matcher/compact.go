@@ -4,6 +4,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // session is the in-memory form of a Session. A deployment holds many, so
@@ -162,7 +164,7 @@ func fromView(v *Session, intern func(string) string) (*session, bool) {
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
 		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
 	}
-	s.norm, _ = NormalizeCode(s.code)
+	s.norm, _ = text.NormalizeCode(s.code)
 	verified := ""
 	if v.VerifiedNumber != v.Number {
 		verified = v.VerifiedNumber

@@ -228,44 +228,6 @@ func TestCaptureWindowsAreNotGuesses(t *testing.T) {
 			t.Fatalf("session %s = %s", id, got.Status)
 		}
 	}
-	// Whatever the text, capture matching compares at most 2 per token.
-	for _, text := range append(texts, strings.Repeat("1 ", 30000), strings.Repeat("ab1-", 20000)) {
-		var s textScan
-		s.scan(text)
-		n := 0
-		s.captureCandidates(func([]byte) bool { n++; return false })
-		if n > 2*maxCaptureTokens {
-			t.Fatalf("%d capture candidates for %.20q…", n, text)
-		}
-	}
-}
-
-// TestScanIsBounded: a text is read up to MaxScanBytes; a code past that is
-// not seen, one at the limit is.
-func TestScanIsBounded(t *testing.T) {
-	for _, tc := range []struct {
-		pad   int
-		found bool
-	}{
-		{MaxScanBytes - 7, true},  // " 482913" ends exactly at the limit
-		{MaxScanBytes - 6, false}, // one byte past it
-	} {
-		text := strings.Repeat("x", tc.pad) + " 482913"
-		var s textScan
-		s.scan(text)
-		if got := s.contains("482913"); got != tc.found {
-			t.Errorf("code ending at byte %d: found %v, want %v", len(text), got, tc.found)
-		}
-		if len(s.buf) > MaxScanBytes {
-			t.Fatalf("scan kept %d bytes", len(s.buf))
-		}
-	}
-	// A cut never splits a character.
-	var s textScan
-	s.scan(strings.Repeat("é", MaxScanBytes))
-	if len(s.buf) > MaxScanBytes || s.other {
-		t.Fatalf("multi-byte cut: %d bytes, other=%v", len(s.buf), s.other)
-	}
 }
 
 // TestPendingCounts: the counts kept as sessions come and go equal a walk

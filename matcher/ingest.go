@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // Message is an inbound SMS as the matcher sees it: numbers in E.164.
@@ -88,9 +90,9 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 		}
 		msg = whole
 	}
-	scan := scanPool.Get().(*textScan)
-	defer scanPool.Put(scan)
-	scan.scan(msg.Text)
+	scan := text.GetScanner()
+	defer text.PutScanner(scan)
+	scan.Read(msg.Text)
 
 	nowNS := now.UnixNano()
 
@@ -100,7 +102,7 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 	sh := &m.shards[pi]
 	sh.mu.Lock()
 	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
-		if nowNS < s.expires && scan.contains(s.norm) {
+		if nowNS < s.expires && scan.Contains(s.norm) {
 			id := s.idString()
 			r := Record{Op: OpVerify, At: now, ID: id, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
 			return m.commit(sh, s, r, processed, Outcome{Kind: Matched, SessionID: id})
@@ -117,7 +119,7 @@ func (m *Matcher) ingest(msg Message, opt IngestOptions) (Outcome, error) {
 			var out Outcome
 			var err error
 			hit := false
-			scan.captureCandidates(func(c []byte) bool {
+			scan.CaptureCandidates(func(c []byte) bool {
 				sh := &m.shards[codeShard(msg.To, c)]
 				sh.mu.Lock()
 				if s := sh.byCode[msg.To][string(c)]; s != nil && nowNS < s.expires {
@@ -275,10 +277,6 @@ func (m *Matcher) commit(sh *shard, s *session, r, processed Record, out Outcome
 	}
 	return processed.Outcome, nil
 }
-
-// scanPool reuses text scans: a textScan's slices point into its own arrays,
-// which would make every stack one escape to the heap.
-var scanPool = sync.Pool{New: func() any { return new(textScan) }}
 
 // Part is one stored part of a multipart message.
 type Part struct{ Message Message }

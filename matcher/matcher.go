@@ -22,6 +22,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mogate/mogate/matcher/text"
 )
 
 const numShards = 64
@@ -259,7 +261,7 @@ func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error
 }
 
 func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
-	norm, ok := NormalizeCode(code)
+	norm, ok := text.NormalizeCode(code)
 	if !ok {
 		return Session{}, ErrInvalidCode
 	}

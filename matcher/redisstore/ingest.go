@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/matcher"
+	textrules "github.com/mogate/mogate/matcher/text"
 )
 
 // partsTTL is how long an incomplete multipart message is kept.
@@ -79,7 +80,7 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		}
 		whole = true
 	}
-	sc := matcher.ScanText(text)
+	sc := textrules.ScanText(text)
 	now := s.opt.Now().UTC()
 	a := ingestArgs{
 		Now: ms(now), Retention: s.opt.Retention.Milliseconds(), Provider: msg.Provider, MessageID: msg.MessageID,
