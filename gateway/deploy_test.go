@@ -73,6 +73,7 @@ func TestDeployMetricsExist(t *testing.T) {
 	h.do("POST", "/v1/verifications/"+c["id"].(string)+"/cancel", shopKey, nil, nil)
 	h.mustCreate(`{"number": "+14155550124"}`)
 	h.create(shopKey, `{"number": "+14155550124"}`, nil) // 429
+	h.observeFinals()
 	scrape := h.do("GET", "/metrics", "", nil, nil).Body.String()
 
 	have := map[string]bool{}

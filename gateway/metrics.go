@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
-	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/redis/go-redis/v9"
@@ -101,7 +101,7 @@ func (m *metrics) reloaded(t time.Time, ok bool) {
 
 // processedIDs is the gauge of the processed message ids and spent nonces
 // a memory store remembers: a counter, read in O(1).
-func processedIDs(m *matcher.Matcher) prometheus.Collector {
+func processedIDs(m *memstore.Store) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mogate_processed_ids", Help: "Processed provider message ids and spent Plivo V2 nonces remembered for the retention window (store: memory).",
 	}, func() float64 { return float64(m.Remembered()) })

@@ -23,6 +23,7 @@ func TestNumbersView(t *testing.T) {
 	if err := h.s.m.Sweep(); err != nil {
 		t.Fatal(err)
 	}
+	h.observeFinals()
 	h.mustCreate(`{"number": "+14155550125"}`) // pending
 
 	w := h.do("GET", "/v1/numbers", shopKey, nil, nil)

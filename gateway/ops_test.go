@@ -81,6 +81,7 @@ func TestLifecycleLogsNeverACode(t *testing.T) {
 	if err := h.s.Matcher().Sweep(); err != nil {
 		t.Fatal(err)
 	}
+	h.observeFinals()
 	logs := h.logs.String()
 	for _, tc := range []struct{ msg, id string }{
 		{"verification created", id}, {"verification attempt", id}, {"verification verified", id},
@@ -142,6 +143,7 @@ func TestMetricsFunnel(t *testing.T) {
 	if code, _ := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 429 {
 		t.Fatalf("third create for one number = %d, want 429", code)
 	}
+	h.observeFinals()
 	body := h.do("GET", "/metrics", "", nil, nil).Body.String()
 	for _, want := range []string{
 		`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="created"} 3`,

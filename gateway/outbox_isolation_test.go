@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -149,7 +150,7 @@ func TestAttemptTimeout(t *testing.T) {
 			h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
 			// Well under the default Timeout (10 s): the option is what ends the attempt.
 			eventuallyWithin(t, 5*time.Second, "delivery", func() bool {
-				s, _ := h.s.m.Get(v["id"].(string))
+				s, _ := h.s.m.Get(context.Background(), v["id"].(string))
 				return s.Notified == matcher.Delivered
 			})
 			if n := calls.Load(); n != 2 {

@@ -159,7 +159,7 @@ func TestEventRetriedUntilAccepted(t *testing.T) {
 			t.Fatal("event id changed between attempts")
 		}
 	}
-	eventually(t, "notified state", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 1 })
+	eventually(t, "notified state", func() bool { s, _ := h.s.m.Get(context.Background(), v["id"].(string)); return s.Notified == 1 })
 }
 
 func TestCallbackURLOverridesAndOtherStatuses(t *testing.T) {
@@ -232,7 +232,7 @@ func TestEventDeadAfterMaxAge(t *testing.T) {
 	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 5 * time.Millisecond, MaxAge: 150 * time.Millisecond})
 	v := h.mustCreate(`{"number": "+14155550123"}`)
 	h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil)
-	eventually(t, "the event to go dead", func() bool { s, _ := h.s.m.Get(v["id"].(string)); return s.Notified == 2 })
+	eventually(t, "the event to go dead", func() bool { s, _ := h.s.m.Get(context.Background(), v["id"].(string)); return s.Notified == 2 })
 	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), "mogate_events_dead_total 1") || !strings.Contains(h.logs.String(), "event dead") {
 		t.Fatal("dead event not visible in metrics and logs")
 	}
@@ -333,5 +333,5 @@ func TestUnmatchedEventOnlyToOptedInKeys(t *testing.T) {
 	if ev.Type != "message.unmatched" || ev.Data["from"] != "+14155550777" || ev.Data["text"] != "what is this?" || ev.Data["message_id"] != "SMunmatched1" {
 		t.Fatalf("event = %s", g.body)
 	}
-	eventually(t, "the event recorded as delivered", func() bool { return len(s.m.PendingUnmatched()) == 0 })
+	eventually(t, "the event recorded as delivered", func() bool { return s.m.Undelivered() == 0 })
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/mogate/mogate/gateway/connlimit"
 	"github.com/mogate/mogate/gateway/outbox"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/wal"
 	"github.com/mogate/mogate/pool"
@@ -60,8 +61,8 @@ type Server struct {
 	log      *slog.Logger
 	base     string
 	level    *slog.LevelVar
-	store    matcher.Store    // where sessions live
-	m        *matcher.Matcher // the store of store: memory (nil otherwise)
+	store    matcher.Store   // where sessions live
+	m        *memstore.Store // the store of store: memory (nil otherwise)
 	adapters map[string]adapters.Adapter
 	http     *http.Client
 	metrics  *metrics
@@ -119,9 +120,9 @@ func New(o Options) (*Server, error) {
 		return nil, err
 	}
 	s.stopping, s.stop = context.WithCancel(context.Background())
-	mo := matcher.Options{
+	mo := memstore.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
-		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention, OnChange: s.onChange,
+		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.Outbox.WithDefaults().MaxAge,
 	}
 	switch {
@@ -146,11 +147,11 @@ func New(o Options) (*Server, error) {
 		s.metrics.reg.MustRegister(unsafeNodes(rs))
 		logStore(o.Logger, cfg, rs)
 	case o.InMemory:
-		s.m = matcher.New(mo)
+		s.m = memstore.New(mo)
 	default:
 		start := time.Now()
 		onSync := func(took time.Duration, err error) { s.metrics.storageOp("wal_fsync", took, err) }
-		s.m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: onSync}})
+		s.m, err = memstore.Open(cfg.DataDir, mo, memstore.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: onSync}})
 		if err != nil {
 			return nil, err
 		}
@@ -158,7 +159,7 @@ func New(o Options) (*Server, error) {
 		o.Logger.Info("state recovered", "data_dir", cfg.DataDir, "sessions", s.m.Len(), "took", time.Since(start).Round(time.Millisecond))
 	}
 	if s.m != nil {
-		s.store = s.m.Store()
+		s.store = s.m
 		s.metrics.reg.MustRegister(processedIDs(s.m))
 	}
 	// The create and stream limits of store: redis hold for the whole gateway.
@@ -171,14 +172,11 @@ func New(o Options) (*Server, error) {
 		storeOp = "wal_fsync"
 	}
 	s.metrics.storErrs.WithLabelValues(storeOp) // present at 0, so that increase() sees the first failure
-	var onClaim func(matcher.Event)
-	if s.m == nil {
-		// Several replicas: final statuses are seen through their events,
-		// each by the one replica that claims it first.
-		onClaim = func(ev matcher.Event) {
-			if ev.Session != nil {
-				s.onChange(*ev.Session)
-			}
+	// Final statuses are seen through their events, each by the one
+	// replica that claims it first: the same for every store.
+	onClaim := func(ev matcher.Event) {
+		if ev.Session != nil {
+			s.onChange(*ev.Session)
 		}
 	}
 	s.outbox = outbox.New(outbox.Options{
@@ -351,7 +349,7 @@ func (s *Server) Handler() http.Handler { return s.engine }
 func (s *Server) AdminHandler() http.Handler { return s.admin }
 
 // Matcher returns the session store.
-func (s *Server) Matcher() *matcher.Matcher { return s.m }
+func (s *Server) Matcher() *memstore.Store { return s.m }
 
 // SetReady marks the server ready (/readyz).
 func (s *Server) SetReady(ok bool) { s.ready.Store(ok) }

@@ -27,6 +27,7 @@ import (
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 )
 
 // bench runs the loopback load measurements of `make bench` and prints them,
@@ -438,7 +439,7 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 		return loadResult{}, err
 	}
 	defer stop()
-	st := srv.Matcher().Store()
+	st := srv.Matcher()
 	// More sessions than the run can use at 25k req/s.
 	reqs, err := prepareWebhooks(st, base+"/webhooks/twilio", 25_000*int(d.Seconds()+1), 2002000000)
 	if err != nil {
@@ -508,18 +509,18 @@ func checkVerified(st matcher.Store, reqs []prepared, res loadResult, mayStand b
 
 // workloadMatcher is create then verify, per worker, on the WAL matcher.
 func workloadMatcher(dir string, conns int, d time.Duration) (float64, error) {
-	m, err := matcher.Open(dir, matcher.Options{}, matcher.DurableOptions{})
+	m, err := memstore.Open(dir, memstore.Options{}, memstore.DurableOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer m.Close()
 	return workload(conns, d, func(i int) error {
 		from := "+1" + strconv.Itoa(2003000000+i)
-		s, _, err := m.Create(matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
+		s, _, err := m.Create(context.Background(), matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
 		if err != nil {
 			return err
 		}
-		o, err := m.Ingest(matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: "+14155550100", Text: "code " + s.Code}, matcher.IngestOptions{})
+		o, err := m.Ingest(context.Background(), matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: "+14155550100", Text: "code " + s.Code}, matcher.IngestOptions{})
 		if err == nil && o.Kind != matcher.Matched {
 			err = errors.New("bench: no match")
 		}

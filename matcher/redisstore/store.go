@@ -44,7 +44,7 @@ func (s *Store) register(ctx context.Context, tag string) error {
 	return nil
 }
 
-// Create makes a pending session (the rules of matcher.Matcher.Create).
+// Create makes a pending session (the rules of matcher.CreateRequest).
 //
 // An Idempotency-Key lives in its own slot, so it is claimed first and the
 // session created second. The claim, SET NX with the retention, names the

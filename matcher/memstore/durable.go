@@ -1,6 +1,7 @@
-package matcher
+package memstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/wal"
 )
 
@@ -98,7 +100,7 @@ func (j walJournal) Append(recs ...Record) Commit {
 // snapshot, replays the log after it, and journals every change to the log.
 // Corruption that would lose acknowledged records is an error naming the
 // file and offset; a torn tail is cut and kept aside (see package wal).
-func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
+func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 	if do.WAL.FS == nil {
 		do.WAL.FS = wal.OS{}
 	}
@@ -165,6 +167,11 @@ func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
 	m.opt.Journal = walJournal{log}
 	m.wal = &walJournal{log}
 	m.dedupe.lsn = log.LastLSN
+	maxAge := o.EventMaxAge
+	if maxAge == 0 {
+		maxAge = 24 * time.Hour
+	}
+	m.events.dropSessionsBefore(o.nowOrDefault().Add(-maxAge))
 	m.durable = &durable{dir: dir, fs: do.WAL.FS, log: log, opt: do, lastLSN: log.LastLSN(), lastAt: o.nowOrDefault()}
 	return m, nil
 }
@@ -179,7 +186,7 @@ func (o Options) nowOrDefault() time.Time {
 // Snapshot writes a snapshot of the current state and releases the log
 // segments it covers. It runs while the matcher serves: each shard is
 // locked only while it is copied.
-func (m *Matcher) Snapshot() error {
+func (m *Store) Snapshot() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -207,7 +214,7 @@ func (m *Matcher) Snapshot() error {
 	global := m.dedupe.cut(d.log.LastLSN())
 	processed := enc{b: make([]byte, 0, 26*m.dedupe.size.Load())}
 	count := 0
-	m.dedupe.each(func(k seenKey, o Outcome, atMS int64) {
+	m.dedupe.each(func(k seenKey, o matcher.Outcome, atMS int64) {
 		processed.b = append(processed.b, k[:]...)
 		processed.u8(uint8(o.Kind))
 		processed.str(o.SessionID)
@@ -237,13 +244,14 @@ func (m *Matcher) Snapshot() error {
 	}
 	m.parts.mu.Unlock()
 
-	m.unmatched.mu.Lock()
-	e.uv(uint64(len(m.unmatched.m)))
-	for _, u := range m.unmatched.m {
-		r := Record{Op: OpUnmatched, At: u.At, Unmatched: &u}
+	m.events.mu.Lock()
+	unmatched := m.events.unmatched()
+	e.uv(uint64(len(unmatched)))
+	for _, u := range unmatched {
+		r := Record{Op: OpUnmatched, At: u.At, Unmatched: u}
 		e.bytes(encodeRecord(nil, &r))
 	}
-	m.unmatched.mu.Unlock()
+	m.events.mu.Unlock()
 
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
@@ -267,11 +275,11 @@ func (m *Matcher) Snapshot() error {
 // seenEntry is a processed id read from a snapshot.
 type seenEntry struct {
 	key seenKey
-	o   Outcome
+	o   matcher.Outcome
 	at  time.Time
 }
 
-func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
+func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
 	d := dec{b: b}
 	version := d.u8()
 	if version != 1 && version != snapshotVersion {
@@ -335,11 +343,11 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 		} else {
 			copy(e.key[:], d.fixed(len(e.key)))
 		}
-		e.o = Outcome{Kind: OutcomeKind(d.u8())}
+		e.o = matcher.Outcome{Kind: matcher.OutcomeKind(d.u8())}
 		e.o.SessionID = d.str()
 		e.at = d.time()
 		switch {
-		case e.o.Kind > NonceSpent:
+		case e.o.Kind > matcher.NonceSpent:
 			d.fail()
 		case d.err != nil:
 		case version == 1:
@@ -372,7 +380,7 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 			d.fail()
 			break
 		}
-		m.unmatched.m[r.Unmatched.ID] = *r.Unmatched
+		m.events.add([]matcher.Event{unmatchedEvent(r.Unmatched)}, nil)
 	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
@@ -383,10 +391,13 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 // restore puts a session from a snapshot back: every session by id and page
 // token, only pending ones in the match indexes (a superseded session shares
 // its key with its successor), and the timer that is due for it.
-func (m *Matcher) restore(s *session) {
+func (m *Store) restore(s *session) {
 	sh := &m.shards[s.id[0]]
 	sh.mu.Lock()
 	m.insert(sh, s)
+	m.events.add(sh.fresh, nil)
+	clear(sh.fresh)
+	sh.fresh = sh.fresh[:0]
 	sh.mu.Unlock()
 	if s.x != nil && s.x.idemKey != "" {
 		is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
@@ -397,7 +408,7 @@ func (m *Matcher) restore(s *session) {
 }
 
 // maybeSnapshot snapshots when enough was written or enough time passed.
-func (m *Matcher) maybeSnapshot() error {
+func (m *Store) maybeSnapshot() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -414,7 +425,7 @@ func (m *Matcher) maybeSnapshot() error {
 
 // Close takes a final snapshot and closes the log. The matcher must not be
 // used afterwards.
-func (m *Matcher) Close() error {
+func (m *Store) Close() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -429,15 +440,18 @@ func (m *Matcher) Close() error {
 // Err returns why a durable matcher can no longer persist changes, or nil.
 // After an error its memory may hold changes that never became durable:
 // the process should stop serving and restart to recover.
-func (m *Matcher) Err() error {
+func (m *Store) Err(context.Context) error {
 	if m.durable == nil {
 		return nil
 	}
-	return m.durable.log.Err()
+	if err := m.durable.log.Err(); err != nil {
+		return fmt.Errorf("%w: %w", matcher.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Log returns the write-ahead log of a durable matcher (nil in memory).
-func (m *Matcher) Log() *wal.WAL {
+func (m *Store) Log() *wal.WAL {
 	if m.durable == nil {
 		return nil
 	}

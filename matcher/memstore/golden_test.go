@@ -1,4 +1,4 @@
-package matcher_test
+package memstore_test
 
 import (
 	"context"
@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 )
 
 // The golden data directory: a snapshot and a WAL segment written by the
@@ -31,11 +32,11 @@ var (
 // openGolden opens a durable memory store in dir on a fixed clock.
 func openGolden(t *testing.T, dir string, now func() time.Time) (matcher.Store, func() error) {
 	t.Helper()
-	m, err := matcher.Open(dir, matcher.Options{Now: now, Retention: 24 * time.Hour}, matcher.DurableOptions{})
+	m, err := memstore.Open(dir, memstore.Options{Now: now, Retention: 24 * time.Hour}, memstore.DurableOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return m.Store(), m.Close
+	return m, m.Close
 }
 
 // goldenState is what a recovered store holds, as its API shows it.

@@ -1,10 +1,11 @@
-package matcher
+package memstore
 
 import (
 	"encoding/binary"
 	"errors"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
 )
 
@@ -133,7 +134,7 @@ func (d *dec) time() time.Time {
 	return time.Unix(0, v).UTC()
 }
 
-func (e *enc) session(s *Session) {
+func (e *enc) session(s *matcher.Session) {
 	for _, v := range []string{s.ID, s.Key, s.API, s.Number, s.Code, s.To, s.Country, s.Language, s.Callback, s.Redirect} {
 		e.str(v)
 	}
@@ -154,8 +155,8 @@ func (e *enc) session(s *Session) {
 	e.u8(uint8(s.Notified))
 }
 
-func (d *dec) session() *Session {
-	s := &Session{}
+func (d *dec) session() *matcher.Session {
+	s := &matcher.Session{}
 	for _, p := range []*string{&s.ID, &s.Key, &s.API, &s.Number, &s.Code, &s.To, &s.Country, &s.Language, &s.Callback, &s.Redirect} {
 		*p = d.str()
 	}
@@ -166,15 +167,15 @@ func (d *dec) session() *Session {
 	s.MaxAttempts = d.int()
 	s.CreatedAt = d.time()
 	s.ExpiresAt = d.time()
-	s.Status = Status(d.u8())
+	s.Status = matcher.Status(d.u8())
 	s.Attempts = d.int()
 	s.VerifiedNumber = d.str()
 	s.FinishedAt = d.time()
 	s.Provider = d.str()
 	s.MessageID = d.str()
 	s.Reason = d.str()
-	s.Notified = Notified(d.u8())
-	if s.Status > Failed || s.Notified > Dead {
+	s.Notified = matcher.Notified(d.u8())
+	if s.Status > matcher.Failed || s.Notified > matcher.Dead {
 		d.fail()
 	}
 	if _, ok := shardOfID(s.ID); !ok {
@@ -204,7 +205,7 @@ func (e *enc) compact(s *session) {
 	e.u8(uint8(s.status))
 	e.uv(uint64(s.attempts))
 	verified := x.verifiedNumber
-	if verified == "" && s.status == Verified {
+	if verified == "" && s.status == matcher.Verified {
 		verified = s.number
 	}
 	e.str(verified)
@@ -239,14 +240,14 @@ func (d *dec) compact(intern func(string) string) *session {
 	max := d.uv()
 	s.created = d.varint()
 	s.expires = d.varint()
-	s.status = Status(d.u8())
+	s.status = matcher.Status(d.u8())
 	att := d.uv()
 	verified := d.raw()
 	s.finished = d.varint()
 	s.provider = intern(string(d.raw()))
 	s.messageID = d.str()
 	s.reason = reasonCode(s.status, string(d.raw()))
-	s.notified = Notified(d.u8())
+	s.notified = matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
@@ -259,7 +260,7 @@ func (d *dec) compact(intern func(string) string) *session {
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
-	if s.status > Failed || s.notified > Dead || max > 1<<16-1 || att > 1<<16-1 {
+	if s.status > matcher.Failed || s.notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
@@ -315,7 +316,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	return e.b
 }
 
-func (e *enc) message(m Message) {
+func (e *enc) message(m matcher.Message) {
 	for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
 		e.str(v)
 	}
@@ -324,8 +325,8 @@ func (e *enc) message(m Message) {
 	e.str(m.PartsRef)
 }
 
-func (d *dec) message() Message {
-	var m Message
+func (d *dec) message() matcher.Message {
+	var m matcher.Message
 	m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
 	m.Parts, m.Part = d.int(), d.int()
 	m.PartsRef = d.str()
@@ -351,9 +352,9 @@ func decodeRecord(b []byte) (Record, error) {
 		r.ID = d.str()
 	case OpProcessed:
 		r.Provider, r.MessageID = d.str(), d.str()
-		r.Outcome.Kind = OutcomeKind(d.u8())
+		r.Outcome.Kind = matcher.OutcomeKind(d.u8())
 		r.Outcome.SessionID = d.str()
-		if r.Outcome.Kind > NonceSpent {
+		if r.Outcome.Kind > matcher.NonceSpent {
 			d.fail()
 		}
 	case OpPart:
@@ -363,7 +364,7 @@ func decodeRecord(b []byte) (Record, error) {
 		}
 		r.Part = &Part{Message: m}
 	case OpUnmatched:
-		u := &UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
+		u := &matcher.UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
 		r.ID, r.Unmatched = u.ID, u
 	default:
 		d.fail()

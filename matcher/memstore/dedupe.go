@@ -1,10 +1,12 @@
-package matcher
+package memstore
 
 import (
 	"crypto/sha256"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // seenKey names a processed provider message or a spent request nonce in
@@ -64,7 +66,7 @@ const (
 	seenTimeShift = 8
 )
 
-func packSeen(o Outcome, atMS int64) uint64 {
+func packSeen(o matcher.Outcome, atMS int64) uint64 {
 	v := uint64(atMS)<<seenTimeShift | uint64(o.Kind)&seenKind
 	if o.SessionID != "" {
 		v |= seenHasSID
@@ -92,8 +94,8 @@ func (d *dedupe) cut(last uint64) uint64 {
 }
 
 // outcome is the remembered outcome of k, packed as v. The caller holds d.mu.
-func (d *dedupe) outcome(k seenKey, v uint64) Outcome {
-	o := Outcome{Kind: OutcomeKind(v & seenKind)}
+func (d *dedupe) outcome(k seenKey, v uint64) matcher.Outcome {
+	o := matcher.Outcome{Kind: matcher.OutcomeKind(v & seenKind)}
 	if v&seenHasSID != 0 {
 		o.SessionID = d.sids[k]
 	}
@@ -103,7 +105,7 @@ func (d *dedupe) outcome(k seenKey, v uint64) Outcome {
 // claim returns (outcome, false, nil) for a processed message, or (_, true,
 // ch) when the caller must process it and then call release. It first
 // forgets the ids past the retention at now.
-func (d *dedupe) claim(k seenKey, now time.Time) (Outcome, bool, chan struct{}) {
+func (d *dedupe) claim(k seenKey, now time.Time) (matcher.Outcome, bool, chan struct{}) {
 	for {
 		d.mu.Lock()
 		d.expire(now)
@@ -121,11 +123,11 @@ func (d *dedupe) claim(k seenKey, now time.Time) (Outcome, bool, chan struct{}) 
 		ch := make(chan struct{})
 		d.inflight[k] = &flight{done: ch, start: d.lsn()}
 		d.mu.Unlock()
-		return Outcome{}, true, ch
+		return matcher.Outcome{}, true, ch
 	}
 }
 
-func (d *dedupe) release(k seenKey, o Outcome, ok bool, ch chan struct{}, at time.Time) {
+func (d *dedupe) release(k seenKey, o matcher.Outcome, ok bool, ch chan struct{}, at time.Time) {
 	d.mu.Lock()
 	delete(d.inflight, k)
 	if ok {
@@ -137,7 +139,7 @@ func (d *dedupe) release(k seenKey, o Outcome, ok bool, ch chan struct{}, at tim
 
 // add remembers k from atMS on; an id already remembered keeps its first
 // outcome. The caller holds d.mu.
-func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
+func (d *dedupe) add(k seenKey, o matcher.Outcome, atMS int64) {
 	if _, ok := d.done[k]; ok {
 		return
 	}
@@ -152,7 +154,7 @@ func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
 
 // remember is add for recovery: it locks, and skips what is already past
 // the retention at now.
-func (d *dedupe) remember(k seenKey, o Outcome, at, now time.Time) {
+func (d *dedupe) remember(k seenKey, o matcher.Outcome, at, now time.Time) {
 	if now.Sub(at) >= time.Duration(d.ttlMS)*time.Millisecond {
 		return
 	}
@@ -218,7 +220,7 @@ func (d *dedupe) sweep(now time.Time) {
 
 // each calls fn for every remembered id, oldest first. The caller holds
 // d.mu.
-func (d *dedupe) each(fn func(k seenKey, o Outcome, atMS int64)) {
+func (d *dedupe) each(fn func(k seenKey, o matcher.Outcome, atMS int64)) {
 	d.order.each(func(k seenKey) {
 		if v, ok := d.done[k]; ok {
 			fn(k, d.outcome(k, v), seenAt(v))
@@ -229,7 +231,7 @@ func (d *dedupe) each(fn func(k seenKey, o Outcome, atMS int64)) {
 // Remembered returns how many processed provider message ids and spent
 // request nonces the matcher remembers: those of the retention window. It
 // is O(1).
-func (m *Matcher) Remembered() int { return int(m.dedupe.size.Load()) }
+func (m *Store) Remembered() int { return int(m.dedupe.size.Load()) }
 
 // fifoChunk is the number of keys per FIFO chunk (64 KiB).
 const fifoChunk = 4096
