@@ -11,9 +11,12 @@ import (
 // changes a session, live or during recovery, so both always agree.
 func (m *Store) apply(sh *shard, r Record) {
 	if r.Op == OpCreate {
-		s, ok := fromView(r.Session, func(x string) string { return x })
-		if !ok {
-			return
+		s := r.sess
+		if s == nil {
+			var ok bool
+			if s, ok = fromView(r.Session, identity); !ok {
+				return
+			}
 		}
 		m.insert(sh, s)
 		return

@@ -134,57 +134,8 @@ func (d *dec) time() time.Time {
 	return time.Unix(0, v).UTC()
 }
 
-func (e *enc) session(s *matcher.Session) {
-	for _, v := range []string{s.ID, s.Key, s.API, s.Number, s.Code, s.To, s.Country, s.Language, s.Callback, s.Redirect} {
-		e.str(v)
-	}
-	e.bytes(s.Metadata)
-	for _, v := range []string{s.PageToken, s.IdemKey, s.ReqHash} {
-		e.str(v)
-	}
-	e.uv(uint64(s.MaxAttempts))
-	e.time(s.CreatedAt)
-	e.time(s.ExpiresAt)
-	e.u8(uint8(s.Status))
-	e.uv(uint64(s.Attempts))
-	e.str(s.VerifiedNumber)
-	e.time(s.FinishedAt)
-	e.str(s.Provider)
-	e.str(s.MessageID)
-	e.str(s.Reason)
-	e.u8(uint8(s.Notified))
-}
-
-func (d *dec) session() *matcher.Session {
-	s := &matcher.Session{}
-	for _, p := range []*string{&s.ID, &s.Key, &s.API, &s.Number, &s.Code, &s.To, &s.Country, &s.Language, &s.Callback, &s.Redirect} {
-		*p = d.str()
-	}
-	s.Metadata = d.bytes()
-	for _, p := range []*string{&s.PageToken, &s.IdemKey, &s.ReqHash} {
-		*p = d.str()
-	}
-	s.MaxAttempts = d.int()
-	s.CreatedAt = d.time()
-	s.ExpiresAt = d.time()
-	s.Status = matcher.Status(d.u8())
-	s.Attempts = d.int()
-	s.VerifiedNumber = d.str()
-	s.FinishedAt = d.time()
-	s.Provider = d.str()
-	s.MessageID = d.str()
-	s.Reason = d.str()
-	s.Notified = matcher.Notified(d.u8())
-	if s.Status > matcher.Failed || s.Notified > matcher.Dead {
-		d.fail()
-	}
-	if _, ok := shardOfID(s.ID); !ok {
-		d.fail()
-	}
-	return s
-}
-
-// compact encodes an in-memory session in the session format above.
+// compact encodes an in-memory session in the session format above: the
+// one session codec, of OpCreate records and of snapshots alike.
 func (e *enc) compact(s *session) {
 	id := s.idString()
 	tok := s.tokenString()
@@ -290,7 +241,14 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	e.time(r.At)
 	switch r.Op {
 	case OpCreate:
-		e.session(r.Session)
+		s := r.sess
+		if s == nil {
+			var ok bool
+			if s, ok = fromView(r.Session, identity); !ok {
+				s = &session{} // never: Create makes only sessions fromView takes
+			}
+		}
+		e.compact(s)
 	case OpAttempt, OpFail, OpVerify:
 		e.str(r.ID)
 		e.str(r.From)
@@ -333,6 +291,9 @@ func (d *dec) message() matcher.Message {
 	return m
 }
 
+// identity interns nothing: a record's strings are its own.
+func identity(s string) string { return s }
+
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
 	d := dec{b: b}
@@ -342,8 +303,10 @@ func decodeRecord(b []byte) (Record, error) {
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		r.Session = d.session()
-		r.ID = r.Session.ID
+		if s := d.compact(identity); s != nil {
+			v := s.view()
+			r.Session, r.sess, r.ID = &v, s, v.ID
+		}
 	case OpAttempt, OpFail, OpVerify:
 		r.ID, r.From, r.Provider, r.MessageID = d.str(), d.str(), d.str(), d.str()
 	case OpCancel:

@@ -107,6 +107,9 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 	default:
 		buf := make([]Record, len(recs))
 		copy(buf, recs)
+		for i := range buf {
+			buf[i].sess = nil // the live session: not the journal's to keep
+		}
 		c = m.opt.Journal.Append(buf...)
 	}
 	if sh != nil && len(sh.fresh) > 0 {
@@ -287,6 +290,10 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
 	}
+	sess, ok := fromView(v, identity)
+	if !ok {
+		return matcher.Session{}, fmt.Errorf("matcher: max_attempts %d out of range", attempts)
+	}
 	sh := &m.shards[idx]
 	sh.mu.Lock()
 	var recs [2]Record
@@ -306,7 +313,7 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 			}
 		}
 	}
-	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v}
+	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
 	m.apply(sh, recs[n])
 	n++
 	c := m.journal(sh, recs[:n]...)

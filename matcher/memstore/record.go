@@ -41,6 +41,8 @@ type Record struct {
 	Outcome   matcher.Outcome         // OpProcessed
 	Part      *Part                   // OpPart
 	Unmatched *matcher.UnmatchedEvent // OpUnmatched
+
+	sess *session // OpCreate: Session's in-memory form, when the record has one
 }
 
 var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
