@@ -313,45 +313,18 @@ func (h *timerHeap) pop() timer {
 	return top
 }
 
-// Replay applies a record read back from the journal. Records must be
-// replayed in the order the journal received them; Replay writes nothing.
+// Replay applies a record read back from the journal, through the
+// component it belongs to. Records must be replayed in the order the
+// journal received them; Replay writes nothing.
 func (m *Store) Replay(r Record) {
-	switch r.Op {
-	case OpProcessed:
-		m.dedupe.remember(seenKeyOf(r.Provider, r.MessageID), r.Outcome, r.At, m.opt.Now())
-		return
-	case OpPart:
-		if r.Part != nil {
-			m.parts.add(r.Part.Message, r.At)
-		}
-		return
-	case OpUnmatched:
-		if r.Unmatched != nil {
-			m.events.add([]matcher.Event{unmatchedEvent(r.Unmatched)}, nil)
-		}
-		return
+	switch {
+	case r.ofSession():
+		m.replaySession(r)
+	case r.Op == OpProcessed:
+		m.dedupe.replay(r, m.opt.Now())
+	case r.Op == OpPart:
+		m.parts.replay(r)
+	default:
+		m.events.replay(r)
 	}
-	if isEventID(r.ID) { // OpDelivered / OpDead of a message.unmatched event
-		m.events.remove(r.ID)
-		return
-	}
-	idx, ok := shardOfID(r.ID)
-	if !ok {
-		return
-	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	if r.Op == OpCreate && r.Session != nil {
-		if s := r.Session; s.IdemKey != "" {
-			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
-			is.mu.Lock()
-			is.m[s.Key+"\x00"+s.IdemKey] = s.ID
-			is.mu.Unlock()
-		}
-	}
-	m.apply(sh, r)
-	m.events.add(sh.fresh, nil) // read back: durable
-	clear(sh.fresh)
-	sh.fresh = sh.fresh[:0]
-	sh.mu.Unlock()
 }

@@ -2,6 +2,8 @@ package memstore
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -297,4 +299,74 @@ func (q *keyFIFO) each(fn func(seenKey)) {
 			fn(k)
 		}
 	}
+}
+
+// The processed messages' part of durability: their snapshot section
+// (version 2: uvarint n, then n times 16-byte key, outcome kind u8,
+// session id, at; oldest first), its restore, and the replay of OpProcessed.
+
+// snapshot copies the processed messages and returns them with the global
+// cut: last, or just before the first message still in flight (its record
+// is not in done yet, so it must be replayed).
+func (d *dedupe) snapshot(last uint64) (global uint64, section []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	global = d.cut(last)
+	entries := enc{b: make([]byte, 0, 26*d.size.Load())}
+	count := 0
+	d.each(func(k seenKey, o matcher.Outcome, atMS int64) {
+		entries.b = append(entries.b, k[:]...)
+		entries.u8(uint8(o.Kind))
+		entries.str(o.SessionID)
+		entries.time(time.UnixMilli(atMS))
+		count++
+	})
+	e := enc{b: make([]byte, 0, len(entries.b)+binary.MaxVarintLen64)}
+	e.uv(uint64(count))
+	e.b = append(e.b, entries.b...)
+	return global, e.b
+}
+
+// seenEntry is a processed id read from a snapshot.
+type seenEntry struct {
+	key seenKey
+	o   matcher.Outcome
+	at  time.Time
+}
+
+// restore reads the section snapshot wrote, skipping what is past the
+// retention at now. Version 1 keyed by the string provider, zero byte,
+// message id, in any order: those are hashed and sorted by time.
+func (d *dedupe) restore(dc *dec, version uint8, now time.Time) {
+	n := dc.uv()
+	var v1 []seenEntry
+	for i := uint64(0); i < n && dc.err == nil; i++ {
+		var e seenEntry
+		if version == 1 {
+			e.key = seenKeyRaw(dc.raw())
+		} else {
+			copy(e.key[:], dc.fixed(len(e.key)))
+		}
+		e.o = matcher.Outcome{Kind: matcher.OutcomeKind(dc.u8())}
+		e.o.SessionID = dc.str()
+		e.at = dc.time()
+		switch {
+		case e.o.Kind > matcher.NonceSpent:
+			dc.fail()
+		case dc.err != nil:
+		case version == 1:
+			v1 = append(v1, e)
+		default:
+			d.remember(e.key, e.o, e.at, now)
+		}
+	}
+	slices.SortStableFunc(v1, func(a, b seenEntry) int { return a.at.Compare(b.at) })
+	for _, e := range v1 {
+		d.remember(e.key, e.o, e.at, now)
+	}
+}
+
+// replay applies an OpProcessed record read back from the log.
+func (d *dedupe) replay(r Record, now time.Time) {
+	d.remember(seenKeyOf(r.Provider, r.MessageID), r.Outcome, r.At, now)
 }

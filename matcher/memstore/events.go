@@ -97,6 +97,47 @@ func (t *events) unmatched() []*matcher.UnmatchedEvent {
 	return out
 }
 
+// The message.unmatched events' part of durability: their snapshot
+// section (uvarint n, n OpUnmatched records), its restore, and the replay
+// of OpUnmatched and of the delivery of an unmatched event. The
+// final-status events are not in it: they come back with their sessions.
+
+// snapshot appends the message.unmatched events to e.
+func (t *events) snapshot(e *enc) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	unmatched := t.unmatched()
+	e.uv(uint64(len(unmatched)))
+	for _, u := range unmatched {
+		r := Record{Op: OpUnmatched, At: u.At, Unmatched: u}
+		e.bytes(encodeRecord(nil, &r))
+	}
+}
+
+// restore reads the section snapshot wrote.
+func (t *events) restore(d *dec) {
+	n := d.uv()
+	for i := uint64(0); i < n && d.err == nil; i++ {
+		r, err := decodeRecord(d.raw())
+		if err != nil || r.Op != OpUnmatched {
+			d.fail()
+			break
+		}
+		t.add([]matcher.Event{unmatchedEvent(r.Unmatched)}, nil)
+	}
+}
+
+// replay applies an OpUnmatched record, or the OpDelivered or OpDead of an
+// unmatched event, read back from the log.
+func (t *events) replay(r Record) {
+	switch {
+	case r.Op == OpUnmatched && r.Unmatched != nil:
+		t.add([]matcher.Event{unmatchedEvent(r.Unmatched)}, nil)
+	case r.Op == OpDelivered || r.Op == OpDead:
+		t.remove(r.ID)
+	}
+}
+
 // sessionEvent is the final-status event of s.
 func sessionEvent(s *session) matcher.Event {
 	v := s.view()

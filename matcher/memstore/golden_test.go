@@ -328,3 +328,36 @@ func lineDiff(want, got string) string {
 	}
 	return strings.Join(slices.Clip(out), "\n")
 }
+
+// TestGoldenSnapshotRoundTrip: the state recovered from the golden data,
+// written by this build's snapshot (closing snapshots) and read back, is
+// the same state.
+func TestGoldenSnapshotRoundTrip(t *testing.T) {
+	wantJSON, err := os.ReadFile(filepath.Join(goldenDir, "want.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want struct{ IDs map[string]string }
+	if err := json.Unmarshal(wantJSON, &want); err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	copyDir(t, filepath.Join(goldenDir, "data"), dir)
+	first := readGolden(t, dir, want.IDs)  // closes: a snapshot of this build
+	second := readGolden(t, dir, want.IDs) // from that snapshot
+	if !second.LastPart.Duplicate || second.LastPart.Kind != first.LastPart.Kind {
+		t.Errorf("the part completed before the snapshot: %+v, then %+v", first.LastPart, second.LastPart)
+	}
+	first.LastPart, second.LastPart = matcher.Outcome{}, matcher.Outcome{}
+	a, err := json.MarshalIndent(first, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := json.MarshalIndent(second, "", "\t")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(a) != string(b) {
+		t.Errorf("state differs after a snapshot of this build:\n%s", lineDiff(string(a), string(b)))
+	}
+}

@@ -2,10 +2,6 @@ package memstore
 
 import (
 	"context"
-	"sort"
-	"strings"
-	"sync"
-	"time"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -187,61 +183,6 @@ func (m *Store) unmatched(msg matcher.Message, processed Record, keys []string) 
 	t.mu.Unlock()
 	t.signal()
 	return c
-}
-
-// Part is one stored part of a multipart message.
-type Part struct{ Message matcher.Message }
-
-// partials holds multipart messages until all their parts arrive.
-type partials struct {
-	mu sync.Mutex
-	m  map[string]*partial
-}
-
-type partial struct {
-	first time.Time
-	parts map[int]matcher.Message
-}
-
-// partsTTL is how long an incomplete multipart message is kept.
-const partsTTL = time.Hour
-
-func (p *partials) add(msg matcher.Message, now time.Time) (matcher.Message, bool) {
-	key := strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	e := p.m[key]
-	if e == nil {
-		e = &partial{first: now, parts: map[int]matcher.Message{}}
-		p.m[key] = e
-	}
-	e.parts[msg.Part] = msg
-	if len(e.parts) < msg.Parts {
-		return matcher.Message{}, false
-	}
-	delete(p.m, key)
-	nums := make([]int, 0, len(e.parts))
-	for n := range e.parts {
-		nums = append(nums, n)
-	}
-	sort.Ints(nums)
-	var b strings.Builder
-	for _, n := range nums {
-		b.WriteString(e.parts[n].Text)
-	}
-	whole := msg
-	whole.Text, whole.Parts, whole.Part, whole.PartsRef = b.String(), 0, 0, ""
-	return whole, true
-}
-
-func (p *partials) gc(now time.Time) {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for k, e := range p.m {
-		if now.Sub(e.first) > partsTTL {
-			delete(p.m, k)
-		}
-	}
 }
 
 // SpendNonce records, durably, that a provider request nonce was used, and

@@ -68,3 +68,14 @@ func shardOfID(id string) (int, bool) {
 	}
 	return int(b[0]), true
 }
+
+// ofSession reports whether r changes a session (so it is replayed after
+// its shard's cut), rather than the processed messages, the stored parts
+// or the message.unmatched events (replayed after the global cut).
+func (r *Record) ofSession() bool {
+	switch r.Op {
+	case OpProcessed, OpPart, OpUnmatched:
+		return false
+	}
+	return !isEventID(r.ID)
+}
