@@ -17,7 +17,7 @@ const modulePath = "github.com/mogate/mogate"
 // file of the module.
 func TestImportRules(t *testing.T) {
 	graph := moduleImports(t, filepath.Join("..", ".."))
-	for _, p := range []string{"adapters", "matcher", "matcher/wal", "gateway", "pool", "cmd/mogate"} {
+	for _, p := range []string{"adapters", "matcher", "matcher/text", "matcher/memstore", "matcher/redisstore", "matcher/wal", "gateway", "pool", "cmd/mogate"} {
 		if _, ok := graph[p]; !ok {
 			t.Fatalf("package %s not found: %v", p, graph)
 		}
@@ -35,6 +35,14 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"matcher": {"config"}},
 		{"matcher/redisstore": {"pool"}},
 		{"matcher/wal": {"matcher"}},
+		{"matcher": {"matcher/wal"}},
+		{"matcher": {"matcher/memstore"}},
+		{"matcher/text": {"matcher"}},
+		{"matcher/redisstore": {"matcher/memstore"}},
+		{"matcher/memstore": {"matcher/redisstore"}},
+		{"matcher/storetest": {"matcher/memstore"}},
+		{"pool": {"matcher/memstore"}},
+		{"gateway/outbox": {"matcher/memstore"}},
 		{"pool": {"config"}},
 		{"gateway/client": {"matcher"}},
 		{"gateway": {"conformance"}},
@@ -45,10 +53,12 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		}
 	}
 	good := map[string][]string{
-		"cmd/mogate":         {"gateway", "conformance"},
+		"cmd/mogate":         {"gateway", "conformance", "matcher/memstore"},
 		"adapters/registry":  {"adapters", "adapters/twilio", "config"},
 		"matcher/redisstore": {"matcher", "matcher/redisstore/redisurl"},
-		"matcher":            {"matcher/wal"},
+		"matcher":            {"matcher/text"},
+		"matcher/memstore":   {"matcher", "matcher/text", "matcher/wal"},
+		"matcher/storetest":  {"matcher"},
 	}
 	if v := importViolations(good); len(v) > 0 {
 		t.Errorf("refused: %v", v)
@@ -111,8 +121,14 @@ func importViolations(graph map[string][]string) []string {
 				forbid(pkg, dep, "adapters are pure: request bytes in, messages out")
 			case under(pkg, "matcher") && (under(dep, "gateway") || under(dep, "adapters") || under(dep, "pool") || under(dep, "config")):
 				forbid(pkg, dep, "the matcher and its stores know nothing of HTTP, providers or configuration")
-			case pkg == "matcher/wal" || pkg == "pool" || pkg == "gateway/client" || pkg == "gateway/connlimit":
+			case pkg == "matcher/wal" || pkg == "matcher/text" || pkg == "pool" || pkg == "gateway/client" || pkg == "gateway/connlimit":
 				forbid(pkg, dep, "a leaf package imports no mogate package")
+			case pkg == "matcher" && dep != "matcher/text":
+				forbid(pkg, dep, "the store contract imports no store, only the text rules")
+			case under(dep, "matcher/memstore") && !under(pkg, "matcher/memstore") && pkg != "cmd/mogate" && pkg != "gateway":
+				forbid(pkg, dep, "only the wiring (cmd/mogate, and gateway.New until it takes a Store) opens the memory store")
+			case under(pkg, "matcher/memstore") && under(dep, "matcher/redisstore"), under(pkg, "matcher/redisstore") && under(dep, "matcher/memstore"):
+				forbid(pkg, dep, "a store imports the contract and the text rules, never another store")
 			case (under(dep, "cmd") || under(dep, "conformance")) && !under(pkg, "cmd") && !under(pkg, "conformance"):
 				forbid(pkg, dep, "only cmd/mogate imports the commands and the conformance suite")
 			}
