@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -63,7 +64,7 @@ func TestEventEgressRules(t *testing.T) {
 			var id string
 			if strings.HasPrefix(callback, "http:") && !tc.allowPrivate {
 				// The API refuses it now (422): a session stored before.
-				s, _, err := h.m.Create(matcher.CreateRequest{Key: "shop", Number: "+14155550123", To: "+14155550100", TTL: time.Minute, Callback: callback})
+				s, _, err := h.m.Create(context.Background(), matcher.CreateRequest{Key: "shop", Number: "+14155550123", To: "+14155550100", TTL: time.Minute, Callback: callback})
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -77,12 +78,12 @@ func TestEventEgressRules(t *testing.T) {
 			case matcher.NotNotified:
 				eventually(t, "two refused attempts", func() bool { return strings.Count(h.logs.String(), tc.log) >= 2 })
 			default:
-				eventually(t, "the outcome", func() bool { s, _ := h.m.Get(v["id"].(string)); return s.Notified == tc.want })
+				eventually(t, "the outcome", func() bool { s, _ := h.m.Get(context.Background(), v["id"].(string)); return s.Notified == tc.want })
 				if !strings.Contains(h.logs.String(), tc.log) {
 					t.Errorf("logs do not say %q: %s", tc.log, h.logs)
 				}
 			}
-			if s, _ := h.m.Get(v["id"].(string)); s.Notified != tc.want {
+			if s, _ := h.m.Get(context.Background(), v["id"].(string)); s.Notified != tc.want {
 				t.Errorf("notified = %d, want %d", s.Notified, tc.want)
 			}
 			if n := conns.Load(); (n > 0) != (tc.want == matcher.Delivered) {
@@ -109,7 +110,7 @@ func TestRedirectNotFollowed(t *testing.T) {
 	if second.calls() != 0 {
 		t.Fatalf("the redirect was followed: %d calls", second.calls())
 	}
-	if s, _ := h.m.Get(v["id"].(string)); s.Notified != 0 {
+	if s, _ := h.m.Get(context.Background(), v["id"].(string)); s.Notified != 0 {
 		t.Fatalf("notified = %d after a redirect", s.Notified)
 	}
 	if !strings.Contains(h.logs.String(), "receiver answered 307") {

@@ -18,6 +18,7 @@ import (
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 )
 
 // Secrets of the test configuration: distinctive so that a leak is found.
@@ -57,7 +58,7 @@ var secrets = []string{shopKey, otherKey, twilioToken, vonageSecret, plivoToken,
 type harness struct {
 	t    *testing.T
 	s    *Server
-	m    *matcher.Matcher // the memory store behind s (nil on Redis)
+	m    *memstore.Store // the memory store behind s (nil on Redis)
 	h    http.Handler
 	logs *syncBuffer
 	now  time.Time

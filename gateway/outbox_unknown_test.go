@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -59,7 +60,7 @@ func (h *harness) verify(v map[string]any) {
 }
 
 func (h *harness) notified(id string) matcher.Notified {
-	s, _ := h.m.Get(id)
+	s, _ := h.m.Get(context.Background(), id)
 	return s.Notified
 }
 
@@ -109,7 +110,7 @@ func TestEventOfUnknownKeyDiesAtMaxAge(t *testing.T) {
 	h.verify(v)
 	id := v["id"].(string)
 	eventually(t, "the event to go dead", func() bool { return h.notified(id) != matcher.NotNotified })
-	s, _ := h.m.Get(id)
+	s, _ := h.m.Get(context.Background(), id)
 	if s.Notified != matcher.Dead || rcv.calls() != 0 {
 		t.Fatalf("notified %v after %d calls, want dead after none", s.Notified, rcv.calls())
 	}

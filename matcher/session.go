@@ -1,13 +1,10 @@
 package matcher
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base32"
 	"encoding/hex"
 	"errors"
 	"slices"
-	"strings"
 	"time"
 )
 
@@ -84,8 +81,6 @@ type Session struct {
 	// Signals are what the message that verified the session (or failed it
 	// by policy) told of its sender; zero otherwise.
 	Signals Signals
-
-	code string // normalized code
 }
 
 // Channels a route can take.
@@ -165,40 +160,6 @@ func Reason(st Status, r string) string {
 // Capture reports whether the session is in capture mode.
 func (s *Session) Capture() bool { return s.Number == "" }
 
-// Op is the kind of a state change.
-type Op uint8
-
-// State changes. Each is one Record; replaying the records in order rebuilds
-// the matcher.
-const (
-	OpCreate    Op = iota + 1 // Session holds the new session
-	OpAttempt                 // a wrong code from the expected sender
-	OpVerify                  // From verified the session
-	OpCancel                  // Reason says why: ReasonCancelledByAPI or ReasonSuperseded
-	OpExpire                  // the TTL ran out
-	OpFail                    // the last allowed attempt was wrong
-	OpProcessed               // a provider message was handled; the dedupe record
-	OpPart                    // one part of a multipart message arrived
-	OpDelivered               // an event (ID: session or unmatched event id) was accepted by the app
-	OpDead                    // an event could not be delivered in time
-	OpUnmatched               // an unmatched message is to be told to an API key (Unmatched)
-)
-
-// Record is one state change: the unit the journal makes durable.
-type Record struct {
-	Op        Op
-	At        time.Time
-	ID        string          // session id (all but OpProcessed and OpPart)
-	Session   *Session        // OpCreate
-	From      string          // OpVerify, OpAttempt, OpFail
-	Provider  string          // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
-	MessageID string          // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
-	Reason    string          // OpCancel
-	Outcome   Outcome         // OpProcessed
-	Part      *Part           // OpPart
-	Unmatched *UnmatchedEvent // OpUnmatched
-}
-
 // UnmatchedEvent is a message.unmatched event waiting for delivery to the
 // API key Key.
 type UnmatchedEvent struct {
@@ -231,30 +192,6 @@ var (
 	ErrIdempotencyReused = errors.New("matcher: Idempotency-Key reused with a different request")
 	ErrCodeNotAllowed    = errors.New("matcher: a capture-mode verification takes no code; mogate generates it")
 )
-
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
-
-// newID returns prefix followed by 128 random bits whose first byte is the shard.
-func newID(prefix string, shard int) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	b[0] = byte(shard)
-	return prefix + idEncoding.EncodeToString(b[:])
-}
-
-// shardOfID returns the shard an id or page token was made for.
-func shardOfID(id string) (int, bool) {
-	i := strings.LastIndexByte(id, '_')
-	if i < 0 || len(id)-i-1 != 26 {
-		return 0, false
-	}
-	var b [16]byte
-	n, err := idEncoding.Decode(b[:], []byte(id[i+1:]))
-	if err != nil || n != 16 || int(b[0]) >= numShards {
-		return 0, false
-	}
-	return int(b[0]), true
-}
 
 // ValidIDPrefix reports whether p may be a CreateRequest.IDPrefix.
 func ValidIDPrefix(p string) bool { return slices.Contains(idPrefixes, p) }

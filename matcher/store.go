@@ -7,7 +7,7 @@ import (
 )
 
 // Store is where verification sessions live, behind the gateway: the
-// memory+WAL matcher of one node (Matcher.Store), or Redis shared by several
+// memory+WAL store of one node (package matcher/memstore), or Redis shared by several
 // replicas (package matcher/redisstore). Every store passes the behavioural
 // suite in matcher/storetest: the matching rules (docs/matching.md), attempts, supersede
 // within one API key, capture guesses, expiry, dedupe, idempotency, nonces
@@ -20,7 +20,7 @@ import (
 // not replicate within redis_wait_timeout: every write is safe to retry). Status changes reach watchers through wakeups (Wait),
 // never through callbacks.
 type Store interface {
-	// Create makes a pending session (see Matcher.Create for the rules).
+	// Create makes a pending session (see CreateRequest for the rules).
 	Create(ctx context.Context, req CreateRequest) (s Session, replayed bool, err error)
 	// LookupIdempotent returns the session an API key created with an
 	// Idempotency-Key, if it is still held.

@@ -1,6 +1,7 @@
 package pool
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 )
 
 func testPool(t *testing.T, specs []Spec) *Pool {
@@ -157,14 +159,14 @@ func TestDrained(t *testing.T) {
 // sessions verifies after the number is drained (the config reloaded with
 // weight 0 at a restart), while new sessions go elsewhere.
 func TestDrainedPendingStillVerifies(t *testing.T) {
-	m := matcher.New(matcher.Options{})
+	m := memstore.New(memstore.Options{})
 	before := testPool(t, specs[:2])
 	sender := "+12125550123"
 	n, err := before.Assign(sender, "", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	sess, _, err := m.Create(matcher.CreateRequest{Key: "shop", Number: sender, To: n.Number, TTL: time.Hour})
+	sess, _, err := m.Create(context.Background(), matcher.CreateRequest{Key: "shop", Number: sender, To: n.Number, TTL: time.Hour})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,7 +180,7 @@ func TestDrainedPendingStillVerifies(t *testing.T) {
 	if again, err := after.Assign(sender, "", "", ""); err != nil || again.Number == n.Number {
 		t.Fatalf("new session for the same sender got %v %v, want the other number", again, err)
 	}
-	out, err := m.Ingest(matcher.Message{Provider: n.Provider, MessageID: "SM1", From: sender, To: n.Number, Text: "code " + sess.Code}, matcher.IngestOptions{})
+	out, err := m.Ingest(context.Background(), matcher.Message{Provider: n.Provider, MessageID: "SM1", From: sender, To: n.Number, Text: "code " + sess.Code}, matcher.IngestOptions{})
 	if err != nil || out.Kind != matcher.Matched || out.SessionID != sess.ID {
 		t.Fatalf("message to the drained number: %+v %v", out, err)
 	}

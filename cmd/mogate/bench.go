@@ -28,6 +28,7 @@ import (
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 )
 
 // bench runs the loopback load measurements of `make bench` and prints them,
@@ -509,18 +510,18 @@ func checkVerified(st matcher.Store, reqs []prepared, res loadResult, mayStand b
 
 // workloadMatcher is create then verify, per worker, on the WAL matcher.
 func workloadMatcher(dir string, conns int, d time.Duration) (float64, error) {
-	m, err := matcher.Open(dir, matcher.Options{}, matcher.DurableOptions{})
+	m, err := memstore.Open(dir, memstore.Options{}, memstore.DurableOptions{})
 	if err != nil {
 		return 0, err
 	}
 	defer m.Close()
 	return workload(conns, d, func(i int) error {
 		from := "+1" + strconv.Itoa(2003000000+i)
-		s, _, err := m.Create(matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
+		s, _, err := m.Create(context.Background(), matcher.CreateRequest{Key: "bench", Number: from, To: "+14155550100", TTL: time.Hour})
 		if err != nil {
 			return err
 		}
-		o, err := m.Ingest(matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: "+14155550100", Text: "code " + s.Code}, matcher.IngestOptions{})
+		o, err := m.Ingest(context.Background(), matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: "+14155550100", Text: "code " + s.Code}, matcher.IngestOptions{})
 		if err == nil && o.Kind != matcher.Matched {
 			err = errors.New("bench: no match")
 		}

@@ -17,7 +17,7 @@ const modulePath = "github.com/mogate/mogate"
 // file of the module.
 func TestImportRules(t *testing.T) {
 	graph := moduleImports(t, filepath.Join("..", ".."))
-	for _, p := range []string{"adapters", "matcher", "matcher/wal", "gateway", "pool", "cmd/mogate", "gateway/backend", "cmd/mogate/wire", "cmd/mogate/app"} {
+	for _, p := range []string{"adapters", "matcher", "matcher/text", "matcher/memstore", "matcher/redisstore", "matcher/wal", "gateway", "pool", "cmd/mogate", "gateway/backend", "cmd/mogate/wire", "cmd/mogate/app"} {
 		if _, ok := graph[p]; !ok {
 			t.Fatalf("package %s not found: %v", p, graph)
 		}
@@ -43,13 +43,21 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		{"matcher": {"config"}},
 		{"matcher/redisstore": {"pool"}},
 		{"matcher/wal": {"matcher"}},
+		{"matcher": {"matcher/wal"}},
+		{"matcher": {"matcher/memstore"}},
+		{"matcher/text": {"matcher"}},
+		{"matcher/redisstore": {"matcher/memstore"}},
+		{"matcher/memstore": {"matcher/redisstore"}},
+		{"matcher/storetest": {"matcher/memstore"}},
+		{"pool": {"matcher/memstore"}},
+		{"gateway/outbox": {"matcher/memstore"}},
 		{"pool": {"config"}},
 		{"gateway/client": {"matcher"}},
 		{"gateway": {"conformance"}},
 		{"gateway/outbox": {"cmd/mogate"}},
 		{"gateway": {"matcher/redisstore"}},
 		{"gateway": {"matcher/wal"}},
-		{"gateway/outbox": {"matcher/memstore"}},
+		{"gateway": {"matcher/memstore"}},
 		{"gateway": {"cmd/mogate/wire"}},
 		{"gateway/outbox": {"cmd/mogate/app"}},
 		{"gateway/backend": {"matcher/redisstore"}},
@@ -60,10 +68,12 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		}
 	}
 	good := map[string][]string{
-		"cmd/mogate":         {"gateway", "conformance"},
+		"cmd/mogate":         {"gateway", "conformance", "matcher/memstore"},
 		"adapters/registry":  {"adapters", "adapters/twilio", "config"},
 		"matcher/redisstore": {"matcher", "matcher/redisstore/redisurl"},
-		"matcher":            {"matcher/wal"},
+		"matcher":            {"matcher/text"},
+		"matcher/memstore":   {"matcher", "matcher/text", "matcher/wal"},
+		"matcher/storetest":  {"matcher"},
 		"gateway":            {"matcher", "matcher/text", "gateway/backend", "gateway/outbox"},
 		"gateway/backend":    {"matcher"},
 		"cmd/mogate/wire":    {"gateway/backend", "config", "matcher", "matcher/wal", "matcher/redisstore", "matcher/memstore"},
@@ -130,8 +140,14 @@ func importViolations(graph map[string][]string) []string {
 				forbid(pkg, dep, "adapters are pure: request bytes in, messages out")
 			case under(pkg, "matcher") && (under(dep, "gateway") || under(dep, "adapters") || under(dep, "pool") || under(dep, "config")):
 				forbid(pkg, dep, "the matcher and its stores know nothing of HTTP, providers or configuration")
-			case pkg == "matcher/wal" || pkg == "pool" || pkg == "gateway/client" || pkg == "gateway/connlimit":
+			case pkg == "matcher/wal" || pkg == "matcher/text" || pkg == "pool" || pkg == "gateway/client" || pkg == "gateway/connlimit":
 				forbid(pkg, dep, "a leaf package imports no mogate package")
+			case pkg == "matcher" && dep != "matcher/text":
+				forbid(pkg, dep, "the store contract imports no store, only the text rules")
+			case under(dep, "matcher/memstore") && !under(pkg, "matcher/memstore") && !under(pkg, "cmd/mogate"):
+				forbid(pkg, dep, "only the composition root (cmd/mogate/wire, and the benchmarks) opens the memory store")
+			case under(pkg, "matcher/memstore") && under(dep, "matcher/redisstore"), under(pkg, "matcher/redisstore") && under(dep, "matcher/memstore"):
+				forbid(pkg, dep, "a store imports the contract and the text rules, never another store")
 			case (under(dep, "cmd") || under(dep, "conformance")) && !under(pkg, "cmd") && !under(pkg, "conformance"):
 				forbid(pkg, dep, "only cmd/mogate imports the commands and the conformance suite")
 			case under(pkg, "gateway") && under(dep, "matcher") && dep != "matcher" && dep != "matcher/text":

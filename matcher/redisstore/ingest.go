@@ -13,6 +13,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mogate/mogate/matcher"
+	textrules "github.com/mogate/mogate/matcher/text"
 )
 
 // partsTTL is how long an incomplete multipart message is kept.
@@ -112,7 +113,7 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		}
 		whole = true
 	}
-	sc := matcher.ScanText(text)
+	sc := textrules.ScanText(text)
 	now := s.opt.Now().UTC()
 	a := ingestArgs{
 		Now: ms(now), Retention: s.opt.Retention.Milliseconds(), Provider: msg.Provider, MessageID: msg.MessageID,

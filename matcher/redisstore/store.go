@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // registerNumbers lists the tags of the pool's numbers in P:tags.
@@ -47,7 +48,7 @@ func (s *Store) register(ctx context.Context, tag string) error {
 	return nil
 }
 
-// Create makes a pending session (the rules of matcher.Matcher.Create).
+// Create makes a pending session (the rules of matcher.CreateRequest).
 //
 // An Idempotency-Key lives in its own slot, so it is claimed first and the
 // session created second. The claim, SET NX with the retention, names the
@@ -66,7 +67,7 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 		return matcher.Session{}, false, matcher.ErrCodeNotAllowed
 	}
 	if req.Code != "" {
-		if _, ok := matcher.NormalizeCode(req.Code); !ok {
+		if _, ok := text.NormalizeCode(req.Code); !ok {
 			return matcher.Session{}, false, matcher.ErrInvalidCode
 		}
 	}
@@ -178,7 +179,7 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 		if generated {
 			code = randomDigits(length)
 		}
-		norm, _ := matcher.NormalizeCode(code)
+		norm, _ := text.NormalizeCode(code)
 		now := s.opt.Now().UTC().Truncate(time.Millisecond)
 		w := wire{
 			ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, Norm: norm, To: req.To,

@@ -9,7 +9,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 	"github.com/mogate/mogate/matcher/redisstore"
 )
 
@@ -103,7 +103,7 @@ func isConnErr(err redis.Error) bool {
 
 // processedIDs is the gauge of the processed message ids and spent nonces
 // a memory store remembers: a counter, read in O(1).
-func processedIDs(m *matcher.Matcher) prometheus.Collector {
+func processedIDs(m *memstore.Store) prometheus.Collector {
 	return prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "mogate_processed_ids", Help: "Processed provider message ids and spent Plivo V2 nonces remembered for the retention window (store: memory).",
 	}, func() float64 { return float64(m.Remembered()) })

@@ -13,7 +13,7 @@ import (
 
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway/backend"
-	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/memstore"
 	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/wal"
 )
@@ -36,7 +36,7 @@ type Options struct {
 // benchmarks). Exactly one of Memory and Redis is set.
 type Store struct {
 	backend.Backend
-	Memory *matcher.Matcher  // store: memory
+	Memory *memstore.Store   // store: memory
 	Redis  *redisstore.Store // store: redis
 }
 
@@ -59,19 +59,19 @@ func Open(cfg config.Config, o Options) (*Store, error) {
 // openMemory opens store: memory, journaled under cfg.DataDir unless
 // o.InMemory. Its constructor is called here and nowhere else.
 func openMemory(cfg config.Config, o Options) (*Store, error) {
-	mo := matcher.Options{
+	mo := memstore.Options{
 		Now: o.Now, MaxAttempts: cfg.Verification.MaxAttempts,
 		CodeLength: cfg.Verification.CodeLength, Retention: cfg.Retention,
 		CaptureGuessesPerHour: cfg.Limits.CaptureGuessesPerSenderPerHour, EventMaxAge: o.EventMaxAge,
 	}
 	st := newStorageMetrics("wal_fsync")
-	var m *matcher.Matcher
+	var m *memstore.Store
 	if o.InMemory {
-		m = matcher.New(mo)
+		m = memstore.New(mo)
 	} else {
 		start := time.Now()
 		var err error
-		m, err = matcher.Open(cfg.DataDir, mo, matcher.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: st.walSync}})
+		m, err = memstore.Open(cfg.DataDir, mo, memstore.DurableOptions{WAL: wal.Options{Logger: o.Logger, OnSync: st.walSync}})
 		if err != nil {
 			return nil, err
 		}
@@ -80,7 +80,7 @@ func openMemory(cfg config.Config, o Options) (*Store, error) {
 	}
 	return &Store{
 		Backend: backend.Backend{
-			Store: m.Store(), BoundsSenderGuesses: true,
+			Store: m, BoundsSenderGuesses: true,
 			Collectors: append(st.collectors(), processedIDs(m)),
 		},
 		Memory: m,

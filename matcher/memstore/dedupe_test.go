@@ -1,10 +1,11 @@
-package matcher
+package memstore
 
 import (
 	"strconv"
 	"testing"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/wal"
 )
 
@@ -17,17 +18,17 @@ func TestDedupeOutlivesFlood(t *testing.T) {
 	m, c, _ := newTest(t)
 	s := create(t, m, alice, "482913")
 	old := sms(alice, "000000") // a wrong code: one attempt
-	if o := ingest(t, m, old); o.Kind != Attempted || o.SessionID != s.ID {
+	if o := ingest(t, m, old); o.Kind != matcher.Attempted || o.SessionID != s.ID {
 		t.Fatalf("first delivery: %+v", o)
 	}
-	if fresh, err := m.SpendNonce("plivo", "old-nonce"); !fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "old-nonce"); !fresh || err != nil {
 		t.Fatalf("first spend: %v %v", fresh, err)
 	}
 	// Half the flood as messages (through Ingest), half as nonces, over
 	// 50 minutes of a 1 h retention.
 	const messages = 20_000
 	for i := range messages {
-		o := ingest(t, m, Message{Provider: "bw", MessageID: "flood-" + strconv.Itoa(i), From: mallet, To: to, Text: "hi"})
+		o := ingest(t, m, matcher.Message{Provider: "bw", MessageID: "flood-" + strconv.Itoa(i), From: mallet, To: to, Text: "hi"})
 		if o.Duplicate {
 			t.Fatalf("flood message %d: duplicate", i)
 		}
@@ -47,7 +48,7 @@ func TestDedupeOutlivesFlood(t *testing.T) {
 		if _, ok := d.done[key]; ok {
 			t.Fatalf("flood nonce %d: not fresh", i)
 		}
-		d.add(key, Outcome{Kind: NonceSpent}, now.UnixMilli())
+		d.add(key, matcher.Outcome{Kind: matcher.NonceSpent}, now.UnixMilli())
 		d.mu.Unlock()
 	}
 	if n := m.Remembered(); n != flood+2 {
@@ -55,20 +56,20 @@ func TestDedupeOutlivesFlood(t *testing.T) {
 	}
 
 	o := ingest(t, m, old)
-	if !o.Duplicate || o.Kind != Attempted || o.SessionID != s.ID {
+	if !o.Duplicate || o.Kind != matcher.Attempted || o.SessionID != s.ID {
 		t.Fatalf("old message after the flood: %+v, want the duplicate of the first outcome", o)
 	}
 	if got := get(t, m, s.ID); got.Attempts != 1 {
 		t.Fatalf("old message counted again: %d attempts", got.Attempts)
 	}
-	if fresh, err := m.SpendNonce("plivo", "old-nonce"); fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "old-nonce"); fresh || err != nil {
 		t.Fatalf("old nonce after the flood: fresh=%v err=%v, want spent", fresh, err)
 	}
 
 	// Past the retention of the first ones and of most of the flood, not
 	// of its last minutes: the maps are copied into smaller ones.
 	c.Add(48 * time.Minute)
-	if fresh, err := m.SpendNonce("plivo", "old-nonce"); !fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "old-nonce"); !fresh || err != nil {
 		t.Fatalf("old nonce past the retention: fresh=%v err=%v, want forgotten", fresh, err)
 	}
 	if n := m.Remembered(); n <= 1 || n >= flood/4 {
@@ -77,7 +78,7 @@ func TestDedupeOutlivesFlood(t *testing.T) {
 	if d.peak >= flood/4 {
 		t.Fatalf("maps not shrunk: peak %d", d.peak)
 	}
-	if fresh, err := m.SpendNonce("bw", strconv.Itoa(flood-messages-1)); fresh || err != nil {
+	if fresh, err := m.spendNonce("bw", strconv.Itoa(flood-messages-1)); fresh || err != nil {
 		t.Fatalf("the flood's last nonce: fresh=%v err=%v, want spent", fresh, err)
 	}
 	c.Add(time.Hour)
@@ -98,7 +99,7 @@ func TestDedupeAcrossRestart(t *testing.T) {
 	s := create(t, m, alice, "482913")
 	early := sms(alice, "482913")
 	ingest(t, m, early)
-	if fresh, err := m.SpendNonce("plivo", "early"); !fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "early"); !fresh || err != nil {
 		t.Fatal(fresh, err)
 	}
 	if err := m.Snapshot(); err != nil {
@@ -107,7 +108,7 @@ func TestDedupeAcrossRestart(t *testing.T) {
 	c.Add(40 * time.Minute)
 	late := sms(mallet, "hello")
 	ingest(t, m, late)
-	if fresh, err := m.SpendNonce("plivo", "late"); !fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "late"); !fresh || err != nil {
 		t.Fatal(fresh, err)
 	}
 	// A crash: the early ones are in the snapshot, the late ones in the log.
@@ -116,11 +117,11 @@ func TestDedupeAcrossRestart(t *testing.T) {
 	if n := m2.Remembered(); n != 4 {
 		t.Fatalf("remembered %d ids after the crash, want 4", n)
 	}
-	if o := ingest(t, m2, early); !o.Duplicate || o.Kind != Matched || o.SessionID != s.ID {
+	if o := ingest(t, m2, early); !o.Duplicate || o.Kind != matcher.Matched || o.SessionID != s.ID {
 		t.Fatalf("early message after the crash: %+v", o)
 	}
 	for _, n := range []string{"early", "late"} {
-		if fresh, err := m2.SpendNonce("plivo", n); fresh || err != nil {
+		if fresh, err := m2.spendNonce("plivo", n); fresh || err != nil {
 			t.Fatalf("nonce %s after the crash: fresh=%v err=%v", n, fresh, err)
 		}
 	}
@@ -134,13 +135,13 @@ func TestDedupeAcrossRestart(t *testing.T) {
 	if n := m3.Remembered(); n != 2 {
 		t.Fatalf("remembered %d ids past the early ones' retention, want 2", n)
 	}
-	if o := ingest(t, m3, late); !o.Duplicate || o.Kind != Unmatched {
+	if o := ingest(t, m3, late); !o.Duplicate || o.Kind != matcher.Unmatched {
 		t.Fatalf("late message: %+v", o)
 	}
-	if fresh, err := m3.SpendNonce("plivo", "late"); fresh || err != nil {
+	if fresh, err := m3.spendNonce("plivo", "late"); fresh || err != nil {
 		t.Fatalf("late nonce: fresh=%v err=%v", fresh, err)
 	}
-	if fresh, err := m3.SpendNonce("plivo", "early"); !fresh || err != nil {
+	if fresh, err := m3.spendNonce("plivo", "early"); !fresh || err != nil {
 		t.Fatalf("early nonce past its retention: fresh=%v err=%v", fresh, err)
 	}
 }
@@ -162,12 +163,12 @@ func TestSnapshotVersion1Dedupe(t *testing.T) {
 	e.uv(3)
 	for _, p := range []struct {
 		key  string
-		kind OutcomeKind
+		kind matcher.OutcomeKind
 		at   time.Time
 	}{
-		{"tw\x00SM1", Unmatched, c.Now().Add(-10 * time.Minute)},
-		{"tw\x00SM0", Unmatched, c.Now().Add(-50 * time.Minute)},                      // older, after in the file
-		{"plivo\x00" + nonceMessageID("n1"), NonceSpent, c.Now().Add(-2 * time.Hour)}, // past retention
+		{"tw\x00SM1", matcher.Unmatched, c.Now().Add(-10 * time.Minute)},
+		{"tw\x00SM0", matcher.Unmatched, c.Now().Add(-50 * time.Minute)},                      // older, after in the file
+		{"plivo\x00" + nonceMessageID("n1"), matcher.NonceSpent, c.Now().Add(-2 * time.Hour)}, // past retention
 	} {
 		e.str(p.key)
 		e.u8(uint8(p.kind))
@@ -184,10 +185,10 @@ func TestSnapshotVersion1Dedupe(t *testing.T) {
 	if n := m.Remembered(); n != 2 {
 		t.Fatalf("remembered %d ids, want 2", n)
 	}
-	if o := ingest(t, m, Message{Provider: "tw", MessageID: "SM1", From: mallet, To: to, Text: "x"}); !o.Duplicate || o.Kind != Unmatched {
+	if o := ingest(t, m, matcher.Message{Provider: "tw", MessageID: "SM1", From: mallet, To: to, Text: "x"}); !o.Duplicate || o.Kind != matcher.Unmatched {
 		t.Fatalf("message of a version 1 snapshot: %+v", o)
 	}
-	if fresh, err := m.SpendNonce("plivo", "n1"); !fresh || err != nil {
+	if fresh, err := m.spendNonce("plivo", "n1"); !fresh || err != nil {
 		t.Fatalf("nonce past retention: fresh=%v err=%v", fresh, err)
 	}
 	// Loaded oldest first: SM0 leaves at its own retention, not SM1's.

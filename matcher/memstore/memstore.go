@@ -1,5 +1,7 @@
-// Package matcher holds verification sessions and matches inbound messages
-// to them (docs/matching.md).
+// Package memstore is the memory store of one process (store: memory), a
+// peer of package redisstore: it implements matcher.Store, optionally
+// durable through a write-ahead log (Open). It holds verification sessions
+// and matches inbound messages to them (docs/matching.md).
 //
 // Sessions live in a fixed number of shards, each behind its own mutex. A
 // session's shard is chosen from its match key — (to, sender) for an
@@ -10,18 +12,23 @@
 // the shard lock, applies them with the same apply function that recovery
 // replays, queues them on the Journal (still under the lock, so the journal
 // sees each shard's changes in order) and returns only once the journal says
-// they are durable.
-package matcher
+// they are durable. The events the change makes (a final status, an
+// unmatched message) enter the event table in the same step, with the same
+// journal call (events.go).
+package memstore
 
 import (
+	"context"
 	"crypto/rand"
 	"errors"
 	"fmt"
 	"math/big"
 	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/text"
 )
 
 const numShards = 64
@@ -50,7 +57,7 @@ func (committed) Wait() error { return nil }
 // Append implements Journal.
 func (NoJournal) Append(...Record) Commit { return committed{} }
 
-// Options configure a Matcher.
+// Options configure a Store.
 type Options struct {
 	Journal     Journal          // nil: NoJournal
 	Now         func() time.Time // nil: time.Now
@@ -60,50 +67,57 @@ type Options struct {
 	// CaptureGuessesPerHour bounds, per sender, the messages tried against
 	// capture sessions, matched or not; 0: unlimited.
 	CaptureGuessesPerHour int
-	// OnChange, when set, is called with a copy of a session after each
-	// change of its status, outside any lock.
-	OnChange func(Session)
-	// OnUnmatched, when set, is called with each durable message.unmatched event.
-	OnUnmatched func(UnmatchedEvent)
-	// EventMaxAge bounds, for Matcher.Store, the age of the final-status
-	// events found undelivered when the store is made (after a restart):
-	// older ones are no longer claimed. 24h when 0.
+	// EventMaxAge bounds the age of the final-status events found
+	// undelivered when a durable store opens (after a restart): older ones
+	// are no longer claimed. 24h when 0.
 	EventMaxAge time.Duration
 }
 
-// Matcher is the session store. Its methods are safe for concurrent use.
-type Matcher struct {
-	opt       Options
-	shards    [numShards]shard
-	idem      [numShards]idemShard
-	dedupe    dedupe
-	parts     partials
-	unmatched unmatchedEvents
-	pending   pendingCounts
-	guesses   guessBudget
-	durable   *durable              // nil for an in-memory matcher
-	wal       *walJournal           // the journal when it is the WAL: called directly
-	tap       func([]Record)        // tests: sees every record journaled
-	outbox    atomic.Pointer[local] // set by Store: told of every new event
-	storeOnce sync.Once
+// Store is the memory store. Its methods are safe for concurrent use.
+type Store struct {
+	opt     Options
+	shards  [numShards]shard
+	idem    [numShards]idemShard
+	dedupe  dedupe
+	parts   partials
+	events  events
+	pending pendingCounts
+	guesses guessBudget
+	durable *durable       // nil for an in-memory matcher
+	wal     *walJournal    // the journal when it is the WAL: called directly
+	tap     func([]Record) // tests: sees every record journaled
 }
 
-// journal appends records. The WAL journal is called directly (no interface
-// call, so the records stay on the caller's stack); other journals get a
-// copy.
-func (m *Matcher) journal(recs ...Record) Commit {
+var _ matcher.Store = (*Store)(nil)
+
+// journal appends records and moves the events their step made on the
+// locked shard sh (nil: none) into the event table, with the commit. The
+// WAL journal is called directly (no interface call, so the records stay
+// on the caller's stack); other journals get a copy.
+func (m *Store) journal(sh *shard, recs ...Record) Commit {
 	if m.tap != nil {
 		m.tap(recs)
 	}
-	if m.wal != nil {
-		return m.wal.Append(recs...)
+	var c Commit
+	switch {
+	case m.wal != nil:
+		c = m.wal.Append(recs...)
+	case m.opt.Journal == NoJournal{}:
+		c = committed{}
+	default:
+		buf := make([]Record, len(recs))
+		copy(buf, recs)
+		for i := range buf {
+			buf[i].sess = nil // the live session: not the journal's to keep
+		}
+		c = m.opt.Journal.Append(buf...)
 	}
-	if _, ok := m.opt.Journal.(NoJournal); ok {
-		return committed{}
+	if sh != nil && len(sh.fresh) > 0 {
+		m.events.add(sh.fresh, c)
+		clear(sh.fresh)
+		sh.fresh = sh.fresh[:0]
 	}
-	buf := make([]Record, len(recs))
-	copy(buf, recs)
-	return m.opt.Journal.Append(buf...)
+	return c
 }
 
 type pairKey struct{ to, from string }
@@ -117,6 +131,7 @@ type shard struct {
 	timers    timerHeap // expiries of pending sessions
 	lastPurge time.Time // last pass for finished sessions past retention
 	watch     map[[16]byte][]chan struct{}
+	fresh     []matcher.Event // made by the step in progress, for the event table (journal)
 }
 
 type idemShard struct {
@@ -125,7 +140,7 @@ type idemShard struct {
 }
 
 // New returns an empty matcher.
-func New(o Options) *Matcher {
+func New(o Options) *Store {
 	if o.Journal == nil {
 		o.Journal = NoJournal{}
 	}
@@ -133,15 +148,15 @@ func New(o Options) *Matcher {
 		o.Now = time.Now
 	}
 	if o.MaxAttempts == 0 {
-		o.MaxAttempts = 3
+		o.MaxAttempts = matcher.DefaultMaxAttempts
 	}
 	if o.CodeLength == 0 {
-		o.CodeLength = 6
+		o.CodeLength = matcher.DefaultCodeLength
 	}
 	if o.Retention == 0 {
-		o.Retention = 24 * time.Hour
+		o.Retention = matcher.DefaultRetention
 	}
-	m := &Matcher{opt: o}
+	m := &Store{opt: o}
 	m.guesses.perHour, m.guesses.senders = float64(o.CaptureGuessesPerHour), map[string]*guessBucket{}
 	for i := range m.shards {
 		s := &m.shards[i]
@@ -151,7 +166,7 @@ func New(o Options) *Matcher {
 	}
 	m.dedupe.init(o.Retention)
 	m.parts.m = map[string]*partial{}
-	m.unmatched.m = map[string]UnmatchedEvent{}
+	m.events.init()
 	return m
 }
 
@@ -190,31 +205,6 @@ func fnv32b(to string, code []byte) uint32 {
 func pairShard(to, from string) int        { return int(fnv32(to, from) % numShards) }
 func codeShard(to string, code []byte) int { return int(fnv32b(to, code) % numShards) }
 
-// CreateRequest describes a new session.
-type CreateRequest struct {
-	Key         string
-	API         string
-	IDPrefix    string // "vrf_" when empty
-	Number      string // expected sender (E.164) or "" for capture mode
-	Code        string // "" to generate one
-	To          string
-	Country     string
-	TTL         time.Duration
-	Language    string
-	Callback    string
-	Redirect    string
-	Metadata    []byte
-	MaxAttempts int // 0: the matcher's default
-	IdemKey     string
-	ReqHash     string
-	// Routes has one route per channel asked for; empty means
-	// [{ChannelSMS, To}]. When set, To == Routes[0].To.
-	Routes []Route
-	// ClientCountry is where the app sees the user (ISO code), for the
-	// risk signals.
-	ClientCountry string
-}
-
 // Create makes a pending session and returns it once durable. With an
 // Idempotency-Key already used by the same API key it returns the first
 // session (replayed = true) or ErrIdempotencyReused when the request differs.
@@ -222,18 +212,27 @@ type CreateRequest struct {
 // is cancelled as superseded; other keys' sessions are left alone. A capture
 // session's code is always generated (ErrCodeNotAllowed otherwise), at
 // least MinCaptureCodeLen digits.
-func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error) {
+func (m *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.Session, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Session{}, false, err
+	}
+	s, replayed, err := m.createOnce(req)
+	return s, replayed, storeErr(err)
+}
+
+// createOnce is Create, once per Idempotency-Key.
+func (m *Store) createOnce(req matcher.CreateRequest) (s matcher.Session, replayed bool, err error) {
 	if req.IdemKey != "" {
 		is := &m.idem[fnv32(req.Key, req.IdemKey)%numShards]
 		is.mu.Lock()
 		defer is.mu.Unlock()
 		if id, ok := is.m[req.Key+"\x00"+req.IdemKey]; ok {
-			old, err := m.Get(id)
+			old, err := m.get(id)
 			if err != nil {
-				return Session{}, false, err
+				return matcher.Session{}, false, err
 			}
 			if old.ReqHash != req.ReqHash {
-				return Session{}, false, ErrIdempotencyReused
+				return matcher.Session{}, false, matcher.ErrIdempotencyReused
 			}
 			return old, true, nil
 		}
@@ -244,12 +243,12 @@ func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error
 		}()
 	}
 	if req.Number == "" && req.Code != "" {
-		return Session{}, false, ErrCodeNotAllowed
+		return matcher.Session{}, false, matcher.ErrCodeNotAllowed
 	}
 	generated := req.Code == ""
 	length := m.opt.CodeLength
 	if req.Number == "" {
-		length = max(length, MinCaptureCodeLen)
+		length = max(length, matcher.MinCaptureCodeLen)
 	}
 	for try := 0; ; try++ {
 		code := req.Code
@@ -257,17 +256,17 @@ func (m *Matcher) Create(req CreateRequest) (s Session, replayed bool, err error
 			code = randomDigits(length)
 		}
 		s, err = m.create(req, code)
-		if errors.Is(err, ErrCodeInUse) && generated && try < 20 {
+		if errors.Is(err, matcher.ErrCodeInUse) && generated && try < 20 {
 			continue
 		}
 		return s, false, err
 	}
 }
 
-func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
-	norm, ok := NormalizeCode(code)
+func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session, error) {
+	norm, ok := text.NormalizeCode(code)
 	if !ok {
-		return Session{}, ErrInvalidCode
+		return matcher.Session{}, matcher.ErrInvalidCode
 	}
 	idx := pairShard(req.To, req.Number)
 	if req.Number == "" {
@@ -278,54 +277,49 @@ func (m *Matcher) create(req CreateRequest, code string) (Session, error) {
 		prefix = "vrf_"
 	}
 	if !slices.Contains(idPrefixes, prefix) {
-		return Session{}, fmt.Errorf("matcher: unknown id prefix %q", prefix)
+		return matcher.Session{}, fmt.Errorf("matcher: unknown id prefix %q", prefix)
 	}
 	now := m.opt.Now().UTC()
 	attempts := req.MaxAttempts
 	if attempts == 0 {
 		attempts = m.opt.MaxAttempts
 	}
-	v := &Session{
+	v := &matcher.Session{
 		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
 		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
-		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), code: norm,
+		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
+	}
+	sess, ok := fromView(v, identity)
+	if !ok {
+		return matcher.Session{}, fmt.Errorf("matcher: max_attempts %d out of range", attempts)
 	}
 	sh := &m.shards[idx]
 	sh.mu.Lock()
 	var recs [2]Record
 	n := 0
-	var superseded *session
 	if req.Number == "" {
 		if old := sh.byCode[req.To][norm]; old != nil && old.expires > now.UnixNano() {
 			sh.mu.Unlock()
-			return Session{}, ErrCodeInUse
+			return matcher.Session{}, matcher.ErrCodeInUse
 		}
 	} else {
 		for old := sh.byPair[pairKey{req.To, req.Number}]; old != nil; old = pairNext(old) {
 			if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
-				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: ReasonSuperseded}
+				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
 				m.applyTo(sh, old, recs[n])
-				superseded = old
 				n++
 				break
 			}
 		}
 	}
-	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v}
+	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
 	m.apply(sh, recs[n])
 	n++
-	c := m.journal(recs[:n]...)
-	var old Session
-	if superseded != nil {
-		old = superseded.view()
-	}
+	c := m.journal(sh, recs[:n]...)
 	sh.mu.Unlock()
 	if err := c.Wait(); err != nil {
-		return Session{}, err
-	}
-	if superseded != nil {
-		m.notifyOne(old)
+		return matcher.Session{}, err
 	}
 	return *v, nil
 }
@@ -342,20 +336,23 @@ func randomDigits(n int) string {
 
 // LookupIdempotent returns the session an API key created with an
 // Idempotency-Key, if it is still held.
-func (m *Matcher) LookupIdempotent(key, idemKey string) (Session, bool) {
+func (m *Store) LookupIdempotent(ctx context.Context, key, idemKey string) (matcher.Session, bool, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Session{}, false, err
+	}
 	is := &m.idem[fnv32(key, idemKey)%numShards]
 	is.mu.Lock()
 	id, ok := is.m[key+"\x00"+idemKey]
 	is.mu.Unlock()
 	if !ok {
-		return Session{}, false
+		return matcher.Session{}, false, nil
 	}
-	s, err := m.Get(id)
-	return s, err == nil
+	s, err := m.get(id)
+	return s, err == nil, nil
 }
 
 // lookup finds a session by id and calls fn with it under its shard's lock.
-func (m *Matcher) lookup(id string, fn func(sh *shard, s *session)) bool {
+func (m *Store) lookup(id string, fn func(sh *shard, s *session)) bool {
 	_, raw, ok := parseID(id)
 	if !ok {
 		return false
@@ -373,42 +370,65 @@ func (m *Matcher) lookup(id string, fn func(sh *shard, s *session)) bool {
 
 // Get returns a copy of the session. A pending session past its expiry is
 // reported as expired even before the sweeper records it.
-func (m *Matcher) Get(id string) (Session, error) {
-	var out Session
+func (m *Store) Get(ctx context.Context, id string) (matcher.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Session{}, err
+	}
+	return m.get(id)
+}
+
+func (m *Store) get(id string) (matcher.Session, error) {
+	var out matcher.Session
 	if !m.lookup(id, func(_ *shard, s *session) { out = s.view() }) {
-		return Session{}, ErrNotFound
+		return matcher.Session{}, matcher.ErrNotFound
 	}
 	return m.view(out), nil
 }
 
 // ByPageToken returns the session whose hosted page token is token.
-func (m *Matcher) ByPageToken(token string) (Session, error) {
+func (m *Store) ByPageToken(ctx context.Context, token string) (matcher.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Session{}, err
+	}
 	raw, ok := parseToken(token)
 	if !ok {
-		return Session{}, ErrNotFound
+		return matcher.Session{}, matcher.ErrNotFound
 	}
 	sh := &m.shards[raw[0]]
 	sh.mu.Lock()
 	s := sh.byToken[raw]
-	var out Session
+	var out matcher.Session
 	if s != nil {
 		out = s.view()
 	}
 	sh.mu.Unlock()
 	if s == nil {
-		return Session{}, ErrNotFound
+		return matcher.Session{}, matcher.ErrNotFound
 	}
 	return m.view(out), nil
 }
 
-// PendingFor returns the pending sessions of the pair (to, sender), of
+// PendingFor returns the pending sessions that expect a message from sender
+// on each of tos, of every API key: in the order of tos, oldest first.
+func (m *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	var out []matcher.Session
+	for _, to := range tos {
+		out = append(out, m.pendingFor(to, sender)...)
+	}
+	return out, nil
+}
+
+// pendingFor returns the pending sessions of the pair (to, sender), of
 // every API key, oldest first.
-func (m *Matcher) PendingFor(to, sender string) []Session {
+func (m *Store) pendingFor(to, sender string) []matcher.Session {
 	sh := &m.shards[pairShard(to, sender)]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	now := m.opt.Now().UnixNano()
-	var out []Session
+	var out []matcher.Session
 	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = pairNext(s) {
 		if now < s.expires {
 			out = append(out, s.view())
@@ -417,78 +437,51 @@ func (m *Matcher) PendingFor(to, sender string) []Session {
 	return out
 }
 
-func (m *Matcher) view(s Session) Session {
-	if s.Status == Pending && !m.opt.Now().Before(s.ExpiresAt) {
-		s.Status, s.FinishedAt, s.Reason = Expired, s.ExpiresAt, ReasonExpired
+func (m *Store) view(s matcher.Session) matcher.Session {
+	if s.Status == matcher.Pending && !m.opt.Now().Before(s.ExpiresAt) {
+		s.Status, s.FinishedAt, s.Reason = matcher.Expired, s.ExpiresAt, matcher.ReasonExpired
 	}
 	return s
 }
 
 // Cancel cancels a pending session.
-func (m *Matcher) Cancel(id string) (Session, error) {
-	var out Session
+func (m *Store) Cancel(ctx context.Context, id string) (matcher.Session, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Session{}, err
+	}
+	s, err := m.cancel(id)
+	return s, storeErr(err)
+}
+
+func (m *Store) cancel(id string) (matcher.Session, error) {
+	var out matcher.Session
 	var c Commit
 	notPending := false
 	found := m.lookup(id, func(sh *shard, s *session) {
 		now := m.opt.Now().UTC()
-		if s.status != Pending || now.UnixNano() >= s.expires {
+		if s.status != matcher.Pending || now.UnixNano() >= s.expires {
 			out, notPending = s.view(), true
 			return
 		}
-		r := Record{Op: OpCancel, At: now, ID: id, Reason: ReasonCancelledByAPI}
+		r := Record{Op: OpCancel, At: now, ID: id, Reason: matcher.ReasonCancelledByAPI}
 		m.applyTo(sh, s, r)
 		out = s.view()
-		c = m.journal(r)
+		c = m.journal(sh, r)
 	})
 	switch {
 	case !found:
-		return Session{}, ErrNotFound
+		return matcher.Session{}, matcher.ErrNotFound
 	case notPending:
-		return m.view(out), ErrNotPending
+		return m.view(out), matcher.ErrNotPending
 	}
 	if err := c.Wait(); err != nil {
-		return Session{}, err
+		return matcher.Session{}, err
 	}
-	m.notifyOne(out)
 	return out, nil
 }
 
-// MarkNotified records, durably, that the final-status event of session id
-// was delivered (or, with dead, given up on).
-func (m *Matcher) MarkNotified(id string, dead bool) error {
-	var c Commit
-	if !m.lookup(id, func(sh *shard, s *session) {
-		r := Record{Op: OpDelivered, At: m.opt.Now().UTC(), ID: id}
-		if dead {
-			r.Op = OpDead
-		}
-		m.applyTo(sh, s, r)
-		c = m.journal(r)
-	}) {
-		return ErrNotFound
-	}
-	return c.Wait()
-}
-
-// Unnotified returns the finished sessions whose event is still pending and
-// that finished after since: after a restart they are due again.
-func (m *Matcher) Unnotified(since time.Time) []Session {
-	var out []Session
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		for _, s := range sh.byID {
-			if s.status.Final() && s.notified == NotNotified && s.finished > since.UnixNano() {
-				out = append(out, s.view())
-			}
-		}
-		sh.mu.Unlock()
-	}
-	return out
-}
-
 // Len returns the number of sessions held, pending or finished.
-func (m *Matcher) Len() int {
+func (m *Store) Len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
@@ -496,19 +489,4 @@ func (m *Matcher) Len() int {
 		m.shards[i].mu.Unlock()
 	}
 	return n
-}
-
-func (m *Matcher) notify(ss []Session) {
-	for _, s := range ss {
-		m.notifyOne(s)
-	}
-}
-
-func (m *Matcher) notifyOne(s Session) {
-	if l := m.outbox.Load(); l != nil && s.Status.Final() {
-		l.finished(s)
-	}
-	if m.opt.OnChange != nil {
-		m.opt.OnChange(s)
-	}
 }

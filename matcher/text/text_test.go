@@ -1,4 +1,4 @@
-package matcher
+package text
 
 import (
 	"fmt"
@@ -40,9 +40,9 @@ func TestCodeMatching(t *testing.T) {
 		{"4 8 2 9 1 3", true},
 	}
 	for _, tc := range cases {
-		var s textScan
-		s.scan(tc.text)
-		if got := s.contains(code); got != tc.want {
+		var s Scanner
+		s.Read(tc.text)
+		if got := s.Contains(code); got != tc.want {
 			t.Errorf("%q contains 482913 = %v, want %v", tc.text, got, tc.want)
 		}
 	}
@@ -54,9 +54,9 @@ func TestPhraseCodes(t *testing.T) {
 		t.Fatalf("NormalizeCode = %q %v", code, ok)
 	}
 	for text, want := range map[string]bool{"BLUE HORSE": true, "my blue-horse!": true, "bluehorses": false, "ＢＬＵＥ ｈｏｒｓｅ": true, "blue, horse": false} {
-		var s textScan
-		s.scan(text)
-		if got := s.contains(code); got != want {
+		var s Scanner
+		s.Read(text)
+		if got := s.Contains(code); got != want {
 			t.Errorf("%q = %v, want %v", text, got, want)
 		}
 	}
@@ -74,8 +74,8 @@ func TestNormalizeCodeRejects(t *testing.T) {
 }
 
 func TestCandidates(t *testing.T) {
-	var s textScan
-	s.scan("hi 1234 56, 7890")
+	var s Scanner
+	s.Read("hi 1234 56, 7890")
 	var got []string
 	s.candidates(4, 16, func(b []byte) bool { got = append(got, string(b)); return false })
 	want := []string{"hi1234", "hi123456", "1234", "123456", "7890"}
@@ -94,9 +94,9 @@ func TestLongTextDoesNotOverflow(t *testing.T) {
 	for range 500 {
 		long += "word 12 "
 	}
-	var s textScan
-	s.scan(long + "482913")
-	if !s.contains("482913") {
+	var s Scanner
+	s.Read(long + "482913")
+	if !s.Contains("482913") {
 		t.Fatal("code at the end of a long text not found")
 	}
 }
@@ -105,16 +105,16 @@ func FuzzScan(f *testing.F) {
 	f.Add("Code: 482 913", "482913")
 	f.Add("٤٨٢٩١٣", "482913")
 	f.Fuzz(func(t *testing.T, text, code string) {
-		var s textScan
-		s.scan(text)
+		var s Scanner
+		s.Read(text)
 		n, ok := NormalizeCode(code)
 		if !ok {
 			return
 		}
-		_ = s.contains(n)
+		_ = s.Contains(n)
 		// The ASCII fast path and the general path agree.
 		if isASCII(text) {
-			var slow textScan
+			var slow Scanner
 			slow.reset()
 			slow.scanRunes(text[:min(len(text), MaxScanBytes)])
 			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.token, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.token, s.other) {
@@ -124,14 +124,14 @@ func FuzzScan(f *testing.F) {
 		// Capture matching compares at most two strings per token, of at
 		// most three tokens.
 		calls := 0
-		s.captureCandidates(func([]byte) bool { calls++; return false })
+		s.CaptureCandidates(func([]byte) bool { calls++; return false })
 		if calls > 2*maxCaptureTokens {
 			t.Fatalf("%d capture candidates for %q", calls, text)
 		}
 		// A code always matches itself written out.
-		var self textScan
-		self.scan(code)
-		if !self.contains(n) {
+		var self Scanner
+		self.Read(code)
+		if !self.Contains(n) {
 			t.Fatalf("code %q (normalized %q) does not match itself", code, n)
 		}
 	})
@@ -144,16 +144,16 @@ func TestScanTextAgrees(t *testing.T) {
 		"4829135", "482914", "ab-12 CD", "a\nb\nc\n482913", "x482913", "48.29-13", "code 48 29 13 and 7", ""}
 	codes := []string{"482913", "ab12cd", "4829", "13", "b", "code48", "482913513"}
 	for _, text := range texts {
-		var ts textScan
-		ts.scan(text)
+		var ts Scanner
+		ts.Read(text)
 		sc := ScanText(text)
 		for _, code := range codes {
-			if got, want := sc.Contains(code), ts.contains(code); got != want {
+			if got, want := sc.Contains(code), ts.Contains(code); got != want {
 				t.Errorf("%q contains %q: Scan %v, matcher %v", text, code, got, want)
 			}
 		}
 		var want []string
-		ts.captureCandidates(func(c []byte) bool { want = append(want, string(c)); return false })
+		ts.CaptureCandidates(func(c []byte) bool { want = append(want, string(c)); return false })
 		if strings.Join(sc.Capture, "|") != strings.Join(want, "|") {
 			t.Errorf("%q capture candidates %q, want %q", text, sc.Capture, want)
 		}

@@ -1,4 +1,4 @@
-package matcher
+package memstore
 
 import (
 	"errors"
@@ -12,10 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/wal"
 )
 
-func openDurable(t *testing.T, dir string, c *clock) *Matcher {
+func openDurable(t *testing.T, dir string, c *clock) *Store {
 	t.Helper()
 	m, err := Open(dir, Options{Now: c.Now, Retention: time.Hour}, DurableOptions{})
 	if err != nil {
@@ -26,7 +27,7 @@ func openDurable(t *testing.T, dir string, c *clock) *Matcher {
 
 // state renders every session and the dedupe table, for comparing a matcher
 // with its recovered self.
-func state(m *Matcher) string {
+func state(m *Store) string {
 	var lines []string
 	for i := range m.shards {
 		sh := &m.shards[i]
@@ -45,7 +46,7 @@ func state(m *Matcher) string {
 		sh.mu.Unlock()
 	}
 	m.dedupe.mu.Lock()
-	m.dedupe.each(func(k seenKey, o Outcome, _ int64) {
+	m.dedupe.each(func(k seenKey, o matcher.Outcome, _ int64) {
 		lines = append(lines, fmt.Sprintf("processed %x %+v", k, o))
 	})
 	m.dedupe.mu.Unlock()
@@ -59,17 +60,17 @@ func state(m *Matcher) string {
 }
 
 // workload makes every kind of state change.
-func workload(t *testing.T, m *Matcher, tag string) {
+func workload(t *testing.T, m *Store, tag string) {
 	t.Helper()
-	mk := func(number, code, idem string) Session {
-		s, _, err := m.Create(CreateRequest{Key: "k", Number: number, Code: code, To: to, TTL: 10 * time.Minute, IdemKey: idem, ReqHash: "h", Metadata: []byte(`{"a":1}`), Callback: "https://x/cb"})
+	mk := func(number, code, idem string) matcher.Session {
+		s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: number, Code: code, To: to, TTL: 10 * time.Minute, IdemKey: idem, ReqHash: "h", Metadata: []byte(`{"a":1}`), Callback: "https://x/cb"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return s
 	}
 	msg := func(from, text string) {
-		if _, err := m.Ingest(Message{Provider: "tw", MessageID: tag + from + text, From: from, To: to, Text: text}, IngestOptions{}); err != nil {
+		if _, err := m.ingestOnce(matcher.Message{Provider: "tw", MessageID: tag + from + text, From: from, To: to, Text: text}, matcher.IngestOptions{}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -83,11 +84,11 @@ func workload(t *testing.T, m *Matcher, tag string) {
 	msg("+14155550002", "000000")     // attempt
 	msg("+14155550009", capture.Code) // capture verify
 	msg("+14155550010", "nothing")    // unmatched
-	if _, err := m.Cancel(c.ID); err != nil {
+	if _, err := m.cancel(c.ID); err != nil {
 		t.Fatal(err)
 	}
-	part := Message{Provider: "vo", MessageID: tag + "p1", From: "+14155550011", To: to, Text: "part one", Parts: 2, Part: 1, PartsRef: tag}
-	if _, err := m.Ingest(part, IngestOptions{}); err != nil {
+	part := matcher.Message{Provider: "vo", MessageID: tag + "p1", From: "+14155550011", To: to, Text: "part one", Parts: 2, Part: 1, PartsRef: tag}
+	if _, err := m.ingestOnce(part, matcher.IngestOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_ = a
@@ -108,8 +109,8 @@ func TestRestartAfterClose(t *testing.T) {
 		t.Fatalf("state after restart differs:\n--- before\n%s\n--- after\n%s", before, after)
 	}
 	// The stored part completes after the restart.
-	o, err := m2.Ingest(Message{Provider: "vo", MessageID: "xp2", From: "+14155550011", To: to, Text: " two", Parts: 2, Part: 2, PartsRef: "x"}, IngestOptions{})
-	if err != nil || o.Kind != Unmatched {
+	o, err := m2.ingestOnce(matcher.Message{Provider: "vo", MessageID: "xp2", From: "+14155550011", To: to, Text: " two", Parts: 2, Part: 2, PartsRef: "x"}, matcher.IngestOptions{})
+	if err != nil || o.Kind != matcher.Unmatched {
 		t.Fatalf("second part after restart: %+v %v", o, err)
 	}
 }
@@ -126,11 +127,11 @@ func TestCrashWithoutSnapshot(t *testing.T) {
 		t.Fatalf("state after crash differs:\n--- before\n%s\n--- after\n%s", before, after)
 	}
 	// Redeliveries after the crash are duplicates, idempotency keys still work.
-	o, err := m2.Ingest(Message{Provider: "tw", MessageID: "x+14155550001111111", From: "+14155550001", To: to, Text: "111111"}, IngestOptions{})
-	if err != nil || !o.Duplicate || o.Kind != Matched {
+	o, err := m2.ingestOnce(matcher.Message{Provider: "tw", MessageID: "x+14155550001111111", From: "+14155550001", To: to, Text: "111111"}, matcher.IngestOptions{})
+	if err != nil || !o.Duplicate || o.Kind != matcher.Matched {
 		t.Fatalf("redelivery after crash: %+v %v", o, err)
 	}
-	if s, ok := m2.LookupIdempotent("k", "xidem-a"); !ok || s.Status != Verified {
+	if s, ok, _ := m2.LookupIdempotent(bg, "k", "xidem-a"); !ok || s.Status != matcher.Verified {
 		t.Fatalf("idempotency key after crash: %+v %v", s, ok)
 	}
 }
@@ -178,7 +179,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 				default:
 				}
 				from := fmt.Sprintf("+1415%03d%04d", 200+g, i%10000)
-				s, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Minute})
+				s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Minute})
 				if err != nil {
 					t.Error(err)
 					return
@@ -187,7 +188,7 @@ func TestSnapshotUnderLoad(t *testing.T) {
 				if i%3 == 0 {
 					text = "wrong"
 				}
-				if _, err := m.Ingest(Message{Provider: "p", MessageID: s.ID, From: from, To: to, Text: text}, IngestOptions{}); err != nil {
+				if _, err := m.ingestOnce(matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: to, Text: text}, matcher.IngestOptions{}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -225,7 +226,7 @@ func TestRetentionAcrossRestart(t *testing.T) {
 	c.Add(2 * time.Hour)
 	m2 := openDurable(t, dir, c)
 	defer m2.Close()
-	if _, err := m2.Get(s.ID); !errors.Is(err, ErrNotFound) {
+	if _, err := m2.get(s.ID); !errors.Is(err, matcher.ErrNotFound) {
 		t.Fatalf("finished session kept past retention: %v", err)
 	}
 }
@@ -264,22 +265,22 @@ func TestWALFailureIsNotAcknowledged(t *testing.T) {
 	dir := t.TempDir()
 	m := openDurable(t, dir, &clock{t: time.Now()})
 	m.Log().Close() // every append now fails
-	if _, _, err := m.Create(CreateRequest{Key: "k", Number: alice, To: to, TTL: time.Minute}); err == nil {
+	if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: alice, To: to, TTL: time.Minute}); err == nil {
 		t.Fatal("Create acknowledged without a log")
 	}
 }
 
 func TestCodecRoundTrip(t *testing.T) {
-	s := &Session{ID: newID("vrf_", 3), Key: "k", API: "v1", Number: alice, Code: "Ab 12", To: to, Metadata: []byte(`{"x":1}`),
+	s := &matcher.Session{ID: newID("vrf_", 3), Key: "k", API: "v1", Number: alice, Code: "Ab 12", To: to, Metadata: []byte(`{"x":1}`),
 		PageToken: newID("pt_", 3), MaxAttempts: 3, CreatedAt: time.Unix(1, 5).UTC(), ExpiresAt: time.Unix(100, 0).UTC(),
-		Status: Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: ""}
+		Status: matcher.Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: ""}
 	recs := []Record{
 		{Op: OpCreate, At: time.Unix(1, 5).UTC(), ID: s.ID, Session: s},
 		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1"},
 		{Op: OpCancel, At: time.Unix(3, 0).UTC(), ID: s.ID, Reason: "superseded"},
 		{Op: OpExpire, At: time.Unix(4, 0).UTC(), ID: s.ID},
-		{Op: OpProcessed, At: time.Unix(5, 0).UTC(), Provider: "tw", MessageID: "SM1", Outcome: Outcome{Kind: Matched, SessionID: s.ID}},
-		{Op: OpPart, At: time.Unix(6, 0).UTC(), Part: &Part{Message: Message{Provider: "v", MessageID: "m", From: alice, To: to, Text: "t", Parts: 2, Part: 1, PartsRef: "r"}}},
+		{Op: OpProcessed, At: time.Unix(5, 0).UTC(), Provider: "tw", MessageID: "SM1", Outcome: matcher.Outcome{Kind: matcher.Matched, SessionID: s.ID}},
+		{Op: OpPart, At: time.Unix(6, 0).UTC(), Part: &Part{Message: matcher.Message{Provider: "v", MessageID: "m", From: alice, To: to, Text: "t", Parts: 2, Part: 1, PartsRef: "r"}}},
 	}
 	for _, r := range recs {
 		got, err := decodeRecord(encodeRecord(nil, &r))
@@ -302,10 +303,10 @@ func TestCodecRoundTrip(t *testing.T) {
 }
 
 func FuzzDecode(f *testing.F) {
-	s := &Session{ID: newID("vrf_", 1), PageToken: newID("pt_", 1), Code: "1234", To: to}
+	s := &matcher.Session{ID: newID("vrf_", 1), PageToken: newID("pt_", 1), Code: "1234", To: to}
 	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: s}))
 	f.Add(encodeRecord(nil, &Record{Op: OpVerify, ID: s.ID, From: alice}))
-	f.Add(encodeRecord(nil, &Record{Op: OpPart, Part: &Part{Message: Message{Parts: 2, Part: 1}}}))
+	f.Add(encodeRecord(nil, &Record{Op: OpPart, Part: &Part{Message: matcher.Message{Parts: 2, Part: 1}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)
 		if err != nil {
@@ -377,32 +378,31 @@ func TestNotifiedSurvivesCrash(t *testing.T) {
 	b := create(t, m, mallet, "222222")
 	ingest(t, m, sms(alice, "111111"))
 	ingest(t, m, sms(mallet, "222222"))
-	if got := m.Unnotified(c.Now().Add(-time.Hour)); len(got) != 2 {
-		t.Fatalf("Unnotified = %d sessions", len(got))
+	evs := due(t, m)
+	if len(evs) != 2 {
+		t.Fatalf("due = %d events", len(evs))
 	}
-	if err := m.MarkNotified(a.ID, false); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, m, evs[matcher.EventID(a.ID, matcher.Verified)], false)
 	m2 := openDurable(t, dir, c) // crash: no Close
-	got := m2.Unnotified(c.Now().Add(-time.Hour))
-	if len(got) != 1 || got[0].ID != b.ID {
-		t.Fatalf("after crash Unnotified = %+v", got)
+	got := due(t, m2)
+	if len(got) != 1 || got[matcher.EventID(b.ID, matcher.Verified)].Session == nil {
+		t.Fatalf("after crash due = %+v", got)
 	}
-	if s, _ := m2.Get(a.ID); s.Notified != Delivered {
+	if s, _ := m2.get(a.ID); s.Notified != matcher.Delivered {
 		t.Fatalf("delivered state lost: %v", s.Notified)
 	}
-	if err := m2.MarkNotified(b.ID, true); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, m2, got[matcher.EventID(b.ID, matcher.Verified)], true)
 	if err := m2.Close(); err != nil {
 		t.Fatal(err)
 	}
 	m3 := openDurable(t, dir, c) // from the snapshot
 	defer m3.Close()
-	if s, _ := m3.Get(b.ID); s.Notified != Dead || len(m3.Unnotified(time.Time{})) != 0 {
+	if s, _ := m3.get(b.ID); s.Notified != matcher.Dead || len(due(t, m3)) != 0 {
 		t.Fatalf("dead state lost: %v", s.Notified)
 	}
-	if err := m3.MarkNotified("vrf_nope", false); !errors.Is(err, ErrNotFound) {
+	// An event whose session is gone is forgotten.
+	gone := matcher.Session{ID: "vrf_nope", Status: matcher.Verified}
+	if err := m3.AckEvent(bg, matcher.Event{ID: matcher.EventID(gone.ID, gone.Status), Session: &gone}, false); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -411,24 +411,25 @@ func TestUnmatchedEventsDurable(t *testing.T) {
 	dir := t.TempDir()
 	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
 	m := openDurable(t, dir, c)
-	var told []UnmatchedEvent
-	m.opt.OnUnmatched = func(e UnmatchedEvent) { told = append(told, e) }
 	msg := sms(mallet, "hello?")
-	if o, err := m.Ingest(msg, IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); err != nil || o.Kind != Unmatched {
+	if o, err := m.ingestOnce(msg, matcher.IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); err != nil || o.Kind != matcher.Unmatched {
 		t.Fatal(o, err)
 	}
-	if len(told) != 2 || told[0].ID == told[1].ID || told[0].ID != UnmatchedEventID(msg.Provider, msg.MessageID, told[0].Key) {
-		t.Fatalf("told = %+v", told)
+	told := due(t, m)
+	for _, k := range []string{"shop", "ops"} {
+		ev := told[matcher.UnmatchedEventID(msg.Provider, msg.MessageID, k)]
+		if ev.Unmatched == nil || ev.Key != k || ev.Unmatched.Message.Text != "hello?" {
+			t.Fatalf("told = %+v", told)
+		}
 	}
+	shop, ops := told[matcher.UnmatchedEventID(msg.Provider, msg.MessageID, "shop")], told[matcher.UnmatchedEventID(msg.Provider, msg.MessageID, "ops")]
 	// A redelivery is a duplicate: no new event.
-	if o, _ := m.Ingest(msg, IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); !o.Duplicate || len(m.PendingUnmatched()) != 2 {
-		t.Fatalf("redelivery made events: %d pending", len(m.PendingUnmatched()))
+	if o, _ := m.ingestOnce(msg, matcher.IngestOptions{UnmatchedKeys: []string{"shop", "ops"}}); !o.Duplicate || len(due(t, m)) != 2 {
+		t.Fatalf("redelivery made events: %d pending", len(due(t, m)))
 	}
-	if err := m.MarkUnmatchedDone(told[0].ID, false); err != nil {
-		t.Fatal(err)
-	}
+	ack(t, m, shop, false)
 	m2 := openDurable(t, dir, c) // crash
-	if p := m2.PendingUnmatched(); len(p) != 1 || p[0].ID != told[1].ID || p[0].Message.Text != "hello?" {
+	if p := due(t, m2); len(p) != 1 || p[ops.ID].Unmatched == nil || p[ops.ID].Unmatched.Message.Text != "hello?" {
 		t.Fatalf("after crash pending = %+v", p)
 	}
 	if err := m2.Close(); err != nil { // snapshot holds it
@@ -436,11 +437,12 @@ func TestUnmatchedEventsDurable(t *testing.T) {
 	}
 	m3 := openDurable(t, dir, c)
 	defer m3.Close()
-	if p := m3.PendingUnmatched(); len(p) != 1 || p[0].Key != told[1].Key {
+	if p := due(t, m3); len(p) != 1 || p[ops.ID].Key != "ops" {
 		t.Fatalf("after snapshot pending = %+v", p)
 	}
-	if err := m3.MarkUnmatchedDone(told[0].ID, false); !errors.Is(err, ErrNotFound) {
-		t.Fatal("delivered event came back")
+	ack(t, m3, shop, false) // an acked event that comes back is forgotten again
+	if p := due(t, m3); len(p) != 1 {
+		t.Fatalf("delivered event came back: %+v", p)
 	}
 }
 

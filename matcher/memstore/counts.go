@@ -1,6 +1,7 @@
-package matcher
+package memstore
 
 import (
+	"context"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,11 +26,18 @@ func (p *pendingCounts) add(to string, d int64) {
 
 // Pending returns the number of pending sessions (including ones past
 // their expiry that the sweeper has not recorded yet). It is O(1).
-func (m *Matcher) Pending() int { return int(m.pending.total.Load()) }
+func (m *Store) Pending() int { return int(m.pending.total.Load()) }
 
 // PendingByNumber returns the number of pending sessions per receiving
 // number. It costs O(numbers), not O(sessions).
-func (m *Matcher) PendingByNumber() map[string]int {
+func (m *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	return m.pendingByNumber(), nil
+}
+
+func (m *Store) pendingByNumber() map[string]int {
 	out := map[string]int{}
 	m.pending.m.Range(func(k, v any) bool {
 		if n := v.(*atomic.Int64).Load(); n > 0 {

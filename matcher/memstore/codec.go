@@ -1,9 +1,12 @@
-package matcher
+package memstore
 
 import (
 	"encoding/binary"
 	"errors"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // Record payload (inside a WAL frame), version 1:
@@ -131,57 +134,8 @@ func (d *dec) time() time.Time {
 	return time.Unix(0, v).UTC()
 }
 
-func (e *enc) session(s *Session) {
-	for _, v := range []string{s.ID, s.Key, s.API, s.Number, s.Code, s.To, s.Country, s.Language, s.Callback, s.Redirect} {
-		e.str(v)
-	}
-	e.bytes(s.Metadata)
-	for _, v := range []string{s.PageToken, s.IdemKey, s.ReqHash} {
-		e.str(v)
-	}
-	e.uv(uint64(s.MaxAttempts))
-	e.time(s.CreatedAt)
-	e.time(s.ExpiresAt)
-	e.u8(uint8(s.Status))
-	e.uv(uint64(s.Attempts))
-	e.str(s.VerifiedNumber)
-	e.time(s.FinishedAt)
-	e.str(s.Provider)
-	e.str(s.MessageID)
-	e.str(s.Reason)
-	e.u8(uint8(s.Notified))
-}
-
-func (d *dec) session() *Session {
-	s := &Session{}
-	for _, p := range []*string{&s.ID, &s.Key, &s.API, &s.Number, &s.Code, &s.To, &s.Country, &s.Language, &s.Callback, &s.Redirect} {
-		*p = d.str()
-	}
-	s.Metadata = d.bytes()
-	for _, p := range []*string{&s.PageToken, &s.IdemKey, &s.ReqHash} {
-		*p = d.str()
-	}
-	s.MaxAttempts = d.int()
-	s.CreatedAt = d.time()
-	s.ExpiresAt = d.time()
-	s.Status = Status(d.u8())
-	s.Attempts = d.int()
-	s.VerifiedNumber = d.str()
-	s.FinishedAt = d.time()
-	s.Provider = d.str()
-	s.MessageID = d.str()
-	s.Reason = d.str()
-	s.Notified = Notified(d.u8())
-	if s.Status > Failed || s.Notified > Dead {
-		d.fail()
-	}
-	if _, ok := shardOfID(s.ID); !ok {
-		d.fail()
-	}
-	return s
-}
-
-// compact encodes an in-memory session in the session format above.
+// compact encodes an in-memory session in the session format above: the
+// one session codec, of OpCreate records and of snapshots alike.
 func (e *enc) compact(s *session) {
 	id := s.idString()
 	tok := s.tokenString()
@@ -202,7 +156,7 @@ func (e *enc) compact(s *session) {
 	e.u8(uint8(s.status))
 	e.uv(uint64(s.attempts))
 	verified := x.verifiedNumber
-	if verified == "" && s.status == Verified {
+	if verified == "" && s.status == matcher.Verified {
 		verified = s.number
 	}
 	e.str(verified)
@@ -237,14 +191,14 @@ func (d *dec) compact(intern func(string) string) *session {
 	max := d.uv()
 	s.created = d.varint()
 	s.expires = d.varint()
-	s.status = Status(d.u8())
+	s.status = matcher.Status(d.u8())
 	att := d.uv()
 	verified := d.raw()
 	s.finished = d.varint()
 	s.provider = intern(string(d.raw()))
 	s.messageID = d.str()
 	s.reason = reasonCode(s.status, string(d.raw()))
-	s.notified = Notified(d.u8())
+	s.notified = matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
@@ -257,11 +211,11 @@ func (d *dec) compact(intern func(string) string) *session {
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
-	if s.status > Failed || s.notified > Dead || max > 1<<16-1 || att > 1<<16-1 {
+	if s.status > matcher.Failed || s.notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
-	s.norm, _ = NormalizeCode(s.code)
+	s.norm, _ = text.NormalizeCode(s.code)
 	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" {
 		s.x = &x
@@ -287,7 +241,14 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	e.time(r.At)
 	switch r.Op {
 	case OpCreate:
-		e.session(r.Session)
+		s := r.sess
+		if s == nil {
+			var ok bool
+			if s, ok = fromView(r.Session, identity); !ok {
+				s = &session{} // never: Create makes only sessions fromView takes
+			}
+		}
+		e.compact(s)
 	case OpAttempt, OpFail, OpVerify:
 		e.str(r.ID)
 		e.str(r.From)
@@ -313,7 +274,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	return e.b
 }
 
-func (e *enc) message(m Message) {
+func (e *enc) message(m matcher.Message) {
 	for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
 		e.str(v)
 	}
@@ -322,13 +283,16 @@ func (e *enc) message(m Message) {
 	e.str(m.PartsRef)
 }
 
-func (d *dec) message() Message {
-	var m Message
+func (d *dec) message() matcher.Message {
+	var m matcher.Message
 	m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
 	m.Parts, m.Part = d.int(), d.int()
 	m.PartsRef = d.str()
 	return m
 }
+
+// identity interns nothing: a record's strings are its own.
+func identity(s string) string { return s }
 
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
@@ -339,8 +303,10 @@ func decodeRecord(b []byte) (Record, error) {
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		r.Session = d.session()
-		r.ID = r.Session.ID
+		if s := d.compact(identity); s != nil {
+			v := s.view()
+			r.Session, r.sess, r.ID = &v, s, v.ID
+		}
 	case OpAttempt, OpFail, OpVerify:
 		r.ID, r.From, r.Provider, r.MessageID = d.str(), d.str(), d.str(), d.str()
 	case OpCancel:
@@ -349,9 +315,9 @@ func decodeRecord(b []byte) (Record, error) {
 		r.ID = d.str()
 	case OpProcessed:
 		r.Provider, r.MessageID = d.str(), d.str()
-		r.Outcome.Kind = OutcomeKind(d.u8())
+		r.Outcome.Kind = matcher.OutcomeKind(d.u8())
 		r.Outcome.SessionID = d.str()
-		if r.Outcome.Kind > NonceSpent {
+		if r.Outcome.Kind > matcher.NonceSpent {
 			d.fail()
 		}
 	case OpPart:
@@ -361,7 +327,7 @@ func decodeRecord(b []byte) (Record, error) {
 		}
 		r.Part = &Part{Message: m}
 	case OpUnmatched:
-		u := &UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
+		u := &matcher.UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
 		r.ID, r.Unmatched = u.ID, u
 	default:
 		d.fail()

@@ -1,10 +1,14 @@
-package matcher
+package memstore
 
 import (
 	"crypto/sha256"
+	"encoding/binary"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // seenKey names a processed provider message or a spent request nonce in
@@ -64,7 +68,7 @@ const (
 	seenTimeShift = 8
 )
 
-func packSeen(o Outcome, atMS int64) uint64 {
+func packSeen(o matcher.Outcome, atMS int64) uint64 {
 	v := uint64(atMS)<<seenTimeShift | uint64(o.Kind)&seenKind
 	if o.SessionID != "" {
 		v |= seenHasSID
@@ -92,8 +96,8 @@ func (d *dedupe) cut(last uint64) uint64 {
 }
 
 // outcome is the remembered outcome of k, packed as v. The caller holds d.mu.
-func (d *dedupe) outcome(k seenKey, v uint64) Outcome {
-	o := Outcome{Kind: OutcomeKind(v & seenKind)}
+func (d *dedupe) outcome(k seenKey, v uint64) matcher.Outcome {
+	o := matcher.Outcome{Kind: matcher.OutcomeKind(v & seenKind)}
 	if v&seenHasSID != 0 {
 		o.SessionID = d.sids[k]
 	}
@@ -103,7 +107,7 @@ func (d *dedupe) outcome(k seenKey, v uint64) Outcome {
 // claim returns (outcome, false, nil) for a processed message, or (_, true,
 // ch) when the caller must process it and then call release. It first
 // forgets the ids past the retention at now.
-func (d *dedupe) claim(k seenKey, now time.Time) (Outcome, bool, chan struct{}) {
+func (d *dedupe) claim(k seenKey, now time.Time) (matcher.Outcome, bool, chan struct{}) {
 	for {
 		d.mu.Lock()
 		d.expire(now)
@@ -121,11 +125,11 @@ func (d *dedupe) claim(k seenKey, now time.Time) (Outcome, bool, chan struct{}) 
 		ch := make(chan struct{})
 		d.inflight[k] = &flight{done: ch, start: d.lsn()}
 		d.mu.Unlock()
-		return Outcome{}, true, ch
+		return matcher.Outcome{}, true, ch
 	}
 }
 
-func (d *dedupe) release(k seenKey, o Outcome, ok bool, ch chan struct{}, at time.Time) {
+func (d *dedupe) release(k seenKey, o matcher.Outcome, ok bool, ch chan struct{}, at time.Time) {
 	d.mu.Lock()
 	delete(d.inflight, k)
 	if ok {
@@ -137,7 +141,7 @@ func (d *dedupe) release(k seenKey, o Outcome, ok bool, ch chan struct{}, at tim
 
 // add remembers k from atMS on; an id already remembered keeps its first
 // outcome. The caller holds d.mu.
-func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
+func (d *dedupe) add(k seenKey, o matcher.Outcome, atMS int64) {
 	if _, ok := d.done[k]; ok {
 		return
 	}
@@ -152,7 +156,7 @@ func (d *dedupe) add(k seenKey, o Outcome, atMS int64) {
 
 // remember is add for recovery: it locks, and skips what is already past
 // the retention at now.
-func (d *dedupe) remember(k seenKey, o Outcome, at, now time.Time) {
+func (d *dedupe) remember(k seenKey, o matcher.Outcome, at, now time.Time) {
 	if now.Sub(at) >= time.Duration(d.ttlMS)*time.Millisecond {
 		return
 	}
@@ -218,7 +222,7 @@ func (d *dedupe) sweep(now time.Time) {
 
 // each calls fn for every remembered id, oldest first. The caller holds
 // d.mu.
-func (d *dedupe) each(fn func(k seenKey, o Outcome, atMS int64)) {
+func (d *dedupe) each(fn func(k seenKey, o matcher.Outcome, atMS int64)) {
 	d.order.each(func(k seenKey) {
 		if v, ok := d.done[k]; ok {
 			fn(k, d.outcome(k, v), seenAt(v))
@@ -229,7 +233,7 @@ func (d *dedupe) each(fn func(k seenKey, o Outcome, atMS int64)) {
 // Remembered returns how many processed provider message ids and spent
 // request nonces the matcher remembers: those of the retention window. It
 // is O(1).
-func (m *Matcher) Remembered() int { return int(m.dedupe.size.Load()) }
+func (m *Store) Remembered() int { return int(m.dedupe.size.Load()) }
 
 // fifoChunk is the number of keys per FIFO chunk (64 KiB).
 const fifoChunk = 4096
@@ -295,4 +299,74 @@ func (q *keyFIFO) each(fn func(seenKey)) {
 			fn(k)
 		}
 	}
+}
+
+// The processed messages' part of durability: their snapshot section
+// (version 2: uvarint n, then n times 16-byte key, outcome kind u8,
+// session id, at; oldest first), its restore, and the replay of OpProcessed.
+
+// snapshot copies the processed messages and returns them with the global
+// cut: last, or just before the first message still in flight (its record
+// is not in done yet, so it must be replayed).
+func (d *dedupe) snapshot(last uint64) (global uint64, section []byte) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	global = d.cut(last)
+	entries := enc{b: make([]byte, 0, 26*d.size.Load())}
+	count := 0
+	d.each(func(k seenKey, o matcher.Outcome, atMS int64) {
+		entries.b = append(entries.b, k[:]...)
+		entries.u8(uint8(o.Kind))
+		entries.str(o.SessionID)
+		entries.time(time.UnixMilli(atMS))
+		count++
+	})
+	e := enc{b: make([]byte, 0, len(entries.b)+binary.MaxVarintLen64)}
+	e.uv(uint64(count))
+	e.b = append(e.b, entries.b...)
+	return global, e.b
+}
+
+// seenEntry is a processed id read from a snapshot.
+type seenEntry struct {
+	key seenKey
+	o   matcher.Outcome
+	at  time.Time
+}
+
+// restore reads the section snapshot wrote, skipping what is past the
+// retention at now. Version 1 keyed by the string provider, zero byte,
+// message id, in any order: those are hashed and sorted by time.
+func (d *dedupe) restore(dc *dec, version uint8, now time.Time) {
+	n := dc.uv()
+	var v1 []seenEntry
+	for i := uint64(0); i < n && dc.err == nil; i++ {
+		var e seenEntry
+		if version == 1 {
+			e.key = seenKeyRaw(dc.raw())
+		} else {
+			copy(e.key[:], dc.fixed(len(e.key)))
+		}
+		e.o = matcher.Outcome{Kind: matcher.OutcomeKind(dc.u8())}
+		e.o.SessionID = dc.str()
+		e.at = dc.time()
+		switch {
+		case e.o.Kind > matcher.NonceSpent:
+			dc.fail()
+		case dc.err != nil:
+		case version == 1:
+			v1 = append(v1, e)
+		default:
+			d.remember(e.key, e.o, e.at, now)
+		}
+	}
+	slices.SortStableFunc(v1, func(a, b seenEntry) int { return a.at.Compare(b.at) })
+	for _, e := range v1 {
+		d.remember(e.key, e.o, e.at, now)
+	}
+}
+
+// replay applies an OpProcessed record read back from the log.
+func (d *dedupe) replay(r Record, now time.Time) {
+	d.remember(seenKeyOf(r.Provider, r.MessageID), r.Outcome, r.At, now)
 }

@@ -1,15 +1,14 @@
-package matcher
+package memstore
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"path/filepath"
-	"runtime"
-	"slices"
 	"sync"
-	"sync/atomic"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/wal"
 )
 
@@ -98,7 +97,7 @@ func (j walJournal) Append(recs ...Record) Commit {
 // snapshot, replays the log after it, and journals every change to the log.
 // Corruption that would lose acknowledged records is an error naming the
 // file and offset; a torn tail is cut and kept aside (see package wal).
-func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
+func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 	if do.WAL.FS == nil {
 		do.WAL.FS = wal.OS{}
 	}
@@ -139,7 +138,7 @@ func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
 			return err
 		}
 		switch {
-		case r.Op == OpProcessed || r.Op == OpPart || r.Op == OpUnmatched || isEventID(r.ID):
+		case !r.ofSession():
 			if lsn <= global {
 				return nil
 			}
@@ -165,6 +164,11 @@ func Open(dir string, o Options, do DurableOptions) (*Matcher, error) {
 	m.opt.Journal = walJournal{log}
 	m.wal = &walJournal{log}
 	m.dedupe.lsn = log.LastLSN
+	maxAge := o.EventMaxAge
+	if maxAge == 0 {
+		maxAge = 24 * time.Hour
+	}
+	m.events.dropSessionsBefore(o.nowOrDefault().Add(-maxAge))
 	m.durable = &durable{dir: dir, fs: do.WAL.FS, log: log, opt: do, lastLSN: log.LastLSN(), lastAt: o.nowOrDefault()}
 	return m, nil
 }
@@ -179,7 +183,7 @@ func (o Options) nowOrDefault() time.Time {
 // Snapshot writes a snapshot of the current state and releases the log
 // segments it covers. It runs while the matcher serves: each shard is
 // locked only while it is copied.
-func (m *Matcher) Snapshot() error {
+func (m *Store) Snapshot() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -189,61 +193,20 @@ func (m *Matcher) Snapshot() error {
 	now := m.opt.Now()
 	e := enc{b: make([]byte, 0, 1<<16)}
 	e.u8(snapshotVersion)
-	var cuts [numShards]uint64
-	var sections [numShards]enc
-	for i := range m.shards {
-		sh := &m.shards[i]
-		sh.mu.Lock()
-		cuts[i] = d.log.LastLSN()
-		sections[i].uv(uint64(len(sh.byID)))
-		for _, s := range sh.byID {
-			sections[i].compact(s)
-		}
-		sh.mu.Unlock()
-	}
-	m.dedupe.mu.Lock()
-	// Processed messages still in flight are not in done yet: replay from
-	// before the first of them.
-	global := m.dedupe.cut(d.log.LastLSN())
-	processed := enc{b: make([]byte, 0, 26*m.dedupe.size.Load())}
-	count := 0
-	m.dedupe.each(func(k seenKey, o Outcome, atMS int64) {
-		processed.b = append(processed.b, k[:]...)
-		processed.u8(uint8(o.Kind))
-		processed.str(o.SessionID)
-		processed.time(time.UnixMilli(atMS))
-		count++
-	})
-	m.dedupe.mu.Unlock()
+	// Each component copies itself under its own lock; the sessions first,
+	// then the processed messages, whose cut bounds every later one.
+	cuts, sections := m.snapshotShards(d.log.LastLSN)
+	global, processed := m.dedupe.snapshot(d.log.LastLSN())
 	for _, c := range cuts {
 		e.uv(c)
 	}
 	e.uv(global)
 	for i := range sections {
-		e.bytes(sections[i].b)
+		e.bytes(sections[i])
 	}
-	e.uv(uint64(count))
-	e.b = append(e.b, processed.b...)
-
-	m.parts.mu.Lock()
-	e.uv(uint64(len(m.parts.m)))
-	for _, p := range m.parts.m {
-		e.time(p.first)
-		e.uv(uint64(len(p.parts)))
-		for _, part := range p.parts {
-			r := Record{Op: OpPart, Part: &Part{Message: part}}
-			e.bytes(encodeRecord(nil, &r))
-		}
-	}
-	m.parts.mu.Unlock()
-
-	m.unmatched.mu.Lock()
-	e.uv(uint64(len(m.unmatched.m)))
-	for _, u := range m.unmatched.m {
-		r := Record{Op: OpUnmatched, At: u.At, Unmatched: &u}
-		e.bytes(encodeRecord(nil, &r))
-	}
-	m.unmatched.mu.Unlock()
+	e.b = append(e.b, processed...)
+	m.parts.snapshot(&e)
+	m.events.snapshot(&e)
 
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
@@ -264,14 +227,9 @@ func (m *Matcher) Snapshot() error {
 	return nil
 }
 
-// seenEntry is a processed id read from a snapshot.
-type seenEntry struct {
-	key seenKey
-	o   Outcome
-	at  time.Time
-}
-
-func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
+// loadSnapshot restores every component from a snapshot payload, in the
+// order Snapshot wrote them, and returns the cuts it holds.
+func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
 	d := dec{b: b}
 	version := d.u8()
 	if version != 1 && version != snapshotVersion {
@@ -281,8 +239,6 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 		cuts[i] = d.uv()
 	}
 	global = d.uv()
-	now := m.opt.Now()
-	var in interner
 	var sections [numShards][]byte
 	for i := range sections {
 		sections[i] = d.raw()
@@ -290,114 +246,21 @@ func (m *Matcher) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64,
 	if d.err != nil {
 		return cuts, 0, d.err
 	}
-	// Shards are independent: decode them on every core.
-	var wg sync.WaitGroup
-	var next atomic.Int32
-	var failed atomic.Bool
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
-				sd := dec{b: sections[i]}
-				n := sd.uv()
-				limit := now.Add(-m.opt.Retention).UnixNano()
-				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.compact(in.get)
-					if sd.err != nil {
-						break
-					}
-					if int(s.id[0]) != i {
-						sd.fail()
-						break
-					}
-					if s.status.Final() && s.finished <= limit {
-						continue
-					}
-					m.restore(s)
-				}
-				if sd.err != nil || len(sd.b) != 0 {
-					failed.Store(true)
-				}
-			}
-		}()
+	now := m.opt.Now()
+	if err := m.restoreShards(sections, now); err != nil {
+		return cuts, 0, err
 	}
-	wg.Wait()
-	if failed.Load() {
-		return cuts, 0, errDecode
-	}
-	n := d.uv()
-	var v1 []seenEntry // version 1 kept no order: sorted by time below
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		var e seenEntry
-		if version == 1 {
-			e.key = seenKeyRaw(d.raw())
-		} else {
-			copy(e.key[:], d.fixed(len(e.key)))
-		}
-		e.o = Outcome{Kind: OutcomeKind(d.u8())}
-		e.o.SessionID = d.str()
-		e.at = d.time()
-		switch {
-		case e.o.Kind > NonceSpent:
-			d.fail()
-		case d.err != nil:
-		case version == 1:
-			v1 = append(v1, e)
-		default:
-			m.dedupe.remember(e.key, e.o, e.at, now)
-		}
-	}
-	slices.SortStableFunc(v1, func(a, b seenEntry) int { return a.at.Compare(b.at) })
-	for _, e := range v1 {
-		m.dedupe.remember(e.key, e.o, e.at, now)
-	}
-	n = d.uv()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		first := d.time()
-		k := d.uv()
-		for j := uint64(0); j < k && d.err == nil; j++ {
-			r, err := decodeRecord(d.raw())
-			if err != nil || r.Op != OpPart {
-				d.fail()
-				break
-			}
-			m.parts.add(r.Part.Message, first)
-		}
-	}
-	n = d.uv()
-	for i := uint64(0); i < n && d.err == nil; i++ {
-		r, err := decodeRecord(d.raw())
-		if err != nil || r.Op != OpUnmatched {
-			d.fail()
-			break
-		}
-		m.unmatched.m[r.Unmatched.ID] = *r.Unmatched
-	}
+	m.dedupe.restore(&d, version, now)
+	m.parts.restore(&d)
+	m.events.restore(&d)
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
 	}
 	return cuts, global, d.err
 }
 
-// restore puts a session from a snapshot back: every session by id and page
-// token, only pending ones in the match indexes (a superseded session shares
-// its key with its successor), and the timer that is due for it.
-func (m *Matcher) restore(s *session) {
-	sh := &m.shards[s.id[0]]
-	sh.mu.Lock()
-	m.insert(sh, s)
-	sh.mu.Unlock()
-	if s.x != nil && s.x.idemKey != "" {
-		is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
-		is.mu.Lock()
-		is.m[s.key+"\x00"+s.x.idemKey] = s.idString()
-		is.mu.Unlock()
-	}
-}
-
 // maybeSnapshot snapshots when enough was written or enough time passed.
-func (m *Matcher) maybeSnapshot() error {
+func (m *Store) maybeSnapshot() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -414,7 +277,7 @@ func (m *Matcher) maybeSnapshot() error {
 
 // Close takes a final snapshot and closes the log. The matcher must not be
 // used afterwards.
-func (m *Matcher) Close() error {
+func (m *Store) Close() error {
 	d := m.durable
 	if d == nil {
 		return nil
@@ -429,15 +292,18 @@ func (m *Matcher) Close() error {
 // Err returns why a durable matcher can no longer persist changes, or nil.
 // After an error its memory may hold changes that never became durable:
 // the process should stop serving and restart to recover.
-func (m *Matcher) Err() error {
+func (m *Store) Err(context.Context) error {
 	if m.durable == nil {
 		return nil
 	}
-	return m.durable.log.Err()
+	if err := m.durable.log.Err(); err != nil {
+		return fmt.Errorf("%w: %w", matcher.ErrUnavailable, err)
+	}
+	return nil
 }
 
 // Log returns the write-ahead log of a durable matcher (nil in memory).
-func (m *Matcher) Log() *wal.WAL {
+func (m *Store) Log() *wal.WAL {
 	if m.durable == nil {
 		return nil
 	}

@@ -1,17 +1,22 @@
-package matcher
+package memstore
 
 import (
 	"context"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // apply performs one record on a locked shard. It is the only code that
 // changes a session, live or during recovery, so both always agree.
-func (m *Matcher) apply(sh *shard, r Record) {
+func (m *Store) apply(sh *shard, r Record) {
 	if r.Op == OpCreate {
-		s, ok := fromView(r.Session, func(x string) string { return x })
-		if !ok {
-			return
+		s := r.sess
+		if s == nil {
+			var ok bool
+			if s, ok = fromView(r.Session, identity); !ok {
+				return
+			}
 		}
 		m.insert(sh, s)
 		return
@@ -24,11 +29,15 @@ func (m *Matcher) apply(sh *shard, r Record) {
 }
 
 // insert indexes a session on its locked shard: by id and page token, and,
-// while pending, by its match key with an expiry timer.
-func (m *Matcher) insert(sh *shard, s *session) {
+// while pending, by its match key with an expiry timer. A finished session
+// whose event is undelivered (restored from a snapshot) brings its event.
+func (m *Store) insert(sh *shard, s *session) {
 	sh.byID[s.id] = s
 	sh.byToken[s.token] = s
-	if s.status != Pending {
+	if s.status != matcher.Pending {
+		if s.notified == matcher.NotNotified {
+			sh.fresh = append(sh.fresh, sessionEvent(s))
+		}
 		return
 	}
 	if s.capture() {
@@ -98,15 +107,21 @@ func pairNext(s *session) *session {
 }
 
 // applyTo performs a record on session s (nil: nothing to do), held by the
-// locked shard sh; callers that hold the session skip the lookup.
-func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
+// locked shard sh; callers that hold the session skip the lookup. A status
+// that becomes final queues its event on the shard (sh.fresh), for the
+// journal call of the same step; a delivered (or dead) event leaves the
+// event table.
+func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	if s != nil && s.status.Final() {
 		switch r.Op {
 		case OpDelivered:
-			s.notified = Delivered
+			s.notified = matcher.Delivered
 		case OpDead:
-			s.notified = Dead
+			s.notified = matcher.Dead
+		default:
+			return
 		}
+		m.events.remove(matcher.EventID(s.idString(), s.status))
 		return
 	}
 	if s == nil {
@@ -118,24 +133,27 @@ func (m *Matcher) applyTo(sh *shard, s *session, r Record) {
 	case OpFail:
 		s.attempts++
 		s.provider, s.messageID = r.Provider, r.MessageID
-		m.finish(sh, s, Failed, r.At)
+		m.finish(sh, s, matcher.Failed, r.At)
 	case OpVerify:
 		if r.From != s.number {
 			s.extra().verifiedNumber = r.From // capture mode learns the sender
 		}
 		s.provider, s.messageID = r.Provider, r.MessageID
-		m.finish(sh, s, Verified, r.At)
+		m.finish(sh, s, matcher.Verified, r.At)
 	case OpCancel:
-		m.finish(sh, s, Cancelled, r.At)
-		s.reason = reasonCode(Cancelled, r.Reason)
+		m.finish(sh, s, matcher.Cancelled, r.At)
+		s.reason = reasonCode(matcher.Cancelled, r.Reason)
 	case OpExpire:
-		m.finish(sh, s, Expired, r.At)
+		m.finish(sh, s, matcher.Expired, r.At)
+	}
+	if s.status.Final() && s.notified == matcher.NotNotified {
+		sh.fresh = append(sh.fresh, sessionEvent(s))
 	}
 }
 
 // finish gives s its final status st and that status's reason (OpCancel
 // then sets which of the cancellations it was).
-func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
+func (m *Store) finish(sh *shard, s *session, st matcher.Status, at time.Time) {
 	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
 	m.pending.add(s.to, -1)
 	if s.capture() {
@@ -158,14 +176,13 @@ func (m *Matcher) finish(sh *shard, s *session, st Status, at time.Time) {
 
 // Sweep expires pending sessions whose TTL has run out and drops finished
 // sessions older than the retention. Run calls it periodically.
-func (m *Matcher) Sweep() error {
+func (m *Store) Sweep() error {
 	now := m.opt.Now().UTC()
 	var firstErr error
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
 		var recs []Record
-		var changed []Session
 		var purged []*session
 		if now.Sub(sh.lastPurge) >= purgeEvery {
 			// Finished sessions leave after the retention: one pass over the
@@ -188,16 +205,15 @@ func (m *Matcher) Sweep() error {
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
 			t := sh.timers.pop()
 			s := sh.byID[t.id]
-			if s != nil && s.status == Pending && now.UnixNano() >= s.expires {
+			if s != nil && s.status == matcher.Pending && now.UnixNano() >= s.expires {
 				r := Record{Op: OpExpire, At: unixTime(s.expires), ID: s.idString()}
 				m.applyTo(sh, s, r)
 				recs = append(recs, r)
-				changed = append(changed, s.view())
 			}
 		}
 		var c Commit = committed{}
 		if len(recs) > 0 {
-			c = m.journal(recs...)
+			c = m.journal(sh, recs...)
 		}
 		sh.mu.Unlock()
 		// Create locks an idempotency shard before a session shard; this
@@ -213,16 +229,18 @@ func (m *Matcher) Sweep() error {
 		if err := c.Wait(); err != nil && firstErr == nil {
 			firstErr = err
 		}
-		m.notify(changed)
 	}
 	m.parts.gc(now)
 	m.dedupe.sweep(now)
 	return firstErr
 }
 
-// Run sweeps every interval until ctx ends; a durable matcher also takes
+// Run expires sessions (and, durable, snapshots) until ctx ends.
+func (m *Store) Run(ctx context.Context) { m.run(ctx, 250*time.Millisecond) }
+
+// run sweeps every interval until ctx ends; a durable store also takes
 // snapshots when they are due.
-func (m *Matcher) Run(ctx context.Context, interval time.Duration) {
+func (m *Store) run(ctx context.Context, interval time.Duration) {
 	if m.durable != nil {
 		go every(ctx, time.Second, m.maybeSnapshot)
 	}
@@ -295,46 +313,18 @@ func (h *timerHeap) pop() timer {
 	return top
 }
 
-// Replay applies a record read back from the journal. Records must be
-// replayed in the order the journal received them; Replay writes nothing.
-func (m *Matcher) Replay(r Record) {
-	switch r.Op {
-	case OpProcessed:
-		m.dedupe.remember(seenKeyOf(r.Provider, r.MessageID), r.Outcome, r.At, m.opt.Now())
-		return
-	case OpPart:
-		if r.Part != nil {
-			m.parts.add(r.Part.Message, r.At)
-		}
-		return
-	case OpUnmatched:
-		if r.Unmatched != nil {
-			m.unmatched.mu.Lock()
-			m.unmatched.m[r.Unmatched.ID] = *r.Unmatched
-			m.unmatched.mu.Unlock()
-		}
-		return
+// Replay applies a record read back from the journal, through the
+// component it belongs to. Records must be replayed in the order the
+// journal received them; Replay writes nothing.
+func (m *Store) Replay(r Record) {
+	switch {
+	case r.ofSession():
+		m.replaySession(r)
+	case r.Op == OpProcessed:
+		m.dedupe.replay(r, m.opt.Now())
+	case r.Op == OpPart:
+		m.parts.replay(r)
+	default:
+		m.events.replay(r)
 	}
-	if isEventID(r.ID) { // OpDelivered / OpDead of a message.unmatched event
-		m.unmatched.mu.Lock()
-		delete(m.unmatched.m, r.ID)
-		m.unmatched.mu.Unlock()
-		return
-	}
-	idx, ok := shardOfID(r.ID)
-	if !ok {
-		return
-	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	if r.Op == OpCreate && r.Session != nil {
-		if s := r.Session; s.IdemKey != "" {
-			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
-			is.mu.Lock()
-			is.m[s.Key+"\x00"+s.IdemKey] = s.ID
-			is.mu.Unlock()
-		}
-	}
-	m.apply(sh, r)
-	sh.mu.Unlock()
 }

@@ -1,9 +1,12 @@
-package matcher
+package memstore
 
 import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/text"
 )
 
 // session is the in-memory form of a Session. A deployment holds many, so
@@ -13,8 +16,8 @@ import (
 type session struct {
 	id, token   [16]byte
 	prefix      uint8 // index into idPrefixes
-	status      Status
-	notified    Notified
+	status      matcher.Status
+	notified    matcher.Notified
 	attempts    uint16
 	maxAttempts uint16
 	key         string // API key name (shared)
@@ -32,12 +35,12 @@ type session struct {
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
-var reasons = []string{"", ReasonCancelledByAPI, ReasonSuperseded, ReasonMaxAttempts, ReasonExpired}
+var reasons = []string{"", matcher.ReasonCancelledByAPI, matcher.ReasonSuperseded, matcher.ReasonMaxAttempts, matcher.ReasonExpired}
 
 // reasonCode is the index of the reason of a session in status st whose
 // recorded reason is r (see Reason: old records' "cancelled" included).
-func reasonCode(st Status, r string) uint8 {
-	r = Reason(st, r)
+func reasonCode(st matcher.Status, r string) uint8 {
+	r = matcher.Reason(st, r)
 	for i, v := range reasons {
 		if v == r {
 			return uint8(i)
@@ -57,9 +60,9 @@ type sessionExtra struct {
 	pairNext *session
 }
 
-// idPrefixes are the id prefixes sessions may have; CreateRequest.IDPrefix
-// must be one of them.
-var idPrefixes = []string{"vrf_", "r_otp_"}
+// idPrefixes are the id prefixes sessions may have, in the order of
+// session.prefix.
+var idPrefixes = matcher.IDPrefixes()
 
 const tokenPrefix = "pt_"
 
@@ -100,11 +103,11 @@ func unixNano(t time.Time) int64 {
 }
 
 // view renders the session as the public Session.
-func (s *session) view() Session {
-	v := Session{
+func (s *session) view() matcher.Session {
+	v := matcher.Session{
 		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
 		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
-		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished), code: s.norm,
+		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished),
 		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason], Notified: s.notified,
 	}
 	if x := s.x; x != nil {
@@ -112,7 +115,7 @@ func (s *session) view() Session {
 		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
 		v.VerifiedNumber = x.verifiedNumber
 	}
-	if s.status == Verified && v.VerifiedNumber == "" {
+	if s.status == matcher.Verified && v.VerifiedNumber == "" {
 		v.VerifiedNumber = s.number
 	}
 	return v
@@ -149,7 +152,7 @@ func decodeRaw(s string) (raw [16]byte, ok bool) {
 
 // fromView makes the in-memory form of a public Session; intern returns a
 // shared copy of strings that repeat across sessions.
-func fromView(v *Session, intern func(string) string) (*session, bool) {
+func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	prefix, id, ok := parseID(v.ID)
 	token, ok2 := parseToken(v.PageToken)
 	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 {
@@ -162,7 +165,7 @@ func fromView(v *Session, intern func(string) string) (*session, bool) {
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
 		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
 	}
-	s.norm, _ = NormalizeCode(s.code)
+	s.norm, _ = text.NormalizeCode(s.code)
 	verified := ""
 	if v.VerifiedNumber != v.Number {
 		verified = v.VerifiedNumber

@@ -1,4 +1,4 @@
-package matcher
+package memstore
 
 import (
 	"fmt"
@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/wal"
 )
 
@@ -38,16 +39,16 @@ func BenchmarkIngest(b *testing.B) { benchMatch(b, 10_000, true) }
 func benchMatch(b *testing.B, pending int, full bool) {
 	m := New(Options{})
 	from := senders(pending)
-	msgs := make([]Message, pending)
+	msgs := make([]matcher.Message, pending)
 	round := 0
 	fill := func() {
 		b.StopTimer()
 		for i := range pending {
-			s, _, err := m.Create(CreateRequest{Key: "k", Number: from[i], Code: "482913", To: to, TTL: time.Hour})
+			s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], Code: "482913", To: to, TTL: time.Hour})
 			if err != nil {
 				b.Fatal(err)
 			}
-			msgs[i] = Message{Provider: "tw", MessageID: s.ID, From: from[i], To: to, Text: "Your code is 482913"}
+			msgs[i] = matcher.Message{Provider: "tw", MessageID: s.ID, From: from[i], To: to, Text: "Your code is 482913"}
 		}
 		round++
 		b.StartTimer()
@@ -59,14 +60,14 @@ func benchMatch(b *testing.B, pending int, full bool) {
 		if j == 0 {
 			fill()
 		}
-		var o Outcome
+		var o matcher.Outcome
 		var err error
 		if full {
-			o, err = m.Ingest(msgs[j], IngestOptions{})
+			o, err = m.ingestOnce(msgs[j], matcher.IngestOptions{})
 		} else {
-			o, err = m.ingest(msgs[j], IngestOptions{})
+			o, err = m.ingest(msgs[j], matcher.IngestOptions{})
 		}
-		if err != nil || o.Kind != Matched {
+		if err != nil || o.Kind != matcher.Matched {
 			b.Fatal(o, err)
 		}
 	}
@@ -79,7 +80,7 @@ func BenchmarkCreate(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := range b.N {
-		if _, _, err := m.Create(CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
+		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -135,7 +136,7 @@ func BenchmarkRecovery1M(b *testing.B) {
 			defer wg.Done()
 			for i := next.Add(1); i <= n; i = next.Add(1) {
 				from := "+1" + strconv.FormatInt(2000000000+i, 10)
-				if _, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
+				if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
 					b.Error(err)
 					return
 				}
@@ -173,7 +174,7 @@ func BenchmarkMemoryPerSession(b *testing.B) {
 		m := New(Options{})
 		for i := range n {
 			from := "+1" + strconv.Itoa(2000000000+i)
-			if _, _, err := m.Create(CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
+			if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -197,7 +198,7 @@ func BenchmarkProcessedIDMemory(b *testing.B) {
 		for i := range n {
 			k := seenKeyOf("twilio", "SM"+strconv.Itoa(10_000_000+i))
 			m.dedupe.mu.Lock()
-			m.dedupe.add(k, Outcome{Kind: Unmatched}, now.UnixMilli())
+			m.dedupe.add(k, matcher.Outcome{Kind: matcher.Unmatched}, now.UnixMilli())
 			m.dedupe.mu.Unlock()
 		}
 		runtime.GC()

@@ -1,6 +1,13 @@
-package matcher
+// Package text holds the matching rules of message text (docs/matching.md):
+// how a code is normalized, and which codes a message's text holds, for an
+// expected-sender session and for a capture session. Every store matches by
+// these rules: the memory store with a Scanner, a store that matches
+// elsewhere (package redisstore hands a Scan to a Redis function) with
+// ScanText.
+package text
 
 import (
+	"sync"
 	"unicode"
 	"unicode/utf8"
 
@@ -40,10 +47,10 @@ const maxCaptureTokens = 3
 // it has exactly one ("Code 482913" offers "code482913" and "482913"). So
 // one SMS is a handful of guesses, never hundreds.
 
-// textScan holds a normalized text: the code characters of all chunks in
+// Scanner holds a normalized text: the code characters of all chunks in
 // buf, chunk i spanning buf[starts[i]:ends[i]]; group[i] is true when chunk i
 // starts a new group, token[i] when it starts a new candidate token.
-type textScan struct {
+type Scanner struct {
 	buf    []byte
 	starts []int
 	ends   []int
@@ -57,13 +64,13 @@ type textScan struct {
 	other  bool // a character that is neither code nor separator was seen
 }
 
-func (t *textScan) reset() {
+func (t *Scanner) reset() {
 	t.buf, t.starts, t.ends, t.group, t.token, t.other = t.arr[:0], t.sarr[:0], t.earr[:0], t.garr[:0], t.tarr[:0], false
 }
 
-// scan fills t from text (its first MaxScanBytes bytes). It allocates only
+// Read fills t from text (its first MaxScanBytes bytes). It allocates only
 // for texts longer than its inline buffers or not already in NFKC.
-func (t *textScan) scan(text string) {
+func (t *Scanner) Read(text string) {
 	t.reset()
 	if len(text) > MaxScanBytes {
 		cut := MaxScanBytes
@@ -83,7 +90,7 @@ func (t *textScan) scan(text string) {
 }
 
 // scanRunes is scan for NFKC text, rune by rune.
-func (t *textScan) scanRunes(text string) {
+func (t *Scanner) scanRunes(text string) {
 	inChunk, newGroup, seps, joiner := false, true, 0, false
 	for _, r := range text {
 		c, kind := classify(r)
@@ -106,7 +113,7 @@ func (t *textScan) scanRunes(text string) {
 }
 
 // startChunk opens a chunk at the end of buf.
-func (t *textScan) startChunk(newGroup, newToken bool) {
+func (t *Scanner) startChunk(newGroup, newToken bool) {
 	t.starts = append(t.starts, len(t.buf))
 	t.group = append(t.group, newGroup)
 	t.token = append(t.token, newToken)
@@ -133,7 +140,7 @@ func isASCII(s string) bool {
 }
 
 // scanASCII is scan for ASCII text, byte by byte.
-func (t *textScan) scanASCII(text string) {
+func (t *Scanner) scanASCII(text string) {
 	inChunk, newGroup, seps, joiner := false, true, 0, false
 	for i := 0; i < len(text); i++ {
 		c := text[i]
@@ -199,8 +206,8 @@ func digitValue(r rune) rune {
 	return (r - start) % 10
 }
 
-// contains reports whether code (normalized) is a whole token of the text.
-func (t *textScan) contains(code string) bool {
+// Contains reports whether code (normalized) is a whole token of the text.
+func (t *Scanner) Contains(code string) bool {
 	found := false
 	t.candidates(len(code), len(code), func(c []byte) bool {
 		found = string(c) == code
@@ -211,7 +218,7 @@ func (t *textScan) contains(code string) bool {
 
 // candidates calls fn with every concatenation of consecutive chunks of one
 // group whose length is within [min, max] bytes, until fn returns true.
-func (t *textScan) candidates(min, max int, fn func([]byte) bool) {
+func (t *Scanner) candidates(min, max int, fn func([]byte) bool) {
 	for i := range t.starts {
 		for j := i; j < len(t.starts); j++ {
 			if j > i && t.group[j] {
@@ -228,11 +235,11 @@ func (t *textScan) candidates(min, max int, fn func([]byte) bool) {
 	}
 }
 
-// captureCandidates calls fn with what the text offers capture sessions
+// CaptureCandidates calls fn with what the text offers capture sessions
 // (see above), until fn returns true. A text of more than maxCaptureTokens
 // candidate tokens offers nothing. The number of calls is at most
 // 2*maxCaptureTokens whatever the text.
-func (t *textScan) captureCandidates(fn func([]byte) bool) {
+func (t *Scanner) CaptureCandidates(fn func([]byte) bool) {
 	tokens := 0
 	for _, nt := range t.token {
 		if nt {
@@ -284,15 +291,15 @@ func isDigits(b []byte) bool {
 
 // span returns the code characters of chunks i..j. Chunks of one group are
 // contiguous in buf, separators having been dropped.
-func (t *textScan) span(i, j int) []byte { return t.buf[t.starts[i]:t.ends[j]] }
+func (t *Scanner) span(i, j int) []byte { return t.buf[t.starts[i]:t.ends[j]] }
 
 // NormalizeCode returns the form of a code that messages are compared with,
 // and false when the code holds anything but letters, digits and separators,
 // or more than MaxCodeLen characters.
 func NormalizeCode(code string) (string, bool) {
-	t := scanPool.Get().(*textScan)
+	t := scanPool.Get().(*Scanner)
 	defer scanPool.Put(t)
-	t.scan(code)
+	t.Read(code)
 	if len(t.starts) == 0 || t.other || utf8.RuneCount(t.buf) > MaxCodeLen {
 		return "", false
 	}
@@ -309,7 +316,7 @@ func NormalizeCode(code string) (string, bool) {
 
 // Scan is a text read by the matching rules, for a store that matches
 // elsewhere (package redisstore hands it to a Redis function): the store
-// must decide with it exactly as the matcher does.
+// must decide with it exactly as a Scanner does.
 type Scan struct {
 	// Chunks are the normalized code characters of the text's chunks. A
 	// code (normalized) matches an expected-sender session when it equals
@@ -325,9 +332,9 @@ type Scan struct {
 
 // ScanText reads text (its first MaxScanBytes bytes) by the matching rules.
 func ScanText(text string) Scan {
-	t := scanPool.Get().(*textScan)
+	t := scanPool.Get().(*Scanner)
 	defer scanPool.Put(t)
-	t.scan(text)
+	t.Read(text)
 	out := Scan{Chunks: make([]string, len(t.starts))}
 	groups := make([]byte, len(t.starts))
 	for i := range t.starts {
@@ -338,7 +345,7 @@ func ScanText(text string) Scan {
 		}
 	}
 	out.Groups = string(groups)
-	t.captureCandidates(func(c []byte) bool {
+	t.CaptureCandidates(func(c []byte) bool {
 		out.Capture = append(out.Capture, string(c))
 		return false
 	})
@@ -362,3 +369,13 @@ func (s Scan) Contains(code string) bool {
 	}
 	return false
 }
+
+// scanPool reuses scanners: a Scanner's slices point into its own arrays,
+// which would make every one on a stack escape to the heap.
+var scanPool = sync.Pool{New: func() any { return new(Scanner) }}
+
+// GetScanner returns a Scanner from a pool; PutScanner gives it back.
+func GetScanner() *Scanner { return scanPool.Get().(*Scanner) }
+
+// PutScanner returns a Scanner got from GetScanner to the pool.
+func PutScanner(t *Scanner) { scanPool.Put(t) }

@@ -1,16 +1,18 @@
-package matcher
+package memstore
 
 import (
 	"context"
 	"slices"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // Wait blocks until the session's status is no longer pending, ctx ends or
 // the session expires, and returns the session then.
-func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
+func (m *Store) Wait(ctx context.Context, id string) (matcher.Session, error) {
 	var ch chan struct{}
-	var final Session
+	var final matcher.Session
 	var until time.Duration
 	var sh *shard
 	var raw [16]byte
@@ -25,7 +27,7 @@ func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
 		// The matcher's clock, not the wall clock: sessions are timed by it.
 		until = unixTime(s.expires).Sub(m.opt.Now())
 	}) {
-		return Session{}, ErrNotFound
+		return matcher.Session{}, matcher.ErrNotFound
 	}
 	if ch == nil {
 		return final, nil
@@ -39,12 +41,12 @@ func (m *Matcher) Wait(ctx context.Context, id string) (Session, error) {
 	case <-ctx.Done():
 		m.unwatch(sh, raw, ch)
 	}
-	return m.Get(id)
+	return m.get(id)
 }
 
 // unwatch removes a watcher that gave up before the session changed, so
 // timed-out long-polls and stream heartbeats leave nothing behind.
-func (m *Matcher) unwatch(sh *shard, id [16]byte, ch chan struct{}) {
+func (m *Store) unwatch(sh *shard, id [16]byte, ch chan struct{}) {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	chs := sh.watch[id]
@@ -61,7 +63,7 @@ func (m *Matcher) unwatch(sh *shard, id [16]byte, ch chan struct{}) {
 }
 
 // watchers returns how many Wait calls are registered, for tests.
-func (m *Matcher) watchers() int {
+func (m *Store) watchers() int {
 	n := 0
 	for i := range m.shards {
 		sh := &m.shards[i]

@@ -1,0 +1,94 @@
+package memstore
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// gate is a journal whose commits complete when the test says so.
+type gate struct {
+	appended chan []Record
+	release  chan error
+}
+
+// gateCommit may be waited for any number of times, as a journal's
+// commit.
+type gateCommit struct {
+	done chan struct{}
+	err  *error
+}
+
+func (c gateCommit) Wait() error { <-c.done; return *c.err }
+
+func (g *gate) Append(recs ...Record) Commit {
+	c := gateCommit{done: make(chan struct{}), err: new(error)}
+	go func() { *c.err = <-g.release; close(c.done) }()
+	g.appended <- recs
+	return c
+}
+
+// TestEventEntersWithItsChange: a final status's event is in the event
+// table once the step that made it is journaled, before it is durable —
+// no callback after the fact — and it is claimed only once durable.
+func TestEventEntersWithItsChange(t *testing.T) {
+	g := &gate{appended: make(chan []Record, 4), release: make(chan error, 4)}
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := New(Options{Journal: g, Now: c.Now})
+	g.release <- nil
+	s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: alice, Code: "482913", To: to, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-g.appended
+	done := make(chan error, 1)
+	go func() { _, err := m.cancel(s.ID); done <- err }()
+	recs := <-g.appended // the cancel is journaled, not yet durable
+	if len(recs) != 1 || recs[0].Op != OpCancel {
+		t.Fatalf("journaled %+v", recs)
+	}
+	if n := m.Undelivered(); n != 1 {
+		t.Fatalf("%d events in the table with the cancel journaled", n)
+	}
+	claimed := make(chan []matcher.Event, 1)
+	go func() {
+		evs, err := m.ClaimEvents(bg, time.Minute, 10)
+		if err != nil {
+			t.Error(err)
+		}
+		claimed <- evs
+	}()
+	g.release <- nil
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	evs := <-claimed
+	if len(evs) != 1 || evs[0].ID != matcher.EventID(s.ID, matcher.Cancelled) || evs[0].Session.Reason != matcher.ReasonCancelledByAPI {
+		t.Fatalf("claimed %+v", evs)
+	}
+}
+
+// TestEventOfFailedStepIsNotClaimed: the event of a change the journal
+// failed to make durable is never handed out.
+func TestEventOfFailedStepIsNotClaimed(t *testing.T) {
+	m, _, j := newTest(t)
+	lost := create(t, m, alice, "482913")
+	kept := create(t, m, mallet, "111111")
+	j.fail.Store(true)
+	if _, err := m.cancel(lost.ID); err == nil {
+		t.Fatal("cancel acknowledged with a failing journal")
+	}
+	if evs, err := m.ClaimEvents(bg, time.Minute, 10); !errors.Is(err, matcher.ErrUnavailable) || len(evs) != 0 {
+		t.Fatalf("claimed %+v, %v", evs, err)
+	}
+	j.fail.Store(false)
+	if _, err := m.cancel(kept.ID); err != nil {
+		t.Fatal(err)
+	}
+	evs, err := m.ClaimEvents(bg, time.Minute, 10)
+	if err != nil || len(evs) != 1 || evs[0].Session.ID != kept.ID {
+		t.Fatalf("claimed %+v, %v", evs, err)
+	}
+}

@@ -1,0 +1,218 @@
+package memstore
+
+import (
+	"context"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/text"
+)
+
+// Ingest matches a message, once: a redelivery of the same provider message
+// id returns the first outcome with Duplicate set and changes nothing. It
+// returns once the outcome is durable.
+func (m *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
+	if err := ctx.Err(); err != nil {
+		return matcher.Outcome{}, err
+	}
+	o, err := m.ingestOnce(msg, opt)
+	return o, storeErr(err)
+}
+
+func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
+	key := seenKeyOf(msg.Provider, msg.MessageID)
+	done, first, wait := m.dedupe.claim(key, m.opt.Now())
+	if !first {
+		return done, nil
+	}
+	out, err := m.ingest(msg, opt)
+	m.dedupe.release(key, out, err == nil, wait, m.opt.Now())
+	return out, err
+}
+
+// ingest matches a message in the order of docs/matching.md. Each step
+// plans and applies its change under one shard lock, taken and released in
+// the step's own function; ingest then waits for the journal.
+func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
+	now := m.opt.Now().UTC()
+	processed := Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
+	if msg.PartsRef != "" && msg.Parts > 1 {
+		whole, complete := m.parts.add(msg, now)
+		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
+		if !complete {
+			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
+			return processed.Outcome, m.journal(nil, partRec, processed).Wait()
+		}
+		// The whole message is matched under the last part's id; the part
+		// records of the others are already durable.
+		if err := m.journal(nil, partRec).Wait(); err != nil {
+			return matcher.Outcome{}, err
+		}
+		msg = whole
+	}
+	scan := text.GetScanner()
+	defer text.PutScanner(scan)
+	scan.Read(msg.Text)
+
+	// 1. The sender's own pending session on this number: the oldest of
+	// the pair's sessions (one per API key) whose code the text holds.
+	if out, c := m.verifyPair(msg, scan, processed); c != nil {
+		return out, c.Wait()
+	}
+
+	// 2. A capture session on this number whose code the text offers. Every
+	// message that gets here is one guess of its sender, matched or not.
+	var capture matcher.Outcome
+	if !opt.NoCapture {
+		if m.guesses.take(msg.From, now) {
+			capture.CaptureTried = true
+			var out matcher.Outcome
+			var c Commit
+			scan.CaptureCandidates(func(code []byte) bool {
+				out, c = m.verifyCapture(msg, code, processed)
+				return c != nil
+			})
+			if c != nil {
+				return out, c.Wait()
+			}
+		} else {
+			capture.CaptureRefused = true
+		}
+	}
+
+	// 3. A wrong code from an expected sender counts an attempt on each of
+	// the pair's pending sessions.
+	if out, c := m.attempt(msg, processed, capture); c != nil {
+		return out, c.Wait()
+	}
+
+	capture.Kind = matcher.Unmatched
+	processed.Outcome = capture
+	return processed.Outcome, m.unmatched(msg, processed, opt.UnmatchedKeys).Wait()
+}
+
+// verifyPair verifies the oldest pending session of msg's pair whose code
+// the text holds, under the pair's shard lock, and returns the outcome and
+// the commit of the step (nil: no session matched).
+func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Record) (matcher.Outcome, Commit) {
+	sh := &m.shards[pairShard(msg.To, msg.From)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	now := processed.At.UnixNano()
+	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
+		if now < s.expires && scan.Contains(s.norm) {
+			return m.verify(sh, s, msg, processed, matcher.Outcome{Kind: matcher.Matched})
+		}
+	}
+	return matcher.Outcome{}, nil
+}
+
+// verifyCapture verifies the pending capture session of msg's number whose
+// code is code, under its shard lock (nil commit: none).
+func (m *Store) verifyCapture(msg matcher.Message, code []byte, processed Record) (matcher.Outcome, Commit) {
+	sh := &m.shards[codeShard(msg.To, code)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if s := sh.byCode[msg.To][string(code)]; s != nil && processed.At.UnixNano() < s.expires {
+		return m.verify(sh, s, msg, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	}
+	return matcher.Outcome{}, nil
+}
+
+// verify applies the verification of s by msg on the locked shard sh and
+// journals it with the dedupe record.
+func (m *Store) verify(sh *shard, s *session, msg matcher.Message, processed Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+	out.SessionID = s.idString()
+	r := Record{Op: OpVerify, At: processed.At, ID: out.SessionID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+	processed.Outcome = out
+	m.applyTo(sh, s, r)
+	return out, m.journal(sh, r, processed)
+}
+
+// attempt counts a wrong code on every pending session of msg's pair (or,
+// at max_attempts, fails it), under the pair's shard lock, journaled with
+// the dedupe record. The outcome is the oldest session's; a nil commit
+// means the pair has no pending session.
+func (m *Store) attempt(msg matcher.Message, processed Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+	sh := &m.shards[pairShard(msg.To, msg.From)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	var recs []Record
+	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
+		if processed.At.UnixNano() >= s.expires {
+			continue
+		}
+		r := Record{Op: OpAttempt, At: processed.At, ID: s.idString(), From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+		kind := matcher.Attempted
+		if int(s.attempts)+1 >= int(s.maxAttempts) {
+			r.Op, kind = OpFail, matcher.Exhausted
+		}
+		if len(recs) == 0 {
+			out.Kind, out.SessionID = kind, r.ID
+		}
+		recs = append(recs, r)
+	}
+	if len(recs) == 0 {
+		return out, nil
+	}
+	for _, r := range recs { // applied after the walk: a failed session leaves the chain
+		_, raw, _ := parseID(r.ID)
+		m.applyTo(sh, sh.byID[raw], r)
+	}
+	processed.Outcome = out
+	return out, m.journal(sh, append(recs, processed)...)
+}
+
+// unmatched journals the dedupe record of a message that matched nothing
+// and its message.unmatched events, one per key, which enter the event
+// table under its lock with that journal call.
+func (m *Store) unmatched(msg matcher.Message, processed Record, keys []string) Commit {
+	if len(keys) == 0 {
+		return m.journal(nil, processed)
+	}
+	recs := []Record{processed}
+	evs := make([]matcher.Event, 0, len(keys))
+	for _, k := range keys {
+		u := &matcher.UnmatchedEvent{ID: matcher.UnmatchedEventID(msg.Provider, msg.MessageID, k), Key: k, Message: msg, At: processed.At}
+		evs = append(evs, unmatchedEvent(u))
+		recs = append(recs, Record{Op: OpUnmatched, At: processed.At, ID: u.ID, Unmatched: u})
+	}
+	t := &m.events
+	t.mu.Lock()
+	c := m.journal(nil, recs...)
+	t.put(evs, c)
+	t.mu.Unlock()
+	t.signal()
+	return c
+}
+
+// SpendNonce records, durably, that a provider request nonce was used, and
+// reports whether it was fresh. A nonce is remembered for the retention
+// window, across restarts (it is journaled and kept in snapshots like a
+// processed message); of concurrent spends of one nonce exactly one is
+// fresh. It guards signatures that do not cover the body (Plivo V2): such a
+// signature is good for one request only.
+func (m *Store) SpendNonce(ctx context.Context, provider, nonce string) (bool, error) {
+	if err := ctx.Err(); err != nil {
+		return false, err
+	}
+	fresh, err := m.spendNonce(provider, nonce)
+	return fresh, storeErr(err)
+}
+
+func (m *Store) spendNonce(provider, nonce string) (fresh bool, err error) {
+	id := nonceMessageID(nonce)
+	key := seenKeyOf(provider, id)
+	now := m.opt.Now().UTC()
+	_, first, wait := m.dedupe.claim(key, now)
+	if !first {
+		return false, nil
+	}
+	r := Record{Op: OpProcessed, At: now, Provider: provider, MessageID: id, Outcome: matcher.Outcome{Kind: matcher.NonceSpent}}
+	err = m.journal(nil, r).Wait()
+	m.dedupe.release(key, r.Outcome, err == nil, wait, now)
+	return err == nil, err
+}
+
+// nonceMessageID keeps nonces apart from provider message ids in the
+// dedupe table: no provider message id starts with a control character.
+func nonceMessageID(nonce string) string { return "\x01nonce\x00" + nonce }

@@ -1,0 +1,81 @@
+package memstore
+
+import (
+	"crypto/rand"
+	"encoding/base32"
+	"strings"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// Op is the kind of a state change.
+type Op uint8
+
+// State changes. Each is one Record; replaying the records in order rebuilds
+// the matcher.
+const (
+	OpCreate    Op = iota + 1 // Session holds the new session
+	OpAttempt                 // a wrong code from the expected sender
+	OpVerify                  // From verified the session
+	OpCancel                  // Reason says why: ReasonCancelledByAPI or ReasonSuperseded
+	OpExpire                  // the TTL ran out
+	OpFail                    // the last allowed attempt was wrong
+	OpProcessed               // a provider message was handled; the dedupe record
+	OpPart                    // one part of a multipart message arrived
+	OpDelivered               // an event (ID: session or unmatched event id) was accepted by the app
+	OpDead                    // an event could not be delivered in time
+	OpUnmatched               // an unmatched message is to be told to an API key (Unmatched)
+)
+
+// Record is one state change: the unit the journal makes durable.
+type Record struct {
+	Op        Op
+	At        time.Time
+	ID        string                  // session id (all but OpProcessed and OpPart)
+	Session   *matcher.Session        // OpCreate
+	From      string                  // OpVerify, OpAttempt, OpFail
+	Provider  string                  // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	MessageID string                  // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
+	Reason    string                  // OpCancel
+	Outcome   matcher.Outcome         // OpProcessed
+	Part      *Part                   // OpPart
+	Unmatched *matcher.UnmatchedEvent // OpUnmatched
+
+	sess *session // OpCreate: Session's in-memory form, when the record has one
+}
+
+var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+
+// newID returns prefix followed by 128 random bits whose first byte is the shard.
+func newID(prefix string, shard int) string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	b[0] = byte(shard)
+	return prefix + idEncoding.EncodeToString(b[:])
+}
+
+// shardOfID returns the shard an id or page token was made for.
+func shardOfID(id string) (int, bool) {
+	i := strings.LastIndexByte(id, '_')
+	if i < 0 || len(id)-i-1 != 26 {
+		return 0, false
+	}
+	var b [16]byte
+	n, err := idEncoding.Decode(b[:], []byte(id[i+1:]))
+	if err != nil || n != 16 || int(b[0]) >= numShards {
+		return 0, false
+	}
+	return int(b[0]), true
+}
+
+// ofSession reports whether r changes a session (so it is replayed after
+// its shard's cut), rather than the processed messages, the stored parts
+// or the message.unmatched events (replayed after the global cut).
+func (r *Record) ofSession() bool {
+	switch r.Op {
+	case OpProcessed, OpPart, OpUnmatched:
+		return false
+	}
+	return !isEventID(r.ID)
+}

@@ -1,0 +1,121 @@
+package memstore
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// The sessions' part of durability: their snapshot sections, their
+// restore, and the replay of their records. The idempotency keys are
+// derived from the sessions and come back with them.
+
+// snapshotShards copies every shard's sessions, each under its shard's
+// lock, and returns with each section its cut: the last LSN appended while
+// the shard was copied.
+func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, sections [numShards][]byte) {
+	for i := range m.shards {
+		sh := &m.shards[i]
+		var e enc
+		sh.mu.Lock()
+		cuts[i] = lastLSN()
+		e.uv(uint64(len(sh.byID)))
+		for _, s := range sh.byID {
+			e.compact(s)
+		}
+		sh.mu.Unlock()
+		sections[i] = e.b
+	}
+	return cuts, sections
+}
+
+// restoreShards decodes the shard sections of a snapshot, skipping the
+// sessions finished before the retention at now.
+func (m *Store) restoreShards(sections [numShards][]byte, now time.Time) error {
+	var in interner
+	// Shards are independent: decode them on every core.
+	var wg sync.WaitGroup
+	var next atomic.Int32
+	var failed atomic.Bool
+	for range runtime.GOMAXPROCS(0) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
+				sd := dec{b: sections[i]}
+				n := sd.uv()
+				limit := now.Add(-m.opt.Retention).UnixNano()
+				for j := uint64(0); j < n && sd.err == nil; j++ {
+					s := sd.compact(in.get)
+					if sd.err != nil {
+						break
+					}
+					if int(s.id[0]) != i {
+						sd.fail()
+						break
+					}
+					if s.status.Final() && s.finished <= limit {
+						continue
+					}
+					m.restore(s)
+				}
+				if sd.err != nil || len(sd.b) != 0 {
+					failed.Store(true)
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if failed.Load() {
+		return errDecode
+	}
+	return nil
+}
+
+// restore puts a session from a snapshot back: every session by id and page
+// token, only pending ones in the match indexes (a superseded session shares
+// its key with its successor), and the timer that is due for it.
+func (m *Store) restore(s *session) {
+	sh := &m.shards[s.id[0]]
+	sh.mu.Lock()
+	m.insert(sh, s)
+	m.settle(sh)
+	sh.mu.Unlock()
+	if s.x != nil && s.x.idemKey != "" {
+		is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
+		is.mu.Lock()
+		is.m[s.key+"\x00"+s.x.idemKey] = s.idString()
+		is.mu.Unlock()
+	}
+}
+
+// settle moves the events that recovery made on the locked shard sh into
+// the event table: read back, they are durable.
+func (m *Store) settle(sh *shard) {
+	m.events.add(sh.fresh, nil)
+	clear(sh.fresh)
+	sh.fresh = sh.fresh[:0]
+}
+
+// replaySession applies a session's record read back from the log: on its
+// shard, with the idempotency key of a created session.
+func (m *Store) replaySession(r Record) {
+	idx, ok := shardOfID(r.ID)
+	if !ok {
+		return
+	}
+	sh := &m.shards[idx]
+	sh.mu.Lock()
+	if r.Op == OpCreate && r.Session != nil {
+		if s := r.Session; s.IdemKey != "" {
+			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+			is.mu.Lock()
+			is.m[s.Key+"\x00"+s.IdemKey] = s.ID
+			is.mu.Unlock()
+		}
+	}
+	m.apply(sh, r)
+	m.settle(sh)
+	sh.mu.Unlock()
+}

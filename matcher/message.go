@@ -1,0 +1,67 @@
+package matcher
+
+// Message is an inbound message (or call) as the matcher sees it: numbers
+// in E.164.
+type Message struct {
+	Provider, MessageID string
+	From, To, Text      string
+	// Channel is the channel it came on: ChannelSMS ("" means sms),
+	// ChannelWhatsApp or ChannelCall. A message considers only pending
+	// sessions with a route {Channel, To}; a call has no code and verifies
+	// only the expected-sender session of (To, From), never counting an
+	// attempt.
+	Channel string
+	// LineType, Carrier, SenderCountry and Attestation are what the provider
+	// (or the gateway) told of the sender; Forwarded that the message was
+	// forwarded. The session they verify records them in its Signals.
+	LineType, Carrier, SenderCountry, Attestation string
+	Forwarded                                     bool
+	// RejectReason, when set, makes a message that would verify a session
+	// fail it instead: status Failed with this Reason (the gateway sets
+	// ReasonLineTypeRejected from its policy).
+	RejectReason string
+	// Parts, Part and PartsRef describe one part of a message delivered in
+	// pieces; Parts <= 1 or PartsRef == "" means a whole message.
+	Parts, Part int
+	PartsRef    string
+}
+
+// OutcomeKind says what a message did.
+type OutcomeKind uint8
+
+// Outcomes of Ingest.
+const (
+	Unmatched  OutcomeKind = iota // matched nothing
+	Matched                       // verified SessionID
+	Attempted                     // a wrong code from SessionID's expected sender
+	Exhausted                     // that wrong code was the last allowed: SessionID failed
+	PartStored                    // one part of a multipart message, kept until all arrive
+	NonceSpent                    // not a message: a provider request nonce (SpendNonce)
+)
+
+var outcomeNames = [...]string{"unmatched", "verified", "attempt", "failed", "part", "nonce"}
+
+func (k OutcomeKind) String() string { return outcomeNames[k] }
+
+// Outcome is the result of ingesting a message.
+type Outcome struct {
+	Kind      OutcomeKind
+	SessionID string
+	// Duplicate is true when the provider message was already processed;
+	// the outcome is the one of the first delivery and nothing changed.
+	Duplicate bool
+	// CaptureTried is true when the message was tried against capture
+	// sessions, and so spent one of its sender's capture guesses;
+	// CaptureRefused when the sender had none left.
+	CaptureTried, CaptureRefused bool
+}
+
+// IngestOptions tune one Ingest call.
+type IngestOptions struct {
+	// NoCapture skips capture sessions: the sender has sent too many
+	// unmatched messages, and could be guessing codes.
+	NoCapture bool
+	// UnmatchedKeys are the API keys told of the message, should it match
+	// nothing (a message.unmatched event each, journaled with the outcome).
+	UnmatchedKeys []string
+}
