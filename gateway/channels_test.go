@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/telnyx"
@@ -89,6 +90,17 @@ func routesOf(t *testing.T, v map[string]any) []map[string]any {
 	return out
 }
 
+// conforms validates v, an answer decoded from JSON, against the named
+// component of openapi.json.
+func conforms(t *testing.T, sp *spec, name string, v any) {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sp.schema(t, name, b)
+}
+
 func signalsOf(t *testing.T, v map[string]any) map[string]any {
 	t.Helper()
 	s, ok := v["signals"].(map[string]any)
@@ -116,7 +128,9 @@ func TestCreateChannelsRefused(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := h.do("POST", "/v1/verifications", shopKey, []byte(tc.body), nil)
-			var e struct{ Error struct{ Code, Message string } }
+			var e struct {
+				Error struct{ Code, Message string }
+			}
 			_ = json.Unmarshal(w.Body.Bytes(), &e)
 			if w.Code != 422 || e.Error.Code != tc.code || !strings.Contains(e.Error.Message, tc.says) {
 				t.Fatalf("= %d %s, want 422 %s saying %q", w.Code, w.Body, tc.code, tc.says)
@@ -173,7 +187,9 @@ func TestCreateWithoutChannelsUnchanged(t *testing.T) {
 func TestWhatsAppRouteEndToEnd(t *testing.T) {
 	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
 		const sender = "+60173526233"
+		sp := loadSpec(t)
 		v := h.mustCreate(`{"number": "` + sender + `", "channels": ["sms", "whatsapp"], "client_country": "my"}`)
+		conforms(t, sp, "Verification", v)
 		code := v["code"].(string)
 		routes := routesOf(t, v)
 		if len(routes) != 2 || routes[0]["channel"] != "sms" || routes[0]["to"] != v["to"] || routes[0]["uri"] != "sms:"+v["to"].(string)+"?body="+code {
@@ -193,6 +209,7 @@ func TestWhatsAppRouteEndToEnd(t *testing.T) {
 			t.Fatalf("webhook = %d %s", w.Code, w.Body)
 		}
 		got := h.get(v["id"].(string))
+		conforms(t, sp, "VerificationDetail", got)
 		if got["status"] != "verified" || got["channel"] != "whatsapp" || got["route_to"] != waTo {
 			t.Fatalf("after the message: %v", got)
 		}
@@ -220,7 +237,9 @@ func TestWhatsAppRouteEndToEnd(t *testing.T) {
 func TestCallRouteEndToEnd(t *testing.T) {
 	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
 		const sender = "+14155550123"
+		sp := loadSpec(t)
 		v := h.mustCreate(`{"number": "` + sender + `", "channels": ["sms", "call"], "client_country": "CA"}`)
+		conforms(t, sp, "Verification", v)
 		routes := routesOf(t, v)
 		if len(routes) != 2 || routes[1]["channel"] != "call" || routes[1]["to"] != "+14155550100" || routes[1]["uri"] != "tel:+14155550100" ||
 			v["ui"].(map[string]any)["call_uri"] != "tel:+14155550100" {
@@ -231,6 +250,7 @@ func TestCallRouteEndToEnd(t *testing.T) {
 			t.Fatalf("call answered %d %q", w.Code, w.Body)
 		}
 		got := h.get(v["id"].(string))
+		conforms(t, sp, "VerificationDetail", got)
 		sig := signalsOf(t, got)
 		if got["status"] != "verified" || got["channel"] != "call" || got["route_to"] != "+14155550100" ||
 			sig["attestation"] != "A" || sig["sender_country"] != "US" || sig["country_mismatch"] != true || sig["forwarded"] != nil {
@@ -268,9 +288,13 @@ func TestTelnyxSignalsAndLineTypePolicy(t *testing.T) {
 			t.Fatalf("after a voip message: %v", got)
 		}
 		w := h.do("GET", "/v1/verifications/"+v["id"].(string)+"/events", shopKey, nil, nil)
-		if d := sseData(w.Body.String()); len(d) != 1 || !strings.Contains(d[0], `"reason":"line_type_rejected"`) || !strings.Contains(d[0], `"line_type":"voip"`) {
+		d := sseData(w.Body.String())
+		if len(d) != 1 || !strings.Contains(d[0], `"reason":"line_type_rejected"`) || !strings.Contains(d[0], `"line_type":"voip"`) {
 			t.Fatalf("events: %s", w.Body)
 		}
+		sp := loadSpec(t)
+		sp.schema(t, "StatusEvent", []byte(d[0]))
+		conforms(t, sp, "VerificationDetail", got)
 	})
 }
 
@@ -282,7 +306,9 @@ func TestContiguityWhatsAppService(t *testing.T) {
 		var env struct {
 			Data struct {
 				Service, To string
-				UI          struct{ QRCode string `json:"qr_code"` }
+				UI          struct {
+					QRCode string `json:"qr_code"`
+				}
 			}
 		}
 		_ = json.Unmarshal(w.Body.Bytes(), &env)
@@ -290,4 +316,35 @@ func TestContiguityWhatsAppService(t *testing.T) {
 			t.Fatalf("initiate = %d %s", w.Code, w.Body)
 		}
 	})
+}
+
+// TestEventsCarryChannelAndSignals: both event formats of a verified
+// session carry its channel, the route's number and the signals (here of
+// a session made before routes: sms to its number).
+func TestEventsCarryChannelAndSignals(t *testing.T) {
+	rcv := newReceiver(t)
+	h, _ := outboxHarness(t, rcv.srv.URL, OutboxOptions{BaseDelay: 10 * time.Millisecond})
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550124", "factor": "4321"}`), nil)
+	if w.Code != 200 {
+		t.Fatalf("initiate = %d %s", w.Code, w.Body)
+	}
+	h.send(h.signed("twilio", adapters.Inbound{From: "+14155550124", To: "+14155550100", Text: "4321"}))
+	eventually(t, "two events", func() bool { return len(rcv.accepted()) == 2 })
+	for _, g := range rcv.accepted() {
+		var ev struct {
+			Data struct {
+				Channel string         `json:"channel"`
+				RouteTo string         `json:"route_to"`
+				Signals map[string]any `json:"signals"`
+			}
+		}
+		if err := json.Unmarshal(g.body, &ev); err != nil {
+			t.Fatal(err)
+		}
+		if ev.Data.Channel != "sms" || ev.Data.RouteTo != "+14155550100" || ev.Data.Signals["channel"] != "sms" || ev.Data.Signals["sender_country"] != "US" {
+			t.Errorf("event without channel and signals: %s", g.body)
+		}
+	}
 }
