@@ -348,3 +348,29 @@ func TestEventsCarryChannelAndSignals(t *testing.T) {
 		}
 	}
 }
+
+// TestNumbersListChannels: GET /v1/numbers shows each number's channels,
+// its entry's list or its provider type's default.
+func TestNumbersListChannels(t *testing.T) {
+	h := newHarness(t, channelsYAML)
+	w := h.do("GET", "/v1/numbers", shopKey, nil, nil)
+	var l struct {
+		Data []struct {
+			Number   string
+			Channels []string
+		}
+	}
+	if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil || w.Code != 200 {
+		t.Fatalf("numbers = %d %s", w.Code, w.Body)
+	}
+	want := map[string]string{"+14155550100": "sms,call", metaNumber: "whatsapp", "+447700900123": "sms", telnyxNumber: "sms"}
+	for _, n := range l.Data {
+		if w, ok := want[n.Number]; ok && strings.Join(n.Channels, ",") != w {
+			t.Errorf("%s channels %v, want %s", n.Number, n.Channels, w)
+		}
+		delete(want, n.Number)
+	}
+	if len(want) != 0 {
+		t.Errorf("numbers missing: %v", want)
+	}
+}

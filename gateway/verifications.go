@@ -367,6 +367,7 @@ type numberView struct {
 	Provider  string   `json:"provider"`
 	Country   string   `json:"country"`
 	Countries []string `json:"countries"`
+	Channels  []string `json:"channels"`
 	Weight    float64  `json:"weight"`
 	Health    string   `json:"health"`
 	Pending   int      `json:"pending"`
@@ -389,7 +390,7 @@ func (s *Server) getNumbers(c *gin.Context) {
 		}
 		out = append(out, numberView{
 			Number: n.Number, Human: humanNumber(n.Number), Provider: n.Provider, Country: n.Region,
-			Countries: countries, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number], Last24h: n.Last24h(),
+			Countries: countries, Channels: n.Channels, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number], Last24h: n.Last24h(),
 		})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})

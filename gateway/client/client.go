@@ -150,6 +150,7 @@ type Number struct {
 	Provider  string   `json:"provider"` // the provider entry's name
 	Country   string   `json:"country"`
 	Countries []string `json:"countries"`
+	Channels  []string `json:"channels"` // sms, whatsapp, call
 	Weight    float64  `json:"weight"`
 	Health    string   `json:"health"`
 	Pending   int      `json:"pending"`
