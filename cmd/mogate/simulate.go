@@ -153,7 +153,11 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case after.Status == "verified":
-		fmt.Fprintf(stdout, "verified: %s (verified_number %s, channel %s)\n", after.ID, after.VerifiedNumber, cmp.Or(after.Channel, adapters.ChannelSMS))
+		via := "" // an SMS says what it always did
+		if after.Channel != "" && after.Channel != adapters.ChannelSMS {
+			via = ", channel " + after.Channel
+		}
+		fmt.Fprintf(stdout, "verified: %s (verified_number %s%s)\n", after.ID, after.VerifiedNumber, via)
 	case after.Status == "failed":
 		fmt.Fprintf(stdout, "wrong code %d of %d: %s failed (%s)\n", after.Attempts, after.MaxAttempts, after.ID, after.Reason)
 	case after.Attempts > sess.Attempts:
@@ -329,7 +333,11 @@ func postSigned(ctx context.Context, stdout io.Writer, cfg config.Config, p conf
 		return err
 	}
 	hreq.Header = req.Header
-	fmt.Fprintf(stdout, "-> %s %s  (%s %s, %s -> %s: %q)\n", req.Method, postTo, p.Type, m.ChannelOf(), m.From, m.To, m.Text)
+	kind := p.Type
+	if m.ChannelOf() != adapters.ChannelSMS {
+		kind += " " + m.Channel
+	}
+	fmt.Fprintf(stdout, "-> %s %s  (%s, %s -> %s: %q)\n", req.Method, postTo, kind, m.From, m.To, m.Text)
 	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		return err
