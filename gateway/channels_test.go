@@ -231,6 +231,24 @@ func TestWhatsAppRouteEndToEnd(t *testing.T) {
 	})
 }
 
+// TestSMSLinksFollowTheSMSRoute: when WhatsApp is asked for first, `to`
+// is the WhatsApp number, but ui.text and ui.sms_uri name the number of
+// the SMS route, the one the user can text.
+func TestSMSLinksFollowTheSMSRoute(t *testing.T) {
+	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
+		v := h.mustCreate(`{"number": "+60173526233", "channels": ["whatsapp", "sms"]}`)
+		routes := routesOf(t, v)
+		ui := v["ui"].(map[string]any)
+		if len(routes) != 2 || v["to"] != routes[0]["to"] || routes[1]["to"] == routes[0]["to"] {
+			t.Fatalf("want a whatsapp number first and another for sms: %v", v)
+		}
+		smsTo := routes[1]["to"].(string)
+		if ui["sms_uri"] != routes[1]["uri"] || !strings.Contains(ui["text"].(string), humanNumber(smsTo)) {
+			t.Fatalf("ui %v does not name the SMS route's %s", ui, smsTo)
+		}
+	})
+}
+
 // TestCallRouteEndToEnd: a US sender's call route is a tel: link on a
 // number that serves calls; an attested call verifies the session, which
 // then carries channel call and attestation A.
@@ -252,8 +270,9 @@ func TestCallRouteEndToEnd(t *testing.T) {
 		got := h.get(v["id"].(string))
 		conforms(t, sp, "VerificationDetail", got)
 		sig := signalsOf(t, got)
+		mismatch, known := sig["country_mismatch"].(bool)
 		if got["status"] != "verified" || got["channel"] != "call" || got["route_to"] != "+14155550100" ||
-			sig["attestation"] != "A" || sig["sender_country"] != "US" || sig["country_mismatch"] != true || sig["forwarded"] != nil {
+			sig["attestation"] != "A" || sig["sender_country"] != "US" || !known || !mismatch || sig["forwarded"] != nil {
 			t.Fatalf("after the call: %v", got)
 		}
 	})
