@@ -393,3 +393,38 @@ func TestNumbersListChannels(t *testing.T) {
 		t.Errorf("numbers missing: %v", want)
 	}
 }
+
+// TestPendingListsARoutedSessionOnce: a session with routes on two numbers
+// is listed once for its sender, with its routes.
+func TestPendingListsARoutedSessionOnce(t *testing.T) {
+	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
+		v := h.mustCreate(`{"number": "+60173526233", "channels": ["sms", "whatsapp"]}`)
+		w := h.do("GET", "/v1/verifications?number=%2B60173526233", shopKey, nil, nil)
+		var l struct{ Data []map[string]any }
+		if err := json.Unmarshal(w.Body.Bytes(), &l); err != nil || w.Code != 200 {
+			t.Fatalf("list = %d %s", w.Code, w.Body)
+		}
+		if len(l.Data) != 1 || l.Data[0]["id"] != v["id"] || len(routesOf(t, l.Data[0])) != 2 {
+			t.Fatalf("list = %s", w.Body)
+		}
+	})
+}
+
+// TestPinnedWhatsAppNumberWithoutChannels: a create that pins a
+// WhatsApp-only number and names no channels gets its one route on
+// WhatsApp, so a Meta message verifies it.
+func TestPinnedWhatsAppNumberWithoutChannels(t *testing.T) {
+	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
+		const sender = "+60173526233"
+		v := h.mustCreate(`{"number": "` + sender + `", "to": "` + metaNumber + `"}`)
+		if r := routesOf(t, v); len(r) != 1 || r[0]["channel"] != "whatsapp" {
+			t.Fatalf("routes = %v", r)
+		}
+		if w := h.send(h.signed("meta", adapters.Inbound{From: sender, ToID: metaID, Text: v["code"].(string)})); w.Code != 200 {
+			t.Fatalf("webhook = %d %s", w.Code, w.Body)
+		}
+		if got := h.get(v["id"].(string)); got["status"] != "verified" || got["channel"] != "whatsapp" {
+			t.Fatalf("after the message: %v", got)
+		}
+	})
+}
