@@ -2,7 +2,6 @@ package gateway
 
 import (
 	"errors"
-	"fmt"
 	"net/http"
 	"slices"
 	"strings"
@@ -108,7 +107,11 @@ func (s *Server) callAllowed(channel, sender string) error {
 	if err != nil {
 		return err
 	}
-	if countries := s.cfg.Channels.Call.Countries; !slices.Contains(countries, region) {
+	countries := s.cfg.Channels.Call.Countries
+	if len(countries) == 0 {
+		return withMessage(pool.ErrNoChannel, "channel call is not offered here (channels.call.countries is empty)")
+	}
+	if !slices.Contains(countries, region) {
 		return withMessage(pool.ErrNoChannel, "channel call is offered only to senders in %s, not %s", strings.Join(countries, ", "), region)
 	}
 	return nil
@@ -127,5 +130,5 @@ func channelsOfService(service string) ([]string, error) {
 	case "imessage":
 		return nil, withMessage(pool.ErrNoChannel, "channel imessage is not offered by this gateway (sms and whatsapp are)")
 	}
-	return nil, errorf(http.StatusBadRequest, "unsupported_service", "service must be sms or whatsapp, got %s", fmt.Sprintf("%q", service))
+	return nil, errorf(http.StatusBadRequest, "unsupported_service", "service must be sms or whatsapp, got %q", service)
 }

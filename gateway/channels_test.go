@@ -157,7 +157,7 @@ func TestChannelUnavailableWinsOverNoNumber(t *testing.T) {
 	if e, _ := out["error"].(map[string]any); code != 422 || e["code"] != "channel_unavailable" || !strings.Contains(e["message"].(string), "whatsapp") {
 		t.Fatalf("= %d %v", code, out)
 	}
-	for _, service := range []string{"whatsapp", "imessage"} {
+	for _, service := range []string{"whatsapp", "imessage", "fax"} {
 		w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+14155550123", "service": "`+service+`"}`), nil)
 		if w.Code != 400 || !strings.Contains(w.Body.String(), service) || !strings.Contains(w.Body.String(), `"object":"error"`) {
 			t.Errorf("service %s = %d %s", service, w.Code, w.Body)

@@ -63,10 +63,11 @@ func (s *Server) contiguityInitiate(c *gin.Context) {
 		return
 	}
 	service, qrCode := matcher.ChannelSMS, smsURI(sess)
-	if len(channels) == 1 && len(sess.Routes) > 0 {
+	if len(channels) == 1 {
 		// service whatsapp: the one route's link is what the QR and the
 		// "tap to verify" button open.
-		service, qrCode = channels[0], s.routeURI(sess, sess.Routes[0])
+		r := matcher.Route{Channel: channels[0], To: sess.To}
+		service, qrCode = r.Channel, s.routeURI(sess, r)
 	}
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
 		"otp_id": sess.ID, "number": sess.Number, "factor": sess.Code, "to": sess.To, "service": service,

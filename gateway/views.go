@@ -57,7 +57,8 @@ type detailView struct {
 	Provider       *string    `json:"provider"`
 	MessageID      *string    `json:"message_id"`
 	// Reason says why a final status other than verified: superseded,
-	// cancelled_by_api, max_attempts or expired; null otherwise.
+	// cancelled_by_api, max_attempts, expired or line_type_rejected; null
+	// otherwise.
 	Reason *string `json:"reason"`
 	// Channel and RouteTo are the route of the message that verified the
 	// session (or failed it by policy), Signals what mogate knows of that
