@@ -13,8 +13,8 @@ import (
 
 // TestSimulateChannels: sms simulate --channel picks the pending session's
 // route on that channel and signs as its number's provider would: a Meta
-// message (the number's phone_number_id) for a whatsapp route, a Twilio
-// voice request with the given attestation for a call route. An
+// message (the number's phone_number_id) or a Twilio whatsapp: form for a
+// whatsapp route, a Twilio voice request with the given attestation for a call route. An
 // attestation B call verifies nothing; A does. Bad values are usage
 // errors and send nothing. (store: redis, which keeps routes.)
 func TestSimulateChannels(t *testing.T) {
@@ -30,7 +30,7 @@ providers:
   - {name: twilio, type: twilio, auth_token: %s}
   - {name: meta, type: whatsapp, app_secret: meta-app-secret-0123, verify_token: meta-verify-token-0123}
 numbers:
-  - {number: "+14155550100", provider: twilio, channels: [sms, call], countries: ["*"]}
+  - {number: "+14155550100", provider: twilio, channels: [sms, call, whatsapp], countries: ["*"]}
   - {number: "+15550984277", provider: meta, phone_number_id: "114896151713920", countries: ["*"]}
 limits: {creates_per_number_per_hour: 0}
 `, addr, base, redistest.Start(t).URL(), crashKey, crashToken))
@@ -67,7 +67,13 @@ limits: {creates_per_number_per_hour: 0}
 		t.Fatalf("attestation A: exit %d\n%s", code, out)
 	}
 
-	waID, waCode := create(`{"number": "+14155550124", "channels": ["sms", "whatsapp"]}`)
+	twID, twCode := create(`{"number": "+14155550125", "to": "+14155550100", "channels": ["whatsapp"]}`)
+	code, out = simulate("--from", "+14155550125", "--channel", "whatsapp", "--text", "Acme code "+twCode)
+	if code != 0 || !strings.Contains(out, "/webhooks/twilio  (twilio whatsapp,") || !strings.Contains(out, "verified: "+twID) || !strings.Contains(out, "channel whatsapp") {
+		t.Fatalf("whatsapp on Twilio: exit %d\n%s", code, out)
+	}
+
+	waID, waCode := create(`{"number": "+14155550124", "to": "+15550984277", "channels": ["sms", "whatsapp"]}`)
 	code, out = simulate("--from", "+14155550124", "--channel", "whatsapp", "--text", "Acme code "+waCode)
 	if code != 0 || !strings.Contains(out, "/webhooks/meta") || !strings.Contains(out, "verified: "+waID) || !strings.Contains(out, "channel whatsapp") {
 		t.Fatalf("whatsapp: exit %d\n%s", code, out)
