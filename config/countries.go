@@ -40,3 +40,7 @@ func countryHint(cc string) string {
 	}
 	return ""
 }
+
+// IsCountry reports whether cc is an assigned ISO 3166-1 alpha-2 code in
+// upper case (the API checks client_country with it).
+func IsCountry(cc string) bool { return isCountry(cc) }

@@ -8,6 +8,7 @@ import (
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/gateway/outbox"
+	"github.com/mogate/mogate/gateway/signals"
 	"github.com/mogate/mogate/matcher"
 )
 
@@ -48,22 +49,30 @@ func (s *Server) contiguityInitiate(c *gin.Context) {
 		fail(c, errorf(http.StatusBadRequest, "invalid_number", "number is required"))
 		return
 	}
-	if b.Service != "" && b.Service != "sms" {
-		fail(c, errorf(http.StatusBadRequest, "unsupported_service", "only service \"sms\" is supported"))
+	channels, err := channelsOfService(b.Service)
+	if err != nil {
+		fail(c, err)
 		return
 	}
 	sess, _, err := s.create(c, createParams{
 		API: "contiguity", IDPrefix: "r_otp_", Number: b.Number, Code: b.Factor, To: b.To, Language: b.Language,
-		Callback: b.SuccessURL, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
+		Callback: b.SuccessURL, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw, Channels: channels,
 	})
 	if err != nil {
 		fail(c, err) // rendered with Contiguity's statuses (renderErrors)
 		return
 	}
+	service, qrCode := matcher.ChannelSMS, smsURI(sess)
+	if len(channels) == 1 {
+		// service whatsapp: the one route's link is what the QR and the
+		// "tap to verify" button open.
+		r := matcher.Route{Channel: channels[0], To: sess.To}
+		service, qrCode = r.Channel, s.routeURI(sess, r)
+	}
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
-		"otp_id": sess.ID, "number": sess.Number, "factor": sess.Code, "to": sess.To, "service": "sms",
+		"otp_id": sess.ID, "number": sess.Number, "factor": sess.Code, "to": sess.To, "service": service,
 		"expires_at": sess.ExpiresAt.Format(time.RFC3339), "success_url": nullable(sess.Callback),
-		"ui": gin.H{"text": uiText(sess), "qr_code": smsURI(sess)},
+		"ui": gin.H{"text": uiText(sess), "qr_code": qrCode},
 	}))
 }
 
@@ -73,10 +82,14 @@ func (s *Server) contiguityVerify(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
+	data := gin.H{
 		"otp_id": sess.ID, "status": sess.Status.String(), "expires_at": sess.ExpiresAt.Format(time.RFC3339),
 		"verified_number": nullable(sess.VerifiedNumber),
-	}))
+	}
+	if via, ok := signals.Via(sess); ok {
+		data["channel"], data["route_to"], data["signals"] = via.Channel, via.To, signals.Of(sess)
+	}
+	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", data))
 }
 
 func (s *Server) contiguityCancel(c *gin.Context) {

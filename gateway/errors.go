@@ -42,6 +42,9 @@ var errorKinds = []errorKind{
 	// Capture codes are generated: this is a number too busy to find a free one.
 	{err: matcher.ErrCodeInUse, status: http.StatusServiceUnavailable, code: "no_free_code", message: "no free code on that number right now; retry", retryAfter: 1},
 	{err: pool.ErrNotInPool, status: http.StatusUnprocessableEntity, code: "to_not_in_pool", message: "to is not one of this deployment's numbers (see GET /v1/numbers)"},
+	// ErrNoChannel is an ErrNoNumber too: its row comes first.
+	{err: pool.ErrNoChannel, status: http.StatusUnprocessableEntity, code: "channel_unavailable", message: "no pool number serves that channel for that sender"},
+	{err: matcher.ErrInvalidRoutes, status: http.StatusUnprocessableEntity, code: "invalid_channels", message: "the channels asked for do not make a valid set of routes"},
 	{err: pool.ErrDrained, status: http.StatusUnprocessableEntity, code: "no_number", message: "that number is drained (weight 0) and takes no new verifications"},
 	{err: pool.ErrNoNumber, status: http.StatusUnprocessableEntity, code: "no_number", message: "no pool number serves that country"},
 	{err: pool.ErrBadNumber, status: http.StatusUnprocessableEntity, code: "invalid_number", message: "number must be an E.164 phone number such as +14155550123"},

@@ -30,6 +30,8 @@ func TestErrorKinds(t *testing.T) {
 		{matcher.ErrCodeInUse, 503, "no_free_code"},
 		{pool.ErrNotInPool, 422, "to_not_in_pool"},
 		{pool.ErrNoNumber, 422, "no_number"},
+		{pool.ErrNoChannel, 422, "channel_unavailable"}, // an ErrNoNumber too: its own row wins
+		{matcher.ErrInvalidRoutes, 422, "invalid_channels"},
 		{pool.ErrBadNumber, 422, "invalid_number"},
 		{adapters.Missing("X-Signature"), 401, "missing_signature"},
 		{adapters.Unauthenticated("wrong"), 403, "invalid_signature"},

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/gateway/signals"
 	"github.com/mogate/mogate/matcher"
 	"rsc.io/qr"
 )
@@ -62,6 +63,9 @@ func statusView(v matcher.Session) any {
 	}
 	if r := matcher.Reason(v.Status, v.Reason); r != "" {
 		out["reason"] = r
+	}
+	if via, ok := signals.Via(v); ok {
+		out["channel"], out["route_to"], out["signals"] = via.Channel, via.To, signals.Of(v)
 	}
 	return out
 }

@@ -50,7 +50,7 @@ func humanNumber(e164 string) string {
 // keeps its order.
 func uiText(s matcher.Session) string {
 	lang := language(s.Language)
-	code, number := s.Code, humanNumber(s.To)
+	code, number := s.Code, humanNumber(smsTo(s))
 	if rtl[lang] {
 		code, number = "\u2066"+code+"\u2069", "\u2066"+number+"\u2069"
 	}
@@ -60,5 +60,17 @@ func uiText(s matcher.Session) string {
 // smsURI is the sms: link with the code as body, in the form Contiguity
 // returns (RFC 5724 "?body="), which iOS and Android both open.
 func smsURI(s matcher.Session) string {
-	return "sms:" + s.To + "?body=" + url.QueryEscape(s.Code)
+	return "sms:" + smsTo(s) + "?body=" + url.QueryEscape(s.Code)
+}
+
+// smsTo is the number the user texts: that of the session's SMS route,
+// which is To unless the create asked for another channel first; To when
+// the session has no SMS route.
+func smsTo(s matcher.Session) string {
+	for _, r := range s.Routes {
+		if r.Channel == matcher.ChannelSMS {
+			return r.To
+		}
+	}
+	return s.To
 }

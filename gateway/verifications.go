@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gin-gonic/gin"
+	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/pool"
 )
@@ -38,6 +39,9 @@ type createParams struct {
 	Metadata           json.RawMessage
 	IdemKey            string
 	RawBody            []byte
+	// Channels as asked for; nil: not named (one route, as before routes).
+	Channels      []string
+	ClientCountry string
 }
 
 // readBody reads at most maxBody bytes or fails with 413.
@@ -108,6 +112,16 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	if err := s.checkFields(p); err != nil {
 		return matcher.Session{}, false, err
 	}
+	if err := checkChannels(p.Channels); err != nil {
+		return matcher.Session{}, false, err
+	}
+	if p.ClientCountry != "" {
+		cc := strings.ToUpper(strings.TrimSpace(p.ClientCountry))
+		if !config.IsCountry(cc) {
+			return matcher.Session{}, false, errorf(http.StatusUnprocessableEntity, "invalid_country", "client_country must be an ISO 3166-1 alpha-2 country code such as US, got %q", p.ClientCountry)
+		}
+		req.ClientCountry = cc
+	}
 	req.Callback, req.Redirect = p.Callback, p.Redirect
 	if len(p.Metadata) > 0 && !bytes.Equal(bytes.TrimSpace(p.Metadata), []byte("null")) {
 		if len(p.Metadata) > maxMetadataLen || bytes.TrimSpace(p.Metadata)[0] != '{' {
@@ -153,11 +167,10 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return matcher.Session{}, false, withMessage(pool.ErrNotInPool, "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
 		}
 	}
-	n, err := rt.pool.Assign(req.Number, pinned, req.Country, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
+	n, err := s.assignRoutes(rt.pool, &req, p.Channels, pinned, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return matcher.Session{}, false, err
 	}
-	req.To = n.Number
 	sess, replayed, err := s.store.Create(c.Request.Context(), req)
 	if err != nil {
 		return sess, false, s.storeErr("create", err)
@@ -202,6 +215,9 @@ type createBody struct {
 	SuccessURL  string          `json:"success_url"`
 	RedirectURL string          `json:"redirect_url"`
 	Metadata    json.RawMessage `json:"metadata"`
+	// Channels: null or left out is the default, one SMS route.
+	Channels      []string `json:"channels"`
+	ClientCountry string   `json:"client_country"`
 }
 
 func (s *Server) postVerification(c *gin.Context) {
@@ -223,6 +239,7 @@ func (s *Server) postVerification(c *gin.Context) {
 		API: "v1", Number: b.Number.Value, Code: first(b.Code, b.Factor), To: b.To, Country: b.Country,
 		Language: b.Language, TTLSeconds: b.TTLSeconds, Callback: first(b.CallbackURL, b.SuccessURL), Redirect: b.RedirectURL,
 		Metadata: b.Metadata, IdemKey: c.GetHeader("Idempotency-Key"), RawBody: raw,
+		Channels: b.Channels, ClientCountry: b.ClientCountry,
 	})
 	if err != nil {
 		fail(c, err)
@@ -350,6 +367,7 @@ type numberView struct {
 	Provider  string   `json:"provider"`
 	Country   string   `json:"country"`
 	Countries []string `json:"countries"`
+	Channels  []string `json:"channels"`
 	Weight    float64  `json:"weight"`
 	Health    string   `json:"health"`
 	Pending   int      `json:"pending"`
@@ -372,7 +390,7 @@ func (s *Server) getNumbers(c *gin.Context) {
 		}
 		out = append(out, numberView{
 			Number: n.Number, Human: humanNumber(n.Number), Provider: n.Provider, Country: n.Region,
-			Countries: countries, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number], Last24h: n.Last24h(),
+			Countries: countries, Channels: n.Channels, Weight: n.Weight, Health: n.Health(), Pending: pending[n.Number], Last24h: n.Last24h(),
 		})
 	}
 	c.JSON(http.StatusOK, gin.H{"object": "list", "data": out})

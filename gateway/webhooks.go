@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gin-gonic/gin"
@@ -264,6 +265,13 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
 		Parts: in.Parts, Part: in.Part, PartsRef: in.PartsRef,
+		Channel: in.ChannelOf(), LineType: in.LineType, Carrier: in.Carrier, SenderCountry: in.SenderCountry,
+		Attestation: in.Attestation, Forwarded: in.Forwarded,
+	}
+	if in.LineType != "" && slices.Contains(s.cfg.Verification.RejectLineTypes, in.LineType) {
+		// The policy refuses this line type: the session this message
+		// would verify fails instead (reason line_type_rejected).
+		msg.RejectReason = matcher.ReasonLineTypeRejected
 	}
 	unmatched, err := rt.unmatchedLimit.charge(ctx, in.From)
 	if err != nil {

@@ -80,7 +80,7 @@ func numbersCmd(args []string, stdout, stderr io.Writer) error {
 	if sync {
 		fmt.Fprintln(w, "NUMBER\tENTRY\tBEFORE\tAFTER\tACTION\tNOTE")
 	} else {
-		fmt.Fprintln(w, "NUMBER\tENTRY\tTYPE\tCOUNTRIES\tWEIGHT\tINBOUND SMS NOW\tSTATUS\tNOTE")
+		fmt.Fprintln(w, "NUMBER\tENTRY\tTYPE\tCHANNELS\tCOUNTRIES\tWEIGHT\tINBOUND SMS NOW\tSTATUS\tNOTE")
 	}
 	failed := 0
 	for _, n := range cfg.Numbers {
@@ -96,7 +96,7 @@ func numbersCmd(args []string, stdout, stderr io.Writer) error {
 			continue
 		}
 		countries := strings.Join(n.Countries, ",")
-		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Entry, r.Type, dash(countries),
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Number, r.Entry, r.Type, strings.Join(numberChannels(n), ","), dash(countries),
 			strconv.FormatFloat(n.Weight, 'g', -1, 64), dash(r.Before), r.Action, r.Note)
 	}
 	if err := w.Flush(); err != nil {
@@ -129,6 +129,10 @@ func numberEntries(cfg config.Config, want string) ([]provision.Entry, error) {
 		for _, n := range cfg.Numbers {
 			if n.Provider == p.Name {
 				e.Numbers = append(e.Numbers, n.Number)
+				if e.Channels == nil {
+					e.Channels = map[string][]string{}
+				}
+				e.Channels[n.Number] = numberChannels(n)
 			}
 		}
 		if len(e.Numbers) == 0 {
@@ -149,6 +153,15 @@ func numberEntries(cfg config.Config, want string) ([]provision.Entry, error) {
 		return nil, fmt.Errorf("--provider: no provider entry named %q (entries: %s)", want, strings.Join(names, ", "))
 	}
 	return out, nil
+}
+
+// numberChannels are the channels n serves: its channels (which the
+// configuration fills with its provider type's default), sms when none.
+func numberChannels(n config.Number) []string {
+	if len(n.Channels) == 0 {
+		return []string{"sms"}
+	}
+	return n.Channels
 }
 
 func actions(rows []provision.Row) string {

@@ -337,3 +337,36 @@ func TestNumbersNoRedirects(t *testing.T) {
 		t.Errorf("vonage row: %q", l)
 	}
 }
+
+// TestNumbersChannels: `numbers list` shows each number's channels (the
+// provider type's default when the entry lists none), and `numbers sync`
+// passes them on, so a Twilio number that lists call gets its VoiceUrl.
+func TestNumbersChannels(t *testing.T) {
+	f := startFakes(t)
+	cfg := numbersConfig(t, f, false, "")
+	b, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`{number: "+14155550101", provider: tw}`), []byte(`{number: "+14155550101", provider: tw, channels: [sms, call]}`), 1)
+	if err := os.WriteFile(cfg, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := numbers(t, "list", "--config", cfg)
+	if code != 0 || !strings.Contains(out, "CHANNELS") {
+		t.Fatalf("list: exit %d\n%s", code, out)
+	}
+	if l := line(out, "+14155550101"); !strings.Contains(l, " sms,call ") {
+		t.Errorf("+14155550101 does not list sms,call: %q", l)
+	}
+	if l := line(out, "+447700900101"); !strings.Contains(l, " sms ") {
+		t.Errorf("+447700900101 does not list its default sms: %q", l)
+	}
+	numbers(t, "sync", "--config", cfg)
+	if n := f.tw.Number("+14155550101"); n == nil || n.VoiceURL != public+"/webhooks/tw" {
+		t.Errorf("the call number's VoiceUrl = %+v, want %s/webhooks/tw", n, public)
+	}
+	if n := f.tw.Number("+14155550102"); n == nil || n.VoiceURL != "" {
+		t.Errorf("an sms-only number's VoiceUrl was set: %+v", n)
+	}
+}

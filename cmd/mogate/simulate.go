@@ -11,6 +11,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -48,16 +49,22 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	dataDir := fs.String("data-dir", "./mogate-data", "dev mode data directory")
 	apiKey := fs.String("api-key", "", "API key to look up the sender's verification with (default: dev mode's, or each key of --config in turn, to find whose session it is)")
 	messageID := fs.String("message-id", "", "provider message id (default: random)")
+	channel := fs.String("channel", adapters.ChannelSMS, "sms, whatsapp or call: what the user sends, signed as the receiving number's provider would (Meta or Twilio for whatsapp, Twilio Voice or Telnyx TeXML for call)")
+	attestation := fs.String("attestation", "A", "with --channel call: the caller's STIR/SHAKEN attestation, A, B or none")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if *from == "" || *text == "" {
+	m, err := simulatedInbound(*channel, *attestation)
+	if err != nil {
 		fs.Usage()
-		return usageErr("--from and --text are required")
+		return err
+	}
+	if *from == "" || *text == "" && m.Channel != adapters.ChannelCall {
+		fs.Usage()
+		return usageErr("--from and --text are required (--text is not, with --channel call)")
 	}
 	sender := adapters.E164(*from)
 	var cfg config.Config
-	var err error
 	key := *apiKey
 	trusted := true // the target may be sent the configuration's keys
 	if *cfgPath == "" {
@@ -100,12 +107,12 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	// The sender's pending verification tells the receiving number and,
 	// afterwards, what the message did.
 	keys := simulateKeys(*apiKey, key, cfg, trusted)
-	api, sess, lookupErr := findPending(ctx, base, keys, sender, adapters.E164(*to))
+	api, sess, lookupErr := findPending(ctx, base, keys, sender, m.Channel, adapters.E164(*to))
 	if lookupErr != nil {
 		fmt.Fprintf(stdout, "(could not ask the API for %s's pending verification: %v)\n", sender, lookupErr)
 	}
 	if *to == "" && sess != nil {
-		*to = sess.To
+		*to = routeTo(*sess, m.Channel)
 	}
 	p, err := pickProvider(cfg, *provider, *to)
 	if err != nil {
@@ -113,7 +120,7 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	}
 	if *to == "" {
 		for _, n := range cfg.Numbers {
-			if n.Provider == p.Name {
+			if n.Provider == p.Name && numberServes(n, m.Channel) {
 				*to = n.Number
 				break
 			}
@@ -122,7 +129,16 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 			return fmt.Errorf("provider %q has no number; pass --to", p.Name)
 		}
 	}
-	if err := postSigned(ctx, stdout, cfg, p, base, adapters.Inbound{MessageID: *messageID, From: sender, To: adapters.E164(*to), Text: *text}); err != nil {
+	m.MessageID, m.From, m.To, m.Text = *messageID, sender, adapters.E164(*to), *text
+	if m.Channel == adapters.ChannelCall {
+		m.Text = ""
+	}
+	for _, n := range cfg.Numbers {
+		if n.Number == m.To {
+			m.ToID = n.PhoneNumberID // Meta names the receiving number by its id
+		}
+	}
+	if err := postSigned(ctx, stdout, cfg, p, base, m); err != nil {
 		return err
 	}
 	if sess == nil {
@@ -137,7 +153,11 @@ func simulate(args []string, stdout, stderr io.Writer) error {
 	}
 	switch {
 	case after.Status == "verified":
-		fmt.Fprintf(stdout, "verified: %s (verified_number %s)\n", after.ID, after.VerifiedNumber)
+		via := "" // an SMS says what it always did
+		if after.Channel != "" && after.Channel != adapters.ChannelSMS {
+			via = ", channel " + after.Channel
+		}
+		fmt.Fprintf(stdout, "verified: %s (verified_number %s%s)\n", after.ID, after.VerifiedNumber, via)
 	case after.Status == "failed":
 		fmt.Fprintf(stdout, "wrong code %d of %d: %s failed (%s)\n", after.Attempts, after.MaxAttempts, after.ID, after.Reason)
 	case after.Attempts > sess.Attempts:
@@ -169,11 +189,66 @@ func simulateKeys(flag, key string, cfg config.Config, trusted bool) []string {
 	return keys
 }
 
+// simulatedInbound is the event --channel and --attestation describe,
+// without its numbers and text.
+func simulatedInbound(channel, attestation string) (adapters.Inbound, error) {
+	m := adapters.Inbound{Channel: channel}
+	switch channel {
+	case adapters.ChannelSMS, adapters.ChannelWhatsApp:
+		if attestation != "A" {
+			return m, usageErr("--attestation is for --channel call")
+		}
+	case adapters.ChannelCall:
+		switch attestation {
+		case "A", "B":
+			m.Attestation = attestation
+		case "none":
+		default:
+			return m, usageErr("--attestation must be A, B or none, got %q", attestation)
+		}
+	default:
+		return m, usageErr("--channel must be sms, whatsapp or call, got %q", channel)
+	}
+	return m, nil
+}
+
+// routeTo is the number of v's route on channel: the route the user would
+// take (v's number when it lists no routes, the one SMS route).
+func routeTo(v client.Verification, channel string) string {
+	for _, r := range v.Routes {
+		if r.Channel == channel {
+			return r.To
+		}
+	}
+	return v.To
+}
+
+// hasRoute reports whether v can be proven on channel at number to (any
+// number when to is "").
+func hasRoute(v client.Verification, channel, to string) bool {
+	if len(v.Routes) == 0 {
+		return channel == adapters.ChannelSMS && (to == "" || v.To == to)
+	}
+	for _, r := range v.Routes {
+		if r.Channel == channel && (to == "" || r.To == to) {
+			return true
+		}
+	}
+	return false
+}
+
+// numberServes reports whether pool number n serves channel (sms when it
+// lists none).
+func numberServes(n config.Number, channel string) bool {
+	return slices.Contains(numberChannels(n), channel)
+}
+
 // findPending asks the API with each key in turn for the sender's pending
-// verification (on number to, when set) and returns the client of the key
-// whose session it is. Without one, it returns the first key's client and
-// the first lookup error, if every lookup failed.
-func findPending(ctx context.Context, base string, keys []string, sender, to string) (*client.Client, *client.Verification, error) {
+// verification with a route on channel (to number to, when set) and
+// returns the client of the key whose session it is. Without one, it
+// returns the first key's client and the first lookup error, if every
+// lookup failed.
+func findPending(ctx context.Context, base string, keys []string, sender, channel, to string) (*client.Client, *client.Verification, error) {
 	if len(keys) == 0 {
 		keys = []string{""}
 	}
@@ -188,7 +263,7 @@ func findPending(ctx context.Context, base string, keys []string, sender, to str
 			continue
 		}
 		for i := range pending {
-			if to == "" || pending[i].To == to {
+			if hasRoute(pending[i], channel, to) {
 				return api, &pending[i], nil
 			}
 		}
@@ -258,7 +333,11 @@ func postSigned(ctx context.Context, stdout io.Writer, cfg config.Config, p conf
 		return err
 	}
 	hreq.Header = req.Header
-	fmt.Fprintf(stdout, "-> %s %s  (%s, %s -> %s: %q)\n", req.Method, postTo, p.Type, m.From, m.To, m.Text)
+	kind := p.Type
+	if m.ChannelOf() != adapters.ChannelSMS {
+		kind += " " + m.Channel
+	}
+	fmt.Fprintf(stdout, "-> %s %s  (%s, %s -> %s: %q)\n", req.Method, postTo, kind, m.From, m.To, m.Text)
 	resp, err := http.DefaultClient.Do(hreq)
 	if err != nil {
 		return err

@@ -49,8 +49,50 @@ type CreateRequest struct {
 	CallbackURL string          `json:"callback_url,omitempty"`
 	RedirectURL string          `json:"redirect_url,omitempty"`
 	Metadata    json.RawMessage `json:"metadata,omitempty"`
+	// Channels asks for one route per channel (ChannelSMS, ChannelWhatsApp,
+	// ChannelCall), in order; nil is the server's default, SMS only.
+	Channels []string `json:"channels,omitempty"`
+	// ClientCountry is where the app sees the user (ISO 3166-1 alpha-2),
+	// for Signals.CountryMismatch.
+	ClientCountry string `json:"client_country,omitempty"`
 	// IdempotencyKey is sent as the Idempotency-Key header.
 	IdempotencyKey string `json:"-"`
+}
+
+// Channels a route can take.
+const (
+	ChannelSMS      = "sms"
+	ChannelWhatsApp = "whatsapp"
+	ChannelCall     = "call"
+)
+
+// Route is one way to prove a verification: a message (or for ChannelCall
+// a call) on Channel to the pool number To; URI starts it on the phone.
+type Route struct {
+	Channel string `json:"channel"`
+	To      string `json:"to"`
+	URI     string `json:"uri"`
+}
+
+// Signals are what mogate knows of the message that verified a
+// verification (or failed it with reason line_type_rejected). A field the
+// provider did not report is its zero value (a nil pointer for the
+// booleans).
+type Signals struct {
+	Channel        string `json:"channel"`
+	TimeToVerifyMS int64  `json:"time_to_verify_ms"` // from the create to the matching message
+	Attempts       int    `json:"attempts"`          // wrong codes before
+	SenderCountry  string `json:"sender_country"`    // ISO, from the provider or the number
+	// CountryMismatch: the create's ClientCountry differs from
+	// SenderCountry; nil unless both are known.
+	CountryMismatch *bool  `json:"country_mismatch"`
+	LineType        string `json:"line_type"` // mobile, landline, voip, toll_free, other
+	Carrier         string `json:"carrier"`
+	Attestation     string `json:"attestation"` // STIR/SHAKEN of a call: "A"
+	Forwarded       *bool  `json:"forwarded"`   // WhatsApp only
+	// SenderSessions24h counts this API key's verifications of the same
+	// sender in the 24 hours before.
+	SenderSessions24h int `json:"sender_sessions_24h"`
 }
 
 // UI is what to show the user.
@@ -59,6 +101,10 @@ type UI struct {
 	SMSURI   string `json:"sms_uri"`
 	QRPNGURL string `json:"qr_png_url"`
 	PageURL  string `json:"page_url"`
+	// WhatsAppURI and CallURI are the links of the whatsapp and call
+	// routes; "" without one.
+	WhatsAppURI string `json:"whatsapp_uri"`
+	CallURI     string `json:"call_uri"`
 }
 
 // Verification is a verification as the API shows it; a null field of the
@@ -84,8 +130,17 @@ type Verification struct {
 	Provider       string          `json:"provider"`
 	MessageID      string          `json:"message_id"`
 	// Reason says why a final status other than verified: superseded,
-	// cancelled_by_api, max_attempts or expired.
+	// cancelled_by_api, max_attempts, expired or line_type_rejected.
 	Reason string `json:"reason"`
+	// Routes are the verification's routes; nil when its one route is SMS
+	// to To.
+	Routes []Route `json:"routes"`
+	// Channel and RouteTo are the route of the message that verified the
+	// verification (or failed it by policy), Signals what mogate knows of
+	// it; zero otherwise.
+	Channel string   `json:"channel"`
+	RouteTo string   `json:"route_to"`
+	Signals *Signals `json:"signals"`
 }
 
 // Number is one number of the pool (GET /v1/numbers).
@@ -95,6 +150,7 @@ type Number struct {
 	Provider  string   `json:"provider"` // the provider entry's name
 	Country   string   `json:"country"`
 	Countries []string `json:"countries"`
+	Channels  []string `json:"channels"` // sms, whatsapp, call
 	Weight    float64  `json:"weight"`
 	Health    string   `json:"health"`
 	Pending   int      `json:"pending"`

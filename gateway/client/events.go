@@ -100,11 +100,15 @@ type ContiguityEvent struct {
 	Data       ReverseOTP `json:"data"`
 }
 
-// ReverseOTP is the data of otp.reverse.verified.
+// ReverseOTP is the data of otp.reverse.verified: Contiguity's fields and
+// mogate's channel, route number and signals.
 type ReverseOTP struct {
-	OTPID  string `json:"otp_id"`
-	Number string `json:"number"`
-	Status string `json:"status"` // "verified"
+	OTPID   string   `json:"otp_id"`
+	Number  string   `json:"number"`
+	Status  string   `json:"status"` // "verified"
+	Channel string   `json:"channel"`
+	RouteTo string   `json:"route_to"`
+	Signals *Signals `json:"signals"`
 }
 
 // VerifyEvent checks the signature of an event mogate sent and decodes it.

@@ -149,7 +149,8 @@ events: {allow_private_destinations: true}
 		case client.EventOTPReverseVerified:
 			strict[client.ContiguityEvent](t, d.body)
 			id = ev.OTP.OTPID
-			if ev.OTP.Status != "verified" || ev.OTP.Number != "+14155550126" || ev.ID == "" {
+			if ev.OTP.Status != "verified" || ev.OTP.Number != "+14155550126" || ev.ID == "" ||
+				ev.OTP.Channel != client.ChannelSMS || ev.OTP.RouteTo != "+14155550100" || ev.OTP.Signals == nil || ev.OTP.Signals.SenderCountry != "US" {
 				t.Errorf("otp = %+v (event id %q)", ev.OTP, ev.ID)
 			}
 		default:
@@ -158,7 +159,8 @@ events: {allow_private_destinations: true}
 			if "verification."+ev.Verification.Status != ev.Type || ev.Verification.Object != "verification" {
 				t.Errorf("%s: %+v", ev.Type, ev.Verification)
 			}
-			if ev.Type == client.EventVerified && (ev.Verification.VerifiedNumber != "+14155550121" || ev.Verification.VerifiedAt == nil || string(ev.Verification.Metadata) != `{"order":7}`) {
+			if ev.Type == client.EventVerified && (ev.Verification.VerifiedNumber != "+14155550121" || ev.Verification.VerifiedAt == nil || string(ev.Verification.Metadata) != `{"order":7}` ||
+				ev.Verification.Channel != client.ChannelSMS || ev.Verification.Signals == nil || ev.Verification.Signals.Channel != client.ChannelSMS) {
 				t.Errorf("verified: %+v", ev.Verification)
 			}
 		}

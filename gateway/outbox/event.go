@@ -16,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/mogate/mogate/gateway/signals"
 	"github.com/mogate/mogate/matcher"
 )
 
@@ -59,9 +60,14 @@ func (o *Outbox) request(ctx context.Context, d *delivery, dest string) (*http.R
 		if s.Status != matcher.Verified {
 			return nil, errNoEvent // Contiguity has only the success event
 		}
+		data := map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"}
+		if via, ok := signals.Via(s); ok {
+			// mogate's additions to Contiguity's event (docs/api.md).
+			data["channel"], data["route_to"], data["signals"] = via.Channel, via.To, signals.Of(s)
+		}
 		body, err = json.Marshal(map[string]any{
 			"id": id, "type": "otp.reverse.verified", "timestamp": now.Unix(), "api_version": ContiguityAPIVersion,
-			"data": map[string]any{"otp_id": s.ID, "number": s.Number, "status": "verified"},
+			"data": data,
 		})
 		h.Set("Contiguity-Signature", ContiguitySignature(k.WebhookSecret.Reveal(), now, body))
 	default:

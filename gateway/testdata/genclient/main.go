@@ -175,6 +175,27 @@ func run(ctx context.Context, url, key string) error {
 		return err
 	}
 
+	// Channels: an SMS route as asked, and 422 channel_unavailable for a
+	// channel no pool number serves.
+	sms, err := c.CreateVerificationWithResponse(ctx, nil, CreateVerificationJSONRequestBody{
+		Number: ptr("+14155550126"), Channels: &[]CreateRequestChannels{CreateRequestChannelsSms}, ClientCountry: ptr("US"),
+	})
+	if err != nil {
+		return fmt.Errorf("create with channels: %w", err)
+	}
+	if sms.StatusCode() != 201 || sms.JSON201 == nil || sms.JSON201.Ui.SmsUri == "" {
+		return fmt.Errorf("create with channels = %d %s", sms.StatusCode(), sms.Body)
+	}
+	wa, err := c.CreateVerificationWithResponse(ctx, nil, CreateVerificationJSONRequestBody{
+		Number: ptr("+14155550127"), Channels: &[]CreateRequestChannels{CreateRequestChannelsSms, CreateRequestChannelsWhatsapp},
+	})
+	if err != nil {
+		return fmt.Errorf("create with whatsapp: %w", err)
+	}
+	if err := wantError("whatsapp without a whatsapp number", wa.StatusCode(), 422, wa.JSON422, ChannelUnavailable); err != nil {
+		return err
+	}
+
 	// The Contiguity-compatible API, envelope and all.
 	ini, err := c.ContiguityInitiateWithResponse(ctx, nil, ContiguityInitiateJSONRequestBody{Number: "+14155550125", Factor: ptr("blue horse")})
 	if err != nil {
