@@ -3,6 +3,7 @@ package client_test
 import (
 	"context"
 	"errors"
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"net/http/httptest"
 	"slices"
 	"testing"
@@ -29,7 +30,7 @@ numbers: [{number: "+14155550100", provider: tw, channels: [sms, call]}]
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := gateway.New(gateway.Options{Config: cfg})
+	s, _, err := app.New(gateway.Options{Config: cfg}, false)
 	if err != nil {
 		t.Fatal(err)
 	}
