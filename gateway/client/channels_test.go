@@ -3,11 +3,11 @@ package client_test
 import (
 	"context"
 	"errors"
-	"github.com/mogate/mogate/cmd/mogate/app"
 	"net/http/httptest"
 	"slices"
 	"testing"
 
+	"github.com/mogate/mogate/cmd/mogate/app"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/gateway"
 	"github.com/mogate/mogate/gateway/client"
