@@ -55,10 +55,10 @@ func TestEntrySpeaksOnlyForItsNumbers(t *testing.T) {
 	}
 	m := h.do("GET", "/metrics", "", nil, nil).Body.String()
 	for _, want := range []string{
-		`mogate_messages_total{outcome="wrong_provider",provider="phone"} 3`,
-		`mogate_messages_total{outcome="wrong_provider",provider="bw"} 3`,
-		`mogate_messages_total{outcome="wrong_provider",provider="twilio"} 1`,
-		`mogate_messages_total{outcome="unknown_number",provider="bw"} 2`,
+		`mogate_messages_total{channel="sms",outcome="wrong_provider",provider="phone"} 3`,
+		`mogate_messages_total{channel="sms",outcome="wrong_provider",provider="bw"} 3`,
+		`mogate_messages_total{channel="sms",outcome="wrong_provider",provider="twilio"} 1`,
+		`mogate_messages_total{channel="sms",outcome="unknown_number",provider="bw"} 2`,
 		`mogate_webhooks_total{provider="phone",result="accepted"} 3`,
 	} {
 		if !strings.Contains(m, want) {

@@ -30,7 +30,7 @@ func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
 		call(fmt.Sprintf("CAunattested%d", i), att)
 	}
 	metrics := h.do("GET", "/metrics", "", nil, nil).Body.String()
-	if !strings.Contains(metrics, `mogate_messages_total{outcome="caller_unattested",provider="twilio"} 6`) {
+	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="caller_unattested",provider="twilio"} 6`) {
 		t.Errorf("caller_unattested not counted 6 times:\n%s", grep(metrics, "mogate_messages_total"))
 	}
 	if got := h.scrapeValue("mogate_processed_ids"); got != "0" {
@@ -49,7 +49,7 @@ func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
 		t.Errorf("an attested call did not reach the store once: mogate_processed_ids = %s", got)
 	}
 	metrics = h.do("GET", "/metrics", "", nil, nil).Body.String()
-	if !strings.Contains(metrics, `mogate_messages_total{outcome="duplicate",provider="twilio"} 1`) {
+	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="duplicate",provider="twilio"} 1`) {
 		t.Errorf("the redelivered CallSid is not a duplicate:\n%s", grep(metrics, "mogate_messages_total"))
 	}
 	// A message on the same entry keeps its empty TwiML.

@@ -228,6 +228,24 @@ func TestWhatsAppRouteEndToEnd(t *testing.T) {
 				t.Errorf("signals.%s present, but nothing told it", k)
 			}
 		}
+		// The funnel counts each route on its number and channel, the
+		// verification only on the route that verified.
+		h.runOutbox()
+		h.awaitFinals(1)
+		smsTo := v["to"].(string)
+		smsEntry := entryOf(h.s.live(), smsTo)
+		for _, m := range []string{
+			`mogate_number_verifications_total{channel="sms",number="` + smsTo + `",provider="` + smsEntry + `",step="created"} 1`,
+			`mogate_number_verifications_total{channel="whatsapp",number="` + waTo + `",provider="` + entry + `",step="created"} 1`,
+			`mogate_number_verifications_total{channel="whatsapp",number="` + waTo + `",provider="` + entry + `",step="verified"} 1`,
+			`mogate_verifications_finished_total{channel="whatsapp",status="verified"} 1`,
+			`mogate_messages_total{channel="whatsapp",outcome="verified",provider="` + entry + `"} 1`,
+		} {
+			h.hasMetric(m)
+		}
+		if m := h.do("GET", "/metrics", "", nil, nil).Body.String(); strings.Contains(m, `number="`+smsTo+`",provider="`+smsEntry+`",step="verified"`) {
+			t.Errorf("the sms route counted a verification it did not make:\n%s", grep(m, "mogate_number_verifications_total"))
+		}
 	})
 }
 

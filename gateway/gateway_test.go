@@ -313,7 +313,7 @@ func TestRedeliveryIsIdempotent(t *testing.T) {
 	if again := h.get(v["id"].(string)); again["verified_at"] != first["verified_at"] || again["message_id"] != first["message_id"] {
 		t.Fatalf("redelivery changed the session: %v -> %v", first, again)
 	}
-	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), `mogate_messages_total{outcome="duplicate",provider="twilio"} 3`) {
+	if !strings.Contains(h.do("GET", "/metrics", "", nil, nil).Body.String(), `mogate_messages_total{channel="sms",outcome="duplicate",provider="twilio"} 3`) {
 		t.Error("duplicates not counted")
 	}
 }

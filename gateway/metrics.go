@@ -38,16 +38,16 @@ func newMetrics(version string, pending func() float64) *metrics {
 		}, []string{"provider", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden and caller_unattested change nothing).",
-		}, []string{"provider", "outcome"}),
+		}, []string{"provider", "outcome", "channel"}),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_created_total", Help: "Verifications created, by API.",
 		}, []string{"api"}),
 		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_verifications_finished_total", Help: "Verifications that reached a final status.",
-		}, []string{"status"}),
+			Name: "mogate_verifications_finished_total", Help: "Verifications that reached a final status, by status and channel (of the route that verified; of the first route otherwise).",
+		}, []string{"status", "channel"}),
 		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164) and its provider entry: created, verified, expired, failed, cancelled.",
-		}, []string{"number", "provider", "step"}),
+			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164), its provider entry and channel: created, verified, expired, failed, cancelled (each route of a session counts on its number; verified only on the route that verified).",
+		}, []string{"number", "provider", "step", "channel"}),
 		verify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mogate_time_to_verify_seconds", Help: "From create to verified, per provider entry of the receiving number.",
 			Buckets: []float64{5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800},

@@ -63,8 +63,8 @@ func TestFinalStatusObservedOnce(t *testing.T) {
 		}
 		scrape := h.do("GET", "/metrics", "", nil, nil).Body.String()
 		for _, want := range []string{
-			`mogate_verifications_finished_total{status="cancelled"} 1`,
-			`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="cancelled"} 1`,
+			`mogate_verifications_finished_total{channel="sms",status="cancelled"} 1`,
+			`mogate_number_verifications_total{channel="sms",number="+14155550100",provider="twilio",step="cancelled"} 1`,
 		} {
 			if !strings.Contains(scrape, want) {
 				t.Errorf("scrape lacks %s", want)

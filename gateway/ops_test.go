@@ -148,9 +148,9 @@ func TestMetricsFunnel(t *testing.T) {
 	h.awaitFinals(2)
 	body := h.do("GET", "/metrics", "", nil, nil).Body.String()
 	for _, want := range []string{
-		`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="created"} 3`,
-		`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="verified"} 1`,
-		`mogate_number_verifications_total{number="+14155550100",provider="twilio",step="cancelled"} 1`,
+		`mogate_number_verifications_total{channel="sms",number="+14155550100",provider="twilio",step="created"} 3`,
+		`mogate_number_verifications_total{channel="sms",number="+14155550100",provider="twilio",step="verified"} 1`,
+		`mogate_number_verifications_total{channel="sms",number="+14155550100",provider="twilio",step="cancelled"} 1`,
 		`mogate_time_to_verify_seconds_bucket{provider="twilio",le="5"} 0`,
 		`mogate_time_to_verify_seconds_bucket{provider="twilio",le="10"} 1`,
 		`mogate_number_breaker_state{number="+447700900123",provider="vonage"} 0`,
@@ -158,7 +158,7 @@ func TestMetricsFunnel(t *testing.T) {
 		`mogate_rate_limited_total{route="/v1/verifications"} 1`,
 		`mogate_outbox_backlog `, `mogate_outbox_oldest_age_seconds `,
 		`mogate_storage_errors_total{op="wal_fsync"} 0`,
-		`mogate_messages_total{outcome="verified",provider="twilio"} 1`,
+		`mogate_messages_total{channel="sms",outcome="verified",provider="twilio"} 1`,
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("scrape lacks %s", want)

@@ -56,7 +56,7 @@ func TestUnmatchedLogSampled(t *testing.T) {
 		t.Fatalf("%d lines for %d unmatched messages", lines, n)
 	}
 	w := h.do("GET", "/metrics", "", nil, nil)
-	if !strings.Contains(w.Body.String(), `mogate_messages_total{outcome="unmatched",provider="twilio"} 100`) {
+	if !strings.Contains(w.Body.String(), `mogate_messages_total{channel="sms",outcome="unmatched",provider="twilio"} 100`) {
 		t.Fatalf("metrics:\n%s", grepLines(w.Body.String(), "mogate_messages_total"))
 	}
 }

@@ -196,13 +196,20 @@ func (s *Server) finished(sess matcher.Session) {
 		return
 	}
 	rt := s.live()
-	entry := "unknown" // a number removed from the pool by a reload
-	if n, ok := rt.pool.Lookup(sess.To); ok {
-		entry = n.Provider
-	}
+	entry := entryOf(rt, sess.To)
 	status := sess.Status.String()
-	s.metrics.finished.WithLabelValues(status).Inc()
-	s.metrics.funnel.WithLabelValues(sess.To, entry, status).Inc()
+	routes := sess.RoutesOrSMS()
+	if sess.Status == matcher.Verified || sess.Via.To != "" {
+		// Only the route that verified (or failed by policy) counts it.
+		if sess.Via.To != "" {
+			routes = []matcher.Route{sess.Via}
+		}
+		routes = routes[:1]
+	}
+	s.metrics.finished.WithLabelValues(status, routes[0].Channel).Inc()
+	for _, r := range routes {
+		s.metrics.funnel.WithLabelValues(r.To, entryOf(rt, r.To), status, r.Channel).Inc()
+	}
 	switch sess.Status {
 	case matcher.Expired:
 		rt.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
@@ -214,6 +221,15 @@ func (s *Server) finished(sess matcher.Session) {
 		msg = "verification superseded"
 	}
 	s.lifecycle(msg, sess, entry)
+}
+
+// entryOf is the provider entry of a pool number, "unknown" for a number
+// a reload removed from the pool.
+func entryOf(rt *reloadable, number string) string {
+	if n, ok := rt.pool.Lookup(number); ok {
+		return n.Provider
+	}
+	return "unknown"
 }
 
 // lifecycle logs one step of a session: never its code, only masked

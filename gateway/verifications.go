@@ -177,8 +177,10 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
-		rt.pool.Created(n.Number)
-		s.metrics.funnel.WithLabelValues(n.Number, n.Provider, "created").Inc()
+		for _, r := range sess.RoutesOrSMS() {
+			rt.pool.Created(r.To)
+			s.metrics.funnel.WithLabelValues(r.To, entryOf(rt, r.To), "created", r.Channel).Inc()
+		}
 		s.lifecycle("verification created", sess, n.Provider, "api", p.API, "capture", sess.Capture(), "expires_at", sess.ExpiresAt)
 	}
 	return sess, replayed, nil

@@ -208,7 +208,7 @@ func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) b
 	default:
 		return true
 	}
-	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
 	s.log.Warn(why, "provider", provider, "outcome", outcome, "channel", in.ChannelOf(), "message_id", in.MessageID, "to", maskNumber(in.To))
 	return false
 }
@@ -228,7 +228,7 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	default:
 		return true
 	}
-	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
 	attrs := []any{"provider", provider, "outcome", outcome, "message_id", in.MessageID, "to", maskNumber(in.To)}
 	if in.ToID != "" {
 		attrs = append(attrs, "to_id", in.ToID)
@@ -249,7 +249,7 @@ func (s *Server) attested(provider string, in adapters.Inbound) bool {
 	if in.ChannelOf() != adapters.ChannelCall || in.Attestation == "A" {
 		return true
 	}
-	s.metrics.messages.WithLabelValues(provider, "caller_unattested").Inc()
+	s.metrics.messages.WithLabelValues(provider, "caller_unattested", in.ChannelOf()).Inc()
 	s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", "caller_unattested",
 		"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
 	return false
@@ -299,7 +299,7 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 	if out.Duplicate {
 		outcome = "duplicate"
 	}
-	s.metrics.messages.WithLabelValues(provider, outcome).Inc()
+	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
 	switch {
 	case out.Duplicate:
 	case out.Kind == matcher.Matched:

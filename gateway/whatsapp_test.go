@@ -103,7 +103,7 @@ func TestWhatsAppRoutesByPhoneNumberID(t *testing.T) {
 			t.Fatalf("to_id %s = %d %q", toID, w.Code, w.Body)
 		}
 	}
-	h.hasMetric(`mogate_messages_total{outcome="unknown_number",provider="meta"} 2`)
+	h.hasMetric(`mogate_messages_total{channel="whatsapp",outcome="unknown_number",provider="meta"} 2`)
 	for _, s := range []map[string]any{v, other} {
 		if got := h.get(s["id"].(string)); got["status"] != "pending" || got["attempts"] != 0.0 {
 			t.Fatalf("session touched: %v", got)
@@ -139,7 +139,7 @@ func TestWhatsAppSenderHidden(t *testing.T) {
 			t.Fatalf("session touched by a hidden sender: %v", got)
 		}
 	}
-	h.hasMetric(`mogate_messages_total{outcome="sender_hidden",provider="meta"} 3`)
+	h.hasMetric(`mogate_messages_total{channel="whatsapp",outcome="sender_hidden",provider="meta"} 3`)
 	if !strings.Contains(h.logs.String(), `"outcome":"sender_hidden"`) {
 		t.Error("the hidden sender was not logged")
 	}
@@ -178,7 +178,7 @@ func TestWrongChannel(t *testing.T) {
 				t.Fatalf("after a whatsapp message: %v, want %s", got, tc.status)
 			}
 			if tc.status == "pending" {
-				h.hasMetric(`mogate_messages_total{outcome="wrong_channel",provider="vonage-messages"} 1`)
+				h.hasMetric(`mogate_messages_total{channel="whatsapp",outcome="wrong_channel",provider="vonage-messages"} 1`)
 			}
 		})
 	}

@@ -78,3 +78,12 @@ func (s *Session) HasRoute(c, to string) bool {
 	}
 	return false
 }
+
+// RoutesOrSMS returns the session's routes, or the one route {sms, To} of
+// a session that has none (written before routes existed).
+func (s Session) RoutesOrSMS() []Route {
+	if len(s.Routes) == 0 {
+		return []Route{{Channel: ChannelSMS, To: s.To}}
+	}
+	return s.Routes
+}
