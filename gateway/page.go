@@ -138,7 +138,7 @@ func clockText(d time.Duration) string {
 func newNonce() string {
 	b := make([]byte, 16)
 	_, _ = rand.Read(b)
-	return base64.StdEncoding.EncodeToString(b)
+	return base64.RawURLEncoding.EncodeToString(b) // no "+" or "=": html/template would escape them
 }
 
 var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
@@ -195,15 +195,12 @@ img{width:220px;height:220px;image-rendering:pixelated}
     left.textContent=(h?h+':'+two(m):m)+':'+two(s%60);
     if(s<=0){clearInterval(tick);}
   },1000);
-  var tapped='';
-  document.querySelectorAll('#routes .tap').forEach(function(a){a.addEventListener('click',function(){tapped=a.dataset.channel;});});
-  var hint=document.getElementById('nothing');
-  function nothingYet(){
-    hint.hidden=false;
-    var alts=hint.querySelectorAll('.alt');
-    alts.forEach(function(a){a.hidden=alts.length>1&&a.dataset.channel===tapped;});
-  }
-  var hintTimer=setTimeout(nothingYet,Number(hint.dataset.afterMs));
+  // The hint points to the routes other than the one last tapped.
+  var hint=document.getElementById('nothing'), alts=hint.querySelectorAll('.alt');
+  document.querySelectorAll('#routes .tap').forEach(function(a){a.addEventListener('click',function(){
+    alts.forEach(function(b){b.hidden=b.dataset.channel===a.dataset.channel;});
+  });});
+  var hintTimer=setTimeout(function(){hint.hidden=false;},Number(hint.dataset.afterMs));
   var es=new EventSource({{.Events}});
   es.addEventListener('status',function(e){
     var d=JSON.parse(e.data);
