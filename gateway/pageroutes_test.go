@@ -168,7 +168,7 @@ func TestPageRoutes(t *testing.T) {
 	}
 
 	// A call: "Call this number", tel:, declined and free.
-	_, page, v = routedPage(t, h, rs, `{"number": "+14155550126"}`, androidUA, smsRoute, callRoute)
+	_, page, _ = routedPage(t, h, rs, `{"number": "+14155550126"}`, androidUA, smsRoute, callRoute)
 	ordered(t, page, `id="tap" data-channel="sms"`, `>Send SMS</a>`,
 		`id="tap-call" data-channel="call" href="tel:+14155550100">Call this number</a>`,
 		`Call +1 415-555-0100 from the phone you are verifying. The call is declined at once: that is expected, and it costs nothing.`)
