@@ -147,7 +147,7 @@ var pageTemplate = template.Must(template.New("page").Parse(`<!doctype html>
 <meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <meta name="referrer" content="no-referrer">
-<title>{{.T.title}} · {{.App}}</title>
+<title>{{.T.title}}{{if .App}} · {{.App}}{{end}}</title>
 {{if .Pending}}<noscript><meta http-equiv="refresh" content="5"></noscript>{{end}}
 {{if and .Verified .Redirect}}<meta http-equiv="refresh" content="1;url={{.Redirect}}">{{end}}
 <style nonce="{{.Nonce}}">
@@ -168,7 +168,7 @@ img{width:220px;height:220px;image-rendering:pixelated}
 </head>
 <body>
 <h1>{{.T.title}}</h1>
-<p id="app">{{.ForApp}}</p>
+{{if .App}}<p id="app">{{.ForApp}}</p>{{end}}
 <p id="instruction">{{.Instruction}}</p>
 {{if .ShowCode}}<p class="code"><bdi>{{.Code}}</bdi></p>{{end}}
 {{if .Number}}<p><bdi>{{.Number}}</bdi></p>{{end}}

@@ -345,3 +345,21 @@ func httptestServer(t *testing.T, h *harness) string {
 	t.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// TestPageAppGone: a page whose API key a reload removed names no app
+// (rather than "For " and nothing).
+func TestPageAppGone(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"number": "+14155550123"}`)
+	cfg, err := config.Parse([]byte(strings.Replace(testYAML, "  - {name: shop, key: "+shopKey+", webhook_secret: whsec_c2hvcC1TRUNSRVRWQUxVRS13aA==}\n", "", 1)), func(string) (string, bool) { return "", false })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := h.s.Reload(cfg); err != nil {
+		t.Fatal(err)
+	}
+	w := h.do("GET", strings.TrimPrefix(v["ui"].(map[string]any)["page_url"].(string), publicURL), "", nil, nil)
+	if w.Code != 200 || strings.Contains(w.Body.String(), `id="app"`) || !strings.Contains(w.Body.String(), "<title>Verify your phone number</title>") {
+		t.Fatalf("page of a removed key = %d\n%s", w.Code, w.Body)
+	}
+}
