@@ -85,9 +85,10 @@ func (s *Server) getEvents(c *gin.Context) {
 	s.stream(c, sess, statusView)
 }
 
-// qrPNG answers the QR code of the session's sms: URI.
-func qrPNG(c *gin.Context, sess matcher.Session) {
-	code, err := qr.Encode(smsURI(sess), qr.M)
+// qrPNG answers the QR code of uri: the session's sms: URI for the API,
+// the page's QR link (pageQRURI) for the hosted page.
+func qrPNG(c *gin.Context, uri string) {
+	code, err := qr.Encode(uri, qr.M)
 	if err != nil {
 		fail(c, err)
 		return
@@ -106,5 +107,5 @@ func (s *Server) getQR(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	qrPNG(c, sess)
+	qrPNG(c, smsURI(sess))
 }
