@@ -32,7 +32,7 @@ func browserServer(t *testing.T) (*harness, *routedStore, string) {
 		t.Fatal(err)
 	}
 	cfg.APIKeys[0].AppName = "Acme & Co"
-	s, err := New(Options{Config: cfg, InMemory: true})
+	s, _, err := open(Options{Config: cfg}, true)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -30,15 +30,6 @@ func tapURI(sess matcher.Session, userAgent string) string {
 // arrives. A variable so that tests can shorten it.
 var nothingYetAfter = 45 * time.Second
 
-// routesOf returns the session's routes; a session without any (a store
-// that keeps none, or one written before routes) has one sms route on To.
-func routesOf(sess matcher.Session) []matcher.Route {
-	if len(sess.Routes) == 0 {
-		return []matcher.Route{{Channel: matcher.ChannelSMS, To: sess.To}}
-	}
-	return sess.Routes
-}
-
 // pageRoute is one button of the hosted page.
 type pageRoute struct {
 	ID      string // the button's element id: "tap" for SMS, as before routes
@@ -75,7 +66,7 @@ func (s *Server) waText(sess matcher.Session) string {
 // With the one sms route of a session that asked for no channels the page
 // is what it was before routes: "Tap to text the code".
 func (s *Server) pageRoutes(sess matcher.Session, lang, userAgent string) []pageRoute {
-	t, routes := pageText[lang], routesOf(sess)
+	t, routes := pageText[lang], sess.RoutesOrSMS()
 	out := make([]pageRoute, 0, len(routes))
 	for _, r := range routes {
 		p := pageRoute{ID: routeIDs[r.Channel], Channel: r.Channel}
@@ -106,7 +97,7 @@ func (s *Server) pageRoutes(sess matcher.Session, lang, userAgent string) []page
 // the sms: link when the session has an SMS route, else the first route's
 // (the wa.me link of a WhatsApp-only session).
 func (s *Server) pageQRURI(sess matcher.Session) string {
-	routes := routesOf(sess)
+	routes := sess.RoutesOrSMS()
 	for _, r := range routes {
 		if r.Channel == matcher.ChannelSMS || r.Channel == "" {
 			on := sess
@@ -263,7 +254,7 @@ func (s *Server) page(c *gin.Context) {
 	// what it does.
 	data["Instruction"], data["ShowCode"] = t["choose"], true
 	if len(routes) == 1 {
-		r := routesOf(sess)[0]
+		r := sess.RoutesOrSMS()[0]
 		data["Instruction"], data["Number"], data["ShowCode"] = routes[0].How, humanNumber(r.To), r.Channel != matcher.ChannelCall
 	}
 	// Time left and the "nothing yet" hint, as of this server's clock; the
@@ -283,7 +274,7 @@ func (s *Server) page(c *gin.Context) {
 // verifiedOn is the channel that verified the session, when the page
 // should say it (the session had several routes), else "".
 func verifiedOn(v matcher.Session) string {
-	if v.Status != matcher.Verified || len(routesOf(v)) < 2 || !matcher.ValidChannel(v.Via.Channel) {
+	if v.Status != matcher.Verified || len(v.RoutesOrSMS()) < 2 || !matcher.ValidChannel(v.Via.Channel) {
 		return ""
 	}
 	return v.Via.Channel
