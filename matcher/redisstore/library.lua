@@ -77,6 +77,18 @@ local function linkHomes(keys, field, now, out)
   return out
 end
 
+-- linkHomesOf is linkHomes of several fields, read in one HMGET.
+local function linkHomesOf(keys, fields, now, out)
+  for _, v in ipairs(redis.call('HMGET', keys[LINKS], unpack(fields))) do
+    if v then
+      for h, exp in pairs(cjson.decode(v)) do
+        if exp > now then out[h] = true end
+      end
+    end
+  end
+  return out
+end
+
 local function addLink(keys, field, home, exp, now)
   local v = redis.call('HGET', keys[LINKS], field)
   local m, top = {}, exp
@@ -215,24 +227,33 @@ local function supersede(keys, key, num, tos, id, now)
   return n
 end
 
--- create: ARGV session JSON, now. The session's routes (rt) may name
--- numbers of other tags: every number indexes it here, its home, and the
--- caller links the others (link). Returns {status, session JSON,
--- superseded count, JSON of the other home tags with sessions of the
--- same sender on a number of this tag}.
+-- create: ARGV the session's record (JSON, as the caller encoded it,
+-- without seq), now, then the plain values this function reads: id, API
+-- key, sender (num, '' for capture), normalized code, page token, expiry
+-- (ms), and the distinct numbers of its routes, first route first. The
+-- record is stored as given, never decoded here; an expected-sender
+-- session gets its creation counter appended as "seq". The routes may
+-- name numbers of other tags: every number indexes the session here, its
+-- home, and the caller links the others (link). Returns {status, the
+-- record already stored under id ('' when created), superseded count,
+-- JSON of the other home tags with sessions of the same sender on a
+-- number of this tag, seq}.
 local function create(keys, args)
-  local s, now = cjson.decode(args[1]), tonumber(args[2])
+  local rec, now = args[1], tonumber(args[2])
+  local s = {id = args[3], key = args[4], num = args[5], norm = args[6], pt = args[7], exp = args[8]}
   local old = redis.call('HGET', keys[S], s.id)
-  if old then return {'exists', old, '0', '[]'} end
-  local tos = numbers(s)
+  if old then return {'exists', old, '0', '[]', '0'} end
+  local tos = {}
+  for i = 9, #args do tos[#tos + 1] = args[i] end
   local superseded, homes = 0, {}
   if s.num == '' then
     for _, to in ipairs(tos) do
-      if codeTaken(keys, to, s.norm, now) then return {'code_in_use', '', '0', '[]'} end
+      if codeTaken(keys, to, s.norm, now) then return {'code_in_use', '', '0', '[]', '0'} end
     end
     for _, to in ipairs(tos) do
       redis.call('HSET', keys[CODES], codeField(to, s.norm), s.id)
     end
+    s.seq = 0
   else
     superseded = supersede(keys, s.key, s.num, tos, s.id, now)
     for _, to in ipairs(tos) do
@@ -242,13 +263,15 @@ local function create(keys, args)
     for _, to in ipairs(tos) do
       redis.call('ZADD', keys[PAIRS], 0, pairMember(s, to))
     end
+    rec = string.sub(rec, 1, -2) .. ',"seq":' .. s.seq .. '}'
   end
   redis.call('HSET', keys[TOK], s.pt, s.id)
   redis.call('ZADD', keys[EXP], s.exp, s.id)
   for _, to in ipairs(tos) do
     redis.call('HINCRBY', keys[PEND], to, 1)
   end
-  return {'ok', save(keys, s), tostring(superseded), cjson.encode(sortedKeys(homes))}
+  redis.call('HSET', keys[S], s.id, rec)
+  return {'ok', '', tostring(superseded), cjson.encode(sortedKeys(homes)), tostring(s.seq)}
 end
 
 -- link runs in a tag other than a new session's home: ARGV JSON {home,
@@ -384,10 +407,11 @@ local function ingest(keys, args)
   end
   if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
-    local homes = linkHomes(keys, 'p\0' .. a.to .. '\0' .. a.from, now, {})
+    local fields = {'p\0' .. a.to .. '\0' .. a.from}
     if not call and not a.nocap then
-      for _, c in ipairs(a.cands) do linkHomes(keys, 'c\0' .. a.to .. '\0' .. c, now, homes) end
+      for _, c in ipairs(a.cands) do fields[#fields + 1] = 'c\0' .. a.to .. '\0' .. c end
     end
+    local homes = linkHomesOf(keys, fields, now, {})
     if next(homes) ~= nil then return {2, cjson.encode(sortedKeys(homes))} end
   end
   if mode == 'final' and a.res then return done(a.res) end

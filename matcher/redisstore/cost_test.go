@@ -1,0 +1,163 @@
+package redisstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/mogate/mogate/matcher/storetest"
+)
+
+// commandCalls reads INFO commandstats: calls per command, those run
+// inside functions included.
+func commandCalls(t *testing.T, rc *redis.Client) map[string]int {
+	t.Helper()
+	info, err := rc.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.Atoi(v)
+			}
+		}
+	}
+	return out
+}
+
+// TestCreateStoresRecordAsSent: create stores the session record the
+// store encoded, as sent (Go's field order, "id" first), never decoded and
+// encoded again in Lua; an expected-sender session gets its creation
+// counter appended, a capture session none. What Create returns is what
+// Get reads back.
+func TestCreateStoresRecordAsSent(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	for _, tc := range []struct {
+		name string
+		req  matcher.CreateRequest
+		seq  bool
+	}{
+		{"expected sender", matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute, Metadata: []byte(`{"a":1}`)}, true},
+		{"capture", matcher.CreateRequest{Key: "k", To: storetest.To, TTL: time.Minute}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess, replayed, err := s.Create(ctx, tc.req)
+			if err != nil || replayed {
+				t.Fatalf("Create = %v, %v", replayed, err)
+			}
+			rec, err := rc.HGet(ctx, redisstore.SessionsKey(storetest.To), sess.ID).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(rec, `{"id":"`+sess.ID+`","key":"k",`) {
+				t.Errorf("stored record %s is not the one sent (re-encoded in Lua?)", rec)
+			}
+			var w struct {
+				Seq *int64 `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(rec), &w); err != nil {
+				t.Fatalf("stored record %s: %v", rec, err)
+			}
+			if got := w.Seq != nil && *w.Seq > 0; got != tc.seq {
+				t.Errorf("stored record %s: has seq %v, want %v", rec, got, tc.seq)
+			}
+			got, err := s.Get(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := mustJSON(t, got), mustJSON(t, sess); a != b {
+				t.Errorf("Get = %s\nCreate returned %s", a, b)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestIngestReadsLinksOnce: a message reads the links of its sender and
+// of all its capture candidates in one HMGET, then its session: two
+// reads, however many candidates the text holds.
+func TestIngestReadsLinksOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "SM1", From: storetest.Alice, To: storetest.To,
+		Text: "code " + sess.Code} // offers "code<code>" and "<code>" to capture sessions
+	o, err := s.Ingest(ctx, msg, matcher.IngestOptions{})
+	if err != nil || o.Kind != matcher.Matched {
+		t.Fatalf("Ingest = %+v, %v", o, err)
+	}
+	c := commandCalls(t, rc)
+	if c["hget"]+c["hmget"] != 2 || c["hmget"] != 1 {
+		t.Errorf("ingest read the hashes with %d HGET and %d HMGET, want 1 HMGET (links) and 1 HGET (the session)", c["hget"], c["hmget"])
+	}
+}
+
+// TestRecordsOfEarlierBuildsStillMatch: a record as earlier builds stored
+// it (encoded again by Lua: another field order, seq inside) is read,
+// verified and dropped from the pair index like one of this build.
+func TestRecordsOfEarlierBuildsStillMatch(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := redisstore.SessionsKey(storetest.To)
+	const reencode = `local v = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(cjson.decode(v)))
+return redis.call('HGET', KEYS[1], ARGV[1])`
+	old, err := rc.Eval(ctx, reencode, []string{key}, sess.ID).Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(old, `{"id":`) || !strings.Contains(old, `"seq":1`) {
+		t.Fatalf("not a record of the earlier layout: %s", old)
+	}
+	o, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: "SM1", From: storetest.Alice, To: storetest.To, Text: sess.Code}, matcher.IngestOptions{})
+	if err != nil || o.Kind != matcher.Matched || o.SessionID != sess.ID {
+		t.Fatalf("Ingest = %+v, %v", o, err)
+	}
+	got, err := s.Get(ctx, sess.ID)
+	if err != nil || got.Status != matcher.Verified {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	pairs := strings.TrimSuffix(key, ":s") + ":pairs"
+	if n, err := rc.ZCard(ctx, pairs).Result(); err != nil || n != 0 {
+		t.Errorf("%s holds %d members after the verification (%v), want none", pairs, n, err)
+	}
+}
