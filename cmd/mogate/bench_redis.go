@@ -290,7 +290,9 @@ func (p *redisProbe) measure(ops float64, op string) probed {
 }
 
 // µs renders d in whole microseconds.
-func µs(d time.Duration) string { return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond)) }
+func µs(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
+}
 
 // redisStats reads INFO: calls and µs spent per command, and the CPU
 // seconds Redis used.
