@@ -3,6 +3,7 @@ package redisstore_test
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -159,5 +160,62 @@ return redis.call('HGET', KEYS[1], ARGV[1])`
 	pairs := strings.TrimSuffix(key, ":s") + ":pairs"
 	if n, err := rc.ZCard(ctx, pairs).Result(); err != nil || n != 0 {
 		t.Errorf("%s holds %d members after the verification (%v), want none", pairs, n, err)
+	}
+}
+
+// argsOf records the arguments of the library calls a client sends.
+type argsOf struct {
+	calls
+	fn   string
+	seen [][]any
+}
+
+func (a *argsOf) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && strings.HasSuffix(fmt.Sprint(args[1]), "_"+a.fn) {
+			a.seen = append(a.seen, args)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestIngestArgumentsPlain: a message reaches the ingest function as
+// plain values, none of them a JSON document for Lua to decode, and the
+// function reads them right: the unmatched events it records are the
+// ones passed, and the outcome is the match.
+func TestIngestArgumentsPlain(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &argsOf{fn: "ingest"}
+	s.Client().AddHook(h)
+	for i, text := range []string{"no code here", "code " + sess.Code} {
+		o, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", i), From: storetest.Alice, To: storetest.To,
+			Text: text, LineType: "mobile", Forwarded: true}, matcher.IngestOptions{UnmatchedKeys: []string{"k"}})
+		want := []matcher.OutcomeKind{matcher.Attempted, matcher.Matched}[i]
+		if err != nil || o.Kind != want {
+			t.Fatalf("Ingest(%q) = %+v, %v; want %v", text, o, err, want)
+		}
+	}
+	if len(h.seen) != 2 {
+		t.Fatalf("%d ingest calls, want 2", len(h.seen))
+	}
+	for _, args := range h.seen {
+		for i, v := range args {
+			// The one JSON document passed is an unmatched event's, after
+			// its member ("u:<event id>"): stored as it is, never decoded.
+			str, ok := v.(string)
+			if ok && strings.HasPrefix(str, "{") && json.Valid([]byte(str)) && !strings.HasPrefix(fmt.Sprint(args[i-1]), "u:") {
+				t.Errorf("ingest argument %d is a JSON document: %s", i, str)
+			}
+		}
+	}
+	got, err := s.Get(ctx, sess.ID)
+	if err != nil || got.Status != matcher.Verified || got.Signals.LineType != "mobile" || !got.Signals.Forwarded {
+		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }

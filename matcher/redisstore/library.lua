@@ -371,12 +371,43 @@ local function senderCounts(keys, now)
   return out
 end
 
+-- ingestArgs reads ingest's ARGV, plain values in the order of
+-- ingest.go's argv: now, retention, provider, message id, from, to, the
+-- text's chunk groups, nocap, capture guesses and unmatched messages per
+-- hour, parts, channel, line type, carrier, sender country, attestation,
+-- forwarded, reject reason, vs, mode, spend, ct, cr (flags are '1' or ''),
+-- the outcome found elsewhere (res), the prior attempt, the sender counts
+-- (JSON, or ''), then the chunks, the capture candidates and the
+-- unmatched events (member, JSON), each list after its length.
+local function ingestArgs(args)
+  local function flag(v) if v == '1' then return true end return nil end
+  local function opt(v) if v ~= '' then return v end return nil end
+  local function json(v) if v ~= '' then return cjson.decode(v) end return nil end
+  local a = {now = tonumber(args[1]), ret = args[2], pv = args[3], mid = args[4], from = args[5], to = args[6],
+    groups = args[7], nocap = flag(args[8]), gph = tonumber(args[9]), uph = tonumber(args[10]), parts = flag(args[11]),
+    ch = args[12], lt = opt(args[13]), ca = opt(args[14]), sc = opt(args[15]), at = opt(args[16]), fw = flag(args[17]),
+    rej = opt(args[18]), vs = flag(args[19]), mode = opt(args[20]), spend = flag(args[21]), ct = flag(args[22]),
+    cr = flag(args[23]), res = json(args[24]), prior = json(args[25]), ss = json(args[26])}
+  local i = 27
+  local function list()
+    local out, n = {}, tonumber(args[i])
+    for j = 1, n do out[j] = args[i + j] end
+    i = i + n + 1
+    return out
+  end
+  a.chunks, a.cands = list(), list()
+  local ev = list()
+  a.uevs = {}
+  for j = 1, #ev, 2 do a.uevs[#a.uevs + 1] = {m = ev[j], j = ev[j + 1]} end
+  return a
+end
+
 -- ingest matches one message, once. Keys beside the number's: the dedupe
 -- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
 -- unmatched budget INGEST_UNMATCHED, the multipart message it completes
 -- INGEST_PARTS, and, with a.vs (one server: any slot is at hand), the
 -- sender's verified sessions INGEST_VERIFIED, which it reads for the
--- signals and adds a verification to (else the caller does both). ARGV: JSON of the scanned message, with its channel (ch):
+-- signals and adds a verification to (else the caller does both). ARGV: the scanned message (ingestArgs), with its channel (ch):
 -- only sessions with a route {ch, to} count; a call (ch "call") verifies
 -- the sender's own session without a code, never a capture session, and
 -- counts no attempt. Returns {duplicate 0/1, outcome JSON}, or, when the
@@ -392,7 +423,7 @@ end
 local function ingest(keys, args)
   local d = redis.call('GET', keys[INGEST_DEDUPE])
   if d then return {1, d} end
-  local a = cjson.decode(args[1])
+  local a = ingestArgs(args)
   local now, mode, call = a.now, a.mode, a.ch == 'call'
   local function done(out)
     if a.vs and out.k == MATCHED and out.key and out.sid then
