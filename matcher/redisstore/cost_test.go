@@ -219,3 +219,16 @@ func TestIngestArgumentsPlain(t *testing.T) {
 		t.Fatalf("Get = %+v, %v", got, err)
 	}
 }
+
+// TestPoolSize: a client keeps 64 connections when redis_url names no
+// pool_size (go-redis's default, 10 per CPU, made 64 concurrent calls
+// queue for 20 connections); pool_size in the URL wins.
+func TestPoolSize(t *testing.T) {
+	srv := redistest.Start(t)
+	for url, want := range map[string]int{srv.URL(): 64, srv.URL() + "?pool_size=7": 7} {
+		s := open(t, options(url, time.Now))
+		if got := s.Client().(*redis.Client).Options().PoolSize; got != want {
+			t.Errorf("%s: pool size %d, want %d", url, got, want)
+		}
+	}
+}
