@@ -143,9 +143,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			[]string{"  ratio matcher / Redis", fmt.Sprintf("%.1f×", r), "≥ 3×", met(r >= 3)},
 			[]string{"create+verify, Redis store, full semantics", fmt.Sprintf("%.0f pairs/s", full), "", ""},
 			[]string{"  ratio full semantics / Lua baseline", fmt.Sprintf("%.0f%%", 100*f), "≥ 70%", met(f >= 0.70)},
-			[]string{"  Redis CPU per pair, full store vs baseline", fmt.Sprintf("%s vs %s (%.1f vs %.1f commands)", µs(cost.redis), µs(base.redis), cost.commands, base.commands),
+			[]string{"  Redis CPU per pair, full store vs baseline", fmt.Sprintf("%s vs %s (%.1f vs %.1f commands)", micros(cost.redis), micros(base.redis), cost.commands, base.commands),
 				"≤ 60 µs", met(cost.redis <= 60*time.Microsecond)},
-			[]string{"  bench process CPU per pair (client side), full store vs baseline", fmt.Sprintf("%s vs %s", µs(cost.self), µs(base.self)),
+			[]string{"  bench process CPU per pair (client side), full store vs baseline", fmt.Sprintf("%s vs %s", micros(cost.self), micros(base.self)),
 				"≤ 60 µs", met(cost.self <= 60*time.Microsecond)},
 		)
 	}
@@ -170,9 +170,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 				p99 := res.quantile(0.99)
 				rows = append(rows, []string{"load: signed Twilio webhook → Redis store, 1 replica", res.String(),
 					fmt.Sprintf("p99 ≤ 20 ms at %d conns", *conns), met(p99 <= 20*time.Millisecond)},
-					[]string{"  Redis CPU per webhook (store: redis)", fmt.Sprintf("%s, %.1f commands", µs(where.redis), where.commands),
+					[]string{"  Redis CPU per webhook (store: redis)", fmt.Sprintf("%s, %.1f commands", micros(where.redis), where.commands),
 						"≤ 40 µs", met(where.redis <= 40*time.Microsecond)},
-					[]string{"  process CPU per webhook (gateway + load generator)", µs(where.self), "", ""})
+					[]string{"  process CPU per webhook (gateway + load generator)", micros(where.self), "", ""})
 			} else {
 				rows = append(rows, []string{fmt.Sprintf("load: same, %d replicas round-robin, one Redis", n), res.String(), "", ""})
 			}

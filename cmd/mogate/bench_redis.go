@@ -256,9 +256,6 @@ type probed struct {
 	text     string        // all of it, with each command's calls and time
 }
 
-// per describes the run since startProbe, per each of ops operations.
-func (p *redisProbe) per(ops float64, op string) string { return p.measure(ops, op).text }
-
 // measure is what the run since startProbe cost per each of ops
 // operations.
 func (p *redisProbe) measure(ops float64, op string) probed {
@@ -289,8 +286,8 @@ func (p *redisProbe) measure(ops float64, op string) probed {
 	}
 }
 
-// µs renders d in whole microseconds.
-func µs(d time.Duration) string {
+// micros renders d in whole microseconds.
+func micros(d time.Duration) string {
 	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
