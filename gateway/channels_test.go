@@ -446,3 +446,42 @@ func TestPinnedWhatsAppNumberWithoutChannels(t *testing.T) {
 		}
 	})
 }
+
+// TestOneCallSessionPerCallerAndNumber: a call carries no code, so two
+// pending call sessions of one caller on one number could not be told
+// apart — the second, of another API key or the same, gets another number
+// that takes calls, and with none free is 422 channel_unavailable; once
+// the first is no longer pending, the number is free again. (An attacker
+// who creates a call session for a victim's number must not receive the
+// victim's call.)
+func TestOneCallSessionPerCallerAndNumber(t *testing.T) {
+	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
+		const sender = "+14155550123"
+		first := h.mustCreate(`{"number": "` + sender + `", "channels": ["call"]}`)
+		if routes := routesOf(t, first); len(routes) != 1 || routes[0]["to"] != "+14155550100" {
+			t.Fatalf("first call session: %v", first)
+		}
+		for _, key := range []string{otherKey, shopKey} {
+			code, out := h.create(key, `{"number": "`+sender+`", "channels": ["call"]}`, nil)
+			if code != 422 || out["error"].(map[string]any)["code"] != "channel_unavailable" {
+				t.Fatalf("a second pending call session on the only call number: %d %v", code, out)
+			}
+			code, out = h.create(key, `{"number": "`+sender+`", "to": "+14155550100", "channels": ["sms", "call"]}`, nil)
+			if code != 422 || out["error"].(map[string]any)["code"] != "channel_unavailable" {
+				t.Fatalf("a second pending call session pinned to the call number: %d %v", code, out)
+			}
+		}
+		// Another caller is not held up, and an SMS-only session of the
+		// same caller is not either.
+		h.mustCreate(`{"number": "+14155550124", "channels": ["call"]}`)
+		if code, out := h.create(otherKey, `{"number": "`+sender+`", "channels": ["sms"]}`, nil); code != 201 {
+			t.Fatalf("an sms session of the same caller: %d %v", code, out)
+		}
+		if w := h.do("POST", "/v1/verifications/"+first["id"].(string)+"/cancel", shopKey, nil, nil); w.Code != 200 {
+			t.Fatalf("cancel = %d %s", w.Code, w.Body)
+		}
+		if code, out := h.create(otherKey, `{"number": "`+sender+`", "channels": ["call"]}`, nil); code != 201 {
+			t.Fatalf("after the first was cancelled: %d %v", code, out)
+		}
+	})
+}

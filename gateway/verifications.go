@@ -167,7 +167,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return matcher.Session{}, false, withMessage(pool.ErrNotInPool, "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
 		}
 	}
-	n, err := s.assignRoutes(rt.pool, &req, p.Channels, pinned, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
+	n, err := s.assignRoutes(c.Request.Context(), rt.pool, &req, p.Channels, pinned, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return matcher.Session{}, false, err
 	}
