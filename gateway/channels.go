@@ -168,14 +168,17 @@ func (s *Server) callAllowed(channel, sender string) error {
 	return nil
 }
 
-// channelsOfService maps Contiguity's service field to channels: sms (or
-// left out) and whatsapp to themselves; imessage, which mogate does not
+// channelsOfService maps Contiguity's service field to channels: left out
+// to the default (nil), sms and whatsapp to themselves; imessage, which mogate does not
 // offer, is 422 channel_unavailable; anything else 400
 // unsupported_service.
 func channelsOfService(service string) ([]string, error) {
 	switch service {
-	case "", matcher.ChannelSMS:
+	case "":
 		return nil, nil
+	case matcher.ChannelSMS:
+		// Named: an sms route or 422, never a pinned WhatsApp number.
+		return []string{matcher.ChannelSMS}, nil
 	case matcher.ChannelWhatsApp:
 		return []string{matcher.ChannelWhatsApp}, nil
 	case "imessage":

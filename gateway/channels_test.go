@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"context"
 	"crypto/ed25519"
 	"encoding/base64"
@@ -228,22 +229,24 @@ func TestWhatsAppRouteEndToEnd(t *testing.T) {
 				t.Errorf("signals.%s present, but nothing told it", k)
 			}
 		}
-		// The funnel counts each route on its number and channel, the
+		// The funnel counts each route of a session of several as offered
+		// on its number and channel (never created: the alert on created but
+		// never verified would page for the route users leave aside), the
 		// verification only on the route that verified.
 		h.runOutbox()
 		h.awaitFinals(1)
 		smsTo := v["to"].(string)
 		smsEntry := entryOf(h.s.live(), smsTo)
 		for _, m := range []string{
-			`mogate_number_verifications_total{channel="sms",number="` + smsTo + `",provider="` + smsEntry + `",step="created"} 1`,
-			`mogate_number_verifications_total{channel="whatsapp",number="` + waTo + `",provider="` + entry + `",step="created"} 1`,
+			`mogate_number_verifications_total{channel="sms",number="` + smsTo + `",provider="` + smsEntry + `",step="offered"} 1`,
+			`mogate_number_verifications_total{channel="whatsapp",number="` + waTo + `",provider="` + entry + `",step="offered"} 1`,
 			`mogate_number_verifications_total{channel="whatsapp",number="` + waTo + `",provider="` + entry + `",step="verified"} 1`,
 			`mogate_verifications_finished_total{channel="whatsapp",status="verified"} 1`,
 			`mogate_messages_total{channel="whatsapp",outcome="verified",provider="` + entry + `"} 1`,
 		} {
 			h.hasMetric(m)
 		}
-		if m := h.do("GET", "/metrics", "", nil, nil).Body.String(); strings.Contains(m, `number="`+smsTo+`",provider="`+smsEntry+`",step="verified"`) {
+		if m := h.do("GET", "/metrics", "", nil, nil).Body.String(); strings.Contains(m, `number="`+smsTo+`",provider="`+smsEntry+`",step="verified"`) || strings.Contains(m, `step="created"`) {
 			t.Errorf("the sms route counted a verification it did not make:\n%s", grep(m, "mogate_number_verifications_total"))
 		}
 	})
@@ -482,6 +485,49 @@ func TestOneCallSessionPerCallerAndNumber(t *testing.T) {
 		}
 		if code, out := h.create(otherKey, `{"number": "`+sender+`", "channels": ["call"]}`, nil); code != 201 {
 			t.Fatalf("after the first was cancelled: %d %v", code, out)
+		}
+	})
+}
+
+// TestUIWithoutSMSRoute: a session without an SMS route never tells the
+// user to text a number that takes no SMS: ui.text says what its first
+// route asks, ui.sms_uri and the QR hold that route's link; Contiguity's
+// answer names that route's service, and service sms on a number that
+// takes no SMS is 422 channel_unavailable, not a WhatsApp session.
+func TestUIWithoutSMSRoute(t *testing.T) {
+	onEveryStore(t, channelsYAML, func(t *testing.T, h *harness) {
+		v := h.mustCreate(`{"number": "+60173526233", "channels": ["whatsapp"]}`)
+		ui := v["ui"].(map[string]any)
+		wa := routesOf(t, v)[0]
+		if ui["sms_uri"] != wa["uri"] || strings.Contains(ui["text"].(string), "Text ") || !strings.Contains(ui["text"].(string), "WhatsApp") ||
+			!strings.Contains(ui["text"].(string), humanNumber(wa["to"].(string))) {
+			t.Fatalf("ui %v for a whatsapp-only session (route %v)", ui, wa)
+		}
+		if w := h.do("GET", "/v1/verifications/"+v["id"].(string)+"/qr.png", shopKey, nil, nil); !bytes.Equal(w.Body.Bytes(), qrOf(t, wa["uri"].(string))) {
+			t.Fatalf("the API's QR is not the whatsapp link")
+		}
+		c := h.mustCreate(`{"number": "+14155550123", "channels": ["call"]}`)
+		if ui := c["ui"].(map[string]any); ui["sms_uri"] != "tel:+14155550100" || !strings.Contains(ui["text"].(string), "Call +1 415-555-0100") {
+			t.Fatalf("ui %v for a call-only session", ui)
+		}
+
+		waTo := wa["to"].(string)
+		w := h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+60173526233", "to": "`+waTo+`", "service": "sms"}`), nil)
+		if w.Code == 200 || !strings.Contains(w.Body.String(), "channel") {
+			t.Fatalf("service sms pinned to a whatsapp-only number: %d %s", w.Code, w.Body)
+		}
+		w = h.do("POST", "/otp/reverse/initiate", shopKey, []byte(`{"number": "+60173526233", "to": "`+waTo+`"}`), nil)
+		var out struct {
+			Data struct {
+				Service string `json:"service"`
+				UI      struct {
+					Text   string `json:"text"`
+					QRCode string `json:"qr_code"`
+				} `json:"ui"`
+			} `json:"data"`
+		}
+		if err := json.Unmarshal(w.Body.Bytes(), &out); err != nil || w.Code != 200 || out.Data.Service != "whatsapp" || !strings.HasPrefix(out.Data.UI.QRCode, "https://wa.me/") || strings.Contains(out.Data.UI.Text, "Text ") {
+			t.Fatalf("no service, pinned to a whatsapp-only number: %d %s", w.Code, w.Body)
 		}
 	})
 }

@@ -214,7 +214,7 @@ func (s *Server) finished(sess matcher.Session) {
 	case matcher.Expired:
 		rt.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
 	case matcher.Verified:
-		s.metrics.verify.WithLabelValues(entry).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
+		s.metrics.verify.WithLabelValues(entryOf(rt, routes[0].To)).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
 	}
 	msg := "verification " + status
 	if sess.Reason == "superseded" {

@@ -124,8 +124,19 @@ func (s *Server) webhook(c *gin.Context) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
-			// Not durable: no 2xx, so the provider retries.
-			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
+			// Not durable: no 2xx, so the provider retries — except a call:
+			// a voice request is not retried but sent to a fallback URL or
+			// answered with an error message, which answers (and bills) the
+			// call. It is declined all the same; the caller can call again.
+			serr := s.storeErr("ingest "+name+" "+in.MessageID, err)
+			if a, ok := ad.(adapters.Answerer); ok {
+				if status, ct, b, ok := a.Answer(req, ins); ok {
+					s.log.Warn("call declined unrecorded: the store failed", "provider", name, "message_id", in.MessageID)
+					c.Data(status, ct, b)
+					return
+				}
+			}
+			fail(c, serr)
 			return
 		}
 	}
