@@ -531,3 +531,24 @@ func TestUIWithoutSMSRoute(t *testing.T) {
 		}
 	})
 }
+
+// TestCaptureNeedsAPhoneNumber: only a phone number can become a capture
+// session's verified number; an alphanumeric sender (or a user id a
+// provider passes as its sender) holding the code verifies nothing.
+func TestCaptureNeedsAPhoneNumber(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"to": "+14155550100"}`)
+	for i, from := range []string{"ACME", "US.13491208655302741918", "+12"} {
+		w := h.send(h.signed("twilio", adapters.Inbound{MessageID: "SMalpha" + string(rune('a'+i)), From: from, To: "+14155550100", Text: v["code"].(string)}))
+		if w.Code != 200 {
+			t.Fatalf("webhook from %s = %d %s", from, w.Code, w.Body)
+		}
+		if got := h.get(v["id"].(string)); got["status"] != "pending" {
+			t.Fatalf("a message from %q verified a capture session: %v", from, got)
+		}
+	}
+	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	if got := h.get(v["id"].(string)); w.Code != 200 || got["status"] != "verified" {
+		t.Fatalf("a phone number's message: %d %v", w.Code, got)
+	}
+}

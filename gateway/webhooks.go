@@ -289,7 +289,9 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		return err // 503: the provider retries; nothing was charged
 	}
 	guess := false
-	if unmatched {
+	if unmatched && phoneNumber(in.From) {
+		// Only a phone number can be a capture session's verified number:
+		// an alphanumeric sender or a user id never tries capture codes.
 		if guess, err = rt.captureLimit.charge(ctx, in.From); err != nil {
 			rt.unmatchedLimit.refund(ctx, in.From)
 			return err
@@ -369,4 +371,19 @@ func maskNumber(n string) string {
 		return strings.Repeat("*", len(n))
 	}
 	return n[:3] + strings.Repeat("*", len(n)-5) + n[len(n)-2:]
+}
+
+// phoneNumber reports whether s is a number in E.164 form: "+" and 7 to 15
+// digits.
+func phoneNumber(s string) bool {
+	d, ok := strings.CutPrefix(s, "+")
+	if !ok || len(d) < 7 || len(d) > 15 {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
 }
