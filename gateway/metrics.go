@@ -37,7 +37,7 @@ func newMetrics(version string, pending func() float64) *metrics {
 			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result (accepted, handshake, unauthenticated, malformed, too_large, error).",
 		}, []string{"provider", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden and caller_unattested change nothing).",
+			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden, stale and caller_unattested change nothing).",
 		}, []string{"provider", "outcome", "channel"}),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_created_total", Help: "Verifications created, by API.",

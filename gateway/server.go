@@ -90,6 +90,9 @@ type Server struct {
 	// storeFailing is set while /readyz finds the store failing (its
 	// reason is logged once, when it starts).
 	storeFailing atomic.Bool
+	// now is the clock of the adapters and the outbox: the store's, or
+	// Options.Now.
+	now          func() time.Time
 	stopping     context.Context
 	stop         context.CancelFunc
 }
@@ -123,6 +126,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 		store: b.Store, shared: b.Shared, selfHealing: b.SelfHealing, boundsGuesses: b.BoundsSenderGuesses,
+		now: now,
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)

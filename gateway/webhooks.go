@@ -216,6 +216,12 @@ func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) b
 		outcome, why = "wrong_channel", "message ignored: the number does not serve this channel"
 	case in.SenderHidden:
 		outcome, why = "sender_hidden", "message ignored: the provider withheld the sender's phone number"
+	case in.ChannelOf() == adapters.ChannelWhatsApp && !in.ReceivedAt.IsZero() && s.now().Sub(in.ReceivedAt) > s.cfg.Retention:
+		// Older than the dedupe memory: Meta signs no time beside the
+		// body's own timestamp and retries for days, so a replay of a
+		// recorded delivery would be new to the dedupe. (The SMS providers
+		// either sign a time checked within minutes, or state none.)
+		outcome, why = "stale", "message ignored: older than retention, the window in which redeliveries are recognised"
 	default:
 		return true
 	}

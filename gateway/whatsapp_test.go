@@ -3,8 +3,10 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/whatsapp"
@@ -193,5 +195,33 @@ func TestSMSSessionNeverOnAWhatsAppNumber(t *testing.T) {
 		if v["to"] != "+33757000000" {
 			t.Fatalf("an SMS session got %v, want the sms \"*\" number", v["to"])
 		}
+	}
+}
+
+// TestStaleMessageChangesNothing: a message whose provider-stated time is
+// older than retention (the dedupe window) is acknowledged and changes
+// nothing — a recorded Meta delivery replayed after its wamid left the
+// dedupe memory must not spend a session's attempts or verify it.
+func TestStaleMessageChangesNothing(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	v := h.mustCreate(`{"number": "+60173526233", "to": "` + metaNumber + `"}`)
+	a := h.s.adapters["meta"].(adapters.Signer)
+	u, _ := url.Parse(publicURL + "/webhooks/meta")
+	old, err := a.Sign(adapters.Inbound{From: "+60173526233", ToID: metaID, Text: "wrong 000000"}, u, h.clock().Add(-25*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := h.send(old); w.Code != 200 {
+		t.Fatalf("stale message = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "pending" || got["attempts"] != 0.0 {
+		t.Fatalf("a stale message changed the session: %v", got)
+	}
+	h.hasMetric(`mogate_messages_total{channel="whatsapp",outcome="stale",provider="meta"} 1`)
+	if w := h.send(h.signed("meta", adapters.Inbound{From: "+60173526233", ToID: metaID, Text: v["code"].(string)})); w.Code != 200 {
+		t.Fatalf("fresh message = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("a fresh message did not verify: %v", got)
 	}
 }
