@@ -273,10 +273,22 @@ func TestWALFailureIsNotAcknowledged(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	s := &matcher.Session{ID: newID("vrf_", 3), Key: "k", API: "v1", Number: alice, Code: "Ab 12", To: to, Metadata: []byte(`{"x":1}`),
 		PageToken: newID("pt_", 3), MaxAttempts: 3, CreatedAt: time.Unix(1, 5).UTC(), ExpiresAt: time.Unix(100, 0).UTC(),
-		Status: matcher.Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: ""}
+		Status: matcher.Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: "",
+		Routes:        []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: "+14155550101"}},
+		ClientCountry: "DE", Via: matcher.Route{Channel: matcher.ChannelWhatsApp, To: "+14155550101"},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US", Forwarded: true, SenderSessions24h: 2}}
+	plain := &matcher.Session{ID: newID("vrf_", 4), Key: "k", Number: alice, Code: "1234", To: to, PageToken: newID("pt_", 4),
+		MaxAttempts: 3, Routes: []matcher.Route{{Channel: matcher.ChannelSMS, To: to}}}
 	recs := []Record{
 		{Op: OpCreate, At: time.Unix(1, 5).UTC(), ID: s.ID, Session: s},
-		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1"},
+		{Op: OpCreate, At: time.Unix(1, 6).UTC(), ID: plain.ID, Session: plain},
+		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1",
+			Via: s.Via, Signals: s.Signals},
+		{Op: OpFail, At: time.Unix(2, 5).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM2", Reason: matcher.ReasonLineTypeRejected,
+			Via: matcher.Route{Channel: matcher.ChannelCall, To: to}, Signals: matcher.Signals{LineType: "voip", Attestation: "A"}},
+		{Op: OpUnmatched, At: time.Unix(7, 0).UTC(), ID: "evt_1", Unmatched: &matcher.UnmatchedEvent{ID: "evt_1", Key: "k", At: time.Unix(7, 0).UTC(),
+			Message: matcher.Message{Provider: "meta", MessageID: "wamid.1", From: alice, To: to, Text: "hi", Channel: matcher.ChannelWhatsApp,
+				LineType: "mobile", Carrier: "c", SenderCountry: "US", Attestation: "B", Forwarded: true, RejectReason: "x"}}},
 		{Op: OpCancel, At: time.Unix(3, 0).UTC(), ID: s.ID, Reason: "superseded"},
 		{Op: OpExpire, At: time.Unix(4, 0).UTC(), ID: s.ID},
 		{Op: OpProcessed, At: time.Unix(5, 0).UTC(), Provider: "tw", MessageID: "SM1", Outcome: matcher.Outcome{Kind: matcher.Matched, SessionID: s.ID}},
@@ -293,7 +305,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 			continue
 		}
-		if r.Op == OpCreate && !reflect.DeepEqual(*got.Session, *r.Session) {
+		if r.Op == OpCreate && !reflect.DeepEqual(*got.Session, *r.Session) { // routes, client country, via and signals too
 			t.Fatalf("session:\n got %+v\nwant %+v", *got.Session, *r.Session)
 		}
 		if r.Op == OpPart && got.Part.Message != r.Part.Message {
@@ -306,6 +318,14 @@ func FuzzDecode(f *testing.F) {
 	s := &matcher.Session{ID: newID("vrf_", 1), PageToken: newID("pt_", 1), Code: "1234", To: to}
 	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: s}))
 	f.Add(encodeRecord(nil, &Record{Op: OpVerify, ID: s.ID, From: alice}))
+	routed := *s
+	routed.Number, routed.Routes, routed.ClientCountry = alice, []matcher.Route{{Channel: "sms", To: to}, {Channel: "call", To: "+1"}}, "US"
+	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: &routed}))
+	f.Add(encodeRecord(nil, &Record{Op: OpFail, ID: s.ID, From: alice, Reason: matcher.ReasonLineTypeRejected,
+		Via: matcher.Route{Channel: "call", To: "+1"}, Signals: matcher.Signals{Attestation: "A", Forwarded: true, SenderSessions24h: 3}}))
+	v1 := encodeRecord(nil, &Record{Op: OpExpire, ID: s.ID})
+	v1[0] = 1 // a record of version 1 (the same for OpExpire)
+	f.Add(v1)
 	f.Add(encodeRecord(nil, &Record{Op: OpPart, Part: &Part{Message: matcher.Message{Parts: 2, Part: 1}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)

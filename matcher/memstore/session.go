@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -35,7 +36,8 @@ type session struct {
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
-var reasons = []string{"", matcher.ReasonCancelledByAPI, matcher.ReasonSuperseded, matcher.ReasonMaxAttempts, matcher.ReasonExpired}
+var reasons = []string{"", matcher.ReasonCancelledByAPI, matcher.ReasonSuperseded, matcher.ReasonMaxAttempts, matcher.ReasonExpired,
+	matcher.ReasonLineTypeRejected}
 
 // reasonCode is the index of the reason of a session in status st whose
 // recorded reason is r (see Reason: old records' "cancelled" included).
@@ -58,6 +60,16 @@ type sessionExtra struct {
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
+
+	// routes are the session's routes; nil means the one route {sms, to}.
+	routes []matcher.Route
+	// nums are the distinct numbers of routes other than to, and next
+	// their chain links, as pairNext is to's (see routes.go).
+	nums          []string
+	next          []*session
+	clientCountry string
+	via           matcher.Route   // route of the message that verified (or rejected) it
+	signals       matcher.Signals // what that message told of its sender
 }
 
 // idPrefixes are the id prefixes sessions may have, in the order of
@@ -114,6 +126,11 @@ func (s *session) view() matcher.Session {
 		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
 		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
 		v.VerifiedNumber = x.verifiedNumber
+		v.Routes = slices.Clone(x.routes)
+		v.ClientCountry, v.Via, v.Signals = x.clientCountry, x.via, x.signals
+	}
+	if v.Routes == nil {
+		v.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: s.to}}
 	}
 	if s.status == matcher.Verified && v.VerifiedNumber == "" {
 		v.VerifiedNumber = s.number
@@ -170,12 +187,19 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	if v.VerifiedNumber != v.Number {
 		verified = v.VerifiedNumber
 	}
+	routes := v.Routes
+	if len(routes) == 1 && routes[0] == (matcher.Route{Channel: matcher.ChannelSMS, To: v.To}) {
+		routes = nil // the default: nothing to keep
+	}
 	if v.API != "" || v.Country != "" || v.Language != "" || v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
-		v.IdemKey != "" || v.ReqHash != "" || verified != "" {
+		v.IdemKey != "" || v.ReqHash != "" || verified != "" || len(routes) > 0 || v.ClientCountry != "" ||
+		v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
 		s.x = &sessionExtra{
 			api: intern(v.API), country: intern(v.Country), language: intern(v.Language), callback: v.Callback, redirect: v.Redirect,
 			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
+			clientCountry: intern(v.ClientCountry), via: v.Via, signals: v.Signals,
 		}
+		s.setRoutes(slices.Clone(routes), intern)
 	}
 	return s, true
 }
