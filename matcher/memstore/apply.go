@@ -129,12 +129,12 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		s.provider, s.messageID = r.Provider, r.MessageID
 		if r.Reason == "" { // the last allowed attempt
 			s.attempts++
-			m.finish(sh, s, matcher.Failed, r.At)
+			m.finish(s, matcher.Failed, r.At)
 			break
 		}
 		// A message that would have verified s, refused by policy.
 		s.setProof(r)
-		m.finish(sh, s, matcher.Failed, r.At)
+		m.finish(s, matcher.Failed, r.At)
 		s.reason = reasonCode(matcher.Failed, r.Reason)
 	case OpVerify:
 		if r.From != s.number {
@@ -142,13 +142,13 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		}
 		s.provider, s.messageID = r.Provider, r.MessageID
 		s.setProof(r)
-		m.finish(sh, s, matcher.Verified, r.At)
+		m.finish(s, matcher.Verified, r.At)
 		m.senders.add(s.key, r.From, r.At, s.id)
 	case OpCancel:
-		m.finish(sh, s, matcher.Cancelled, r.At)
+		m.finish(s, matcher.Cancelled, r.At)
 		s.reason = reasonCode(matcher.Cancelled, r.Reason)
 	case OpExpire:
-		m.finish(sh, s, matcher.Expired, r.At)
+		m.finish(s, matcher.Expired, r.At)
 	}
 	if s.status.Final() && s.notified == matcher.NotNotified {
 		sh.fresh = append(sh.fresh, sessionEvent(s))
@@ -164,9 +164,10 @@ func (s *session) setProof(r Record) {
 }
 
 // finish gives s its final status st and that status's reason (OpCancel
-// and a rejection then set which it was), and takes it out of the match
-// indexes of every number of its routes: the caller holds their shards.
-func (m *Store) finish(sh *shard, s *session, st matcher.Status, at time.Time) {
+// and a rejection then set which it was), takes it out of the match
+// indexes of every number of its routes (the caller holds their shards)
+// and wakes its watchers, who wait at its home.
+func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
 	for i := range s.numCount() {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
@@ -182,11 +183,12 @@ func (m *Store) finish(sh *shard, s *session, st matcher.Status, at time.Time) {
 			ix.pairRemove(s, num)
 		}
 	}
-	if chs, ok := sh.watch[s.id]; ok {
+	home := &m.shards[s.id[0]]
+	if chs, ok := home.watch[s.id]; ok {
 		for _, ch := range chs {
 			close(ch)
 		}
-		delete(sh.watch, s.id)
+		delete(home.watch, s.id)
 	}
 }
 
