@@ -7,6 +7,9 @@
 // session's shard is chosen from its match key — (to, sender) for an
 // expected-sender session, (to, code) for a capture session — and is written
 // into its id, so a lookup by id, by key or by page token takes one lock.
+// A session with routes on other numbers is indexed under each of them too,
+// in the shard of that number's match key; it changes only with all those
+// shards locked (routes.go).
 //
 // Every state change is a Record. An operation computes its records under
 // the shard lock, applies them with the same apply function that recovery

@@ -86,8 +86,9 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 }
 
 // restore puts a session from a snapshot back: every session by id and page
-// token, only pending ones in the match indexes (a superseded session shares
-// its key with its successor), and the timer that is due for it.
+// token, only pending ones in the match indexes of each of its route
+// numbers (a superseded session shares its key with its successor), and
+// the timer that is due for it.
 func (m *Store) restore(s *session) {
 	sh := &m.shards[s.id[0]]
 	mask := bit(int(s.id[0]))
