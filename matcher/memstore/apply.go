@@ -158,8 +158,7 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 // setProof records the route and signals of the message of r.
 func (s *session) setProof(r Record) {
 	if r.Via != (matcher.Route{}) || r.Signals != (matcher.Signals{}) {
-		x := s.extra()
-		x.via, x.signals = r.Via, r.Signals
+		s.proof = &proof{via: r.Via, signals: r.Signals}
 	}
 }
 

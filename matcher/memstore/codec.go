@@ -187,7 +187,11 @@ func (e *enc) compact(s *session) {
 		e.str(r.To)
 	}
 	e.str(x.clientCountry)
-	e.proof(x.via, x.signals, "")
+	var p proof
+	if s.proof != nil {
+		p = *s.proof
+	}
+	e.proof(p.via, p.signals, "")
 }
 
 // proof encodes what a message told of its route and sender.
@@ -273,9 +277,13 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		}
 		x.clientCountry = intern(d.str())
 		var reason string
-		x.via, x.signals, reason = d.proof()
+		var p proof
+		p.via, p.signals, reason = d.proof()
 		if reason != "" {
 			d.fail()
+		}
+		if p != (proof{}) {
+			s.proof = &p
 		}
 	}
 	if d.err != nil {
@@ -303,8 +311,7 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
 	s.norm, _ = text.NormalizeCode(s.code)
 	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
-		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" ||
-		x.via != (matcher.Route{}) || x.signals != (matcher.Signals{}) {
+		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = &x
 	}
 	s.setRoutes(routes, intern)

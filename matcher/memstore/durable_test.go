@@ -55,7 +55,7 @@ func state(m *Store) string {
 	m.senders.mu.Lock()
 	for k, list := range m.senders.m {
 		for _, e := range list {
-			lines = append(lines, fmt.Sprintf("sender %q %d %x", k, e.at, e.id))
+			lines = append(lines, fmt.Sprintf("sender %q %q %d %x", k.key, k.sender, e.at, e.id))
 		}
 	}
 	m.senders.mu.Unlock()

@@ -24,8 +24,8 @@ const senderWindow = 24 * time.Hour
 // log replays it) counts it once.
 type senderCounts struct {
 	mu    sync.Mutex
-	m     map[string][]senderEntry // API key + "\x00" + sender -> entries, by time
-	queue []senderRef              // every entry's list, in insertion order, from head on
+	m     map[senderID][]senderEntry // entries by time
+	queue []senderRef                // every entry's list, in insertion order, from head on
 	head  int
 	peak  int // the most senders m held since it was last rebuilt
 }
@@ -35,24 +35,25 @@ type senderEntry struct {
 	id [16]byte
 }
 
+// senderID is an API key and a verified sender.
+type senderID struct{ key, sender string }
+
 type senderRef struct {
-	k  string
+	k  senderID
 	at int64
 }
-
-func senderKey(key, sender string) string { return key + "\x00" + sender }
 
 // add records that session id of API key key was verified for sender at.
 func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.insert(senderKey(key, sender), senderEntry{at: at.UnixNano(), id: id})
+	c.insert(senderID{key, sender}, senderEntry{at: at.UnixNano(), id: id})
 }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
-func (c *senderCounts) insert(k string, e senderEntry) {
+func (c *senderCounts) insert(k senderID, e senderEntry) {
 	if c.m == nil {
-		c.m = map[string][]senderEntry{}
+		c.m = map[senderID][]senderEntry{}
 	}
 	list := c.m[k]
 	i := len(list)
@@ -76,14 +77,10 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	from, to := now.Add(-senderWindow).UnixNano(), now.UnixNano()
-	n := 0
-	for _, e := range c.m[senderKey(key, sender)] {
-		if e.at >= from && e.at <= to {
-			n++
-		}
-	}
-	return n
+	list := c.m[senderID{key, sender}]
+	from, _ := slices.BinarySearchFunc(list, now.Add(-senderWindow).UnixNano(), func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	to, _ := slices.BinarySearchFunc(list, now.UnixNano()+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	return max(to-from, 0)
 }
 
 // expire forgets the entries older than the window at now, oldest first.
@@ -113,7 +110,7 @@ func (c *senderCounts) expire(now time.Time) {
 	if c.peak >= 1<<14 && len(c.m) < c.peak/4 {
 		// Go maps do not give memory back: copy a map that a flood left
 		// mostly empty, paid for by the entries that expired since.
-		m := make(map[string][]senderEntry, len(c.m))
+		m := make(map[senderID][]senderEntry, len(c.m))
 		for k, v := range c.m {
 			m[k] = v
 		}
@@ -140,8 +137,8 @@ func (c *senderCounts) len() int {
 }
 
 // The sender counts' part of durability: their snapshot section (snapshot
-// version 3: uvarint n, then n times API key + "\x00" + sender, uvarint k,
-// k times varint at and 16-byte session id), its restore, and the seeding
+// version 3: uvarint n, then n times API key, sender, uvarint k, k times
+// varint at and 16-byte session id), its restore, and the seeding
 // from the verified sessions of an older snapshot, which has no section.
 // They change only with OpVerify, which the sessions replay.
 
@@ -152,7 +149,8 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 	c.expire(now)
 	e.uv(uint64(len(c.m)))
 	for k, list := range c.m {
-		e.str(k)
+		e.str(k.key)
+		e.str(k.sender)
 		e.uv(uint64(len(list)))
 		for _, en := range list {
 			e.varint(en.at)
@@ -165,14 +163,14 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 // window at now; entries enter the queue in time order.
 func (c *senderCounts) restore(d *dec, now time.Time) {
 	type kv struct {
-		k string
+		k senderID
 		e senderEntry
 	}
 	var all []kv
 	limit := now.Add(-senderWindow).UnixNano()
 	n := d.uv()
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		k := d.str()
+		k := senderID{d.str(), d.str()}
 		cnt := d.uv()
 		for j := uint64(0); j < cnt && d.err == nil; j++ {
 			e := senderEntry{at: d.varint()}

@@ -124,9 +124,7 @@ func TestOlderSnapshotSeedsSenderCounts(t *testing.T) {
 		var sec enc
 		sec.uv(uint64(len(src.shards[i].byID)))
 		for _, s := range src.shards[i].byID {
-			if s.x != nil { // what version 1 did not know
-				s.x.via, s.x.signals = matcher.Route{}, matcher.Signals{}
-			}
+			s.proof = nil // what version 1 did not know
 			var v2 enc
 			v2.compact(s)
 			// A session of record version 1: the same without the

@@ -33,6 +33,14 @@ type session struct {
 	provider    string // of the message that verified or failed it
 	messageID   string
 	x           *sessionExtra
+	proof       *proof // set when a message verified it or failed it by policy
+}
+
+// proof is what the message that verified a session (or failed it by
+// policy) told: its route and its signals.
+type proof struct {
+	via     matcher.Route
+	signals matcher.Signals
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
@@ -68,8 +76,6 @@ type sessionExtra struct {
 	nums          []string
 	next          []*session
 	clientCountry string
-	via           matcher.Route   // route of the message that verified (or rejected) it
-	signals       matcher.Signals // what that message told of its sender
 }
 
 // idPrefixes are the id prefixes sessions may have, in the order of
@@ -127,7 +133,10 @@ func (s *session) view() matcher.Session {
 		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
 		v.VerifiedNumber = x.verifiedNumber
 		v.Routes = slices.Clone(x.routes)
-		v.ClientCountry, v.Via, v.Signals = x.clientCountry, x.via, x.signals
+		v.ClientCountry = x.clientCountry
+	}
+	if p := s.proof; p != nil {
+		v.Via, v.Signals = p.via, p.signals
 	}
 	if v.Routes == nil {
 		v.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: s.to}}
@@ -183,6 +192,9 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
 	}
 	s.norm, _ = text.NormalizeCode(s.code)
+	if v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
+		s.proof = &proof{via: v.Via, signals: v.Signals}
+	}
 	verified := ""
 	if v.VerifiedNumber != v.Number {
 		verified = v.VerifiedNumber
@@ -192,12 +204,11 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		routes = nil // the default: nothing to keep
 	}
 	if v.API != "" || v.Country != "" || v.Language != "" || v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
-		v.IdemKey != "" || v.ReqHash != "" || verified != "" || len(routes) > 0 || v.ClientCountry != "" ||
-		v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
+		v.IdemKey != "" || v.ReqHash != "" || verified != "" || len(routes) > 0 || v.ClientCountry != "" {
 		s.x = &sessionExtra{
 			api: intern(v.API), country: intern(v.Country), language: intern(v.Language), callback: v.Callback, redirect: v.Redirect,
 			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
-			clientCountry: intern(v.ClientCountry), via: v.Via, signals: v.Signals,
+			clientCountry: intern(v.ClientCountry),
 		}
 		s.setRoutes(slices.Clone(routes), intern)
 	}
