@@ -194,29 +194,13 @@ func (m *Store) Snapshot() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := m.opt.Now()
-	e := enc{b: make([]byte, 0, 1<<16)}
-	e.u8(snapshotVersion)
-	// Each component copies itself under its own lock; the sessions first,
-	// then the processed messages, whose cut bounds every later one.
-	cuts, sections := m.snapshotShards(d.log.LastLSN)
-	global, processed := m.dedupe.snapshot(d.log.LastLSN())
-	for _, c := range cuts {
-		e.uv(c)
-	}
-	e.uv(global)
-	for i := range sections {
-		e.bytes(sections[i])
-	}
-	e.b = append(e.b, processed...)
-	m.parts.snapshot(&e)
-	m.events.snapshot(&e)
-	m.senders.snapshot(&e, now)
+	payload, cuts, global := m.snapshotPayload(d.log.LastLSN, now)
 
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
 		return err
 	}
-	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, e.b); err != nil {
+	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, payload); err != nil {
 		return err
 	}
 	minCut := global
@@ -229,6 +213,29 @@ func (m *Store) Snapshot() error {
 	}
 	d.lastLSN, d.lastAt = global, now
 	return nil
+}
+
+// snapshotPayload copies every component into a snapshot payload and
+// returns it with the cuts it holds; lastLSN is the journal's last LSN.
+func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload []byte, cuts [numShards]uint64, global uint64) {
+	e := enc{b: make([]byte, 0, 1<<16)}
+	e.u8(snapshotVersion)
+	// Each component copies itself under its own lock; the sessions first,
+	// then the processed messages, whose cut bounds every later one.
+	cuts, sections := m.snapshotShards(lastLSN)
+	global, processed := m.dedupe.snapshot(lastLSN())
+	for _, c := range cuts {
+		e.uv(c)
+	}
+	e.uv(global)
+	for i := range sections {
+		e.bytes(sections[i])
+	}
+	e.b = append(e.b, processed...)
+	m.parts.snapshot(&e)
+	m.events.snapshot(&e)
+	m.senders.snapshot(&e, now)
+	return e.b, cuts, global
 }
 
 // loadSnapshot restores every component from a snapshot payload, in the
