@@ -2,7 +2,8 @@
 // passes (memory, memory+WAL, Redis, Redis Cluster), written against the
 // Store interface only: docs/matching.md matching, attempts, supersede within
 // one API key, capture mode and its guess budget, expiry, dedupe,
-// idempotency, nonces, events and wakeups.
+// idempotency, nonces, events and wakeups, and channels, routes and
+// signals (channels.go).
 package storetest
 
 import (
