@@ -25,9 +25,8 @@ const senderWindow = 24 * time.Hour
 type senderCounts struct {
 	mu    sync.Mutex
 	m     map[senderID][]senderEntry // entries by time
-	queue []senderRef                // every entry's list, in insertion order, from head on
-	head  int
-	peak  int // the most senders m held since it was last rebuilt
+	queue fifo[senderRef]            // every entry's list, in insertion order
+	peak  int                        // the most senders m held since it was last rebuilt
 }
 
 type senderEntry struct {
@@ -67,7 +66,7 @@ func (c *senderCounts) insert(k senderID, e senderEntry) {
 		return
 	}
 	c.m[k] = slices.Insert(list, i, e)
-	c.queue = append(c.queue, senderRef{k: k, at: e.at})
+	c.queue.push(senderRef{k: k, at: e.at})
 	c.peak = max(c.peak, len(c.m))
 }
 
@@ -87,10 +86,13 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 // The caller holds c.mu.
 func (c *senderCounts) expire(now time.Time) {
 	limit := now.Add(-senderWindow).UnixNano()
-	for c.head < len(c.queue) && c.queue[c.head].at < limit {
-		k := c.queue[c.head].k
-		c.queue[c.head] = senderRef{}
-		c.head++
+	for {
+		ref, ok := c.queue.front()
+		if !ok || ref.at >= limit {
+			break
+		}
+		c.queue.pop()
+		k := ref.k
 		list := c.m[k]
 		i := 0
 		for i < len(list) && list[i].at < limit {
@@ -102,10 +104,6 @@ func (c *senderCounts) expire(now time.Time) {
 		case i > 0:
 			c.m[k] = list[i:]
 		}
-	}
-	if c.head > 1024 && c.head*2 > len(c.queue) {
-		c.queue = append([]senderRef(nil), c.queue[c.head:]...)
-		c.head = 0
 	}
 	if c.peak >= 1<<14 && len(c.m) < c.peak/4 {
 		// Go maps do not give memory back: copy a map that a flood left
