@@ -13,7 +13,7 @@ import (
 )
 
 // channelCases are the cases of channels, routes and signals
-// (docs/matching.md): run when Options.Channels is set.
+// (docs/matching.md).
 var channelCases = []suiteCase{
 	{"RoutesDefault", routesDefault},
 	{"RoutesBadInput", routesBadInput},
