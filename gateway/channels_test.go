@@ -13,7 +13,6 @@ import (
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/telnyx"
-	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
 
 // telnyxSeed plays Telnyx in these tests: the entry holds its public key.
@@ -34,23 +33,10 @@ var channelsYAML = strings.NewReplacer(
 	"numbers:\n", "  - {name: telnyx, type: telnyx, public_key: \""+telnyxPublic()+"\"}\nnumbers:\n  - {number: \""+telnyxNumber+"\", provider: telnyx}\n",
 ).Replace(whatsappYAML)
 
-// channelStores are the stores the end-to-end channel tests run on, each
-// a gateway on the given configuration. The memory store joins the list
-// once it keeps routes.
-var channelStores = []struct {
-	name string
-	open func(t *testing.T, yaml string) *harness
-}{
-	{"redis", func(t *testing.T, yaml string) *harness {
-		return storeHarness(t, yaml+"store: redis\nredis_url: "+redistest.Start(t).URL()+"\n")
-	}},
-}
-
-// onEveryStore runs f on a gateway of each store of channelStores.
+// onEveryStore runs f on a gateway of each store (memory, WAL, Redis:
+// forEachStore) with configuration yaml.
 func onEveryStore(t *testing.T, yaml string, f func(t *testing.T, h *harness)) {
-	for _, st := range channelStores {
-		t.Run(st.name, func(t *testing.T) { f(t, st.open(t, yaml)) })
-	}
+	forEachStore(t, func(t *testing.T, st testStore) { f(t, st.harness(t, yaml)) })
 }
 
 // signedTelnyx is m as Telnyx would post it to the telnyx entry.
