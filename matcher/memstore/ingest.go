@@ -94,7 +94,11 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	capture.Kind = matcher.Unmatched
 	processed.Outcome = capture
-	return processed.Outcome, m.unmatched(msg, processed, opt.UnmatchedKeys).Wait()
+	keys := opt.UnmatchedKeys
+	if call {
+		keys = nil // a call that verifies nothing is no message to tell apps of
+	}
+	return processed.Outcome, m.unmatched(msg, processed, keys).Wait()
 }
 
 // verifyPair verifies the oldest pending session of msg's pair with a
@@ -108,8 +112,31 @@ func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Re
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
+		if call {
+			// A call carries no code: it proves only that the caller
+			// called this number. It verifies only with a validated
+			// attestation A, and only the one pending call session of the
+			// pair: with two (two API keys, or concurrent creates), it
+			// cannot say which the caller meant, and verifies neither.
+			if msg.Attestation != "A" {
+				return 0
+			}
+			for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+				if now < s.expires && s.hasRoute(ch, msg.To) {
+					if pick != nil {
+						pick = nil
+						return 0
+					}
+					pick = s
+				}
+			}
+			if pick != nil {
+				return pick.shardsOf()
+			}
+			return 0
+		}
 		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && (call || scan.Contains(s.norm)) {
+			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.norm) {
 				pick = s
 				return s.shardsOf()
 			}
