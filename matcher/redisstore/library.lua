@@ -219,11 +219,19 @@ end
 -- numbers of other tags: every number indexes it here, its home, and the
 -- caller links the others (link). Returns {status, session JSON,
 -- superseded count, JSON of the other home tags with sessions of the
--- same sender on a number of this tag}.
+-- same sender on a number of this tag}; for an existing session still
+-- pending ('exists'), those tags again, so that a retry cancels there what
+-- a first try that stopped after this step did not.
 local function create(keys, args)
   local s, now = cjson.decode(args[1]), tonumber(args[2])
   local old = redis.call('HGET', keys[S], s.id)
-  if old then return {'exists', old, '0', '[]'} end
+  if old then
+    local o, homes = cjson.decode(old), {}
+    if o.num ~= '' and live(o, now) then
+      for _, to in ipairs(numbers(o)) do linkHomes(keys, 'p\0' .. to .. '\0' .. o.num, now, homes) end
+    end
+    return {'exists', old, '0', cjson.encode(sortedKeys(homes))}
+  end
   local tos = numbers(s)
   local superseded, homes = 0, {}
   if s.num == '' then
