@@ -209,7 +209,9 @@ func (s *Store) ingestStep(ctx context.Context, ka keyArgs, a ingestArgs) (int64
 // failing a match, capture sessions here (spending the sender's guess),
 // then in each home; failing those, the attempts in each home; last, here,
 // the attempts, the unmatched events and the outcome's record. It returns
-// the outcome and its status (1 for a duplicate).
+// the outcome and its status (1 for a duplicate). A call's count and its
+// verification are separate steps: a session created in another tag
+// between them is not counted (each step still refuses two in its own tag).
 func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, homes []string) (outcome, int64, error) {
 	step := func(ka keyArgs, a ingestArgs) (int64, outcome, error) {
 		n, rec, err := s.ingestStep(ctx, ka, a)
