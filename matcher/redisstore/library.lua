@@ -219,11 +219,19 @@ end
 -- numbers of other tags: every number indexes it here, its home, and the
 -- caller links the others (link). Returns {status, session JSON,
 -- superseded count, JSON of the other home tags with sessions of the
--- same sender on a number of this tag}.
+-- same sender on a number of this tag}; for an existing session still
+-- pending ('exists'), those tags again, so that a retry cancels there what
+-- a first try that stopped after this step did not.
 local function create(keys, args)
   local s, now = cjson.decode(args[1]), tonumber(args[2])
   local old = redis.call('HGET', keys[S], s.id)
-  if old then return {'exists', old, '0', '[]'} end
+  if old then
+    local o, homes = cjson.decode(old), {}
+    if o.num ~= '' and live(o, now) then
+      for _, to in ipairs(numbers(o)) do linkHomes(keys, 'p\0' .. to .. '\0' .. o.num, now, homes) end
+    end
+    return {'exists', old, '0', cjson.encode(sortedKeys(homes))}
+  end
   local tos = numbers(s)
   local superseded, homes = 0, {}
   if s.num == '' then
@@ -348,6 +356,19 @@ local function senderCounts(keys, now)
   return out
 end
 
+-- claimParts takes the parts of the multipart message that message a
+-- completes: false when they are gone or another message claimed them
+-- first. A step of the linked path (keep) marks them claimed by a.mid
+-- instead of deleting them, so that a redelivery after a later step
+-- failed finds them again; done deletes them with the outcome's record.
+local function claimParts(keys, a, keep)
+  local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
+  if c then return c == a.mid end
+  if redis.call('EXISTS', keys[INGEST_PARTS]) == 0 then return false end
+  if keep then redis.call('HSET', keys[INGEST_PARTS], 'claim', a.mid) end
+  return true
+end
+
 -- ingest matches one message, once. Keys beside the number's: the dedupe
 -- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
 -- unmatched budget INGEST_UNMATCHED, the multipart message it completes
@@ -356,12 +377,17 @@ end
 -- signals and adds a verification to (else the caller does both). ARGV: JSON of the scanned message, with its channel (ch):
 -- only sessions with a route {ch, to} count; a call (ch "call") verifies
 -- the sender's own session without a code, never a capture session, and
--- counts no attempt. Returns {duplicate 0/1, outcome JSON}, or, when the
+-- counts no attempt; only a call attested A (at) verifies, any other is
+-- recorded unmatched and changes nothing else; with two or more such
+-- sessions a call verifies none (it cannot say which one the caller
+-- meant). Returns {duplicate 0/1, outcome JSON}, or, when the
 -- tag links the message's number to sessions homed in other tags, {2,
 -- JSON of those tags} having written nothing: the caller then goes through
 -- the tags in steps (mode, below), each call deduplicated in its own tag.
--- mode "verify": the sender's own sessions and capture sessions only
--- (with spend, the message's number's tag: its parts and budgets);
+-- mode "count": how many sessions a call could verify here (own);
+-- "own": the sender's own sessions only; "verify": the sender's own
+-- sessions and capture sessions only (with spend, the message's number's
+-- tag: its parts and budgets);
 -- "attempt": the wrong code's attempts only; "final" (the number's tag):
 -- res, the outcome found elsewhere, is recorded, or the attempts and the
 -- unmatched events are done here (prior: an attempt made elsewhere).
@@ -378,10 +404,16 @@ local function ingest(keys, args)
       redis.call('ZADD', vk, 'NX', now, out.key .. '\0' .. out.sid)
       redis.call('PEXPIRE', vk, 86400000)
     end
+    if a.parts then
+      local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
+      if c == a.mid or (not c and not mode) then redis.call('DEL', keys[INGEST_PARTS]) end
+    end
     local enc = cjson.encode(out)
     redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
     return {0, enc}
   end
+  -- A call proves the caller only with attestation A.
+  if call and a.at ~= 'A' then return done({k = UNMATCHED}) end
   if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
     local homes = linkHomes(keys, 'p\0' .. a.to .. '\0' .. a.from, now, {})
@@ -393,20 +425,25 @@ local function ingest(keys, args)
   if mode == 'final' and a.res then return done(a.res) end
   if a.parts and (not mode or a.spend) then
     -- Another part completed the message first: this one only stored itself.
-    if redis.call('DEL', keys[INGEST_PARTS]) == 0 then return done({k = PARTSTORED}) end
+    if not claimParts(keys, a, mode ~= nil) then return done({k = PARTSTORED}) end
   end
   local own = ownSessions(keys, a)
+  if mode == 'count' then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
   local out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
   if mode ~= 'attempt' and mode ~= 'final' then
     -- 1. The sender's own pending sessions: the oldest whose code the text
-    -- holds (any of them, for a call).
+    -- holds (for a call, the only one: of two it cannot tell).
+    if call and #own > 1 then
+      if mode then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
+      return done({k = UNMATCHED})
+    end
     for _, s in ipairs(own) do
       if call or contains(a.chunks, a.groups, s.norm) then
         return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
       end
     end
     -- 2. Capture sessions: every message that gets here is one guess.
-    if not call and not a.nocap then
+    if not call and not a.nocap and mode ~= 'own' then
       local spend = not mode or a.spend
       local try = a.ct
       if spend and bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, false) then
@@ -423,7 +460,7 @@ local function ingest(keys, args)
         end
       end
     end
-    if mode == 'verify' then
+    if mode == 'verify' or mode == 'own' then
       out.own = #own
       return {3, cjson.encode(out)}
     end

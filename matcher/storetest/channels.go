@@ -26,6 +26,9 @@ var channelCases = []suiteCase{
 	{"SignalsPersisted", signalsPersisted},
 	{"SenderSessions24h", senderSessions24h},
 	{"RejectReason", rejectReason},
+	{"CallUnattested", callUnattested},
+	{"CallAmbiguous", callAmbiguous},
+	{"OwnBeforeCaptureOnSecondRoute", ownBeforeCapture},
 }
 
 // on is a message on channel c to number to, from from.
