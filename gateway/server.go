@@ -92,9 +92,9 @@ type Server struct {
 	storeFailing atomic.Bool
 	// now is the clock of the adapters and the outbox: the store's, or
 	// Options.Now.
-	now          func() time.Time
-	stopping     context.Context
-	stop         context.CancelFunc
+	now      func() time.Time
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New builds a server from a validated configuration.

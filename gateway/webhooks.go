@@ -120,7 +120,7 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) || !s.attested(name, in) {
+		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
@@ -257,21 +257,6 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	return false
 }
 
-// attested reports whether an event may reach the store: a call counts
-// only with a validated STIR/SHAKEN attestation A (anyone can place a call
-// with a spoofed caller id). Any other call is outcome caller_unattested:
-// counted and logged, it verifies nothing and costs the session no
-// attempt.
-func (s *Server) attested(provider string, in adapters.Inbound) bool {
-	if in.ChannelOf() != adapters.ChannelCall || in.Attestation == "A" {
-		return true
-	}
-	s.metrics.messages.WithLabelValues(provider, "caller_unattested", in.ChannelOf()).Inc()
-	s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", "caller_unattested",
-		"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
-	return false
-}
-
 // ingest matches a complete message durably. The sender's budgets that
 // span receiving numbers (unmatched messages, capture guesses) are charged
 // before the match, each in one atomic step, so that concurrent messages
@@ -289,6 +274,9 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		// The policy refuses this line type: the session this message
 		// would verify fails instead (reason line_type_rejected).
 		msg.RejectReason = matcher.ReasonLineTypeRejected
+	}
+	if msg.Channel == matcher.ChannelCall {
+		return s.ingestCall(ctx, rt, provider, in, msg)
 	}
 	unmatched, err := rt.unmatchedLimit.charge(ctx, in.From)
 	if err != nil {
@@ -392,4 +380,36 @@ func phoneNumber(s string) bool {
 		}
 	}
 	return true
+}
+
+// ingestCall records a call durably (its CallSid in the dedupe, like any
+// message id) and lets the store match it: only a validated STIR/SHAKEN
+// attestation A verifies, and only the one pending call session of (called
+// number, caller) — anyone can place a call with a forged caller id, and a
+// call carries no code to say which session it meant. Any other call is
+// outcome caller_unattested: counted and logged, no attempt, no event, no
+// budget; being recorded, a later copy of it that claims attestation A (a
+// captured request with StirVerstat added) is a duplicate. A call never
+// tries capture codes, nor spends the sender's budgets.
+func (s *Server) ingestCall(ctx context.Context, rt *reloadable, provider string, in adapters.Inbound, msg matcher.Message) error {
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: true})
+	if err != nil {
+		return err
+	}
+	outcome := out.Kind.String()
+	switch {
+	case out.Duplicate:
+		outcome = "duplicate"
+	case in.Attestation != "A":
+		outcome = "caller_unattested"
+		s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", outcome,
+			"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
+	case out.Kind == matcher.Matched:
+		rt.pool.Verified(in.To)
+	default:
+		s.log.Info("call matched no session", "provider", provider, "outcome", outcome,
+			"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From))
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
+	return nil
 }

@@ -158,10 +158,11 @@ func TestWrongChannel(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		channels []string
+		create   string // the create's channels
 		status   string
 	}{
-		{"sms only", nil, "pending"},
-		{"sms and whatsapp", []string{"sms", "whatsapp"}, "verified"},
+		{"sms only", nil, "", "pending"},
+		{"sms and whatsapp", []string{"sms", "whatsapp"}, `, "channels": ["sms", "whatsapp"]`, "verified"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarnessWith(t, testYAML, func(c *config.Config) {
@@ -171,7 +172,7 @@ func TestWrongChannel(t *testing.T) {
 					}
 				}
 			})
-			v := h.mustCreate(`{"number": "` + sender + `", "to": "` + number + `"}`)
+			v := h.mustCreate(`{"number": "` + sender + `", "to": "` + number + `"` + tc.create + `}`)
 			w := h.send(h.signed("vonage-messages", adapters.Inbound{From: sender, To: number, Channel: adapters.ChannelWhatsApp, Text: v["code"].(string)}))
 			if w.Code != http.StatusOK {
 				t.Fatalf("webhook = %d %s", w.Code, w.Body)
