@@ -92,7 +92,11 @@ func (s *Server) assignRoutes(ctx context.Context, p *pool.Pool, req *matcher.Cr
 		}
 		n, err := p.AssignAvoiding(ch, req.Number, pin, req.Country, key, busy)
 		if errors.Is(err, pool.ErrBusy) {
-			return nil, withMessage(pool.ErrBusy, "every number that takes calls for this sender already has one of its pending call verifications (a call carries no code to tell two apart): cancel it, or let it verify or expire")
+			where := "every number that takes calls for this sender"
+			if pin != "" {
+				where = pin
+			}
+			return nil, withMessage(pool.ErrBusy, "%s already has a pending call verification for this sender (a call carries no code to tell two apart): cancel it, or let it verify or expire", where)
 		}
 		if errors.Is(err, pool.ErrNoChannel) {
 			return nil, withMessage(pool.ErrNoChannel, "no pool number serves channel %s for this sender", ch)

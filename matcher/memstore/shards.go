@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"runtime"
+	"slices"
 
 	"github.com/mogate/mogate/matcher"
 	"sync"
@@ -42,6 +43,16 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		codec = 2
 	}
 	var in interner
+	// The verified sessions of a snapshot older than the sender counts
+	// seed them, in time order once every shard is read (their expiry
+	// queue is oldest first).
+	type seed struct {
+		key, sender string
+		at          time.Time
+		id          [16]byte
+	}
+	var seedMu sync.Mutex
+	var seeds []seed
 	// Shards are independent: decode them on every core.
 	var wg sync.WaitGroup
 	var next atomic.Int32
@@ -65,7 +76,9 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 					}
 					if version < 3 && s.status == matcher.Verified {
 						v := s.view()
-						m.senders.add(v.Key, v.VerifiedNumber, v.FinishedAt, s.id)
+						seedMu.Lock()
+						seeds = append(seeds, seed{v.Key, v.VerifiedNumber, v.FinishedAt, s.id})
+						seedMu.Unlock()
 					}
 					if s.status.Final() && s.finished <= limit {
 						continue
@@ -81,6 +94,10 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 	wg.Wait()
 	if failed.Load() {
 		return errDecode
+	}
+	slices.SortFunc(seeds, func(a, b seed) int { return a.at.Compare(b.at) })
+	for _, sd := range seeds {
+		m.senders.add(sd.key, sd.sender, sd.at, sd.id)
 	}
 	return nil
 }
