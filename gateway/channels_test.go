@@ -538,3 +538,23 @@ func TestCaptureNeedsAPhoneNumber(t *testing.T) {
 		t.Fatalf("a phone number's message: %d %v", w.Code, got)
 	}
 }
+
+// TestWhatsAppAcrossReplicas: a session created with sms and whatsapp
+// routes on one replica verifies through a Meta-signed webhook that
+// another replica receives (one replica for the memory stores).
+func TestWhatsAppAcrossReplicas(t *testing.T) {
+	forEachStore(t, func(t *testing.T, st testStore) {
+		hs := st.replicas(t, channelsYAML)
+		first, last := hs[0], hs[len(hs)-1]
+		const sender = "+60173526233"
+		v := first.mustCreate(`{"number": "` + sender + `", "channels": ["sms", "whatsapp"]}`)
+		wa := routesOf(t, v)[1]
+		entry, id := metaEntry(t, wa["to"].(string))
+		if w := last.send(last.signed(entry, adapters.Inbound{From: sender, ToID: id, Text: "Acme code " + v["code"].(string)})); w.Code != 200 {
+			t.Fatalf("webhook on the other replica = %d %s", w.Code, w.Body)
+		}
+		if got := first.get(v["id"].(string)); got["status"] != "verified" || got["channel"] != "whatsapp" || got["route_to"] != wa["to"] {
+			t.Fatalf("on the first replica: %v", got)
+		}
+	})
+}
