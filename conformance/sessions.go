@@ -7,10 +7,11 @@ import (
 	"time"
 )
 
-// senders returns the distinct (sender, receiving number) pairs of the
-// expected events, as the gateway resolves them: one verification each.
-func senders(f Fixture) [][2]string {
-	var out [][2]string
+// senders returns the distinct (sender, receiving number, channel) of the
+// expected events, as the gateway resolves them: one verification each,
+// on a route of the event's channel ("" for sms).
+func senders(f Fixture) [][3]string {
+	var out [][3]string
 	for _, e := range f.Expect.Events {
 		if e.SenderHidden {
 			continue // it verifies nothing: no verification to expect
@@ -19,7 +20,11 @@ func senders(f Fixture) [][2]string {
 		if e.VerifiedNumber != "" {
 			from = e.VerifiedNumber
 		}
-		p := [2]string{from, to}
+		ch := e.Channel
+		if ch == "sms" {
+			ch = ""
+		}
+		p := [3]string{from, to, ch}
 		if !containsPair(out, p) {
 			out = append(out, p)
 		}
@@ -58,7 +63,7 @@ func receiver(f Fixture, e Event) string {
 	return ""
 }
 
-func containsPair(ps [][2]string, p [2]string) bool {
+func containsPair(ps [][3]string, p [3]string) bool {
 	for _, q := range ps {
 		if q == p {
 			return true
@@ -94,6 +99,9 @@ func createPaced(ctx context.Context, t Target, body map[string]any) (int, verif
 func createVerifications(ctx context.Context, t Target, f Fixture, v vars) (ids []string, publicURL string, err error) {
 	for _, p := range senders(f) {
 		body := map[string]any{"number": p[0], "to": p[1], "code": v["code"], "ttl_seconds": 600, "metadata": map[string]any{"conformance": true}}
+		if p[2] != "" {
+			body["channels"] = []string{p[2]} // a route of the event's channel on its number
+		}
 		status, ver, err := createPaced(ctx, t, body)
 		if err != nil {
 			return nil, "", err

@@ -10,12 +10,15 @@ import (
 
 // TestCallsAreRejectedAndOnlyAttestedCount: every voice request is answered
 // with the <Reject> document (attested or not, matched or not, redelivered);
-// a call without attestation A is caller_unattested: counted, never passed
-// to the store (nothing processed, the session untouched, no attempt).
+// a call without attestation A is caller_unattested: counted, recorded (its
+// CallSid deduplicated), the session untouched, no attempt — and a copy of
+// it that claims attestation A later (a captured request with StirVerstat
+// added) is a duplicate that verifies nothing. An attested call verifies
+// the caller's call session without a code.
 func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
 	yaml := strings.Replace(testYAML, `{number: "+14155550100", provider: twilio}`, `{number: "+14155550100", provider: twilio, channels: [sms, call]}`, 1)
 	h := newHarness(t, yaml)
-	v := h.mustCreate(`{"number": "+14155550123", "to": "+14155550100"}`)
+	v := h.mustCreate(`{"number": "+14155550123", "channels": ["sms", "call"]}`)
 	id := v["id"].(string)
 	call := func(sid, att string) {
 		t.Helper()
@@ -30,11 +33,12 @@ func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
 		call(fmt.Sprintf("CAunattested%d", i), att)
 	}
 	metrics := h.do("GET", "/metrics", "", nil, nil).Body.String()
-	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="caller_unattested",provider="twilio"} 6`) {
-		t.Errorf("caller_unattested not counted 6 times:\n%s", grep(metrics, "mogate_messages_total"))
+	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="caller_unattested",provider="twilio"} 3`) ||
+		!strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="duplicate",provider="twilio"} 3`) {
+		t.Errorf("caller_unattested not counted 3 times, with 3 duplicates:\n%s", grep(metrics, "mogate_messages_total"))
 	}
-	if got := h.scrapeValue("mogate_processed_ids"); got != "0" {
-		t.Errorf("unattested calls reached the store: mogate_processed_ids = %s", got)
+	if got := h.scrapeValue("mogate_processed_ids"); got != "3" {
+		t.Errorf("unattested calls not recorded: mogate_processed_ids = %s", got)
 	}
 	if got := h.get(id); got["status"] != "pending" || got["attempts"] != float64(0) {
 		t.Errorf("after unattested calls: %v", got)
@@ -42,18 +46,23 @@ func TestCallsAreRejectedAndOnlyAttestedCount(t *testing.T) {
 	if !strings.Contains(h.logs.String(), "caller_unattested") {
 		t.Error("caller_unattested not logged")
 	}
-	// Attested A: passed to the store like a message (until the stores
-	// learn channels), deduplicated on the CallSid; still rejected.
+	// The same CallSid now claiming A: a duplicate, nothing verified.
+	call("CAunattested2", "A")
+	if got := h.get(id); got["status"] != "pending" {
+		t.Fatalf("an unattested CallSid replayed as attested verified the session: %v", got)
+	}
+	// Attested A: verifies the call session; the redelivery is a duplicate.
 	call("CAattested", "A")
-	if got := h.scrapeValue("mogate_processed_ids"); got != "1" {
-		t.Errorf("an attested call did not reach the store once: mogate_processed_ids = %s", got)
+	if got := h.get(id); got["status"] != "verified" || got["channel"] != "call" || got["attempts"] != float64(0) {
+		t.Fatalf("after an attested call: %v", got)
 	}
 	metrics = h.do("GET", "/metrics", "", nil, nil).Body.String()
-	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="duplicate",provider="twilio"} 1`) {
-		t.Errorf("the redelivered CallSid is not a duplicate:\n%s", grep(metrics, "mogate_messages_total"))
+	if !strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="verified",provider="twilio"} 1`) ||
+		!strings.Contains(metrics, `mogate_messages_total{channel="call",outcome="duplicate",provider="twilio"} 6`) {
+		t.Errorf("the attested call and the redeliveries:\n%s", grep(metrics, "mogate_messages_total"))
 	}
 	// A message on the same entry keeps its empty TwiML.
-	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
+	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: "hello"}))
 	if w.Body.String() != `<?xml version="1.0" encoding="UTF-8"?><Response/>` {
 		t.Errorf("an SMS answered %q", w.Body)
 	}

@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"slices"
@@ -45,7 +46,7 @@ func checkChannels(channels []string) error {
 // 422 channel_unavailable. A channel no number serves for this sender, or
 // a call route the sender cannot have (callAllowed), is 422
 // channel_unavailable naming the channel.
-func (s *Server) assignRoutes(p *pool.Pool, req *matcher.CreateRequest, channels []string, pinned, key string) (*pool.Number, error) {
+func (s *Server) assignRoutes(ctx context.Context, p *pool.Pool, req *matcher.CreateRequest, channels []string, pinned, key string) (*pool.Number, error) {
 	if channels == nil {
 		n, err := p.Assign(req.Number, pinned, req.Country, key)
 		if err != nil {
@@ -55,6 +56,15 @@ func (s *Server) assignRoutes(p *pool.Pool, req *matcher.CreateRequest, channels
 		if ch := n.Channels[0]; !n.Serves(matcher.ChannelSMS) {
 			if err := s.callAllowed(ch, req.Number); err != nil {
 				return nil, err
+			}
+			if ch == matcher.ChannelCall {
+				busy, err := s.callsPending(ctx, p, req.Number)
+				if err != nil {
+					return nil, err
+				}
+				if busy != nil && busy(n.Number) {
+					return nil, withMessage(pool.ErrBusy, "%s already has a pending call verification for this sender (a call carries no code to tell two apart): cancel it, or let it verify or expire", n.Number)
+				}
 			}
 			req.Routes = []matcher.Route{{Channel: ch, To: n.Number}}
 		}
@@ -73,7 +83,21 @@ func (s *Server) assignRoutes(p *pool.Pool, req *matcher.CreateRequest, channels
 				pinServes = true
 			}
 		}
-		n, err := p.AssignChannel(ch, req.Number, pin, req.Country, key)
+		var busy func(string) bool
+		if ch == matcher.ChannelCall {
+			var err error
+			if busy, err = s.callsPending(ctx, p, req.Number); err != nil {
+				return nil, err
+			}
+		}
+		n, err := p.AssignAvoiding(ch, req.Number, pin, req.Country, key, busy)
+		if errors.Is(err, pool.ErrBusy) {
+			where := "every number that takes calls for this sender"
+			if pin != "" {
+				where = pin
+			}
+			return nil, withMessage(pool.ErrBusy, "%s already has a pending call verification for this sender (a call carries no code to tell two apart): cancel it, or let it verify or expire", where)
+		}
 		if errors.Is(err, pool.ErrNoChannel) {
 			return nil, withMessage(pool.ErrNoChannel, "no pool number serves channel %s for this sender", ch)
 		}
@@ -90,6 +114,37 @@ func (s *Server) assignRoutes(p *pool.Pool, req *matcher.CreateRequest, channels
 	}
 	req.To = first.Number
 	return first, nil
+}
+
+// callsPending reports which pool numbers already carry a pending call
+// route of sender, under any API key. A call proves only that sender
+// called that number, so two pending call sessions of one caller on one
+// number could not be told apart: the second gets another number, or none
+// (docs/channels.md). The stores refuse to pick either of two such
+// sessions too, should concurrent creates slip past this check.
+func (s *Server) callsPending(ctx context.Context, p *pool.Pool, sender string) (func(string) bool, error) {
+	var tos []string
+	for _, n := range p.Numbers() {
+		if n.Serves(matcher.ChannelCall) {
+			tos = append(tos, n.Number)
+		}
+	}
+	if len(tos) == 0 {
+		return nil, nil
+	}
+	pending, err := s.store.PendingFor(ctx, sender, tos)
+	if err != nil {
+		return nil, s.storeErr("pending calls", err)
+	}
+	busy := map[string]bool{}
+	for _, v := range pending {
+		for _, r := range v.Routes {
+			if r.Channel == matcher.ChannelCall && v.Status == matcher.Pending && v.Number == sender {
+				busy[r.To] = true
+			}
+		}
+	}
+	return func(n string) bool { return busy[n] }, nil
 }
 
 // callAllowed refuses a call route (422 channel_unavailable) without an
@@ -117,14 +172,17 @@ func (s *Server) callAllowed(channel, sender string) error {
 	return nil
 }
 
-// channelsOfService maps Contiguity's service field to channels: sms (or
-// left out) and whatsapp to themselves; imessage, which mogate does not
+// channelsOfService maps Contiguity's service field to channels: left out
+// to the default (nil), sms and whatsapp to themselves; imessage, which mogate does not
 // offer, is 422 channel_unavailable; anything else 400
 // unsupported_service.
 func channelsOfService(service string) ([]string, error) {
 	switch service {
-	case "", matcher.ChannelSMS:
+	case "":
 		return nil, nil
+	case matcher.ChannelSMS:
+		// Named: an sms route or 422, never a pinned WhatsApp number.
+		return []string{matcher.ChannelSMS}, nil
 	case matcher.ChannelWhatsApp:
 		return []string{matcher.ChannelWhatsApp}, nil
 	case "imessage":

@@ -62,17 +62,14 @@ func (s *Server) contiguityInitiate(c *gin.Context) {
 		fail(c, err) // rendered with Contiguity's statuses (renderErrors)
 		return
 	}
-	service, qrCode := matcher.ChannelSMS, smsURI(sess)
-	if len(channels) == 1 {
-		// service whatsapp: the one route's link is what the QR and the
-		// "tap to verify" button open.
-		r := matcher.Route{Channel: channels[0], To: sess.To}
-		service, qrCode = r.Channel, s.routeURI(sess, r)
-	}
+	// The service is the session's one route's channel (a pinned number
+	// that takes no SMS gives a whatsapp route even without service), and
+	// the QR and "tap to verify" open that route's link.
+	service := sess.RoutesOrSMS()[0].Channel
 	c.JSON(http.StatusOK, contiguityEnvelope("req_", "response", gin.H{
 		"otp_id": sess.ID, "number": sess.Number, "factor": sess.Code, "to": sess.To, "service": service,
 		"expires_at": sess.ExpiresAt.Format(time.RFC3339), "success_url": nullable(sess.Callback),
-		"ui": gin.H{"text": uiText(sess), "qr_code": qrCode},
+		"ui": gin.H{"text": s.instruction(sess), "qr_code": s.pageQRURI(sess)},
 	}))
 }
 

@@ -657,8 +657,13 @@ func TestServeGracefulShutdown(t *testing.T) {
 	}
 }
 
+// TestStorageFailureAnswers503: with the journal gone every write is a
+// 503 (the provider retries) — but a call is declined all the same, since a
+// voice request is not retried but answered by the provider's fallback,
+// which would answer and bill the call.
 func TestStorageFailureAnswers503(t *testing.T) {
-	cfg, err := config.Parse([]byte(testYAML), func(string) (string, bool) { return "", false })
+	y := strings.Replace(testYAML, `{number: "+14155550100", provider: twilio}`, `{number: "+14155550100", provider: twilio, channels: [sms, call]}`, 1)
+	cfg, err := config.Parse([]byte(y), func(string) (string, bool) { return "", false })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -675,6 +680,10 @@ func TestStorageFailureAnswers503(t *testing.T) {
 	w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550123", To: "+14155550100", Text: v["code"].(string)}))
 	if w.Code != 503 || w.Header().Get("Retry-After") == "" {
 		t.Fatalf("webhook with a broken log = %d %s", w.Code, w.Body)
+	}
+	w = h.send(h.signed("twilio", adapters.Inbound{Channel: adapters.ChannelCall, MessageID: "CAbroken", From: "+14155550123", To: "+14155550100", Attestation: "A"}))
+	if w.Code != 200 || w.Body.String() != adapters.RejectCall {
+		t.Fatalf("a call with a broken log = %d %s, want the <Reject>", w.Code, w.Body)
 	}
 	if code, out := h.create(shopKey, `{"number": "+14155550124"}`, nil); code != 503 {
 		t.Fatalf("create with a broken log = %d %v", code, out)

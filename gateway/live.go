@@ -107,5 +107,5 @@ func (s *Server) getQR(c *gin.Context) {
 		fail(c, err)
 		return
 	}
-	qrPNG(c, smsURI(sess))
+	qrPNG(c, s.pageQRURI(sess))
 }

@@ -37,7 +37,7 @@ func newMetrics(version string, pending func() float64) *metrics {
 			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result (accepted, handshake, unauthenticated, malformed, too_large, error).",
 		}, []string{"provider", "result"}),
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden and caller_unattested change nothing).",
+			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden, stale and caller_unattested change nothing).",
 		}, []string{"provider", "outcome", "channel"}),
 		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_created_total", Help: "Verifications created, by API.",
@@ -46,7 +46,7 @@ func newMetrics(version string, pending func() float64) *metrics {
 			Name: "mogate_verifications_finished_total", Help: "Verifications that reached a final status, by status and channel (of the route that verified; of the first route otherwise).",
 		}, []string{"status", "channel"}),
 		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164), its provider entry and channel: created, verified, expired, failed, cancelled (each route of a session counts on its number; verified only on the route that verified).",
+			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164), its provider entry and channel: created (a session of one route), offered (each route of a session of several), verified (only on the route that verified), expired, failed, cancelled (on each route).",
 		}, []string{"number", "provider", "step", "channel"}),
 		verify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mogate_time_to_verify_seconds", Help: "From create to verified, per provider entry of the receiving number.",
@@ -71,7 +71,7 @@ func newMetrics(version string, pending func() float64) *metrics {
 	m.reg.MustRegister(m.webhooks, m.messages, m.created, m.finished, m.funnel, m.verify, m.requests, m.limited, m.reloadOK, m.reloadAt, build,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "mogate_pending_verifications",
-			Help: "Pending verifications of the whole deployment: with store: redis every replica reports the same total, so aggregate with max(), never sum()."}, pending))
+			Help: "Pending verifications of the whole deployment, a session counted once per number it has a route on: with store: redis every replica reports the same total, so aggregate with max(), never sum()."}, pending))
 	return m
 }
 

@@ -90,8 +90,11 @@ type Server struct {
 	// storeFailing is set while /readyz finds the store failing (its
 	// reason is logged once, when it starts).
 	storeFailing atomic.Bool
-	stopping     context.Context
-	stop         context.CancelFunc
+	// now is the clock of the adapters and the outbox: the store's, or
+	// Options.Now.
+	now      func() time.Time
+	stopping context.Context
+	stop     context.CancelFunc
 }
 
 // New builds a server from a validated configuration.
@@ -123,6 +126,7 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 		store: b.Store, shared: b.Shared, selfHealing: b.SelfHealing, boundsGuesses: b.BoundsSenderGuesses,
+		now: now,
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
@@ -214,7 +218,7 @@ func (s *Server) finished(sess matcher.Session) {
 	case matcher.Expired:
 		rt.pool.Expired(sess.To, sess.Attempts == 0, 2*s.cfg.Verification.TTL)
 	case matcher.Verified:
-		s.metrics.verify.WithLabelValues(entry).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
+		s.metrics.verify.WithLabelValues(entryOf(rt, routes[0].To)).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
 	}
 	msg := "verification " + status
 	if sess.Reason == "superseded" {

@@ -57,6 +57,26 @@ func uiText(s matcher.Session) string {
 	return fmt.Sprintf(instructions[lang], code, number)
 }
 
+// instruction is ui.text: the SMS instruction (uiText) when the session
+// has an SMS route, else what its first route asks of the user in the
+// session's language — the WhatsApp text to send and where, or the number
+// to call — never "text the code" to a number that takes no SMS.
+func (s *Server) instruction(sess matcher.Session) string {
+	routes := sess.RoutesOrSMS()
+	for _, r := range routes {
+		if r.Channel == matcher.ChannelSMS {
+			return uiText(sess)
+		}
+	}
+	lang := language(sess.Language)
+	r, t := routes[0], pageText[lang]
+	number := isolate(lang, humanNumber(r.To), false)
+	if r.Channel == matcher.ChannelCall {
+		return fmt.Sprintf(t["call_how"], number)
+	}
+	return fmt.Sprintf(t["wa_how"], isolate(lang, s.waText(sess), true), number)
+}
+
 // smsURI is the sms: link with the code as body, in the form Contiguity
 // returns (RFC 5724 "?body="), which iOS and Android both open.
 func smsURI(s matcher.Session) string {

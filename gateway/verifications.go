@@ -167,7 +167,7 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 			return matcher.Session{}, false, withMessage(pool.ErrNotInPool, "to must be one of this deployment's numbers in E.164 (see GET /v1/numbers)")
 		}
 	}
-	n, err := s.assignRoutes(rt.pool, &req, p.Channels, pinned, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
+	n, err := s.assignRoutes(c.Request.Context(), rt.pool, &req, p.Channels, pinned, req.Code+p.IdemKey+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		return matcher.Session{}, false, err
 	}
@@ -177,9 +177,19 @@ func (s *Server) create(c *gin.Context, p createParams) (matcher.Session, bool, 
 	}
 	if !replayed {
 		s.metrics.created.WithLabelValues(p.API).Inc()
-		for _, r := range sess.RoutesOrSMS() {
-			rt.pool.Created(r.To)
-			s.metrics.funnel.WithLabelValues(r.To, entryOf(rt, r.To), "created", r.Channel).Inc()
+		// A session of one route is "created" on its number; each route of
+		// a session of several is "offered" on its own: the user takes one,
+		// so a number's created-but-never-verified stays a sign that it
+		// stopped receiving (deploy/mogate-alerts.yml).
+		routes, step := sess.RoutesOrSMS(), "created"
+		if len(routes) > 1 {
+			step = "offered"
+		}
+		for _, r := range routes {
+			s.metrics.funnel.WithLabelValues(r.To, entryOf(rt, r.To), step, r.Channel).Inc()
+		}
+		for _, n := range matcher.RouteNumbers(routes) {
+			rt.pool.Created(n)
 		}
 		s.lifecycle("verification created", sess, n.Provider, "api", p.API, "capture", sess.Capture(), "expires_at", sess.ExpiresAt)
 	}

@@ -81,7 +81,7 @@ func (s *Server) view(v matcher.Session) verificationView {
 		Language: language(v.Language), ExpiresAt: v.ExpiresAt, CreatedAt: v.CreatedAt,
 		CallbackURL: nullable(v.Callback), RedirectURL: nullable(v.Redirect),
 		UI: uiView{
-			Text: uiText(v), SMSURI: smsURI(v),
+			Text: s.instruction(v), SMSURI: s.pageQRURI(v),
 			QRPNGURL: s.base + "/v1/verifications/" + v.ID + "/qr.png",
 			PageURL:  s.base + "/v/" + v.PageToken,
 		},

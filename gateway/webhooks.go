@@ -120,12 +120,23 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) || !s.attested(name, in) {
+		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
-			// Not durable: no 2xx, so the provider retries.
-			fail(c, s.storeErr("ingest "+name+" "+in.MessageID, err))
+			// Not durable: no 2xx, so the provider retries — except a call:
+			// a voice request is not retried but sent to a fallback URL or
+			// answered with an error message, which answers (and bills) the
+			// call. It is declined all the same; the caller can call again.
+			serr := s.storeErr("ingest "+name+" "+in.MessageID, err)
+			if a, ok := ad.(adapters.Answerer); ok {
+				if status, ct, b, ok := a.Answer(req, ins); ok {
+					s.log.Warn("call declined unrecorded: the store failed", "provider", name, "message_id", in.MessageID)
+					c.Data(status, ct, b)
+					return
+				}
+			}
+			fail(c, serr)
 			return
 		}
 	}
@@ -205,6 +216,12 @@ func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) b
 		outcome, why = "wrong_channel", "message ignored: the number does not serve this channel"
 	case in.SenderHidden:
 		outcome, why = "sender_hidden", "message ignored: the provider withheld the sender's phone number"
+	case in.ChannelOf() == adapters.ChannelWhatsApp && !in.ReceivedAt.IsZero() && s.now().Sub(in.ReceivedAt) > s.cfg.Retention:
+		// Older than the dedupe memory: Meta signs no time beside the
+		// body's own timestamp and retries for days, so a replay of a
+		// recorded delivery would be new to the dedupe. (The SMS providers
+		// either sign a time checked within minutes, or state none.)
+		outcome, why = "stale", "message ignored: older than retention, the window in which redeliveries are recognised"
 	default:
 		return true
 	}
@@ -240,21 +257,6 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	return false
 }
 
-// attested reports whether an event may reach the store: a call counts
-// only with a validated STIR/SHAKEN attestation A (anyone can place a call
-// with a spoofed caller id). Any other call is outcome caller_unattested:
-// counted and logged, it verifies nothing and costs the session no
-// attempt.
-func (s *Server) attested(provider string, in adapters.Inbound) bool {
-	if in.ChannelOf() != adapters.ChannelCall || in.Attestation == "A" {
-		return true
-	}
-	s.metrics.messages.WithLabelValues(provider, "caller_unattested", in.ChannelOf()).Inc()
-	s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", "caller_unattested",
-		"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
-	return false
-}
-
 // ingest matches a complete message durably. The sender's budgets that
 // span receiving numbers (unmatched messages, capture guesses) are charged
 // before the match, each in one atomic step, so that concurrent messages
@@ -273,12 +275,17 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		// would verify fails instead (reason line_type_rejected).
 		msg.RejectReason = matcher.ReasonLineTypeRejected
 	}
+	if msg.Channel == matcher.ChannelCall {
+		return s.ingestCall(ctx, rt, provider, in, msg)
+	}
 	unmatched, err := rt.unmatchedLimit.charge(ctx, in.From)
 	if err != nil {
 		return err // 503: the provider retries; nothing was charged
 	}
 	guess := false
-	if unmatched {
+	if unmatched && phoneNumber(in.From) {
+		// Only a phone number can be a capture session's verified number:
+		// an alphanumeric sender or a user id never tries capture codes.
 		if guess, err = rt.captureLimit.charge(ctx, in.From); err != nil {
 			rt.unmatchedLimit.refund(ctx, in.From)
 			return err
@@ -358,4 +365,51 @@ func maskNumber(n string) string {
 		return strings.Repeat("*", len(n))
 	}
 	return n[:3] + strings.Repeat("*", len(n)-5) + n[len(n)-2:]
+}
+
+// phoneNumber reports whether s is a number in E.164 form: "+" and 7 to 15
+// digits.
+func phoneNumber(s string) bool {
+	d, ok := strings.CutPrefix(s, "+")
+	if !ok || len(d) < 7 || len(d) > 15 {
+		return false
+	}
+	for _, c := range d {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// ingestCall records a call durably (its CallSid in the dedupe, like any
+// message id) and lets the store match it: only a validated STIR/SHAKEN
+// attestation A verifies, and only the one pending call session of (called
+// number, caller) — anyone can place a call with a forged caller id, and a
+// call carries no code to say which session it meant. Any other call is
+// outcome caller_unattested: counted and logged, no attempt, no event, no
+// budget; being recorded, a later copy of it that claims attestation A (a
+// captured request with StirVerstat added) is a duplicate. A call never
+// tries capture codes, nor spends the sender's budgets.
+func (s *Server) ingestCall(ctx context.Context, rt *reloadable, provider string, in adapters.Inbound, msg matcher.Message) error {
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: true})
+	if err != nil {
+		return err
+	}
+	outcome := out.Kind.String()
+	switch {
+	case out.Duplicate:
+		outcome = "duplicate"
+	case in.Attestation != "A":
+		outcome = "caller_unattested"
+		s.log.Info("call ignored: caller not attested", "provider", provider, "outcome", outcome,
+			"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From), "attestation", in.Attestation)
+	case out.Kind == matcher.Matched:
+		rt.pool.Verified(in.To)
+	default:
+		s.log.Info("call matched no session", "provider", provider, "outcome", outcome,
+			"message_id", in.MessageID, "to", in.To, "from", maskNumber(in.From))
+	}
+	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
+	return nil
 }

@@ -3,8 +3,10 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/adapters/whatsapp"
@@ -156,10 +158,11 @@ func TestWrongChannel(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
 		channels []string
+		create   string // the create's channels
 		status   string
 	}{
-		{"sms only", nil, "pending"},
-		{"sms and whatsapp", []string{"sms", "whatsapp"}, "verified"},
+		{"sms only", nil, "", "pending"},
+		{"sms and whatsapp", []string{"sms", "whatsapp"}, `, "channels": ["sms", "whatsapp"]`, "verified"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h := newHarnessWith(t, testYAML, func(c *config.Config) {
@@ -169,7 +172,7 @@ func TestWrongChannel(t *testing.T) {
 					}
 				}
 			})
-			v := h.mustCreate(`{"number": "` + sender + `", "to": "` + number + `"}`)
+			v := h.mustCreate(`{"number": "` + sender + `", "to": "` + number + `"` + tc.create + `}`)
 			w := h.send(h.signed("vonage-messages", adapters.Inbound{From: sender, To: number, Channel: adapters.ChannelWhatsApp, Text: v["code"].(string)}))
 			if w.Code != http.StatusOK {
 				t.Fatalf("webhook = %d %s", w.Code, w.Body)
@@ -193,5 +196,33 @@ func TestSMSSessionNeverOnAWhatsAppNumber(t *testing.T) {
 		if v["to"] != "+33757000000" {
 			t.Fatalf("an SMS session got %v, want the sms \"*\" number", v["to"])
 		}
+	}
+}
+
+// TestStaleMessageChangesNothing: a message whose provider-stated time is
+// older than retention (the dedupe window) is acknowledged and changes
+// nothing — a recorded Meta delivery replayed after its wamid left the
+// dedupe memory must not spend a session's attempts or verify it.
+func TestStaleMessageChangesNothing(t *testing.T) {
+	h := newWhatsAppHarness(t)
+	v := h.mustCreate(`{"number": "+60173526233", "to": "` + metaNumber + `"}`)
+	a := h.s.adapters["meta"].(adapters.Signer)
+	u, _ := url.Parse(publicURL + "/webhooks/meta")
+	old, err := a.Sign(adapters.Inbound{From: "+60173526233", ToID: metaID, Text: "wrong 000000"}, u, h.clock().Add(-25*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := h.send(old); w.Code != 200 {
+		t.Fatalf("stale message = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "pending" || got["attempts"] != 0.0 {
+		t.Fatalf("a stale message changed the session: %v", got)
+	}
+	h.hasMetric(`mogate_messages_total{channel="whatsapp",outcome="stale",provider="meta"} 1`)
+	if w := h.send(h.signed("meta", adapters.Inbound{From: "+60173526233", ToID: metaID, Text: v["code"].(string)})); w.Code != 200 {
+		t.Fatalf("fresh message = %d %s", w.Code, w.Body)
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("a fresh message did not verify: %v", got)
 	}
 }

@@ -7,13 +7,21 @@ type Message struct {
 	From, To, Text      string
 	// Channel is the channel it came on: ChannelSMS ("" means sms),
 	// ChannelWhatsApp or ChannelCall. A message considers only pending
-	// sessions with a route {Channel, To}; a call has no code and verifies
-	// only the expected-sender session of (To, From), never counting an
-	// attempt.
+	// sessions with a route {Channel, To}; a call has no code, never
+	// counts an attempt, never tries a capture session, and verifies only
+	// when its Attestation is "A" and exactly one pending expected-sender
+	// session of From, across all API keys, has a call route on To: with
+	// two or more it cannot say which one the caller meant, and verifies
+	// none (outcome Unmatched, recorded like any message).
 	Channel string
 	// LineType, Carrier, SenderCountry and Attestation are what the provider
 	// (or the gateway) told of the sender; Forwarded that the message was
 	// forwarded. The session they verify records them in its Signals.
+	// Attestation is a call's STIR/SHAKEN attestation: a call without "A"
+	// is recorded as processed (deduplicated on (Provider, MessageID), so a
+	// redelivery claiming "A" is a Duplicate) with outcome Unmatched, and
+	// changes nothing else: no attempt, no capture guess, no budget, no
+	// message.unmatched event (IngestOptions.UnmatchedKeys are ignored).
 	LineType, Carrier, SenderCountry, Attestation string
 	Forwarded                                     bool
 	// RejectReason, when set, makes a message that would verify a session

@@ -92,7 +92,10 @@ var (
 	// sender (or a pinned number does not serve it): the client asked for
 	// a channel this deployment cannot offer it (422 channel_unavailable).
 	// It wraps ErrNoNumber.
-	ErrNoChannel  = fmt.Errorf("pool: no number serves that channel for that sender: %w", ErrNoNumber)
+	ErrNoChannel = fmt.Errorf("pool: no number serves that channel for that sender: %w", ErrNoNumber)
+	// ErrBusy: every number that would serve the route already carries one
+	// of the sender's pending sessions that it must not share (a call).
+	ErrBusy       = fmt.Errorf("pool: every number that serves that channel for that sender is taken by another of its pending verifications: %w", ErrNoChannel)
 	errNoActivity = errors.New("pool: session expired without any inbound message")
 )
 
@@ -313,6 +316,18 @@ func (p *Pool) Assign(sender, pinned, country, key string) (*Number, error) {
 // route with no number at all for the sender is ErrNoNumber, as it always
 // was.
 func (p *Pool) AssignChannel(channel, sender, pinned, country, key string) (*Number, error) {
+	return p.AssignAvoiding(channel, sender, pinned, country, key, nil)
+}
+
+// AssignAvoiding is AssignChannel among the numbers busy does not name
+// (nil: none is busy): a call route must not share its number with
+// another pending call session of the same caller, since a call carries no
+// code to tell the two apart. When every number that would serve is busy
+// (or the pinned one is), the error is ErrBusy.
+func (p *Pool) AssignAvoiding(channel, sender, pinned, country, key string, busy func(number string) bool) (*Number, error) {
+	if busy == nil {
+		busy = func(string) bool { return false }
+	}
 	if pinned != "" {
 		n, ok := p.byNumber[pinned]
 		switch {
@@ -322,6 +337,8 @@ func (p *Pool) AssignChannel(channel, sender, pinned, country, key string) (*Num
 			return nil, ErrDrained
 		case !n.Serves(channel):
 			return nil, ErrNoChannel
+		case busy(n.Number):
+			return nil, ErrBusy
 		}
 		return n, nil
 	}
@@ -344,6 +361,16 @@ func (p *Pool) AssignChannel(channel, sender, pinned, country, key string) (*Num
 		}
 		return nil, ErrNoNumber
 	}
+	free := candidates[:0:0]
+	for _, n := range candidates {
+		if !busy(n.Number) {
+			free = append(free, n)
+		}
+	}
+	if len(free) == 0 {
+		return nil, ErrBusy
+	}
+	candidates = free
 	healthy := candidates[:0:0]
 	for _, n := range candidates {
 		if n.breaker.State() != gobreaker.StateOpen {

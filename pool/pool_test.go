@@ -446,3 +446,33 @@ func TestByNumberID(t *testing.T) {
 		t.Errorf("default channels = %v, want [sms]", n.Channels)
 	}
 }
+
+// TestAssignAvoiding: busy numbers are never chosen, the next best is;
+// with every candidate busy (or the pinned number busy) the error is
+// ErrBusy, which callers refuse as ErrNoChannel.
+func TestAssignAvoiding(t *testing.T) {
+	p, err := New([]Spec{
+		{Number: "+14155550100", Provider: "tw", Channels: []string{"sms", "call"}, Weight: 1},
+		{Number: "+14155550101", Provider: "tw", Channels: []string{"sms", "call"}, Weight: 1},
+	}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := p.AssignChannel("call", "+14155550123", "", "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	busy := map[string]bool{first.Number: true}
+	isBusy := func(n string) bool { return busy[n] }
+	second, err := p.AssignAvoiding("call", "+14155550123", "", "", "", isBusy)
+	if err != nil || second.Number == first.Number {
+		t.Fatalf("second = %v %v, first %s", second, err, first.Number)
+	}
+	busy[second.Number] = true
+	if n, err := p.AssignAvoiding("call", "+14155550123", "", "", "", isBusy); !errors.Is(err, ErrBusy) || !errors.Is(err, ErrNoChannel) || n != nil {
+		t.Fatalf("all busy: %v %v", n, err)
+	}
+	if n, err := p.AssignAvoiding("call", "+14155550123", first.Number, "", "", isBusy); !errors.Is(err, ErrBusy) || n != nil {
+		t.Fatalf("pinned busy: %v %v", n, err)
+	}
+}

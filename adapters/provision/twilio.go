@@ -80,10 +80,7 @@ func (c *Twilio) Point(ctx context.Context, n Number, url string) (Action, strin
 		p.SmsApplicationSid = &empty
 		note = "detached from SMS application " + n.extra
 	}
-	if err := c.t.call(func() error { _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); return err }); err != nil {
-		return "", "", err
-	}
-	return Updated, note, nil
+	return c.update(n, p, note)
 }
 
 // PointVoice sets VoiceUrl and VoiceMethod POST, and detaches a voice
@@ -97,6 +94,11 @@ func (c *Twilio) PointVoice(ctx context.Context, n Number, url string) (Action, 
 		p.VoiceApplicationSid = &empty
 		note = "detached from voice application " + n.voiceExtra
 	}
+	return c.update(n, p, note)
+}
+
+// update applies p to the number n; note says what else it changed.
+func (c *Twilio) update(n Number, p *api.UpdateIncomingPhoneNumberParams, note string) (Action, string, error) {
 	if err := c.t.call(func() error { _, err := c.api.UpdateIncomingPhoneNumber(n.ID, p); return err }); err != nil {
 		return "", "", err
 	}

@@ -104,6 +104,7 @@ type envelope struct {
 		ID        string `json:"id"`
 		Payload   struct {
 			ID         string  `json:"id"`
+			Type       string  `json:"type"`
 			Direction  string  `json:"direction"`
 			From       phone   `json:"from"`
 			To         []phone `json:"to"`
@@ -114,8 +115,9 @@ type envelope struct {
 	} `json:"data"`
 }
 
-// Parse reads message.received events, with the sender's line type
-// (normalised) and carrier; other event types yield nothing. A message to
+// Parse reads message.received events of type SMS or MMS (or none), with
+// the sender's line type (normalised) and carrier; other event types, and
+// messages of other types (WhatsApp, RCS), yield nothing. A message to
 // several of the account's numbers yields one message per number, each
 // with its own id (message id + "/" + number). A form body is a TeXML
 // voice request (parseCall).
@@ -131,6 +133,12 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 		return nil, nil
 	}
 	p := e.Data.Payload
+	if t := strings.ToUpper(strings.TrimSpace(p.Type)); t != "" && t != "SMS" && t != "MMS" {
+		// Another channel's message on the messaging webhook (WhatsApp,
+		// RCS): not an SMS, and its sender may be no phone number. Nothing
+		// until Telnyx's payload for it is known and supported.
+		return nil, nil
+	}
 	from := adapters.E164(p.From.PhoneNumber)
 	switch {
 	case strings.TrimSpace(p.ID) == "":

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,6 +95,17 @@ func TestParse(t *testing.T) {
 	ins, _ = a.Parse(&adapters.Request{Body: []byte(two)})
 	if len(ins) != 2 || ins[0].MessageID != "m1/+2" || ins[1].To != "+3" {
 		t.Errorf("two recipients = %+v", ins)
+	}
+	// Another channel's message on the messaging webhook is no SMS: its
+	// sender may be no phone number, so it must never reach SMS matching.
+	for _, typ := range []string{"WhatsApp", "RCS", "whatsapp"} {
+		b := strings.Replace(docsBody, `"type":"SMS"`, `"type":"`+typ+`"`, 1)
+		if ins, err := a.Parse(&adapters.Request{Body: []byte(b)}); err != nil || len(ins) != 0 {
+			t.Fatalf("type %s: %v %v", typ, ins, err)
+		}
+	}
+	if ins, err := a.Parse(&adapters.Request{Body: []byte(strings.Replace(docsBody, `"type":"SMS"`, `"type":"MMS"`, 1))}); err != nil || len(ins) != 1 {
+		t.Fatalf("MMS: %v %v", ins, err)
 	}
 	if ins, err := a.Parse(&adapters.Request{Body: []byte(`{"data":{"event_type":"message.sent"}}`)}); err != nil || len(ins) != 0 {
 		t.Errorf("other event = %v %v", ins, err)

@@ -28,9 +28,11 @@ func (m *Store) apply(sh *shard, r Record) {
 	m.applyTo(sh, sh.byID[raw], r)
 }
 
-// insert indexes a session on its locked shard: by id and page token, and,
-// while pending, by its match key with an expiry timer. A finished session
-// whose event is undelivered (restored from a snapshot) brings its event.
+// insert indexes a session; the caller holds every shard of s
+// (shardsOf) and sh is its home: by id and page token there, and, while
+// pending, under each number of its routes, with an expiry timer at home.
+// A finished session whose event is undelivered (restored from a
+// snapshot) brings its event.
 func (m *Store) insert(sh *shard, s *session) {
 	sh.byID[s.id] = s
 	sh.byToken[s.token] = s
@@ -40,48 +42,49 @@ func (m *Store) insert(sh *shard, s *session) {
 		}
 		return
 	}
-	if s.capture() {
-		if sh.byCode[s.to] == nil {
-			sh.byCode[s.to] = map[string]*session{}
+	for i := range s.numCount() {
+		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
+		if s.capture() {
+			if ix.byCode[num] == nil {
+				ix.byCode[num] = map[string]*session{}
+			}
+			ix.byCode[num][s.norm] = s
+		} else {
+			ix.pairAdd(s, num)
 		}
-		sh.byCode[s.to][s.norm] = s
-	} else {
-		sh.pairAdd(s)
+		m.pending.add(num, 1)
 	}
 	sh.timers.push(timer{at: s.expires, id: s.id})
-	m.pending.add(s.to, 1)
 }
 
-// pairAdd puts a pending expected-sender session into its pair's chain,
-// which is ordered by creation (the older session wins a match) whatever
-// order recovery inserts sessions in.
-func (sh *shard) pairAdd(s *session) {
-	k := pairKey{s.to, s.number}
+// pairAdd puts a pending expected-sender session into the chain of
+// (num, sender), which is ordered by creation (the older session wins a
+// match) whatever order recovery inserts sessions in.
+func (sh *shard) pairAdd(s *session, num string) {
+	k := pairKey{num, s.number}
 	head := sh.byPair[k]
 	if head == nil || s.created < head.created {
 		if head != nil {
-			s.extra().pairNext = head
+			s.setNextOn(num, head)
 		}
 		sh.byPair[k] = s
 		return
 	}
 	prev := head
-	for prev.x != nil && prev.x.pairNext != nil && prev.x.pairNext.created <= s.created {
-		prev = prev.x.pairNext
+	for n := prev.nextOn(num); n != nil && n.created <= s.created; n = prev.nextOn(num) {
+		prev = n
 	}
-	if prev.x != nil && prev.x.pairNext != nil {
-		s.extra().pairNext = prev.x.pairNext
+	if n := prev.nextOn(num); n != nil {
+		s.setNextOn(num, n)
 	}
-	prev.extra().pairNext = s
+	prev.setNextOn(num, s)
 }
 
-// pairRemove takes a session out of its pair's chain.
-func (sh *shard) pairRemove(s *session) {
-	k := pairKey{s.to, s.number}
-	var next *session
-	if s.x != nil {
-		next, s.x.pairNext = s.x.pairNext, nil
-	}
+// pairRemove takes a session out of the chain of (num, sender).
+func (sh *shard) pairRemove(s *session, num string) {
+	k := pairKey{num, s.number}
+	next := s.nextOn(num)
+	s.setNextOn(num, nil)
 	if sh.byPair[k] == s {
 		if next != nil {
 			sh.byPair[k] = next
@@ -90,20 +93,12 @@ func (sh *shard) pairRemove(s *session) {
 		}
 		return
 	}
-	for p := sh.byPair[k]; p != nil && p.x != nil; p = p.x.pairNext {
-		if p.x.pairNext == s {
-			p.x.pairNext = next
+	for p := sh.byPair[k]; p != nil; p = p.nextOn(num) {
+		if p.nextOn(num) == s {
+			p.setNextOn(num, next)
 			return
 		}
 	}
-}
-
-// pairNext returns the session after s in its pair's chain.
-func pairNext(s *session) *session {
-	if s.x == nil {
-		return nil
-	}
-	return s.x.pairNext
 }
 
 // applyTo performs a record on session s (nil: nothing to do), held by the
@@ -131,46 +126,68 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	case OpAttempt:
 		s.attempts++
 	case OpFail:
-		s.attempts++
 		s.provider, s.messageID = r.Provider, r.MessageID
-		m.finish(sh, s, matcher.Failed, r.At)
+		if r.Reason == "" { // the last allowed attempt
+			s.attempts++
+			m.finish(s, matcher.Failed, r.At)
+			break
+		}
+		// A message that would have verified s, refused by policy.
+		s.setProof(r)
+		m.finish(s, matcher.Failed, r.At)
+		s.reason = reasonCode(matcher.Failed, r.Reason)
 	case OpVerify:
 		if r.From != s.number {
 			s.extra().verifiedNumber = r.From // capture mode learns the sender
 		}
 		s.provider, s.messageID = r.Provider, r.MessageID
-		m.finish(sh, s, matcher.Verified, r.At)
+		s.setProof(r)
+		m.finish(s, matcher.Verified, r.At)
+		m.senders.add(s.key, r.From, r.At, s.id)
 	case OpCancel:
-		m.finish(sh, s, matcher.Cancelled, r.At)
+		m.finish(s, matcher.Cancelled, r.At)
 		s.reason = reasonCode(matcher.Cancelled, r.Reason)
 	case OpExpire:
-		m.finish(sh, s, matcher.Expired, r.At)
+		m.finish(s, matcher.Expired, r.At)
 	}
 	if s.status.Final() && s.notified == matcher.NotNotified {
 		sh.fresh = append(sh.fresh, sessionEvent(s))
 	}
 }
 
-// finish gives s its final status st and that status's reason (OpCancel
-// then sets which of the cancellations it was).
-func (m *Store) finish(sh *shard, s *session, st matcher.Status, at time.Time) {
-	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
-	m.pending.add(s.to, -1)
-	if s.capture() {
-		if byCode := sh.byCode[s.to]; byCode[s.norm] == s {
-			delete(byCode, s.norm)
-			if len(byCode) == 0 {
-				delete(sh.byCode, s.to)
-			}
-		}
-	} else {
-		sh.pairRemove(s)
+// setProof records the route and signals of the message of r.
+func (s *session) setProof(r Record) {
+	if r.Via != (matcher.Route{}) || r.Signals != (matcher.Signals{}) {
+		s.proof = &proof{via: r.Via, signals: r.Signals}
 	}
-	if chs, ok := sh.watch[s.id]; ok {
+}
+
+// finish gives s its final status st and that status's reason (OpCancel
+// and a rejection then set which it was), takes it out of the match
+// indexes of every number of its routes (the caller holds their shards)
+// and wakes its watchers, who wait at its home.
+func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
+	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
+	for i := range s.numCount() {
+		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
+		m.pending.add(num, -1)
+		if s.capture() {
+			if byCode := ix.byCode[num]; byCode[s.norm] == s {
+				delete(byCode, s.norm)
+				if len(byCode) == 0 {
+					delete(ix.byCode, num)
+				}
+			}
+		} else {
+			ix.pairRemove(s, num)
+		}
+	}
+	home := &m.shards[s.id[0]]
+	if chs, ok := home.watch[s.id]; ok {
 		for _, ch := range chs {
 			close(ch)
 		}
-		delete(sh.watch, s.id)
+		delete(home.watch, s.id)
 	}
 }
 
@@ -202,10 +219,15 @@ func (m *Store) Sweep() error {
 				}
 			}
 		}
+		var wide []string // sessions indexed in other shards too: expired below
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
 			t := sh.timers.pop()
 			s := sh.byID[t.id]
 			if s != nil && s.status == matcher.Pending && now.UnixNano() >= s.expires {
+				if s.shardsOf() != bit(i) {
+					wide = append(wide, s.idString())
+					continue
+				}
 				r := Record{Op: OpExpire, At: unixTime(s.expires), ID: s.idString()}
 				m.applyTo(sh, s, r)
 				recs = append(recs, r)
@@ -216,6 +238,21 @@ func (m *Store) Sweep() error {
 			c = m.journal(sh, recs...)
 		}
 		sh.mu.Unlock()
+		for _, id := range wide {
+			var wc Commit
+			m.lockSession(id, func(sh *shard, s *session) {
+				if s.status == matcher.Pending && now.UnixNano() >= s.expires {
+					r := Record{Op: OpExpire, At: unixTime(s.expires), ID: id}
+					m.applyTo(sh, s, r)
+					wc = m.journal(sh, r)
+				}
+			})
+			if wc != nil {
+				if err := wc.Wait(); err != nil && firstErr == nil {
+					firstErr = err
+				}
+			}
+		}
 		// Create locks an idempotency shard before a session shard; this
 		// runs after the session shard is released to keep that order.
 		for _, s := range purged {
@@ -232,6 +269,7 @@ func (m *Store) Sweep() error {
 	}
 	m.parts.gc(now)
 	m.dedupe.sweep(now)
+	m.senders.sweep(now)
 	return firstErr
 }
 

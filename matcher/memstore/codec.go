@@ -3,33 +3,48 @@ package memstore
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"time"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
 )
 
-// Record payload (inside a WAL frame), version 1:
+// Record payload (inside a WAL frame), version 2:
 //
-//	u8 format version (1) | u8 op | varint at (unix ns) | op fields
+//	u8 format version (2) | u8 op | varint at (unix ns) | op fields
 //
 // Strings and byte slices are a uvarint length then the bytes; integers are
 // uvarints; times are varint unix nanoseconds (0 for the zero time).
 //
 //	OpCreate                     session
-//	OpAttempt, OpFail, OpVerify  id, from, provider, message id
+//	OpAttempt, OpFail, OpVerify  id, from, provider, message id, proof
 //	OpCancel                     id, reason
 //	OpExpire, OpDelivered, OpDead id
 //	OpProcessed                  provider, message id, outcome kind (u8), outcome session id
-//	OpPart                       message: provider, message id, from, to, text, parts, part, ref
+//	OpPart                       message
 //	OpUnmatched                  event id, API key name, message
 //
 // session: id, key, api, number, code, to, country, language, callback,
 // redirect, metadata, page token, idempotency key, request hash,
 // max attempts, created, expires, status (u8), attempts, verified number,
-// finished, provider, message id, reason, notified (u8).
+// finished, provider, message id, reason, notified (u8), routes (uvarint
+// n, n times channel and number; 0: the one route {sms, to}), client
+// country, proof.
+//
+// proof: the route of the message (channel, number), its signals (line
+// type, carrier, sender country, attestation, forwarded u8, sender
+// sessions in 24 h), and the reason of a failure by policy.
+//
+// message: provider, message id, from, to, text, parts, part, ref,
+// channel, line type, carrier, sender country, attestation, forwarded
+// (u8), reject reason.
+//
+// Version 1, still read, ends the session after notified, the attempt,
+// failure and verification after the message id, and the message after
+// ref: a session of version 1 has the one route {sms, to}.
 
-const codecVersion = 1
+const codecVersion = 2
 
 // errDecode is returned for a payload that does not decode.
 var errDecode = errors.New("matcher: undecodable record")
@@ -40,6 +55,7 @@ func (e *enc) u8(v uint8)     { e.b = append(e.b, v) }
 func (e *enc) uv(v uint64)    { e.b = binary.AppendUvarint(e.b, v) }
 func (e *enc) str(s string)   { e.uv(uint64(len(s))); e.b = append(e.b, s...) }
 func (e *enc) bytes(b []byte) { e.uv(uint64(len(b))); e.b = append(e.b, b...) }
+func (e *enc) varint(v int64) { e.b = binary.AppendVarint(e.b, v) }
 func (e *enc) time(t time.Time) {
 	if t.IsZero() {
 		e.b = binary.AppendVarint(e.b, 0)
@@ -165,11 +181,59 @@ func (e *enc) compact(s *session) {
 	e.str(s.messageID)
 	e.str(reasons[s.reason])
 	e.u8(uint8(s.notified))
+	e.uv(uint64(len(x.routes)))
+	for _, r := range x.routes {
+		e.str(r.Channel)
+		e.str(r.To)
+	}
+	e.str(x.clientCountry)
+	var p proof
+	if s.proof != nil {
+		p = *s.proof
+	}
+	e.proof(p.via, p.signals, "")
 }
 
-// compact decodes a session straight into its in-memory form; intern
-// shares strings that repeat across sessions.
-func (d *dec) compact(intern func(string) string) *session {
+// proof encodes what a message told of its route and sender.
+func (e *enc) proof(via matcher.Route, sig matcher.Signals, reason string) {
+	for _, v := range []string{via.Channel, via.To, sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation} {
+		e.str(v)
+	}
+	e.u8(b2u(sig.Forwarded))
+	e.uv(uint64(max(sig.SenderSessions24h, 0)))
+	e.str(reason)
+}
+
+func (d *dec) proof() (via matcher.Route, sig matcher.Signals, reason string) {
+	via.Channel, via.To = d.str(), d.str()
+	sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation = d.str(), d.str(), d.str(), d.str()
+	sig.Forwarded = d.bool()
+	sig.SenderSessions24h = d.int()
+	reason = d.str()
+	return via, sig, reason
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+func (d *dec) bool() bool {
+	switch d.u8() {
+	case 0:
+		return false
+	case 1:
+		return true
+	}
+	d.fail()
+	return false
+}
+
+// compact decodes a session of codec version v straight into its
+// in-memory form; intern shares strings that repeat across sessions.
+func (d *dec) compact(intern func(string) string, v uint8) *session {
 	s := &session{}
 	var ok bool
 	var x sessionExtra
@@ -202,8 +266,38 @@ func (d *dec) compact(intern func(string) string) *session {
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
+	var routes []matcher.Route
+	if v >= 2 {
+		n := d.uv()
+		if n > uint64(len(d.b)) { // each route takes two bytes at least
+			d.fail()
+		}
+		for i := uint64(0); i < n && d.err == nil; i++ {
+			routes = append(routes, matcher.Route{Channel: d.str(), To: d.str()})
+		}
+		x.clientCountry = intern(d.str())
+		var reason string
+		var p proof
+		p.via, p.signals, reason = d.proof()
+		if reason != "" {
+			d.fail()
+		}
+		if p != (proof{}) {
+			s.proof = &p
+		}
+	}
 	if d.err != nil {
 		return nil
+	}
+	if len(routes) > 0 && routes[0].To != s.to {
+		d.fail()
+		return nil
+	}
+	for i, r := range routes {
+		if !matcher.ValidChannel(r.Channel) || r.To == "" || slices.Contains(routes[:i], r) {
+			d.fail()
+			return nil
+		}
 	}
 	if s.prefix, s.id, ok = parseID(string(id)); !ok {
 		d.fail()
@@ -217,9 +311,10 @@ func (d *dec) compact(intern func(string) string) *session {
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
 	s.norm, _ = text.NormalizeCode(s.code)
 	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
-		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" {
+		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = &x
 	}
+	s.setRoutes(routes, intern)
 	return s
 }
 
@@ -254,6 +349,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 		e.str(r.From)
 		e.str(r.Provider)
 		e.str(r.MessageID)
+		e.proof(r.Via, r.Signals, r.Reason)
 	case OpCancel:
 		e.str(r.ID)
 		e.str(r.Reason)
@@ -281,13 +377,24 @@ func (e *enc) message(m matcher.Message) {
 	e.uv(uint64(m.Parts))
 	e.uv(uint64(m.Part))
 	e.str(m.PartsRef)
+	for _, v := range []string{m.Channel, m.LineType, m.Carrier, m.SenderCountry, m.Attestation} {
+		e.str(v)
+	}
+	e.u8(b2u(m.Forwarded))
+	e.str(m.RejectReason)
 }
 
-func (d *dec) message() matcher.Message {
+// message decodes a message of codec version v.
+func (d *dec) message(v uint8) matcher.Message {
 	var m matcher.Message
 	m.Provider, m.MessageID, m.From, m.To, m.Text = d.str(), d.str(), d.str(), d.str(), d.str()
 	m.Parts, m.Part = d.int(), d.int()
 	m.PartsRef = d.str()
+	if v >= 2 {
+		m.Channel, m.LineType, m.Carrier, m.SenderCountry, m.Attestation = d.str(), d.str(), d.str(), d.str(), d.str()
+		m.Forwarded = d.bool()
+		m.RejectReason = d.str()
+	}
 	return m
 }
 
@@ -297,18 +404,25 @@ func identity(s string) string { return s }
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
 	d := dec{b: b}
-	if d.u8() != codecVersion {
+	version := d.u8()
+	if version != 1 && version != codecVersion {
 		return Record{}, errDecode
 	}
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		if s := d.compact(identity); s != nil {
+		if s := d.compact(identity, version); s != nil {
 			v := s.view()
 			r.Session, r.sess, r.ID = &v, s, v.ID
 		}
 	case OpAttempt, OpFail, OpVerify:
 		r.ID, r.From, r.Provider, r.MessageID = d.str(), d.str(), d.str(), d.str()
+		if version >= 2 {
+			r.Via, r.Signals, r.Reason = d.proof()
+			if r.Reason != "" && (r.Op != OpFail || matcher.Reason(matcher.Failed, r.Reason) != r.Reason) {
+				d.fail()
+			}
+		}
 	case OpCancel:
 		r.ID, r.Reason = d.str(), d.str()
 	case OpExpire, OpDelivered, OpDead:
@@ -321,13 +435,13 @@ func decodeRecord(b []byte) (Record, error) {
 			d.fail()
 		}
 	case OpPart:
-		m := d.message()
+		m := d.message(version)
 		if m.Parts > 255 || m.Part < 1 || m.Part > m.Parts {
 			d.fail()
 		}
 		r.Part = &Part{Message: m}
 	case OpUnmatched:
-		u := &matcher.UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(), At: r.At}
+		u := &matcher.UnmatchedEvent{ID: d.str(), Key: d.str(), Message: d.message(version), At: r.At}
 		r.ID, r.Unmatched = u.ID, u
 	default:
 		d.fail()

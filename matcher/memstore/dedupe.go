@@ -45,7 +45,7 @@ type dedupe struct {
 	mu       sync.Mutex
 	done     map[seenKey]uint64
 	sids     map[seenKey]string
-	order    keyFIFO
+	order    fifo[seenKey]
 	size     atomic.Int64 // len(done), read without the lock
 	peak     int          // the most entries done held since it was last rebuilt
 	inflight map[seenKey]*flight
@@ -235,23 +235,22 @@ func (d *dedupe) each(fn func(k seenKey, o matcher.Outcome, atMS int64)) {
 // is O(1).
 func (m *Store) Remembered() int { return int(m.dedupe.size.Load()) }
 
-// fifoChunk is the number of keys per FIFO chunk (64 KiB).
+// fifoChunk is the number of items per FIFO chunk (64 KiB of keys).
 const fifoChunk = 4096
 
-// keyFIFO is a queue of keys in fixed-size chunks: it grows and shrinks a
-// chunk at a time, with no copy of its contents and one spare chunk kept
-// for reuse.
-type keyFIFO struct {
-	chunks     []*[fifoChunk]seenKey
+// fifo is a queue in fixed-size chunks: it grows and shrinks a chunk at a
+// time, with no copy of its contents and one spare chunk kept for reuse.
+type fifo[T any] struct {
+	chunks     []*[fifoChunk]T
 	head, tail int // first used slot of chunks[0]; slots used in the last chunk
-	spare      *[fifoChunk]seenKey
+	spare      *[fifoChunk]T
 }
 
-func (q *keyFIFO) push(k seenKey) {
+func (q *fifo[T]) push(k T) {
 	if len(q.chunks) == 0 || q.tail == fifoChunk {
 		c := q.spare
 		if c == nil {
-			c = new([fifoChunk]seenKey)
+			c = new([fifoChunk]T)
 		}
 		q.spare = nil
 		q.chunks = append(q.chunks, c)
@@ -261,15 +260,18 @@ func (q *keyFIFO) push(k seenKey) {
 	q.tail++
 }
 
-func (q *keyFIFO) front() (seenKey, bool) {
+func (q *fifo[T]) front() (T, bool) {
 	if len(q.chunks) == 0 {
-		return seenKey{}, false
+		var zero T
+		return zero, false
 	}
 	return q.chunks[0][q.head], true
 }
 
-// pop drops the front key; the FIFO must not be empty.
-func (q *keyFIFO) pop() {
+// pop drops the front item; the FIFO must not be empty.
+func (q *fifo[T]) pop() {
+	var zero T
+	q.chunks[0][q.head] = zero // no reference kept
 	q.head++
 	switch {
 	case len(q.chunks) == 1 && q.head == q.tail:
@@ -285,7 +287,7 @@ func (q *keyFIFO) pop() {
 	}
 }
 
-func (q *keyFIFO) each(fn func(seenKey)) {
+func (q *fifo[T]) each(fn func(T)) {
 	last := len(q.chunks) - 1
 	for i, c := range q.chunks {
 		from, to := 0, fifoChunk

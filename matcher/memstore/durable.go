@@ -17,15 +17,18 @@ import (
 //	snapshot        the latest snapshot (wal snapshot framing, payload below)
 //	wal/            the log segments, "<first LSN>.wal", and any ".broken" cuts
 //
-// Snapshot payload, version 2: u8 version | u64 cut per shard (64, uvarint)
+// Snapshot payload, version 3: u8 version | u64 cut per shard (64, uvarint)
 // | uvarint global cut | per shard: uvarint byte length, then uvarint n and
-// n sessions | uvarint n, n processed messages and spent nonces, oldest
-// first (16-byte key, outcome kind u8, session id, at) |
-// uvarint n, n stored parts (first seen, then the OpPart fields) | uvarint
-// n, n message.unmatched events. Shard sections are length-prefixed so that
-// recovery decodes them in parallel. Version 1 differs only in the
-// processed messages: their key is the string provider, zero byte, message
-// id, in any order; it is still read.
+// n sessions (the session format of codec.go, record version 2) | uvarint
+// n, n processed messages and spent nonces, oldest first (16-byte key,
+// outcome kind u8, session id, at) | uvarint n, n stored parts (first
+// seen, then the OpPart fields) | uvarint n, n message.unmatched events |
+// the sender counts (senders.go). Shard sections are length-prefixed so
+// that recovery decodes them in parallel. Version 2 (still read) has
+// sessions of record version 1 and no sender counts: its verified sessions
+// seed them. Version 1 (still read) differs from 2 in the processed
+// messages: their key is the string provider, zero byte, message id, in
+// any order.
 //
 // Each shard's cut is the last LSN appended while the shard was being copied
 // under its lock: its records with a higher LSN are replayed, the others
@@ -35,7 +38,7 @@ import (
 const snapshotName = "snapshot"
 
 // snapshotVersion is the version of the snapshot payload written.
-const snapshotVersion = 2
+const snapshotVersion = 3
 
 // DurableOptions configure Open.
 type DurableOptions struct {
@@ -191,28 +194,13 @@ func (m *Store) Snapshot() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := m.opt.Now()
-	e := enc{b: make([]byte, 0, 1<<16)}
-	e.u8(snapshotVersion)
-	// Each component copies itself under its own lock; the sessions first,
-	// then the processed messages, whose cut bounds every later one.
-	cuts, sections := m.snapshotShards(d.log.LastLSN)
-	global, processed := m.dedupe.snapshot(d.log.LastLSN())
-	for _, c := range cuts {
-		e.uv(c)
-	}
-	e.uv(global)
-	for i := range sections {
-		e.bytes(sections[i])
-	}
-	e.b = append(e.b, processed...)
-	m.parts.snapshot(&e)
-	m.events.snapshot(&e)
+	payload, cuts, global := m.snapshotPayload(d.log.LastLSN, now)
 
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
 		return err
 	}
-	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, e.b); err != nil {
+	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, payload); err != nil {
 		return err
 	}
 	minCut := global
@@ -227,12 +215,35 @@ func (m *Store) Snapshot() error {
 	return nil
 }
 
+// snapshotPayload copies every component into a snapshot payload and
+// returns it with the cuts it holds; lastLSN is the journal's last LSN.
+func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload []byte, cuts [numShards]uint64, global uint64) {
+	e := enc{b: make([]byte, 0, 1<<16)}
+	e.u8(snapshotVersion)
+	// Each component copies itself under its own lock; the sessions first,
+	// then the processed messages, whose cut bounds every later one.
+	cuts, sections := m.snapshotShards(lastLSN)
+	global, processed := m.dedupe.snapshot(lastLSN())
+	for _, c := range cuts {
+		e.uv(c)
+	}
+	e.uv(global)
+	for i := range sections {
+		e.bytes(sections[i])
+	}
+	e.b = append(e.b, processed...)
+	m.parts.snapshot(&e)
+	m.events.snapshot(&e)
+	m.senders.snapshot(&e, now)
+	return e.b, cuts, global
+}
+
 // loadSnapshot restores every component from a snapshot payload, in the
 // order Snapshot wrote them, and returns the cuts it holds.
 func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
 	d := dec{b: b}
 	version := d.u8()
-	if version != 1 && version != snapshotVersion {
+	if version < 1 || version > snapshotVersion {
 		return cuts, 0, errDecode
 	}
 	for i := range cuts {
@@ -247,12 +258,15 @@ func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, e
 		return cuts, 0, d.err
 	}
 	now := m.opt.Now()
-	if err := m.restoreShards(sections, now); err != nil {
+	if err := m.restoreShards(sections, version, now); err != nil {
 		return cuts, 0, err
 	}
 	m.dedupe.restore(&d, version, now)
 	m.parts.restore(&d)
 	m.events.restore(&d)
+	if version >= 3 {
+		m.senders.restore(&d, now)
+	}
 	if d.err == nil && len(d.b) != 0 {
 		d.fail()
 	}

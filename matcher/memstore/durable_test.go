@@ -36,7 +36,11 @@ func state(m *Store) string {
 			lines = append(lines, fmt.Sprintf("%+v", s.view()))
 		}
 		for k, s := range sh.byPair {
-			lines = append(lines, fmt.Sprintf("pair %v -> %s", k, s.idString()))
+			chain := []string{}
+			for ; s != nil; s = s.nextOn(k.to) {
+				chain = append(chain, s.idString())
+			}
+			lines = append(lines, fmt.Sprintf("pair %v -> %v", k, chain))
 		}
 		for to, byCode := range sh.byCode {
 			for code, s := range byCode {
@@ -45,6 +49,16 @@ func state(m *Store) string {
 		}
 		sh.mu.Unlock()
 	}
+	for n, c := range m.pendingByNumber() {
+		lines = append(lines, fmt.Sprintf("pending %s %d", n, c))
+	}
+	m.senders.mu.Lock()
+	for k, list := range m.senders.m {
+		for _, e := range list {
+			lines = append(lines, fmt.Sprintf("sender %q %q %d %x", k.key, k.sender, e.at, e.id))
+		}
+	}
+	m.senders.mu.Unlock()
 	m.dedupe.mu.Lock()
 	m.dedupe.each(func(k seenKey, o matcher.Outcome, _ int64) {
 		lines = append(lines, fmt.Sprintf("processed %x %+v", k, o))
@@ -86,6 +100,43 @@ func workload(t *testing.T, m *Store, tag string) {
 	msg("+14155550010", "nothing")    // unmatched
 	if _, err := m.cancel(c.ID); err != nil {
 		t.Fatal(err)
+	}
+	// Routes on two numbers, calls, signals and a rejection by policy.
+	routed := func(number, code string, routes ...matcher.Route) matcher.Session {
+		s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: number, Code: code, To: routes[0].To, Routes: routes,
+			ClientCountry: "US", TTL: 10 * time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	on := func(ch, to, from, text, reject string) {
+		msg := matcher.Message{Provider: "meta", MessageID: tag + ch + from + text, From: from, To: to, Text: text, Channel: ch,
+			LineType: "mobile", Carrier: "Carrier", SenderCountry: "US", Attestation: "A", Forwarded: true, RejectReason: reject}
+		if _, err := m.ingestOnce(msg, matcher.IngestOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sms1, wa2 := matcher.Route{Channel: matcher.ChannelSMS, To: to}, matcher.Route{Channel: matcher.ChannelWhatsApp, To: to2}
+	call2 := matcher.Route{Channel: matcher.ChannelCall, To: to2}
+	routed("+14155550020", "202020", sms1, wa2)
+	on(matcher.ChannelWhatsApp, to2, "+14155550020", "202020", "") // verified on the second number
+	routed("+14155550021", "212121", sms1, call2)
+	on(matcher.ChannelCall, to2, "+14155550021", "", "") // verified by a call
+	routed("+14155550001", "232323", wa2, sms1)
+	on(matcher.ChannelSMS, to, "+14155550001", "232323", matcher.ReasonLineTypeRejected) // refused by policy
+	routed("+14155550022", "242424", sms1, wa2)
+	routed("+14155550022", "252525", wa2) // supersedes through the shared number
+	routed("+14155550023", "262626", sms1, wa2)
+	on(matcher.ChannelWhatsApp, to2, "+14155550023", "000000", "") // attempt on the second number
+	routed("+14155550024", "272727", wa2, sms1)                    // stays pending
+	routedCapture, _, err := m.createOnce(matcher.CreateRequest{Key: "k", To: to, Routes: []matcher.Route{sms1, wa2}, TTL: 10 * time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	on(matcher.ChannelWhatsApp, to2, "+14155550025", routedCapture.Code, "")
+	if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", To: to2, Routes: []matcher.Route{wa2, sms1}, TTL: 10 * time.Minute}); err != nil {
+		t.Fatal(err) // a capture session that stays pending on two numbers
 	}
 	part := matcher.Message{Provider: "vo", MessageID: tag + "p1", From: "+14155550011", To: to, Text: "part one", Parts: 2, Part: 1, PartsRef: tag}
 	if _, err := m.ingestOnce(part, matcher.IngestOptions{}); err != nil {
@@ -179,16 +230,22 @@ func TestSnapshotUnderLoad(t *testing.T) {
 				default:
 				}
 				from := fmt.Sprintf("+1415%03d%04d", 200+g, i%10000)
-				s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Minute})
+				req := matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Minute}
+				msg := matcher.Message{Provider: "p", From: from, To: to}
+				if i%2 == 1 { // routes on two numbers, proven on the second
+					req.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: to2}}
+					msg.Channel, msg.To = matcher.ChannelWhatsApp, to2
+				}
+				s, _, err := m.createOnce(req)
 				if err != nil {
 					t.Error(err)
 					return
 				}
-				text := s.Code
+				msg.MessageID, msg.Text = s.ID, s.Code
 				if i%3 == 0 {
-					text = "wrong"
+					msg.Text = "wrong"
 				}
-				if _, err := m.ingestOnce(matcher.Message{Provider: "p", MessageID: s.ID, From: from, To: to, Text: text}, matcher.IngestOptions{}); err != nil {
+				if _, err := m.ingestOnce(msg, matcher.IngestOptions{}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -273,10 +330,22 @@ func TestWALFailureIsNotAcknowledged(t *testing.T) {
 func TestCodecRoundTrip(t *testing.T) {
 	s := &matcher.Session{ID: newID("vrf_", 3), Key: "k", API: "v1", Number: alice, Code: "Ab 12", To: to, Metadata: []byte(`{"x":1}`),
 		PageToken: newID("pt_", 3), MaxAttempts: 3, CreatedAt: time.Unix(1, 5).UTC(), ExpiresAt: time.Unix(100, 0).UTC(),
-		Status: matcher.Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: ""}
+		Status: matcher.Verified, Attempts: 2, VerifiedNumber: alice, FinishedAt: time.Unix(50, 0).UTC(), Provider: "tw", MessageID: "SM1", Reason: "",
+		Routes:        []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: "+14155550101"}},
+		ClientCountry: "DE", Via: matcher.Route{Channel: matcher.ChannelWhatsApp, To: "+14155550101"},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US", Forwarded: true, SenderSessions24h: 2}}
+	plain := &matcher.Session{ID: newID("vrf_", 4), Key: "k", Number: alice, Code: "1234", To: to, PageToken: newID("pt_", 4),
+		MaxAttempts: 3, Routes: []matcher.Route{{Channel: matcher.ChannelSMS, To: to}}}
 	recs := []Record{
 		{Op: OpCreate, At: time.Unix(1, 5).UTC(), ID: s.ID, Session: s},
-		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1"},
+		{Op: OpCreate, At: time.Unix(1, 6).UTC(), ID: plain.ID, Session: plain},
+		{Op: OpVerify, At: time.Unix(2, 0).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM1",
+			Via: s.Via, Signals: s.Signals},
+		{Op: OpFail, At: time.Unix(2, 5).UTC(), ID: s.ID, From: alice, Provider: "tw", MessageID: "SM2", Reason: matcher.ReasonLineTypeRejected,
+			Via: matcher.Route{Channel: matcher.ChannelCall, To: to}, Signals: matcher.Signals{LineType: "voip", Attestation: "A"}},
+		{Op: OpUnmatched, At: time.Unix(7, 0).UTC(), ID: "evt_1", Unmatched: &matcher.UnmatchedEvent{ID: "evt_1", Key: "k", At: time.Unix(7, 0).UTC(),
+			Message: matcher.Message{Provider: "meta", MessageID: "wamid.1", From: alice, To: to, Text: "hi", Channel: matcher.ChannelWhatsApp,
+				LineType: "mobile", Carrier: "c", SenderCountry: "US", Attestation: "B", Forwarded: true, RejectReason: "x"}}},
 		{Op: OpCancel, At: time.Unix(3, 0).UTC(), ID: s.ID, Reason: "superseded"},
 		{Op: OpExpire, At: time.Unix(4, 0).UTC(), ID: s.ID},
 		{Op: OpProcessed, At: time.Unix(5, 0).UTC(), Provider: "tw", MessageID: "SM1", Outcome: matcher.Outcome{Kind: matcher.Matched, SessionID: s.ID}},
@@ -293,7 +362,7 @@ func TestCodecRoundTrip(t *testing.T) {
 			}
 			continue
 		}
-		if r.Op == OpCreate && !reflect.DeepEqual(*got.Session, *r.Session) {
+		if r.Op == OpCreate && !reflect.DeepEqual(*got.Session, *r.Session) { // routes, client country, via and signals too
 			t.Fatalf("session:\n got %+v\nwant %+v", *got.Session, *r.Session)
 		}
 		if r.Op == OpPart && got.Part.Message != r.Part.Message {
@@ -306,6 +375,14 @@ func FuzzDecode(f *testing.F) {
 	s := &matcher.Session{ID: newID("vrf_", 1), PageToken: newID("pt_", 1), Code: "1234", To: to}
 	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: s}))
 	f.Add(encodeRecord(nil, &Record{Op: OpVerify, ID: s.ID, From: alice}))
+	routed := *s
+	routed.Number, routed.Routes, routed.ClientCountry = alice, []matcher.Route{{Channel: "sms", To: to}, {Channel: "call", To: "+1"}}, "US"
+	f.Add(encodeRecord(nil, &Record{Op: OpCreate, ID: s.ID, Session: &routed}))
+	f.Add(encodeRecord(nil, &Record{Op: OpFail, ID: s.ID, From: alice, Reason: matcher.ReasonLineTypeRejected,
+		Via: matcher.Route{Channel: "call", To: "+1"}, Signals: matcher.Signals{Attestation: "A", Forwarded: true, SenderSessions24h: 3}}))
+	v1 := encodeRecord(nil, &Record{Op: OpExpire, ID: s.ID})
+	v1[0] = 1 // a record of version 1 (the same for OpExpire)
+	f.Add(v1)
 	f.Add(encodeRecord(nil, &Record{Op: OpPart, Part: &Part{Message: matcher.Message{Parts: 2, Part: 1}}}))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, err := decodeRecord(b)

@@ -256,7 +256,7 @@ func storeErr(err error) error {
 	if err == nil || errors.Is(err, matcher.ErrUnavailable) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
 	}
-	for _, known := range []error{matcher.ErrNotFound, matcher.ErrNotPending, matcher.ErrCodeInUse, matcher.ErrInvalidCode, matcher.ErrIdempotencyReused, matcher.ErrCodeNotAllowed} {
+	for _, known := range []error{matcher.ErrNotFound, matcher.ErrNotPending, matcher.ErrCodeInUse, matcher.ErrInvalidCode, matcher.ErrIdempotencyReused, matcher.ErrCodeNotAllowed, matcher.ErrInvalidRoutes} {
 		if errors.Is(err, known) {
 			return err
 		}

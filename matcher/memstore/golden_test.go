@@ -15,13 +15,22 @@ import (
 	"github.com/mogate/mogate/matcher/memstore"
 )
 
-// The golden data directory: a snapshot and a WAL segment written by the
-// memory store from the script in writeGolden, and want.json, the state
-// they hold. Recovering them must give exactly that state: the snapshot and
-// record formats, and what recovery makes of them, do not change.
-const goldenDir = "testdata/golden-v1"
+// The golden data directories, one per version of the formats: a snapshot
+// and a WAL segment written by the memory store from the script in
+// writeGolden, and want.json, the state they hold. Recovering them must
+// give exactly that state: the snapshot and record formats, and what
+// recovery makes of them, do not change, and data an older build wrote
+// still recovers. Version 1 is record version 1 in snapshot payload 2;
+// version 2 (record version 2, snapshot payload 3) adds sessions with
+// routes on two numbers, calls, signals, a rejection by policy and sender
+// counts to the script.
+var goldenDirs = map[int]string{1: "testdata/golden-v1", 2: "testdata/golden-v2"}
 
-var updateGolden = flag.Bool("golden.update", false, "rewrite "+goldenDir+" (only when its format changes on purpose)")
+// goldenLatest is the version this build writes: -golden.update rewrites
+// only its directory; the older ones are kept as they were written.
+const goldenLatest = 2
+
+var updateGolden = flag.Bool("golden.update", false, "rewrite "+goldenDirs[goldenLatest]+" (only when its format changes on purpose)")
 
 // goldenStart is the clock of the script; it ends at goldenEnd.
 var (
@@ -50,6 +59,11 @@ type goldenState struct {
 	Redeliver map[string]matcher.Outcome // provider message id -> outcome of a redelivery
 	Nonces    map[string]bool            // nonce -> fresh when spent again
 	LastPart  matcher.Outcome            // the missing part of the pending multipart message
+	// Version 2: the sender counts ("key/sender" -> SenderSessions24h at
+	// goldenEnd) and the pending sessions of a sender with routes on two
+	// numbers (PendingFor on the second, then on both).
+	Senders   map[string]int `json:",omitempty"`
+	PendingOn [][]string     `json:",omitempty"`
 }
 
 const (
@@ -58,13 +72,27 @@ const (
 	gBob   = "+15551110002"
 	gCarol = "+15551110003"
 	gDave  = "+15551110004"
+	// Version 2.
+	gTo2   = "+15550000002"
+	gFrank = "+15551110005"
+	gGrace = "+15551110006"
+	gHeidi = "+15551110007"
+	gIvan  = "+15551110008"
+)
+
+// Routes of the version 2 script.
+var (
+	gSMS  = matcher.Route{Channel: matcher.ChannelSMS, To: gTo}
+	gWA2  = matcher.Route{Channel: matcher.ChannelWhatsApp, To: gTo2}
+	gCall = matcher.Route{Channel: matcher.ChannelCall, To: gTo2}
 )
 
 // writeGolden runs the script on a fresh store in dir: a first half that
 // the snapshot holds (the store is closed, which snapshots), a second half
 // only in the log, copied to out before the store closes (closing
-// snapshots). It returns the session ids by script name.
-func writeGolden(t *testing.T, dir, out string) map[string]string {
+// snapshots). It returns the session ids by script name. version selects
+// the script (see goldenDirs).
+func writeGolden(t *testing.T, dir, out string, version int) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	now := goldenStart
@@ -87,7 +115,10 @@ func writeGolden(t *testing.T, dir, out string) map[string]string {
 	ingest := func(msg matcher.Message, keys ...string) matcher.Outcome {
 		t.Helper()
 		now = now.Add(time.Second)
-		msg.Provider, msg.To = "twilio", gTo
+		msg.Provider = "twilio"
+		if msg.To == "" {
+			msg.To = gTo
+		}
 		o, err := st.Ingest(ctx, msg, matcher.IngestOptions{UnmatchedKeys: keys})
 		if err != nil {
 			t.Fatal(msg.MessageID, err)
@@ -119,6 +150,15 @@ func writeGolden(t *testing.T, dir, out string) map[string]string {
 	ingest(matcher.Message{MessageID: "m-r1-1", From: gDave, Text: "Code ", Parts: 2, Part: 1, PartsRef: "r1"})
 	spend("n1")
 	ingest(matcher.Message{MessageID: "m-unmatched-1", From: gDave, Text: "hello"}, "k1", "k2")
+	var capture2 matcher.Session
+	if version >= 2 {
+		create("frank", matcher.CreateRequest{Key: "k1", Number: gFrank, Code: "135790", To: gTo, Routes: []matcher.Route{gSMS, gWA2}, ClientCountry: "DE"})
+		create("grace", matcher.CreateRequest{Key: "k1", Number: gGrace, Code: "246802", To: gTo, Routes: []matcher.Route{gSMS, gCall}})
+		if o := ingest(matcher.Message{MessageID: "CA-grace", From: gGrace, To: gTo2, Channel: matcher.ChannelCall, Attestation: "A", LineType: "mobile"}); o.Kind != matcher.Matched {
+			t.Fatalf("call: %+v", o)
+		}
+		capture2 = create("capture2", matcher.CreateRequest{Key: "k2", To: gTo, Routes: []matcher.Route{gSMS, gWA2}})
+	}
 	if err := closeStore(); err != nil {
 		t.Fatal(err)
 	}
@@ -139,6 +179,23 @@ func writeGolden(t *testing.T, dir, out string) map[string]string {
 	ingest(matcher.Message{MessageID: "m-fail", From: gDave, Text: "000000"})
 	spend("n2")
 	ingest(matcher.Message{MessageID: "m-unmatched-2", From: gBob, Text: "STOP"}, "k1")
+	if version >= 2 {
+		want := func(o matcher.Outcome, k matcher.OutcomeKind) {
+			t.Helper()
+			if o.Kind != k {
+				t.Fatalf("outcome %+v, want %v", o, k)
+			}
+		}
+		want(ingest(matcher.Message{MessageID: "wamid-frank", From: gFrank, To: gTo2, Channel: matcher.ChannelWhatsApp, Text: "135790",
+			LineType: "mobile", Carrier: "Vodafone", SenderCountry: "DE", Forwarded: true}), matcher.Matched)
+		want(ingest(matcher.Message{MessageID: "wamid-capture2", From: gHeidi, To: gTo2, Channel: matcher.ChannelWhatsApp, Text: capture2.Code}), matcher.Matched)
+		create("grace2", matcher.CreateRequest{Key: "k1", Number: gGrace, Code: "112233", To: gTo})
+		want(ingest(matcher.Message{MessageID: "m-grace2", From: gGrace, Text: "112233", LineType: "mobile"}), matcher.Matched)
+		create("heidi", matcher.CreateRequest{Key: "k2", Number: gHeidi, Code: "445566", To: gTo})
+		want(ingest(matcher.Message{MessageID: "m-heidi", From: gHeidi, Text: "445566", LineType: "voip", Carrier: "Bandwidth",
+			RejectReason: matcher.ReasonLineTypeRejected}), matcher.Exhausted)
+		create("ivan", matcher.CreateRequest{Key: "k1", Number: gIvan, Code: "778899", To: gTo, Routes: []matcher.Route{gSMS, gWA2}})
+	}
 	now = now.Add(time.Second)
 	evs, err := st.ClaimEvents(ctx, time.Minute, 100)
 	if err != nil {
@@ -165,8 +222,9 @@ func writeGolden(t *testing.T, dir, out string) map[string]string {
 	return ids
 }
 
-// readGolden reads the state of a store recovered from dir.
-func readGolden(t *testing.T, dir string, ids map[string]string) goldenState {
+// readGolden reads the state of a store recovered from dir, written by the
+// script of version.
+func readGolden(t *testing.T, dir string, ids map[string]string, version int) goldenState {
 	t.Helper()
 	ctx := context.Background()
 	st, closeStore := openGolden(t, dir, func() time.Time { return goldenEnd })
@@ -204,7 +262,26 @@ func readGolden(t *testing.T, dir string, ids map[string]string) goldenState {
 	if g.Pending, err = st.PendingByNumber(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, id := range []string{"m-attempt", "m-r1-1", "m-unmatched-1", "m-verify", "m-r2-1", "m-r1-2", "m-fail", "m-unmatched-2"} {
+	redeliver := []string{"m-attempt", "m-r1-1", "m-unmatched-1", "m-verify", "m-r2-1", "m-r1-2", "m-fail", "m-unmatched-2"}
+	if version >= 2 {
+		redeliver = append(redeliver, "CA-grace", "wamid-frank", "wamid-capture2", "m-grace2", "m-heidi")
+		g.Senders = map[string]int{}
+		for _, ks := range [][2]string{{"k1", gGrace}, {"k1", gFrank}, {"k2", gHeidi}, {"k1", gHeidi}, {"k1", gAlice}} {
+			g.Senders[ks[0]+"/"+ks[1]] = st.(*memstore.Store).SenderSessions24h(ks[0], ks[1], goldenEnd)
+		}
+		for _, tos := range [][]string{{gTo2}, {gTo, gTo2}} {
+			p, err := st.PendingFor(ctx, gIvan, tos)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, s := range p {
+				got = append(got, s.ID)
+			}
+			g.PendingOn = append(g.PendingOn, got)
+		}
+	}
+	for _, id := range redeliver {
 		o, err := st.Ingest(ctx, matcher.Message{Provider: "twilio", MessageID: id, From: gBob, To: gTo, Text: "x"}, matcher.IngestOptions{})
 		if err != nil {
 			t.Fatal(id, err)
@@ -251,16 +328,23 @@ func copyDir(t *testing.T, from, to string) {
 	}
 }
 
-// TestGoldenRecovery recovers the golden snapshot and log segment and
-// checks the exact state they hold: sessions of every status and reason,
-// idempotency keys, page tokens, undelivered events (acked ones gone),
-// processed messages and spent nonces, and a pending multipart message.
+// TestGoldenRecovery recovers each version's golden snapshot and log
+// segment and checks the exact state they hold: sessions of every status
+// and reason, idempotency keys, page tokens, undelivered events (acked ones
+// gone), processed messages and spent nonces, and a pending multipart
+// message; from version 2 on also routes, signals and sender counts.
 func TestGoldenRecovery(t *testing.T) {
-	if *updateGolden {
+	for version, dir := range goldenDirs {
+		t.Run(filepath.Base(dir), func(t *testing.T) { testGoldenRecovery(t, version, dir) })
+	}
+}
+
+func testGoldenRecovery(t *testing.T, version int, goldenDir string) {
+	if *updateGolden && version == goldenLatest {
 		data, read := t.TempDir(), t.TempDir()
-		ids := writeGolden(t, t.TempDir(), data)
+		ids := writeGolden(t, t.TempDir(), data, version)
 		copyDir(t, data, read) // reading writes a snapshot
-		g := readGolden(t, read, ids)
+		g := readGolden(t, read, ids, version)
 		if err := os.RemoveAll(goldenDir); err != nil {
 			t.Fatal(err)
 		}
@@ -290,7 +374,7 @@ func TestGoldenRecovery(t *testing.T) {
 	}
 	dir := t.TempDir()
 	copyDir(t, filepath.Join(goldenDir, "data"), dir)
-	got := readGolden(t, dir, want.IDs)
+	got := readGolden(t, dir, want.IDs, version)
 	gotJSON, err := json.MarshalIndent(got, "", "\t")
 	if err != nil {
 		t.Fatal(err)
@@ -303,7 +387,18 @@ func TestGoldenRecovery(t *testing.T) {
 	for _, s := range got.Sessions {
 		statuses[s.Status.String()+"/"+s.Reason] = true
 	}
-	for _, st := range []string{"pending/", "verified/", "failed/max_attempts", "cancelled/cancelled_by_api", "cancelled/superseded"} {
+	wantStatuses := []string{"pending/", "verified/", "failed/max_attempts", "cancelled/cancelled_by_api", "cancelled/superseded"}
+	if version >= 2 {
+		wantStatuses = append(wantStatuses, "failed/line_type_rejected")
+		vias := map[string]bool{}
+		for _, s := range got.Sessions {
+			vias[s.Via.Channel] = vias[s.Via.Channel] || s.Status == matcher.Verified && len(s.Routes) == 2
+		}
+		if !vias[matcher.ChannelCall] || !vias[matcher.ChannelWhatsApp] || got.Senders["k1/"+gGrace] != 2 || len(got.PendingOn) != 2 || len(got.PendingOn[0]) != 1 {
+			t.Errorf("golden data holds no session with two routes verified by call and by WhatsApp, or no sender count of 2, or no pending session on its second number: %v %v %v", vias, got.Senders, got.PendingOn)
+		}
+	}
+	for _, st := range wantStatuses {
 		if !statuses[st] {
 			t.Errorf("golden data holds no %s session: %v", st, statuses)
 		}
@@ -329,35 +424,39 @@ func lineDiff(want, got string) string {
 	return strings.Join(slices.Clip(out), "\n")
 }
 
-// TestGoldenSnapshotRoundTrip: the state recovered from the golden data,
-// written by this build's snapshot (closing snapshots) and read back, is
-// the same state.
+// TestGoldenSnapshotRoundTrip: the state recovered from each version's
+// golden data, written by this build's snapshot (closing snapshots) and
+// read back, is the same state.
 func TestGoldenSnapshotRoundTrip(t *testing.T) {
-	wantJSON, err := os.ReadFile(filepath.Join(goldenDir, "want.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want struct{ IDs map[string]string }
-	if err := json.Unmarshal(wantJSON, &want); err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	copyDir(t, filepath.Join(goldenDir, "data"), dir)
-	first := readGolden(t, dir, want.IDs)  // closes: a snapshot of this build
-	second := readGolden(t, dir, want.IDs) // from that snapshot
-	if !second.LastPart.Duplicate || second.LastPart.Kind != first.LastPart.Kind {
-		t.Errorf("the part completed before the snapshot: %+v, then %+v", first.LastPart, second.LastPart)
-	}
-	first.LastPart, second.LastPart = matcher.Outcome{}, matcher.Outcome{}
-	a, err := json.MarshalIndent(first, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := json.MarshalIndent(second, "", "\t")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(a) != string(b) {
-		t.Errorf("state differs after a snapshot of this build:\n%s", lineDiff(string(a), string(b)))
+	for version, goldenDir := range goldenDirs {
+		t.Run(filepath.Base(goldenDir), func(t *testing.T) {
+			wantJSON, err := os.ReadFile(filepath.Join(goldenDir, "want.json"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			var want struct{ IDs map[string]string }
+			if err := json.Unmarshal(wantJSON, &want); err != nil {
+				t.Fatal(err)
+			}
+			dir := t.TempDir()
+			copyDir(t, filepath.Join(goldenDir, "data"), dir)
+			first := readGolden(t, dir, want.IDs, version)  // closes: a snapshot of this build
+			second := readGolden(t, dir, want.IDs, version) // from that snapshot
+			if !second.LastPart.Duplicate || second.LastPart.Kind != first.LastPart.Kind {
+				t.Errorf("the part completed before the snapshot: %+v, then %+v", first.LastPart, second.LastPart)
+			}
+			first.LastPart, second.LastPart = matcher.Outcome{}, matcher.Outcome{}
+			a, err := json.MarshalIndent(first, "", "\t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := json.MarshalIndent(second, "", "\t")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(a) != string(b) {
+				t.Errorf("state differs after a snapshot of this build:\n%s", lineDiff(string(a), string(b)))
+			}
+		})
 	}
 }

@@ -53,6 +53,11 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	defer text.PutScanner(scan)
 	scan.Read(msg.Text)
 
+	// Only sessions with a route {channel, number} count. A call has no
+	// code: it verifies the sender's own session, never a capture
+	// session, and never counts an attempt.
+	call := msg.MessageChannel() == matcher.ChannelCall
+
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
 	if out, c := m.verifyPair(msg, scan, processed); c != nil {
@@ -62,7 +67,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// 2. A capture session on this number whose code the text offers. Every
 	// message that gets here is one guess of its sender, matched or not.
 	var capture matcher.Outcome
-	if !opt.NoCapture {
+	if !opt.NoCapture && !call {
 		if m.guesses.take(msg.From, now) {
 			capture.CaptureTried = true
 			var out matcher.Outcome
@@ -81,66 +86,137 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
-	if out, c := m.attempt(msg, processed, capture); c != nil {
-		return out, c.Wait()
+	if !call {
+		if out, c := m.attempt(msg, processed, capture); c != nil {
+			return out, c.Wait()
+		}
 	}
 
 	capture.Kind = matcher.Unmatched
 	processed.Outcome = capture
-	return processed.Outcome, m.unmatched(msg, processed, opt.UnmatchedKeys).Wait()
+	keys := opt.UnmatchedKeys
+	if call {
+		keys = nil // a call that verifies nothing is no message to tell apps of
+	}
+	return processed.Outcome, m.unmatched(msg, processed, keys).Wait()
 }
 
-// verifyPair verifies the oldest pending session of msg's pair whose code
-// the text holds, under the pair's shard lock, and returns the outcome and
-// the commit of the step (nil: no session matched).
+// verifyPair verifies the oldest pending session of msg's pair with a
+// route {channel, number} whose code the text holds (any, for a call),
+// under the shards of that session, and returns the outcome and the commit
+// of the step (nil: no session matched).
 func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Record) (matcher.Outcome, Commit) {
-	sh := &m.shards[pairShard(msg.To, msg.From)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	i := pairShard(msg.To, msg.From)
+	ch, call := msg.MessageChannel(), msg.MessageChannel() == matcher.ChannelCall
 	now := processed.At.UnixNano()
-	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
-		if now < s.expires && scan.Contains(s.norm) {
-			return m.verify(sh, s, msg, processed, matcher.Outcome{Kind: matcher.Matched})
+	var pick *session
+	held := m.lockPlan(bit(i), func() uint64 {
+		pick = nil
+		if call {
+			// A call carries no code: it proves only that the caller
+			// called this number. It verifies only with a validated
+			// attestation A, and only the one pending call session of the
+			// pair: with two (two API keys, or concurrent creates), it
+			// cannot say which the caller meant, and verifies neither.
+			if msg.Attestation != "A" {
+				return 0
+			}
+			for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+				if now < s.expires && s.hasRoute(ch, msg.To) {
+					if pick != nil {
+						pick = nil
+						return 0
+					}
+					pick = s
+				}
+			}
+			if pick != nil {
+				return pick.shardsOf()
+			}
+			return 0
 		}
+		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.norm) {
+				pick = s
+				return s.shardsOf()
+			}
+		}
+		return 0
+	})
+	defer m.unlockMask(held)
+	if pick == nil {
+		return matcher.Outcome{}, nil
 	}
-	return matcher.Outcome{}, nil
+	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched})
 }
 
 // verifyCapture verifies the pending capture session of msg's number whose
-// code is code, under its shard lock (nil commit: none).
+// code is code and that has a route {channel, number}, under its shards
+// (nil commit: none).
 func (m *Store) verifyCapture(msg matcher.Message, code []byte, processed Record) (matcher.Outcome, Commit) {
-	sh := &m.shards[codeShard(msg.To, code)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if s := sh.byCode[msg.To][string(code)]; s != nil && processed.At.UnixNano() < s.expires {
-		return m.verify(sh, s, msg, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	i := codeShard(msg.To, code)
+	ch := msg.MessageChannel()
+	var pick *session
+	held := m.lockPlan(bit(i), func() uint64 {
+		pick = nil
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && processed.At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+			pick = s
+			return s.shardsOf()
+		}
+		return 0
+	})
+	defer m.unlockMask(held)
+	if pick == nil {
+		return matcher.Outcome{}, nil
 	}
-	return matcher.Outcome{}, nil
+	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
-// verify applies the verification of s by msg on the locked shard sh and
-// journals it with the dedupe record.
+// verify applies the verification of s by msg (or, when msg carries a
+// RejectReason, its failure by policy) on the locked shards of s, with sh
+// one of them, and journals it with the dedupe record. The session records
+// the message's route and signals, with the sessions verified for its
+// sender under the session's API key in the 24 h before.
 func (m *Store) verify(sh *shard, s *session, msg matcher.Message, processed Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
-	r := Record{Op: OpVerify, At: processed.At, ID: out.SessionID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
+	r := Record{Op: OpVerify, At: processed.At, ID: out.SessionID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID,
+		Via: matcher.Route{Channel: msg.MessageChannel(), To: msg.To},
+		Signals: matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
+			Attestation: msg.Attestation, Forwarded: msg.Forwarded, SenderSessions24h: m.senders.count(s.key, msg.From, processed.At)},
+	}
+	if msg.RejectReason != "" {
+		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
+	}
 	processed.Outcome = out
 	m.applyTo(sh, s, r)
 	return out, m.journal(sh, r, processed)
 }
 
-// attempt counts a wrong code on every pending session of msg's pair (or,
-// at max_attempts, fails it), under the pair's shard lock, journaled with
-// the dedupe record. The outcome is the oldest session's; a nil commit
-// means the pair has no pending session.
+// attempt counts a wrong code on every pending session of msg's pair with
+// a route {channel, number} (or, at max_attempts, fails it), under their
+// shards, journaled with the dedupe record. The outcome is the oldest
+// session's; a nil commit means the pair has no such pending session.
 func (m *Store) attempt(msg matcher.Message, processed Record, out matcher.Outcome) (matcher.Outcome, Commit) {
-	sh := &m.shards[pairShard(msg.To, msg.From)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	var recs []Record
-	for s := sh.byPair[pairKey{msg.To, msg.From}]; s != nil; s = pairNext(s) {
-		if processed.At.UnixNano() >= s.expires {
-			continue
+	i := pairShard(msg.To, msg.From)
+	ch := msg.MessageChannel()
+	var own []*session
+	held := m.lockPlan(bit(i), func() uint64 {
+		own = own[:0]
+		var need uint64
+		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+			if processed.At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+				own = append(own, s)
+				need |= s.shardsOf()
+			}
 		}
+		return need
+	})
+	defer m.unlockMask(held)
+	if len(own) == 0 {
+		return out, nil
+	}
+	recs := make([]Record, 0, len(own)+1)
+	for _, s := range own {
 		r := Record{Op: OpAttempt, At: processed.At, ID: s.idString(), From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID}
 		kind := matcher.Attempted
 		if int(s.attempts)+1 >= int(s.maxAttempts) {
@@ -151,12 +227,9 @@ func (m *Store) attempt(msg matcher.Message, processed Record, out matcher.Outco
 		}
 		recs = append(recs, r)
 	}
-	if len(recs) == 0 {
-		return out, nil
-	}
-	for _, r := range recs { // applied after the walk: a failed session leaves the chain
-		_, raw, _ := parseID(r.ID)
-		m.applyTo(sh, sh.byID[raw], r)
+	sh := &m.shards[i]
+	for j, r := range recs { // applied after the walk: a failed session leaves the chain
+		m.applyTo(sh, own[j], r)
 	}
 	processed.Outcome = out
 	return out, m.journal(sh, append(recs, processed)...)

@@ -75,6 +75,7 @@ func (r *recorder) Append(recs ...Record) Commit {
 
 const (
 	to     = "+14155550100"
+	to2    = "+14155550101" // a second pool number: routes on two numbers
 	alice  = "+14155550123"
 	mallet = "+14155550999"
 )

@@ -7,6 +7,9 @@
 // session's shard is chosen from its match key — (to, sender) for an
 // expected-sender session, (to, code) for a capture session — and is written
 // into its id, so a lookup by id, by key or by page token takes one lock.
+// A session with routes on other numbers is indexed under each of them too,
+// in the shard of that number's match key; it changes only with all those
+// shards locked (routes.go).
 //
 // Every state change is a Record. An operation computes its records under
 // the shard lock, applies them with the same apply function that recovery
@@ -83,6 +86,7 @@ type Store struct {
 	events  events
 	pending pendingCounts
 	guesses guessBudget
+	senders senderCounts
 	durable *durable       // nil for an in-memory matcher
 	wal     *walJournal    // the journal when it is the WAL: called directly
 	tap     func([]Record) // tests: sees every record journaled
@@ -279,6 +283,10 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	if !slices.Contains(idPrefixes, prefix) {
 		return matcher.Session{}, fmt.Errorf("matcher: unknown id prefix %q", prefix)
 	}
+	routes, err := matcher.CreateRoutes(req)
+	if err != nil {
+		return matcher.Session{}, err
+	}
 	now := m.opt.Now().UTC()
 	attempts := req.MaxAttempts
 	if attempts == 0 {
@@ -288,36 +296,58 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
 		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
-		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL),
+		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Routes: routes, ClientCountry: req.ClientCountry,
 	}
 	sess, ok := fromView(v, identity)
 	if !ok {
 		return matcher.Session{}, fmt.Errorf("matcher: max_attempts %d out of range", attempts)
 	}
-	sh := &m.shards[idx]
-	sh.mu.Lock()
-	var recs [2]Record
-	n := 0
-	if req.Number == "" {
-		if old := sh.byCode[req.To][norm]; old != nil && old.expires > now.UnixNano() {
-			sh.mu.Unlock()
-			return matcher.Session{}, matcher.ErrCodeInUse
-		}
-	} else {
-		for old := sh.byPair[pairKey{req.To, req.Number}]; old != nil; old = pairNext(old) {
-			if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
-				recs[n] = Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
-				m.applyTo(sh, old, recs[n])
-				n++
-				break
+	// Under the shards of every number of the new session's routes (and of
+	// the sessions it supersedes): a capture code pending on any of them is
+	// in use; the key's pending session for the same sender on any of them
+	// is superseded.
+	var olds []*session
+	inUse := false
+	held := m.lockPlan(sess.shardsOf(), func() uint64 {
+		olds, inUse = olds[:0], false
+		var need uint64
+		for i := range sess.numCount() {
+			num, ix := sess.routeNumber(i), &m.shards[sess.shardAt(i)]
+			if req.Number == "" {
+				if old := ix.byCode[num][norm]; old != nil && old.expires > now.UnixNano() {
+					inUse = true
+				}
+				continue
+			}
+			for old := ix.byPair[pairKey{num, req.Number}]; old != nil; old = old.nextOn(num) {
+				if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
+					if !slices.Contains(olds, old) {
+						olds = append(olds, old)
+						need |= old.shardsOf()
+					}
+					break
+				}
 			}
 		}
+		return need
+	})
+	if inUse {
+		m.unlockMask(held)
+		return matcher.Session{}, matcher.ErrCodeInUse
 	}
-	recs[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
-	m.apply(sh, recs[n])
-	n++
-	c := m.journal(sh, recs[:n]...)
-	sh.mu.Unlock()
+	sh := &m.shards[idx]
+	var buf [4]Record
+	recs := buf[:0]
+	for _, old := range olds {
+		r := Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
+		m.applyTo(sh, old, r)
+		recs = append(recs, r)
+	}
+	r := Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
+	m.apply(sh, r)
+	recs = append(recs, r)
+	c := m.journal(sh, recs...)
+	m.unlockMask(held)
 	if err := c.Wait(); err != nil {
 		return matcher.Session{}, err
 	}
@@ -409,14 +439,19 @@ func (m *Store) ByPageToken(ctx context.Context, token string) (matcher.Session,
 }
 
 // PendingFor returns the pending sessions that expect a message from sender
-// on each of tos, of every API key: in the order of tos, oldest first.
+// on each of tos (on any of their routes), of every API key: in the order
+// of tos, oldest first per number, each session once.
 func (m *Store) PendingFor(ctx context.Context, sender string, tos []string) ([]matcher.Session, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	var out []matcher.Session
 	for _, to := range tos {
-		out = append(out, m.pendingFor(to, sender)...)
+		for _, s := range m.pendingFor(to, sender) {
+			if !slices.ContainsFunc(out, func(o matcher.Session) bool { return o.ID == s.ID }) {
+				out = append(out, s)
+			}
+		}
 	}
 	return out, nil
 }
@@ -429,7 +464,7 @@ func (m *Store) pendingFor(to, sender string) []matcher.Session {
 	defer sh.mu.Unlock()
 	now := m.opt.Now().UnixNano()
 	var out []matcher.Session
-	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = pairNext(s) {
+	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = s.nextOn(to) {
 		if now < s.expires {
 			out = append(out, s.view())
 		}
@@ -457,7 +492,7 @@ func (m *Store) cancel(id string) (matcher.Session, error) {
 	var out matcher.Session
 	var c Commit
 	notPending := false
-	found := m.lookup(id, func(sh *shard, s *session) {
+	found := m.lockSession(id, func(sh *shard, s *session) {
 		now := m.opt.Now().UTC()
 		if s.status != matcher.Pending || now.UnixNano() >= s.expires {
 			out, notPending = s.view(), true

@@ -20,7 +20,7 @@ const (
 	OpVerify                  // From verified the session
 	OpCancel                  // Reason says why: ReasonCancelledByAPI or ReasonSuperseded
 	OpExpire                  // the TTL ran out
-	OpFail                    // the last allowed attempt was wrong
+	OpFail                    // the last allowed attempt was wrong, or (Reason set) a matching message was refused by policy
 	OpProcessed               // a provider message was handled; the dedupe record
 	OpPart                    // one part of a multipart message arrived
 	OpDelivered               // an event (ID: session or unmatched event id) was accepted by the app
@@ -37,7 +37,9 @@ type Record struct {
 	From      string                  // OpVerify, OpAttempt, OpFail
 	Provider  string                  // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
 	MessageID string                  // OpVerify, OpAttempt, OpFail, OpProcessed, OpPart
-	Reason    string                  // OpCancel
+	Reason    string                  // OpCancel; OpFail of a message refused by policy (ReasonLineTypeRejected)
+	Via       matcher.Route           // OpVerify, OpFail by policy: the message's route
+	Signals   matcher.Signals         // OpVerify, OpFail by policy: what it told of its sender
 	Outcome   matcher.Outcome         // OpProcessed
 	Part      *Part                   // OpPart
 	Unmatched *matcher.UnmatchedEvent // OpUnmatched

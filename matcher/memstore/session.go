@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -32,10 +33,19 @@ type session struct {
 	provider    string // of the message that verified or failed it
 	messageID   string
 	x           *sessionExtra
+	proof       *proof // set when a message verified it or failed it by policy
+}
+
+// proof is what the message that verified a session (or failed it by
+// policy) told: its route and its signals.
+type proof struct {
+	via     matcher.Route
+	signals matcher.Signals
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
-var reasons = []string{"", matcher.ReasonCancelledByAPI, matcher.ReasonSuperseded, matcher.ReasonMaxAttempts, matcher.ReasonExpired}
+var reasons = []string{"", matcher.ReasonCancelledByAPI, matcher.ReasonSuperseded, matcher.ReasonMaxAttempts, matcher.ReasonExpired,
+	matcher.ReasonLineTypeRejected}
 
 // reasonCode is the index of the reason of a session in status st whose
 // recorded reason is r (see Reason: old records' "cancelled" included).
@@ -58,6 +68,14 @@ type sessionExtra struct {
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
+
+	// routes are the session's routes; nil means the one route {sms, to}.
+	routes []matcher.Route
+	// nums are the distinct numbers of routes other than to, and next
+	// their chain links, as pairNext is to's (see routes.go).
+	nums          []string
+	next          []*session
+	clientCountry string
 }
 
 // idPrefixes are the id prefixes sessions may have, in the order of
@@ -114,6 +132,14 @@ func (s *session) view() matcher.Session {
 		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
 		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
 		v.VerifiedNumber = x.verifiedNumber
+		v.Routes = slices.Clone(x.routes)
+		v.ClientCountry = x.clientCountry
+	}
+	if p := s.proof; p != nil {
+		v.Via, v.Signals = p.via, p.signals
+	}
+	if v.Routes == nil {
+		v.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: s.to}}
 	}
 	if s.status == matcher.Verified && v.VerifiedNumber == "" {
 		v.VerifiedNumber = s.number
@@ -166,16 +192,25 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
 	}
 	s.norm, _ = text.NormalizeCode(s.code)
+	if v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
+		s.proof = &proof{via: v.Via, signals: v.Signals}
+	}
 	verified := ""
 	if v.VerifiedNumber != v.Number {
 		verified = v.VerifiedNumber
 	}
+	routes := v.Routes
+	if len(routes) == 1 && routes[0] == (matcher.Route{Channel: matcher.ChannelSMS, To: v.To}) {
+		routes = nil // the default: nothing to keep
+	}
 	if v.API != "" || v.Country != "" || v.Language != "" || v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
-		v.IdemKey != "" || v.ReqHash != "" || verified != "" {
+		v.IdemKey != "" || v.ReqHash != "" || verified != "" || len(routes) > 0 || v.ClientCountry != "" {
 		s.x = &sessionExtra{
 			api: intern(v.API), country: intern(v.Country), language: intern(v.Language), callback: v.Callback, redirect: v.Redirect,
 			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
+			clientCountry: intern(v.ClientCountry),
 		}
+		s.setRoutes(slices.Clone(routes), intern)
 	}
 	return s, true
 }

@@ -2,6 +2,9 @@ package memstore
 
 import (
 	"runtime"
+	"slices"
+
+	"github.com/mogate/mogate/matcher"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -30,10 +33,26 @@ func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, s
 	return cuts, sections
 }
 
-// restoreShards decodes the shard sections of a snapshot, skipping the
-// sessions finished before the retention at now.
-func (m *Store) restoreShards(sections [numShards][]byte, now time.Time) error {
+// restoreShards decodes the shard sections of a snapshot of the given
+// version, skipping the sessions finished before the retention at now. A
+// snapshot older than version 3 has no sender counts: its verified
+// sessions of the last 24 h seed them.
+func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now time.Time) error {
+	codec := uint8(1)
+	if version >= 3 {
+		codec = 2
+	}
 	var in interner
+	// The verified sessions of a snapshot older than the sender counts
+	// seed them, in time order once every shard is read (their expiry
+	// queue is oldest first).
+	type seed struct {
+		key, sender string
+		at          time.Time
+		id          [16]byte
+	}
+	var seedMu sync.Mutex
+	var seeds []seed
 	// Shards are independent: decode them on every core.
 	var wg sync.WaitGroup
 	var next atomic.Int32
@@ -47,13 +66,19 @@ func (m *Store) restoreShards(sections [numShards][]byte, now time.Time) error {
 				n := sd.uv()
 				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.compact(in.get)
+					s := sd.compact(in.get, codec)
 					if sd.err != nil {
 						break
 					}
 					if int(s.id[0]) != i {
 						sd.fail()
 						break
+					}
+					if version < 3 && s.status == matcher.Verified {
+						v := s.view()
+						seedMu.Lock()
+						seeds = append(seeds, seed{v.Key, v.VerifiedNumber, v.FinishedAt, s.id})
+						seedMu.Unlock()
 					}
 					if s.status.Final() && s.finished <= limit {
 						continue
@@ -70,18 +95,27 @@ func (m *Store) restoreShards(sections [numShards][]byte, now time.Time) error {
 	if failed.Load() {
 		return errDecode
 	}
+	slices.SortFunc(seeds, func(a, b seed) int { return a.at.Compare(b.at) })
+	for _, sd := range seeds {
+		m.senders.add(sd.key, sd.sender, sd.at, sd.id)
+	}
 	return nil
 }
 
 // restore puts a session from a snapshot back: every session by id and page
-// token, only pending ones in the match indexes (a superseded session shares
-// its key with its successor), and the timer that is due for it.
+// token, only pending ones in the match indexes of each of its route
+// numbers (a superseded session shares its key with its successor), and
+// the timer that is due for it.
 func (m *Store) restore(s *session) {
 	sh := &m.shards[s.id[0]]
-	sh.mu.Lock()
+	mask := bit(int(s.id[0]))
+	if !s.status.Final() {
+		mask = s.shardsOf()
+	}
+	m.lockMask(mask)
 	m.insert(sh, s)
 	m.settle(sh)
-	sh.mu.Unlock()
+	m.unlockMask(mask)
 	if s.x != nil && s.x.idemKey != "" {
 		is := &m.idem[fnv32(s.key, s.x.idemKey)%numShards]
 		is.mu.Lock()
@@ -106,16 +140,35 @@ func (m *Store) replaySession(r Record) {
 		return
 	}
 	sh := &m.shards[idx]
-	sh.mu.Lock()
-	if r.Op == OpCreate && r.Session != nil {
-		if s := r.Session; s.IdemKey != "" {
-			is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
-			is.mu.Lock()
-			is.m[s.Key+"\x00"+s.IdemKey] = s.ID
-			is.mu.Unlock()
-		}
+	if r.Op != OpCreate {
+		m.lockSession(r.ID, func(sh *shard, s *session) {
+			m.applyTo(sh, s, r)
+			m.settle(sh)
+		})
+		return
 	}
+	if r.Session == nil {
+		return
+	}
+	if r.sess == nil {
+		s, ok := fromView(r.Session, identity)
+		if !ok {
+			return
+		}
+		r.sess = s
+	}
+	if s := r.Session; s.IdemKey != "" {
+		is := &m.idem[fnv32(s.Key, s.IdemKey)%numShards]
+		is.mu.Lock()
+		is.m[s.Key+"\x00"+s.IdemKey] = s.ID
+		is.mu.Unlock()
+	}
+	mask := bit(idx)
+	if int(r.sess.id[0]) == idx && !r.sess.status.Final() {
+		mask |= r.sess.shardsOf()
+	}
+	m.lockMask(mask)
 	m.apply(sh, r)
 	m.settle(sh)
-	sh.mu.Unlock()
+	m.unlockMask(mask)
 }

@@ -181,7 +181,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	}
 	whole1 := msg
 	whole1.Text, whole1.Parts, whole1.Part, whole1.PartsRef = text, 0, 0, ""
-	for _, k := range opt.UnmatchedKeys {
+	keys := opt.UnmatchedKeys
+	if msg.MessageChannel() == matcher.ChannelCall && msg.Attestation != "A" {
+		keys = nil // an unattested call is no message to tell of
+	}
+	for _, k := range keys {
 		e := matcher.UnmatchedEvent{ID: matcher.UnmatchedEventID(msg.Provider, msg.MessageID, k), Key: k, Message: whole1, At: now.Truncate(time.Millisecond)}
 		b, err := json.Marshal(e)
 		if err != nil {
@@ -249,11 +253,14 @@ func (s *Store) ingestStep(ctx context.Context, ka keyArgs, a ingestArgs) (int64
 // ingestLinked matches a message whose number (the tag of ka) links to
 // sessions homed in the tags homes, in steps, each one call deduplicated
 // in its own tag, so a redelivery after a failed step repeats none that
-// changed something: the sender's own sessions and capture sessions here
-// (spending the sender's guess), then in each home; failing a match, the
-// attempts in each home; last, here, the attempts, the unmatched events
-// and the outcome's record. It returns the outcome and its status (1 for
-// a duplicate).
+// changed something: the sender's own sessions here, then in each home
+// (a call first counts them in every tag: it verifies only the one);
+// failing a match, capture sessions here (spending the sender's guess),
+// then in each home; failing those, the attempts in each home; last, here,
+// the attempts, the unmatched events and the outcome's record. It returns
+// the outcome and its status (1 for a duplicate). A call's count and its
+// verification are separate steps: a session created in another tag
+// between them is not counted (each step still refuses two in its own tag).
 func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, homes []string) (outcome, int64, error) {
 	step := func(ka keyArgs, a ingestArgs) (int64, outcome, error) {
 		n, rec, err := s.ingestStep(ctx, ka, a)
@@ -275,36 +282,97 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		}
 		return o, n, err
 	}
-	v := a
-	v.Mode, v.Spend = "verify", true
-	n, o, err := step(ka, v)
-	if err != nil || n != 3 {
-		return o, n, err
+	here := func(mode string) (keyArgs, ingestArgs) {
+		h := a
+		h.Mode, h.Spend = mode, true
+		return ka, h
 	}
-	ct, cr := o.CaptureTried, o.CaptureRefused
-	other := func(tag, mode string) (keyArgs, ingestArgs) {
+	other := func(tag, mode string, ct bool) (keyArgs, ingestArgs) {
 		k := ka
 		k.tag = tag
 		h := a
 		h.Mode, h.CT, h.Parts, h.Events = mode, ct, false, []eventArgs{}
 		return k, h
 	}
+	matched := func(n int64, o outcome) bool {
+		return n != 3 && (*o.Kind == matcher.Matched || *o.Kind == matcher.Exhausted)
+	}
+	found := func(o outcome, ct, cr bool) (outcome, int64, error) {
+		r, fn, err := final(&o, nil, ct, cr)
+		if err == nil && fn == 0 {
+			r.Key = o.Key
+		}
+		return r, fn, err
+	}
+	unmatched := matcher.Unmatched
+	ambiguous := func() (outcome, int64, error) { return final(&outcome{Kind: &unmatched}, nil, false, false) }
+	call := a.Channel == matcher.ChannelCall
+	if call {
+		// A call carries no code: it verifies a session only when it is
+		// the one it could verify, across the tags.
+		n, o, err := step(here("count"))
+		if err != nil || n == 1 {
+			return o, n, err
+		}
+		total := o.Own
+		for _, h := range homes {
+			n, o, err := step(other(h, "count", false))
+			if err != nil {
+				return outcome{}, 0, err
+			}
+			if matched(n, o) {
+				return found(o, false, false) // a delivery before verified there
+			}
+			total += o.Own
+		}
+		if total > 1 {
+			return ambiguous()
+		}
+	}
+	// The sender's own sessions first, in every tag.
+	n, o, err := step(here("own"))
+	if err != nil || n != 3 {
+		return o, n, err
+	}
+	if call && o.Own > 1 {
+		return ambiguous()
+	}
 	for _, h := range homes {
-		n, o, err := step(other(h, "verify"))
+		n, o, err := step(other(h, "own", false))
 		if err != nil {
 			return outcome{}, 0, err
 		}
-		if n != 3 && (*o.Kind == matcher.Matched || *o.Kind == matcher.Exhausted) {
-			r, fn, err := final(&o, nil, ct, cr)
-			if err == nil && fn == 0 {
-				r.Key = o.Key
+		if matched(n, o) {
+			return found(o, false, false)
+		}
+		if call && n == 3 && o.Own > 1 {
+			return ambiguous()
+		}
+	}
+	// Then capture sessions: here the message spends its sender's guess.
+	var ct, cr bool
+	if !call && !a.NoCapture {
+		n, o, err := step(here("verify"))
+		if err != nil || n != 3 {
+			return o, n, err
+		}
+		ct, cr = o.CaptureTried, o.CaptureRefused
+		for _, h := range homes {
+			if !ct {
+				break
 			}
-			return r, fn, err
+			n, o, err := step(other(h, "verify", ct))
+			if err != nil {
+				return outcome{}, 0, err
+			}
+			if matched(n, o) {
+				return found(o, ct, cr)
+			}
 		}
 	}
 	var prior *outcome
 	for _, h := range homes {
-		n, o, err := step(other(h, "attempt"))
+		n, o, err := step(other(h, "attempt", ct))
 		if err != nil {
 			return outcome{}, 0, err
 		}
@@ -387,6 +455,10 @@ func decodeOutcomeRecord(j string) (outcome, error) {
 	return o, nil
 }
 
+// partsClaim is the field of a multipart message's parts that names the
+// message id whose linked ingest claimed them (library.lua claimParts).
+const partsClaim = "claim"
+
 // assemble joins the parts of HGETALL (part number, text, ...) in order.
 func assemble(v any) (string, error) {
 	l, err := replyStrings(v, -1)
@@ -402,6 +474,9 @@ func assemble(v any) (string, error) {
 	}
 	ps := make([]part, 0, len(l)/2)
 	for i := 0; i < len(l); i += 2 {
+		if l[i] == partsClaim {
+			continue
+		}
 		n, err := strconv.Atoi(l[i])
 		if err != nil {
 			return "", fmt.Errorf("%w: part number %q", errReplyShape, l[i])

@@ -231,18 +231,27 @@ end
 -- without seq), now, then the plain values this function reads: id, API
 -- key, sender (num, '' for capture), normalized code, page token, expiry
 -- (ms), and the distinct numbers of its routes, first route first. The
--- record is stored as given, never decoded here; an expected-sender
+-- record sent is stored as given, never decoded here; an expected-sender
 -- session gets its creation counter appended as "seq". The routes may
 -- name numbers of other tags: every number indexes the session here, its
 -- home, and the caller links the others (link). Returns {status, the
 -- record already stored under id ('' when created), superseded count,
 -- JSON of the other home tags with sessions of the same sender on a
--- number of this tag, seq}.
+-- number of this tag, seq}; for an existing session still pending
+-- ('exists'), those tags again, read from the stored record, so that a
+-- retry cancels there what a first try that stopped after this step did
+-- not.
 local function create(keys, args)
   local rec, now = args[1], tonumber(args[2])
   local s = {id = args[3], key = args[4], num = args[5], norm = args[6], pt = args[7], exp = args[8]}
   local old = redis.call('HGET', keys[S], s.id)
-  if old then return {'exists', old, '0', '[]', '0'} end
+  if old then
+    local o, homes = cjson.decode(old), {}
+    if o.num ~= '' and live(o, now) then
+      for _, to in ipairs(numbers(o)) do linkHomes(keys, 'p\0' .. to .. '\0' .. o.num, now, homes) end
+    end
+    return {'exists', old, '0', cjson.encode(sortedKeys(homes)), '0'}
+  end
   local tos = {}
   for i = 9, #args do tos[#tos + 1] = args[i] end
   local superseded, homes = 0, {}
@@ -402,6 +411,19 @@ local function ingestArgs(args)
   return a
 end
 
+-- claimParts takes the parts of the multipart message that message a
+-- completes: false when they are gone or another message claimed them
+-- first. A step of the linked path (keep) marks them claimed by a.mid
+-- instead of deleting them, so that a redelivery after a later step
+-- failed finds them again; done deletes them with the outcome's record.
+local function claimParts(keys, a, keep)
+  local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
+  if c then return c == a.mid end
+  if redis.call('EXISTS', keys[INGEST_PARTS]) == 0 then return false end
+  if keep then redis.call('HSET', keys[INGEST_PARTS], 'claim', a.mid) end
+  return true
+end
+
 -- ingest matches one message, once. Keys beside the number's: the dedupe
 -- record INGEST_DEDUPE, the sender's capture guesses INGEST_GUESSES and
 -- unmatched budget INGEST_UNMATCHED, the multipart message it completes
@@ -410,12 +432,17 @@ end
 -- signals and adds a verification to (else the caller does both). ARGV: the scanned message (ingestArgs), with its channel (ch):
 -- only sessions with a route {ch, to} count; a call (ch "call") verifies
 -- the sender's own session without a code, never a capture session, and
--- counts no attempt. Returns {duplicate 0/1, outcome JSON}, or, when the
+-- counts no attempt; only a call attested A (at) verifies, any other is
+-- recorded unmatched and changes nothing else; with two or more such
+-- sessions a call verifies none (it cannot say which one the caller
+-- meant). Returns {duplicate 0/1, outcome JSON}, or, when the
 -- tag links the message's number to sessions homed in other tags, {2,
 -- JSON of those tags} having written nothing: the caller then goes through
 -- the tags in steps (mode, below), each call deduplicated in its own tag.
--- mode "verify": the sender's own sessions and capture sessions only
--- (with spend, the message's number's tag: its parts and budgets);
+-- mode "count": how many sessions a call could verify here (own);
+-- "own": the sender's own sessions only; "verify": the sender's own
+-- sessions and capture sessions only (with spend, the message's number's
+-- tag: its parts and budgets);
 -- "attempt": the wrong code's attempts only; "final" (the number's tag):
 -- res, the outcome found elsewhere, is recorded, or the attempts and the
 -- unmatched events are done here (prior: an attempt made elsewhere).
@@ -432,10 +459,16 @@ local function ingest(keys, args)
       redis.call('ZADD', vk, 'NX', now, out.key .. '\0' .. out.sid)
       redis.call('PEXPIRE', vk, 86400000)
     end
+    if a.parts then
+      local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
+      if c == a.mid or (not c and not mode) then redis.call('DEL', keys[INGEST_PARTS]) end
+    end
     local enc = cjson.encode(out)
     redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
     return {0, enc}
   end
+  -- A call proves the caller only with attestation A.
+  if call and a.at ~= 'A' then return done({k = UNMATCHED}) end
   if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
     local fields = {'p\0' .. a.to .. '\0' .. a.from}
@@ -448,20 +481,25 @@ local function ingest(keys, args)
   if mode == 'final' and a.res then return done(a.res) end
   if a.parts and (not mode or a.spend) then
     -- Another part completed the message first: this one only stored itself.
-    if redis.call('DEL', keys[INGEST_PARTS]) == 0 then return done({k = PARTSTORED}) end
+    if not claimParts(keys, a, mode ~= nil) then return done({k = PARTSTORED}) end
   end
   local own = ownSessions(keys, a)
+  if mode == 'count' then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
   local out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
   if mode ~= 'attempt' and mode ~= 'final' then
     -- 1. The sender's own pending sessions: the oldest whose code the text
-    -- holds (any of them, for a call).
+    -- holds (for a call, the only one: of two it cannot tell).
+    if call and #own > 1 then
+      if mode then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
+      return done({k = UNMATCHED})
+    end
     for _, s in ipairs(own) do
       if call or contains(a.chunks, a.groups, s.norm) then
         return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
       end
     end
     -- 2. Capture sessions: every message that gets here is one guess.
-    if not call and not a.nocap then
+    if not call and not a.nocap and mode ~= 'own' then
       local spend = not mode or a.spend
       local try = a.ct
       if spend and bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, false) then
@@ -478,7 +516,7 @@ local function ingest(keys, args)
         end
       end
     end
-    if mode == 'verify' then
+    if mode == 'verify' or mode == 'own' then
       out.own = #own
       return {3, cjson.encode(out)}
     end

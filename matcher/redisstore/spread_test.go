@@ -127,7 +127,7 @@ func (s *spread) Close() error {
 func TestStoreAcrossReplicas(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
-	storetest.RunOptions(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
 		if err := rc.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
@@ -136,5 +136,5 @@ func TestStoreAcrossReplicas(t *testing.T) {
 			rs = append(rs, open(t, fakeOptions(srv.URL(), clock)))
 		}
 		return newSpread(rs)
-	}, storetest.Options{Channels: true})
+	})
 }

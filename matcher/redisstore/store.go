@@ -124,6 +124,13 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 			return matcher.Session{}, false, matcher.ErrIdempotencyReused
 		}
 		if sess, err := s.Get(ctx, parts[0]); !errors.Is(err, matcher.ErrNotFound) {
+			if err == nil && sess.Status == matcher.Pending && sess.Number != "" {
+				// The first try may have stopped before it superseded
+				// the sender's sessions homed elsewhere: create repeats
+				// those steps for the session it finds.
+				req.To = parts[1]
+				return s.create(ctx, req, parts[0])
+			}
 			if err == nil {
 				err = s.confirm(ctx, tagOf(sess.To))
 			}
@@ -146,7 +153,9 @@ func (s *Store) Create(ctx context.Context, req matcher.CreateRequest) (matcher.
 // routes name numbers of other tags is linked there first (link: the
 // capture code reserved, the sender's sessions there superseded), and the
 // sessions of other homes it supersedes are cancelled last: these steps
-// are separate calls, each safe to repeat.
+// are separate calls, each safe to repeat. For a session that exists and
+// is still pending (an idempotent retry) they run again, the session
+// unchanged.
 func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string) (matcher.Session, bool, error) {
 	tag := tagOf(req.To)
 	if err := s.register(ctx, tag); err != nil {
@@ -247,7 +256,7 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 				out, err = s.decode(sess, id)
 			}
 			superseded = superseded || r[2] != "0"
-			if err == nil && status == "ok" && req.Number != "" {
+			if err == nil && req.Number != "" && (status == "ok" || out.Status == matcher.Pending) {
 				err = s.supersedeElsewhere(ctx, r[3], homes, tag, foreign, req, id, norm, now, nums, &superseded)
 			}
 			if superseded {

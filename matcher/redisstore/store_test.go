@@ -53,12 +53,12 @@ func openStore(o redisstore.Options) (*redisstore.Store, error) {
 func TestStore(t *testing.T) {
 	srv := redistest.Start(t)
 	rc := srv.Client()
-	storetest.RunOptions(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
 		if err := rc.FlushAll(context.Background()).Err(); err != nil {
 			t.Fatal(err)
 		}
 		return open(t, fakeOptions(srv.URL(), clock))
-	}, storetest.Options{Channels: true})
+	})
 }
 
 // TestStoreCluster runs the store suite on a Redis Cluster of three
@@ -69,13 +69,13 @@ func TestStoreCluster(t *testing.T) {
 		t.Skip("short")
 	}
 	c := redistest.StartCluster(t, 3)
-	storetest.RunOptions(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+	storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
 		c.FlushAll(t)
 		o := fakeOptions(c.URL(), clock)
 		o.Prefix = "mogate-staging:eu"
 		o.Unsafe = true // primaries without replicas: nothing to WAIT for
 		return open(t, o)
-	}, storetest.Options{Channels: true})
+	})
 }
 
 // TestRefusesUnsafeSettings: persistence that can lose acknowledged writes

@@ -13,7 +13,7 @@ import (
 )
 
 // channelCases are the cases of channels, routes and signals
-// (docs/matching.md): run when Options.Channels is set.
+// (docs/matching.md).
 var channelCases = []suiteCase{
 	{"RoutesDefault", routesDefault},
 	{"RoutesBadInput", routesBadInput},
@@ -26,6 +26,9 @@ var channelCases = []suiteCase{
 	{"SignalsPersisted", signalsPersisted},
 	{"SenderSessions24h", senderSessions24h},
 	{"RejectReason", rejectReason},
+	{"CallUnattested", callUnattested},
+	{"CallAmbiguous", callAmbiguous},
+	{"OwnBeforeCaptureOnSecondRoute", ownBeforeCapture},
 }
 
 // on is a message on channel c to number to, from from.

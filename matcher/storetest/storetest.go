@@ -2,7 +2,8 @@
 // passes (memory, memory+WAL, Redis, Redis Cluster), written against the
 // Store interface only: docs/matching.md matching, attempts, supersede within
 // one API key, capture mode and its guess budget, expiry, dedupe,
-// idempotency, nonces, events and wakeups.
+// idempotency, nonces, events and wakeups, and channels, routes and
+// signals (channels.go).
 package storetest
 
 import (
@@ -64,22 +65,8 @@ type suiteCase = struct {
 	fn   func(*env)
 }
 
-// Options select parts of the suite.
-type Options struct {
-	// Channels runs the cases of channels, routes and signals
-	// (channels.go). TEMPORARY: only while the memory store does not
-	// implement them yet; once it does, this option goes and the cases
-	// always run.
-	Channels bool
-}
-
-// Run runs every case of the suite, each on a store of its own, without
-// the cases Options select.
-func Run(t *testing.T, open Opener) { RunOptions(t, open, Options{}) }
-
-// RunOptions runs every case of the suite and those opt selects, each on a
-// store of its own.
-func RunOptions(t *testing.T, open Opener, opt Options) {
+// Run runs every case of the suite, each on a store of its own.
+func Run(t *testing.T, open Opener) {
 	cases := []suiteCase{
 		{"TextRules", textRules},
 		{"AttemptsThenFailed", attemptsThenFailed},
@@ -106,9 +93,7 @@ func RunOptions(t *testing.T, open Opener, opt Options) {
 		{"Multipart", multipart},
 		{"ConcurrentCreatesAndMatches", concurrentCreatesAndMatches},
 	}
-	if opt.Channels {
-		cases = append(cases, channelCases...)
-	}
+	cases = append(cases, channelCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}

@@ -1,0 +1,45 @@
+package memstore
+
+import (
+	"context"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// TestWaitWokenBySecondRoute: a session proven on the number of its
+// second route, whose index lives in another shard than its home, wakes
+// the Wait calls registered at its home.
+func TestWaitWokenBySecondRoute(t *testing.T) {
+	m, _, _ := newTest(t)
+	from := alice
+	for i := 0; pairShard(to, from) == pairShard(to2, from); i++ {
+		from = "+1415555" + strconv.Itoa(1000+i)
+	}
+	s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, Code: "482913", To: to, TTL: time.Hour,
+		Routes: []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: to2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan matcher.Session)
+	go func() {
+		got, _ := m.Wait(ctx, s.ID)
+		done <- got
+	}()
+	for m.watchers() == 0 {
+		time.Sleep(time.Millisecond) // until Wait has registered
+	}
+	if o := ingest(t, m, matcher.Message{Provider: "meta", MessageID: "wamid.1", From: from, To: to2, Channel: matcher.ChannelWhatsApp, Text: "482913"}); o.Kind != matcher.Matched {
+		t.Fatalf("whatsapp on the second number: %+v", o)
+	}
+	if n := m.watchers(); n != 0 {
+		t.Fatalf("%d watchers still registered after the verification", n)
+	}
+	if got := <-done; got.Status != matcher.Verified {
+		t.Fatalf("Wait returned %+v", got)
+	}
+}
