@@ -15,6 +15,7 @@ import (
 	"github.com/mogate/mogate/matcher/redisstore"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
 	"github.com/mogate/mogate/matcher/storetest"
+	textrules "github.com/mogate/mogate/matcher/text"
 )
 
 // commandCalls reads INFO commandstats: calls per command, those run
@@ -231,4 +232,46 @@ func TestPoolSize(t *testing.T) {
 			t.Errorf("%s: pool size %d, want %d", url, got, want)
 		}
 	}
+}
+
+// FuzzIngestArguments: whatever a message's text (any number of chunks,
+// candidates and groups, chunks that read as numbers or flags) and its
+// signals, ingest reads its plain arguments in the order they are sent:
+// the call succeeds, and a text that ends with the session's code as a
+// token, within the scanned text.MaxScanBytes, verifies it.
+func FuzzIngestArguments(f *testing.F) {
+	for _, seed := range []struct{ text, lineType string }{
+		{"", ""}, {"1", "1"}, {"0 1 2 3 4 5 6 7 8 9 10 11 12", "mobile"}, {"code: 1 - 2 . 3", ""},
+		{`{"k":1}`, "{}"}, {"u:evt_1 \x00 nul", "landline"}, {strings.Repeat("ab-cd ", 600), ""},
+	} {
+		f.Add(seed.text, seed.lineType, false)
+		f.Add(seed.text, seed.lineType, true)
+	}
+	srv := redistest.Start(f)
+	s, err := openStore(options(srv.URL(), time.Now))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	var n int
+	f.Fuzz(func(t *testing.T, text, lineType string, withCode bool) {
+		n++
+		sender := fmt.Sprintf("+1415556%04d", n%10000)
+		sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: sender, To: storetest.To, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withCode {
+			text = text[:min(len(text), textrules.MaxScanBytes-len(sess.Code)-1)] + "\n" + sess.Code
+		}
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", n), From: sender, To: storetest.To, Text: text, LineType: lineType}
+		o, err := s.Ingest(ctx, msg, matcher.IngestOptions{UnmatchedKeys: []string{"k"}})
+		if err != nil {
+			t.Fatalf("Ingest(%q) = %v", text, err)
+		}
+		if withCode && (o.Kind != matcher.Matched || o.SessionID != sess.ID) {
+			t.Fatalf("Ingest(%q) = %+v, want %s matched", text, o, sess.ID)
+		}
+	})
 }
