@@ -30,7 +30,7 @@ import (
 // the time went (see redisProbe). With wait > 0 the gateways set
 // redis_wait_replicas to it (and a redis_wait_timeout of 1s); the sessions
 // are those of senders from firstSender on.
-func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d time.Duration) (loadResult, string, error) {
+func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d time.Duration) (loadResult, probed, error) {
 	var lns []net.Listener
 	var targets []string
 	for range replicas {
@@ -39,7 +39,7 @@ func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d ti
 			for _, l := range lns {
 				l.Close()
 			}
-			return loadResult{}, "", err
+			return loadResult{}, probed{}, err
 		}
 		lns = append(lns, ln)
 		targets = append(targets, "http://"+ln.Addr().String()+"/webhooks/twilio")
@@ -56,7 +56,7 @@ func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d ti
 			for _, l := range lns[i:] {
 				l.Close()
 			}
-			return loadResult{}, "", err
+			return loadResult{}, probed{}, err
 		}
 		defer stop()
 	}
@@ -64,18 +64,18 @@ func loadWebhooksRedis(addr string, replicas, wait, firstSender, conns int, d ti
 	// state is all in Redis.
 	st, err := redisstore.Open(context.Background(), redisstore.Options{URL: "redis://" + addr + "?pool_size=256", Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
-		return loadResult{}, "", err
+		return loadResult{}, probed{}, err
 	}
 	defer st.Close()
 	// More sessions than the run can use at 6k req/s (twice what two shared
 	// cores gave).
 	reqs, err := prepareWebhooks(st, public+"/webhooks/twilio", 6_000*int(d.Seconds()+1), firstSender)
 	if err != nil {
-		return loadResult{}, "", err
+		return loadResult{}, probed{}, err
 	}
 	probe := startProbe(addr)
 	res := load(targets, reqs, conns, d)
-	where := probe.per(float64(res.n), "webhook")
+	where := probe.measure(float64(res.n), "webhook")
 	// A webhook answered 503 because WAIT timed out may still have
 	// verified its session.
 	return res, where, checkVerified(st, reqs, res, wait > 0)
@@ -248,14 +248,23 @@ func startProbe(addr string) *redisProbe {
 	return p
 }
 
-// per describes the run since startProbe, per each of ops operations.
-func (p *redisProbe) per(ops float64, op string) string {
+// probed is what a probe measured per operation.
+type probed struct {
+	commands float64       // Redis commands, those inside functions and scripts included
+	redis    time.Duration // Redis's CPU
+	self     time.Duration // this process's CPU
+	text     string        // all of it, with each command's calls and time
+}
+
+// measure is what the run since startProbe cost per each of ops
+// operations.
+func (p *redisProbe) measure(ops float64, op string) probed {
 	wall := time.Since(p.start).Seconds()
 	self := (selfCPU() - p.selfCPU).Seconds()
 	calls, cpu := redisStats(p.addr)
 	cpu -= p.redisCPU
 	if ops <= 0 {
-		return "no operations"
+		return probed{text: "no operations"}
 	}
 	var total float64
 	var parts []string
@@ -268,8 +277,18 @@ func (p *redisProbe) per(ops float64, op string) string {
 		parts = append(parts, fmt.Sprintf("%s %.2f × %.0f µs", name, d/ops, float64(c[1]-p.calls[name][1])/d))
 	}
 	slices.Sort(parts)
-	return fmt.Sprintf("per %s: %.2f Redis commands, those inside functions and scripts included (%s); Redis CPU %.0f µs; this process's CPU (load generator + gateway) %.0f µs; both together kept %.2f of %d cores busy",
-		op, total/ops, strings.Join(parts, ", "), 1e6*cpu/ops, 1e6*self/ops, (cpu+self)/wall, runtime.NumCPU())
+	return probed{
+		commands: total / ops,
+		redis:    time.Duration(1e9 * cpu / ops),
+		self:     time.Duration(1e9 * self / ops),
+		text: fmt.Sprintf("per %s: %.2f Redis commands, those inside functions and scripts included (%s); Redis CPU %.0f µs; this process's CPU (load generator + gateway) %.0f µs; both together kept %.2f of %d cores busy",
+			op, total/ops, strings.Join(parts, ", "), 1e6*cpu/ops, 1e6*self/ops, (cpu+self)/wall, runtime.NumCPU()),
+	}
+}
+
+// micros renders d in whole microseconds.
+func micros(d time.Duration) string {
+	return fmt.Sprintf("%.0f µs", float64(d)/float64(time.Microsecond))
 }
 
 // redisStats reads INFO: calls and µs spent per command, and the CPU

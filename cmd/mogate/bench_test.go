@@ -2,6 +2,8 @@ package main
 
 import (
 	"bytes"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -22,8 +24,10 @@ func TestBenchRedisRows(t *testing.T) {
 		rows   []string
 		notRun bool
 	}{
-		{"store", []string{"--only", "store", "--redis", srv.Addr()}, []string{"create+verify, Redis store, full semantics", "ratio full semantics / Lua baseline"}, false},
-		{"replicas", []string{"--only", "replicas", "--redis", srv.Addr()}, []string{"Redis SET alone", "Redis store, 1 replica", "3 replicas round-robin"}, false},
+		{"store", []string{"--only", "store", "--redis", srv.Addr()}, []string{"create+verify, Redis store, full semantics", "ratio full semantics / Lua baseline",
+			"Redis CPU per pair, full store vs baseline", "bench process CPU per pair (client side), full store vs baseline", "| ≤ 60 µs", " commands)"}, false},
+		{"replicas", []string{"--only", "replicas", "--redis", srv.Addr()}, []string{"Redis SET alone", "Redis store, 1 replica", "p99 ≤ 20 ms at 8 conns",
+			"Redis CPU per webhook (store: redis)", "| ≤ 40 µs", "process CPU per webhook", "3 replicas round-robin"}, false},
 		// The user's Redis, with a replica of its own.
 		{"wait", []string{"--only", "wait", "--redis", withReplica.Addr()}, waitRows, false},
 		// A private primary, and a replica of it started by bench.
@@ -45,5 +49,37 @@ func TestBenchRedisRows(t *testing.T) {
 				t.Errorf("failed requests or runs:\n%s", out.String())
 			}
 		})
+	}
+}
+
+// TestBenchGoRows: the Go benchmarks' rows carry issue 19's targets, and
+// a lookup with more than one allocation misses whatever its time.
+func TestBenchGoRows(t *testing.T) {
+	f := filepath.Join(t.TempDir(), "gobench.txt")
+	out := `BenchmarkLookupConsume/pending=10000-2   	 1000000	       450 ns/op	      16 B/op	       1 allocs/op
+BenchmarkLookupConsume/pending=1000000-2 	 1000000	       480 ns/op	      32 B/op	       2 allocs/op
+BenchmarkRecovery1M-2   	       1	1370000000 ns/op	         1.370 s/recovery
+BenchmarkMemoryPerSession-2   	       1	2462037663 ns/op	       288.0 bytes/session
+`
+	if err := os.WriteFile(f, []byte(out), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	rows, err := goBenchRows(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][2]string{
+		"BenchmarkLookupConsume/pending=10000":   {"≤ 500 ns, ≤ 1 alloc", "met"},
+		"BenchmarkLookupConsume/pending=1000000": {"≤ 500 ns, ≤ 1 alloc", "MISSED"},
+		"BenchmarkRecovery1M":                    {"≤ 1 s", "MISSED"},
+		"BenchmarkMemoryPerSession":              {"≤ 300 bytes", "met"},
+	}
+	if len(rows) != len(want) {
+		t.Fatalf("rows = %q", rows)
+	}
+	for _, r := range rows {
+		if w := want[r[0]]; r[2] != w[0] || r[3] != w[1] {
+			t.Errorf("%s: target %q %q, want %q %q", r[0], r[2], r[3], w[0], w[1])
+		}
 	}
 }

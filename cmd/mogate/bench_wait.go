@@ -50,7 +50,7 @@ func benchWait(addr string, external bool, dir string, conns int, d time.Duratio
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(log, "  %s\n", where)
+		fmt.Fprintf(log, "  %s\n", where.text)
 		res[i] = r
 	}
 	ratio := res[1].rate() / res[0].rate()

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"cmp"
 	"errors"
 	"strings"
 
@@ -8,6 +9,14 @@ import (
 
 	"github.com/mogate/mogate/matcher/redisstore/redisurl"
 )
+
+// defaultPoolSize is the connections a client keeps per node when
+// redis_url sets no pool_size: as many as the concurrent calls of a
+// loaded replica (64 in `mogate bench`), since with fewer the calls queue
+// for a connection, which costs both the process and Redis more CPU per
+// call (docs/performance.md), whereas an idle connection costs Redis
+// next to nothing.
+const defaultPoolSize = 64
 
 // connect makes the client: one server, a cluster for several URLs, or
 // the primary the Sentinels name (go-redis's failover client asks them
@@ -28,7 +37,7 @@ func (s *Store) connect() error {
 			MasterName: u.Master, SentinelAddrs: u.Addrs,
 			SentinelUsername: u.SentinelUsername, SentinelPassword: u.SentinelPassword,
 			Username: u.Username, Password: u.Password, DB: u.DB,
-			MaxRetries: -1, ContextTimeoutEnabled: true,
+			MaxRetries: -1, ContextTimeoutEnabled: true, PoolSize: defaultPoolSize,
 			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t,
 		})
 		s.nodeOpt = &redis.Options{Username: u.Username, Password: u.Password, DB: u.DB}
@@ -39,6 +48,9 @@ func (s *Store) connect() error {
 		}
 		o.MaxRetries, o.ContextTimeoutEnabled = -1, true
 		o.DialTimeout, o.ReadTimeout, o.WriteTimeout, o.PoolTimeout = t, t, t, t
+		if o.PoolSize == 0 {
+			o.PoolSize = defaultPoolSize
+		}
 		s.rdb = redis.NewClient(o)
 		s.nodeOpt = &redis.Options{Username: o.Username, Password: o.Password, DB: o.DB, TLSConfig: o.TLSConfig}
 	default:
@@ -48,7 +60,7 @@ func (s *Store) connect() error {
 		}
 		co := &redis.ClusterOptions{
 			Username: first.Username, Password: first.Password, TLSConfig: first.TLSConfig,
-			MaxRetries: -1, MaxRedirects: 3, ContextTimeoutEnabled: true,
+			MaxRetries: -1, MaxRedirects: 3, ContextTimeoutEnabled: true, PoolSize: cmp.Or(first.PoolSize, defaultPoolSize),
 			DialTimeout: t, ReadTimeout: t, WriteTimeout: t, PoolTimeout: t,
 		}
 		for _, raw := range u.Raw {

@@ -35,50 +35,99 @@ func (o outcome) matcher(dup bool) matcher.Outcome {
 }
 
 // ingestArgs is what the ingest function needs of a message: the text
-// scanned here by the matcher's own rules.
+// scanned here by the matcher's own rules. argv passes it.
 type ingestArgs struct {
-	Now        int64       `json:"now"`
-	Retention  int64       `json:"ret"`
-	Provider   string      `json:"pv"`
-	MessageID  string      `json:"mid"`
-	From       string      `json:"from"`
-	To         string      `json:"to"`
-	Chunks     []string    `json:"chunks"`
-	Groups     string      `json:"groups"`
-	Candidates []string    `json:"cands"`
-	NoCapture  bool        `json:"nocap"`
-	Guesses    int         `json:"gph"`
-	Unmatched  int         `json:"uph"`
-	Events     []eventArgs `json:"uevs"`
-	Parts      bool        `json:"parts"`
+	Now        int64
+	Retention  int64
+	Provider   string
+	MessageID  string
+	From       string
+	To         string
+	Chunks     []string
+	Groups     string
+	Candidates []string
+	NoCapture  bool
+	Guesses    int
+	Unmatched  int
+	Events     []eventArgs
+	Parts      bool
 
-	Channel       string `json:"ch"`
-	LineType      string `json:"lt,omitempty"`
-	Carrier       string `json:"ca,omitempty"`
-	SenderCountry string `json:"sc,omitempty"`
-	Attestation   string `json:"at,omitempty"`
-	Forwarded     bool   `json:"fw,omitempty"`
-	Reject        string `json:"rej,omitempty"`
+	Channel       string
+	LineType      string
+	Carrier       string
+	SenderCountry string
+	Attestation   string
+	Forwarded     bool
+	Reject        string
 	// SenderSessions are the sender's verified sessions of the 24 h
 	// before, per API key (Signals.SenderSessions24h), read by the caller
 	// on Cluster; on one server ingest reads and adds them itself
 	// (CountHere).
-	SenderSessions map[string]int `json:"ss,omitempty"`
-	CountHere      bool           `json:"vs,omitempty"`
+	SenderSessions map[string]int
+	CountHere      bool
 
 	// The steps of a message whose number links to other home tags
 	// (library.lua ingest).
-	Mode   string   `json:"mode,omitempty"`
-	Spend  bool     `json:"spend,omitempty"`
-	CT     bool     `json:"ct,omitempty"`
-	CR     bool     `json:"cr,omitempty"`
-	Result *outcome `json:"res,omitempty"`
-	Prior  *outcome `json:"prior,omitempty"`
+	Mode   string
+	Spend  bool
+	CT     bool
+	CR     bool
+	Result *outcome
+	Prior  *outcome
+}
+
+// argv is a as the ingest function's ARGV: plain values, in the order
+// library.lua's ingestArgs reads them, so Lua decodes no JSON for a
+// message (only the rare outcomes of a linked message's steps and the
+// sender counts read on Cluster).
+func (a ingestArgs) argv() ([]any, error) {
+	flag := func(b bool) string {
+		if b {
+			return "1"
+		}
+		return ""
+	}
+	args := make([]any, 0, 30+len(a.Chunks)+len(a.Candidates)+2*len(a.Events))
+	args = append(args, a.Now, a.Retention, a.Provider, a.MessageID, a.From, a.To, a.Groups, flag(a.NoCapture),
+		a.Guesses, a.Unmatched, flag(a.Parts), a.Channel, a.LineType, a.Carrier, a.SenderCountry, a.Attestation,
+		flag(a.Forwarded), a.Reject, flag(a.CountHere), a.Mode, flag(a.Spend), flag(a.CT), flag(a.CR))
+	for _, v := range []any{a.Result, a.Prior, a.SenderSessions} {
+		switch v := v.(type) {
+		case *outcome:
+			if v == nil {
+				args = append(args, "")
+				continue
+			}
+		case map[string]int:
+			if len(v) == 0 {
+				args = append(args, "")
+				continue
+			}
+		}
+		b, err := json.Marshal(v)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, string(b))
+	}
+	args = append(args, len(a.Chunks))
+	for _, c := range a.Chunks {
+		args = append(args, c)
+	}
+	args = append(args, len(a.Candidates))
+	for _, c := range a.Candidates {
+		args = append(args, c)
+	}
+	args = append(args, 2*len(a.Events))
+	for _, e := range a.Events {
+		args = append(args, e.Member, e.JSON)
+	}
+	return args, nil
 }
 
 type eventArgs struct {
-	Member string `json:"m"`
-	JSON   string `json:"j"`
+	Member string
+	JSON   string
 }
 
 // Ingest matches a message once per (provider, message id) in one function
@@ -182,11 +231,11 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 // status (0 done, 1 duplicate, 2 linked to other tags, 3 nothing done)
 // and its record (an outcome, or the tags' JSON).
 func (s *Store) ingestStep(ctx context.Context, ka keyArgs, a ingestArgs) (int64, string, error) {
-	b, err := json.Marshal(a)
+	args, err := a.argv()
 	if err != nil {
 		return 0, "", fmt.Errorf("redisstore: encode message: %w", err)
 	}
-	v, err := s.call(ctx, "ingest", ka, string(b))
+	v, err := s.call(ctx, "ingest", ka, args...)
 	if err != nil {
 		return 0, "", err
 	}

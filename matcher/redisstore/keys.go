@@ -334,7 +334,7 @@ type wire struct {
 	MessageID string `json:"mid"`
 	Reason    string `json:"rs"`
 	Notified  int    `json:"nt"`
-	Seq       int64  `json:"seq"`
+	Seq       int64  `json:"seq,omitempty"` // appended by library.lua's create; none for a capture session
 
 	Routes        []wireRoute  `json:"rt,omitempty"` // none in records written before routes: [{sms, to}]
 	ClientCountry string       `json:"cc,omitempty"`

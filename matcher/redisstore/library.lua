@@ -77,6 +77,18 @@ local function linkHomes(keys, field, now, out)
   return out
 end
 
+-- linkHomesOf is linkHomes of several fields, read in one HMGET.
+local function linkHomesOf(keys, fields, now, out)
+  for _, v in ipairs(redis.call('HMGET', keys[LINKS], unpack(fields))) do
+    if v then
+      for h, exp in pairs(cjson.decode(v)) do
+        if exp > now then out[h] = true end
+      end
+    end
+  end
+  return out
+end
+
 local function addLink(keys, field, home, exp, now)
   local v = redis.call('HGET', keys[LINKS], field)
   local m, top = {}, exp
@@ -215,32 +227,42 @@ local function supersede(keys, key, num, tos, id, now)
   return n
 end
 
--- create: ARGV session JSON, now. The session's routes (rt) may name
--- numbers of other tags: every number indexes it here, its home, and the
--- caller links the others (link). Returns {status, session JSON,
--- superseded count, JSON of the other home tags with sessions of the
--- same sender on a number of this tag}; for an existing session still
--- pending ('exists'), those tags again, so that a retry cancels there what
--- a first try that stopped after this step did not.
+-- create: ARGV the session's record (JSON, as the caller encoded it,
+-- without seq), now, then the plain values this function reads: id, API
+-- key, sender (num, '' for capture), normalized code, page token, expiry
+-- (ms), and the distinct numbers of its routes, first route first. The
+-- record sent is stored as given, never decoded here; an expected-sender
+-- session gets its creation counter appended as "seq". The routes may
+-- name numbers of other tags: every number indexes the session here, its
+-- home, and the caller links the others (link). Returns {status, the
+-- record already stored under id ('' when created), superseded count,
+-- JSON of the other home tags with sessions of the same sender on a
+-- number of this tag, seq}; for an existing session still pending
+-- ('exists'), those tags again, read from the stored record, so that a
+-- retry cancels there what a first try that stopped after this step did
+-- not.
 local function create(keys, args)
-  local s, now = cjson.decode(args[1]), tonumber(args[2])
+  local rec, now = args[1], tonumber(args[2])
+  local s = {id = args[3], key = args[4], num = args[5], norm = args[6], pt = args[7], exp = args[8]}
   local old = redis.call('HGET', keys[S], s.id)
   if old then
     local o, homes = cjson.decode(old), {}
     if o.num ~= '' and live(o, now) then
       for _, to in ipairs(numbers(o)) do linkHomes(keys, 'p\0' .. to .. '\0' .. o.num, now, homes) end
     end
-    return {'exists', old, '0', cjson.encode(sortedKeys(homes))}
+    return {'exists', old, '0', cjson.encode(sortedKeys(homes)), '0'}
   end
-  local tos = numbers(s)
+  local tos = {}
+  for i = 9, #args do tos[#tos + 1] = args[i] end
   local superseded, homes = 0, {}
   if s.num == '' then
     for _, to in ipairs(tos) do
-      if codeTaken(keys, to, s.norm, now) then return {'code_in_use', '', '0', '[]'} end
+      if codeTaken(keys, to, s.norm, now) then return {'code_in_use', '', '0', '[]', '0'} end
     end
     for _, to in ipairs(tos) do
       redis.call('HSET', keys[CODES], codeField(to, s.norm), s.id)
     end
+    s.seq = 0
   else
     superseded = supersede(keys, s.key, s.num, tos, s.id, now)
     for _, to in ipairs(tos) do
@@ -250,13 +272,15 @@ local function create(keys, args)
     for _, to in ipairs(tos) do
       redis.call('ZADD', keys[PAIRS], 0, pairMember(s, to))
     end
+    rec = string.sub(rec, 1, -2) .. ',"seq":' .. s.seq .. '}'
   end
   redis.call('HSET', keys[TOK], s.pt, s.id)
   redis.call('ZADD', keys[EXP], s.exp, s.id)
   for _, to in ipairs(tos) do
     redis.call('HINCRBY', keys[PEND], to, 1)
   end
-  return {'ok', save(keys, s), tostring(superseded), cjson.encode(sortedKeys(homes))}
+  redis.call('HSET', keys[S], s.id, rec)
+  return {'ok', '', tostring(superseded), cjson.encode(sortedKeys(homes)), tostring(s.seq)}
 end
 
 -- link runs in a tag other than a new session's home: ARGV JSON {home,
@@ -356,6 +380,37 @@ local function senderCounts(keys, now)
   return out
 end
 
+-- ingestArgs reads ingest's ARGV, plain values in the order of
+-- ingest.go's argv: now, retention, provider, message id, from, to, the
+-- text's chunk groups, nocap, capture guesses and unmatched messages per
+-- hour, parts, channel, line type, carrier, sender country, attestation,
+-- forwarded, reject reason, vs, mode, spend, ct, cr (flags are '1' or ''),
+-- the outcome found elsewhere (res), the prior attempt, the sender counts
+-- (JSON, or ''), then the chunks, the capture candidates and the
+-- unmatched events (member, JSON), each list after its length.
+local function ingestArgs(args)
+  local function flag(v) if v == '1' then return true end return nil end
+  local function opt(v) if v ~= '' then return v end return nil end
+  local function json(v) if v ~= '' then return cjson.decode(v) end return nil end
+  local a = {now = tonumber(args[1]), ret = args[2], pv = args[3], mid = args[4], from = args[5], to = args[6],
+    groups = args[7], nocap = flag(args[8]), gph = tonumber(args[9]), uph = tonumber(args[10]), parts = flag(args[11]),
+    ch = args[12], lt = opt(args[13]), ca = opt(args[14]), sc = opt(args[15]), at = opt(args[16]), fw = flag(args[17]),
+    rej = opt(args[18]), vs = flag(args[19]), mode = opt(args[20]), spend = flag(args[21]), ct = flag(args[22]),
+    cr = flag(args[23]), res = json(args[24]), prior = json(args[25]), ss = json(args[26])}
+  local i = 27
+  local function list()
+    local out, n = {}, tonumber(args[i])
+    for j = 1, n do out[j] = args[i + j] end
+    i = i + n + 1
+    return out
+  end
+  a.chunks, a.cands = list(), list()
+  local ev = list()
+  a.uevs = {}
+  for j = 1, #ev, 2 do a.uevs[#a.uevs + 1] = {m = ev[j], j = ev[j + 1]} end
+  return a
+end
+
 -- claimParts takes the parts of the multipart message that message a
 -- completes: false when they are gone or another message claimed them
 -- first. A step of the linked path (keep) marks them claimed by a.mid
@@ -374,7 +429,7 @@ end
 -- unmatched budget INGEST_UNMATCHED, the multipart message it completes
 -- INGEST_PARTS, and, with a.vs (one server: any slot is at hand), the
 -- sender's verified sessions INGEST_VERIFIED, which it reads for the
--- signals and adds a verification to (else the caller does both). ARGV: JSON of the scanned message, with its channel (ch):
+-- signals and adds a verification to (else the caller does both). ARGV: the scanned message (ingestArgs), with its channel (ch):
 -- only sessions with a route {ch, to} count; a call (ch "call") verifies
 -- the sender's own session without a code, never a capture session, and
 -- counts no attempt; only a call attested A (at) verifies, any other is
@@ -395,7 +450,7 @@ end
 local function ingest(keys, args)
   local d = redis.call('GET', keys[INGEST_DEDUPE])
   if d then return {1, d} end
-  local a = cjson.decode(args[1])
+  local a = ingestArgs(args)
   local now, mode, call = a.now, a.mode, a.ch == 'call'
   local function done(out)
     if a.vs and out.k == MATCHED and out.key and out.sid then
@@ -416,10 +471,11 @@ local function ingest(keys, args)
   if call and a.at ~= 'A' then return done({k = UNMATCHED}) end
   if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
-    local homes = linkHomes(keys, 'p\0' .. a.to .. '\0' .. a.from, now, {})
+    local fields = {'p\0' .. a.to .. '\0' .. a.from}
     if not call and not a.nocap then
-      for _, c in ipairs(a.cands) do linkHomes(keys, 'c\0' .. a.to .. '\0' .. c, now, homes) end
+      for _, c in ipairs(a.cands) do fields[#fields + 1] = 'c\0' .. a.to .. '\0' .. c end
     end
+    local homes = linkHomesOf(keys, fields, now, {})
     if next(homes) ~= nil then return {2, cjson.encode(sortedKeys(homes))} end
   end
   if mode == 'final' and a.res then return done(a.res) end

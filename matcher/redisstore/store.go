@@ -228,18 +228,33 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 		if err != nil {
 			return matcher.Session{}, false, fmt.Errorf("redisstore: encode session: %w", err)
 		}
-		v, err := s.call(ctx, "create", keyArgs{tag: tag}, string(b), ms(now))
+		args := make([]any, 0, 8+len(nums))
+		args = append(args, b, w.Created, id, req.Key, req.Number, norm, w.PageToken, w.Expires)
+		for _, n := range nums {
+			args = append(args, n)
+		}
+		v, err := s.call(ctx, "create", keyArgs{tag: tag}, args...)
 		if err != nil {
 			return matcher.Session{}, false, err
 		}
-		r, err := replyStrings(v, 4)
+		r, err := replyStrings(v, 5)
 		if err != nil {
 			return matcher.Session{}, false, unavailable(fmt.Errorf("create: %w", err))
 		}
 		status, sess := r[0], r[1]
 		switch status {
 		case "ok", "exists":
-			out, err := s.decode(sess, id)
+			var out matcher.Session
+			if status == "ok" {
+				// The record is the one sent: no need to read it back.
+				w.Seq, err = strconv.ParseInt(r[4], 10, 64)
+				if err != nil {
+					return matcher.Session{}, false, unavailable(fmt.Errorf("create: %w: seq %q", errReplyShape, r[4]))
+				}
+				out = w.session(s.opt.Now())
+			} else {
+				out, err = s.decode(sess, id)
+			}
 			superseded = superseded || r[2] != "0"
 			if err == nil && req.Number != "" && (status == "ok" || out.Status == matcher.Pending) {
 				err = s.supersedeElsewhere(ctx, r[3], homes, tag, foreign, req, id, norm, now, nums, &superseded)

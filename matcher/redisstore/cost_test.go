@@ -1,0 +1,277 @@
+package redisstore_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/mogate/mogate/matcher/storetest"
+	textrules "github.com/mogate/mogate/matcher/text"
+)
+
+// commandCalls reads INFO commandstats: calls per command, those run
+// inside functions included.
+func commandCalls(t *testing.T, rc *redis.Client) map[string]int {
+	t.Helper()
+	info, err := rc.Info(context.Background(), "commandstats").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]int{}
+	for line := range strings.SplitSeq(info, "\n") {
+		name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+		if !ok || !strings.HasPrefix(name, "cmdstat_") {
+			continue
+		}
+		for kv := range strings.SplitSeq(rest, ",") {
+			if v, ok := strings.CutPrefix(kv, "calls="); ok {
+				out[strings.TrimPrefix(name, "cmdstat_")], _ = strconv.Atoi(v)
+			}
+		}
+	}
+	return out
+}
+
+// TestCreateStoresRecordAsSent: create stores the session record the
+// store encoded, as sent (Go's field order, "id" first), never decoded and
+// encoded again in Lua; an expected-sender session gets its creation
+// counter appended, a capture session none. What Create returns is what
+// Get reads back.
+func TestCreateStoresRecordAsSent(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	for _, tc := range []struct {
+		name string
+		req  matcher.CreateRequest
+		seq  bool
+	}{
+		{"expected sender", matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute, Metadata: []byte(`{"a":1}`)}, true},
+		{"capture", matcher.CreateRequest{Key: "k", To: storetest.To, TTL: time.Minute}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sess, replayed, err := s.Create(ctx, tc.req)
+			if err != nil || replayed {
+				t.Fatalf("Create = %v, %v", replayed, err)
+			}
+			rec, err := rc.HGet(ctx, redisstore.SessionsKey(storetest.To), sess.ID).Result()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !strings.HasPrefix(rec, `{"id":"`+sess.ID+`","key":"k",`) {
+				t.Errorf("stored record %s is not the one sent (re-encoded in Lua?)", rec)
+			}
+			var w struct {
+				Seq *int64 `json:"seq"`
+			}
+			if err := json.Unmarshal([]byte(rec), &w); err != nil {
+				t.Fatalf("stored record %s: %v", rec, err)
+			}
+			if got := w.Seq != nil && *w.Seq > 0; got != tc.seq {
+				t.Errorf("stored record %s: has seq %v, want %v", rec, got, tc.seq)
+			}
+			got, err := s.Get(ctx, sess.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if a, b := mustJSON(t, got), mustJSON(t, sess); a != b {
+				t.Errorf("Get = %s\nCreate returned %s", a, b)
+			}
+		})
+	}
+}
+
+func mustJSON(t *testing.T, v any) string {
+	t.Helper()
+	b, err := json.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestIngestReadsLinksOnce: a message reads the links of its sender and
+// of all its capture candidates in one HMGET, then its session: two
+// reads, however many candidates the text holds.
+func TestIngestReadsLinksOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "SM1", From: storetest.Alice, To: storetest.To,
+		Text: "code " + sess.Code} // offers "code<code>" and "<code>" to capture sessions
+	o, err := s.Ingest(ctx, msg, matcher.IngestOptions{})
+	if err != nil || o.Kind != matcher.Matched {
+		t.Fatalf("Ingest = %+v, %v", o, err)
+	}
+	c := commandCalls(t, rc)
+	if c["hget"]+c["hmget"] != 2 || c["hmget"] != 1 {
+		t.Errorf("ingest read the hashes with %d HGET and %d HMGET, want 1 HMGET (links) and 1 HGET (the session)", c["hget"], c["hmget"])
+	}
+}
+
+// TestRecordsOfEarlierBuildsStillMatch: a record as earlier builds stored
+// it (encoded again by Lua: another field order, seq inside) is read,
+// verified and dropped from the pair index like one of this build.
+func TestRecordsOfEarlierBuildsStillMatch(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := redisstore.SessionsKey(storetest.To)
+	const reencode = `local v = redis.call('HGET', KEYS[1], ARGV[1])
+redis.call('HSET', KEYS[1], ARGV[1], cjson.encode(cjson.decode(v)))
+return redis.call('HGET', KEYS[1], ARGV[1])`
+	old, err := rc.Eval(ctx, reencode, []string{key}, sess.ID).Text()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.HasPrefix(old, `{"id":`) || !strings.Contains(old, `"seq":1`) {
+		t.Fatalf("not a record of the earlier layout: %s", old)
+	}
+	o, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: "SM1", From: storetest.Alice, To: storetest.To, Text: sess.Code}, matcher.IngestOptions{})
+	if err != nil || o.Kind != matcher.Matched || o.SessionID != sess.ID {
+		t.Fatalf("Ingest = %+v, %v", o, err)
+	}
+	got, err := s.Get(ctx, sess.ID)
+	if err != nil || got.Status != matcher.Verified {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+	pairs := strings.TrimSuffix(key, ":s") + ":pairs"
+	if n, err := rc.ZCard(ctx, pairs).Result(); err != nil || n != 0 {
+		t.Errorf("%s holds %d members after the verification (%v), want none", pairs, n, err)
+	}
+}
+
+// argsOf records the arguments of the library calls a client sends.
+type argsOf struct {
+	calls
+	fn   string
+	seen [][]any
+}
+
+func (a *argsOf) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if args := cmd.Args(); len(args) > 1 && strings.HasSuffix(fmt.Sprint(args[1]), "_"+a.fn) {
+			a.seen = append(a.seen, args)
+		}
+		return next(ctx, cmd)
+	}
+}
+
+// TestIngestArgumentsPlain: a message reaches the ingest function as
+// plain values, none of them a JSON document for Lua to decode, and the
+// function reads them right: the unmatched events it records are the
+// ones passed, and the outcome is the match.
+func TestIngestArgumentsPlain(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &argsOf{fn: "ingest"}
+	s.Client().AddHook(h)
+	for i, text := range []string{"no code here", "code " + sess.Code} {
+		o, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", i), From: storetest.Alice, To: storetest.To,
+			Text: text, LineType: "mobile", Forwarded: true}, matcher.IngestOptions{UnmatchedKeys: []string{"k"}})
+		want := []matcher.OutcomeKind{matcher.Attempted, matcher.Matched}[i]
+		if err != nil || o.Kind != want {
+			t.Fatalf("Ingest(%q) = %+v, %v; want %v", text, o, err, want)
+		}
+	}
+	if len(h.seen) != 2 {
+		t.Fatalf("%d ingest calls, want 2", len(h.seen))
+	}
+	for _, args := range h.seen {
+		for i, v := range args {
+			// The one JSON document passed is an unmatched event's, after
+			// its member ("u:<event id>"): stored as it is, never decoded.
+			str, ok := v.(string)
+			if ok && strings.HasPrefix(str, "{") && json.Valid([]byte(str)) && !strings.HasPrefix(fmt.Sprint(args[i-1]), "u:") {
+				t.Errorf("ingest argument %d is a JSON document: %s", i, str)
+			}
+		}
+	}
+	got, err := s.Get(ctx, sess.ID)
+	if err != nil || got.Status != matcher.Verified || got.Signals.LineType != "mobile" || !got.Signals.Forwarded {
+		t.Fatalf("Get = %+v, %v", got, err)
+	}
+}
+
+// TestPoolSize: a client keeps 64 connections when redis_url names no
+// pool_size (go-redis's default, 10 per CPU, made 64 concurrent calls
+// queue for 20 connections); pool_size in the URL wins.
+func TestPoolSize(t *testing.T) {
+	srv := redistest.Start(t)
+	for url, want := range map[string]int{srv.URL(): 64, srv.URL() + "?pool_size=7": 7} {
+		s := open(t, options(url, time.Now))
+		if got := s.Client().(*redis.Client).Options().PoolSize; got != want {
+			t.Errorf("%s: pool size %d, want %d", url, got, want)
+		}
+	}
+}
+
+// FuzzIngestArguments: whatever a message's text (any number of chunks,
+// candidates and groups, chunks that read as numbers or flags) and its
+// signals, ingest reads its plain arguments in the order they are sent:
+// the call succeeds, and a text that ends with the session's code as a
+// token, within the scanned text.MaxScanBytes, verifies it.
+func FuzzIngestArguments(f *testing.F) {
+	for _, seed := range []struct{ text, lineType string }{
+		{"", ""}, {"1", "1"}, {"0 1 2 3 4 5 6 7 8 9 10 11 12", "mobile"}, {"code: 1 - 2 . 3", ""},
+		{`{"k":1}`, "{}"}, {"u:evt_1 \x00 nul", "landline"}, {strings.Repeat("ab-cd ", 600), ""},
+	} {
+		f.Add(seed.text, seed.lineType, false)
+		f.Add(seed.text, seed.lineType, true)
+	}
+	srv := redistest.Start(f)
+	s, err := openStore(options(srv.URL(), time.Now))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+	var n int
+	f.Fuzz(func(t *testing.T, text, lineType string, withCode bool) {
+		n++
+		sender := fmt.Sprintf("+1415556%04d", n%10000)
+		sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: sender, To: storetest.To, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if withCode {
+			text = text[:min(len(text), textrules.MaxScanBytes-len(sess.Code)-1)] + "\n" + sess.Code
+		}
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", n), From: sender, To: storetest.To, Text: text, LineType: lineType}
+		o, err := s.Ingest(ctx, msg, matcher.IngestOptions{UnmatchedKeys: []string{"k"}})
+		if err != nil {
+			t.Fatalf("Ingest(%q) = %v", text, err)
+		}
+		if withCode && (o.Kind != matcher.Matched || o.SessionID != sess.ID) {
+			t.Fatalf("Ingest(%q) = %+v, want %s matched", text, o, sess.ID)
+		}
+	})
+}
