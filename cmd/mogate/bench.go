@@ -196,7 +196,7 @@ func met(ok bool) string {
 	return "MISSED"
 }
 
-// targets of issue 19 (issue 3's, where it sets none), keyed by
+// targets are the goals of docs/performance.md for the Go benchmarks, keyed by
 // benchmark name.
 var targets = map[string]struct {
 	unit  string

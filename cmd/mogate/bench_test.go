@@ -52,7 +52,7 @@ func TestBenchRedisRows(t *testing.T) {
 	}
 }
 
-// TestBenchGoRows: the Go benchmarks' rows carry issue 19's targets, and
+// TestBenchGoRows: the Go benchmarks' rows carry their targets, and
 // a lookup with more than one allocation misses whatever its time.
 func TestBenchGoRows(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "gobench.txt")

@@ -17,12 +17,26 @@ import (
 
 // StartReplica starts a server replicating primary (with the same safe
 // settings; extra arguments override them) and waits until its link to
-// the primary is up.
+// the primary is up and the primary lists it online (the replica's side
+// can be up a moment before the primary's).
 func StartReplica(t testing.TB, primary *Server, extra ...string) *Server {
 	t.Helper()
 	r := Start(t, append([]string{"--replicaof", "127.0.0.1", fmt.Sprint(primary.Port)}, extra...)...)
 	r.WaitLinkUp()
-	return r
+	c := redis.NewClient(&redis.Options{Addr: primary.Addr()})
+	defer c.Close()
+	want := fmt.Sprintf("port=%d,state=online", r.Port)
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		info, _ := c.Info(context.Background(), "replication").Result()
+		if strings.Contains(info, want) {
+			return r
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("primary %s does not list replica %s online: %s", primary.Addr(), r.Addr(), info)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 }
 
 // WaitLinkUp waits until the server, a replica, has its link to its
