@@ -45,8 +45,9 @@ func browserServer(t *testing.T) (*harness, *routedStore, string) {
 	return h, rs, base
 }
 
-// newBrowser starts headless Chromium (as TestPageInBrowser does) and
-// returns its tab's context, closed when the test ends.
+// newBrowser starts headless Chromium in a fresh profile (removed once it
+// has exited: t.TempDir would fail on files it writes while shutting down)
+// and returns its tab's context, closed when the test ends.
 func newBrowser(t *testing.T) context.Context {
 	t.Helper()
 	exe := chromium(t)

@@ -97,15 +97,10 @@ func (s *Server) pageRoutes(sess matcher.Session, lang, userAgent string) []page
 // the sms: link when the session has an SMS route, else the first route's
 // (the wa.me link of a WhatsApp-only session).
 func (s *Server) pageQRURI(sess matcher.Session) string {
-	routes := sess.RoutesOrSMS()
-	for _, r := range routes {
-		if r.Channel == matcher.ChannelSMS || r.Channel == "" {
-			on := sess
-			on.To = r.To
-			return smsURI(on)
-		}
+	if _, ok := smsTo(sess); ok {
+		return smsURI(sess)
 	}
-	r := routes[0]
+	r := sess.RoutesOrSMS()[0]
 	text := ""
 	if r.Channel == matcher.ChannelWhatsApp {
 		text = s.waText(sess)

@@ -50,7 +50,8 @@ func humanNumber(e164 string) string {
 // keeps its order.
 func uiText(s matcher.Session) string {
 	lang := language(s.Language)
-	code, number := s.Code, humanNumber(smsTo(s))
+	to, _ := smsTo(s)
+	code, number := s.Code, humanNumber(to)
 	if rtl[lang] {
 		code, number = "\u2066"+code+"\u2069", "\u2066"+number+"\u2069"
 	}
@@ -62,14 +63,11 @@ func uiText(s matcher.Session) string {
 // session's language — the WhatsApp text to send and where, or the number
 // to call — never "text the code" to a number that takes no SMS.
 func (s *Server) instruction(sess matcher.Session) string {
-	routes := sess.RoutesOrSMS()
-	for _, r := range routes {
-		if r.Channel == matcher.ChannelSMS {
-			return uiText(sess)
-		}
+	if _, ok := smsTo(sess); ok {
+		return uiText(sess)
 	}
 	lang := language(sess.Language)
-	r, t := routes[0], pageText[lang]
+	r, t := sess.RoutesOrSMS()[0], pageText[lang]
 	number := isolate(lang, humanNumber(r.To), false)
 	if r.Channel == matcher.ChannelCall {
 		return fmt.Sprintf(t["call_how"], number)
@@ -80,17 +78,18 @@ func (s *Server) instruction(sess matcher.Session) string {
 // smsURI is the sms: link with the code as body, in the form Contiguity
 // returns (RFC 5724 "?body="), which iOS and Android both open.
 func smsURI(s matcher.Session) string {
-	return "sms:" + smsTo(s) + "?body=" + url.QueryEscape(s.Code)
+	to, _ := smsTo(s)
+	return "sms:" + to + "?body=" + url.QueryEscape(s.Code)
 }
 
 // smsTo is the number the user texts: that of the session's SMS route,
-// which is To unless the create asked for another channel first; To when
-// the session has no SMS route.
-func smsTo(s matcher.Session) string {
-	for _, r := range s.Routes {
+// which is To unless the create asked for another channel first; ok is
+// false (and the number To) when the session has no SMS route.
+func smsTo(s matcher.Session) (number string, ok bool) {
+	for _, r := range s.RoutesOrSMS() {
 		if r.Channel == matcher.ChannelSMS {
-			return r.To
+			return r.To, true
 		}
 	}
-	return s.To
+	return s.To, false
 }

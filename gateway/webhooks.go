@@ -120,7 +120,8 @@ func (s *Server) webhook(c *gin.Context) {
 		}
 	}
 	for _, in := range ins {
-		if !s.speaksFor(rt, name, in) || !s.accepts(rt, name, in) {
+		n, ok := s.speaksFor(rt, name, in)
+		if !ok || !s.accepts(n, name, in) {
 			continue
 		}
 		if err := s.ingest(sctx, rt, name, in); err != nil {
@@ -200,18 +201,15 @@ func (s *Server) complete(p *pool.Pool, provider string, in *adapters.Inbound) e
 	return nil
 }
 
-// accepts reports whether a message for one of the entry's numbers may be
-// matched: the number must serve the message's channel (else
+// accepts reports whether a message for n, one of the entry's numbers, may
+// be matched: the number must serve the message's channel (else
 // wrong_channel), and the provider must have given the sender's phone
 // number (else sender_hidden: a WhatsApp username never verifies
 // anything). Any other message is acknowledged, counted and logged, and
 // changes nothing.
-func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) bool {
-	n, _ := rt.pool.Lookup(in.To)
+func (s *Server) accepts(n *pool.Number, provider string, in adapters.Inbound) bool {
 	var outcome, why string
 	switch {
-	case n == nil:
-		return false // speaksFor has said so
 	case !n.Serves(in.ChannelOf()):
 		outcome, why = "wrong_channel", "message ignored: the number does not serve this channel"
 	case in.SenderHidden:
@@ -230,11 +228,12 @@ func (s *Server) accepts(rt *reloadable, provider string, in adapters.Inbound) b
 	return false
 }
 
-// speaksFor reports whether a provider entry may act on a message: an entry
-// speaks only for its own pool numbers (docs/security.md), so the weakest
-// credential cannot act for another carrier's numbers. Any other message
+// speaksFor reports whether a provider entry may act on a message, and the
+// pool number it is for: an entry speaks only for its own pool numbers
+// (docs/security.md), so the weakest credential cannot act for another
+// carrier's numbers. Any other message
 // is acknowledged, counted and logged, and changes nothing.
-func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound) bool {
+func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound) (*pool.Number, bool) {
 	n, ok := rt.pool.Lookup(in.To)
 	var outcome string
 	switch {
@@ -243,7 +242,7 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 	case n.Provider != provider:
 		outcome = "wrong_provider"
 	default:
-		return true
+		return n, true
 	}
 	s.metrics.messages.WithLabelValues(provider, outcome, in.ChannelOf()).Inc()
 	attrs := []any{"provider", provider, "outcome", outcome, "message_id", in.MessageID, "to", maskNumber(in.To)}
@@ -254,7 +253,7 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 		attrs = append(attrs, "owner", n.Provider)
 	}
 	s.log.Warn("message ignored: not for a number of this provider entry", attrs...)
-	return false
+	return nil, false
 }
 
 // ingest matches a complete message durably. The sender's budgets that
