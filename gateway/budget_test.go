@@ -171,3 +171,28 @@ func TestBudgetsChargedOnlyForGuesses(t *testing.T) {
 		checkChargedOnlyForGuesses(t, st.replicas(t, budgetYAML(3, 2))...)
 	})
 }
+
+// TestOwnMatchTouchesNoBudget: on the memory store the code of the
+// sender's own session, and its redelivery, never reach the sender's
+// unmatched budget: no bucket is made for the sender (before, each such
+// message charged one and gave it back, and the bucket stayed for an
+// hour: one per verified sender).
+func TestOwnMatchTouchesNoBudget(t *testing.T) {
+	h := newHarness(t, testYAML)
+	v := h.mustCreate(`{"number": "+14155550123", "to": "+14155550100"}`)
+	msg := h.signed("twilio", adapters.Inbound{MessageID: "SMown", From: "+14155550123", To: "+14155550100", Text: v["code"].(string)})
+	for range 2 {
+		if w := h.send(msg); w.Code != 200 {
+			t.Fatalf("own code = %d %s", w.Code, w.Body)
+		}
+	}
+	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("session = %v", got)
+	}
+	l := h.s.live().unmatchedLimit.(*limiter)
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.buckets); n != 0 {
+		t.Fatalf("%d budget buckets after an own match, want 0", n)
+	}
+}

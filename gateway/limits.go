@@ -47,6 +47,13 @@ func newRateLimit(n float64, period time.Duration, name string, rdb redis.Univer
 // noLimit is a limit of 0: unlimited.
 type noLimit struct{}
 
+// limited reports whether l is a limit at all (not noLimit): charging it
+// may cost a call, and may be refused.
+func limited(l rateLimit) bool {
+	_, none := l.(noLimit)
+	return !none
+}
+
 func (noLimit) take(context.Context, string, string) error   { return nil }
 func (noLimit) charge(context.Context, string) (bool, error) { return true, nil }
 func (noLimit) refund(context.Context, string)               {}

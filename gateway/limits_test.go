@@ -100,28 +100,38 @@ type brokenLimit struct{ noLimit }
 
 func (brokenLimit) charge(context.Context, string) (bool, error) { return false, errUnavailable }
 
-// TestBudgetUnreadableIs503: when a sender's budget cannot be read, the
-// webhook answers 503 and records nothing, so the provider's retry can
-// still verify; it is never taken as "no budget left" (which would record
-// the message as unmatched and answer 200: a lost verification).
+// TestBudgetUnreadableIs503: when a sender's budget cannot be read, a
+// webhook whose message needs it (a capture code) answers 503 and records
+// nothing, so the provider's retry can still verify; it is never taken as
+// "no budget left" (which would record the message as unmatched and answer
+// 200: a lost verification). A message its sender's own session takes
+// needs no budget: it verifies all the same.
 func TestBudgetUnreadableIs503(t *testing.T) {
 	h := newHarness(t, testYAML)
-	v := h.mustCreate(`{"number": "+14155550123"}`)
-	msg := adapters.Inbound{MessageID: "SMbudget", From: "+14155550123", To: v["to"].(string), Text: v["code"].(string)}
+	capture := h.mustCreate(`{"to": "+14155550100"}`)
+	own := h.mustCreate(`{"number": "+14155550123"}`)
+	msg := adapters.Inbound{MessageID: "SMbudget", From: "+14155550124", To: capture["to"].(string), Text: capture["code"].(string)}
 	rt := h.s.live()
 	saved := rt.unmatchedLimit
 	rt.unmatchedLimit = brokenLimit{}
 	if w := h.send(h.signed("twilio", msg)); w.Code != http.StatusServiceUnavailable {
 		t.Fatalf("webhook with the budget unreadable = %d %s, want 503", w.Code, w.Body)
 	}
-	if got := h.get(v["id"].(string)); got["status"] != "pending" {
+	if got := h.get(capture["id"].(string)); got["status"] != "pending" {
 		t.Fatalf("after the 503: %v, want pending", got["status"])
+	}
+	ownMsg := adapters.Inbound{MessageID: "SMown", From: "+14155550123", To: own["to"].(string), Text: own["code"].(string)}
+	if w := h.send(h.signed("twilio", ownMsg)); w.Code != http.StatusOK {
+		t.Fatalf("own session's code with the budget unreadable = %d %s, want 200", w.Code, w.Body)
+	}
+	if got := h.get(own["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("own session with the budget unreadable: %v, want verified", got["status"])
 	}
 	rt.unmatchedLimit = saved
 	if w := h.send(h.signed("twilio", msg)); w.Code != http.StatusOK {
 		t.Fatalf("the provider's retry = %d %s", w.Code, w.Body)
 	}
-	if got := h.get(v["id"].(string)); got["status"] != "verified" {
+	if got := h.get(capture["id"].(string)); got["status"] != "verified" {
 		t.Fatalf("after the retry: %v, want verified", got["status"])
 	}
 }

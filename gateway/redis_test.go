@@ -1,16 +1,19 @@
 package gateway
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/redis/go-redis/v9"
 )
 
 // redisHarness is a gateway on store: redis, on a private redis-server.
@@ -190,5 +193,93 @@ func checkCaptureGuessesAcrossNumbers(t *testing.T, h *harness) {
 	h.send(h.signed("plivo", adapters.Inbound{From: "+33611111111", To: "+33757000000", Text: fr["code"].(string)}))
 	if got := h.get(fr["id"].(string)); got["status"] != "verified" {
 		t.Fatalf("another sender blocked: %v", got)
+	}
+}
+
+// redisCalls counts, through a go-redis hook, the ingest function calls
+// and the sender-budget scripts (charges and refunds) a client sends.
+type redisCalls struct {
+	mu               sync.Mutex
+	ingests, budgets int
+}
+
+func (c *redisCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (c *redisCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.count(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (c *redisCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (c *redisCalls) count(cmd redis.Cmder) {
+	args := fmt.Sprint(cmd.Args()...)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch cmd.Name() {
+	case "fcall":
+		if strings.HasSuffix(fmt.Sprint(cmd.Args()[1]), "_ingest") {
+			c.ingests++
+		}
+	case "eval", "evalsha":
+		if strings.Contains(args, "per-sender") {
+			c.budgets++
+		}
+	}
+}
+
+func (c *redisCalls) take() (ingests, budgets int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	ingests, budgets = c.ingests, c.budgets
+	c.ingests, c.budgets = 0, 0
+	return ingests, budgets
+}
+
+// TestRedisOwnMatchOneCall: with the default per-sender budgets, the code
+// of the sender's own session costs Redis one call, the ingest function,
+// and no budget script (before, it charged both budgets and refunded
+// them: five round trips); a redelivery too. A capture code is charged.
+func TestRedisOwnMatchOneCall(t *testing.T) {
+	srv := redistest.Start(t)
+	d := config.Default().Limits
+	y := strings.Replace(testYAML, "unmatched_per_sender_per_hour: 5", fmt.Sprintf("unmatched_per_sender_per_hour: %d\n  capture_guesses_per_sender_per_hour: %d",
+		d.UnmatchedPerSenderPerHour, d.CaptureGuessesPerSenderPerHour), 1)
+	h := redisHarnessFrom(t, y, srv.URL(), "")
+	own := h.mustCreate(`{"number": "+14155550123", "to": "+14155550100"}`)
+	capture := h.mustCreate(`{"to": "+14155550100"}`)
+	calls := &redisCalls{}
+	h.s.shared.Client.AddHook(calls)
+	msg := h.signed("twilio", adapters.Inbound{MessageID: "SMown", From: "+14155550123", To: "+14155550100", Text: own["code"].(string)})
+	for _, what := range []string{"own code", "its redelivery"} {
+		if w := h.send(msg); w.Code != 200 {
+			t.Fatalf("%s = %d %s", what, w.Code, w.Body)
+		}
+		if ingests, budgets := calls.take(); ingests != 1 || budgets != 0 {
+			t.Fatalf("%s: %d ingest calls and %d budget scripts, want 1 and 0", what, ingests, budgets)
+		}
+	}
+	if got := h.get(own["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("own session = %v", got)
+	}
+	if w := h.send(h.signed("twilio", adapters.Inbound{From: "+14155550124", To: "+14155550100", Text: capture["code"].(string)})); w.Code != 200 {
+		t.Fatalf("capture code = %d %s", w.Code, w.Body)
+	}
+	// Two charges and the unmatched one's refund, the first use of a
+	// script as EVALSHA and then EVAL.
+	if ingests, budgets := calls.take(); ingests != 2 || budgets < 3 {
+		t.Fatalf("capture code: %d ingest calls and %d budget scripts, want 2 and at least 3", ingests, budgets)
+	}
+	if got := h.get(capture["id"].(string)); got["status"] != "verified" {
+		t.Fatalf("capture session = %v", got)
 	}
 }

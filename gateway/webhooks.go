@@ -257,11 +257,13 @@ func (s *Server) speaksFor(rt *reloadable, provider string, in adapters.Inbound)
 }
 
 // ingest matches a complete message durably. The sender's budgets that
-// span receiving numbers (unmatched messages, capture guesses) are charged
-// before the match, each in one atomic step, so that concurrent messages
-// to several numbers, on any replicas, share one budget; a charge the
-// message turns out not to need (a redelivery, a match on the sender's own
-// session, a message never tried against capture sessions) is given back.
+// span receiving numbers (unmatched messages, capture guesses) guard
+// capture matching only: a message that its sender's own session decides,
+// or a redelivery, is matched without them, in one store call. Any other
+// is charged before its match (ingestCharged), each budget in one atomic
+// step, so that concurrent messages to several numbers, on any replicas,
+// share one budget; a charge the message turns out not to need is given
+// back.
 func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in adapters.Inbound) error {
 	msg := matcher.Message{
 		Provider: provider, MessageID: in.MessageID, From: in.From, To: in.To, Text: in.Text,
@@ -277,29 +279,24 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 	if msg.Channel == matcher.ChannelCall {
 		return s.ingestCall(ctx, rt, provider, in, msg)
 	}
-	unmatched, err := rt.unmatchedLimit.charge(ctx, in.From)
+	// Only a phone number can be a capture session's verified number: an
+	// alphanumeric sender or a user id never tries capture codes, and so
+	// never needs the budgets that guard them. For the others the first
+	// call tries only the sender's own sessions (OwnFirst), which need no
+	// budget: the common message, the code of the sender's own session,
+	// is matched in one store call; a duplicate is answered by it. Only a
+	// message that capture matching could reach comes back NeedsBudget,
+	// having changed nothing, and is ingested again with the charges.
+	opt := matcher.IngestOptions{NoCapture: !phoneNumber(in.From), UnmatchedKeys: rt.unmatchedKeys}
+	opt.OwnFirst = !opt.NoCapture && (limited(rt.unmatchedLimit) || limited(rt.captureLimit))
+	out, err := s.store.Ingest(ctx, msg, opt)
 	if err != nil {
 		return err // 503: the provider retries; nothing was charged
 	}
-	guess := false
-	if unmatched && phoneNumber(in.From) {
-		// Only a phone number can be a capture session's verified number:
-		// an alphanumeric sender or a user id never tries capture codes.
-		if guess, err = rt.captureLimit.charge(ctx, in.From); err != nil {
-			rt.unmatchedLimit.refund(ctx, in.From)
+	if out.NeedsBudget {
+		if out, err = s.ingestCharged(ctx, rt, msg); err != nil {
 			return err
 		}
-	}
-	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: !guess, UnmatchedKeys: rt.unmatchedKeys})
-	if err != nil {
-		// The message may still have been matched: the charges stand.
-		return err
-	}
-	if guess && (out.Duplicate || !out.CaptureTried) {
-		rt.captureLimit.refund(ctx, in.From)
-	}
-	if unmatched && (out.Duplicate || out.Kind != matcher.Unmatched) {
-		rt.unmatchedLimit.refund(ctx, in.From)
 	}
 	outcome := out.Kind.String()
 	if out.Duplicate {
@@ -328,6 +325,37 @@ func (s *Server) ingest(ctx context.Context, rt *reloadable, provider string, in
 		}
 	}
 	return nil
+}
+
+// ingestCharged ingests a message that capture matching could reach: it
+// charges its sender's unmatched budget and, while one is left, a capture
+// guess (each in one atomic step, shared by all replicas), then gives
+// back what the outcome did not use: the unmatched charge unless the
+// message matched nothing, the guess unless capture sessions were tried.
+func (s *Server) ingestCharged(ctx context.Context, rt *reloadable, msg matcher.Message) (matcher.Outcome, error) {
+	unmatched, err := rt.unmatchedLimit.charge(ctx, msg.From)
+	if err != nil {
+		return matcher.Outcome{}, err // 503: the provider retries; nothing was charged
+	}
+	guess := false
+	if unmatched {
+		if guess, err = rt.captureLimit.charge(ctx, msg.From); err != nil {
+			rt.unmatchedLimit.refund(ctx, msg.From)
+			return matcher.Outcome{}, err
+		}
+	}
+	out, err := s.store.Ingest(ctx, msg, matcher.IngestOptions{NoCapture: !guess, UnmatchedKeys: rt.unmatchedKeys})
+	if err != nil {
+		// The message may still have been matched: the charges stand.
+		return matcher.Outcome{}, err
+	}
+	if guess && (out.Duplicate || !out.CaptureTried) {
+		rt.captureLimit.refund(ctx, msg.From)
+	}
+	if unmatched && (out.Duplicate || out.Kind != matcher.Unmatched) {
+		rt.unmatchedLimit.refund(ctx, msg.From)
+	}
+	return out, nil
 }
 
 // refused logs a webhook whose authentication failed, with the client IP

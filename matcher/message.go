@@ -62,6 +62,14 @@ type Outcome struct {
 	// sessions, and so spent one of its sender's capture guesses;
 	// CaptureRefused when the sender had none left.
 	CaptureTried, CaptureRefused bool
+	// NeedsBudget answers an Ingest with OwnFirst: the message would go
+	// on to capture matching, so nothing was recorded (no dedupe record,
+	// no part stored, no attempt); Kind is Unmatched and means nothing.
+	// The caller charges the sender's budgets and ingests it again
+	// without OwnFirst. Such an outcome is never recorded, so it has no
+	// place in an encoded one (the golden recoveries of
+	// matcher/memstore/golden_test.go compare outcomes as JSON).
+	NeedsBudget bool `json:"-"`
 }
 
 // IngestOptions tune one Ingest call.
@@ -72,4 +80,14 @@ type IngestOptions struct {
 	// UnmatchedKeys are the API keys told of the message, should it match
 	// nothing (a message.unmatched event each, journaled with the outcome).
 	UnmatchedKeys []string
+	// OwnFirst records the message only when no capture matching is
+	// needed to decide it: a duplicate, a match of the sender's own
+	// pending session, or, when capture matching is off for it
+	// (NoCapture, or a call), any outcome, as without OwnFirst. A message
+	// that capture matching could reach (one whose own sessions it does
+	// not verify, or a part that completes a multipart message) changes
+	// nothing and comes back with Outcome.NeedsBudget. So the caller
+	// charges a sender's budgets only for the messages that spend them
+	// (gateway/webhooks.go ingest).
+	OwnFirst bool
 }

@@ -405,14 +405,16 @@ func loadEmpty(conns int, d time.Duration) (loadResult, error) {
 const benchToken = "bench-twilio-auth-token" //nolint:gosec // G101: the load run's own throwaway gateway
 
 // benchConfig is the gateway of the load runs: one Twilio number, one API
-// key, no rate limits.
+// key, and the default limits, so that a webhook costs what it costs a
+// real deployment (the sender's budgets: gateway/webhooks.go ingest). No
+// limit is hit: the load runs create their sessions through the store, not
+// the API, and each of their senders sends one message.
 func benchConfig(publicURL string) config.Config {
 	cfg := config.Default()
 	cfg.PublicURL = publicURL
 	cfg.APIKeys = []config.APIKey{{Name: "bench", Key: "bench-api-key-0000000001"}}
 	cfg.Providers = []config.Provider{{Name: "twilio", Type: "twilio", AuthToken: config.Secret(benchToken)}}
 	cfg.Numbers = []config.Number{{Number: "+14155550100", Provider: "twilio", Countries: []string{"*"}, Weight: 1}}
-	cfg.Limits = config.Limits{}
 	return cfg
 }
 

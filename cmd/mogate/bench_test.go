@@ -7,8 +7,17 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
 )
+
+// TestBenchConfigDefaultLimits: the load runs' gateways have a real
+// deployment's limits, so the webhook rows include what they cost.
+func TestBenchConfigDefaultLimits(t *testing.T) {
+	if got, want := benchConfig("https://mogate.bench.invalid").Limits, config.Default().Limits; got != want {
+		t.Fatalf("load run limits = %+v, want the defaults %+v", got, want)
+	}
+}
 
 // TestBenchRedisRows runs the Redis parts of `mogate bench` briefly on a
 // private Redis: every row is printed and every answered webhook verified
@@ -47,6 +56,13 @@ func TestBenchRedisRows(t *testing.T) {
 			}
 			if strings.Contains(out.String(), "errors") || strings.Contains(out.String(), "not run") != tc.notRun {
 				t.Errorf("failed requests or runs:\n%s", out.String())
+			}
+			// Each webhook verifies its sender's own session: with the
+			// default limits it charges no budget (no rate-limit script).
+			for line := range strings.Lines(log.String()) {
+				if strings.Contains(line, "per webhook:") && strings.Contains(line, "evalsha") {
+					t.Errorf("a webhook ran a budget script: %s", line)
+				}
 			}
 		})
 	}

@@ -25,7 +25,7 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 		return done, nil
 	}
 	out, err := m.ingest(msg, opt)
-	m.dedupe.release(key, out, err == nil, wait, m.opt.Now())
+	m.dedupe.release(key, out, err == nil && !out.NeedsBudget, wait, m.opt.Now())
 	return out, err
 }
 
@@ -35,8 +35,20 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
 	processed := Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
+	// With OwnFirst, a message that capture matching could reach is
+	// matched only against its sender's own sessions, and otherwise left
+	// untouched (IngestOptions.OwnFirst).
+	ownOnly := opt.OwnFirst && !opt.NoCapture && msg.MessageChannel() != matcher.ChannelCall
 	if msg.PartsRef != "" && msg.Parts > 1 {
-		whole, complete := m.parts.add(msg, now)
+		var whole matcher.Message
+		var complete bool
+		if ownOnly {
+			if !m.parts.addUnlessComplete(msg, now) {
+				return matcher.Outcome{NeedsBudget: true}, nil
+			}
+		} else {
+			whole, complete = m.parts.add(msg, now)
+		}
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
 		if !complete {
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
@@ -62,6 +74,9 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// the pair's sessions (one per API key) whose code the text holds.
 	if out, c := m.verifyPair(msg, scan, processed); c != nil {
 		return out, c.Wait()
+	}
+	if ownOnly {
+		return matcher.Outcome{NeedsBudget: true}, nil
 	}
 
 	// 2. A capture session on this number whose code the text offers. Every

@@ -54,6 +54,32 @@ func (p *partials) add(msg matcher.Message, now time.Time) (matcher.Message, boo
 	return whole, true
 }
 
+// addUnlessComplete stores msg, a part, unless it is the one that
+// completes its message: then it stores nothing and returns false, so the
+// parts stay as they were for a later add.
+func (p *partials) addUnlessComplete(msg matcher.Message, now time.Time) bool {
+	key := strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	e := p.m[key]
+	have := 1 // the parts held once msg is added
+	if e != nil {
+		have = len(e.parts)
+		if _, ok := e.parts[msg.Part]; !ok {
+			have++
+		}
+	}
+	if have >= msg.Parts {
+		return false
+	}
+	if e == nil {
+		e = &partial{first: now, parts: map[int]matcher.Message{}}
+		p.m[key] = e
+	}
+	e.parts[msg.Part] = msg
+	return true
+}
+
 func (p *partials) gc(now time.Time) {
 	p.mu.Lock()
 	defer p.mu.Unlock()

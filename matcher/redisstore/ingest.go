@@ -66,6 +66,11 @@ type ingestArgs struct {
 	SenderSessions map[string]int
 	CountHere      bool
 
+	// OwnFirst: only the sender's own sessions are tried, and a message
+	// they do not take records nothing (IngestOptions.OwnFirst): mode
+	// "first" in the number's tag; in the linked steps, none after "own".
+	OwnFirst bool
+
 	// The steps of a message whose number links to other home tags
 	// (library.lua ingest).
 	Mode   string
@@ -162,6 +167,14 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		}
 		whole = true
 	}
+	// A message that capture matching could reach waits for its sender's
+	// budgets with OwnFirst; so does the part that completes a message:
+	// the part call above stored it (again, for the next call) but
+	// recorded nothing.
+	ownFirst := opt.OwnFirst && !opt.NoCapture && msg.MessageChannel() != matcher.ChannelCall
+	if ownFirst && whole {
+		return matcher.Outcome{NeedsBudget: true}, nil
+	}
 	sc := textrules.ScanText(text)
 	now := s.opt.Now().UTC()
 	a := ingestArgs{
@@ -170,6 +183,10 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		Guesses: s.opt.CaptureGuessesPerHour, Unmatched: s.opt.UnmatchedPerSenderPerHour, Events: []eventArgs{}, Parts: whole,
 		Channel: msg.MessageChannel(), LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded, Reject: msg.RejectReason,
+		OwnFirst: ownFirst,
+	}
+	if ownFirst {
+		a.Mode = "first"
 	}
 	if onCluster {
 		a.SenderSessions = s.senderSessions(ctx, msg.From, now)
@@ -207,11 +224,18 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 			return matcher.Outcome{}, unavailable(fmt.Errorf("ingest: %w", derr))
 		}
 		o, n, err = s.ingestLinked(ctx, ka, a, homes)
+	case 3:
+		if !ownFirst {
+			err = unavailable(fmt.Errorf("ingest: %w: status %d", errReplyShape, n))
+		}
 	default:
 		err = unavailable(fmt.Errorf("ingest: %w: status %d", errReplyShape, n))
 	}
 	if err != nil {
 		return matcher.Outcome{}, err
+	}
+	if n == 3 { // ownFirst: nothing recorded
+		return matcher.Outcome{NeedsBudget: true}, nil
 	}
 	out := o.matcher(n == 1)
 	if onCluster && !out.Duplicate && out.Kind == matcher.Matched && o.Key != "" {
@@ -348,6 +372,9 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		if call && n == 3 && o.Own > 1 {
 			return ambiguous()
 		}
+	}
+	if a.OwnFirst {
+		return outcome{}, 3, nil // the own steps that took nothing recorded nothing
 	}
 	// Then capture sessions: here the message spends its sender's guess.
 	var ct, cr bool

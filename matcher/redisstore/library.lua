@@ -447,10 +447,16 @@ end
 -- res, the outcome found elsewhere, is recorded, or the attempts and the
 -- unmatched events are done here (prior: an attempt made elsewhere).
 -- A step that changed nothing answers {3, outcome JSON} and records none.
+-- mode "first" (IngestOptions.OwnFirst, sent only for a message capture
+-- matching could reach) is no step: the message is matched as without a
+-- mode, but stops with {3, ...}, recording nothing, where it would go on
+-- to capture sessions.
 local function ingest(keys, args)
   local d = redis.call('GET', keys[INGEST_DEDUPE])
   if d then return {1, d} end
   local a = ingestArgs(args)
+  local first = a.mode == 'first'
+  if first then a.mode = nil end
   local now, mode, call = a.now, a.mode, a.ch == 'call'
   local function done(out)
     if a.vs and out.k == MATCHED and out.key and out.sid then
@@ -472,7 +478,7 @@ local function ingest(keys, args)
   if a.vs then a.ss = senderCounts(keys, now) end
   if not mode then
     local fields = {'p\0' .. a.to .. '\0' .. a.from}
-    if not call and not a.nocap then
+    if not call and not a.nocap and not first then
       for _, c in ipairs(a.cands) do fields[#fields + 1] = 'c\0' .. a.to .. '\0' .. c end
     end
     local homes = linkHomesOf(keys, fields, now, {})
@@ -498,6 +504,7 @@ local function ingest(keys, args)
         return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
       end
     end
+    if first then return {3, cjson.encode({k = UNMATCHED})} end
     -- 2. Capture sessions: every message that gets here is one guess.
     if not call and not a.nocap and mode ~= 'own' then
       local spend = not mode or a.spend

@@ -94,6 +94,7 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentCreatesAndMatches", concurrentCreatesAndMatches},
 	}
 	cases = append(cases, channelCases...)
+	cases = append(cases, ownFirstCases...)
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			c := &Clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
