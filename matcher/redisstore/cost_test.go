@@ -400,3 +400,33 @@ func TestPairAllocs(t *testing.T) {
 		t.Logf("%.0f allocations per create and verification", a)
 	}
 }
+
+// TestSenderCountReadOnlyToVerify: a message that verifies no session (a
+// wrong code) does not read its sender's 24 h count, which only a
+// verification records; one that verifies reads it once.
+func TestSenderCountReadOnlyToVerify(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		text  string
+		kind  matcher.OutcomeKind
+		reads int
+	}{{"no code here", matcher.Attempted, 0}, {"code " + sess.Code, matcher.Matched, 1}} {
+		if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", i), From: storetest.Alice, To: storetest.To, Text: tc.text}
+		if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != tc.kind {
+			t.Fatalf("Ingest(%q) = %+v, %v; want %v", tc.text, o, err, tc.kind)
+		}
+		if n := commandCalls(t, rc)["zrangebyscore"]; n != tc.reads {
+			t.Errorf("Ingest(%q) read the sender's count %d times, want %d", tc.text, n, tc.reads)
+		}
+	}
+}

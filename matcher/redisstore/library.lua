@@ -346,12 +346,34 @@ local function cancel(keys, args)
   return {'ok', finish(keys, s, CANCELLED, now, now)}
 end
 
+-- senderCounts reads the sessions verified for a message's sender in the
+-- 24 h before (its key INGEST_VERIFIED), per API key, and whether the key
+-- holds older ones (stale), which a verification then trims: the read
+-- takes them too, so that a sender with none costs no trim. Only a
+-- message that verifies or fails a session reads them (verify): the
+-- others cost no read.
+local function senderCounts(keys, now, nows)
+  local out, stale, from = {}, false, now - 86400000
+  local r = redis.call('ZRANGEBYSCORE', keys[INGEST_VERIFIED], '-inf', nows, 'WITHSCORES')
+  for i = 1, #r, 2 do
+    if tonumber(r[i + 1]) < from then
+      stale = true
+    else
+      local k = string.match(r[i], '^(.*)%z[^%z]*$')
+      if k then out[k] = (out[k] or 0) + 1 end
+    end
+  end
+  return out, stale
+end
+
 -- verify verifies s by message a, or, when a carries a reject reason
 -- (the line-type policy), fails s with it. Either way s records the
 -- route (via) and what the message told of its sender (sig), with the
 -- sessions verified for the sender under s's API key in the 24 h before
--- (a.ss, by key, read by the caller). Returns the outcome kind.
+-- (a.ss, by key: read here with a.vs, else by the caller). Returns the
+-- outcome kind.
 local function verify(keys, s, a)
+  if a.vs then a.ss, a.stale = senderCounts(keys, a.now, a.nows) end
   s.pv, s.mid = a.pv, a.mid
   s.via = {c = a.ch, to = a.to}
   s.sig = {lt = a.lt, ca = a.ca, sc = a.sc, at = a.at, fw = a.fw}
@@ -391,24 +413,6 @@ local function attempts(keys, own, a, out)
     end
     if i == 1 then out.k, out.sid = kind, s.id end
   end
-end
-
--- senderCounts reads the sessions verified for a message's sender in the
--- 24 h before (its key INGEST_VERIFIED), per API key, and whether the key
--- holds older ones (stale), which a verification then trims: the read
--- takes them too, so that a sender with none costs no trim.
-local function senderCounts(keys, now, nows)
-  local out, stale, from = {}, false, now - 86400000
-  local r = redis.call('ZRANGEBYSCORE', keys[INGEST_VERIFIED], '-inf', nows, 'WITHSCORES')
-  for i = 1, #r, 2 do
-    if tonumber(r[i + 1]) < from then
-      stale = true
-    else
-      local k = string.match(r[i], '^(.*)%z[^%z]*$')
-      if k then out[k] = (out[k] or 0) + 1 end
-    end
-  end
-  return out, stale
 end
 
 -- ingestArgs reads ingest's ARGV, plain values in the order of
@@ -500,7 +504,6 @@ local function ingest(keys, args)
   end
   -- A call proves the caller only with attestation A.
   if call and a.at ~= 'A' then return done({k = UNMATCHED}) end
-  if a.vs then a.ss, a.stale = senderCounts(keys, now, a.nows) end
   if not mode then
     local fields = {'p\0' .. a.to .. '\0' .. a.from}
     if not call and not a.nocap then
