@@ -3,6 +3,8 @@ package redisstore_test
 import (
 	"context"
 	"fmt"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,4 +38,56 @@ func BenchmarkCreateVerify(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkCreateIngest measures one create and its matching message, one
+// after the other, with what Redis reports of them (INFO commandstats):
+// the commands per pair (the two function calls and the commands they
+// run) and the µs Redis accounts to the calls, beside the store's
+// allocations. The µs move with the machine's load; the counts do not.
+func BenchmarkCreateIngest(b *testing.B) {
+	srv := redistest.Start(b)
+	s, err := openStore(options(srv.URL(), nil))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	rc := srv.Client()
+	ctx := context.Background()
+	createVerify(b, s, storetest.Alice) // the tag registered, the library warm
+	stats := func() (calls, usec float64) {
+		info, err := rc.Info(ctx, "commandstats").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for line := range strings.SplitSeq(info, "\n") {
+			name, rest, ok := strings.Cut(strings.TrimSpace(line), ":")
+			if !ok || name == "cmdstat_info" || name == "cmdstat_config|resetstat" {
+				continue
+			}
+			for kv := range strings.SplitSeq(rest, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				n, _ := strconv.ParseFloat(v, 64)
+				switch {
+				case k == "calls":
+					calls += n
+				case k == "usec" && name == "cmdstat_fcall":
+					usec += n
+				}
+			}
+		}
+		return calls, usec
+	}
+	if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		createVerify(b, s, fmt.Sprintf("+1415%07d", i))
+	}
+	b.StopTimer()
+	calls, usec := stats()
+	b.ReportMetric(calls/float64(b.N), "redis-cmds/op")
+	b.ReportMetric(usec/float64(b.N), "redis-fcall-µs/op")
 }

@@ -2,6 +2,8 @@ package redisstore_test
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"strconv"
@@ -274,4 +276,157 @@ func FuzzIngestArguments(f *testing.F) {
 			t.Fatalf("Ingest(%q) = %+v, want %s matched", text, o, sess.ID)
 		}
 	})
+}
+
+// createVerify creates an expected-sender session for from on
+// storetest.To and verifies it with its code.
+func createVerify(t testing.TB, s *redisstore.Store, from string) {
+	ctx := context.Background()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: from, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := matcher.Message{Provider: "tw", MessageID: "SM" + sess.ID, From: from, To: storetest.To, Text: "Code " + sess.Code}
+	if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
+		t.Fatalf("Ingest = %+v, %v", o, err)
+	}
+}
+
+// TestPairCommands: a session created and verified by its sender costs
+// Redis 24 commands inside the two function calls: create stores the
+// record with one HSETNX (no HGET before it, no HSET after), and the
+// verification reads the sender's 24 h count once and trims nothing when
+// the read saw nothing older (no ZREMRANGEBYSCORE). The build before took
+// 26.
+func TestPairCommands(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	createVerify(t, s, storetest.Alice) // the tag registered, the library warm
+	if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	createVerify(t, s, storetest.Mallet)
+	c := commandCalls(t, rc)
+	inside := 0
+	for name, n := range c {
+		if name != "fcall" && name != "info" && name != "config|resetstat" {
+			inside += n
+		}
+	}
+	if c["fcall"] != 2 || inside != 24 || c["hsetnx"] != 1 || c["hget"] != 2 || c["zremrangebyscore"] != 0 {
+		t.Errorf("a create and its verification: %d calls running %d commands, want 2 and 24 (1 HSETNX, 2 HGET, no ZREMRANGEBYSCORE): %v",
+			c["fcall"], inside, c)
+	}
+}
+
+// TestSenderCountTrimmedWhenStale: a verification trims the sender's
+// verified sessions older than 24 h once its read saw one, so the count
+// stays bounded without a trim per verification.
+func TestSenderCountTrimmedWhenStale(t *testing.T) {
+	srv := redistest.Start(t)
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	s := open(t, fakeOptions(srv.URL(), func() time.Time { return now }))
+	ctx := context.Background()
+	rc := srv.Client()
+	sum := sha256.Sum256([]byte(storetest.Alice))
+	vs := redisstore.DefaultPrefix + ":vs:{" + hex.EncodeToString(sum[:16]) + "}"
+	count := func() int64 {
+		t.Helper()
+		n, err := rc.ZCard(ctx, vs).Result()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	createVerify(t, s, storetest.Alice)
+	now = now.Add(time.Hour)
+	createVerify(t, s, storetest.Alice)
+	if n := count(); n != 2 {
+		t.Fatalf("%s holds %d sessions after two verifications an hour apart, want 2", vs, n)
+	}
+	now = now.Add(23*time.Hour + time.Minute) // the first is older than 24 h now
+	createVerify(t, s, storetest.Alice)
+	if n := count(); n != 2 {
+		t.Fatalf("%s holds %d sessions after a verification a day later, want 2 (the oldest trimmed)", vs, n)
+	}
+}
+
+// TestCreateCodeInUseStoresNothing: a capture session refused for its code
+// leaves no record behind, although create stores the record first.
+func TestCreateCodeInUseStoresNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	held, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	name, _ := redisstore.Library("")
+	var keys []string
+	for _, k := range []string{"s", "tok", "pairs", "codes", "exp", "done", "ev", "e", "pend", "seq", "links", "linkexp"} {
+		keys = append(keys, tagKey(storetest.To, k))
+	}
+	id := held.ID[:len(held.ID)-1] + map[bool]string{true: "b", false: "a"}[strings.HasSuffix(held.ID, "a")]
+	now := time.Now().UnixMilli()
+	r, err := rc.FCall(ctx, name+"_create", keys, `{"id":"`+id+`"}`, now, id, "k", "", held.Code, "pt_x", now+60000, storetest.To).StringSlice()
+	if err != nil || len(r) == 0 || r[0] != "code_in_use" {
+		t.Fatalf("create with the code in use = %q, %v", r, err)
+	}
+	if n, err := rc.HExists(ctx, redisstore.SessionsKey(storetest.To), id).Result(); err != nil || n {
+		t.Errorf("a session refused for its code left its record (%v)", err)
+	}
+}
+
+// TestPairAllocs: a create and its verification allocate at most 135
+// times in the store's process (the build before: ~190): the calls take
+// their tag's keys cached and boxed once per tag, and a generated code
+// costs no big.Int per digit. go-redis's own allocations (the reply, the
+// deadline, the wakeup received) are most of what is left.
+func TestPairAllocs(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	n := 0
+	pair := func() {
+		n++
+		createVerify(t, s, fmt.Sprintf("+1415555%04d", n))
+	}
+	pair() // the tag registered, the library warm
+	if a := testing.AllocsPerRun(200, pair); a > 135 {
+		t.Errorf("a create and its verification allocate %.0f times, want at most 135", a)
+	} else {
+		t.Logf("%.0f allocations per create and verification", a)
+	}
+}
+
+// TestSenderCountReadOnlyToVerify: a message that verifies no session (a
+// wrong code) does not read its sender's 24 h count, which only a
+// verification records; one that verifies reads it once.
+func TestSenderCountReadOnlyToVerify(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), time.Now))
+	ctx := context.Background()
+	rc := srv.Client()
+	sess, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: storetest.To, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, tc := range []struct {
+		text  string
+		kind  matcher.OutcomeKind
+		reads int
+	}{{"no code here", matcher.Attempted, 0}, {"code " + sess.Code, matcher.Matched, 1}} {
+		if err := rc.ConfigResetStat(ctx).Err(); err != nil {
+			t.Fatal(err)
+		}
+		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", i), From: storetest.Alice, To: storetest.To, Text: tc.text}
+		if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{}); err != nil || o.Kind != tc.kind {
+			t.Fatalf("Ingest(%q) = %+v, %v; want %v", tc.text, o, err, tc.kind)
+		}
+		if n := commandCalls(t, rc)["zrangebyscore"]; n != tc.reads {
+			t.Errorf("Ingest(%q) read the sender's count %d times, want %d", tc.text, n, tc.reads)
+		}
+	}
 }

@@ -6,7 +6,6 @@ import (
 	"encoding/base32"
 	"encoding/hex"
 	"fmt"
-	"math/big"
 	"strings"
 	"time"
 	"unicode"
@@ -191,6 +190,50 @@ type keyArgs struct {
 	countInTag bool
 }
 
+// tagKeys are a tag's keys (tagNames), each already held in an
+// interface value: a call's FCALL arguments take them as they are, with
+// no key name built nor boxed per call (Store.call).
+type tagKeys []any
+
+// tagKeysOf names the keys of tag.
+func (k keyspace) tagKeysOf(tag string) tagKeys {
+	ks := make(tagKeys, len(tagNames))
+	for i, t := range tagNames {
+		ks[i] = k.key(tag, t.name)
+	}
+	return ks
+}
+
+// fcallArgs are the arguments of the FCALL of f (its full name, name)
+// for a, followed by args: f's keys in order, the tag's from tk when
+// given (else named here), and the first key, whose slot the call goes to.
+func (k keyspace) fcallArgs(f libFunc, name any, tk tagKeys, a keyArgs, args []any) ([]any, string, error) {
+	n := len(f.extra)
+	if f.tag {
+		n += len(tagNames)
+	}
+	out := make([]any, 0, 3+n+len(args))
+	out = append(out, "fcall", name, n)
+	if f.tag {
+		if tk == nil {
+			tk = k.tagKeysOf(a.tag)
+		}
+		out = append(out, tk...)
+	}
+	for _, x := range f.extra {
+		key, ok := k.named(x, a)
+		if !ok {
+			return nil, "", fmt.Errorf("redisstore: function %s takes an unknown key %s", f.name, x)
+		}
+		out = append(out, key)
+	}
+	first := ""
+	if n > 0 {
+		first = out[3].(string)
+	}
+	return append(out, args...), first, nil
+}
+
 // keys are f's KEYS for a, in order.
 func (k keyspace) keys(f libFunc, a keyArgs) ([]string, error) {
 	n := len(f.extra)
@@ -295,14 +338,20 @@ func tagOfID(id string) (string, bool) {
 	return hex.EncodeToString(b[:4]), true
 }
 
+// randomDigits returns n uniformly random decimal digits: random bytes
+// below 250 (25 times 10), each taken modulo 10, the others drawn again.
 func randomDigits(n int) string {
-	b := make([]byte, n)
-	ten := big.NewInt(10)
-	for i := range b {
-		d, _ := rand.Int(rand.Reader, ten)
-		b[i] = byte('0' + d.Int64())
+	out := make([]byte, 0, n)
+	var buf [32]byte
+	for len(out) < n {
+		_, _ = rand.Read(buf[:])
+		for _, b := range buf {
+			if b < 250 && len(out) < n {
+				out = append(out, '0'+b%10)
+			}
+		}
 	}
-	return string(b)
+	return string(out)
 }
 
 // wire is a session as library.lua reads and writes it; times are unix

@@ -307,6 +307,34 @@ func TestKeysOfEveryFunction(t *testing.T) {
 	}
 }
 
+// TestFcallArgs: the FCALL a call sends names the function, its key count
+// and the keys of keys, in order, whether the tag's keys come cached
+// (tagKeysOf, at register) or are named for the call, then the arguments.
+func TestFcallArgs(t *testing.T) {
+	k := keyspace{"p"}
+	a := keyArgs{tag: "0a0b0c0d", provider: "tw", messageID: "SM1", from: "+15550001", ref: "r", apiKey: "k", idemKey: "i"}
+	for _, f := range libFuncs {
+		ks, err := k.keys(f, a)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, tk := range []tagKeys{nil, k.tagKeysOf(a.tag)} {
+			args, first, err := k.fcallArgs(f, "lib_"+f.name, tk, a, []any{"x", 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := []any{"fcall", "lib_" + f.name, len(ks)}
+			for _, key := range ks {
+				want = append(want, key)
+			}
+			want = append(want, "x", 1)
+			if !slices.Equal(args, want) || first != ks[0] {
+				t.Errorf("%s (cached %v): FCALL %q, first key %q; want %q, %q", f.name, tk != nil, args, first, want, ks[0])
+			}
+		}
+	}
+}
+
 // TestKeyNamesOnlyInKeysGo: the store's other files name a number's keys
 // by keys.go's constants, never by a literal, and build no key name.
 func TestKeyNamesOnlyInKeysGo(t *testing.T) {

@@ -108,6 +108,9 @@ type Store struct {
 	log     *slog.Logger
 	wake    chan struct{}
 	tags    sync.Map // tags this process registered in P:tags
+	// tagKeys holds the tagKeys of each tag this process registered
+	// (register): calls on the tags it writes to name no key per call.
+	tagKeys sync.Map
 	clk     clock
 
 	mu      sync.Mutex
@@ -226,16 +229,30 @@ func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (an
 	if !ok {
 		return nil, fmt.Errorf("redisstore: no library function %s", fn)
 	}
-	keys, err := s.k.keys(f, a)
+	var tk tagKeys
+	if f.tag {
+		if v, ok := s.tagKeys.Load(a.tag); ok {
+			tk = v.(tagKeys)
+		}
+	}
+	argv, first, err := s.k.fcallArgs(f, libFuncNames[fn], tk, a, args)
 	if err != nil {
 		return nil, err
 	}
-	fn = libraryName + "_" + fn
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
 	var cmd *redis.Cmd
 	run := func() error {
-		return s.write(ctx, keys[0], func(c redis.Cmdable) { cmd = c.FCall(ctx, fn, keys, args...) })
+		return s.write(ctx, first, func(c redis.Cmdable) {
+			// FCall would build and box the key list again: the call
+			// is sent as built, its first key telling a Cluster
+			// client the slot.
+			cmd = redis.NewCmd(ctx, argv...)
+			if first != "" {
+				cmd.SetFirstKeyPos(3)
+			}
+			_ = c.(processor).Process(ctx, cmd)
+		})
 	}
 	werr := run()
 	v, err := cmd.Result()
@@ -252,6 +269,21 @@ func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (an
 	}
 	return v, nil
 }
+
+// processor is what every client, node and pipeline that write hands fn
+// can do: queue or send one command.
+type processor interface {
+	Process(ctx context.Context, cmd redis.Cmder) error
+}
+
+// libFuncNames are the full names of libFuncs in this build's library.
+var libFuncNames = func() map[string]any {
+	m := make(map[string]any, len(libFuncs))
+	for _, f := range libFuncs {
+		m[f.name] = libraryName + "_" + f.name
+	}
+	return m
+}()
 
 // written is the outcome of a write: its own error (err) first, then the
 // WAIT's (werr). A READONLY answer (the node written to is a replica now)

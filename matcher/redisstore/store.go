@@ -45,6 +45,9 @@ func (s *Store) register(ctx context.Context, tag string) error {
 		return err
 	}
 	s.tags.Store(tag, true)
+	if _, ok := s.tagKeys.Load(tag); !ok {
+		s.tagKeys.Store(tag, s.k.tagKeysOf(tag))
+	}
 	return nil
 }
 

@@ -1,0 +1,108 @@
+package redisstore_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/redisstore"
+	"github.com/mogate/mogate/matcher/redisstore/redistest"
+	"github.com/mogate/mogate/matcher/storetest"
+)
+
+// mixedLibraries sends every other library call of a client to the
+// library of another build, loaded beside this build's: consecutive
+// operations then run as on the replicas of two builds during a rolling
+// upgrade (both builds pass their functions the same arguments).
+type mixedLibraries struct {
+	this, other string // library names
+	first       int64  // 0: the first call goes to other; 1: the second
+	n, sent     atomic.Int64
+}
+
+func (m *mixedLibraries) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (m *mixedLibraries) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		m.route(cmd)
+		return next(ctx, cmd)
+	}
+}
+
+func (m *mixedLibraries) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		for _, cmd := range cmds {
+			m.route(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+func (m *mixedLibraries) route(cmd redis.Cmder) {
+	args := cmd.Args()
+	if len(args) < 2 || args[0] != "fcall" {
+		return
+	}
+	name, ok := args[1].(string)
+	if !ok || !strings.HasPrefix(name, m.this+"_") {
+		return
+	}
+	if m.n.Add(1)%2 == m.first {
+		args[1] = m.other + strings.TrimPrefix(name, m.this)
+		m.sent.Add(1)
+	}
+}
+
+// TestRollingUpgradeMixedCalls runs the store suite with every other
+// function call made by the library of the build before this one
+// (testdata/library-45881b3.lua, library.lua at commit 45881b3), starting
+// with either build: sessions created by one verify, expire, cancel and
+// are superseded through the other, in both directions, on the data
+// either writes.
+func TestRollingUpgradeMixedCalls(t *testing.T) {
+	old, err := os.ReadFile("testdata/library-45881b3.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	this, _ := redisstore.Library("")
+	oldName, oldCode := redisstore.Library(string(old))
+	if oldName == this {
+		t.Fatal("the earlier library is this build's")
+	}
+	srv := redistest.Start(t)
+	rc := srv.Client()
+	ctx := context.Background()
+	if err := rc.FunctionLoadReplace(ctx, oldCode).Err(); err != nil {
+		t.Fatal(err)
+	}
+	for _, first := range []int64{0, 1} {
+		t.Run(fmt.Sprintf("earlier build on call %d", 2-first), func(t *testing.T) {
+			var hooks []*mixedLibraries
+			storetest.Run(t, func(t *testing.T, clock func() time.Time) matcher.Store {
+				if err := rc.FlushAll(ctx).Err(); err != nil {
+					t.Fatal(err)
+				}
+				s := open(t, fakeOptions(srv.URL(), clock))
+				h := &mixedLibraries{this: this, other: oldName, first: first}
+				s.Client().AddHook(h)
+				hooks = append(hooks, h)
+				return s
+			})
+			var sent int64
+			for _, h := range hooks {
+				sent += h.sent.Load()
+			}
+			if sent == 0 {
+				t.Fatal("no call went to the earlier library")
+			}
+			t.Logf("%d calls went to the earlier library", sent)
+		})
+	}
+}
