@@ -125,7 +125,7 @@ func BenchmarkWebhookTwilio(b *testing.B) {
 // webhookAllocBudget bounds the allocations of one signed Twilio webhook
 // through the handler (BenchmarkWebhookTwilio/discard): 31 when it was
 // set, of which the memory store's Ingest makes 13 and the test's
-// ResponseRecorder 4; 74 before the handler's were cut (issue 19, item 4).
+// ResponseRecorder 4; 74 before the handler's own were cut.
 const webhookAllocBudget = 34
 
 // TestWebhookAllocs pins the allocations of one signed Twilio webhook that
