@@ -28,6 +28,13 @@ type Request struct {
 	URL    *url.URL
 	Header http.Header
 	Body   []byte
+
+	// form is Body parsed as a form, and the body it was parsed from: see
+	// Params.
+	form     Params
+	formErr  error
+	formBody string
+	formDone bool
 }
 
 // Channels an inbound event arrives on (docs/channels.md).
@@ -107,6 +114,7 @@ type Adapter interface {
 }
 
 // Acker is implemented by adapters whose provider expects a particular 2xx body.
+// The body may be shared by every call: callers must not modify it.
 type Acker interface {
 	Ack() (status int, contentType string, body []byte)
 }
@@ -197,6 +205,9 @@ func E164(s string) string {
 		return s
 	}
 	plus := strings.HasPrefix(s, "+")
+	if plus && digitsOnly(s[1:]) {
+		return s // already E.164: what the mapping below returns, without building it
+	}
 	digits := strings.Map(func(r rune) rune {
 		switch {
 		case r >= '0' && r <= '9':
@@ -213,6 +224,16 @@ func E164(s string) string {
 		digits = digits[2:]
 	}
 	return "+" + digits
+}
+
+// digitsOnly reports whether s is ASCII digits only ("" is).
+func digitsOnly(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
 }
 
 // SortedKeys returns the keys of v in byte order.

@@ -97,6 +97,23 @@ func streaming(c *gin.Context) bool {
 	return false
 }
 
+// statusCodes are the decimal HTTP status codes, so that labelling a
+// request's latency does not format (and allocate) its status each time.
+var statusCodes = func() (codes [600]string) {
+	for i := range codes {
+		codes[i] = strconv.Itoa(i)
+	}
+	return codes
+}()
+
+// statusCode is strconv.Itoa(status).
+func statusCode(status int) string {
+	if status >= 0 && status < len(statusCodes) {
+		return statusCodes[status]
+	}
+	return strconv.Itoa(status)
+}
+
 // probes are the routes a load balancer or Prometheus polls: their access
 // lines are at debug level, so they do not drown the others.
 var probes = map[string]bool{"/healthz": true, "/readyz": true, "/metrics": true}
@@ -117,11 +134,14 @@ func (s *Server) observe(c *gin.Context) {
 		s.metrics.limited.WithLabelValues(route).Inc()
 	}
 	if !streaming(c) {
-		s.metrics.requests.WithLabelValues(route, strconv.Itoa(status)).Observe(took.Seconds())
+		s.metrics.requests.WithLabelValues(route, statusCode(status)).Observe(took.Seconds())
 	}
 	level := slog.LevelInfo
 	if probes[route] && status < 500 {
 		level = slog.LevelDebug
+	}
+	if !s.log.Enabled(c.Request.Context(), level) {
+		return // LogAttrs would drop the line too, after its attributes were built (the client IP parsed)
 	}
 	s.log.LogAttrs(c.Request.Context(), level, "request",
 		slog.String("method", c.Request.Method), slog.String("route", route), slog.Int("status", status),

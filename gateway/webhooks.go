@@ -59,8 +59,8 @@ func (s *Server) webhook(c *gin.Context) {
 	// One deadline for the request's storage work, from here (a slow
 	// upload does not spend it): a stalled Redis is a 503 within
 	// storeBudget, whatever number of calls the request makes.
-	sctx, cancel := context.WithTimeout(c.Request.Context(), storeBudget)
-	defer cancel()
+	sctx := withBudget(c.Request.Context(), storeBudget)
+	defer sctx.stop()
 	if err := ad.Verify(req); err != nil {
 		result = "unauthenticated"
 		s.refused(c, name, u, err.Error())

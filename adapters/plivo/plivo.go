@@ -178,9 +178,11 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 }
 
 // Ack is an empty Plivo XML response.
-func (a *Adapter) Ack() (int, string, []byte) {
-	return http.StatusOK, "text/xml", []byte("<Response></Response>")
-}
+func (a *Adapter) Ack() (int, string, []byte) { return http.StatusOK, "text/xml", ack }
+
+// ack is Ack's body, one slice for every request (adapters.Acker: not to
+// be modified).
+var ack = []byte("<Response></Response>")
 
 // Sign returns the form POST Plivo would send for m, with V3 and V2 signatures.
 func (a *Adapter) Sign(m adapters.Inbound, target *url.URL, _ time.Time) (*adapters.Request, error) {

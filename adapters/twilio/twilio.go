@@ -23,6 +23,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/mogate/mogate/adapters"
@@ -43,6 +44,7 @@ type Adapter struct {
 	name       string
 	token      string
 	accountSID string
+	signers    sync.Pool // of *signer, keyed with token
 }
 
 // New returns an adapter for c.
@@ -84,29 +86,29 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	if err != nil {
 		return nil, adapters.Malformed("form: " + err.Error())
 	}
-	f, err := adapters.FirstValues(v, "MessageSid", "SmsMessageSid", "SmsSid", "CallSid", "From", "To", "Body",
-		"AccountSid", "NumSegments", "FromCountry", stirParam)
-	if err != nil {
+	if err := v.Unrepeated("MessageSid", "SmsMessageSid", "SmsSid", "CallSid", "From", "To", "Body",
+		"AccountSid", "NumSegments", "FromCountry", stirParam); err != nil {
 		return nil, err
 	}
-	id := strings.TrimSpace(firstNonEmpty(f["MessageSid"], f["SmsMessageSid"], f["SmsSid"]))
-	call := id == "" && strings.TrimSpace(f["CallSid"]) != ""
+	f := v.Get // none of those repeated: each has its first value or none
+	id := strings.TrimSpace(firstNonEmpty(f("MessageSid"), f("SmsMessageSid"), f("SmsSid")))
+	call := id == "" && strings.TrimSpace(f("CallSid")) != ""
 	if call {
-		id = strings.TrimSpace(f["CallSid"])
+		id = strings.TrimSpace(f("CallSid"))
 	}
 	in := adapters.Inbound{
 		Provider:      a.name,
-		Account:       f["AccountSid"],
+		Account:       f("AccountSid"),
 		MessageID:     id,
 		ReceivedAt:    time.Now().UTC(),
 		Raw:           r.Body,
-		SenderCountry: adapters.CountryCode(f["FromCountry"]),
+		SenderCountry: adapters.CountryCode(f("FromCountry")),
 	}
 	if r.Method == http.MethodGet {
 		in.Raw = []byte(r.URL.RawQuery)
 	}
-	from, fromWA := strings.CutPrefix(strings.TrimSpace(f["From"]), whatsappPrefix)
-	to, toWA := strings.CutPrefix(strings.TrimSpace(f["To"]), whatsappPrefix)
+	from, fromWA := strings.CutPrefix(strings.TrimSpace(f("From")), whatsappPrefix)
+	to, toWA := strings.CutPrefix(strings.TrimSpace(f("To")), whatsappPrefix)
 	in.From, in.To = adapters.E164(from), adapters.E164(to)
 	switch {
 	case id == "":
@@ -124,15 +126,18 @@ func (a *Adapter) Parse(r *adapters.Request) ([]adapters.Inbound, error) {
 	case call:
 		in.Channel = adapters.ChannelCall
 		if !fromWA { // a WhatsApp call carries no STIR/SHAKEN: never attested
-			in.Attestation = attestation(f[stirParam])
+			in.Attestation = attestation(f(stirParam))
 		}
 	case fromWA:
 		in.Channel = adapters.ChannelWhatsApp
-		in.Text = f["Body"]
+		in.Text = f("Body")
 	default:
-		in.Text = f["Body"]
-		if n, err := strconv.Atoi(f["NumSegments"]); err == nil && n > 1 {
-			in.Parts = n // already reassembled by Twilio: no PartsRef
+		in.Text = f("Body")
+		// Absent, it is no number: skip Atoi, whose error allocates.
+		if s := f("NumSegments"); s != "" {
+			if n, err := strconv.Atoi(s); err == nil && n > 1 {
+				in.Parts = n // already reassembled by Twilio: no PartsRef
+			}
 		}
 	}
 	return []adapters.Inbound{in}, nil
@@ -186,9 +191,11 @@ func (a *Adapter) Answer(_ *adapters.Request, ins []adapters.Inbound) (int, stri
 }
 
 // Ack is the empty TwiML reply Twilio expects.
-func (a *Adapter) Ack() (int, string, []byte) {
-	return http.StatusOK, "text/xml", []byte(`<?xml version="1.0" encoding="UTF-8"?><Response/>`)
-}
+func (a *Adapter) Ack() (int, string, []byte) { return http.StatusOK, "text/xml", ack }
+
+// ack is Ack's body, one slice for every request (adapters.Acker: not to
+// be modified).
+var ack = []byte(`<?xml version="1.0" encoding="UTF-8"?><Response/>`)
 
 // Sign returns the form POST Twilio would send for m to target: an SMS,
 // a WhatsApp message (m.Channel whatsapp; m.From is the business-scoped
@@ -270,11 +277,13 @@ func Signature(token, rawURL string, params url.Values) string {
 	return base64.StdEncoding.EncodeToString(mac.Sum(nil))
 }
 
-func values(r *adapters.Request) (url.Values, error) {
+// values are the request's parameters: the query of a GET, else the form
+// body (parsed once for Verify and Parse: not to be modified).
+func values(r *adapters.Request) (adapters.Params, error) {
 	if r.Method == http.MethodGet {
-		return url.ParseQuery(r.URL.RawQuery)
+		return adapters.ParseParams(r.URL.RawQuery)
 	}
-	return url.ParseQuery(string(r.Body))
+	return r.Params()
 }
 
 func firstNonEmpty(ss ...string) string {

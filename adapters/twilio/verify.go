@@ -11,6 +11,7 @@ import (
 	"hash"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/mogate/mogate/adapters"
@@ -37,60 +38,90 @@ func (a *Adapter) valid(r *adapters.Request, sig string) bool {
 		without, ok := withoutParam(r.URL, stirParam)
 		return ok && a.validURL(without, nil, "", sig)
 	}
-	if h := r.URL.Query().Get("bodySHA256"); h != "" {
-		sum := sha256.Sum256(r.Body)
-		return a.validURL(u, nil, "", sig) && subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(h)) == 1
+	// An empty query has no bodySHA256: not parsed (URL.Query builds a map).
+	if r.URL.RawQuery != "" {
+		if h := r.URL.Query().Get("bodySHA256"); h != "" {
+			sum := sha256.Sum256(r.Body)
+			return a.validURL(u, nil, "", sig) && subtle.ConstantTimeCompare([]byte(hex.EncodeToString(sum[:])), []byte(h)) == 1
+		}
 	}
-	form, err := url.ParseQuery(string(r.Body))
+	form, err := r.Params()
 	if err != nil {
 		return false
 	}
 	if a.validURL(u, form, "", sig) {
 		return true
 	}
-	_, stir := form[stirParam]
-	return stir && a.validURL(u, form, stirParam, sig)
+	return form.Has(stirParam) && a.validURL(u, form, stirParam, sig)
 }
 
 // validURL tries u as seen, then its other port variant: with the default
 // port added when u has none, with the port removed when it has one.
-func (a *Adapter) validURL(u string, form url.Values, skip, sig string) bool {
-	params := concat(form, skip)
-	mac := hmac.New(sha1.New, []byte(a.token))
-	if signs(mac, u, params, sig) {
+func (a *Adapter) validURL(u string, form adapters.Params, skip, sig string) bool {
+	st := a.signer()
+	defer a.release(st)
+	st.buf = append(st.buf[:0], u...)
+	st.buf, st.sorted = appendParams(st.buf, st.sorted, form, skip)
+	if st.signs(st.buf, sig) {
 		return true
 	}
 	other, ok := otherPort(u)
 	if !ok {
 		return false
 	}
-	mac.Reset()
-	return signs(mac, other, params, sig)
+	return st.signs(append([]byte(other), st.buf[len(u):]...), sig)
 }
 
-// concat returns name+first value of every parameter but skip, sorted by
-// name (twilio-go keeps the first value of a repeated name).
-func concat(form url.Values, skip string) []byte {
-	n := 0
-	for k, vs := range form {
-		n += len(k) + len(vs[0])
+// signer is an HMAC-SHA1 keyed with the auth token and the buffers of one
+// check. Keying an HMAC allocates its two digests and pads, and hashes two
+// blocks: the adapter keeps signers for reuse (Adapter.signers) rather
+// than key one per request.
+type signer struct {
+	mac    hash.Hash
+	buf    []byte          // the signed bytes: the URL, then the parameters
+	sorted adapters.Params // the parameters, sorted by name
+	sum    [sha1.Size]byte
+}
+
+// maxKept bounds the buffer of a signer kept for reuse: a rare large form
+// does not stay in memory.
+const maxKept = 16 << 10
+
+func (a *Adapter) signer() *signer {
+	if st, ok := a.signers.Get().(*signer); ok {
+		return st
 	}
-	b := make([]byte, 0, n)
-	for _, k := range adapters.SortedKeys(form) {
-		if k != skip {
-			b = append(append(b, k...), form[k][0]...)
+	return &signer{mac: hmac.New(sha1.New, []byte(a.token))}
+}
+
+func (a *Adapter) release(st *signer) {
+	if cap(st.buf) <= maxKept {
+		clear(st.sorted) // the strings belong to a request's form
+		a.signers.Put(st)
+	}
+}
+
+// appendParams appends name+first value of every parameter but skip,
+// sorted by name (twilio-go keeps the first value of a repeated name), to
+// b; sorted is scratch space, returned for reuse.
+func appendParams(b []byte, sorted, form adapters.Params, skip string) ([]byte, adapters.Params) {
+	sorted = append(sorted[:0], form...)
+	// Stable: the values of a name stay in the order sent, its first first.
+	slices.SortStableFunc(sorted, func(x, y adapters.Param) int { return strings.Compare(x.Name, y.Name) })
+	for i, p := range sorted {
+		if p.Name != skip && (i == 0 || p.Name != sorted[i-1].Name) {
+			b = append(append(b, p.Name...), p.Value...)
 		}
 	}
-	return b
+	return b, sorted
 }
 
-// signs reports whether sig is the Base64 HMAC of u followed by params.
-func signs(mac hash.Hash, u string, params []byte, sig string) bool {
-	mac.Write([]byte(u))
-	mac.Write(params)
-	var sum [sha1.Size]byte
+// signs reports whether sig is the Base64 HMAC of b.
+func (st *signer) signs(b []byte, sig string) bool {
+	st.mac.Reset()
+	st.mac.Write(b)
 	var enc [28]byte // base64 of 20 bytes
-	base64.StdEncoding.Encode(enc[:], mac.Sum(sum[:0]))
+	base64.StdEncoding.Encode(enc[:], st.mac.Sum(st.sum[:0]))
 	return subtle.ConstantTimeCompare(enc[:], []byte(sig)) == 1
 }
 

@@ -187,22 +187,24 @@ func TestSignChannels(t *testing.T) {
 // BenchmarkVerify: a signature over the URL as seen costs one HMAC; the
 // other port variant is computed only when that fails (issue: the handler
 // spent half its time computing both). twilio-go computes both always.
+// Each iteration verifies a new Request, whose form is not parsed yet, as
+// the gateway's is.
 func BenchmarkVerify(b *testing.B) {
 	a, _ := New(Config{AuthToken: "tok"})
 	form, _ := url.ParseQuery(capture)
 	body := []byte(form.Encode())
 	seen, _ := url.Parse("https://sms.example.com/webhooks/twilio")
-	mk := func(signed string) *adapters.Request {
+	header := func(signed string) http.Header {
 		h := http.Header{}
 		h.Set(SignatureHeader, Signature("tok", signed, form))
-		return &adapters.Request{Method: "POST", URL: seen, Header: h, Body: body}
+		return h
 	}
-	asSeen, withPort := mk(seen.String()), mk("https://sms.example.com:443/webhooks/twilio")
+	asSeen, withPort := header(seen.String()), header("https://sms.example.com:443/webhooks/twilio")
 	ref := client.NewRequestValidator("tok")
 	b.Run("signed as seen", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if a.Verify(asSeen) != nil {
+			if a.Verify(&adapters.Request{Method: "POST", URL: seen, Header: asSeen, Body: body}) != nil {
 				b.Fatal("refused")
 			}
 		}
@@ -210,14 +212,14 @@ func BenchmarkVerify(b *testing.B) {
 	b.Run("signed with the other port variant", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
-			if a.Verify(withPort) != nil {
+			if a.Verify(&adapters.Request{Method: "POST", URL: seen, Header: withPort, Body: body}) != nil {
 				b.Fatal("refused")
 			}
 		}
 	})
 	b.Run("twilio-go reference", func(b *testing.B) {
 		b.ReportAllocs()
-		sig := asSeen.Header.Get(SignatureHeader)
+		sig := asSeen.Get(SignatureHeader)
 		for b.Loop() {
 			if !ref.ValidateBody(seen.String(), body, sig) {
 				b.Fatal("refused")

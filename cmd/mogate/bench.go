@@ -90,6 +90,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			[]string{"load: empty Gin handler (ceiling)", ceiling.String(), "", ""},
 			[]string{"load: signed Twilio webhook → durable verify (WAL)", hooks.String(), "", ""},
 			[]string{"  ratio webhook / ceiling", fmt.Sprintf("%.0f%%", 100*ratio), "≥ 40%", met(ratio >= 0.40)},
+			[]string{"  process CPU per request, ceiling / webhook", micros(ceiling.cpuPerRequest()) + " / " + micros(hooks.cpuPerRequest()), "", ""},
 		)
 	}
 	if *only == "load" {
@@ -289,9 +290,19 @@ type loadResult struct {
 	n, errs int
 	elapsed time.Duration
 	lat     []time.Duration
+	cpu     time.Duration // this process's CPU during the run: server and load generator
 }
 
 func (r loadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
+
+// cpuPerRequest is the process's CPU per request answered: on a machine
+// shared with other work, steadier than the rate.
+func (r loadResult) cpuPerRequest() time.Duration {
+	if r.n == 0 {
+		return 0
+	}
+	return r.cpu / time.Duration(r.n)
+}
 
 // quantile is the latency below which a fraction p of the requests took.
 func (r loadResult) quantile(p float64) time.Duration {
@@ -333,7 +344,7 @@ func load(targets []string, reqs []prepared, conns int, duration time.Duration) 
 	var res loadResult
 	deadline := time.Now().Add(duration)
 	var wg sync.WaitGroup
-	start := time.Now()
+	start, cpu := time.Now(), selfCPU()
 	for w := range conns {
 		target := targets[w%len(targets)]
 		wg.Add(1)
@@ -369,7 +380,7 @@ func load(targets []string, reqs []prepared, conns int, duration time.Duration) 
 		}()
 	}
 	wg.Wait()
-	res.elapsed = time.Since(start)
+	res.elapsed, res.cpu = time.Since(start), selfCPU()-cpu
 	res.n = len(res.lat)
 	return res
 }

@@ -99,3 +99,22 @@ BenchmarkMemoryPerSession-2   	       1	2462037663 ns/op	       288.0 bytes/sess
 		}
 	}
 }
+
+// TestBenchLoadRows runs the load part of `mogate bench` briefly: its rows
+// are printed, the process CPU per request among them, and every answered
+// webhook verified its session. It checks what is measured, never how fast.
+func TestBenchLoadRows(t *testing.T) {
+	var out, log bytes.Buffer
+	if err := bench([]string{"--only", "load", "--duration", "300ms", "--conns", "8"}, &out, &log); err != nil {
+		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	for _, r := range []string{"load: empty Gin handler (ceiling)", "load: signed Twilio webhook → durable verify (WAL)", "ratio webhook / ceiling",
+		"process CPU per request, ceiling / webhook", " µs / "} {
+		if !strings.Contains(out.String(), r) {
+			t.Errorf("no row %q in\n%s", r, out.String())
+		}
+	}
+	if strings.Contains(out.String(), "errors") {
+		t.Errorf("failed requests:\n%s", out.String())
+	}
+}
