@@ -83,6 +83,7 @@ fuzz:
 bench: build deps
 	$(GO) test -run '^$$' -bench 'LookupConsume|Ingest|Create$$|WALAppend' -benchmem -timeout 30m ./matcher/memstore/ > bin/gobench.txt
 	$(GO) test -run '^$$' -bench 'Recovery1M|MemoryPerSession|ProcessedIDMemory' -benchtime 1x -timeout 30m ./matcher/memstore/ >> bin/gobench.txt
+	$(GO) test -run '^$$' -bench 'WebhookTwilio' -benchmem -timeout 30m ./gateway/ >> bin/gobench.txt
 	./$(BIN) bench --gobench bin/gobench.txt
 
 conformance:
