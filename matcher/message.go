@@ -85,8 +85,10 @@ type IngestOptions struct {
 	// pending session, or, when capture matching is off for it
 	// (NoCapture, or a call), any outcome, as without OwnFirst. A message
 	// that capture matching could reach (one whose own sessions it does
-	// not verify, or a part that completes a multipart message) changes
-	// nothing and comes back with Outcome.NeedsBudget. So the caller
+	// not verify, or a part that completes a multipart message, whatever
+	// its text) records no outcome and comes back with
+	// Outcome.NeedsBudget; the completing part may be stored again with
+	// the others (idempotent: the next call finds it). So the caller
 	// charges a sender's budgets only for the messages that spend them
 	// (gateway/webhooks.go ingest).
 	OwnFirst bool

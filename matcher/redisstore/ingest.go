@@ -193,14 +193,16 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 	} else {
 		a.CountHere = true
 	}
-	if a.Candidates == nil {
+	if a.Candidates == nil || ownFirst {
+		// The first call never reaches capture sessions: it sends no
+		// candidates (nor, below, unmatched events) for Lua to read.
 		a.Candidates = []string{}
 	}
 	whole1 := msg
 	whole1.Text, whole1.Parts, whole1.Part, whole1.PartsRef = text, 0, 0, ""
 	keys := opt.UnmatchedKeys
-	if msg.MessageChannel() == matcher.ChannelCall && msg.Attestation != "A" {
-		keys = nil // an unattested call is no message to tell of
+	if msg.MessageChannel() == matcher.ChannelCall && msg.Attestation != "A" || ownFirst {
+		keys = nil // an unattested call is no message to tell of; a first call records none
 	}
 	for _, k := range keys {
 		e := matcher.UnmatchedEvent{ID: matcher.UnmatchedEventID(msg.Provider, msg.MessageID, k), Key: k, Message: whole1, At: now.Truncate(time.Millisecond)}

@@ -254,7 +254,10 @@ end
 -- The record is stored first, with HSETNX: one command both stores a new
 -- session and finds an existing one (a retry), where a read and a write
 -- took two. A retry then only spends a creation counter, and a capture
--- code in use takes the record back out.
+-- code in use takes the record back out. Redis does not undo a function
+-- that stops on an error: a corrupt links or session value read after the
+-- HSETNX (nothing mogate writes) would leave the record without its
+-- indexes, where before it left indexes without their record.
 local function create(keys, args)
   local rec, now = args[1], tonumber(args[2])
   local s = {id = args[3], key = args[4], num = args[5], norm = args[6], pt = args[7], exp = args[8]}

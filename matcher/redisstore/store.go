@@ -266,7 +266,7 @@ func (s *Store) create(ctx context.Context, req matcher.CreateRequest, id string
 				s.signal()
 			}
 			if err == nil && status == "exists" {
-				err = s.confirm(ctx, tag) // the function wrote nothing for its WAIT to count
+				err = s.confirm(ctx, tag) // the function wrote no session (at most a creation counter): the record read may not be replicated yet
 			}
 			return out, status == "exists", err
 		case "code_in_use":
