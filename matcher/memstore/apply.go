@@ -38,7 +38,7 @@ func (m *Store) insert(sh *shard, s *session) {
 	sh.byToken[s.token] = s
 	if s.status != matcher.Pending {
 		if s.notified == matcher.NotNotified {
-			sh.fresh = append(sh.fresh, sessionEvent(s))
+			sh.fresh = append(sh.fresh, s)
 		}
 		return
 	}
@@ -48,7 +48,7 @@ func (m *Store) insert(sh *shard, s *session) {
 			if ix.byCode[num] == nil {
 				ix.byCode[num] = map[string]*session{}
 			}
-			ix.byCode[num][s.norm] = s
+			ix.byCode[num][s.normCode()] = s
 		} else {
 			ix.pairAdd(s, num)
 		}
@@ -116,7 +116,7 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		default:
 			return
 		}
-		m.events.remove(matcher.EventID(s.idString(), s.status))
+		m.events.removeSession(s.id)
 		return
 	}
 	if s == nil {
@@ -151,14 +151,14 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		m.finish(s, matcher.Expired, r.At)
 	}
 	if s.status.Final() && s.notified == matcher.NotNotified {
-		sh.fresh = append(sh.fresh, sessionEvent(s))
+		sh.fresh = append(sh.fresh, s)
 	}
 }
 
 // setProof records the route and signals of the message of r.
 func (s *session) setProof(r Record) {
-	if r.Via != (matcher.Route{}) || r.Signals != (matcher.Signals{}) {
-		s.proof = &proof{via: r.Via, signals: r.Signals}
+	if p := sharedProof(&proof{via: r.Via, signals: r.Signals}); p != nil {
+		s.proof = p
 	}
 }
 
@@ -172,8 +172,8 @@ func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
 		m.pending.add(num, -1)
 		if s.capture() {
-			if byCode := ix.byCode[num]; byCode[s.norm] == s {
-				delete(byCode, s.norm)
+			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
+				delete(byCode, s.normCode())
 				if len(byCode) == 0 {
 					delete(ix.byCode, num)
 				}

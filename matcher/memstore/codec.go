@@ -282,9 +282,7 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		if reason != "" {
 			d.fail()
 		}
-		if p != (proof{}) {
-			s.proof = &p
-		}
+		s.proof = sharedProof(&p)
 	}
 	if d.err != nil {
 		return nil
@@ -309,8 +307,10 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
-	s.norm, _ = text.NormalizeCode(s.code)
-	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
+		x.norm, x.normSet = norm, true
+	}
+	if x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = &x
 	}

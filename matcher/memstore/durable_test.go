@@ -54,7 +54,7 @@ func state(m *Store) string {
 	}
 	m.senders.mu.Lock()
 	for k, list := range m.senders.m {
-		for _, e := range list {
+		for _, e := range list.entries() {
 			lines = append(lines, fmt.Sprintf("sender %q %q %d %x", k.key, k.sender, e.at, e.id))
 		}
 	}

@@ -136,7 +136,7 @@ func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Re
 			return 0
 		}
 		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.norm) {
+			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.normCode()) {
 				pick = s
 				return s.shardsOf()
 			}

@@ -100,7 +100,7 @@ var _ matcher.Store = (*Store)(nil)
 // on the caller's stack); other journals get a copy.
 func (m *Store) journal(sh *shard, recs ...Record) Commit {
 	if m.tap != nil {
-		m.tap(recs)
+		m.tap(slices.Clone(recs)) // a copy: recs stays on the caller's stack
 	}
 	var c Commit
 	switch {
@@ -117,7 +117,7 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 		c = m.opt.Journal.Append(buf...)
 	}
 	if sh != nil && len(sh.fresh) > 0 {
-		m.events.add(sh.fresh, c)
+		m.events.addSessions(sh.fresh, c)
 		clear(sh.fresh)
 		sh.fresh = sh.fresh[:0]
 	}
@@ -135,7 +135,7 @@ type shard struct {
 	timers    timerHeap // expiries of pending sessions
 	lastPurge time.Time // last pass for finished sessions past retention
 	watch     map[[16]byte][]chan struct{}
-	fresh     []matcher.Event // made by the step in progress, for the event table (journal)
+	fresh     []*session // made final by the step in progress: their events go to the event table (journal)
 }
 
 type idemShard struct {

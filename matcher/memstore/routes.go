@@ -80,7 +80,7 @@ func (s *session) shardAt(i int) int {
 // shardOn is the shard that indexes s under number num.
 func (s *session) shardOn(num string) int {
 	if s.capture() {
-		return codeShardString(num, s.norm)
+		return codeShardString(num, s.normCode())
 	}
 	return pairShard(num, s.number)
 }

@@ -11,29 +11,31 @@ import (
 )
 
 // session is the in-memory form of a Session. A deployment holds many, so
-// it is compact: id and page token as 16 raw bytes (rendered on demand),
-// times as unix nanoseconds, and the fields most sessions leave empty, or
-// fill only when they finish, behind one pointer.
+// it is compact (176 bytes, a size class of the allocator): id and page
+// token as 16 raw bytes (rendered on demand), times as unix nanoseconds,
+// small integers, the strings that repeat across sessions (API key,
+// receiving number, provider) shared, the proof shared with every session
+// verified by an equal one (proofs), and the fields most sessions leave
+// empty behind one pointer.
 type session struct {
 	id, token   [16]byte
-	prefix      uint8 // index into idPrefixes
-	status      matcher.Status
-	notified    matcher.Notified
-	attempts    uint16
-	maxAttempts uint16
-	key         string // API key name (shared)
-	number      string // expected sender; "" in capture mode
-	code        string // as shown
-	norm        string // normalized code (the same string when equal)
-	to          string // receiving number (shared)
-	reason      uint8  // index into reasons
 	created     int64
 	expires     int64
 	finished    int64
-	provider    string // of the message that verified or failed it
+	key         string // API key name (shared)
+	number      string // expected sender; "" in capture mode
+	code        string // as shown; normalized unless x.normSet
+	to          string // receiving number (shared)
+	provider    string // of the message that verified or failed it (shared)
 	messageID   string
 	x           *sessionExtra
-	proof       *proof // set when a message verified it or failed it by policy
+	proof       *proof // set when a message verified it or failed it by policy; shared, never changed
+	attempts    uint16
+	maxAttempts uint16
+	prefix      uint8 // index into idPrefixes
+	status      matcher.Status
+	notified    matcher.Notified
+	reason      uint8 // index into reasons
 }
 
 // proof is what the message that verified a session (or failed it by
@@ -41,6 +43,36 @@ type session struct {
 type proof struct {
 	via     matcher.Route
 	signals matcher.Signals
+}
+
+// proofs shares equal proofs across sessions (and stores: a proof is never
+// changed): the messages that verify sessions come on a few numbers from a
+// few carriers, so most proofs repeat, and a verification takes no
+// allocation for its proof.
+var proofs = struct {
+	mu sync.Mutex
+	m  map[proof]*proof
+}{m: map[proof]*proof{}}
+
+// maxProofs bounds proofs: past it, a new proof is kept unshared.
+const maxProofs = 1 << 14
+
+// sharedProof returns the shared copy of *p (nil for the zero proof).
+func sharedProof(p *proof) *proof {
+	if *p == (proof{}) {
+		return nil
+	}
+	proofs.mu.Lock()
+	defer proofs.mu.Unlock()
+	if q := proofs.m[*p]; q != nil {
+		return q
+	}
+	q := new(proof)
+	*q = *p
+	if len(proofs.m) < maxProofs {
+		proofs.m[*q] = q
+	}
+	return q
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
@@ -61,6 +93,11 @@ func reasonCode(st matcher.Status, r string) uint8 {
 
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
+	// norm is the normalized code when it differs from the code as shown
+	// (normSet).
+	norm    string
+	normSet bool
+
 	api, country, language, callback, redirect string
 	metadata                                   []byte
 	idemKey, reqHash                           string
@@ -85,6 +122,22 @@ var idPrefixes = matcher.IDPrefixes()
 const tokenPrefix = "pt_"
 
 func (s *session) capture() bool { return s.number == "" }
+
+// normCode is the normalized code.
+func (s *session) normCode() string {
+	if s.x != nil && s.x.normSet {
+		return s.x.norm
+	}
+	return s.code
+}
+
+// setNorm records the normalized code of s.code.
+func (s *session) setNorm() {
+	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
+		x := s.extra()
+		x.norm, x.normSet = norm, true
+	}
+}
 
 // idString renders the id: one allocation, the string itself.
 func (s *session) idString() string {
@@ -190,10 +243,7 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
 		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
-	}
-	s.norm, _ = text.NormalizeCode(s.code)
-	if v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
-		s.proof = &proof{via: v.Via, signals: v.Signals}
+		proof: sharedProof(&proof{via: v.Via, signals: v.Signals}),
 	}
 	verified := ""
 	if v.VerifiedNumber != v.Number {
@@ -212,6 +262,7 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		}
 		s.setRoutes(slices.Clone(routes), intern)
 	}
+	s.setNorm()
 	return s, true
 }
 

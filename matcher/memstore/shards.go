@@ -127,7 +127,7 @@ func (m *Store) restore(s *session) {
 // settle moves the events that recovery made on the locked shard sh into
 // the event table: read back, they are durable.
 func (m *Store) settle(sh *shard) {
-	m.events.add(sh.fresh, nil)
+	m.events.addSessions(sh.fresh, nil)
 	clear(sh.fresh)
 	sh.fresh = sh.fresh[:0]
 }
