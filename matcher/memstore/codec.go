@@ -177,9 +177,9 @@ func (e *enc) compact(s *session) {
 	}
 	e.str(verified)
 	e.b = binary.AppendVarint(e.b, s.finished)
-	e.str(s.provider)
+	e.str(s.providerName())
 	e.str(s.messageID)
-	e.str(reasons[s.reason])
+	e.str(reasons[s.reason()])
 	e.u8(uint8(s.notified))
 	e.uv(uint64(len(x.routes)))
 	for _, r := range x.routes {
@@ -259,9 +259,9 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 	att := d.uv()
 	verified := d.raw()
 	s.finished = d.varint()
-	s.provider = intern(string(d.raw()))
+	provider := d.raw()
 	s.messageID = d.str()
-	s.reason = reasonCode(s.status, string(d.raw()))
+	reason := reasonCode(s.status, string(d.raw()))
 	s.notified = matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
@@ -297,9 +297,11 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 			return nil
 		}
 	}
-	if s.prefix, s.id, ok = parseID(string(id)); !ok {
+	var prefix uint8
+	if prefix, s.id, ok = parseID(string(id)); !ok {
 		d.fail()
 	}
+	s.pr = prefix<<6 | reason
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
@@ -310,7 +312,10 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
 		x.norm, x.normSet = norm, true
 	}
-	if x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+	if s.provider = providers.indexBytes(provider); s.provider == providerInX {
+		x.provider = string(provider)
+	}
+	if x.provider != "" || x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = &x
 	}

@@ -32,10 +32,10 @@ func state(m *Store) string {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for _, s := range sh.byID {
+		for s := range sh.byID.all() {
 			lines = append(lines, fmt.Sprintf("%+v", s.view()))
 		}
-		for k, s := range sh.byPair {
+		for k, s := range sh.byPair.all() {
 			chain := []string{}
 			for ; s != nil; s = s.nextOn(k.to) {
 				chain = append(chain, s.idString())

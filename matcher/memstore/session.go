@@ -11,12 +11,12 @@ import (
 )
 
 // session is the in-memory form of a Session. A deployment holds many, so
-// it is compact (176 bytes, a size class of the allocator): id and page
+// it is compact (160 bytes, a size class of the allocator): id and page
 // token as 16 raw bytes (rendered on demand), times as unix nanoseconds,
 // small integers, the strings that repeat across sessions (API key,
-// receiving number, provider) shared, the proof shared with every session
-// verified by an equal one (proofs), and the fields most sessions leave
-// empty behind one pointer.
+// receiving number) shared, the provider as an index (providers), the
+// proof shared with every session verified by an equal one (proofs), and
+// the fields most sessions leave empty behind one pointer.
 type session struct {
 	id, token   [16]byte
 	created     int64
@@ -26,16 +26,99 @@ type session struct {
 	number      string // expected sender; "" in capture mode
 	code        string // as shown; normalized unless x.normSet
 	to          string // receiving number (shared)
-	provider    string // of the message that verified or failed it (shared)
-	messageID   string
+	messageID   string // of the message that verified or failed it
 	x           *sessionExtra
 	proof       *proof // set when a message verified it or failed it by policy; shared, never changed
 	attempts    uint16
 	maxAttempts uint16
-	prefix      uint8 // index into idPrefixes
 	status      matcher.Status
 	notified    matcher.Notified
-	reason      uint8 // index into reasons
+	pr          uint8 // bits 6-7: index into idPrefixes; bits 0-5: index into reasons
+	provider    uint8 // of that message: index into providers, or providerInX
+}
+
+func (s *session) prefix() uint8     { return s.pr >> 6 }
+func (s *session) reason() uint8     { return s.pr & 0x3f }
+func (s *session) setReason(r uint8) { s.pr = s.pr&0xc0 | r }
+func (s *session) setPrefix(p uint8) { s.pr = p<<6 | s.pr&0x3f }
+func (s *session) providerName() string {
+	if s.provider == providerInX {
+		return s.x.provider
+	}
+	return providers.name(s.provider)
+}
+
+func (s *session) setProvider(name string) {
+	if s.provider = providers.index(name); s.provider == providerInX {
+		s.extra().provider = name
+	}
+}
+
+func init() {
+	if len(idPrefixes) > 4 || len(reasons) > 64 {
+		panic("memstore: session.pr holds 4 id prefixes and 64 reasons")
+	}
+}
+
+// providers are the names of the providers of the messages that finished
+// sessions, which a session keeps as an index: a deployment has a few
+// (one per provider it is configured with). Index 0 is "". They are shared
+// by every store; past providerInX names, a session keeps its provider's
+// name in its extra fields.
+var providers = providerTable{index_: map[string]uint8{"": 0}, names: []string{""}}
+
+const providerInX = 255
+
+type providerTable struct {
+	mu     sync.Mutex
+	index_ map[string]uint8
+	names  []string // append only; read under mu
+}
+
+func (t *providerTable) index(name string) uint8 {
+	if name == "" {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.index_[name]; ok {
+		return i
+	}
+	return t.add(name)
+}
+
+// indexBytes is index for a name being decoded: no string is made for a
+// name already known.
+func (t *providerTable) indexBytes(name []byte) uint8 {
+	if len(name) == 0 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.index_[string(name)]; ok {
+		return i
+	}
+	return t.add(string(name))
+}
+
+// add adds a name; the caller holds t.mu.
+func (t *providerTable) add(name string) uint8 {
+	if len(t.names) == providerInX {
+		return providerInX
+	}
+	i := uint8(len(t.names))
+	t.names = append(t.names, name)
+	t.index_[name] = i
+	return i
+}
+
+func (t *providerTable) name(i uint8) string {
+	if i == 0 {
+		return ""
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.names[i]
 }
 
 // proof is what the message that verified a session (or failed it by
@@ -102,6 +185,7 @@ type sessionExtra struct {
 	metadata                                   []byte
 	idemKey, reqHash                           string
 	verifiedNumber                             string
+	provider                                   string // when session.provider is providerInX
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
@@ -143,7 +227,7 @@ func (s *session) setNorm() {
 func (s *session) idString() string {
 	var buf [26]byte
 	idEncoding.Encode(buf[:], s.id[:])
-	return idPrefixes[s.prefix] + string(buf[:])
+	return idPrefixes[s.prefix()] + string(buf[:])
 }
 
 func (s *session) tokenString() string {
@@ -179,7 +263,7 @@ func (s *session) view() matcher.Session {
 		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
 		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
 		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished),
-		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason], Notified: s.notified,
+		Provider: s.providerName(), MessageID: s.messageID, Reason: reasons[s.reason()], Notified: s.notified,
 	}
 	if x := s.x; x != nil {
 		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
@@ -238,11 +322,11 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		return nil, false
 	}
 	s := &session{
-		id: id, token: token, prefix: prefix, status: v.Status,
+		id: id, token: token, pr: prefix<<6 | reasonCode(v.Status, v.Reason), status: v.Status,
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
-		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
+		messageID: v.MessageID, notified: v.Notified,
 		proof: sharedProof(&proof{via: v.Via, signals: v.Signals}),
 	}
 	verified := ""
@@ -263,6 +347,7 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		s.setRoutes(slices.Clone(routes), intern)
 	}
 	s.setNorm()
+	s.setProvider(v.Provider)
 	return s, true
 }
 

@@ -23,8 +23,8 @@ func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, s
 		var e enc
 		sh.mu.Lock()
 		cuts[i] = lastLSN()
-		e.uv(uint64(len(sh.byID)))
-		for _, s := range sh.byID {
+		e.uv(uint64(sh.byID.len()))
+		for s := range sh.byID.all() {
 			e.compact(s)
 		}
 		sh.mu.Unlock()
