@@ -232,20 +232,21 @@ func (d *dec) bool() bool {
 }
 
 // compact decodes a session of codec version v straight into its
-// in-memory form; intern shares strings that repeat across sessions.
-func (d *dec) compact(intern func(string) string, v uint8) *session {
+// in-memory form; intern makes the strings that repeat across sessions,
+// shared (with no string made for one it already holds).
+func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	s := &session{}
 	var ok bool
-	var x sessionExtra
+	var x sessionExtra // copied to the heap only when set
 	var id, tok []byte
 	id = d.raw()
-	s.key = intern(string(d.raw()))
-	x.api = intern(string(d.raw()))
+	s.key = intern(d.raw())
+	x.api = intern(d.raw())
 	s.number = d.str()
 	s.code = d.str()
-	s.to = intern(string(d.raw()))
-	x.country = intern(string(d.raw()))
-	x.language = intern(string(d.raw()))
+	s.to = intern(d.raw())
+	x.country = intern(d.raw())
+	x.language = intern(d.raw())
 	x.callback = d.str()
 	x.redirect = d.str()
 	x.metadata = d.bytes()
@@ -275,7 +276,7 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			routes = append(routes, matcher.Route{Channel: d.str(), To: d.str()})
 		}
-		x.clientCountry = intern(d.str())
+		x.clientCountry = intern(d.raw())
 		var reason string
 		var p proof
 		p.via, p.signals, reason = d.proof()
@@ -317,9 +318,10 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 	}
 	if x.provider != "" || x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
-		s.x = &x
+		s.x = new(sessionExtra)
+		*s.x = x
 	}
-	s.setRoutes(routes, intern)
+	s.setRoutes(routes, func(v string) string { return intern([]byte(v)) })
 	return s
 }
 
@@ -406,6 +408,9 @@ func (d *dec) message(v uint8) matcher.Message {
 // identity interns nothing: a record's strings are its own.
 func identity(s string) string { return s }
 
+// identityBytes is identity for compact.
+func identityBytes(b []byte) string { return string(b) }
+
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
 	d := dec{b: b}
@@ -416,7 +421,7 @@ func decodeRecord(b []byte) (Record, error) {
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		if s := d.compact(identity, version); s != nil {
+		if s := d.compact(identityBytes, version); s != nil {
 			v := s.view()
 			r.Session, r.sess, r.ID = &v, s, v.ID
 		}

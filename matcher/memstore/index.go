@@ -59,14 +59,7 @@ func (t *idIndex) get(k [16]byte) *session {
 // put adds s, in place of a session of the same key.
 func (t *idIndex) put(s *session) {
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
-		old := t.slots
-		t.slots = make([]*session, max(8, 2*len(old)))
-		t.n = 0
-		for _, o := range old {
-			if o != nil {
-				t.put(o)
-			}
-		}
+		t.resize(max(8, 2*len(t.slots)))
 	}
 	k := t.keyOf(s)
 	mask := len(t.slots) - 1
@@ -80,6 +73,30 @@ func (t *idIndex) put(s *session) {
 		if *t.keyOf(o) == *k {
 			t.slots[i] = s
 			return
+		}
+	}
+}
+
+// reserve makes room for n sessions in all, without growing on the way
+// (recovery knows a shard's count).
+func (t *idIndex) reserve(n int) {
+	size := max(8, len(t.slots))
+	for n*4 > size*maxLoad {
+		size *= 2
+	}
+	if size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// resize moves the sessions to a table of size slots (a power of two).
+func (t *idIndex) resize(size int) {
+	old := t.slots
+	t.slots = make([]*session, size)
+	t.n = 0
+	for _, o := range old {
+		if o != nil {
+			t.put(o)
 		}
 	}
 }

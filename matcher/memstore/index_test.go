@@ -95,3 +95,29 @@ func TestSessionSize(t *testing.T) {
 		t.Errorf("%.1f bytes per pending session, want at most 300", per)
 	}
 }
+
+// TestDecodeRaw: decodeRaw accepts and decodes exactly what idEncoding
+// does, for ids, near-ids and junk.
+func TestDecodeRaw(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	alphabet := "abcdefghijklmnopqrstuvwxyz234567"
+	for i := range 200_000 {
+		b := make([]byte, 26)
+		for j := range b {
+			b[j] = alphabet[rng.IntN(len(alphabet))]
+		}
+		switch i % 4 {
+		case 1:
+			b[rng.IntN(26)] = byte(rng.IntN(256)) // any byte
+		case 2:
+			b[rng.IntN(26)] = "A1=\n\r8"[rng.IntN(6)]
+		}
+		got, gotOK := decodeRaw(string(b))
+		var want [16]byte
+		n, err := idEncoding.Decode(want[:], b)
+		wantOK := err == nil && n == 16 && int(want[0]) < numShards
+		if gotOK != wantOK || gotOK && got != want {
+			t.Fatalf("%q: decodeRaw %x %v, idEncoding %x %v", b, got, gotOK, want, wantOK)
+		}
+	}
+}

@@ -303,15 +303,46 @@ func parseToken(token string) ([16]byte, bool) {
 	return decodeRaw(rest)
 }
 
+// decodeRaw decodes the 26 characters of an id or token as idEncoding
+// does (the 2 bits past the 16th byte are dropped), without its general
+// machinery: recovery decodes two per session.
 func decodeRaw(s string) (raw [16]byte, ok bool) {
 	if len(s) != 26 {
 		return raw, false
 	}
-	var buf [26]byte
-	copy(buf[:], s)
-	n, err := idEncoding.Decode(raw[:], buf[:])
-	return raw, err == nil && n == 16 && int(raw[0]) < numShards
+	var acc uint64
+	for q := range 3 { // three quanta of 8 characters: 5 bytes each
+		acc = 0
+		for _, c := range []byte(s[q*8 : q*8+8]) {
+			v := idDecode[c]
+			if v == 0xff {
+				return raw, false
+			}
+			acc = acc<<5 | uint64(v)
+		}
+		for i := range 5 {
+			raw[q*5+i] = byte(acc >> (32 - 8*i))
+		}
+	}
+	a, b := idDecode[s[24]], idDecode[s[25]]
+	if a == 0xff || b == 0xff {
+		return raw, false
+	}
+	raw[15] = a<<3 | b>>2
+	return raw, int(raw[0]) < numShards
 }
+
+// idDecode maps a character of idEncoding's alphabet to its value, any
+// other to 0xff.
+var idDecode = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range []byte("abcdefghijklmnopqrstuvwxyz234567") {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // fromView makes the in-memory form of a public Session; intern returns a
 // shared copy of strings that repeat across sessions.
@@ -349,6 +380,27 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	s.setNorm()
 	s.setProvider(v.Provider)
 	return s, true
+}
+
+// getBytes is get for a string being decoded: no string is made for one
+// already held.
+func (in *interner) getBytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[string(b)]; ok {
+		return v
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = map[string]string{}
+	}
+	if len(in.m) < 1<<16 {
+		in.m[s] = s
+	}
+	return s
 }
 
 // interner shares equal strings; it is safe for concurrent use.

@@ -42,7 +42,6 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 	if version >= 3 {
 		codec = 2
 	}
-	var in interner
 	// The verified sessions of a snapshot older than the sender counts
 	// seed them, in time order once every shard is read (their expiry
 	// queue is oldest first).
@@ -61,12 +60,20 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var in interner // a worker's own: no lock is contended
 			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
 				sd := dec{b: sections[i]}
 				n := sd.uv()
+				if n <= uint64(len(sd.b)) { // each session takes many bytes
+					sh := &m.shards[i]
+					sh.mu.Lock()
+					sh.byID.reserve(int(n))
+					sh.byToken.reserve(int(n))
+					sh.mu.Unlock()
+				}
 				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.compact(in.get, codec)
+					s := sd.compact(in.getBytes, codec)
 					if sd.err != nil {
 						break
 					}
