@@ -121,3 +121,27 @@ func TestDecodeRaw(t *testing.T) {
 		}
 	}
 }
+
+// TestProviderTable: names get stable indexes, "" is 0, and past
+// providerInX names the table answers providerInX (the session then keeps
+// the name itself).
+func TestProviderTable(t *testing.T) {
+	tab := providerTable{index_: map[string]uint8{"": 0}, n: 1}
+	if tab.index("") != 0 || tab.name(0) != "" {
+		t.Fatal(`"" is not index 0`)
+	}
+	for i := 1; i < providerInX; i++ {
+		name := "p" + strconv.Itoa(i)
+		if got := tab.index(name); int(got) != i || tab.indexBytes([]byte(name)) != got || tab.name(got) != name {
+			t.Fatalf("%s: index %d, want %d", name, got, i)
+		}
+	}
+	if tab.index("one too many") != providerInX || tab.index("p7") != 7 {
+		t.Fatal("a full table hands out indexes")
+	}
+	var s session
+	s.setProvider("twilio")
+	if s.providerName() != "twilio" || s.x != nil {
+		t.Fatalf("provider %q, extra %v", s.providerName(), s.x)
+	}
+}

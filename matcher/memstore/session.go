@@ -40,7 +40,6 @@ type session struct {
 func (s *session) prefix() uint8     { return s.pr >> 6 }
 func (s *session) reason() uint8     { return s.pr & 0x3f }
 func (s *session) setReason(r uint8) { s.pr = s.pr&0xc0 | r }
-func (s *session) setPrefix(p uint8) { s.pr = p<<6 | s.pr&0x3f }
 func (s *session) providerName() string {
 	if s.provider == providerInX {
 		return s.x.provider
@@ -65,14 +64,18 @@ func init() {
 // (one per provider it is configured with). Index 0 is "". They are shared
 // by every store; past providerInX names, a session keeps its provider's
 // name in its extra fields.
-var providers = providerTable{index_: map[string]uint8{"": 0}, names: []string{""}}
+var providers = providerTable{index_: map[string]uint8{"": 0}, n: 1}
 
 const providerInX = 255
 
+// providerTable reads a name without a lock: names[i] is written once,
+// under mu, before index i is handed out, and a session's index is read
+// after it was set.
 type providerTable struct {
 	mu     sync.Mutex
 	index_ map[string]uint8
-	names  []string // append only; read under mu
+	names  [providerInX]string
+	n      int
 }
 
 func (t *providerTable) index(name string) uint8 {
@@ -103,23 +106,17 @@ func (t *providerTable) indexBytes(name []byte) uint8 {
 
 // add adds a name; the caller holds t.mu.
 func (t *providerTable) add(name string) uint8 {
-	if len(t.names) == providerInX {
+	if t.n == providerInX {
 		return providerInX
 	}
-	i := uint8(len(t.names))
-	t.names = append(t.names, name)
+	i := uint8(t.n)
+	t.names[i] = name
 	t.index_[name] = i
+	t.n++
 	return i
 }
 
-func (t *providerTable) name(i uint8) string {
-	if i == 0 {
-		return ""
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return t.names[i]
-}
+func (t *providerTable) name(i uint8) string { return t.names[i] }
 
 // proof is what the message that verified a session (or failed it by
 // policy) told: its route and its signals.
