@@ -25,7 +25,7 @@ func (m *Store) apply(sh *shard, r Record) {
 	if !ok {
 		return
 	}
-	m.applyTo(sh, sh.byID[raw], r)
+	m.applyTo(sh, sh.byID.get(raw), r)
 }
 
 // insert indexes a session; the caller holds every shard of s
@@ -34,11 +34,11 @@ func (m *Store) apply(sh *shard, r Record) {
 // A finished session whose event is undelivered (restored from a
 // snapshot) brings its event.
 func (m *Store) insert(sh *shard, s *session) {
-	sh.byID[s.id] = s
-	sh.byToken[s.token] = s
+	sh.byID.put(s)
+	sh.byToken.put(s)
 	if s.status != matcher.Pending {
 		if s.notified == matcher.NotNotified {
-			sh.fresh = append(sh.fresh, sessionEvent(s))
+			sh.fresh = append(sh.fresh, s)
 		}
 		return
 	}
@@ -48,26 +48,25 @@ func (m *Store) insert(sh *shard, s *session) {
 			if ix.byCode[num] == nil {
 				ix.byCode[num] = map[string]*session{}
 			}
-			ix.byCode[num][s.norm] = s
+			ix.byCode[num][s.normCode()] = s
 		} else {
 			ix.pairAdd(s, num)
 		}
 		m.pending.add(num, 1)
 	}
-	sh.timers.push(timer{at: s.expires, id: s.id})
+	sh.timers.push(timer{at: s.expires, s: s})
 }
 
 // pairAdd puts a pending expected-sender session into the chain of
 // (num, sender), which is ordered by creation (the older session wins a
 // match) whatever order recovery inserts sessions in.
 func (sh *shard) pairAdd(s *session, num string) {
-	k := pairKey{num, s.number}
-	head := sh.byPair[k]
+	head := sh.byPair.get(num, s.number)
 	if head == nil || s.created < head.created {
 		if head != nil {
 			s.setNextOn(num, head)
 		}
-		sh.byPair[k] = s
+		sh.byPair.set(num, s.number, s)
 		return
 	}
 	prev := head
@@ -82,18 +81,13 @@ func (sh *shard) pairAdd(s *session, num string) {
 
 // pairRemove takes a session out of the chain of (num, sender).
 func (sh *shard) pairRemove(s *session, num string) {
-	k := pairKey{num, s.number}
 	next := s.nextOn(num)
 	s.setNextOn(num, nil)
-	if sh.byPair[k] == s {
-		if next != nil {
-			sh.byPair[k] = next
-		} else {
-			delete(sh.byPair, k)
-		}
+	if sh.byPair.get(num, s.number) == s {
+		sh.byPair.set(num, s.number, next)
 		return
 	}
-	for p := sh.byPair[k]; p != nil; p = p.nextOn(num) {
+	for p := sh.byPair.get(num, s.number); p != nil; p = p.nextOn(num) {
 		if p.nextOn(num) == s {
 			p.setNextOn(num, next)
 			return
@@ -116,7 +110,7 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		default:
 			return
 		}
-		m.events.remove(matcher.EventID(s.idString(), s.status))
+		m.events.removeSession(s.id)
 		return
 	}
 	if s == nil {
@@ -126,7 +120,8 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	case OpAttempt:
 		s.attempts++
 	case OpFail:
-		s.provider, s.messageID = r.Provider, r.MessageID
+		s.messageID = r.MessageID
+		s.setProvider(r.Provider)
 		if r.Reason == "" { // the last allowed attempt
 			s.attempts++
 			m.finish(s, matcher.Failed, r.At)
@@ -135,30 +130,31 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		// A message that would have verified s, refused by policy.
 		s.setProof(r)
 		m.finish(s, matcher.Failed, r.At)
-		s.reason = reasonCode(matcher.Failed, r.Reason)
+		s.setReason(reasonCode(matcher.Failed, r.Reason))
 	case OpVerify:
 		if r.From != s.number {
 			s.extra().verifiedNumber = r.From // capture mode learns the sender
 		}
-		s.provider, s.messageID = r.Provider, r.MessageID
+		s.messageID = r.MessageID
+		s.setProvider(r.Provider)
 		s.setProof(r)
 		m.finish(s, matcher.Verified, r.At)
 		m.senders.add(s.key, r.From, r.At, s.id)
 	case OpCancel:
 		m.finish(s, matcher.Cancelled, r.At)
-		s.reason = reasonCode(matcher.Cancelled, r.Reason)
+		s.setReason(reasonCode(matcher.Cancelled, r.Reason))
 	case OpExpire:
 		m.finish(s, matcher.Expired, r.At)
 	}
 	if s.status.Final() && s.notified == matcher.NotNotified {
-		sh.fresh = append(sh.fresh, sessionEvent(s))
+		sh.fresh = append(sh.fresh, s)
 	}
 }
 
 // setProof records the route and signals of the message of r.
 func (s *session) setProof(r Record) {
-	if r.Via != (matcher.Route{}) || r.Signals != (matcher.Signals{}) {
-		s.proof = &proof{via: r.Via, signals: r.Signals}
+	if p := sharedProof(&proof{via: r.Via, signals: r.Signals}); p != nil {
+		s.proof = p
 	}
 }
 
@@ -167,13 +163,14 @@ func (s *session) setProof(r Record) {
 // indexes of every number of its routes (the caller holds their shards)
 // and wakes its watchers, who wait at its home.
 func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
-	s.status, s.finished, s.reason = st, at.UnixNano(), reasonCode(st, "")
+	s.status, s.finished = st, at.UnixNano()
+	s.setReason(reasonCode(st, ""))
 	for i := range s.numCount() {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
 		m.pending.add(num, -1)
 		if s.capture() {
-			if byCode := ix.byCode[num]; byCode[s.norm] == s {
-				delete(byCode, s.norm)
+			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
+				delete(byCode, s.normCode())
 				if len(byCode) == 0 {
 					delete(ix.byCode, num)
 				}
@@ -209,21 +206,24 @@ func (m *Store) Sweep() error {
 				m.guesses.prune(now)
 			}
 			limit := now.Add(-m.opt.Retention).UnixNano()
-			for id, s := range sh.byID {
+			var old []*session
+			for s := range sh.byID.all() {
 				if s.status.Final() && s.finished <= limit {
-					delete(sh.byID, id)
-					delete(sh.byToken, s.token)
-					if s.x != nil && s.x.idemKey != "" {
-						purged = append(purged, s)
-					}
+					old = append(old, s)
+				}
+			}
+			for _, s := range old {
+				sh.byID.del(s.id)
+				sh.byToken.del(s.token)
+				if s.x != nil && s.x.idemKey != "" {
+					purged = append(purged, s)
 				}
 			}
 		}
 		var wide []string // sessions indexed in other shards too: expired below
 		for len(sh.timers) > 0 && sh.timers[0].at <= now.UnixNano() {
-			t := sh.timers.pop()
-			s := sh.byID[t.id]
-			if s != nil && s.status == matcher.Pending && now.UnixNano() >= s.expires {
+			s := sh.timers.pop().s
+			if sh.byID.get(s.id) == s && s.status == matcher.Pending && now.UnixNano() >= s.expires {
 				if s.shardsOf() != bit(i) {
 					wide = append(wide, s.idString())
 					continue
@@ -302,8 +302,8 @@ func every(ctx context.Context, interval time.Duration, fn func() error) {
 }
 
 type timer struct {
-	at int64 // unix nanoseconds
-	id [16]byte
+	at int64    // unix nanoseconds
+	s  *session // the session when the timer was set: not one that replaced it under its id
 }
 
 // purgeEvery is how often Sweep looks for finished sessions past retention.

@@ -177,9 +177,9 @@ func (e *enc) compact(s *session) {
 	}
 	e.str(verified)
 	e.b = binary.AppendVarint(e.b, s.finished)
-	e.str(s.provider)
+	e.str(s.providerName())
 	e.str(s.messageID)
-	e.str(reasons[s.reason])
+	e.str(reasons[s.reason()])
 	e.u8(uint8(s.notified))
 	e.uv(uint64(len(x.routes)))
 	for _, r := range x.routes {
@@ -232,20 +232,21 @@ func (d *dec) bool() bool {
 }
 
 // compact decodes a session of codec version v straight into its
-// in-memory form; intern shares strings that repeat across sessions.
-func (d *dec) compact(intern func(string) string, v uint8) *session {
+// in-memory form; intern makes the strings that repeat across sessions,
+// shared (with no string made for one it already holds).
+func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	s := &session{}
 	var ok bool
-	var x sessionExtra
+	var x sessionExtra // copied to the heap only when set
 	var id, tok []byte
 	id = d.raw()
-	s.key = intern(string(d.raw()))
-	x.api = intern(string(d.raw()))
+	s.key = intern(d.raw())
+	x.api = intern(d.raw())
 	s.number = d.str()
 	s.code = d.str()
-	s.to = intern(string(d.raw()))
-	x.country = intern(string(d.raw()))
-	x.language = intern(string(d.raw()))
+	s.to = intern(d.raw())
+	x.country = intern(d.raw())
+	x.language = intern(d.raw())
 	x.callback = d.str()
 	x.redirect = d.str()
 	x.metadata = d.bytes()
@@ -259,9 +260,9 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 	att := d.uv()
 	verified := d.raw()
 	s.finished = d.varint()
-	s.provider = intern(string(d.raw()))
+	provider := d.raw()
 	s.messageID = d.str()
-	s.reason = reasonCode(s.status, string(d.raw()))
+	reason := reasonCode(s.status, string(d.raw()))
 	s.notified = matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
@@ -275,16 +276,14 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		for i := uint64(0); i < n && d.err == nil; i++ {
 			routes = append(routes, matcher.Route{Channel: d.str(), To: d.str()})
 		}
-		x.clientCountry = intern(d.str())
+		x.clientCountry = intern(d.raw())
 		var reason string
 		var p proof
 		p.via, p.signals, reason = d.proof()
 		if reason != "" {
 			d.fail()
 		}
-		if p != (proof{}) {
-			s.proof = &p
-		}
+		s.proof = sharedProof(&p)
 	}
 	if d.err != nil {
 		return nil
@@ -299,9 +298,11 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 			return nil
 		}
 	}
-	if s.prefix, s.id, ok = parseID(string(id)); !ok {
+	var prefix uint8
+	if prefix, s.id, ok = parseID(string(id)); !ok {
 		d.fail()
 	}
+	s.pr = prefix<<6 | reason
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
@@ -309,12 +310,18 @@ func (d *dec) compact(intern func(string) string, v uint8) *session {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
-	s.norm, _ = text.NormalizeCode(s.code)
-	if x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
-		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
-		s.x = &x
+	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
+		x.norm, x.normSet = norm, true
 	}
-	s.setRoutes(routes, intern)
+	if s.provider = providers.indexBytes(provider); s.provider == providerInX {
+		x.provider = string(provider)
+	}
+	if x.provider != "" || x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
+		s.x = new(sessionExtra)
+		*s.x = x
+	}
+	s.setRoutes(routes, func(v string) string { return intern([]byte(v)) })
 	return s
 }
 
@@ -401,6 +408,9 @@ func (d *dec) message(v uint8) matcher.Message {
 // identity interns nothing: a record's strings are its own.
 func identity(s string) string { return s }
 
+// identityBytes is identity for compact.
+func identityBytes(b []byte) string { return string(b) }
+
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
 	d := dec{b: b}
@@ -411,7 +421,7 @@ func decodeRecord(b []byte) (Record, error) {
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		if s := d.compact(identity, version); s != nil {
+		if s := d.compact(identityBytes, version); s != nil {
 			v := s.view()
 			r.Session, r.sess, r.ID = &v, s, v.ID
 		}

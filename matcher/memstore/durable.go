@@ -136,6 +136,15 @@ func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 		if first == 0 {
 			first = lsn
 		}
+		if lsn <= minCut {
+			// Every cut covers it: the snapshot holds its change. Its
+			// format version is still checked; it is not decoded (the
+			// active segment may hold a whole segment of such records).
+			if len(p) == 0 || p[0] != 1 && p[0] != codecVersion {
+				return errDecode
+			}
+			return nil
+		}
 		r, err := decodeRecord(p)
 		if err != nil {
 			return err

@@ -32,10 +32,10 @@ func state(m *Store) string {
 	for i := range m.shards {
 		sh := &m.shards[i]
 		sh.mu.Lock()
-		for _, s := range sh.byID {
+		for s := range sh.byID.all() {
 			lines = append(lines, fmt.Sprintf("%+v", s.view()))
 		}
-		for k, s := range sh.byPair {
+		for k, s := range sh.byPair.all() {
 			chain := []string{}
 			for ; s != nil; s = s.nextOn(k.to) {
 				chain = append(chain, s.idString())
@@ -54,7 +54,7 @@ func state(m *Store) string {
 	}
 	m.senders.mu.Lock()
 	for k, list := range m.senders.m {
-		for _, e := range list {
+		for _, e := range list.entries() {
 			lines = append(lines, fmt.Sprintf("sender %q %q %d %x", k.key, k.sender, e.at, e.id))
 		}
 	}

@@ -12,18 +12,25 @@ import (
 	"github.com/mogate/mogate/matcher"
 )
 
-// events is the store's event table: every undelivered event, by id — the
+// events is the store's event table: every undelivered event — the
 // final-status event of each finished session not yet notified, and each
 // message.unmatched event not yet delivered. It is filled where the state
-// changes: apply queues a session's event on its shard (shard.fresh) in the
-// same step that makes the status final, and the journal call that makes
-// that step durable moves it here with its commit; an unmatched event is
-// added with the record that journals it. Recovery fills it through the
-// same apply. Leases are held in memory: one process owns the store.
+// changes: apply queues a session on its shard (shard.fresh) in the same
+// step that makes its status final, and the journal call that makes that
+// step durable moves it here with its commit; an unmatched event is added
+// with the record that journals it. Recovery fills it through the same
+// apply. Leases are held in memory: one process owns the store.
+//
+// A session's event is kept as the session itself, by its raw id (a
+// session has one final status, so one event): the event, its id and its
+// copy of the session are made only when it is claimed, not on the step
+// that verifies (a verified session changes no more, but for being
+// notified, which takes it out of the table).
 type events struct {
-	mu   sync.Mutex
-	due  map[string]*dueEvent
-	wake chan struct{}
+	mu       sync.Mutex
+	due      map[string]*dueEvent    // message.unmatched events by id
+	sessions map[[16]byte]dueSession // sessions whose final-status event is undelivered
+	wake     chan struct{}
 }
 
 type dueEvent struct {
@@ -32,8 +39,16 @@ type dueEvent struct {
 	commit Commit    // the journal's promise for the step that made it; nil once durable
 }
 
+type dueSession struct {
+	s        *session
+	until    int64  // leased until then (unix ns; 0: free)
+	attempts int    // the event's failed deliveries (DeferEvent)
+	commit   Commit // as dueEvent's
+}
+
 func (t *events) init() {
 	t.due = map[string]*dueEvent{}
+	t.sessions = map[[16]byte]dueSession{}
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -59,6 +74,22 @@ func (t *events) put(evs []matcher.Event, c Commit) {
 	}
 }
 
+// addSessions puts the final-status events of sessions made final by one
+// journaled step into the table, as add does.
+func (t *events) addSessions(ss []*session, c Commit) {
+	if len(ss) == 0 {
+		return
+	}
+	t.mu.Lock()
+	for _, s := range ss {
+		if _, ok := t.sessions[s.id]; !ok {
+			t.sessions[s.id] = dueSession{s: s, commit: c}
+		}
+	}
+	t.mu.Unlock()
+	t.signal()
+}
+
 // signal wakes a claimer without blocking.
 func (t *events) signal() {
 	select {
@@ -73,14 +104,22 @@ func (t *events) remove(id string) {
 	t.mu.Unlock()
 }
 
+// removeSession forgets the final-status event of the session of raw id.
+func (t *events) removeSession(id [16]byte) {
+	t.mu.Lock()
+	delete(t.sessions, id)
+	t.mu.Unlock()
+}
+
 // dropSessionsBefore forgets the final-status events of sessions that
 // finished before since: after a restart they are no longer claimed.
 func (t *events) dropSessionsBefore(since time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for id, e := range t.due {
-		if e.ev.Session != nil && !e.ev.At.After(since) {
-			delete(t.due, id)
+	limit := since.UnixNano()
+	for id, e := range t.sessions {
+		if e.s.finished <= limit {
+			delete(t.sessions, id)
 		}
 	}
 }
@@ -90,9 +129,7 @@ func (t *events) dropSessionsBefore(since time.Time) {
 func (t *events) unmatched() []*matcher.UnmatchedEvent {
 	var out []*matcher.UnmatchedEvent
 	for _, e := range t.due {
-		if e.ev.Unmatched != nil {
-			out = append(out, e.ev.Unmatched)
-		}
+		out = append(out, e.ev.Unmatched)
 	}
 	return out
 }
@@ -138,9 +175,12 @@ func (t *events) replay(r Record) {
 	}
 }
 
-// sessionEvent is the final-status event of s.
+// sessionEvent is the final-status event of s, a finished session not yet
+// notified; the caller holds a shard of s. While its event is undelivered
+// a session is never notified, so the event's copy says NotNotified.
 func sessionEvent(s *session) matcher.Event {
 	v := s.view()
+	v.Notified = matcher.NotNotified
 	return matcher.Event{ID: matcher.EventID(v.ID, v.Status), Key: v.Key, Session: &v, At: v.FinishedAt}
 }
 
@@ -158,43 +198,111 @@ func (m *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 	now := m.opt.Now()
 	t := &m.events
 	t.mu.Lock()
-	var free []*dueEvent
-	for _, e := range t.due {
-		if !now.Before(e.until) {
-			free = append(free, e)
+	free := t.free(now, limit)
+	until := now.Add(lease)
+	for i := range free {
+		c := &free[i]
+		if c.u != nil {
+			c.u.until = until
+			c.commit = c.u.commit
+			continue
 		}
-	}
-	slices.SortFunc(free, func(a, b *dueEvent) int {
-		return cmp.Or(a.ev.At.Compare(b.ev.At), cmp.Compare(a.ev.ID, b.ev.ID))
-	})
-	free = free[:min(limit, len(free))]
-	evs := make([]matcher.Event, len(free))
-	commits := make([]Commit, len(free))
-	for i, e := range free {
-		e.until = now.Add(lease)
-		evs[i], commits[i] = e.ev, e.commit
+		e := t.sessions[c.s.id]
+		e.until = unixNano(until)
+		t.sessions[c.s.id] = e
+		c.commit, c.attempts = e.commit, e.attempts
 	}
 	t.mu.Unlock()
 	// An event is handed out only once the change that made it is durable
 	// (almost always already: the change's caller waited for it).
-	out := evs[:0]
+	out := make([]matcher.Event, 0, len(free))
 	var failed error
-	for i, e := range free {
-		if c := commits[i]; c != nil {
-			if err := c.Wait(); err != nil {
+	for _, c := range free {
+		if c.commit != nil {
+			if err := c.commit.Wait(); err != nil {
 				t.mu.Lock()
-				e.until = time.Time{}
+				if c.u != nil {
+					c.u.until = time.Time{}
+				} else if e, ok := t.sessions[c.s.id]; ok {
+					e.until = 0
+					t.sessions[c.s.id] = e
+				}
 				t.mu.Unlock()
 				failed = err
 				continue
 			}
 		}
-		out = append(out, evs[i])
+		if c.u != nil {
+			out = append(out, c.u.ev)
+			continue
+		}
+		home := &m.shards[c.s.id[0]]
+		home.mu.Lock()
+		ev := sessionEvent(c.s)
+		home.mu.Unlock()
+		ev.Attempts = c.attempts
+		out = append(out, ev)
 	}
 	if len(out) == 0 && failed != nil {
 		return nil, storeErr(failed)
 	}
 	return out, nil
+}
+
+// claimable is an event ClaimEvents may hand out: an unmatched event (u)
+// or a session's (s).
+type claimable struct {
+	at       int64  // the event's At, unix ns
+	id       string // the event's id; made for ties in at only
+	u        *dueEvent
+	s        *session
+	commit   Commit
+	attempts int
+}
+
+func (c *claimable) eventID() string {
+	if c.id == "" {
+		if c.u != nil {
+			c.id = c.u.ev.ID
+		} else {
+			c.id = matcher.EventID(c.s.idString(), c.s.status)
+		}
+	}
+	return c.id
+}
+
+// free returns the limit oldest events no lease holds at now, ordered by
+// (At, id). The caller holds t.mu.
+func (t *events) free(now time.Time, limit int) []claimable {
+	var free []claimable
+	for _, e := range t.due {
+		if !now.Before(e.until) {
+			free = append(free, claimable{at: e.ev.At.UnixNano(), u: e})
+		}
+	}
+	ns := now.UnixNano()
+	for _, e := range t.sessions {
+		if ns >= e.until {
+			free = append(free, claimable{at: e.s.finished, s: e.s})
+		}
+	}
+	slices.SortFunc(free, func(a, b claimable) int { return cmp.Compare(a.at, b.at) })
+	// Ties in At are ordered by event id; the ids are made only for the
+	// runs of equal At that reach into the first limit.
+	for i := 0; i < len(free) && i < limit; {
+		j := i + 1
+		for j < len(free) && free[j].at == free[i].at {
+			j++
+		}
+		if j-i > 1 {
+			for k := i; k < j; k++ {
+				free[k].eventID()
+			}
+			slices.SortFunc(free[i:j], func(a, b claimable) int { return cmp.Compare(a.id, b.id) })
+		}
+		i = j
+	}
+	return free[:min(limit, len(free))]
 }
 
 // AckEvent records the delivery durably, then forgets the event. An event
@@ -224,7 +332,9 @@ func (m *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 			m.applyTo(sh, s, r)
 			c = m.journal(sh, r)
 		}) {
-			m.events.remove(ev.ID)
+			if _, raw, ok := parseID(r.ID); ok {
+				m.events.removeSession(raw)
+			}
 		}
 	}
 	if c == nil {
@@ -240,10 +350,19 @@ func (m *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	}
 	t := &m.events
 	t.mu.Lock()
+	defer t.mu.Unlock()
+	if ev.Session != nil {
+		if _, raw, ok := parseID(ev.Session.ID); ok {
+			if e, ok := t.sessions[raw]; ok && e.s.idString() == ev.Session.ID {
+				e.until, e.attempts = unixNano(until), ev.Attempts
+				t.sessions[raw] = e
+			}
+		}
+		return nil
+	}
 	if e := t.due[ev.ID]; e != nil {
 		e.until, e.ev.Attempts = until, ev.Attempts
 	}
-	t.mu.Unlock()
 	return nil
 }
 
@@ -269,5 +388,5 @@ func storeErr(err error) error {
 func (m *Store) Undelivered() int {
 	m.events.mu.Lock()
 	defer m.events.mu.Unlock()
-	return len(m.events.due)
+	return len(m.events.due) + len(m.events.sessions)
 }

@@ -49,8 +49,12 @@ func TestEventEntersWithItsChange(t *testing.T) {
 	if len(recs) != 1 || recs[0].Op != OpCancel {
 		t.Fatalf("journaled %+v", recs)
 	}
-	if n := m.Undelivered(); n != 1 {
-		t.Fatalf("%d events in the table with the cancel journaled", n)
+	// The event enters in the journal call, just after Append returned:
+	// wait for it, the cancel not yet durable (release is not sent).
+	for deadline := time.Now().Add(5 * time.Second); m.Undelivered() != 1; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d events in the table with the cancel journaled", m.Undelivered())
+		}
 	}
 	claimed := make(chan []matcher.Event, 1)
 	go func() {

@@ -95,7 +95,7 @@ func TestPendingCounts(t *testing.T) {
 		for i := range m.shards {
 			sh := &m.shards[i]
 			sh.mu.Lock()
-			for _, s := range sh.byID {
+			for s := range sh.byID.all() {
 				if s.status == matcher.Pending {
 					out[s.to]++
 				}

@@ -136,7 +136,7 @@ func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Re
 			if msg.Attestation != "A" {
 				return 0
 			}
-			for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+			for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
 				if now < s.expires && s.hasRoute(ch, msg.To) {
 					if pick != nil {
 						pick = nil
@@ -150,8 +150,8 @@ func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Re
 			}
 			return 0
 		}
-		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.norm) {
+		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.normCode()) {
 				pick = s
 				return s.shardsOf()
 			}
@@ -218,7 +218,7 @@ func (m *Store) attempt(msg matcher.Message, processed Record, out matcher.Outco
 	held := m.lockPlan(bit(i), func() uint64 {
 		own = own[:0]
 		var need uint64
-		for s := m.shards[i].byPair[pairKey{msg.To, msg.From}]; s != nil; s = s.nextOn(msg.To) {
+		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
 			if processed.At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
 				own = append(own, s)
 				need |= s.shardsOf()

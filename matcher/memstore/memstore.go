@@ -100,7 +100,7 @@ var _ matcher.Store = (*Store)(nil)
 // on the caller's stack); other journals get a copy.
 func (m *Store) journal(sh *shard, recs ...Record) Commit {
 	if m.tap != nil {
-		m.tap(recs)
+		m.tap(slices.Clone(recs)) // a copy: recs stays on the caller's stack
 	}
 	var c Commit
 	switch {
@@ -117,7 +117,7 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 		c = m.opt.Journal.Append(buf...)
 	}
 	if sh != nil && len(sh.fresh) > 0 {
-		m.events.add(sh.fresh, c)
+		m.events.addSessions(sh.fresh, c)
 		clear(sh.fresh)
 		sh.fresh = sh.fresh[:0]
 	}
@@ -128,14 +128,14 @@ type pairKey struct{ to, from string }
 
 type shard struct {
 	mu        sync.Mutex
-	byID      map[[16]byte]*session
-	byPair    map[pairKey]*session           // pending expected-sender sessions
+	byID      idIndex                        // every session, by id
+	byPair    pairIndex                      // pending expected-sender sessions
 	byCode    map[string]map[string]*session // to -> code -> pending capture session
-	byToken   map[[16]byte]*session
-	timers    timerHeap // expiries of pending sessions
-	lastPurge time.Time // last pass for finished sessions past retention
+	byToken   idIndex                        // every session, by page token
+	timers    timerHeap                      // expiries of pending sessions
+	lastPurge time.Time                      // last pass for finished sessions past retention
 	watch     map[[16]byte][]chan struct{}
-	fresh     []matcher.Event // made by the step in progress, for the event table (journal)
+	fresh     []*session // made final by the step in progress: their events go to the event table (journal)
 }
 
 type idemShard struct {
@@ -164,8 +164,8 @@ func New(o Options) *Store {
 	m.guesses.perHour, m.guesses.senders = float64(o.CaptureGuessesPerHour), map[string]*guessBucket{}
 	for i := range m.shards {
 		s := &m.shards[i]
-		s.byID, s.byPair, s.byCode = map[[16]byte]*session{}, map[pairKey]*session{}, map[string]map[string]*session{}
-		s.byToken, s.watch = map[[16]byte]*session{}, map[[16]byte][]chan struct{}{}
+		s.byCode, s.byToken.token = map[string]map[string]*session{}, true
+		s.watch = map[[16]byte][]chan struct{}{}
 		m.idem[i].m = map[string]string{}
 	}
 	m.dedupe.init(o.Retention)
@@ -319,7 +319,7 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 				}
 				continue
 			}
-			for old := ix.byPair[pairKey{num, req.Number}]; old != nil; old = old.nextOn(num) {
+			for old := ix.byPair.get(num, req.Number); old != nil; old = old.nextOn(num) {
 				if old.key == req.Key { // at most one per key: a pair keeps one pending session per key
 					if !slices.Contains(olds, old) {
 						olds = append(olds, old)
@@ -390,7 +390,7 @@ func (m *Store) lookup(id string, fn func(sh *shard, s *session)) bool {
 	sh := &m.shards[raw[0]]
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
-	s := sh.byID[raw]
+	s := sh.byID.get(raw)
 	if s == nil || s.idString() != id {
 		return false
 	}
@@ -426,7 +426,7 @@ func (m *Store) ByPageToken(ctx context.Context, token string) (matcher.Session,
 	}
 	sh := &m.shards[raw[0]]
 	sh.mu.Lock()
-	s := sh.byToken[raw]
+	s := sh.byToken.get(raw)
 	var out matcher.Session
 	if s != nil {
 		out = s.view()
@@ -464,7 +464,7 @@ func (m *Store) pendingFor(to, sender string) []matcher.Session {
 	defer sh.mu.Unlock()
 	now := m.opt.Now().UnixNano()
 	var out []matcher.Session
-	for s := sh.byPair[pairKey{to, sender}]; s != nil; s = s.nextOn(to) {
+	for s := sh.byPair.get(to, sender); s != nil; s = s.nextOn(to) {
 		if now < s.expires {
 			out = append(out, s.view())
 		}
@@ -520,7 +520,7 @@ func (m *Store) Len() int {
 	n := 0
 	for i := range m.shards {
 		m.shards[i].mu.Lock()
-		n += len(m.shards[i].byID)
+		n += m.shards[i].byID.len()
 		m.shards[i].mu.Unlock()
 	}
 	return n

@@ -80,7 +80,7 @@ func (s *session) shardAt(i int) int {
 // shardOn is the shard that indexes s under number num.
 func (s *session) shardOn(num string) int {
 	if s.capture() {
-		return codeShardString(num, s.norm)
+		return codeShardString(num, s.normCode())
 	}
 	return pairShard(num, s.number)
 }
@@ -186,7 +186,7 @@ func (m *Store) lockSession(id string, fn func(sh *shard, s *session)) bool {
 	}
 	var s *session
 	held := m.lockPlan(1<<raw[0], func() uint64 {
-		s = m.shards[raw[0]].byID[raw]
+		s = m.shards[raw[0]].byID.get(raw)
 		if s == nil || s.status.Final() {
 			return 0
 		}

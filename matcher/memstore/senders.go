@@ -24,14 +24,39 @@ const senderWindow = 24 * time.Hour
 // log replays it) counts it once.
 type senderCounts struct {
 	mu    sync.Mutex
-	m     map[senderID][]senderEntry // entries by time
-	queue fifo[senderRef]            // every entry's list, in insertion order
-	peak  int                        // the most senders m held since it was last rebuilt
+	m     map[senderID]senderList // entries by time
+	queue fifo[senderRef]         // every entry's list, in insertion order
+	peak  int                     // the most senders m held since it was last rebuilt
 }
 
 type senderEntry struct {
 	at int64 // unix ns
 	id [16]byte
+}
+
+// senderList is a sender's entries in time order. Most senders verify once
+// a day: their one entry is held in the map itself, with no allocation.
+type senderList struct {
+	one  [1]senderEntry // the only entry, when many is nil (no entry is zero)
+	many *senderMany    // two or more entries
+}
+
+// senderMany holds two or more entries: a second entry costs one
+// allocation, list first pointing into two.
+type senderMany struct {
+	list []senderEntry
+	two  [2]senderEntry
+}
+
+// entries returns the list's entries; it shares l's memory.
+func (l *senderList) entries() []senderEntry {
+	switch {
+	case l.many != nil:
+		return l.many.list
+	case l.one[0] != (senderEntry{}):
+		return l.one[:]
+	}
+	return nil
 }
 
 // senderID is an API key and a verified sender.
@@ -52,22 +77,45 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
 	if c.m == nil {
-		c.m = map[senderID][]senderEntry{}
+		c.m = map[senderID]senderList{}
 	}
-	list := c.m[k]
+	l := c.m[k]
+	switch {
+	case l.many != nil:
+		i, dup := insertAt(l.many.list, e)
+		if dup {
+			return
+		}
+		l.many.list = slices.Insert(l.many.list, i, e)
+	case l.one[0] == (senderEntry{}):
+		c.m[k] = senderList{one: [1]senderEntry{e}}
+	default:
+		one := l.one
+		i, dup := insertAt(one[:], e)
+		if dup {
+			return
+		}
+		many := &senderMany{}
+		many.list = append(append(append(many.two[:0], one[:i]...), e), one[i:]...)
+		c.m[k] = senderList{many: many}
+	}
+	c.queue.push(senderRef{k: k, at: e.at})
+	c.peak = max(c.peak, len(c.m))
+}
+
+// insertAt returns where e goes in list, by time, or that list holds it.
+func insertAt(list []senderEntry, e senderEntry) (int, bool) {
 	i := len(list)
 	for i > 0 && list[i-1].at >= e.at {
 		if list[i-1].id == e.id {
-			return
+			return 0, true
 		}
 		i--
 	}
 	if i > 0 && list[i-1].id == e.id {
-		return
+		return 0, true
 	}
-	c.m[k] = slices.Insert(list, i, e)
-	c.queue.push(senderRef{k: k, at: e.at})
-	c.peak = max(c.peak, len(c.m))
+	return i, false
 }
 
 // count returns how many sessions of API key key were verified for sender
@@ -76,7 +124,8 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	list := c.m[senderID{key, sender}]
+	l := c.m[senderID{key, sender}]
+	list := l.entries()
 	from, _ := slices.BinarySearchFunc(list, now.Add(-senderWindow).UnixNano(), func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
 	to, _ := slices.BinarySearchFunc(list, now.UnixNano()+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
 	return max(to-from, 0)
@@ -93,7 +142,14 @@ func (c *senderCounts) expire(now time.Time) {
 		}
 		c.queue.pop()
 		k := ref.k
-		list := c.m[k]
+		l := c.m[k]
+		if l.many == nil {
+			if l.one[0].at < limit {
+				delete(c.m, k)
+			}
+			continue
+		}
+		list := l.many.list
 		i := 0
 		for i < len(list) && list[i].at < limit {
 			i++
@@ -101,14 +157,16 @@ func (c *senderCounts) expire(now time.Time) {
 		switch {
 		case i == len(list):
 			delete(c.m, k)
+		case i == len(list)-1:
+			c.m[k] = senderList{one: [1]senderEntry{list[i]}}
 		case i > 0:
-			c.m[k] = list[i:]
+			l.many.list = list[i:]
 		}
 	}
 	if c.peak >= 1<<14 && len(c.m) < c.peak/4 {
 		// Go maps do not give memory back: copy a map that a flood left
 		// mostly empty, paid for by the entries that expired since.
-		m := make(map[senderID][]senderEntry, len(c.m))
+		m := make(map[senderID]senderList, len(c.m))
 		for k, v := range c.m {
 			m[k] = v
 		}
@@ -129,7 +187,7 @@ func (c *senderCounts) len() int {
 	defer c.mu.Unlock()
 	n := 0
 	for _, l := range c.m {
-		n += len(l)
+		n += len(l.entries())
 	}
 	return n
 }
@@ -146,7 +204,8 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 	defer c.mu.Unlock()
 	c.expire(now)
 	e.uv(uint64(len(c.m)))
-	for k, list := range c.m {
+	for k, l := range c.m {
+		list := l.entries()
 		e.str(k.key)
 		e.str(k.sender)
 		e.uv(uint64(len(list)))

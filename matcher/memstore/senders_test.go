@@ -122,8 +122,8 @@ func TestOlderSnapshotSeedsSenderCounts(t *testing.T) {
 	e.uv(0) // global cut
 	for i := range src.shards {
 		var sec enc
-		sec.uv(uint64(len(src.shards[i].byID)))
-		for _, s := range src.shards[i].byID {
+		sec.uv(uint64(src.shards[i].byID.len()))
+		for s := range src.shards[i].byID.all() {
 			s.proof = nil // what version 1 did not know
 			var v2 enc
 			v2.compact(s)
@@ -234,8 +234,8 @@ func TestRoutesConcurrent(t *testing.T) {
 		t.Fatalf("pending after every session finished: %v (%d)", got, m.Pending())
 	}
 	for i := range m.shards {
-		if sh := &m.shards[i]; len(sh.byPair) != 0 || len(sh.byCode) != 0 {
-			t.Fatalf("shard %d keeps index entries of finished sessions: %d pairs, %d codes", i, len(sh.byPair), len(sh.byCode))
+		if sh := &m.shards[i]; sh.byPair.len() != 0 || len(sh.byCode) != 0 {
+			t.Fatalf("shard %d keeps index entries of finished sessions: %d pairs, %d codes", i, sh.byPair.len(), len(sh.byCode))
 		}
 	}
 }

@@ -11,36 +11,148 @@ import (
 )
 
 // session is the in-memory form of a Session. A deployment holds many, so
-// it is compact: id and page token as 16 raw bytes (rendered on demand),
-// times as unix nanoseconds, and the fields most sessions leave empty, or
-// fill only when they finish, behind one pointer.
+// it is compact (160 bytes, a size class of the allocator): id and page
+// token as 16 raw bytes (rendered on demand), times as unix nanoseconds,
+// small integers, the strings that repeat across sessions (API key,
+// receiving number) shared, the provider as an index (providers), the
+// proof shared with every session verified by an equal one (proofs), and
+// the fields most sessions leave empty behind one pointer.
 type session struct {
 	id, token   [16]byte
-	prefix      uint8 // index into idPrefixes
-	status      matcher.Status
-	notified    matcher.Notified
-	attempts    uint16
-	maxAttempts uint16
-	key         string // API key name (shared)
-	number      string // expected sender; "" in capture mode
-	code        string // as shown
-	norm        string // normalized code (the same string when equal)
-	to          string // receiving number (shared)
-	reason      uint8  // index into reasons
 	created     int64
 	expires     int64
 	finished    int64
-	provider    string // of the message that verified or failed it
-	messageID   string
+	key         string // API key name (shared)
+	number      string // expected sender; "" in capture mode
+	code        string // as shown; normalized unless x.normSet
+	to          string // receiving number (shared)
+	messageID   string // of the message that verified or failed it
 	x           *sessionExtra
-	proof       *proof // set when a message verified it or failed it by policy
+	proof       *proof // set when a message verified it or failed it by policy; shared, never changed
+	attempts    uint16
+	maxAttempts uint16
+	status      matcher.Status
+	notified    matcher.Notified
+	pr          uint8 // bits 6-7: index into idPrefixes; bits 0-5: index into reasons
+	provider    uint8 // of that message: index into providers, or providerInX
 }
+
+func (s *session) prefix() uint8     { return s.pr >> 6 }
+func (s *session) reason() uint8     { return s.pr & 0x3f }
+func (s *session) setReason(r uint8) { s.pr = s.pr&0xc0 | r }
+func (s *session) providerName() string {
+	if s.provider == providerInX {
+		return s.x.provider
+	}
+	return providers.name(s.provider)
+}
+
+func (s *session) setProvider(name string) {
+	if s.provider = providers.index(name); s.provider == providerInX {
+		s.extra().provider = name
+	}
+}
+
+func init() {
+	if len(idPrefixes) > 4 || len(reasons) > 64 {
+		panic("memstore: session.pr holds 4 id prefixes and 64 reasons")
+	}
+}
+
+// providers are the names of the providers of the messages that finished
+// sessions, which a session keeps as an index: a deployment has a few
+// (one per provider it is configured with). Index 0 is "". They are shared
+// by every store; past providerInX names, a session keeps its provider's
+// name in its extra fields.
+var providers = providerTable{index_: map[string]uint8{"": 0}, n: 1}
+
+const providerInX = 255
+
+// providerTable reads a name without a lock: names[i] is written once,
+// under mu, before index i is handed out, and a session's index is read
+// after it was set.
+type providerTable struct {
+	mu     sync.Mutex
+	index_ map[string]uint8
+	names  [providerInX]string
+	n      int
+}
+
+func (t *providerTable) index(name string) uint8 {
+	if name == "" {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.index_[name]; ok {
+		return i
+	}
+	return t.add(name)
+}
+
+// indexBytes is index for a name being decoded: no string is made for a
+// name already known.
+func (t *providerTable) indexBytes(name []byte) uint8 {
+	if len(name) == 0 {
+		return 0
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if i, ok := t.index_[string(name)]; ok {
+		return i
+	}
+	return t.add(string(name))
+}
+
+// add adds a name; the caller holds t.mu.
+func (t *providerTable) add(name string) uint8 {
+	if t.n == providerInX {
+		return providerInX
+	}
+	i := uint8(t.n)
+	t.names[i] = name
+	t.index_[name] = i
+	t.n++
+	return i
+}
+
+func (t *providerTable) name(i uint8) string { return t.names[i] }
 
 // proof is what the message that verified a session (or failed it by
 // policy) told: its route and its signals.
 type proof struct {
 	via     matcher.Route
 	signals matcher.Signals
+}
+
+// proofs shares equal proofs across sessions (and stores: a proof is never
+// changed): the messages that verify sessions come on a few numbers from a
+// few carriers, so most proofs repeat, and a verification takes no
+// allocation for its proof.
+var proofs = struct {
+	mu sync.Mutex
+	m  map[proof]*proof
+}{m: map[proof]*proof{}}
+
+// maxProofs bounds proofs: past it, a new proof is kept unshared.
+const maxProofs = 1 << 14
+
+// sharedProof returns the shared copy of *p (nil for the zero proof).
+func sharedProof(p *proof) *proof {
+	if *p == (proof{}) {
+		return nil
+	}
+	proofs.mu.Lock()
+	defer proofs.mu.Unlock()
+	if q := proofs.m[*p]; q != nil {
+		return q
+	}
+	q := new(proof)
+	*q = *p
+	if len(proofs.m) < maxProofs {
+		proofs.m[*q] = q
+	}
+	return q
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
@@ -61,10 +173,16 @@ func reasonCode(st matcher.Status, r string) uint8 {
 
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
+	// norm is the normalized code when it differs from the code as shown
+	// (normSet).
+	norm    string
+	normSet bool
+
 	api, country, language, callback, redirect string
 	metadata                                   []byte
 	idemKey, reqHash                           string
 	verifiedNumber                             string
+	provider                                   string // when session.provider is providerInX
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
@@ -86,11 +204,27 @@ const tokenPrefix = "pt_"
 
 func (s *session) capture() bool { return s.number == "" }
 
+// normCode is the normalized code.
+func (s *session) normCode() string {
+	if s.x != nil && s.x.normSet {
+		return s.x.norm
+	}
+	return s.code
+}
+
+// setNorm records the normalized code of s.code.
+func (s *session) setNorm() {
+	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
+		x := s.extra()
+		x.norm, x.normSet = norm, true
+	}
+}
+
 // idString renders the id: one allocation, the string itself.
 func (s *session) idString() string {
 	var buf [26]byte
 	idEncoding.Encode(buf[:], s.id[:])
-	return idPrefixes[s.prefix] + string(buf[:])
+	return idPrefixes[s.prefix()] + string(buf[:])
 }
 
 func (s *session) tokenString() string {
@@ -126,7 +260,7 @@ func (s *session) view() matcher.Session {
 		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
 		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
 		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished),
-		Provider: s.provider, MessageID: s.messageID, Reason: reasons[s.reason], Notified: s.notified,
+		Provider: s.providerName(), MessageID: s.messageID, Reason: reasons[s.reason()], Notified: s.notified,
 	}
 	if x := s.x; x != nil {
 		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
@@ -166,15 +300,46 @@ func parseToken(token string) ([16]byte, bool) {
 	return decodeRaw(rest)
 }
 
+// decodeRaw decodes the 26 characters of an id or token as idEncoding
+// does (the 2 bits past the 16th byte are dropped), without its general
+// machinery: recovery decodes two per session.
 func decodeRaw(s string) (raw [16]byte, ok bool) {
 	if len(s) != 26 {
 		return raw, false
 	}
-	var buf [26]byte
-	copy(buf[:], s)
-	n, err := idEncoding.Decode(raw[:], buf[:])
-	return raw, err == nil && n == 16 && int(raw[0]) < numShards
+	var acc uint64
+	for q := range 3 { // three quanta of 8 characters: 5 bytes each
+		acc = 0
+		for _, c := range []byte(s[q*8 : q*8+8]) {
+			v := idDecode[c]
+			if v == 0xff {
+				return raw, false
+			}
+			acc = acc<<5 | uint64(v)
+		}
+		for i := range 5 {
+			raw[q*5+i] = byte(acc >> (32 - 8*i))
+		}
+	}
+	a, b := idDecode[s[24]], idDecode[s[25]]
+	if a == 0xff || b == 0xff {
+		return raw, false
+	}
+	raw[15] = a<<3 | b>>2
+	return raw, int(raw[0]) < numShards
 }
+
+// idDecode maps a character of idEncoding's alphabet to its value, any
+// other to 0xff.
+var idDecode = func() (t [256]byte) {
+	for i := range t {
+		t[i] = 0xff
+	}
+	for i, c := range []byte("abcdefghijklmnopqrstuvwxyz234567") {
+		t[c] = byte(i)
+	}
+	return t
+}()
 
 // fromView makes the in-memory form of a public Session; intern returns a
 // shared copy of strings that repeat across sessions.
@@ -185,15 +350,12 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		return nil, false
 	}
 	s := &session{
-		id: id, token: token, prefix: prefix, status: v.Status,
+		id: id, token: token, pr: prefix<<6 | reasonCode(v.Status, v.Reason), status: v.Status,
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
-		provider: intern(v.Provider), messageID: v.MessageID, reason: reasonCode(v.Status, v.Reason), notified: v.Notified,
-	}
-	s.norm, _ = text.NormalizeCode(s.code)
-	if v.Via != (matcher.Route{}) || v.Signals != (matcher.Signals{}) {
-		s.proof = &proof{via: v.Via, signals: v.Signals}
+		messageID: v.MessageID, notified: v.Notified,
+		proof: sharedProof(&proof{via: v.Via, signals: v.Signals}),
 	}
 	verified := ""
 	if v.VerifiedNumber != v.Number {
@@ -212,7 +374,30 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		}
 		s.setRoutes(slices.Clone(routes), intern)
 	}
+	s.setNorm()
+	s.setProvider(v.Provider)
 	return s, true
+}
+
+// getBytes is get for a string being decoded: no string is made for one
+// already held.
+func (in *interner) getBytes(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if v, ok := in.m[string(b)]; ok {
+		return v
+	}
+	s := string(b)
+	if in.m == nil {
+		in.m = map[string]string{}
+	}
+	if len(in.m) < 1<<16 {
+		in.m[s] = s
+	}
+	return s
 }
 
 // interner shares equal strings; it is safe for concurrent use.

@@ -23,8 +23,8 @@ func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, s
 		var e enc
 		sh.mu.Lock()
 		cuts[i] = lastLSN()
-		e.uv(uint64(len(sh.byID)))
-		for _, s := range sh.byID {
+		e.uv(uint64(sh.byID.len()))
+		for s := range sh.byID.all() {
 			e.compact(s)
 		}
 		sh.mu.Unlock()
@@ -42,7 +42,6 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 	if version >= 3 {
 		codec = 2
 	}
-	var in interner
 	// The verified sessions of a snapshot older than the sender counts
 	// seed them, in time order once every shard is read (their expiry
 	// queue is oldest first).
@@ -61,12 +60,20 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var in interner // a worker's own: no lock is contended
 			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
 				sd := dec{b: sections[i]}
 				n := sd.uv()
+				if n <= uint64(len(sd.b)) { // each session takes many bytes
+					sh := &m.shards[i]
+					sh.mu.Lock()
+					sh.byID.reserve(int(n))
+					sh.byToken.reserve(int(n))
+					sh.mu.Unlock()
+				}
 				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.compact(in.get, codec)
+					s := sd.compact(in.getBytes, codec)
 					if sd.err != nil {
 						break
 					}
@@ -127,7 +134,7 @@ func (m *Store) restore(s *session) {
 // settle moves the events that recovery made on the locked shard sh into
 // the event table: read back, they are durable.
 func (m *Store) settle(sh *shard) {
-	m.events.add(sh.fresh, nil)
+	m.events.addSessions(sh.fresh, nil)
 	clear(sh.fresh)
 	sh.fresh = sh.fresh[:0]
 }

@@ -297,6 +297,28 @@ func (t *Scanner) span(i, j int) []byte { return t.buf[t.starts[i]:t.ends[j]] }
 // and false when the code holds anything but letters, digits and separators,
 // or more than MaxCodeLen characters.
 func NormalizeCode(code string) (string, bool) {
+	if isNormal(code) {
+		return code, true // one chunk of code characters: nothing to scan
+	}
+	return normalizeCode(code)
+}
+
+// isNormal reports whether code is already a normalized code: 1 to
+// MaxCodeLen ASCII digits and lower-case letters (most codes are digits).
+func isNormal(code string) bool {
+	if len(code) == 0 || len(code) > MaxCodeLen {
+		return false
+	}
+	for i := 0; i < len(code); i++ {
+		if c := code[i]; (c < '0' || c > '9') && (c < 'a' || c > 'z') {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizeCode is NormalizeCode by the Scanner.
+func normalizeCode(code string) (string, bool) {
 	t := scanPool.Get().(*Scanner)
 	defer scanPool.Put(t)
 	t.Read(code)

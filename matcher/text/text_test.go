@@ -159,3 +159,33 @@ func TestScanTextAgrees(t *testing.T) {
 		}
 	}
 }
+
+// TestNormalizeCodeFastPath: the shortcut for codes already normalized
+// answers as the Scanner does, on every short string over code characters,
+// separators and other characters.
+func TestNormalizeCodeFastPath(t *testing.T) {
+	const chars = "09az AZ-.!é"
+	var walk func(prefix string)
+	walk = func(prefix string) {
+		got, gotOK := NormalizeCode(prefix)
+		want, wantOK := normalizeCode(prefix)
+		if got != want || gotOK != wantOK {
+			t.Fatalf("NormalizeCode(%q) = %q, %v; the Scanner says %q, %v", prefix, got, gotOK, want, wantOK)
+		}
+		if len(prefix) < 4 {
+			for _, c := range chars {
+				walk(prefix + string(c))
+			}
+		}
+	}
+	walk("")
+	for n := MaxCodeLen - 1; n <= MaxCodeLen+1; n++ {
+		for _, s := range []string{strings.Repeat("7", n), strings.Repeat("q", n), strings.Repeat("7", n-1) + "Q"} {
+			got, gotOK := NormalizeCode(s)
+			want, wantOK := normalizeCode(s)
+			if got != want || gotOK != wantOK {
+				t.Fatalf("NormalizeCode(%q) = %q, %v; the Scanner says %q, %v", s, got, gotOK, want, wantOK)
+			}
+		}
+	}
+}

@@ -1,0 +1,47 @@
+package memstore
+
+import (
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// TestLookupConsumeAllocs holds the matching core to its one allocation:
+// the outcome's session id. A message that verifies its sender's session
+// makes no event, no proof and no sender-count list on the heap (the event
+// is made when claimed, an equal proof is shared, a sender's first entry is
+// held in the map); a sender verified before in the last 24 h adds one, for
+// its second entry.
+func TestLookupConsumeAllocs(t *testing.T) {
+	const runs = 200
+	m := New(Options{})
+	for round := range 2 { // round 1: the senders verified before
+		msgs := make([]matcher.Message, 0, runs+1)
+		for i := range runs + 1 {
+			from := "+1415" + strconv.Itoa(5550000+i)
+			s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, Code: "482913", To: to, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			msgs = append(msgs, matcher.Message{Provider: "tw", MessageID: s.ID, From: from, To: to, Text: "Your code is 482913",
+				LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US"})
+		}
+		next := 0
+		allocs := testing.AllocsPerRun(runs, func() {
+			o, err := m.ingest(msgs[next], matcher.IngestOptions{})
+			next++
+			if err != nil || o.Kind != matcher.Matched {
+				t.Fatal(o, err)
+			}
+		})
+		// A sender's second entry in the 24 h counts takes one allocation.
+		if want := float64(1 + round); allocs > want {
+			t.Errorf("round %d: lookup+consume makes %v allocations, want %v", round, allocs, want)
+		}
+	}
+	if n := m.Undelivered(); n != 2*(runs+1) {
+		t.Fatalf("%d events undelivered, want %d", n, 2*(runs+1))
+	}
+}

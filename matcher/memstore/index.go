@@ -1,0 +1,258 @@
+package memstore
+
+import (
+	"encoding/binary"
+	"hash/maphash"
+	"iter"
+	"slices"
+)
+
+// The shards' indexes of sessions by id, by page token and by pair are hash
+// tables of their own rather than Go maps: their keys are the sessions'
+// own fields, so a slot holds the session pointer alone (8 bytes; for a
+// pair, 16 with its hash), where a Go map's slot holds the key too (24
+// bytes by id, 40 by pair) and a control byte. They use linear probing,
+// grow at 3/4 full and delete by shifting back, so no tombstones build
+// up. BenchmarkMemoryPerSession and TestSessionSize measure the result.
+
+// maxLoad is the fill, in quarters, at which a table doubles.
+const maxLoad = 3
+
+// idIndex holds sessions by id (or, token set, by page token). Ids and
+// tokens are 128 random bits made by newID, so they are their own hash.
+type idIndex struct {
+	slots []*session
+	n     int
+	token bool
+}
+
+func (t *idIndex) keyOf(s *session) *[16]byte {
+	if t.token {
+		return &s.token
+	}
+	return &s.id
+}
+
+func hashRaw(k *[16]byte) uint64 {
+	h := binary.LittleEndian.Uint64(k[:8])*0x9e3779b97f4a7c15 ^ binary.LittleEndian.Uint64(k[8:])
+	h ^= h >> 31
+	h *= 0xbf58476d1ce4e5b9
+	return h ^ h>>29
+}
+
+func (t *idIndex) len() int { return t.n }
+
+// get returns the session of key k, or nil.
+func (t *idIndex) get(k [16]byte) *session {
+	if t.n == 0 {
+		return nil
+	}
+	mask := len(t.slots) - 1
+	for i := int(hashRaw(&k)) & mask; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == nil || *t.keyOf(s) == k {
+			return s
+		}
+	}
+}
+
+// put adds s, in place of a session of the same key.
+func (t *idIndex) put(s *session) {
+	if (t.n+1)*4 > len(t.slots)*maxLoad {
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	k := t.keyOf(s)
+	mask := len(t.slots) - 1
+	for i := int(hashRaw(k)) & mask; ; i = (i + 1) & mask {
+		o := t.slots[i]
+		if o == nil {
+			t.slots[i] = s
+			t.n++
+			return
+		}
+		if *t.keyOf(o) == *k {
+			t.slots[i] = s
+			return
+		}
+	}
+}
+
+// reserve makes room for n sessions in all, without growing on the way
+// (recovery knows a shard's count).
+func (t *idIndex) reserve(n int) {
+	size := max(8, len(t.slots))
+	for n*4 > size*maxLoad {
+		size *= 2
+	}
+	if size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// resize moves the sessions to a table of size slots (a power of two).
+func (t *idIndex) resize(size int) {
+	old := t.slots
+	t.slots = make([]*session, size)
+	t.n = 0
+	for _, o := range old {
+		if o != nil {
+			t.put(o)
+		}
+	}
+}
+
+// del removes the session of key k.
+func (t *idIndex) del(k [16]byte) {
+	if t.n == 0 {
+		return
+	}
+	mask := len(t.slots) - 1
+	i := int(hashRaw(&k)) & mask
+	for ; ; i = (i + 1) & mask {
+		s := t.slots[i]
+		if s == nil {
+			return
+		}
+		if *t.keyOf(s) == k {
+			break
+		}
+	}
+	// Shift back the slots after i whose probe passed through i.
+	for j := (i + 1) & mask; t.slots[j] != nil; j = (j + 1) & mask {
+		home := int(hashRaw(t.keyOf(t.slots[j]))) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = nil
+	t.n--
+}
+
+// all yields every session; the table must not change meanwhile.
+func (t *idIndex) all() iter.Seq[*session] {
+	return func(yield func(*session) bool) {
+		for _, s := range t.slots {
+			if s != nil && !yield(s) {
+				return
+			}
+		}
+	}
+}
+
+// pairIndex holds the head of each pair chain (shard.byPair): the oldest
+// pending session of a (receiving number, sender) pair. A slot keeps the
+// pair's hash, seeded per table (senders are chosen by whoever sends), and
+// the session, whose own fields confirm the pair.
+type pairIndex struct {
+	slots []pairSlot
+	n     int
+	seed  maphash.Seed
+}
+
+type pairSlot struct {
+	h uint64
+	s *session
+}
+
+func (t *pairIndex) hash(to, from string) uint64 {
+	return maphash.String(t.seed, to)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, from)
+}
+
+// holds reports whether s heads or may head the chain of (to, from).
+func holds(s *session, to, from string) bool {
+	return s.number == from && (s.to == to || s.x != nil && slices.Contains(s.x.nums, to))
+}
+
+func (t *pairIndex) len() int { return t.n }
+
+// find returns the slot of (to, from) with hash h, or the empty slot where
+// it would go.
+func (t *pairIndex) find(h uint64, to, from string) int {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		e := &t.slots[i]
+		if e.s == nil || e.h == h && holds(e.s, to, from) {
+			return i
+		}
+	}
+}
+
+// get returns the head of the chain of (to, from), or nil.
+func (t *pairIndex) get(to, from string) *session {
+	if t.n == 0 {
+		return nil
+	}
+	return t.slots[t.find(t.hash(to, from), to, from)].s
+}
+
+// set makes s the head of the chain of (to, from); s == nil removes it.
+func (t *pairIndex) set(to, from string, s *session) {
+	if s == nil {
+		t.del(to, from)
+		return
+	}
+	if (t.n+1)*4 > len(t.slots)*maxLoad {
+		old := t.slots
+		if t.slots == nil {
+			t.seed = maphash.MakeSeed()
+		}
+		t.slots = make([]pairSlot, max(8, 2*len(old)))
+		mask := len(t.slots) - 1
+		for _, e := range old {
+			if e.s != nil {
+				i := int(e.h) & mask
+				for t.slots[i].s != nil {
+					i = (i + 1) & mask
+				}
+				t.slots[i] = e
+			}
+		}
+	}
+	h := t.hash(to, from)
+	i := t.find(h, to, from)
+	if t.slots[i].s == nil {
+		t.n++
+	}
+	t.slots[i] = pairSlot{h, s}
+}
+
+func (t *pairIndex) del(to, from string) {
+	if t.n == 0 {
+		return
+	}
+	mask := len(t.slots) - 1
+	i := t.find(t.hash(to, from), to, from)
+	if t.slots[i].s == nil {
+		return
+	}
+	for j := (i + 1) & mask; t.slots[j].s != nil; j = (j + 1) & mask {
+		home := int(t.slots[j].h) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = pairSlot{}
+	t.n--
+}
+
+// all yields every pair and the head of its chain, for tests; the table
+// must not change meanwhile.
+func (t *pairIndex) all() iter.Seq2[pairKey, *session] {
+	return func(yield func(pairKey, *session) bool) {
+		for _, e := range t.slots {
+			if e.s == nil {
+				continue
+			}
+			for i := range e.s.numCount() {
+				if n := e.s.routeNumber(i); t.hash(n, e.s.number) == e.h {
+					if !yield(pairKey{n, e.s.number}, e.s) {
+						return
+					}
+					break
+				}
+			}
+		}
+	}
+}
