@@ -2,7 +2,6 @@ package adapters
 
 import (
 	"net/url"
-	"os"
 	"strings"
 )
 
@@ -70,9 +69,16 @@ func (r *Request) Params() (Params, error) {
 // otherwise), which url.ParseQuery then applies to longer forms.
 const maxFastParams = 1000
 
-// customParamLimit is set when GODEBUG changes net/url's parameter limit:
-// every form is then left to url.ParseQuery.
-var customParamLimit = strings.Contains(os.Getenv("GODEBUG"), "urlmaxqueryparams")
+// customParamLimit is set when net/url refuses a form of maxFastParams
+// parameters: its limit was lowered (GODEBUG urlmaxqueryparams, from the
+// environment, a //go:debug line or go.mod), and every form is then left
+// to url.ParseQuery. Asked of net/url itself once, at start-up.
+var customParamLimit = paramLimitLowered()
+
+func paramLimitLowered() bool {
+	_, err := url.ParseQuery(strings.Repeat("a&", maxFastParams-1) + "a")
+	return err != nil
+}
 
 // ParseParams parses q as url.ParseQuery does, to the same names, values
 // and error, in two allocations (the parameters, and the unescaped names

@@ -94,3 +94,15 @@ func TestParseParamsAllocs(t *testing.T) {
 		t.Errorf("ParseParams: %v allocations, want at most 2", n)
 	}
 }
+
+// TestParamLimitLoweredAsked: a lowered net/url parameter limit, however
+// set, leaves every form to url.ParseQuery: the probe asks net/url itself.
+func TestParamLimitLoweredAsked(t *testing.T) {
+	if paramLimitLowered() {
+		t.Fatal("net/url's default limit seen as lowered")
+	}
+	t.Setenv("GODEBUG", "urlmaxqueryparams=100")
+	if !paramLimitLowered() {
+		t.Fatal("a limit of 100 parameters not seen")
+	}
+}

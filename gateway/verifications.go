@@ -57,13 +57,19 @@ func readBody(c *gin.Context) ([]byte, error) {
 }
 
 // readAll is io.ReadAll with its buffer sized from the Content-Length the
-// request states (at most maxBody; one byte more, so that the read that
-// finds the end needs no room), not grown from 512 bytes by copying.
+// request states (one byte more, so that the read that finds the end needs
+// no room), not grown from 512 bytes by copying. The size is the client's
+// word, before any byte arrived or any signature was checked: at most
+// maxPresized is reserved on it (a webhook is far smaller), so that
+// connections that state a large body and send nothing hold little.
+// maxPresized bounds what readAll reserves on a stated Content-Length.
+const maxPresized = 8 << 10
+
 func readAll(r io.Reader, size int64) ([]byte, error) {
 	if size < 0 || size > maxBody {
 		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, size+1)
+	b := make([]byte, 0, min(size, maxPresized)+1)
 	for {
 		n, err := r.Read(b[len(b):cap(b)])
 		b = b[:len(b)+n]

@@ -94,8 +94,12 @@ func (a *Adapter) signer() *signer {
 	return &signer{mac: hmac.New(sha1.New, []byte(a.token))}
 }
 
+// maxKeptParams bounds the sort space of a signer kept for reuse (a form
+// of many parameters, unsigned or not, does not stay in memory either).
+const maxKeptParams = 1024
+
 func (a *Adapter) release(st *signer) {
-	if cap(st.buf) <= maxKept {
+	if cap(st.buf) <= maxKept && cap(st.sorted) <= maxKeptParams {
 		clear(st.sorted) // the strings belong to a request's form
 		a.signers.Put(st)
 	}

@@ -266,3 +266,18 @@ func FuzzVerifyAgreesWithTwilioGo(f *testing.F) {
 		}
 	})
 }
+
+// TestLargeSignerNotKept: a signer that sorted a form of many parameters
+// is dropped, not kept for reuse with its sort space.
+func TestLargeSignerNotKept(t *testing.T) {
+	a, err := New(Config{AuthToken: "token"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := a.signer()
+	st.sorted = make(adapters.Params, 0, 10*maxKeptParams)
+	a.release(st)
+	if got := a.signer(); got == st {
+		t.Fatal("a signer with sort space for 10240 parameters was kept")
+	}
+}
