@@ -126,7 +126,7 @@ func TestDecodeRaw(t *testing.T) {
 // providerInX names the table answers providerInX (the session then keeps
 // the name itself).
 func TestProviderTable(t *testing.T) {
-	tab := providerTable{index_: map[string]uint8{"": 0}, n: 1}
+	tab := providerTable{ids: map[string]uint8{"": 0}, n: 1}
 	if tab.index("") != 0 || tab.name(0) != "" {
 		t.Fatal(`"" is not index 0`)
 	}

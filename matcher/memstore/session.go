@@ -64,7 +64,7 @@ func init() {
 // (one per provider it is configured with). Index 0 is "". They are shared
 // by every store; past providerInX names, a session keeps its provider's
 // name in its extra fields.
-var providers = providerTable{index_: map[string]uint8{"": 0}, n: 1}
+var providers = providerTable{ids: map[string]uint8{"": 0}, n: 1}
 
 const providerInX = 255
 
@@ -72,10 +72,10 @@ const providerInX = 255
 // under mu, before index i is handed out, and a session's index is read
 // after it was set.
 type providerTable struct {
-	mu     sync.Mutex
-	index_ map[string]uint8
-	names  [providerInX]string
-	n      int
+	mu    sync.Mutex
+	ids   map[string]uint8
+	names [providerInX]string
+	n     int
 }
 
 func (t *providerTable) index(name string) uint8 {
@@ -84,7 +84,7 @@ func (t *providerTable) index(name string) uint8 {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.index_[name]; ok {
+	if i, ok := t.ids[name]; ok {
 		return i
 	}
 	return t.add(name)
@@ -98,7 +98,7 @@ func (t *providerTable) indexBytes(name []byte) uint8 {
 	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	if i, ok := t.index_[string(name)]; ok {
+	if i, ok := t.ids[string(name)]; ok {
 		return i
 	}
 	return t.add(string(name))
@@ -111,7 +111,7 @@ func (t *providerTable) add(name string) uint8 {
 	}
 	i := uint8(t.n)
 	t.names[i] = name
-	t.index_[name] = i
+	t.ids[name] = i
 	t.n++
 	return i
 }
@@ -379,8 +379,8 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	return s, true
 }
 
-// getBytes is get for a string being decoded: no string is made for one
-// already held.
+// getBytes returns the string of b, shared with an equal one already
+// held (at most 65,536 are): no string is made for one already held.
 func (in *interner) getBytes(b []byte) string {
 	if len(b) == 0 {
 		return ""
@@ -404,22 +404,4 @@ func (in *interner) getBytes(b []byte) string {
 type interner struct {
 	mu sync.Mutex
 	m  map[string]string
-}
-
-func (in *interner) get(s string) string {
-	if s == "" {
-		return ""
-	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
-	if v, ok := in.m[s]; ok {
-		return v
-	}
-	if in.m == nil {
-		in.m = map[string]string{}
-	}
-	if len(in.m) < 1<<16 { // bounded: only a few values repeat
-		in.m[s] = s
-	}
-	return s
 }
