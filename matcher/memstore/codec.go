@@ -159,7 +159,8 @@ func (e *enc) compact(s *session) {
 	if x == nil {
 		x = &sessionExtra{}
 	}
-	for _, v := range []string{id, s.key, x.api, s.number, s.code, s.to, x.country, x.language, x.callback, x.redirect} {
+	l := s.labelSet()
+	for _, v := range []string{id, s.key, l.api, s.number, s.code, s.to, l.country, l.language, x.callback, x.redirect} {
 		e.str(v)
 	}
 	e.bytes(x.metadata)
@@ -180,7 +181,7 @@ func (e *enc) compact(s *session) {
 	e.str(s.providerName())
 	e.str(s.messageID)
 	e.str(reasons[s.reason()])
-	e.u8(uint8(s.notified))
+	e.u8(uint8(s.notified()))
 	e.uv(uint64(len(x.routes)))
 	for _, r := range x.routes {
 		e.str(r.Channel)
@@ -241,12 +242,13 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	var id, tok []byte
 	id = d.raw()
 	s.key = intern(d.raw())
-	x.api = intern(d.raw())
+	var l labelSet
+	l.api = intern(d.raw())
 	s.number = d.str()
 	s.code = d.str()
 	s.to = intern(d.raw())
-	x.country = intern(d.raw())
-	x.language = intern(d.raw())
+	l.country = intern(d.raw())
+	l.language = intern(d.raw())
 	x.callback = d.str()
 	x.redirect = d.str()
 	x.metadata = d.bytes()
@@ -263,7 +265,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	provider := d.raw()
 	s.messageID = d.str()
 	reason := reasonCode(s.status, string(d.raw()))
-	s.notified = matcher.Notified(d.u8())
+	notified := matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
@@ -273,8 +275,12 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		if n > uint64(len(d.b)) { // each route takes two bytes at least
 			d.fail()
 		}
+		if n > 0 { // a session has a few routes (one per channel); a larger n grows as it decodes
+			routes = make([]matcher.Route, 0, min(n, 4))
+		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			routes = append(routes, matcher.Route{Channel: d.str(), To: d.str()})
+			// Channels and numbers repeat across sessions: shared.
+			routes = append(routes, matcher.Route{Channel: intern(d.raw()), To: intern(d.raw())})
 		}
 		x.clientCountry = intern(d.raw())
 		var reason string
@@ -302,26 +308,29 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	if prefix, s.id, ok = parseID(string(id)); !ok {
 		d.fail()
 	}
-	s.pr = prefix<<6 | reason
+	s.pr = prefix<<6 | uint8(notified&3)<<4 | reason
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
-	if s.status > matcher.Failed || s.notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
+	if s.status > matcher.Failed || notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
 	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
 		x.norm, x.normSet = norm, true
 	}
-	if s.provider = providers.indexBytes(provider); s.provider == providerInX {
+	if s.provider = indexBytes(providers, provider); s.provider == tableInX {
 		x.provider = string(provider)
 	}
-	if x.provider != "" || x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+	if s.labels = labelSets.index(l); s.labels == tableInX {
+		x.labels = l
+	}
+	if x.provider != "" || x.normSet || x.labels != (labelSet{}) || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = new(sessionExtra)
 		*s.x = x
 	}
-	s.setRoutes(routes, func(v string) string { return intern([]byte(v)) })
+	s.setRoutes(routes, identity) // interned above
 	return s
 }
 
