@@ -206,8 +206,14 @@ func (e *enc) proof(via matcher.Route, sig matcher.Signals, reason string) {
 }
 
 func (d *dec) proof() (via matcher.Route, sig matcher.Signals, reason string) {
-	via.Channel, via.To = d.str(), d.str()
-	sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation = d.str(), d.str(), d.str(), d.str()
+	return d.proofWith(identityBytes)
+}
+
+// proofWith is proof with the strings made by intern: a recovered session's
+// proof is looked up in proofs, and mostly found there.
+func (d *dec) proofWith(intern func([]byte) string) (via matcher.Route, sig matcher.Signals, reason string) {
+	via.Channel, via.To = intern(d.raw()), intern(d.raw())
+	sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation = intern(d.raw()), intern(d.raw()), intern(d.raw()), intern(d.raw())
 	sig.Forwarded = d.bool()
 	sig.SenderSessions24h = d.int()
 	reason = d.str()
@@ -285,7 +291,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		x.clientCountry = intern(d.raw())
 		var reason string
 		var p proof
-		p.via, p.signals, reason = d.proof()
+		p.via, p.signals, reason = d.proofWith(intern)
 		if reason != "" {
 			d.fail()
 		}

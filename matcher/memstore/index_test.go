@@ -210,13 +210,17 @@ func TestProofsStartOver(t *testing.T) {
 	}
 }
 
-// TestDecodeRoutesAllocs: decoding a session of two routes, whose strings
-// the interner already holds, makes no string for them (it made one per
-// route string, then interned it).
+// TestDecodeRoutesAllocs: decoding a verified session of two routes, whose
+// strings the interner already holds, makes no string for its routes nor
+// its proof (it made one per route string, then interned it, and one per
+// proof string).
 func TestDecodeRoutesAllocs(t *testing.T) {
 	v := matcher.Session{ID: newID("vrf_", 3), PageToken: newID(tokenPrefix, 3), Key: "k", Number: "+14155550123", Code: "482913", To: to,
 		Routes:      []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: "+14155550101"}},
-		MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
+		MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0),
+		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio",
+		Via:     matcher.Route{Channel: matcher.ChannelWhatsApp, To: "+14155550101"},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US", SenderSessions24h: 2}}
 	s, ok := fromView(&v, identity)
 	if !ok {
 		t.Fatal("fromView")
@@ -228,11 +232,11 @@ func TestDecodeRoutesAllocs(t *testing.T) {
 		d := dec{b: e.b}
 		return d.compact(in.getBytes, codecVersion)
 	}
-	if got := decode(); got == nil || len(got.x.routes) != 2 || got.x.routes[1] != v.Routes[1] {
+	if got := decode(); got == nil || len(got.x.routes) != 2 || got.x.routes[1] != v.Routes[1] || got.proof != s.proof {
 		t.Fatalf("decoded %+v", got)
 	}
 	// The session, its extra fields, its routes, nums and next slices, the
-	// number, code and message id strings: 7 at most.
+	// number and code strings: 7 at most.
 	if n := testing.AllocsPerRun(100, func() { decode() }); n > 7 {
 		t.Errorf("decoding a session of two routes makes %v allocations, want at most 7", n)
 	}
