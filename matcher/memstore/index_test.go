@@ -241,3 +241,37 @@ func TestDecodeRoutesAllocs(t *testing.T) {
 		t.Errorf("decoding a session of two routes makes %v allocations, want at most 7", n)
 	}
 }
+
+// TestTablesReadWithoutLock: a known provider, label set or proof is read
+// while the table's lock is held (by an addition): every verification and
+// every recovered session reads them, under shard locks.
+func TestTablesReadWithoutLock(t *testing.T) {
+	prov := newTable(strings.Clone)
+	labs := newTable(func(l labelSet) labelSet { return l })
+	pc := newProofCache()
+	p := proof{via: matcher.Route{Channel: matcher.ChannelSMS, To: to}, signals: matcher.Signals{Carrier: "T-Mobile"}}
+	i, j := prov.index("twilio"), labs.index(labelSet{"v1", "US", "en"})
+	q := pc.get(&p)
+	for range 10 { // until it is merged into the map read without the lock
+		pc.get(&p)
+	}
+	prov.mu.Lock()
+	labs.mu.Lock()
+	pc.mu.Lock()
+	defer prov.mu.Unlock()
+	defer labs.mu.Unlock()
+	defer pc.mu.Unlock()
+	done := make(chan bool)
+	go func() {
+		done <- prov.index("twilio") == i && indexBytes(prov, []byte("twilio")) == i && prov.name(i) == "twilio" &&
+			labs.index(labelSet{"v1", "US", "en"}) == j && pc.get(&p) == q
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("a known value read a different index or proof")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a known value waits for the table's lock")
+	}
+}
