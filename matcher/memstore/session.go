@@ -446,7 +446,7 @@ var idDecode = func() (t [256]byte) {
 func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	prefix, id, ok := parseID(v.ID)
 	token, ok2 := parseToken(v.PageToken)
-	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 {
+	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 || v.Notified > matcher.Dead { // pr holds 2 bits of it
 		return nil, false
 	}
 	s := &session{
