@@ -37,7 +37,7 @@ func (m *Store) insert(sh *shard, s *session) {
 	sh.byID.put(s)
 	sh.byToken.put(s)
 	if s.status != matcher.Pending {
-		if s.notified == matcher.NotNotified {
+		if s.notified() == matcher.NotNotified {
 			sh.fresh = append(sh.fresh, s)
 		}
 		return
@@ -104,9 +104,9 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	if s != nil && s.status.Final() {
 		switch r.Op {
 		case OpDelivered:
-			s.notified = matcher.Delivered
+			s.setNotified(matcher.Delivered)
 		case OpDead:
-			s.notified = matcher.Dead
+			s.setNotified(matcher.Dead)
 		default:
 			return
 		}
@@ -146,7 +146,7 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	case OpExpire:
 		m.finish(s, matcher.Expired, r.At)
 	}
-	if s.status.Final() && s.notified == matcher.NotNotified {
+	if s.status.Final() && s.notified() == matcher.NotNotified {
 		sh.fresh = append(sh.fresh, s)
 	}
 }

@@ -159,7 +159,8 @@ func (e *enc) compact(s *session) {
 	if x == nil {
 		x = &sessionExtra{}
 	}
-	for _, v := range []string{id, s.key, x.api, s.number, s.code, s.to, x.country, x.language, x.callback, x.redirect} {
+	l := s.labelSet()
+	for _, v := range []string{id, s.key, l.api, s.number, s.code, s.to, l.country, l.language, x.callback, x.redirect} {
 		e.str(v)
 	}
 	e.bytes(x.metadata)
@@ -180,7 +181,7 @@ func (e *enc) compact(s *session) {
 	e.str(s.providerName())
 	e.str(s.messageID)
 	e.str(reasons[s.reason()])
-	e.u8(uint8(s.notified))
+	e.u8(uint8(s.notified()))
 	e.uv(uint64(len(x.routes)))
 	for _, r := range x.routes {
 		e.str(r.Channel)
@@ -205,8 +206,14 @@ func (e *enc) proof(via matcher.Route, sig matcher.Signals, reason string) {
 }
 
 func (d *dec) proof() (via matcher.Route, sig matcher.Signals, reason string) {
-	via.Channel, via.To = d.str(), d.str()
-	sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation = d.str(), d.str(), d.str(), d.str()
+	return d.proofWith(identityBytes)
+}
+
+// proofWith is proof with the strings made by intern: a recovered session's
+// proof is looked up in proofs, and mostly found there.
+func (d *dec) proofWith(intern func([]byte) string) (via matcher.Route, sig matcher.Signals, reason string) {
+	via.Channel, via.To = intern(d.raw()), intern(d.raw())
+	sig.LineType, sig.Carrier, sig.SenderCountry, sig.Attestation = intern(d.raw()), intern(d.raw()), intern(d.raw()), intern(d.raw())
 	sig.Forwarded = d.bool()
 	sig.SenderSessions24h = d.int()
 	reason = d.str()
@@ -241,12 +248,13 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	var id, tok []byte
 	id = d.raw()
 	s.key = intern(d.raw())
-	x.api = intern(d.raw())
+	var l labelSet
+	l.api = intern(d.raw())
 	s.number = d.str()
 	s.code = d.str()
 	s.to = intern(d.raw())
-	x.country = intern(d.raw())
-	x.language = intern(d.raw())
+	l.country = intern(d.raw())
+	l.language = intern(d.raw())
 	x.callback = d.str()
 	x.redirect = d.str()
 	x.metadata = d.bytes()
@@ -263,7 +271,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	provider := d.raw()
 	s.messageID = d.str()
 	reason := reasonCode(s.status, string(d.raw()))
-	s.notified = matcher.Notified(d.u8())
+	notified := matcher.Notified(d.u8())
 	if string(verified) != s.number {
 		x.verifiedNumber = string(verified)
 	}
@@ -273,13 +281,17 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		if n > uint64(len(d.b)) { // each route takes two bytes at least
 			d.fail()
 		}
+		if n > 0 { // a session has a few routes (one per channel); a larger n grows as it decodes
+			routes = make([]matcher.Route, 0, min(n, 4))
+		}
 		for i := uint64(0); i < n && d.err == nil; i++ {
-			routes = append(routes, matcher.Route{Channel: d.str(), To: d.str()})
+			// Channels and numbers repeat across sessions: shared.
+			routes = append(routes, matcher.Route{Channel: intern(d.raw()), To: intern(d.raw())})
 		}
 		x.clientCountry = intern(d.raw())
 		var reason string
 		var p proof
-		p.via, p.signals, reason = d.proof()
+		p.via, p.signals, reason = d.proofWith(intern)
 		if reason != "" {
 			d.fail()
 		}
@@ -302,26 +314,29 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	if prefix, s.id, ok = parseID(string(id)); !ok {
 		d.fail()
 	}
-	s.pr = prefix<<6 | reason
+	s.pr = prefix<<6 | uint8(notified&3)<<4 | reason
 	if s.token, ok = parseToken(string(tok)); !ok {
 		d.fail()
 	}
-	if s.status > matcher.Failed || s.notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
+	if s.status > matcher.Failed || notified > matcher.Dead || max > 1<<16-1 || att > 1<<16-1 {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
 	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
 		x.norm, x.normSet = norm, true
 	}
-	if s.provider = providers.indexBytes(provider); s.provider == providerInX {
+	if s.provider = indexBytes(providers, provider); s.provider == tableInX {
 		x.provider = string(provider)
 	}
-	if x.provider != "" || x.normSet || x.api != "" || x.country != "" || x.language != "" || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
+	if s.labels = labelSets.index(l); s.labels == tableInX {
+		x.labels = l
+	}
+	if x.provider != "" || x.normSet || x.labels != (labelSet{}) || x.callback != "" || x.redirect != "" || len(x.metadata) > 0 ||
 		x.idemKey != "" || x.reqHash != "" || x.verifiedNumber != "" || x.clientCountry != "" {
 		s.x = new(sessionExtra)
 		*s.x = x
 	}
-	s.setRoutes(routes, func(v string) string { return intern([]byte(v)) })
+	s.setRoutes(routes, identity) // interned above
 	return s
 }
 

@@ -4,6 +4,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -69,7 +70,8 @@ func TestIndexes(t *testing.T) {
 }
 
 // TestSessionSize holds a session to its size class and the heap held per
-// pending session (the figure of BenchmarkMemoryPerSession) to 300 bytes.
+// pending session (the figures of BenchmarkMemoryPerSession) to 300 bytes:
+// as the gateway creates them (API, country and language set), and bare.
 func TestSessionSize(t *testing.T) {
 	if n := unsafe.Sizeof(session{}); n > 160 {
 		t.Errorf("a session is %d bytes, want at most 160", n)
@@ -77,23 +79,48 @@ func TestSessionSize(t *testing.T) {
 	if testing.Short() {
 		return
 	}
-	const n = 200_000
+	for _, shape := range sessionShapes {
+		if per := bytesPerSession(t, 200_000, shape.req); per > 300 {
+			t.Errorf("%s: %.1f bytes per pending session, want at most 300", shape.name, per)
+		}
+	}
+}
+
+// sessionShapes are the create requests BenchmarkMemoryPerSession and
+// TestSessionSize measure: "gateway" is what a POST /v1/verifications with
+// a number and a country makes (gateway/verifications.go create: API "v1",
+// the language "en" when none is asked, the country upper-cased, a
+// generated code), "contiguity" what gateway/contiguity.go makes, "bare"
+// a session with none of those fields.
+var sessionShapes = []struct {
+	name string
+	req  matcher.CreateRequest
+}{
+	{"gateway", matcher.CreateRequest{Key: "k", API: "v1", Country: "US", Language: "en", To: to, TTL: time.Hour}},
+	{"contiguity", matcher.CreateRequest{Key: "k", API: "contiguity", IDPrefix: "r_otp_", Language: "en", To: to, TTL: time.Hour}},
+	{"bare", matcher.CreateRequest{Key: "k", To: to, TTL: time.Hour}},
+}
+
+// bytesPerSession is the heap held per pending session, n sessions of
+// distinct senders made from req.
+func bytesPerSession(tb testing.TB, n int, req matcher.CreateRequest) float64 {
 	runtime.GC()
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	m := New(Options{})
 	for i := range n {
-		from := "+1" + strconv.Itoa(2000000000+i)
-		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, To: to, TTL: time.Hour}); err != nil {
-			t.Fatal(err)
+		r := req
+		// The gateway's strings are its own, made per request.
+		r.API, r.Country, r.Language = strings.Clone(r.API), strings.Clone(r.Country), strings.Clone(r.Language)
+		r.Number = "+1" + strconv.Itoa(2000000000+i)
+		if _, _, err := m.createOnce(r); err != nil {
+			tb.Fatal(err)
 		}
 	}
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	runtime.KeepAlive(m)
-	if per := float64(after.HeapAlloc-before.HeapAlloc) / n; per > 300 {
-		t.Errorf("%.1f bytes per pending session, want at most 300", per)
-	}
+	return float64(after.HeapAlloc-before.HeapAlloc) / float64(n)
 }
 
 // TestDecodeRaw: decodeRaw accepts and decodes exactly what idEncoding
@@ -123,25 +150,128 @@ func TestDecodeRaw(t *testing.T) {
 }
 
 // TestProviderTable: names get stable indexes, "" is 0, and past
-// providerInX names the table answers providerInX (the session then keeps
-// the name itself).
+// tableInX names the table answers tableInX (the session then keeps the
+// name itself); a name added is a copy.
 func TestProviderTable(t *testing.T) {
-	tab := providerTable{ids: map[string]uint8{"": 0}, n: 1}
+	tab := newTable(strings.Clone)
 	if tab.index("") != 0 || tab.name(0) != "" {
 		t.Fatal(`"" is not index 0`)
 	}
-	for i := 1; i < providerInX; i++ {
+	for i := 1; i < tableInX; i++ {
 		name := "p" + strconv.Itoa(i)
-		if got := tab.index(name); int(got) != i || tab.indexBytes([]byte(name)) != got || tab.name(got) != name {
+		if got := tab.index(name); int(got) != i || indexBytes(tab, []byte(name)) != got || tab.name(got) != name {
 			t.Fatalf("%s: index %d, want %d", name, got, i)
 		}
 	}
-	if tab.index("one too many") != providerInX || tab.index("p7") != 7 {
+	if tab.index("one too many") != tableInX || tab.index("p7") != 7 {
 		t.Fatal("a full table hands out indexes")
 	}
 	var s session
 	s.setProvider("twilio")
 	if s.providerName() != "twilio" || s.x != nil {
 		t.Fatalf("provider %q, extra %v", s.providerName(), s.x)
+	}
+	s.setLabels(labelSet{"v1", "US", "en"})
+	if s.labelSet() != (labelSet{"v1", "US", "en"}) || s.x != nil {
+		t.Fatalf("labels %v, extra %v", s.labelSet(), s.x)
+	}
+}
+
+// TestLabelsPastTable: once the label table is full, a session keeps its
+// labels in its extra fields, and they survive the session codec.
+func TestLabelsPastTable(t *testing.T) {
+	saved := labelSets
+	defer func() { labelSets = saved }()
+	labelSets = newTable(func(l labelSet) labelSet { return l })
+	for i := 1; i < tableInX; i++ {
+		labelSets.index(labelSet{api: "v1", country: strconv.Itoa(i)})
+	}
+	var s session
+	s.setLabels(labelSet{"contiguity", "FR", "fr"})
+	if s.labels != tableInX || s.x == nil || s.labelSet() != (labelSet{"contiguity", "FR", "fr"}) {
+		t.Fatalf("labels %d %v", s.labels, s.labelSet())
+	}
+}
+
+// TestProofsStartOver: the proof table stays bounded (its key holds
+// SenderSessions24h, so it keeps meeting new proofs) and keeps sharing
+// what it holds.
+func TestProofsStartOver(t *testing.T) {
+	c := newProofCache()
+	for i := range 3 * maxProofs {
+		p := proof{via: matcher.Route{Channel: matcher.ChannelSMS, To: to}, signals: matcher.Signals{SenderSessions24h: i}}
+		q := c.get(&p)
+		if *q != p || c.get(&p) != q {
+			t.Fatalf("proof %d not shared", i)
+		}
+	}
+	if n := c.len(); n > maxProofs {
+		t.Fatalf("%d proofs held, want at most %d", n, maxProofs)
+	}
+}
+
+// TestDecodeRoutesAllocs: decoding a verified session of two routes, whose
+// strings the interner already holds, makes no string for its routes nor
+// its proof (it made one per route string, then interned it, and one per
+// proof string).
+func TestDecodeRoutesAllocs(t *testing.T) {
+	v := matcher.Session{ID: newID("vrf_", 3), PageToken: newID(tokenPrefix, 3), Key: "k", Number: "+14155550123", Code: "482913", To: to,
+		Routes:      []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelWhatsApp, To: "+14155550101"}},
+		MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0),
+		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio",
+		Via:     matcher.Route{Channel: matcher.ChannelWhatsApp, To: "+14155550101"},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US", SenderSessions24h: 2}}
+	s, ok := fromView(&v, identity)
+	if !ok {
+		t.Fatal("fromView")
+	}
+	var e enc
+	e.compact(s)
+	var in interner
+	decode := func() *session {
+		d := dec{b: e.b}
+		return d.compact(in.getBytes, codecVersion)
+	}
+	if got := decode(); got == nil || len(got.x.routes) != 2 || got.x.routes[1] != v.Routes[1] || got.proof != s.proof {
+		t.Fatalf("decoded %+v", got)
+	}
+	// The session, its extra fields, its routes, nums and next slices, the
+	// number and code strings: 7 at most.
+	if n := testing.AllocsPerRun(100, func() { decode() }); n > 7 {
+		t.Errorf("decoding a session of two routes makes %v allocations, want at most 7", n)
+	}
+}
+
+// TestTablesReadWithoutLock: a known provider, label set or proof is read
+// while the table's lock is held (by an addition): every verification and
+// every recovered session reads them, under shard locks.
+func TestTablesReadWithoutLock(t *testing.T) {
+	prov := newTable(strings.Clone)
+	labs := newTable(func(l labelSet) labelSet { return l })
+	pc := newProofCache()
+	p := proof{via: matcher.Route{Channel: matcher.ChannelSMS, To: to}, signals: matcher.Signals{Carrier: "T-Mobile"}}
+	i, j := prov.index("twilio"), labs.index(labelSet{"v1", "US", "en"})
+	q := pc.get(&p)
+	for range 10 { // until it is merged into the map read without the lock
+		pc.get(&p)
+	}
+	prov.mu.Lock()
+	labs.mu.Lock()
+	pc.mu.Lock()
+	defer prov.mu.Unlock()
+	defer labs.mu.Unlock()
+	defer pc.mu.Unlock()
+	done := make(chan bool)
+	go func() {
+		done <- prov.index("twilio") == i && indexBytes(prov, []byte("twilio")) == i && prov.name(i) == "twilio" &&
+			labs.index(labelSet{"v1", "US", "en"}) == j && pc.get(&p) == q
+	}()
+	select {
+	case ok := <-done:
+		if !ok {
+			t.Fatal("a known value read a different index or proof")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("reading a known value waits for the table's lock")
 	}
 }

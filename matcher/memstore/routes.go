@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"math/bits"
+	"slices"
 
 	"github.com/mogate/mogate/matcher"
 )
@@ -30,9 +31,11 @@ func (s *session) setRoutes(routes []matcher.Route, intern func(string) string) 
 	for i := range routes {
 		routes[i].Channel, routes[i].To = intern(routes[i].Channel), intern(routes[i].To)
 	}
-	for _, n := range matcher.RouteNumbers(routes) {
-		if n != s.to {
-			x.nums = append(x.nums, n)
+	// The distinct numbers, as matcher.RouteNumbers makes them, with no
+	// slice of its own (recovery sets the routes of every session).
+	for _, r := range routes {
+		if r.To != s.to && !slices.Contains(x.nums, r.To) {
+			x.nums = append(x.nums, r.To)
 		}
 	}
 	if len(x.nums) > 0 {

@@ -1,9 +1,11 @@
 package memstore
 
 import (
+	"maps"
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogate/mogate/matcher"
@@ -14,9 +16,11 @@ import (
 // it is compact (160 bytes, a size class of the allocator): id and page
 // token as 16 raw bytes (rendered on demand), times as unix nanoseconds,
 // small integers, the strings that repeat across sessions (API key,
-// receiving number) shared, the provider as an index (providers), the
-// proof shared with every session verified by an equal one (proofs), and
-// the fields most sessions leave empty behind one pointer.
+// receiving number) shared, the provider and the labels (API, country,
+// language: the gateway sets a language on every session) as indexes into
+// shared tables (providers, labelSets), the proof shared with every
+// session verified by an equal one (proofs), and the fields most sessions
+// leave empty behind one pointer.
 type session struct {
 	id, token   [16]byte
 	created     int64
@@ -32,91 +36,137 @@ type session struct {
 	attempts    uint16
 	maxAttempts uint16
 	status      matcher.Status
-	notified    matcher.Notified
-	pr          uint8 // bits 6-7: index into idPrefixes; bits 0-5: index into reasons
-	provider    uint8 // of that message: index into providers, or providerInX
+	pr          uint8 // bits 6-7: index into idPrefixes; bits 4-5: notified; bits 0-3: index into reasons
+	labels      uint8 // index into labelSets, or tableInX
+	provider    uint8 // of that message: index into providers, or tableInX
 }
 
 func (s *session) prefix() uint8     { return s.pr >> 6 }
-func (s *session) reason() uint8     { return s.pr & 0x3f }
-func (s *session) setReason(r uint8) { s.pr = s.pr&0xc0 | r }
+func (s *session) reason() uint8     { return s.pr & 0x0f }
+func (s *session) setReason(r uint8) { s.pr = s.pr&0xf0 | r }
+
+func (s *session) notified() matcher.Notified { return matcher.Notified(s.pr >> 4 & 3) }
+func (s *session) setNotified(n matcher.Notified) {
+	s.pr = s.pr&0xcf | uint8(n)<<4
+}
+
 func (s *session) providerName() string {
-	if s.provider == providerInX {
+	if s.provider == tableInX {
 		return s.x.provider
 	}
 	return providers.name(s.provider)
 }
 
 func (s *session) setProvider(name string) {
-	if s.provider = providers.index(name); s.provider == providerInX {
+	if s.provider = providers.index(name); s.provider == tableInX {
 		s.extra().provider = name
 	}
 }
 
+// labelSet is what a session's labels index.
+type labelSet struct{ api, country, language string }
+
+func (s *session) labelSet() labelSet {
+	if s.labels == tableInX {
+		return s.x.labels
+	}
+	return labelSets.name(s.labels)
+}
+
+// setLabels records l: as an index, or in the extra fields once the table
+// is full.
+func (s *session) setLabels(l labelSet) {
+	if s.labels = labelSets.index(l); s.labels == tableInX {
+		s.extra().labels = l
+	}
+}
+
 func init() {
-	if len(idPrefixes) > 4 || len(reasons) > 64 {
-		panic("memstore: session.pr holds 4 id prefixes and 64 reasons")
+	if len(idPrefixes) > 4 || len(reasons) > 16 || matcher.Dead > 3 {
+		panic("memstore: session.pr holds 4 id prefixes, 4 notification states and 16 reasons")
 	}
 }
 
 // providers are the names of the providers of the messages that finished
 // sessions, which a session keeps as an index: a deployment has a few
-// (one per provider it is configured with). Index 0 is "". They are shared
-// by every store; past providerInX names, a session keeps its provider's
-// name in its extra fields.
-var providers = providerTable{ids: map[string]uint8{"": 0}, n: 1}
+// (one per provider it is configured with). Index 0 is "". labelSets are
+// the (API, country, language) sets of sessions: a deployment has a few
+// APIs and languages, and the countries it serves. Both are shared by
+// every store; past tableInX entries, a session keeps its own in its
+// extra fields.
+var (
+	providers = newTable(strings.Clone)
+	labelSets = newTable(func(l labelSet) labelSet {
+		return labelSet{strings.Clone(l.api), strings.Clone(l.country), strings.Clone(l.language)}
+	})
+)
 
-const providerInX = 255
+const tableInX = 255
 
-// providerTable reads a name without a lock: names[i] is written once,
-// under mu, before index i is handed out, and a session's index is read
-// after it was set.
-type providerTable struct {
+// table hands out small indexes for values, read without a lock (the
+// tables are read on every verification and every recovered session,
+// under shard locks): the state is immutable, and an addition (rare: a
+// deployment's set of values settles early) copies it under mu.
+type table[K comparable] struct {
 	mu    sync.Mutex
-	ids   map[string]uint8
-	names [providerInX]string
-	n     int
+	cur   atomic.Pointer[tableState[K]]
+	clone func(K) K // copies a value added, so that it holds no caller's memory
 }
 
-func (t *providerTable) index(name string) uint8 {
-	if name == "" {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i, ok := t.ids[name]; ok {
+type tableState[K comparable] struct {
+	ids  map[K]uint8
+	vals []K
+}
+
+// newTable returns a table whose index 0 is the zero value.
+func newTable[K comparable](clone func(K) K) *table[K] {
+	var zero K
+	t := &table[K]{clone: clone}
+	t.cur.Store(&tableState[K]{ids: map[K]uint8{zero: 0}, vals: []K{zero}})
+	return t
+}
+
+func (t *table[K]) index(v K) uint8 {
+	if i, ok := t.cur.Load().ids[v]; ok {
 		return i
 	}
-	return t.add(name)
+	return t.add(v)
 }
 
 // indexBytes is index for a name being decoded: no string is made for a
 // name already known.
-func (t *providerTable) indexBytes(name []byte) uint8 {
-	if len(name) == 0 {
-		return 0
-	}
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if i, ok := t.ids[string(name)]; ok {
+func indexBytes(t *table[string], name []byte) uint8 {
+	if i, ok := t.cur.Load().ids[string(name)]; ok {
 		return i
 	}
 	return t.add(string(name))
 }
 
-// add adds a name; the caller holds t.mu.
-func (t *providerTable) add(name string) uint8 {
-	if t.n == providerInX {
-		return providerInX
+func (t *table[K]) add(v K) uint8 {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := t.cur.Load()
+	if i, ok := old.ids[v]; ok {
+		return i
 	}
-	i := uint8(t.n)
-	t.names[i] = name
-	t.ids[name] = i
-	t.n++
+	if len(old.vals) == tableInX {
+		return tableInX
+	}
+	st := &tableState[K]{ids: make(map[K]uint8, len(old.ids)+1), vals: append(slices.Clip(old.vals), v)}
+	for k, i := range old.ids {
+		st.ids[k] = i
+	}
+	i := uint8(len(old.vals))
+	v = t.clone(v)
+	st.vals[i] = v
+	st.ids[v] = i
+	t.cur.Store(st)
 	return i
 }
 
-func (t *providerTable) name(i uint8) string { return t.names[i] }
+// name returns the value of index i, handed out by index: every state
+// since holds it.
+func (t *table[K]) name(i uint8) K { return t.cur.Load().vals[i] }
 
 // proof is what the message that verified a session (or failed it by
 // policy) told: its route and its signals.
@@ -128,31 +178,78 @@ type proof struct {
 // proofs shares equal proofs across sessions (and stores: a proof is never
 // changed): the messages that verify sessions come on a few numbers from a
 // few carriers, so most proofs repeat, and a verification takes no
-// allocation for its proof.
-var proofs = struct {
-	mu sync.Mutex
-	m  map[proof]*proof
-}{m: map[proof]*proof{}}
+// allocation for its proof. Reads take no lock: known proofs are in an
+// immutable map (read); new ones go to dirty, under mu, which is merged
+// into a new read map once the lookups that took the lock (adding or
+// finding a proof there) since the last merge are a fraction of read's
+// size (so the copying stays linear in them). Its key holds
+// SenderSessions24h, so it keeps filling: once it holds maxProofs, it
+// starts over empty (sessions keep the proofs they point to).
+var proofs = newProofCache()
 
-// maxProofs bounds proofs: past it, a new proof is kept unshared.
+type proofCache struct {
+	read   atomic.Pointer[map[proof]*proof]
+	mu     sync.Mutex
+	dirty  map[proof]*proof
+	misses int // lookups answered from dirty since its last merge
+}
+
+func newProofCache() *proofCache {
+	c := &proofCache{dirty: map[proof]*proof{}}
+	c.read.Store(&map[proof]*proof{})
+	return c
+}
+
+// maxProofs bounds proofs: past it, the table starts over.
 const maxProofs = 1 << 14
 
 // sharedProof returns the shared copy of *p (nil for the zero proof).
-func sharedProof(p *proof) *proof {
+func sharedProof(p *proof) *proof { return proofs.get(p) }
+
+func (c *proofCache) get(p *proof) *proof {
 	if *p == (proof{}) {
 		return nil
 	}
-	proofs.mu.Lock()
-	defer proofs.mu.Unlock()
-	if q := proofs.m[*p]; q != nil {
+	if q := (*c.read.Load())[*p]; q != nil {
 		return q
 	}
-	q := new(proof)
-	*q = *p
-	if len(proofs.m) < maxProofs {
-		proofs.m[*q] = q
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	read := c.read.Load()
+	if q := (*read)[*p]; q != nil {
+		return q
+	}
+	q := c.dirty[*p]
+	if q != nil {
+		c.misses++
+	} else {
+		if len(*read)+len(c.dirty) >= maxProofs {
+			read = &map[proof]*proof{}
+			c.read.Store(read)
+			clear(c.dirty)
+		}
+		q = new(proof)
+		*q = *p
+		c.dirty[*q] = q
+	}
+	// Merge once the slow lookups since the last merge are a fraction of
+	// read's size: each merge's copying is paid for by as many of them.
+	if len(c.dirty)+c.misses >= len(*read)/4+8 {
+		m := make(map[proof]*proof, len(*read)+len(c.dirty))
+		maps.Copy(m, *read)
+		maps.Copy(m, c.dirty)
+		c.read.Store(&m)
+		clear(c.dirty)
+		c.misses = 0
 	}
 	return q
+}
+
+// len is the number of proofs held, for tests.
+func (c *proofCache) len() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return len(*c.read.Load()) + len(c.dirty)
 }
 
 // reasons are the reasons of final statuses; a session stores its index.
@@ -178,11 +275,12 @@ type sessionExtra struct {
 	norm    string
 	normSet bool
 
-	api, country, language, callback, redirect string
-	metadata                                   []byte
-	idemKey, reqHash                           string
-	verifiedNumber                             string
-	provider                                   string // when session.provider is providerInX
+	labels             labelSet // when session.labels is tableInX
+	callback, redirect string
+	metadata           []byte
+	idemKey, reqHash   string
+	verifiedNumber     string
+	provider           string // when session.provider is tableInX
 	// pairNext is the next pending session of the same (to, sender) pair,
 	// of another API key, created later (see shard.byPair).
 	pairNext *session
@@ -260,10 +358,12 @@ func (s *session) view() matcher.Session {
 		ID: s.idString(), Key: s.key, Number: s.number, Code: s.code, To: s.to, PageToken: s.tokenString(),
 		MaxAttempts: int(s.maxAttempts), CreatedAt: unixTime(s.created), ExpiresAt: unixTime(s.expires),
 		Status: s.status, Attempts: int(s.attempts), FinishedAt: unixTime(s.finished),
-		Provider: s.providerName(), MessageID: s.messageID, Reason: reasons[s.reason()], Notified: s.notified,
+		Provider: s.providerName(), MessageID: s.messageID, Reason: reasons[s.reason()], Notified: s.notified(),
 	}
+	l := s.labelSet()
+	v.API, v.Country, v.Language = l.api, l.country, l.language
 	if x := s.x; x != nil {
-		v.API, v.Country, v.Language, v.Callback, v.Redirect = x.api, x.country, x.language, x.callback, x.redirect
+		v.Callback, v.Redirect = x.callback, x.redirect
 		v.Metadata, v.IdemKey, v.ReqHash = x.metadata, x.idemKey, x.reqHash
 		v.VerifiedNumber = x.verifiedNumber
 		v.Routes = slices.Clone(x.routes)
@@ -346,16 +446,16 @@ var idDecode = func() (t [256]byte) {
 func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	prefix, id, ok := parseID(v.ID)
 	token, ok2 := parseToken(v.PageToken)
-	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 {
+	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 || v.Notified > matcher.Dead { // pr holds 2 bits of it
 		return nil, false
 	}
 	s := &session{
-		id: id, token: token, pr: prefix<<6 | reasonCode(v.Status, v.Reason), status: v.Status,
+		id: id, token: token, pr: prefix<<6 | uint8(v.Notified&3)<<4 | reasonCode(v.Status, v.Reason), status: v.Status,
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
 		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
-		messageID: v.MessageID, notified: v.Notified,
-		proof: sharedProof(&proof{via: v.Via, signals: v.Signals}),
+		messageID: v.MessageID,
+		proof:     sharedProof(&proof{via: v.Via, signals: v.Signals}),
 	}
 	verified := ""
 	if v.VerifiedNumber != v.Number {
@@ -365,10 +465,10 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	if len(routes) == 1 && routes[0] == (matcher.Route{Channel: matcher.ChannelSMS, To: v.To}) {
 		routes = nil // the default: nothing to keep
 	}
-	if v.API != "" || v.Country != "" || v.Language != "" || v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
+	if v.Callback != "" || v.Redirect != "" || len(v.Metadata) > 0 ||
 		v.IdemKey != "" || v.ReqHash != "" || verified != "" || len(routes) > 0 || v.ClientCountry != "" {
 		s.x = &sessionExtra{
-			api: intern(v.API), country: intern(v.Country), language: intern(v.Language), callback: v.Callback, redirect: v.Redirect,
+			callback: v.Callback, redirect: v.Redirect,
 			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
 			clientCountry: intern(v.ClientCountry),
 		}
@@ -376,6 +476,7 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	}
 	s.setNorm()
 	s.setProvider(v.Provider)
+	s.setLabels(labelSet{intern(v.API), intern(v.Country), intern(v.Language)})
 	return s, true
 }
 
