@@ -74,8 +74,8 @@ func TestBenchGoRows(t *testing.T) {
 	f := filepath.Join(t.TempDir(), "gobench.txt")
 	out := `BenchmarkLookupConsume/pending=10000-2   	 1000000	       450 ns/op	      16 B/op	       1 allocs/op
 BenchmarkLookupConsume/pending=1000000-2 	 1000000	       480 ns/op	      32 B/op	       2 allocs/op
-BenchmarkRecovery1M-2   	       1	1370000000 ns/op	         1.370 s/recovery
-BenchmarkMemoryPerSession-2   	       1	2462037663 ns/op	       288.0 bytes/session
+BenchmarkRecovery1M/pending-2   	       1	1370000000 ns/op	         1.370 s/recovery
+BenchmarkMemoryPerSession/gateway-2   	       1	2462037663 ns/op	       288.0 bytes/session
 `
 	if err := os.WriteFile(f, []byte(out), 0o600); err != nil {
 		t.Fatal(err)
@@ -87,8 +87,8 @@ BenchmarkMemoryPerSession-2   	       1	2462037663 ns/op	       288.0 bytes/sess
 	want := map[string][2]string{
 		"BenchmarkLookupConsume/pending=10000":   {"≤ 500 ns, ≤ 1 alloc", "met"},
 		"BenchmarkLookupConsume/pending=1000000": {"≤ 500 ns, ≤ 1 alloc", "MISSED"},
-		"BenchmarkRecovery1M":                    {"≤ 1 s", "MISSED"},
-		"BenchmarkMemoryPerSession":              {"≤ 300 bytes", "met"},
+		"BenchmarkRecovery1M/pending":            {"≤ 1 s", "MISSED"},
+		"BenchmarkMemoryPerSession/gateway":      {"≤ 300 bytes", "met"},
 	}
 	if len(rows) != len(want) {
 		t.Fatalf("rows = %q", rows)
