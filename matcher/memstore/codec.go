@@ -295,7 +295,9 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		if reason != "" {
 			d.fail()
 		}
-		s.proof = sharedProof(&p)
+		if d.err == nil {
+			s.proof = sharedProof(&p)
+		}
 	}
 	if d.err != nil {
 		return nil
@@ -322,6 +324,9 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		d.fail()
 	}
 	s.maxAttempts, s.attempts = uint16(max), uint16(att)
+	if d.err != nil {
+		return nil // a corrupt record adds nothing to the shared tables
+	}
 	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
 		x.norm, x.normSet = norm, true
 	}

@@ -40,7 +40,11 @@ type dueEvent struct {
 }
 
 type dueSession struct {
-	s        *session
+	s *session
+	// prefix is s's id prefix, read when the event entered (under the
+	// session's shard lock): the table never reads s.pr, which holds the
+	// notified state that AckEvent writes under the shard lock alone.
+	prefix   uint8
 	until    int64  // leased until then (unix ns; 0: free)
 	attempts int    // the event's failed deliveries (DeferEvent)
 	commit   Commit // as dueEvent's
@@ -83,7 +87,7 @@ func (t *events) addSessions(ss []*session, c Commit) {
 	t.mu.Lock()
 	for _, s := range ss {
 		if _, ok := t.sessions[s.id]; !ok {
-			t.sessions[s.id] = dueSession{s: s, commit: c}
+			t.sessions[s.id] = dueSession{s: s, prefix: s.prefix(), commit: c}
 		}
 	}
 	t.mu.Unlock()
@@ -256,6 +260,7 @@ type claimable struct {
 	id       string // the event's id; made for ties in at only
 	u        *dueEvent
 	s        *session
+	prefix   uint8 // s's id prefix (dueSession.prefix)
 	commit   Commit
 	attempts int
 }
@@ -265,7 +270,7 @@ func (c *claimable) eventID() string {
 		if c.u != nil {
 			c.id = c.u.ev.ID
 		} else {
-			c.id = matcher.EventID(c.s.idString(), c.s.status)
+			c.id = matcher.EventID(idString(c.prefix, &c.s.id), c.s.status)
 		}
 	}
 	return c.id
@@ -283,7 +288,7 @@ func (t *events) free(now time.Time, limit int) []claimable {
 	ns := now.UnixNano()
 	for _, e := range t.sessions {
 		if ns >= e.until {
-			free = append(free, claimable{at: e.s.finished, s: e.s})
+			free = append(free, claimable{at: e.s.finished, s: e.s, prefix: e.prefix})
 		}
 	}
 	slices.SortFunc(free, func(a, b claimable) int { return cmp.Compare(a.at, b.at) })
@@ -353,7 +358,7 @@ func (m *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	defer t.mu.Unlock()
 	if ev.Session != nil {
 		if _, raw, ok := parseID(ev.Session.ID); ok {
-			if e, ok := t.sessions[raw]; ok && e.s.idString() == ev.Session.ID {
+			if e, ok := t.sessions[raw]; ok && idString(e.prefix, &e.s.id) == ev.Session.ID {
 				e.until, e.attempts = unixNano(until), ev.Attempts
 				t.sessions[raw] = e
 			}

@@ -319,10 +319,13 @@ func (s *session) setNorm() {
 }
 
 // idString renders the id: one allocation, the string itself.
-func (s *session) idString() string {
+func (s *session) idString() string { return idString(s.prefix(), &s.id) }
+
+// idString renders the id of prefix index prefix and raw id id.
+func idString(prefix uint8, id *[16]byte) string {
 	var buf [26]byte
-	idEncoding.Encode(buf[:], s.id[:])
-	return idPrefixes[s.prefix()] + string(buf[:])
+	idEncoding.Encode(buf[:], id[:])
+	return idPrefixes[prefix] + string(buf[:])
 }
 
 func (s *session) tokenString() string {
