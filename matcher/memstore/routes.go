@@ -130,22 +130,8 @@ func (s *session) setNextOn(num string, next *session) {
 	}
 }
 
-func codeShardString(to, code string) int {
-	h := uint32(2166136261)
-	for i := 0; i < len(to); i++ {
-		h ^= uint32(to[i])
-		h *= 16777619
-	}
-	h ^= 0xff
-	h *= 16777619
-	for i := 0; i < len(code); i++ {
-		h ^= uint32(code[i])
-		h *= 16777619
-	}
-	h ^= 0xff
-	h *= 16777619
-	return int(h % numShards)
-}
+// codeShardString is codeShard of a code held as a string.
+func codeShardString(to, code string) int { return int(fnv32(to, code) % numShards) }
 
 // lockMask locks the shards of mask in ascending order; unlockMask
 // unlocks them.

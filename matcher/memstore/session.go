@@ -483,14 +483,18 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	return s, true
 }
 
+// interner shares equal strings while one recovery worker decodes
+// (shards.go: each worker has its own, so it takes no lock).
+type interner struct {
+	m map[string]string
+}
+
 // getBytes returns the string of b, shared with an equal one already
 // held (at most 65,536 are): no string is made for one already held.
 func (in *interner) getBytes(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
-	in.mu.Lock()
-	defer in.mu.Unlock()
 	if v, ok := in.m[string(b)]; ok {
 		return v
 	}
@@ -502,10 +506,4 @@ func (in *interner) getBytes(b []byte) string {
 		in.m[s] = s
 	}
 	return s
-}
-
-// interner shares equal strings; it is safe for concurrent use.
-type interner struct {
-	mu sync.Mutex
-	m  map[string]string
 }

@@ -60,7 +60,7 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			var in interner // a worker's own: no lock is contended
+			var in interner // the worker's own
 			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
 				sd := dec{b: sections[i]}
 				n := sd.uv()
