@@ -84,6 +84,7 @@ func StartSentinel(t testing.TB, master string, primary *Server, quorum int, dow
 	s := &Server{t: t, Port: port, Dir: dir, args: []string{bin, conf, "--sentinel"}}
 	s.start()
 	t.Cleanup(s.Kill)
+	t.Cleanup(s.logOnFailure)
 	return &Sentinel{s}
 }
 

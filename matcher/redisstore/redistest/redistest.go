@@ -56,7 +56,29 @@ func Start(t testing.TB, extra ...string) *Server {
 	s := &Server{t: t, Port: port, Dir: dir, args: append([]string{bin}, args...)}
 	s.start()
 	t.Cleanup(s.Kill)
+	t.Cleanup(s.logOnFailure)
 	return s
+}
+
+// logOnFailure prints the end of the server's log when the test failed:
+// what a Sentinel or a replica decided, and when, explains a failover test.
+func (s *Server) logOnFailure() {
+	if !s.t.Failed() {
+		return
+	}
+	log, err := os.ReadFile(filepath.Join(s.Dir, "redis.log"))
+	if err != nil {
+		return
+	}
+	const keep = 8 << 10
+	if len(log) > keep {
+		log = log[len(log)-keep:]
+	}
+	role := "redis-server"
+	if s.args[len(s.args)-1] == "--sentinel" {
+		role = "sentinel"
+	}
+	s.t.Logf("the end of the %s log (port %d):\n%s", role, s.Port, log)
 }
 
 func sparePort(t testing.TB) int {
