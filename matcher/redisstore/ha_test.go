@@ -239,7 +239,7 @@ func TestReplicaSettingsChecked(t *testing.T) {
 func TestSentinel(t *testing.T) {
 	primary := redistest.Start(t)
 	replica := redistest.StartReplica(t, primary)
-	sen := redistest.StartSentinel(t, "mymaster", primary, 1, 2*time.Second)
+	sen := redistest.StartSentinel(t, "mymaster", primary, 1, 5*time.Second) // failover by hand; 5 s keeps a stalled Sentinel from adding its own
 	o := options(redistest.SentinelURL("mymaster", sen), nil)
 	o.WaitReplicas, o.WaitTimeout = 1, time.Second
 	s := open(t, o)
