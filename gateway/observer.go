@@ -34,9 +34,7 @@ func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
 		if ev.Session == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(context.Background(), storeBudget)
-		defer cancel()
-		first, err := s.finals.first(ctx, ev.ID, now())
+		first, err := s.finals.first(context.Background(), ev.ID, now())
 		if err != nil {
 			s.log.Warn("could not record an event as observed; counting it", "event", ev.ID, "err", err)
 		} else if !first {
@@ -49,7 +47,9 @@ func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
 // onceGuard lets the first observation of each event id through, and
 // remembers it for the event's lifetime: bounded by time, like the promise
 // it keeps, never by a count (a count-bounded cache under a burst of final
-// statuses would forget ids still claimable and count them again).
+// statuses would forget ids still claimable and count them again). A
+// guard that goes to a store bounds its own call (storeBudget): the one in
+// process, called for every event claimed, needs no timer.
 type onceGuard interface {
 	first(ctx context.Context, id string, now time.Time) (bool, error)
 }
@@ -72,6 +72,8 @@ type sharedOnce struct {
 }
 
 func (g sharedOnce) first(ctx context.Context, id string, _ time.Time) (bool, error) {
+	ctx, cancel := context.WithTimeout(ctx, storeBudget)
+	defer cancel()
 	return g.rdb.SetNX(ctx, g.prefix+id, 1, g.ttl).Result()
 }
 

@@ -220,6 +220,9 @@ func (s *Server) finished(sess matcher.Session) {
 	case matcher.Verified:
 		s.metrics.verify.WithLabelValues(entryOf(rt, routes[0].To)).Observe(sess.FinishedAt.Sub(sess.CreatedAt).Seconds())
 	}
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // the line would be dropped after its attributes were built
+	}
 	msg := "verification " + status
 	if sess.Reason == "superseded" {
 		msg = "verification superseded"
@@ -239,6 +242,9 @@ func entryOf(rt *reloadable, number string) string {
 // lifecycle logs one step of a session: never its code, only masked
 // sender numbers.
 func (s *Server) lifecycle(msg string, sess matcher.Session, entry string, attrs ...any) {
+	if !s.log.Enabled(context.Background(), slog.LevelInfo) {
+		return // Info would drop the line, after boxing each attribute
+	}
 	attrs = append(attrs, "id", sess.ID, "key", sess.Key, "to", sess.To, "provider", entry)
 	if sess.Number != "" {
 		attrs = append(attrs, "number", maskNumber(sess.Number))

@@ -160,3 +160,46 @@ func TestWebhookAllocs(t *testing.T) {
 		}
 	}
 }
+
+// TestFinishedAllocs: the metrics of a verified session, as the outbox's
+// claim observes it, cost no allocation when Info lines are not logged
+// (the lifecycle line's attributes were boxed, then dropped: ten
+// allocations per verification).
+func TestFinishedAllocs(t *testing.T) {
+	wb := newWebhookBench(t, slog.New(slog.DiscardHandler), 0)
+	now := time.Now()
+	sess := matcher.Session{ID: "ver_x", Key: "bench", Number: "+12002000000", VerifiedNumber: "+12002000000", To: hookBenchTo,
+		Status: matcher.Verified, CreatedAt: now.Add(-time.Minute), FinishedAt: now, MessageID: "SMx"}
+	if n := testing.AllocsPerRun(100, func() { wb.s.finished(sess) }); n != 0 {
+		t.Errorf("a verified session observed: %v allocations, want 0", n)
+	}
+}
+
+// TestOnClaimAllocs: observing a claimed event with the in-process guard
+// makes no timer nor context (it made a WithTimeout context per event
+// for a guard that never waits), and, Info lines off, no log attributes:
+// what is left is the guard remembering the id (its map and queue grow,
+// amortized).
+func TestOnClaimAllocs(t *testing.T) {
+	wb := newWebhookBench(t, slog.New(slog.DiscardHandler), 0)
+	now := time.Now()
+	observe := wb.s.onClaim(func() time.Time { return now })
+	const runs = 1000
+	evs := make([]matcher.Event, runs+1)
+	for i := range evs {
+		id := "ver_" + strconv.Itoa(i)
+		evs[i] = matcher.Event{ID: matcher.EventID(id, matcher.Verified), Key: "bench", At: now, Session: &matcher.Session{
+			ID: id, Key: "bench", Number: "+12002000000", To: hookBenchTo, Status: matcher.Verified, CreatedAt: now.Add(-time.Minute), FinishedAt: now}}
+	}
+	i := 0
+	n := testing.AllocsPerRun(runs, func() {
+		observe(evs[i])
+		i++
+	})
+	if n > 1 {
+		t.Errorf("a claimed event observed: %v allocations, want at most 1", n)
+	}
+	if got := wb.s.finals.(*finalObserver).held(); got != runs+1 {
+		t.Fatalf("%d event ids remembered, want %d", got, runs+1)
+	}
+}

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 // fakeStore holds events in claim order; only the event methods work.
 type fakeStore struct {
 	matcher.Store
+	mu     sync.Mutex // acked: the outbox acks events side by side
 	now    time.Time
 	evs    []*fakeEvent
 	acked  map[string]bool // id: dead
@@ -26,6 +28,8 @@ type fakeEvent struct {
 }
 
 func (f *fakeStore) ClaimEvents(_ context.Context, lease time.Duration, limit int) ([]matcher.Event, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.claims++
 	var out []matcher.Event
 	for _, e := range f.evs {
@@ -38,6 +42,8 @@ func (f *fakeStore) ClaimEvents(_ context.Context, lease time.Duration, limit in
 }
 
 func (f *fakeStore) AckEvent(_ context.Context, ev matcher.Event, dead bool) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
 	f.acked[ev.ID] = dead
 	return nil
 }

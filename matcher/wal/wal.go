@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -427,15 +428,20 @@ func parseSegmentName(name string) (uint64, bool) {
 	return n, err == nil
 }
 
+// appendFrame appends the frame of payload to dst. The header is built in
+// place, in dst: a header array of its own would escape to the heap (the
+// checksum is computed through a function value), an allocation per
+// record.
 func appendFrame(dst []byte, lsn uint64, payload []byte) []byte {
-	var h [frameOverhead]byte
+	start := len(dst)
+	dst = slices.Grow(dst, frameOverhead+len(payload))[:start+frameOverhead]
+	h := dst[start:]
 	binary.LittleEndian.PutUint32(h[0:], uint32(len(payload)))
 	binary.LittleEndian.PutUint64(h[8:], lsn)
 	crc := crc32.Update(0, castagnoli, h[8:16])
 	crc = crc32.Update(crc, castagnoli, payload)
 	crc = crc32.Update(crc, castagnoli, h[0:4])
 	binary.LittleEndian.PutUint32(h[4:], crc)
-	dst = append(dst, h[:]...)
 	return append(dst, payload...)
 }
 
