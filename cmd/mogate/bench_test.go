@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogate/mogate/config"
 	"github.com/mogate/mogate/matcher/redisstore/redistest"
@@ -109,12 +110,40 @@ func TestBenchLoadRows(t *testing.T) {
 		t.Fatalf("bench: %v\n%s", err, log.String())
 	}
 	for _, r := range []string{"load: empty Gin handler (ceiling)", "load: signed Twilio webhook → durable verify (WAL)", "ratio webhook / ceiling",
-		"process CPU per request, ceiling / webhook", " µs / "} {
+		"process CPU per request, ceiling / webhook", " µs / ", "the webhook run's events, undelivered after it", "delivered within"} {
 		if !strings.Contains(out.String(), r) {
 			t.Errorf("no row %q in\n%s", r, out.String())
 		}
 	}
 	if strings.Contains(out.String(), "errors") {
 		t.Errorf("failed requests:\n%s", out.String())
+	}
+}
+
+type fakeOutbox struct{ left []int }
+
+func (f *fakeOutbox) Undelivered() int {
+	n := f.left[0]
+	if len(f.left) > 1 {
+		f.left = f.left[1:]
+	}
+	return n
+}
+
+// TestDrainOutbox: the load run waits for the outbox to empty and counts
+// the CPU meanwhile; an outbox that never empties is reported, not waited
+// for without end.
+func TestDrainOutbox(t *testing.T) {
+	var cpu time.Duration
+	took, left := drainOutbox(&fakeOutbox{left: []int{5, 2, 0}}, &cpu, time.Minute)
+	if left != 0 || took < 10*time.Millisecond {
+		t.Fatalf("drain took %s with %d left, want two 5 ms waits and none left", took, left)
+	}
+	_, left = drainOutbox(&fakeOutbox{left: []int{7}}, &cpu, 20*time.Millisecond)
+	if left != 7 {
+		t.Fatalf("left = %d, want 7 after the limit", left)
+	}
+	if r := (loadResult{left: 7, drain: time.Minute}).backlog(); !strings.Contains(r, "7 still undelivered") {
+		t.Fatalf("backlog = %q", r)
 	}
 }
