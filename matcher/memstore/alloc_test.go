@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -44,4 +45,53 @@ func TestLookupConsumeAllocs(t *testing.T) {
 	if n := m.Undelivered(); n != 2*(runs+1) {
 		t.Fatalf("%d events undelivered, want %d", n, 2*(runs+1))
 	}
+}
+
+// TestLookupByIDAllocs: finding a session by its id (every ack, cancel and
+// get does) compares the id without rendering the session's own, and still
+// refuses any other spelling: another prefix, or a last character whose
+// bits past the 16th byte are set (it decodes to the same raw id).
+func TestLookupByIDAllocs(t *testing.T) {
+	m := New(Options{})
+	s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+14155550100", Code: "482913", To: to, TTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	found := func(id string) (ok bool) {
+		return m.lookup(id, func(*shard, *session) {}) && m.lockSession(id, func(*shard, *session) {})
+	}
+	if allocs := testing.AllocsPerRun(100, func() { found(s.ID) }); allocs != 0 {
+		t.Errorf("lookup by id makes %v allocations, want 0", allocs)
+	}
+	if !found(s.ID) {
+		t.Fatalf("%s not found", s.ID)
+	}
+	last := s.ID[len(s.ID)-1]
+	alphabet := "abcdefghijklmnopqrstuvwxyz234567"
+	v := strings.IndexByte(alphabet, last)
+	for extra := 1; extra < 4; extra++ {
+		id := s.ID[:len(s.ID)-1] + string(alphabet[v|extra])
+		if _, _, ok := parseID(id); !ok {
+			t.Fatalf("%s does not parse", id)
+		}
+		if found(id) {
+			t.Errorf("%s (not %s) found the session", id, s.ID)
+		}
+	}
+	for i, p := range idPrefixes {
+		if strings.HasPrefix(s.ID, p) {
+			continue
+		}
+		if id := p + s.ID[len(idPrefixes[idPrefixOf(t, s.ID)]):]; found(id) {
+			t.Errorf("prefix %d: %s found the session", i, id)
+		}
+	}
+}
+
+func idPrefixOf(t *testing.T, id string) uint8 {
+	p, _, ok := parseID(id)
+	if !ok {
+		t.Fatalf("%s does not parse", id)
+	}
+	return p
 }

@@ -383,7 +383,7 @@ func (m *Store) LookupIdempotent(ctx context.Context, key, idemKey string) (matc
 
 // lookup finds a session by id and calls fn with it under its shard's lock.
 func (m *Store) lookup(id string, fn func(sh *shard, s *session)) bool {
-	_, raw, ok := parseID(id)
+	prefix, raw, ok := parseID(id)
 	if !ok {
 		return false
 	}
@@ -391,7 +391,7 @@ func (m *Store) lookup(id string, fn func(sh *shard, s *session)) bool {
 	sh.mu.Lock()
 	defer sh.mu.Unlock()
 	s := sh.byID.get(raw)
-	if s == nil || s.idString() != id {
+	if s == nil || !s.isID(prefix, id) {
 		return false
 	}
 	fn(sh, s)

@@ -169,7 +169,7 @@ func (m *Store) lockPlan(held uint64, plan func() uint64) uint64 {
 // (only its home once it is final); fn runs with them held, with the home
 // shard. It reports whether the session was found.
 func (m *Store) lockSession(id string, fn func(sh *shard, s *session)) bool {
-	_, raw, ok := parseID(id)
+	prefix, raw, ok := parseID(id)
 	if !ok {
 		return false
 	}
@@ -182,7 +182,7 @@ func (m *Store) lockSession(id string, fn func(sh *shard, s *session)) bool {
 		return s.shardsOf()
 	})
 	defer m.unlockMask(held)
-	if s == nil || s.idString() != id {
+	if s == nil || !s.isID(prefix, id) {
 		return false
 	}
 	fn(&m.shards[raw[0]], s)

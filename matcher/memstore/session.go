@@ -321,6 +321,15 @@ func (s *session) setNorm() {
 // idString renders the id: one allocation, the string itself.
 func (s *session) idString() string { return idString(s.prefix(), &s.id) }
 
+// isID reports whether id, which parseID read as prefix and s's raw id, is
+// s.idString() itself, without rendering it (a lookup by id would allocate
+// the string only to compare it): the prefixes agree and id's last
+// character carries no bits past the 16th byte, which decodeRaw drops, so
+// no other spelling of the same raw id passes.
+func (s *session) isID(prefix uint8, id string) bool {
+	return prefix == s.prefix() && len(id) > 0 && idDecode[id[len(id)-1]]&3 == 0
+}
+
 // idString renders the id of prefix index prefix and raw id id.
 func idString(prefix uint8, id *[16]byte) string {
 	var buf [26]byte
