@@ -80,19 +80,31 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 // fsync) per event, so that on a gateway verifying thousands of sessions a
 // second without a webhook_url the outbox fell ever further behind (and
 // each claim sorted the growing backlog). Acked together, they share the
-// store's next sync (on Redis, they are sent side by side). At most a
-// claim's batch of them is in flight.
+// store's next sync (on Redis, they are sent side by side). At most half
+// the workers' number of them are in flight, as many as the deliveries to
+// one API key: on Redis each holds a connection of the pool the API shares
+// (for up to redis_wait_timeout with redis_wait_replicas), and a claim's
+// whole batch at once took every connection of the pool.
 func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
 	if len(ds) == 1 {
 		o.ack(ctx, ds[0], false)
 		return
 	}
+	slots := make(chan struct{}, o.unsentAcks())
 	var wg sync.WaitGroup
 	for _, d := range ds {
-		wg.Go(func() { o.ack(ctx, d, false) })
+		slots <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-slots }()
+			o.ack(ctx, d, false)
+		})
 	}
 	wg.Wait()
 }
+
+// unsentAcks is how many acks of events with nowhere to go may be in
+// flight together.
+func (o *Outbox) unsentAcks() int { return max(1, o.opt.Workers/2) }
 
 // renew extends the leases of events still waiting in a queue (behind a
 // busy or broken destination), so no other replica claims them meanwhile.
