@@ -125,10 +125,20 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	defer c.mu.Unlock()
 	c.expire(now)
 	l := c.m[senderID{key, sender}]
-	list := l.entries()
-	from, _ := slices.BinarySearchFunc(list, now.Add(-senderWindow).UnixNano(), func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
-	to, _ := slices.BinarySearchFunc(list, now.UnixNano()+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
-	return max(to-from, 0)
+	return inWindow(l.entries(), now.Add(-senderWindow).UnixNano(), now.UnixNano())
+}
+
+// inWindow returns how many entries of list, in time order, are in
+// [from, to]. Almost always all are (expire has dropped the older ones, and
+// none is later than the step counting): the ends say so in O(1); only a
+// list that reaches past either end is searched.
+func inWindow(list []senderEntry, from, to int64) int {
+	if len(list) == 0 || list[0].at >= from && list[len(list)-1].at <= to {
+		return len(list)
+	}
+	i, _ := slices.BinarySearchFunc(list, from, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	j, _ := slices.BinarySearchFunc(list, to+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	return max(j-i, 0)
 }
 
 // expire forgets the entries older than the window at now, oldest first.
