@@ -2,6 +2,8 @@ package memstore
 
 import (
 	"cmp"
+	"hash/maphash"
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -24,9 +26,8 @@ const senderWindow = 24 * time.Hour
 // log replays it) counts it once.
 type senderCounts struct {
 	mu    sync.Mutex
-	m     map[senderID]senderList // entries by time
-	queue fifo[senderRef]         // every entry's list, in insertion order
-	peak  int                     // the most senders m held since it was last rebuilt
+	t     senderTable     // each sender's entries, by time
+	queue fifo[senderRef] // every entry's list, in insertion order
 }
 
 type senderEntry struct {
@@ -76,10 +77,7 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
-	if c.m == nil {
-		c.m = map[senderID]senderList{}
-	}
-	l := c.m[k]
+	l := c.t.getOrAdd(k)
 	switch {
 	case l.many != nil:
 		i, dup := insertAt(l.many.list, e)
@@ -88,7 +86,7 @@ func (c *senderCounts) insert(k senderID, e senderEntry) {
 		}
 		l.many.list = slices.Insert(l.many.list, i, e)
 	case l.one[0] == (senderEntry{}):
-		c.m[k] = senderList{one: [1]senderEntry{e}}
+		l.one[0] = e
 	default:
 		one := l.one
 		i, dup := insertAt(one[:], e)
@@ -97,10 +95,9 @@ func (c *senderCounts) insert(k senderID, e senderEntry) {
 		}
 		many := &senderMany{}
 		many.list = append(append(append(many.two[:0], one[:i]...), e), one[i:]...)
-		c.m[k] = senderList{many: many}
+		*l = senderList{many: many}
 	}
 	c.queue.push(senderRef{k: k, at: e.at})
-	c.peak = max(c.peak, len(c.m))
 }
 
 // insertAt returns where e goes in list, by time, or that list holds it.
@@ -124,7 +121,10 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	l := c.m[senderID{key, sender}]
+	l := c.t.get(senderID{key, sender})
+	if l == nil {
+		return 0
+	}
 	return inWindow(l.entries(), now.Add(-senderWindow).UnixNano(), now.UnixNano())
 }
 
@@ -151,36 +151,30 @@ func (c *senderCounts) expire(now time.Time) {
 			break
 		}
 		c.queue.pop()
-		k := ref.k
-		l := c.m[k]
+		i, ok := c.t.find(ref.k)
+		if !ok {
+			continue
+		}
+		l := &c.t.slots[i].l
 		if l.many == nil {
 			if l.one[0].at < limit {
-				delete(c.m, k)
+				c.t.del(i)
 			}
 			continue
 		}
 		list := l.many.list
-		i := 0
-		for i < len(list) && list[i].at < limit {
-			i++
+		j := 0
+		for j < len(list) && list[j].at < limit {
+			j++
 		}
 		switch {
-		case i == len(list):
-			delete(c.m, k)
-		case i == len(list)-1:
-			c.m[k] = senderList{one: [1]senderEntry{list[i]}}
-		case i > 0:
-			l.many.list = list[i:]
+		case j == len(list):
+			c.t.del(i)
+		case j == len(list)-1:
+			*l = senderList{one: [1]senderEntry{list[j]}}
+		case j > 0:
+			l.many.list = list[j:]
 		}
-	}
-	if c.peak >= 1<<14 && len(c.m) < c.peak/4 {
-		// Go maps do not give memory back: copy a map that a flood left
-		// mostly empty, paid for by the entries that expired since.
-		m := make(map[senderID]senderList, len(c.m))
-		for k, v := range c.m {
-			m[k] = v
-		}
-		c.m, c.peak = m, len(m)
 	}
 }
 
@@ -196,7 +190,7 @@ func (c *senderCounts) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, l := range c.m {
+	for _, l := range c.t.all() {
 		n += len(l.entries())
 	}
 	return n
@@ -213,8 +207,8 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	e.uv(uint64(len(c.m)))
-	for k, l := range c.m {
+	e.uv(uint64(c.t.n))
+	for k, l := range c.t.all() {
 		list := l.entries()
 		e.str(k.key)
 		e.str(k.sender)
@@ -258,5 +252,126 @@ func (c *senderCounts) restore(d *dec, now time.Time) {
 	defer c.mu.Unlock()
 	for _, x := range all {
 		c.insert(x.k, x.e)
+	}
+}
+
+// senderTable holds each sender's entries by API key and sender: a hash
+// table of its own, as the shards' indexes are (index.go), rather than a
+// Go map: a lookup hashes the two strings and probes one slot array (a Go
+// map of a million senders walks a directory, a table and a group first),
+// and the entries of a sender are changed in place, through the pointer
+// get returns, with no second lookup to store them back. Linear probing,
+// growing at 3/4 full, deleting by shifting back, and halving once under
+// 1/8 full, so a flood's memory is given back as it expires. The caller
+// holds senderCounts.mu.
+type senderTable struct {
+	slots []senderSlot
+	n     int
+	seed  maphash.Seed // senders are chosen by whoever sends
+}
+
+type senderSlot struct {
+	h uint64 // never 0; 0: the slot is empty
+	k senderID
+	l senderList
+}
+
+func (t *senderTable) hash(k senderID) uint64 {
+	return (maphash.String(t.seed, k.key)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, k.sender)) | 1<<63
+}
+
+// find returns the slot of k, or false.
+func (t *senderTable) find(k senderID) (int, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
+	i := t.probe(t.hash(k), k)
+	return i, t.slots[i].h != 0
+}
+
+// probe returns the slot of k, whose hash is h, or the empty slot where
+// it would go.
+func (t *senderTable) probe(h uint64, k senderID) int {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.h == 0 || s.h == h && s.k == k {
+			return i
+		}
+	}
+}
+
+// get returns k's entries, or nil; the pointer is good until the table
+// next changes.
+func (t *senderTable) get(k senderID) *senderList {
+	if i, ok := t.find(k); ok {
+		return &t.slots[i].l
+	}
+	return nil
+}
+
+// getOrAdd returns k's entries, adding an empty list for a new sender.
+func (t *senderTable) getOrAdd(k senderID) *senderList {
+	if (t.n+1)*4 > len(t.slots)*maxLoad {
+		if t.slots == nil {
+			t.seed = maphash.MakeSeed()
+		}
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	h := t.hash(k)
+	i := t.probe(h, k)
+	if s := &t.slots[i]; s.h == 0 {
+		*s = senderSlot{h: h, k: k}
+		t.n++
+	}
+	return &t.slots[i].l
+}
+
+// del empties slot i.
+func (t *senderTable) del(i int) {
+	mask := len(t.slots) - 1
+	// Shift back the slots after i whose probe passed through i.
+	for j := (i + 1) & mask; t.slots[j].h != 0; j = (j + 1) & mask {
+		home := int(t.slots[j].h) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = senderSlot{}
+	t.n--
+	switch {
+	case t.n == 0:
+		t.slots = nil
+	case len(t.slots) > 8 && t.n*8 < len(t.slots):
+		t.resize(len(t.slots) / 2)
+	}
+}
+
+// resize moves the senders to a table of size slots (a power of two).
+func (t *senderTable) resize(size int) {
+	old := t.slots
+	t.slots = make([]senderSlot, size)
+	mask := size - 1
+	for _, s := range old {
+		if s.h != 0 {
+			i := int(s.h) & mask
+			for t.slots[i].h != 0 {
+				i = (i + 1) & mask
+			}
+			t.slots[i] = s
+		}
+	}
+}
+
+// all yields every sender and its entries; the table must not change
+// meanwhile.
+func (t *senderTable) all() iter.Seq2[senderID, *senderList] {
+	return func(yield func(senderID, *senderList) bool) {
+		for i := range t.slots {
+			if s := &t.slots[i]; s.h != 0 && !yield(s.k, &s.l) {
+				return
+			}
+		}
 	}
 }

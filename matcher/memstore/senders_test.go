@@ -39,8 +39,8 @@ func TestSenderCountsOutliveFlood(t *testing.T) {
 	if got := c.len(); got != 0 {
 		t.Fatalf("%d entries held a day later", got)
 	}
-	if _, queued := c.queue.front(); len(c.m) != 0 || c.peak >= 1<<14 || queued || len(c.queue.chunks) != 0 {
-		t.Fatalf("the flood's memory was not given back: %d senders, peak %d, queue chunks %d", len(c.m), c.peak, len(c.queue.chunks))
+	if _, queued := c.queue.front(); c.t.n != 0 || c.t.slots != nil || queued || len(c.queue.chunks) != 0 {
+		t.Fatalf("the flood's memory was not given back: %d senders in %d slots, queue chunks %d", c.t.n, len(c.t.slots), len(c.queue.chunks))
 	}
 	// Adding a verification twice (a snapshot held it and the log replays
 	// it) counts it once.
