@@ -77,12 +77,20 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
+	if c.place(k, e) {
+		c.queue.push(senderRef{k: k, at: e.at})
+	}
+}
+
+// place adds an entry to its sender's list, in time order, and reports
+// whether it was new; the caller queues it. The caller holds c.mu.
+func (c *senderCounts) place(k senderID, e senderEntry) bool {
 	l := c.t.getOrAdd(k)
 	switch {
 	case l.many != nil:
 		i, dup := insertAt(l.many.list, e)
 		if dup {
-			return
+			return false
 		}
 		l.many.list = slices.Insert(l.many.list, i, e)
 	case l.one[0] == (senderEntry{}):
@@ -91,13 +99,13 @@ func (c *senderCounts) insert(k senderID, e senderEntry) {
 		one := l.one
 		i, dup := insertAt(one[:], e)
 		if dup {
-			return
+			return false
 		}
 		many := &senderMany{}
 		many.list = append(append(append(many.two[:0], one[:i]...), e), one[i:]...)
 		*l = senderList{many: many}
 	}
-	c.queue.push(senderRef{k: k, at: e.at})
+	return true
 }
 
 // insertAt returns where e goes in list, by time, or that list holds it.
@@ -221,37 +229,54 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 }
 
 // restore reads the section snapshot wrote, skipping what is past the
-// window at now; entries enter the queue in time order.
+// window at now (a section that does not decode adds nothing). Each
+// sender's entries come in time order and are appended to its list as they
+// come, in a table sized for the section's senders; only the queue needs
+// every entry in time order: it is filled from a sort of (time, position)
+// pairs, 16 bytes each, ties kept in snapshot order.
 func (c *senderCounts) restore(d *dec, now time.Time) {
 	type kv struct {
 		k senderID
 		e senderEntry
-		i int // position in the snapshot: ties keep it
 	}
 	var all []kv
 	limit := now.Add(-senderWindow).UnixNano()
 	n := d.uv()
+	senders := 0 // with an entry in the window
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		k := senderID{d.str(), d.str()}
 		cnt := d.uv()
+		had := len(all)
 		for j := uint64(0); j < cnt && d.err == nil; j++ {
 			e := senderEntry{at: d.varint()}
 			copy(e.id[:], d.fixed(len(e.id)))
 			if d.err == nil && e.at >= limit {
-				all = append(all, kv{k, e, len(all)})
+				all = append(all, kv{k, e})
 			}
+		}
+		if len(all) > had {
+			senders++
 		}
 	}
 	if d.err != nil {
 		return
 	}
-	// A stable sort by time, without SortStableFunc's merging (n log² n:
-	// most of the restore of a day's counts).
-	slices.SortFunc(all, func(a, b kv) int { return cmp.Or(cmp.Compare(a.e.at, b.e.at), cmp.Compare(a.i, b.i)) })
+	type pos struct {
+		at int64
+		i  int
+	}
+	order := make([]pos, 0, len(all))
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	for _, x := range all {
-		c.insert(x.k, x.e)
+	c.t.reserve(c.t.n + senders)
+	for i, x := range all {
+		if c.place(x.k, x.e) {
+			order = append(order, pos{x.e.at, i})
+		}
+	}
+	slices.SortFunc(order, func(a, b pos) int { return cmp.Or(cmp.Compare(a.at, b.at), cmp.Compare(a.i, b.i)) })
+	for _, o := range order {
+		c.queue.push(senderRef{k: all[o.i].k, at: o.at})
 	}
 }
 
@@ -298,6 +323,20 @@ func (t *senderTable) probe(h uint64, k senderID) int {
 		if s.h == 0 || s.h == h && s.k == k {
 			return i
 		}
+	}
+}
+
+// reserve makes room for n senders in all, without growing on the way.
+func (t *senderTable) reserve(n int) {
+	size := max(8, len(t.slots))
+	for n*4 > size*maxLoad {
+		size *= 2
+	}
+	if size > len(t.slots) {
+		if t.slots == nil {
+			t.seed = maphash.MakeSeed()
+		}
+		t.resize(size)
 	}
 }
 
