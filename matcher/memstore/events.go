@@ -21,7 +21,8 @@ import (
 // with the record that journals it. Recovery fills it through the same
 // apply. Leases are held in memory: one process owns the store.
 //
-// A session's event is kept as the session itself, by its raw id (a
+// A session's event is kept as the session itself, in a log in the order
+// the events came, found by raw id through its lease (dueSessions; a
 // session has one final status, so one event): the event, its id and its
 // copy of the session are made only when it is claimed, not on the step
 // that verifies (a verified session changes no more, but for being

@@ -2,6 +2,10 @@ package memstore
 
 import (
 	"bytes"
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -264,4 +268,27 @@ func FuzzLoadSnapshot(f *testing.F) {
 			t.Fatalf("a loaded snapshot, written again, does not load: %v", err)
 		}
 	})
+}
+
+// TestSortByTime: the radix sort of the restored entries orders by time
+// and keeps ties in snapshot order, as a stable comparison sort does, over
+// a day, a few equal times, and times far apart (a clock set far ahead).
+func TestSortByTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).UnixNano()
+	for _, span := range []int64{0, 1000, int64(senderWindow), math.MaxInt64 / 2} {
+		var ps []timePos
+		for i := range 5000 {
+			at := base + rng.Int64N(span+1)
+			if i%7 == 0 && i > 0 {
+				at = ps[i-1].at // a tie
+			}
+			ps = append(ps, timePos{at, i})
+		}
+		want := slices.Clone(ps)
+		slices.SortStableFunc(want, func(a, b timePos) int { return cmp.Compare(a.at, b.at) })
+		if got := sortByTime(ps); !slices.Equal(got, want) {
+			t.Fatalf("span %d: sorted differently", span)
+		}
+	}
 }
