@@ -19,7 +19,12 @@ const senderWindow = 24 * time.Hour
 // verifications of one day. An entry costs its time and session id in its
 // sender's list and a slot in a queue in insertion order, which is time
 // order up to the jitter between concurrent steps: expiry pops the queue's
-// front while it is past the window, O(1) amortised, no scan.
+// front while it is past the window, O(1) amortised, no scan. A queue slot
+// holds the entry's time and its sender's hash in the table, 16 bytes and
+// no pointer: expiry trims the sender of that hash by time, which is right
+// for whichever sender it finds (two senders of one 63-bit hash, seeded
+// per process, would only keep the second's old entries until the first
+// leaves; its count stays exact).
 //
 // An entry is added where a verification is applied (live or replayed)
 // and names its session, so adding one twice (a snapshot holds it and the
@@ -27,7 +32,7 @@ const senderWindow = 24 * time.Hour
 type senderCounts struct {
 	mu    sync.Mutex
 	t     senderTable     // each sender's entries, by time
-	queue fifo[senderRef] // every entry's list, in insertion order
+	queue fifo[senderRef] // every entry's sender, in insertion order
 }
 
 type senderEntry struct {
@@ -43,10 +48,18 @@ type senderList struct {
 }
 
 // senderMany holds two or more entries: a second entry costs one
-// allocation, list first pointing into two.
+// allocation, list first pointing into two. The times of its ends are kept
+// beside list, so that counting reads no entry (all are in the window when
+// both ends are) and an entry later than all appends without reading one.
 type senderMany struct {
-	list []senderEntry
-	two  [2]senderEntry
+	list           []senderEntry
+	oldest, newest int64 // list[0].at, list[len(list)-1].at
+	two            [2]senderEntry
+}
+
+// setList makes list the entries, with its ends.
+func (m *senderMany) setList(list []senderEntry) {
+	m.list, m.oldest, m.newest = list, list[0].at, list[len(list)-1].at
 }
 
 // entries returns the list's entries; it shares l's memory.
@@ -64,7 +77,7 @@ func (l *senderList) entries() []senderEntry {
 type senderID struct{ key, sender string }
 
 type senderRef struct {
-	k  senderID
+	h  uint64 // the sender's hash in the table
 	at int64
 }
 
@@ -77,35 +90,39 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
-	if c.place(k, e) {
-		c.queue.push(senderRef{k: k, at: e.at})
+	if h, ok := c.place(k, e); ok {
+		c.queue.push(senderRef{h: h, at: e.at})
 	}
 }
 
 // place adds an entry to its sender's list, in time order, and reports
-// whether it was new; the caller queues it. The caller holds c.mu.
-func (c *senderCounts) place(k senderID, e senderEntry) bool {
-	l := c.t.getOrAdd(k)
+// whether it was new, with the sender's hash; the caller queues it. The
+// caller holds c.mu.
+func (c *senderCounts) place(k senderID, e senderEntry) (uint64, bool) {
+	l, h := c.t.getOrAdd(k)
 	switch {
+	case l.many != nil && e.at > l.many.newest: // the usual case: the newest
+		l.many.list = append(l.many.list, e)
+		l.many.newest = e.at
 	case l.many != nil:
 		i, dup := insertAt(l.many.list, e)
 		if dup {
-			return false
+			return h, false
 		}
-		l.many.list = slices.Insert(l.many.list, i, e)
+		l.many.setList(slices.Insert(l.many.list, i, e))
 	case l.one[0] == (senderEntry{}):
 		l.one[0] = e
 	default:
 		one := l.one
 		i, dup := insertAt(one[:], e)
 		if dup {
-			return false
+			return h, false
 		}
 		many := &senderMany{}
-		many.list = append(append(append(many.two[:0], one[:i]...), e), one[i:]...)
+		many.setList(append(append(append(many.two[:0], one[:i]...), e), one[i:]...))
 		*l = senderList{many: many}
 	}
-	return true
+	return h, true
 }
 
 // insertAt returns where e goes in list, by time, or that list holds it.
@@ -133,7 +150,11 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	if l == nil {
 		return 0
 	}
-	return inWindow(l.entries(), now.Add(-senderWindow).UnixNano(), now.UnixNano())
+	from, to := now.Add(-senderWindow).UnixNano(), now.UnixNano()
+	if m := l.many; m != nil && m.oldest >= from && m.newest <= to {
+		return len(m.list) // the usual case, read beside the list
+	}
+	return inWindow(l.entries(), from, to)
 }
 
 // inWindow returns how many entries of list, in time order, are in
@@ -159,7 +180,7 @@ func (c *senderCounts) expire(now time.Time) {
 			break
 		}
 		c.queue.pop()
-		i, ok := c.t.find(ref.k)
+		i, ok := c.t.findHash(ref.h)
 		if !ok {
 			continue
 		}
@@ -181,7 +202,7 @@ func (c *senderCounts) expire(now time.Time) {
 		case j == len(list)-1:
 			*l = senderList{one: [1]senderEntry{list[j]}}
 		case j > 0:
-			l.many.list = list[j:]
+			l.many.setList(list[j:])
 		}
 	}
 }
@@ -232,7 +253,7 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 // window at now (a section that does not decode adds nothing). Each
 // sender's entries come in time order and are appended to its list as they
 // come, in a table sized for the section's senders; only the queue needs
-// every entry in time order: it is filled from a sort of (time, position)
+// every entry in time order: it is filled from a sort of (time, sender hash)
 // pairs, 16 bytes each, ties kept in snapshot order.
 func (c *senderCounts) restore(d *dec, now time.Time) {
 	type kv struct {
@@ -268,20 +289,20 @@ func (c *senderCounts) restore(d *dec, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.t.reserve(c.t.n + senders)
-	for i, x := range all {
-		if c.place(x.k, x.e) {
-			order = append(order, timePos{x.e.at, i})
+	for _, x := range all {
+		if h, ok := c.place(x.k, x.e); ok {
+			order = append(order, timePos{x.e.at, h})
 		}
 	}
 	for _, o := range sortByTime(order) {
-		c.queue.push(senderRef{k: all[o.i].k, at: o.at})
+		c.queue.push(senderRef{h: o.h, at: o.at})
 	}
 }
 
-// timePos is an entry's time and its position in the snapshot.
+// timePos is an entry's time and its sender's hash, in snapshot order.
 type timePos struct {
 	at int64
-	i  int
+	h  uint64
 }
 
 // sortByTime sorts ps, given in snapshot order, by time, ties kept in that
@@ -329,9 +350,10 @@ func sortByTime(ps []timePos) []timePos {
 // 1/8 full, so a flood's memory is given back as it expires. The caller
 // holds senderCounts.mu.
 type senderTable struct {
-	slots []senderSlot
-	n     int
-	seed  maphash.Seed // senders are chosen by whoever sends
+	slots  []senderSlot
+	n      int
+	seed   maphash.Seed // senders are chosen by whoever sends
+	seeded bool         // once for the table's life: the queue holds hashes
 }
 
 type senderSlot struct {
@@ -342,6 +364,22 @@ type senderSlot struct {
 
 func (t *senderTable) hash(k senderID) uint64 {
 	return (maphash.String(t.seed, k.key)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, k.sender)) | 1<<63
+}
+
+// findHash returns the first slot of hash h, or false.
+func (t *senderTable) findHash(h uint64) (int, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		switch t.slots[i].h {
+		case 0:
+			return 0, false
+		case h:
+			return i, true
+		}
+	}
 }
 
 // find returns the slot of k, or false.
@@ -372,9 +410,6 @@ func (t *senderTable) reserve(n int) {
 		size *= 2
 	}
 	if size > len(t.slots) {
-		if t.slots == nil {
-			t.seed = maphash.MakeSeed()
-		}
 		t.resize(size)
 	}
 }
@@ -388,12 +423,10 @@ func (t *senderTable) get(k senderID) *senderList {
 	return nil
 }
 
-// getOrAdd returns k's entries, adding an empty list for a new sender.
-func (t *senderTable) getOrAdd(k senderID) *senderList {
+// getOrAdd returns k's entries, adding an empty list for a new sender,
+// and k's hash.
+func (t *senderTable) getOrAdd(k senderID) (*senderList, uint64) {
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
-		if t.slots == nil {
-			t.seed = maphash.MakeSeed()
-		}
 		t.resize(max(8, 2*len(t.slots)))
 	}
 	h := t.hash(k)
@@ -402,7 +435,7 @@ func (t *senderTable) getOrAdd(k senderID) *senderList {
 		*s = senderSlot{h: h, k: k}
 		t.n++
 	}
-	return &t.slots[i].l
+	return &t.slots[i].l, h
 }
 
 // del empties slot i.
@@ -428,6 +461,9 @@ func (t *senderTable) del(i int) {
 
 // resize moves the senders to a table of size slots (a power of two).
 func (t *senderTable) resize(size int) {
+	if !t.seeded {
+		t.seed, t.seeded = maphash.MakeSeed(), true
+	}
 	old := t.slots
 	t.slots = make([]senderSlot, size)
 	mask := size - 1

@@ -283,12 +283,55 @@ func TestSortByTime(t *testing.T) {
 			if i%7 == 0 && i > 0 {
 				at = ps[i-1].at // a tie
 			}
-			ps = append(ps, timePos{at, i})
+			ps = append(ps, timePos{at, uint64(i)})
 		}
 		want := slices.Clone(ps)
 		slices.SortStableFunc(want, func(a, b timePos) int { return cmp.Compare(a.at, b.at) })
 		if got := sortByTime(ps); !slices.Equal(got, want) {
 			t.Fatalf("span %d: sorted differently", span)
 		}
+	}
+}
+
+// TestSenderCountsWindowEnds: a count is exact at both ends of the window
+// whatever order entries came in — one later than the count's time (a
+// concurrent step's, or a replayed one's) is not counted yet, one just
+// past the window no more — for a sender of one entry and of many.
+func TestSenderCountsWindowEnds(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var c senderCounts
+	c.add("k", alice, now.Add(time.Second), [16]byte{1}) // later than now
+	if got := c.count("k", alice, now); got != 0 {
+		t.Fatalf("one entry, later than now: counted %d", got)
+	}
+	c.add("k", alice, now.Add(-time.Hour), [16]byte{2})
+	c.add("k", alice, now.Add(-2*time.Hour), [16]byte{3}) // out of order
+	c.add("k", alice, now.Add(-senderWindow), [16]byte{4})
+	c.add("k", mallet, now.Add(-time.Hour), [16]byte{5})
+	c.add("k", mallet, now.Add(-time.Minute), [16]byte{6})
+	for _, tc := range []struct {
+		sender string
+		at     time.Time
+		want   int
+	}{
+		{alice, now.Add(-time.Hour - time.Nanosecond), 2}, // before the entry an hour ago
+		{alice, now.Add(-time.Hour), 3},
+		{alice, now, 3}, // the entry at the window's edge counts
+		{alice, now.Add(time.Nanosecond), 2},
+		{alice, now.Add(time.Second), 3},
+		{mallet, now, 2}, // both ends inside
+		{mallet, now.Add(-2 * time.Minute), 1},
+	} {
+		if got := c.count("k", tc.sender, tc.at); got != tc.want {
+			t.Fatalf("%s at %v: counted %d, want %d", tc.sender, tc.at.Sub(now), got, tc.want)
+		}
+	}
+	c.add("k", mallet, now.Add(time.Second), [16]byte{7}) // the newest: appended
+	c.add("k", mallet, now.Add(time.Second), [16]byte{7}) // again: counted once
+	if got := c.count("k", mallet, now.Add(time.Second)); got != 3 {
+		t.Fatalf("after appending: %d, want 3", got)
+	}
+	if got := c.count("k", mallet, now); got != 2 {
+		t.Fatalf("the appended entry is later than now: %d, want 2", got)
 	}
 }
