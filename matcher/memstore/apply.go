@@ -102,6 +102,7 @@ func (sh *shard) pairRemove(s *session, num string) {
 // event table.
 func (m *Store) applyTo(sh *shard, s *session, r Record) {
 	if s != nil && s.status.Final() {
+		was := s.notified()
 		switch r.Op {
 		case OpDelivered:
 			s.setNotified(matcher.Delivered)
@@ -110,7 +111,11 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		default:
 			return
 		}
-		m.events.removeSession(s.id)
+		// A session's event leaves the table with its first delivery (or
+		// giving up): a repeated one has nothing to remove.
+		if was == matcher.NotNotified {
+			m.events.removeSession(s.id)
+		}
 		return
 	}
 	if s == nil {

@@ -53,7 +53,7 @@ func state(m *Store) string {
 		lines = append(lines, fmt.Sprintf("pending %s %d", n, c))
 	}
 	m.senders.mu.Lock()
-	for k, list := range m.senders.m {
+	for k, list := range m.senders.t.all() {
 		for _, e := range list.entries() {
 			lines = append(lines, fmt.Sprintf("sender %q %q %d %x", k.key, k.sender, e.at, e.id))
 		}

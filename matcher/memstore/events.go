@@ -21,15 +21,16 @@ import (
 // with the record that journals it. Recovery fills it through the same
 // apply. Leases are held in memory: one process owns the store.
 //
-// A session's event is kept as the session itself, by its raw id (a
+// A session's event is kept as the session itself, in a log in the order
+// the events came, found by raw id through its lease (dueSessions; a
 // session has one final status, so one event): the event, its id and its
 // copy of the session are made only when it is claimed, not on the step
 // that verifies (a verified session changes no more, but for being
 // notified, which takes it out of the table).
 type events struct {
 	mu       sync.Mutex
-	due      map[string]*dueEvent    // message.unmatched events by id
-	sessions map[[16]byte]dueSession // sessions whose final-status event is undelivered
+	due      map[string]*dueEvent // message.unmatched events by id
+	sessions dueSessions          // sessions whose final-status event is undelivered (duetable.go)
 	wake     chan struct{}
 }
 
@@ -40,19 +41,18 @@ type dueEvent struct {
 }
 
 type dueSession struct {
-	s *session
-	// prefix is s's id prefix, read when the event entered (under the
-	// session's shard lock): the table never reads s.pr, which holds the
-	// notified state that AckEvent writes under the shard lock alone.
-	prefix   uint8
+	s        *session
 	until    int64  // leased until then (unix ns; 0: free)
 	attempts int    // the event's failed deliveries (DeferEvent)
 	commit   Commit // as dueEvent's
+	// prefix is s's id prefix, read when the event entered (under the
+	// session's shard lock): the table never reads s.pr, which holds the
+	// notified state that AckEvent writes under the shard lock alone.
+	prefix uint8
 }
 
 func (t *events) init() {
 	t.due = map[string]*dueEvent{}
-	t.sessions = map[[16]byte]dueSession{}
 	t.wake = make(chan struct{}, 1)
 }
 
@@ -86,9 +86,7 @@ func (t *events) addSessions(ss []*session, c Commit) {
 	}
 	t.mu.Lock()
 	for _, s := range ss {
-		if _, ok := t.sessions[s.id]; !ok {
-			t.sessions[s.id] = dueSession{s: s, prefix: s.prefix(), commit: c}
-		}
+		t.sessions.add(dueSession{s: s, prefix: s.prefix(), commit: c})
 	}
 	t.mu.Unlock()
 	t.signal()
@@ -111,7 +109,7 @@ func (t *events) remove(id string) {
 // removeSession forgets the final-status event of the session of raw id.
 func (t *events) removeSession(id [16]byte) {
 	t.mu.Lock()
-	delete(t.sessions, id)
+	t.sessions.del(id)
 	t.mu.Unlock()
 }
 
@@ -121,11 +119,7 @@ func (t *events) dropSessionsBefore(since time.Time) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	limit := since.UnixNano()
-	for id, e := range t.sessions {
-		if e.s.finished <= limit {
-			delete(t.sessions, id)
-		}
-	}
+	t.sessions.deleteFunc(func(e *dueSession) bool { return e.s.finished <= limit })
 }
 
 // unmatched returns the message.unmatched events in the table. The caller
@@ -211,10 +205,9 @@ func (m *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 			c.commit = c.u.commit
 			continue
 		}
-		e := t.sessions[c.s.id]
-		e.until = unixNano(until)
-		t.sessions[c.s.id] = e
-		c.commit, c.attempts = e.commit, e.attempts
+		c.d.until = unixNano(until)
+		t.sessions.lease(c.d)
+		c.commit, c.attempts = c.d.commit, c.d.attempts
 	}
 	t.mu.Unlock()
 	// An event is handed out only once the change that made it is durable
@@ -227,9 +220,8 @@ func (m *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 				t.mu.Lock()
 				if c.u != nil {
 					c.u.until = time.Time{}
-				} else if e, ok := t.sessions[c.s.id]; ok {
+				} else if e := t.sessions.get(c.s.id); e != nil {
 					e.until = 0
-					t.sessions[c.s.id] = e
 				}
 				t.mu.Unlock()
 				failed = err
@@ -260,7 +252,8 @@ type claimable struct {
 	id       string // the event's id; made for ties in at only
 	u        *dueEvent
 	s        *session
-	prefix   uint8 // s's id prefix (dueSession.prefix)
+	d        *dueSession // s's entry; good while t.mu is held
+	prefix   uint8       // s's id prefix (dueSession.prefix)
 	commit   Commit
 	attempts int
 }
@@ -286,9 +279,9 @@ func (t *events) free(now time.Time, limit int) []claimable {
 		}
 	}
 	ns := now.UnixNano()
-	for _, e := range t.sessions {
+	for e := range t.sessions.all() {
 		if ns >= e.until {
-			free = append(free, claimable{at: e.s.finished, s: e.s, prefix: e.prefix})
+			free = append(free, claimable{at: e.s.finished, s: e.s, d: e, prefix: e.prefix})
 		}
 	}
 	slices.SortFunc(free, func(a, b claimable) int { return cmp.Compare(a.at, b.at) })
@@ -358,9 +351,8 @@ func (m *Store) DeferEvent(ctx context.Context, ev matcher.Event, until time.Tim
 	defer t.mu.Unlock()
 	if ev.Session != nil {
 		if _, raw, ok := parseID(ev.Session.ID); ok {
-			if e, ok := t.sessions[raw]; ok && idString(e.prefix, &e.s.id) == ev.Session.ID {
+			if e := t.sessions.get(raw); e != nil && idString(e.prefix, &e.s.id) == ev.Session.ID {
 				e.until, e.attempts = unixNano(until), ev.Attempts
-				t.sessions[raw] = e
 			}
 		}
 		return nil
@@ -393,5 +385,5 @@ func storeErr(err error) error {
 func (m *Store) Undelivered() int {
 	m.events.mu.Lock()
 	defer m.events.mu.Unlock()
-	return len(m.events.due) + len(m.events.sessions)
+	return len(m.events.due) + m.events.sessions.len()
 }

@@ -2,6 +2,8 @@ package memstore
 
 import (
 	"cmp"
+	"hash/maphash"
+	"iter"
 	"slices"
 	"sync"
 	"time"
@@ -17,16 +19,20 @@ const senderWindow = 24 * time.Hour
 // verifications of one day. An entry costs its time and session id in its
 // sender's list and a slot in a queue in insertion order, which is time
 // order up to the jitter between concurrent steps: expiry pops the queue's
-// front while it is past the window, O(1) amortised, no scan.
+// front while it is past the window, O(1) amortised, no scan. A queue slot
+// holds the entry's time and its sender's hash in the table, 16 bytes and
+// no pointer: expiry trims the sender of that hash by time, which is right
+// for whichever sender it finds (two senders of one 63-bit hash, seeded
+// per process, would only keep the second's old entries until the first
+// leaves; its count stays exact).
 //
 // An entry is added where a verification is applied (live or replayed)
 // and names its session, so adding one twice (a snapshot holds it and the
 // log replays it) counts it once.
 type senderCounts struct {
 	mu    sync.Mutex
-	m     map[senderID]senderList // entries by time
-	queue fifo[senderRef]         // every entry's list, in insertion order
-	peak  int                     // the most senders m held since it was last rebuilt
+	t     senderTable     // each sender's entries, by time
+	queue fifo[senderRef] // every entry's sender, in insertion order
 }
 
 type senderEntry struct {
@@ -42,10 +48,18 @@ type senderList struct {
 }
 
 // senderMany holds two or more entries: a second entry costs one
-// allocation, list first pointing into two.
+// allocation, list first pointing into two. The times of its ends are kept
+// beside list, so that counting reads no entry (all are in the window when
+// both ends are) and an entry later than all appends without reading one.
 type senderMany struct {
-	list []senderEntry
-	two  [2]senderEntry
+	list           []senderEntry
+	oldest, newest int64 // list[0].at, list[len(list)-1].at
+	two            [2]senderEntry
+}
+
+// setList makes list the entries, with its ends.
+func (m *senderMany) setList(list []senderEntry) {
+	m.list, m.oldest, m.newest = list, list[0].at, list[len(list)-1].at
 }
 
 // entries returns the list's entries; it shares l's memory.
@@ -63,7 +77,7 @@ func (l *senderList) entries() []senderEntry {
 type senderID struct{ key, sender string }
 
 type senderRef struct {
-	k  senderID
+	h  uint64 // the sender's hash in the table
 	at int64
 }
 
@@ -76,31 +90,39 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
-	if c.m == nil {
-		c.m = map[senderID]senderList{}
+	if h, ok := c.place(k, e); ok {
+		c.queue.push(senderRef{h: h, at: e.at})
 	}
-	l := c.m[k]
+}
+
+// place adds an entry to its sender's list, in time order, and reports
+// whether it was new, with the sender's hash; the caller queues it. The
+// caller holds c.mu.
+func (c *senderCounts) place(k senderID, e senderEntry) (uint64, bool) {
+	l, h := c.t.getOrAdd(k)
 	switch {
+	case l.many != nil && e.at > l.many.newest: // the usual case: the newest
+		l.many.list = append(l.many.list, e)
+		l.many.newest = e.at
 	case l.many != nil:
 		i, dup := insertAt(l.many.list, e)
 		if dup {
-			return
+			return h, false
 		}
-		l.many.list = slices.Insert(l.many.list, i, e)
+		l.many.setList(slices.Insert(l.many.list, i, e))
 	case l.one[0] == (senderEntry{}):
-		c.m[k] = senderList{one: [1]senderEntry{e}}
+		l.one[0] = e
 	default:
 		one := l.one
 		i, dup := insertAt(one[:], e)
 		if dup {
-			return
+			return h, false
 		}
 		many := &senderMany{}
-		many.list = append(append(append(many.two[:0], one[:i]...), e), one[i:]...)
-		c.m[k] = senderList{many: many}
+		many.setList(append(append(append(many.two[:0], one[:i]...), e), one[i:]...))
+		*l = senderList{many: many}
 	}
-	c.queue.push(senderRef{k: k, at: e.at})
-	c.peak = max(c.peak, len(c.m))
+	return h, true
 }
 
 // insertAt returns where e goes in list, by time, or that list holds it.
@@ -124,11 +146,28 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	l := c.m[senderID{key, sender}]
-	list := l.entries()
-	from, _ := slices.BinarySearchFunc(list, now.Add(-senderWindow).UnixNano(), func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
-	to, _ := slices.BinarySearchFunc(list, now.UnixNano()+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
-	return max(to-from, 0)
+	l := c.t.get(senderID{key, sender})
+	if l == nil {
+		return 0
+	}
+	from, to := now.Add(-senderWindow).UnixNano(), now.UnixNano()
+	if m := l.many; m != nil && m.oldest >= from && m.newest <= to {
+		return len(m.list) // the usual case, read beside the list
+	}
+	return inWindow(l.entries(), from, to)
+}
+
+// inWindow returns how many entries of list, in time order, are in
+// [from, to]. Almost always all are (expire has dropped the older ones, and
+// none is later than the step counting): the ends say so in O(1); only a
+// list that reaches past either end is searched.
+func inWindow(list []senderEntry, from, to int64) int {
+	if len(list) == 0 || list[0].at >= from && list[len(list)-1].at <= to {
+		return len(list)
+	}
+	i, _ := slices.BinarySearchFunc(list, from, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	j, _ := slices.BinarySearchFunc(list, to+1, func(e senderEntry, t int64) int { return cmp.Compare(e.at, t) })
+	return max(j-i, 0)
 }
 
 // expire forgets the entries older than the window at now, oldest first.
@@ -141,36 +180,30 @@ func (c *senderCounts) expire(now time.Time) {
 			break
 		}
 		c.queue.pop()
-		k := ref.k
-		l := c.m[k]
+		i, ok := c.t.findHash(ref.h)
+		if !ok {
+			continue
+		}
+		l := &c.t.slots[i].l
 		if l.many == nil {
 			if l.one[0].at < limit {
-				delete(c.m, k)
+				c.t.del(i)
 			}
 			continue
 		}
 		list := l.many.list
-		i := 0
-		for i < len(list) && list[i].at < limit {
-			i++
+		j := 0
+		for j < len(list) && list[j].at < limit {
+			j++
 		}
 		switch {
-		case i == len(list):
-			delete(c.m, k)
-		case i == len(list)-1:
-			c.m[k] = senderList{one: [1]senderEntry{list[i]}}
-		case i > 0:
-			l.many.list = list[i:]
+		case j == len(list):
+			c.t.del(i)
+		case j == len(list)-1:
+			*l = senderList{one: [1]senderEntry{list[j]}}
+		case j > 0:
+			l.many.setList(list[j:])
 		}
-	}
-	if c.peak >= 1<<14 && len(c.m) < c.peak/4 {
-		// Go maps do not give memory back: copy a map that a flood left
-		// mostly empty, paid for by the entries that expired since.
-		m := make(map[senderID]senderList, len(c.m))
-		for k, v := range c.m {
-			m[k] = v
-		}
-		c.m, c.peak = m, len(m)
 	}
 }
 
@@ -186,7 +219,7 @@ func (c *senderCounts) len() int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n := 0
-	for _, l := range c.m {
+	for _, l := range c.t.all() {
 		n += len(l.entries())
 	}
 	return n
@@ -203,8 +236,8 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.expire(now)
-	e.uv(uint64(len(c.m)))
-	for k, l := range c.m {
+	e.uv(uint64(c.t.n))
+	for k, l := range c.t.all() {
 		list := l.entries()
 		e.str(k.key)
 		e.str(k.sender)
@@ -217,36 +250,242 @@ func (c *senderCounts) snapshot(e *enc, now time.Time) {
 }
 
 // restore reads the section snapshot wrote, skipping what is past the
-// window at now; entries enter the queue in time order.
+// window at now (a section that does not decode adds nothing). Each
+// sender's entries come in time order and are appended to its list as they
+// come, in a table sized for the section's senders; only the queue needs
+// every entry in time order: it is filled from a sort of (time, sender hash)
+// pairs, 16 bytes each, ties kept in snapshot order.
 func (c *senderCounts) restore(d *dec, now time.Time) {
 	type kv struct {
 		k senderID
 		e senderEntry
-		i int // position in the snapshot: ties keep it
 	}
-	var all []kv
 	limit := now.Add(-senderWindow).UnixNano()
 	n := d.uv()
+	// Room for an entry per sender, as a day's senders mostly have (an
+	// entry takes at least 20 bytes: no more than the section can hold).
+	all := make([]kv, 0, min(n, uint64(len(d.b)/20)))
+	senders := 0      // with an entry in the window
+	var keys interner // a deployment has a few API keys: one string each
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		k := senderID{d.str(), d.str()}
+		k := senderID{keys.getBytes(d.raw()), d.str()}
 		cnt := d.uv()
+		had := len(all)
 		for j := uint64(0); j < cnt && d.err == nil; j++ {
 			e := senderEntry{at: d.varint()}
 			copy(e.id[:], d.fixed(len(e.id)))
 			if d.err == nil && e.at >= limit {
-				all = append(all, kv{k, e, len(all)})
+				all = append(all, kv{k, e})
 			}
+		}
+		if len(all) > had {
+			senders++
 		}
 	}
 	if d.err != nil {
 		return
 	}
-	// A stable sort by time, without SortStableFunc's merging (n log² n:
-	// most of the restore of a day's counts).
-	slices.SortFunc(all, func(a, b kv) int { return cmp.Or(cmp.Compare(a.e.at, b.e.at), cmp.Compare(a.i, b.i)) })
+	order := make([]timePos, 0, len(all))
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.t.reserve(c.t.n + senders)
 	for _, x := range all {
-		c.insert(x.k, x.e)
+		if h, ok := c.place(x.k, x.e); ok {
+			order = append(order, timePos{x.e.at, h})
+		}
+	}
+	for _, o := range sortByTime(order) {
+		c.queue.push(senderRef{h: o.h, at: o.at})
+	}
+}
+
+// timePos is an entry's time and its sender's hash, in snapshot order.
+type timePos struct {
+	at int64
+	h  uint64
+}
+
+// sortByTime sorts ps, given in snapshot order, by time, ties kept in that
+// order: a least-significant-digit radix sort on the time since the
+// oldest, 16 bits a pass (a day in nanoseconds takes 47 bits: 3 passes),
+// so a day's entries sort in a few linear passes where a comparison sort
+// takes log n. It returns ps or a slice of the same length.
+func sortByTime(ps []timePos) []timePos {
+	if len(ps) < 2 {
+		return ps
+	}
+	lo, hi := ps[0].at, ps[0].at
+	for _, p := range ps {
+		lo, hi = min(lo, p.at), max(hi, p.at)
+	}
+	span := uint64(hi - lo)
+	tmp := make([]timePos, len(ps))
+	var count [1 << 16]int
+	for shift := uint(0); shift < 64 && span>>shift != 0; shift += 16 {
+		clear(count[:])
+		for _, p := range ps {
+			count[uint64(p.at-lo)>>shift&0xffff]++
+		}
+		sum := 0
+		for i, c := range count {
+			count[i], sum = sum, sum+c
+		}
+		for _, p := range ps {
+			d := uint64(p.at-lo) >> shift & 0xffff
+			tmp[count[d]] = p
+			count[d]++
+		}
+		ps, tmp = tmp, ps
+	}
+	return ps
+}
+
+// senderTable holds each sender's entries by API key and sender: a hash
+// table of its own, as the shards' indexes are (index.go), rather than a
+// Go map: a lookup hashes the two strings and probes one slot array (a Go
+// map of a million senders walks a directory, a table and a group first),
+// and the entries of a sender are changed in place, through the pointer
+// get returns, with no second lookup to store them back. Linear probing,
+// growing at 3/4 full, deleting by shifting back, and halving once under
+// 1/8 full, so a flood's memory is given back as it expires. The caller
+// holds senderCounts.mu.
+type senderTable struct {
+	slots  []senderSlot
+	n      int
+	seed   maphash.Seed // senders are chosen by whoever sends
+	seeded bool         // once for the table's life: the queue holds hashes
+}
+
+type senderSlot struct {
+	h uint64 // never 0; 0: the slot is empty
+	k senderID
+	l senderList
+}
+
+func (t *senderTable) hash(k senderID) uint64 {
+	return (maphash.String(t.seed, k.key)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, k.sender)) | 1<<63
+}
+
+// findHash returns the first slot of hash h, or false.
+func (t *senderTable) findHash(h uint64) (int, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		switch t.slots[i].h {
+		case 0:
+			return 0, false
+		case h:
+			return i, true
+		}
+	}
+}
+
+// find returns the slot of k, or false.
+func (t *senderTable) find(k senderID) (int, bool) {
+	if t.n == 0 {
+		return 0, false
+	}
+	i := t.probe(t.hash(k), k)
+	return i, t.slots[i].h != 0
+}
+
+// probe returns the slot of k, whose hash is h, or the empty slot where
+// it would go.
+func (t *senderTable) probe(h uint64, k senderID) int {
+	mask := len(t.slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		s := &t.slots[i]
+		if s.h == 0 || s.h == h && s.k == k {
+			return i
+		}
+	}
+}
+
+// reserve makes room for n senders in all, without growing on the way.
+func (t *senderTable) reserve(n int) {
+	size := max(8, len(t.slots))
+	for n*4 > size*maxLoad {
+		size *= 2
+	}
+	if size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// get returns k's entries, or nil; the pointer is good until the table
+// next changes.
+func (t *senderTable) get(k senderID) *senderList {
+	if i, ok := t.find(k); ok {
+		return &t.slots[i].l
+	}
+	return nil
+}
+
+// getOrAdd returns k's entries, adding an empty list for a new sender,
+// and k's hash.
+func (t *senderTable) getOrAdd(k senderID) (*senderList, uint64) {
+	if (t.n+1)*4 > len(t.slots)*maxLoad {
+		t.resize(max(8, 2*len(t.slots)))
+	}
+	h := t.hash(k)
+	i := t.probe(h, k)
+	if s := &t.slots[i]; s.h == 0 {
+		*s = senderSlot{h: h, k: k}
+		t.n++
+	}
+	return &t.slots[i].l, h
+}
+
+// del empties slot i.
+func (t *senderTable) del(i int) {
+	mask := len(t.slots) - 1
+	// Shift back the slots after i whose probe passed through i.
+	for j := (i + 1) & mask; t.slots[j].h != 0; j = (j + 1) & mask {
+		home := int(t.slots[j].h) & mask
+		if (j-home)&mask >= (j-i)&mask {
+			t.slots[i] = t.slots[j]
+			i = j
+		}
+	}
+	t.slots[i] = senderSlot{}
+	t.n--
+	switch {
+	case t.n == 0:
+		t.slots = nil
+	case len(t.slots) > 8 && t.n*8 < len(t.slots):
+		t.resize(len(t.slots) / 2)
+	}
+}
+
+// resize moves the senders to a table of size slots (a power of two).
+func (t *senderTable) resize(size int) {
+	if !t.seeded {
+		t.seed, t.seeded = maphash.MakeSeed(), true
+	}
+	old := t.slots
+	t.slots = make([]senderSlot, size)
+	mask := size - 1
+	for _, s := range old {
+		if s.h != 0 {
+			i := int(s.h) & mask
+			for t.slots[i].h != 0 {
+				i = (i + 1) & mask
+			}
+			t.slots[i] = s
+		}
+	}
+}
+
+// all yields every sender and its entries; the table must not change
+// meanwhile.
+func (t *senderTable) all() iter.Seq2[senderID, *senderList] {
+	return func(yield func(senderID, *senderList) bool) {
+		for i := range t.slots {
+			if s := &t.slots[i]; s.h != 0 && !yield(s.k, &s.l) {
+				return
+			}
+		}
 	}
 }

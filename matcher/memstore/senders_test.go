@@ -2,6 +2,10 @@ package memstore
 
 import (
 	"bytes"
+	"cmp"
+	"math"
+	"math/rand/v2"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -39,8 +43,8 @@ func TestSenderCountsOutliveFlood(t *testing.T) {
 	if got := c.len(); got != 0 {
 		t.Fatalf("%d entries held a day later", got)
 	}
-	if _, queued := c.queue.front(); len(c.m) != 0 || c.peak >= 1<<14 || queued || len(c.queue.chunks) != 0 {
-		t.Fatalf("the flood's memory was not given back: %d senders, peak %d, queue chunks %d", len(c.m), c.peak, len(c.queue.chunks))
+	if _, queued := c.queue.front(); c.t.n != 0 || c.t.slots != nil || queued || len(c.queue.chunks) != 0 {
+		t.Fatalf("the flood's memory was not given back: %d senders in %d slots, queue chunks %d", c.t.n, len(c.t.slots), len(c.queue.chunks))
 	}
 	// Adding a verification twice (a snapshot held it and the log replays
 	// it) counts it once.
@@ -264,4 +268,70 @@ func FuzzLoadSnapshot(f *testing.F) {
 			t.Fatalf("a loaded snapshot, written again, does not load: %v", err)
 		}
 	})
+}
+
+// TestSortByTime: the radix sort of the restored entries orders by time
+// and keeps ties in snapshot order, as a stable comparison sort does, over
+// a day, a few equal times, and times far apart (a clock set far ahead).
+func TestSortByTime(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	base := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC).UnixNano()
+	for _, span := range []int64{0, 1000, int64(senderWindow), math.MaxInt64 / 2} {
+		var ps []timePos
+		for i := range 5000 {
+			at := base + rng.Int64N(span+1)
+			if i%7 == 0 && i > 0 {
+				at = ps[i-1].at // a tie
+			}
+			ps = append(ps, timePos{at, uint64(i)})
+		}
+		want := slices.Clone(ps)
+		slices.SortStableFunc(want, func(a, b timePos) int { return cmp.Compare(a.at, b.at) })
+		if got := sortByTime(ps); !slices.Equal(got, want) {
+			t.Fatalf("span %d: sorted differently", span)
+		}
+	}
+}
+
+// TestSenderCountsWindowEnds: a count is exact at both ends of the window
+// whatever order entries came in — one later than the count's time (a
+// concurrent step's, or a replayed one's) is not counted yet, one just
+// past the window no more — for a sender of one entry and of many.
+func TestSenderCountsWindowEnds(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	var c senderCounts
+	c.add("k", alice, now.Add(time.Second), [16]byte{1}) // later than now
+	if got := c.count("k", alice, now); got != 0 {
+		t.Fatalf("one entry, later than now: counted %d", got)
+	}
+	c.add("k", alice, now.Add(-time.Hour), [16]byte{2})
+	c.add("k", alice, now.Add(-2*time.Hour), [16]byte{3}) // out of order
+	c.add("k", alice, now.Add(-senderWindow), [16]byte{4})
+	c.add("k", mallet, now.Add(-time.Hour), [16]byte{5})
+	c.add("k", mallet, now.Add(-time.Minute), [16]byte{6})
+	for _, tc := range []struct {
+		sender string
+		at     time.Time
+		want   int
+	}{
+		{alice, now.Add(-time.Hour - time.Nanosecond), 2}, // before the entry an hour ago
+		{alice, now.Add(-time.Hour), 3},
+		{alice, now, 3}, // the entry at the window's edge counts
+		{alice, now.Add(time.Nanosecond), 2},
+		{alice, now.Add(time.Second), 3},
+		{mallet, now, 2}, // both ends inside
+		{mallet, now.Add(-2 * time.Minute), 1},
+	} {
+		if got := c.count("k", tc.sender, tc.at); got != tc.want {
+			t.Fatalf("%s at %v: counted %d, want %d", tc.sender, tc.at.Sub(now), got, tc.want)
+		}
+	}
+	c.add("k", mallet, now.Add(time.Second), [16]byte{7}) // the newest: appended
+	c.add("k", mallet, now.Add(time.Second), [16]byte{7}) // again: counted once
+	if got := c.count("k", mallet, now.Add(time.Second)); got != 3 {
+		t.Fatalf("after appending: %d, want 3", got)
+	}
+	if got := c.count("k", mallet, now); got != 2 {
+		t.Fatalf("the appended entry is later than now: %d, want 2", got)
+	}
 }
