@@ -19,11 +19,15 @@ import "iter"
 //
 // A delivered event leaves a hole; once the holes outnumber the events
 // (and 1024), the log is compacted in place, in order, so its memory
-// follows the undelivered events and the holes cost O(1) each.
+// follows the undelivered events and the holes cost O(1) each. The leased
+// and index maps give their memory back only once empty (a Go map never
+// shrinks): they stay the size of their largest burst until then.
 //
 // A session's event is added once: where its status becomes final (live,
 // or replayed past the snapshot's cut) or where the snapshot that holds it
-// finished brings it back.
+// finished brings it back. Nothing checks it (the check was a hash lookup
+// per verification): a second add would be a second event, claimable
+// until a restart, since only the first delivery removes one.
 type dueSessions struct {
 	chunks []*[dueChunk]dueSession
 	n      int // entries in the log, holes included
@@ -108,9 +112,10 @@ func (d *dueSessions) remove(e *dueSession) {
 	if d.index != nil {
 		delete(d.index, id)
 		if len(d.index) == 0 {
-			// Every entry it indexed is gone: the next miss starts over
-			// from the log's start (only holes before the end it reached).
-			d.index, d.indexed = nil, 0
+			// Every entry it indexed is gone: its memory goes back, and a
+			// next miss goes on from where it stopped (everything before
+			// is a hole), not from the log's start.
+			d.index = nil
 		}
 	}
 }

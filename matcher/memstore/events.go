@@ -79,7 +79,8 @@ func (t *events) put(evs []matcher.Event, c Commit) {
 }
 
 // addSessions puts the final-status events of sessions made final by one
-// journaled step into the table, as add does.
+// journaled step into the table. Each session's event is added once (see
+// dueSessions): unlike add, this does not look whether it is there.
 func (t *events) addSessions(ss []*session, c Commit) {
 	if len(ss) == 0 {
 		return
