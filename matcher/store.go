@@ -105,3 +105,12 @@ func (e Event) Type() string {
 	}
 	return "verification." + e.Session.Status.String()
 }
+
+// EventBatchAcker is a Store that can record the outcomes of several
+// events in one step: what AckEvent does for each, waiting once for all of
+// them to be durable. The outbox acks the events of a claim that have
+// nowhere to go with it when the store has it; an error means some of
+// them may not be acked (they are claimed again, and acked again).
+type EventBatchAcker interface {
+	AckEvents(ctx context.Context, evs []Event, dead bool) error
+}

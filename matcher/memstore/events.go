@@ -310,6 +310,38 @@ func (m *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	c := m.ackEvent(ev, dead)
+	if c == nil {
+		return nil
+	}
+	return storeErr(c.Wait())
+}
+
+// AckEvents acks each event as AckEvent does and then waits for them all:
+// their log records share the log's next sync, where one AckEvent after
+// the other would wait for a sync each (matcher.EventBatchAcker).
+func (m *Store) AckEvents(ctx context.Context, evs []matcher.Event, dead bool) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	cs := make([]Commit, 0, len(evs))
+	for _, ev := range evs {
+		if c := m.ackEvent(ev, dead); c != nil {
+			cs = append(cs, c)
+		}
+	}
+	var first error
+	for _, c := range cs {
+		if err := c.Wait(); err != nil && first == nil {
+			first = storeErr(err)
+		}
+	}
+	return first
+}
+
+// ackEvent records an event's outcome and returns the commit to wait for,
+// nil when there was nothing to record.
+func (m *Store) ackEvent(ev matcher.Event, dead bool) Commit {
 	op := OpDelivered
 	if dead {
 		op = OpDead
@@ -336,10 +368,7 @@ func (m *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 			}
 		}
 	}
-	if c == nil {
-		return nil
-	}
-	return storeErr(c.Wait())
+	return c
 }
 
 // DeferEvent moves the event's lease to until and keeps its attempt count.

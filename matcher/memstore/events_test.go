@@ -1,7 +1,9 @@
 package memstore
 
 import (
+	"context"
 	"errors"
+	"strconv"
 	"testing"
 	"time"
 
@@ -94,5 +96,48 @@ func TestEventOfFailedStepIsNotClaimed(t *testing.T) {
 	evs, err := m.ClaimEvents(bg, time.Minute, 10)
 	if err != nil || len(evs) != 1 || evs[0].Session.ID != kept.ID {
 		t.Fatalf("claimed %+v, %v", evs, err)
+	}
+}
+
+// TestAckEvents: acking a claim's events in one call is what acking each
+// does: none is claimed again, dead ones count as given up on, and a
+// cancelled context acks nothing.
+func TestAckEvents(t *testing.T) {
+	m := New(Options{})
+	for i := range 6 {
+		s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+1415555010" + strconv.Itoa(i), To: to, TTL: time.Hour})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := m.cancel(s.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	evs, err := m.ClaimEvents(bg, time.Nanosecond, 10)
+	if err != nil || len(evs) != 6 {
+		t.Fatalf("claimed %d events: %v", len(evs), err)
+	}
+	ctx, cancel := context.WithCancel(bg)
+	cancel()
+	if err := m.AckEvents(ctx, evs, false); err == nil || m.Undelivered() != 6 {
+		t.Fatalf("AckEvents on a cancelled context: %v, %d undelivered", err, m.Undelivered())
+	}
+	if err := m.AckEvents(bg, evs[:4], false); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.AckEvents(bg, evs[4:], true); err != nil {
+		t.Fatal(err)
+	}
+	if n := m.Undelivered(); n != 0 {
+		t.Fatalf("%d undelivered after AckEvents", n)
+	}
+	for i, ev := range evs {
+		s, err := m.Get(bg, ev.Session.ID)
+		if want := matcher.Delivered; i >= 4 && s.Notified != matcher.Dead || i < 4 && s.Notified != want || err != nil {
+			t.Errorf("event %d: session notified %v (%v)", i, s.Notified, err)
+		}
+	}
+	if again, _ := m.ClaimEvents(bg, time.Hour, 10); len(again) != 0 {
+		t.Fatalf("%d events claimed again after AckEvents", len(again))
 	}
 }
