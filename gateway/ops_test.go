@@ -83,12 +83,24 @@ func TestLifecycleLogsNeverACode(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.awaitFinals(4)
-	logs := h.logs.String()
-	for _, tc := range []struct{ msg, id string }{
+	steps := []struct{ msg, id string }{
 		{"verification created", id}, {"verification attempt", id}, {"verification verified", id},
 		{"verification superseded", old["id"].(string)}, {"verification cancelled", gone["id"].(string)},
 		{"verification expired", late["id"].(string)},
-	} {
+	}
+	// A final status is counted, then logged: the last line may follow
+	// the count that awaitFinals saw.
+	var logs string
+	eventually(t, "a line for every lifecycle step", func() bool {
+		logs = h.logs.String()
+		for _, tc := range steps {
+			if !strings.Contains(logs, `"msg":"`+tc.msg+`"`) || !strings.Contains(logs, tc.id) {
+				return false
+			}
+		}
+		return true
+	})
+	for _, tc := range steps {
 		found := false
 		for _, l := range logLines(t, logs, tc.msg) {
 			if l["id"] == tc.id {

@@ -109,8 +109,10 @@ func (e Event) Type() string {
 // EventBatchAcker is a Store that can record the outcomes of several
 // events in one step: what AckEvent does for each, waiting once for all of
 // them to be durable. The outbox acks the events of a claim that have
-// nowhere to go with it when the store has it; an error means some of
-// them may not be acked (they are claimed again, and acked again).
+// nowhere to go with it when the store has it (a wrapper around a store
+// hides it: the outbox then acks side by side). An error means some of
+// them may not be durably acked, as AckEvent's does: delivered again
+// (after a restart, on the memory store).
 type EventBatchAcker interface {
 	AckEvents(ctx context.Context, evs []Event, dead bool) error
 }

@@ -296,7 +296,7 @@ type loadResult struct {
 	lat     []time.Duration
 	cpu     time.Duration // this process's CPU during the run (server and load generator), and while its events drained
 	drain   time.Duration // how long the outbox took to empty after the run
-	left    int           // events still undelivered when the drain gave up
+	left    int           // events still undelivered when the drain gave up; -1 when the store does not say
 }
 
 func (r loadResult) rate() float64 { return float64(r.n) / r.elapsed.Seconds() }
@@ -326,6 +326,9 @@ func (r loadResult) timing() string {
 
 // backlog says how long the outbox took to empty after the run.
 func (r loadResult) backlog() string {
+	if r.left < 0 {
+		return "not measured: the store does not count its undelivered events"
+	}
 	if r.left > 0 {
 		return fmt.Sprintf("%d still undelivered %s after the run", r.left, r.drain.Round(time.Millisecond))
 	}
@@ -496,7 +499,7 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 func drainOutbox(st any, cpu *time.Duration, limit time.Duration) (took time.Duration, left int) {
 	u, ok := st.(interface{ Undelivered() int })
 	if !ok {
-		return 0, 0
+		return 0, -1 // not measured
 	}
 	start, c0 := time.Now(), selfCPU()
 	defer func() { *cpu += selfCPU() - c0 }()

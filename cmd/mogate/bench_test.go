@@ -130,14 +130,40 @@ func (f *fakeOutbox) Undelivered() int {
 	return n
 }
 
+// spinOutbox burns CPU on each question, as a draining outbox does.
+type spinOutbox struct {
+	fakeOutbox
+	spent time.Duration
+	spins int
+}
+
+func (s *spinOutbox) Undelivered() int {
+	start := selfCPU()
+	for n := 0; selfCPU()-start < 2*time.Millisecond; n++ {
+		s.spins = n // work the drain's CPU count must see
+	}
+	s.spent += selfCPU() - start
+	return s.fakeOutbox.Undelivered()
+}
+
 // TestDrainOutbox: the load run waits for the outbox to empty and counts
 // the CPU meanwhile; an outbox that never empties is reported, not waited
 // for without end.
 func TestDrainOutbox(t *testing.T) {
 	var cpu time.Duration
-	took, left := drainOutbox(&fakeOutbox{left: []int{5, 2, 0}}, &cpu, time.Minute)
+	spin := &spinOutbox{fakeOutbox: fakeOutbox{left: []int{5, 2, 0}}}
+	took, left := drainOutbox(spin, &cpu, time.Minute)
 	if left != 0 || took < 10*time.Millisecond {
 		t.Fatalf("drain took %s with %d left, want two 5 ms waits and none left", took, left)
+	}
+	if cpu < spin.spent {
+		t.Fatalf("CPU counted %s, want at least the %s the outbox spent", cpu, spin.spent)
+	}
+	if _, left := drainOutbox(struct{}{}, &cpu, time.Minute); left != -1 {
+		t.Fatalf("left = %d for a store that does not count, want -1", left)
+	}
+	if r := (loadResult{left: -1}).backlog(); !strings.Contains(r, "not measured") {
+		t.Fatalf("backlog = %q", r)
 	}
 	_, left = drainOutbox(&fakeOutbox{left: []int{7}}, &cpu, 20*time.Millisecond)
 	if left != 7 {

@@ -88,7 +88,10 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 // at once took every connection of the pool. Side by side on the WAL, 16
 // at a time fell behind the webhooks' 64 connections again.
 func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
-	if len(ds) == 1 {
+	switch len(ds) {
+	case 0:
+		return
+	case 1:
 		o.ack(ctx, ds[0], false)
 		return
 	}

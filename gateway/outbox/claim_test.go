@@ -4,6 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -25,6 +26,7 @@ type durableAcks struct {
 	want           int
 	mu             sync.Mutex
 	inflight, most int
+	closed         bool // all is closed
 	all, giveUp    chan struct{}
 }
 
@@ -32,7 +34,8 @@ func (d *durableAcks) AckEvent(ctx context.Context, ev matcher.Event, dead bool)
 	d.mu.Lock()
 	d.inflight++
 	d.most = max(d.most, d.inflight)
-	if d.inflight == d.want {
+	if d.inflight == d.want && !d.closed {
+		d.closed = true // more than want may meet later, once they pass straight through
 		close(d.all)
 	}
 	d.mu.Unlock()
@@ -119,6 +122,55 @@ func TestUnsentAcksBounded(t *testing.T) {
 	}
 	if len(f.acked) != n {
 		t.Fatalf("%d of %d events acked", len(f.acked), n)
+	}
+}
+
+// batchAcks is a fakeStore that acks in batches, as the memory store does.
+type batchAcks struct {
+	*fakeStore
+	mu      sync.Mutex
+	batches [][]matcher.Event
+	single  int
+}
+
+func (b *batchAcks) AckEvents(ctx context.Context, evs []matcher.Event, dead bool) error {
+	b.mu.Lock()
+	b.batches = append(b.batches, slices.Clone(evs))
+	b.mu.Unlock()
+	for _, ev := range evs {
+		if err := b.fakeStore.AckEvent(ctx, ev, dead); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (b *batchAcks) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error {
+	b.mu.Lock()
+	b.single++
+	b.mu.Unlock()
+	return b.fakeStore.AckEvent(ctx, ev, dead)
+}
+
+// TestUnsentAckedInOneBatch: where the store acks in batches, a claim's
+// events with nowhere to go are acked in one call, all of them, none dead.
+func TestUnsentAckedInOneBatch(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	f := &fakeStore{now: now, acked: map[string]bool{}}
+	const n = 40
+	for range n {
+		f.add("shop", now, 0)
+	}
+	b := &batchAcks{fakeStore: f}
+	o := New(Options{Store: b, Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now }})
+	o.claimOnce(context.Background())
+	if len(b.batches) != 1 || len(b.batches[0]) != n || b.single != 0 {
+		t.Fatalf("%d batches (first of %d events) and %d single acks, want one batch of %d", len(b.batches), len(b.batches[0]), b.single, n)
+	}
+	for id, dead := range f.acked {
+		if dead {
+			t.Fatalf("event %s acked dead", id)
+		}
 	}
 }
 

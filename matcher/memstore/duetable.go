@@ -146,7 +146,7 @@ func (d *dueSessions) compact() {
 			if _, ok := d.leased[to.s.id]; ok {
 				d.leased[to.s.id] = to
 			}
-			if r < d.indexed {
+			if r < d.indexed && d.index != nil {
 				d.index[to.s.id] = to
 			}
 		}

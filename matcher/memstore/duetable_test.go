@@ -131,3 +131,28 @@ func TestDueIndexGoesOnWhereItStopped(t *testing.T) {
 		t.Fatalf("an entry added after the index emptied is not found: %+v", e)
 	}
 }
+
+// TestDueDuplicateThenCompact: were a session's event ever added twice
+// (nothing checks it), emptying the index and compacting must not write
+// to the index it gave back: a crash of the whole process under the
+// events lock, where the duplicate alone costs a second delivery.
+func TestDueDuplicateThenCompact(t *testing.T) {
+	var d dueSessions
+	a, s := &session{}, &session{}
+	a.id[1], s.id[1] = 1, 2
+	d.add(dueSession{s: a})
+	d.add(dueSession{s: s})
+	d.add(dueSession{s: s}) // the duplicate
+	d.get(a.id)             // indexes a, and s as its later copy
+	d.del(a.id)
+	d.del(s.id) // the index empties; s's first copy lives on before indexed
+	for i := range 2 * dueChunk {
+		f := &session{}
+		f.id[2], f.id[3] = byte(i), byte(i>>8)
+		d.add(dueSession{s: f, until: 1})
+	}
+	d.deleteFunc(func(e *dueSession) bool { return e.until == 1 }) // compacts, as dropSessionsBefore does
+	if d.live != 1 {
+		t.Fatalf("%d entries live, want the duplicate's one", d.live)
+	}
+}

@@ -317,6 +317,8 @@ func (m *Store) AckEvent(ctx context.Context, ev matcher.Event, dead bool) error
 	return storeErr(c.Wait())
 }
 
+var _ matcher.EventBatchAcker = (*Store)(nil) // the outbox acks in batches where the store can
+
 // AckEvents acks each event as AckEvent does and then waits for them all:
 // their log records share the log's next sync, where one AckEvent after
 // the other would wait for a sync each (matcher.EventBatchAcker).
