@@ -4,6 +4,7 @@ import (
 	"strconv"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
 )
@@ -149,5 +150,68 @@ func TestDecodeSessionAllocs(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { decode() }); n > 2 {
 		t.Errorf("decoding a verified session makes %v allocations, want at most 2", n)
+	}
+}
+
+// TestInternerShares: equal bytes give the one string held, whether found
+// among the recent ones or in the map after a colliding string took its
+// place among them.
+func TestInternerShares(t *testing.T) {
+	var in interner
+	words := []string{"US", "en", "v1", "mobile", "T-Mobile USA", "Verizon Wireless", "AT&T Wireless", to}
+	for i := range 200 { // more than the recent ones: some collide
+		words = append(words, "+1"+strconv.Itoa(4155550000+i))
+	}
+	first := map[string]string{}
+	for range 3 {
+		for _, w := range words {
+			got := in.getBytes([]byte(w))
+			if got != w {
+				t.Fatalf("getBytes(%q) = %q", w, got)
+			}
+			if f, ok := first[w]; !ok {
+				first[w] = got
+			} else if unsafe.StringData(f) != unsafe.StringData(got) {
+				t.Fatalf("getBytes(%q) made a second string", w)
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeDaySession decodes a verified session of a day's mix
+// (labels, provider, proof) as a recovery worker does, with its interner.
+func BenchmarkDecodeDaySession(b *testing.B) {
+	v := matcher.Session{ID: newID("vrf_", 3), PageToken: newID(tokenPrefix, 3), Key: "k", API: "v1", Country: "US", Language: "en",
+		Number: "+14155550123", Code: "482913", To: to, MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0),
+		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio", MessageID: "SM1234567",
+		Via:     matcher.Route{Channel: matcher.ChannelSMS, To: to},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile USA", SenderCountry: "US"}}
+	s, ok := fromView(&v, identity)
+	if !ok {
+		b.Fatal("fromView")
+	}
+	var e enc
+	e.compact(s)
+	var in interner
+	b.ReportAllocs()
+	for b.Loop() {
+		d := dec{b: e.b}
+		if d.compact(in.getBytes, codecVersion) == nil {
+			b.Fatal("decode")
+		}
+	}
+}
+
+// BenchmarkInternerDay interns the shared strings of a day's verified
+// session (key, labels, receiving number, route, proof), as a recovery
+// worker does for each.
+func BenchmarkInternerDay(b *testing.B) {
+	words := [][]byte{[]byte("k"), []byte("v1"), []byte(to), []byte("US"), []byte("en"), []byte("sms"), []byte(to),
+		[]byte("mobile"), []byte("T-Mobile USA"), []byte("US")}
+	var in interner
+	for b.Loop() {
+		for _, w := range words {
+			in.getBytes(w)
+		}
 	}
 }
