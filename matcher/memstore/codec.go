@@ -347,8 +347,9 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 }
 
 // ownStrings returns a session's own strings, a, b and c, made in one
-// allocation (recovery made one each: 3M of a 1M-session day's 4M), which
-// they share for as long as the session holds any of them.
+// allocation, which they share for as long as the session holds any of
+// them: recovery made one each, 3.4M of the 4.8M allocations of a
+// 1M-session day.
 func ownStrings(a, b, c []byte) (string, string, string) {
 	var buf [64]byte
 	all := append(append(append(buf[:0], a...), b...), c...)

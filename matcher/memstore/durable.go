@@ -268,10 +268,11 @@ func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, e
 	}
 	now := m.opt.Now()
 	// The sessions decode on every core while this goroutine reads the
-	// sections after them, which touch none of the shards: the processed
-	// messages and the sender counts took as long as the sessions, one
-	// after the other. (A snapshot older than version 3 seeds the sender
-	// counts from its sessions instead, after them: restoreShards does.)
+	// sections after them, which touch none of the shards (the unmatched
+	// events go to their own map, under the event table's lock): the
+	// processed messages and the sender counts took as long as the
+	// sessions, one after the other. A snapshot older than version 3 has
+	// no sender counts; restoreShards seeds them from its sessions.
 	shardsDone := make(chan error, 1)
 	go func() { shardsDone <- m.restoreShards(sections, version, now) }()
 	m.dedupe.restore(&d, version, now)
