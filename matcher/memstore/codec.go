@@ -245,13 +245,13 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	s := &session{}
 	var ok bool
 	var x sessionExtra // copied to the heap only when set
-	var id, tok []byte
+	var id, tok, number, code, messageID []byte
 	id = d.raw()
 	s.key = intern(d.raw())
 	var l labelSet
 	l.api = intern(d.raw())
-	s.number = d.str()
-	s.code = d.str()
+	number = d.raw()
+	code = d.raw()
 	s.to = intern(d.raw())
 	l.country = intern(d.raw())
 	l.language = intern(d.raw())
@@ -269,10 +269,10 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	verified := d.raw()
 	s.finished = d.varint()
 	provider := d.raw()
-	s.messageID = d.str()
+	messageID = d.raw()
 	reason := reasonCode(s.status, string(d.raw()))
 	notified := matcher.Notified(d.u8())
-	if string(verified) != s.number {
+	if string(verified) != string(number) {
 		x.verifiedNumber = string(verified)
 	}
 	var routes []matcher.Route
@@ -327,6 +327,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	if d.err != nil {
 		return nil // a corrupt record adds nothing to the shared tables
 	}
+	s.number, s.code, s.messageID = ownStrings(number, code, messageID)
 	if norm, _ := text.NormalizeCode(s.code); norm != s.code {
 		x.norm, x.normSet = norm, true
 	}
@@ -343,6 +344,18 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 	}
 	s.setRoutes(routes, identity) // interned above
 	return s
+}
+
+// ownStrings returns a session's own strings, a, b and c, made in one
+// allocation, which they share for as long as the session holds any of
+// them: recovery made one each, 3.4M of the 4.8M allocations of a
+// 1M-session day.
+func ownStrings(a, b, c []byte) (string, string, string) {
+	var buf [64]byte
+	all := append(append(append(buf[:0], a...), b...), c...)
+	s := string(all)
+	i, j := len(a), len(a)+len(b)
+	return s[:i], s[i:j], s[j:]
 }
 
 func (d *dec) varint() int64 {

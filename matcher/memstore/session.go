@@ -496,6 +496,11 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 // (shards.go: each worker has its own, so it takes no lock).
 type interner struct {
 	m map[string]string
+	// recent holds the strings last returned, by length and end bytes: a
+	// session's dozen shared strings (key, labels, receiving number, its
+	// proof's) are mostly those of the session before, found by one
+	// comparison where the map hashed each.
+	recent [64]string
 }
 
 // getBytes returns the string of b, shared with an equal one already
@@ -504,7 +509,12 @@ func (in *interner) getBytes(b []byte) string {
 	if len(b) == 0 {
 		return ""
 	}
+	slot := &in.recent[(len(b)*7^int(b[0])^int(b[len(b)-1])<<2)&(len(in.recent)-1)]
+	if *slot == string(b) {
+		return *slot
+	}
 	if v, ok := in.m[string(b)]; ok {
+		*slot = v
 		return v
 	}
 	s := string(b)
@@ -514,5 +524,6 @@ func (in *interner) getBytes(b []byte) string {
 	if len(in.m) < 1<<16 {
 		in.m[s] = s
 	}
+	*slot = s
 	return s
 }

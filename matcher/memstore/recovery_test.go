@@ -1,0 +1,217 @@
+package memstore
+
+import (
+	"strconv"
+	"testing"
+	"time"
+	"unsafe"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// dedupeEntry is a processed id as each lists it.
+type dedupeEntry struct {
+	k    seenKey
+	o    matcher.Outcome
+	atMS int64
+}
+
+func dedupeEntries(d *dedupe) []dedupeEntry {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var all []dedupeEntry
+	d.each(func(k seenKey, o matcher.Outcome, atMS int64) { all = append(all, dedupeEntry{k, o, atMS}) })
+	return all
+}
+
+// dayOfIDs is a dedupe table of n processed ids over the last two hours
+// of now, three in five with a session id (a verification), and the
+// section its snapshot writes.
+func dayOfIDs(n int, now time.Time) (*dedupe, []byte) {
+	var d dedupe
+	d.init(time.Hour)
+	for i := range n {
+		o := matcher.Outcome{Kind: matcher.Unmatched}
+		if i%5 < 3 {
+			o = matcher.Outcome{Kind: matcher.Matched, SessionID: newID("vrf_", i)}
+		}
+		at := now.Add(-2 * time.Hour).Add(time.Duration(i) * 2 * time.Hour / time.Duration(n))
+		d.mu.Lock()
+		d.add(seenKeyOf("twilio", "SM"+strconv.Itoa(i)), o, at.UnixMilli())
+		d.mu.Unlock()
+	}
+	_, section := d.snapshot(0)
+	return &d, section
+}
+
+// TestRestoreDedupeSame: the processed ids restored from a snapshot are
+// those within the retention, oldest first, with their outcomes and times,
+// and a key that a section holds twice keeps its first outcome (as add
+// does).
+func TestRestoreDedupeSame(t *testing.T) {
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	orig, section := dayOfIDs(1000, now)
+	limit := now.Add(-time.Hour).UnixMilli()
+	var want []dedupeEntry
+	for _, e := range dedupeEntries(orig) {
+		if e.atMS > limit {
+			want = append(want, e)
+		}
+	}
+	var d dedupe
+	d.init(time.Hour)
+	dc := dec{b: append(section, 0xAB)}
+	d.restore(&dc, snapshotVersion, now)
+	if dc.err != nil || len(dc.b) != 1 || dc.b[0] != 0xAB {
+		t.Fatalf("restore left err %v, %d bytes", dc.err, len(dc.b))
+	}
+	got := dedupeEntries(&d)
+	if len(got) != len(want) || len(want) < 400 || int(d.size.Load()) != len(want) || d.peak != len(want) {
+		t.Fatalf("restored %d ids (size %d, peak %d), want %d", len(got), d.size.Load(), d.peak, len(want))
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("id %d: restored %+v, want %+v", i, got[i], want[i])
+		}
+	}
+
+	// One key twice: the first outcome stays, and it is listed once.
+	k := seenKeyOf("twilio", "again")
+	e := enc{}
+	e.uv(3)
+	for i, sid := range []string{"vrf_first", "", "vrf_second"} {
+		key := k
+		if i == 1 {
+			key = seenKeyOf("twilio", "other")
+		}
+		e.b = append(e.b, key[:]...)
+		e.u8(uint8(matcher.Matched))
+		e.str(sid)
+		e.time(now.Add(time.Duration(i-10) * time.Minute))
+	}
+	var d2 dedupe
+	d2.init(time.Hour)
+	dc = dec{b: e.b}
+	d2.restore(&dc, snapshotVersion, now)
+	got = dedupeEntries(&d2)
+	if dc.err != nil || len(got) != 2 || got[0].k != k || got[0].o.SessionID != "vrf_first" || d2.size.Load() != 2 {
+		t.Fatalf("a key twice: restored %+v (err %v)", got, dc.err)
+	}
+}
+
+// TestRestoreDedupeAllocs: restoring the processed ids makes a few
+// allocations, not one per id: the maps are made at their size (they grew
+// as they filled) and the session ids share one string (one each).
+func TestRestoreDedupeAllocs(t *testing.T) {
+	const n = 10_000
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	_, section := dayOfIDs(n, now)
+	var d dedupe
+	allocs := testing.AllocsPerRun(5, func() {
+		d.init(time.Hour)
+		dc := dec{b: section}
+		d.restore(&dc, snapshotVersion, now)
+		if dc.err != nil || d.size.Load() < n/2-1 {
+			t.Fatal(dc.err, d.size.Load())
+		}
+	})
+	// Each map's directory and tables, the FIFO's chunks, the ids' string.
+	if allocs > 40 {
+		t.Errorf("restoring %d processed ids makes %v allocations, want at most 40", n/2, allocs)
+	}
+}
+
+// TestDecodeSessionAllocs: a verified session decodes in two allocations:
+// the session and its own strings (number, code, message id; it made one
+// each).
+func TestDecodeSessionAllocs(t *testing.T) {
+	v := matcher.Session{ID: newID("vrf_", 3), PageToken: newID(tokenPrefix, 3), Key: "k", API: "v1", Country: "US", Language: "en",
+		Number: "+14155550123", Code: "482913", To: to, MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0),
+		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio", MessageID: "SM1234567",
+		Via:     matcher.Route{Channel: matcher.ChannelSMS, To: to},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US"}}
+	s, ok := fromView(&v, identity)
+	if !ok {
+		t.Fatal("fromView")
+	}
+	var e enc
+	e.compact(s)
+	var in interner
+	decode := func() *session {
+		d := dec{b: e.b}
+		return d.compact(in.getBytes, codecVersion)
+	}
+	got := decode()
+	if got == nil {
+		t.Fatal("decode")
+	}
+	if gv := got.view(); gv.Number != v.Number || gv.Code != v.Code || gv.MessageID != v.MessageID || gv.Provider != v.Provider || gv.Country != "US" {
+		t.Fatalf("decoded %+v", gv)
+	}
+	if n := testing.AllocsPerRun(100, func() { decode() }); n > 2 {
+		t.Errorf("decoding a verified session makes %v allocations, want at most 2", n)
+	}
+}
+
+// TestInternerShares: equal bytes give the one string held, whether found
+// among the recent ones or in the map after a colliding string took its
+// place among them.
+func TestInternerShares(t *testing.T) {
+	var in interner
+	words := []string{"US", "en", "v1", "mobile", "T-Mobile USA", "Verizon Wireless", "AT&T Wireless", to}
+	for i := range 200 { // more than the recent ones: some collide
+		words = append(words, "+1"+strconv.Itoa(4155550000+i))
+	}
+	first := map[string]string{}
+	for range 3 {
+		for _, w := range words {
+			got := in.getBytes([]byte(w))
+			if got != w {
+				t.Fatalf("getBytes(%q) = %q", w, got)
+			}
+			if f, ok := first[w]; !ok {
+				first[w] = got
+			} else if unsafe.StringData(f) != unsafe.StringData(got) {
+				t.Fatalf("getBytes(%q) made a second string", w)
+			}
+		}
+	}
+}
+
+// BenchmarkDecodeDaySession decodes a verified session of a day's mix
+// (labels, provider, proof) as a recovery worker does, with its interner.
+func BenchmarkDecodeDaySession(b *testing.B) {
+	v := matcher.Session{ID: newID("vrf_", 3), PageToken: newID(tokenPrefix, 3), Key: "k", API: "v1", Country: "US", Language: "en",
+		Number: "+14155550123", Code: "482913", To: to, MaxAttempts: 3, CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0),
+		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio", MessageID: "SM1234567",
+		Via:     matcher.Route{Channel: matcher.ChannelSMS, To: to},
+		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile USA", SenderCountry: "US"}}
+	s, ok := fromView(&v, identity)
+	if !ok {
+		b.Fatal("fromView")
+	}
+	var e enc
+	e.compact(s)
+	var in interner
+	b.ReportAllocs()
+	for b.Loop() {
+		d := dec{b: e.b}
+		if d.compact(in.getBytes, codecVersion) == nil {
+			b.Fatal("decode")
+		}
+	}
+}
+
+// BenchmarkInternerDay interns the shared strings of a day's verified
+// session (key, labels, receiving number, route, proof), as a recovery
+// worker does for each.
+func BenchmarkInternerDay(b *testing.B) {
+	words := [][]byte{[]byte("k"), []byte("v1"), []byte(to), []byte("US"), []byte("en"), []byte("sms"), []byte(to),
+		[]byte("mobile"), []byte("T-Mobile USA"), []byte("US")}
+	var in interner
+	for b.Loop() {
+		for _, w := range words {
+			in.getBytes(w)
+		}
+	}
+}
