@@ -100,7 +100,15 @@ func (sh *shard) pairRemove(s *session, num string) {
 // that becomes final queues its event on the shard (sh.fresh), for the
 // journal call of the same step; a delivered (or dead) event leaves the
 // event table.
-func (m *Store) applyTo(sh *shard, s *session, r Record) {
+func (m *Store) applyTo(sh *shard, s *session, r Record) { m.perform(sh, s, &r, false) }
+
+// perform is applyTo, through a pointer (a Record is some 300 bytes). With
+// count, r is a live verification (or failure by policy) whose
+// SenderSessions24h is counted here, before its proof is kept: a
+// verification reads the count and adds its own entry under one lock and
+// one probe of the sender table. A replayed record carries its count and
+// only adds the entry.
+func (m *Store) perform(sh *shard, s *session, r *Record, count bool) {
 	if s != nil && s.status.Final() {
 		was := s.notified()
 		switch r.Op {
@@ -133,6 +141,9 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 			break
 		}
 		// A message that would have verified s, refused by policy.
+		if count {
+			r.Signals.SenderSessions24h = m.senders.count(s.key, r.From, r.At)
+		}
 		s.setProof(r)
 		m.finish(s, matcher.Failed, r.At)
 		s.setReason(reasonCode(matcher.Failed, r.Reason))
@@ -142,9 +153,13 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 		}
 		s.messageID = r.MessageID
 		s.setProvider(r.Provider)
+		if count {
+			r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, r.At, s.id)
+		} else {
+			m.senders.add(s.key, r.From, r.At, s.id)
+		}
 		s.setProof(r)
 		m.finish(s, matcher.Verified, r.At)
-		m.senders.add(s.key, r.From, r.At, s.id)
 	case OpCancel:
 		m.finish(s, matcher.Cancelled, r.At)
 		s.setReason(reasonCode(matcher.Cancelled, r.Reason))
@@ -157,7 +172,7 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) {
 }
 
 // setProof records the route and signals of the message of r.
-func (s *session) setProof(r Record) {
+func (s *session) setProof(r *Record) {
 	if p := sharedProof(&proof{via: r.Via, signals: r.Signals}); p != nil {
 		s.proof = p
 	}
@@ -185,6 +200,9 @@ func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 		}
 	}
 	home := &m.shards[s.id[0]]
+	if len(home.watch) == 0 {
+		return // nobody waits on this shard: no lookup
+	}
 	if chs, ok := home.watch[s.id]; ok {
 		for _, ch := range chs {
 			close(ch)

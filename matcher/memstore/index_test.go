@@ -275,3 +275,30 @@ func TestTablesReadWithoutLock(t *testing.T) {
 		t.Fatal("reading a known value waits for the table's lock")
 	}
 }
+
+// TestRecentProofs: a proof found among the recent ones is the one the
+// maps share, equal to the one asked for, also when two proofs take turns
+// in one slot (they differ only where the slot's hash does not look).
+func TestRecentProofs(t *testing.T) {
+	c := newProofCache()
+	a := proof{via: matcher.Route{Channel: matcher.ChannelSMS, To: to}, signals: matcher.Signals{Carrier: "T-Mobile", SenderSessions24h: 1}}
+	b := a
+	b.signals.Carrier = "T-Nobile"
+	if a.slot() != b.slot() {
+		t.Fatalf("slots %d and %d: the test wants one", a.slot(), b.slot())
+	}
+	qa, qb := c.get(&a), c.get(&b)
+	for i := range 10 {
+		p, want := a, qa
+		if i%2 == 1 {
+			p, want = b, qb
+		}
+		p.signals.Carrier = strings.Clone(p.signals.Carrier) // equal, not the same string
+		if q := c.get(&p); q != want || *q != p {
+			t.Fatalf("get %d: %+v (%p), want %+v (%p)", i, *q, q, p, want)
+		}
+	}
+	if qa == qb || *qa != a || *qb != b {
+		t.Fatalf("shared %+v and %+v", *qa, *qb)
+	}
+}

@@ -72,7 +72,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, scan, processed); c != nil {
+	if out, c := m.verifyPair(&msg, scan, &processed); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -88,7 +88,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			var out matcher.Outcome
 			var c Commit
 			scan.CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, code, processed)
+				out, c = m.verifyCapture(&msg, code, &processed)
 				return c != nil
 			})
 			if c != nil {
@@ -120,7 +120,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 // route {channel, number} whose code the text holds (any, for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched).
-func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, scan *text.Scanner, processed *Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	ch, call := msg.MessageChannel(), msg.MessageChannel() == matcher.ChannelCall
 	now := processed.At.UnixNano()
@@ -168,7 +168,7 @@ func (m *Store) verifyPair(msg matcher.Message, scan *text.Scanner, processed Re
 // verifyCapture verifies the pending capture session of msg's number whose
 // code is code and that has a route {channel, number}, under its shards
 // (nil commit: none).
-func (m *Store) verifyCapture(msg matcher.Message, code []byte, processed Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
 	ch := msg.MessageChannel()
 	var pick *session
@@ -191,20 +191,25 @@ func (m *Store) verifyCapture(msg matcher.Message, code []byte, processed Record
 // RejectReason, its failure by policy) on the locked shards of s, with sh
 // one of them, and journals it with the dedupe record. The session records
 // the message's route and signals, with the sessions verified for its
-// sender under the session's API key in the 24 h before.
-func (m *Store) verify(sh *shard, s *session, msg matcher.Message, processed Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+// sender under the session's API key in the 24 h before (counted as it is
+// applied). The two records are built where the journal reads them: the
+// message and the dedupe record come by pointer, and nothing is copied but
+// the dedupe record, once.
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
-	r := Record{Op: OpVerify, At: processed.At, ID: out.SessionID, From: msg.From, Provider: msg.Provider, MessageID: msg.MessageID,
-		Via: matcher.Route{Channel: msg.MessageChannel(), To: msg.To},
-		Signals: matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
-			Attestation: msg.Attestation, Forwarded: msg.Forwarded, SenderSessions24h: m.senders.count(s.key, msg.From, processed.At)},
-	}
+	var recs [2]Record
+	r := &recs[0]
+	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, processed.At, out.SessionID, msg.From, msg.Provider, msg.MessageID
+	r.Via = matcher.Route{Channel: msg.MessageChannel(), To: msg.To}
+	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
+		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
-	processed.Outcome = out
-	m.applyTo(sh, s, r)
-	return out, m.journal(sh, r, processed)
+	m.perform(sh, s, r, true)
+	recs[1] = *processed
+	recs[1].Outcome = out
+	return out, m.journal(sh, recs[:]...)
 }
 
 // attempt counts a wrong code on every pending session of msg's pair with

@@ -81,11 +81,27 @@ type senderRef struct {
 	at int64
 }
 
-// add records that session id of API key key was verified for sender at.
+// add records that session id of API key key was verified for sender at:
+// a verification replayed.
 func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.insert(senderID{key, sender}, senderEntry{at: at.UnixNano(), id: id})
+}
+
+// countAndAdd is count then add, for a verification at now: under one
+// lock, with one probe of the table for both (a live verification counts
+// the sessions verified before it, then adds its own).
+func (c *senderCounts) countAndAdd(key, sender string, now time.Time, id [16]byte) int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.expire(now) // first: it may delete slots, moving the one getOrAdd returns
+	l, h := c.t.getOrAdd(senderID{key, sender})
+	n := countAt(l, now)
+	if e := (senderEntry{at: now.UnixNano(), id: id}); placeIn(l, e) {
+		c.queue.push(senderRef{h: h, at: e.at})
+	}
+	return n
 }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
@@ -100,6 +116,12 @@ func (c *senderCounts) insert(k senderID, e senderEntry) {
 // caller holds c.mu.
 func (c *senderCounts) place(k senderID, e senderEntry) (uint64, bool) {
 	l, h := c.t.getOrAdd(k)
+	return h, placeIn(l, e)
+}
+
+// placeIn adds an entry to a sender's list l, in time order, and reports
+// whether it was new. The caller holds c.mu.
+func placeIn(l *senderList, e senderEntry) bool {
 	switch {
 	case l.many != nil && e.at > l.many.newest: // the usual case: the newest
 		l.many.list = append(l.many.list, e)
@@ -107,7 +129,7 @@ func (c *senderCounts) place(k senderID, e senderEntry) (uint64, bool) {
 	case l.many != nil:
 		i, dup := insertAt(l.many.list, e)
 		if dup {
-			return h, false
+			return false
 		}
 		l.many.setList(slices.Insert(l.many.list, i, e))
 	case l.one[0] == (senderEntry{}):
@@ -116,13 +138,13 @@ func (c *senderCounts) place(k senderID, e senderEntry) (uint64, bool) {
 		one := l.one
 		i, dup := insertAt(one[:], e)
 		if dup {
-			return h, false
+			return false
 		}
 		many := &senderMany{}
 		many.setList(append(append(append(many.two[:0], one[:i]...), e), one[i:]...))
 		*l = senderList{many: many}
 	}
-	return h, true
+	return true
 }
 
 // insertAt returns where e goes in list, by time, or that list holds it.
@@ -150,6 +172,11 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 	if l == nil {
 		return 0
 	}
+	return countAt(l, now)
+}
+
+// countAt returns how many entries of l are in the 24 h up to now.
+func countAt(l *senderList, now time.Time) int {
 	from, to := now.Add(-senderWindow).UnixNano(), now.UnixNano()
 	if m := l.many; m != nil && m.oldest >= from && m.newest <= to {
 		return len(m.list) // the usual case, read beside the list

@@ -335,3 +335,43 @@ func TestSenderCountsWindowEnds(t *testing.T) {
 		t.Fatalf("the appended entry is later than now: %d, want 2", got)
 	}
 }
+
+// TestCountAndAddIsCountThenAdd: the live verification's count and add in
+// one step (one lock, one probe) leaves the counts exactly as count then
+// add did, and returns the same count, over random verifications of a few
+// senders, in time order with the jitter of concurrent steps, across the
+// window's expiry, with an entry's id repeated now and then.
+func TestCountAndAddIsCountThenAdd(t *testing.T) {
+	var one, two senderCounts
+	rnd := rand.New(rand.NewPCG(1, 2))
+	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	keys, froms := []string{"k", "k2"}, []string{alice, mallet, "+14155550199"}
+	var at time.Time
+	var id [16]byte
+	for i := range 20_000 {
+		key, from := keys[rnd.IntN(len(keys))], froms[rnd.IntN(len(froms))]
+		if i == 0 || rnd.IntN(50) != 0 { // else the last entry again
+			now = now.Add(time.Duration(rnd.IntN(int(20 * time.Minute)))) // past the window in some 150 steps
+			at = now.Add(-time.Duration(rnd.IntN(int(time.Second))))      // jitter: not always the newest
+			id = [16]byte{byte(i), byte(i >> 8), 1}
+		}
+		want := one.count(key, from, at)
+		one.add(key, from, at, id)
+		if got := two.countAndAdd(key, from, at, id); got != want {
+			t.Fatalf("step %d: countAndAdd counted %d, count %d", i, got, want)
+		}
+		if a, b := one.len(), two.len(); a != b {
+			t.Fatalf("step %d: %d entries held after countAndAdd, %d after count and add", i, b, a)
+		}
+		for _, k := range keys {
+			for _, f := range froms {
+				if a, b := one.count(k, f, now), two.count(k, f, now); a != b {
+					t.Fatalf("step %d: %s %s counts %d after count and add, %d after countAndAdd", i, k, f, a, b)
+				}
+			}
+		}
+	}
+	if one.len() != two.len() || one.t.n != two.t.n {
+		t.Fatalf("held %d entries of %d senders, want %d of %d", two.len(), two.t.n, one.len(), one.t.n)
+	}
+}

@@ -184,7 +184,10 @@ type proof struct {
 // finding a proof there) since the last merge are a fraction of read's
 // size (so the copying stays linear in them). Its key holds
 // SenderSessions24h, so it keeps filling: once it holds maxProofs, it
-// starts over empty (sessions keep the proofs they point to).
+// starts over empty (sessions keep the proofs they point to, and recent
+// the last ones found: equal to what they stand for, as every proof).
+// Before the maps, a proof is looked for among the recent ones, by a
+// hash that reads a few bytes, and compared.
 var proofs = newProofCache()
 
 type proofCache struct {
@@ -192,7 +195,17 @@ type proofCache struct {
 	mu     sync.Mutex
 	dirty  map[proof]*proof
 	misses int // lookups answered from dirty since its last merge
+	// recent holds the proofs last found, one per slot of a cheap hash: a
+	// proof found there is compared, not hashed through the map (which
+	// hashes each of its six strings).
+	recent [recentProofs]atomic.Pointer[proof]
 }
+
+// recentProofs is the number of slots of proofCache.recent.
+const (
+	recentProofBits = 10
+	recentProofs    = 1 << recentProofBits
+)
 
 func newProofCache() *proofCache {
 	c := &proofCache{dirty: map[proof]*proof{}}
@@ -210,6 +223,44 @@ func (c *proofCache) get(p *proof) *proof {
 	if *p == (proof{}) {
 		return nil
 	}
+	slot := &c.recent[p.slot()]
+	if q := slot.Load(); q != nil && *q == *p {
+		return q
+	}
+	q := c.find(p)
+	slot.Store(q)
+	return q
+}
+
+// slot returns p's slot in recent: a mix of what tells proofs apart at
+// little cost (the count, the strings' lengths and ends). Two proofs of
+// one slot only take turns in it; each is still shared through the maps.
+func (p *proof) slot() int {
+	s := &p.signals
+	h := uint64(s.SenderSessions24h)<<1 | uint64(b2i(s.Forwarded))
+	h = mixEnds(mixEnds(mixEnds(h, p.via.Channel), p.via.To), s.LineType)
+	h = mixEnds(mixEnds(mixEnds(h, s.Carrier), s.SenderCountry), s.Attestation)
+	return int(h * 0x9e3779b97f4a7c15 >> (64 - recentProofBits))
+}
+
+// mixEnds mixes the length and the end characters of v into h.
+func mixEnds(h uint64, v string) uint64 {
+	h = h*31 + uint64(len(v))
+	if len(v) > 0 {
+		h = h*31 + uint64(v[0])<<8 + uint64(v[len(v)-1])
+	}
+	return h
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// find returns the shared copy of *p from the maps, adding it.
+func (c *proofCache) find(p *proof) *proof {
 	if q := (*c.read.Load())[*p]; q != nil {
 		return q
 	}
