@@ -193,8 +193,8 @@ func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Reco
 // the message's route and signals, with the sessions verified for its
 // sender under the session's API key in the 24 h before (counted as it is
 // applied). The two records are built where the journal reads them: the
-// message and the dedupe record come by pointer, and nothing is copied but
-// the dedupe record, once.
+// message and the dedupe record come by pointer, and verify copies only
+// the dedupe record, once (a journal other than the WAL copies both).
 func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
 	var recs [2]Record

@@ -375,3 +375,23 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 		t.Fatalf("held %d entries of %d senders, want %d of %d", two.len(), two.t.n, one.len(), one.t.n)
 	}
 }
+
+// TestCountAndAddSenderExpiresInCall: a sender whose only entry leaves the
+// window in the very call that adds its next one keeps the new entry:
+// countAndAdd expires before it finds the sender's slot (expiring after
+// could free the table the slot is in, and the entry went with it).
+func TestCountAndAddSenderExpiresInCall(t *testing.T) {
+	var c senderCounts
+	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	c.countAndAdd("k", alice, t0, [16]byte{1})
+	c.countAndAdd("k", mallet, t0.Add(time.Hour), [16]byte{2})
+	for i, s := range []string{alice, mallet} {
+		at := t0.Add(25*time.Hour + time.Duration(i)*time.Hour)
+		if n := c.countAndAdd("k", s, at, [16]byte{3, byte(i)}); n != 0 {
+			t.Fatalf("%s counted %d", s, n)
+		}
+		if n := c.count("k", s, at); n != 1 {
+			t.Fatalf("%s: %d entries in the window after countAndAdd, want 1", s, n)
+		}
+	}
+}
