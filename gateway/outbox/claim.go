@@ -101,7 +101,7 @@ func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
 			evs[i] = d.ev
 		}
 		if err := b.AckEvents(ctx, evs, false); err != nil {
-			o.log.Error("outcomes of events with nowhere to go not recorded; they will be claimed again", "events", len(evs), "err", err)
+			o.log.Error("outcomes of events with nowhere to go not recorded; they may be claimed again", "events", len(evs), "err", err)
 		}
 		return
 	}
