@@ -95,3 +95,19 @@ func idPrefixOf(t *testing.T, id string) uint8 {
 	}
 	return p
 }
+
+// TestOwnStringsOneAllocation: a session's number, code and message id are
+// made in one allocation, however long (a WhatsApp message id is ~60
+// characters: past a 64-byte buffer on the stack it took two).
+func TestOwnStringsOneAllocation(t *testing.T) {
+	number, code := []byte("+14155550123"), []byte("482913")
+	for _, id := range []string{"SM1", "wamid.HBgLMTQxNTU1NTAxMjMVAgASGBQzQTdGRDk5QjcwQTQ4OEE1QkZBNAA="} {
+		var a, b, c string
+		if n := testing.AllocsPerRun(100, func() { a, b, c = ownStrings(number, code, []byte(id)) }); n != 1 {
+			t.Errorf("message id of %d bytes: %v allocations, want 1", len(id), n)
+		}
+		if a != string(number) || b != string(code) || c != id {
+			t.Fatalf("ownStrings = %q %q %q", a, b, c)
+		}
+	}
+}
