@@ -56,15 +56,15 @@ func readBody(c *gin.Context) ([]byte, error) {
 	return nil, errorf(http.StatusBadRequest, "bad_body", "could not read the body")
 }
 
+// maxPresized bounds what readAll reserves on a stated Content-Length.
+const maxPresized = 8 << 10
+
 // readAll is io.ReadAll with its buffer sized from the Content-Length the
 // request states (one byte more, so that the read that finds the end needs
 // no room), not grown from 512 bytes by copying. The size is the client's
 // word, before any byte arrived or any signature was checked: at most
 // maxPresized is reserved on it (a webhook is far smaller), so that
 // connections that state a large body and send nothing hold little.
-// maxPresized bounds what readAll reserves on a stated Content-Length.
-const maxPresized = 8 << 10
-
 func readAll(r io.Reader, size int64) ([]byte, error) {
 	if size < 0 || size > maxBody {
 		return io.ReadAll(r)

@@ -75,18 +75,13 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 }
 
 // ackUnsent acks the events that have nowhere to go, together, and
-// returns when each is acked. An ack returns once it is durable: one after
-// the other, a claim of such events took one log sync (on the WAL, an
-// fsync) per event, so that on a gateway verifying thousands of sessions a
-// second without a webhook_url the outbox fell ever further behind (and
-// each claim sorted the growing backlog). Acked together, they share the
-// store's next sync: in one call where the store acks in batches (the
-// memory store), else side by side (Redis), at most half the workers'
-// number of them in flight, as many as the deliveries to one API key: on
-// Redis each holds a connection of the pool the API shares (for up to
-// redis_wait_timeout with redis_wait_replicas), and a claim's whole batch
-// at once took every connection of the pool. Side by side on the WAL, 16
-// at a time fell behind the webhooks' 64 connections again.
+// returns when each is acked. An ack returns once it is durable, so acked
+// one after the other each would wait for a log sync of its own, far
+// slower than a busy gateway verifies. Acked together they share the
+// store's next sync: in one AckEvents call where the store acks in batches
+// (the memory store), else side by side (Redis), at most unsentAcks in
+// flight: on Redis each holds a connection of the pool the API shares
+// (for up to redis_wait_timeout with redis_wait_replicas).
 func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
 	switch len(ds) {
 	case 0:
@@ -117,9 +112,14 @@ func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
 	wg.Wait()
 }
 
+// perKeyLimit is how many attempts one API key may have in flight: half
+// the workers' slots.
+func (o *Outbox) perKeyLimit() int { return max(1, o.opt.Workers/2) }
+
 // unsentAcks is how many acks of events with nowhere to go may be in
-// flight together.
-func (o *Outbox) unsentAcks() int { return max(1, o.opt.Workers/2) }
+// flight together, where the store does not ack in batches: as many as
+// one API key's deliveries.
+func (o *Outbox) unsentAcks() int { return o.perKeyLimit() }
 
 // renew extends the leases of events still waiting in a queue (behind a
 // busy or broken destination), so no other replica claims them meanwhile.

@@ -49,35 +49,30 @@ func (d *durableAcks) AckEvent(ctx context.Context, ev matcher.Event, dead bool)
 	return d.fakeStore.AckEvent(ctx, ev, dead)
 }
 
-// TestUnsentEventsAckedTogether: the events of a claim that have nowhere
-// to go (no callback_url, no webhook_url) are acked side by side, so that
-// they share one sync of the store: one after the other, each waited for a
-// sync of its own, and the outbox of a busy gateway fell behind its
-// verifications without end.
-func TestUnsentEventsAckedTogether(t *testing.T) {
+// unsentClaim makes n claimable events of API key shop, which has nowhere
+// to send them, and an outbox that knows the key; tests set its store.
+func unsentClaim(n int) (*fakeStore, *Outbox) {
 	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
 	f := &fakeStore{now: now, acked: map[string]bool{}}
-	const n = 64
 	for range n {
 		f.add("shop", now, 0)
 	}
-	o := New(Options{Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now }})
-	d := &durableAcks{fakeStore: f, want: o.unsentAcks(), all: make(chan struct{}), giveUp: make(chan struct{})}
-	o.store = d
+	return f, New(Options{Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now }})
+}
+
+// claimInBackground runs one claim; the channel closes when it returns.
+func claimInBackground(o *Outbox) <-chan struct{} {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		o.claimOnce(context.Background())
 	}()
-	select {
-	case <-d.all:
-	case <-time.After(10 * time.Second): // never, when the acks wait for each other
-		d.mu.Lock()
-		t.Errorf("the %d events without a destination were acked one at a time: at most %d in flight together, want %d", n, d.most, d.want)
-		d.mu.Unlock()
-		close(d.giveUp)
-	}
-	<-done
+	return done
+}
+
+// allAckedAlive fails unless each of the n events was acked, none dead.
+func allAckedAlive(t *testing.T, f *fakeStore, n int) {
+	t.Helper()
 	if len(f.acked) != n {
 		t.Fatalf("%d of %d events acked", len(f.acked), n)
 	}
@@ -88,25 +83,39 @@ func TestUnsentEventsAckedTogether(t *testing.T) {
 	}
 }
 
+// TestUnsentEventsAckedTogether: the events of a claim that have nowhere
+// to go (no callback_url, no webhook_url) are acked side by side, so that
+// they share one sync of the store: one after the other, each waited for a
+// sync of its own, and the outbox of a busy gateway fell behind its
+// verifications without end.
+func TestUnsentEventsAckedTogether(t *testing.T) {
+	const n = 64
+	f, o := unsentClaim(n)
+	d := &durableAcks{fakeStore: f, want: o.unsentAcks(), all: make(chan struct{}), giveUp: make(chan struct{})}
+	o.store = d
+	done := claimInBackground(o)
+	select {
+	case <-d.all:
+	case <-time.After(10 * time.Second): // never, when the acks wait for each other
+		d.mu.Lock()
+		t.Errorf("the %d events without a destination were acked one at a time: at most %d in flight together, want %d", n, d.most, d.want)
+		d.mu.Unlock()
+		close(d.giveUp)
+	}
+	<-done
+	allAckedAlive(t, f, n)
+}
+
 // TestUnsentAcksBounded: no more acks of events with nowhere to go are in
 // flight than unsentAcks: on Redis each holds a connection of the pool the
 // API shares, and a claim's whole batch at once (256) left the API none.
 func TestUnsentAcksBounded(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	f := &fakeStore{now: now, acked: map[string]bool{}}
 	const n = 64
-	for range n {
-		f.add("shop", now, 0)
-	}
-	o := New(Options{Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now }})
+	f, o := unsentClaim(n)
 	// Acks return only when the test lets them: want is past any count.
 	d := &durableAcks{fakeStore: f, want: n + 1, all: make(chan struct{}), giveUp: make(chan struct{})}
 	o.store = d
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		o.claimOnce(context.Background())
-	}()
+	done := claimInBackground(o)
 	inflight := func() int { d.mu.Lock(); defer d.mu.Unlock(); return d.inflight }
 	for deadline := time.Now().Add(10 * time.Second); inflight() < o.unsentAcks() && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
@@ -155,23 +164,23 @@ func (b *batchAcks) AckEvent(ctx context.Context, ev matcher.Event, dead bool) e
 // TestUnsentAckedInOneBatch: where the store acks in batches, a claim's
 // events with nowhere to go are acked in one call, all of them, none dead.
 func TestUnsentAckedInOneBatch(t *testing.T) {
-	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
-	f := &fakeStore{now: now, acked: map[string]bool{}}
 	const n = 40
-	for range n {
-		f.add("shop", now, 0)
-	}
+	f, o := unsentClaim(n)
 	b := &batchAcks{fakeStore: f}
-	o := New(Options{Store: b, Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now }})
+	o.store = b
 	o.claimOnce(context.Background())
 	if len(b.batches) != 1 || len(b.batches[0]) != n || b.single != 0 {
-		t.Fatalf("%d batches (first of %d events) and %d single acks, want one batch of %d", len(b.batches), len(b.batches[0]), b.single, n)
+		t.Fatalf("batches of %v events and %d single acks, want one batch of %d", batchSizes(b.batches), b.single, n)
 	}
-	for id, dead := range f.acked {
-		if dead {
-			t.Fatalf("event %s acked dead", id)
-		}
+	allAckedAlive(t, f, n)
+}
+
+func batchSizes(bs [][]matcher.Event) []int {
+	var sizes []int
+	for _, b := range bs {
+		sizes = append(sizes, len(b))
 	}
+	return sizes
 }
 
 // syncCounter is the OS file system of a WAL, counting file syncs.

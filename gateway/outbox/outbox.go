@@ -270,7 +270,7 @@ func (o *Outbox) dispatch(ctx context.Context, wg *sync.WaitGroup) time.Duration
 		}
 	}
 	slices.SortFunc(ready, func(a, b *destination) int { return o.due(a).Compare(o.due(b)) })
-	keyLimit := max(1, o.opt.Workers/2)
+	keyLimit := o.perKeyLimit()
 	for started := true; started && o.inflight < o.opt.Workers; {
 		started = false
 		for _, dst := range ready {
