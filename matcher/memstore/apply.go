@@ -14,7 +14,7 @@ func (m *Store) apply(sh *shard, r Record) {
 		s := r.sess
 		if s == nil {
 			var ok bool
-			if s, ok = fromView(r.Session, identity); !ok {
+			if s, ok = fromView(r.Session); !ok {
 				return
 			}
 		}

@@ -343,7 +343,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 		s.x = new(sessionExtra)
 		*s.x = x
 	}
-	s.setRoutes(routes, identity) // interned above
+	s.setRoutes(routes) // interned above
 	return s
 }
 
@@ -386,7 +386,7 @@ func encodeRecord(dst []byte, r *Record) []byte {
 		s := r.sess
 		if s == nil {
 			var ok bool
-			if s, ok = fromView(r.Session, identity); !ok {
+			if s, ok = fromView(r.Session); !ok {
 				s = &session{} // never: Create makes only sessions fromView takes
 			}
 		}
@@ -445,17 +445,19 @@ func (d *dec) message(v uint8) matcher.Message {
 	return m
 }
 
-// identity interns nothing: a record's strings are its own.
-func identity(s string) string { return s }
-
-// identityBytes is identity for compact.
+// identityBytes interns nothing, for compact: a record's strings are its
+// own.
 func identityBytes(b []byte) string { return string(b) }
+
+// knownRecordVersion reports whether a log record of format version v can
+// be read.
+func knownRecordVersion(v byte) bool { return v == 1 || v == codecVersion }
 
 // decodeRecord is the inverse of encodeRecord.
 func decodeRecord(b []byte) (Record, error) {
 	d := dec{b: b}
 	version := d.u8()
-	if version != 1 && version != codecVersion {
+	if !knownRecordVersion(version) {
 		return Record{}, errDecode
 	}
 	r := Record{Op: Op(d.u8()), At: d.time()}

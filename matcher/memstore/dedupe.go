@@ -463,9 +463,7 @@ func scanSection(dc *dec, limit int64) (kept, withSID, idBytes int) {
 func (d *dedupe) clearLocked() {
 	clear(d.done)
 	clear(d.sids)
-	for _, ok := d.order.front(); ok; _, ok = d.order.front() {
-		d.order.pop()
-	}
+	d.order = fifo[seenKey]{}
 	d.size.Store(0)
 }
 

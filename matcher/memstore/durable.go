@@ -140,7 +140,7 @@ func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 			// Every cut covers it: the snapshot holds its change. Its
 			// format version is still checked; it is not decoded (the
 			// active segment may hold a whole segment of such records).
-			if len(p) == 0 || p[0] != 1 && p[0] != codecVersion {
+			if len(p) == 0 || !knownRecordVersion(p[0]) {
 				return errDecode
 			}
 			return nil

@@ -254,7 +254,6 @@ type claimable struct {
 	u        *dueEvent
 	s        *session
 	d        *dueSession // s's entry; good while t.mu is held
-	prefix   uint8       // s's id prefix (dueSession.prefix)
 	commit   Commit
 	attempts int
 }
@@ -264,14 +263,14 @@ func (c *claimable) eventID() string {
 		if c.u != nil {
 			c.id = c.u.ev.ID
 		} else {
-			c.id = matcher.EventID(idString(c.prefix, &c.s.id), c.s.status)
+			c.id = matcher.EventID(idString(c.d.prefix, &c.s.id), c.s.status) // under t.mu: free's caller holds it
 		}
 	}
 	return c.id
 }
 
 // free returns the limit oldest events no lease holds at now, ordered by
-// (At, id). The caller holds t.mu.
+// (At, id). The caller holds t.mu (eventID reads the entries).
 func (t *events) free(now time.Time, limit int) []claimable {
 	var free []claimable
 	for _, e := range t.due {
@@ -282,7 +281,7 @@ func (t *events) free(now time.Time, limit int) []claimable {
 	ns := now.UnixNano()
 	for e := range t.sessions.all() {
 		if ns >= e.until {
-			free = append(free, claimable{at: e.s.finished, s: e.s, d: e, prefix: e.prefix})
+			free = append(free, claimable{at: e.s.finished, s: e.s, d: e})
 		}
 	}
 	slices.SortFunc(free, func(a, b claimable) int { return cmp.Compare(a.at, b.at) })

@@ -80,13 +80,19 @@ func (t *idIndex) put(s *session) {
 // reserve makes room for n sessions in all, without growing on the way
 // (recovery knows a shard's count).
 func (t *idIndex) reserve(n int) {
-	size := max(8, len(t.slots))
+	if size := sizeFor(n, len(t.slots)); size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// sizeFor is the slot count, a power of two from cur (at least 8), that
+// holds n entries within maxLoad.
+func sizeFor(n, cur int) int {
+	size := max(8, cur)
 	for n*4 > size*maxLoad {
 		size *= 2
 	}
-	if size > len(t.slots) {
-		t.resize(size)
-	}
+	return size
 }
 
 // resize moves the sessions to a table of size slots (a power of two).

@@ -305,7 +305,7 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Routes: routes, ClientCountry: req.ClientCountry,
 	}
-	sess, ok := fromView(v, identity)
+	sess, ok := fromView(v)
 	if !ok {
 		return matcher.Session{}, fmt.Errorf("matcher: max_attempts %d out of range", attempts)
 	}

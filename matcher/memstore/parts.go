@@ -27,14 +27,10 @@ type partial struct {
 const partsTTL = time.Hour
 
 func (p *partials) add(msg matcher.Message, now time.Time) (matcher.Message, bool) {
-	key := strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
+	key := partsKey(msg)
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	e := p.m[key]
-	if e == nil {
-		e = &partial{first: now, parts: map[int]matcher.Message{}}
-		p.m[key] = e
-	}
+	e := p.entry(key, now)
 	e.parts[msg.Part] = msg
 	if len(e.parts) < msg.Parts {
 		return matcher.Message{}, false
@@ -58,7 +54,7 @@ func (p *partials) add(msg matcher.Message, now time.Time) (matcher.Message, boo
 // completes its message: then it stores nothing and returns false, so the
 // parts stay as they were for a later add.
 func (p *partials) addUnlessComplete(msg matcher.Message, now time.Time) bool {
-	key := strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
+	key := partsKey(msg)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	e := p.m[key]
@@ -72,12 +68,24 @@ func (p *partials) addUnlessComplete(msg matcher.Message, now time.Time) bool {
 	if have >= msg.Parts {
 		return false
 	}
+	p.entry(key, now).parts[msg.Part] = msg
+	return true
+}
+
+// partsKey names the message msg is a part of.
+func partsKey(msg matcher.Message) string {
+	return strings.Join([]string{msg.Provider, msg.To, msg.From, msg.PartsRef}, "\x00")
+}
+
+// entry returns the parts held under key, made first at now if none are.
+// The caller holds p.mu.
+func (p *partials) entry(key string, now time.Time) *partial {
+	e := p.m[key]
 	if e == nil {
 		e = &partial{first: now, parts: map[int]matcher.Message{}}
 		p.m[key] = e
 	}
-	e.parts[msg.Part] = msg
-	return true
+	return e
 }
 
 func (p *partials) gc(now time.Time) {

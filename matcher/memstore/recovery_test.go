@@ -130,7 +130,7 @@ func TestDecodeSessionAllocs(t *testing.T) {
 		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio", MessageID: "SM1234567",
 		Via:     matcher.Route{Channel: matcher.ChannelSMS, To: to},
 		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile", SenderCountry: "US"}}
-	s, ok := fromView(&v, identity)
+	s, ok := fromView(&v)
 	if !ok {
 		t.Fatal("fromView")
 	}
@@ -186,7 +186,7 @@ func BenchmarkDecodeDaySession(b *testing.B) {
 		Status: matcher.Verified, FinishedAt: time.Unix(1, 5), Provider: "twilio", MessageID: "SM1234567",
 		Via:     matcher.Route{Channel: matcher.ChannelSMS, To: to},
 		Signals: matcher.Signals{LineType: "mobile", Carrier: "T-Mobile USA", SenderCountry: "US"}}
-	s, ok := fromView(&v, identity)
+	s, ok := fromView(&v)
 	if !ok {
 		b.Fatal("fromView")
 	}

@@ -22,15 +22,12 @@ import (
 
 // setRoutes records the session's routes (nil: the default {sms, to}) and
 // the numbers they index it under besides to.
-func (s *session) setRoutes(routes []matcher.Route, intern func(string) string) {
+func (s *session) setRoutes(routes []matcher.Route) {
 	if len(routes) == 0 {
 		return
 	}
 	x := s.extra()
 	x.routes = routes
-	for i := range routes {
-		routes[i].Channel, routes[i].To = intern(routes[i].Channel), intern(routes[i].To)
-	}
 	// The distinct numbers, as matcher.RouteNumbers makes them, with no
 	// slice of its own (recovery sets the routes of every session).
 	for _, r := range routes {

@@ -432,11 +432,7 @@ func (t *senderTable) probe(h uint64, k senderID) int {
 
 // reserve makes room for n senders in all, without growing on the way.
 func (t *senderTable) reserve(n int) {
-	size := max(8, len(t.slots))
-	for n*4 > size*maxLoad {
-		size *= 2
-	}
-	if size > len(t.slots) {
+	if size := sizeFor(n, len(t.slots)); size > len(t.slots) {
 		t.resize(size)
 	}
 }

@@ -153,9 +153,7 @@ func (t *table[K]) add(v K) uint8 {
 		return tableInX
 	}
 	st := &tableState[K]{ids: make(map[K]uint8, len(old.ids)+1), vals: append(slices.Clip(old.vals), v)}
-	for k, i := range old.ids {
-		st.ids[k] = i
-	}
+	maps.Copy(st.ids, old.ids)
 	i := uint8(len(old.vals))
 	v = t.clone(v)
 	st.vals[i] = v
@@ -504,9 +502,8 @@ var idDecode = func() (t [256]byte) {
 	return t
 }()
 
-// fromView makes the in-memory form of a public Session; intern returns a
-// shared copy of strings that repeat across sessions.
-func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
+// fromView makes the in-memory form of a public Session.
+func fromView(v *matcher.Session) (*session, bool) {
 	prefix, id, ok := parseID(v.ID)
 	token, ok2 := parseToken(v.PageToken)
 	if !ok || !ok2 || v.Attempts > 1<<16-1 || v.MaxAttempts > 1<<16-1 || v.Notified > matcher.Dead { // pr holds 2 bits of it
@@ -515,7 +512,7 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 	s := &session{
 		id: id, token: token, pr: prefix<<6 | uint8(v.Notified&3)<<4 | reasonCode(v.Status, v.Reason), status: v.Status,
 		attempts: uint16(v.Attempts), maxAttempts: uint16(v.MaxAttempts),
-		key: intern(v.Key), number: v.Number, code: v.Code, to: intern(v.To),
+		key: v.Key, number: v.Number, code: v.Code, to: v.To,
 		created: unixNano(v.CreatedAt), expires: unixNano(v.ExpiresAt), finished: unixNano(v.FinishedAt),
 		messageID: v.MessageID,
 		proof:     sharedProof(&proof{via: v.Via, signals: v.Signals}),
@@ -533,13 +530,13 @@ func fromView(v *matcher.Session, intern func(string) string) (*session, bool) {
 		s.x = &sessionExtra{
 			callback: v.Callback, redirect: v.Redirect,
 			metadata: v.Metadata, idemKey: v.IdemKey, reqHash: v.ReqHash, verifiedNumber: verified,
-			clientCountry: intern(v.ClientCountry),
+			clientCountry: v.ClientCountry,
 		}
-		s.setRoutes(slices.Clone(routes), intern)
+		s.setRoutes(slices.Clone(routes))
 	}
 	s.setNorm()
 	s.setProvider(v.Provider)
-	s.setLabels(labelSet{intern(v.API), intern(v.Country), intern(v.Language)})
+	s.setLabels(labelSet{v.API, v.Country, v.Language})
 	return s, true
 }
 

@@ -158,7 +158,7 @@ func (m *Store) replaySession(r Record) {
 		return
 	}
 	if r.sess == nil {
-		s, ok := fromView(r.Session, identity)
+		s, ok := fromView(r.Session)
 		if !ok {
 			return
 		}

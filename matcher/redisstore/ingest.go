@@ -66,13 +66,10 @@ type ingestArgs struct {
 	SenderSessions map[string]int
 	CountHere      bool
 
-	// OwnFirst: only the sender's own sessions are tried, and a message
-	// they do not take records nothing (IngestOptions.OwnFirst): mode
-	// "first" in the number's tag; in the linked steps, none after "own".
-	OwnFirst bool
-
 	// The steps of a message whose number links to other home tags
-	// (library.lua ingest).
+	// (library.lua ingest). Mode "first" (IngestOptions.OwnFirst) tries
+	// only the sender's own sessions and records nothing they do not take;
+	// in the linked steps, none comes after "own".
 	Mode   string
 	Spend  bool
 	CT     bool
@@ -183,7 +180,6 @@ func (s *Store) Ingest(ctx context.Context, msg matcher.Message, opt matcher.Ing
 		Guesses: s.opt.CaptureGuessesPerHour, Unmatched: s.opt.UnmatchedPerSenderPerHour, Events: []eventArgs{}, Parts: whole,
 		Channel: msg.MessageChannel(), LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded, Reject: msg.RejectReason,
-		OwnFirst: ownFirst,
 	}
 	if ownFirst {
 		a.Mode = "first"
@@ -375,7 +371,7 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 			return ambiguous()
 		}
 	}
-	if a.OwnFirst {
+	if a.Mode == "first" { // IngestOptions.OwnFirst: no step after "own"
 		return outcome{}, 3, nil // the own steps that took nothing recorded nothing
 	}
 	// Then capture sessions: here the message spends its sender's guess.
