@@ -66,7 +66,8 @@ func (d *dueSessions) lease(e *dueSession) {
 }
 
 // get returns the entry of the session of raw id id, or nil. The pointer
-// is good until the table next changes (add or del).
+// is good until the table is next compacted (del or deleteFunc; add
+// never moves an entry).
 func (d *dueSessions) get(id [16]byte) *dueSession {
 	if e := d.leased[id]; e != nil {
 		return e
