@@ -246,3 +246,42 @@ func TestUnsentAcksShareSyncs(t *testing.T) {
 	}
 	t.Logf("a claim of %d events without a destination: %d fsyncs", claimBatch, took)
 }
+
+// replayStore hands out the same claimed events at every claim and acks
+// them in batches without keeping anything: what a claim allocates is
+// the outbox's.
+type replayStore struct {
+	matcher.Store
+	evs   []matcher.Event
+	acked int
+}
+
+func (r *replayStore) ClaimEvents(context.Context, time.Duration, int) ([]matcher.Event, error) {
+	return r.evs, nil
+}
+
+func (r *replayStore) AckEvents(_ context.Context, evs []matcher.Event, _ bool) error {
+	r.acked += len(evs)
+	return nil
+}
+
+func (r *replayStore) Events() <-chan struct{} { return nil }
+
+// TestUnsentClaimAllocs: a claim of events with nowhere to go makes no
+// delivery per event, only the batch it acks: one allocation per claim
+// (it made a delivery per event, then copied their events into the
+// batch: 69 for 64 events).
+func TestUnsentClaimAllocs(t *testing.T) {
+	const n = 64
+	f, o := unsentClaim(n)
+	evs, _ := f.ClaimEvents(context.Background(), time.Minute, n)
+	r := &replayStore{evs: evs}
+	o.store = r
+	allocs := testing.AllocsPerRun(20, func() { o.claimOnce(context.Background()) })
+	if allocs > 1 {
+		t.Errorf("a claim of %d events with nowhere to go: %v allocations, want 1", n, allocs)
+	}
+	if r.acked != 21*n {
+		t.Fatalf("%d events acked, want %d", r.acked, 21*n)
+	}
+}

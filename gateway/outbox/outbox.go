@@ -205,20 +205,23 @@ func (o *Outbox) kick() {
 }
 
 // destination is the session's callback_url, else its API key's webhook_url.
-func (o *Outbox) destination(d *delivery) string {
-	if s := d.ev.Session; s != nil && s.Callback != "" {
+func (o *Outbox) destination(d *delivery) string { return o.destinationOf(d.ev) }
+
+// destinationOf is destination for an event not yet on its way.
+func (o *Outbox) destinationOf(ev matcher.Event) string {
+	if s := ev.Session; s != nil && s.Callback != "" {
 		return s.Callback
 	}
-	if k := o.Key(d.apiKey()); k != nil {
+	if k := o.Key(ev.Key); k != nil {
 		return k.WebhookURL
 	}
 	return ""
 }
 
 // ack records, durably, that an event was delivered or is dead.
-func (o *Outbox) ack(ctx context.Context, d *delivery, dead bool) {
-	if err := o.store.AckEvent(ctx, d.ev, dead); err != nil {
-		o.log.Error("event outcome not recorded; it will be sent again", "event", d.key(), "dead", dead, "err", err)
+func (o *Outbox) ack(ctx context.Context, ev matcher.Event, dead bool) {
+	if err := o.store.AckEvent(ctx, ev, dead); err != nil {
+		o.log.Error("event outcome not recorded; it will be sent again", "event", ev.ID, "dead", dead, "err", err)
 	}
 }
 
@@ -325,7 +328,7 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	err := o.send(ctx, d, dest, dst.cb)
 	switch {
 	case err == nil:
-		o.ack(ctx, d, false)
+		o.ack(ctx, d.ev, false)
 		o.delivered.Inc()
 		o.finish(d, dst, false)
 		return
@@ -335,13 +338,13 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):
-		o.ack(ctx, d, false) // nothing to send for it, ever
+		o.ack(ctx, d.ev, false) // nothing to send for it, ever
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errRefusedDestination) || o.now().Sub(d.since()) >= o.opt.MaxAge:
 		o.dead.Inc()
 		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.ev.Attempts+1, "err", err)
-		o.ack(ctx, d, true)
+		o.ack(ctx, d.ev, true)
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):
