@@ -64,6 +64,7 @@ type Server struct {
 	level    *slog.LevelVar
 	store    matcher.Store // where sessions live
 	adapters map[string]adapters.Adapter
+	urls     map[string]*signedURL // by provider entry: the URL its last webhook was signed for
 	http     *http.Client
 	metrics  *metrics
 	outbox   *outbox.Outbox
@@ -126,7 +127,10 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 		store: b.Store, shared: b.Shared, selfHealing: b.SelfHealing, boundsGuesses: b.BoundsSenderGuesses,
-		now: now,
+		now: now, urls: make(map[string]*signedURL, len(ads)),
+	}
+	for name := range ads {
+		s.urls[name] = &signedURL{}
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)

@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
@@ -35,7 +36,7 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	// The signed URL is public_url + the request URI exactly as received;
 	// Host and X-Forwarded-* are never consulted.
-	u, err := url.Parse(s.base + c.Request.RequestURI)
+	u, err := s.urls[name].parse(s.base, c.Request.RequestURI)
 	if err != nil {
 		result = "malformed"
 		fail(c, errorf(http.StatusBadRequest, "bad_url", "unparseable request URI"))
@@ -156,6 +157,32 @@ func (s *Server) webhook(c *gin.Context) {
 		return
 	}
 	c.Data(http.StatusOK, "text/plain; charset=utf-8", nil) // typed, so that openapi.json can say what it is
+}
+
+// signedURL is the URL a provider entry's last webhook was signed for,
+// parsed: a provider calls the same URL every time, so that each webhook
+// need not join and parse it again. One URL, the last, is kept: a request
+// URI that changes every time (a query) is parsed every time, and holds
+// nothing.
+type signedURL struct{ last atomic.Pointer[parsedURL] }
+
+type parsedURL struct {
+	uri string
+	u   *url.URL
+}
+
+// parse returns base + uri parsed, shared with every request of the same
+// uri (adapters.Request.URL: never modified).
+func (c *signedURL) parse(base, uri string) (*url.URL, error) {
+	if p := c.last.Load(); p != nil && p.uri == uri {
+		return p.u, nil
+	}
+	u, err := url.Parse(base + uri)
+	if err != nil {
+		return nil, err
+	}
+	c.last.Store(&parsedURL{uri: uri, u: u})
+	return u, nil
 }
 
 // ofKind returns err when it is of kind, else err wrapped as kind: an
