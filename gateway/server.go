@@ -158,7 +158,7 @@ func New(o Options) (*Server, error) {
 	s.outbox = outbox.New(outbox.Options{
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
 		Logger: o.Logger, Now: now, Registerer: s.metrics.reg,
-		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: s.onClaim(now), Tuning: o.Outbox,
+		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: s.onClaim(now), OnAcked: s.onAcked(), Tuning: o.Outbox,
 		LogUnsent: cfg.Dev,
 	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))

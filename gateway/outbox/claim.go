@@ -35,6 +35,7 @@ func (o *Outbox) claim(ctx context.Context) {
 // (ackUnsent): they are collected as they came, with no delivery made for
 // each.
 func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
+	o.passAcked() // before the claim: none of them can be in it
 	evs, err := o.store.ClaimEvents(ctx, eventLease, claimBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -105,7 +106,9 @@ func (o *Outbox) ackUnsent(ctx context.Context, evs []matcher.Event) {
 	if b, ok := o.store.(matcher.EventBatchAcker); ok {
 		if err := b.AckEvents(ctx, evs, false); err != nil {
 			o.log.Error("outcomes of events with nowhere to go not recorded; they may be claimed again", "events", len(evs), "err", err)
+			return
 		}
+		o.noteAcked(evs...)
 		return
 	}
 	slots := make(chan struct{}, o.unsentAcks())

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"slices"
@@ -284,4 +285,51 @@ func TestUnsentClaimAllocs(t *testing.T) {
 	if r.acked != 21*n {
 		t.Fatalf("%d events acked, want %d", r.acked, 21*n)
 	}
+}
+
+// TestOnAckedBeforeTheNextClaim: the ids of acked events reach OnAcked
+// from the claiming goroutine before its next claim, never during a
+// claim (an event that claim returned is observed first); a failed batch
+// ack passes none.
+func TestOnAckedBeforeTheNextClaim(t *testing.T) {
+	const n = 8
+	f, o := unsentClaim(n)
+	b := &batchAcks{fakeStore: f}
+	o.store = b
+	var got []string
+	claimsBefore := -1
+	o.onAcked = func(ids []string) {
+		got = append(got, ids...)
+		claimsBefore = f.claims
+	}
+	o.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("OnAcked called during the claim with %v", got)
+	}
+	allAckedAlive(t, f, n)
+	o.claimOnce(context.Background())
+	if len(got) != n || claimsBefore != 1 {
+		t.Fatalf("OnAcked got %d ids after %d claims, want %d after 1", len(got), claimsBefore, n)
+	}
+	got = nil
+	o.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("the same ids passed again: %v", got)
+	}
+
+	failed, o2 := unsentClaim(n)
+	o2.store = &failingBatch{failed}
+	o2.onAcked = func(ids []string) { got = append(got, ids...) }
+	o2.claimOnce(context.Background())
+	o2.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("ids of a failed batch ack passed on: %v", got)
+	}
+}
+
+// failingBatch is a fakeStore whose batch acks fail.
+type failingBatch struct{ *fakeStore }
+
+func (f *failingBatch) AckEvents(context.Context, []matcher.Event, bool) error {
+	return errors.New("log write failed")
 }
