@@ -16,14 +16,14 @@ import (
 // gauge reads a counter or walks the pool.
 type metrics struct {
 	reg      *prometheus.Registry
-	webhooks *counterVec
-	messages *counterVec
-	created  *counterVec
-	finished *counterVec
-	funnel   *counterVec   // per number and provider entry
-	verify   *histogramVec // time to verify, per provider entry
-	requests *histogramVec
-	limited  *counterVec
+	webhooks *prometheus.CounterVec
+	messages *prometheus.CounterVec
+	created  *prometheus.CounterVec
+	finished *prometheus.CounterVec
+	funnel   *prometheus.CounterVec   // per number and provider entry
+	verify   *prometheus.HistogramVec // time to verify, per provider entry
+	requests *prometheus.HistogramVec
+	limited  *prometheus.CounterVec
 	shed     *prometheus.CounterVec // connections closed at limits.max_connections
 	// reloadOK and reloadAt are the last configuration load's result (1
 	// applied, 0 refused: the running configuration is kept) and time.
@@ -33,30 +33,30 @@ type metrics struct {
 func newMetrics(version string, pending func() float64) *metrics {
 	m := &metrics{
 		reg: prometheus.NewRegistry(),
-		webhooks: newCounterVec(prometheus.CounterOpts{
+		webhooks: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_webhooks_total", Help: "Provider webhook requests by provider entry and result (accepted, handshake, unauthenticated, malformed, too_large, error).",
 		}, []string{"provider", "result"}),
-		messages: newCounterVec(prometheus.CounterOpts{
+		messages: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_messages_total", Help: "Inbound messages by provider entry and outcome (verified, attempt, failed, unmatched, part, duplicate; wrong_provider, unknown_number, wrong_channel, sender_hidden, stale and caller_unattested change nothing).",
 		}, []string{"provider", "outcome", "channel"}),
-		created: newCounterVec(prometheus.CounterOpts{
+		created: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_created_total", Help: "Verifications created, by API.",
 		}, []string{"api"}),
-		finished: newCounterVec(prometheus.CounterOpts{
+		finished: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_verifications_finished_total", Help: "Verifications that reached a final status, by status and channel (of the route that verified; of the first route otherwise).",
 		}, []string{"status", "channel"}),
-		funnel: newCounterVec(prometheus.CounterOpts{
+		funnel: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_number_verifications_total", Help: "Verification funnel per receiving number (E.164), its provider entry and channel: created (a session of one route), offered (each route of a session of several), verified (only on the route that verified), expired, failed, cancelled (on each route).",
 		}, []string{"number", "provider", "step", "channel"}),
-		verify: newHistogramVec(prometheus.HistogramOpts{
+		verify: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mogate_time_to_verify_seconds", Help: "From create to verified, per provider entry of the receiving number.",
 			Buckets: []float64{5, 10, 15, 20, 30, 45, 60, 90, 120, 180, 300, 600, 1800},
 		}, []string{"provider"}),
-		requests: newHistogramVec(prometheus.HistogramOpts{
+		requests: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "mogate_http_request_duration_seconds", Help: "HTTP request latency by route and status; SSE streams and ?wait long-polls are left out.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 30},
 		}, []string{"route", "code"}),
-		limited: newCounterVec(prometheus.CounterOpts{
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "mogate_rate_limited_total", Help: "Requests refused with 429 (rate limits and stream limits), by route.",
 		}, []string{"route"}),
 		reloadOK: prometheus.NewGauge(prometheus.GaugeOpts{
