@@ -46,8 +46,7 @@ type createParams struct {
 
 // readBody reads at most maxBody bytes or fails with 413. A body stated
 // within the limit is bounded by net/http to its stated length and read
-// as it is; any other through http.MaxBytesReader, which also has the
-// connection closed after the 413. readAll bounds both (a handler
+// as it is; any other through http.MaxBytesReader. readAll bounds both (a handler
 // wrapped in middleware that replaced the body reads no more either).
 func readBody(c *gin.Context) ([]byte, error) {
 	var r io.Reader = c.Request.Body

@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
@@ -167,21 +169,21 @@ func (s *Server) webhook(c *gin.Context) {
 type signedURL struct{ last atomic.Pointer[parsedURL] }
 
 type parsedURL struct {
-	uri string
-	u   *url.URL
+	base, uri string
+	u         *url.URL
 }
 
 // parse returns base + uri parsed, shared with every request of the same
-// uri (adapters.Request.URL: never modified).
+// base and uri (adapters.Request.URL: never modified).
 func (c *signedURL) parse(base, uri string) (*url.URL, error) {
-	if p := c.last.Load(); p != nil && p.uri == uri {
+	if p := c.last.Load(); p != nil && p.uri == uri && p.base == base {
 		return p.u, nil
 	}
 	u, err := url.Parse(base + uri)
 	if err != nil {
 		return nil, err
 	}
-	c.last.Store(&parsedURL{uri: uri, u: u})
+	c.last.Store(&parsedURL{base: base, uri: uri, u: u})
 	return u, nil
 }
 
@@ -193,7 +195,7 @@ func (c *signedURL) parse(base, uri string) (*url.URL, error) {
 func answer(c *gin.Context, status int, ct string, b []byte) {
 	c.Status(status)
 	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
-		h["Content-Type"] = contentTypes.get([]string{ct})
+		h["Content-Type"] = contentTypes.get(ct)
 	}
 	if status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified {
 		c.Writer.WriteHeaderNow() // no body allowed, as c.Data
@@ -206,8 +208,47 @@ func answer(c *gin.Context, status int, ct string, b []byte) {
 }
 
 // contentTypes are the Content-Type header values of the webhooks'
-// answers, one per content type (the adapters answer with a few).
-var contentTypes = labelCache[[]string]{with: func(ct ...string) []string { return ct[:1:1] }}
+// answers, one per content type (the adapters answer with a few
+// constants).
+var contentTypes headerValues
+
+// headerValues hands out one shared header value per string, read without
+// a lock; past maxHeaderValues strings it makes a new one each time, so
+// nothing outside can grow it. Each value has no spare capacity: an
+// append to it (Header.Add) copies it.
+type headerValues struct {
+	m  atomic.Pointer[map[string][]string]
+	mu sync.Mutex
+}
+
+const maxHeaderValues = 64
+
+func (h *headerValues) get(v string) []string {
+	if m := h.m.Load(); m != nil {
+		if s, ok := (*m)[v]; ok {
+			return s
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.m.Load()
+	if old != nil {
+		if s, ok := (*old)[v]; ok {
+			return s
+		}
+		if len(*old) >= maxHeaderValues {
+			return []string{v}
+		}
+	}
+	m := make(map[string][]string, 1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	s := []string{v}
+	m[v] = s
+	h.m.Store(&m)
+	return s
+}
 
 // ofKind returns err when it is of kind, else err wrapped as kind: an
 // adapter error the contract did not foresee is still answered as its kind.
