@@ -25,6 +25,8 @@ type Request struct {
 	Method string
 	// URL is the public URL the provider called: public_url followed by the
 	// request URI exactly as received. Signatures are checked against it.
+	// The gateway shares it between the requests of one URL: it is read,
+	// never modified (an adapter that needs another copies it).
 	URL    *url.URL
 	Header http.Header
 	Body   []byte

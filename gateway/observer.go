@@ -44,6 +44,15 @@ func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
 	}
 }
 
+// onAcked is the outbox's OnAcked: the guard in process forgets the
+// events that were acked; the one in Redis lets each expire.
+func (s *Server) onAcked() func([]string) {
+	if fg, ok := s.finals.(forgetter); ok {
+		return fg.forget
+	}
+	return nil
+}
+
 // onceGuard lets the first observation of each event id through, and
 // remembers it for the event's lifetime: bounded by time, like the promise
 // it keeps, never by a count (a count-bounded cache under a burst of final
@@ -81,13 +90,16 @@ func (g sharedOnce) first(ctx context.Context, id string, _ time.Time) (bool, er
 // event can no longer be claimed: an event is claimable until it is
 // delivered or dead, and dead at the latest maxAge after its status (the
 // outbox's MaxAge), so an id observed at t is kept until t+maxAge, an upper
-// bound.
+// bound, or until the outbox says its event was acked (forget), whichever
+// comes first: a busy gateway's guard holds the events on their way, not
+// a day of them.
 type finalObserver struct {
 	maxAge time.Duration
 	mu     sync.Mutex
-	seen   map[string]struct{}
-	order  []observed // by time observed: the oldest first, from head on
+	seen   map[string]time.Time // id: until, the until of its entry in order
+	order  []observed           // by time observed: the oldest first, from head on
 	head   int
+	gone   int // entries of order[head:] whose id was forgotten
 }
 
 type observed struct {
@@ -96,7 +108,7 @@ type observed struct {
 }
 
 func newFinalObserver(maxAge time.Duration) *finalObserver {
-	return &finalObserver{maxAge: maxAge, seen: map[string]struct{}{}}
+	return &finalObserver{maxAge: maxAge, seen: map[string]time.Time{}}
 }
 
 var _ onceGuard = (*finalObserver)(nil)
@@ -111,21 +123,61 @@ func (f *finalObserver) firstAt(id string, now time.Time) bool {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for f.head < len(f.order) && !now.Before(f.order[f.head].until) {
-		delete(f.seen, f.order[f.head].id)
+		if f.live(f.order[f.head]) {
+			delete(f.seen, f.order[f.head].id)
+		} else if f.gone > 0 {
+			f.gone--
+		}
 		f.order[f.head] = observed{}
 		f.head++
 	}
 	if f.head > len(f.order)/2 { // amortized: each entry is moved at most once per halving
 		f.order = append(f.order[:0], f.order[f.head:]...)
+		clear(f.order[len(f.order):cap(f.order)])
 		f.head = 0
 	}
 	if _, ok := f.seen[id]; ok {
 		return false
 	}
-	f.seen[id] = struct{}{}
-	f.order = append(f.order, observed{id: id, until: now.Add(f.maxAge)})
+	until := now.Add(f.maxAge)
+	f.seen[id] = until
+	f.order = append(f.order, observed{id: id, until: until})
 	return true
 }
+
+// live reports whether e is the entry of an id still remembered, not one
+// forgotten (nor an older entry of an id forgotten and observed again).
+func (f *finalObserver) live(e observed) bool {
+	until, ok := f.seen[e.id]
+	return ok && until.Equal(e.until)
+}
+
+// forget drops the ids of events that were acked: they are never claimed
+// again (matcher.Store.AckEvent), so never observed again. Their entries
+// in order are dropped once they are half of it (amortized, as above).
+func (f *finalObserver) forget(ids []string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, id := range ids {
+		if _, ok := f.seen[id]; ok {
+			delete(f.seen, id)
+			f.gone++
+		}
+	}
+	if f.gone > (len(f.order)-f.head)/2 {
+		kept := f.order[:0]
+		for _, e := range f.order[f.head:] {
+			if f.live(e) {
+				kept = append(kept, e)
+			}
+		}
+		clear(f.order[len(kept):])
+		f.order, f.head, f.gone = kept, 0, 0
+	}
+}
+
+// forgetter is a onceGuard that can be told which ids it need not keep.
+type forgetter interface{ forget(ids []string) }
 
 // held returns how many ids are remembered.
 func (f *finalObserver) held() int {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -99,5 +100,69 @@ func TestFinalObserverBoundedByTime(t *testing.T) {
 	f.firstAt("evt_b", t0.Add(time.Hour+time.Second))
 	if n := f.held(); n != 2 {
 		t.Fatalf("held %d ids after every other one's time passed, want 2 (evt_a, evt_b)", n)
+	}
+}
+
+// TestFinalObserverForgetsAcked: the ids of acked events are dropped, and
+// their entries too once they are half of the guard's, so that a busy
+// gateway's guard holds the events on their way, not a day of them (it
+// held every id for the outbox's MaxAge: 24 h). The ids not acked are
+// still remembered until their time.
+func TestFinalObserverForgetsAcked(t *testing.T) {
+	f := newFinalObserver(time.Hour)
+	t0 := time.Unix(1_700_000_000, 0)
+	var acked []string
+	for i := range 10_000 {
+		id := fmt.Sprintf("evt_%d", i)
+		if !f.firstAt(id, t0) {
+			t.Fatalf("%s dropped on its first claim", id)
+		}
+		if i != 7 {
+			acked = append(acked, id)
+		}
+	}
+	f.forget(acked)
+	if n := f.held(); n != 1 {
+		t.Fatalf("held %d ids after all but one were acked, want 1", n)
+	}
+	if n := len(f.order) - f.head; n > 1 {
+		t.Errorf("%d entries kept after all but one were acked, want 1", n)
+	}
+	if f.firstAt("evt_7", t0.Add(time.Minute)) {
+		t.Error("the event not acked was counted twice")
+	}
+	if !f.firstAt("evt_8", t0.Add(time.Minute)) {
+		t.Error("an acked id claimed again (the store never hands one out) was not let through")
+	}
+	if !f.firstAt("evt_7", t0.Add(time.Hour)) {
+		t.Error("the event not acked is still remembered when it can no longer be claimed")
+	}
+}
+
+// TestGuardForgetsDeliveredEvents: on the memory store, the ids of the
+// events the outbox acked leave the guard at its next claim: a gateway
+// that verified and cancelled sessions holds none of their ids (it held
+// each for 24 h), and still counts each final status once.
+func TestGuardForgetsDeliveredEvents(t *testing.T) {
+	h := newHarness(t, testYAML)
+	guard, ok := h.s.finals.(*finalObserver)
+	if !ok {
+		t.Skipf("the guard is %T", h.s.finals)
+	}
+	h.runOutbox()
+	h.verify(h.mustCreate(`{"number": "+14155550123"}`))
+	h.awaitFinals(1)
+	for i := range 3 {
+		v := h.mustCreate(`{"number": "+1415555012` + strconv.Itoa(4+i) + `"}`)
+		if w := h.do("POST", "/v1/verifications/"+v["id"].(string)+"/cancel", shopKey, nil, nil); w.Code != 200 {
+			t.Fatalf("cancel = %d %s", w.Code, w.Body)
+		}
+		h.awaitFinals(2 + i)
+	}
+	// Each claim passed the ids acked before it: at most the last
+	// event's is left.
+	eventually(t, "the acked events' ids forgotten", func() bool { return guard.held() <= 1 })
+	if n := h.finals(); n != 4 {
+		t.Fatalf("%d final statuses counted, want 4", n)
 	}
 }

@@ -64,6 +64,7 @@ type Server struct {
 	level    *slog.LevelVar
 	store    matcher.Store // where sessions live
 	adapters map[string]adapters.Adapter
+	urls     map[string]*signedURL // by provider entry: the URL its last webhook was signed for
 	http     *http.Client
 	metrics  *metrics
 	outbox   *outbox.Outbox
@@ -126,7 +127,10 @@ func New(o Options) (*Server, error) {
 	s := &Server{
 		cfg: cfg, log: o.Logger, level: o.Level, base: cfg.BaseURL(), adapters: ads, http: o.HTTP,
 		store: b.Store, shared: b.Shared, selfHealing: b.SelfHealing, boundsGuesses: b.BoundsSenderGuesses,
-		now: now,
+		now: now, urls: make(map[string]*signedURL, len(ads)),
+	}
+	for name := range ads {
+		s.urls[name] = &signedURL{}
 	}
 	s.unmatchedLog = newLogSampler(unmatchedLogEvery, func(provider string, n int) {
 		s.log.Info("unmatched messages not logged", "provider", provider, "suppressed", n)
@@ -154,7 +158,7 @@ func New(o Options) (*Server, error) {
 	s.outbox = outbox.New(outbox.Options{
 		Store: s.store, Keys: cfg.APIKeys, AllowPrivate: cfg.Events.AllowPrivateDestinations,
 		Logger: o.Logger, Now: now, Registerer: s.metrics.reg,
-		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: s.onClaim(now), Tuning: o.Outbox,
+		Data: func(v matcher.Session) any { return s.detail(v) }, OnClaim: s.onClaim(now), OnAcked: s.onAcked(), Tuning: o.Outbox,
 		LogUnsent: cfg.Dev,
 	})
 	metricsHandler := gin.WrapH(promhttp.HandlerFor(s.metrics.reg, promhttp.HandlerOpts{}))

@@ -44,9 +44,16 @@ type createParams struct {
 	ClientCountry string
 }
 
-// readBody reads at most maxBody bytes or fails with 413.
+// readBody reads at most maxBody bytes or fails with 413. A body stated
+// within the limit is bounded by net/http to its stated length and read
+// as it is; any other through http.MaxBytesReader. readAll bounds both (a handler
+// wrapped in middleware that replaced the body reads no more either).
 func readBody(c *gin.Context) ([]byte, error) {
-	b, err := readAll(http.MaxBytesReader(c.Writer, c.Request.Body, maxBody), c.Request.ContentLength)
+	var r io.Reader = c.Request.Body
+	if n := c.Request.ContentLength; n < 0 || n > maxBody {
+		r = http.MaxBytesReader(c.Writer, c.Request.Body, maxBody)
+	}
+	b, err := readAll(r, c.Request.ContentLength, maxBody)
 	if err == nil {
 		return b, nil
 	}
@@ -61,18 +68,22 @@ const maxPresized = 8 << 10
 
 // readAll is io.ReadAll with its buffer sized from the Content-Length the
 // request states (one byte more, so that the read that finds the end needs
-// no room), not grown from 512 bytes by copying. The size is the client's
+// no room), not grown from 512 bytes by copying, and bounded: past limit
+// bytes it stops with an *http.MaxBytesError. The size is the client's
 // word, before any byte arrived or any signature was checked: at most
 // maxPresized is reserved on it (a webhook is far smaller), so that
 // connections that state a large body and send nothing hold little.
-func readAll(r io.Reader, size int64) ([]byte, error) {
-	if size < 0 || size > maxBody {
-		return io.ReadAll(r)
+func readAll(r io.Reader, size, limit int64) ([]byte, error) {
+	if size < 0 || size > limit {
+		size = 511 // unstated: io.ReadAll's first 512 bytes
 	}
 	b := make([]byte, 0, min(size, maxPresized)+1)
 	for {
-		n, err := r.Read(b[len(b):cap(b)])
+		n, err := r.Read(b[len(b):min(int64(cap(b)), limit+1)]) // one byte past the limit says it is passed
 		b = b[:len(b)+n]
+		if int64(len(b)) > limit {
+			return b[:limit], &http.MaxBytesError{Limit: limit}
+		}
 		if err != nil {
 			if err == io.EOF {
 				err = nil

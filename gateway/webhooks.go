@@ -5,10 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/gin-gonic/gin"
 	"github.com/mogate/mogate/adapters"
@@ -35,7 +38,7 @@ func (s *Server) webhook(c *gin.Context) {
 	}
 	// The signed URL is public_url + the request URI exactly as received;
 	// Host and X-Forwarded-* are never consulted.
-	u, err := url.Parse(s.base + c.Request.RequestURI)
+	u, err := s.urls[name].parse(s.base, c.Request.RequestURI)
 	if err != nil {
 		result = "malformed"
 		fail(c, errorf(http.StatusBadRequest, "bad_url", "unparseable request URI"))
@@ -53,7 +56,7 @@ func (s *Server) webhook(c *gin.Context) {
 			result = "unauthenticated"
 			s.refused(c, name, u, "handshake refused")
 		}
-		c.Data(status, ct, b)
+		answer(c, status, ct, b)
 		return
 	}
 	// One deadline for the request's storage work, from here (a slow
@@ -133,7 +136,7 @@ func (s *Server) webhook(c *gin.Context) {
 			if a, ok := ad.(adapters.Answerer); ok {
 				if status, ct, b, ok := a.Answer(req, ins); ok {
 					s.log.Warn("call declined unrecorded: the store failed", "provider", name, "message_id", in.MessageID)
-					c.Data(status, ct, b)
+					answer(c, status, ct, b)
 					return
 				}
 			}
@@ -146,16 +149,105 @@ func (s *Server) webhook(c *gin.Context) {
 	// (the call is refused before it is answered, so nobody pays).
 	if a, ok := ad.(adapters.Answerer); ok {
 		if status, ct, b, ok := a.Answer(req, ins); ok {
-			c.Data(status, ct, b)
+			answer(c, status, ct, b)
 			return
 		}
 	}
 	if a, ok := ad.(adapters.Acker); ok {
 		status, ct, b := a.Ack()
-		c.Data(status, ct, b)
+		answer(c, status, ct, b)
 		return
 	}
-	c.Data(http.StatusOK, "text/plain; charset=utf-8", nil) // typed, so that openapi.json can say what it is
+	answer(c, http.StatusOK, "text/plain; charset=utf-8", nil) // typed, so that openapi.json can say what it is
+}
+
+// signedURL is the URL a provider entry's last webhook was signed for,
+// parsed: a provider calls the same URL every time, so that each webhook
+// need not join and parse it again. One URL, the last, is kept: a request
+// URI that changes every time (a query) is parsed every time, and holds
+// nothing.
+type signedURL struct{ last atomic.Pointer[parsedURL] }
+
+type parsedURL struct {
+	base, uri string
+	u         *url.URL
+}
+
+// parse returns base + uri parsed, shared with every request of the same
+// base and uri (adapters.Request.URL: never modified).
+func (c *signedURL) parse(base, uri string) (*url.URL, error) {
+	if p := c.last.Load(); p != nil && p.uri == uri && p.base == base {
+		return p.u, nil
+	}
+	u, err := url.Parse(base + uri)
+	if err != nil {
+		return nil, err
+	}
+	c.last.Store(&parsedURL{base: base, uri: uri, u: u})
+	return u, nil
+}
+
+// answer writes a webhook's answer as c.Data does, without its two
+// allocations per request (the render.Data boxed for c.Render, and the
+// Content-Type header's value): each content type's value is made once
+// and shared by every answer of that type. net/http copies the header when
+// it writes it, and nothing changes a header value in place.
+func answer(c *gin.Context, status int, ct string, b []byte) {
+	c.Status(status)
+	if h := c.Writer.Header(); len(h["Content-Type"]) == 0 {
+		h["Content-Type"] = contentTypes.get(ct)
+	}
+	if status >= 100 && status <= 199 || status == http.StatusNoContent || status == http.StatusNotModified {
+		c.Writer.WriteHeaderNow() // no body allowed, as c.Data
+		return
+	}
+	if _, err := c.Writer.Write(b); err != nil {
+		_ = c.Error(err)
+		c.Abort()
+	}
+}
+
+// contentTypes are the Content-Type header values of the webhooks'
+// answers, one per content type (the adapters answer with a few
+// constants).
+var contentTypes headerValues
+
+// headerValues hands out one shared header value per string, read without
+// a lock; past maxHeaderValues strings it makes a new one each time, so
+// nothing outside can grow it. Each value has no spare capacity: an
+// append to it (Header.Add) copies it.
+type headerValues struct {
+	m  atomic.Pointer[map[string][]string]
+	mu sync.Mutex
+}
+
+const maxHeaderValues = 64
+
+func (h *headerValues) get(v string) []string {
+	if m := h.m.Load(); m != nil {
+		if s, ok := (*m)[v]; ok {
+			return s
+		}
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	old := h.m.Load()
+	if old != nil {
+		if s, ok := (*old)[v]; ok {
+			return s
+		}
+		if len(*old) >= maxHeaderValues {
+			return []string{v}
+		}
+	}
+	m := make(map[string][]string, 1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	s := []string{v}
+	m[v] = s
+	h.m.Store(&m)
+	return s
 }
 
 // ofKind returns err when it is of kind, else err wrapped as kind: an

@@ -1,30 +1,34 @@
 package registry
 
 import (
+	"net/url"
 	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/mogate/mogate/adapters"
 	"github.com/mogate/mogate/config"
 )
 
+// allTypes is one entry of every provider type, with test keys.
+var allTypes = []config.Provider{
+	{Name: "tw", Type: "twilio", AuthToken: "t"},
+	{Name: "vo", Type: "vonage", SignatureSecret: "s", SignatureMethod: "sha256"},
+	{Name: "vm", Type: "vonage-messages", SignatureSecret: "s"},
+	{Name: "pl", Type: "plivo", AuthToken: "t"},
+	{Name: "tx", Type: "telnyx", PublicKey: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
+	{Name: "si", Type: "sinch", WebhookSecret: "s"},
+	{Name: "bi", Type: "bird", SigningKey: "k"},
+	{Name: "bw", Type: "bandwidth", Username: "u", Password: "p"},
+	{Name: "ib", Type: "infobip", Username: "u", Password: "p"},
+	{Name: "sg", Type: "smsgate", SigningKey: "k"},
+	{Name: "sn", Type: "sns", TopicARNs: []string{"arn:aws:sns:us-east-1:1:t"}},
+	{Name: "wa", Type: "whatsapp", AppSecret: "s", VerifyToken: "v"},
+}
+
 func TestBuild(t *testing.T) {
-	ps := []config.Provider{
-		{Name: "tw", Type: "twilio", AuthToken: "t"},
-		{Name: "vo", Type: "vonage", SignatureSecret: "s", SignatureMethod: "sha256"},
-		{Name: "vm", Type: "vonage-messages", SignatureSecret: "s"},
-		{Name: "pl", Type: "plivo", AuthToken: "t"},
-		{Name: "tx", Type: "telnyx", PublicKey: "11qYAYKxCrfVS/7TyWQHOg7hcvPapiMlrwIaaPcHURo="},
-		{Name: "si", Type: "sinch", WebhookSecret: "s"},
-		{Name: "bi", Type: "bird", SigningKey: "k"},
-		{Name: "bw", Type: "bandwidth", Username: "u", Password: "p"},
-		{Name: "ib", Type: "infobip", Username: "u", Password: "p"},
-		{Name: "sg", Type: "smsgate", SigningKey: "k"},
-		{Name: "sn", Type: "sns", TopicARNs: []string{"arn:aws:sns:us-east-1:1:t"}},
-		{Name: "wa", Type: "whatsapp", AppSecret: "s", VerifyToken: "v"},
-	}
-	got, err := Build(ps, Env{})
+	got, err := Build(allTypes, Env{})
 	if err != nil || len(got) != 12 {
 		t.Fatalf("Build = %v, %v", got, err)
 	}
@@ -38,6 +42,45 @@ func TestBuild(t *testing.T) {
 	}
 	if _, ok := got["wa"].(adapters.Handshaker); !ok {
 		t.Error("whatsapp cannot answer Meta's GET handshake")
+	}
+}
+
+// TestRequestURLNeverModified: the gateway shares one parsed
+// Request.URL between the webhooks of one URL, so no adapter may change
+// it: each verifies, parses and answers a request it signed (or, when it
+// cannot sign with the test's keys, one it did not), and the URL — with
+// user info, a port, a query and a fragment — is as it was.
+func TestRequestURLNeverModified(t *testing.T) {
+	got, err := Build(allTypes, Env{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const raw = "https://u:p@sms.example.com:8443/webhooks/x?a=1&b=%20c#frag"
+	now := time.Date(2026, 12, 7, 12, 0, 0, 0, time.UTC)
+	signed := 0
+	for name, a := range got {
+		target, _ := url.Parse(raw)
+		r := &adapters.Request{Method: "POST", URL: target}
+		if sr, err := a.(adapters.Signer).Sign(adapters.Inbound{
+			Provider: name, MessageID: "m1", From: "+14155550100", To: "+14155550199",
+			Text: "code 123456", ReceivedAt: now,
+		}, target, now); err == nil {
+			r, signed = sr, signed+1
+		}
+		u := r.URL
+		want := *u
+		wantUser := u.User.String()
+		_ = a.Verify(r)
+		_, _ = a.Parse(r)
+		if h, ok := a.(adapters.Handshaker); ok {
+			h.Handshake(r)
+		}
+		if r.URL != u || *u != want || u.User.String() != wantUser {
+			t.Errorf("%s changed the request's URL: %v, want %v", name, u, raw)
+		}
+	}
+	if signed < len(got)/2 {
+		t.Errorf("only %d of %d adapters signed a request: the check reads too little", signed, len(got))
 	}
 }
 

@@ -41,6 +41,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	goBench := fs.String("gobench", "", "go test -bench output to include in the table")
 	redisAddr := fs.String("redis", "", "Redis with appendfsync always to compare with, never flushed (default: start redis-server on a spare port, flushed between runs)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	hookProfile := fs.String("cpuprofile-webhooks", "", "write a CPU profile of the WAL webhook load run alone (its requests and the delivery of their events, not their set-up) to this file")
 	only := fs.String("only", "", "run one part: load (empty handler, gateway on the WAL), store (create+verify pairs), replicas (gateway on Redis) "+
 		"or wait (gateway on Redis with and without redis_wait_replicas: 1; a replica is started, or with --redis must be connected already)")
 	if err := parseFlags(fs, args); err != nil {
@@ -49,6 +50,9 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if !slices.Contains([]string{"", "load", "store", "replicas", "wait"}, *only) {
 		fs.Usage()
 		return usageErr("bench: --only %q: want load, store, replicas or wait", *only)
+	}
+	if *cpuProfile != "" && *hookProfile != "" {
+		return usageErr("bench: --cpuprofile and --cpuprofile-webhooks: one profile at a time")
 	}
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -81,7 +85,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintf(stderr, "load: signed Twilio webhooks verifying sessions durably...\n")
-		hooks, err := loadWebhooks(filepath.Join(tmp, "gateway"), *conns, *duration)
+		hooks, err := loadWebhooks(filepath.Join(tmp, "gateway"), *conns, *duration, *hookProfile)
 		if err != nil {
 			return err
 		}
@@ -466,8 +470,10 @@ func startGateway(cfg config.Config, ln net.Listener) (matcher.Store, func(), er
 }
 
 // loadWebhooks runs the real gateway with its durable matcher: every request
-// is a signed Twilio webhook that verifies one pre-created session.
-func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
+// is a signed Twilio webhook that verifies one pre-created session. With a
+// profile path, the CPU profile of the run's window (the requests and the
+// delivery of their events) is written there.
+func loadWebhooks(dir string, conns int, d time.Duration, profile string) (loadResult, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return loadResult{}, err
@@ -486,9 +492,36 @@ func loadWebhooks(dir string, conns int, d time.Duration) (loadResult, error) {
 	if err != nil {
 		return loadResult{}, err
 	}
+	stopProfile, err := startProfile(profile)
+	if err != nil {
+		return loadResult{}, err
+	}
 	res := load([]string{base + "/webhooks/twilio"}, reqs, conns, d)
 	res.drain, res.left = drainOutbox(st, &res.cpu, time.Minute)
+	if err := stopProfile(); err != nil {
+		return res, err
+	}
 	return res, checkVerified(st, reqs, res, false)
+}
+
+// startProfile starts a CPU profile written to path, if any; the function
+// returned stops it.
+func startProfile(path string) (func() error, error) {
+	if path == "" {
+		return func() error { return nil }, nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return func() error {
+		pprof.StopCPUProfile()
+		return f.Close()
+	}, nil
 }
 
 // drainOutbox waits until the store holds no undelivered event, at most

@@ -103,11 +103,16 @@ BenchmarkMemoryPerSession/gateway-2   	       1	2462037663 ns/op	       288.0 by
 
 // TestBenchLoadRows runs the load part of `mogate bench` briefly: its rows
 // are printed, the process CPU per request among them, and every answered
-// webhook verified its session. It checks what is measured, never how fast.
+// webhook verified its session, and --cpuprofile-webhooks wrote the
+// profile of that run. It checks what is measured, never how fast.
 func TestBenchLoadRows(t *testing.T) {
 	var out, log bytes.Buffer
-	if err := bench([]string{"--only", "load", "--duration", "300ms", "--conns", "8"}, &out, &log); err != nil {
+	prof := filepath.Join(t.TempDir(), "webhooks.prof")
+	if err := bench([]string{"--only", "load", "--duration", "300ms", "--conns", "8", "--cpuprofile-webhooks", prof}, &out, &log); err != nil {
 		t.Fatalf("bench: %v\n%s", err, log.String())
+	}
+	if fi, err := os.Stat(prof); err != nil || fi.Size() == 0 {
+		t.Errorf("--cpuprofile-webhooks: %v, %v", fi, err)
 	}
 	for _, r := range []string{"load: empty Gin handler (ceiling)", "load: signed Twilio webhook → durable verify (WAL)", "ratio webhook / ceiling",
 		"process CPU per request, ceiling / webhook", " µs / ", "the webhook run's events, undelivered after it", "delivered within"} {

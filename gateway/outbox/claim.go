@@ -5,6 +5,7 @@ import (
 	"context"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/mogate/mogate/matcher"
 )
@@ -31,8 +32,10 @@ func (o *Outbox) claim(ctx context.Context) {
 // claimOnce claims one batch and returns how many events it claimed and
 // how many of them it handed back because their API key is unknown here.
 // The events of a known key with nowhere to go are acked at once, together
-// (ackUnsent).
+// (ackUnsent): they are collected as they came, with no delivery made for
+// each.
 func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
+	o.passAcked() // before the claim: none of them can be in it
 	evs, err := o.store.ClaimEvents(ctx, eventLease, claimBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -41,28 +44,32 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 		return 0, 0
 	}
 	now := o.now()
-	var unsent []*delivery
+	var unsent []matcher.Event
 	for _, ev := range evs {
-		d := &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
-		if o.Key(d.apiKey()) == nil {
-			o.hold(ctx, d)
+		if o.Key(ev.Key) == nil {
+			o.hold(ctx, o.delivery(ev, now))
 			held++
 			continue
 		}
 		if o.claimed != nil && ev.Attempts == 0 {
 			o.claimed(ev)
 		}
-		if o.destination(d) == "" {
+		dest := o.destinationOf(ev)
+		if dest == "" {
 			if o.logUnsent {
-				o.logNoDestination(ctx, d)
+				o.logNoDestination(ctx, o.delivery(ev, now))
 			}
-			unsent = append(unsent, d)
+			if unsent == nil {
+				unsent = make([]matcher.Event, 0, len(evs))
+			}
+			unsent = append(unsent, ev)
 			continue
 		}
 		o.mu.Lock()
-		if o.queued[d.key()] == nil {
+		if o.queued[ev.ID] == nil {
+			d := o.delivery(ev, now)
 			o.queued[d.key()] = d
-			dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(o.destination(d)))})
+			dst := o.dest(destKey{d.apiKey(), strings.ToLower(hostOf(dest))})
 			heap.Push(&dst.queue, d)
 		}
 		o.mu.Unlock()
@@ -74,6 +81,12 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 	return len(evs), held
 }
 
+// delivery is a claimed event on its way, due now, its lease running from
+// now.
+func (o *Outbox) delivery(ev matcher.Event, now time.Time) *delivery {
+	return &delivery{ev: ev, next: now, leaseUntil: now.Add(eventLease)}
+}
+
 // ackUnsent acks the events that have nowhere to go, together, and
 // returns when each is acked. An ack returns once it is durable, so acked
 // one after the other each would wait for a log sync of its own, far
@@ -82,31 +95,29 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 // (the memory store), else side by side (Redis), at most unsentAcks in
 // flight: on Redis each holds a connection of the pool the API shares
 // (for up to redis_wait_timeout with redis_wait_replicas).
-func (o *Outbox) ackUnsent(ctx context.Context, ds []*delivery) {
-	switch len(ds) {
+func (o *Outbox) ackUnsent(ctx context.Context, evs []matcher.Event) {
+	switch len(evs) {
 	case 0:
 		return
 	case 1:
-		o.ack(ctx, ds[0], false)
+		o.ack(ctx, evs[0], false)
 		return
 	}
 	if b, ok := o.store.(matcher.EventBatchAcker); ok {
-		evs := make([]matcher.Event, len(ds))
-		for i, d := range ds {
-			evs[i] = d.ev
-		}
 		if err := b.AckEvents(ctx, evs, false); err != nil {
 			o.log.Error("outcomes of events with nowhere to go not recorded; they may be claimed again", "events", len(evs), "err", err)
+			return
 		}
+		o.noteAcked(evs...)
 		return
 	}
 	slots := make(chan struct{}, o.unsentAcks())
 	var wg sync.WaitGroup
-	for _, d := range ds {
+	for _, ev := range evs {
 		slots <- struct{}{}
 		wg.Go(func() {
 			defer func() { <-slots }()
-			o.ack(ctx, d, false)
+			o.ack(ctx, ev, false)
 		})
 	}
 	wg.Wait()

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"slices"
@@ -245,4 +246,90 @@ func TestUnsentAcksShareSyncs(t *testing.T) {
 		t.Errorf("acking a claim of %d events took %d fsyncs", claimBatch, took)
 	}
 	t.Logf("a claim of %d events without a destination: %d fsyncs", claimBatch, took)
+}
+
+// replayStore hands out the same claimed events at every claim and acks
+// them in batches without keeping anything: what a claim allocates is
+// the outbox's.
+type replayStore struct {
+	matcher.Store
+	evs   []matcher.Event
+	acked int
+}
+
+func (r *replayStore) ClaimEvents(context.Context, time.Duration, int) ([]matcher.Event, error) {
+	return r.evs, nil
+}
+
+func (r *replayStore) AckEvents(_ context.Context, evs []matcher.Event, _ bool) error {
+	r.acked += len(evs)
+	return nil
+}
+
+func (r *replayStore) Events() <-chan struct{} { return nil }
+
+// TestUnsentClaimAllocs: a claim of events with nowhere to go makes no
+// delivery per event, only the batch it acks: one allocation per claim
+// (it made a delivery per event, then copied their events into the
+// batch: 69 for 64 events).
+func TestUnsentClaimAllocs(t *testing.T) {
+	const n = 64
+	f, o := unsentClaim(n)
+	evs, _ := f.ClaimEvents(context.Background(), time.Minute, n)
+	r := &replayStore{evs: evs}
+	o.store = r
+	allocs := testing.AllocsPerRun(20, func() { o.claimOnce(context.Background()) })
+	if allocs > 1 {
+		t.Errorf("a claim of %d events with nowhere to go: %v allocations, want 1", n, allocs)
+	}
+	if r.acked != 21*n {
+		t.Fatalf("%d events acked, want %d", r.acked, 21*n)
+	}
+}
+
+// TestOnAckedBeforeTheNextClaim: the ids of acked events reach OnAcked
+// from the claiming goroutine before its next claim, never during a
+// claim (an event that claim returned is observed first); a failed batch
+// ack passes none.
+func TestOnAckedBeforeTheNextClaim(t *testing.T) {
+	const n = 8
+	f, o := unsentClaim(n)
+	b := &batchAcks{fakeStore: f}
+	o.store = b
+	var got []string
+	claimsBefore := -1
+	o.onAcked = func(ids []string) {
+		got = append(got, ids...)
+		claimsBefore = f.claims
+	}
+	o.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("OnAcked called during the claim with %v", got)
+	}
+	allAckedAlive(t, f, n)
+	o.claimOnce(context.Background())
+	if len(got) != n || claimsBefore != 1 {
+		t.Fatalf("OnAcked got %d ids after %d claims, want %d after 1", len(got), claimsBefore, n)
+	}
+	got = nil
+	o.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("the same ids passed again: %v", got)
+	}
+
+	failed, o2 := unsentClaim(n)
+	o2.store = &failingBatch{failed}
+	o2.onAcked = func(ids []string) { got = append(got, ids...) }
+	o2.claimOnce(context.Background())
+	o2.claimOnce(context.Background())
+	if len(got) != 0 {
+		t.Fatalf("ids of a failed batch ack passed on: %v", got)
+	}
+}
+
+// failingBatch is a fakeStore whose batch acks fail.
+type failingBatch struct{ *fakeStore }
+
+func (f *failingBatch) AckEvents(context.Context, []matcher.Event, bool) error {
+	return errors.New("log write failed")
 }

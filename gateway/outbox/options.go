@@ -26,6 +26,13 @@ type Options struct {
 	// of an API key the claiming process does not know is seen when a
 	// process that knows the key claims it, or when it dies.
 	OnClaim func(matcher.Event)
+	// OnAcked, when set, is told the ids of the events whose outcome was
+	// recorded (delivered or dead): never claimed again, so an observer
+	// of claims need not remember them. It is called by the goroutine that
+	// claims, before a claim, with the ids acked since the one before: an
+	// event a claim returned is observed by that claim before its id can
+	// be passed here, whenever another goroutine acked it.
+	OnAcked func(ids []string)
 	// LogUnsent logs each event that has no destination (no callback_url,
 	// no webhook_url), as it would have been signed, instead of dropping
 	// it silently: dev mode, where no app listens, shows its events so.

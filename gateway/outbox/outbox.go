@@ -45,6 +45,11 @@ type Outbox struct {
 	now          func() time.Time
 	base         func(matcher.Session) any // the event's data: the API's view of the session
 	claimed      func(matcher.Event)       // Options.OnClaim
+	onAcked      func([]string)            // Options.OnAcked
+
+	ackedMu    sync.Mutex
+	acked      []string // ids acked since the last claim, for onAcked
+	ackedSpare []string // the list passed before, emptied, for reuse
 
 	delivered, attempts, dead prometheus.Counter
 	unknownKey                prometheus.Counter // events handed back: API key not configured here
@@ -118,7 +123,7 @@ func New(opt Options) *Outbox {
 	}
 	o := &Outbox{
 		opt: opt.Tuning.WithDefaults(), store: opt.Store, client: newEgressClient(opt.AllowPrivate), allowPrivate: opt.AllowPrivate, logUnsent: opt.LogUnsent,
-		log: opt.Logger, now: opt.Now, base: opt.Data, claimed: opt.OnClaim,
+		log: opt.Logger, now: opt.Now, base: opt.Data, claimed: opt.OnClaim, onAcked: opt.OnAcked,
 		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
 		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
 		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
@@ -205,21 +210,60 @@ func (o *Outbox) kick() {
 }
 
 // destination is the session's callback_url, else its API key's webhook_url.
-func (o *Outbox) destination(d *delivery) string {
-	if s := d.ev.Session; s != nil && s.Callback != "" {
+func (o *Outbox) destination(d *delivery) string { return o.destinationOf(d.ev) }
+
+// destinationOf is destination for an event not yet on its way.
+func (o *Outbox) destinationOf(ev matcher.Event) string {
+	if s := ev.Session; s != nil && s.Callback != "" {
 		return s.Callback
 	}
-	if k := o.Key(d.apiKey()); k != nil {
+	if k := o.Key(ev.Key); k != nil {
 		return k.WebhookURL
 	}
 	return ""
 }
 
 // ack records, durably, that an event was delivered or is dead.
-func (o *Outbox) ack(ctx context.Context, d *delivery, dead bool) {
-	if err := o.store.AckEvent(ctx, d.ev, dead); err != nil {
-		o.log.Error("event outcome not recorded; it will be sent again", "event", d.key(), "dead", dead, "err", err)
+func (o *Outbox) ack(ctx context.Context, ev matcher.Event, dead bool) {
+	if err := o.store.AckEvent(ctx, ev, dead); err != nil {
+		o.log.Error("event outcome not recorded; it will be sent again", "event", ev.ID, "dead", dead, "err", err)
+		return
 	}
+	o.noteAcked(ev)
+}
+
+// noteAcked keeps the ids of acked events for onAcked.
+func (o *Outbox) noteAcked(evs ...matcher.Event) {
+	if o.onAcked == nil {
+		return
+	}
+	o.ackedMu.Lock()
+	for _, ev := range evs {
+		o.acked = append(o.acked, ev.ID)
+	}
+	o.ackedMu.Unlock()
+}
+
+// passAcked hands the ids acked since the last call to onAcked; the
+// claiming goroutine calls it before it claims.
+func (o *Outbox) passAcked() {
+	if o.onAcked == nil {
+		return
+	}
+	o.ackedMu.Lock()
+	ids := o.acked
+	o.acked, o.ackedSpare = o.ackedSpare[:0], nil
+	o.ackedMu.Unlock()
+	if len(ids) == 0 {
+		return
+	}
+	o.onAcked(ids)
+	clear(ids)
+	o.ackedMu.Lock()
+	if o.ackedSpare == nil && cap(ids) <= claimBatch*claimRounds {
+		o.ackedSpare = ids[:0]
+	}
+	o.ackedMu.Unlock()
 }
 
 // Run claims and delivers events until ctx ends. It returns once the
@@ -325,7 +369,7 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 	err := o.send(ctx, d, dest, dst.cb)
 	switch {
 	case err == nil:
-		o.ack(ctx, d, false)
+		o.ack(ctx, d.ev, false)
 		o.delivered.Inc()
 		o.finish(d, dst, false)
 		return
@@ -335,13 +379,13 @@ func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errNoEvent):
-		o.ack(ctx, d, false) // nothing to send for it, ever
+		o.ack(ctx, d.ev, false) // nothing to send for it, ever
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, errRefusedDestination) || o.now().Sub(d.since()) >= o.opt.MaxAge:
 		o.dead.Inc()
 		o.log.Error("event dead: not delivered", "event", d.key(), "destination_host", hostOf(dest), "attempts", d.ev.Attempts+1, "err", err)
-		o.ack(ctx, d, true)
+		o.ack(ctx, d.ev, true)
 		o.finish(d, dst, false)
 		return
 	case errors.Is(err, gobreaker.ErrOpenState) || errors.Is(err, gobreaker.ErrTooManyRequests):

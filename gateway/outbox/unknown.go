@@ -46,7 +46,7 @@ func (o *Outbox) hold(ctx context.Context, d *delivery) {
 		}
 		o.dead.Inc()
 		o.log.Error("event dead: not delivered", "event", d.key(), "key", d.apiKey(), "reason", "unknown_key", "attempts", d.ev.Attempts)
-		o.ack(ctx, d, true)
+		o.ack(ctx, d.ev, true)
 		return
 	}
 	o.unknownKey.Inc()
