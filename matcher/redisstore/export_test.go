@@ -46,3 +46,16 @@ func (s *Store) Watching(id string) int {
 	defer s.mu.Unlock()
 	return len(s.waiters[id])
 }
+
+// QueuedCalls is how many function calls wait for a batch to be sent.
+func (s *Store) QueuedCalls() int {
+	if s.pipe == nil {
+		return 0
+	}
+	s.pipe.mu.Lock()
+	defer s.pipe.mu.Unlock()
+	return len(s.pipe.queue)
+}
+
+// MaxBatchesInFlight is how many batches of calls are sent at once.
+const MaxBatchesInFlight = maxLeaders

@@ -1,0 +1,139 @@
+package redisstore
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// autoPipe sends the function calls made at once on one server, when
+// writes do not wait for replicas, as pipelines: up to maxLeaders batches
+// in flight, each on one connection, each one write and one read of
+// Redis's replies. A call that finds fewer batches in flight leads one:
+// it sends what is queued (its own call among them) itself; the others
+// queue, and each is woken when its reply is in, or when a leader that
+// finished hands it the queue to send next. So no goroutine runs beside
+// the callers, and a call costs the process and Redis a share of one
+// write and one read instead of their own.
+//
+// Each command keeps its own reply or error, as on a connection of its
+// own: a pipeline is no transaction, Redis runs each call as it would
+// alone. A connection lost mid-batch fails the calls whose replies were
+// not read, as it fails a call alone (the call may have run). A batch is
+// bounded by the earliest deadline of its calls: Options.Timeout from
+// when each call was made, or its context's deadline when sooner. A call
+// whose context has ended when its batch is sent is not sent.
+type autoPipe struct {
+	c       *redis.Client
+	timeout time.Duration
+
+	mu      sync.Mutex
+	queue   []*pipeCall
+	leaders int // batches in flight; the queue is empty while fewer than maxLeaders
+}
+
+// maxLeaders bounds the batches in flight (connections in use), and
+// maxBatch the calls one batch sends.
+const (
+	maxLeaders = 4
+	maxBatch   = 128
+)
+
+// pipeCall is one queued call: lead tells a waiting caller that its reply
+// is in (false) or that it leads batch, the next one (true).
+type pipeCall struct {
+	ctx      context.Context
+	cmd      *redis.Cmd
+	deadline time.Time
+	lead     chan bool
+	batch    []*pipeCall
+}
+
+var pipeCalls = sync.Pool{New: func() any { return &pipeCall{lead: make(chan bool, 1)} }}
+
+// do runs cmd, as part of a batch, and returns once its reply or error is
+// in cmd.
+func (p *autoPipe) do(ctx context.Context, cmd *redis.Cmd) {
+	c := pipeCalls.Get().(*pipeCall)
+	c.ctx, c.cmd, c.deadline = ctx, cmd, time.Now().Add(p.timeout)
+	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
+		c.deadline = d
+	}
+	p.mu.Lock()
+	p.queue = append(p.queue, c)
+	if p.leaders < maxLeaders {
+		p.leaders++
+		batch := p.take()
+		p.mu.Unlock()
+		p.lead(batch)
+	} else {
+		p.mu.Unlock()
+		if <-c.lead {
+			p.lead(c.batch)
+		}
+	}
+	c.ctx, c.cmd, c.batch = nil, nil, nil
+	pipeCalls.Put(c)
+}
+
+// take removes the head of the queue, a batch, with mu held; its first
+// call is the one to lead it.
+func (p *autoPipe) take() []*pipeCall {
+	n := min(len(p.queue), maxBatch)
+	batch := make([]*pipeCall, n)
+	copy(batch, p.queue)
+	p.queue = p.queue[:copy(p.queue, p.queue[n:])]
+	return batch
+}
+
+// lead, called by the first caller of batch, which counts among the
+// leaders, sends the batch, hands the next batch of the queue to its
+// first caller or stops leading, and wakes the batch's other callers.
+func (p *autoPipe) lead(batch []*pipeCall) {
+	p.send(batch)
+	p.mu.Lock()
+	var next []*pipeCall
+	if len(p.queue) > 0 {
+		next = p.take()
+	} else {
+		p.leaders--
+	}
+	p.mu.Unlock()
+	if next != nil {
+		next[0].batch = next
+		next[0].lead <- true
+	}
+	for _, c := range batch[1:] {
+		c.lead <- false
+	}
+}
+
+// send runs the batch's calls, as one pipeline, each holding its reply.
+func (p *autoPipe) send(batch []*pipeCall) {
+	var deadline time.Time
+	cmds := make([]redis.Cmder, 0, len(batch))
+	for _, c := range batch {
+		if err := c.ctx.Err(); err != nil {
+			c.cmd.SetErr(err)
+			continue
+		}
+		if len(cmds) == 0 || c.deadline.Before(deadline) {
+			deadline = c.deadline
+		}
+		cmds = append(cmds, c.cmd)
+	}
+	if len(cmds) == 0 {
+		return
+	}
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	if len(cmds) == 1 {
+		_ = p.c.Process(ctx, cmds[0])
+		return
+	}
+	pipe := p.c.Pipeline()
+	_ = pipe.BatchProcess(ctx, cmds...)
+	_, _ = pipe.Exec(ctx) // each command holds its own result
+}
