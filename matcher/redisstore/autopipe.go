@@ -89,10 +89,16 @@ func (p *autoPipe) take() []*pipeCall {
 }
 
 // lead, called by the first caller of batch, which counts among the
-// leaders, sends the batch, hands the next batch of the queue to its
-// first caller or stops leading, and wakes the batch's other callers.
+// leaders, sends the batch, then hands the next batch of the queue to its
+// first caller or stops leading, and wakes the batch's other callers:
+// even when sending panics (a client hook's), so no caller waits forever.
 func (p *autoPipe) lead(batch []*pipeCall) {
+	defer p.handOff(batch)
 	p.send(batch)
+}
+
+// handOff is what lead does once batch is sent.
+func (p *autoPipe) handOff(batch []*pipeCall) {
 	p.mu.Lock()
 	var next []*pipeCall
 	if len(p.queue) > 0 {

@@ -129,3 +129,59 @@ func TestQueuedCallsStalled(t *testing.T) {
 		}
 	}
 }
+
+// panicOnCall is a client hook whose function calls panic.
+type panicOnCall struct{ on atomic.Bool }
+
+func (h *panicOnCall) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *panicOnCall) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		if h.on.Load() && fcalls(cmd) > 0 {
+			panic("hook")
+		}
+		return next(ctx, cmd)
+	}
+}
+
+func (h *panicOnCall) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		if h.on.Load() && fcalls(cmds...) > 0 {
+			panic("hook")
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestCallPanicFreesItsBatch: a call whose sending panics (in a client
+// hook), recovered by its caller, leaves no batch in flight behind it:
+// after as many such panics as batches in flight, calls still go.
+func TestCallPanicFreesItsBatch(t *testing.T) {
+	srv := redistest.Start(t)
+	s := open(t, options(srv.URL(), nil))
+	ctx := context.Background()
+	createVerify(t, s, storetest.Alice) // the tag registered
+	h := &panicOnCall{}
+	s.Client().AddHook(h)
+	done := make(chan error, 1)
+	go func() {
+		h.on.Store(true)
+		for i := range redisstore.MaxBatchesInFlight + 1 {
+			func() {
+				defer func() { _ = recover() }()
+				_, _ = s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: fmt.Sprint("P", i), From: storetest.Alice, To: storetest.To, Text: "hello"}, matcher.IngestOptions{})
+			}()
+		}
+		h.on.Store(false)
+		_, err := s.Ingest(ctx, matcher.Message{Provider: "tw", MessageID: "after", From: storetest.Alice, To: storetest.To, Text: "hello"}, matcher.IngestOptions{})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("calls after panicking ones never returned")
+	}
+}
