@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"fmt"
 	"sync"
 	"time"
 
@@ -21,10 +22,19 @@ import (
 // Each command keeps its own reply or error, as on a connection of its
 // own: a pipeline is no transaction, Redis runs each call as it would
 // alone. A connection lost mid-batch fails the calls whose replies were
-// not read, as it fails a call alone (the call may have run). A batch is
-// bounded by the earliest deadline of its calls: Options.Timeout from
-// when each call was made, or its context's deadline when sooner. A call
-// whose context has ended when its batch is sent is not sent.
+// not read, as it fails a call alone (the call may have run); on an error
+// go-redis does not retry (a connection reset), it sets that error on
+// every command of the pipeline, even those whose replies were read: a
+// call that was applied then fails as unavailable, which a caller's retry
+// makes harmless, as after a reply lost on the way. A batch that fails
+// before anything is sent (no connection: dial, handshake or pool
+// timeout) fails every call of it with that error.
+//
+// A call whose deadline (Options.Timeout from when it was made, or its
+// context's deadline when sooner) has passed when its batch is sent is
+// not sent: it fails, with its context's error or a timeout. The batch is
+// bounded by the latest deadline of the calls it sends, so one call's
+// short deadline does not fail the others sent with it.
 type autoPipe struct {
 	c       *redis.Client
 	timeout time.Duration
@@ -84,7 +94,9 @@ func (p *autoPipe) take() []*pipeCall {
 	n := min(len(p.queue), maxBatch)
 	batch := make([]*pipeCall, n)
 	copy(batch, p.queue)
-	p.queue = p.queue[:copy(p.queue, p.queue[n:])]
+	rest := copy(p.queue, p.queue[n:])
+	clear(p.queue[rest:]) // no call stays reachable past the queue's length
+	p.queue = p.queue[:rest]
 	return batch
 }
 
@@ -92,8 +104,15 @@ func (p *autoPipe) take() []*pipeCall {
 // leaders, sends the batch, then hands the next batch of the queue to its
 // first caller or stops leading, and wakes the batch's other callers:
 // even when sending panics (a client hook's), so no caller waits forever.
+// The batch's calls without a reply then fail, and the panic goes on.
 func (p *autoPipe) lead(batch []*pipeCall) {
 	defer p.handOff(batch)
+	defer func() {
+		if r := recover(); r != nil {
+			failUnanswered(batch, fmt.Errorf("redis: sending a batch of calls panicked: %v", r))
+			panic(r)
+		}
+	}()
 	p.send(batch)
 }
 
@@ -116,8 +135,14 @@ func (p *autoPipe) handOff(batch []*pipeCall) {
 	}
 }
 
-// send runs the batch's calls, as one pipeline, each holding its reply.
+// errQueuedPastDeadline fails a call whose deadline passed while it was
+// queued: a timeout, as if it had been sent.
+var errQueuedPastDeadline = fmt.Errorf("redis: call queued past its deadline: %w", context.DeadlineExceeded)
+
+// send runs the batch's calls, as one pipeline, each holding its reply or
+// error.
 func (p *autoPipe) send(batch []*pipeCall) {
+	now := time.Now()
 	var deadline time.Time
 	cmds := make([]redis.Cmder, 0, len(batch))
 	for _, c := range batch {
@@ -125,7 +150,11 @@ func (p *autoPipe) send(batch []*pipeCall) {
 			c.cmd.SetErr(err)
 			continue
 		}
-		if len(cmds) == 0 || c.deadline.Before(deadline) {
+		if !c.deadline.After(now) {
+			c.cmd.SetErr(errQueuedPastDeadline)
+			continue
+		}
+		if c.deadline.After(deadline) {
 			deadline = c.deadline
 		}
 		cmds = append(cmds, c.cmd)
@@ -135,11 +164,28 @@ func (p *autoPipe) send(batch []*pipeCall) {
 	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
+	var err error
 	if len(cmds) == 1 {
-		_ = p.c.Process(ctx, cmds[0])
-		return
+		err = p.c.Process(ctx, cmds[0])
+	} else {
+		pipe := p.c.Pipeline()
+		_ = pipe.BatchProcess(ctx, cmds...)
+		_, err = pipe.Exec(ctx) // each command holds its own result, or none
 	}
-	pipe := p.c.Pipeline()
-	_ = pipe.BatchProcess(ctx, cmds...)
-	_, _ = pipe.Exec(ctx) // each command holds its own result
+	if err != nil {
+		// go-redis does not set the error on the commands when it gives
+		// up before sending them (no connection, on its last attempt).
+		failUnanswered(batch, err)
+	}
+}
+
+// failUnanswered sets err on the batch's commands that hold neither a
+// reply nor an error. It is never set before sending: go-redis fills only
+// commands that have no error, so a real one would be masked.
+func failUnanswered(batch []*pipeCall, err error) {
+	for _, c := range batch {
+		if c.cmd.Err() == nil && c.cmd.Val() == nil {
+			c.cmd.SetErr(err)
+		}
+	}
 }

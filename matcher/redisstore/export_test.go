@@ -59,3 +59,20 @@ func (s *Store) QueuedCalls() int {
 
 // MaxBatchesInFlight is how many batches of calls are sent at once.
 const MaxBatchesInFlight = maxLeaders
+
+// StaleQueuedCalls is how many calls the queue's array still points to
+// past its length.
+func (s *Store) StaleQueuedCalls() int {
+	if s.pipe == nil {
+		return 0
+	}
+	s.pipe.mu.Lock()
+	defer s.pipe.mu.Unlock()
+	n := 0
+	for _, c := range s.pipe.queue[len(s.pipe.queue):cap(s.pipe.queue)] {
+		if c != nil {
+			n++
+		}
+	}
+	return n
+}
