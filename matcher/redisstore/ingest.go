@@ -21,17 +21,43 @@ const partsTTL = time.Hour
 
 // outcome is an Outcome as library.lua records it.
 type outcome struct {
-	Kind           *matcher.OutcomeKind `json:"k"`
-	SessionID      string               `json:"sid"`
-	CaptureTried   bool                 `json:"ct"`
-	CaptureRefused bool                 `json:"cr"`
-	Key            string               `json:"key,omitempty"` // of the session verified
-	Own            int                  `json:"own,omitempty"` // a verify step's count of the sender's sessions
+	Kind           recordKind `json:"k"`
+	SessionID      string     `json:"sid"`
+	CaptureTried   bool       `json:"ct"`
+	CaptureRefused bool       `json:"cr"`
+	Key            string     `json:"key,omitempty"` // of the session verified
+	Own            int        `json:"own,omitempty"` // a verify step's count of the sender's sessions
+}
+
+// recordKind is a record's kind and whether it has one, a value: no two
+// outcomes share it. Its JSON is a *matcher.OutcomeKind's (null: none).
+type recordKind struct {
+	v  matcher.OutcomeKind
+	ok bool
+}
+
+func (k *recordKind) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*k = recordKind{}
+		return nil
+	}
+	if err := json.Unmarshal(b, &k.v); err != nil {
+		return err
+	}
+	k.ok = true
+	return nil
+}
+
+func (k recordKind) MarshalJSON() ([]byte, error) {
+	if !k.ok {
+		return []byte("null"), nil
+	}
+	return strconv.AppendUint(nil, uint64(k.v), 10), nil
 }
 
 // matcher is o as the matcher reports it.
 func (o outcome) matcher(dup bool) matcher.Outcome {
-	return matcher.Outcome{Kind: *o.Kind, SessionID: o.SessionID, Duplicate: dup, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}
+	return matcher.Outcome{Kind: o.Kind.v, SessionID: o.SessionID, Duplicate: dup, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}
 }
 
 // ingestArgs is what the ingest function needs of a message: the text
@@ -317,7 +343,7 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		return k, h
 	}
 	matched := func(n int64, o outcome) bool {
-		return n != 3 && (*o.Kind == matcher.Matched || *o.Kind == matcher.Exhausted)
+		return n != 3 && (o.Kind.v == matcher.Matched || o.Kind.v == matcher.Exhausted)
 	}
 	found := func(o outcome, ct, cr bool) (outcome, int64, error) {
 		r, fn, err := final(&o, nil, ct, cr)
@@ -326,8 +352,9 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		}
 		return r, fn, err
 	}
-	unmatched := matcher.Unmatched
-	ambiguous := func() (outcome, int64, error) { return final(&outcome{Kind: &unmatched}, nil, false, false) }
+	ambiguous := func() (outcome, int64, error) {
+		return final(&outcome{Kind: recordKind{matcher.Unmatched, true}}, nil, false, false)
+	}
 	call := a.Channel == matcher.ChannelCall
 	if call {
 		// A call carries no code: it verifies a session only when it is
@@ -401,7 +428,7 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		if err != nil {
 			return outcome{}, 0, err
 		}
-		if n != 3 && prior == nil && (*o.Kind == matcher.Attempted || *o.Kind == matcher.Exhausted) {
+		if n != 3 && prior == nil && (o.Kind.v == matcher.Attempted || o.Kind.v == matcher.Exhausted) {
 			prior = &o
 		}
 	}
@@ -478,20 +505,11 @@ func decodeOutcomeRecord(j string) (outcome, error) {
 		}
 		o = jo
 	}
-	if o.Kind == nil {
+	if !o.Kind.ok {
 		return outcome{}, unavailable(errors.New("bad outcome record: no kind"))
 	}
 	return o, nil
 }
-
-// outcomeKinds are the values a record's kind points to: scanOutcome
-// allocates none.
-var outcomeKinds = func() (ks [256]matcher.OutcomeKind) {
-	for i := range ks {
-		ks[i] = matcher.OutcomeKind(i)
-	}
-	return ks
-}()
 
 // scanOutcome reads an outcome record as library.lua's cjson writes it
 // (no white space, no escapes, integers in plain digits) as
@@ -547,8 +565,8 @@ func scanOutcome(j string) (o outcome, ok bool) {
 			i = n
 			if name == "own" {
 				o.Own = v
-			} else if v >= 0 && v < len(outcomeKinds) {
-				o.Kind = &outcomeKinds[v]
+			} else if v >= 0 && v <= 255 {
+				o.Kind = recordKind{matcher.OutcomeKind(v), true}
 			} else {
 				return outcome{}, false
 			}
