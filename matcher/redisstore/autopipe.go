@@ -9,10 +9,13 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// autoPipe sends the function calls made at once on one server, when
-// writes do not wait for replicas, as pipelines: up to maxLeaders batches
-// in flight, each on one connection, each one write and one read of
-// Redis's replies. A call that finds fewer batches in flight leads one:
+// autoPipe sends the function calls made at once on one server (or
+// Sentinel's primary) as pipelines: up to maxLeaders batches in flight,
+// each on one connection, each one write and one read of Redis's replies.
+// When writes wait for replicas, a batch's calls are followed by one WAIT
+// (WAITAOF) on the same connection, which covers every write sent before
+// it there: each call of the batch gets its verdict, as from a WAIT of
+// its own. A call that finds fewer batches in flight leads one:
 // it sends what is queued (its own call among them) itself; the others
 // queue, and each is woken when its reply is in, or when a leader that
 // finished hands it the queue to send next. So no goroutine runs beside
@@ -38,6 +41,10 @@ import (
 type autoPipe struct {
 	c       *redis.Client
 	timeout time.Duration
+	// waitCmd and waited, when writes wait for replicas, make the WAIT
+	// that follows a batch and read its verdict (Store's).
+	waitCmd func(context.Context) *redis.Cmd
+	waited  func(*redis.Cmd) error
 
 	mu      sync.Mutex
 	queue   []*pipeCall
@@ -57,6 +64,7 @@ type pipeCall struct {
 	ctx      context.Context
 	cmd      *redis.Cmd
 	deadline time.Time
+	werr     error // the WAIT's verdict, when writes wait
 	lead     chan bool
 	batch    []*pipeCall
 }
@@ -64,8 +72,9 @@ type pipeCall struct {
 var pipeCalls = sync.Pool{New: func() any { return &pipeCall{lead: make(chan bool, 1)} }}
 
 // do runs cmd, as part of a batch, and returns once its reply or error is
-// in cmd.
-func (p *autoPipe) do(ctx context.Context, cmd *redis.Cmd) {
+// in cmd, with the verdict of the WAIT that followed it when writes wait
+// for replicas (see Store.write).
+func (p *autoPipe) do(ctx context.Context, cmd *redis.Cmd) (werr error) {
 	c := pipeCalls.Get().(*pipeCall)
 	c.ctx, c.cmd, c.deadline = ctx, cmd, time.Now().Add(p.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
@@ -84,8 +93,10 @@ func (p *autoPipe) do(ctx context.Context, cmd *redis.Cmd) {
 			p.lead(c.batch)
 		}
 	}
-	c.ctx, c.cmd, c.batch = nil, nil, nil
+	werr = c.werr
+	c.ctx, c.cmd, c.batch, c.werr = nil, nil, nil, nil
 	pipeCalls.Put(c)
+	return werr
 }
 
 // take removes the head of the queue, a batch, with mu held; its first
@@ -165,12 +176,26 @@ func (p *autoPipe) send(batch []*pipeCall) {
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var err error
-	if len(cmds) == 1 {
+	if len(cmds) == 1 && p.waitCmd == nil {
 		err = p.c.Process(ctx, cmds[0])
 	} else {
 		pipe := p.c.Pipeline()
 		_ = pipe.BatchProcess(ctx, cmds...)
+		var w *redis.Cmd
+		if p.waitCmd != nil {
+			w = p.waitCmd(ctx)
+			_ = pipe.Process(ctx, w)
+		}
 		_, err = pipe.Exec(ctx) // each command holds its own result, or none
+		if w != nil {
+			if err != nil && unanswered(w) {
+				w.SetErr(err)
+			}
+			werr := p.waited(w)
+			for _, c := range batch {
+				c.werr = werr
+			}
+		}
 	}
 	if err != nil {
 		// go-redis does not set the error on the commands when it gives
@@ -184,8 +209,11 @@ func (p *autoPipe) send(batch []*pipeCall) {
 // commands that have no error, so a real one would be masked.
 func failUnanswered(batch []*pipeCall, err error) {
 	for _, c := range batch {
-		if c.cmd.Err() == nil && c.cmd.Val() == nil {
+		if unanswered(c.cmd) {
 			c.cmd.SetErr(err)
 		}
 	}
 }
+
+// unanswered reports whether cmd holds neither a reply nor an error.
+func unanswered(cmd *redis.Cmd) bool { return cmd.Err() == nil && cmd.Val() == nil }

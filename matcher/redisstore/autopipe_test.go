@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -446,5 +447,66 @@ func TestQueueKeepsNoSentCalls(t *testing.T) {
 	within(t, 30*time.Second, "the calls", wg.Wait)
 	if n := s.StaleQueuedCalls(); n != 0 {
 		t.Errorf("the queue still points to %d sent calls", n)
+	}
+}
+
+// TestWaitingCallsShareOneWait: when writes wait for a replica, calls made
+// at once share round trips and one WAIT per batch, each call getting the
+// WAIT's verdict: success with the replica up (which then has every
+// call's write), ErrUnavailable ("0 of 1 replicas") for every call of a
+// batch with the replica frozen.
+func TestWaitingCallsShareOneWait(t *testing.T) {
+	primary := redistest.Start(t)
+	replica := redistest.StartReplica(t, primary)
+	o := options(primary.URL(), nil)
+	o.WaitReplicas, o.WaitTimeout, o.Timeout = 1, time.Second, 10*time.Second
+	s := open(t, o)
+	ctx := context.Background()
+	createVerify(t, s, storetest.Alice) // the tag registered
+	const n = 20
+	ids := make([]string, 2*n)
+	run := func(first int) []error {
+		h := &holdCalls{release: make(chan struct{})}
+		s.Client().AddHook(h)
+		errs := make([]error, n)
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Go(func() {
+				sess, err := create(ctx, s, first+i)
+				ids[first+i], errs[i] = sess.ID, err
+			})
+		}
+		waitFor(t, "every call in flight or queued", func() bool { return h.calls.Load()+int64(s.QueuedCalls()) == n })
+		close(h.release)
+		within(t, 30*time.Second, "the calls", wg.Wait)
+		if got, want := h.trips.Load(), int64(redisstore.MaxBatchesInFlight+1); got > want {
+			t.Errorf("%d calls at once took %d round trips, want at most %d", n, got, want)
+		}
+		return errs
+	}
+
+	before := commandCalls(t, primary.Client())["wait"]
+	errs := run(0)
+	if waits := commandCalls(t, primary.Client())["wait"] - before; waits > redisstore.MaxBatchesInFlight+1 {
+		t.Errorf("%d calls at once sent %d WAITs, want at most %d", n, waits, redisstore.MaxBatchesInFlight+1)
+	}
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("call %d = %v", i, err)
+		}
+	}
+	// Each acknowledged write is on the replica.
+	for i, id := range ids[:n] {
+		if ok, err := replica.Client().HExists(ctx, redisstore.SessionsKey(storetest.To), id).Result(); err != nil || !ok {
+			t.Errorf("replica lacks acknowledged session %d (%q): %v %v", i, id, ok, err)
+		}
+	}
+
+	replica.Stop()
+	defer replica.Cont()
+	for i, err := range run(n) {
+		if !errors.Is(err, matcher.ErrUnavailable) || !strings.Contains(err.Error(), "0 of 1 replicas") {
+			t.Errorf("call %d with the replica frozen = %v, want ErrUnavailable (WAIT)", i, err)
+		}
 	}
 }

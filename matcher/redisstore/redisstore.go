@@ -105,7 +105,7 @@ type Store struct {
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient // nil for one server
 	ps      *redis.PubSub
-	pipe    *autoPipe // one server, writes not waiting: calls are sent in batches
+	pipe    *autoPipe // one server or Sentinel's primary: calls are sent in batches
 	log     *slog.Logger
 	wake    chan struct{}
 	tags    sync.Map // tags this process registered in P:tags
@@ -165,10 +165,13 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
-	if c, ok := s.rdb.(*redis.Client); ok && !s.waiting() {
-		// One server (or Sentinel's primary) and no WAIT to follow each
-		// write on its connection: calls can share round trips.
+	if c, ok := s.rdb.(*redis.Client); ok {
+		// One server (or Sentinel's primary): calls can share round
+		// trips, and when writes wait, a WAIT.
 		s.pipe = &autoPipe{c: c, timeout: o.Timeout}
+		if s.waiting() {
+			s.pipe.waitCmd, s.pipe.waited = s.waitCmd, s.waited
+		}
 	}
 	if s.kind != redisurl.Single && o.WaitReplicas == 0 && !o.Unsafe {
 		s.rdb.Close()
@@ -228,10 +231,11 @@ func (s *Store) loadLibrary(ctx context.Context) error {
 
 // call runs the library's function fn ("create", "ingest", ...) on the
 // keys libFuncs gives it, named by a, with a deadline: on one server
-// whose writes do not wait for replicas, in a batch with the calls made
-// at once (autoPipe); else alone, followed by WAIT when writes wait for
-// replicas (write). A function missing after a restart or failover is
-// loaded again and the call made once more.
+// (or Sentinel's primary), in a batch with the calls made at once, the
+// batch followed by one WAIT when writes wait for replicas (autoPipe); on
+// Cluster alone, followed by WAIT when writes wait (write). A function
+// missing after a restart or failover is loaded again and the call made
+// once more.
 func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (any, error) {
 	f, ok := libFuncByName[fn]
 	if !ok {
@@ -251,8 +255,7 @@ func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (an
 	run := func() error {
 		if s.pipe != nil {
 			cmd = redis.NewCmd(ctx, argv...)
-			s.pipe.do(ctx, cmd) // bounded by the timeout
-			return nil
+			return s.pipe.do(ctx, cmd) // bounded by the timeout
 		}
 		ctx, cancel := s.timeout(ctx)
 		defer cancel()
