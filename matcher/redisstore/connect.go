@@ -15,7 +15,8 @@ import (
 // loaded replica (64 in `mogate bench`), since with fewer the calls queue
 // for a connection, which costs both the process and Redis more CPU per
 // call (docs/performance.md), whereas an idle connection costs Redis
-// next to nothing.
+// next to nothing. (On one server or Sentinel's primary, function calls
+// share maxLeaders of them, in batches: autoPipe.)
 const defaultPoolSize = 64
 
 // connect makes the client: one server, a cluster for several URLs, or

@@ -46,3 +46,33 @@ func (s *Store) Watching(id string) int {
 	defer s.mu.Unlock()
 	return len(s.waiters[id])
 }
+
+// QueuedCalls is how many function calls wait for a batch to be sent.
+func (s *Store) QueuedCalls() int {
+	if s.pipe == nil {
+		return 0
+	}
+	s.pipe.mu.Lock()
+	defer s.pipe.mu.Unlock()
+	return len(s.pipe.queue)
+}
+
+// MaxBatchesInFlight is how many batches of calls are sent at once.
+const MaxBatchesInFlight = maxLeaders
+
+// StaleQueuedCalls is how many calls the queue's array still points to
+// past its length.
+func (s *Store) StaleQueuedCalls() int {
+	if s.pipe == nil {
+		return 0
+	}
+	s.pipe.mu.Lock()
+	defer s.pipe.mu.Unlock()
+	n := 0
+	for _, c := range s.pipe.queue[len(s.pipe.queue):cap(s.pipe.queue)] {
+		if c != nil {
+			n++
+		}
+	}
+	return n
+}

@@ -21,17 +21,43 @@ const partsTTL = time.Hour
 
 // outcome is an Outcome as library.lua records it.
 type outcome struct {
-	Kind           *matcher.OutcomeKind `json:"k"`
-	SessionID      string               `json:"sid"`
-	CaptureTried   bool                 `json:"ct"`
-	CaptureRefused bool                 `json:"cr"`
-	Key            string               `json:"key,omitempty"` // of the session verified
-	Own            int                  `json:"own,omitempty"` // a verify step's count of the sender's sessions
+	Kind           recordKind `json:"k"`
+	SessionID      string     `json:"sid"`
+	CaptureTried   bool       `json:"ct"`
+	CaptureRefused bool       `json:"cr"`
+	Key            string     `json:"key,omitempty"` // of the session verified
+	Own            int        `json:"own,omitempty"` // a verify step's count of the sender's sessions
+}
+
+// recordKind is a record's kind and whether it has one, a value: no two
+// outcomes share it. Its JSON is a *matcher.OutcomeKind's (null: none).
+type recordKind struct {
+	v  matcher.OutcomeKind
+	ok bool
+}
+
+func (k *recordKind) UnmarshalJSON(b []byte) error {
+	if string(b) == "null" {
+		*k = recordKind{}
+		return nil
+	}
+	if err := json.Unmarshal(b, &k.v); err != nil {
+		return err
+	}
+	k.ok = true
+	return nil
+}
+
+func (k recordKind) MarshalJSON() ([]byte, error) {
+	if !k.ok {
+		return []byte("null"), nil
+	}
+	return strconv.AppendUint(nil, uint64(k.v), 10), nil
 }
 
 // matcher is o as the matcher reports it.
 func (o outcome) matcher(dup bool) matcher.Outcome {
-	return matcher.Outcome{Kind: *o.Kind, SessionID: o.SessionID, Duplicate: dup, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}
+	return matcher.Outcome{Kind: o.Kind.v, SessionID: o.SessionID, Duplicate: dup, CaptureTried: o.CaptureTried, CaptureRefused: o.CaptureRefused}
 }
 
 // ingestArgs is what the ingest function needs of a message: the text
@@ -317,7 +343,7 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		return k, h
 	}
 	matched := func(n int64, o outcome) bool {
-		return n != 3 && (*o.Kind == matcher.Matched || *o.Kind == matcher.Exhausted)
+		return n != 3 && (o.Kind.v == matcher.Matched || o.Kind.v == matcher.Exhausted)
 	}
 	found := func(o outcome, ct, cr bool) (outcome, int64, error) {
 		r, fn, err := final(&o, nil, ct, cr)
@@ -326,8 +352,9 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		}
 		return r, fn, err
 	}
-	unmatched := matcher.Unmatched
-	ambiguous := func() (outcome, int64, error) { return final(&outcome{Kind: &unmatched}, nil, false, false) }
+	ambiguous := func() (outcome, int64, error) {
+		return final(&outcome{Kind: recordKind{matcher.Unmatched, true}}, nil, false, false)
+	}
 	call := a.Channel == matcher.ChannelCall
 	if call {
 		// A call carries no code: it verifies a session only when it is
@@ -401,7 +428,7 @@ func (s *Store) ingestLinked(ctx context.Context, ka keyArgs, a ingestArgs, home
 		if err != nil {
 			return outcome{}, 0, err
 		}
-		if n != 3 && prior == nil && (*o.Kind == matcher.Attempted || *o.Kind == matcher.Exhausted) {
+		if n != 3 && prior == nil && (o.Kind.v == matcher.Attempted || o.Kind.v == matcher.Exhausted) {
 			prior = &o
 		}
 	}
@@ -470,14 +497,138 @@ func decodeOutcome(dup int64, rec any) (matcher.Outcome, error) {
 // decodeOutcomeRecord reads an outcome record. A record without its kind
 // is an error, never a zero outcome.
 func decodeOutcomeRecord(j string) (outcome, error) {
-	var o outcome
-	if err := json.Unmarshal([]byte(j), &o); err != nil {
-		return outcome{}, unavailable(fmt.Errorf("bad outcome record: %w", err))
+	o, ok := scanOutcome(j)
+	if !ok {
+		var jo outcome // o itself stays off the heap
+		if err := json.Unmarshal([]byte(j), &jo); err != nil {
+			return outcome{}, unavailable(fmt.Errorf("bad outcome record: %w", err))
+		}
+		o = jo
 	}
-	if o.Kind == nil {
+	if !o.Kind.ok {
 		return outcome{}, unavailable(errors.New("bad outcome record: no kind"))
 	}
 	return o, nil
+}
+
+// scanOutcome reads an outcome record as library.lua's cjson writes it
+// (no white space, no escapes, integers in plain digits) as
+// json.Unmarshal would, without reflection nor allocation: the record's
+// strings are slices of j. Anything else, valid or not, it leaves to
+// json.Unmarshal (ok false).
+func scanOutcome(j string) (o outcome, ok bool) {
+	if len(j) < 2 || j[0] != '{' {
+		return outcome{}, false
+	}
+	i := 1
+	if j[i] == '}' {
+		return o, i+1 == len(j)
+	}
+	for {
+		name, n := scanString(j, i)
+		if n < 0 || n >= len(j) || j[n] != ':' {
+			return outcome{}, false
+		}
+		i = n + 1
+		switch name {
+		case "sid", "key":
+			v, n := scanString(j, i)
+			if n < 0 {
+				return outcome{}, false
+			}
+			if name == "sid" {
+				o.SessionID = v
+			} else {
+				o.Key = v
+			}
+			i = n
+		case "ct", "cr":
+			var b bool
+			switch {
+			case strings.HasPrefix(j[i:], "true"):
+				b, i = true, i+4
+			case strings.HasPrefix(j[i:], "false"):
+				b, i = false, i+5
+			default:
+				return outcome{}, false
+			}
+			if name == "ct" {
+				o.CaptureTried = b
+			} else {
+				o.CaptureRefused = b
+			}
+		case "k", "own":
+			v, n := scanInt(j, i, name == "own")
+			if n < 0 {
+				return outcome{}, false
+			}
+			i = n
+			if name == "own" {
+				o.Own = v
+			} else if v >= 0 && v <= 255 {
+				o.Kind = recordKind{matcher.OutcomeKind(v), true}
+			} else {
+				return outcome{}, false
+			}
+		default:
+			return outcome{}, false
+		}
+		if i >= len(j) {
+			return outcome{}, false
+		}
+		switch j[i] {
+		case ',':
+			i++
+		case '}':
+			return o, i+1 == len(j)
+		default:
+			return outcome{}, false
+		}
+	}
+}
+
+// scanString reads the JSON string at j[i:] that has no escape: its text
+// and the index after it, or -1.
+func scanString(j string, i int) (string, int) {
+	if i >= len(j) || j[i] != '"' {
+		return "", -1
+	}
+	for k := i + 1; k < len(j); k++ {
+		switch c := j[k]; {
+		case c == '"':
+			return j[i+1 : k], k + 1
+		case c == '\\' || c < 0x20 || c >= 0x80:
+			return "", -1 // escapes, control characters and UTF-8 checks: json's
+		}
+	}
+	return "", -1
+}
+
+// scanInt reads the JSON integer at j[i:] in plain digits, without a
+// leading zero, of at most 9 digits, signed if signed: its value and the
+// index after it, or -1.
+func scanInt(j string, i int, signed bool) (int, int) {
+	neg := i < len(j) && j[i] == '-'
+	if neg && !signed {
+		return 0, -1 // json refuses even -0 for an unsigned field
+	}
+	if neg {
+		i++
+	}
+	start, v := i, 0
+	for ; i < len(j) && j[i] >= '0' && j[i] <= '9'; i++ {
+		v = 10*v + int(j[i]-'0')
+	}
+	switch n := i - start; {
+	case n == 0 || n > 9 || n > 1 && j[start] == '0':
+		return 0, -1
+	case i < len(j) && (j[i] == '.' || j[i] == 'e' || j[i] == 'E'):
+		return 0, -1
+	}
+	if neg {
+		v = -v
+	}
+	return v, i
 }
 
 // partsClaim is the field of a multipart message's parts that names the

@@ -105,6 +105,7 @@ type Store struct {
 	rdb     redis.UniversalClient
 	cluster *redis.ClusterClient // nil for one server
 	ps      *redis.PubSub
+	pipe    *autoPipe // one server or Sentinel's primary: calls are sent in batches
 	log     *slog.Logger
 	wake    chan struct{}
 	tags    sync.Map // tags this process registered in P:tags
@@ -164,6 +165,14 @@ func Open(ctx context.Context, o Options) (*Store, error) {
 	if err := s.connect(); err != nil {
 		return nil, err
 	}
+	if c, ok := s.rdb.(*redis.Client); ok {
+		// One server (or Sentinel's primary): calls can share round
+		// trips, and when writes wait, a WAIT.
+		s.pipe = &autoPipe{c: c, timeout: o.Timeout}
+		if s.waiting() {
+			s.pipe.waitCmd, s.pipe.waited = s.waitCmd, s.waited
+		}
+	}
 	if s.kind != redisurl.Single && o.WaitReplicas == 0 && !o.Unsafe {
 		s.rdb.Close()
 		return nil, fmt.Errorf("redisstore: with %s, a failover loses the writes its replicas lack: set redis_wait_replicas "+
@@ -221,9 +230,12 @@ func (s *Store) loadLibrary(ctx context.Context) error {
 }
 
 // call runs the library's function fn ("create", "ingest", ...) on the
-// keys libFuncs gives it, named by a, with a deadline, followed by WAIT when writes wait for replicas (write); a
-// function missing after a restart or failover is loaded again and the
-// call made once more.
+// keys libFuncs gives it, named by a, with a deadline: on one server
+// (or Sentinel's primary), in a batch with the calls made at once, the
+// batch followed by one WAIT when writes wait for replicas (autoPipe); on
+// Cluster alone, followed by WAIT when writes wait (write). A function
+// missing after a restart or failover is loaded again and the call made
+// once more.
 func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (any, error) {
 	f, ok := libFuncByName[fn]
 	if !ok {
@@ -239,10 +251,14 @@ func (s *Store) call(ctx context.Context, fn string, a keyArgs, args ...any) (an
 	if err != nil {
 		return nil, err
 	}
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
 	var cmd *redis.Cmd
 	run := func() error {
+		if s.pipe != nil {
+			cmd = redis.NewCmd(ctx, argv...)
+			return s.pipe.do(ctx, cmd) // bounded by the timeout
+		}
+		ctx, cancel := s.timeout(ctx)
+		defer cancel()
 		return s.write(ctx, first, func(c redis.Cmdable) {
 			// FCall would build and box the key list again: the call
 			// is sent as built, its first key telling a Cluster

@@ -40,15 +40,27 @@ func (s *Store) write(ctx context.Context, key string, fn func(redis.Cmdable)) e
 	}
 	pipe := c.Pipeline()
 	fn(pipe)
-	var wait, aof *redis.Cmd
-	if s.opt.WaitAOF {
-		aof = pipe.Do(ctx, "waitaof", 1, s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
-	} else {
-		wait = pipe.Do(ctx, "wait", s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
-	}
+	w := s.waitCmd(ctx)
+	_ = pipe.Process(ctx, w)
 	_, _ = pipe.Exec(ctx) // each command holds its own result
-	if aof != nil {
-		res, err := aof.Int64Slice()
+	return s.waited(w)
+}
+
+// waitCmd is the WAIT N timeout (WAITAOF 1 N timeout) that follows writes
+// on their connection when they wait for replicas: it covers every write
+// sent before it on that connection.
+func (s *Store) waitCmd(ctx context.Context) *redis.Cmd {
+	if s.opt.WaitAOF {
+		return redis.NewCmd(ctx, "waitaof", 1, s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
+	}
+	return redis.NewCmd(ctx, "wait", s.opt.WaitReplicas, s.opt.WaitTimeout.Milliseconds())
+}
+
+// waited is the verdict of a waitCmd once sent: nil when enough replicas
+// acknowledged the writes before it, else ErrUnavailable.
+func (s *Store) waited(w *redis.Cmd) error {
+	if s.opt.WaitAOF {
+		res, err := w.Int64Slice()
 		if err != nil {
 			return unavailable(fmt.Errorf("WAITAOF: %w", err))
 		}
@@ -58,7 +70,7 @@ func (s *Store) write(ctx context.Context, key string, fn func(redis.Cmdable)) e
 		}
 		return nil
 	}
-	n, err := wait.Int64()
+	n, err := w.Int64()
 	if err != nil {
 		return unavailable(fmt.Errorf("WAIT: %w", err))
 	}
