@@ -227,11 +227,33 @@ func (t *pairIndex) del(to, from string) {
 	if t.n == 0 {
 		return
 	}
-	mask := len(t.slots) - 1
-	i := t.find(t.hash(to, from), to, from)
-	if t.slots[i].s == nil {
-		return
+	if i := t.find(t.hash(to, from), to, from); t.slots[i].s != nil {
+		t.delAt(i)
 	}
+}
+
+// replaceHead makes next the head of the chain of (to, from) in place of
+// s (next == nil: removes the chain), with one probe, and reports whether
+// s was the head.
+func (t *pairIndex) replaceHead(to, from string, s, next *session) bool {
+	if t.n == 0 {
+		return false
+	}
+	i := t.find(t.hash(to, from), to, from)
+	switch {
+	case t.slots[i].s != s:
+		return false
+	case next != nil:
+		t.slots[i].s = next // same pair, same hash
+	default:
+		t.delAt(i)
+	}
+	return true
+}
+
+// delAt empties the occupied slot i.
+func (t *pairIndex) delAt(i int) {
+	mask := len(t.slots) - 1
 	for j := (i + 1) & mask; t.slots[j].s != nil; j = (j + 1) & mask {
 		home := int(t.slots[j].h) & mask
 		if (j-home)&mask >= (j-i)&mask {
