@@ -79,10 +79,10 @@ func (t *Scanner) Read(text string) {
 		}
 		text = text[:cut]
 	}
-	if isASCII(text) { // ASCII is always NFKC
-		t.scanASCII(text)
+	if t.scanASCII(text) { // ASCII is always NFKC
 		return
 	}
+	t.reset()
 	if !norm.NFKC.IsNormalString(text) {
 		text = norm.NFKC.String(text)
 	}
@@ -130,39 +130,69 @@ func isJoiner(r rune) bool {
 	return false
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// scanASCII is scan for ASCII text, byte by byte.
-func (t *Scanner) scanASCII(text string) {
-	inChunk, newGroup, seps, joiner := false, true, 0, false
-	for i := 0; i < len(text); i++ {
-		c := text[i]
+// asciiKinds classifies each byte for scanASCII: a code character (a
+// letter or digit; asciiCode holds its code character), a separator that
+// joins candidate tokens (' ', '-', '.'), another separator ('\t', '\n',
+// '\r'), another ASCII character, or a byte past ASCII.
+var asciiKinds, asciiCode = func() (kinds, code [256]byte) {
+	for c := range 256 {
 		switch {
-		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			if c <= 'Z' && c >= 'A' {
-				c += 'a' - 'A'
-			}
-			if !inChunk {
-				t.startChunk(newGroup, newGroup || seps != 1 || !joiner)
-				inChunk, newGroup, seps = true, false, 0
-			}
-			t.buf = append(t.buf, c)
-			t.ends[len(t.ends)-1] = len(t.buf)
-		case c == ' ' || c == '-' || c == '.' || c == '\t' || c == '\n' || c == '\r':
-			inChunk = false
-			seps++
-			joiner = c == ' ' || c == '-' || c == '.'
-		default:
-			inChunk, newGroup, t.other = false, true, true
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z':
+			kinds[c], code[c] = asciiCodeChar, byte(c)
+		case c >= 'A' && c <= 'Z':
+			kinds[c], code[c] = asciiCodeChar, byte(c)+'a'-'A'
+		case c == ' ' || c == '-' || c == '.':
+			kinds[c] = asciiJoiner
+		case c == '\t' || c == '\n' || c == '\r':
+			kinds[c] = asciiSeparator
+		case c >= utf8.RuneSelf:
+			kinds[c] = asciiNot
 		}
 	}
+	return kinds, code
+}()
+
+const (
+	asciiOther = iota
+	asciiCodeChar
+	asciiJoiner
+	asciiSeparator
+	asciiNot
+)
+
+// scanASCII is scan for ASCII text, byte by byte, a chunk's characters in
+// one inner loop. It reports false, t half filled, at the first byte past
+// ASCII: the text is then read rune by rune.
+func (t *Scanner) scanASCII(text string) bool {
+	newGroup, seps, joiner := true, 0, false
+	buf := t.buf
+	for i := 0; i < len(text); {
+		switch asciiKinds[text[i]] {
+		case asciiCodeChar:
+			t.starts = append(t.starts, len(buf))
+			t.group = append(t.group, newGroup)
+			t.token = append(t.token, newGroup || seps != 1 || !joiner)
+			newGroup, seps = false, 0
+			for ; i < len(text) && asciiKinds[text[i]] == asciiCodeChar; i++ {
+				buf = append(buf, asciiCode[text[i]])
+			}
+			t.ends = append(t.ends, len(buf))
+			continue
+		case asciiJoiner:
+			seps++
+			joiner = true
+		case asciiSeparator:
+			seps++
+			joiner = false
+		case asciiNot:
+			return false
+		default:
+			newGroup, t.other = true, true
+		}
+		i++
+	}
+	t.buf = buf
+	return true
 }
 
 type charKind uint8
