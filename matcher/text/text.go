@@ -237,13 +237,24 @@ func digitValue(r rune) rune {
 }
 
 // Contains reports whether code (normalized) is a whole token of the text.
+// It is candidates(len(code), len(code), ...) comparing each with code,
+// written out: no closure, no call a candidate.
 func (t *Scanner) Contains(code string) bool {
-	found := false
-	t.candidates(len(code), len(code), func(c []byte) bool {
-		found = string(c) == code
-		return found
-	})
-	return found
+	for i, start := range t.starts {
+		for j := i; j < len(t.starts); j++ {
+			if j > i && t.group[j] {
+				break
+			}
+			end := t.ends[j]
+			if n := end - start; n >= len(code) {
+				if n == len(code) && string(t.buf[start:end]) == code {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
 }
 
 // candidates calls fn with every concatenation of consecutive chunks of one

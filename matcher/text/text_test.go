@@ -112,7 +112,12 @@ func FuzzScan(f *testing.F) {
 		if !ok {
 			return
 		}
-		_ = s.Contains(n)
+		// Contains is candidates of the code's length, one equal to it.
+		want := false
+		s.candidates(len(n), len(n), func(c []byte) bool { want = string(c) == n; return want })
+		if got := s.Contains(n); got != want {
+			t.Fatalf("Contains(%q) in %q = %v, candidates say %v", n, text, got, want)
+		}
 		// The ASCII fast path and the general path agree.
 		if isASCII(text) {
 			var slow Scanner
