@@ -106,28 +106,42 @@ const tableInX = 255
 // table hands out small indexes for values, read without a lock (the
 // tables are read on every verification and every recovered session,
 // under shard locks): the state is immutable, and an addition (rare: a
-// deployment's set of values settles early) copies it under mu.
+// deployment's set of values settles early) copies it under mu. The value
+// last looked up is compared first, with no map lookup: a deployment's
+// messages mostly come through one provider.
 type table[K comparable] struct {
 	mu    sync.Mutex
 	cur   atomic.Pointer[tableState[K]]
-	clone func(K) K // copies a value added, so that it holds no caller's memory
+	last  atomic.Pointer[tableEntry[K]] // the value index last found, one of cur's ents
+	clone func(K) K                     // copies a value added, so that it holds no caller's memory
 }
 
 type tableState[K comparable] struct {
 	ids  map[K]uint8
 	vals []K
+	ents []*tableEntry[K] // each value with its index, shared by the states
+}
+
+type tableEntry[K comparable] struct {
+	v K
+	i uint8
 }
 
 // newTable returns a table whose index 0 is the zero value.
 func newTable[K comparable](clone func(K) K) *table[K] {
 	var zero K
 	t := &table[K]{clone: clone}
-	t.cur.Store(&tableState[K]{ids: map[K]uint8{zero: 0}, vals: []K{zero}})
+	t.cur.Store(&tableState[K]{ids: map[K]uint8{zero: 0}, vals: []K{zero}, ents: []*tableEntry[K]{{zero, 0}}})
 	return t
 }
 
 func (t *table[K]) index(v K) uint8 {
-	if i, ok := t.cur.Load().ids[v]; ok {
+	if e := t.last.Load(); e != nil && e.v == v {
+		return e.i
+	}
+	st := t.cur.Load()
+	if i, ok := st.ids[v]; ok {
+		t.last.Store(st.ents[i])
 		return i
 	}
 	return t.add(v)
@@ -158,6 +172,7 @@ func (t *table[K]) add(v K) uint8 {
 	v = t.clone(v)
 	st.vals[i] = v
 	st.ids[v] = i
+	st.ents = append(slices.Clip(old.ents), &tableEntry[K]{v, i})
 	t.cur.Store(st)
 	return i
 }
