@@ -68,11 +68,12 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	call := msg.MessageChannel() == matcher.ChannelCall
+	ch := msg.MessageChannel()
+	call := ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(&msg, scan, &processed); c != nil {
+	if out, c := m.verifyPair(&msg, ch, scan, &processed); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -88,7 +89,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			var out matcher.Outcome
 			var c Commit
 			scan.CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(&msg, code, &processed)
+				out, c = m.verifyCapture(&msg, ch, code, &processed)
 				return c != nil
 			})
 			if c != nil {
@@ -117,12 +118,13 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 }
 
 // verifyPair verifies the oldest pending session of msg's pair with a
-// route {channel, number} whose code the text holds (any, for a call),
+// route {ch, number} (ch: msg's channel) whose code the text holds (any,
+// for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, scan *text.Scanner, processed *Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *text.Scanner, processed *Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
-	ch, call := msg.MessageChannel(), msg.MessageChannel() == matcher.ChannelCall
+	call := ch == matcher.ChannelCall
 	now := processed.At.UnixNano()
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
@@ -162,15 +164,14 @@ func (m *Store) verifyPair(msg *matcher.Message, scan *text.Scanner, processed *
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, ch, processed, matcher.Outcome{Kind: matcher.Matched})
 }
 
 // verifyCapture verifies the pending capture session of msg's number whose
-// code is code and that has a route {channel, number}, under its shards
-// (nil commit: none).
-func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Record) (matcher.Outcome, Commit) {
+// code is code and that has a route {ch, number} (ch: msg's channel), under
+// its shards (nil commit: none).
+func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, processed *Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
-	ch := msg.MessageChannel()
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
@@ -184,7 +185,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Reco
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, ch, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
@@ -195,12 +196,12 @@ func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Reco
 // applied). The two records are built where the journal reads them: the
 // message and the dedupe record come by pointer, and verify copies only
 // the dedupe record, once (a journal other than the WAL copies both).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
 	var recs [2]Record
 	r := &recs[0]
 	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, processed.At, out.SessionID, msg.From, msg.Provider, msg.MessageID
-	r.Via = matcher.Route{Channel: msg.MessageChannel(), To: msg.To}
+	r.Via = matcher.Route{Channel: ch, To: msg.To}
 	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
 	if msg.RejectReason != "" {
