@@ -131,7 +131,8 @@ func isJoiner(r rune) bool {
 }
 
 // asciiKinds classifies each byte for scanASCII: a code character (a
-// letter or digit; asciiCode holds its code character), a separator that
+// letter or digit; asciiCode holds its code character, and 0 for every
+// other byte), a separator that
 // joins candidate tokens (' ', '-', '.'), another separator ('\t', '\n',
 // '\r'), another ASCII character, or a byte past ASCII.
 var asciiKinds, asciiCode = func() (kinds, code [256]byte) {
@@ -173,8 +174,12 @@ func (t *Scanner) scanASCII(text string) bool {
 			t.group = append(t.group, newGroup)
 			t.token = append(t.token, newGroup || seps != 1 || !joiner)
 			newGroup, seps = false, 0
-			for ; i < len(text) && asciiKinds[text[i]] == asciiCodeChar; i++ {
-				buf = append(buf, asciiCode[text[i]])
+			for ; i < len(text); i++ {
+				c := asciiCode[text[i]] // 0: not a code character
+				if c == 0 {
+					break
+				}
+				buf = append(buf, c)
 			}
 			t.ends = append(t.ends, len(buf))
 			continue
