@@ -241,6 +241,72 @@ func digitValue(r rune) rune {
 	return (r - start) % 10
 }
 
+// ContainsASCII is Read then Contains for an ASCII text, without a
+// Scanner: it reports whether code (normalized, not empty) is a whole
+// token of text, reading text in place, once, with ok true; ok is false
+// when the text (its first MaxScanBytes bytes) is not ASCII: Read it then.
+func ContainsASCII(text, code string) (found, ok bool) {
+	if !ASCII(text) {
+		return false, false // NFKC may join a character to the ASCII one before it
+	}
+	text = text[:min(len(text), MaxScanBytes)] // ASCII: every byte starts a character
+	for i := 0; i < len(text); {
+		if asciiCode[text[i]] == 0 {
+			i++
+			continue
+		}
+		// A chunk starts at i: try the candidates that start with it.
+		if tokenAt(text[i:], code) {
+			return true, true
+		}
+		for i < len(text) && asciiCode[text[i]] != 0 {
+			i++
+		}
+	}
+	return false, true
+}
+
+// ASCII reports whether ContainsASCII reads text: whether its first
+// MaxScanBytes bytes are ASCII.
+func ASCII(text string) bool {
+	text = text[:min(len(text), MaxScanBytes)]
+	for ; len(text) >= 8; text = text[8:] { // 8 bytes a step, one load
+		w := uint64(text[0]) | uint64(text[1])<<8 | uint64(text[2])<<16 | uint64(text[3])<<24 |
+			uint64(text[4])<<32 | uint64(text[5])<<40 | uint64(text[6])<<48 | uint64(text[7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenAt reports whether code is the concatenation of the chunks of one
+// group that text starts with (text starts with a chunk).
+func tokenAt(text, code string) bool {
+	k := 0
+	for j := 0; j < len(text); j++ {
+		switch c := text[j]; asciiKinds[c] {
+		case asciiCodeChar:
+			if k == len(code) || asciiCode[c] != code[k] {
+				return false // past code within a chunk, or a different character
+			}
+			k++
+		case asciiJoiner, asciiSeparator:
+			if k == len(code) {
+				return true // code ends where a chunk does
+			}
+		default:
+			return k == len(code) // the group ends
+		}
+	}
+	return k == len(code)
+}
+
 // Contains reports whether code (normalized) is a whole token of the text.
 // It is candidates(len(code), len(code), ...) comparing each with code,
 // written out: no closure, no call a candidate.

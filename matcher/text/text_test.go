@@ -118,6 +118,10 @@ func FuzzScan(f *testing.F) {
 		if got := s.Contains(n); got != want {
 			t.Fatalf("Contains(%q) in %q = %v, candidates say %v", n, text, got, want)
 		}
+		// ContainsASCII answers as Read then Contains, for every ASCII text.
+		if found, ok := ContainsASCII(text, n); ok != isASCII(text[:min(len(text), MaxScanBytes)]) || ok && found != want {
+			t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", text, n, found, ok, want)
+		}
 		// The ASCII fast path and the general path agree.
 		if isASCII(text) {
 			var slow Scanner
@@ -203,4 +207,41 @@ func isASCII(s string) bool {
 		}
 	}
 	return true
+}
+
+// TestContainsASCIIAgrees: ContainsASCII answers as Read then Contains on
+// every text of up to 6 characters over an alphabet of code characters,
+// separators and another character, for codes that start, end and span
+// its chunks, and says it cannot read a text past ASCII.
+func TestContainsASCIIAgrees(t *testing.T) {
+	const alphabet = "48A -.:\n"
+	codes := []string{"4", "48", "84", "a4", "4a", "448", "48a4", "a"}
+	var s Scanner
+	var texts func(prefix string, n int)
+	texts = func(prefix string, n int) {
+		for _, code := range codes {
+			s.Read(prefix)
+			found, ok := ContainsASCII(prefix, code)
+			if want := s.Contains(code); !ok || found != want {
+				t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", prefix, code, found, ok, want)
+			}
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			texts(prefix+string(c), n-1)
+		}
+	}
+	texts("", 6)
+	for _, text := range []string{"482913 é", "é 482913", "４８２９１３", "Code: 482913\u0301"} {
+		if _, ok := ContainsASCII(text, "482913"); ok {
+			t.Fatalf("ContainsASCII read %q", text)
+		}
+	}
+	long := strings.Repeat("x ", MaxScanBytes/2) + "482913"
+	s.Read(long)
+	if found, ok := ContainsASCII(long, "482913"); !ok || found || s.Contains("482913") {
+		t.Fatal("a code past MaxScanBytes was found")
+	}
 }
