@@ -61,9 +61,8 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		}
 		msg = whole
 	}
-	scan := text.GetScanner()
-	defer text.PutScanner(scan)
-	scan.Read(msg.Text)
+	scan := newLazyScan(msg.Text)
+	defer scan.put()
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
@@ -73,7 +72,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(&msg, ch, scan, &processed); c != nil {
+	if out, c := m.verifyPair(&msg, ch, &scan, &processed); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -88,7 +87,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			capture.CaptureTried = true
 			var out matcher.Outcome
 			var c Commit
-			scan.CaptureCandidates(func(code []byte) bool {
+			scan.scanner().CaptureCandidates(func(code []byte) bool {
 				out, c = m.verifyCapture(&msg, ch, code, &processed)
 				return c != nil
 			})
@@ -117,12 +116,58 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	return processed.Outcome, m.unmatched(msg, processed, keys).Wait()
 }
 
+// lazyScan is a message's text, read by a Scanner on first need: a
+// message that verifies its own session, on an ASCII text, needs none
+// (text.ContainsASCII reads the text in place).
+type lazyScan struct {
+	text string
+	s    *text.Scanner
+}
+
+// newLazyScan returns text to read; a text past ASCII is read at once, as
+// every text was before, so that no shard lock is held while it is
+// normalized.
+func newLazyScan(t string) lazyScan {
+	l := lazyScan{text: t}
+	if !text.ASCII(t) {
+		l.scanner()
+	}
+	return l
+}
+
+// contains reports whether the text holds code (normalized), as
+// text.Scanner.Contains does.
+func (l *lazyScan) contains(code string) bool {
+	if l.s == nil {
+		if found, ok := text.ContainsASCII(l.text, code); ok {
+			return found
+		}
+	}
+	return l.scanner().Contains(code)
+}
+
+// scanner returns the text read by a Scanner, reading it the first time.
+func (l *lazyScan) scanner() *text.Scanner {
+	if l.s == nil {
+		l.s = text.GetScanner()
+		l.s.Read(l.text)
+	}
+	return l.s
+}
+
+// put gives the Scanner back, if the text was read.
+func (l *lazyScan) put() {
+	if l.s != nil {
+		text.PutScanner(l.s)
+	}
+}
+
 // verifyPair verifies the oldest pending session of msg's pair with a
 // route {ch, number} (ch: msg's channel) whose code the text holds (any,
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *text.Scanner, processed *Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, processed *Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	call := ch == matcher.ChannelCall
 	now := processed.At.UnixNano()
@@ -153,7 +198,7 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *text.Scanner, 
 			return 0
 		}
 		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.normCode()) {
+			if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
 				pick = s
 				return s.shardsOf()
 			}
