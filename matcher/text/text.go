@@ -242,12 +242,15 @@ func digitValue(r rune) rune {
 }
 
 // ContainsASCII is Read then Contains for an ASCII text, without a
-// Scanner: it reports whether code (normalized, not empty) is a whole
+// Scanner: it reports whether code (normalized) is a whole
 // token of text, reading text in place, once, with ok true; ok is false
 // when the text (its first MaxScanBytes bytes) is not ASCII: Read it then.
 func ContainsASCII(text, code string) (found, ok bool) {
 	if !ASCII(text) {
 		return false, false // NFKC may join a character to the ASCII one before it
+	}
+	if code == "" {
+		return false, true // no chunk is empty
 	}
 	text = text[:min(len(text), MaxScanBytes)] // ASCII: every byte starts a character
 	for i := 0; i < len(text); {
@@ -256,11 +259,10 @@ func ContainsASCII(text, code string) (found, ok bool) {
 			continue
 		}
 		// A chunk starts at i: try the candidates that start with it.
-		if tokenAt(text[i:], code) {
+		if asciiCode[text[i]] == code[0] && tokenAt(text[i:], code) {
 			return true, true
 		}
-		for i < len(text) && asciiCode[text[i]] != 0 {
-			i++
+		for i++; i < len(text) && asciiCode[text[i]] != 0; i++ {
 		}
 	}
 	return false, true

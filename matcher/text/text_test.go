@@ -215,7 +215,7 @@ func isASCII(s string) bool {
 // its chunks, and says it cannot read a text past ASCII.
 func TestContainsASCIIAgrees(t *testing.T) {
 	const alphabet = "48A -.:\n"
-	codes := []string{"4", "48", "84", "a4", "4a", "448", "48a4", "a"}
+	codes := []string{"4", "48", "84", "a4", "4a", "448", "48a4", "a", ""}
 	var s Scanner
 	var texts func(prefix string, n int)
 	texts = func(prefix string, n int) {
