@@ -262,7 +262,9 @@ func ContainsASCII(text, code string) (found, ok bool) {
 		if asciiCode[text[i]] == code[0] && tokenAt(text[i:], code) {
 			return true, true
 		}
-		for i++; i < len(text) && asciiCode[text[i]] != 0; i++ {
+		i++
+		for i < len(text) && asciiCode[text[i]] != 0 {
+			i++
 		}
 	}
 	return false, true
