@@ -72,21 +72,28 @@ func (t *Scanner) reset() {
 // for texts longer than its inline buffers or not already in NFKC.
 func (t *Scanner) Read(text string) {
 	t.reset()
-	if len(text) > MaxScanBytes {
-		cut := MaxScanBytes
-		for cut > MaxScanBytes-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
-			cut-- // do not cut a character in half
-		}
-		text = text[:cut]
-	}
-	if t.scanASCII(text) { // ASCII is always NFKC
+	text = head(text)
+	if asciiOnly(text) { // ASCII is always NFKC
+		t.scanASCII(text)
 		return
 	}
-	t.reset()
 	if !norm.NFKC.IsNormalString(text) {
 		text = norm.NFKC.String(text)
 	}
 	t.scanRunes(text)
+}
+
+// head returns the part of text that is read: its first MaxScanBytes
+// bytes, less the start of a character they would cut in half.
+func head(text string) string {
+	if len(text) <= MaxScanBytes {
+		return text
+	}
+	cut := MaxScanBytes
+	for cut > MaxScanBytes-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
+		cut-- // do not cut a character in half
+	}
+	return text[:cut]
 }
 
 // scanRunes is scan for NFKC text, rune by rune.
@@ -130,11 +137,10 @@ func isJoiner(r rune) bool {
 	return false
 }
 
-// asciiKinds classifies each byte for scanASCII: a code character (a
-// letter or digit; asciiCode holds its code character, and 0 for every
-// other byte), a separator that
-// joins candidate tokens (' ', '-', '.'), another separator ('\t', '\n',
-// '\r'), another ASCII character, or a byte past ASCII.
+// asciiKinds classifies each byte of an ASCII text for scanASCII: a code
+// character (a letter or digit; asciiCode holds its code character, and 0
+// for every other byte), a separator that joins candidate tokens (' ', '-',
+// '.'), another separator ('\t', '\n', '\r'), or another character.
 var asciiKinds, asciiCode = func() (kinds, code [256]byte) {
 	for c := range 256 {
 		switch {
@@ -146,8 +152,6 @@ var asciiKinds, asciiCode = func() (kinds, code [256]byte) {
 			kinds[c] = asciiJoiner
 		case c == '\t' || c == '\n' || c == '\r':
 			kinds[c] = asciiSeparator
-		case c >= utf8.RuneSelf:
-			kinds[c] = asciiNot
 		}
 	}
 	return kinds, code
@@ -158,13 +162,11 @@ const (
 	asciiCodeChar
 	asciiJoiner
 	asciiSeparator
-	asciiNot
 )
 
 // scanASCII is scan for ASCII text, byte by byte, a chunk's characters in
-// one inner loop. It reports false, t half filled, at the first byte past
-// ASCII: the text is then read rune by rune.
-func (t *Scanner) scanASCII(text string) bool {
+// one inner loop.
+func (t *Scanner) scanASCII(text string) {
 	newGroup, seps, joiner := true, 0, false
 	buf := t.buf
 	for i := 0; i < len(text); {
@@ -189,15 +191,12 @@ func (t *Scanner) scanASCII(text string) bool {
 		case asciiSeparator:
 			seps++
 			joiner = false
-		case asciiNot:
-			return false
 		default:
 			newGroup, t.other = true, true
 		}
 		i++
 	}
 	t.buf = buf
-	return true
 }
 
 type charKind uint8
@@ -244,15 +243,26 @@ func digitValue(r rune) rune {
 // ContainsASCII is Read then Contains for an ASCII text, without a
 // Scanner: it reports whether code (normalized) is a whole
 // token of text, reading text in place, once, with ok true; ok is false
-// when the text (its first MaxScanBytes bytes) is not ASCII: Read it then.
+// when the text (the part Read reads) is not ASCII: Read it then.
 func ContainsASCII(text, code string) (found, ok bool) {
-	if !ASCII(text) {
+	text = head(text)
+	if !asciiOnly(text) {
 		return false, false // NFKC may join a character to the ASCII one before it
 	}
+	return containsASCII(text, code), true
+}
+
+// ContainsInASCII is ContainsASCII for a text that ASCII has accepted: it
+// does not check the text again.
+func ContainsInASCII(text, code string) bool {
+	return containsASCII(head(text), code)
+}
+
+// containsASCII is ContainsASCII for an ASCII text already cut by head.
+func containsASCII(text, code string) bool {
 	if code == "" {
-		return false, true // no chunk is empty
+		return false // no chunk is empty
 	}
-	text = text[:min(len(text), MaxScanBytes)] // ASCII: every byte starts a character
 	for i := 0; i < len(text); {
 		if asciiCode[text[i]] == 0 {
 			i++
@@ -260,20 +270,22 @@ func ContainsASCII(text, code string) (found, ok bool) {
 		}
 		// A chunk starts at i: try the candidates that start with it.
 		if asciiCode[text[i]] == code[0] && tokenAt(text[i:], code) {
-			return true, true
+			return true
 		}
 		i++
 		for i < len(text) && asciiCode[text[i]] != 0 {
 			i++
 		}
 	}
-	return false, true
+	return false
 }
 
-// ASCII reports whether ContainsASCII reads text: whether its first
-// MaxScanBytes bytes are ASCII.
-func ASCII(text string) bool {
-	text = text[:min(len(text), MaxScanBytes)]
+// ASCII reports whether ContainsASCII reads text: whether the part of it
+// that Read reads is ASCII.
+func ASCII(text string) bool { return asciiOnly(head(text)) }
+
+// asciiOnly reports whether text is ASCII.
+func asciiOnly(text string) bool {
 	for ; len(text) >= 8; text = text[8:] { // 8 bytes a step, one load
 		w := uint64(text[0]) | uint64(text[1])<<8 | uint64(text[2])<<16 | uint64(text[3])<<24 |
 			uint64(text[4])<<32 | uint64(text[5])<<40 | uint64(text[6])<<48 | uint64(text[7])<<56

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Every example of docs/matching.md, and more.
@@ -105,6 +107,7 @@ func TestLongTextDoesNotOverflow(t *testing.T) {
 func FuzzScan(f *testing.F) {
 	f.Add("Code: 482 913", "482913")
 	f.Add("٤٨٢٩١٣", "482913")
+	f.Add(strings.Repeat("x ", 2045)+"482913\x80", "482913") // cut before the code's last character
 	f.Fuzz(func(t *testing.T, text, code string) {
 		var s Scanner
 		s.Read(text)
@@ -119,14 +122,14 @@ func FuzzScan(f *testing.F) {
 			t.Fatalf("Contains(%q) in %q = %v, candidates say %v", n, text, got, want)
 		}
 		// ContainsASCII answers as Read then Contains, for every ASCII text.
-		if found, ok := ContainsASCII(text, n); ok != isASCII(text[:min(len(text), MaxScanBytes)]) || ok && found != want {
+		if found, ok := ContainsASCII(text, n); ok != isASCII(head(text)) || ok && found != want {
 			t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", text, n, found, ok, want)
 		}
 		// The ASCII fast path and the general path agree.
 		if isASCII(text) {
 			var slow Scanner
 			slow.reset()
-			slow.scanRunes(text[:min(len(text), MaxScanBytes)])
+			slow.scanRunes(head(text))
 			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.token, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.token, s.other) {
 				t.Fatalf("ASCII path differs for %q", text)
 			}
@@ -243,5 +246,44 @@ func TestContainsASCIIAgrees(t *testing.T) {
 	s.Read(long)
 	if found, ok := ContainsASCII(long, "482913"); !ok || found || s.Contains("482913") {
 		t.Fatal("a code past MaxScanBytes was found")
+	}
+	// Texts cut at MaxScanBytes: Read steps back off a character's
+	// continuation bytes, and ContainsASCII must read the same head.
+	for _, text := range []string{
+		strings.Repeat("x ", 2045) + "482913\x80",     // the byte at the limit continues a character: the 3 is cut
+		strings.Repeat("x ", 2045) + "482913\x80\x80", // and two of them
+		strings.Repeat("x ", 2045) + "48291é3",        // the code straddles the limit
+		strings.Repeat("x ", 2045) + "4829é13",        // é cut whole
+		strings.Repeat("x ", 2045) + "482913 é",       // ASCII up to the limit, é past it
+		strings.Repeat("x ", 2044) + "y482913é",       // é straddles the limit
+		strings.Repeat("x ", 2046) + "482913",         // an ASCII code straddles the limit
+	} {
+		s.Read(text)
+		for _, code := range []string{"482913", "48291", "4829"} {
+			want := s.Contains(code)
+			if found, ok := ContainsASCII(text, code); ok && found != want || ok != isASCII(head(text)) {
+				t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", text[MaxScanBytes-8:], code, found, ok, want)
+			}
+		}
+	}
+}
+
+// TestReadLateNonASCIIOnce: a text that leaves ASCII late is read once, by
+// the rune path: Read allocates no more than that path alone (the ASCII
+// path filling the buffers first doubled it).
+func TestReadLateNonASCIIOnce(t *testing.T) {
+	text := strings.Repeat("ab ", 1300) + "é"
+	var s Scanner
+	read := testing.AllocsPerRun(20, func() { s.Read(text) })
+	runes := testing.AllocsPerRun(20, func() {
+		s.reset()
+		if t := text; norm.NFKC.IsNormalString(t) {
+			s.scanRunes(t)
+		} else {
+			s.scanRunes(norm.NFKC.String(t))
+		}
+	})
+	if read > runes {
+		t.Fatalf("Read allocates %v times, the rune path alone %v", read, runes)
 	}
 }
