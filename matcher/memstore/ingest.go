@@ -118,18 +118,19 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 // lazyScan is a message's text, read by a Scanner on first need: a
 // message that verifies its own session, on an ASCII text, needs none
-// (text.ContainsASCII reads the text in place).
+// (text.ContainsInASCII reads the text in place).
 type lazyScan struct {
-	text string
-	s    *text.Scanner
+	text  string
+	s     *text.Scanner
+	ascii bool // text.ASCII(text), checked once
 }
 
 // newLazyScan returns text to read; a text past ASCII is read at once, as
 // every text was before, so that no shard lock is held while it is
 // normalized.
 func newLazyScan(t string) lazyScan {
-	l := lazyScan{text: t}
-	if !text.ASCII(t) {
+	l := lazyScan{text: t, ascii: text.ASCII(t)}
+	if !l.ascii {
 		l.scanner()
 	}
 	return l
@@ -138,12 +139,10 @@ func newLazyScan(t string) lazyScan {
 // contains reports whether the text holds code (normalized), as
 // text.Scanner.Contains does.
 func (l *lazyScan) contains(code string) bool {
-	if l.s == nil {
-		if found, ok := text.ContainsASCII(l.text, code); ok {
-			return found
-		}
+	if l.ascii {
+		return text.ContainsInASCII(l.text, code)
 	}
-	return l.scanner().Contains(code)
+	return l.s.Contains(code)
 }
 
 // scanner returns the text read by a Scanner, reading it the first time.
