@@ -9,31 +9,18 @@ import (
 
 // pendingCounts keeps the number of pending sessions per receiving number,
 // changed where sessions enter and leave the pending state, so reading it
-// costs O(numbers), never a walk over the sessions. The number last
-// counted is compared first, with no map lookup (a gateway receives on a
-// few numbers).
+// costs O(numbers), never a walk over the sessions.
 type pendingCounts struct {
-	m     sync.Map // receiving number -> *pendingCount
-	last  atomic.Pointer[pendingCount]
+	m     sync.Map // receiving number -> *atomic.Int64
 	total atomic.Int64
 }
 
-type pendingCount struct {
-	to string
-	n  atomic.Int64
-}
-
 func (p *pendingCounts) add(to string, d int64) {
-	c := p.last.Load()
-	if c == nil || c.to != to {
-		v, ok := p.m.Load(to)
-		if !ok {
-			v, _ = p.m.LoadOrStore(to, &pendingCount{to: to})
-		}
-		c = v.(*pendingCount)
-		p.last.Store(c)
+	c, ok := p.m.Load(to)
+	if !ok {
+		c, _ = p.m.LoadOrStore(to, new(atomic.Int64))
 	}
-	c.n.Add(d)
+	c.(*atomic.Int64).Add(d)
 	p.total.Add(d)
 }
 
@@ -53,7 +40,7 @@ func (m *Store) PendingByNumber(ctx context.Context) (map[string]int, error) {
 func (m *Store) pendingByNumber() map[string]int {
 	out := map[string]int{}
 	m.pending.m.Range(func(k, v any) bool {
-		if n := v.(*pendingCount).n.Load(); n > 0 {
+		if n := v.(*atomic.Int64).Load(); n > 0 {
 			out[k.(string)] = int(n)
 		}
 		return true
