@@ -34,7 +34,11 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 // the step's own function; ingest then waits for the journal.
 func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
-	processed := Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
+	// A verification journals two records, its own and the dedupe record:
+	// both are built here, where verify journals them (no copy).
+	var recs [2]Record
+	processed := &recs[1]
+	processed.Op, processed.At, processed.Provider, processed.MessageID = OpProcessed, now, msg.Provider, msg.MessageID
 	// With OwnFirst, a message that capture matching could reach is
 	// matched only against its sender's own sessions, and otherwise left
 	// untouched (IngestOptions.OwnFirst).
@@ -52,7 +56,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
 		if !complete {
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
-			return processed.Outcome, m.journal(nil, partRec, processed).Wait()
+			return processed.Outcome, m.journal(nil, partRec, *processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
@@ -72,7 +76,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(&msg, ch, &scan, &processed); c != nil {
+	if out, c := m.verifyPair(&msg, ch, &scan, &recs); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -88,7 +92,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(&msg, ch, code, &processed)
+				out, c = m.verifyCapture(&msg, ch, code, &recs)
 				return c != nil
 			})
 			if c != nil {
@@ -102,7 +106,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
 	if !call {
-		if out, c := m.attempt(msg, processed, capture); c != nil {
+		if out, c := m.attempt(msg, *processed, capture); c != nil {
 			return out, c.Wait()
 		}
 	}
@@ -113,7 +117,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	if call {
 		keys = nil // a call that verifies nothing is no message to tell apps of
 	}
-	return processed.Outcome, m.unmatched(msg, processed, keys).Wait()
+	return processed.Outcome, m.unmatched(msg, *processed, keys).Wait()
 }
 
 // lazyScan is a message's text, read by a Scanner on first need: a
@@ -166,10 +170,10 @@ func (l *lazyScan) put() {
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, processed *Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	call := ch == matcher.ChannelCall
-	now := processed.At.UnixNano()
+	now := recs[1].At.UnixNano()
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
@@ -208,18 +212,18 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, proc
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, ch, processed, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched})
 }
 
 // verifyCapture verifies the pending capture session of msg's number whose
 // code is code and that has a route {ch, number} (ch: msg's channel), under
 // its shards (nil commit: none).
-func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, processed *Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
-		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && processed.At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && recs[1].At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
 			pick = s
 			return s.shardsOf()
 		}
@@ -229,7 +233,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, proc
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, ch, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
@@ -237,14 +241,13 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, proc
 // one of them, and journals it with the dedupe record. The session records
 // the message's route and signals, with the sessions verified for its
 // sender under the session's API key in the 24 h before (counted as it is
-// applied). The two records are built where the journal reads them: the
-// message and the dedupe record come by pointer, and verify copies only
-// the dedupe record, once (a journal other than the WAL copies both).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+// applied). The two records are built where the journal reads them: recs[0]
+// (zero) becomes the verification, and recs[1] is the dedupe record, whose
+// outcome verify sets (a journal other than the WAL copies both).
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
-	var recs [2]Record
 	r := &recs[0]
-	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, processed.At, out.SessionID, msg.From, msg.Provider, msg.MessageID
+	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
 	r.Via = matcher.Route{Channel: ch, To: msg.To}
 	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
@@ -252,7 +255,6 @@ func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, p
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
 	m.perform(sh, s, r, true)
-	recs[1] = *processed
 	recs[1].Outcome = out
 	return out, m.journal(sh, recs[:]...)
 }
