@@ -172,47 +172,54 @@ func (l *lazyScan) put() {
 // of the step (nil: no session matched).
 func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
-	call := ch == matcher.ChannelCall
 	now := recs[1].At.UnixNano()
-	var pick *session
-	held := m.lockPlan(bit(i), func() uint64 {
-		pick = nil
-		if call {
-			// A call carries no code: it proves only that the caller
-			// called this number. It verifies only with a validated
-			// attestation A, and only the one pending call session of the
-			// pair: with two (two API keys, or concurrent creates), it
-			// cannot say which the caller meant, and verifies neither.
-			if msg.Attestation != "A" {
-				return 0
-			}
-			for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
-				if now < s.expires && s.hasRoute(ch, msg.To) {
-					if pick != nil {
-						pick = nil
-						return 0
-					}
-					pick = s
-				}
-			}
-			if pick != nil {
-				return pick.shardsOf()
-			}
-			return 0
-		}
-		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
-				pick = s
-				return s.shardsOf()
-			}
-		}
-		return 0
-	})
+	// lockPlan, written out (no closure): lock the pair's shard, pick, and
+	// while the pick needs more shards, lock them too and pick again.
+	held := bit(i)
+	m.shards[i].mu.Lock()
+	pick := m.pairPick(i, msg, ch, scan, now)
+	for pick != nil && pick.shardsOf()|held != held {
+		m.unlockMask(held)
+		held |= pick.shardsOf()
+		m.lockMask(held)
+		pick = m.pairPick(i, msg, ch, scan, now)
+	}
 	defer m.unlockMask(held)
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
 	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched})
+}
+
+// pairPick returns the session verifyPair verifies (nil: none), looking at
+// the locked shard i and changing nothing.
+func (m *Store) pairPick(i int, msg *matcher.Message, ch string, scan *lazyScan, now int64) *session {
+	if ch == matcher.ChannelCall {
+		// A call carries no code: it proves only that the caller called
+		// this number. It verifies only with a validated attestation A,
+		// and only the one pending call session of the pair: with two
+		// (two API keys, or concurrent creates), it cannot say which the
+		// caller meant, and verifies neither.
+		if msg.Attestation != "A" {
+			return nil
+		}
+		var pick *session
+		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+			if now < s.expires && s.hasRoute(ch, msg.To) {
+				if pick != nil {
+					return nil
+				}
+				pick = s
+			}
+		}
+		return pick
+	}
+	for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
+			return s
+		}
+	}
+	return nil
 }
 
 // verifyCapture verifies the pending capture session of msg's number whose
