@@ -416,12 +416,18 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 	if !shifted {
 		t.Fatal("no displaced session to shift")
 	}
-	s := ss[0]
-	p.get(s.to, s.number)
-	for n, size := 0, len(p.slots); len(p.slots) == size; n++ {
-		p.set(nums[0], "+2"+strconv.Itoa(n), &session{to: nums[0], number: "+2" + strconv.Itoa(n)})
-	}
-	if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
-		t.Fatal("replaceHead after growth: the pair is still held")
+	// Growth keeps a slot's index by chance (its hash's next bit is 0):
+	// through eight growths, one moves it.
+	for g := range 8 {
+		s := &session{to: nums[0], number: "+3" + strconv.Itoa(g)} // not one the delete above took out
+		p.set(s.to, s.number, s)
+		p.get(s.to, s.number)
+		for n, size := 0, len(p.slots); len(p.slots) == size; n++ {
+			num := "+2" + strconv.Itoa(g) + "-" + strconv.Itoa(n)
+			p.set(nums[0], num, &session{to: nums[0], number: num})
+		}
+		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
+			t.Fatalf("replaceHead after growth %d: the pair is still held", g)
+		}
 	}
 }
