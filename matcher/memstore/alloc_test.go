@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"crypto/rand"
 	"strconv"
 	"strings"
 	"testing"
@@ -108,6 +109,31 @@ func TestOwnStringsOneAllocation(t *testing.T) {
 		}
 		if a != string(number) || b != string(code) || c != id {
 			t.Fatalf("ownStrings = %q %q %q", a, b, c)
+		}
+	}
+}
+
+// TestRenderIDAsEncoding: renderID writes what idEncoding writes, for
+// every value of every byte position and for random ids, with each prefix.
+func TestRenderIDAsEncoding(t *testing.T) {
+	check := func(prefix string, id [16]byte) {
+		t.Helper()
+		if got, want := renderID(prefix, &id), prefix+idEncoding.EncodeToString(id[:]); got != want {
+			t.Fatalf("renderID(%q, %x) = %q, want %q", prefix, id, got, want)
+		}
+	}
+	for _, prefix := range append(matcher.IDPrefixes(), tokenPrefix, "", "a_prefix_longer_than_sixteen_") {
+		for pos := range 16 {
+			for v := range 256 {
+				var id [16]byte
+				id[pos] = byte(v)
+				check(prefix, id)
+			}
+		}
+		for range 1000 {
+			var id [16]byte
+			_, _ = rand.Read(id[:])
+			check(prefix, id)
 		}
 	}
 }

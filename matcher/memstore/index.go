@@ -154,6 +154,13 @@ type pairIndex struct {
 	slots []pairSlot
 	n     int
 	seed  maphash.Seed
+	// The slot get found last (its session heads the chain of (lastTo,
+	// its sender)), kept until the table changes: a verification removes
+	// the session it has just looked up, and replaceHead then needs no
+	// hash and no probe.
+	last   int
+	lastS  *session
+	lastTo string
 }
 
 type pairSlot struct {
@@ -189,7 +196,12 @@ func (t *pairIndex) get(to, from string) *session {
 	if t.n == 0 {
 		return nil
 	}
-	return t.slots[t.find(t.hash(to, from), to, from)].s
+	i := t.find(t.hash(to, from), to, from)
+	s := t.slots[i].s
+	if s != nil {
+		t.last, t.lastS, t.lastTo = i, s, to
+	}
+	return s
 }
 
 // set makes s the head of the chain of (to, from); s == nil removes it.
@@ -198,6 +210,7 @@ func (t *pairIndex) set(to, from string, s *session) {
 		t.del(to, from)
 		return
 	}
+	t.lastS = nil // slots change
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
 		old := t.slots
 		if t.slots == nil {
@@ -227,11 +240,40 @@ func (t *pairIndex) del(to, from string) {
 	if t.n == 0 {
 		return
 	}
-	mask := len(t.slots) - 1
-	i := t.find(t.hash(to, from), to, from)
-	if t.slots[i].s == nil {
-		return
+	if i := t.find(t.hash(to, from), to, from); t.slots[i].s != nil {
+		t.delAt(i)
 	}
+}
+
+// replaceHead makes next the head of the chain of (to, from) in place of
+// s (next == nil: removes the chain), with one probe, and reports whether
+// s was the head.
+func (t *pairIndex) replaceHead(to, from string, s, next *session) bool {
+	if t.n == 0 {
+		return false
+	}
+	var i int
+	if t.lastS == s && t.lastTo == to && s.number == from {
+		i = t.last // the slot get found s in: the table has not changed since
+	} else {
+		i = t.find(t.hash(to, from), to, from)
+	}
+	switch {
+	case t.slots[i].s != s:
+		return false
+	case next != nil:
+		t.slots[i].s = next // same pair, same hash
+		t.lastS = nil
+	default:
+		t.delAt(i)
+	}
+	return true
+}
+
+// delAt empties the occupied slot i.
+func (t *pairIndex) delAt(i int) {
+	t.lastS = nil // slots move
+	mask := len(t.slots) - 1
 	for j := (i + 1) & mask; t.slots[j].s != nil; j = (j + 1) & mask {
 		home := int(t.slots[j].h) & mask
 		if (j-home)&mask >= (j-i)&mask {

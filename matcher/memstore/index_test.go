@@ -305,3 +305,129 @@ func TestRecentProofs(t *testing.T) {
 		t.Fatalf("shared %+v and %+v", *qa, *qb)
 	}
 }
+
+// TestPairIndexReplaceHeadAfterGet: replaceHead uses the slot get found
+// last only for that session and number, and only while the table has not
+// changed: random gets, sets, replaceHeads and deletes of sessions that
+// head the chains of two or three numbers of one table, against a Go map.
+// It fails when the hint is taken for another number of the same session,
+// or kept across a set or a delete (growth and backward shift move slots).
+func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	nums := []string{"+14155550100", "+14155550101", "+14155550102"}
+	var pairs pairIndex
+	want := map[pairKey]*session{}
+	var all []*session
+	for step := range 50_000 {
+		switch k := rng.IntN(10); {
+		case k < 3 || len(want) == 0: // a session heading the chains of 1 to 3 numbers
+			s := &session{to: nums[0], number: "+1" + strconv.Itoa(rng.IntN(64))}
+			if n := rng.IntN(3); n > 0 {
+				s.extra().nums = nums[1 : 1+n]
+			}
+			for i := range s.numCount() {
+				pairs.set(s.routeNumber(i), s.number, s)
+				want[pairKey{s.routeNumber(i), s.number}] = s
+			}
+			all = append(all, s)
+		case k < 6: // a get, then maybe a replaceHead of its session, on any of its numbers
+			s := all[rng.IntN(len(all))]
+			to := s.routeNumber(rng.IntN(s.numCount()))
+			if got := pairs.get(to, s.number); got != want[pairKey{to, s.number}] {
+				t.Fatalf("step %d: get(%s, %s) = %p, want %p", step, to, s.number, got, want[pairKey{to, s.number}])
+			}
+			if rng.IntN(2) == 0 {
+				continue
+			}
+			// The table may change in between (a session on more numbers
+			// leaves the chains of the others first).
+			for range rng.IntN(3) {
+				o := all[rng.IntN(len(all))]
+				oto := o.routeNumber(rng.IntN(o.numCount()))
+				if rng.IntN(2) == 0 {
+					pairs.del(oto, o.number)
+					delete(want, pairKey{oto, o.number})
+				} else {
+					pairs.set(oto, o.number, o)
+					want[pairKey{oto, o.number}] = o
+				}
+			}
+			to = s.routeNumber(rng.IntN(s.numCount()))
+			var next *session
+			if rng.IntN(2) == 0 {
+				next = &session{to: to, number: s.number}
+			}
+			key := pairKey{to, s.number}
+			wantOK := want[key] == s
+			if ok := pairs.replaceHead(to, s.number, s, next); ok != wantOK {
+				t.Fatalf("step %d: replaceHead(%s, %s) = %v, want %v", step, to, s.number, ok, wantOK)
+			}
+			if wantOK {
+				if next != nil {
+					want[key] = next
+					all = append(all, next)
+				} else {
+					delete(want, key)
+				}
+			}
+		default: // a delete of a random pair
+			s := all[rng.IntN(len(all))]
+			to := s.routeNumber(rng.IntN(s.numCount()))
+			pairs.del(to, s.number)
+			delete(want, pairKey{to, s.number})
+		}
+		if pairs.len() != len(want) {
+			t.Fatalf("step %d: %d pairs, want %d", step, pairs.len(), len(want))
+		}
+		if step%101 == 0 {
+			for k, s := range want {
+				if pairs.get(k.to, k.from) != s {
+					t.Fatalf("step %d: pair %v lost", step, k)
+				}
+			}
+		}
+	}
+
+	// And for certain: a get, then a delete that shifts the session's slot
+	// back, or growth that moves every slot, then its replaceHead.
+	var p pairIndex
+	var ss []*session
+	for i := range 48 {
+		s := &session{to: nums[0], number: "+1" + strconv.Itoa(i)}
+		p.set(s.to, s.number, s)
+		ss = append(ss, s)
+	}
+	shifted := false
+	for _, s := range ss {
+		i := p.find(p.hash(s.to, s.number), s.to, s.number)
+		home := int(p.slots[i].h) & (len(p.slots) - 1)
+		if i == home {
+			continue // not displaced: a delete before it does not move it
+		}
+		shifted = true
+		p.get(s.to, s.number)
+		o := p.slots[home].s
+		p.del(o.to, o.number)
+		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
+			t.Fatal("replaceHead after a delete moved the head's slot: the pair is still held")
+		}
+		break
+	}
+	if !shifted {
+		t.Fatal("no displaced session to shift")
+	}
+	// Growth keeps a slot's index by chance (its hash's next bit is 0):
+	// through eight growths, one moves it.
+	for g := range 8 {
+		s := &session{to: nums[0], number: "+3" + strconv.Itoa(g)} // not one the delete above took out
+		p.set(s.to, s.number, s)
+		p.get(s.to, s.number)
+		for n, size := 0, len(p.slots); len(p.slots) == size; n++ {
+			num := "+2" + strconv.Itoa(g) + "-" + strconv.Itoa(n)
+			p.set(nums[0], num, &session{to: nums[0], number: num})
+		}
+		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
+			t.Fatalf("replaceHead after growth %d: the pair is still held", g)
+		}
+	}
+}

@@ -34,7 +34,11 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 // the step's own function; ingest then waits for the journal.
 func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
-	processed := Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
+	// A verification journals two records, its own and the dedupe record:
+	// both are built here, where verify journals them (no copy).
+	var recs [2]Record
+	processed := &recs[1]
+	processed.Op, processed.At, processed.Provider, processed.MessageID = OpProcessed, now, msg.Provider, msg.MessageID
 	// With OwnFirst, a message that capture matching could reach is
 	// matched only against its sender's own sessions, and otherwise left
 	// untouched (IngestOptions.OwnFirst).
@@ -52,7 +56,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
 		if !complete {
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
-			return processed.Outcome, m.journal(nil, partRec, processed).Wait()
+			return processed.Outcome, m.journal(nil, partRec, *processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
@@ -61,18 +65,18 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		}
 		msg = whole
 	}
-	scan := text.GetScanner()
-	defer text.PutScanner(scan)
-	scan.Read(msg.Text)
+	scan := newLazyScan(msg.Text)
+	defer scan.put()
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	call := msg.MessageChannel() == matcher.ChannelCall
+	ch := msg.MessageChannel()
+	call := ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(&msg, scan, &processed); c != nil {
+	if out, c := m.verifyPair(&msg, ch, &scan, &recs); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -87,8 +91,8 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			capture.CaptureTried = true
 			var out matcher.Outcome
 			var c Commit
-			scan.CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(&msg, code, &processed)
+			scan.scanner().CaptureCandidates(func(code []byte) bool {
+				out, c = m.verifyCapture(&msg, ch, code, &recs)
 				return c != nil
 			})
 			if c != nil {
@@ -102,7 +106,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
 	if !call {
-		if out, c := m.attempt(msg, processed, capture); c != nil {
+		if out, c := m.attempt(msg, *processed, capture); c != nil {
 			return out, c.Wait()
 		}
 	}
@@ -113,68 +117,120 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	if call {
 		keys = nil // a call that verifies nothing is no message to tell apps of
 	}
-	return processed.Outcome, m.unmatched(msg, processed, keys).Wait()
+	return processed.Outcome, m.unmatched(msg, *processed, keys).Wait()
+}
+
+// lazyScan is a message's text, read by a Scanner on first need: a
+// message that verifies its own session, on an ASCII text, needs none
+// (text.ContainsInASCII reads the text in place).
+type lazyScan struct {
+	text  string
+	s     *text.Scanner
+	ascii bool // text.ASCII(text), checked once
+}
+
+// newLazyScan returns text to read; a text past ASCII is read at once, as
+// every text was before, so that no shard lock is held while it is
+// normalized.
+func newLazyScan(t string) lazyScan {
+	l := lazyScan{text: t, ascii: text.ASCII(t)}
+	if !l.ascii {
+		l.scanner()
+	}
+	return l
+}
+
+// contains reports whether the text holds code (normalized), as
+// text.Scanner.Contains does.
+func (l *lazyScan) contains(code string) bool {
+	if l.ascii {
+		return text.ContainsInASCII(l.text, code)
+	}
+	return l.s.Contains(code)
+}
+
+// scanner returns the text read by a Scanner, reading it the first time.
+func (l *lazyScan) scanner() *text.Scanner {
+	if l.s == nil {
+		l.s = text.GetScanner()
+		l.s.Read(l.text)
+	}
+	return l.s
+}
+
+// put gives the Scanner back, if the text was read.
+func (l *lazyScan) put() {
+	if l.s != nil {
+		text.PutScanner(l.s)
+	}
 }
 
 // verifyPair verifies the oldest pending session of msg's pair with a
-// route {channel, number} whose code the text holds (any, for a call),
+// route {ch, number} (ch: msg's channel) whose code the text holds (any,
+// for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, scan *text.Scanner, processed *Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
-	ch, call := msg.MessageChannel(), msg.MessageChannel() == matcher.ChannelCall
-	now := processed.At.UnixNano()
-	var pick *session
-	held := m.lockPlan(bit(i), func() uint64 {
-		pick = nil
-		if call {
-			// A call carries no code: it proves only that the caller
-			// called this number. It verifies only with a validated
-			// attestation A, and only the one pending call session of the
-			// pair: with two (two API keys, or concurrent creates), it
-			// cannot say which the caller meant, and verifies neither.
-			if msg.Attestation != "A" {
-				return 0
-			}
-			for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
-				if now < s.expires && s.hasRoute(ch, msg.To) {
-					if pick != nil {
-						pick = nil
-						return 0
-					}
-					pick = s
-				}
-			}
-			if pick != nil {
-				return pick.shardsOf()
-			}
-			return 0
-		}
-		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) && scan.Contains(s.normCode()) {
-				pick = s
-				return s.shardsOf()
-			}
-		}
-		return 0
-	})
+	now := recs[1].At.UnixNano()
+	// lockPlan, written out (no closure): lock the pair's shard, pick, and
+	// while the pick needs more shards, lock them too and pick again.
+	held := bit(i)
+	m.shards[i].mu.Lock()
+	pick := m.pairPick(i, msg, ch, scan, now)
+	for pick != nil && pick.shardsOf()|held != held {
+		m.unlockMask(held)
+		held |= pick.shardsOf()
+		m.lockMask(held)
+		pick = m.pairPick(i, msg, ch, scan, now)
+	}
 	defer m.unlockMask(held)
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched})
+}
+
+// pairPick returns the session verifyPair verifies (nil: none), looking at
+// the locked shard i and changing nothing.
+func (m *Store) pairPick(i int, msg *matcher.Message, ch string, scan *lazyScan, now int64) *session {
+	if ch == matcher.ChannelCall {
+		// A call carries no code: it proves only that the caller called
+		// this number. It verifies only with a validated attestation A,
+		// and only the one pending call session of the pair: with two
+		// (two API keys, or concurrent creates), it cannot say which the
+		// caller meant, and verifies neither.
+		if msg.Attestation != "A" {
+			return nil
+		}
+		var pick *session
+		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+			if now < s.expires && s.hasRoute(ch, msg.To) {
+				if pick != nil {
+					return nil
+				}
+				pick = s
+			}
+		}
+		return pick
+	}
+	for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
+			return s
+		}
+	}
+	return nil
 }
 
 // verifyCapture verifies the pending capture session of msg's number whose
-// code is code and that has a route {channel, number}, under its shards
-// (nil commit: none).
-func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Record) (matcher.Outcome, Commit) {
+// code is code and that has a route {ch, number} (ch: msg's channel), under
+// its shards (nil commit: none).
+func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
-	ch := msg.MessageChannel()
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
-		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && processed.At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && recs[1].At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
 			pick = s
 			return s.shardsOf()
 		}
@@ -184,7 +240,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Reco
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, processed, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
@@ -192,22 +248,20 @@ func (m *Store) verifyCapture(msg *matcher.Message, code []byte, processed *Reco
 // one of them, and journals it with the dedupe record. The session records
 // the message's route and signals, with the sessions verified for its
 // sender under the session's API key in the 24 h before (counted as it is
-// applied). The two records are built where the journal reads them: the
-// message and the dedupe record come by pointer, and verify copies only
-// the dedupe record, once (a journal other than the WAL copies both).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, processed *Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+// applied). The two records are built where the journal reads them: recs[0]
+// (zero) becomes the verification, and recs[1] is the dedupe record, whose
+// outcome verify sets (a journal other than the WAL copies both).
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
-	var recs [2]Record
 	r := &recs[0]
-	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, processed.At, out.SessionID, msg.From, msg.Provider, msg.MessageID
-	r.Via = matcher.Route{Channel: msg.MessageChannel(), To: msg.To}
+	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
+	r.Via = matcher.Route{Channel: ch, To: msg.To}
 	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
 		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
 	m.perform(sh, s, r, true)
-	recs[1] = *processed
 	recs[1].Outcome = out
 	return out, m.journal(sh, recs[:]...)
 }

@@ -81,3 +81,44 @@ func TestLabelsPastTableSurviveRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestTableIndexConcurrently: a table's index, with its front entry of the
+// value last found, gives every value one index and name gives the value
+// back, with values alternating between goroutines and past the table's
+// capacity (run with -race).
+func TestTableIndexConcurrently(t *testing.T) {
+	tb := newTable(func(s string) string { return s })
+	var wg sync.WaitGroup
+	got := make([]map[string]uint8, 4)
+	for g := range got {
+		got[g] = map[string]uint8{}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 2000 {
+				v := "p" + strconv.Itoa((i*7+g)%300)
+				if i%2 == 1 {
+					v = "p1" // one value between the others: found in front, then not
+				}
+				j := tb.index(v)
+				if old, ok := got[g][v]; ok && old != j {
+					t.Errorf("%q: index %d, then %d", v, old, j)
+					return
+				}
+				got[g][v] = j
+				if j != tableInX && tb.name(j) != v {
+					t.Errorf("%q: index %d names %q", v, j, tb.name(j))
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	for v, j := range got[0] {
+		for g := range got[1:] {
+			if k, ok := got[g+1][v]; ok && k != j {
+				t.Fatalf("%q: index %d and %d", v, j, k)
+			}
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -242,5 +243,21 @@ func TestWaitLeavesNoWatcher(t *testing.T) {
 	<-done
 	if n := m.watchers(); n != 0 {
 		t.Fatalf("%d watchers left after the session verified", n)
+	}
+}
+
+// TestTextReadToTheSameCut: the text is read up to where text.Scanner.Read
+// cuts it (redisstore matches on that), not a character's byte past it: a
+// code whose last digit is cut off verifies nothing, and one wholly before
+// the cut verifies.
+func TestTextReadToTheSameCut(t *testing.T) {
+	m, _, _ := newTest(t)
+	s := create(t, m, alice, "482913")
+	// The byte at the limit continues a character: the 3 is cut off.
+	if o := ingest(t, m, sms(alice, strings.Repeat("x ", 2045)+"482913\x80")); o.Kind == matcher.Matched {
+		t.Fatalf("a code cut at the limit verified: %+v", o)
+	}
+	if o := ingest(t, m, sms(alice, strings.Repeat("x ", 2044)+"482913 \x80")); o.Kind != matcher.Matched || o.SessionID != s.ID {
+		t.Fatalf("a code before the cut: %+v", o)
 	}
 }

@@ -47,7 +47,7 @@ type Record struct {
 	sess *session // OpCreate: Session's in-memory form, when the record has one
 }
 
-var idEncoding = base32.NewEncoding("abcdefghijklmnopqrstuvwxyz234567").WithPadding(base32.NoPadding)
+var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 
 // newID returns prefix followed by 128 random bits whose first byte is the shard.
 func newID(prefix string, shard int) string {

@@ -95,10 +95,11 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 func (c *senderCounts) countAndAdd(key, sender string, now time.Time, id [16]byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(now) // first: it may delete slots, moving the one getOrAdd returns
+	ns := now.UnixNano()
+	c.expire(ns) // first: it may delete slots, moving the one getOrAdd returns
 	l, h := c.t.getOrAdd(senderID{key, sender})
-	n := countAt(l, now)
-	if e := (senderEntry{at: now.UnixNano(), id: id}); placeIn(l, e) {
+	n := countAt(l, ns)
+	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
 	}
 	return n
@@ -167,17 +168,18 @@ func insertAt(list []senderEntry, e senderEntry) (int, bool) {
 func (c *senderCounts) count(key, sender string, now time.Time) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(now)
+	c.expire(now.UnixNano())
 	l := c.t.get(senderID{key, sender})
 	if l == nil {
 		return 0
 	}
-	return countAt(l, now)
+	return countAt(l, now.UnixNano())
 }
 
-// countAt returns how many entries of l are in the 24 h up to now.
-func countAt(l *senderList, now time.Time) int {
-	from, to := now.Add(-senderWindow).UnixNano(), now.UnixNano()
+// countAt returns how many entries of l are in the 24 h up to now (unix
+// ns).
+func countAt(l *senderList, now int64) int {
+	from, to := now-int64(senderWindow), now
 	if m := l.many; m != nil && m.oldest >= from && m.newest <= to {
 		return len(m.list) // the usual case, read beside the list
 	}
@@ -197,10 +199,10 @@ func inWindow(list []senderEntry, from, to int64) int {
 	return max(j-i, 0)
 }
 
-// expire forgets the entries older than the window at now, oldest first.
-// The caller holds c.mu.
-func (c *senderCounts) expire(now time.Time) {
-	limit := now.Add(-senderWindow).UnixNano()
+// expire forgets the entries older than the window at now (unix ns),
+// oldest first. The caller holds c.mu.
+func (c *senderCounts) expire(now int64) {
+	limit := now - int64(senderWindow)
 	for {
 		ref, ok := c.queue.front()
 		if !ok || ref.at >= limit {
@@ -237,7 +239,7 @@ func (c *senderCounts) expire(now time.Time) {
 // sweep is expire for the sweeper, when nothing is verified.
 func (c *senderCounts) sweep(now time.Time) {
 	c.mu.Lock()
-	c.expire(now)
+	c.expire(now.UnixNano())
 	c.mu.Unlock()
 }
 
@@ -262,7 +264,7 @@ func (c *senderCounts) len() int {
 func (c *senderCounts) snapshot(e *enc, now time.Time) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	c.expire(now)
+	c.expire(now.UnixNano())
 	e.uv(uint64(c.t.n))
 	for k, l := range c.t.all() {
 		list := l.entries()

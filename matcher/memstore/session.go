@@ -106,28 +106,42 @@ const tableInX = 255
 // table hands out small indexes for values, read without a lock (the
 // tables are read on every verification and every recovered session,
 // under shard locks): the state is immutable, and an addition (rare: a
-// deployment's set of values settles early) copies it under mu.
+// deployment's set of values settles early) copies it under mu. The value
+// last looked up is compared first, with no map lookup: a deployment's
+// messages mostly come through one provider.
 type table[K comparable] struct {
 	mu    sync.Mutex
 	cur   atomic.Pointer[tableState[K]]
-	clone func(K) K // copies a value added, so that it holds no caller's memory
+	last  atomic.Pointer[tableEntry[K]] // the value index last found, one of cur's ents
+	clone func(K) K                     // copies a value added, so that it holds no caller's memory
 }
 
 type tableState[K comparable] struct {
 	ids  map[K]uint8
 	vals []K
+	ents []*tableEntry[K] // each value with its index, shared by the states
+}
+
+type tableEntry[K comparable] struct {
+	v K
+	i uint8
 }
 
 // newTable returns a table whose index 0 is the zero value.
 func newTable[K comparable](clone func(K) K) *table[K] {
 	var zero K
 	t := &table[K]{clone: clone}
-	t.cur.Store(&tableState[K]{ids: map[K]uint8{zero: 0}, vals: []K{zero}})
+	t.cur.Store(&tableState[K]{ids: map[K]uint8{zero: 0}, vals: []K{zero}, ents: []*tableEntry[K]{{zero, 0}}})
 	return t
 }
 
 func (t *table[K]) index(v K) uint8 {
-	if i, ok := t.cur.Load().ids[v]; ok {
+	if e := t.last.Load(); e != nil && e.v == v {
+		return e.i
+	}
+	st := t.cur.Load()
+	if i, ok := st.ids[v]; ok {
+		t.last.Store(st.ents[i])
 		return i
 	}
 	return t.add(v)
@@ -158,6 +172,7 @@ func (t *table[K]) add(v K) uint8 {
 	v = t.clone(v)
 	st.vals[i] = v
 	st.ids[v] = i
+	st.ents = append(slices.Clip(old.ents), &tableEntry[K]{v, i})
 	t.cur.Store(st)
 	return i
 }
@@ -380,17 +395,42 @@ func (s *session) isID(prefix uint8, id string) bool {
 }
 
 // idString renders the id of prefix index prefix and raw id id.
-func idString(prefix uint8, id *[16]byte) string {
-	var buf [26]byte
-	idEncoding.Encode(buf[:], id[:])
-	return idPrefixes[prefix] + string(buf[:])
+func idString(prefix uint8, id *[16]byte) string { return renderID(idPrefixes[prefix], id) }
+
+func (s *session) tokenString() string { return renderID(tokenPrefix, &s.token) }
+
+// renderID returns prefix followed by raw id id as idEncoding writes it (26
+// characters), built on the stack and copied out once: one allocation, no
+// concatenation. Every prefix is short (idPrefixes, tokenPrefix).
+func renderID(prefix string, id *[16]byte) string {
+	var buf [16 + 26]byte
+	if len(prefix) > 16 {
+		return prefix + idEncoding.EncodeToString(id[:])
+	}
+	n := copy(buf[:], prefix)
+	encodeRaw((*[26]byte)(buf[n:n+26]), id)
+	return string(buf[:n+26])
 }
 
-func (s *session) tokenString() string {
-	var buf [26]byte
-	idEncoding.Encode(buf[:], s.token[:])
-	return tokenPrefix + string(buf[:])
+// encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
+// three groups of 5 bytes as 8 characters each, then the last byte as 2.
+func encodeRaw(dst *[26]byte, id *[16]byte) {
+	encode40((*[8]byte)(dst[0:8]), id[0:5])
+	encode40((*[8]byte)(dst[8:16]), id[5:10])
+	encode40((*[8]byte)(dst[16:24]), id[10:15])
+	dst[24] = idAlphabet[id[15]>>3]
+	dst[25] = idAlphabet[id[15]<<2&31]
 }
+
+// encode40 writes the 5 bytes of src as 8 characters of idEncoding.
+func encode40(dst *[8]byte, src []byte) {
+	v := uint64(src[0])<<32 | uint64(src[1])<<24 | uint64(src[2])<<16 | uint64(src[3])<<8 | uint64(src[4])
+	dst[0], dst[1], dst[2], dst[3] = idAlphabet[v>>35&31], idAlphabet[v>>30&31], idAlphabet[v>>25&31], idAlphabet[v>>20&31]
+	dst[4], dst[5], dst[6], dst[7] = idAlphabet[v>>15&31], idAlphabet[v>>10&31], idAlphabet[v>>5&31], idAlphabet[v&31]
+}
+
+// idAlphabet is idEncoding's alphabet.
+const idAlphabet = "abcdefghijklmnopqrstuvwxyz234567"
 
 func (s *session) extra() *sessionExtra {
 	if s.x == nil {
@@ -496,7 +536,7 @@ var idDecode = func() (t [256]byte) {
 	for i := range t {
 		t[i] = 0xff
 	}
-	for i, c := range []byte("abcdefghijklmnopqrstuvwxyz234567") {
+	for i, c := range []byte(idAlphabet) {
 		t[c] = byte(i)
 	}
 	return t

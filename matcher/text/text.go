@@ -72,14 +72,8 @@ func (t *Scanner) reset() {
 // for texts longer than its inline buffers or not already in NFKC.
 func (t *Scanner) Read(text string) {
 	t.reset()
-	if len(text) > MaxScanBytes {
-		cut := MaxScanBytes
-		for cut > MaxScanBytes-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
-			cut-- // do not cut a character in half
-		}
-		text = text[:cut]
-	}
-	if isASCII(text) { // ASCII is always NFKC
+	text = head(text)
+	if asciiOnly(text) { // ASCII is always NFKC
 		t.scanASCII(text)
 		return
 	}
@@ -87,6 +81,19 @@ func (t *Scanner) Read(text string) {
 		text = norm.NFKC.String(text)
 	}
 	t.scanRunes(text)
+}
+
+// head returns the part of text that is read: its first MaxScanBytes
+// bytes, less the start of a character they would cut in half.
+func head(text string) string {
+	if len(text) <= MaxScanBytes {
+		return text
+	}
+	cut := MaxScanBytes
+	for cut > MaxScanBytes-utf8.UTFMax && !utf8.RuneStart(text[cut]) {
+		cut-- // do not cut a character in half
+	}
+	return text[:cut]
 }
 
 // scanRunes is scan for NFKC text, rune by rune.
@@ -130,39 +137,66 @@ func isJoiner(r rune) bool {
 	return false
 }
 
-func isASCII(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
-}
-
-// scanASCII is scan for ASCII text, byte by byte.
-func (t *Scanner) scanASCII(text string) {
-	inChunk, newGroup, seps, joiner := false, true, 0, false
-	for i := 0; i < len(text); i++ {
-		c := text[i]
+// asciiKinds classifies each byte of an ASCII text for scanASCII: a code
+// character (a letter or digit; asciiCode holds its code character, and 0
+// for every other byte), a separator that joins candidate tokens (' ', '-',
+// '.'), another separator ('\t', '\n', '\r'), or another character.
+var asciiKinds, asciiCode = func() (kinds, code [256]byte) {
+	for c := range 256 {
 		switch {
-		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z':
-			if c <= 'Z' && c >= 'A' {
-				c += 'a' - 'A'
-			}
-			if !inChunk {
-				t.startChunk(newGroup, newGroup || seps != 1 || !joiner)
-				inChunk, newGroup, seps = true, false, 0
-			}
-			t.buf = append(t.buf, c)
-			t.ends[len(t.ends)-1] = len(t.buf)
-		case c == ' ' || c == '-' || c == '.' || c == '\t' || c == '\n' || c == '\r':
-			inChunk = false
-			seps++
-			joiner = c == ' ' || c == '-' || c == '.'
-		default:
-			inChunk, newGroup, t.other = false, true, true
+		case c >= '0' && c <= '9' || c >= 'a' && c <= 'z':
+			kinds[c], code[c] = asciiCodeChar, byte(c)
+		case c >= 'A' && c <= 'Z':
+			kinds[c], code[c] = asciiCodeChar, byte(c)+'a'-'A'
+		case c == ' ' || c == '-' || c == '.':
+			kinds[c] = asciiJoiner
+		case c == '\t' || c == '\n' || c == '\r':
+			kinds[c] = asciiSeparator
 		}
 	}
+	return kinds, code
+}()
+
+const (
+	asciiOther = iota
+	asciiCodeChar
+	asciiJoiner
+	asciiSeparator
+)
+
+// scanASCII is scan for ASCII text, byte by byte, a chunk's characters in
+// one inner loop.
+func (t *Scanner) scanASCII(text string) {
+	newGroup, seps, joiner := true, 0, false
+	buf := t.buf
+	for i := 0; i < len(text); {
+		switch asciiKinds[text[i]] {
+		case asciiCodeChar:
+			t.starts = append(t.starts, len(buf))
+			t.group = append(t.group, newGroup)
+			t.token = append(t.token, newGroup || seps != 1 || !joiner)
+			newGroup, seps = false, 0
+			for ; i < len(text); i++ {
+				c := asciiCode[text[i]] // 0: not a code character
+				if c == 0 {
+					break
+				}
+				buf = append(buf, c)
+			}
+			t.ends = append(t.ends, len(buf))
+			continue
+		case asciiJoiner:
+			seps++
+			joiner = true
+		case asciiSeparator:
+			seps++
+			joiner = false
+		default:
+			newGroup, t.other = true, true
+		}
+		i++
+	}
+	t.buf = buf
 }
 
 type charKind uint8
@@ -206,14 +240,108 @@ func digitValue(r rune) rune {
 	return (r - start) % 10
 }
 
+// ContainsASCII is Read then Contains for an ASCII text, without a
+// Scanner: it reports whether code (normalized) is a whole
+// token of text, reading text in place, once, with ok true; ok is false
+// when the text (the part Read reads) is not ASCII: Read it then.
+func ContainsASCII(text, code string) (found, ok bool) {
+	text = head(text)
+	if !asciiOnly(text) {
+		return false, false // NFKC may join a character to the ASCII one before it
+	}
+	return containsASCII(text, code), true
+}
+
+// ContainsInASCII is ContainsASCII for a text that ASCII has accepted: it
+// does not check the text again.
+func ContainsInASCII(text, code string) bool {
+	return containsASCII(head(text), code)
+}
+
+// containsASCII is ContainsASCII for an ASCII text already cut by head.
+func containsASCII(text, code string) bool {
+	if code == "" {
+		return false // no chunk is empty
+	}
+	for i := 0; i < len(text); {
+		if asciiCode[text[i]] == 0 {
+			i++
+			continue
+		}
+		// A chunk starts at i: try the candidates that start with it.
+		if asciiCode[text[i]] == code[0] && tokenAt(text[i:], code) {
+			return true
+		}
+		i++
+		for i < len(text) && asciiCode[text[i]] != 0 {
+			i++
+		}
+	}
+	return false
+}
+
+// ASCII reports whether ContainsASCII reads text: whether the part of it
+// that Read reads is ASCII.
+func ASCII(text string) bool { return asciiOnly(head(text)) }
+
+// asciiOnly reports whether text is ASCII.
+func asciiOnly(text string) bool {
+	for ; len(text) >= 8; text = text[8:] { // 8 bytes a step, one load
+		w := uint64(text[0]) | uint64(text[1])<<8 | uint64(text[2])<<16 | uint64(text[3])<<24 |
+			uint64(text[4])<<32 | uint64(text[5])<<40 | uint64(text[6])<<48 | uint64(text[7])<<56
+		if w&0x8080808080808080 != 0 {
+			return false
+		}
+	}
+	for i := 0; i < len(text); i++ {
+		if text[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// tokenAt reports whether code is the concatenation of the chunks of one
+// group that text starts with (text starts with a chunk).
+func tokenAt(text, code string) bool {
+	k := 0
+	for j := 0; j < len(text); j++ {
+		switch c := text[j]; asciiKinds[c] {
+		case asciiCodeChar:
+			if k == len(code) || asciiCode[c] != code[k] {
+				return false // past code within a chunk, or a different character
+			}
+			k++
+		case asciiJoiner, asciiSeparator:
+			if k == len(code) {
+				return true // code ends where a chunk does
+			}
+		default:
+			return k == len(code) // the group ends
+		}
+	}
+	return k == len(code)
+}
+
 // Contains reports whether code (normalized) is a whole token of the text.
+// It is candidates(len(code), len(code), ...) comparing each with code,
+// written out: no closure, no call a candidate.
 func (t *Scanner) Contains(code string) bool {
-	found := false
-	t.candidates(len(code), len(code), func(c []byte) bool {
-		found = string(c) == code
-		return found
-	})
-	return found
+	for i, start := range t.starts {
+		for j := i; j < len(t.starts); j++ {
+			if j > i && t.group[j] {
+				break
+			}
+			end := t.ends[j]
+			if n := end - start; n >= len(code) {
+				if n == len(code) && string(t.buf[start:end]) == code {
+					return true
+				}
+				break
+			}
+		}
+	}
+	return false
 }
 
 // candidates calls fn with every concatenation of consecutive chunks of one

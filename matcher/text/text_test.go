@@ -4,6 +4,9 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"unicode/utf8"
+
+	"golang.org/x/text/unicode/norm"
 )
 
 // Every example of docs/matching.md, and more.
@@ -104,6 +107,7 @@ func TestLongTextDoesNotOverflow(t *testing.T) {
 func FuzzScan(f *testing.F) {
 	f.Add("Code: 482 913", "482913")
 	f.Add("٤٨٢٩١٣", "482913")
+	f.Add(strings.Repeat("x ", 2045)+"482913\x80", "482913") // cut before the code's last character
 	f.Fuzz(func(t *testing.T, text, code string) {
 		var s Scanner
 		s.Read(text)
@@ -111,12 +115,21 @@ func FuzzScan(f *testing.F) {
 		if !ok {
 			return
 		}
-		_ = s.Contains(n)
+		// Contains is candidates of the code's length, one equal to it.
+		want := false
+		s.candidates(len(n), len(n), func(c []byte) bool { want = string(c) == n; return want })
+		if got := s.Contains(n); got != want {
+			t.Fatalf("Contains(%q) in %q = %v, candidates say %v", n, text, got, want)
+		}
+		// ContainsASCII answers as Read then Contains, for every ASCII text.
+		if found, ok := ContainsASCII(text, n); ok != isASCII(head(text)) || ok && found != want {
+			t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", text, n, found, ok, want)
+		}
 		// The ASCII fast path and the general path agree.
 		if isASCII(text) {
 			var slow Scanner
 			slow.reset()
-			slow.scanRunes(text[:min(len(text), MaxScanBytes)])
+			slow.scanRunes(head(text))
 			if string(slow.buf) != string(s.buf) || fmt.Sprint(slow.starts, slow.ends, slow.group, slow.token, slow.other) != fmt.Sprint(s.starts, s.ends, s.group, s.token, s.other) {
 				t.Fatalf("ASCII path differs for %q", text)
 			}
@@ -187,5 +200,90 @@ func TestNormalizeCodeFastPath(t *testing.T) {
 				t.Fatalf("NormalizeCode(%q) = %q, %v; the Scanner says %q, %v", s, got, gotOK, want, wantOK)
 			}
 		}
+	}
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
+
+// TestContainsASCIIAgrees: ContainsASCII answers as Read then Contains on
+// every text of up to 6 characters over an alphabet of code characters,
+// separators and another character, for codes that start, end and span
+// its chunks, and says it cannot read a text past ASCII.
+func TestContainsASCIIAgrees(t *testing.T) {
+	const alphabet = "48A -.:\n"
+	codes := []string{"4", "48", "84", "a4", "4a", "448", "48a4", "a", ""}
+	var s Scanner
+	var texts func(prefix string, n int)
+	texts = func(prefix string, n int) {
+		for _, code := range codes {
+			s.Read(prefix)
+			found, ok := ContainsASCII(prefix, code)
+			if want := s.Contains(code); !ok || found != want {
+				t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", prefix, code, found, ok, want)
+			}
+		}
+		if n == 0 {
+			return
+		}
+		for _, c := range alphabet {
+			texts(prefix+string(c), n-1)
+		}
+	}
+	texts("", 6)
+	for _, text := range []string{"482913 é", "é 482913", "４８２９１３", "Code: 482913\u0301"} {
+		if _, ok := ContainsASCII(text, "482913"); ok {
+			t.Fatalf("ContainsASCII read %q", text)
+		}
+	}
+	long := strings.Repeat("x ", MaxScanBytes/2) + "482913"
+	s.Read(long)
+	if found, ok := ContainsASCII(long, "482913"); !ok || found || s.Contains("482913") {
+		t.Fatal("a code past MaxScanBytes was found")
+	}
+	// Texts cut at MaxScanBytes: Read steps back off a character's
+	// continuation bytes, and ContainsASCII must read the same head.
+	for _, text := range []string{
+		strings.Repeat("x ", 2045) + "482913\x80",     // the byte at the limit continues a character: the 3 is cut
+		strings.Repeat("x ", 2045) + "482913\x80\x80", // and two of them
+		strings.Repeat("x ", 2045) + "48291é3",        // the code straddles the limit
+		strings.Repeat("x ", 2045) + "4829é13",        // é cut whole
+		strings.Repeat("x ", 2045) + "482913 é",       // ASCII up to the limit, é past it
+		strings.Repeat("x ", 2044) + "y482913é",       // é straddles the limit
+		strings.Repeat("x ", 2046) + "482913",         // an ASCII code straddles the limit
+	} {
+		s.Read(text)
+		for _, code := range []string{"482913", "48291", "4829"} {
+			want := s.Contains(code)
+			if found, ok := ContainsASCII(text, code); ok && found != want || ok != isASCII(head(text)) {
+				t.Fatalf("ContainsASCII(%q, %q) = %v, %v; Contains says %v", text[MaxScanBytes-8:], code, found, ok, want)
+			}
+		}
+	}
+}
+
+// TestReadLateNonASCIIOnce: a text that leaves ASCII late is read once, by
+// the rune path: Read allocates no more than that path alone (the ASCII
+// path filling the buffers first doubled it).
+func TestReadLateNonASCIIOnce(t *testing.T) {
+	text := strings.Repeat("ab ", 1300) + "é"
+	var s Scanner
+	read := testing.AllocsPerRun(20, func() { s.Read(text) })
+	runes := testing.AllocsPerRun(20, func() {
+		s.reset()
+		if t := text; norm.NFKC.IsNormalString(t) {
+			s.scanRunes(t)
+		} else {
+			s.scanRunes(norm.NFKC.String(t))
+		}
+	})
+	if read > runes {
+		t.Fatalf("Read allocates %v times, the rune path alone %v", read, runes)
 	}
 }
