@@ -2,6 +2,7 @@ package redisstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -37,7 +38,10 @@ import (
 // context's deadline when sooner) has passed when its batch is sent is
 // not sent: it fails, with its context's error or a timeout. The batch is
 // bounded by the latest deadline of the calls it sends, so one call's
-// short deadline does not fail the others sent with it.
+// short deadline does not fail the others sent with it; a call sent with
+// a short deadline (or whose context ends after it was sent) may so
+// return after its deadline, with its real reply, at most Options.Timeout
+// (and the WAIT's timeout) after it was made.
 type autoPipe struct {
 	c       *redis.Client
 	timeout time.Duration
@@ -173,6 +177,13 @@ func (p *autoPipe) send(batch []*pipeCall) {
 	if len(cmds) == 0 {
 		return
 	}
+	if p.waitCmd != nil {
+		// Fail closed: only the WAIT's verdict, once read, acknowledges
+		// the batch's calls (not a panic between sending and reading it).
+		for _, c := range batch {
+			c.werr = errNoVerdict
+		}
+	}
 	ctx, cancel := context.WithDeadline(context.Background(), deadline)
 	defer cancel()
 	var err error
@@ -197,12 +208,19 @@ func (p *autoPipe) send(batch []*pipeCall) {
 			}
 		}
 	}
-	if err != nil {
-		// go-redis does not set the error on the commands when it gives
-		// up before sending them (no connection, on its last attempt).
-		failUnanswered(batch, err)
+	// go-redis does not set the error on the commands when it gives up
+	// before sending them (no connection, on its last attempt), nor does
+	// a hook that returns without sending them.
+	if err == nil {
+		err = errNoReply
 	}
+	failUnanswered(batch, err)
 }
+
+var (
+	errNoVerdict = unavailable(errors.New("WAIT: no verdict read (sending the batch failed); the write may stand"))
+	errNoReply   = errors.New("redis: no reply")
+)
 
 // failUnanswered sets err on the batch's commands that hold neither a
 // reply nor an error. It is never set before sending: go-redis fills only

@@ -429,6 +429,62 @@ func TestBatchPanicFailsItsCalls(t *testing.T) {
 	}
 }
 
+type panicAfterBatch struct{}
+
+func (panicAfterBatch) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (panicAfterBatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+
+func (panicAfterBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if fcalls(cmds...) > 1 {
+			panic("hook")
+		}
+		return err
+	}
+}
+
+// TestBatchPanicAfterSendAcksNone: when writes wait for a replica and
+// sending a batch panics after Redis answered (a hook's), no call of the
+// batch is acknowledged: the WAIT's verdict was never read.
+func TestBatchPanicAfterSendAcksNone(t *testing.T) {
+	primary := redistest.Start(t)
+	redistest.StartReplica(t, primary)
+	o := options(primary.URL(), nil)
+	o.WaitReplicas, o.WaitTimeout = 1, time.Second
+	s := open(t, o)
+	createVerify(t, s, storetest.Alice) // the tag registered
+	h := &holdCalls{release: make(chan struct{})}
+	s.Client().AddHook(h)
+	s.Client().AddHook(panicAfterBatch{})
+	var wg sync.WaitGroup
+	fillBatches(t, s, h, &wg)
+	const n = 4
+	errs := make([]error, n)
+	var panicked atomic.Int64
+	for i := range n {
+		wg.Go(func() {
+			defer func() {
+				if recover() != nil {
+					panicked.Add(1)
+				}
+			}()
+			errs[i] = s.AckEvent(context.Background(), ackOf(i), false)
+		})
+		waitFor(t, "the calls queued", func() bool { return s.QueuedCalls() == i+1 })
+	}
+	close(h.release)
+	within(t, 30*time.Second, "the calls", wg.Wait)
+	if panicked.Load() != 1 {
+		t.Fatalf("%d calls panicked, want 1 (the batch's leader)", panicked.Load())
+	}
+	for i, err := range errs[1:] {
+		if !errors.Is(err, matcher.ErrUnavailable) {
+			t.Errorf("call %d of a batch whose WAIT verdict was never read = %v, want ErrUnavailable", i+1, err)
+		}
+	}
+}
+
 // TestQueueKeepsNoSentCalls: once the queued calls are sent, the queue
 // points to none of them (each holds its caller's context and command).
 func TestQueueKeepsNoSentCalls(t *testing.T) {
