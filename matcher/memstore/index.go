@@ -191,7 +191,9 @@ func (t *pairIndex) find(h uint64, to, from string) int {
 	}
 }
 
-// get returns the head of the chain of (to, from), or nil.
+// get returns the head of the chain of (to, from), or nil. It records
+// the slot it found for replaceHead: like every method of the table, it
+// writes, and its caller holds the shard's lock (exclusively).
 func (t *pairIndex) get(to, from string) *session {
 	if t.n == 0 {
 		return nil

@@ -253,7 +253,9 @@ func ContainsASCII(text, code string) (found, ok bool) {
 }
 
 // ContainsInASCII is ContainsASCII for a text that ASCII has accepted: it
-// does not check the text again.
+// does not check the text again. On any other text its answer is wrong
+// (it skips the normalization Read applies): the caller must have asked
+// ASCII first.
 func ContainsInASCII(text, code string) bool {
 	return containsASCII(head(text), code)
 }
