@@ -397,10 +397,23 @@ func (panicOnBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestBatchPanicFailsItsCalls(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, options(srv.URL(), nil))
+	for i, err := range panickedBatch(t, s, panicOnBatch{}) {
+		if !errors.Is(err, matcher.ErrUnavailable) {
+			t.Errorf("call %d of a batch whose sending panicked = %v, want ErrUnavailable", i+1, err)
+		}
+	}
+}
+
+// panickedBatch queues 4 acks into one batch behind the batches in
+// flight, sends it through hook (which panics), and returns the errors of
+// the calls that did not panic, once it has checked that only the
+// batch's leader did.
+func panickedBatch(t *testing.T, s *redisstore.Store, hook redis.Hook) []error {
+	t.Helper()
 	createVerify(t, s, storetest.Alice) // the tag registered
 	h := &holdCalls{release: make(chan struct{})}
 	s.Client().AddHook(h)
-	s.Client().AddHook(panicOnBatch{})
+	s.Client().AddHook(hook)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
 	const n = 4
@@ -422,11 +435,7 @@ func TestBatchPanicFailsItsCalls(t *testing.T) {
 	if panicked.Load() != 1 {
 		t.Fatalf("%d calls panicked, want 1 (the batch's leader)", panicked.Load())
 	}
-	for i, err := range errs[1:] {
-		if !errors.Is(err, matcher.ErrUnavailable) {
-			t.Errorf("call %d of a batch whose sending panicked = %v, want ErrUnavailable", i+1, err)
-		}
-	}
+	return errs[1:]
 }
 
 type panicAfterBatch struct{}
@@ -453,32 +462,7 @@ func TestBatchPanicAfterSendAcksNone(t *testing.T) {
 	o := options(primary.URL(), nil)
 	o.WaitReplicas, o.WaitTimeout = 1, time.Second
 	s := open(t, o)
-	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
-	s.Client().AddHook(panicAfterBatch{})
-	var wg sync.WaitGroup
-	fillBatches(t, s, h, &wg)
-	const n = 4
-	errs := make([]error, n)
-	var panicked atomic.Int64
-	for i := range n {
-		wg.Go(func() {
-			defer func() {
-				if recover() != nil {
-					panicked.Add(1)
-				}
-			}()
-			errs[i] = s.AckEvent(context.Background(), ackOf(i), false)
-		})
-		waitFor(t, "the calls queued", func() bool { return s.QueuedCalls() == i+1 })
-	}
-	close(h.release)
-	within(t, 30*time.Second, "the calls", wg.Wait)
-	if panicked.Load() != 1 {
-		t.Fatalf("%d calls panicked, want 1 (the batch's leader)", panicked.Load())
-	}
-	for i, err := range errs[1:] {
+	for i, err := range panickedBatch(t, s, panicAfterBatch{}) {
 		if !errors.Is(err, matcher.ErrUnavailable) {
 			t.Errorf("call %d of a batch whose WAIT verdict was never read = %v, want ErrUnavailable", i+1, err)
 		}
