@@ -38,10 +38,14 @@ import (
 // context's deadline when sooner) has passed when its batch is sent is
 // not sent: it fails, with its context's error or a timeout. The batch is
 // bounded by the latest deadline of the calls it sends, so one call's
-// short deadline does not fail the others sent with it; a call sent with
-// a short deadline (or whose context ends after it was sent) may so
-// return after its deadline, with its real reply, at most Options.Timeout
-// (and the WAIT's timeout) after it was made.
+// short deadline does not fail the others sent with it, but never past
+// Options.Timeout from when its oldest call was made: no call returns
+// later than Options.Timeout after it was made (the budget a webhook's
+// answer is promised within). A call with a shorter deadline of its own
+// (or whose context ends after it was sent) may return after that
+// deadline, with its real reply, within the same bound; a fresh call sent
+// with an older one may fail before its own deadline, when Redis has not
+// answered by the older one's.
 type autoPipe struct {
 	c       *redis.Client
 	timeout time.Duration
@@ -67,6 +71,7 @@ const (
 type pipeCall struct {
 	ctx      context.Context
 	cmd      *redis.Cmd
+	made     time.Time
 	deadline time.Time
 	werr     error // the WAIT's verdict, when writes wait
 	lead     chan bool
@@ -80,7 +85,8 @@ var pipeCalls = sync.Pool{New: func() any { return &pipeCall{lead: make(chan boo
 // for replicas (see Store.write).
 func (p *autoPipe) do(ctx context.Context, cmd *redis.Cmd) (werr error) {
 	c := pipeCalls.Get().(*pipeCall)
-	c.ctx, c.cmd, c.deadline = ctx, cmd, time.Now().Add(p.timeout)
+	c.ctx, c.cmd, c.made = ctx, cmd, time.Now()
+	c.deadline = c.made.Add(p.timeout)
 	if d, ok := ctx.Deadline(); ok && d.Before(c.deadline) {
 		c.deadline = d
 	}
@@ -158,7 +164,7 @@ var errQueuedPastDeadline = fmt.Errorf("redis: call queued past its deadline: %w
 // error.
 func (p *autoPipe) send(batch []*pipeCall) {
 	now := time.Now()
-	var deadline time.Time
+	var deadline, oldest time.Time
 	cmds := make([]redis.Cmder, 0, len(batch))
 	for _, c := range batch {
 		if err := c.ctx.Err(); err != nil {
@@ -172,10 +178,16 @@ func (p *autoPipe) send(batch []*pipeCall) {
 		if c.deadline.After(deadline) {
 			deadline = c.deadline
 		}
+		if len(cmds) == 0 || c.made.Before(oldest) {
+			oldest = c.made
+		}
 		cmds = append(cmds, c.cmd)
 	}
 	if len(cmds) == 0 {
 		return
+	}
+	if d := oldest.Add(p.timeout); d.Before(deadline) {
+		deadline = d
 	}
 	if p.waitCmd != nil {
 		// Fail closed: only the WAIT's verdict, once read, acknowledges

@@ -290,6 +290,47 @@ func TestShortDeadlineSparesItsBatch(t *testing.T) {
 	}
 }
 
+// TestNoCallOutlivesItsTimeout: a call queued behind the batches in
+// flight, then sent with a fresher one while Redis stalls, returns within
+// the timeout of when it was made, not the fresher call's.
+func TestNoCallOutlivesItsTimeout(t *testing.T) {
+	srv := redistest.Start(t)
+	o := options(srv.URL(), nil)
+	o.Timeout = 2 * time.Second
+	s := open(t, o)
+	createVerify(t, s, storetest.Alice) // the tag registered
+	h := &holdCalls{release: make(chan struct{})}
+	s.Client().AddHook(h)
+	p := &pauseOnBatch{rc: srv.Client(), pause: 3 * time.Second}
+	s.Client().AddHook(p)
+	var wg sync.WaitGroup
+	fillBatches(t, s, h, &wg)
+	var errA, errB error
+	var tookA time.Duration
+	wg.Go(func() {
+		start := time.Now()
+		errA = s.AckEvent(context.Background(), ackOf(1), false)
+		tookA = time.Since(start)
+	})
+	waitFor(t, "A queued", func() bool { return s.QueuedCalls() == 1 })
+	time.Sleep(o.Timeout * 3 / 4) // B is made well after A
+	wg.Go(func() { errB = s.AckEvent(context.Background(), ackOf(2), false) })
+	waitFor(t, "B queued", func() bool { return s.QueuedCalls() == 2 })
+	close(h.release)
+	within(t, 30*time.Second, "the calls", wg.Wait)
+	if !p.paused.Load() {
+		t.Skipf("A and B were not sent together (machine too slow); A: %v, B: %v", errA, errB)
+	}
+	if slack := o.Timeout / 2; tookA > o.Timeout+slack {
+		t.Errorf("A returned %v after it was made (%v), want within its timeout %v", tookA, errA, o.Timeout)
+	}
+	for name, err := range map[string]error{"A": errA, "B": errB} {
+		if err != nil && !isTimeout(err) {
+			t.Errorf("%s = %v, want success or a timeout", name, err)
+		}
+	}
+}
+
 // TestExpiredQueuedCallSparesFresh: a call queued until its deadline
 // passed fails, as a timeout, and does not fail a fresh call of its
 // batch.
