@@ -54,17 +54,14 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	if *cpuProfile != "" && *hookProfile != "" {
 		return usageErr("bench: --cpuprofile and --cpuprofile-webhooks: one profile at a time")
 	}
-	if *cpuProfile != "" {
-		f, err := os.Create(*cpuProfile)
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		if err := pprof.StartCPUProfile(f); err != nil {
-			return err
-		}
-		defer pprof.StopCPUProfile()
+	if *hookProfile != "" && *only != "" && *only != "load" {
+		return usageErr("bench: --cpuprofile-webhooks profiles the WAL webhook run, which --only %s does not make", *only)
 	}
+	stopProfile, err := startProfile(*cpuProfile)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopProfile() }()
 	tmp, err := os.MkdirTemp("", "mogate-bench")
 	if err != nil {
 		return err

@@ -101,6 +101,17 @@ BenchmarkMemoryPerSession/gateway-2   	       1	2462037663 ns/op	       288.0 by
 	}
 }
 
+// TestBenchWebhookProfileNeedsTheRun: --cpuprofile-webhooks with a part
+// that makes no WAL webhook run is refused, not silently left unwritten.
+func TestBenchWebhookProfileNeedsTheRun(t *testing.T) {
+	var out, log bytes.Buffer
+	prof := filepath.Join(t.TempDir(), "webhooks.prof")
+	err := bench([]string{"--only", "store", "--cpuprofile-webhooks", prof}, &out, &log)
+	if err == nil || !strings.Contains(err.Error(), "--cpuprofile-webhooks") {
+		t.Fatalf("bench --only store --cpuprofile-webhooks = %v, want a usage error", err)
+	}
+}
+
 // TestBenchLoadRows runs the load part of `mogate bench` briefly: its rows
 // are printed, the process CPU per request among them, and every answered
 // webhook verified its session, and --cpuprofile-webhooks wrote the

@@ -93,8 +93,9 @@ func (o *Outbox) delivery(ev matcher.Event, now time.Time) *delivery {
 // slower than a busy gateway verifies. Acked together they share the
 // store's next sync: in one AckEvents call where the store acks in batches
 // (the memory store), else side by side (Redis), at most unsentAcks in
-// flight: on Redis each holds a connection of the pool the API shares
-// (for up to redis_wait_timeout with redis_wait_replicas).
+// flight: on Redis Cluster each holds a connection of the pool the API
+// shares (for up to redis_wait_timeout with redis_wait_replicas); on one
+// server they join the store's batches of calls, which hold few.
 func (o *Outbox) ackUnsent(ctx context.Context, evs []matcher.Event) {
 	switch len(evs) {
 	case 0:
