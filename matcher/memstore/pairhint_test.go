@@ -31,7 +31,7 @@ func TestPairHintNeverStale(t *testing.T) {
 		want := map[pairKey]*session{}
 		var all []*session
 		for step := range 20000 {
-			op := ""
+			var op string
 			switch k := rng.IntN(12); {
 			case k < 3 || len(all) == 0:
 				op = "set"
