@@ -240,27 +240,16 @@ func digitValue(r rune) rune {
 	return (r - start) % 10
 }
 
-// ContainsASCII is Read then Contains for an ASCII text, without a
-// Scanner: it reports whether code (normalized) is a whole
-// token of text, reading text in place, once, with ok true; ok is false
-// when the text (the part Read reads) is not ASCII: Read it then.
-func ContainsASCII(text, code string) (found, ok bool) {
-	text = head(text)
-	if !asciiOnly(text) {
-		return false, false // NFKC may join a character to the ASCII one before it
-	}
-	return containsASCII(text, code), true
-}
-
-// ContainsInASCII is ContainsASCII for a text that ASCII has accepted: it
-// does not check the text again. On any other text its answer is wrong
+// ContainsInASCII is Read then Contains, without a Scanner, for a text
+// that ASCII has accepted: whether code (normalized) is a whole token of
+// text, read in place, once. On any other text its answer is wrong
 // (it skips the normalization Read applies): the caller must have asked
 // ASCII first.
 func ContainsInASCII(text, code string) bool {
 	return containsASCII(head(text), code)
 }
 
-// containsASCII is ContainsASCII for an ASCII text already cut by head.
+// containsASCII is ContainsInASCII for a text already cut by head.
 func containsASCII(text, code string) bool {
 	if code == "" {
 		return false // no chunk is empty
@@ -282,7 +271,7 @@ func containsASCII(text, code string) bool {
 	return false
 }
 
-// ASCII reports whether ContainsASCII reads text: whether the part of it
+// ASCII reports whether ContainsInASCII reads text: whether the part of it
 // that Read reads is ASCII.
 func ASCII(text string) bool { return asciiOnly(head(text)) }
 
