@@ -253,19 +253,28 @@ func fillBatches(t *testing.T, s *redisstore.Store, h *holdCalls, wg *sync.WaitG
 	waitFor(t, "the batches in flight", func() bool { return h.trips.Load() == redisstore.MaxBatchesInFlight })
 }
 
-// TestShortDeadlineSparesItsBatch: a call with a short deadline (A) sent
-// in one batch with a call on the full timeout (B) does not bound B:
-// with Redis paused longer than A's deadline, B succeeds.
-func TestShortDeadlineSparesItsBatch(t *testing.T) {
+// pausedBatch opens a store with the given call timeout whose calls are
+// held by h until released, and whose first batch of several calls
+// pauses Redis for pause (p) as it is sent.
+func pausedBatch(t *testing.T, timeout, pause time.Duration) (redisstore.Options, *redisstore.Store, *holdCalls, *pauseOnBatch) {
+	t.Helper()
 	srv := redistest.Start(t)
 	o := options(srv.URL(), nil)
-	o.Timeout = 10 * time.Second
+	o.Timeout = timeout
 	s := open(t, o)
 	createVerify(t, s, storetest.Alice) // the tag registered
 	h := &holdCalls{release: make(chan struct{})}
 	s.Client().AddHook(h)
-	p := &pauseOnBatch{rc: srv.Client(), pause: 2 * time.Second}
+	p := &pauseOnBatch{rc: srv.Client(), pause: pause}
 	s.Client().AddHook(p)
+	return o, s, h, p
+}
+
+// TestShortDeadlineSparesItsBatch: a call with a short deadline (A) sent
+// in one batch with a call on the full timeout (B) does not bound B:
+// with Redis paused longer than A's deadline, B succeeds.
+func TestShortDeadlineSparesItsBatch(t *testing.T) {
+	_, s, h, p := pausedBatch(t, 10*time.Second, 2*time.Second)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
 	var errA, errB error
@@ -294,15 +303,7 @@ func TestShortDeadlineSparesItsBatch(t *testing.T) {
 // flight, then sent with a fresher one while Redis stalls, returns within
 // the timeout of when it was made, not the fresher call's.
 func TestNoCallOutlivesItsTimeout(t *testing.T) {
-	srv := redistest.Start(t)
-	o := options(srv.URL(), nil)
-	o.Timeout = 2 * time.Second
-	s := open(t, o)
-	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
-	p := &pauseOnBatch{rc: srv.Client(), pause: 3 * time.Second}
-	s.Client().AddHook(p)
+	o, s, h, p := pausedBatch(t, 2*time.Second, 3*time.Second)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
 	var errA, errB error
