@@ -99,7 +99,6 @@ type finalObserver struct {
 	seen   map[string]time.Time // id: until, the until of its entry in order
 	order  []observed           // by time observed: the oldest first, from head on
 	head   int
-	gone   int // entries of order[head:] whose id was forgotten
 }
 
 type observed struct {
@@ -125,8 +124,6 @@ func (f *finalObserver) firstAt(id string, now time.Time) bool {
 	for f.head < len(f.order) && !now.Before(f.order[f.head].until) {
 		if f.live(f.order[f.head]) {
 			delete(f.seen, f.order[f.head].id)
-		} else if f.gone > 0 {
-			f.gone--
 		}
 		f.order[f.head] = observed{}
 		f.head++
@@ -159,12 +156,11 @@ func (f *finalObserver) forget(ids []string) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	for _, id := range ids {
-		if _, ok := f.seen[id]; ok {
-			delete(f.seen, id)
-			f.gone++
-		}
+		delete(f.seen, id)
 	}
-	if f.gone > (len(f.order)-f.head)/2 {
+	// Entries of order[head:] whose id was forgotten: each remembered id
+	// has one live entry there, every other entry is gone.
+	if gone := len(f.order) - f.head - len(f.seen); gone > (len(f.order)-f.head)/2 {
 		kept := f.order[:0]
 		for _, e := range f.order[f.head:] {
 			if f.live(e) {
@@ -172,7 +168,7 @@ func (f *finalObserver) forget(ids []string) {
 			}
 		}
 		clear(f.order[len(kept):])
-		f.order, f.head, f.gone = kept, 0, 0
+		f.order, f.head = kept, 0
 	}
 }
 

@@ -54,7 +54,7 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 		if o.claimed != nil && ev.Attempts == 0 {
 			o.claimed(ev)
 		}
-		dest := o.destinationOf(ev)
+		dest := o.destination(ev)
 		if dest == "" {
 			if o.logUnsent {
 				o.logNoDestination(ctx, o.delivery(ev, now))

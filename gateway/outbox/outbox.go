@@ -209,11 +209,9 @@ func (o *Outbox) kick() {
 	}
 }
 
-// destination is the session's callback_url, else its API key's webhook_url.
-func (o *Outbox) destination(d *delivery) string { return o.destinationOf(d.ev) }
-
-// destinationOf is destination for an event not yet on its way.
-func (o *Outbox) destinationOf(ev matcher.Event) string {
+// destination is the event's session's callback_url, else its API key's
+// webhook_url.
+func (o *Outbox) destination(ev matcher.Event) string {
 	if s := ev.Session; s != nil && s.Callback != "" {
 		return s.Callback
 	}
@@ -365,7 +363,7 @@ func (o *Outbox) limit(dst *destination) int {
 
 // attempt delivers once and records or reschedules the outcome.
 func (o *Outbox) attempt(ctx context.Context, d *delivery, dst *destination) {
-	dest := o.destination(d)
+	dest := o.destination(d.ev)
 	err := o.send(ctx, d, dest, dst.cb)
 	switch {
 	case err == nil:

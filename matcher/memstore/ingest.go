@@ -173,17 +173,13 @@ func (l *lazyScan) put() {
 func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	now := recs[1].At.UnixNano()
-	// lockPlan, written out (no closure): lock the pair's shard, pick, and
-	// while the pick needs more shards, lock them too and pick again.
-	held := bit(i)
-	m.shards[i].mu.Lock()
-	pick := m.pairPick(i, msg, ch, scan, now)
-	for pick != nil && pick.shardsOf()|held != held {
-		m.unlockMask(held)
-		held |= pick.shardsOf()
-		m.lockMask(held)
-		pick = m.pairPick(i, msg, ch, scan, now)
-	}
+	var pick *session
+	held := m.lockPlan(bit(i), func() uint64 {
+		if pick = m.pairPick(i, msg, ch, scan, now); pick != nil {
+			return pick.shardsOf()
+		}
+		return 0
+	})
 	defer m.unlockMask(held)
 	if pick == nil {
 		return matcher.Outcome{}, nil
