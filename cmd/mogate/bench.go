@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"runtime"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -77,12 +78,18 @@ func bench(args []string, stdout, stderr io.Writer) error {
 
 	if *only == "" || *only == "load" {
 		fmt.Fprintf(stderr, "load: empty Gin handler, %d connections, %s...\n", *conns, *duration)
+		ceilingSlots := runtime.GOMAXPROCS(0)
 		ceiling, err := loadEmpty(*conns, *duration)
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stderr, "load: signed Twilio webhooks verifying sessions durably...\n")
-		hooks, err := loadWebhooks(filepath.Join(tmp, "gateway"), *conns, *duration, *hookProfile)
+		var hooks loadResult
+		slots, err := withSlots("memory", os.LookupEnv, func() error {
+			fmt.Fprintf(stderr, "load: signed Twilio webhooks verifying sessions durably (GOMAXPROCS %d, as mogate serve sets it for store: memory)...\n", runtime.GOMAXPROCS(0))
+			var err error
+			hooks, err = loadWebhooks(filepath.Join(tmp, "gateway"), *conns, *duration, *hookProfile)
+			return err
+		})
 		if err != nil {
 			return err
 		}
@@ -92,6 +99,7 @@ func bench(args []string, stdout, stderr io.Writer) error {
 			[]string{"load: signed Twilio webhook → durable verify (WAL)", hooks.String(), "", ""},
 			[]string{"  ratio webhook / ceiling", fmt.Sprintf("%.0f%%", 100*ratio), "≥ 40%", met(ratio >= 0.40)},
 			[]string{"  process CPU per request, ceiling / webhook (its event delivered)", micros(ceiling.cpuPerRequest()) + " / " + micros(hooks.cpuPerRequest()), "", ""},
+			[]string{"  GOMAXPROCS, ceiling / webhook (mogate serve's, store: memory)", fmt.Sprintf("%d / %d", ceilingSlots, slots), "", ""},
 			[]string{"  the webhook run's events, undelivered after it", hooks.backlog(), "none within 1 s", met(hooks.left == 0 && hooks.drain <= time.Second)},
 		)
 	}
@@ -114,7 +122,12 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	}
 	if *only == "" || *only == "store" {
 		fmt.Fprintf(stderr, "store: create+verify on the WAL matcher and on Redis at %s...\n", addr)
-		mine, err := workloadMatcher(filepath.Join(tmp, "matcher"), *conns, *duration)
+		var mine float64
+		_, err := withSlots("memory", os.LookupEnv, func() error {
+			var err error
+			mine, err = workloadMatcher(filepath.Join(tmp, "matcher"), *conns, *duration)
+			return err
+		})
 		if err != nil {
 			return err
 		}

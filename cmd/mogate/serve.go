@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
@@ -78,6 +79,11 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	level := new(slog.LevelVar)
 	level.Set(gateway.LogLevel(cfg.LogLevel))
 	log := slog.New(logHandler(stderr, level, cfg.Dev))
+	if n, ok := schedulerSlots(cfg.Store, os.LookupEnv, runtime.GOMAXPROCS(0)); ok {
+		runtime.GOMAXPROCS(n)
+		defer runtime.SetDefaultGOMAXPROCS() // GOMAXPROCS is unset: the default was in force
+		log.Info("scheduler slots: one more than the CPUs, for the log's fsync (set GOMAXPROCS to choose)", "gomaxprocs", n)
+	}
 	srv, _, err := app.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version}, false)
 	if err != nil {
 		return err
