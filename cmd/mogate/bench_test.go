@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -126,7 +128,8 @@ func TestBenchLoadRows(t *testing.T) {
 		t.Errorf("--cpuprofile-webhooks: %v, %v", fi, err)
 	}
 	for _, r := range []string{"load: empty Gin handler (ceiling)", "load: signed Twilio webhook → durable verify (WAL)", "ratio webhook / ceiling",
-		"process CPU per request, ceiling / webhook", " µs / ", "the webhook run's events, undelivered after it", "delivered within"} {
+		"process CPU per request, ceiling / webhook", " µs / ", "the webhook run's events, undelivered after it", "delivered within",
+		"GOMAXPROCS, ceiling / webhook (mogate serve's, store: memory)", fmt.Sprintf("| %d / %d ", runtime.GOMAXPROCS(0), runtime.GOMAXPROCS(0)+1)} {
 		if !strings.Contains(out.String(), r) {
 			t.Errorf("no row %q in\n%s", r, out.String())
 		}
