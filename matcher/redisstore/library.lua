@@ -660,18 +660,36 @@ local function claim(keys, args)
   return ms
 end
 
--- ack: ARGV member, notified state (1 delivered, 2 dead). The event is
--- never claimed again; a session records its notified state.
+-- ack: ARGV pairs of member, notified state (1 delivered, 2 dead), one
+-- or more (a batch of the outbox's claim: AckEvents). The events are
+-- never claimed again; a session records its notified state. One command
+-- per key for the whole batch.
 local function ack(keys, args)
-  local m = args[1]
-  redis.call('ZREM', keys[EV], m)
-  redis.call('HDEL', keys[E], m, 'a:' .. m)
-  if string.sub(m, 1, 2) == 's:' then
-    local s = load(keys, string.sub(m, 3))
-    if s then
-      s.nt = tonumber(args[2])
-      save(keys, s)
+  local ms, recs, ids, states = {}, {}, {}, {}
+  for i = 1, #args - 1, 2 do
+    local m = args[i]
+    ms[#ms + 1] = m
+    recs[#recs + 1] = m
+    recs[#recs + 1] = 'a:' .. m
+    if string.sub(m, 1, 2) == 's:' then
+      ids[#ids + 1] = string.sub(m, 3)
+      states[#states + 1] = tonumber(args[i + 1])
     end
+  end
+  if #ms == 0 then return 1 end
+  redis.call('ZREM', keys[EV], unpack(ms))
+  redis.call('HDEL', keys[E], unpack(recs))
+  if #ids > 0 then
+    local vals, set = redis.call('HMGET', keys[S], unpack(ids)), {}
+    for j = 1, #ids do
+      if vals[j] then
+        local s = cjson.decode(vals[j])
+        s.nt = states[j]
+        set[#set + 1] = ids[j]
+        set[#set + 1] = cjson.encode(s)
+      end
+    end
+    if #set > 0 then redis.call('HSET', keys[S], unpack(set)) end
   end
   return 1
 end

@@ -386,6 +386,130 @@ func TestUndeliveredEventOutlivesRetention(t *testing.T) {
 	}
 }
 
+// TestUndeliveredCounts: every event not yet acked counts, in every
+// tag, whether due, leased or deferred; an ack takes it out.
+func TestUndeliveredCounts(t *testing.T) {
+	srv := redistest.Start(t)
+	c := &storetest.Clock{}
+	c.Add(time.Duration(time.Now().UnixNano()))
+	s := open(t, fakeOptions(srv.URL(), c.Now))
+	ctx := context.Background()
+	count := func(want int) {
+		t.Helper()
+		if n, err := s.Undelivered(ctx); err != nil || n != want {
+			t.Fatalf("Undelivered = %d, %v; want %d", n, err, want)
+		}
+	}
+	count(0)
+	for _, to := range []string{"+14155550100", "+14155550101", "+14155550102"} { // three tags
+		v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: storetest.Alice, To: to, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Cancel(ctx, v.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	count(3)
+	evs, err := s.ClaimEvents(ctx, 30*time.Second, 2)
+	if err != nil || len(evs) != 2 {
+		t.Fatalf("claim = %+v %v", evs, err)
+	}
+	count(3) // leased
+	if err := s.DeferEvent(ctx, evs[0], c.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	count(3) // deferred
+	if err := s.AckEvent(ctx, evs[1], false); err != nil {
+		t.Fatal(err)
+	}
+	count(2)
+	srv.Kill()
+	if _, err := s.Undelivered(ctx); err == nil {
+		t.Fatal("Undelivered answered with Redis gone")
+	}
+}
+
+// TestAckEventsBatched: the store acks a claim's events in batches (the
+// outbox's EventBatchAcker): one function call per tag and per ackBatch
+// events, each event then acked as AckEvent acks it: never claimed
+// again, its session's notified state recorded.
+func TestAckEventsBatched(t *testing.T) {
+	srv := redistest.Start(t)
+	c := &storetest.Clock{}
+	c.Add(time.Duration(time.Now().UnixNano()))
+	s := open(t, fakeOptions(srv.URL(), c.Now))
+	ctx := context.Background()
+	b, ok := matcher.Store(s).(matcher.EventBatchAcker)
+	if !ok {
+		t.Fatal("the Redis store does not ack in batches")
+	}
+	// 260 events on one number (two calls: 256 and 4), 2 and 1 on two more.
+	perNumber := map[string]int{"+14155550100": 260, "+14155550101": 2, "+14155550102": 1}
+	sender := 0
+	for to, n := range perNumber {
+		for range n {
+			sender++
+			v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: fmt.Sprintf("+1628555%04d", sender), To: to, TTL: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Cancel(ctx, v.ID); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	evs, err := s.ClaimEvents(ctx, 30*time.Second, 1000)
+	if err != nil || len(evs) != 263 {
+		t.Fatalf("claim = %d events, %v", len(evs), err)
+	}
+	var alive, dead []matcher.Event
+	for _, ev := range evs {
+		if ev.Session.To == "+14155550102" {
+			dead = append(dead, ev)
+		} else {
+			alive = append(alive, ev)
+		}
+	}
+	before := commandCalls(t, srv.Client())
+	if err := b.AckEvents(ctx, alive, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.AckEvents(ctx, dead, true); err != nil {
+		t.Fatal(err)
+	}
+	after := commandCalls(t, srv.Client())
+	for _, cmd := range []string{"fcall", "zrem", "hdel", "hmget", "hset"} {
+		if n := after[cmd] - before[cmd]; n != 4 {
+			t.Errorf("%d %s commands for 263 acks on 3 numbers, want 4 (one per call)", n, cmd)
+		}
+	}
+	if n, err := s.Undelivered(ctx); err != nil || n != 0 {
+		t.Fatalf("Undelivered = %d, %v after the acks", n, err)
+	}
+	for _, ev := range evs {
+		got, err := s.Get(ctx, ev.Session.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := matcher.Delivered
+		if ev.Session.To == "+14155550102" {
+			want = matcher.Dead
+		}
+		if got.Notified != want || got.Status != matcher.Cancelled {
+			t.Fatalf("session %s on %s: notified %v, status %v after its ack; want %v, cancelled", got.ID, got.To, got.Notified, got.Status, want)
+		}
+	}
+	c.Add(time.Minute) // past every lease
+	if again, err := s.ClaimEvents(ctx, 30*time.Second, 1000); err != nil || len(again) != 0 {
+		t.Fatalf("claimed again after AckEvents: %d events, %v", len(again), err)
+	}
+	srv.Kill()
+	if err := b.AckEvents(ctx, alive[:1], false); err == nil {
+		t.Fatal("AckEvents succeeded with Redis gone")
+	}
+}
+
 // TestPoolNumbersListed: the pool's numbers are listed in mogate:tags at
 // Open, before any write to them, so a quiet number whose entry a failover
 // lost is still swept and its events claimed.
