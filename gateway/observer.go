@@ -11,7 +11,8 @@ import (
 )
 
 // onClaim is the one observer of final statuses, for every store: the
-// outbox calls it with each event it claims before any failed delivery,
+// outbox calls it with the events of each claim before any failed
+// delivery,
 // and each final status has its event (verification.verified, expired,
 // failed, cancelled). The metrics, pool health and the lifecycle log
 // follow a session from there, whichever store made the change and
@@ -29,18 +30,34 @@ import (
 // leaves Attempts at 0, so that test alone counts a re-claim again. A
 // guard that cannot be read lets the claim through: a final status
 // counted twice, rarely, is better than one never counted.
-func (s *Server) onClaim(now func() time.Time) func(matcher.Event) {
-	return func(ev matcher.Event) {
-		if ev.Session == nil {
+func (s *Server) onClaim(now func() time.Time) func([]matcher.Event) {
+	return func(evs []matcher.Event) {
+		var ids []string
+		for _, ev := range evs {
+			if ev.Session != nil {
+				ids = append(ids, ev.ID)
+			}
+		}
+		if len(ids) == 0 {
 			return
 		}
-		first, err := s.finals.first(context.Background(), ev.ID, now())
-		if err != nil {
-			s.log.Warn("could not record an event as observed; counting it", "event", ev.ID, "err", err)
-		} else if !first {
-			return
+		first := make([]bool, len(ids))
+		if err := s.finals.firsts(context.Background(), ids, now(), first); err != nil {
+			s.log.Warn("could not record events as observed; counting them", "events", len(ids), "err", err)
+			for i := range first {
+				first[i] = true
+			}
 		}
-		s.finished(*ev.Session)
+		i := 0
+		for _, ev := range evs {
+			if ev.Session == nil {
+				continue
+			}
+			if first[i] {
+				s.finished(*ev.Session)
+			}
+			i++
+		}
 	}
 }
 
@@ -60,7 +77,9 @@ func (s *Server) onAcked() func([]string) {
 // guard that goes to a store bounds its own call (storeBudget): the one in
 // process, called for every event claimed, needs no timer.
 type onceGuard interface {
-	first(ctx context.Context, id string, now time.Time) (bool, error)
+	// firsts sets first[i] to whether ids[i] is observed for the first
+	// time (len(first) == len(ids)); an error leaves first unset.
+	firsts(ctx context.Context, ids []string, now time.Time, first []bool) error
 }
 
 // newOnceGuard keeps the guard in the shared Redis when there is one, in
@@ -73,17 +92,32 @@ func (s *Server) newOnceGuard(maxAge time.Duration) onceGuard {
 }
 
 // sharedOnce is onceGuard for every replica: one SET NX per event id, which
-// expires with the event's lifetime.
+// expires with the event's lifetime; a claim's ids in one pipeline (one
+// round trip, where one after the other a claim of 256 events took ~0.3 s
+// on a Redis that fsyncs every write).
 type sharedOnce struct {
 	rdb    redis.UniversalClient
 	prefix string
 	ttl    time.Duration
 }
 
-func (g sharedOnce) first(ctx context.Context, id string, _ time.Time) (bool, error) {
+func (g sharedOnce) firsts(ctx context.Context, ids []string, _ time.Time, first []bool) error {
 	ctx, cancel := context.WithTimeout(ctx, storeBudget)
 	defer cancel()
-	return g.rdb.SetNX(ctx, g.prefix+id, 1, g.ttl).Result()
+	cmds := make([]*redis.BoolCmd, len(ids))
+	_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.SetNX(ctx, g.prefix+id, 1, g.ttl)
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	for i, c := range cmds {
+		first[i] = c.Val()
+	}
+	return nil
 }
 
 // finalObserver is onceGuard in process. It remembers each id until its
@@ -112,10 +146,13 @@ func newFinalObserver(maxAge time.Duration) *finalObserver {
 
 var _ onceGuard = (*finalObserver)(nil)
 
-// first reports whether id is observed for the first time at now, and
-// remembers it; it forgets the ids whose time has passed.
-func (f *finalObserver) first(_ context.Context, id string, now time.Time) (bool, error) {
-	return f.firstAt(id, now), nil
+// firsts reports, for each of ids, whether it is observed for the first
+// time at now, and remembers it; it forgets the ids whose time has passed.
+func (f *finalObserver) firsts(_ context.Context, ids []string, now time.Time, first []bool) error {
+	for i, id := range ids {
+		first[i] = f.firstAt(id, now)
+	}
+	return nil
 }
 
 func (f *finalObserver) firstAt(id string, now time.Time) bool {

@@ -37,7 +37,7 @@ func TestFinalStatusObservedOnce(t *testing.T) {
 			t.Fatalf("claimed %+v, want the cancelled event of %s", first, id)
 		}
 		for _, r := range hs {
-			r.s.onClaim(r.clock)(first[0])
+			r.s.onClaim(r.clock)(first)
 		}
 		// The lease runs out undelivered: the event is claimable again.
 		h.advance(time.Minute) // the memory store's clock; Redis keeps its own
@@ -47,7 +47,7 @@ func TestFinalStatusObservedOnce(t *testing.T) {
 			t.Fatalf("claimed again: %+v", again[0])
 		}
 		for _, r := range hs {
-			r.s.onClaim(r.clock)(again[0])
+			r.s.onClaim(r.clock)(again)
 		}
 		// Counted once by the deployment: on one of the replicas.
 		finished, lines := 0, 0

@@ -283,3 +283,68 @@ func TestRedisOwnMatchOneCall(t *testing.T) {
 		t.Fatalf("capture session = %v", got)
 	}
 }
+
+// roundTrips counts, through a go-redis hook, the commands sent alone and
+// the pipelines.
+type roundTrips struct {
+	mu           sync.Mutex
+	alone, pipes int
+}
+
+func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		r.mu.Lock()
+		r.alone++
+		r.mu.Unlock()
+		return next(ctx, cmd)
+	}
+}
+
+func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		r.mu.Lock()
+		r.pipes++
+		r.mu.Unlock()
+		return next(ctx, cmds)
+	}
+}
+
+// TestSharedGuardOneRoundTrip: the guard in the shared Redis answers a
+// claim's event ids in one round trip (one SET NX each, pipelined), each
+// id first once across calls; a Redis that does not answer is an error.
+func TestSharedGuardOneRoundTrip(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := redis.NewClient(&redis.Options{Addr: srv.Addr()})
+	defer rdb.Close()
+	ctx, now := context.Background(), time.Now()
+	if err := rdb.Ping(ctx).Err(); err != nil { // the connection's set-up is no claim's
+		t.Fatal(err)
+	}
+	rt := &roundTrips{}
+	rdb.AddHook(rt)
+	g := sharedOnce{rdb: rdb, prefix: "t:observed:", ttl: time.Hour}
+	check := func(ids []string, want ...bool) {
+		t.Helper()
+		first := make([]bool, len(ids))
+		if err := g.firsts(ctx, ids, now, first); err != nil {
+			t.Fatal(err)
+		}
+		if fmt.Sprint(first) != fmt.Sprint(want) {
+			t.Fatalf("firsts(%v) = %v, want %v", ids, first, want)
+		}
+	}
+	check([]string{"evt_1", "evt_2", "evt_3"}, true, true, true)
+	check([]string{"evt_2", "evt_4"}, false, true)
+	if rt.alone != 0 || rt.pipes != 2 {
+		t.Fatalf("%d commands alone and %d pipelines for two claims, want 0 and 2", rt.alone, rt.pipes)
+	}
+	if ttl := srv.Client().TTL(ctx, "t:observed:evt_4").Val(); ttl <= 59*time.Minute {
+		t.Fatalf("an observed id expires in %v, want the event's lifetime (1h)", ttl)
+	}
+	srv.Kill()
+	if err := g.firsts(ctx, []string{"evt_5"}, now, make([]bool, 1)); err == nil {
+		t.Fatal("firsts answered with Redis gone")
+	}
+}

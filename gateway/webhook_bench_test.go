@@ -198,11 +198,12 @@ func TestOnClaimAllocs(t *testing.T) {
 	}
 	i := 0
 	n := testing.AllocsPerRun(runs, func() {
-		observe(evs[i])
+		observe(evs[i : i+1])
 		i++
 	})
-	if n > 1 {
-		t.Errorf("a claimed event observed: %v allocations, want at most 1", n)
+	// The claim's ids and their answers: two per claim, whatever its size.
+	if n > 3 {
+		t.Errorf("a claimed event observed: %v allocations, want at most 3", n)
 	}
 	if got := wb.s.finals.(*finalObserver).held(); got != runs+1 {
 		t.Fatalf("%d event ids remembered, want %d", got, runs+1)

@@ -13,28 +13,46 @@ import (
 // claimBatch is how many events one claim asks the store for.
 const claimBatch = 256
 
-// claimRounds bounds the batches one claim takes in a row: a full batch
-// that held events of unknown API keys is followed by another at once, so
-// a backlog of such events does not crowd out the events this process can
-// deliver.
+// claimRounds bounds the batches one claim takes in a row. A full batch
+// whose events were all dealt with in the claim (acked with nowhere to go,
+// or handed back for an unknown API key) is followed by another at once:
+// a backlog, with no wakeup to come (the verifications behind it are
+// over), would otherwise wait a claimEvery per batch, and a backlog of
+// unknown keys would crowd out the events this process can deliver. A
+// full batch that queued deliveries is followed by the next once fewer
+// than a batch wait here (Run).
 const claimRounds = 8
 
 // claim takes the claimable events from the store into the destinations'
-// queues.
-func (o *Outbox) claim(ctx context.Context) {
+// queues, and says whether the store may hold more: its last batch came
+// back full.
+func (o *Outbox) claim(ctx context.Context) (more bool) {
 	for range claimRounds {
-		if n, held := o.claimOnce(ctx); n < claimBatch || held == 0 {
-			return
+		n, queued := o.claimOnce(ctx)
+		if n < claimBatch {
+			return false
+		}
+		if queued > 0 {
+			return true
 		}
 	}
+	return true
+}
+
+// room says whether fewer than a batch of deliveries wait here: the next
+// batch of a backlog may be claimed.
+func (o *Outbox) room() bool {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	return len(o.queued) < claimBatch
 }
 
 // claimOnce claims one batch and returns how many events it claimed and
-// how many of them it handed back because their API key is unknown here.
-// The events of a known key with nowhere to go are acked at once, together
-// (ackUnsent): they are collected as they came, with no delivery made for
-// each.
-func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
+// how many of them it queued for delivery. The events of an API key
+// unknown here are handed back; those of a known key with nowhere to go
+// are acked at once, together (ackUnsent): they are collected as they
+// came, with no delivery made for each.
+func (o *Outbox) claimOnce(ctx context.Context) (n, queued int) {
 	o.passAcked() // before the claim: none of them can be in it
 	evs, err := o.store.ClaimEvents(ctx, eventLease, claimBatch)
 	if err != nil {
@@ -44,16 +62,26 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 		return 0, 0
 	}
 	now := o.now()
-	var unsent []matcher.Event
+	// Events of an API key unknown here are handed back; the others'
+	// first claims are observed, together, before any is delivered.
+	known, fresh := evs[:0], o.fresh[:0]
 	for _, ev := range evs {
 		if o.Key(ev.Key) == nil {
 			o.hold(ctx, o.delivery(ev, now))
-			held++
 			continue
 		}
+		known = append(known, ev)
 		if o.claimed != nil && ev.Attempts == 0 {
-			o.claimed(ev)
+			fresh = append(fresh, ev)
 		}
+	}
+	if len(fresh) > 0 {
+		o.claimed(fresh)
+		clear(fresh)
+		o.fresh = fresh[:0]
+	}
+	var unsent []matcher.Event
+	for _, ev := range known {
 		dest := o.destination(ev)
 		if dest == "" {
 			if o.logUnsent {
@@ -65,6 +93,7 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 			unsent = append(unsent, ev)
 			continue
 		}
+		queued++
 		o.mu.Lock()
 		if o.queued[ev.ID] == nil {
 			d := o.delivery(ev, now)
@@ -78,7 +107,7 @@ func (o *Outbox) claimOnce(ctx context.Context) (n, held int) {
 		o.kick()
 	}
 	o.ackUnsent(ctx, unsent)
-	return len(evs), held
+	return len(evs), queued
 }
 
 // delivery is a claimed event on its way, due now, its lease running from
@@ -92,10 +121,9 @@ func (o *Outbox) delivery(ev matcher.Event, now time.Time) *delivery {
 // one after the other each would wait for a log sync of its own, far
 // slower than a busy gateway verifies. Acked together they share the
 // store's next sync: in one AckEvents call where the store acks in batches
-// (the memory store), else side by side (Redis), at most unsentAcks in
-// flight: on Redis Cluster each holds a connection of the pool the API
-// shares (for up to redis_wait_timeout with redis_wait_replicas); on one
-// server they join the store's batches of calls, which hold few.
+// (both of mogate's: the memory store in one log sync, Redis in one
+// function call per number), else side by side, at most unsentAcks in
+// flight: a store's call may hold a connection of a pool the API shares.
 func (o *Outbox) ackUnsent(ctx context.Context, evs []matcher.Event) {
 	switch len(evs) {
 	case 0:

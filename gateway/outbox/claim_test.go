@@ -333,3 +333,110 @@ type failingBatch struct{ *fakeStore }
 func (f *failingBatch) AckEvents(context.Context, []matcher.Event, bool) error {
 	return errors.New("log write failed")
 }
+
+// TestBacklogClaimedInOneGo: a backlog of events with nowhere to go is
+// acked in one claim, batch after batch, not one batch per claimEvery: the
+// verifications behind it are over, so no wakeup comes for the rest (on
+// Redis a load run's 9k events took 38 s to leave, 256 a second).
+func TestBacklogClaimedInOneGo(t *testing.T) {
+	const n = 3*claimBatch + 10
+	f, o := unsentClaim(n)
+	o.store = f
+	if more := o.claim(context.Background()); more {
+		t.Error("claim says more events may wait after a batch that was not full")
+	}
+	allAckedAlive(t, f, n)
+	if f.claims != 4 {
+		t.Errorf("%d claims, want 4 (three full batches and the rest)", f.claims)
+	}
+}
+
+// TestBacklogClaimBounded: one claim takes at most claimRounds batches,
+// then says more may wait (Run claims again once it has dispatched).
+func TestBacklogClaimBounded(t *testing.T) {
+	const n = (claimRounds + 1) * claimBatch
+	f, o := unsentClaim(n)
+	o.store = f
+	if more := o.claim(context.Background()); !more {
+		t.Error("claim does not say more events may wait after full batches")
+	}
+	if len(f.acked) != claimRounds*claimBatch || f.claims != claimRounds {
+		t.Fatalf("%d acked in %d claims, want %d in %d", len(f.acked), f.claims, claimRounds*claimBatch, claimRounds)
+	}
+}
+
+// quietStore is a fakeStore that never wakes the outbox: only Run's own
+// claims find its events.
+type quietStore struct{ *fakeStore }
+
+func (quietStore) Events() <-chan struct{} { return nil }
+
+// TestBacklogDeliveredWithoutWakeups: more events to deliver than a
+// batch, and no wakeup or timed claim to come: Run claims the next batch
+// once the deliveries of the last leave room, until all are delivered.
+func TestBacklogDeliveredWithoutWakeups(t *testing.T) {
+	const n = 2*claimBatch + 10
+	rcv := newReceiver(t)
+	now := time.Now()
+	f := &fakeStore{now: now, acked: map[string]bool{}}
+	for range n {
+		id := f.add("shop", now, 0)
+		f.find(id).ev.Session.Callback = rcv.srv.URL
+	}
+	o := New(Options{Store: quietStore{f}, Keys: []config.APIKey{{Name: "shop", WebhookSecret: whsec}}, AllowPrivate: true,
+		Now: func() time.Time { return now }, Data: func(s matcher.Session) any { return map[string]any{"id": s.ID} }})
+	o.claimEvery = time.Hour // no timed claim during the test
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { o.Run(ctx); close(done) }()
+	defer func() { cancel(); <-done }()
+	acked := func() int { f.mu.Lock(); defer f.mu.Unlock(); return len(f.acked) }
+	eventually(t, 20*time.Second, "every event of the backlog delivered", func() bool { return acked() == n })
+	if got := rcv.accepted(); got != n {
+		t.Fatalf("receiver accepted %d events, want %d", got, n)
+	}
+}
+
+// TestOnClaimOncePerClaim: a claim's first claims reach OnClaim in one
+// call (the gateway's guard on Redis answers them in one round trip, where
+// one call per event took a round trip each), before any of them is
+// acked; repeats (Attempts > 0) and events of an unknown API key are not
+// in it.
+func TestOnClaimOncePerClaim(t *testing.T) {
+	now := time.Date(2026, 1, 1, 12, 0, 0, 0, time.UTC)
+	f := &fakeStore{now: now, acked: map[string]bool{}}
+	var fresh []string
+	for i := range 10 {
+		attempts := 0
+		if i%4 == 3 {
+			attempts = 2
+		}
+		id := f.add("shop", now, attempts)
+		if attempts == 0 {
+			fresh = append(fresh, id)
+		}
+	}
+	f.add("gone", now, 0)
+	var calls [][]string
+	o := New(Options{Store: f, Keys: []config.APIKey{{Name: "shop"}}, Now: func() time.Time { return now },
+		OnClaim: func(evs []matcher.Event) {
+			f.mu.Lock()
+			acked := len(f.acked)
+			f.mu.Unlock()
+			if acked > 0 {
+				t.Errorf("OnClaim after %d acks", acked)
+			}
+			var ids []string
+			for _, ev := range evs {
+				ids = append(ids, ev.ID)
+			}
+			calls = append(calls, ids)
+		}})
+	o.claimOnce(context.Background())
+	if len(calls) != 1 || !slices.Equal(calls[0], fresh) {
+		t.Fatalf("OnClaim calls %v, want one with %v", calls, fresh)
+	}
+	if len(f.acked) != 10 {
+		t.Fatalf("%d events acked, want the 10 of the known key", len(f.acked))
+	}
+}

@@ -24,8 +24,10 @@ type Options struct {
 	// out (the replica holding it died, or could not renew it), so the
 	// observer drops repeats by event id (the gateway's does). An event
 	// of an API key the claiming process does not know is seen when a
-	// process that knows the key claims it, or when it dies.
-	OnClaim func(matcher.Event)
+	// process that knows the key claims it, or when it dies. A claim's
+	// events come in one call (the observer's store lookups share a round
+	// trip), before any of them is delivered or acked.
+	OnClaim func([]matcher.Event)
 	// OnAcked, when set, is told the ids of the events whose outcome was
 	// recorded (delivered or dead): never claimed again, so an observer
 	// of claims need not remember them. It is called by the goroutine that

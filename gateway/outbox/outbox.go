@@ -44,7 +44,7 @@ type Outbox struct {
 	log          *slog.Logger
 	now          func() time.Time
 	base         func(matcher.Session) any // the event's data: the API's view of the session
-	claimed      func(matcher.Event)       // Options.OnClaim
+	claimed      func([]matcher.Event)     // Options.OnClaim
 	onAcked      func([]string)            // Options.OnAcked
 
 	ackedMu    sync.Mutex
@@ -61,6 +61,9 @@ type Outbox struct {
 	inflight int
 	perKey   map[string]int // attempts in flight per API key
 	wake     chan struct{}
+
+	claimEvery time.Duration   // claimEvery; tests that must see no timed claim set it longer
+	fresh      []matcher.Event // a claim's first claims, for OnClaim: kept for the next (claims are made by one goroutine)
 }
 
 // destKey names a destination: events of one API key to one host.
@@ -92,8 +95,8 @@ const eventLease = 30 * time.Second
 const claimEvery = time.Second
 
 // nextClaim is the jittered wait before the next claim.
-func nextClaim() time.Duration {
-	return time.Duration(float64(claimEvery) * (0.5 + rand.Float64()))
+func (o *Outbox) nextClaim() time.Duration {
+	return time.Duration(float64(o.claimEvery) * (0.5 + rand.Float64()))
 }
 
 // delivery is one claimed event on its way.
@@ -125,9 +128,10 @@ func New(opt Options) *Outbox {
 		opt: opt.Tuning.WithDefaults(), store: opt.Store, client: newEgressClient(opt.AllowPrivate), allowPrivate: opt.AllowPrivate, logUnsent: opt.LogUnsent,
 		log: opt.Logger, now: opt.Now, base: opt.Data, claimed: opt.OnClaim, onAcked: opt.OnAcked,
 		queued: map[string]*delivery{}, dests: map[destKey]*destination{}, perKey: map[string]int{}, wake: make(chan struct{}, 1),
-		delivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
-		attempts:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
-		dead:      prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
+		claimEvery: claimEvery,
+		delivered:  prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_delivered_total", Help: "Events accepted by the app."}),
+		attempts:   prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_event_attempts_failed_total", Help: "Event deliveries that failed and will be retried."}),
+		dead:       prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_dead_total", Help: "Events given up on after their maximum age."}),
 		unknownKey: prometheus.NewCounter(prometheus.CounterOpts{Name: "mogate_events_unknown_key_total",
 			Help: "Claims of an event whose API key this process does not know: handed back undelivered for a replica, or a reload, that knows it."}),
 	}
@@ -269,23 +273,30 @@ func (o *Outbox) passAcked() {
 func (o *Outbox) Run(ctx context.Context) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
-	tick := time.NewTimer(nextClaim())
+	tick := time.NewTimer(o.nextClaim())
 	defer tick.Stop()
-	o.claim(ctx)
+	more := o.claim(ctx)
 	for {
-		t := time.NewTimer(o.dispatch(ctx, &wg))
+		wait := o.dispatch(ctx, &wg)
+		if more && o.room() {
+			wait = 0 // the rest of a backlog: no wakeup may come for it
+		}
+		t := time.NewTimer(wait)
 		select {
 		case <-ctx.Done():
 			t.Stop()
 			return
 		case <-o.store.Events():
-			o.claim(ctx)
+			more = o.claim(ctx)
 		case <-tick.C:
-			o.claim(ctx)
+			more = o.claim(ctx)
 			o.renew(ctx)
-			tick.Reset(nextClaim())
+			tick.Reset(o.nextClaim())
 		case <-o.wake:
 		case <-t.C:
+			if more && o.room() {
+				more = o.claim(ctx)
+			}
 		}
 		t.Stop()
 	}

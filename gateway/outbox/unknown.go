@@ -5,6 +5,8 @@ import (
 	"errors"
 	"sync"
 	"time"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // An event whose API key this process does not know (a rolling config
@@ -42,7 +44,7 @@ func (o *Outbox) hold(ctx context.Context, d *delivery) {
 	end := d.since().Add(o.opt.MaxAge)
 	if !now.Before(end) {
 		if o.claimed != nil && d.ev.Attempts == 0 {
-			o.claimed(d.ev) // no process that knows the key ever claimed it
+			o.claimed([]matcher.Event{d.ev}) // no process that knows the key ever claimed it
 		}
 		o.dead.Inc()
 		o.log.Error("event dead: not delivered", "event", d.key(), "key", d.apiKey(), "reason", "unknown_key", "attempts", d.ev.Attempts)
