@@ -39,7 +39,8 @@ func TestBenchRedisRows(t *testing.T) {
 		{"store", []string{"--only", "store", "--redis", srv.Addr()}, []string{"create+verify, Redis store, full semantics", "ratio full semantics / Lua baseline",
 			"Redis CPU per pair, full store vs baseline", "bench process CPU per pair (client side), full store vs baseline", "| ≤ 60 µs", " commands)"}, false},
 		{"replicas", []string{"--only", "replicas", "--redis", srv.Addr()}, []string{"Redis SET alone", "Redis store, 1 replica", "p99 ≤ 20 ms at 8 conns",
-			"Redis CPU per webhook (store: redis)", "| ≤ 40 µs", "process CPU per webhook", "3 replicas round-robin"}, false},
+			"Redis CPU per webhook (store: redis), its event delivered", "| ≤ 40 µs", "process CPU per webhook", "3 replicas round-robin",
+			"the webhook run's events on Redis, undelivered after it", "| delivered within"}, false},
 		// The user's Redis, with a replica of its own.
 		{"wait", []string{"--only", "wait", "--redis", withReplica.Addr()}, waitRows, false},
 		// A private primary, and a replica of it started by bench.
