@@ -2,6 +2,9 @@ package gateway
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
 	"sync"
 	"time"
 
@@ -43,10 +46,7 @@ func (s *Server) onClaim(now func() time.Time) func([]matcher.Event) {
 		}
 		first := make([]bool, len(ids))
 		if err := s.finals.firsts(context.Background(), ids, now(), first); err != nil {
-			s.log.Warn("could not record events as observed; counting them", "events", len(ids), "err", err)
-			for i := range first {
-				first[i] = true
-			}
+			s.log.Warn("could not record events as observed; counting those", "events", len(ids), "err", err)
 		}
 		i := 0
 		for _, ev := range evs {
@@ -78,7 +78,8 @@ func (s *Server) onAcked() func([]string) {
 // process, called for every event claimed, needs no timer.
 type onceGuard interface {
 	// firsts sets first[i] to whether ids[i] is observed for the first
-	// time (len(first) == len(ids)); an error leaves first unset.
+	// time (len(first) == len(ids)), true where it cannot tell (an error
+	// says so).
 	firsts(ctx context.Context, ids []string, now time.Time, first []bool) error
 }
 
@@ -94,7 +95,13 @@ func (s *Server) newOnceGuard(maxAge time.Duration) onceGuard {
 // sharedOnce is onceGuard for every replica: one SET NX per event id, which
 // expires with the event's lifetime; a claim's ids in one pipeline (one
 // round trip, where one after the other a claim of 256 events took ~0.3 s
-// on a Redis that fsyncs every write).
+// on a Redis that fsyncs every write). Each SET stores a token of the
+// call and returns the value it found (NX GET, Redis 7.0): a client that
+// sends a command again after a broken connection (go-redis's Cluster
+// client does so for a node's part of a pipeline) finds its own token and
+// still counts the event, where a plain SET NX would answer "not first"
+// and the event would never be counted. Older builds store "1", which is
+// never a token.
 type sharedOnce struct {
 	rdb    redis.UniversalClient
 	prefix string
@@ -102,22 +109,39 @@ type sharedOnce struct {
 }
 
 func (g sharedOnce) firsts(ctx context.Context, ids []string, _ time.Time, first []bool) error {
+	var b [12]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand)
+	return g.firstsWith(ctx, ids, "t"+hex.EncodeToString(b[:]), first)
+}
+
+// firstsWith is firsts with the call's token. An id whose command failed
+// counts as first: a status counted twice, rarely, rather than never
+// (on Cluster, one node failing fails its part of the pipeline only).
+func (g sharedOnce) firstsWith(ctx context.Context, ids []string, token string, first []bool) error {
 	ctx, cancel := context.WithTimeout(ctx, storeBudget)
 	defer cancel()
-	cmds := make([]*redis.BoolCmd, len(ids))
+	cmds := make([]*redis.StatusCmd, len(ids))
 	_, err := g.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, id := range ids {
-			cmds[i] = p.SetNX(ctx, g.prefix+id, 1, g.ttl)
+			cmds[i] = p.SetArgs(ctx, g.prefix+id, token, redis.SetArgs{Mode: "NX", Get: true, TTL: g.ttl})
 		}
 		return nil
 	})
-	if err != nil {
-		return err
-	}
 	for i, c := range cmds {
-		first[i] = c.Val()
+		v, cerr := c.Result()
+		switch {
+		case errors.Is(cerr, redis.Nil):
+			first[i] = true // stored: nobody had observed it
+		case cerr != nil || v == "":
+			first[i] = true // unknown (no value is ever empty; a pipeline that failed to send leaves its commands unanswered): counted
+		default:
+			first[i] = v == token // ours, sent again; else another's
+		}
 	}
-	return nil
+	if errors.Is(err, redis.Nil) {
+		err = nil
+	}
+	return err
 }
 
 // finalObserver is onceGuard in process. It remembers each id until its

@@ -23,14 +23,14 @@ func schedulerSlots(store string, lookupEnv func(string) (string, bool), current
 }
 
 // withSlots runs f with the slots mogate serve would take for store,
-// then gives Go's default back: the bench measures each run as it is
+// then gives the slots before back: the bench measures each run as it is
 // deployed.
 func withSlots(store string, lookupEnv func(string) (string, bool), f func() error) (int, error) {
 	n, ok := schedulerSlots(store, lookupEnv, runtime.GOMAXPROCS(0))
 	if !ok {
 		return n, f()
 	}
-	runtime.GOMAXPROCS(n)
-	defer runtime.SetDefaultGOMAXPROCS() // GOMAXPROCS is unset: the default was in force
+	prev := runtime.GOMAXPROCS(n)
+	defer runtime.GOMAXPROCS(prev)
 	return n, f()
 }

@@ -80,8 +80,8 @@ func serve(args []string, stdout, stderr io.Writer) error {
 	level.Set(gateway.LogLevel(cfg.LogLevel))
 	log := slog.New(logHandler(stderr, level, cfg.Dev))
 	if n, ok := schedulerSlots(cfg.Store, os.LookupEnv, runtime.GOMAXPROCS(0)); ok {
-		runtime.GOMAXPROCS(n)
-		defer runtime.SetDefaultGOMAXPROCS() // GOMAXPROCS is unset: the default was in force
+		prev := runtime.GOMAXPROCS(n)
+		defer runtime.GOMAXPROCS(prev) // a process that serves again (tests) starts from the same
 		log.Info("scheduler slots: one more than the CPUs, for the log's fsync (set GOMAXPROCS to choose)", "gomaxprocs", n)
 	}
 	srv, _, err := app.New(gateway.Options{Config: cfg, Logger: log, Level: level, Version: version}, false)

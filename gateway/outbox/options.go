@@ -26,7 +26,10 @@ type Options struct {
 	// of an API key the claiming process does not know is seen when a
 	// process that knows the key claims it, or when it dies. A claim's
 	// events come in one call (the observer's store lookups share a round
-	// trip), before any of them is delivered or acked.
+	// trip), before the claim queues or acks any of them (an event of the
+	// claim that this process still holds, its lease having run out,
+	// may be in flight: a repeat, which the observer drops). The slice is
+	// the outbox's, reused by the next claim: valid only during the call.
 	OnClaim func([]matcher.Event)
 	// OnAcked, when set, is told the ids of the events whose outcome was
 	// recorded (delivered or dead): never claimed again, so an observer
