@@ -71,7 +71,10 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	ch := msg.MessageChannel()
+	ch := msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
+	if ch == "" {
+		ch = matcher.ChannelSMS
+	}
 	call := ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
