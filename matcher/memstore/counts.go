@@ -12,11 +12,11 @@ import (
 // changed where sessions enter and leave the pending state, so reading it
 // costs O(numbers), never a walk over the sessions. A number's counter is
 // found with no lock in read, an immutable map (a deployment's numbers
-// settle early, and a plain map lookup costs a third of a sync.Map's,
-// which hashes its key as an interface); a number new since read was made
-// is in dirty, under mu, merged into a new read once the lookups that took
-// mu since the last merge are a fraction of read's size (as proofCache
-// does), so the copying stays linear in them.
+// settle early; a plain map's lookup took some 80 instructions fewer than
+// a sync.Map's, which hashes its key as an interface); a number new since
+// read was made is in dirty, under mu, merged into a new read once the
+// lookups that took mu since the last merge are a fraction of read's size
+// (as proofCache does), so the copying stays linear in them.
 type pendingCounts struct {
 	read   atomic.Pointer[map[string]*atomic.Int64]
 	mu     sync.Mutex
