@@ -99,15 +99,16 @@ func (sh *shard) pairRemove(s *session, num string) {
 // that becomes final queues its event on the shard (sh.fresh), for the
 // journal call of the same step; a delivered (or dead) event leaves the
 // event table.
-func (m *Store) applyTo(sh *shard, s *session, r Record) { m.perform(sh, s, &r, false) }
+func (m *Store) applyTo(sh *shard, s *session, r Record) { m.perform(sh, s, &r, false, 0) }
 
 // perform is applyTo, through a pointer (a Record is some 300 bytes). With
 // count, r is a live verification (or failure by policy) whose
 // SenderSessions24h is counted here, before its proof is kept: a
 // verification reads the count and adds its own entry under one lock and
-// one probe of the sender table. A replayed record carries its count and
+// one probe of the sender table, with hf, hashString(r.From), which its
+// lookup of the pair has made. A replayed record carries its count and
 // only adds the entry.
-func (m *Store) perform(sh *shard, s *session, r *Record, count bool) {
+func (m *Store) perform(sh *shard, s *session, r *Record, count bool, hf uint64) {
 	if s != nil && s.status.Final() {
 		was := s.notified()
 		switch r.Op {
@@ -153,7 +154,7 @@ func (m *Store) perform(sh *shard, s *session, r *Record, count bool) {
 		s.messageID = r.MessageID
 		s.setProvider(r.Provider)
 		if count {
-			r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, r.At, s.id)
+			r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, hf, r.At, s.id)
 		} else {
 			m.senders.add(s.key, r.From, r.At, s.id)
 		}

@@ -3,7 +3,10 @@ package memstore
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -235,5 +238,36 @@ func TestSpentNonceSurvivesRestart(t *testing.T) {
 	defer m4.Close()
 	if fresh, _ := m4.spendNonce("plivo", "a"); !fresh {
 		t.Fatal("nonce kept past the retention")
+	}
+}
+
+// TestPendingCountsConcurrent: counters made concurrently, for numbers new
+// to the lock-free map and merged into it while others read it, all count:
+// every number ends with each goroutine's additions, and the total agrees.
+func TestPendingCountsConcurrent(t *testing.T) {
+	const workers, numbers = 8, 500
+	var p pendingCounts
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range numbers {
+				n := "+1415555" + strconv.Itoa((i*7+w*13)%numbers)
+				p.add(n, 2)
+				p.add(n, -1)
+			}
+		}()
+	}
+	wg.Wait()
+	seen := 0
+	p.each(func(n string, c *atomic.Int64) {
+		seen++
+		if v := c.Load(); v != workers {
+			t.Errorf("%s counts %d, want %d", n, v, workers)
+		}
+	})
+	if seen != numbers || p.total.Load() != workers*numbers {
+		t.Fatalf("%d numbers, total %d; want %d, %d", seen, p.total.Load(), numbers, workers*numbers)
 	}
 }

@@ -148,12 +148,11 @@ func (t *idIndex) all() iter.Seq[*session] {
 
 // pairIndex holds the head of each pair chain (shard.byPair): the oldest
 // pending session of a (receiving number, sender) pair. A slot keeps the
-// pair's hash, seeded per table (senders are chosen by whoever sends), and
+// pair's hash, seeded (senders are chosen by whoever sends: hashSeed), and
 // the session, whose own fields confirm the pair.
 type pairIndex struct {
 	slots []pairSlot
 	n     int
-	seed  maphash.Seed
 	// The slot get found last (its session heads the chain of (lastTo,
 	// its sender)), kept until the table changes: a verification removes
 	// the session it has just looked up, and replaceHead then needs no
@@ -168,9 +167,19 @@ type pairSlot struct {
 	s *session
 }
 
-func (t *pairIndex) hash(to, from string) uint64 {
-	return maphash.String(t.seed, to)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, from)
-}
+// hashSeed seeds the hashes of the pair tables and of the sender counts
+// (senders are chosen by whoever sends), one for the process, so that a
+// message's sender is hashed once for both: hashString(msg.From) finds
+// its pair and counts its verifications (Store.verifyPair).
+var hashSeed = maphash.MakeSeed()
+
+// hashString is a string's hash under hashSeed.
+func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
+
+func (t *pairIndex) hash(to, from string) uint64 { return pairHash(to, hashString(from)) }
+
+// pairHash is the hash of the pair (to, a sender of hash hf).
+func pairHash(to string, hf uint64) uint64 { return hashString(to)*0x9e3779b97f4a7c15 ^ hf }
 
 // holds reports whether s heads or may head the chain of (to, from).
 func holds(s *session, to, from string) bool {
@@ -198,7 +207,15 @@ func (t *pairIndex) get(to, from string) *session {
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(t.hash(to, from), to, from)
+	return t.getHashed(to, from, hashString(from))
+}
+
+// getHashed is get for a sender of hash hf (hashString(from)).
+func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
+	if t.n == 0 {
+		return nil
+	}
+	i := t.find(pairHash(to, hf), to, from)
 	s := t.slots[i].s
 	if s != nil {
 		t.last, t.lastS, t.lastTo = i, s, to
@@ -215,9 +232,6 @@ func (t *pairIndex) set(to, from string, s *session) {
 	t.lastS = nil // slots change
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
 		old := t.slots
-		if t.slots == nil {
-			t.seed = maphash.MakeSeed()
-		}
 		t.slots = make([]pairSlot, max(8, 2*len(old)))
 		mask := len(t.slots) - 1
 		for _, e := range old {

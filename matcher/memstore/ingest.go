@@ -71,7 +71,10 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	ch := msg.MessageChannel()
+	ch := msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
+	if ch == "" {
+		ch = matcher.ChannelSMS
+	}
 	call := ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
@@ -173,9 +176,10 @@ func (l *lazyScan) put() {
 func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	now := recs[1].At.UnixNano()
+	hf := hashString(msg.From) // for the pair table and the sender counts
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
-		if pick = m.pairPick(i, msg, ch, scan, now); pick != nil {
+		if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
 			return pick.shardsOf()
 		}
 		return 0
@@ -184,12 +188,12 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched})
 }
 
 // pairPick returns the session verifyPair verifies (nil: none), looking at
-// the locked shard i and changing nothing.
-func (m *Store) pairPick(i int, msg *matcher.Message, ch string, scan *lazyScan, now int64) *session {
+// the locked shard i and changing nothing; hf is hashString(msg.From).
+func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan *lazyScan, now int64) *session {
 	if ch == matcher.ChannelCall {
 		// A call carries no code: it proves only that the caller called
 		// this number. It verifies only with a validated attestation A,
@@ -200,7 +204,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, ch string, scan *lazyScan,
 			return nil
 		}
 		var pick *session
-		for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+		for s := m.shards[i].byPair.getHashed(msg.To, msg.From, hf); s != nil; s = s.nextOn(msg.To) {
 			if now < s.expires && s.hasRoute(ch, msg.To) {
 				if pick != nil {
 					return nil
@@ -210,7 +214,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, ch string, scan *lazyScan,
 		}
 		return pick
 	}
-	for s := m.shards[i].byPair.get(msg.To, msg.From); s != nil; s = s.nextOn(msg.To) {
+	for s := m.shards[i].byPair.getHashed(msg.To, msg.From, hf); s != nil; s = s.nextOn(msg.To) {
 		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
 			return s
 		}
@@ -236,7 +240,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, hashString(msg.From), ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
@@ -246,8 +250,9 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 // sender under the session's API key in the 24 h before (counted as it is
 // applied). The two records are built where the journal reads them: recs[0]
 // (zero) becomes the verification, and recs[1] is the dedupe record, whose
-// outcome verify sets (a journal other than the WAL copies both).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+// outcome verify sets (a journal other than the WAL copies both). hf is
+// hashString(msg.From).
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = s.idString()
 	r := &recs[0]
 	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
@@ -257,7 +262,7 @@ func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, ch string, r
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
-	m.perform(sh, s, r, true)
+	m.perform(sh, s, r, true, hf)
 	recs[1].Outcome = out
 	return out, m.journal(sh, recs[:]...)
 }

@@ -124,8 +124,7 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 		c = m.opt.Journal.Append(buf...)
 	}
 	if sh != nil && len(sh.fresh) > 0 {
-		m.events.addSessions(sh.fresh, c)
-		clear(sh.fresh)
+		m.events.addSessions(sh.fresh, c) // clears the entries
 		sh.fresh = sh.fresh[:0]
 	}
 	return c

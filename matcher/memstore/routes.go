@@ -88,6 +88,14 @@ func (s *session) shardOn(num string) int {
 // shardsOf is the set of shards that index s while it is pending, as a
 // bit mask (numShards is 64).
 func (s *session) shardsOf() uint64 {
+	if s.x == nil {
+		return bit(int(s.id[0])) // one route: its home (inlined, no loop)
+	}
+	return s.shardsOfRoutes()
+}
+
+// shardsOfRoutes is shardsOf for a session with extra fields.
+func (s *session) shardsOfRoutes() uint64 {
 	var mask uint64
 	for i := range s.numCount() {
 		mask |= bit(s.shardAt(i))

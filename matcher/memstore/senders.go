@@ -2,7 +2,6 @@ package memstore
 
 import (
 	"cmp"
-	"hash/maphash"
 	"iter"
 	"slices"
 	"sync"
@@ -91,13 +90,14 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 
 // countAndAdd is count then add, for a verification at now: under one
 // lock, with one probe of the table for both (a live verification counts
-// the sessions verified before it, then adds its own).
-func (c *senderCounts) countAndAdd(key, sender string, now time.Time, id [16]byte) int {
+// the sessions verified before it, then adds its own). hs is
+// hashString(sender), which the verification has hashed already.
+func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time, id [16]byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	ns := now.UnixNano()
 	c.expire(ns) // first: it may delete slots, moving the one getOrAdd returns
-	l, h := c.t.getOrAdd(senderID{key, sender})
+	l, h := c.t.getOrAddHashed(senderID{key, sender}, hs)
 	n := countAt(l, ns)
 	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
@@ -379,10 +379,12 @@ func sortByTime(ps []timePos) []timePos {
 // 1/8 full, so a flood's memory is given back as it expires. The caller
 // holds senderCounts.mu.
 type senderTable struct {
-	slots  []senderSlot
-	n      int
-	seed   maphash.Seed // senders are chosen by whoever sends
-	seeded bool         // once for the table's life: the queue holds hashes
+	slots []senderSlot
+	n     int
+	// The hash of the API key last hashed (a deployment has a few keys,
+	// each a string shared by its sessions): keyHash compares it first.
+	lastKey  string
+	lastKeyH uint64
 }
 
 type senderSlot struct {
@@ -391,8 +393,21 @@ type senderSlot struct {
 	l senderList
 }
 
-func (t *senderTable) hash(k senderID) uint64 {
-	return (maphash.String(t.seed, k.key)*0x9e3779b97f4a7c15 ^ maphash.String(t.seed, k.sender)) | 1<<63
+// hash is k's hash, seeded by hashSeed (senders are chosen by whoever
+// sends; one seed for the process, so the queue's hashes stay good).
+func (t *senderTable) hash(k senderID) uint64 { return t.hashWith(k.key, hashString(k.sender)) }
+
+// hashWith is the hash of API key key and a sender of hash hs.
+func (t *senderTable) hashWith(key string, hs uint64) uint64 {
+	return (t.keyHash(key)*0x9e3779b97f4a7c15 ^ hs) | 1<<63
+}
+
+// keyHash is hashString(key), remembered for the key last hashed.
+func (t *senderTable) keyHash(key string) uint64 {
+	if key != t.lastKey || t.lastKeyH == 0 {
+		t.lastKey, t.lastKeyH = key, hashString(key)|1 // |1: 0 means none yet
+	}
+	return t.lastKeyH
 }
 
 // findHash returns the first slot of hash h, or false.
@@ -451,10 +466,15 @@ func (t *senderTable) get(k senderID) *senderList {
 // getOrAdd returns k's entries, adding an empty list for a new sender,
 // and k's hash.
 func (t *senderTable) getOrAdd(k senderID) (*senderList, uint64) {
+	return t.getOrAddHashed(k, hashString(k.sender))
+}
+
+// getOrAddHashed is getOrAdd for a sender of hash hs (hashString(k.sender)).
+func (t *senderTable) getOrAddHashed(k senderID, hs uint64) (*senderList, uint64) {
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
 		t.resize(max(8, 2*len(t.slots)))
 	}
-	h := t.hash(k)
+	h := t.hashWith(k.key, hs)
 	i := t.probe(h, k)
 	if s := &t.slots[i]; s.h == 0 {
 		*s = senderSlot{h: h, k: k}
@@ -486,9 +506,6 @@ func (t *senderTable) del(i int) {
 
 // resize moves the senders to a table of size slots (a power of two).
 func (t *senderTable) resize(size int) {
-	if !t.seeded {
-		t.seed, t.seeded = maphash.MakeSeed(), true
-	}
 	old := t.slots
 	t.slots = make([]senderSlot, size)
 	mask := size - 1

@@ -357,7 +357,7 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 		}
 		want := one.count(key, from, at)
 		one.add(key, from, at, id)
-		if got := two.countAndAdd(key, from, at, id); got != want {
+		if got := two.countAndAdd(key, from, hashString(from), at, id); got != want {
 			t.Fatalf("step %d: countAndAdd counted %d, count %d", i, got, want)
 		}
 		if a, b := one.len(), two.len(); a != b {
@@ -383,11 +383,11 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 func TestCountAndAddSenderExpiresInCall(t *testing.T) {
 	var c senderCounts
 	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	c.countAndAdd("k", alice, t0, [16]byte{1})
-	c.countAndAdd("k", mallet, t0.Add(time.Hour), [16]byte{2})
+	c.countAndAdd("k", alice, hashString(alice), t0, [16]byte{1})
+	c.countAndAdd("k", mallet, hashString(mallet), t0.Add(time.Hour), [16]byte{2})
 	for i, s := range []string{alice, mallet} {
 		at := t0.Add(25*time.Hour + time.Duration(i)*time.Hour)
-		if n := c.countAndAdd("k", s, at, [16]byte{3, byte(i)}); n != 0 {
+		if n := c.countAndAdd("k", s, hashString(s), at, [16]byte{3, byte(i)}); n != 0 {
 			t.Fatalf("%s counted %d", s, n)
 		}
 		if n := c.count("k", s, at); n != 1 {

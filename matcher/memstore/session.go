@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"encoding/binary"
 	"maps"
 	"slices"
 	"strings"
@@ -418,21 +419,34 @@ func renderID(prefix string, id *[16]byte) string {
 }
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
-// three groups of 5 bytes as 8 characters each, then the last byte as 2.
+// the 128 bits, big-endian, then 2 zero bits, as 13 groups of 10 bits,
+// each written as its two characters (idPairs) by one load and one store.
 func encodeRaw(dst *[26]byte, id *[16]byte) {
-	encode40((*[8]byte)(dst[0:8]), id[0:5])
-	encode40((*[8]byte)(dst[8:16]), id[5:10])
-	encode40((*[8]byte)(dst[16:24]), id[10:15])
-	dst[24] = idAlphabet[id[15]>>3]
-	dst[25] = idAlphabet[id[15]<<2&31]
+	hi, lo := binary.BigEndian.Uint64(id[:8]), binary.BigEndian.Uint64(id[8:])
+	put := func(k int, v uint64) { binary.LittleEndian.PutUint16(dst[2*k:], idPairs[v&1023]) }
+	put(0, hi>>54)
+	put(1, hi>>44)
+	put(2, hi>>34)
+	put(3, hi>>24)
+	put(4, hi>>14)
+	put(5, hi>>4)
+	put(6, hi<<6|lo>>58)
+	put(7, lo>>48)
+	put(8, lo>>38)
+	put(9, lo>>28)
+	put(10, lo>>18)
+	put(11, lo>>8)
+	put(12, lo<<2)
 }
 
-// encode40 writes the 5 bytes of src as 8 characters of idEncoding.
-func encode40(dst *[8]byte, src []byte) {
-	v := uint64(src[0])<<32 | uint64(src[1])<<24 | uint64(src[2])<<16 | uint64(src[3])<<8 | uint64(src[4])
-	dst[0], dst[1], dst[2], dst[3] = idAlphabet[v>>35&31], idAlphabet[v>>30&31], idAlphabet[v>>25&31], idAlphabet[v>>20&31]
-	dst[4], dst[5], dst[6], dst[7] = idAlphabet[v>>15&31], idAlphabet[v>>10&31], idAlphabet[v>>5&31], idAlphabet[v&31]
-}
+// idPairs holds, for each 10-bit value, its two characters of idAlphabet,
+// the first in the low byte.
+var idPairs = func() (t [1024]uint16) {
+	for v := range t {
+		t[v] = uint16(idAlphabet[v>>5]) | uint16(idAlphabet[v&31])<<8
+	}
+	return t
+}()
 
 // idAlphabet is idEncoding's alphabet.
 const idAlphabet = "abcdefghijklmnopqrstuvwxyz234567"

@@ -134,8 +134,7 @@ func (m *Store) restore(s *session) {
 // settle moves the events that recovery made on the locked shard sh into
 // the event table: read back, they are durable.
 func (m *Store) settle(sh *shard) {
-	m.events.addSessions(sh.fresh, nil)
-	clear(sh.fresh)
+	m.events.addSessions(sh.fresh, nil) // clears the entries
 	sh.fresh = sh.fresh[:0]
 }
 

@@ -7,6 +7,7 @@
 package text
 
 import (
+	"strings"
 	"sync"
 	"unicode"
 	"unicode/utf8"
@@ -253,6 +254,31 @@ func ContainsInASCII(text, code string) bool {
 func containsASCII(text, code string) bool {
 	if code == "" {
 		return false // no chunk is empty
+	}
+	if c := code[0]; c >= '0' && c <= '9' {
+		// A digit is read as itself alone: the chunks that start with
+		// it start at one of its bytes (strings.IndexByte finds them a
+		// word at a time) that follows no code character. A code is
+		// mostly written as it is normalized, in one chunk: that is one
+		// comparison, and a token where no code character follows.
+		for i := 0; i < len(text); i++ {
+			j := strings.IndexByte(text[i:], c)
+			if j < 0 {
+				return false
+			}
+			i += j
+			if i > 0 && asciiCode[text[i-1]] != 0 {
+				continue
+			}
+			if rest := text[i:]; strings.HasPrefix(rest, code) {
+				if len(rest) == len(code) || asciiCode[rest[len(code)]] == 0 {
+					return true
+				}
+			} else if tokenAt(rest, code) {
+				return true
+			}
+		}
+		return false
 	}
 	for i := 0; i < len(text); {
 		if asciiCode[text[i]] == 0 {
