@@ -242,10 +242,12 @@ func digitValue(r rune) rune {
 }
 
 // ContainsInASCII is Read then Contains, without a Scanner, for a text
-// that ASCII has accepted: whether code (normalized) is a whole token of
-// text, read in place, once. On any other text its answer is wrong
-// (it skips the normalization Read applies): the caller must have asked
-// ASCII first.
+// that ASCII has accepted: whether code is a whole token of text, read in
+// place, once. code must be normalized (NormalizeCode's output, as a
+// session's code is stored): a code of digits is compared byte for byte,
+// so "482 913" could be found where Contains finds nothing. On a text
+// ASCII has not accepted its answer is wrong (it skips the normalization
+// Read applies): the caller must have asked ASCII first.
 func ContainsInASCII(text, code string) bool {
 	return containsASCII(head(text), code)
 }
