@@ -5,6 +5,9 @@ import (
 	"time"
 )
 
+// AckBatch is how many events one ack call takes.
+const AckBatch = ackBatch
+
 // Sweep runs one expiry and retention pass, for tests.
 func (s *Store) Sweep(ctx context.Context) error { return s.sweep(ctx) }
 

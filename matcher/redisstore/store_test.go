@@ -444,8 +444,9 @@ func TestAckEventsBatched(t *testing.T) {
 	if !ok {
 		t.Fatal("the Redis store does not ack in batches")
 	}
-	// 260 events on one number (two calls: 256 and 4), 2 and 1 on two more.
-	perNumber := map[string]int{"+14155550100": 260, "+14155550101": 2, "+14155550102": 1}
+	// 4 calls and 4 events on one number (five calls), 2 and 1 on two more.
+	perNumber := map[string]int{"+14155550100": 4*redisstore.AckBatch + 4, "+14155550101": 2, "+14155550102": 1}
+	total, calls := 4*redisstore.AckBatch+7, 7
 	sender := 0
 	for to, n := range perNumber {
 		for range n {
@@ -460,7 +461,7 @@ func TestAckEventsBatched(t *testing.T) {
 		}
 	}
 	evs, err := s.ClaimEvents(ctx, 30*time.Second, 1000)
-	if err != nil || len(evs) != 263 {
+	if err != nil || len(evs) != total {
 		t.Fatalf("claim = %d events, %v", len(evs), err)
 	}
 	var alive, dead []matcher.Event
@@ -480,8 +481,8 @@ func TestAckEventsBatched(t *testing.T) {
 	}
 	after := commandCalls(t, srv.Client())
 	for _, cmd := range []string{"fcall", "zrem", "hdel", "hmget", "hset"} {
-		if n := after[cmd] - before[cmd]; n != 4 {
-			t.Errorf("%d %s commands for 263 acks on 3 numbers, want 4 (one per call)", n, cmd)
+		if n := after[cmd] - before[cmd]; n != calls {
+			t.Errorf("%d %s commands for %d acks on 3 numbers, want %d (one per call)", n, cmd, total, calls)
 		}
 	}
 	if n, err := s.Undelivered(ctx); err != nil || n != 0 {
