@@ -197,16 +197,21 @@ func checkCaptureGuessesAcrossNumbers(t *testing.T, h *harness) {
 }
 
 // redisCalls counts, through a go-redis hook, the ingest function calls
-// and the sender-budget scripts (charges and refunds) a client sends.
+// and the sender-budget scripts (charges and refunds) a client sends, and
+// its round trips: commands sent alone, pipelines.
 type redisCalls struct {
 	mu               sync.Mutex
 	ingests, budgets int
+	alone, pipes     int
 }
 
 func (c *redisCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
 
 func (c *redisCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		c.mu.Lock()
+		c.alone++
+		c.mu.Unlock()
 		c.count(cmd)
 		return next(ctx, cmd)
 	}
@@ -214,6 +219,9 @@ func (c *redisCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 func (c *redisCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []redis.Cmder) error {
+		c.mu.Lock()
+		c.pipes++
+		c.mu.Unlock()
 		for _, cmd := range cmds {
 			c.count(cmd)
 		}
@@ -284,33 +292,6 @@ func TestRedisOwnMatchOneCall(t *testing.T) {
 	}
 }
 
-// roundTrips counts, through a go-redis hook, the commands sent alone and
-// the pipelines.
-type roundTrips struct {
-	mu           sync.Mutex
-	alone, pipes int
-}
-
-func (r *roundTrips) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (r *roundTrips) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		r.mu.Lock()
-		r.alone++
-		r.mu.Unlock()
-		return next(ctx, cmd)
-	}
-}
-
-func (r *roundTrips) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		r.mu.Lock()
-		r.pipes++
-		r.mu.Unlock()
-		return next(ctx, cmds)
-	}
-}
-
 // TestSharedGuardOneRoundTrip: the guard in the shared Redis answers a
 // claim's event ids in one round trip (one SET NX GET each, pipelined),
 // each id first once across calls; an id it cannot tell about counts.
@@ -322,7 +303,7 @@ func TestSharedGuardOneRoundTrip(t *testing.T) {
 	if err := rdb.Ping(ctx).Err(); err != nil { // the connection's set-up is no claim's
 		t.Fatal(err)
 	}
-	rt := &roundTrips{}
+	rt := &redisCalls{}
 	rdb.AddHook(rt)
 	g := sharedOnce{rdb: rdb, prefix: "t:observed:", ttl: time.Hour}
 	check := func(ids []string, want ...bool) {

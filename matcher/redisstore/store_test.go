@@ -386,13 +386,19 @@ func TestUndeliveredEventOutlivesRetention(t *testing.T) {
 	}
 }
 
-// TestUndeliveredCounts: every event not yet acked counts, in every
-// tag, whether due, leased or deferred; an ack takes it out.
-func TestUndeliveredCounts(t *testing.T) {
+// onFakeClock is a store on a private Redis and a fake clock set to now.
+func onFakeClock(t *testing.T) (*redistest.Server, *storetest.Clock, *redisstore.Store) {
+	t.Helper()
 	srv := redistest.Start(t)
 	c := &storetest.Clock{}
 	c.Add(time.Duration(time.Now().UnixNano()))
-	s := open(t, fakeOptions(srv.URL(), c.Now))
+	return srv, c, open(t, fakeOptions(srv.URL(), c.Now))
+}
+
+// TestUndeliveredCounts: every event not yet acked counts, in every
+// tag, whether due, leased or deferred; an ack takes it out.
+func TestUndeliveredCounts(t *testing.T) {
+	srv, c, s := onFakeClock(t)
 	ctx := context.Background()
 	count := func(want int) {
 		t.Helper()
@@ -435,10 +441,7 @@ func TestUndeliveredCounts(t *testing.T) {
 // events, each event then acked as AckEvent acks it: never claimed
 // again, its session's notified state recorded.
 func TestAckEventsBatched(t *testing.T) {
-	srv := redistest.Start(t)
-	c := &storetest.Clock{}
-	c.Add(time.Duration(time.Now().UnixNano()))
-	s := open(t, fakeOptions(srv.URL(), c.Now))
+	srv, c, s := onFakeClock(t)
 	ctx := context.Background()
 	b, ok := matcher.Store(s).(matcher.EventBatchAcker)
 	if !ok {
