@@ -654,9 +654,14 @@ end
 -- claim leases due events: ARGV now, lease end, limit. Returns the members.
 local function claim(keys, args)
   local ms = redis.call('ZRANGEBYSCORE', keys[EV], '-inf', args[1], 'LIMIT', 0, args[3])
+  if #ms == 0 then return ms end
+  -- One ZADD for the batch: score, member pairs.
+  local zs = {}
   for _, m in ipairs(ms) do
-    redis.call('ZADD', keys[EV], args[2], m)
+    zs[#zs + 1] = args[2]
+    zs[#zs + 1] = m
   end
+  redis.call('ZADD', keys[EV], unpack(zs))
   return ms
 end
 

@@ -436,9 +436,9 @@ func TestUndeliveredCounts(t *testing.T) {
 	}
 }
 
-// TestAckEventsBatched: the store acks a claim's events in batches (the
-// outbox's EventBatchAcker): one function call per tag and per ackBatch
-// events, each event then acked as AckEvent acks it: never claimed
+// TestAckEventsBatched: a claim leases its events with one command per
+// number, and the store acks them in batches (the outbox's
+// EventBatchAcker): one function call per tag and per ackBatch events, each event then acked as AckEvent acks it: never claimed
 // again, its session's notified state recorded.
 func TestAckEventsBatched(t *testing.T) {
 	srv, c, s := onFakeClock(t)
@@ -463,9 +463,14 @@ func TestAckEventsBatched(t *testing.T) {
 			}
 		}
 	}
+	beforeClaim := commandCalls(t, srv.Client())
 	evs, err := s.ClaimEvents(ctx, 30*time.Second, 1000)
 	if err != nil || len(evs) != total {
 		t.Fatalf("claim = %d events, %v", len(evs), err)
+	}
+	// A claim leases its events with one ZADD per number, not one each.
+	if n := commandCalls(t, srv.Client())["zadd"] - beforeClaim["zadd"]; n != 3 {
+		t.Errorf("%d ZADDs to claim %d events on 3 numbers, want 3", n, total)
 	}
 	var alive, dead []matcher.Event
 	for _, ev := range evs {
