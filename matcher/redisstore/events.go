@@ -3,7 +3,6 @@ package redisstore
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -111,29 +110,56 @@ func (s *Store) ClaimEvents(ctx context.Context, lease time.Duration, limit int)
 func (s *Store) events(ctx context.Context, tag string, members []string) ([]matcher.Event, error) {
 	ctx, cancel := s.timeout(ctx)
 	defer cancel()
-	cmds := make([]*redis.StringCmd, len(members))
-	attempts := make([]*redis.StringCmd, len(members))
-	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, member := range members {
-			if id, ok := strings.CutPrefix(member, "s:"); ok {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, keySessions), id)
-			} else {
-				cmds[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), member)
-			}
-			attempts[i] = p.HGet(ctx, s.k.key(tag, keyEventRecords), "a:"+member)
+	// Two commands for the claim, whatever its size: the sessions'
+	// records, and from the event records each member's failed attempts
+	// ("a:<member>") with, for a message.unmatched event, its record
+	// first.
+	var ids []string
+	fields := make([]string, 0, len(members)+len(members)/4)
+	for _, member := range members {
+		if id, ok := strings.CutPrefix(member, "s:"); ok {
+			ids = append(ids, id)
+		} else {
+			fields = append(fields, member)
 		}
+		fields = append(fields, "a:"+member)
+	}
+	var sc, ec *redis.SliceCmd
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		if len(ids) > 0 {
+			sc = p.HMGet(ctx, s.k.key(tag, keySessions), ids...)
+		}
+		ec = p.HMGet(ctx, s.k.key(tag, keyEventRecords), fields...)
 		return nil
 	})
-	if err != nil && !errors.Is(err, redis.Nil) {
+	if err != nil {
 		return nil, unavailable(err)
 	}
+	var svals []any
+	if sc != nil {
+		svals = sc.Val()
+	}
+	evals := ec.Val()
+	if len(svals) != len(ids) || len(evals) != len(fields) {
+		return nil, unavailable(fmt.Errorf("events of %s: %d and %d values for %d and %d fields", tag, len(svals), len(evals), len(ids), len(fields)))
+	}
 	var out []matcher.Event
-	for i, member := range members {
-		j, err := cmds[i].Result()
-		if err != nil {
+	si, ei := 0, 0
+	for _, member := range members {
+		var rec any
+		id, isSession := strings.CutPrefix(member, "s:")
+		if isSession {
+			rec, si = svals[si], si+1
+		} else {
+			rec, ei = evals[ei], ei+1
+		}
+		attempts := attemptsOf(evals[ei])
+		ei++
+		j, ok := rec.(string)
+		if !ok {
 			continue // dropped past the retention
 		}
-		if id, ok := strings.CutPrefix(member, "s:"); ok {
+		if isSession {
 			sess, err := s.decode(j, id)
 			if err != nil {
 				s.log.Error("redis: undecodable session of an event: not delivered", "member", member, "err", err)
@@ -142,7 +168,7 @@ func (s *Store) events(ctx context.Context, tag string, members []string) ([]mat
 			if !sess.Status.Final() {
 				continue
 			}
-			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt, Attempts: atoi(attempts[i])})
+			out = append(out, matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess, At: sess.FinishedAt, Attempts: attempts})
 			continue
 		}
 		var e matcher.UnmatchedEvent
@@ -154,7 +180,7 @@ func (s *Store) events(ctx context.Context, tag string, members []string) ([]mat
 			s.log.Error("redis: undecodable message.unmatched event: not delivered", "member", member, "err", err)
 			continue
 		}
-		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At, Attempts: atoi(attempts[i])})
+		out = append(out, matcher.Event{ID: e.ID, Key: e.Key, Unmatched: &e, At: e.At, Attempts: attempts})
 	}
 	return out, nil
 }
@@ -220,9 +246,11 @@ func (s *Store) AckEvents(ctx context.Context, evs []matcher.Event, dead bool) e
 	return bad
 }
 
-// atoi reads a failed-attempts count (0 when there is none).
-func atoi(c *redis.StringCmd) int {
-	n, _ := strconv.Atoi(c.Val())
+// attemptsOf reads a failed-attempts count, an HMGET value (0 when there
+// is none).
+func attemptsOf(v any) int {
+	s, _ := v.(string)
+	n, _ := strconv.Atoi(s)
 	return n
 }
 

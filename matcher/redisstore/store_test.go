@@ -468,9 +468,13 @@ func TestAckEventsBatched(t *testing.T) {
 	if err != nil || len(evs) != total {
 		t.Fatalf("claim = %d events, %v", len(evs), err)
 	}
-	// A claim leases its events with one ZADD per number, not one each.
-	if n := commandCalls(t, srv.Client())["zadd"] - beforeClaim["zadd"]; n != 3 {
-		t.Errorf("%d ZADDs to claim %d events on 3 numbers, want 3", n, total)
+	// A claim leases its events with one ZADD per number and reads them
+	// with two HMGETs (records, attempts), not a command or two each.
+	afterClaim := commandCalls(t, srv.Client())
+	for cmd, want := range map[string]int{"zadd": 3, "hmget": 6, "hget": 0} {
+		if n := afterClaim[cmd] - beforeClaim[cmd]; n != want {
+			t.Errorf("%d %s commands to claim %d events on 3 numbers, want %d", n, cmd, total, want)
+		}
 	}
 	var alive, dead []matcher.Event
 	for _, ev := range evs {
@@ -516,6 +520,62 @@ func TestAckEventsBatched(t *testing.T) {
 	srv.Kill()
 	if err := b.AckEvents(ctx, alive[:1], false); err == nil {
 		t.Fatal("AckEvents succeeded with Redis gone")
+	}
+}
+
+// TestClaimMixedEvents: a claim of session events and message.unmatched
+// events together reads each one's record and its own failed attempts
+// (two commands for the whole claim: TestAckEventsBatched).
+func TestClaimMixedEvents(t *testing.T) {
+	_, c, s := onFakeClock(t)
+	ctx := context.Background()
+	const to = "+14155550100"
+	v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k1", Number: storetest.Alice, To: to, TTL: time.Minute})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Cancel(ctx, v.ID); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Second)
+	msg := matcher.Message{Provider: "tw", MessageID: "SM1", From: "+16285550199", To: to, Text: "hello"}
+	if o, err := s.Ingest(ctx, msg, matcher.IngestOptions{UnmatchedKeys: []string{"k1", "k2"}}); err != nil || o.Kind != matcher.Unmatched {
+		t.Fatalf("ingest = %+v, %v", o, err)
+	}
+	evs, err := s.ClaimEvents(ctx, 30*time.Second, 10)
+	if err != nil || len(evs) != 3 {
+		t.Fatalf("claim = %+v, %v", evs, err)
+	}
+	// Each handed back with attempts of its own: 1, 2, 3.
+	want := map[string]int{}
+	for i, ev := range evs {
+		ev.Attempts = i + 1
+		want[ev.ID] = i + 1
+		if err := s.DeferEvent(ctx, ev, c.Now()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	again, err := s.ClaimEvents(ctx, 30*time.Second, 10)
+	if err != nil || len(again) != 3 {
+		t.Fatalf("claim again = %+v, %v", again, err)
+	}
+	sessions := 0
+	for _, ev := range again {
+		if ev.Attempts != want[ev.ID] {
+			t.Errorf("event %s: %d attempts, want %d", ev.ID, ev.Attempts, want[ev.ID])
+		}
+		switch {
+		case ev.Session != nil:
+			sessions++
+			if ev.Session.ID != v.ID || ev.Type() != "verification.cancelled" {
+				t.Errorf("session event %+v", ev)
+			}
+		case ev.Unmatched == nil || ev.Unmatched.Message.Text != "hello" || ev.ID != matcher.UnmatchedEventID("tw", "SM1", ev.Key):
+			t.Errorf("unmatched event %+v", ev)
+		}
+	}
+	if sessions != 1 {
+		t.Fatalf("%d session events in %+v, want 1", sessions, again)
 	}
 }
 
