@@ -16,56 +16,57 @@ import (
 )
 
 // dueTags returns the tags whose sorted set name (exp, done, ev or linkexp) has
-// members scored up to max: one pipelined round trip.
+// members scored up to max.
 func (s *Store) dueTags(ctx context.Context, set string, maxScore int64) ([]string, error) {
-	tags, err := s.rdb.SMembers(ctx, s.k.tags()).Result()
+	tags, counts, err := s.tagCounts(ctx, set, strconv.FormatInt(maxScore, 10))
 	if err != nil {
-		return nil, unavailable(err)
-	}
-	cmds := make([]*redis.IntCmd, len(tags))
-	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		for i, t := range tags {
-			cmds[i] = p.ZCount(ctx, s.k.key(t, set), "-inf", strconv.FormatInt(maxScore, 10))
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, unavailable(err)
+		return nil, err
 	}
 	var due []string
-	for i, c := range cmds {
-		if c.Val() > 0 {
+	for i, n := range counts {
+		if n > 0 {
 			due = append(due, tags[i])
 		}
 	}
 	return due, nil
 }
 
-// Undelivered counts the events not yet acked, due or not, leased or not,
-// in every tag: one round trip for the tags, one pipelined for their
-// counts. mogate bench waits on it for a load run's events to leave.
-func (s *Store) Undelivered(ctx context.Context) (int, error) {
-	ctx, cancel := s.timeout(ctx)
-	defer cancel()
+// tagCounts returns every tag and how many members of its sorted set name
+// are scored up to max ("+inf": all of them): one round trip for the
+// tags, one pipelined for their counts.
+func (s *Store) tagCounts(ctx context.Context, set, max string) ([]string, []int64, error) {
 	tags, err := s.rdb.SMembers(ctx, s.k.tags()).Result()
 	if err != nil {
-		return 0, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
 	cmds := make([]*redis.IntCmd, len(tags))
 	_, err = s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
 		for i, t := range tags {
-			cmds[i] = p.ZCard(ctx, s.k.key(t, keyEvents))
+			cmds[i] = p.ZCount(ctx, s.k.key(t, set), "-inf", max)
 		}
 		return nil
 	})
 	if err != nil {
-		return 0, unavailable(err)
+		return nil, nil, unavailable(err)
 	}
+	counts := make([]int64, len(cmds))
+	for i, c := range cmds {
+		counts[i] = c.Val()
+	}
+	return tags, counts, nil
+}
+
+// Undelivered counts the events not yet acked, due or not, leased or not,
+// in every tag. mogate bench waits on it for a load run's events to leave.
+func (s *Store) Undelivered(ctx context.Context) (int, error) {
+	ctx, cancel := s.timeout(ctx)
+	defer cancel()
+	_, counts, err := s.tagCounts(ctx, keyEvents, "+inf")
 	n := 0
-	for _, c := range cmds {
-		n += int(c.Val())
+	for _, c := range counts {
+		n += int(c)
 	}
-	return n, nil
+	return n, err
 }
 
 // ClaimEvents leases up to limit due events: each tag's claim is one
