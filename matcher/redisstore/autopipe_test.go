@@ -37,27 +37,18 @@ func fcalls(cmds ...redis.Cmder) int64 {
 	return n
 }
 
-func (h *holdCalls) hold(cmds ...redis.Cmder) {
+// holding adds a holdCalls to s's client.
+func holding(s *redisstore.Store) *holdCalls {
+	h := &holdCalls{release: make(chan struct{})}
+	s.Client().AddHook(cmdHook{before: h.hold})
+	return h
+}
+
+func (h *holdCalls) hold(cmds []redis.Cmder) {
 	if n := fcalls(cmds...); n > 0 {
 		h.trips.Add(1)
 		h.calls.Add(n)
 		<-h.release
-	}
-}
-
-func (h *holdCalls) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *holdCalls) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		h.hold(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (h *holdCalls) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		h.hold(cmds...)
-		return next(ctx, cmds)
 	}
 }
 
@@ -78,8 +69,7 @@ func TestCallsShareRoundTrips(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
+	h := holding(s)
 	outs := make([]matcher.Outcome, n)
 	errs := make([]error, n)
 	var wg sync.WaitGroup
@@ -143,9 +133,8 @@ func isTimeout(err error) bool {
 // the test if they have not all returned after 30 s.
 func stalledCalls(t *testing.T, srv *redistest.Server, s *redisstore.Store, timeout time.Duration, n int, call func(i int) error) []error {
 	t.Helper()
-	h := &holdCalls{release: make(chan struct{})}
+	h := holding(s)
 	close(h.release) // counts, holds nothing
-	s.Client().AddHook(h)
 	killAndFreeze(t, srv)
 	errs := make([]error, n)
 	within(t, 30*time.Second, "calls with Redis frozen", func() {
@@ -169,12 +158,8 @@ func stalledCalls(t *testing.T, srv *redistest.Server, s *redisstore.Store, time
 // closed, calls queued behind the batches in flight fail with
 // ErrUnavailable (a timeout), as those do, and none hangs.
 func TestQueuedCallsStalled(t *testing.T) {
-	srv := redistest.Start(t)
-	o := options(srv.URL(), nil)
-	o.Timeout = 300 * time.Millisecond
-	s := open(t, o)
+	srv, o, s := timedStore(t, 300*time.Millisecond)
 	ctx := context.Background()
-	createVerify(t, s, storetest.Alice) // the tag registered
 	errs := stalledCalls(t, srv, s, o.Timeout, 3*redisstore.MaxBatchesInFlight, func(i int) error {
 		msg := matcher.Message{Provider: "tw", MessageID: fmt.Sprint("SM", i), From: storetest.Alice, To: storetest.To, Text: "hello"}
 		_, err := s.Ingest(ctx, msg, matcher.IngestOptions{})
@@ -185,6 +170,18 @@ func TestQueuedCallsStalled(t *testing.T) {
 			t.Errorf("call %d with Redis frozen = %v, want ErrUnavailable (a timeout)", i, err)
 		}
 	}
+}
+
+// timedStore opens a store on a private Redis with the given call
+// timeout, its number's tag registered.
+func timedStore(t *testing.T, timeout time.Duration) (*redistest.Server, redisstore.Options, *redisstore.Store) {
+	t.Helper()
+	srv := redistest.Start(t)
+	o := options(srv.URL(), nil)
+	o.Timeout = timeout
+	s := open(t, o)
+	createVerify(t, s, storetest.Alice) // the tag registered
+	return srv, o, s
 }
 
 // ackOf is an event of a session that no call created: acking it writes
@@ -200,12 +197,8 @@ func ackOf(i int) matcher.Event {
 // and calls whose reply is not read (AckEvent) must not report success
 // for a write that never ran.
 func TestBatchWithoutConnectionFails(t *testing.T) {
-	srv := redistest.Start(t)
-	o := options(srv.URL(), nil)
-	o.Timeout = 300 * time.Millisecond
-	s := open(t, o)
+	srv, o, s := timedStore(t, 300*time.Millisecond)
 	ctx := context.Background()
-	createVerify(t, s, storetest.Alice) // the tag registered
 	if err := s.AckEvent(ctx, ackOf(-1), false); err != nil {
 		t.Fatal(err)
 	}
@@ -228,18 +221,11 @@ type pauseOnBatch struct {
 	paused atomic.Bool
 }
 
-func (h *pauseOnBatch) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *pauseOnBatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (h *pauseOnBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if fcalls(cmds...) > 1 && !h.paused.Swap(true) {
-			if err := h.rc.Do(context.Background(), "client", "pause", h.pause.Milliseconds(), "all").Err(); err != nil {
-				panic(err)
-			}
+func (h *pauseOnBatch) pauseOn(cmds []redis.Cmder) {
+	if fcalls(cmds...) > 1 && !h.paused.Swap(true) {
+		if err := h.rc.Do(context.Background(), "client", "pause", h.pause.Milliseconds(), "all").Err(); err != nil {
+			panic(err)
 		}
-		return next(ctx, cmds)
 	}
 }
 
@@ -258,15 +244,10 @@ func fillBatches(t *testing.T, s *redisstore.Store, h *holdCalls, wg *sync.WaitG
 // pauses Redis for pause (p) as it is sent.
 func pausedBatch(t *testing.T, timeout, pause time.Duration) (redisstore.Options, *redisstore.Store, *holdCalls, *pauseOnBatch) {
 	t.Helper()
-	srv := redistest.Start(t)
-	o := options(srv.URL(), nil)
-	o.Timeout = timeout
-	s := open(t, o)
-	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
+	srv, o, s := timedStore(t, timeout)
+	h := holding(s)
 	p := &pauseOnBatch{rc: srv.Client(), pause: pause}
-	s.Client().AddHook(p)
+	s.Client().AddHook(cmdHook{pipelines: true, before: p.pauseOn})
 	return o, s, h, p
 }
 
@@ -336,13 +317,8 @@ func TestNoCallOutlivesItsTimeout(t *testing.T) {
 // passed fails, as a timeout, and does not fail a fresh call of its
 // batch.
 func TestExpiredQueuedCallSparesFresh(t *testing.T) {
-	srv := redistest.Start(t)
-	o := options(srv.URL(), nil)
-	o.Timeout = 500 * time.Millisecond
-	s := open(t, o)
-	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
+	_, o, s := timedStore(t, 500*time.Millisecond)
+	h := holding(s)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
 	var errOld, errFresh error
@@ -364,23 +340,9 @@ func TestExpiredQueuedCallSparesFresh(t *testing.T) {
 // panicOnCall is a client hook whose function calls panic.
 type panicOnCall struct{ on atomic.Bool }
 
-func (h *panicOnCall) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (h *panicOnCall) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
-		if h.on.Load() && fcalls(cmd) > 0 {
-			panic("hook")
-		}
-		return next(ctx, cmd)
-	}
-}
-
-func (h *panicOnCall) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if h.on.Load() && fcalls(cmds...) > 0 {
-			panic("hook")
-		}
-		return next(ctx, cmds)
+func (h *panicOnCall) panicOn(cmds []redis.Cmder) {
+	if h.on.Load() && fcalls(cmds...) > 0 {
+		panic("hook")
 	}
 }
 
@@ -393,7 +355,7 @@ func TestCallPanicFreesItsBatch(t *testing.T) {
 	ctx := context.Background()
 	createVerify(t, s, storetest.Alice) // the tag registered
 	h := &panicOnCall{}
-	s.Client().AddHook(h)
+	s.Client().AddHook(cmdHook{before: h.panicOn})
 	done := make(chan error, 1)
 	go func() {
 		h.on.Store(true)
@@ -418,18 +380,16 @@ func TestCallPanicFreesItsBatch(t *testing.T) {
 }
 
 // panicOnBatch is a client hook that panics on round trips carrying more
-// than one function call.
-type panicOnBatch struct{}
+// than one function call, before they are sent; panicAfterBatch once
+// Redis has answered them.
+var (
+	panicOnBatch    = cmdHook{pipelines: true, before: panicIfBatch}
+	panicAfterBatch = cmdHook{pipelines: true, after: panicIfBatch}
+)
 
-func (panicOnBatch) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (panicOnBatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (panicOnBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		if fcalls(cmds...) > 1 {
-			panic("hook")
-		}
-		return next(ctx, cmds)
+func panicIfBatch(cmds []redis.Cmder) {
+	if fcalls(cmds...) > 1 {
+		panic("hook")
 	}
 }
 
@@ -439,7 +399,7 @@ func (panicOnBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.Pr
 func TestBatchPanicFailsItsCalls(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, options(srv.URL(), nil))
-	for i, err := range panickedBatch(t, s, panicOnBatch{}) {
+	for i, err := range panickedBatch(t, s, panicOnBatch) {
 		if !errors.Is(err, matcher.ErrUnavailable) {
 			t.Errorf("call %d of a batch whose sending panicked = %v, want ErrUnavailable", i+1, err)
 		}
@@ -453,8 +413,7 @@ func TestBatchPanicFailsItsCalls(t *testing.T) {
 func panickedBatch(t *testing.T, s *redisstore.Store, hook redis.Hook) []error {
 	t.Helper()
 	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
+	h := holding(s)
 	s.Client().AddHook(hook)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
@@ -480,21 +439,6 @@ func panickedBatch(t *testing.T, s *redisstore.Store, hook redis.Hook) []error {
 	return errs[1:]
 }
 
-type panicAfterBatch struct{}
-
-func (panicAfterBatch) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (panicAfterBatch) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-
-func (panicAfterBatch) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		err := next(ctx, cmds)
-		if fcalls(cmds...) > 1 {
-			panic("hook")
-		}
-		return err
-	}
-}
-
 // TestBatchPanicAfterSendAcksNone: when writes wait for a replica and
 // sending a batch panics after Redis answered (a hook's), no call of the
 // batch is acknowledged: the WAIT's verdict was never read.
@@ -504,7 +448,7 @@ func TestBatchPanicAfterSendAcksNone(t *testing.T) {
 	o := options(primary.URL(), nil)
 	o.WaitReplicas, o.WaitTimeout = 1, time.Second
 	s := open(t, o)
-	for i, err := range panickedBatch(t, s, panicAfterBatch{}) {
+	for i, err := range panickedBatch(t, s, panicAfterBatch) {
 		if !errors.Is(err, matcher.ErrUnavailable) {
 			t.Errorf("call %d of a batch whose WAIT verdict was never read = %v, want ErrUnavailable", i+1, err)
 		}
@@ -517,8 +461,7 @@ func TestQueueKeepsNoSentCalls(t *testing.T) {
 	srv := redistest.Start(t)
 	s := open(t, options(srv.URL(), nil))
 	createVerify(t, s, storetest.Alice) // the tag registered
-	h := &holdCalls{release: make(chan struct{})}
-	s.Client().AddHook(h)
+	h := holding(s)
 	var wg sync.WaitGroup
 	fillBatches(t, s, h, &wg)
 	for i := range 3 {
@@ -548,8 +491,7 @@ func TestWaitingCallsShareOneWait(t *testing.T) {
 	const n = 20
 	ids := make([]string, 2*n)
 	run := func(first int) []error {
-		h := &holdCalls{release: make(chan struct{})}
-		s.Client().AddHook(h)
+		h := holding(s)
 		errs := make([]error, n)
 		var wg sync.WaitGroup
 		for i := range n {

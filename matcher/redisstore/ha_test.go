@@ -23,19 +23,14 @@ type pipelines struct {
 	got [][]string
 }
 
-func (p *pipelines) DialHook(next redis.DialHook) redis.DialHook          { return next }
-func (p *pipelines) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
-func (p *pipelines) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		var names []string
-		for _, c := range cmds {
-			names = append(names, c.Name())
-		}
-		p.mu.Lock()
-		p.got = append(p.got, names)
-		p.mu.Unlock()
-		return next(ctx, cmds)
+func (p *pipelines) record(cmds []redis.Cmder) {
+	var names []string
+	for _, c := range cmds {
+		names = append(names, c.Name())
 	}
+	p.mu.Lock()
+	p.got = append(p.got, names)
+	p.mu.Unlock()
 }
 
 func (p *pipelines) has(want string) bool {
@@ -68,7 +63,7 @@ func TestWaitReplicas(t *testing.T) {
 	s := open(t, o)
 	ctx := context.Background()
 	var p pipelines
-	s.Client().AddHook(&p)
+	s.Client().AddHook(cmdHook{pipelines: true, before: p.record})
 
 	sess, err := create(ctx, s, 1)
 	if err != nil {

@@ -28,21 +28,9 @@ type mixedLibraries struct {
 	n, sent     atomic.Int64
 }
 
-func (m *mixedLibraries) DialHook(next redis.DialHook) redis.DialHook { return next }
-
-func (m *mixedLibraries) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
-	return func(ctx context.Context, cmd redis.Cmder) error {
+func (m *mixedLibraries) routeAll(cmds []redis.Cmder) {
+	for _, cmd := range cmds {
 		m.route(cmd)
-		return next(ctx, cmd)
-	}
-}
-
-func (m *mixedLibraries) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []redis.Cmder) error {
-		for _, cmd := range cmds {
-			m.route(cmd)
-		}
-		return next(ctx, cmds)
 	}
 }
 
@@ -108,7 +96,7 @@ func TestRollingUpgradeMixedCalls(t *testing.T) {
 				}
 				s := open(t, fakeOptions(srv.URL(), clock))
 				h := &mixedLibraries{this: this, other: oldName, first: first}
-				s.Client().AddHook(h)
+				s.Client().AddHook(cmdHook{before: h.routeAll})
 				hooks = append(hooks, h)
 				return s
 			})
