@@ -2,6 +2,7 @@ package redisstore_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -393,6 +394,106 @@ func onFakeClock(t *testing.T) (*redistest.Server, *storetest.Clock, *redisstore
 	c := &storetest.Clock{}
 	c.Add(time.Duration(time.Now().UnixNano()))
 	return srv, c, open(t, fakeOptions(srv.URL(), c.Now))
+}
+
+// TestAckRewritesNotifiedInPlace: an ack sets a record's "nt":0 to the
+// event's state in the record's text, everything else byte for byte
+// (decoding and encoding it in Lua would reorder its fields); a record of
+// another shape (no "nt", a state already set, "nt" text inside a string)
+// is decoded and encoded, and reads back with its state and every other
+// field as before.
+func TestAckRewritesNotifiedInPlace(t *testing.T) {
+	srv, _, s := onFakeClock(t)
+	ctx := context.Background()
+	rdb := srv.Client()
+	hash := redisstore.SessionsKey(storetest.To)
+	sender := 0
+	finished := func() (matcher.Session, string) {
+		t.Helper()
+		sender++
+		v, _, err := s.Create(ctx, matcher.CreateRequest{Key: "k", Number: fmt.Sprintf("+1628555%04d", sender), To: storetest.To, TTL: time.Minute})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.Cancel(ctx, v.ID); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, v.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, rdb.HGet(ctx, hash, v.ID).Val()
+	}
+	ack := func(sess matcher.Session, dead bool) (matcher.Session, string) {
+		t.Helper()
+		ev := matcher.Event{ID: matcher.EventID(sess.ID, sess.Status), Key: sess.Key, Session: &sess}
+		if err := s.AckEvents(ctx, []matcher.Event{ev}, dead); err != nil {
+			t.Fatal(err)
+		}
+		got, err := s.Get(ctx, sess.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return got, rdb.HGet(ctx, hash, sess.ID).Val()
+	}
+	same := func(what string, got, before matcher.Session, want matcher.Notified) {
+		t.Helper()
+		if got.Notified != want {
+			t.Errorf("%s: notified %v, want %v", what, got.Notified, want)
+		}
+		got.Notified = before.Notified
+		if fmt.Sprintf("%+v", got) != fmt.Sprintf("%+v", before) {
+			t.Errorf("%s: the ack changed more than the notified state:\n got %+v\nwant %+v", what, got, before)
+		}
+	}
+
+	for _, dead := range []bool{false, true} {
+		before, rec := finished()
+		if !strings.Contains(rec, `"nt":0`) {
+			t.Fatalf("a finished session's record has no \"nt\":0: %s", rec)
+		}
+		want, state := matcher.Delivered, `"nt":1`
+		if dead {
+			want, state = matcher.Dead, `"nt":2`
+		}
+		got, after := ack(before, dead)
+		if wantRec := strings.Replace(rec, `"nt":0`, state, 1); after != wantRec {
+			t.Errorf("record after the ack (dead %v):\n%s\nwant the record with %s in place:\n%s", dead, after, state, wantRec)
+		}
+		same(fmt.Sprintf("ack (dead %v)", dead), got, before, want)
+	}
+
+	// A state already set: acked again, as dead.
+	before, _ := finished()
+	ack(before, false)
+	got, _ := ack(before, true)
+	same("a second ack", got, before, matcher.Dead)
+
+	// Shapes the text rewrite must leave to the decoder.
+	for name, edit := range map[string]func(map[string]any){
+		"no nt": func(m map[string]any) { delete(m, "nt") },
+		"nt text in strings before the key": func(m map[string]any) {
+			m["cb"] = `https://app.example/x?"nt":0,"st":4`
+			m["lang"] = `"nt":0}`
+		},
+	} {
+		before, rec := finished()
+		var m map[string]any
+		if err := json.Unmarshal([]byte(rec), &m); err != nil {
+			t.Fatal(err)
+		}
+		edit(m)
+		raw, _ := json.Marshal(m)
+		if err := rdb.HSet(ctx, hash, before.ID, raw).Err(); err != nil {
+			t.Fatal(err)
+		}
+		before, err := s.Get(ctx, before.ID)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		got, _ := ack(before, false)
+		same(name, got, before, matcher.Delivered)
+	}
 }
 
 // TestUndeliveredCounts: every event not yet acked counts, in every
