@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -584,5 +587,64 @@ func TestSnapshotSchedule(t *testing.T) {
 	c.Add(2 * time.Hour) // nothing written since: no snapshot
 	if err := m.maybeSnapshot(); err != nil || exists() {
 		t.Fatal("snapshot although nothing changed")
+	}
+}
+
+// TestOpenRestoresGCPercent: the collector, paused while a snapshot loads,
+// is back at the process's setting once Open returns, and an Open that
+// overlaps another's load leaves it paused until the last load ends.
+func TestOpenRestoresGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(137))
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	workload(t, m, "x")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openDurable(t, dir, c) // loads the snapshot Close wrote
+	m2.Log().Close()
+	if got := gcPercent(); got != 137 {
+		t.Fatalf("GC percent after Open: %d, want 137", got)
+	}
+
+	first := pauseGC()
+	second := pauseGC()
+	if got := gcPercent(); got != -1 {
+		t.Fatalf("GC percent while loading: %d, want -1 (off)", got)
+	}
+	first()
+	if got := gcPercent(); got != -1 {
+		t.Fatalf("GC percent with a load still running: %d, want -1 (off)", got)
+	}
+	second()
+	if got := gcPercent(); got != 137 {
+		t.Fatalf("GC percent after both loads: %d, want 137", got)
+	}
+}
+
+// TestSnapshotLoadsWithoutGC: no collection runs while a snapshot loads,
+// even with the collector set to run at every 1% of growth.
+func TestSnapshotLoadsWithoutGC(t *testing.T) {
+	m := New(Options{})
+	for i := range 5000 {
+		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+1" + strconv.Itoa(2000000000+i), To: to, TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	payload, _, _ := m.snapshotPayload(func() uint64 { return 0 }, time.Now())
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	m2 := New(Options{})
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, _, err := m2.loadSnapshot(payload); err != nil {
+		t.Fatal(err)
+	}
+	runtime.ReadMemStats(&after)
+	if m2.Len() != 5000 || after.NumGC != before.NumGC {
+		t.Fatalf("loaded %d sessions with %d collections, want 5000 with none", m2.Len(), after.NumGC-before.NumGC)
 	}
 }
