@@ -87,7 +87,18 @@ func (d *dec) u8() uint8 {
 	return v
 }
 
+// uv reads a uvarint. Most are lengths under 128, one byte: read inline
+// (a snapshot's session has some thirty).
 func (d *dec) uv() uint64 {
+	if b := d.b; len(b) > 0 && b[0] < 0x80 {
+		d.b = b[1:]
+		return uint64(b[0])
+	}
+	return d.uvLong()
+}
+
+// uvLong is uv of a uvarint of any length.
+func (d *dec) uvLong() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -107,6 +118,17 @@ func (d *dec) int() int {
 }
 
 func (d *dec) raw() []byte {
+	// A length under 128 (one byte), whose bytes are there: read inline.
+	if b := d.b; len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
+		n := 1 + int(b[0])
+		d.b = b[n:]
+		return b[1:n:n]
+	}
+	return d.rawLong()
+}
+
+// rawLong is raw of any length, or failing.
+func (d *dec) rawLong() []byte {
 	n := d.uv()
 	if n > uint64(len(d.b)) {
 		d.fail()

@@ -215,3 +215,39 @@ func BenchmarkInternerDay(b *testing.B) {
 		}
 	}
 }
+
+// TestDecFastPathsSame: uv and raw, which read a one-byte length inline,
+// read what uvLong and rawLong read, leave the same bytes and fail alike,
+// on every buffer of up to three bytes and on lengths around 128.
+func TestDecFastPathsSame(t *testing.T) {
+	var bufs [][]byte
+	edges := []byte{0, 1, 2, 3, 0x7e, 0x7f, 0x80, 0x81, 0xff}
+	bufs = append(bufs, nil)
+	for _, a := range edges {
+		bufs = append(bufs, []byte{a})
+		for _, b := range edges {
+			bufs = append(bufs, []byte{a, b})
+			for _, c := range edges {
+				bufs = append(bufs, []byte{a, b, c})
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 2, 126, 127, 128, 129, 300} {
+		e := enc{}
+		e.bytes(make([]byte, n))
+		for cut := max(len(e.b)-2, 0); cut <= len(e.b)+1; cut++ {
+			bufs = append(bufs, append(e.b[:min(cut, len(e.b)):min(cut, len(e.b))], make([]byte, max(cut-len(e.b), 0))...))
+		}
+	}
+	for _, b := range bufs {
+		fast, plain := dec{b: b}, dec{b: b}
+		if v, w := fast.uv(), plain.uvLong(); v != w || len(fast.b) != len(plain.b) || fast.err != plain.err {
+			t.Fatalf("uv of % x: %d, %d left, %v; uvLong: %d, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
+		}
+		fast, plain = dec{b: b}, dec{b: b}
+		v, w := fast.raw(), plain.rawLong()
+		if string(v) != string(w) || len(v) != len(w) || cap(v) != cap(w) || len(fast.b) != len(plain.b) || fast.err != plain.err {
+			t.Fatalf("raw of % x: % x, %d left, %v; rawLong: % x, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
+		}
+	}
+}
