@@ -611,6 +611,24 @@ type interner struct {
 	// proof's) are mostly those of the session before, found by one
 	// comparison where the map hashed each.
 	recent [64]string
+	// proofs holds session proofs decoded, by a hash of their encoding
+	// (dec.sessionProof).
+	proofs [16]proofSpan
+}
+
+// proofSpan is a proof's encoding, in the snapshot being read, and its
+// shared copy.
+type proofSpan struct {
+	enc []byte
+	p   *proof
+}
+
+// str returns b's string: shared through in, or with in nil its own.
+func (in *interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	return in.getBytes(b)
 }
 
 // getBytes returns the string of b, shared with an equal one already
