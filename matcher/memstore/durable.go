@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"path/filepath"
 	"runtime/debug"
 	"sync"
@@ -272,17 +273,18 @@ func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, e
 	now := m.opt.Now()
 	// The sessions decode on every core while this goroutine reads the
 	// sections after them, which touch none of the shards (the unmatched
-	// events go to their own map, under the event table's lock): the
-	// processed messages and the sender counts took as long as the
-	// sessions, one after the other. A snapshot older than version 3 has
-	// no sender counts; restoreShards seeds them from its sessions.
+	// events go to their own map, under the event table's lock). A
+	// snapshot older than version 3 has no sender counts; restoreShards
+	// seeds them from its sessions.
 	shardsDone := make(chan error, 1)
 	go func() { shardsDone <- m.restoreShards(sections, version, now) }()
-	m.dedupe.restore(&d, version, now)
-	m.parts.restore(&d)
-	m.events.restore(&d)
-	if version >= 3 {
-		m.senders.restore(&d, now)
+	if version < 3 {
+		m.dedupe.restore(&d, version, now)
+		m.parts.restore(&d)
+		m.events.restore(&d)
+	} else if err := m.restoreTables(&d, version, now); err != nil {
+		<-shardsDone
+		return cuts, 0, err
 	}
 	if err := <-shardsDone; err != nil {
 		return cuts, 0, err
@@ -293,6 +295,29 @@ func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, e
 	return cuts, global, d.err
 }
 
+// restoreTables restores the sections of a version 3 snapshot after the
+// sessions: the processed messages and the sender counts fill at once,
+// each its own table under its own lock (one after the other, they took
+// as long as the sessions: this goroutine's share was the last to end).
+// The sender counts come last: the processed messages are read once to
+// reach the parts and events after them, and restored from their start
+// while the sender counts are. It returns the processed messages' error;
+// d is left after the sender counts, or failed.
+func (m *Store) restoreTables(d *dec, version uint8, now time.Time) error {
+	processed := *d
+	scanSection(d, math.MinInt64)
+	m.parts.restore(d)
+	m.events.restore(d)
+	sendersDone := make(chan struct{})
+	go func() {
+		defer close(sendersDone)
+		m.senders.restore(d, now)
+	}()
+	m.dedupe.restore(&processed, version, now)
+	<-sendersDone
+	return processed.err
+}
+
 // gcPause turns the collector off while snapshots load, and back on (to
 // the setting it had) once no Open is loading one: Opens may run at once,
 // and the setting is the process's.
@@ -301,6 +326,13 @@ var gcPause struct {
 	loads int // snapshots loading
 	saved int // the GC percent before the first of them
 }
+
+// loadGCPercent is the GC percent while a snapshot loads: the heap may
+// grow ten thousandfold before a collection starts, which no load reaches
+// (a collection already running when the load starts ends as it would
+// have: SetGCPercent(-1) would wait for its marking, half a second after
+// a benchmark's setup).
+const loadGCPercent = 1_000_000
 
 // pauseGC turns the collector off until resume is called. A snapshot's load
 // only grows the heap (its sessions, tables and indexes stay; the payload
@@ -313,7 +345,7 @@ var gcPause struct {
 func pauseGC() (resume func()) {
 	gcPause.mu.Lock()
 	if gcPause.loads == 0 {
-		gcPause.saved = debug.SetGCPercent(-1)
+		gcPause.saved = debug.SetGCPercent(loadGCPercent)
 	}
 	gcPause.loads++
 	gcPause.mu.Unlock()

@@ -612,12 +612,12 @@ func TestOpenRestoresGCPercent(t *testing.T) {
 
 	first := pauseGC()
 	second := pauseGC()
-	if got := gcPercent(); got != -1 {
-		t.Fatalf("GC percent while loading: %d, want -1 (off)", got)
+	if got := gcPercent(); got != loadGCPercent {
+		t.Fatalf("GC percent while loading: %d, want %d", got, loadGCPercent)
 	}
 	first()
-	if got := gcPercent(); got != -1 {
-		t.Fatalf("GC percent with a load still running: %d, want -1 (off)", got)
+	if got := gcPercent(); got != loadGCPercent {
+		t.Fatalf("GC percent with a load still running: %d, want %d", got, loadGCPercent)
 	}
 	second()
 	if got := gcPercent(); got != 137 {
