@@ -117,6 +117,13 @@ func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 	}
 	o.Journal = nil
 	m := New(o)
+	// The collector is paused while the snapshot loads and the log's
+	// records it covers are checked (pauseGC), and resumes before the
+	// first record replayed, whose garbage it collects, or as Open
+	// returns: resumed right after the load, it marked the new heap while
+	// the covered records were read, the log's buffers paying assists.
+	resume := sync.OnceFunc(pauseGC())
+	defer resume()
 	var cuts [numShards]uint64
 	var global uint64
 	payload, err := wal.ReadSnapshot(do.WAL.FS, dir, snapshotName)
@@ -147,6 +154,7 @@ func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 			}
 			return nil
 		}
+		resume()
 		r, err := decodeRecord(p)
 		if err != nil {
 			return err
@@ -252,8 +260,6 @@ func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload [
 // loadSnapshot restores every component from a snapshot payload, in the
 // order Snapshot wrote them, and returns the cuts it holds.
 func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, err error) {
-	resume := pauseGC()
-	defer resume()
 	d := dec{b: b}
 	version := d.u8()
 	if version < 1 || version > snapshotVersion {

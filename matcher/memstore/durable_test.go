@@ -625,26 +625,43 @@ func TestOpenRestoresGCPercent(t *testing.T) {
 	}
 }
 
-// TestSnapshotLoadsWithoutGC: no collection runs while a snapshot loads,
-// even with the collector set to run at every 1% of growth.
+// TestSnapshotLoadsWithoutGC: no collection runs while Open loads a
+// snapshot (and checks the log records it covers), even with the
+// collector set to run at every 1% of growth; with records to replay
+// after it, collections run during Open (the collector resumes before
+// the first).
 func TestSnapshotLoadsWithoutGC(t *testing.T) {
-	m := New(Options{})
-	for i := range 5000 {
-		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+1" + strconv.Itoa(2000000000+i), To: to, TTL: time.Hour}); err != nil {
-			t.Fatal(err)
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	create := func(m *Store, from, n int) {
+		for i := range n {
+			if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+1" + strconv.Itoa(2000000000+from+i), To: to, TTL: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
-	payload, _, _ := m.snapshotPayload(func() uint64 { return 0 }, time.Now())
-	defer debug.SetGCPercent(debug.SetGCPercent(1))
-	m2 := New(Options{})
-	var before, after runtime.MemStats
-	runtime.GC()
-	runtime.ReadMemStats(&before)
-	if _, _, err := m2.loadSnapshot(payload); err != nil {
+	create(m, 0, 5000)
+	if err := m.Close(); err != nil {
 		t.Fatal(err)
 	}
-	runtime.ReadMemStats(&after)
-	if m2.Len() != 5000 || after.NumGC != before.NumGC {
-		t.Fatalf("loaded %d sessions with %d collections, want 5000 with none", m2.Len(), after.NumGC-before.NumGC)
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	collections := func(open func() *Store) (*Store, uint32) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := open()
+		runtime.ReadMemStats(&after)
+		return m, after.NumGC - before.NumGC
+	}
+	m2, n := collections(func() *Store { return openDurable(t, dir, c) })
+	if m2.Len() != 5000 || n != 0 {
+		t.Fatalf("opened %d sessions with %d collections, want 5000 with none", m2.Len(), n)
+	}
+	create(m2, 5000, 5000) // in the log only: no Close
+	m3, n := collections(func() *Store { return openDurable(t, dir, c) })
+	defer m3.Close()
+	if m3.Len() != 10000 || n == 0 {
+		t.Fatalf("opened %d sessions, 5000 of them replayed, with %d collections, want 10000 with some", m3.Len(), n)
 	}
 }
