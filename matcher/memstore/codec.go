@@ -251,9 +251,12 @@ func (d *dec) proofWith(intern func([]byte) string) (via matcher.Route, sig matc
 // (a deployment's numbers, carriers, line types), and decoding each took
 // six strings interned and the proof table looked up.
 func (d *dec) sessionProof(in *interner) *proof {
+	if in == nil {
+		return d.decodeSessionProof(nil)
+	}
 	n := proofLen(d.b)
-	if in == nil || n < 0 {
-		return d.decodeSessionProof(in) // n < 0: it fails there
+	if n < 0 {
+		return d.decodeSessionProof(in) // it fails there
 	}
 	enc := d.b[:n:n]
 	slot := &in.proofs[maphash.Bytes(hashSeed, enc)%uint64(len(in.proofs))]
