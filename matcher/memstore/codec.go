@@ -3,6 +3,7 @@ package memstore
 import (
 	"encoding/binary"
 	"errors"
+	"hash/maphash"
 	"slices"
 	"strings"
 	"time"
@@ -87,7 +88,18 @@ func (d *dec) u8() uint8 {
 	return v
 }
 
+// uv reads a uvarint. Most are lengths under 128, one byte: read inline
+// (a snapshot's session has some thirty).
 func (d *dec) uv() uint64 {
+	if b := d.b; len(b) > 0 && b[0] < 0x80 {
+		d.b = b[1:]
+		return uint64(b[0])
+	}
+	return d.uvLong()
+}
+
+// uvLong is uv of a uvarint of any length.
+func (d *dec) uvLong() uint64 {
 	v, n := binary.Uvarint(d.b)
 	if n <= 0 {
 		d.fail()
@@ -107,6 +119,17 @@ func (d *dec) int() int {
 }
 
 func (d *dec) raw() []byte {
+	// A length under 128 (one byte), whose bytes are there: read inline.
+	if b := d.b; len(b) > 0 && b[0] < 0x80 && int(b[0]) < len(b) {
+		n := 1 + int(b[0])
+		d.b = b[n:]
+		return b[1:n:n]
+	}
+	return d.rawLong()
+}
+
+// rawLong is raw of any length, or failing.
+func (d *dec) rawLong() []byte {
 	n := d.uv()
 	if n > uint64(len(d.b)) {
 		d.fail()
@@ -207,7 +230,7 @@ func (e *enc) proof(via matcher.Route, sig matcher.Signals, reason string) {
 }
 
 func (d *dec) proof() (via matcher.Route, sig matcher.Signals, reason string) {
-	return d.proofWith(identityBytes)
+	return d.proofWith((*interner)(nil).str)
 }
 
 // proofWith is proof with the strings made by intern: a recovered session's
@@ -219,6 +242,72 @@ func (d *dec) proofWith(intern func([]byte) string) (via matcher.Route, sig matc
 	sig.SenderSessions24h = d.int()
 	reason = d.str()
 	return via, sig, reason
+}
+
+// sessionProof decodes a session's proof (which has no reason) as its
+// shared copy, nil for none. An encoding that in has met before gives the
+// proof it gave then, found by a hash of its bytes and compared byte for
+// byte, not decoded: a recovery's verified sessions carry a few proofs
+// (a deployment's numbers, carriers, line types), and decoding each took
+// six strings interned and the proof table looked up.
+func (d *dec) sessionProof(in *interner) *proof {
+	if in == nil {
+		return d.decodeSessionProof(nil)
+	}
+	n := proofLen(d.b)
+	if n < 0 {
+		return d.decodeSessionProof(in) // it fails there
+	}
+	enc := d.b[:n:n]
+	slot := &in.proofs[maphash.Bytes(hashSeed, enc)%uint64(len(in.proofs))]
+	if slot.enc != nil && string(slot.enc) == string(enc) {
+		d.b = d.b[n:]
+		return slot.p
+	}
+	start := len(d.b)
+	p := d.decodeSessionProof(in)
+	if d.err == nil && start-len(d.b) == n {
+		*slot = proofSpan{enc: enc, p: p}
+	}
+	return p
+}
+
+// decodeSessionProof is sessionProof decoded.
+func (d *dec) decodeSessionProof(in *interner) *proof {
+	var p proof
+	var reason string
+	p.via, p.signals, reason = d.proofWith(in.str)
+	if reason != "" {
+		d.fail()
+	}
+	if d.err != nil {
+		return nil
+	}
+	return sharedProof(&p)
+}
+
+// proofLen returns the length of the proof encoded at the start of b (its
+// six strings, forwarded, the count, the reason), or -1 if b does not
+// hold one.
+func proofLen(b []byte) int {
+	n := 0
+	for field := range 9 {
+		if n >= len(b) {
+			return -1
+		}
+		v, k := binary.Uvarint(b[n:])
+		switch {
+		case k <= 0:
+			return -1
+		case field == 6 || field == 7: // forwarded (one byte), the count
+			n += k
+		case v > uint64(len(b)-n-k):
+			return -1
+		default: // a string: its length and its bytes
+			n += k + int(v)
+		}
+	}
+	return n
 }
 
 func b2u(b bool) uint8 {
@@ -240,9 +329,11 @@ func (d *dec) bool() bool {
 }
 
 // compact decodes a session of codec version v straight into its
-// in-memory form; intern makes the strings that repeat across sessions,
-// shared (with no string made for one it already holds).
-func (d *dec) compact(intern func([]byte) string, v uint8) *session {
+// in-memory form; in, a recovery worker's, shares the strings that repeat
+// across sessions (with no string made for one it already holds) and the
+// proofs; with in nil (a record) every string is the session's own.
+func (d *dec) compact(in *interner, v uint8) *session {
+	intern := in.str
 	s := &session{}
 	var ok bool
 	var x sessionExtra // copied to the heap only when set
@@ -290,15 +381,7 @@ func (d *dec) compact(intern func([]byte) string, v uint8) *session {
 			routes = append(routes, matcher.Route{Channel: intern(d.raw()), To: intern(d.raw())})
 		}
 		x.clientCountry = intern(d.raw())
-		var reason string
-		var p proof
-		p.via, p.signals, reason = d.proofWith(intern)
-		if reason != "" {
-			d.fail()
-		}
-		if d.err == nil {
-			s.proof = sharedProof(&p)
-		}
+		s.proof = d.sessionProof(in)
 	}
 	if d.err != nil {
 		return nil
@@ -445,10 +528,6 @@ func (d *dec) message(v uint8) matcher.Message {
 	return m
 }
 
-// identityBytes interns nothing, for compact: a record's strings are its
-// own.
-func identityBytes(b []byte) string { return string(b) }
-
 // knownRecordVersion reports whether a log record of format version v can
 // be read.
 func knownRecordVersion(v byte) bool { return v == 1 || v == codecVersion }
@@ -463,7 +542,7 @@ func decodeRecord(b []byte) (Record, error) {
 	r := Record{Op: Op(d.u8()), At: d.time()}
 	switch r.Op {
 	case OpCreate:
-		if s := d.compact(identityBytes, version); s != nil {
+		if s := d.compact(nil, version); s != nil {
 			v := s.view()
 			r.Session, r.sess, r.ID = &v, s, v.ID
 		}

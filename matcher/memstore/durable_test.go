@@ -6,7 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
+	"runtime/debug"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -584,5 +587,81 @@ func TestSnapshotSchedule(t *testing.T) {
 	c.Add(2 * time.Hour) // nothing written since: no snapshot
 	if err := m.maybeSnapshot(); err != nil || exists() {
 		t.Fatal("snapshot although nothing changed")
+	}
+}
+
+// TestOpenRestoresGCPercent: the collector, paused while a snapshot loads,
+// is back at the process's setting once Open returns, and an Open that
+// overlaps another's load leaves it paused until the last load ends.
+func TestOpenRestoresGCPercent(t *testing.T) {
+	defer debug.SetGCPercent(debug.SetGCPercent(137))
+	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
+
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	workload(t, m, "x")
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2 := openDurable(t, dir, c) // loads the snapshot Close wrote
+	m2.Log().Close()
+	if got := gcPercent(); got != 137 {
+		t.Fatalf("GC percent after Open: %d, want 137", got)
+	}
+
+	first := pauseGC()
+	second := pauseGC()
+	if got := gcPercent(); got != loadGCPercent {
+		t.Fatalf("GC percent while loading: %d, want %d", got, loadGCPercent)
+	}
+	first()
+	if got := gcPercent(); got != loadGCPercent {
+		t.Fatalf("GC percent with a load still running: %d, want %d", got, loadGCPercent)
+	}
+	second()
+	if got := gcPercent(); got != 137 {
+		t.Fatalf("GC percent after both loads: %d, want 137", got)
+	}
+}
+
+// TestSnapshotLoadsWithoutGC: no collection runs while Open loads a
+// snapshot (and checks the log records it covers), even with the
+// collector set to run at every 1% of growth; with records to replay
+// after it, collections run during Open (the collector resumes before
+// the first).
+func TestSnapshotLoadsWithoutGC(t *testing.T) {
+	dir := t.TempDir()
+	c := &clock{t: time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)}
+	m := openDurable(t, dir, c)
+	create := func(m *Store, from, n int) {
+		for i := range n {
+			if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: "+1" + strconv.Itoa(2000000000+from+i), To: to, TTL: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	create(m, 0, 5000)
+	if err := m.Close(); err != nil {
+		t.Fatal(err)
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(1))
+	collections := func(open func() *Store) (*Store, uint32) {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		m := open()
+		runtime.ReadMemStats(&after)
+		return m, after.NumGC - before.NumGC
+	}
+	m2, n := collections(func() *Store { return openDurable(t, dir, c) })
+	if m2.Len() != 5000 || n != 0 {
+		t.Fatalf("opened %d sessions with %d collections, want 5000 with none", m2.Len(), n)
+	}
+	create(m2, 5000, 5000) // in the log only: no Close
+	m3, n := collections(func() *Store { return openDurable(t, dir, c) })
+	defer m3.Close()
+	if m3.Len() != 10000 || n == 0 {
+		t.Fatalf("opened %d sessions, 5000 of them replayed, with %d collections, want 10000 with some", m3.Len(), n)
 	}
 }

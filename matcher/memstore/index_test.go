@@ -231,7 +231,7 @@ func TestDecodeRoutesAllocs(t *testing.T) {
 	var in interner
 	decode := func() *session {
 		d := dec{b: e.b}
-		return d.compact(in.getBytes, codecVersion)
+		return d.compact(&in, codecVersion)
 	}
 	if got := decode(); got == nil || len(got.x.routes) != 2 || got.x.routes[1] != v.Routes[1] || got.proof != s.proof {
 		t.Fatalf("decoded %+v", got)

@@ -1,7 +1,10 @@
 package memstore
 
 import (
+	"math/rand/v2"
+	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -139,7 +142,7 @@ func TestDecodeSessionAllocs(t *testing.T) {
 	var in interner
 	decode := func() *session {
 		d := dec{b: e.b}
-		return d.compact(in.getBytes, codecVersion)
+		return d.compact(&in, codecVersion)
 	}
 	got := decode()
 	if got == nil {
@@ -196,7 +199,7 @@ func BenchmarkDecodeDaySession(b *testing.B) {
 	b.ReportAllocs()
 	for b.Loop() {
 		d := dec{b: e.b}
-		if d.compact(in.getBytes, codecVersion) == nil {
+		if d.compact(&in, codecVersion) == nil {
 			b.Fatal("decode")
 		}
 	}
@@ -213,5 +216,101 @@ func BenchmarkInternerDay(b *testing.B) {
 		for _, w := range words {
 			in.getBytes(w)
 		}
+	}
+}
+
+// TestDecFastPathsSame: uv and raw, which read a one-byte length inline,
+// read what uvLong and rawLong read, leave the same bytes and fail alike,
+// on every buffer of up to three bytes and on lengths around 128.
+func TestDecFastPathsSame(t *testing.T) {
+	var bufs [][]byte
+	edges := []byte{0, 1, 2, 3, 0x7e, 0x7f, 0x80, 0x81, 0xff}
+	bufs = append(bufs, nil)
+	for _, a := range edges {
+		bufs = append(bufs, []byte{a})
+		for _, b := range edges {
+			bufs = append(bufs, []byte{a, b})
+			for _, c := range edges {
+				bufs = append(bufs, []byte{a, b, c})
+			}
+		}
+	}
+	for _, n := range []int{0, 1, 2, 126, 127, 128, 129, 300} {
+		e := enc{}
+		e.bytes(make([]byte, n))
+		for cut := max(len(e.b)-2, 0); cut <= len(e.b)+1; cut++ {
+			bufs = append(bufs, append(e.b[:min(cut, len(e.b)):min(cut, len(e.b))], make([]byte, max(cut-len(e.b), 0))...))
+		}
+	}
+	for _, b := range bufs {
+		fast, plain := dec{b: b}, dec{b: b}
+		if v, w := fast.uv(), plain.uvLong(); v != w || len(fast.b) != len(plain.b) || fast.err != plain.err {
+			t.Fatalf("uv of % x: %d, %d left, %v; uvLong: %d, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
+		}
+		fast, plain = dec{b: b}, dec{b: b}
+		v, w := fast.raw(), plain.rawLong()
+		if string(v) != string(w) || len(v) != len(w) || cap(v) != cap(w) || len(fast.b) != len(plain.b) || fast.err != plain.err {
+			t.Fatalf("raw of % x: % x, %d left, %v; rawLong: % x, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
+		}
+	}
+}
+
+// TestSessionProofsShared: sessions decoded by a recovery worker, whose
+// interner gives a proof met before from its bytes, equal the same
+// sessions decoded on their own, for a stream of 2,000 sessions over more
+// distinct proofs than the interner keeps (so they collide and replace
+// each other), pending ones with none among them.
+func TestSessionProofsShared(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	carriers := []string{"T-Mobile USA", "Verizon Wireless", "AT&T Wireless", "Mint", "Visible", "US Cellular", "Cricket"}
+	var e enc
+	var want []matcher.Session
+	for i := range 2000 {
+		v := matcher.Session{ID: newID("vrf_", i%numShards), PageToken: newID(tokenPrefix, i%numShards), Key: "k", API: "v1",
+			Number: "+1" + strconv.Itoa(4155550000+i), Code: "482913", To: to, MaxAttempts: 3,
+			CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
+		if rng.IntN(3) > 0 {
+			v.Status, v.FinishedAt, v.Provider, v.MessageID = matcher.Verified, time.Unix(1, 5), "twilio", "SM"+strconv.Itoa(i)
+			v.Via = matcher.Route{Channel: matcher.ChannelSMS, To: to}
+			v.Signals = matcher.Signals{LineType: []string{"mobile", "voip"}[rng.IntN(2)], Carrier: carriers[rng.IntN(len(carriers))],
+				SenderCountry: "US", Forwarded: rng.IntN(5) == 0, SenderSessions24h: rng.IntN(3)}
+		}
+		s, ok := fromView(&v)
+		if !ok {
+			t.Fatal("fromView")
+		}
+		e.compact(s)
+		want = append(want, s.view())
+	}
+	var in interner
+	shared, own := dec{b: e.b}, dec{b: e.b}
+	for i := range want {
+		a, b := shared.compact(&in, codecVersion), own.compact(nil, codecVersion)
+		if a == nil || b == nil {
+			t.Fatalf("session %d did not decode: %v %v", i, shared.err, own.err)
+		}
+		if av, bv := a.view(), b.view(); !reflect.DeepEqual(av, bv) || !reflect.DeepEqual(av, want[i]) {
+			t.Fatalf("session %d:\nshared %+v\nown    %+v\nwant   %+v", i, av, bv, want[i])
+		}
+		if len(shared.b) != len(own.b) {
+			t.Fatalf("session %d: %d bytes left, %d on its own", i, len(shared.b), len(own.b))
+		}
+	}
+}
+
+// TestProofLen: proofLen is the length that decoding a proof reads, and
+// -1 for an encoding cut short.
+func TestProofLen(t *testing.T) {
+	var e enc
+	e.proof(matcher.Route{Channel: "sms", To: to}, matcher.Signals{LineType: "mobile", Carrier: strings.Repeat("c", 200), SenderSessions24h: 300}, "")
+	for cut := 0; cut < len(e.b); cut++ {
+		if n := proofLen(e.b[:cut]); n != -1 {
+			t.Fatalf("proofLen of %d of %d bytes: %d, want -1", cut, len(e.b), n)
+		}
+	}
+	d := dec{b: append(e.b, 7)}
+	d.proof()
+	if n := proofLen(append(e.b, 7)); d.err != nil || n != len(e.b) || len(d.b) != 1 {
+		t.Fatalf("proofLen %d, decoding read %d (%v)", n, len(e.b)+1-len(d.b), d.err)
 	}
 }

@@ -522,31 +522,34 @@ func parseToken(token string) ([16]byte, bool) {
 
 // decodeRaw decodes the 26 characters of an id or token as idEncoding
 // does (the 2 bits past the 16th byte are dropped), without its general
-// machinery: recovery decodes two per session.
+// machinery: recovery decodes two per session. Two runs of 12 characters
+// make 60 bits each and the last two 10: 130 bits, the 128 of the id then
+// the 2 dropped. A character outside the alphabet decodes as 0xff, which
+// sets bits no character of it has.
 func decodeRaw(s string) (raw [16]byte, ok bool) {
 	if len(s) != 26 {
 		return raw, false
 	}
-	var acc uint64
-	for q := range 3 { // three quanta of 8 characters: 5 bytes each
-		acc = 0
-		for _, c := range []byte(s[q*8 : q*8+8]) {
-			v := idDecode[c]
-			if v == 0xff {
-				return raw, false
-			}
-			acc = acc<<5 | uint64(v)
-		}
-		for i := range 5 {
-			raw[q*5+i] = byte(acc >> (32 - 8*i))
-		}
-	}
+	hi, bad1 := decode12(s[:12])
+	mid, bad2 := decode12(s[12:24])
 	a, b := idDecode[s[24]], idDecode[s[25]]
-	if a == 0xff || b == 0xff {
+	if (bad1|bad2|a|b)&^31 != 0 {
 		return raw, false
 	}
-	raw[15] = a<<3 | b>>2
+	binary.BigEndian.PutUint64(raw[:8], hi<<4|mid>>56)
+	binary.BigEndian.PutUint64(raw[8:], mid<<8|uint64(a)<<3|uint64(b)>>2)
 	return raw, int(raw[0]) < numShards
+}
+
+// decode12 decodes 12 characters of idEncoding's alphabet into 60 bits,
+// with the OR of their values (past 31: one was not of the alphabet).
+func decode12(s string) (v uint64, or byte) {
+	for i := range 12 {
+		c := idDecode[s[i]]
+		or |= c
+		v = v<<5 | uint64(c&31)
+	}
+	return v, or
 }
 
 // idDecode maps a character of idEncoding's alphabet to its value, any
@@ -608,6 +611,24 @@ type interner struct {
 	// proof's) are mostly those of the session before, found by one
 	// comparison where the map hashed each.
 	recent [64]string
+	// proofs holds session proofs decoded, by a hash of their encoding
+	// (dec.sessionProof).
+	proofs [16]proofSpan
+}
+
+// proofSpan is a proof's encoding, in the snapshot being read, and its
+// shared copy.
+type proofSpan struct {
+	enc []byte
+	p   *proof
+}
+
+// str returns b's string: shared through in, or with in nil its own.
+func (in *interner) str(b []byte) string {
+	if in == nil {
+		return string(b)
+	}
+	return in.getBytes(b)
 }
 
 // getBytes returns the string of b, shared with an equal one already

@@ -73,7 +73,7 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 				}
 				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
-					s := sd.compact(in.getBytes, codec)
+					s := sd.compact(&in, codec)
 					if sd.err != nil {
 						break
 					}
