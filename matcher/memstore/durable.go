@@ -289,8 +289,7 @@ func (m *Store) loadSnapshot(b []byte) (cuts [numShards]uint64, global uint64, e
 		m.parts.restore(&d)
 		m.events.restore(&d)
 	} else if err := m.restoreTables(&d, version, now); err != nil {
-		<-shardsDone
-		return cuts, 0, err
+		return cuts, 0, errors.Join(err, <-shardsDone)
 	}
 	if err := <-shardsDone; err != nil {
 		return cuts, 0, err
@@ -358,7 +357,11 @@ func pauseGC() (resume func()) {
 	return func() {
 		gcPause.mu.Lock()
 		if gcPause.loads--; gcPause.loads == 0 {
-			debug.SetGCPercent(gcPause.saved)
+			// A setting made while the load ran (GOGC is the process's)
+			// stands; only the load's own goes back.
+			if now := debug.SetGCPercent(gcPause.saved); now != loadGCPercent {
+				debug.SetGCPercent(now)
+			}
 		}
 		gcPause.mu.Unlock()
 	}

@@ -592,7 +592,8 @@ func TestSnapshotSchedule(t *testing.T) {
 
 // TestOpenRestoresGCPercent: the collector, paused while a snapshot loads,
 // is back at the process's setting once Open returns, and an Open that
-// overlaps another's load leaves it paused until the last load ends.
+// overlaps another's load leaves it paused until the last load ends; a
+// setting made while a load runs is kept.
 func TestOpenRestoresGCPercent(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(137))
 	gcPercent := func() int { p := debug.SetGCPercent(-1); debug.SetGCPercent(p); return p }
@@ -622,6 +623,14 @@ func TestOpenRestoresGCPercent(t *testing.T) {
 	second()
 	if got := gcPercent(); got != 137 {
 		t.Fatalf("GC percent after both loads: %d, want 137", got)
+	}
+
+	// A setting made while a load runs stands when it ends.
+	resume := pauseGC()
+	debug.SetGCPercent(80)
+	resume()
+	if got := gcPercent(); got != 80 {
+		t.Fatalf("GC percent set to 80 during a load, after it: %d", got)
 	}
 }
 

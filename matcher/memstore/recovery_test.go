@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"errors"
 	"math/rand/v2"
 	"reflect"
 	"strconv"
@@ -10,6 +11,7 @@ import (
 	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/wal"
 )
 
 // dedupeEntry is a processed id as each lists it.
@@ -244,12 +246,12 @@ func TestDecFastPathsSame(t *testing.T) {
 	}
 	for _, b := range bufs {
 		fast, plain := dec{b: b}, dec{b: b}
-		if v, w := fast.uv(), plain.uvLong(); v != w || len(fast.b) != len(plain.b) || fast.err != plain.err {
+		if v, w := fast.uv(), plain.uvLong(); v != w || len(fast.b) != len(plain.b) || !errors.Is(fast.err, plain.err) {
 			t.Fatalf("uv of % x: %d, %d left, %v; uvLong: %d, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
 		}
 		fast, plain = dec{b: b}, dec{b: b}
 		v, w := fast.raw(), plain.rawLong()
-		if string(v) != string(w) || len(v) != len(w) || cap(v) != cap(w) || len(fast.b) != len(plain.b) || fast.err != plain.err {
+		if string(v) != string(w) || len(v) != len(w) || cap(v) != cap(w) || len(fast.b) != len(plain.b) || !errors.Is(fast.err, plain.err) {
 			t.Fatalf("raw of % x: % x, %d left, %v; rawLong: % x, %d left, %v", b, v, len(fast.b), fast.err, w, len(plain.b), plain.err)
 		}
 	}
@@ -313,4 +315,58 @@ func TestProofLen(t *testing.T) {
 	if n := proofLen(append(e.b, 7)); d.err != nil || n != len(e.b) || len(d.b) != 1 {
 		t.Fatalf("proofLen %d, decoding read %d (%v)", n, len(e.b)+1-len(d.b), d.err)
 	}
+}
+
+// FuzzInternerSame: a stream of session records decodes to the same
+// sessions (views and proofs, errors and bytes left) with a recovery
+// worker's interner, which shares proofs it decoded before, as without.
+func FuzzInternerSame(f *testing.F) {
+	var e enc // verified sessions that share a few proofs
+	carriers := []string{"T-Mobile USA", "Verizon", "AT&T"}
+	for i := range 40 {
+		v := matcher.Session{ID: newID("vrf_", i%numShards), PageToken: newID(tokenPrefix, i%numShards), Key: "k", API: "v1",
+			Number: "+1" + strconv.Itoa(4155550000+i), Code: "482913", To: to, MaxAttempts: 3,
+			CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
+		if i%3 > 0 {
+			v.Status, v.FinishedAt, v.Provider, v.MessageID = matcher.Verified, time.Unix(1, 5), "twilio", "SM"+strconv.Itoa(i)
+			v.Via = matcher.Route{Channel: matcher.ChannelSMS, To: to}
+			v.Signals = matcher.Signals{LineType: "mobile", Carrier: carriers[i%3], SenderCountry: "US", Forwarded: i%5 == 0, SenderSessions24h: i % 2}
+		}
+		s, _ := fromView(&v)
+		e.compact(s)
+	}
+	f.Add(e.b)
+	if b, err := wal.ReadSnapshot(wal.OS{}, "testdata/golden-v2/data", snapshotName); err == nil {
+		d := dec{b: b}
+		d.u8()
+		for range numShards + 1 {
+			d.uv()
+		}
+		for range numShards {
+			s := dec{b: d.raw()}
+			s.uv()
+			if len(s.b) > 0 {
+				f.Add(s.b)
+			}
+		}
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		var in interner
+		a, o := dec{b: b}, dec{b: b}
+		for i := 0; i < 200; i++ {
+			x, y := a.compact(&in, codecVersion), o.compact(nil, codecVersion)
+			if (x == nil) != (y == nil) || (a.err == nil) != (o.err == nil) || len(a.b) != len(o.b) {
+				t.Fatalf("session %d: %v %v / %v %v / %d %d left", i, x == nil, y == nil, a.err, o.err, len(a.b), len(o.b))
+			}
+			if x == nil {
+				return
+			}
+			if xv, yv := x.view(), y.view(); !reflect.DeepEqual(xv, yv) || !reflect.DeepEqual(x.proof, y.proof) {
+				t.Fatalf("session %d differs:\n%+v\n%+v", i, xv, yv)
+			}
+			if len(a.b) == 0 {
+				return
+			}
+		}
+	})
 }
