@@ -265,39 +265,67 @@ func TestDecFastPathsSame(t *testing.T) {
 func TestSessionProofsShared(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	carriers := []string{"T-Mobile USA", "Verizon Wireless", "AT&T Wireless", "Mint", "Visible", "US Cellular", "Cricket"}
+	b, want := verifiedStream(t, 2000, func(int) (matcher.Signals, bool) {
+		return matcher.Signals{LineType: []string{"mobile", "voip"}[rng.IntN(2)], Carrier: carriers[rng.IntN(len(carriers))],
+			SenderCountry: "US", Forwarded: rng.IntN(5) == 0, SenderSessions24h: rng.IntN(3)}, rng.IntN(3) > 0
+	})
+	got := decodeAlike(t, b, len(want))
+	if len(got) != len(want) {
+		t.Fatalf("%d of %d sessions decoded", len(got), len(want))
+	}
+	for i := range want {
+		if !reflect.DeepEqual(got[i], want[i]) {
+			t.Fatalf("session %d:\ndecoded %+v\nwant    %+v", i, got[i], want[i])
+		}
+	}
+}
+
+// verifiedStream encodes n sessions, the ones sig says are verified with
+// its signals, and returns the encoding and the sessions' views.
+func verifiedStream(t testing.TB, n int, sig func(i int) (matcher.Signals, bool)) ([]byte, []matcher.Session) {
 	var e enc
-	var want []matcher.Session
-	for i := range 2000 {
+	var views []matcher.Session
+	for i := range n {
 		v := matcher.Session{ID: newID("vrf_", i%numShards), PageToken: newID(tokenPrefix, i%numShards), Key: "k", API: "v1",
 			Number: "+1" + strconv.Itoa(4155550000+i), Code: "482913", To: to, MaxAttempts: 3,
 			CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
-		if rng.IntN(3) > 0 {
+		if signals, verified := sig(i); verified {
 			v.Status, v.FinishedAt, v.Provider, v.MessageID = matcher.Verified, time.Unix(1, 5), "twilio", "SM"+strconv.Itoa(i)
-			v.Via = matcher.Route{Channel: matcher.ChannelSMS, To: to}
-			v.Signals = matcher.Signals{LineType: []string{"mobile", "voip"}[rng.IntN(2)], Carrier: carriers[rng.IntN(len(carriers))],
-				SenderCountry: "US", Forwarded: rng.IntN(5) == 0, SenderSessions24h: rng.IntN(3)}
+			v.Via, v.Signals = matcher.Route{Channel: matcher.ChannelSMS, To: to}, signals
 		}
 		s, ok := fromView(&v)
 		if !ok {
 			t.Fatal("fromView")
 		}
 		e.compact(s)
-		want = append(want, s.view())
+		views = append(views, s.view())
 	}
+	return e.b, views
+}
+
+// decodeAlike decodes up to limit sessions of b with a recovery worker's
+// interner, which shares the proofs it decoded before, and on their own,
+// fails unless both give the same sessions (views and proofs), errors and
+// bytes left, and returns the views decoded.
+func decodeAlike(t testing.TB, b []byte, limit int) []matcher.Session {
 	var in interner
-	shared, own := dec{b: e.b}, dec{b: e.b}
-	for i := range want {
-		a, b := shared.compact(&in, codecVersion), own.compact(nil, codecVersion)
-		if a == nil || b == nil {
-			t.Fatalf("session %d did not decode: %v %v", i, shared.err, own.err)
+	var views []matcher.Session
+	shared, own := dec{b: b}, dec{b: b}
+	for i := 0; i < limit && len(shared.b) > 0; i++ {
+		x, y := shared.compact(&in, codecVersion), own.compact(nil, codecVersion)
+		if (x == nil) != (y == nil) || (shared.err == nil) != (own.err == nil) || len(shared.b) != len(own.b) {
+			t.Fatalf("session %d: %v %v / %v %v / %d %d left", i, x == nil, y == nil, shared.err, own.err, len(shared.b), len(own.b))
 		}
-		if av, bv := a.view(), b.view(); !reflect.DeepEqual(av, bv) || !reflect.DeepEqual(av, want[i]) {
-			t.Fatalf("session %d:\nshared %+v\nown    %+v\nwant   %+v", i, av, bv, want[i])
+		if x == nil {
+			break
 		}
-		if len(shared.b) != len(own.b) {
-			t.Fatalf("session %d: %d bytes left, %d on its own", i, len(shared.b), len(own.b))
+		xv, yv := x.view(), y.view()
+		if !reflect.DeepEqual(xv, yv) || !reflect.DeepEqual(x.proof, y.proof) {
+			t.Fatalf("session %d differs:\nshared %+v\nown    %+v", i, xv, yv)
 		}
+		views = append(views, xv)
 	}
+	return views
 }
 
 // TestProofLen: proofLen is the length that decoding a proof reads, and
@@ -321,21 +349,11 @@ func TestProofLen(t *testing.T) {
 // sessions (views and proofs, errors and bytes left) with a recovery
 // worker's interner, which shares proofs it decoded before, as without.
 func FuzzInternerSame(f *testing.F) {
-	var e enc // verified sessions that share a few proofs
 	carriers := []string{"T-Mobile USA", "Verizon", "AT&T"}
-	for i := range 40 {
-		v := matcher.Session{ID: newID("vrf_", i%numShards), PageToken: newID(tokenPrefix, i%numShards), Key: "k", API: "v1",
-			Number: "+1" + strconv.Itoa(4155550000+i), Code: "482913", To: to, MaxAttempts: 3,
-			CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
-		if i%3 > 0 {
-			v.Status, v.FinishedAt, v.Provider, v.MessageID = matcher.Verified, time.Unix(1, 5), "twilio", "SM"+strconv.Itoa(i)
-			v.Via = matcher.Route{Channel: matcher.ChannelSMS, To: to}
-			v.Signals = matcher.Signals{LineType: "mobile", Carrier: carriers[i%3], SenderCountry: "US", Forwarded: i%5 == 0, SenderSessions24h: i % 2}
-		}
-		s, _ := fromView(&v)
-		e.compact(s)
-	}
-	f.Add(e.b)
+	b, _ := verifiedStream(f, 40, func(i int) (matcher.Signals, bool) {
+		return matcher.Signals{LineType: "mobile", Carrier: carriers[i%3], SenderCountry: "US", Forwarded: i%5 == 0, SenderSessions24h: i % 2}, i%3 > 0
+	})
+	f.Add(b)
 	if b, err := wal.ReadSnapshot(wal.OS{}, "testdata/golden-v2/data", snapshotName); err == nil {
 		d := dec{b: b}
 		d.u8()
@@ -350,23 +368,5 @@ func FuzzInternerSame(f *testing.F) {
 			}
 		}
 	}
-	f.Fuzz(func(t *testing.T, b []byte) {
-		var in interner
-		a, o := dec{b: b}, dec{b: b}
-		for i := 0; i < 200; i++ {
-			x, y := a.compact(&in, codecVersion), o.compact(nil, codecVersion)
-			if (x == nil) != (y == nil) || (a.err == nil) != (o.err == nil) || len(a.b) != len(o.b) {
-				t.Fatalf("session %d: %v %v / %v %v / %d %d left", i, x == nil, y == nil, a.err, o.err, len(a.b), len(o.b))
-			}
-			if x == nil {
-				return
-			}
-			if xv, yv := x.view(), y.view(); !reflect.DeepEqual(xv, yv) || !reflect.DeepEqual(x.proof, y.proof) {
-				t.Fatalf("session %d differs:\n%+v\n%+v", i, xv, yv)
-			}
-			if len(a.b) == 0 {
-				return
-			}
-		}
-	})
+	f.Fuzz(func(t *testing.T, b []byte) { decodeAlike(t, b, 200) })
 }
