@@ -32,7 +32,7 @@ func TestLookupConsumeAllocs(t *testing.T) {
 		}
 		next := 0
 		allocs := testing.AllocsPerRun(runs, func() {
-			o, err := m.ingest(msgs[next], matcher.IngestOptions{})
+			o, err := m.ingest(&msgs[next], matcher.IngestOptions{})
 			next++
 			if err != nil || o.Kind != matcher.Matched {
 				t.Fatal(o, err)

@@ -65,7 +65,7 @@ func benchMatch(b *testing.B, pending int, full bool) {
 		if full {
 			o, err = m.ingestOnce(msgs[j], matcher.IngestOptions{})
 		} else {
-			o, err = m.ingest(msgs[j], matcher.IngestOptions{})
+			o, err = m.ingest(&msgs[j], matcher.IngestOptions{})
 		}
 		if err != nil || o.Kind != matcher.Matched {
 			b.Fatal(o, err)

@@ -55,7 +55,7 @@ func TestCallgrindIngest(t *testing.T) {
 func cgIngestLoop(m *Store, msgs []matcher.Message) int {
 	n := 0
 	for i := range msgs {
-		if o, err := m.ingest(msgs[i], matcher.IngestOptions{}); err == nil && o.Kind == matcher.Matched {
+		if o, err := m.ingest(&msgs[i], matcher.IngestOptions{}); err == nil && o.Kind == matcher.Matched {
 			n++
 		}
 	}

@@ -24,7 +24,7 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 	if !first {
 		return done, nil
 	}
-	out, err := m.ingest(msg, opt)
+	out, err := m.ingest(&msg, opt)
 	m.dedupe.release(key, out, err == nil && !out.NeedsBudget, wait, m.opt.Now())
 	return out, err
 }
@@ -32,7 +32,7 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 // ingest matches a message in the order of docs/matching.md. Each step
 // plans and applies its change under one shard lock, taken and released in
 // the step's own function; ingest then waits for the journal.
-func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
+func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
 	// A verification journals two records, its own and the dedupe record:
 	// both are built here, where verify journals them (no copy).
@@ -47,13 +47,13 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		var whole matcher.Message
 		var complete bool
 		if ownOnly {
-			if !m.parts.addUnlessComplete(msg, now) {
+			if !m.parts.addUnlessComplete(*msg, now) {
 				return matcher.Outcome{NeedsBudget: true}, nil
 			}
 		} else {
-			whole, complete = m.parts.add(msg, now)
+			whole, complete = m.parts.add(*msg, now)
 		}
-		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: msg}}
+		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: *msg}}
 		if !complete {
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
 			return processed.Outcome, m.journal(nil, partRec, *processed).Wait()
@@ -63,7 +63,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 		if err := m.journal(nil, partRec).Wait(); err != nil {
 			return matcher.Outcome{}, err
 		}
-		msg = whole
+		msg = &whole
 	}
 	scan := newLazyScan(msg.Text)
 	defer scan.put()
@@ -79,7 +79,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(&msg, ch, &scan, &recs); c != nil {
+	if out, c := m.verifyPair(msg, ch, &scan, &recs); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -95,7 +95,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(&msg, ch, code, &recs)
+				out, c = m.verifyCapture(msg, ch, code, &recs)
 				return c != nil
 			})
 			if c != nil {
@@ -109,7 +109,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
 	if !call {
-		if out, c := m.attempt(msg, *processed, capture); c != nil {
+		if out, c := m.attempt(*msg, *processed, capture); c != nil {
 			return out, c.Wait()
 		}
 	}
@@ -120,7 +120,7 @@ func (m *Store) ingest(msg matcher.Message, opt matcher.IngestOptions) (matcher.
 	if call {
 		keys = nil // a call that verifies nothing is no message to tell apps of
 	}
-	return processed.Outcome, m.unmatched(msg, *processed, keys).Wait()
+	return processed.Outcome, m.unmatched(*msg, *processed, keys).Wait()
 }
 
 // lazyScan is a message's text, read by a Scanner on first need: a
