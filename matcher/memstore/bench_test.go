@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"fmt"
+	mathrand "math/rand/v2"
 	"runtime"
 	"strconv"
 	"sync"
@@ -28,6 +29,42 @@ func BenchmarkLookupConsume(b *testing.B) {
 	for _, pending := range []int{10_000, 1_000_000} {
 		b.Run("pending="+strconv.Itoa(pending), func(b *testing.B) { benchMatch(b, pending, false) })
 	}
+}
+
+// BenchmarkDependentLoad is the machine's floor under
+// BenchmarkLookupConsume at 1M pending: the time of one load whose address
+// the load before it gave (a random walk over one cache line in each 64
+// bytes of a buffer), as finding a message's pair in its table and then
+// its session is. 4 MiB is about the tables and sessions of 10k pending,
+// 512 MiB those of 1M (~300 MB of sessions, 32 MB of pair tables, the
+// sender counts).
+func BenchmarkDependentLoad(b *testing.B) {
+	for _, mib := range []int{4, 512} {
+		b.Run(strconv.Itoa(mib)+"MiB", func(b *testing.B) {
+			next := chain(mib << 20 / 64)
+			b.ResetTimer()
+			p := 0
+			for range b.N {
+				p = int(next[p])
+			}
+			b.StopTimer()
+			if p < 0 {
+				b.Fatal(p) // keeps the walk
+			}
+		})
+	}
+}
+
+// chain returns n cache lines (8 words each) whose first words link them
+// in one random cycle: chain(n)[8*i] is the index of the next line's
+// first word.
+func chain(n int) []int64 {
+	next := make([]int64, 8*n)
+	order := mathrand.Perm(n)
+	for i, line := range order {
+		next[8*line] = int64(8 * order[(i+1)%n])
+	}
+	return next
 }
 
 // BenchmarkIngest is the whole in-memory path of a message with 10k
@@ -253,5 +290,25 @@ func BenchmarkSenderCountMemory(b *testing.B) {
 		}
 		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/n, "bytes/verification")
 		runtime.KeepAlive(&c)
+	}
+}
+
+// TestChainIsOneCycle: BenchmarkDependentLoad's walk visits every line
+// before it comes back (a shorter cycle would stay in the cache and
+// measure it instead of memory).
+func TestChainIsOneCycle(t *testing.T) {
+	const n = 1000
+	next := chain(n)
+	seen := map[int64]bool{}
+	p := int64(0)
+	for range n {
+		if seen[p] || p%8 != 0 {
+			t.Fatalf("line %d visited twice or not a line start", p/8)
+		}
+		seen[p] = true
+		p = next[p]
+	}
+	if p != 0 || len(seen) != n {
+		t.Fatalf("%d lines in the cycle, want %d", len(seen), n)
 	}
 }
