@@ -444,16 +444,10 @@ local function flag(v) if v == '1' then return true end return nil end
 local function opt(v) if v ~= '' then return v end return nil end
 local function json(v) if v ~= '' then return cjson.decode(v) end return nil end
 
--- NONE is every empty list ingestArgs reads (most messages have no
--- capture candidates nor events to record): one table, never written,
--- where each message made its own.
-local NONE = {}
-
 -- list reads the list of args at i (its length, then its values): the
 -- list and the index after it.
 local function list(args, i)
   local n = tonumber(args[i])
-  if n == 0 then return NONE, i + 1 end
   local out = {}
   for j = 1, n do out[j] = args[i + j] end
   return out, i + n + 1
@@ -477,7 +471,7 @@ local function ingestArgs(args)
   a.chunks, i = list(args, 27)
   a.cands, i = list(args, i)
   ev = list(args, i)
-  a.uevs = NONE
+  a.uevs = ev
   if #ev > 0 then
     a.uevs = {}
     for j = 1, #ev, 2 do a.uevs[#a.uevs + 1] = {m = ev[j], j = ev[j + 1]} end
