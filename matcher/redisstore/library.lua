@@ -25,9 +25,15 @@ local function int(n)
 end
 
 -- wake is the wakeup channel of the keys' deployment: their prefix, then
--- ":wake" (keys[S] is "<prefix>:{<tag>}:s").
+-- ":wake" (keys[S] is "<prefix>:{<tag>}:s"). The last channel made is
+-- kept with the keys[S] it came from (wakeOf): a call on the same tag as
+-- the one before, as most are, matches no pattern and builds no string.
+local wakeOf, wakeChannel
 local function wake(keys)
-  return string.match(keys[S], '^(.*):{') .. ':wake'
+  if keys[S] ~= wakeOf then
+    wakeOf, wakeChannel = keys[S], string.match(keys[S], '^(.*):{') .. ':wake'
+  end
+  return wakeChannel
 end
 
 local function load(keys, id)
@@ -57,6 +63,15 @@ local function numbers(s)
     if not seen[r.to] then seen[r.to] = true; out[#out + 1] = r.to end
   end
   return out
+end
+
+-- repeated: does route i of rs go to a number an earlier one goes to?
+-- finish walks numbers(s) this way, building no list.
+local function repeated(rs, i)
+  for j = 1, i - 1 do
+    if rs[j].to == rs[i].to then return true end
+  end
+  return false
 end
 
 local function hasRoute(s, c, to)
@@ -143,29 +158,34 @@ end
 -- number, and records its event, due now. The reason
 -- (matcher.Reason*) of expired follows from the status, and of failed
 -- unless the caller set line_type_rejected; a cancelling caller sets s.rs
--- (superseded or cancelled_by_api) first.
-local function finish(keys, s, st, at, now)
+-- (superseded or cancelled_by_api) first. nows is now as the caller
+-- passed it (ARGV), if it has it: no number formatted again.
+local function finish(keys, s, st, at, now, nows)
   s.st, s.fin = st, at
   if st == EXPIRED then
     s.rs = 'expired'
   elseif st == FAILED and s.rs ~= 'line_type_rejected' then
     s.rs = 'max_attempts'
   end
-  for _, to in ipairs(numbers(s)) do
-    if redis.call('HINCRBY', keys[PEND], to, '-1') <= 0 then
-      redis.call('HDEL', keys[PEND], to)
-    end
-    if s.num == '' then
-      local f = codeField(to, s.norm)
-      if redis.call('HGET', keys[CODES], f) == s.id then
-        redis.call('HDEL', keys[CODES], f)
+  local rs = routes(s)
+  for i, r in ipairs(rs) do
+    local to = r.to
+    if not repeated(rs, i) then
+      if redis.call('HINCRBY', keys[PEND], to, '-1') <= 0 then
+        redis.call('HDEL', keys[PEND], to)
       end
-    else
-      redis.call('ZREM', keys[PAIRS], pairMember(s, to))
+      if s.num == '' then
+        local f = codeField(to, s.norm)
+        if redis.call('HGET', keys[CODES], f) == s.id then
+          redis.call('HDEL', keys[CODES], f)
+        end
+      else
+        redis.call('ZREM', keys[PAIRS], pairMember(s, to))
+      end
     end
   end
   redis.call('ZREM', keys[EXP], s.id)
-  local nows = int(now)
+  nows = nows or int(now)
   redis.call('ZADD', keys[DONE], at == now and nows or int(at), s.id)
   redis.call('ZADD', keys[EV], nows, 's:' .. s.id)
   local enc = save(keys, s)
@@ -178,11 +198,11 @@ local function contains(chunks, groups, code)
   local n, lc = #chunks, #code
   for i = 1, n do
     local c = chunks[i]
-    if string.sub(code, 1, #c) == c then
+    if string.find(code, c, 1, true) == 1 then
       local cat, j = c, i
       while #cat < lc do
         j = j + 1
-        if j > n or string.sub(groups, j, j) == '1' then break end
+        if j > n or string.byte(groups, j) == 49 then break end -- '1'
         cat = cat .. chunks[j]
       end
       if cat == code then return true end
@@ -383,11 +403,11 @@ local function verify(keys, s, a)
   if a.ss and a.ss[s.key] then s.sig.ss = a.ss[s.key] end
   if a.rej and a.rej ~= '' then
     s.rs = a.rej
-    finish(keys, s, FAILED, a.now, a.now)
+    finish(keys, s, FAILED, a.now, a.now, a.nows)
     return EXHAUSTED
   end
   s.vn = a.from
-  finish(keys, s, VERIFIED, a.now, a.now)
+  finish(keys, s, VERIFIED, a.now, a.now, a.nows)
   return MATCHED
 end
 
@@ -410,12 +430,27 @@ local function attempts(keys, own, a, out)
     local kind = ATTEMPTED
     if s.att >= s.max then
       kind, s.pv, s.mid = EXHAUSTED, a.pv, a.mid
-      finish(keys, s, FAILED, a.now, a.now)
+      finish(keys, s, FAILED, a.now, a.now, a.nows)
     else
       save(keys, s)
     end
     if i == 1 then out.k, out.sid = kind, s.id end
   end
+end
+
+-- flag, opt and json read one of ingest's ARGV: a flag ('1' or ''), an
+-- optional string, optional JSON.
+local function flag(v) if v == '1' then return true end return nil end
+local function opt(v) if v ~= '' then return v end return nil end
+local function json(v) if v ~= '' then return cjson.decode(v) end return nil end
+
+-- list reads the list of args at i (its length, then its values): the
+-- list and the index after it.
+local function list(args, i)
+  local n = tonumber(args[i])
+  local out = {}
+  for j = 1, n do out[j] = args[i + j] end
+  return out, i + n + 1
 end
 
 -- ingestArgs reads ingest's ARGV, plain values in the order of
@@ -427,25 +462,20 @@ end
 -- (JSON, or ''), then the chunks, the capture candidates and the
 -- unmatched events (member, JSON), each list after its length.
 local function ingestArgs(args)
-  local function flag(v) if v == '1' then return true end return nil end
-  local function opt(v) if v ~= '' then return v end return nil end
-  local function json(v) if v ~= '' then return cjson.decode(v) end return nil end
   local a = {now = tonumber(args[1]), nows = args[1], ret = args[2], pv = args[3], mid = args[4], from = args[5], to = args[6],
     groups = args[7], nocap = flag(args[8]), gph = tonumber(args[9]), uph = tonumber(args[10]), parts = flag(args[11]),
     ch = args[12], lt = opt(args[13]), ca = opt(args[14]), sc = opt(args[15]), at = opt(args[16]), fw = flag(args[17]),
     rej = opt(args[18]), vs = flag(args[19]), mode = opt(args[20]), spend = flag(args[21]), ct = flag(args[22]),
     cr = flag(args[23]), res = json(args[24]), prior = json(args[25]), ss = json(args[26])}
-  local i = 27
-  local function list()
-    local out, n = {}, tonumber(args[i])
-    for j = 1, n do out[j] = args[i + j] end
-    i = i + n + 1
-    return out
+  local ev, i
+  a.chunks, i = list(args, 27)
+  a.cands, i = list(args, i)
+  ev = list(args, i)
+  a.uevs = ev
+  if #ev > 0 then
+    a.uevs = {}
+    for j = 1, #ev, 2 do a.uevs[#a.uevs + 1] = {m = ev[j], j = ev[j + 1]} end
   end
-  a.chunks, a.cands = list(), list()
-  local ev = list()
-  a.uevs = {}
-  for j = 1, #ev, 2 do a.uevs[#a.uevs + 1] = {m = ev[j], j = ev[j + 1]} end
   return a
 end
 
@@ -460,6 +490,26 @@ local function claimParts(keys, a, keep)
   if redis.call('EXISTS', keys[INGEST_PARTS]) == 0 then return false end
   if keep then redis.call('HSET', keys[INGEST_PARTS], 'claim', a.mid) end
   return true
+end
+
+-- done records outcome out of message a (ARGV ingestArgs) as ingest's
+-- reply: the sender's verified sessions gain a verification read here
+-- (a.vs), the multipart message's parts go, and the dedupe record holds
+-- out.
+local function done(keys, a, out)
+  if a.vs and out.k == MATCHED and out.key and out.sid then
+    local vk = keys[INGEST_VERIFIED]
+    if a.stale then redis.call('ZREMRANGEBYSCORE', vk, '-inf', int(a.now - 86400000 - 1)) end
+    redis.call('ZADD', vk, 'NX', a.nows, out.key .. '\0' .. out.sid)
+    redis.call('PEXPIRE', vk, '86400000')
+  end
+  if a.parts then
+    local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
+    if c == a.mid or (not c and not a.mode) then redis.call('DEL', keys[INGEST_PARTS]) end
+  end
+  local enc = cjson.encode(out)
+  redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
+  return {0, enc}
 end
 
 -- ingest matches one message, once. Keys beside the number's: the dedupe
@@ -496,23 +546,8 @@ local function ingest(keys, args)
   local first = a.mode == 'first'
   if first then a.mode = nil end
   local now, mode, call = a.now, a.mode, a.ch == 'call'
-  local function done(out)
-    if a.vs and out.k == MATCHED and out.key and out.sid then
-      local vk = keys[INGEST_VERIFIED]
-      if a.stale then redis.call('ZREMRANGEBYSCORE', vk, '-inf', int(now - 86400000 - 1)) end
-      redis.call('ZADD', vk, 'NX', a.nows, out.key .. '\0' .. out.sid)
-      redis.call('PEXPIRE', vk, '86400000')
-    end
-    if a.parts then
-      local c = redis.call('HGET', keys[INGEST_PARTS], 'claim')
-      if c == a.mid or (not c and not mode) then redis.call('DEL', keys[INGEST_PARTS]) end
-    end
-    local enc = cjson.encode(out)
-    redis.call('SET', keys[INGEST_DEDUPE], enc, 'PX', a.ret)
-    return {0, enc}
-  end
   -- A call proves the caller only with attestation A.
-  if call and a.at ~= 'A' then return done({k = UNMATCHED}) end
+  if call and a.at ~= 'A' then return done(keys, a, {k = UNMATCHED}) end
   if not mode then
     local fields = {'p\0' .. a.to .. '\0' .. a.from}
     if not call and not a.nocap and not first then
@@ -521,27 +556,29 @@ local function ingest(keys, args)
     local homes = linkHomesOf(keys, fields, now, {})
     if next(homes) ~= nil then return {2, cjson.encode(sortedKeys(homes))} end
   end
-  if mode == 'final' and a.res then return done(a.res) end
+  if mode == 'final' and a.res then return done(keys, a, a.res) end
   if a.parts and (not mode or a.spend) then
     -- Another part completed the message first: this one only stored itself.
-    if not claimParts(keys, a, mode ~= nil) then return done({k = PARTSTORED}) end
+    if not claimParts(keys, a, mode ~= nil) then return done(keys, a, {k = PARTSTORED}) end
   end
   local own = ownSessions(keys, a)
   if mode == 'count' then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
-  local out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
+  -- The outcome so far, made once the sender's own sessions took nothing.
+  local out
   if mode ~= 'attempt' and mode ~= 'final' then
     -- 1. The sender's own pending sessions: the oldest whose code the text
     -- holds (for a call, the only one: of two it cannot tell).
     if call and #own > 1 then
       if mode then return {3, cjson.encode({k = UNMATCHED, own = #own})} end
-      return done({k = UNMATCHED})
+      return done(keys, a, {k = UNMATCHED})
     end
     for _, s in ipairs(own) do
       if call or contains(a.chunks, a.groups, s.norm) then
-        return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
+        return done(keys, a, {k = verify(keys, s, a), sid = s.id, key = s.key, ct = a.ct})
       end
     end
     if first then return {3, cjson.encode({k = UNMATCHED})} end
+    out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
     -- 2. Capture sessions: every message that gets here is one guess.
     if not call and not a.nocap and mode ~= 'own' then
       local spend = not mode or a.spend
@@ -555,7 +592,7 @@ local function ingest(keys, args)
           local id = redis.call('HGET', keys[CODES], codeField(a.to, c))
           local s = id and load(keys, id)
           if live(s, now) and hasRoute(s, a.ch, a.to) then
-            return done({k = verify(keys, s, a), sid = s.id, key = s.key, ct = true})
+            return done(keys, a, {k = verify(keys, s, a), sid = s.id, key = s.key, ct = true})
           end
         end
       end
@@ -564,16 +601,18 @@ local function ingest(keys, args)
       out.own = #own
       return {3, cjson.encode(out)}
     end
+  else
+    out = {k = UNMATCHED, ct = a.ct, cr = a.cr}
   end
   -- 3. A wrong code counts an attempt on each of the sender's sessions (a
   -- call never does).
   if call then own = {} end
   attempts(keys, own, a, out)
-  if #own > 0 then return done(out) end
+  if #own > 0 then return done(keys, a, out) end
   if mode == 'attempt' then return {3, cjson.encode(out)} end
   if a.prior then
     out.k, out.sid = a.prior.k, a.prior.sid
-    return done(out)
+    return done(keys, a, out)
   end
   -- 4. Unmatched: one message.unmatched event per key told, and the
   -- sender's unmatched budget.
@@ -583,7 +622,7 @@ local function ingest(keys, args)
   end
   if #a.uevs > 0 then redis.call('PUBLISH', wake(keys), 'ev') end
   bucket(keys[INGEST_UNMATCHED], a.uph, HOUR, now, true)
-  return done(out)
+  return done(keys, a, out)
 end
 
 -- count records that a session was verified for a sender: the sender's

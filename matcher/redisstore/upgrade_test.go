@@ -50,9 +50,9 @@ func (m *mixedLibraries) route(cmd redis.Cmder) {
 }
 
 // ownFirstStep reports whether args call ingest in mode "first"
-// (IngestOptions.OwnFirst, ARGV[20]: library.lua ingestArgs), which only
-// this build's replicas make, of their own library: an earlier build has
-// no such option and its replicas ingest every message in one call.
+// (IngestOptions.OwnFirst, ARGV[20]: library.lua ingestArgs), which stays
+// with this build's library: build 45881b3 has no such option (its
+// replicas ingest every message in one call).
 func ownFirstStep(name string, args []any) bool {
 	if !strings.HasSuffix(name, "_ingest") || len(args) < 3 {
 		return false
@@ -66,13 +66,22 @@ func ownFirstStep(name string, args []any) bool {
 }
 
 // TestRollingUpgradeMixedCalls runs the store suite with every other
-// function call made by the library of the build before this one
-// (testdata/library-45881b3.lua, library.lua at commit 45881b3), starting
-// with either build: sessions created by one verify, expire, cancel and
-// are superseded through the other, in both directions, on the data
-// either writes.
+// function call made by the library of an earlier build, starting with
+// either build: sessions created by one verify, expire, cancel and are
+// superseded through the other, in both directions, on the data either
+// writes. The earlier builds (testdata/library-<commit>.lua, library.lua
+// at that commit): 45881b3, before the calls took fewer commands, and
+// 059ec68, before ingest's Lua did less work per message.
 func TestRollingUpgradeMixedCalls(t *testing.T) {
-	old, err := os.ReadFile("testdata/library-45881b3.lua")
+	for _, commit := range []string{"45881b3", "059ec68"} {
+		t.Run(commit, func(t *testing.T) { mixedCalls(t, "testdata/library-"+commit+".lua") })
+	}
+}
+
+// mixedCalls runs the store suite with every other call made by the
+// library in file.
+func mixedCalls(t *testing.T, file string) {
+	old, err := os.ReadFile(file)
 	if err != nil {
 		t.Fatal(err)
 	}
