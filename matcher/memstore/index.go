@@ -160,6 +160,10 @@ type pairIndex struct {
 	last   int
 	lastS  *session
 	lastTo string
+	// resizes counts the tables made: recovery sizes the table once, where
+	// growing made and filled a table of each power of two on the way
+	// (TestRestoreSizesPairs).
+	resizes int
 }
 
 type pairSlot struct {
@@ -231,18 +235,7 @@ func (t *pairIndex) set(to, from string, s *session) {
 	}
 	t.lastS = nil // slots change
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
-		old := t.slots
-		t.slots = make([]pairSlot, max(8, 2*len(old)))
-		mask := len(t.slots) - 1
-		for _, e := range old {
-			if e.s != nil {
-				i := int(e.h) & mask
-				for t.slots[i].s != nil {
-					i = (i + 1) & mask
-				}
-				t.slots[i] = e
-			}
-		}
+		t.resize(max(8, 2*len(t.slots)))
 	}
 	h := t.hash(to, from)
 	i := t.find(h, to, from)
@@ -250,6 +243,32 @@ func (t *pairIndex) set(to, from string, s *session) {
 		t.n++
 	}
 	t.slots[i] = pairSlot{h, s}
+}
+
+// reserve makes room for n pairs in all, without growing on the way
+// (recovery counts a shard's pending sessions before it indexes them).
+func (t *pairIndex) reserve(n int) {
+	if size := sizeFor(n, len(t.slots)); size > len(t.slots) {
+		t.resize(size)
+	}
+}
+
+// resize moves the pairs to a table of size slots (a power of two).
+func (t *pairIndex) resize(size int) {
+	t.lastS = nil // slots move
+	t.resizes++
+	old := t.slots
+	t.slots = make([]pairSlot, size)
+	mask := size - 1
+	for _, e := range old {
+		if e.s != nil {
+			i := int(e.h) & mask
+			for t.slots[i].s != nil {
+				i = (i + 1) & mask
+			}
+			t.slots[i] = e
+		}
+	}
 }
 
 func (t *pairIndex) del(to, from string) {
