@@ -3,6 +3,7 @@
 package memstore
 
 import (
+	"encoding/binary"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ const (
 	restartDirEnv  = "MEMSTORE_RESTART_DIR"
 	restartLenEnv  = "MEMSTORE_RESTART_SESSIONS"
 	restartDataEnv = "MEMSTORE_RESTART_DATA"
+	tableFaultsEnv = "MEMSTORE_TABLE_FAULTS" // TestTablePagesFaultOnce's child
 )
 
 // BenchmarkRestart1M is a node's restart as its user feels it: a fresh
@@ -115,4 +117,52 @@ func TestRestartChild(t *testing.T) {
 	if err := m.Log().Close(); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestTablePagesFaultOnce: the pages of a table just made are written
+// (touchPages), so a probe's read never maps the zero page, to fault again
+// at the insertion's write. Making an id index and a pair index of 16 MiB
+// each faults their 8192 pages in (without: next to none); probing every
+// page of them then faults next to nothing (without: 8192; under the race
+// detector a read faults its shadow memory in, so that is not checked).
+// It runs in a child process, whose tables are fresh memory.
+func TestTablePagesFaultOnce(t *testing.T) {
+	if os.Getenv(tableFaultsEnv) == "" {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestTablePagesFaultOnce$", "-test.count=1")
+		cmd.Env = append(os.Environ(), tableFaultsEnv+"=1")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return
+	}
+	debug.SetGCPercent(-1)
+	const pages = 2 * 16 << 20 / 4096
+	before := minorFaults(t)
+	var ids idIndex
+	ids.reserve(1 << 20) // 2M slots of 8 bytes
+	ids.put(&session{id: [16]byte{1}})
+	var pairs pairIndex
+	pairs.reserve(1 << 19) // 1M slots of 16 bytes
+	pairs.set("+1", "+2", &session{number: "+2", to: "+1"})
+	made := minorFaults(t)
+	if made-before < pages*9/10 {
+		t.Errorf("making two tables of %d pages in all faulted %d in", pages, made-before)
+	}
+	var k [16]byte
+	for i := range uint64(1 << 16) { // every page is probed but with e^-16 odds
+		binary.LittleEndian.PutUint64(k[:], i*0x9e3779b97f4a7c15)
+		ids.get(k)
+		pairs.getHashed("+1", "", hashRaw(&k))
+	}
+	if faults := minorFaults(t) - made; faults > pages/8 && !raceEnabled {
+		t.Errorf("probing two fresh tables of %d pages in all took %d page faults", pages, faults)
+	}
+}
+
+func minorFaults(t *testing.T) int64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		t.Fatal(err)
+	}
+	return ru.Minflt
 }
