@@ -372,8 +372,8 @@ func FuzzInternerSame(f *testing.F) {
 }
 
 // TestRestoreSizesPairs: recovery sizes each shard's pair index once, for
-// the pending sessions it will hold, rather than growing it through every
-// power of two on the way; the index holds them all.
+// the pending sessions of one route it will hold, rather than growing it
+// through every power of two on the way; the index holds them all.
 func TestRestoreSizesPairs(t *testing.T) {
 	const n = 20_000 // some 300 a shard: grown, a table of 8, 16, ... 512 slots
 	dir := t.TempDir()

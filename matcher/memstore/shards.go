@@ -117,7 +117,10 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 // sized first for those that head a pair there (the pending ones of a
 // sender, whose first route is their own shard's): grown as they came, it
 // made a table of each size on the way, pages touched for the first time
-// that no collection frees while the snapshot loads (pauseGC).
+// that no collection frees while the snapshot loads (pauseGC). A session
+// with routes on other numbers also heads pairs in other shards, which
+// grow for those as before (workers restore sections concurrently: no
+// count of them is known up front).
 func (m *Store) restoreShard(i int, ss []*session) {
 	pairs := 0
 	for _, s := range ss {

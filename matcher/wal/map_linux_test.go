@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"unsafe"
 )
@@ -98,5 +100,38 @@ func TestRecoverMapsSegments(t *testing.T) {
 	}
 	if reads.Load() == 0 {
 		t.Error("the other FS's ReadFile was not called")
+	}
+}
+
+// TestTouchFaultIsError: a mapped page the file no longer holds (cut after
+// it was mapped; an I/O error faults alike) is an error of touch, not a
+// fault that kills the process.
+func TestTouchFaultIsError(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	page := os.Getpagesize()
+	if err := os.WriteFile(path, make([]byte, 3*page), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b, err := syscall.Mmap(int(f.Fd()), 0, 3*page, syscall.PROT_READ, syscall.MAP_SHARED)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer syscall.Munmap(b)
+	if err := touch(b); err != nil {
+		t.Fatalf("a whole file: %v", err)
+	}
+	if err := os.Truncate(path, int64(page)); err != nil {
+		t.Fatal(err)
+	}
+	if err := touch(b); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Fatalf("a file cut to one page of three: %v, want a page that cannot be read", err)
+	}
+	if debug.SetPanicOnFault(false) {
+		t.Error("touch left the goroutine's faults as panics")
 	}
 }
