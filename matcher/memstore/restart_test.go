@@ -59,7 +59,9 @@ func BenchmarkRestart1M(b *testing.B) {
 }
 
 // restartDir returns the data directory named name, made by write unless
-// it is kept under $MEMSTORE_RESTART_DATA already.
+// it is kept under $MEMSTORE_RESTART_DATA already. A kept directory serves
+// for a day: past the retention its verified sessions are dropped on
+// load, and the child's count check fails (remove it to make it anew).
 func restartDir(b *testing.B, name string, n int, write func(dir string)) string {
 	root := os.Getenv(restartDataEnv)
 	if root == "" {
