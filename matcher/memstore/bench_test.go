@@ -164,10 +164,20 @@ func BenchmarkWALAppend(b *testing.B) {
 // finished session takes the provider and proof tables on recovery) and
 // the rest pending.
 func BenchmarkRecovery1M(b *testing.B) {
-	b.Run("pending", func(b *testing.B) { benchRecovery(b, matcher.CreateRequest{Key: "k", To: to, TTL: time.Hour}, 0) })
-	b.Run("day", func(b *testing.B) {
-		benchRecovery(b, matcher.CreateRequest{Key: "k", API: "v1", Country: "US", Language: "en", To: to, TTL: time.Hour}, 60)
-	})
+	for _, c := range recoveryMixes {
+		b.Run(c.name, func(b *testing.B) { benchRecovery(b, c.req, c.verifiedPct) })
+	}
+}
+
+// recoveryMixes are the data directories of BenchmarkRecovery1M and
+// BenchmarkRestart1M.
+var recoveryMixes = []struct {
+	name        string
+	req         matcher.CreateRequest
+	verifiedPct int64
+}{
+	{"pending", matcher.CreateRequest{Key: "k", To: to, TTL: time.Hour}, 0},
+	{"day", matcher.CreateRequest{Key: "k", API: "v1", Country: "US", Language: "en", To: to, TTL: time.Hour}, 60},
 }
 
 // benchRecovery recovers 1M sessions made from req, verifiedPct percent of
@@ -175,41 +185,7 @@ func BenchmarkRecovery1M(b *testing.B) {
 func benchRecovery(b *testing.B, req matcher.CreateRequest, verifiedPct int64) {
 	const n = 1_000_000
 	dir := b.TempDir()
-	m, err := Open(dir, Options{}, DurableOptions{SnapshotEvery: 1 << 40})
-	if err != nil {
-		b.Fatal(err)
-	}
-	carriers := []string{"T-Mobile USA", "Verizon Wireless", "AT&T Wireless"}
-	var wg sync.WaitGroup
-	var next atomic.Int64
-	for range 512 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := next.Add(1); i <= n; i = next.Add(1) {
-				r := req
-				r.Number = "+1" + strconv.FormatInt(2000000000+i, 10)
-				s, _, err := m.createOnce(r)
-				if err != nil {
-					b.Error(err)
-					return
-				}
-				if i%100 >= verifiedPct {
-					continue
-				}
-				msg := matcher.Message{Provider: "twilio", MessageID: "SM" + strconv.FormatInt(i, 10), From: r.Number, To: to,
-					Text: "Your code is " + s.Code, LineType: "mobile", Carrier: carriers[i%3], SenderCountry: "US"}
-				if o, err := m.ingestOnce(msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
-					b.Error(o, err)
-					return
-				}
-			}
-		}()
-	}
-	wg.Wait()
-	if err := m.Close(); err != nil {
-		b.Fatal(err)
-	}
+	writeRecoveryDir(b, dir, n, req, verifiedPct)
 	b.ResetTimer()
 	for range b.N {
 		start, cpu := time.Now(), cpuTime()
@@ -227,6 +203,47 @@ func benchRecovery(b *testing.B, req matcher.CreateRequest, verifiedPct int64) {
 		b.StopTimer()
 		m2.Log().Close()
 		b.StartTimer()
+	}
+}
+
+// writeRecoveryDir makes a data directory in dir holding n sessions made
+// from req, verifiedPct percent of them verified by a message, and closes
+// it (a snapshot and a short log tail).
+func writeRecoveryDir(tb testing.TB, dir string, n int64, req matcher.CreateRequest, verifiedPct int64) {
+	m, err := Open(dir, Options{}, DurableOptions{SnapshotEvery: 1 << 40})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	carriers := []string{"T-Mobile USA", "Verizon Wireless", "AT&T Wireless"}
+	var wg sync.WaitGroup
+	var next atomic.Int64
+	for range 512 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := next.Add(1); i <= n; i = next.Add(1) {
+				r := req
+				r.Number = "+1" + strconv.FormatInt(2000000000+i, 10)
+				s, _, err := m.createOnce(r)
+				if err != nil {
+					tb.Error(err)
+					return
+				}
+				if i%100 >= verifiedPct {
+					continue
+				}
+				msg := matcher.Message{Provider: "twilio", MessageID: "SM" + strconv.FormatInt(i, 10), From: r.Number, To: to,
+					Text: "Your code is " + s.Code, LineType: "mobile", Carrier: carriers[i%3], SenderCountry: "US"}
+				if o, err := m.ingestOnce(msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
+					tb.Error(o, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := m.Close(); err != nil {
+		tb.Fatal(err)
 	}
 }
 

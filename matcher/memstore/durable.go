@@ -126,13 +126,17 @@ func Open(dir string, o Options, do DurableOptions) (*Store, error) {
 	defer resume()
 	var cuts [numShards]uint64
 	var global uint64
-	payload, err := wal.ReadSnapshot(do.WAL.FS, dir, snapshotName)
+	// The payload is mapped, not read (wal.LoadSnapshot): what the load
+	// keeps of it is copied out, and it is released once loaded.
+	payload, release, err := wal.LoadSnapshot(do.WAL.FS, dir, snapshotName)
 	switch {
 	case errors.Is(err, wal.ErrNoSnapshot):
 	case err != nil:
 		return nil, err
 	default:
-		if cuts, global, err = m.loadSnapshot(payload); err != nil {
+		cuts, global, err = m.loadSnapshot(payload)
+		release()
+		if err != nil {
 			return nil, fmt.Errorf("matcher: snapshot %s: %w", filepath.Join(dir, snapshotName), err)
 		}
 	}

@@ -370,3 +370,28 @@ func FuzzInternerSame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, b []byte) { decodeAlike(t, b, 200) })
 }
+
+// TestRestoreSizesPairs: recovery sizes each shard's pair index once, for
+// the pending sessions of one route it will hold, rather than growing it
+// through every power of two on the way; the index holds them all.
+func TestRestoreSizesPairs(t *testing.T) {
+	const n = 20_000 // some 300 a shard: grown, a table of 8, 16, ... 512 slots
+	dir := t.TempDir()
+	writeRecoveryDir(t, dir, n, matcher.CreateRequest{Key: "k", To: to, TTL: time.Hour}, 50)
+	m, err := Open(dir, Options{}, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Log().Close()
+	pairs := 0
+	for i := range m.shards {
+		sh := &m.shards[i]
+		if r := sh.byPair.resizes; r > 1 {
+			t.Errorf("shard %d: its pair index was made %d times", i, r)
+		}
+		pairs += sh.byPair.len()
+	}
+	if pairs != n/2 {
+		t.Errorf("%d pairs indexed, want %d", pairs, n/2)
+	}
+}

@@ -508,6 +508,7 @@ func (t *senderTable) del(i int) {
 func (t *senderTable) resize(size int) {
 	old := t.slots
 	t.slots = make([]senderSlot, size)
+	touchPages(t.slots) // recovery's table is as large as the sender counts (restore)
 	mask := size - 1
 	for _, s := range old {
 		if s.h != 0 {

@@ -61,6 +61,7 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		go func() {
 			defer wg.Done()
 			var in interner // the worker's own
+			var kept []*session
 			for i := int(next.Add(1)) - 1; i < numShards; i = int(next.Add(1)) - 1 {
 				sd := dec{b: sections[i]}
 				n := sd.uv()
@@ -71,6 +72,7 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 					sh.byToken.reserve(int(n))
 					sh.mu.Unlock()
 				}
+				kept = kept[:0]
 				limit := now.Add(-m.opt.Retention).UnixNano()
 				for j := uint64(0); j < n && sd.err == nil; j++ {
 					s := sd.compact(&in, codec)
@@ -90,11 +92,13 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 					if s.status.Final() && s.finished <= limit {
 						continue
 					}
-					m.restore(s)
+					kept = append(kept, s)
 				}
 				if sd.err != nil || len(sd.b) != 0 {
 					failed.Store(true)
+					continue
 				}
+				m.restoreShard(i, kept)
 			}
 		}()
 	}
@@ -107,6 +111,30 @@ func (m *Store) restoreShards(sections [numShards][]byte, version uint8, now tim
 		m.senders.add(sd.key, sd.sender, sd.at, sd.id)
 	}
 	return nil
+}
+
+// restoreShard puts back the sessions of shard i's section, its pair index
+// sized first for those that head a pair there (the pending ones of a
+// sender, whose first route is their own shard's): grown as they came, it
+// made a table of each size on the way, pages touched for the first time
+// that no collection frees while the snapshot loads (pauseGC). A session
+// with routes on other numbers also heads pairs in other shards, which
+// grow for those as before (workers restore sections concurrently: no
+// count of them is known up front).
+func (m *Store) restoreShard(i int, ss []*session) {
+	pairs := 0
+	for _, s := range ss {
+		if s.status == matcher.Pending && !s.capture() {
+			pairs++
+		}
+	}
+	sh := &m.shards[i]
+	sh.mu.Lock()
+	sh.byPair.reserve(pairs)
+	sh.mu.Unlock()
+	for _, s := range ss {
+		m.restore(s)
+	}
 }
 
 // restore puts a session from a snapshot back: every session by id and page

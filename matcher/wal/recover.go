@@ -21,51 +21,12 @@ func (w *WAL) recover(replay func(uint64, []byte) error) (uint64, error) {
 	}
 	var last uint64
 	for i, s := range segs {
-		isLast := i == len(segs)-1
-		path := filepath.Join(w.dir, s.name)
-		data, err := w.fs.ReadFile(path)
+		kept, err := w.replaySegment(s, i == len(segs)-1, &last, replay)
 		if err != nil {
-			return 0, fmt.Errorf("wal: %w", err)
+			return 0, err
 		}
-		if last != 0 && s.first != last+1 {
-			return 0, fmt.Errorf("%w: %s starts at LSN %d but the previous segment ended at %d", ErrCorrupt, path, s.first, last)
-		}
-		if len(data) < headerSize || !bytes.Equal(data[:8], []byte(segmentMagic)) {
-			if isLast && (len(data) < headerSize || allZero(data)) {
-				// Crashed between creating the segment and syncing its header.
-				if err := w.cut(path, data, 0); err != nil {
-					return 0, err
-				}
-				if err := w.fs.Remove(path); err != nil {
-					return 0, fmt.Errorf("wal: %w", err)
-				}
-				w.opt.Logger.Warn("wal: removed a segment with a torn header", "file", path, "bytes", len(data))
-				continue
-			}
-			return 0, fmt.Errorf("%w: %s: bad segment header", ErrCorrupt, path)
-		}
-		off := headerSize
-		expect := s.first
-		for off < len(data) {
-			lsn, payload, size, ok := DecodeFrame(data[off:], w.opt.MaxRecord)
-			if ok && lsn != expect {
-				return 0, fmt.Errorf("%w: %s at offset %d: LSN %d, want %d", ErrCorrupt, path, off, lsn, expect)
-			}
-			if !ok {
-				if !isLast || w.validFrameAfter(data, off+1) {
-					return 0, fmt.Errorf("%w: %s at offset %d: bad frame before the end of the log; acknowledged records would be lost, so recovery stops (restore from backup, or move the file aside knowingly)", ErrCorrupt, path, off)
-				}
-				if err := w.cut(path, data, off); err != nil {
-					return 0, err
-				}
-				w.opt.Logger.Warn("wal: truncated a torn tail", "file", path, "offset", off, "bytes_cut", len(data)-off, "kept_in", path+".broken")
-				break
-			}
-			if err := replay(lsn, payload); err != nil {
-				return 0, fmt.Errorf("wal: %s at offset %d (LSN %d): %w", path, off, lsn, err)
-			}
-			last, expect = lsn, lsn+1
-			off += size
+		if !kept {
+			continue
 		}
 		if last == 0 || last < s.first-1 {
 			last = s.first - 1 // an empty segment still fixes where LSNs go on
@@ -73,6 +34,60 @@ func (w *WAL) recover(replay func(uint64, []byte) error) (uint64, error) {
 		w.segments = append(w.segments, s)
 	}
 	return last, nil
+}
+
+// replaySegment replays the segment s, whose records follow LSN *last (0:
+// none before), setting *last to each record's. It reports whether the
+// segment stays (one with a torn header is removed). The segment's bytes
+// are released when it returns: replay copies what it keeps.
+func (w *WAL) replaySegment(s segment, isLast bool, last *uint64, replay func(uint64, []byte) error) (kept bool, err error) {
+	path := filepath.Join(w.dir, s.name)
+	data, release, err := readAll(w.fs, path)
+	if err != nil {
+		return false, fmt.Errorf("wal: %w", err)
+	}
+	defer release()
+	if *last != 0 && s.first != *last+1 {
+		return false, fmt.Errorf("%w: %s starts at LSN %d but the previous segment ended at %d", ErrCorrupt, path, s.first, *last)
+	}
+	if len(data) < headerSize || !bytes.Equal(data[:8], []byte(segmentMagic)) {
+		if isLast && (len(data) < headerSize || allZero(data)) {
+			// Crashed between creating the segment and syncing its header.
+			if err := w.cut(path, data, 0); err != nil {
+				return false, err
+			}
+			if err := w.fs.Remove(path); err != nil {
+				return false, fmt.Errorf("wal: %w", err)
+			}
+			w.opt.Logger.Warn("wal: removed a segment with a torn header", "file", path, "bytes", len(data))
+			return false, nil
+		}
+		return false, fmt.Errorf("%w: %s: bad segment header", ErrCorrupt, path)
+	}
+	off := headerSize
+	expect := s.first
+	for off < len(data) {
+		lsn, payload, size, ok := DecodeFrame(data[off:], w.opt.MaxRecord)
+		if ok && lsn != expect {
+			return false, fmt.Errorf("%w: %s at offset %d: LSN %d, want %d", ErrCorrupt, path, off, lsn, expect)
+		}
+		if !ok {
+			if !isLast || w.validFrameAfter(data, off+1) {
+				return false, fmt.Errorf("%w: %s at offset %d: bad frame before the end of the log; acknowledged records would be lost, so recovery stops (restore from backup, or move the file aside knowingly)", ErrCorrupt, path, off)
+			}
+			if err := w.cut(path, data, off); err != nil {
+				return false, err
+			}
+			w.opt.Logger.Warn("wal: truncated a torn tail", "file", path, "offset", off, "bytes_cut", len(data)-off, "kept_in", path+".broken")
+			break
+		}
+		if err := replay(lsn, payload); err != nil {
+			return false, fmt.Errorf("wal: %s at offset %d (LSN %d): %w", path, off, lsn, err)
+		}
+		*last, expect = lsn, lsn+1
+		off += size
+	}
+	return true, nil
 }
 
 // validFrameAfter reports whether any offset from start on holds a valid frame.

@@ -66,12 +66,42 @@ func ReadSnapshot(fsys FS, dir, name string) ([]byte, error) {
 	}
 	path := filepath.Join(dir, name)
 	b, err := fsys.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, ErrNoSnapshot
-	}
 	if err != nil {
-		return nil, fmt.Errorf("wal: snapshot: %w", err)
+		return nil, snapshotErr(err)
 	}
+	return checkSnapshot(path, b)
+}
+
+// LoadSnapshot is ReadSnapshot with the file mapped into memory rather
+// than read when fsys is the OS's (readAll): the payload is valid until
+// release is called, and whatever outlives it must be copied out of it.
+// release is nil when err is not.
+func LoadSnapshot(fsys FS, dir, name string) (payload []byte, release func(), err error) {
+	if fsys == nil {
+		fsys = OS{}
+	}
+	path := filepath.Join(dir, name)
+	b, release, err := readAll(fsys, path)
+	if err != nil {
+		return nil, nil, snapshotErr(err)
+	}
+	if payload, err = checkSnapshot(path, b); err != nil {
+		release()
+		return nil, nil, err
+	}
+	return payload, release, nil
+}
+
+func snapshotErr(err error) error {
+	if errors.Is(err, fs.ErrNotExist) {
+		return ErrNoSnapshot
+	}
+	return fmt.Errorf("wal: snapshot: %w", err)
+}
+
+// checkSnapshot returns the payload of the snapshot file bytes b, read
+// from path, once its header, length and checksum are checked.
+func checkSnapshot(path string, b []byte) ([]byte, error) {
 	if len(b) < snapshotHeader || !bytes.Equal(b[:8], []byte(snapshotMagic)) || binary.LittleEndian.Uint32(b[8:]) != version {
 		return nil, fmt.Errorf("%w: snapshot %s: bad header", ErrCorrupt, path)
 	}

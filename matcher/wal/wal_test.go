@@ -359,15 +359,33 @@ func crc(b []byte) uint32 {
 	return h
 }
 
+// readSnapshot reads dir/name with ReadSnapshot and with LoadSnapshot, of
+// the OS (which maps it) and of a wrapping FS (which reads it), and fails
+// unless all three agree.
+func readSnapshot(t *testing.T, dir, name string) ([]byte, error) {
+	t.Helper()
+	want, werr := ReadSnapshot(nil, dir, name)
+	for _, fsys := range []FS{OS{}, &faultFS{}} {
+		got, release, err := LoadSnapshot(fsys, dir, name)
+		if fmt.Sprint(err) != fmt.Sprint(werr) || !errors.Is(err, ErrCorrupt) && errors.Is(werr, ErrCorrupt) || !bytes.Equal(got, want) {
+			t.Fatalf("LoadSnapshot(%T): %q, %v; ReadSnapshot: %q, %v", fsys, got, err, want, werr)
+		}
+		if err == nil {
+			release()
+		}
+	}
+	return want, werr
+}
+
 func TestSnapshots(t *testing.T) {
 	dir := t.TempDir()
-	if _, err := ReadSnapshot(nil, dir, "s"); !errors.Is(err, ErrNoSnapshot) {
+	if _, err := readSnapshot(t, dir, "s"); !errors.Is(err, ErrNoSnapshot) {
 		t.Fatal(err)
 	}
 	if err := WriteSnapshot(nil, dir, "s", []byte("one")); err != nil {
 		t.Fatal(err)
 	}
-	if b, err := ReadSnapshot(nil, dir, "s"); err != nil || string(b) != "one" {
+	if b, err := readSnapshot(t, dir, "s"); err != nil || string(b) != "one" {
 		t.Fatalf("%q %v", b, err)
 	}
 	// A failed write (partial snapshot) leaves the previous one intact.
@@ -376,7 +394,7 @@ func TestSnapshots(t *testing.T) {
 	if err := WriteSnapshot(ffs, dir, "s", []byte("two")); err == nil {
 		t.Fatal("snapshot written although fsync failed")
 	}
-	if b, err := ReadSnapshot(nil, dir, "s"); err != nil || string(b) != "one" {
+	if b, err := readSnapshot(t, dir, "s"); err != nil || string(b) != "one" {
 		t.Fatalf("after failed write: %q %v", b, err)
 	}
 	if _, err := os.Stat(filepath.Join(dir, "s.tmp")); !errors.Is(err, fs.ErrNotExist) {
@@ -386,12 +404,12 @@ func TestSnapshots(t *testing.T) {
 	p := filepath.Join(dir, "s")
 	b, _ := os.ReadFile(p)
 	os.WriteFile(p, b[:len(b)-1], 0o600)
-	if _, err := ReadSnapshot(nil, dir, "s"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) {
+	if _, err := readSnapshot(t, dir, "s"); !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), p) {
 		t.Fatalf("truncated snapshot: %v", err)
 	}
 	b[len(b)-1] ^= 1
 	os.WriteFile(p, b, 0o600)
-	if _, err := ReadSnapshot(nil, dir, "s"); !errors.Is(err, ErrCorrupt) {
+	if _, err := readSnapshot(t, dir, "s"); !errors.Is(err, ErrCorrupt) {
 		t.Fatalf("flipped snapshot: %v", err)
 	}
 }
