@@ -82,7 +82,7 @@ fuzz:
 ## bench: Go benchmarks, loopback load runs and the Redis comparison, as one table
 bench: build deps
 	$(GO) test -run '^$$' -bench 'LookupConsume|DependentLoad|Ingest|Create$$|WALAppend' -benchmem -timeout 30m ./matcher/memstore/ > bin/gobench.txt
-	$(GO) test -run '^$$' -bench 'Recovery1M|MemoryPerSession|ProcessedIDMemory' -benchtime 1x -timeout 30m ./matcher/memstore/ >> bin/gobench.txt
+	$(GO) test -run '^$$' -bench 'Recovery1M|Restart1M|MemoryPerSession|ProcessedIDMemory' -benchtime 1x -timeout 30m ./matcher/memstore/ >> bin/gobench.txt
 	$(GO) test -run '^$$' -bench 'WebhookTwilio' -benchmem -timeout 30m ./gateway/ >> bin/gobench.txt
 	./$(BIN) bench --gobench bin/gobench.txt
 

@@ -225,6 +225,8 @@ var targets = map[string]struct {
 	"BenchmarkWALAppend/writers=64":          {"records/s", 200_000, false, "≥ 200,000 records/s"},
 	"BenchmarkRecovery1M/pending":            {"s/recovery", 1, true, "≤ 1 s"},
 	"BenchmarkRecovery1M/day":                {"s/recovery", 1, true, "≤ 1 s"},
+	"BenchmarkRestart1M/pending":             {"s/restart", 1, true, "≤ 1 s"},
+	"BenchmarkRestart1M/day":                 {"s/restart", 1, true, "≤ 1 s"},
 	"BenchmarkMemoryPerSession/gateway":      {"bytes/session", 300, true, "≤ 300 bytes"},
 	"BenchmarkMemoryPerSession/contiguity":   {"bytes/session", 300, true, "≤ 300 bytes"},
 	"BenchmarkMemoryPerSession/bare":         {"bytes/session", 300, true, "≤ 300 bytes"},
