@@ -265,10 +265,13 @@ func goBenchRows(path string) ([][]string, error) {
 		}
 		row := []string{name, strings.Join(parts, ", "), "", ""}
 		if t, ok := targets[name]; ok {
-			v := metrics[t.unit]
-			ok := v >= t.limit
-			if t.less {
+			// A benchmark that no longer reports its target's unit misses
+			// it: a renamed metric must not read as 0, under every limit.
+			v, ok := metrics[t.unit]
+			if ok && t.less {
 				ok = v <= t.limit
+			} else if ok {
+				ok = v >= t.limit
 			}
 			if t.unit == "ns/op" && metrics["allocs/op"] > 1 {
 				ok = false
