@@ -54,7 +54,7 @@ func touch(b []byte) (err error) {
 			if !ok {
 				panic(r)
 			}
-			err = fmt.Errorf("a page of the mapping, at %#x, cannot be read (I/O error, or the file was cut): %v", f.Addr(), r)
+			err = fmt.Errorf("a page of the mapping, at %#x, cannot be read (an I/O error, or the file was cut)", f.Addr())
 		}
 	}()
 	page := os.Getpagesize()
