@@ -55,23 +55,23 @@ local function routes(s)
   return {{c = 'sms', to = s.to}}
 end
 
--- numbers are the distinct numbers of a session's routes: each indexes it
--- (in its home tag, the tag of s.to) as s.to alone did before routes.
-local function numbers(s)
-  local out, seen = {}, {}
-  for _, r in ipairs(routes(s)) do
-    if not seen[r.to] then seen[r.to] = true; out[#out + 1] = r.to end
-  end
-  return out
-end
-
 -- repeated: does route i of rs go to a number an earlier one goes to?
--- finish walks numbers(s) this way, building no list.
+-- finish walks a session's numbers this way, building no list.
 local function repeated(rs, i)
   for j = 1, i - 1 do
     if rs[j].to == rs[i].to then return true end
   end
   return false
+end
+
+-- numbers are the distinct numbers of a session's routes: each indexes it
+-- (in its home tag, the tag of s.to) as s.to alone did before routes.
+local function numbers(s)
+  local out, rs = {}, routes(s)
+  for i, r in ipairs(rs) do
+    if not repeated(rs, i) then out[#out + 1] = r.to end
+  end
+  return out
 end
 
 local function hasRoute(s, c, to)
