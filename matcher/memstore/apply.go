@@ -52,7 +52,7 @@ func (m *Store) insert(sh *shard, s *session) {
 		} else {
 			ix.pairAdd(s, num)
 		}
-		m.pending.add(num, 1)
+		m.pending.add(ix, num, 1)
 	}
 	sh.timers.push(timer{at: s.expires, s: s})
 }
@@ -187,7 +187,7 @@ func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 	s.setReason(reasonCode(st, ""))
 	for i := range s.numCount() {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
-		m.pending.add(num, -1)
+		m.pending.add(ix, num, -1)
 		if s.capture() {
 			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
 				delete(byCode, s.normCode())

@@ -28,6 +28,7 @@ import (
 	"math/big"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/mogate/mogate/matcher"
@@ -142,6 +143,12 @@ type shard struct {
 	lastPurge time.Time                      // last pass for finished sessions past retention
 	watch     map[[16]byte][]chan struct{}
 	fresh     []*session // made final by the step in progress: their events go to the event table (journal)
+	// The pending counter of the number this shard last counted for
+	// (pendingCounts.add): sessions come on a few numbers, and a match finds its
+	// number's counter here with one comparison where the counts' map
+	// took a lookup. Counters are never removed, so it stays good.
+	pendTo string
+	pendC  *atomic.Int64
 }
 
 type idemShard struct {
