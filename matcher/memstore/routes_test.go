@@ -43,3 +43,32 @@ func TestWaitWokenBySecondRoute(t *testing.T) {
 		t.Fatalf("Wait returned %+v", got)
 	}
 }
+
+// TestFNVUnrolled: the shard hashes, four bytes a step, are FNV-1a a byte
+// at a time with 0xff after each part (as written into every id made so
+// far), for parts of every length to 4 steps and a tail.
+func TestFNVUnrolled(t *testing.T) {
+	ref := func(parts ...string) uint32 {
+		h := uint32(2166136261)
+		for _, p := range parts {
+			for _, c := range []byte(p + "\xff") {
+				h ^= uint32(c)
+				h *= 16777619
+			}
+		}
+		return h
+	}
+	const digits = "+1415555012345678901"
+	for i := range len(digits) + 1 {
+		for j := range len(digits) + 1 {
+			a, b := digits[:i], digits[len(digits)-j:]
+			want := ref(a, b)
+			if fnv32(a, b) != want || fnv2(a, b) != want || fnv32b(a, []byte(b)) != want {
+				t.Fatalf("(%q, %q): fnv32 %x, fnv2 %x, fnv32b %x, want %x", a, b, fnv32(a, b), fnv2(a, b), fnv32b(a, []byte(b)), want)
+			}
+		}
+	}
+	if got, want := pairShard("+14155550100", "+14155550123"), int(ref("+14155550100", "+14155550123")%numShards); got != want {
+		t.Fatalf("pairShard %d, want %d", got, want)
+	}
+}
