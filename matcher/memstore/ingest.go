@@ -253,7 +253,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 // outcome verify sets (a journal other than the WAL copies both). hf is
 // hashString(msg.From).
 func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
-	out.SessionID = s.idString()
+	out.SessionID = sh.ids.idString(s)
 	r := &recs[0]
 	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
 	r.Via = matcher.Route{Channel: ch, To: msg.To}

@@ -150,6 +150,7 @@ type shard struct {
 	// took a lookup. Counters are never removed, so it stays good.
 	pendTo string
 	pendC  *atomic.Int64
+	ids    idArena // the ids of the verifications made under the shard's lock
 }
 
 type idemShard struct {

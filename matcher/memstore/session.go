@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -416,6 +417,35 @@ func renderID(prefix string, id *[16]byte) string {
 	n := copy(buf[:], prefix)
 	encodeRaw((*[26]byte)(buf[n:n+26]), id)
 	return string(buf[:n+26])
+}
+
+// idChunk is the size of the chunks idArena renders ids into: 34 ids of
+// the usual 30 bytes, where each of its own took a 32-byte block.
+const idChunk = 1024
+
+// idArena renders the session ids of verifications (a shard's, used under
+// its lock) into a shared chunk instead of an allocation each: one
+// allocation a chunk. A chunk is freed once none of its ids is held; the
+// ids of verifications live alike (the dedupe table keeps each outcome for
+// the retention), so chunks hold few dead ones.
+type idArena struct{ buf []byte }
+
+// idString is s.idString(), rendered in the arena. Bytes of buf are
+// written only before they are handed out, so the strings never change.
+func (a *idArena) idString(s *session) string {
+	prefix := idPrefixes[s.prefix()]
+	n := len(prefix) + 26
+	if n > idChunk/8 {
+		return s.idString()
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, idChunk)
+	}
+	b := a.buf[len(a.buf) : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	copy(b, prefix)
+	encodeRaw((*[26]byte)(b[len(prefix):]), &s.id)
+	return unsafe.String(&b[0], n)
 }
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
