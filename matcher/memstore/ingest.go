@@ -66,7 +66,6 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		msg = &whole
 	}
 	scan := newLazyScan(msg.Text)
-	defer scan.put()
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
@@ -80,8 +79,10 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
 	if out, c := m.verifyPair(msg, ch, &scan, &recs); c != nil {
+		scan.put() // no defer on the matching path: it costs a deferred call
 		return out, c.Wait()
 	}
+	defer scan.put()
 	if ownOnly {
 		return matcher.Outcome{NeedsBudget: true}, nil
 	}
