@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -459,5 +460,51 @@ func TestPairHashesFresh(t *testing.T) {
 	}
 	if n != 200 {
 		t.Fatalf("%d pairs, want 200", n)
+	}
+}
+
+// TestProofEqual: proof.equal is ==, on proofs that differ in any one
+// field or several, by content or by length, or are equal in distinct
+// strings; and it knows every field (a field added to a proof, a Route or
+// Signals fails here until equal compares it).
+func TestProofEqual(t *testing.T) {
+	if n, m := reflect.TypeFor[matcher.Signals]().NumField(), reflect.TypeFor[matcher.Route]().NumField(); n != 6 || m != 2 ||
+		reflect.TypeFor[proof]().NumField() != 2 {
+		t.Fatalf("Signals has %d fields, Route %d: proof.equal compares 6 and 2", n, m)
+	}
+	strs := []string{"", "a", "b", "ab", "+14155550100", "+14155550101"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func() string { return strings.Clone(strs[rng.IntN(len(strs))]) }
+	random := func() proof {
+		return proof{via: matcher.Route{Channel: pick(), To: pick()}, signals: matcher.Signals{
+			LineType: pick(), Carrier: pick(), SenderCountry: pick(), Attestation: pick(),
+			Forwarded: rng.IntN(2) == 0, SenderSessions24h: rng.IntN(2)}}
+	}
+	for range 20_000 {
+		p := random()
+		q := p
+		switch k := rng.IntN(9); k { // one field changed, or (8) any
+		case 0:
+			q.via.Channel = pick()
+		case 1:
+			q.via.To = pick()
+		case 2:
+			q.signals.LineType = pick()
+		case 3:
+			q.signals.Carrier = pick()
+		case 4:
+			q.signals.SenderCountry = pick()
+		case 5:
+			q.signals.Attestation = pick()
+		case 6:
+			q.signals.Forwarded = !q.signals.Forwarded
+		case 7:
+			q.signals.SenderSessions24h++
+		default:
+			q = random()
+		}
+		if p.equal(&q) != (p == q) || q.equal(&p) != (p == q) {
+			t.Fatalf("%+v equal %+v: %v, want %v", p, q, p.equal(&q), p == q)
+		}
 	}
 }
