@@ -184,7 +184,7 @@ func (s *session) setProof(r *Record) {
 // and wakes its watchers, who wait at its home.
 func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 	s.status, s.finished = st, at.UnixNano()
-	s.setReason(reasonCode(st, ""))
+	s.setReason(finishReason(st))
 	for i := range s.numCount() {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
 		m.pending.add(ix, num, -1)

@@ -360,6 +360,23 @@ func reasonCode(st matcher.Status, r string) uint8 {
 	return 0
 }
 
+// finishReason is reasonCode(st, ""), the reason finish gives a session
+// of status st: looked up for the statuses known at start (reasonCode
+// compares strings).
+func finishReason(st matcher.Status) uint8 {
+	if int(st) < len(finishReasons) {
+		return finishReasons[st]
+	}
+	return reasonCode(st, "")
+}
+
+var finishReasons = func() (t [matcher.Failed + 1]uint8) {
+	for st := range t {
+		t[st] = reasonCode(matcher.Status(st), "")
+	}
+	return t
+}()
+
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
 	// norm is the normalized code when it differs from the code as shown
