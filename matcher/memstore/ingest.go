@@ -178,13 +178,22 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs
 	i := pairShard(msg.To, msg.From)
 	now := recs[1].At.UnixNano()
 	hf := hashString(msg.From) // for the pair table and the sender counts
-	var pick *session
-	held := m.lockPlan(bit(i), func() uint64 {
-		if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
-			return pick.shardsOf()
-		}
-		return 0
-	})
+	// Under the pair's shard; a session indexed in other shards too
+	// (routes on other numbers) is picked again under all of them
+	// (lockPlan). A session of one route takes no plan: no closure, one
+	// lock.
+	held := bit(i)
+	m.shards[i].mu.Lock()
+	pick := m.pairPick(i, msg, hf, ch, scan, now)
+	if pick != nil && pick.shardsOf()|held != held {
+		m.shards[i].mu.Unlock()
+		held = m.lockPlan(held, func() uint64 {
+			if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
+				return pick.shardsOf()
+			}
+			return 0
+		})
+	}
 	defer m.unlockMask(held)
 	if pick == nil {
 		return matcher.Outcome{}, nil

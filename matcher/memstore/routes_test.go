@@ -72,3 +72,40 @@ func TestFNVUnrolled(t *testing.T) {
 		t.Fatalf("pairShard %d, want %d", got, want)
 	}
 }
+
+// TestVerifyHoldsEveryShard: a session with routes on two numbers whose
+// pairs are in two shards is verified (on either number) with both
+// shards locked, as the records are journaled: verifyPair locks one shard
+// first and must take the other too.
+func TestVerifyHoldsEveryShard(t *testing.T) {
+	m := New(Options{})
+	from := alice
+	for i := 0; pairShard(to, from) == pairShard(to2, from); i++ {
+		from = "+1415555" + strconv.Itoa(1000+i)
+	}
+	shards := []int{pairShard(to, from), pairShard(to2, from)}
+	var unlocked []int
+	m.tap = func([]Record) {
+		for _, i := range shards {
+			if m.shards[i].mu.TryLock() {
+				unlocked = append(unlocked, i)
+				m.shards[i].mu.Unlock()
+			}
+		}
+	}
+	for n, num := range []string{to, to2} {
+		_, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from, Code: "482913", To: to, TTL: time.Hour,
+			Routes: []matcher.Route{{Channel: matcher.ChannelSMS, To: to}, {Channel: matcher.ChannelSMS, To: to2}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		unlocked = nil
+		o, err := m.ingest(&matcher.Message{Provider: "tw", MessageID: strconv.Itoa(n), From: from, To: num, Text: "482913"}, matcher.IngestOptions{})
+		if err != nil || o.Kind != matcher.Matched {
+			t.Fatal(o, err)
+		}
+		if len(unlocked) > 0 {
+			t.Fatalf("verified on %s with shards %v of %v unlocked", num, unlocked, shards)
+		}
+	}
+}
