@@ -52,7 +52,7 @@ func (m *Store) insert(sh *shard, s *session) {
 		} else {
 			ix.pairAdd(s, num)
 		}
-		m.pending.add(num, 1)
+		m.pending.add(ix, num, 1)
 	}
 	sh.timers.push(timer{at: s.expires, s: s})
 }
@@ -184,10 +184,10 @@ func (s *session) setProof(r *Record) {
 // and wakes its watchers, who wait at its home.
 func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 	s.status, s.finished = st, at.UnixNano()
-	s.setReason(reasonCode(st, ""))
+	s.setReason(finishReason(st))
 	for i := range s.numCount() {
 		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
-		m.pending.add(num, -1)
+		m.pending.add(ix, num, -1)
 		if s.capture() {
 			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
 				delete(byCode, s.normCode())

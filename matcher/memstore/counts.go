@@ -25,8 +25,16 @@ type pendingCounts struct {
 	total  atomic.Int64
 }
 
-func (p *pendingCounts) add(to string, d int64) {
-	p.counter(to).Add(d)
+// add adds d to the count of number to, whose match key's shard ix the
+// caller holds: the counter is ix's cached one when ix last counted for
+// the same number.
+func (p *pendingCounts) add(ix *shard, to string, d int64) {
+	c := ix.pendC
+	if c == nil || ix.pendTo != to {
+		c = p.counter(to)
+		ix.pendTo, ix.pendC = to, c
+	}
+	c.Add(d)
 	p.total.Add(d)
 }
 

@@ -252,10 +252,11 @@ func TestPendingCountsConcurrent(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var ix shard // the worker's own, as a held shard is
 			for i := range numbers {
 				n := "+1415555" + strconv.Itoa((i*7+w*13)%numbers)
-				p.add(n, 2)
-				p.add(n, -1)
+				p.add(&ix, n, 2)
+				p.add(&ix, n, -1)
 			}
 		}()
 	}
@@ -269,5 +270,48 @@ func TestPendingCountsConcurrent(t *testing.T) {
 	})
 	if seen != numbers || p.total.Load() != workers*numbers {
 		t.Fatalf("%d numbers, total %d; want %d, %d", seen, p.total.Load(), numbers, workers*numbers)
+	}
+}
+
+// TestPendingCountsOneShard: sessions on two numbers whose pairs share a
+// shard, created, verified and cancelled in turn, count on their own
+// number: the shard's cached counter (pendingCounts.add) is its number's
+// only.
+func TestPendingCountsOneShard(t *testing.T) {
+	const a, b = "+14155550101", "+14155550102"
+	m := New(Options{})
+	var fromA, fromB []string // senders whose pair with a (b) is in shard 0
+	for i := 0; len(fromA) < 3 || len(fromB) < 3; i++ {
+		s := "+1999" + fmt.Sprintf("%07d", i)
+		if pairShard(a, s) == 0 && len(fromA) < 3 {
+			fromA = append(fromA, s)
+		} else if pairShard(b, s) == 0 && len(fromB) < 3 {
+			fromB = append(fromB, s)
+		}
+	}
+	var idsA, idsB []string
+	for i := range 3 {
+		for _, p := range []struct {
+			to, from string
+			ids      *[]string
+		}{{a, fromA[i], &idsA}, {b, fromB[i], &idsB}} {
+			s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: p.from, Code: "482913", To: p.to, TTL: time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			*p.ids = append(*p.ids, s.ID)
+		}
+	}
+	if o, err := m.ingest(&matcher.Message{Provider: "tw", MessageID: "m1", From: fromA[0], To: a, Text: "482913"}, matcher.IngestOptions{}); err != nil || o.SessionID != idsA[0] {
+		t.Fatal(o, err)
+	}
+	if _, err := m.cancel(idsB[0]); err != nil {
+		t.Fatal(err)
+	}
+	if o, err := m.ingest(&matcher.Message{Provider: "tw", MessageID: "m2", From: fromA[1], To: a, Text: "482913"}, matcher.IngestOptions{}); err != nil || o.SessionID != idsA[1] {
+		t.Fatal(o, err)
+	}
+	if got := m.pendingByNumber(); len(got) != 2 || got[a] != 1 || got[b] != 2 || m.Pending() != 3 {
+		t.Fatalf("pending %v (%d in all), want %s: 1, %s: 2 (3)", got, m.Pending(), a, b)
 	}
 }

@@ -186,6 +186,9 @@ type pairIndex struct {
 	// growing made and filled a table of each power of two on the way
 	// (TestRestoreSizesPairs).
 	resizes int
+	// The receiving number last hashed and its hash (toHash).
+	hashedTo string
+	toH      uint64
 }
 
 type pairSlot struct {
@@ -202,10 +205,23 @@ var hashSeed = maphash.MakeSeed()
 // hashString is a string's hash under hashSeed.
 func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
 
-func (t *pairIndex) hash(to, from string) uint64 { return pairHash(to, hashString(from)) }
+func (t *pairIndex) hash(to, from string) uint64 { return t.pairHash(to, hashString(from)) }
 
 // pairHash is the hash of the pair (to, a sender of hash hf).
-func pairHash(to string, hf uint64) uint64 { return hashString(to)*0x9e3779b97f4a7c15 ^ hf }
+func (t *pairIndex) pairHash(to string, hf uint64) uint64 {
+	return t.toHash(to)*0x9e3779b97f4a7c15 ^ hf
+}
+
+// toHash is hashString(to), remembered for the number last hashed: a
+// shard's pairs are on a pool's few numbers, and comparing a number costs
+// less than hashing it. (A hash of 0 is computed again each time: the zero
+// value holds none.)
+func (t *pairIndex) toHash(to string) uint64 {
+	if to != t.hashedTo || t.toH == 0 {
+		t.hashedTo, t.toH = to, hashString(to)
+	}
+	return t.toH
+}
 
 // holds reports whether s heads or may head the chain of (to, from).
 func holds(s *session, to, from string) bool {
@@ -241,7 +257,7 @@ func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(pairHash(to, hf), to, from)
+	i := t.find(t.pairHash(to, hf), to, from)
 	s := t.slots[i].s
 	if s != nil {
 		t.last, t.lastS, t.lastTo = i, s, to

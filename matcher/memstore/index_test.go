@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"math/rand/v2"
+	"reflect"
 	"runtime"
 	"strconv"
 	"strings"
@@ -428,6 +429,82 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 		}
 		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
 			t.Fatalf("replaceHead after growth %d: the pair is still held", g)
+		}
+	}
+}
+
+// TestPairHashesFresh: the pair table's hashes, taken with the hash of the
+// number last hashed remembered (pairIndex.toHash), are those of each pair
+// hashed afresh, with the numbers taking turns, one repeated, and the
+// empty one.
+func TestPairHashesFresh(t *testing.T) {
+	nums := []string{"+14155550100", "+14155550101", "+14155550101", "", "+14155550100"}
+	var pairs pairIndex
+	for i := range 200 {
+		to := nums[i%len(nums)]
+		s := &session{to: to, number: "+1" + strconv.Itoa(i)}
+		pairs.set(to, s.number, s)
+		if pairs.getHashed(nums[(i+2)%len(nums)], s.number, hashString(s.number)) != nil {
+			t.Fatalf("pair %d found on another number", i)
+		}
+	}
+	n := 0
+	for _, e := range pairs.slots {
+		if e.s == nil {
+			continue
+		}
+		n++
+		if want := hashString(e.s.to)*0x9e3779b97f4a7c15 ^ hashString(e.s.number); e.h != want {
+			t.Fatalf("pair (%q, %s): hash %x, want %x", e.s.to, e.s.number, e.h, want)
+		}
+	}
+	if n != 200 {
+		t.Fatalf("%d pairs, want 200", n)
+	}
+}
+
+// TestProofEqual: proof.equal is ==, on proofs that differ in any one
+// field or several, by content or by length, or are equal in distinct
+// strings; and it knows every field (a field added to a proof, a Route or
+// Signals fails here until equal compares it).
+func TestProofEqual(t *testing.T) {
+	if n, m := reflect.TypeFor[matcher.Signals]().NumField(), reflect.TypeFor[matcher.Route]().NumField(); n != 6 || m != 2 ||
+		reflect.TypeFor[proof]().NumField() != 2 {
+		t.Fatalf("Signals has %d fields, Route %d: proof.equal compares 6 and 2", n, m)
+	}
+	strs := []string{"", "a", "b", "ab", "+14155550100", "+14155550101"}
+	rng := rand.New(rand.NewPCG(5, 6))
+	pick := func() string { return strings.Clone(strs[rng.IntN(len(strs))]) }
+	random := func() proof {
+		return proof{via: matcher.Route{Channel: pick(), To: pick()}, signals: matcher.Signals{
+			LineType: pick(), Carrier: pick(), SenderCountry: pick(), Attestation: pick(),
+			Forwarded: rng.IntN(2) == 0, SenderSessions24h: rng.IntN(2)}}
+	}
+	for range 20_000 {
+		p := random()
+		q := p
+		switch k := rng.IntN(9); k { // one field changed, or (8) any
+		case 0:
+			q.via.Channel = pick()
+		case 1:
+			q.via.To = pick()
+		case 2:
+			q.signals.LineType = pick()
+		case 3:
+			q.signals.Carrier = pick()
+		case 4:
+			q.signals.SenderCountry = pick()
+		case 5:
+			q.signals.Attestation = pick()
+		case 6:
+			q.signals.Forwarded = !q.signals.Forwarded
+		case 7:
+			q.signals.SenderSessions24h++
+		default:
+			q = random()
+		}
+		if p.equal(&q) != (p == q) || q.equal(&p) != (p == q) {
+			t.Fatalf("%+v equal %+v: %v, want %v", p, q, p.equal(&q), p == q)
 		}
 	}
 }

@@ -66,7 +66,6 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		msg = &whole
 	}
 	scan := newLazyScan(msg.Text)
-	defer scan.put()
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
@@ -80,8 +79,10 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
 	if out, c := m.verifyPair(msg, ch, &scan, &recs); c != nil {
+		scan.put() // no defer on the matching path: it costs a deferred call
 		return out, c.Wait()
 	}
+	defer scan.put()
 	if ownOnly {
 		return matcher.Outcome{NeedsBudget: true}, nil
 	}
@@ -177,13 +178,22 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs
 	i := pairShard(msg.To, msg.From)
 	now := recs[1].At.UnixNano()
 	hf := hashString(msg.From) // for the pair table and the sender counts
-	var pick *session
-	held := m.lockPlan(bit(i), func() uint64 {
-		if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
-			return pick.shardsOf()
-		}
-		return 0
-	})
+	// Under the pair's shard; a session indexed in other shards too
+	// (routes on other numbers) is picked again under all of them
+	// (lockPlan). A session of one route takes no plan: no closure, one
+	// lock.
+	held := bit(i)
+	m.shards[i].mu.Lock()
+	pick := m.pairPick(i, msg, hf, ch, scan, now)
+	if pick != nil && pick.shardsOf()|held != held {
+		m.shards[i].mu.Unlock()
+		held = m.lockPlan(held, func() uint64 {
+			if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
+				return pick.shardsOf()
+			}
+			return 0
+		})
+	}
 	defer m.unlockMask(held)
 	if pick == nil {
 		return matcher.Outcome{}, nil
@@ -253,7 +263,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 // outcome verify sets (a journal other than the WAL copies both). hf is
 // hashString(msg.From).
 func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
-	out.SessionID = s.idString()
+	out.SessionID = sh.ids.idString(s)
 	r := &recs[0]
 	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
 	r.Via = matcher.Route{Channel: ch, To: msg.To}

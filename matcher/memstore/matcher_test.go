@@ -261,3 +261,35 @@ func TestTextReadToTheSameCut(t *testing.T) {
 		t.Fatalf("a code before the cut: %+v", o)
 	}
 }
+
+// TestVerifiedIDsKept: the session ids of verifications, rendered into
+// their shard's shared chunks (idArena), each of both prefixes, are their
+// sessions' ids and stay so while the chunks fill up with the ids after
+// them (some 70 a shard here: two chunks or more each).
+func TestVerifiedIDsKept(t *testing.T) {
+	m := New(Options{})
+	const n = 64 * 70
+	from := senders(n)
+	ids := make([]string, n)
+	for i := range n {
+		prefix := idPrefixes[i%len(idPrefixes)]
+		s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], Code: "482913", To: to, TTL: time.Hour, IDPrefix: prefix})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids[i] = s.ID
+	}
+	got := make([]string, n)
+	for i := range n {
+		o, err := m.ingest(&matcher.Message{Provider: "tw", MessageID: fmt.Sprint(i), From: from[i], To: to, Text: "482913"}, matcher.IngestOptions{})
+		if err != nil || o.Kind != matcher.Matched {
+			t.Fatal(o, err)
+		}
+		got[i] = o.SessionID
+	}
+	for i := range n {
+		if got[i] != ids[i] {
+			t.Fatalf("verification %d: id %q, want %q", i, got[i], ids[i])
+		}
+	}
+}

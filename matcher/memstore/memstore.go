@@ -28,7 +28,9 @@ import (
 	"math/big"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -142,6 +144,13 @@ type shard struct {
 	lastPurge time.Time                      // last pass for finished sessions past retention
 	watch     map[[16]byte][]chan struct{}
 	fresh     []*session // made final by the step in progress: their events go to the event table (journal)
+	// The pending counter of the number this shard last counted for
+	// (pendingCounts.add): sessions come on a few numbers, and a match finds its
+	// number's counter here with one comparison where the counts' map
+	// took a lookup. Counters are never removed, so it stays good.
+	pendTo string
+	pendC  *atomic.Int64
+	ids    idArena // the ids of the verifications made under the shard's lock
 }
 
 type idemShard struct {
@@ -181,38 +190,48 @@ func New(o Options) *Store {
 }
 
 // fnv32 is FNV-1a: shard placement is written into ids and must not change
-// between processes.
+// between processes. Each part is followed by the byte 0xff.
 func fnv32(parts ...string) uint32 {
-	h := uint32(2166136261)
+	h := uint32(fnvOffset)
 	for _, p := range parts {
-		for i := 0; i < len(p); i++ {
-			h ^= uint32(p[i])
-			h *= 16777619
-		}
-		h ^= 0xff
-		h *= 16777619
+		h = fnvEnd(fnvAdd(h, p))
 	}
 	return h
 }
 
 func fnv32b(to string, code []byte) uint32 {
-	h := uint32(2166136261)
-	for i := 0; i < len(to); i++ {
-		h ^= uint32(to[i])
-		h *= 16777619
+	return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, to)), unsafe.String(unsafe.SliceData(code), len(code))))
+}
+
+// fnv2 is fnv32(a, b) without the slice of parts: a match hashes its pair
+// with it.
+func fnv2(a, b string) uint32 { return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, a)), b)) }
+
+const (
+	fnvOffset = 2166136261
+	fnvPrime  = 16777619
+)
+
+// fnvAdd is FNV-1a state h after the bytes of s, four a step: a step's
+// loop overhead paid once for four multiplications (the same result as a
+// byte at a time; TestFNVUnrolled).
+func fnvAdd(h uint32, s string) uint32 {
+	for ; len(s) >= 4; s = s[4:] {
+		h = (h ^ uint32(s[0])) * fnvPrime
+		h = (h ^ uint32(s[1])) * fnvPrime
+		h = (h ^ uint32(s[2])) * fnvPrime
+		h = (h ^ uint32(s[3])) * fnvPrime
 	}
-	h ^= 0xff
-	h *= 16777619
-	for _, c := range code {
-		h ^= uint32(c)
-		h *= 16777619
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * fnvPrime
 	}
-	h ^= 0xff
-	h *= 16777619
 	return h
 }
 
-func pairShard(to, from string) int        { return int(fnv32(to, from) % numShards) }
+// fnvEnd adds the byte 0xff that ends a part.
+func fnvEnd(h uint32) uint32 { return (h ^ 0xff) * fnvPrime }
+
+func pairShard(to, from string) int        { return int(fnv2(to, from) % numShards) }
 func codeShard(to string, code []byte) int { return int(fnv32b(to, code) % numShards) }
 
 // Create makes a pending session and returns it once durable. With an

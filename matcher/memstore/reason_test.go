@@ -61,3 +61,13 @@ func TestOldCancelRecordReplays(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestFinishReason: the reasons finish looks up are reasonCode's, for
+// every status and one past them.
+func TestFinishReason(t *testing.T) {
+	for st := matcher.Pending; st <= matcher.Failed+1; st++ {
+		if got, want := finishReason(st), reasonCode(st, ""); got != want {
+			t.Errorf("status %d: reason %d, want %d", st, got, want)
+		}
+	}
+}

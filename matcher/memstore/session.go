@@ -8,6 +8,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -239,11 +240,11 @@ const maxProofs = 1 << 14
 func sharedProof(p *proof) *proof { return proofs.get(p) }
 
 func (c *proofCache) get(p *proof) *proof {
-	if *p == (proof{}) {
+	if p.via.Channel == "" && *p == (proof{}) { // a message's proof has its channel
 		return nil
 	}
 	slot := &c.recent[p.slot()]
-	if q := slot.Load(); q != nil && *q == *p {
+	if q := slot.Load(); q != nil && q.equal(p) {
 		return q
 	}
 	q := c.find(p)
@@ -261,6 +262,27 @@ func (p *proof) slot() int {
 	h = mixEnds(mixEnds(mixEnds(h, s.Carrier), s.SenderCountry), s.Attestation)
 	return int(h * 0x9e3779b97f4a7c15 >> (64 - recentProofBits))
 }
+
+// equal is *p == *q with no call for the comparison of the two structs
+// (a call, then one for Signals, and one a string): the count and the
+// lengths first, then each string not empty. TestProofEqual keeps it to
+// every field.
+func (p *proof) equal(q *proof) bool {
+	a, b := &p.signals, &q.signals
+	if a.SenderSessions24h != b.SenderSessions24h || a.Forwarded != b.Forwarded ||
+		len(p.via.Channel) != len(q.via.Channel) || len(p.via.To) != len(q.via.To) ||
+		len(a.LineType) != len(b.LineType) || len(a.Carrier) != len(b.Carrier) ||
+		len(a.SenderCountry) != len(b.SenderCountry) || len(a.Attestation) != len(b.Attestation) {
+		return false
+	}
+	return sameBytes(p.via.Channel, q.via.Channel) && sameBytes(p.via.To, q.via.To) &&
+		sameBytes(a.LineType, b.LineType) && sameBytes(a.Carrier, b.Carrier) &&
+		sameBytes(a.SenderCountry, b.SenderCountry) && sameBytes(a.Attestation, b.Attestation)
+}
+
+// sameBytes is x == y for strings of one length, with no call when they
+// are empty.
+func sameBytes(x, y string) bool { return len(x) == 0 || x == y }
 
 // mixEnds mixes the length and the end characters of v into h.
 func mixEnds(h uint64, v string) uint64 {
@@ -337,6 +359,23 @@ func reasonCode(st matcher.Status, r string) uint8 {
 	}
 	return 0
 }
+
+// finishReason is reasonCode(st, ""), the reason finish gives a session
+// of status st: looked up for the statuses known at start (reasonCode
+// compares strings).
+func finishReason(st matcher.Status) uint8 {
+	if int(st) < len(finishReasons) {
+		return finishReasons[st]
+	}
+	return reasonCode(st, "")
+}
+
+var finishReasons = func() (t [matcher.Failed + 1]uint8) {
+	for st := range t {
+		t[st] = reasonCode(matcher.Status(st), "")
+	}
+	return t
+}()
 
 // sessionExtra holds the rarely set fields.
 type sessionExtra struct {
@@ -416,6 +455,35 @@ func renderID(prefix string, id *[16]byte) string {
 	n := copy(buf[:], prefix)
 	encodeRaw((*[26]byte)(buf[n:n+26]), id)
 	return string(buf[:n+26])
+}
+
+// idChunk is the size of the chunks idArena renders ids into: 34 ids of
+// the usual 30 bytes, where each of its own took a 32-byte block.
+const idChunk = 1024
+
+// idArena renders the session ids of verifications (a shard's, used under
+// its lock) into a shared chunk instead of an allocation each: one
+// allocation a chunk. A chunk is freed once none of its ids is held; the
+// ids of verifications live alike (the dedupe table keeps each outcome for
+// the retention), so chunks hold few dead ones.
+type idArena struct{ buf []byte }
+
+// idString is s.idString(), rendered in the arena. Bytes of buf are
+// written only before they are handed out, so the strings never change.
+func (a *idArena) idString(s *session) string {
+	prefix := idPrefixes[s.prefix()]
+	n := len(prefix) + 26
+	if n > idChunk/8 {
+		return s.idString()
+	}
+	if cap(a.buf)-len(a.buf) < n {
+		a.buf = make([]byte, 0, idChunk)
+	}
+	b := a.buf[len(a.buf) : len(a.buf)+n]
+	a.buf = a.buf[:len(a.buf)+n]
+	copy(b, prefix)
+	encodeRaw((*[26]byte)(b[len(prefix):]), &s.id)
+	return unsafe.String(&b[0], n)
 }
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:

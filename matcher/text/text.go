@@ -303,21 +303,33 @@ func containsASCII(text, code string) bool {
 // that Read reads is ASCII.
 func ASCII(text string) bool { return asciiOnly(head(text)) }
 
-// asciiOnly reports whether text is ASCII.
+// asciiOnly reports whether text is ASCII, 8 bytes a step (one load),
+// the last step the text's last 8 bytes, overlapping the one before
+// rather than a loop over the bytes left.
 func asciiOnly(text string) bool {
-	for ; len(text) >= 8; text = text[8:] { // 8 bytes a step, one load
-		w := uint64(text[0]) | uint64(text[1])<<8 | uint64(text[2])<<16 | uint64(text[3])<<24 |
-			uint64(text[4])<<32 | uint64(text[5])<<40 | uint64(text[6])<<48 | uint64(text[7])<<56
-		if w&0x8080808080808080 != 0 {
+	const high = 0x8080808080808080
+	if len(text) < 8 {
+		for i := 0; i < len(text); i++ {
+			if text[i] >= utf8.RuneSelf {
+				return false
+			}
+		}
+		return true
+	}
+	last := word(text[len(text)-8:])
+	for ; len(text) > 8; text = text[8:] {
+		if word(text)&high != 0 {
 			return false
 		}
 	}
-	for i := 0; i < len(text); i++ {
-		if text[i] >= utf8.RuneSelf {
-			return false
-		}
-	}
-	return true
+	return last&high == 0
+}
+
+// word is the first 8 bytes of s, little-endian: one load.
+func word(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // tokenAt reports whether code is the concatenation of the chunks of one

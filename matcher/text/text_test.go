@@ -297,3 +297,21 @@ func containsChecked(text, code string) (found, ok bool) {
 	}
 	return ContainsInASCII(text, code), true
 }
+
+// TestASCIIEachByte: ASCII finds a byte past ASCII at every place of
+// texts of every length to 5 of its 8-byte steps, and none in the others.
+func TestASCIIEachByte(t *testing.T) {
+	for n := range 41 {
+		b := []byte(strings.Repeat("a", n))
+		if !ASCII(string(b)) {
+			t.Fatalf("%d ASCII bytes not ASCII", n)
+		}
+		for i := range b {
+			b[i] = 0x80
+			if ASCII(string(b)) {
+				t.Fatalf("byte %d of %d past ASCII not seen", i, n)
+			}
+			b[i] = 'a'
+		}
+	}
+}
