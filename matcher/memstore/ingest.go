@@ -185,14 +185,17 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs
 	held := bit(i)
 	m.shards[i].mu.Lock()
 	pick := m.pairPick(i, msg, hf, ch, scan, now)
-	if pick != nil && pick.shardsOf()|held != held {
-		m.shards[i].mu.Unlock()
-		held = m.lockPlan(held, func() uint64 {
-			if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
-				return pick.shardsOf()
-			}
-			return 0
-		})
+	if need := held; pick != nil {
+		need |= pick.shardsOf()
+		if need != held { // its other shards, locked in order with i again
+			m.shards[i].mu.Unlock()
+			held = m.lockPlan(need, func() uint64 {
+				if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
+					return pick.shardsOf()
+				}
+				return 0
+			})
+		}
 	}
 	defer m.unlockMask(held)
 	if pick == nil {

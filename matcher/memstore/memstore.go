@@ -42,7 +42,10 @@ const numShards = 64
 type Journal interface {
 	// Append queues records, in order, and returns their commit, whose
 	// Wait blocks until they are durable. Append is called with a shard
-	// lock held: it must not block on I/O.
+	// lock held: it must not block on I/O. A record's strings may share
+	// memory with other records' (a verification's ID is cut from a
+	// shard's chunk of ids): a journal that keeps records long after they
+	// are durable clones what it keeps.
 	Append(recs ...Record) Commit
 }
 
