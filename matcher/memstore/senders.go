@@ -5,7 +5,9 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
+	"unsafe"
 )
 
 // senderWindow is the window of Signals.SenderSessions24h.
@@ -103,6 +105,24 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 		c.queue.push(senderRef{h: h, at: e.at})
 	}
 	return n
+}
+
+// prefetch starts loading, without waiting for it, the slot of the sender
+// of hash hs (hashString(sender)) under the API key last counted, for a
+// countAndAdd to come. A verification that matches its pair at 1M pending
+// makes three loads, each of whose address the one before gives: the
+// pair's slot (pairIndex), the session it names, and then, in
+// countAndAdd, the sender's slot here, which the session's API key picks.
+// The sender's hash is known before the first: ingest calls prefetch then,
+// so that the third load overlaps the other two instead of following them.
+// The key is the one last counted, as it is in a deployment of one API key;
+// with another, only a useless line is fetched. It takes no lock: the table
+// may change before countAndAdd reads it, and then, too, only a useless
+// line is fetched (prefetchLines neither faults nor reads Go memory).
+func (c *senderCounts) prefetch(hs uint64) {
+	if p := c.t.homeAddr(hs); p != 0 {
+		prefetchLines(p, unsafe.Sizeof(senderSlot{})) // a slot takes two lines (TestSenderSlotLines)
+	}
 }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
@@ -385,6 +405,19 @@ type senderTable struct {
 	// each a string shared by its sessions): keyHash compares it first.
 	lastKey  string
 	lastKeyH uint64
+	// Where slots is and lastKeyH, published for prefetch, which reads
+	// them without senderCounts.mu: they are written under it, by
+	// setSlots and keyHash.
+	at   atomic.Pointer[slotsAt] // nil: no slots
+	keyH atomic.Uint64
+}
+
+// slotsAt is where a table's slots are, as a plain address: it keeps no
+// table alive, and an address of a table since replaced is only a wasted
+// prefetch.
+type slotsAt struct {
+	base uintptr // &slots[0]
+	mask uint64  // len(slots)-1
 }
 
 type senderSlot struct {
@@ -398,16 +431,41 @@ type senderSlot struct {
 func (t *senderTable) hash(k senderID) uint64 { return t.hashWith(k.key, hashString(k.sender)) }
 
 // hashWith is the hash of API key key and a sender of hash hs.
-func (t *senderTable) hashWith(key string, hs uint64) uint64 {
-	return (t.keyHash(key)*0x9e3779b97f4a7c15 ^ hs) | 1<<63
-}
+func (t *senderTable) hashWith(key string, hs uint64) uint64 { return senderHash(t.keyHash(key), hs) }
+
+// senderHash is the hash of an API key of hash kh and a sender of hash hs.
+func senderHash(kh, hs uint64) uint64 { return (kh*0x9e3779b97f4a7c15 ^ hs) | 1<<63 }
 
 // keyHash is hashString(key), remembered for the key last hashed.
 func (t *senderTable) keyHash(key string) uint64 {
 	if key != t.lastKey || t.lastKeyH == 0 {
 		t.lastKey, t.lastKeyH = key, hashString(key)|1 // |1: 0 means none yet
+		t.keyH.Store(t.lastKeyH)
 	}
 	return t.lastKeyH
+}
+
+// setSlots makes slots the table's slot array, and publishes where it is.
+func (t *senderTable) setSlots(slots []senderSlot) {
+	t.slots = slots
+	if len(slots) == 0 {
+		t.at.Store(nil)
+		return
+	}
+	t.at.Store(&slotsAt{base: uintptr(unsafe.Pointer(&slots[0])), mask: uint64(len(slots) - 1)})
+}
+
+// homeAddr returns the address of the slot where a probe for a sender of
+// hash hs, under the API key last hashed, starts (the sender's own slot
+// unless another sender's hash came there first), or 0 for no table. It
+// holds no lock: it reads only what setSlots and keyHash publish, and the
+// address may be out of date by the time it is used (prefetch).
+func (t *senderTable) homeAddr(hs uint64) uintptr {
+	at := t.at.Load()
+	if at == nil {
+		return 0
+	}
+	return at.base + uintptr(senderHash(t.keyH.Load(), hs)&at.mask)*unsafe.Sizeof(senderSlot{})
 }
 
 // findHash returns the first slot of hash h, or false.
@@ -498,7 +556,7 @@ func (t *senderTable) del(i int) {
 	t.n--
 	switch {
 	case t.n == 0:
-		t.slots = nil
+		t.setSlots(nil)
 	case len(t.slots) > 8 && t.n*8 < len(t.slots):
 		t.resize(len(t.slots) / 2)
 	}
@@ -507,7 +565,7 @@ func (t *senderTable) del(i int) {
 // resize moves the senders to a table of size slots (a power of two).
 func (t *senderTable) resize(size int) {
 	old := t.slots
-	t.slots = make([]senderSlot, size)
+	t.setSlots(make([]senderSlot, size))
 	touchPages(t.slots) // recovery's table is as large as the sender counts (restore)
 	mask := size - 1
 	for _, s := range old {
