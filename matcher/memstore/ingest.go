@@ -65,6 +65,11 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		}
 		msg = &whole
 	}
+	// The sender's hash finds its pair and counts its verifications; its
+	// slot in the counts starts loading now, before the pair and the
+	// session that lead to it (senderCounts.prefetch).
+	hf := hashString(msg.From)
+	m.senders.prefetch(hf)
 	scan := newLazyScan(msg.Text)
 	defer scan.put()
 
@@ -79,7 +84,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, ch, &scan, &recs); c != nil {
+	if out, c := m.verifyPair(msg, hf, ch, &scan, &recs); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -95,7 +100,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, ch, code, &recs)
+				out, c = m.verifyCapture(msg, hf, ch, code, &recs)
 				return c != nil
 			})
 			if c != nil {
@@ -172,11 +177,11 @@ func (l *lazyScan) put() {
 // route {ch, number} (ch: msg's channel) whose code the text holds (any,
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
+// of the step (nil: no session matched). hf is hashString(msg.From), for
+// the pair table and the sender counts.
+func (m *Store) verifyPair(msg *matcher.Message, hf uint64, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := pairShard(msg.To, msg.From)
 	now := recs[1].At.UnixNano()
-	hf := hashString(msg.From) // for the pair table and the sender counts
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
@@ -224,8 +229,8 @@ func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan
 
 // verifyCapture verifies the pending capture session of msg's number whose
 // code is code and that has a route {ch, number} (ch: msg's channel), under
-// its shards (nil commit: none).
-func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
+// its shards (nil commit: none). hf is hashString(msg.From).
+func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
@@ -240,7 +245,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hashString(msg.From), ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
