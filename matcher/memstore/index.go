@@ -6,6 +6,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -186,6 +187,9 @@ type pairIndex struct {
 	// growing made and filled a table of each power of two on the way
 	// (TestRestoreSizesPairs).
 	resizes int
+	// Where slots is, published for prefetch, which reads it without the
+	// shard's lock: resize writes it under the lock.
+	at atomic.Pointer[slotsAt]
 }
 
 type pairSlot struct {
@@ -249,6 +253,21 @@ func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
 	return s
 }
 
+// prefetch starts loading, without waiting for it, the slot where a
+// probe for the pair (to, a sender of hash hf) starts: the first of a
+// verification's dependent misses, which then overlaps the work before
+// the shard's lock is taken and the loads of the sender counts
+// (prefetch.go). It takes no lock.
+func (t *pairIndex) prefetch(to string, hf uint64) { prefetchSlot[pairSlot](t.homeAddr(to, hf)) }
+
+// homeAddr returns the address of the slot where a probe for the pair
+// (to, a sender of hash hf) starts, or 0 for no table. It holds no lock:
+// it reads only what resize publishes, and the address may be out of date
+// by the time it is used.
+func (t *pairIndex) homeAddr(to string, hf uint64) uintptr {
+	return homeAddr[pairSlot](&t.at, pairHash(to, hf))
+}
+
 // set makes s the head of the chain of (to, from); s == nil removes it.
 func (t *pairIndex) set(to, from string, s *session) {
 	if s == nil {
@@ -281,6 +300,7 @@ func (t *pairIndex) resize(size int) {
 	t.resizes++
 	old := t.slots
 	t.slots = make([]pairSlot, size)
+	publishSlots(&t.at, t.slots)
 	touchPages(t.slots)
 	mask := size - 1
 	for _, e := range old {

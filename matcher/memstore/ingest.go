@@ -65,10 +65,10 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		}
 		msg = &whole
 	}
-	// The sender's hash finds its pair and counts its verifications; its
-	// slot in the counts starts loading now, before the pair and the
-	// session that lead to it (senderCounts.prefetch).
-	hf := hashString(msg.From)
+	// The sender's hash finds its pair and counts its verifications: the
+	// slots of both start loading now, before the locks (prefetch.go).
+	hf, pair := hashString(msg.From), pairShard(msg.To, msg.From)
+	m.shards[pair].byPair.prefetch(msg.To, hf)
 	m.senders.prefetch(hf)
 	scan := newLazyScan(msg.Text)
 	defer scan.put()
@@ -84,7 +84,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, hf, ch, &scan, &recs); c != nil {
+	if out, c := m.verifyPair(msg, pair, hf, ch, &scan, &recs); c != nil {
 		return out, c.Wait()
 	}
 	if ownOnly {
@@ -177,10 +177,10 @@ func (l *lazyScan) put() {
 // route {ch, number} (ch: msg's channel) whose code the text holds (any,
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched). hf is hashString(msg.From), for
-// the pair table and the sender counts.
-func (m *Store) verifyPair(msg *matcher.Message, hf uint64, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
-	i := pairShard(msg.To, msg.From)
+// of the step (nil: no session matched). i is the pair's shard
+// (pairShard), hf hashString(msg.From), for the pair table and the sender
+// counts.
+func (m *Store) verifyPair(msg *matcher.Message, i int, hf uint64, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	now := recs[1].At.UnixNano()
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {

@@ -6,6 +6,8 @@ import (
 	"testing"
 	"time"
 	"unsafe"
+
+	"github.com/mogate/mogate/matcher"
 )
 
 // checkHomeAddrs checks, for every sender of key in from that the table
@@ -91,6 +93,59 @@ func TestSenderPrefetchAddr(t *testing.T) {
 	}
 }
 
+// TestPairPrefetchAddr: the slot ingest prefetches for a message's pair
+// is the one its shard's probe reads first, in tables of sizes from 8
+// slots up (64 shards, each growing its own), before and after sessions
+// leave; a shard with no table prefetches nothing.
+func TestPairPrefetchAddr(t *testing.T) {
+	m := New(Options{})
+	from := senders(30_000)
+	if p := m.shards[pairShard(to, from[0])].byPair.homeAddr(to, hashString(from[0])); p != 0 {
+		t.Fatalf("no table: prefetch at %#x", p)
+	}
+	check := func(from []string) {
+		t.Helper()
+		own := 0
+		for _, f := range from {
+			bp := &m.shards[pairShard(to, f)].byPair
+			i := bp.find(bp.hash(to, f), to, f)
+			if bp.slots[i].s == nil {
+				t.Fatalf("pair of %s not held", f)
+			}
+			home := int(bp.slots[i].h) & (len(bp.slots) - 1)
+			got, want := bp.homeAddr(to, hashString(f)), uintptr(unsafe.Pointer(&bp.slots[home]))
+			if got != want {
+				t.Fatalf("%d pairs in %d slots: prefetch of %s at %#x, its probe starts at %#x (slot %d, found in %d)",
+					bp.n, len(bp.slots), f, got, want, home, i)
+			}
+			if home == i {
+				own++
+			}
+		}
+		if own*2 < len(from) {
+			t.Fatalf("%d of %d pairs in their home slot", own, len(from))
+		}
+	}
+	made := 0
+	for _, n := range []int{1, 10, 100, 1000, 3000, 10_000, len(from)} {
+		for ; made < n; made++ {
+			if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[made], Code: "482913", To: to, TTL: time.Hour}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		check(from[:n])
+	}
+	// Half the sessions verified: their pairs leave the tables, and the
+	// others' slots shift back.
+	for _, f := range from[:len(from)/2] {
+		msg := matcher.Message{Provider: "tw", MessageID: "m" + f, From: f, To: to, Text: "Your code is 482913"}
+		if o, err := m.ingest(&msg, matcher.IngestOptions{}); err != nil || o.Kind != matcher.Matched {
+			t.Fatal(o, err)
+		}
+	}
+	check(from[len(from)/2:])
+}
+
 // TestSenderSlotLines: a slot, 8-byte aligned and at most 72 bytes, lies
 // in at most two cache lines, those of its first and last bytes, which are
 // what prefetch asks for (prefetchLines).
@@ -115,8 +170,8 @@ func TestPrefetchAnyAddress(t *testing.T) {
 // field that counting writes without an atomic, with the table growing and
 // shrinking under it: the race detector would see such a read (it does
 // for a read of len(t.slots) in homeAddr). One API key: a key changing at
-// each count would store keyH each time, and the race detector takes each
-// atomic store as ordering all the reads before it.
+// each count would store keyH each time, and the race detector would take
+// those stores as ordering the reads before them.
 func TestSenderPrefetchConcurrent(t *testing.T) {
 	var c senderCounts
 	now := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
@@ -147,6 +202,41 @@ func TestSenderPrefetchConcurrent(t *testing.T) {
 			c.countAndAdd("k", "+1"+strconv.Itoa(i), hs[i], at, [16]byte{byte(round), byte(i), byte(i >> 8)})
 		}
 		c.sweep(at.Add(senderWindow + time.Second)) // all expire: the table halves down to none
+	}
+	close(stop)
+	wg.Wait()
+}
+
+// TestPairPrefetchConcurrent: a pair's prefetch reads nothing of the
+// shard that its lock guards, with the shard's pair table growing under
+// it (the race detector would see such a read).
+func TestPairPrefetchConcurrent(t *testing.T) {
+	m := New(Options{})
+	from := senders(20_000)
+	var wg sync.WaitGroup
+	stop, started := make(chan struct{}), make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for pass := 0; ; pass++ {
+			for _, f := range from {
+				m.shards[pairShard(to, f)].byPair.prefetch(to, hashString(f))
+			}
+			if pass == 0 {
+				close(started)
+			}
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	<-started // the shards' tables are read before they first grow
+	for _, f := range from {
+		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: f, To: to, TTL: time.Hour}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	close(stop)
 	wg.Wait()

@@ -7,7 +7,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-	"unsafe"
 )
 
 // senderWindow is the window of Signals.SenderSessions24h.
@@ -109,21 +108,12 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 
 // prefetch starts loading, without waiting for it, the slot of the sender
 // of hash hs (hashString(sender)) under the API key last counted, for a
-// countAndAdd to come. A verification that matches its pair at 1M pending
-// makes three loads, each of whose address the one before gives: the
-// pair's slot (pairIndex), the session it names, and then, in
-// countAndAdd, the sender's slot here, which the session's API key picks.
-// The sender's hash is known before the first: ingest calls prefetch then,
-// so that the third load overlaps the other two instead of following them.
-// The key is the one last counted, as it is in a deployment of one API key;
-// with another, only a useless line is fetched. It takes no lock: the table
-// may change before countAndAdd reads it, and then, too, only a useless
-// line is fetched (prefetchLines neither faults nor reads Go memory).
-func (c *senderCounts) prefetch(hs uint64) {
-	if p := c.t.homeAddr(hs); p != 0 {
-		prefetchLines(p, unsafe.Sizeof(senderSlot{})) // a slot takes two lines (TestSenderSlotLines)
-	}
-}
+// countAndAdd to come: the third of a verification's dependent misses,
+// which it overlaps with the first two (prefetch.go). The key is the one
+// last counted, as it is in a deployment of one API key; with another,
+// only a useless line is loaded. It takes no lock. A slot takes two cache
+// lines (TestSenderSlotLines), both loaded.
+func (c *senderCounts) prefetch(hs uint64) { prefetchSlot[senderSlot](c.t.homeAddr(hs)) }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
@@ -412,14 +402,6 @@ type senderTable struct {
 	keyH atomic.Uint64
 }
 
-// slotsAt is where a table's slots are, as a plain address: it keeps no
-// table alive, and an address of a table since replaced is only a wasted
-// prefetch.
-type slotsAt struct {
-	base uintptr // &slots[0]
-	mask uint64  // len(slots)-1
-}
-
 type senderSlot struct {
 	h uint64 // never 0; 0: the slot is empty
 	k senderID
@@ -448,24 +430,16 @@ func (t *senderTable) keyHash(key string) uint64 {
 // setSlots makes slots the table's slot array, and publishes where it is.
 func (t *senderTable) setSlots(slots []senderSlot) {
 	t.slots = slots
-	if len(slots) == 0 {
-		t.at.Store(nil)
-		return
-	}
-	t.at.Store(&slotsAt{base: uintptr(unsafe.Pointer(&slots[0])), mask: uint64(len(slots) - 1)})
+	publishSlots(&t.at, slots)
 }
 
 // homeAddr returns the address of the slot where a probe for a sender of
 // hash hs, under the API key last hashed, starts (the sender's own slot
 // unless another sender's hash came there first), or 0 for no table. It
 // holds no lock: it reads only what setSlots and keyHash publish, and the
-// address may be out of date by the time it is used (prefetch).
+// address may be out of date by the time it is used (prefetch.go).
 func (t *senderTable) homeAddr(hs uint64) uintptr {
-	at := t.at.Load()
-	if at == nil {
-		return 0
-	}
-	return at.base + uintptr(senderHash(t.keyH.Load(), hs)&at.mask)*unsafe.Sizeof(senderSlot{})
+	return homeAddr[senderSlot](&t.at, senderHash(t.keyH.Load(), hs))
 }
 
 // findHash returns the first slot of hash h, or false.
