@@ -200,7 +200,7 @@ type pairSlot struct {
 // hashSeed seeds the hashes of the pair tables and of the sender counts
 // (senders are chosen by whoever sends), one for the process, so that a
 // message's sender is hashed once for both: hashString(msg.From) finds
-// its pair and counts its verifications (Store.verifyPair).
+// its pair and counts its verifications (pairOf).
 var hashSeed = maphash.MakeSeed()
 
 // hashString is a string's hash under hashSeed.
@@ -237,15 +237,15 @@ func (t *pairIndex) get(to, from string) *session {
 	if t.n == 0 {
 		return nil
 	}
-	return t.getHashed(to, from, hashString(from))
+	return t.getWithHash(to, from, t.hash(to, from))
 }
 
-// getHashed is get for a sender of hash hf (hashString(from)).
-func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
+// getWithHash is get for the pair's hash h (t.hash(to, from)).
+func (t *pairIndex) getWithHash(to, from string, h uint64) *session {
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(pairHash(to, hf), to, from)
+	i := t.find(h, to, from)
 	s := t.slots[i].s
 	if s != nil {
 		t.last, t.lastS, t.lastTo = i, s, to
@@ -254,19 +254,17 @@ func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
 }
 
 // prefetch starts loading, without waiting for it, the slot where a
-// probe for the pair (to, a sender of hash hf) starts: the first of a
+// probe for a pair of hash h (pairHash) starts: the first of a
 // verification's dependent misses, which then overlaps the work before
 // the shard's lock is taken and the loads of the sender counts
 // (prefetch.go). It takes no lock.
-func (t *pairIndex) prefetch(to string, hf uint64) { prefetchSlot[pairSlot](t.homeAddr(to, hf)) }
+func (t *pairIndex) prefetch(h uint64) { prefetchSlot[pairSlot](t.homeAddr(h)) }
 
-// homeAddr returns the address of the slot where a probe for the pair
-// (to, a sender of hash hf) starts, or 0 for no table. It holds no lock:
-// it reads only what resize publishes, and the address may be out of date
-// by the time it is used.
-func (t *pairIndex) homeAddr(to string, hf uint64) uintptr {
-	return homeAddr[pairSlot](&t.at, pairHash(to, hf))
-}
+// homeAddr returns the address of the slot where a probe for a pair of
+// hash h starts, or 0 for no table. It holds no lock: it reads only what
+// resize publishes, and the address may be out of date by the time it is
+// used.
+func (t *pairIndex) homeAddr(h uint64) uintptr { return homeAddr[pairSlot](&t.at, h) }
 
 // set makes s the head of the chain of (to, from); s == nil removes it.
 func (t *pairIndex) set(to, from string, s *session) {

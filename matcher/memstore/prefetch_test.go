@@ -100,7 +100,7 @@ func TestSenderPrefetchAddr(t *testing.T) {
 func TestPairPrefetchAddr(t *testing.T) {
 	m := New(Options{})
 	from := senders(30_000)
-	if p := m.shards[pairShard(to, from[0])].byPair.homeAddr(to, hashString(from[0])); p != 0 {
+	if p := m.shards[pairShard(to, from[0])].byPair.homeAddr(pairHash(to, hashString(from[0]))); p != 0 {
 		t.Fatalf("no table: prefetch at %#x", p)
 	}
 	check := func(from []string) {
@@ -113,7 +113,7 @@ func TestPairPrefetchAddr(t *testing.T) {
 				t.Fatalf("pair of %s not held", f)
 			}
 			home := int(bp.slots[i].h) & (len(bp.slots) - 1)
-			got, want := bp.homeAddr(to, hashString(f)), uintptr(unsafe.Pointer(&bp.slots[home]))
+			got, want := bp.homeAddr(pairHash(to, hashString(f))), uintptr(unsafe.Pointer(&bp.slots[home]))
 			if got != want {
 				t.Fatalf("%d pairs in %d slots: prefetch of %s at %#x, its probe starts at %#x (slot %d, found in %d)",
 					bp.n, len(bp.slots), f, got, want, home, i)
@@ -220,7 +220,7 @@ func TestPairPrefetchConcurrent(t *testing.T) {
 		defer wg.Done()
 		for pass := 0; ; pass++ {
 			for _, f := range from {
-				m.shards[pairShard(to, f)].byPair.prefetch(to, hashString(f))
+				m.shards[pairShard(to, f)].byPair.prefetch(pairHash(to, hashString(f)))
 			}
 			if pass == 0 {
 				close(started)
