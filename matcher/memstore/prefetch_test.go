@@ -146,14 +146,19 @@ func TestPairPrefetchAddr(t *testing.T) {
 	check(from[len(from)/2:])
 }
 
-// TestSenderSlotLines: a slot, 8-byte aligned and at most 72 bytes, lies
-// in at most two cache lines, those of its first and last bytes, which are
-// what prefetch asks for (prefetchLines).
+// TestSenderSlotLines: a slot of the sender counts or of a pair index,
+// 8-byte aligned and at most 72 bytes, lies in at most two cache lines,
+// those of its first and last bytes, which are what prefetchSlot asks for
+// (prefetchLines).
 func TestSenderSlotLines(t *testing.T) {
-	size, align := unsafe.Sizeof(senderSlot{}), unsafe.Alignof(senderSlot{})
-	for off := uintptr(0); off < 64; off += align {
-		if first, last := off/64, (off+size-1)/64; last-first > 1 {
-			t.Fatalf("a slot of %d bytes at offset %d in a line spans %d lines", size, off, last-first+1)
+	for _, slot := range []struct{ size, align uintptr }{
+		{unsafe.Sizeof(senderSlot{}), unsafe.Alignof(senderSlot{})},
+		{unsafe.Sizeof(pairSlot{}), unsafe.Alignof(pairSlot{})},
+	} {
+		for off := uintptr(0); off < 64; off += slot.align {
+			if first, last := off/64, (off+slot.size-1)/64; last-first > 1 {
+				t.Fatalf("a slot of %d bytes at offset %d in a line spans %d lines", slot.size, off, last-first+1)
+			}
 		}
 	}
 }
