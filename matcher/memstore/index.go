@@ -6,6 +6,7 @@ import (
 	"iter"
 	"os"
 	"slices"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -186,9 +187,9 @@ type pairIndex struct {
 	// growing made and filled a table of each power of two on the way
 	// (TestRestoreSizesPairs).
 	resizes int
-	// The receiving number last hashed and its hash (toHash).
-	hashedTo string
-	toH      uint64
+	// Where slots is, published for prefetch, which reads it without the
+	// shard's lock: resize writes it under the lock.
+	at atomic.Pointer[slotsAt]
 }
 
 type pairSlot struct {
@@ -199,29 +200,16 @@ type pairSlot struct {
 // hashSeed seeds the hashes of the pair tables and of the sender counts
 // (senders are chosen by whoever sends), one for the process, so that a
 // message's sender is hashed once for both: hashString(msg.From) finds
-// its pair and counts its verifications (Store.verifyPair).
+// its pair and counts its verifications (pairOf).
 var hashSeed = maphash.MakeSeed()
 
 // hashString is a string's hash under hashSeed.
 func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
 
-func (t *pairIndex) hash(to, from string) uint64 { return t.pairHash(to, hashString(from)) }
+func (t *pairIndex) hash(to, from string) uint64 { return pairHash(to, hashString(from)) }
 
 // pairHash is the hash of the pair (to, a sender of hash hf).
-func (t *pairIndex) pairHash(to string, hf uint64) uint64 {
-	return t.toHash(to)*0x9e3779b97f4a7c15 ^ hf
-}
-
-// toHash is hashString(to), remembered for the number last hashed: a
-// shard's pairs are on a pool's few numbers, and comparing a number costs
-// less than hashing it. (A hash of 0 is computed again each time: the zero
-// value holds none.)
-func (t *pairIndex) toHash(to string) uint64 {
-	if to != t.hashedTo || t.toH == 0 {
-		t.hashedTo, t.toH = to, hashString(to)
-	}
-	return t.toH
-}
+func pairHash(to string, hf uint64) uint64 { return hashString(to)*0x9e3779b97f4a7c15 ^ hf }
 
 // holds reports whether s heads or may head the chain of (to, from).
 func holds(s *session, to, from string) bool {
@@ -249,21 +237,34 @@ func (t *pairIndex) get(to, from string) *session {
 	if t.n == 0 {
 		return nil
 	}
-	return t.getHashed(to, from, hashString(from))
+	return t.getWithHash(to, from, t.hash(to, from))
 }
 
-// getHashed is get for a sender of hash hf (hashString(from)).
-func (t *pairIndex) getHashed(to, from string, hf uint64) *session {
+// getWithHash is get for the pair's hash h (t.hash(to, from)).
+func (t *pairIndex) getWithHash(to, from string, h uint64) *session {
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(t.pairHash(to, hf), to, from)
+	i := t.find(h, to, from)
 	s := t.slots[i].s
 	if s != nil {
 		t.last, t.lastS, t.lastTo = i, s, to
 	}
 	return s
 }
+
+// prefetch starts loading, without waiting for it, the slot where a
+// probe for a pair of hash h (pairHash) starts: the first of a
+// verification's dependent misses, which then overlaps the work before
+// the shard's lock is taken and the loads of the sender counts
+// (prefetch.go). It takes no lock.
+func (t *pairIndex) prefetch(h uint64) { prefetchSlot[pairSlot](t.homeAddr(h)) }
+
+// homeAddr returns the address of the slot where a probe for a pair of
+// hash h starts, or 0 for no table. It holds no lock: it reads only what
+// resize publishes, and the address may be out of date by the time it is
+// used.
+func (t *pairIndex) homeAddr(h uint64) uintptr { return homeAddr[pairSlot](&t.at, h) }
 
 // set makes s the head of the chain of (to, from); s == nil removes it.
 func (t *pairIndex) set(to, from string, s *session) {
@@ -297,6 +298,7 @@ func (t *pairIndex) resize(size int) {
 	t.resizes++
 	old := t.slots
 	t.slots = make([]pairSlot, size)
+	publishSlots(&t.at, t.slots)
 	touchPages(t.slots)
 	mask := size - 1
 	for _, e := range old {

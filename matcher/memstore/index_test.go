@@ -433,36 +433,6 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 	}
 }
 
-// TestPairHashesFresh: the pair table's hashes, taken with the hash of the
-// number last hashed remembered (pairIndex.toHash), are those of each pair
-// hashed afresh, with the numbers taking turns, one repeated, and the
-// empty one.
-func TestPairHashesFresh(t *testing.T) {
-	nums := []string{"+14155550100", "+14155550101", "+14155550101", "", "+14155550100"}
-	var pairs pairIndex
-	for i := range 200 {
-		to := nums[i%len(nums)]
-		s := &session{to: to, number: "+1" + strconv.Itoa(i)}
-		pairs.set(to, s.number, s)
-		if pairs.getHashed(nums[(i+2)%len(nums)], s.number, hashString(s.number)) != nil {
-			t.Fatalf("pair %d found on another number", i)
-		}
-	}
-	n := 0
-	for _, e := range pairs.slots {
-		if e.s == nil {
-			continue
-		}
-		n++
-		if want := hashString(e.s.to)*0x9e3779b97f4a7c15 ^ hashString(e.s.number); e.h != want {
-			t.Fatalf("pair (%q, %s): hash %x, want %x", e.s.to, e.s.number, e.h, want)
-		}
-	}
-	if n != 200 {
-		t.Fatalf("%d pairs, want 200", n)
-	}
-}
-
 // TestProofEqual: proof.equal is ==, on proofs that differ in any one
 // field or several, by content or by length, or are equal in distinct
 // strings; and it knows every field (a field added to a proof, a Route or

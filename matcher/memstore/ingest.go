@@ -65,6 +65,12 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		}
 		msg = &whole
 	}
+	// The message's pair and its sender's verifications are found by
+	// hashes of its number and sender: the slots of both start loading
+	// now, before the locks (prefetch.go).
+	pair := pairOf(msg)
+	m.shards[pair.shard].byPair.prefetch(pair.h)
+	m.senders.prefetch(pair.hf)
 	scan := newLazyScan(msg.Text)
 
 	// Only sessions with a route {channel, number} count. A call has no
@@ -78,7 +84,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, ch, &scan, &recs); c != nil {
+	if out, c := m.verifyPair(msg, pair, ch, &scan, &recs); c != nil {
 		scan.put() // no defer on the matching path: it costs a deferred call
 		return out, c.Wait()
 	}
@@ -96,7 +102,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, ch, code, &recs)
+				out, c = m.verifyCapture(msg, pair.hf, ch, code, &recs)
 				return c != nil
 			})
 			if c != nil {
@@ -173,24 +179,23 @@ func (l *lazyScan) put() {
 // route {ch, number} (ch: msg's channel) whose code the text holds (any,
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched).
-func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
-	i := pairShard(msg.To, msg.From)
+// of the step (nil: no session matched). p is pairOf(msg).
+func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
+	i, hf := p.shard, p.hf
 	now := recs[1].At.UnixNano()
-	hf := hashString(msg.From) // for the pair table and the sender counts
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
 	// lock.
 	held := bit(i)
 	m.shards[i].mu.Lock()
-	pick := m.pairPick(i, msg, hf, ch, scan, now)
+	pick := m.pairPick(i, msg, p.h, ch, scan, now)
 	if need := held; pick != nil {
 		need |= pick.shardsOf()
 		if need != held { // its other shards, locked in order with i again
 			m.shards[i].mu.Unlock()
 			held = m.lockPlan(need, func() uint64 {
-				if pick = m.pairPick(i, msg, hf, ch, scan, now); pick != nil {
+				if pick = m.pairPick(i, msg, p.h, ch, scan, now); pick != nil {
 					return pick.shardsOf()
 				}
 				return 0
@@ -204,9 +209,24 @@ func (m *Store) verifyPair(msg *matcher.Message, ch string, scan *lazyScan, recs
 	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched})
 }
 
+// msgPair is a message's pair, hashed once by ingest: its shard
+// (pairShard), its sender's hash hf (hashString(msg.From)), which the
+// sender counts use too, and the pair's hash h in the shard's pair index.
+type msgPair struct {
+	shard int
+	hf, h uint64
+}
+
+// pairOf returns msg's pair.
+func pairOf(msg *matcher.Message) msgPair {
+	hf := hashString(msg.From)
+	return msgPair{shard: pairShard(msg.To, msg.From), hf: hf, h: pairHash(msg.To, hf)}
+}
+
 // pairPick returns the session verifyPair verifies (nil: none), looking at
-// the locked shard i and changing nothing; hf is hashString(msg.From).
-func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan *lazyScan, now int64) *session {
+// the locked shard i and changing nothing; h is the pair's hash
+// (pairHash).
+func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan *lazyScan, now int64) *session {
 	if ch == matcher.ChannelCall {
 		// A call carries no code: it proves only that the caller called
 		// this number. It verifies only with a validated attestation A,
@@ -217,7 +237,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan
 			return nil
 		}
 		var pick *session
-		for s := m.shards[i].byPair.getHashed(msg.To, msg.From, hf); s != nil; s = s.nextOn(msg.To) {
+		for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
 			if now < s.expires && s.hasRoute(ch, msg.To) {
 				if pick != nil {
 					return nil
@@ -227,7 +247,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan
 		}
 		return pick
 	}
-	for s := m.shards[i].byPair.getHashed(msg.To, msg.From, hf); s != nil; s = s.nextOn(msg.To) {
+	for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
 		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
 			return s
 		}
@@ -237,8 +257,8 @@ func (m *Store) pairPick(i int, msg *matcher.Message, hf uint64, ch string, scan
 
 // verifyCapture verifies the pending capture session of msg's number whose
 // code is code and that has a route {ch, number} (ch: msg's channel), under
-// its shards (nil commit: none).
-func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
+// its shards (nil commit: none). hf is hashString(msg.From).
+func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
@@ -253,7 +273,7 @@ func (m *Store) verifyCapture(msg *matcher.Message, ch string, code []byte, recs
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hashString(msg.From), ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a

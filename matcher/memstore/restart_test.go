@@ -167,7 +167,7 @@ func TestTablePagesFaultOnce(t *testing.T) {
 	for i := range uint64(1 << 16) { // every page is probed but with e^-16 odds
 		binary.LittleEndian.PutUint64(k[:], i*0x9e3779b97f4a7c15)
 		ids.get(k)
-		pairs.getHashed("+1", "", hashRaw(&k))
+		pairs.getWithHash("+1", "", hashRaw(&k))
 		senders.findHash(hashRaw(&k) | 1)
 	}
 	if faults := minorFaults(t) - made; faults > int64(pages)/8 && !raceEnabled {

@@ -5,6 +5,7 @@ import (
 	"iter"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -104,6 +105,15 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 	}
 	return n
 }
+
+// prefetch starts loading, without waiting for it, the slot of the sender
+// of hash hs (hashString(sender)) under the API key last counted, for a
+// countAndAdd to come: the third of a verification's dependent misses,
+// which it overlaps with the first two (prefetch.go). The key is the one
+// last counted, as it is in a deployment of one API key; with another,
+// only a useless line is loaded. It takes no lock. A slot takes two cache
+// lines (TestSenderSlotLines), both loaded.
+func (c *senderCounts) prefetch(hs uint64) { prefetchSlot[senderSlot](c.t.homeAddr(hs)) }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
@@ -385,6 +395,11 @@ type senderTable struct {
 	// each a string shared by its sessions): keyHash compares it first.
 	lastKey  string
 	lastKeyH uint64
+	// Where slots is and lastKeyH, published for prefetch, which reads
+	// them without senderCounts.mu: they are written under it, by
+	// setSlots and keyHash.
+	at   atomic.Pointer[slotsAt] // nil: no slots
+	keyH atomic.Uint64
 }
 
 type senderSlot struct {
@@ -398,16 +413,33 @@ type senderSlot struct {
 func (t *senderTable) hash(k senderID) uint64 { return t.hashWith(k.key, hashString(k.sender)) }
 
 // hashWith is the hash of API key key and a sender of hash hs.
-func (t *senderTable) hashWith(key string, hs uint64) uint64 {
-	return (t.keyHash(key)*0x9e3779b97f4a7c15 ^ hs) | 1<<63
-}
+func (t *senderTable) hashWith(key string, hs uint64) uint64 { return senderHash(t.keyHash(key), hs) }
+
+// senderHash is the hash of an API key of hash kh and a sender of hash hs.
+func senderHash(kh, hs uint64) uint64 { return (kh*0x9e3779b97f4a7c15 ^ hs) | 1<<63 }
 
 // keyHash is hashString(key), remembered for the key last hashed.
 func (t *senderTable) keyHash(key string) uint64 {
 	if key != t.lastKey || t.lastKeyH == 0 {
 		t.lastKey, t.lastKeyH = key, hashString(key)|1 // |1: 0 means none yet
+		t.keyH.Store(t.lastKeyH)
 	}
 	return t.lastKeyH
+}
+
+// setSlots makes slots the table's slot array, and publishes where it is.
+func (t *senderTable) setSlots(slots []senderSlot) {
+	t.slots = slots
+	publishSlots(&t.at, slots)
+}
+
+// homeAddr returns the address of the slot where a probe for a sender of
+// hash hs, under the API key last hashed, starts (the sender's own slot
+// unless another sender's hash came there first), or 0 for no table. It
+// holds no lock: it reads only what setSlots and keyHash publish, and the
+// address may be out of date by the time it is used (prefetch.go).
+func (t *senderTable) homeAddr(hs uint64) uintptr {
+	return homeAddr[senderSlot](&t.at, senderHash(t.keyH.Load(), hs))
 }
 
 // findHash returns the first slot of hash h, or false.
@@ -498,7 +530,7 @@ func (t *senderTable) del(i int) {
 	t.n--
 	switch {
 	case t.n == 0:
-		t.slots = nil
+		t.setSlots(nil)
 	case len(t.slots) > 8 && t.n*8 < len(t.slots):
 		t.resize(len(t.slots) / 2)
 	}
@@ -507,7 +539,7 @@ func (t *senderTable) del(i int) {
 // resize moves the senders to a table of size slots (a power of two).
 func (t *senderTable) resize(size int) {
 	old := t.slots
-	t.slots = make([]senderSlot, size)
+	t.setSlots(make([]senderSlot, size))
 	touchPages(t.slots) // recovery's table is as large as the sender counts (restore)
 	mask := size - 1
 	for _, s := range old {

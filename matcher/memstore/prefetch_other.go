@@ -1,0 +1,8 @@
+//go:build !amd64 || purego
+
+package memstore
+
+// prefetchLines does nothing here: the prefetch is an amd64 instruction
+// (prefetch_amd64.s), and a miss it would have overlapped is only waited
+// for later, where the table is read.
+func prefetchLines(p, n uintptr) {}
