@@ -203,7 +203,7 @@ func fnv32(parts ...string) uint32 {
 }
 
 func fnv32b(to string, code []byte) uint32 {
-	return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, to)), unsafe.String(unsafe.SliceData(code), len(code))))
+	return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, to)), unsafe.String(unsafe.SliceData(code), len(code)))) //nolint:gosec // G103: code is only read, within this call
 }
 
 // fnv2 is fnv32(a, b) without the slice of parts: a match hashes its pair

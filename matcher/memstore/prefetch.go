@@ -35,7 +35,7 @@ func publishSlots[T any](at *atomic.Pointer[slotsAt], slots []T) {
 		at.Store(nil)
 		return
 	}
-	at.Store(&slotsAt{base: uintptr(unsafe.Pointer(&slots[0])), mask: uint64(len(slots) - 1)})
+	at.Store(&slotsAt{base: uintptr(unsafe.Pointer(&slots[0])), mask: uint64(len(slots) - 1)}) //nolint:gosec // G103: an address to prefetch, never a pointer again
 }
 
 // homeAddr returns the address of the slot of a table published in at

@@ -483,7 +483,7 @@ func (a *idArena) idString(s *session) string {
 	a.buf = a.buf[:len(a.buf)+n]
 	copy(b, prefix)
 	encodeRaw((*[26]byte)(b[len(prefix):]), &s.id)
-	return unsafe.String(&b[0], n)
+	return unsafe.String(&b[0], n) //nolint:gosec // G103: these bytes of the chunk are never written again
 }
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
