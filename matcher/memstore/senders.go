@@ -106,15 +106,6 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 	return n
 }
 
-// prefetch starts loading, without waiting for it, the slot of the sender
-// of hash hs (hashString(sender)) under the API key last counted, for a
-// countAndAdd to come: the third of a verification's dependent misses,
-// which it overlaps with the first two (prefetch.go). The key is the one
-// last counted, as it is in a deployment of one API key; with another,
-// only a useless line is loaded. It takes no lock. A slot takes two cache
-// lines (TestSenderSlotLines), both loaded.
-func (c *senderCounts) prefetch(hs uint64) { prefetchSlot[senderSlot](c.t.homeAddr(hs)) }
-
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
 	if h, ok := c.place(k, e); ok {
@@ -434,10 +425,15 @@ func (t *senderTable) setSlots(slots []senderSlot) {
 }
 
 // homeAddr returns the address of the slot where a probe for a sender of
-// hash hs, under the API key last hashed, starts (the sender's own slot
-// unless another sender's hash came there first), or 0 for no table. It
-// holds no lock: it reads only what setSlots and keyHash publish, and the
-// address may be out of date by the time it is used (prefetch.go).
+// hash hs (hashString(sender)), under the API key last hashed, starts
+// (the sender's own slot unless another sender's hash came there first),
+// or 0 for no table: what ingest prefetches for a countAndAdd to come,
+// the third of a verification's dependent misses, which it overlaps with
+// the first two (prefetch.go). The key is the one last counted, as it is
+// in a deployment of one API key; with another, only a useless line is
+// loaded. It holds no lock: it reads only what setSlots and keyHash
+// publish, and the address may be out of date by the time it is used. A
+// slot takes two cache lines (TestSlotLines), both loaded.
 func (t *senderTable) homeAddr(hs uint64) uintptr {
 	return homeAddr[senderSlot](&t.at, senderHash(t.keyH.Load(), hs))
 }
