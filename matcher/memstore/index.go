@@ -316,18 +316,18 @@ func (t *pairIndex) del(to, from string) {
 	}
 }
 
-// replaceHead makes next the head of the chain of (to, from) in place of
-// s (next == nil: removes the chain), with one probe, and reports whether
-// s was the head.
-func (t *pairIndex) replaceHead(to, from string, s, next *session) bool {
+// replaceHead makes next the head of the chain of (to, s.number) in
+// place of s (next == nil: removes the chain), with one probe, and
+// reports whether s was the head.
+func (t *pairIndex) replaceHead(to string, s, next *session) bool {
 	if t.n == 0 {
 		return false
 	}
 	var i int
-	if t.lastS == s && t.lastTo == to && s.number == from {
+	if t.lastS == s && t.lastTo == to { // get's pair was (to, s.number)
 		i = t.last // the slot get found s in: the table has not changed since
 	} else {
-		i = t.find(t.hash(to, from), to, from)
+		i = t.find(t.hash(to, s.number), to, s.number)
 	}
 	switch {
 	case t.slots[i].s != s:
