@@ -83,7 +83,7 @@ func (sh *shard) pairAdd(s *session, num string) {
 func (sh *shard) pairRemove(s *session, num string) {
 	next := s.nextOn(num)
 	s.setNextOn(num, nil)
-	if sh.byPair.replaceHead(num, s.number, s, next) {
+	if sh.byPair.replaceHead(num, s, next) {
 		return
 	}
 	for p := sh.byPair.get(num, s.number); p != nil; p = p.nextOn(num) {

@@ -200,7 +200,7 @@ type pairSlot struct {
 // hashSeed seeds the hashes of the pair tables and of the sender counts
 // (senders are chosen by whoever sends), one for the process, so that a
 // message's sender is hashed once for both: hashString(msg.From) finds
-// its pair and counts its verifications (pairOf).
+// its pair and counts its verifications (ingest).
 var hashSeed = maphash.MakeSeed()
 
 // hashString is a string's hash under hashSeed.
@@ -253,17 +253,12 @@ func (t *pairIndex) getWithHash(to, from string, h uint64) *session {
 	return s
 }
 
-// prefetch starts loading, without waiting for it, the slot where a
-// probe for a pair of hash h (pairHash) starts: the first of a
-// verification's dependent misses, which then overlaps the work before
-// the shard's lock is taken and the loads of the sender counts
-// (prefetch.go). It takes no lock.
-func (t *pairIndex) prefetch(h uint64) { prefetchSlot[pairSlot](t.homeAddr(h)) }
-
 // homeAddr returns the address of the slot where a probe for a pair of
-// hash h starts, or 0 for no table. It holds no lock: it reads only what
-// resize publishes, and the address may be out of date by the time it is
-// used.
+// hash h (pairHash) starts, or 0 for no table: what ingest prefetches,
+// the first of a verification's dependent misses, which then overlaps the
+// work before the shard's lock is taken and the loads of the sender
+// counts (prefetch.go). It holds no lock: it reads only what resize
+// publishes, and the address may be out of date by the time it is used.
 func (t *pairIndex) homeAddr(h uint64) uintptr { return homeAddr[pairSlot](&t.at, h) }
 
 // set makes s the head of the chain of (to, from); s == nil removes it.
@@ -321,18 +316,18 @@ func (t *pairIndex) del(to, from string) {
 	}
 }
 
-// replaceHead makes next the head of the chain of (to, from) in place of
-// s (next == nil: removes the chain), with one probe, and reports whether
-// s was the head.
-func (t *pairIndex) replaceHead(to, from string, s, next *session) bool {
+// replaceHead makes next the head of the chain of (to, s.number) in
+// place of s (next == nil: removes the chain), with one probe, and
+// reports whether s was the head.
+func (t *pairIndex) replaceHead(to string, s, next *session) bool {
 	if t.n == 0 {
 		return false
 	}
 	var i int
-	if t.lastS == s && t.lastTo == to && s.number == from {
+	if t.lastS == s && t.lastTo == to { // get's pair was (to, s.number)
 		i = t.last // the slot get found s in: the table has not changed since
 	} else {
-		i = t.find(t.hash(to, from), to, from)
+		i = t.find(t.hash(to, s.number), to, s.number)
 	}
 	switch {
 	case t.slots[i].s != s:

@@ -360,7 +360,7 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 			}
 			key := pairKey{to, s.number}
 			wantOK := want[key] == s
-			if ok := pairs.replaceHead(to, s.number, s, next); ok != wantOK {
+			if ok := pairs.replaceHead(to, s, next); ok != wantOK {
 				t.Fatalf("step %d: replaceHead(%s, %s) = %v, want %v", step, to, s.number, ok, wantOK)
 			}
 			if wantOK {
@@ -409,7 +409,7 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 		p.get(s.to, s.number)
 		o := p.slots[home].s
 		p.del(o.to, o.number)
-		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
+		if !p.replaceHead(s.to, s, nil) || p.get(s.to, s.number) != nil {
 			t.Fatal("replaceHead after a delete moved the head's slot: the pair is still held")
 		}
 		break
@@ -427,7 +427,7 @@ func TestPairIndexReplaceHeadAfterGet(t *testing.T) {
 			num := "+2" + strconv.Itoa(g) + "-" + strconv.Itoa(n)
 			p.set(nums[0], num, &session{to: nums[0], number: num})
 		}
-		if !p.replaceHead(s.to, s.number, s, nil) || p.get(s.to, s.number) != nil {
+		if !p.replaceHead(s.to, s, nil) || p.get(s.to, s.number) != nil {
 			t.Fatalf("replaceHead after growth %d: the pair is still held", g)
 		}
 	}

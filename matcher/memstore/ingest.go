@@ -67,10 +67,12 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	}
 	// The message's pair and its sender's verifications are found by
 	// hashes of its number and sender: the slots of both start loading
-	// now, before the locks (prefetch.go).
-	pair := pairOf(msg)
-	m.shards[pair.shard].byPair.prefetch(pair.h)
-	m.senders.prefetch(pair.hf)
+	// now, before the locks (prefetch.go), in one call (the hashes and
+	// addresses are computed inline: a call each cost more than the
+	// prefetches).
+	hf := hashString(msg.From)
+	pair := msgPair{shard: pairShard(msg.To, msg.From), hf: hf, h: pairHash(msg.To, hf)}
+	prefetchSlots(m.shards[pair.shard].byPair.homeAddr(pair.h), m.senders.t.homeAddr(hf))
 	scan := newLazyScan(msg.Text)
 
 	// Only sessions with a route {channel, number} count. A call has no
@@ -179,7 +181,7 @@ func (l *lazyScan) put() {
 // route {ch, number} (ch: msg's channel) whose code the text holds (any,
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched). p is pairOf(msg).
+// of the step (nil: no session matched). p is msg's pair.
 func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
 	i, hf := p.shard, p.hf
 	now := recs[1].At.UnixNano()
@@ -215,12 +217,6 @@ func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *laz
 type msgPair struct {
 	shard int
 	hf, h uint64
-}
-
-// pairOf returns msg's pair.
-func pairOf(msg *matcher.Message) msgPair {
-	hf := hashString(msg.From)
-	return msgPair{shard: pairShard(msg.To, msg.From), hf: hf, h: pairHash(msg.To, hf)}
 }
 
 // pairPick returns the session verifyPair verifies (nil: none), looking at

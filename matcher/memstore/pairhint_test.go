@@ -22,7 +22,7 @@ func hintOK(t *testing.T, p *pairIndex, step int, op string) {
 // TestPairHintNeverStale: after any sequence of gets, sets, deletes and
 // head replacements (sessions on one to three numbers, few senders, so
 // probes cluster), the slot get remembered is the slot a lookup finds and
-// holds the session it names; replaceHead of another sender never uses it.
+// holds the session it names; replaceHead on another number never uses it.
 func TestPairHintNeverStale(t *testing.T) {
 	for seed := range uint64(20) {
 		rng := rand.New(rand.NewPCG(seed, 99))
@@ -51,8 +51,8 @@ func TestPairHintNeverStale(t *testing.T) {
 				if got := p.get(to, s.number); got != want[pairKey{to, s.number}] {
 					t.Fatalf("seed %d step %d: get = another session", seed, step)
 				}
-				if p.replaceHead(to, "+other", s, nil) {
-					t.Fatalf("seed %d step %d: replaceHead of another sender took the remembered slot", seed, step)
+				if p.replaceHead("+other", s, nil) {
+					t.Fatalf("seed %d step %d: replaceHead on another number took the remembered slot", seed, step)
 				}
 			case k < 9:
 				op = "replaceHead"
@@ -63,7 +63,7 @@ func TestPairHintNeverStale(t *testing.T) {
 					next = &session{to: to, number: s.number}
 				}
 				key := pairKey{to, s.number}
-				ok := p.replaceHead(to, s.number, s, next)
+				ok := p.replaceHead(to, s, next)
 				if ok != (want[key] == s) {
 					t.Fatalf("seed %d step %d replaceHead=%v", seed, step, ok)
 				}

@@ -11,14 +11,15 @@ import (
 // in the 24 h sender counts, which the session's API key picks. The slots'
 // places in their tables follow from the message alone (its number and
 // the hash of its sender) and from the API key last counted, so ingest asks
-// for both before it takes a lock (pairIndex.prefetch,
-// senderCounts.prefetch): their loads then overlap each other and the
-// session's, in place of three misses one after the other.
+// for both before it takes a lock (prefetchSlots, with the addresses
+// pairIndex.homeAddr and senderTable.homeAddr give): their loads then
+// overlap each other and the session's, in place of three misses one
+// after the other.
 //
 // The tables change under their locks, which a prefetch does not take: a
 // table publishes where its slots are (publishSlots), and a prefetch of a
 // table replaced since, or of another key's slot, only loads a useless
-// line. prefetchLines neither faults nor reads Go memory, so it cannot
+// line. prefetchSlots neither faults nor reads Go memory, so it cannot
 // race.
 
 // slotsAt is where a table's slots are, as a plain address: it keeps no
@@ -48,12 +49,4 @@ func homeAddr[T any](at *atomic.Pointer[slotsAt], h uint64) uintptr {
 	}
 	var slot T
 	return a.base + uintptr(h&a.mask)*unsafe.Sizeof(slot)
-}
-
-// prefetchSlot starts loading the slot of type T at p (0: none).
-func prefetchSlot[T any](p uintptr) {
-	if p != 0 {
-		var slot T
-		prefetchLines(p, unsafe.Sizeof(slot))
-	}
 }

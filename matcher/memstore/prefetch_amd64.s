@@ -1,11 +1,14 @@
 //go:build !purego
 
+#include "go_asm.h"
 #include "textflag.h"
 
-// func prefetchLines(p, n uintptr)
-TEXT ·prefetchLines(SB), NOSPLIT|NOFRAME, $0-16
-	MOVQ	p+0(FP), AX
-	MOVQ	n+8(FP), BX
+// func prefetchSlots(pair, sender uintptr)
+TEXT ·prefetchSlots(SB), NOSPLIT|NOFRAME, $0-16
+	MOVQ	pair+0(FP), AX
+	MOVQ	sender+8(FP), BX
 	PREFETCHT0	(AX)
-	PREFETCHT0	-1(AX)(BX*1)
+	PREFETCHT0	(pairSlot__size-1)(AX)
+	PREFETCHT0	(BX)
+	PREFETCHT0	(senderSlot__size-1)(BX)
 	RET

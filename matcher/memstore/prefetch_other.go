@@ -2,7 +2,7 @@
 
 package memstore
 
-// prefetchLines does nothing here: the prefetch is an amd64 instruction
+// prefetchSlots does nothing here: the prefetch is an amd64 instruction
 // (prefetch_amd64.s), and a miss it would have overlapped is only waited
 // for later, where the table is read.
-func prefetchLines(p, n uintptr) {}
+func prefetchSlots(pair, sender uintptr) {}

@@ -146,11 +146,12 @@ func TestPairPrefetchAddr(t *testing.T) {
 	check(from[len(from)/2:])
 }
 
-// TestSenderSlotLines: a slot of the sender counts or of a pair index,
-// 8-byte aligned and at most 72 bytes, lies in at most two cache lines,
-// those of its first and last bytes, which are what prefetchSlot asks for
-// (prefetchLines).
-func TestSenderSlotLines(t *testing.T) {
+// TestSlotLines: a slot of the sender counts or of a pair index, 8-byte
+// aligned and at most 72 bytes, lies in at most two cache lines, those of
+// its first and last bytes, which are what prefetchSlots asks for. A pair
+// slot, 16 bytes, may straddle two too: a slot array of more than 512
+// bytes is only 8-byte aligned (Go's malloc header comes first).
+func TestSlotLines(t *testing.T) {
 	for _, slot := range []struct{ size, align uintptr }{
 		{unsafe.Sizeof(senderSlot{}), unsafe.Alignof(senderSlot{})},
 		{unsafe.Sizeof(pairSlot{}), unsafe.Alignof(pairSlot{})},
@@ -167,7 +168,7 @@ func TestSenderSlotLines(t *testing.T) {
 // whatever the address (a table's address may be stale: homeAddr).
 func TestPrefetchAnyAddress(t *testing.T) {
 	for _, p := range []uintptr{0, 8, 1 << 47, ^uintptr(0) - 64} {
-		prefetchLines(p, 72)
+		prefetchSlots(p, p)
 	}
 }
 
@@ -192,7 +193,7 @@ func TestSenderPrefetchConcurrent(t *testing.T) {
 		defer wg.Done()
 		for {
 			for _, h := range hs {
-				c.prefetch(h)
+				prefetchSlots(0, c.t.homeAddr(h))
 			}
 			select {
 			case <-stop:
@@ -225,7 +226,7 @@ func TestPairPrefetchConcurrent(t *testing.T) {
 		defer wg.Done()
 		for pass := 0; ; pass++ {
 			for _, f := range from {
-				m.shards[pairShard(to, f)].byPair.prefetch(pairHash(to, hashString(f)))
+				prefetchSlots(m.shards[pairShard(to, f)].byPair.homeAddr(pairHash(to, hashString(f))), 0)
 			}
 			if pass == 0 {
 				close(started)

@@ -93,27 +93,25 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 // lock, with one probe of the table for both (a live verification counts
 // the sessions verified before it, then adds its own). hs is
 // hashString(sender), which the verification has hashed already.
+// It unlocks without a defer, which costs a deferred call on every
+// verification: nothing between can panic.
 func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time, id [16]byte) int {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	ns := now.UnixNano()
-	c.expire(ns) // first: it may delete slots, moving the one getOrAdd returns
+	// Expiry first: it may delete slots, moving the one getOrAdd returns.
+	// Most verifications find the oldest entry in the window, checked
+	// here without the call.
+	if ref, ok := c.queue.front(); ok && ref.at < ns-int64(senderWindow) {
+		c.expire(ns)
+	}
 	l, h := c.t.getOrAddHashed(senderID{key, sender}, hs)
 	n := countAt(l, ns)
 	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
 	}
+	c.mu.Unlock()
 	return n
 }
-
-// prefetch starts loading, without waiting for it, the slot of the sender
-// of hash hs (hashString(sender)) under the API key last counted, for a
-// countAndAdd to come: the third of a verification's dependent misses,
-// which it overlaps with the first two (prefetch.go). The key is the one
-// last counted, as it is in a deployment of one API key; with another,
-// only a useless line is loaded. It takes no lock. A slot takes two cache
-// lines (TestSenderSlotLines), both loaded.
-func (c *senderCounts) prefetch(hs uint64) { prefetchSlot[senderSlot](c.t.homeAddr(hs)) }
 
 // insert adds an entry in time order, once. The caller holds c.mu.
 func (c *senderCounts) insert(k senderID, e senderEntry) {
@@ -190,10 +188,18 @@ func (c *senderCounts) count(key, sender string, now time.Time) int {
 // ns).
 func countAt(l *senderList, now int64) int {
 	from, to := now-int64(senderWindow), now
-	if m := l.many; m != nil && m.oldest >= from && m.newest <= to {
-		return len(m.list) // the usual case, read beside the list
+	if m := l.many; m != nil {
+		if m.oldest >= from && m.newest <= to {
+			return len(m.list) // the usual case, read beside the list
+		}
+		return inWindow(m.list, from, to)
 	}
-	return inWindow(l.entries(), from, to)
+	// No entry, or one (held in l.one, zero for none): its time says
+	// first, a zero entry being rare (a new sender).
+	if e := &l.one[0]; e.at >= from && e.at <= to && *e != (senderEntry{}) {
+		return 1
+	}
+	return 0
 }
 
 // inWindow returns how many entries of list, in time order, are in
@@ -418,12 +424,19 @@ func (t *senderTable) hashWith(key string, hs uint64) uint64 { return senderHash
 // senderHash is the hash of an API key of hash kh and a sender of hash hs.
 func senderHash(kh, hs uint64) uint64 { return (kh*0x9e3779b97f4a7c15 ^ hs) | 1<<63 }
 
-// keyHash is hashString(key), remembered for the key last hashed.
+// keyHash is hashString(key), remembered for the key last hashed. It is
+// inlined, the hash of another key (newKeyHash) not.
 func (t *senderTable) keyHash(key string) uint64 {
 	if key != t.lastKey || t.lastKeyH == 0 {
-		t.lastKey, t.lastKeyH = key, hashString(key)|1 // |1: 0 means none yet
-		t.keyH.Store(t.lastKeyH)
+		return t.newKeyHash(key)
 	}
+	return t.lastKeyH
+}
+
+// newKeyHash makes key the key last hashed and returns its hash.
+func (t *senderTable) newKeyHash(key string) uint64 {
+	t.lastKey, t.lastKeyH = key, hashString(key)|1 // |1: 0 means none yet
+	t.keyH.Store(t.lastKeyH)
 	return t.lastKeyH
 }
 
@@ -434,10 +447,15 @@ func (t *senderTable) setSlots(slots []senderSlot) {
 }
 
 // homeAddr returns the address of the slot where a probe for a sender of
-// hash hs, under the API key last hashed, starts (the sender's own slot
-// unless another sender's hash came there first), or 0 for no table. It
-// holds no lock: it reads only what setSlots and keyHash publish, and the
-// address may be out of date by the time it is used (prefetch.go).
+// hash hs (hashString(sender)), under the API key last hashed, starts
+// (the sender's own slot unless another sender's hash came there first),
+// or 0 for no table: what ingest prefetches for a countAndAdd to come,
+// the third of a verification's dependent misses, which it overlaps with
+// the first two (prefetch.go). The key is the one last counted, as it is
+// in a deployment of one API key; with another, only a useless line is
+// loaded. It holds no lock: it reads only what setSlots and keyHash
+// publish, and the address may be out of date by the time it is used. A
+// slot takes two cache lines (TestSlotLines), both loaded.
 func (t *senderTable) homeAddr(hs uint64) uintptr {
 	return homeAddr[senderSlot](&t.at, senderHash(t.keyH.Load(), hs))
 }
@@ -506,13 +524,13 @@ func (t *senderTable) getOrAddHashed(k senderID, hs uint64) (*senderList, uint64
 	if (t.n+1)*4 > len(t.slots)*maxLoad {
 		t.resize(max(8, 2*len(t.slots)))
 	}
-	h := t.hashWith(k.key, hs)
-	i := t.probe(h, k)
-	if s := &t.slots[i]; s.h == 0 {
+	h := senderHash(t.keyHash(k.key), hs) // t.hashWith(k.key, hs), with keyHash inlined
+	s := &t.slots[t.probe(h, k)]
+	if s.h == 0 {
 		*s = senderSlot{h: h, k: k}
 		t.n++
 	}
-	return &t.slots[i].l, h
+	return &s.l, h
 }
 
 // del empties slot i.

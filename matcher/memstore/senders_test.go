@@ -334,6 +334,26 @@ func TestSenderCountsWindowEnds(t *testing.T) {
 	if got := c.count("k", mallet, now); got != 2 {
 		t.Fatalf("the appended entry is later than now: %d, want 2", got)
 	}
+	// A sender of one entry (held in its list itself) at either end of the
+	// window: counted, as in a count and in a countAndAdd.
+	const carol, dave = "+14155550177", "+14155550188"
+	c.add("k", dave, now, [16]byte{10})
+	if got := c.count("k", dave, now); got != 1 {
+		t.Fatalf("one entry at the count's time: counted %d", got)
+	}
+	c.add("k", carol, now.Add(-senderWindow), [16]byte{8})
+	if got := c.count("k", carol, now); got != 1 {
+		t.Fatalf("one entry on the window's edge: counted %d", got)
+	}
+	if got := c.countAndAdd("k", carol, hashString(carol), now, [16]byte{9}); got != 1 {
+		t.Fatalf("one entry on the window's edge: countAndAdd counted %d", got)
+	}
+	// A new sender's empty list (its entry zero, at 0) counts nothing,
+	// even within a day of the epoch, where a time of 0 is in the window.
+	var e senderCounts
+	if got := e.countAndAdd("k", alice, hashString(alice), time.Unix(3600, 0), [16]byte{1}); got != 0 {
+		t.Fatalf("a new sender, an hour after the epoch: counted %d", got)
+	}
 }
 
 // TestCountAndAddIsCountThenAdd: the live verification's count and add in
