@@ -93,10 +93,9 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 // lock, with one probe of the table for both (a live verification counts
 // the sessions verified before it, then adds its own). hs is
 // hashString(sender), which the verification has hashed already.
-// It unlocks without a defer, which costs a deferred call on every
-// verification: nothing between can panic.
 func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time, id [16]byte) int {
 	c.mu.Lock()
+	defer c.mu.Unlock() // a bug's panic, recovered by a handler, must not leave every later verification waiting
 	ns := now.UnixNano()
 	// Expiry first: it may delete slots, moving the one getOrAdd returns.
 	// Most verifications find the oldest entry in the window, checked
@@ -109,7 +108,6 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
 	}
-	c.mu.Unlock()
 	return n
 }
 
