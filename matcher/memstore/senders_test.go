@@ -415,3 +415,23 @@ func TestCountAndAddSenderExpiresInCall(t *testing.T) {
 		}
 	}
 }
+
+// TestCountAndAddExpiresAtTheEdge: countAndAdd forgets an entry exactly
+// when expire would, to the nanosecond: an entry of another sender, a day
+// and d ns before the verification, is gone for d > 0 and kept for d <= 0
+// (countAndAdd checks the queue's front itself before calling expire).
+func TestCountAndAddExpiresAtTheEdge(t *testing.T) {
+	at := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
+	for d := -2; d <= 2; d++ {
+		var c senderCounts
+		c.add("k", alice, at, [16]byte{1})
+		c.countAndAdd("k", mallet, hashString(mallet), at.Add(senderWindow+time.Duration(d)), [16]byte{2})
+		want := 2
+		if d > 0 {
+			want = 1
+		}
+		if got := c.len(); got != want {
+			t.Errorf("verification a day and %d ns after the entry: %d entries held, want %d", d, got, want)
+		}
+	}
+}
