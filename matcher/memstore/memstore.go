@@ -192,23 +192,13 @@ func New(o Options) *Store {
 	return m
 }
 
-// fnv32 is FNV-1a: shard placement is written into ids and must not change
-// between processes. Each part is followed by the byte 0xff.
-func fnv32(parts ...string) uint32 {
-	h := uint32(fnvOffset)
-	for _, p := range parts {
-		h = fnvEnd(fnvAdd(h, p))
-	}
-	return h
-}
+// fnv32 is FNV-1a over a, then b, each followed by the byte 0xff: shard
+// placement is written into ids and must not change between processes.
+func fnv32(a, b string) uint32 { return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, a)), b)) }
 
 func fnv32b(to string, code []byte) uint32 {
-	return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, to)), unsafe.String(unsafe.SliceData(code), len(code)))) //nolint:gosec // G103: code is only read, within this call
+	return fnv32(to, unsafe.String(unsafe.SliceData(code), len(code))) //nolint:gosec // G103: code is only read, within this call
 }
-
-// fnv2 is fnv32(a, b) without the slice of parts: a match hashes its pair
-// with it.
-func fnv2(a, b string) uint32 { return fnvEnd(fnvAdd(fnvEnd(fnvAdd(fnvOffset, a)), b)) }
 
 const (
 	fnvOffset = 2166136261
@@ -234,7 +224,7 @@ func fnvAdd(h uint32, s string) uint32 {
 // fnvEnd adds the byte 0xff that ends a part.
 func fnvEnd(h uint32) uint32 { return (h ^ 0xff) * fnvPrime }
 
-func pairShard(to, from string) int        { return int(fnv2(to, from) % numShards) }
+func pairShard(to, from string) int        { return int(fnv32(to, from) % numShards) }
 func codeShard(to string, code []byte) int { return int(fnv32b(to, code) % numShards) }
 
 // Create makes a pending session and returns it once durable. With an
