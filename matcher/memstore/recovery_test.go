@@ -165,7 +165,7 @@ func TestInternerShares(t *testing.T) {
 	var in interner
 	words := []string{"US", "en", "v1", "mobile", "T-Mobile USA", "Verizon Wireless", "AT&T Wireless", to}
 	for i := range 200 { // more than the recent ones: some collide
-		words = append(words, "+1"+strconv.Itoa(4155550000+i))
+		words = append(words, "+1"+strconv.FormatInt(4155550000+int64(i), 10))
 	}
 	first := map[string]string{}
 	for range 3 {
@@ -287,7 +287,7 @@ func verifiedStream(t testing.TB, n int, sig func(i int) (matcher.Signals, bool)
 	var views []matcher.Session
 	for i := range n {
 		v := matcher.Session{ID: newID("vrf_", i%numShards), PageToken: newID(tokenPrefix, i%numShards), Key: "k", API: "v1",
-			Number: "+1" + strconv.Itoa(4155550000+i), Code: "482913", To: to, MaxAttempts: 3,
+			Number: "+1" + strconv.FormatInt(4155550000+int64(i), 10), Code: "482913", To: to, MaxAttempts: 3,
 			CreatedAt: time.Unix(1, 0), ExpiresAt: time.Unix(2, 0)}
 		if signals, verified := sig(i); verified {
 			v.Status, v.FinishedAt, v.Provider, v.MessageID = matcher.Verified, time.Unix(1, 5), "twilio", "SM"+strconv.Itoa(i)

@@ -371,8 +371,8 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 	for i := range 20_000 {
 		key, from := keys[rnd.IntN(len(keys))], froms[rnd.IntN(len(froms))]
 		if i == 0 || rnd.IntN(50) != 0 { // else the last entry again
-			now = now.Add(time.Duration(rnd.IntN(int(20 * time.Minute)))) // past the window in some 150 steps
-			at = now.Add(-time.Duration(rnd.IntN(int(time.Second))))      // jitter: not always the newest
+			now = now.Add(time.Duration(rnd.Int64N(int64(20 * time.Minute)))) // past the window in some 150 steps
+			at = now.Add(-time.Duration(rnd.IntN(int(time.Second))))          // jitter: not always the newest
 			id = [16]byte{byte(i), byte(i >> 8), 1}
 		}
 		want := one.count(key, from, at)

@@ -41,7 +41,7 @@ func serveTelnyx(f *Fake, w http.ResponseWriter, r *http.Request) {
 		recs, _ := f.page((number - 1) * size)
 		out := []map[string]any{}
 		for i, n := range recs {
-			m := map[string]any{"record_type": "messaging_settings", "id": strconv.Itoa(1293384261075731000 + (number-1)*size + i),
+			m := map[string]any{"record_type": "messaging_settings", "id": strconv.FormatInt(1293384261075731000+int64((number-1)*size+i), 10),
 				"phone_number": n.Number, "messaging_profile_id": nil, "country_code": "US", "type": "longcode"}
 			if n.App != "" {
 				m["messaging_profile_id"] = n.App
