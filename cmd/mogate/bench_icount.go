@@ -110,7 +110,7 @@ func callgrindIngest(valgrind, testBin, dir string, second bool) (per, lo, hi fl
 	for r := range icountRuns {
 		for k, n := range []int{0, icountIngests} {
 			out := filepath.Join(dir, fmt.Sprintf("callgrind.ingest.%d.%v.%d", n, second, r))
-			cmd := exec.Command(valgrind, "--tool=callgrind", "--callgrind-out-file="+out, testBin, "-test.run=^TestCallgrindIngest$", "-test.v")
+			cmd := exec.Command(valgrind, "--tool=callgrind", "--callgrind-out-file="+out, testBin, "-test.run=^TestCallgrindIngest$", "-test.v") //nolint:gosec // G204: valgrind from PATH on the test binary of --callgrind-test, as make bench builds it
 			secondEnv := "CG_SECOND="
 			if second {
 				secondEnv += "1"
@@ -298,7 +298,7 @@ func callgrindRedis(valgrind, dir string, ops int, log io.Writer) ([3]redisCount
 	dumps := 0
 	count := func(n int, op func(i int) error) (redisCount, error) {
 		calls, _ := redisStats(addr)
-		if err := exec.Command(ctl, "-z", strconv.Itoa(proc.Pid)).Run(); err != nil {
+		if err := exec.Command(ctl, "-z", strconv.Itoa(proc.Pid)).Run(); err != nil { //nolint:gosec // G204: callgrind_control from PATH on the redis-server started here
 			return redisCount{}, fmt.Errorf("callgrind_control -z: %w", err)
 		}
 		start := time.Now()
@@ -307,7 +307,7 @@ func callgrindRedis(valgrind, dir string, ops int, log io.Writer) ([3]redisCount
 				return redisCount{}, err
 			}
 		}
-		if err := exec.Command(ctl, "-d", strconv.Itoa(proc.Pid)).Run(); err != nil {
+		if err := exec.Command(ctl, "-d", strconv.Itoa(proc.Pid)).Run(); err != nil { //nolint:gosec // G204: callgrind_control from PATH on the redis-server started here
 			return redisCount{}, fmt.Errorf("callgrind_control -d: %w", err)
 		}
 		wall := time.Since(start)
