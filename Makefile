@@ -82,12 +82,14 @@ fuzz:
 	  done; \
 	done
 
-## bench: Go benchmarks, loopback load runs and the Redis comparison, as one table
+## bench: Go benchmarks, instruction counts (callgrind; n/a without valgrind), loopback load runs and the Redis comparison, as one table
 bench: build deps
+	@$(MAKE) -s deps DEB_DEPS=valgrind:valgrind || echo "valgrind not installed: the instruction rows will read n/a"
 	$(GO) test -run '^$$' -bench 'LookupConsume|DependentLoad|Ingest|Create$$|WALAppend' -benchmem -timeout 30m ./matcher/memstore/ > bin/gobench.txt
 	$(GO) test -run '^$$' -bench 'Recovery1M|Restart1M|MemoryPerSession|ProcessedIDMemory' -benchtime 1x -timeout 30m ./matcher/memstore/ >> bin/gobench.txt
 	$(GO) test -run '^$$' -bench 'WebhookTwilio' -benchmem -timeout 30m ./gateway/ >> bin/gobench.txt
-	./$(BIN) bench --gobench bin/gobench.txt
+	$(GO) test -c -o bin/memstore.test ./matcher/memstore/
+	./$(BIN) bench --gobench bin/gobench.txt --callgrind-test bin/memstore.test
 
 conformance:
 	$(GO) test -count=1 ./conformance/...

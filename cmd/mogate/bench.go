@@ -43,14 +43,19 @@ func bench(args []string, stdout, stderr io.Writer) error {
 	redisAddr := fs.String("redis", "", "Redis with appendfsync always to compare with, never flushed (default: start redis-server on a spare port, flushed between runs)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	hookProfile := fs.String("cpuprofile-webhooks", "", "write a CPU profile of the WAL webhook load run alone (its requests and the delivery of their events, not their set-up) to this file")
-	only := fs.String("only", "", "run one part: load (empty handler, gateway on the WAL), store (create+verify pairs), replicas (gateway on Redis) "+
-		"or wait (gateway on Redis with and without redis_wait_replicas: 1; a replica is started, or with --redis must be connected already)")
+	cgTest := fs.String("callgrind-test", "", "the go test -c binary of matcher/memstore: valgrind's callgrind counts the instructions of its TestCallgrindIngest")
+	cgOps := fs.Int("callgrind-ops", 1000, "operations of each kind whose instructions callgrind counts on a redis-server of its own")
+	only := fs.String("only", "", "run one part: icount (instruction counts under valgrind's callgrind), load (empty handler, gateway on the WAL), store (create+verify pairs), "+
+		"replicas (gateway on Redis) or wait (gateway on Redis with and without redis_wait_replicas: 1; a replica is started, or with --redis must be connected already)")
 	if err := parseFlags(fs, args); err != nil {
 		return err
 	}
-	if !slices.Contains([]string{"", "load", "store", "replicas", "wait"}, *only) {
+	if !slices.Contains([]string{"", "icount", "load", "store", "replicas", "wait"}, *only) {
 		fs.Usage()
-		return usageErr("bench: --only %q: want load, store, replicas or wait", *only)
+		return usageErr("bench: --only %q: want icount, load, store, replicas or wait", *only)
+	}
+	if *cgOps <= 0 {
+		return usageErr("bench: --callgrind-ops %d: want at least 1", *cgOps)
 	}
 	if *cpuProfile != "" && *hookProfile != "" {
 		return usageErr("bench: --cpuprofile and --cpuprofile-webhooks: one profile at a time")
@@ -76,6 +81,13 @@ func bench(args []string, stdout, stderr io.Writer) error {
 		}
 	}
 
+	if *only == "" || *only == "icount" {
+		rows = append(rows, icountRows(*cgTest, tmp, *cgOps, stderr)...)
+	}
+	if *only == "icount" {
+		printTable(stdout, rows)
+		return nil
+	}
 	if *only == "" || *only == "load" {
 		fmt.Fprintf(stderr, "load: empty Gin handler, %d connections, %s...\n", *conns, *duration)
 		ceilingSlots := runtime.GOMAXPROCS(0)

@@ -199,44 +199,74 @@ func redisFor(addr, dir string, log io.Writer) (string, func(), error) {
 // startRedisServer starts redis-server with appendfsync always in dir on a
 // spare port; extra arguments (e.g. --replicaof) follow the defaults.
 func startRedisServer(dir string, extra ...string) (string, func(), error) {
+	addr, _, stop, err := startRedisUnder(nil, 5*time.Second, dir, extra...)
+	return addr, stop, err
+}
+
+// startRedisUnder is startRedisServer with redis-server run by the command
+// line wrap (e.g. valgrind and its options; none when empty), given up to
+// start to answer PING. It also returns the process wrap started.
+func startRedisUnder(wrap []string, start time.Duration, dir string, extra ...string) (string, *os.Process, func(), error) {
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
-		return "", nil, errors.New("redis-server is not installed (apt-get install redis-server)")
+		return "", nil, nil, errors.New("redis-server is not installed (apt-get install redis-server)")
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	port := strconv.Itoa(ln.Addr().(*net.TCPAddr).Port)
 	ln.Close()
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--dir", dir, "--appendonly", "yes",
 		"--appendfsync", "always", "--maxmemory-policy", "noeviction", "--save", "", "--daemonize", "no", "--logfile", filepath.Join(dir, "redis.log")},
 		extra...)
-	cmd := exec.Command(bin, args...)
+	args = append(append(append([]string{}, wrap...), bin), args...)
+	cmd := exec.Command(args[0], args[1:]...)
 	if err := cmd.Start(); err != nil {
-		return "", nil, err
+		return "", nil, nil, err
 	}
 	addr := "127.0.0.1:" + port
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	if len(wrap) > 0 {
+		// Asked to end, the wrapper cleans up after itself (valgrind
+		// removes its vgdb pipes in /tmp); killed only if it does not.
+		stop = func() {
+			done := make(chan struct{})
+			go func() { _ = cmd.Wait(); close(done) }()
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+			select {
+			case <-done:
+			case <-time.After(30 * time.Second):
+				_ = cmd.Process.Kill()
+				<-done
+			}
+		}
+	}
 	rdb := redis.NewClient(&redis.Options{Addr: addr})
 	defer rdb.Close()
 	for i := 0; ; i++ {
-		if err := rdb.Ping(context.Background()).Err(); err == nil {
+		// Ping once the port is open: go-redis logs each refused dial.
+		c, err := net.DialTimeout("tcp", addr, time.Second)
+		if err == nil {
+			c.Close()
+			err = rdb.Ping(context.Background()).Err()
+		}
+		if err == nil {
 			break
-		} else if i > 100 {
+		} else if time.Duration(i)*50*time.Millisecond > start {
 			stop()
-			return "", nil, fmt.Errorf("redis-server did not start: %w", err)
+			return "", nil, nil, fmt.Errorf("redis-server did not start: %w", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 	if v, _ := rdb.ConfigGet(context.Background(), "appendfsync").Result(); v["appendfsync"] != "always" {
 		stop()
-		return "", nil, errors.New("redis-server is not running with appendfsync always")
+		return "", nil, nil, errors.New("redis-server is not running with appendfsync always")
 	}
-	return addr, stop, nil
+	return addr, cmd.Process, stop, nil
 }
 
 // flushAll empties the Redis the bench started, between runs (the function
