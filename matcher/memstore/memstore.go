@@ -25,7 +25,6 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -372,14 +371,36 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	return *v, nil
 }
 
+// randomDigits returns n uniformly random decimal digits from crypto/rand
+// (takeDigits): one read makes the code but when more than n/8+2 of its
+// bytes are skipped (each is with probability 6/256).
 func randomDigits(n int) string {
-	b := make([]byte, n)
-	ten := big.NewInt(10)
-	for i := range b {
-		d, _ := rand.Int(rand.Reader, ten)
-		b[i] = byte('0' + d.Int64())
+	out := make([]byte, n)
+	var src [64]byte
+	for done := 0; done < n; {
+		need := n - done
+		b := src[:min(need+need/8+2, len(src))]
+		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+		done += takeDigits(out[done:], b)
 	}
-	return string(b)
+	return string(out)
+}
+
+// takeDigits writes into dst, in order, a digit for each byte of src below
+// 250 (25 times 10), the byte modulo 10, skipping the others, until dst is
+// full: uniform digits from uniform bytes. It returns the digits written.
+func takeDigits(dst, src []byte) int {
+	n := 0
+	for _, b := range src {
+		if n == len(dst) {
+			break
+		}
+		if b < 250 {
+			dst[n] = '0' + b%10
+			n++
+		}
+	}
+	return n
 }
 
 // LookupIdempotent returns the session an API key created with an
