@@ -26,6 +26,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -258,8 +259,8 @@ func (m *Store) createOnce(req matcher.CreateRequest) (s matcher.Session, replay
 			return old, true, nil
 		}
 		defer func() {
-			if err == nil {
-				is.m[req.Key+"\x00"+req.IdemKey] = s.ID
+			if err == nil { // s.ID's own copy: it shares its allocation with the page token (newIDs)
+				is.m[req.Key+"\x00"+req.IdemKey] = strings.Clone(s.ID)
 			}
 		}()
 	}
@@ -309,10 +310,11 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	if attempts == 0 {
 		attempts = m.opt.MaxAttempts
 	}
+	id, token := newIDs(prefix, idx)
 	v := &matcher.Session{
-		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
+		ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
-		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
+		Metadata: req.Metadata, PageToken: token, IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Routes: routes, ClientCountry: req.ClientCountry,
 	}
 	sess, ok := fromView(v)
