@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +138,67 @@ func TestRenderIDAsEncoding(t *testing.T) {
 			_, _ = rand.Read(id[:])
 			check(prefix, id)
 		}
+	}
+}
+
+// TestCreateAllocs holds a create with a generated code to four
+// allocations of its own: the code, the id and page token (one string,
+// newIDs), the routes of the session returned, and the session. The view
+// it returns, which its create record holds, stays on the stack (it took
+// some 550 bytes a create), and so do the code's random bytes
+// (crypto/rand.Int took three allocations a digit). On the WAL, four more:
+// the WAL's batch and its channel (each create here waits alone), and the
+// id and page token the record's encoding renders (enc.compact).
+func TestCreateAllocs(t *testing.T) {
+	const runs = 200
+	for _, tc := range []struct {
+		durable bool
+		want    float64
+	}{{false, 4}, {true, 8}} {
+		t.Run("durable="+strconv.FormatBool(tc.durable), func(t *testing.T) {
+			m := New(Options{})
+			if tc.durable {
+				var err error
+				if m, err = Open(t.TempDir(), Options{}, DurableOptions{SnapshotEvery: 1 << 40}); err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if err := m.Close(); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			// Past the first sessions of each shard, whose tables grow
+			// often; by 8 goroutines, whose creates share the WAL's syncs.
+			const fill, writers = 10_000, 8
+			from := senders(fill + runs + 1)
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := w; i < fill; i += writers {
+						if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			next := fill
+			allocs := testing.AllocsPerRun(runs, func() {
+				req := matcher.CreateRequest{Key: "k", Number: from[next], To: to, TTL: time.Hour}
+				next++
+				if _, _, err := m.createOnce(req); err != nil {
+					t.Fatal(err)
+				}
+			})
+			want := tc.want
+			if raceEnabled {
+				want += 2 // the buffers crypto/rand.Read fills escape: the ids' bytes, the code's
+			}
+			if allocs > want {
+				t.Errorf("create makes %v allocations, want %v", allocs, want)
+			}
+		})
 	}
 }

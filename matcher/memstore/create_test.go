@@ -1,6 +1,11 @@
 package memstore
 
 import (
+	"context"
+	"reflect"
+	"slices"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 	"unsafe"
@@ -121,4 +126,143 @@ func TestRandomDigits(t *testing.T) {
 			}
 		}
 	}
+}
+
+// keeper is a journal that keeps the records it is given, as they are.
+type keeper struct {
+	mu   sync.Mutex
+	recs []Record
+}
+
+func (k *keeper) Append(recs ...Record) Commit {
+	k.mu.Lock()
+	k.recs = append(k.recs, recs...)
+	k.mu.Unlock()
+	return committed{}
+}
+
+func (k *keeper) records() []Record {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.recs)
+}
+
+// TestKeptCreateRecord: a journal that keeps records (other than the WAL)
+// and the test tap get each create's records, the superseded sessions'
+// cancels first, and a create record whose Session is the session
+// returned, their own (create's view of it stays on the stack for the WAL
+// and NoJournal): it stays so after create returns and after the session
+// changes. With more superseded sessions than create's array of records
+// holds, too. On the WAL (with the tap or not: journalNow), the records
+// journaled rebuild the same matcher.
+func TestKeptCreateRecord(t *testing.T) {
+	numbers := []string{to, to2, "+14155550102", "+14155550103", "+14155550104"}
+	for _, store := range []string{"journal", "tap", "wal+tap", "wal"} {
+		for _, superseded := range []int{0, 1, len(numbers)} {
+			t.Run(store+"/superseded="+strconv.Itoa(superseded), func(t *testing.T) {
+				k := &keeper{}
+				var m *Store
+				dir := t.TempDir()
+				switch store {
+				case "journal":
+					m = New(Options{Journal: k})
+				case "tap":
+					m = New(Options{})
+				default:
+					var err error
+					if m, err = Open(dir, Options{}, DurableOptions{}); err != nil {
+						t.Fatal(err)
+					}
+				}
+				if store == "tap" || store == "wal+tap" {
+					m.tap = func(recs []Record) { k.Append(recs...) }
+				}
+				var olds []string
+				for _, num := range numbers[:superseded] {
+					s, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: alice, To: num, TTL: time.Hour})
+					if err != nil {
+						t.Fatal(err)
+					}
+					olds = append(olds, s.ID)
+				}
+				req := matcher.CreateRequest{Key: "k", Number: alice, To: to, TTL: time.Hour, IdemKey: "i1", ReqHash: "h1",
+					Metadata: []byte(`{"order":1}`), Callback: "https://example.com/cb", Country: "US", Language: "en"}
+				for _, num := range numbers[:max(superseded, 1)] {
+					req.Routes = append(req.Routes, matcher.Route{Channel: matcher.ChannelSMS, To: num})
+				}
+				s, _, err := m.createOnce(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if m.durable != nil {
+					defer checkRecovered(t, m, dir)
+				}
+				if store == "wal" {
+					return
+				}
+				recs := k.records()
+				step := recs[len(recs)-superseded-1:]
+				for i, id := range olds {
+					if r := step[i]; r.Op != OpCancel || r.ID != id || r.Reason != matcher.ReasonSuperseded {
+						t.Fatalf("record %d of the create: %+v, want the cancel of %s", i, r, id)
+					}
+				}
+				r := step[superseded]
+				if r.Op != OpCreate || r.ID != s.ID || r.Session == nil {
+					t.Fatalf("the create's record: %+v", r)
+				}
+				if store == "journal" && r.sess != nil {
+					t.Error("the journal's create record holds the live session")
+				}
+				check := func(when string) {
+					t.Helper()
+					if !reflect.DeepEqual(*r.Session, s) {
+						t.Errorf("%s: the create record's session\n%+v\nwant\n%+v", when, *r.Session, s)
+					}
+				}
+				check("after create")
+				deepStack(200) // writes over what was create's stack
+				check("after other calls")
+				if _, err := m.Cancel(context.Background(), s.ID); err != nil {
+					t.Fatal(err)
+				}
+				check("after the session's cancel")
+				if r.Session.Status != matcher.Pending {
+					t.Errorf("the create record's session is %v", r.Session.Status)
+				}
+			})
+		}
+	}
+}
+
+// checkRecovered closes the log of the durable matcher m (with no
+// snapshot: a crash) and checks that the matcher recovered from dir, by
+// replaying the log, holds what it held.
+func checkRecovered(t *testing.T, m *Store, dir string) {
+	t.Helper()
+	want := state(m)
+	if err := m.Log().Close(); err != nil {
+		t.Fatal(err)
+	}
+	m2, err := Open(dir, Options{}, DurableOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m2.Close()
+	if got := state(m2); got != want {
+		t.Errorf("recovered\n%s\nwant\n%s", got, want)
+	}
+}
+
+// deepStack calls itself depth times with a frame of a kilobyte of
+// nonzero bytes.
+func deepStack(depth int) byte {
+	var b [1024]byte
+	for i := range b {
+		b[i] = byte(i) | 1
+	}
+	if depth == 0 {
+		return b[depth]
+	}
+	return deepStack(depth-1) ^ b[depth%len(b)]
 }

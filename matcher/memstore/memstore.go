@@ -111,16 +111,16 @@ var _ matcher.Store = (*Store)(nil)
 // WAL journal is called directly (no interface call, so the records stay
 // on the caller's stack); other journals get a copy.
 func (m *Store) journal(sh *shard, recs ...Record) Commit {
+	if !m.keepsRecords() {
+		return m.journalNow(sh, recs...)
+	}
 	if m.tap != nil {
 		m.tap(slices.Clone(recs)) // a copy: recs stays on the caller's stack
 	}
 	var c Commit
-	switch {
-	case m.wal != nil:
+	if m.wal != nil {
 		c = m.wal.Append(recs...)
-	case isNoJournal(m.opt.Journal):
-		c = committed{}
-	default:
+	} else {
 		buf := make([]Record, len(recs))
 		copy(buf, recs)
 		for i := range buf {
@@ -128,11 +128,36 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 		}
 		c = m.opt.Journal.Append(buf...)
 	}
+	m.addFresh(sh, c)
+	return c
+}
+
+// keepsRecords reports whether records journaled are kept past the journal
+// call: by a journal other than the WAL (and NoJournal), or by the test
+// tap. Otherwise journalNow takes them.
+func (m *Store) keepsRecords() bool {
+	return m.tap != nil || m.wal == nil && !isNoJournal(m.opt.Journal)
+}
+
+// journalNow is journal where !keepsRecords: the WAL encodes the records
+// before it returns, NoJournal ignores them, so they may point into the
+// caller's stack (create's Session does).
+func (m *Store) journalNow(sh *shard, recs ...Record) Commit {
+	var c Commit = committed{}
+	if m.wal != nil {
+		c = m.wal.Append(recs...)
+	}
+	m.addFresh(sh, c)
+	return c
+}
+
+// addFresh moves the events of the step on the locked shard sh (nil:
+// none) into the event table, with c, the step's commit.
+func (m *Store) addFresh(sh *shard, c Commit) {
 	if sh != nil && len(sh.fresh) > 0 {
 		m.events.addSessions(sh.fresh, c) // clears the entries
 		sh.fresh = sh.fresh[:0]
 	}
-	return c
 }
 
 type pairKey struct{ to, from string }
@@ -311,6 +336,8 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		attempts = m.opt.MaxAttempts
 	}
 	id, token := newIDs(prefix, idx)
+	// v stays on the stack (some 550 bytes a create, garbage at once): see
+	// the records below.
 	v := &matcher.Session{
 		ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
@@ -355,17 +382,31 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		return matcher.Session{}, matcher.ErrCodeInUse
 	}
 	sh := &m.shards[idx]
-	var buf [4]Record
-	recs := buf[:0]
+	// The records: the superseded sessions' cancels, then the create. No
+	// record holding v may reach the heap, or the compiler moves v there
+	// (TestCreateAllocs): the create record holds v only in all, an array,
+	// which journalNow (the WAL, NoJournal) reads before it returns; a
+	// journal or tap that keeps records, or more cancels than all holds,
+	// get a create record holding a copy of v. cancels, which may grow on
+	// the heap, never holds v.
+	var cbuf [3]Record
+	cancels := cbuf[:0]
 	for _, old := range olds {
 		r := Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
 		m.applyTo(sh, old, r)
-		recs = append(recs, r)
+		cancels = append(cancels, r)
 	}
-	r := Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
-	m.apply(sh, r)
-	recs = append(recs, r)
-	c := m.journal(sh, recs...)
+	m.insert(sh, sess) // apply of the create record, which holds sess
+	var c Commit
+	if len(cancels) <= len(cbuf) && !m.keepsRecords() {
+		var all [len(cbuf) + 1]Record
+		n := copy(all[:], cancels)
+		all[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
+		c = m.journalNow(sh, all[:n+1]...)
+	} else {
+		kept := *v
+		c = m.journal(sh, append(cancels, Record{Op: OpCreate, At: now, ID: v.ID, Session: &kept, sess: sess})...)
+	}
 	m.unlockMask(held)
 	if err := c.Wait(); err != nil {
 		return matcher.Session{}, err
