@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strconv"
 	"strings"
 	"sync"
@@ -146,16 +147,18 @@ func TestRenderIDAsEncoding(t *testing.T) {
 // newIDs), the routes of the session returned, and the session. The view
 // it returns, which its create record holds, stays on the stack (it took
 // some 550 bytes a create), and so do the code's random bytes
-// (crypto/rand.Int took three allocations a digit). On the WAL, four more:
-// the WAL's batch and its channel (each create here waits alone), and the
-// id and page token the record's encoding renders (enc.compact).
+// (crypto/rand.Int took three allocations a digit) and the records and
+// list of the sessions it supersedes; superseding one adds the id of its
+// cancel record. On the WAL, four more: the WAL's batch and its channel
+// (each create here waits alone), and the id and page token the create
+// record's encoding renders (enc.compact).
 func TestCreateAllocs(t *testing.T) {
 	const runs = 200
 	for _, tc := range []struct {
-		durable bool
-		want    float64
-	}{{false, 4}, {true, 8}} {
-		t.Run("durable="+strconv.FormatBool(tc.durable), func(t *testing.T) {
+		durable, supersede bool
+		want               float64
+	}{{false, false, 4}, {true, false, 8}, {false, true, 5}, {true, true, 9}} {
+		t.Run(fmt.Sprintf("durable=%v/supersede=%v", tc.durable, tc.supersede), func(t *testing.T) {
 			m := New(Options{})
 			if tc.durable {
 				var err error
@@ -169,14 +172,20 @@ func TestCreateAllocs(t *testing.T) {
 				}()
 			}
 			// Past the first sessions of each shard, whose tables grow
-			// often; by 8 goroutines, whose creates share the WAL's syncs.
+			// often (and, to supersede, the sessions of the senders the
+			// creates counted use); by 8 goroutines, whose creates share
+			// the WAL's syncs.
 			const fill, writers = 10_000, 8
 			from := senders(fill + runs + 1)
+			filled := from[:fill]
+			if tc.supersede {
+				filled = from
+			}
 			var wg sync.WaitGroup
 			for w := range writers {
 				wg.Go(func() {
-					for i := w; i < fill; i += writers {
-						if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
+					for i := w; i < len(filled); i += writers {
+						if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: filled[i], To: to, TTL: time.Hour}); err != nil {
 							t.Error(err)
 							return
 						}
@@ -198,6 +207,9 @@ func TestCreateAllocs(t *testing.T) {
 			}
 			if allocs > want {
 				t.Errorf("create makes %v allocations, want %v", allocs, want)
+			}
+			if got := m.Len(); got != len(filled)+runs+1 {
+				t.Errorf("%d sessions held, want %d", got, len(filled)+runs+1)
 			}
 		})
 	}

@@ -153,8 +153,8 @@ func (k *keeper) records() []Record {
 // returned, their own (create's view of it stays on the stack for the WAL
 // and NoJournal): it stays so after create returns and after the session
 // changes. With more superseded sessions than create's array of records
-// holds, too. On the WAL (with the tap or not: journalNow), the records
-// journaled rebuild the same matcher.
+// holds, too. On the WAL, with the tap or without, the log replayed
+// rebuilds the same matcher.
 func TestKeptCreateRecord(t *testing.T) {
 	numbers := []string{to, to2, "+14155550102", "+14155550103", "+14155550104"}
 	for _, store := range []string{"journal", "tap", "wal+tap", "wal"} {

@@ -352,8 +352,8 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	// the sessions it supersedes): a capture code pending on any of them is
 	// in use; the key's pending session for the same sender on any of them
 	// is superseded.
-	var olds []*session
-	inUse := false
+	var oldBuf [2]*session // the sessions superseded: rarely more than one
+	olds, inUse := oldBuf[:0], false
 	held := m.lockPlan(sess.shardsOf(), func() uint64 {
 		olds, inUse = olds[:0], false
 		var need uint64
@@ -389,7 +389,7 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	// journal or tap that keeps records, or more cancels than all holds,
 	// get a create record holding a copy of v. cancels, which may grow on
 	// the heap, never holds v.
-	var cbuf [3]Record
+	var cbuf [1]Record
 	cancels := cbuf[:0]
 	for _, old := range olds {
 		r := Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
