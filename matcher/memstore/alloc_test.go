@@ -2,8 +2,10 @@ package memstore
 
 import (
 	"crypto/rand"
+	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -137,5 +139,78 @@ func TestRenderIDAsEncoding(t *testing.T) {
 			_, _ = rand.Read(id[:])
 			check(prefix, id)
 		}
+	}
+}
+
+// TestCreateAllocs holds a create with a generated code to four
+// allocations of its own: the code, the id and page token (one string,
+// newIDs), the routes of the session returned, and the session. The view
+// it returns, which its create record holds, stays on the stack (it took
+// some 550 bytes a create), and so do the code's random bytes
+// (crypto/rand.Int took three allocations a digit) and the records and
+// list of the sessions it supersedes; superseding one adds the id of its
+// cancel record. On the WAL, four more: the WAL's batch and its channel
+// (each create here waits alone), and the id and page token the create
+// record's encoding renders (enc.compact).
+func TestCreateAllocs(t *testing.T) {
+	const runs = 200
+	for _, tc := range []struct {
+		durable, supersede bool
+		want               float64
+	}{{false, false, 4}, {true, false, 8}, {false, true, 5}, {true, true, 9}} {
+		t.Run(fmt.Sprintf("durable=%v/supersede=%v", tc.durable, tc.supersede), func(t *testing.T) {
+			m := New(Options{})
+			if tc.durable {
+				var err error
+				if m, err = Open(t.TempDir(), Options{}, DurableOptions{SnapshotEvery: 1 << 40}); err != nil {
+					t.Fatal(err)
+				}
+				defer func() {
+					if err := m.Close(); err != nil {
+						t.Error(err)
+					}
+				}()
+			}
+			// Past the first sessions of each shard, whose tables grow
+			// often (and, to supersede, the sessions of the senders the
+			// creates counted use); by 8 goroutines, whose creates share
+			// the WAL's syncs.
+			const fill, writers = 10_000, 8
+			from := senders(fill + runs + 1)
+			filled := from[:fill]
+			if tc.supersede {
+				filled = from
+			}
+			var wg sync.WaitGroup
+			for w := range writers {
+				wg.Go(func() {
+					for i := w; i < len(filled); i += writers {
+						if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: filled[i], To: to, TTL: time.Hour}); err != nil {
+							t.Error(err)
+							return
+						}
+					}
+				})
+			}
+			wg.Wait()
+			next := fill
+			allocs := testing.AllocsPerRun(runs, func() {
+				req := matcher.CreateRequest{Key: "k", Number: from[next], To: to, TTL: time.Hour}
+				next++
+				if _, _, err := m.createOnce(req); err != nil {
+					t.Fatal(err)
+				}
+			})
+			want := tc.want
+			if raceEnabled {
+				want += 2 // the buffers crypto/rand.Read fills escape: the ids' bytes, the code's
+			}
+			if allocs > want {
+				t.Errorf("create makes %v allocations, want %v", allocs, want)
+			}
+			if got := m.Len(); got != len(filled)+runs+1 {
+				t.Errorf("%d sessions held, want %d", got, len(filled)+runs+1)
+			}
+		})
 	}
 }

@@ -25,8 +25,8 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"math/big"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,16 +111,16 @@ var _ matcher.Store = (*Store)(nil)
 // WAL journal is called directly (no interface call, so the records stay
 // on the caller's stack); other journals get a copy.
 func (m *Store) journal(sh *shard, recs ...Record) Commit {
+	if !m.keepsRecords() {
+		return m.journalNow(sh, recs...)
+	}
 	if m.tap != nil {
 		m.tap(slices.Clone(recs)) // a copy: recs stays on the caller's stack
 	}
 	var c Commit
-	switch {
-	case m.wal != nil:
+	if m.wal != nil {
 		c = m.wal.Append(recs...)
-	case isNoJournal(m.opt.Journal):
-		c = committed{}
-	default:
+	} else {
 		buf := make([]Record, len(recs))
 		copy(buf, recs)
 		for i := range buf {
@@ -128,11 +128,36 @@ func (m *Store) journal(sh *shard, recs ...Record) Commit {
 		}
 		c = m.opt.Journal.Append(buf...)
 	}
+	m.addFresh(sh, c)
+	return c
+}
+
+// keepsRecords reports whether records journaled are kept past the journal
+// call: by a journal other than the WAL (and NoJournal), or by the test
+// tap. Otherwise journalNow takes them.
+func (m *Store) keepsRecords() bool {
+	return m.tap != nil || m.wal == nil && !isNoJournal(m.opt.Journal)
+}
+
+// journalNow is journal where !keepsRecords: the WAL encodes the records
+// before it returns, NoJournal ignores them, so they may point into the
+// caller's stack (create's Session does).
+func (m *Store) journalNow(sh *shard, recs ...Record) Commit {
+	var c Commit = committed{}
+	if m.wal != nil {
+		c = m.wal.Append(recs...)
+	}
+	m.addFresh(sh, c)
+	return c
+}
+
+// addFresh moves the events of the step on the locked shard sh (nil:
+// none) into the event table, with c, the step's commit.
+func (m *Store) addFresh(sh *shard, c Commit) {
 	if sh != nil && len(sh.fresh) > 0 {
 		m.events.addSessions(sh.fresh, c) // clears the entries
 		sh.fresh = sh.fresh[:0]
 	}
-	return c
 }
 
 type pairKey struct{ to, from string }
@@ -259,8 +284,8 @@ func (m *Store) createOnce(req matcher.CreateRequest) (s matcher.Session, replay
 			return old, true, nil
 		}
 		defer func() {
-			if err == nil {
-				is.m[req.Key+"\x00"+req.IdemKey] = s.ID
+			if err == nil { // s.ID's own copy: it shares its allocation with the page token (newIDs)
+				is.m[req.Key+"\x00"+req.IdemKey] = strings.Clone(s.ID)
 			}
 		}()
 	}
@@ -310,10 +335,13 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	if attempts == 0 {
 		attempts = m.opt.MaxAttempts
 	}
+	id, token := newIDs(prefix, idx)
+	// v stays on the stack (some 550 bytes a create, garbage at once): see
+	// the records below.
 	v := &matcher.Session{
-		ID: newID(prefix, idx), Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
+		ID: id, Key: req.Key, API: req.API, Number: req.Number, Code: code, To: req.To,
 		Country: req.Country, Language: req.Language, Callback: req.Callback, Redirect: req.Redirect,
-		Metadata: req.Metadata, PageToken: newID(tokenPrefix, idx), IdemKey: req.IdemKey, ReqHash: req.ReqHash,
+		Metadata: req.Metadata, PageToken: token, IdemKey: req.IdemKey, ReqHash: req.ReqHash,
 		MaxAttempts: attempts, CreatedAt: now, ExpiresAt: now.Add(req.TTL), Routes: routes, ClientCountry: req.ClientCountry,
 	}
 	sess, ok := fromView(v)
@@ -324,8 +352,8 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	// the sessions it supersedes): a capture code pending on any of them is
 	// in use; the key's pending session for the same sender on any of them
 	// is superseded.
-	var olds []*session
-	inUse := false
+	var oldBuf [2]*session // the sessions superseded: rarely more than one
+	olds, inUse := oldBuf[:0], false
 	held := m.lockPlan(sess.shardsOf(), func() uint64 {
 		olds, inUse = olds[:0], false
 		var need uint64
@@ -354,17 +382,31 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 		return matcher.Session{}, matcher.ErrCodeInUse
 	}
 	sh := &m.shards[idx]
-	var buf [4]Record
-	recs := buf[:0]
+	// The records: the superseded sessions' cancels, then the create. No
+	// record holding v may reach the heap, or the compiler moves v there
+	// (TestCreateAllocs): the create record holds v only in all, an array,
+	// which journalNow (the WAL, NoJournal) reads before it returns; a
+	// journal or tap that keeps records, or more cancels than all holds,
+	// get a create record holding a copy of v. cancels, which may grow on
+	// the heap, never holds v.
+	var cbuf [1]Record
+	cancels := cbuf[:0]
 	for _, old := range olds {
 		r := Record{Op: OpCancel, At: now, ID: old.idString(), Reason: matcher.ReasonSuperseded}
 		m.applyTo(sh, old, r)
-		recs = append(recs, r)
+		cancels = append(cancels, r)
 	}
-	r := Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
-	m.apply(sh, r)
-	recs = append(recs, r)
-	c := m.journal(sh, recs...)
+	m.insert(sh, sess) // apply of the create record, which holds sess
+	var c Commit
+	if len(cancels) <= len(cbuf) && !m.keepsRecords() {
+		var all [len(cbuf) + 1]Record
+		n := copy(all[:], cancels)
+		all[n] = Record{Op: OpCreate, At: now, ID: v.ID, Session: v, sess: sess}
+		c = m.journalNow(sh, all[:n+1]...)
+	} else {
+		kept := *v
+		c = m.journal(sh, append(cancels, Record{Op: OpCreate, At: now, ID: v.ID, Session: &kept, sess: sess})...)
+	}
 	m.unlockMask(held)
 	if err := c.Wait(); err != nil {
 		return matcher.Session{}, err
@@ -372,14 +414,36 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 	return *v, nil
 }
 
+// randomDigits returns n uniformly random decimal digits from crypto/rand
+// (takeDigits): one read makes the code but when more than n/8+2 of its
+// bytes are skipped (each is with probability 6/256).
 func randomDigits(n int) string {
-	b := make([]byte, n)
-	ten := big.NewInt(10)
-	for i := range b {
-		d, _ := rand.Int(rand.Reader, ten)
-		b[i] = byte('0' + d.Int64())
+	out := make([]byte, n)
+	var src [64]byte
+	for done := 0; done < n; {
+		need := n - done
+		b := src[:min(need+need/8+2, len(src))]
+		_, _ = rand.Read(b) // crypto/rand.Read never fails (Go 1.24+)
+		done += takeDigits(out[done:], b)
 	}
-	return string(b)
+	return string(out)
+}
+
+// takeDigits writes into dst, in order, a digit for each byte of src below
+// 250 (25 times 10), the byte modulo 10, skipping the others, until dst is
+// full: uniform digits from uniform bytes. It returns the digits written.
+func takeDigits(dst, src []byte) int {
+	n := 0
+	for _, b := range src {
+		if n == len(dst) {
+			break
+		}
+		if b < 250 {
+			dst[n] = '0' + b%10
+			n++
+		}
+	}
+	return n
 }
 
 // LookupIdempotent returns the session an API key created with an

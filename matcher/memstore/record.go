@@ -49,12 +49,26 @@ type Record struct {
 
 var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 
-// newID returns prefix followed by 128 random bits whose first byte is the shard.
-func newID(prefix string, shard int) string {
-	var b [16]byte
-	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
-	b[0] = byte(shard)
-	return prefix + idEncoding.EncodeToString(b[:])
+// newIDs returns a new session's id and page token: prefix, then
+// tokenPrefix, each followed by 128 random bits whose first byte is the
+// shard. Both are cut from one string (one allocation where each took
+// two): what keeps one past the request clones it.
+func newIDs(prefix string, shard int) (id, token string) {
+	var raw [32]byte
+	_, _ = rand.Read(raw[:]) // crypto/rand.Read never fails (Go 1.24+)
+	raw[0], raw[16] = byte(shard), byte(shard)
+	rid, rtoken := (*[16]byte)(raw[:16]), (*[16]byte)(raw[16:])
+	if len(prefix) > 16 {
+		return renderID(prefix, rid), renderID(tokenPrefix, rtoken)
+	}
+	var buf [16 + 26 + len(tokenPrefix) + 26]byte
+	n := copy(buf[:], prefix)
+	encodeRaw((*[26]byte)(buf[n:n+26]), rid)
+	n += 26
+	t := n + copy(buf[n:], tokenPrefix)
+	encodeRaw((*[26]byte)(buf[t:t+26]), rtoken)
+	s := string(buf[:t+26])
+	return s[:n], s[n:]
 }
 
 // shardOfID returns the shard an id or page token was made for.
