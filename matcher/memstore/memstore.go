@@ -415,8 +415,9 @@ func (m *Store) create(req matcher.CreateRequest, code string) (matcher.Session,
 }
 
 // randomDigits returns n uniformly random decimal digits from crypto/rand
-// (takeDigits): one read makes the code but when more than n/8+2 of its
-// bytes are skipped (each is with probability 6/256).
+// (takeDigits): for n up to 55, one read makes the code but when more than
+// n/8+2 of its bytes are skipped (each is with probability 6/256); a longer
+// code takes a read per 64 bytes.
 func randomDigits(n int) string {
 	out := make([]byte, n)
 	var src [64]byte
