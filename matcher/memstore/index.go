@@ -209,7 +209,13 @@ func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
 func (t *pairIndex) hash(to, from string) uint64 { return pairHash(to, hashString(from)) }
 
 // pairHash is the hash of the pair (to, a sender of hash hf).
-func pairHash(to string, hf uint64) uint64 { return hashString(to)*0x9e3779b97f4a7c15 ^ hf }
+func pairHash(to string, hf uint64) uint64 { return pairHashAt(fnvNumber(to), hf) }
+
+// pairHashAt is pairHash for a number of state ht (fnvNumber(to)): the
+// number's part of the hash is its unseeded FNV state, which its shard
+// takes too (ingest hashes the number once, for both); the seeded hash
+// of the sender, whoever chooses it, keeps the pair's unpredictable.
+func pairHashAt(ht uint32, hf uint64) uint64 { return uint64(ht)*0x9e3779b97f4a7c15 ^ hf }
 
 // holds reports whether s heads or may head the chain of (to, from).
 func holds(s *session, to, from string) bool {

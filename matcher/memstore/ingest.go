@@ -70,8 +70,8 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// now, before the locks (prefetch.go), in one call (the hashes and
 	// addresses are computed inline: a call each cost more than the
 	// prefetches).
-	hf := hashString(msg.From)
-	pair := msgPair{shard: pairShard(msg.To, msg.From), hf: hf, h: pairHash(msg.To, hf)}
+	hf, ht := hashString(msg.From), fnvNumber(msg.To)
+	pair := msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}
 	prefetchSlots(m.shards[pair.shard].byPair.homeAddr(pair.h), m.senders.t.homeAddr(hf))
 	scan := newLazyScan(msg.Text)
 
