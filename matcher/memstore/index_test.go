@@ -478,3 +478,34 @@ func TestProofEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestIDArenaRenders: idArena.idString is session.idString (renderID, the
+// reference) for random raw ids of every prefix, and every id it handed
+// out still reads the same once its chunk and those after it are full
+// (its prefix word writes past the prefix only into its own id's bytes).
+func TestIDArenaRenders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var a idArena
+	var got, want []string
+	for i := range 3 * idChunk / 30 {
+		s := &session{pr: uint8(rng.IntN(len(idPrefixes))) << 6}
+		for j := range s.id {
+			s.id[j] = byte(rng.Uint32())
+		}
+		if i%7 == 0 {
+			s.id = [16]byte{} // the ends of the alphabet, too
+		} else if i%7 == 1 {
+			s.id = [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		}
+		id := a.idString(s)
+		if ref := idString(s.prefix(), &s.id); id != ref {
+			t.Fatalf("id %d: %q, want %q", i, id, ref)
+		}
+		got, want = append(got, id), append(want, strings.Clone(id))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("id %d changed: %q, was %q", i, got[i], want[i])
+		}
+	}
+}

@@ -466,25 +466,54 @@ const idChunk = 1024
 // allocation a chunk. A chunk is freed once none of its ids is held; the
 // ids of verifications live alike (the dedupe table keeps each outcome for
 // the retention), so chunks hold few dead ones.
-type idArena struct{ buf []byte }
+type idArena struct {
+	chunk *[idChunk]byte
+	off   int // the chunk's bytes before off are handed out
+}
 
-// idString is s.idString(), rendered in the arena. Bytes of buf are
+// idMax is the room idString takes in a chunk for an id: a prefix word
+// (idPrefixWords) and the 26 characters of the raw id.
+const idMax = 8 + 26
+
+// idString is s.idString(), rendered in the arena. Bytes of a chunk are
 // written only before they are handed out, so the strings never change.
+// The prefix goes in as one 8-byte store (idPrefixWords), whose bytes
+// past the prefix the raw id's characters then overwrite: no copy call.
 func (a *idArena) idString(s *session) string {
-	prefix := idPrefixes[s.prefix()]
-	n := len(prefix) + 26
-	if n > idChunk/8 {
+	p := &idPrefixWords[s.prefix()]
+	if p.n > 8 {
 		return s.idString()
 	}
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, idChunk)
+	if a.chunk == nil || a.off > idChunk-idMax {
+		a.chunk, a.off = new([idChunk]byte), 0
 	}
-	b := a.buf[len(a.buf) : len(a.buf)+n]
-	a.buf = a.buf[:len(a.buf)+n]
-	copy(b, prefix)
-	encodeRaw((*[26]byte)(b[len(prefix):]), &s.id)
+	b := (*[idMax]byte)(a.chunk[a.off:])
+	binary.LittleEndian.PutUint64(b[:8], p.w)
+	encodeRaw((*[26]byte)(b[p.n:]), &s.id)
+	n := int(p.n) + 26
+	a.off += n
 	return unsafe.String(&b[0], n) //nolint:gosec // G103: these bytes of the chunk are never written again
 }
+
+// idPrefixWords holds each id prefix of idPrefixes, by its index (as
+// session.prefix gives it), as an 8-byte little-endian word and its
+// length; a prefix longer than 8 bytes (none so far) has n past 8.
+var idPrefixWords = func() (t [4]struct {
+	w uint64
+	n uint8
+}) {
+	for i := range t {
+		t[i].n = 0xff
+	}
+	for i, p := range idPrefixes {
+		if len(p) <= 8 {
+			var b [8]byte
+			copy(b[:], p)
+			t[i].w, t[i].n = binary.LittleEndian.Uint64(b[:]), uint8(len(p))
+		}
+	}
+	return t
+}()
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
 // the 128 bits, big-endian, then 2 zero bits, as 13 groups of 10 bits,
