@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -34,11 +35,6 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 // the step's own function; ingest then waits for the journal.
 func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
-	// A verification journals two records, its own and the dedupe record:
-	// both are built here, where verify journals them (no copy).
-	var recs [2]Record
-	processed := &recs[1]
-	processed.Op, processed.At, processed.Provider, processed.MessageID = OpProcessed, now, msg.Provider, msg.MessageID
 	// With OwnFirst, a message that capture matching could reach is
 	// matched only against its sender's own sessions, and otherwise left
 	// untouched (IngestOptions.OwnFirst).
@@ -55,8 +51,9 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		}
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: *msg}}
 		if !complete {
+			processed := processedRecord(msg, now)
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
-			return processed.Outcome, m.journal(nil, partRec, *processed).Wait()
+			return processed.Outcome, m.journal(nil, partRec, processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
@@ -86,7 +83,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, pair, ch, &scan, &recs); c != nil {
+	if out, c := m.verifyPair(msg, pair, ch, &scan, now); c != nil {
 		scan.put() // no defer on the matching path: it costs a deferred call
 		return out, c.Wait()
 	}
@@ -97,6 +94,9 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 2. A capture session on this number whose code the text offers. Every
 	// message that gets here is one guess of its sender, matched or not.
+	// (The whole of a multipart message has its last part's provider and
+	// id: its dedupe record is the one of that part.)
+	processed := processedRecord(msg, now)
 	var capture matcher.Outcome
 	if !opt.NoCapture && !call {
 		if m.guesses.take(msg.From, now) {
@@ -104,7 +104,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, pair.hf, ch, code, &recs)
+				out, c = m.verifyCapture(msg, pair.hf, ch, code, now)
 				return c != nil
 			})
 			if c != nil {
@@ -118,7 +118,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
 	if !call {
-		if out, c := m.attempt(*msg, *processed, capture); c != nil {
+		if out, c := m.attempt(*msg, processed, capture); c != nil {
 			return out, c.Wait()
 		}
 	}
@@ -129,7 +129,13 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	if call {
 		keys = nil // a call that verifies nothing is no message to tell apps of
 	}
-	return processed.Outcome, m.unmatched(*msg, *processed, keys).Wait()
+	return processed.Outcome, m.unmatched(*msg, processed, keys).Wait()
+}
+
+// processedRecord is the dedupe record of msg, processed at now, with no
+// outcome yet.
+func processedRecord(msg *matcher.Message, now time.Time) Record {
+	return Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
 }
 
 // lazyScan is a message's text, read by a Scanner on first need: a
@@ -182,9 +188,9 @@ func (l *lazyScan) put() {
 // for a call),
 // under the shards of that session, and returns the outcome and the commit
 // of the step (nil: no session matched). p is msg's pair.
-func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, at time.Time) (matcher.Outcome, Commit) {
 	i, hf := p.shard, p.hf
-	now := recs[1].At.UnixNano()
+	now := at.UnixNano()
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
@@ -208,7 +214,7 @@ func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *laz
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, hf, ch, at, matcher.Outcome{Kind: matcher.Matched})
 }
 
 // msgPair is a message's pair, hashed once by ingest: its shard
@@ -254,12 +260,12 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 // verifyCapture verifies the pending capture session of msg's number whose
 // code is code and that has a route {ch, number} (ch: msg's channel), under
 // its shards (nil commit: none). hf is hashString(msg.From).
-func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
+func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, at time.Time) (matcher.Outcome, Commit) {
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
-		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && recs[1].At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && at.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
 			pick = s
 			return s.shardsOf()
 		}
@@ -269,30 +275,33 @@ func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code [
 	if pick == nil {
 		return matcher.Outcome{}, nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, hf, ch, at, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
 }
 
 // verify applies the verification of s by msg (or, when msg carries a
 // RejectReason, its failure by policy) on the locked shards of s, with sh
-// one of them, and journals it with the dedupe record. The session records
-// the message's route and signals, with the sessions verified for its
-// sender under the session's API key in the 24 h before (counted as it is
-// applied). The two records are built where the journal reads them: recs[0]
-// (zero) becomes the verification, and recs[1] is the dedupe record, whose
-// outcome verify sets (a journal other than the WAL copies both). hf is
+// one of them, and journals it with the dedupe record of msg at now. The
+// session records the message's route and signals, with the sessions
+// verified for its sender under the session's API key in the 24 h before
+// (counted as it is applied). The two records are built here, in verify's
+// own frame, where the journal reads them (a journal other than the WAL
+// copies them): stores into a local need no write barrier, which stores
+// through a pointer to a caller's records took, each. hf is
 // hashString(msg.From).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, now time.Time, out matcher.Outcome) (matcher.Outcome, Commit) {
 	out.SessionID = sh.ids.idString(s)
+	var recs [2]Record
 	r := &recs[0]
-	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
-	r.Via = matcher.Route{Channel: ch, To: msg.To}
-	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
-		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
+	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, now, out.SessionID, msg.From, msg.Provider, msg.MessageID
+	r.Via.Channel, r.Via.To = ch, msg.To
+	r.Signals.LineType, r.Signals.Carrier, r.Signals.SenderCountry = msg.LineType, msg.Carrier, msg.SenderCountry
+	r.Signals.Attestation, r.Signals.Forwarded = msg.Attestation, msg.Forwarded
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
 	m.perform(sh, s, r, true, hf)
-	recs[1].Outcome = out
+	p := &recs[1]
+	p.Op, p.At, p.Provider, p.MessageID, p.Outcome = OpProcessed, now, msg.Provider, msg.MessageID, out
 	return out, m.journal(sh, recs[:]...)
 }
 
