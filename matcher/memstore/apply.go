@@ -185,18 +185,26 @@ func (s *session) setProof(r *Record) {
 func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 	s.status, s.finished = st, at.UnixNano()
 	s.setReason(finishReason(st))
-	for i := range s.numCount() {
-		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
-		m.pending.add(ix, num, -1)
+	if s.x == nil {
+		// One number, to, indexed at home, and no chain link of its own
+		// (extra fields hold them): no loop, and its pair's slot is the
+		// one its lookup found (pairIndex.dropHead).
+		ix := &m.shards[s.id[0]]
+		m.pending.add(ix, s.to, -1)
 		if s.capture() {
-			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
-				delete(byCode, s.normCode())
-				if len(byCode) == 0 {
-					delete(ix.byCode, num)
-				}
+			m.unindexCode(ix, s, s.to)
+		} else if !ix.byPair.dropHead(s) {
+			ix.pairRemove(s, s.to)
+		}
+	} else {
+		for i := range s.numCount() {
+			num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
+			m.pending.add(ix, num, -1)
+			if s.capture() {
+				m.unindexCode(ix, s, num)
+			} else {
+				ix.pairRemove(s, num)
 			}
-		} else {
-			ix.pairRemove(s, num)
 		}
 	}
 	home := &m.shards[s.id[0]]
@@ -208,6 +216,17 @@ func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 			close(ch)
 		}
 		delete(home.watch, s.id)
+	}
+}
+
+// unindexCode takes capture session s out of the codes of number num, in
+// shard ix.
+func (m *Store) unindexCode(ix *shard, s *session, num string) {
+	if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
+		delete(byCode, s.normCode())
+		if len(byCode) == 0 {
+			delete(ix.byCode, num)
+		}
 	}
 }
 

@@ -347,6 +347,24 @@ func (t *pairIndex) replaceHead(to string, s, next *session) bool {
 	return true
 }
 
+// dropHead is replaceHead(s.to, s, nil) for a session of one number (no
+// extra fields): the only chain s can head is (s.to, s.number), so a slot
+// get found s in is its slot, with no comparison of the number.
+func (t *pairIndex) dropHead(s *session) bool {
+	if t.n == 0 {
+		return false
+	}
+	i := t.last
+	if t.lastS != s {
+		i = t.find(t.hash(s.to, s.number), s.to, s.number)
+	}
+	if t.slots[i].s != s {
+		return false
+	}
+	t.delAt(i)
+	return true
+}
+
 // delAt empties the occupied slot i.
 func (t *pairIndex) delAt(i int) {
 	t.lastS = nil // slots move

@@ -240,7 +240,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 		}
 		var pick *session
 		for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) {
+			if now < s.expires && s.hasRouteOn(ch, msg.To) {
 				if pick != nil {
 					return nil
 				}
@@ -250,7 +250,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 		return pick
 	}
 	for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
-		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
+		if now < s.expires && s.hasRouteOn(ch, msg.To) && scan.contains(s.normCode()) {
 			return s
 		}
 	}
