@@ -60,6 +60,13 @@ func (s *session) providerName() string {
 }
 
 func (s *session) setProvider(name string) {
+	// The provider last found is compared here first, as a string: the
+	// generic table's index compares through its shape, a call more. An
+	// entry's index is never tableInX (a full table makes none).
+	if e := providers.last.Load(); e != nil && e.v == name {
+		s.provider = e.i
+		return
+	}
 	if s.provider = providers.index(name); s.provider == tableInX {
 		s.extra().provider = name
 	}

@@ -3,6 +3,7 @@ package memstore
 import (
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -170,6 +171,26 @@ func TestHasRouteOn(t *testing.T) {
 					t.Fatalf("session %d on %s: hasRouteOn(%s) %v, hasRoute %v", i, num, c, got, want)
 				}
 			}
+		}
+	}
+}
+
+// TestSetProviderFront: setProvider, which compares the provider last
+// found before the table's index, gives a session the index of its
+// provider's name (its providerName) whether the name is the last one
+// found, another known one, new, or empty, in any order.
+func TestSetProviderFront(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	names := []string{"", "twilio", "vonage", "plivo", "tw-setprovider-test"}
+	for i := range 500 {
+		name := names[rng.IntN(len(names))]
+		if i%50 == 0 {
+			name = "setprovider-" + string(rune('a'+i/50)) // new to the table
+		}
+		s := &session{}
+		s.setProvider(strings.Clone(name))
+		if got := s.providerName(); got != name || s.provider != providers.index(name) {
+			t.Fatalf("step %d: setProvider(%q) gave %q (index %d, table's %d)", i, name, got, s.provider, providers.index(name))
 		}
 	}
 }
