@@ -68,24 +68,25 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// addresses are computed inline: a call each cost more than the
 	// prefetches).
 	hf, ht := hashString(msg.From), fnvNumber(msg.To)
-	pair := msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}
-	prefetchSlots(m.shards[pair.shard].byPair.homeAddr(pair.h), m.senders.t.homeAddr(hf))
-	scan := newLazyScan(msg.Text)
+	mt := match{at: now, pair: msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}}
+	prefetchSlots(m.shards[mt.pair.shard].byPair.homeAddr(mt.pair.h), m.senders.t.homeAddr(hf))
+	mt.scan = newLazyScan(msg.Text)
+	scan := &mt.scan
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	ch := msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
-	if ch == "" {
-		ch = matcher.ChannelSMS
+	mt.ch = msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
+	if mt.ch == "" {
+		mt.ch = matcher.ChannelSMS
 	}
-	call := ch == matcher.ChannelCall
+	call := mt.ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, pair, ch, &scan, now); c != nil {
+	if c := m.verifyPair(msg, &mt); c != nil {
 		scan.put() // no defer on the matching path: it costs a deferred call
-		return out, c.Wait()
+		return mt.out, c.Wait()
 	}
 	defer scan.put()
 	if ownOnly {
@@ -101,14 +102,13 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	if !opt.NoCapture && !call {
 		if m.guesses.take(msg.From, now) {
 			capture.CaptureTried = true
-			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, pair.hf, ch, code, now)
+				c = m.verifyCapture(msg, &mt, code)
 				return c != nil
 			})
 			if c != nil {
-				return out, c.Wait()
+				return mt.out, c.Wait()
 			}
 		} else {
 			capture.CaptureRefused = true
@@ -183,14 +183,29 @@ func (l *lazyScan) put() {
 	}
 }
 
-// verifyPair verifies the oldest pending session of msg's pair with a
-// route {ch, number} (ch: msg's channel) whose code the text holds (any,
-// for a call),
-// under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched). p is msg's pair.
-func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, at time.Time) (matcher.Outcome, Commit) {
-	i, hf := p.shard, p.hf
-	now := at.UnixNano()
+// match is what ingest works out of a message once, for the steps that
+// match it: passed by one pointer (where its fields, one argument each,
+// took more registers than a call has, and spilled), and holding the
+// outcome of the step that verifies (no outcome returned by value through
+// each call). The message is passed beside it: held in it, it would
+// escape with what the records take of it (escape analysis follows no
+// field).
+type match struct {
+	ch   string    // the message's channel (msg.MessageChannel())
+	at   time.Time // when it is processed
+	pair msgPair
+	scan lazyScan        // msg's text
+	out  matcher.Outcome // set by verify
+}
+
+// verifyPair verifies the oldest pending session of the message's pair
+// with a route {mt.ch, number} whose code the text holds (any, for a
+// call), under the shards of that session, and returns the commit of the
+// step (nil: no session matched), its outcome in mt.out.
+func (m *Store) verifyPair(msg *matcher.Message, mt *match) Commit {
+	p, ch, scan := mt.pair, mt.ch, &mt.scan
+	i := p.shard
+	now := mt.at.UnixNano()
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
@@ -212,9 +227,9 @@ func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *laz
 	}
 	defer m.unlockMask(held)
 	if pick == nil {
-		return matcher.Outcome{}, nil
+		return nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, at, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, mt, false)
 }
 
 // msgPair is a message's pair, hashed once by ingest: its shard
@@ -257,10 +272,11 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 	return nil
 }
 
-// verifyCapture verifies the pending capture session of msg's number whose
-// code is code and that has a route {ch, number} (ch: msg's channel), under
-// its shards (nil commit: none). hf is hashString(msg.From).
-func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, at time.Time) (matcher.Outcome, Commit) {
+// verifyCapture verifies the pending capture session of the message's
+// number whose code is code and that has a route {mt.ch, number}, under
+// its shards (nil commit: none; the outcome in mt.out).
+func (m *Store) verifyCapture(msg *matcher.Message, mt *match, code []byte) Commit {
+	ch, at := mt.ch, mt.at
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
@@ -273,23 +289,24 @@ func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code [
 	})
 	defer m.unlockMask(held)
 	if pick == nil {
-		return matcher.Outcome{}, nil
+		return nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, at, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, mt, true)
 }
 
-// verify applies the verification of s by msg (or, when msg carries a
-// RejectReason, its failure by policy) on the locked shards of s, with sh
-// one of them, and journals it with the dedupe record of msg at now. The
+// verify applies the verification of s by the message (or, when it
+// carries a RejectReason, its failure by policy) on the locked shards of
+// s, with sh one of them, and journals it with the message's dedupe
+// record; the outcome goes in mt.out (capture: CaptureTried). The
 // session records the message's route and signals, with the sessions
 // verified for its sender under the session's API key in the 24 h before
 // (counted as it is applied). The two records are built here, in verify's
 // own frame, where the journal reads them (a journal other than the WAL
 // copies them): stores into a local need no write barrier, which stores
-// through a pointer to a caller's records took, each. hf is
-// hashString(msg.From).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, now time.Time, out matcher.Outcome) (matcher.Outcome, Commit) {
-	out.SessionID = sh.ids.idString(s)
+// through a pointer to a caller's records took, each.
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, mt *match, capture bool) Commit {
+	ch, now := mt.ch, mt.at
+	out := matcher.Outcome{Kind: matcher.Matched, SessionID: sh.ids.idString(s), CaptureTried: capture}
 	var recs [2]Record
 	r := &recs[0]
 	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, now, out.SessionID, msg.From, msg.Provider, msg.MessageID
@@ -299,10 +316,11 @@ func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, c
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
-	m.perform(sh, s, r, true, hf)
+	m.perform(sh, s, r, true, mt.pair.hf)
 	p := &recs[1]
 	p.Op, p.At, p.Provider, p.MessageID, p.Outcome = OpProcessed, now, msg.Provider, msg.MessageID, out
-	return out, m.journal(sh, recs[:]...)
+	mt.out = out
+	return m.journal(sh, recs[:]...)
 }
 
 // attempt counts a wrong code on every pending session of msg's pair with
