@@ -227,9 +227,10 @@ func (t *pairIndex) len() int { return t.n }
 // find returns the slot of (to, from) with hash h, or the empty slot where
 // it would go.
 func (t *pairIndex) find(h uint64, to, from string) int {
-	mask := len(t.slots) - 1
+	slots := t.slots // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		e := &t.slots[i]
+		e := &slots[i]
 		if e.s == nil || e.h == h && holds(e.s, to, from) {
 			return i
 		}
@@ -367,16 +368,17 @@ func (t *pairIndex) dropHead(s *session) bool {
 
 // delAt empties the occupied slot i.
 func (t *pairIndex) delAt(i int) {
-	t.lastS = nil // slots move
-	mask := len(t.slots) - 1
-	for j := (i + 1) & mask; t.slots[j].s != nil; j = (j + 1) & mask {
-		home := int(t.slots[j].h) & mask
+	t.lastS = nil    // slots move
+	slots := t.slots // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
+	for j := (i + 1) & mask; slots[j].s != nil; j = (j + 1) & mask {
+		home := int(slots[j].h) & mask
 		if (j-home)&mask >= (j-i)&mask {
-			t.slots[i] = t.slots[j]
+			slots[i] = slots[j]
 			i = j
 		}
 	}
-	t.slots[i] = pairSlot{}
+	slots[i] = pairSlot{}
 	t.n--
 }
 

@@ -486,9 +486,10 @@ func (t *senderTable) find(k senderID) (int, bool) {
 // probe returns the slot of k, whose hash is h, or the empty slot where
 // it would go.
 func (t *senderTable) probe(h uint64, k senderID) int {
-	mask := len(t.slots) - 1
+	slots := t.slots // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		s := &t.slots[i]
+		s := &slots[i]
 		if s.h == 0 || s.h == h && s.k == k {
 			return i
 		}
