@@ -171,9 +171,10 @@ func (m *Store) perform(sh *shard, s *session, r *Record, count bool, hf uint64)
 	}
 }
 
-// setProof records the route and signals of the message of r.
+// setProof records the route and signals of the message of r, looked up
+// in place (Record.proof): no copy of them into a proof first.
 func (s *session) setProof(r *Record) {
-	if p := sharedProof(&proof{via: r.Via, signals: r.Signals}); p != nil {
+	if p := sharedProof(r.proof()); p != nil {
 		s.proof = p
 	}
 }

@@ -509,3 +509,27 @@ func TestIDArenaRenders(t *testing.T) {
 		}
 	}
 }
+
+// TestRecordProofInPlace: a Record's proof, read in place, is the proof
+// of its Via and Signals, for random records; and setProof shares it as
+// it shares that proof copied.
+func TestRecordProofInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	strs := []string{"", "sms", "whatsapp", "+14155550100", "mobile", "Verizon", "US", "A"}
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	for range 1000 {
+		r := Record{Op: OpVerify, ID: pick(), From: pick(), Reason: pick(), Via: matcher.Route{Channel: pick(), To: pick()},
+			Signals: matcher.Signals{LineType: pick(), Carrier: pick(), SenderCountry: pick(), Attestation: pick(),
+				Forwarded: rng.IntN(2) == 0, SenderSessions24h: rng.IntN(3)},
+			Outcome: matcher.Outcome{SessionID: pick()}}
+		want := proof{via: r.Via, signals: r.Signals}
+		if got := *r.proof(); got != want {
+			t.Fatalf("%+v: proof %+v, want %+v", r, got, want)
+		}
+		var s session
+		s.setProof(&r)
+		if s.proof != sharedProof(&want) {
+			t.Fatalf("%+v: setProof gave %p, the shared copy is %p", r, s.proof, sharedProof(&want))
+		}
+	}
+}
