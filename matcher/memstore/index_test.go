@@ -533,3 +533,44 @@ func TestRecordProofInPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestProofSlotSpreads: proofs that differ in one string's last (or
+// first) character, in any field, or in the count, fall mostly in
+// distinct slots of the recent proofs (proof.slot): no field's ends are
+// lost to the mixing.
+func TestProofSlotSpreads(t *testing.T) {
+	base := proof{via: matcher.Route{Channel: "sms", To: "+14155550100"}, signals: matcher.Signals{
+		LineType: "mobile", Carrier: "Verizon", SenderCountry: "US", Attestation: "A"}}
+	fields := []func(p *proof) *string{
+		func(p *proof) *string { return &p.via.Channel }, func(p *proof) *string { return &p.via.To },
+		func(p *proof) *string { return &p.signals.LineType }, func(p *proof) *string { return &p.signals.Carrier },
+		func(p *proof) *string { return &p.signals.SenderCountry }, func(p *proof) *string { return &p.signals.Attestation },
+	}
+	for f, field := range fields {
+		for _, end := range []string{"last", "first"} {
+			slots := map[int]bool{}
+			for c := range 10 {
+				p := base
+				v := field(&p)
+				if end == "last" {
+					*v = (*v)[:len(*v)-1] + string(rune('0'+c))
+				} else {
+					*v = string(rune('0'+c)) + (*v)[1:]
+				}
+				slots[p.slot()] = true
+			}
+			if len(slots) < 8 {
+				t.Fatalf("field %d, %s character: 10 proofs in %d slots", f, end, len(slots))
+			}
+		}
+	}
+	slots := map[int]bool{}
+	for n := range 10 {
+		p := base
+		p.signals.SenderSessions24h = n
+		slots[p.slot()] = true
+	}
+	if len(slots) < 8 {
+		t.Fatalf("10 counts in %d slots", len(slots))
+	}
+}

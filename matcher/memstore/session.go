@@ -291,13 +291,14 @@ func (p *proof) equal(q *proof) bool {
 // are empty.
 func sameBytes(x, y string) bool { return len(x) == 0 || x == y }
 
-// mixEnds mixes the length and the end characters of v into h.
+// mixEnds mixes the length and the end characters of v into h, as one
+// word (one multiplication a string).
 func mixEnds(h uint64, v string) uint64 {
-	h = h*31 + uint64(len(v))
+	w := uint64(len(v))
 	if len(v) > 0 {
-		h = h*31 + uint64(v[0])<<8 + uint64(v[len(v)-1])
+		w |= uint64(v[0])<<8 | uint64(v[len(v)-1])<<16
 	}
-	return h
+	return h*31 + w
 }
 
 func b2i(b bool) int {
