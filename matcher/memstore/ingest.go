@@ -68,7 +68,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// addresses are computed inline: a call each cost more than the
 	// prefetches).
 	hf, ht := hashString(msg.From), fnvNumber(msg.To)
-	mt := match{at: now, pair: msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}}
+	mt := match{at: now, ns: now.UnixNano(), pair: msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}}
 	prefetchSlots(m.shards[mt.pair.shard].byPair.homeAddr(mt.pair.h), m.senders.t.homeAddr(hf))
 	mt.scan = newLazyScan(msg.Text)
 	scan := &mt.scan
@@ -193,6 +193,7 @@ func (l *lazyScan) put() {
 type match struct {
 	ch   string    // the message's channel (msg.MessageChannel())
 	at   time.Time // when it is processed
+	ns   int64     // at.UnixNano()
 	pair msgPair
 	scan lazyScan        // msg's text
 	out  matcher.Outcome // set by verify
@@ -205,7 +206,7 @@ type match struct {
 func (m *Store) verifyPair(msg *matcher.Message, mt *match) Commit {
 	p, ch, scan := mt.pair, mt.ch, &mt.scan
 	i := p.shard
-	now := mt.at.UnixNano()
+	now := mt.ns
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
@@ -276,12 +277,12 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 // number whose code is code and that has a route {mt.ch, number}, under
 // its shards (nil commit: none; the outcome in mt.out).
 func (m *Store) verifyCapture(msg *matcher.Message, mt *match, code []byte) Commit {
-	ch, at := mt.ch, mt.at
+	ch, ns := mt.ch, mt.ns
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
-		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && at.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && ns < s.expires && s.hasRoute(ch, msg.To) {
 			pick = s
 			return s.shardsOf()
 		}
@@ -316,7 +317,7 @@ func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, mt *match, c
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
 	}
-	m.perform(sh, s, r, true, mt.pair.hf)
+	m.perform(sh, s, r, mt.ns, true, mt.pair.hf)
 	p := &recs[1]
 	p.Op, p.At, p.Provider, p.MessageID, p.Outcome = OpProcessed, now, msg.Provider, msg.MessageID, out
 	mt.out = out

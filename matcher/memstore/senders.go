@@ -92,11 +92,11 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 // countAndAdd is count then add, for a verification at now: under one
 // lock, with one probe of the table for both (a live verification counts
 // the sessions verified before it, then adds its own). hs is
-// hashString(sender), which the verification has hashed already.
-func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time, id [16]byte) int {
+// hashString(sender), which the verification has hashed already; ns is
+// now in unix nanoseconds.
+func (c *senderCounts) countAndAdd(key, sender string, hs uint64, ns int64, id [16]byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock() // a bug's panic, recovered by a handler, must not leave every later verification waiting
-	ns := now.UnixNano()
 	// Expiry first: it may delete slots, moving the one getOrAdd returns.
 	// Most verifications find the oldest entry in the window, checked
 	// here without the call.

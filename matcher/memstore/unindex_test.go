@@ -104,7 +104,7 @@ func TestFinishUnindexes(t *testing.T) {
 			if k == 0 {
 				refFinish(m, s, matcher.Verified, at)
 			} else {
-				m.finish(s, matcher.Verified, at)
+				m.finish(s, matcher.Verified, at.UnixNano())
 			}
 		}
 		ca, cb := chains(a), chains(b)
