@@ -247,17 +247,24 @@ func (t *pairIndex) get(to, from string) *session {
 	return t.getWithHash(to, from, t.hash(to, from))
 }
 
-// getWithHash is get for the pair's hash h (t.hash(to, from)).
+// getWithHash is get for the pair's hash h (t.hash(to, from)). It is
+// find and get in one loop (no call, one load of the slots).
 func (t *pairIndex) getWithHash(to, from string, h uint64) *session {
+	slots := t.slots
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(h, to, from)
-	s := t.slots[i].s
-	if s != nil {
-		t.last, t.lastS, t.lastTo = i, s, to
+	mask := len(slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		e := &slots[i]
+		if e.s == nil {
+			return nil
+		}
+		if e.h == h && holds(e.s, to, from) {
+			t.last, t.lastS, t.lastTo = i, e.s, to
+			return e.s
+		}
 	}
-	return s
 }
 
 // homeAddr returns the address of the slot where a probe for a pair of
