@@ -104,6 +104,13 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, ns int64, id [
 		c.expire(ns)
 	}
 	l, h := c.t.getOrAddHashed(senderID{key, sender}, hs)
+	if l.many == nil && l.one[0] == (senderEntry{}) {
+		// A sender with no entry in the window (most verify once a day):
+		// countAt's 0 and placeIn's first entry, without their calls.
+		l.one[0] = senderEntry{at: ns, id: id}
+		c.queue.push(senderRef{h: h, at: ns})
+		return 0
+	}
 	n := countAt(l, ns)
 	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
