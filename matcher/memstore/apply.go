@@ -174,9 +174,11 @@ func (m *Store) perform(sh *shard, s *session, r *Record, at int64, count bool, 
 }
 
 // setProof records the route and signals of the message of r, looked up
-// in place (Record.proof): no copy of them into a proof first.
+// in place (Record.proof): no copy of them into a proof first. It calls
+// proofs.get itself (not sharedProof): that keeps it within the inlining
+// budget, so that perform makes no call for it.
 func (s *session) setProof(r *Record) {
-	if p := sharedProof(r.proof()); p != nil {
+	if p := proofs.get(r.proof()); p != nil {
 		s.proof = p
 	}
 }
