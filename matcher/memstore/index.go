@@ -375,18 +375,15 @@ func (t *pairIndex) dropHead(s *session) bool {
 
 // delAt empties the occupied slot i.
 func (t *pairIndex) delAt(i int) {
-	t.lastS = nil    // slots move
-	slots := t.slots // loaded once: the compiler reloads a field each step
+	t.lastS, t.n = nil, t.n-1 // slots move
+	slots := t.slots          // loaded once: the compiler reloads a field each step
 	mask := len(slots) - 1
 	for j := (i + 1) & mask; slots[j].s != nil; j = (j + 1) & mask {
-		home := int(slots[j].h) & mask
-		if (j-home)&mask >= (j-i)&mask {
-			slots[i] = slots[j]
-			i = j
+		if (j-int(slots[j].h))&mask >= (j-i)&mask { // its probe passed through i
+			slots[i], i = slots[j], j
 		}
 	}
 	slots[i] = pairSlot{}
-	t.n--
 }
 
 // all yields every pair and the head of its chain, for tests; the table
