@@ -249,11 +249,7 @@ func digitValue(r rune) rune {
 // ASCII has not accepted its answer is wrong (it skips the normalization
 // Read applies): the caller must have asked ASCII first.
 func ContainsInASCII(text, code string) bool {
-	return containsASCII(head(text), code)
-}
-
-// containsASCII is ContainsInASCII for a text already cut by head.
-func containsASCII(text, code string) bool {
+	text = head(text) // in this body, not a call to a function of the cut text: one call fewer a match
 	if code == "" {
 		return false // no chunk is empty
 	}
