@@ -495,7 +495,7 @@ func (a *idArena) idString(s *session) string {
 	if a.chunk == nil || a.off > idChunk-idMax {
 		a.chunk, a.off = new([idChunk]byte), 0
 	}
-	b := (*[idMax]byte)(a.chunk[a.off:])
+	b := (*[idMax]byte)(unsafe.Add(unsafe.Pointer(a.chunk), a.off)) //nolint:gosec // G103: a.off <= idChunk-idMax, checked above: within the chunk
 	binary.LittleEndian.PutUint64(b[:8], p.w)
 	encodeRaw((*[26]byte)(b[p.n:]), &s.id)
 	n := int(p.n) + 26
