@@ -190,16 +190,16 @@ func (s *session) setProof(r *Record) {
 func (m *Store) finish(s *session, st matcher.Status, at int64) {
 	s.status, s.finished = st, at
 	s.setReason(finishReason(st))
+	home := &m.shards[s.id[0]]
 	if s.x == nil {
 		// One number, to, indexed at home, and no chain link of its own
 		// (extra fields hold them): no loop, and its pair's slot is the
 		// one its lookup found (pairIndex.dropHead).
-		ix := &m.shards[s.id[0]]
-		m.pending.add(ix, s.to, -1)
+		m.pending.add(home, s.to, -1)
 		if s.capture() {
-			m.unindexCode(ix, s, s.to)
-		} else if !ix.byPair.dropHead(s) {
-			ix.pairRemove(s, s.to)
+			m.unindexCode(home, s, s.to)
+		} else if !home.byPair.dropHead(s) {
+			home.pairRemove(s, s.to)
 		}
 	} else {
 		for i := range s.numCount() {
@@ -212,7 +212,6 @@ func (m *Store) finish(s *session, st matcher.Status, at int64) {
 			}
 		}
 	}
-	home := &m.shards[s.id[0]]
 	if len(home.watch) == 0 {
 		return // nobody waits on this shard: no lookup
 	}
