@@ -532,8 +532,8 @@ func (t *senderTable) getOrAddHashed(k senderID, hs uint64) (*senderList, uint64
 	}
 	h := senderHash(t.keyHash(k.key), hs) // t.hashWith(k.key, hs), with keyHash inlined
 	s := &t.slots[t.probe(h, k)]
-	if s.h == 0 {
-		*s = senderSlot{h: h, k: k}
+	if s.h == 0 { // an empty slot is all zero (del, resize): its list too
+		s.h, s.k = h, k
 		t.n++
 	}
 	return &s.l, h
