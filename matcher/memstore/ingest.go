@@ -195,22 +195,20 @@ type match struct {
 // call), under the shards of that session, and returns the commit of the
 // step (nil: no session matched), its outcome in mt.out.
 func (m *Store) verifyPair(msg *matcher.Message, mt *match) Commit {
-	p, ch, scan := mt.pair, mt.ch, &mt.scan
-	i := p.shard
-	now := mt.ns
+	i := mt.pair.shard
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
 	// lock.
 	held := bit(i)
 	m.shards[i].mu.Lock()
-	pick := m.pairPick(i, msg, p.h, ch, scan, now)
+	pick := m.pairPick(msg, mt)
 	if need := held; pick != nil {
 		need |= pick.shardsOf()
 		if need != held { // its other shards, locked in order with i again
 			m.shards[i].mu.Unlock()
 			held = m.lockPlan(need, func() uint64 {
-				if pick = m.pairPick(i, msg, p.h, ch, scan, now); pick != nil {
+				if pick = m.pairPick(msg, mt); pick != nil {
 					return pick.shardsOf()
 				}
 				return 0
@@ -233,9 +231,9 @@ type msgPair struct {
 }
 
 // pairPick returns the session verifyPair verifies (nil: none), looking at
-// the locked shard i and changing nothing; h is the pair's hash
-// (pairHash).
-func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan *lazyScan, now int64) *session {
+// the locked shard of the message's pair and changing nothing.
+func (m *Store) pairPick(msg *matcher.Message, mt *match) *session {
+	i, h, ch, scan, now := mt.pair.shard, mt.pair.h, mt.ch, &mt.scan, mt.ns
 	if ch == matcher.ChannelCall {
 		// A call carries no code: it proves only that the caller called
 		// this number. It verifies only with a validated attestation A,
