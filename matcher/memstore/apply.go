@@ -150,18 +150,7 @@ func (m *Store) perform(sh *shard, s *session, r *Record, at int64, count bool, 
 		m.finish(s, matcher.Failed, at)
 		s.setReason(reasonCode(matcher.Failed, r.Reason))
 	case OpVerify:
-		if r.From != s.number {
-			s.extra().verifiedNumber = r.From // capture mode learns the sender
-		}
-		s.messageID = r.MessageID
-		s.setProvider(r.Provider)
-		if count {
-			r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, hf, at, s.id)
-		} else {
-			m.senders.add(s.key, r.From, r.At, s.id)
-		}
-		s.setProof(r)
-		m.finish(s, matcher.Verified, at)
+		m.verified(s, r, at, count, hf)
 	case OpCancel:
 		m.finish(s, matcher.Cancelled, at)
 		s.setReason(reasonCode(matcher.Cancelled, r.Reason))
@@ -171,6 +160,24 @@ func (m *Store) perform(sh *shard, s *session, r *Record, at int64, count bool, 
 	if s.status.Final() && s.notified() == matcher.NotNotified {
 		sh.fresh = append(sh.fresh, s)
 	}
+}
+
+// verified is perform's OpVerify on pending session s: live verify calls
+// it directly (no dispatch on a status it knows), then queues the event as
+// perform does.
+func (m *Store) verified(s *session, r *Record, at int64, count bool, hf uint64) {
+	if r.From != s.number {
+		s.extra().verifiedNumber = r.From // capture mode learns the sender
+	}
+	s.messageID = r.MessageID
+	s.setProvider(r.Provider)
+	if count {
+		r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, hf, at, s.id)
+	} else {
+		m.senders.add(s.key, r.From, r.At, s.id)
+	}
+	s.setProof(r)
+	m.finish(s, matcher.Verified, at)
 }
 
 // setProof records the route and signals of the message of r, looked up

@@ -309,8 +309,14 @@ func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, mt *match, c
 	r.Signals.Attestation, r.Signals.Forwarded = msg.Attestation, msg.Forwarded
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
+		m.perform(sh, s, r, mt.ns, true, mt.pair.hf)
+	} else {
+		// perform's OpVerify, without its dispatch: s is pending.
+		m.verified(s, r, mt.ns, true, mt.pair.hf)
+		if s.notified() == matcher.NotNotified {
+			sh.fresh = append(sh.fresh, s)
+		}
 	}
-	m.perform(sh, s, r, mt.ns, true, mt.pair.hf)
 	p := &recs[1]
 	p.Op, p.At, p.Provider, p.MessageID, p.Outcome = OpProcessed, now, msg.Provider, msg.MessageID, out
 	mt.out = out
