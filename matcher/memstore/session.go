@@ -497,7 +497,7 @@ func (a *idArena) idString(s *session) string {
 	}
 	b := (*[idMax]byte)(unsafe.Add(unsafe.Pointer(a.chunk), a.off)) //nolint:gosec // G103: a.off <= idChunk-idMax, checked above: within the chunk
 	binary.LittleEndian.PutUint64(b[:8], p.w)
-	encodeRaw((*[26]byte)(b[p.n:]), &s.id)
+	encodeRaw((*[26]byte)(unsafe.Add(unsafe.Pointer(b), p.n)), &s.id) //nolint:gosec // G103: p.n <= 8, so the 26 bytes are within b's idMax
 	n := int(p.n) + 26
 	a.off += n
 	return unsafe.String(&b[0], n) //nolint:gosec // G103: these bytes of the chunk are never written again
