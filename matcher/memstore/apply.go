@@ -99,7 +99,9 @@ func (sh *shard) pairRemove(s *session, num string) {
 // that becomes final queues its event on the shard (sh.fresh), for the
 // journal call of the same step; a delivered (or dead) event leaves the
 // event table.
-func (m *Store) applyTo(sh *shard, s *session, r Record) { m.perform(sh, s, &r, false, 0) }
+func (m *Store) applyTo(sh *shard, s *session, r Record) {
+	m.perform(sh, s, &r, r.At.UnixNano(), false, 0)
+}
 
 // perform is applyTo, through a pointer (a Record is some 300 bytes). With
 // count, r is a live verification (or failure by policy) whose
@@ -107,8 +109,8 @@ func (m *Store) applyTo(sh *shard, s *session, r Record) { m.perform(sh, s, &r, 
 // verification reads the count and adds its own entry under one lock and
 // one probe of the sender table, with hf, hashString(r.From), which its
 // lookup of the pair has made. A replayed record carries its count and
-// only adds the entry.
-func (m *Store) perform(sh *shard, s *session, r *Record, count bool, hf uint64) {
+// only adds the entry. at is r.At.UnixNano(), which the caller has.
+func (m *Store) perform(sh *shard, s *session, r *Record, at int64, count bool, hf uint64) {
 	if s != nil && s.status.Final() {
 		was := s.notified()
 		switch r.Op {
@@ -137,7 +139,7 @@ func (m *Store) perform(sh *shard, s *session, r *Record, count bool, hf uint64)
 		s.setProvider(r.Provider)
 		if r.Reason == "" { // the last allowed attempt
 			s.attempts++
-			m.finish(s, matcher.Failed, r.At)
+			m.finish(s, matcher.Failed, at)
 			break
 		}
 		// A message that would have verified s, refused by policy.
@@ -145,35 +147,45 @@ func (m *Store) perform(sh *shard, s *session, r *Record, count bool, hf uint64)
 			r.Signals.SenderSessions24h = m.senders.count(s.key, r.From, r.At)
 		}
 		s.setProof(r)
-		m.finish(s, matcher.Failed, r.At)
+		m.finish(s, matcher.Failed, at)
 		s.setReason(reasonCode(matcher.Failed, r.Reason))
 	case OpVerify:
-		if r.From != s.number {
-			s.extra().verifiedNumber = r.From // capture mode learns the sender
-		}
-		s.messageID = r.MessageID
-		s.setProvider(r.Provider)
-		if count {
-			r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, hf, r.At, s.id)
-		} else {
-			m.senders.add(s.key, r.From, r.At, s.id)
-		}
-		s.setProof(r)
-		m.finish(s, matcher.Verified, r.At)
+		m.verified(s, r, at, count, hf)
 	case OpCancel:
-		m.finish(s, matcher.Cancelled, r.At)
+		m.finish(s, matcher.Cancelled, at)
 		s.setReason(reasonCode(matcher.Cancelled, r.Reason))
 	case OpExpire:
-		m.finish(s, matcher.Expired, r.At)
+		m.finish(s, matcher.Expired, at)
 	}
 	if s.status.Final() && s.notified() == matcher.NotNotified {
 		sh.fresh = append(sh.fresh, s)
 	}
 }
 
-// setProof records the route and signals of the message of r.
+// verified is perform's OpVerify on pending session s: live verify calls
+// it directly (no dispatch on a status it knows), then queues the event as
+// perform does.
+func (m *Store) verified(s *session, r *Record, at int64, count bool, hf uint64) {
+	if r.From != s.number {
+		s.extra().verifiedNumber = r.From // capture mode learns the sender
+	}
+	s.messageID = r.MessageID
+	s.setProvider(r.Provider)
+	if count {
+		r.Signals.SenderSessions24h = m.senders.countAndAdd(s.key, r.From, hf, at, s.id)
+	} else {
+		m.senders.add(s.key, r.From, r.At, s.id)
+	}
+	s.setProof(r)
+	m.finish(s, matcher.Verified, at)
+}
+
+// setProof records the route and signals of the message of r, looked up
+// in place (Record.proof): no copy of them into a proof first. It calls
+// proofs.get itself (not sharedProof): that keeps it within the inlining
+// budget, so that perform makes no call for it.
 func (s *session) setProof(r *Record) {
-	if p := sharedProof(&proof{via: r.Via, signals: r.Signals}); p != nil {
+	if p := proofs.get(r.proof()); p != nil {
 		s.proof = p
 	}
 }
@@ -181,25 +193,32 @@ func (s *session) setProof(r *Record) {
 // finish gives s its final status st and that status's reason (OpCancel
 // and a rejection then set which it was), takes it out of the match
 // indexes of every number of its routes (the caller holds their shards)
-// and wakes its watchers, who wait at its home.
-func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
-	s.status, s.finished = st, at.UnixNano()
+// and wakes its watchers, who wait at its home. at is when (unix ns).
+func (m *Store) finish(s *session, st matcher.Status, at int64) {
+	s.status, s.finished = st, at
 	s.setReason(finishReason(st))
-	for i := range s.numCount() {
-		num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
-		m.pending.add(ix, num, -1)
+	home := &m.shards[s.id[0]]
+	if s.x == nil {
+		// One number, to, indexed at home, and no chain link of its own
+		// (extra fields hold them): no loop, and its pair's slot is the
+		// one its lookup found (pairIndex.dropHead).
+		m.pending.add(home, s.to, -1)
 		if s.capture() {
-			if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
-				delete(byCode, s.normCode())
-				if len(byCode) == 0 {
-					delete(ix.byCode, num)
-				}
+			m.unindexCode(home, s, s.to)
+		} else if !home.byPair.dropHead(s) {
+			home.pairRemove(s, s.to)
+		}
+	} else {
+		for i := range s.numCount() {
+			num, ix := s.routeNumber(i), &m.shards[s.shardAt(i)]
+			m.pending.add(ix, num, -1)
+			if s.capture() {
+				m.unindexCode(ix, s, num)
+			} else {
+				ix.pairRemove(s, num)
 			}
-		} else {
-			ix.pairRemove(s, num)
 		}
 	}
-	home := &m.shards[s.id[0]]
 	if len(home.watch) == 0 {
 		return // nobody waits on this shard: no lookup
 	}
@@ -208,6 +227,17 @@ func (m *Store) finish(s *session, st matcher.Status, at time.Time) {
 			close(ch)
 		}
 		delete(home.watch, s.id)
+	}
+}
+
+// unindexCode takes capture session s out of the codes of number num, in
+// shard ix.
+func (m *Store) unindexCode(ix *shard, s *session, num string) {
+	if byCode := ix.byCode[num]; byCode[s.normCode()] == s {
+		delete(byCode, s.normCode())
+		if len(byCode) == 0 {
+			delete(ix.byCode, num)
+		}
 	}
 }
 

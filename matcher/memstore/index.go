@@ -209,7 +209,13 @@ func hashString(s string) uint64 { return maphash.String(hashSeed, s) }
 func (t *pairIndex) hash(to, from string) uint64 { return pairHash(to, hashString(from)) }
 
 // pairHash is the hash of the pair (to, a sender of hash hf).
-func pairHash(to string, hf uint64) uint64 { return hashString(to)*0x9e3779b97f4a7c15 ^ hf }
+func pairHash(to string, hf uint64) uint64 { return pairHashAt(fnvNumber(to), hf) }
+
+// pairHashAt is pairHash for a number of state ht (fnvNumber(to)): the
+// number's part of the hash is its unseeded FNV state, which its shard
+// takes too (ingest hashes the number once, for both); the seeded hash
+// of the sender, whoever chooses it, keeps the pair's unpredictable.
+func pairHashAt(ht uint32, hf uint64) uint64 { return uint64(ht)*0x9e3779b97f4a7c15 ^ hf }
 
 // holds reports whether s heads or may head the chain of (to, from).
 func holds(s *session, to, from string) bool {
@@ -221,9 +227,10 @@ func (t *pairIndex) len() int { return t.n }
 // find returns the slot of (to, from) with hash h, or the empty slot where
 // it would go.
 func (t *pairIndex) find(h uint64, to, from string) int {
-	mask := len(t.slots) - 1
+	slots := t.slots // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		e := &t.slots[i]
+		e := &slots[i]
 		if e.s == nil || e.h == h && holds(e.s, to, from) {
 			return i
 		}
@@ -240,17 +247,24 @@ func (t *pairIndex) get(to, from string) *session {
 	return t.getWithHash(to, from, t.hash(to, from))
 }
 
-// getWithHash is get for the pair's hash h (t.hash(to, from)).
+// getWithHash is get for the pair's hash h (t.hash(to, from)). It is
+// find and get in one loop (no call, one load of the slots).
 func (t *pairIndex) getWithHash(to, from string, h uint64) *session {
+	slots := t.slots
 	if t.n == 0 {
 		return nil
 	}
-	i := t.find(h, to, from)
-	s := t.slots[i].s
-	if s != nil {
-		t.last, t.lastS, t.lastTo = i, s, to
+	mask := len(slots) - 1
+	for i := int(h) & mask; ; i = (i + 1) & mask {
+		e := &slots[i]
+		if e.s == nil {
+			return nil
+		}
+		if e.h == h && holds(e.s, to, from) {
+			t.last, t.lastS, t.lastTo = i, e.s, to
+			return e.s
+		}
 	}
-	return s
 }
 
 // homeAddr returns the address of the slot where a probe for a pair of
@@ -341,19 +355,35 @@ func (t *pairIndex) replaceHead(to string, s, next *session) bool {
 	return true
 }
 
+// dropHead is replaceHead(s.to, s, nil) for a session of one number (no
+// extra fields): the only chain s can head is (s.to, s.number), so a slot
+// get found s in is its slot, with no comparison of the number.
+func (t *pairIndex) dropHead(s *session) bool {
+	if t.n == 0 {
+		return false
+	}
+	i := t.last
+	if t.lastS != s {
+		i = t.find(t.hash(s.to, s.number), s.to, s.number)
+	}
+	if t.slots[i].s != s {
+		return false
+	}
+	t.delAt(i)
+	return true
+}
+
 // delAt empties the occupied slot i.
 func (t *pairIndex) delAt(i int) {
-	t.lastS = nil // slots move
-	mask := len(t.slots) - 1
-	for j := (i + 1) & mask; t.slots[j].s != nil; j = (j + 1) & mask {
-		home := int(t.slots[j].h) & mask
-		if (j-home)&mask >= (j-i)&mask {
-			t.slots[i] = t.slots[j]
-			i = j
+	t.lastS, t.n = nil, t.n-1 // slots move
+	slots := t.slots          // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
+	for j := (i + 1) & mask; slots[j].s != nil; j = (j + 1) & mask {
+		if (j-int(slots[j].h))&mask >= (j-i)&mask { // its probe passed through i
+			slots[i], i = slots[j], j
 		}
 	}
-	t.slots[i] = pairSlot{}
-	t.n--
+	slots[i] = pairSlot{}
 }
 
 // all yields every pair and the head of its chain, for tests; the table

@@ -478,3 +478,99 @@ func TestProofEqual(t *testing.T) {
 		}
 	}
 }
+
+// TestIDArenaRenders: idArena.idString is session.idString (renderID, the
+// reference) for random raw ids of every prefix, and every id it handed
+// out still reads the same once its chunk and those after it are full
+// (its prefix word writes past the prefix only into its own id's bytes).
+func TestIDArenaRenders(t *testing.T) {
+	rng := rand.New(rand.NewPCG(7, 8))
+	var a idArena
+	var got, want []string
+	for i := range 3 * idChunk / 30 {
+		s := &session{pr: uint8(rng.IntN(len(idPrefixes))) << 6}
+		for j := range s.id {
+			s.id[j] = byte(rng.Uint32())
+		}
+		if i%7 == 0 {
+			s.id = [16]byte{} // the ends of the alphabet, too
+		} else if i%7 == 1 {
+			s.id = [16]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
+		}
+		id := a.idString(s)
+		if ref := idString(s.prefix(), &s.id); id != ref {
+			t.Fatalf("id %d: %q, want %q", i, id, ref)
+		}
+		got, want = append(got, id), append(want, strings.Clone(id))
+	}
+	for i := range got {
+		if got[i] != want[i] {
+			t.Fatalf("id %d changed: %q, was %q", i, got[i], want[i])
+		}
+	}
+}
+
+// TestRecordProofInPlace: a Record's proof, read in place, is the proof
+// of its Via and Signals, for random records; and setProof shares it as
+// it shares that proof copied.
+func TestRecordProofInPlace(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 10))
+	strs := []string{"", "sms", "whatsapp", "+14155550100", "mobile", "Verizon", "US", "A"}
+	pick := func() string { return strs[rng.IntN(len(strs))] }
+	for range 1000 {
+		r := Record{Op: OpVerify, ID: pick(), From: pick(), Reason: pick(), Via: matcher.Route{Channel: pick(), To: pick()},
+			Signals: matcher.Signals{LineType: pick(), Carrier: pick(), SenderCountry: pick(), Attestation: pick(),
+				Forwarded: rng.IntN(2) == 0, SenderSessions24h: rng.IntN(3)},
+			Outcome: matcher.Outcome{SessionID: pick()}}
+		want := proof{via: r.Via, signals: r.Signals}
+		if got := *r.proof(); got != want {
+			t.Fatalf("%+v: proof %+v, want %+v", r, got, want)
+		}
+		var s session
+		s.setProof(&r)
+		if s.proof != sharedProof(&want) {
+			t.Fatalf("%+v: setProof gave %p, the shared copy is %p", r, s.proof, sharedProof(&want))
+		}
+	}
+}
+
+// TestProofSlotSpreads: proofs that differ in one string's last (or
+// first) character, in any field, or in the count, fall mostly in
+// distinct slots of the recent proofs (proof.slot): no field's ends are
+// lost to the mixing.
+func TestProofSlotSpreads(t *testing.T) {
+	base := proof{via: matcher.Route{Channel: "sms", To: "+14155550100"}, signals: matcher.Signals{
+		LineType: "mobile", Carrier: "Verizon", SenderCountry: "US", Attestation: "A"}}
+	fields := []func(p *proof) *string{
+		func(p *proof) *string { return &p.via.Channel }, func(p *proof) *string { return &p.via.To },
+		func(p *proof) *string { return &p.signals.LineType }, func(p *proof) *string { return &p.signals.Carrier },
+		func(p *proof) *string { return &p.signals.SenderCountry }, func(p *proof) *string { return &p.signals.Attestation },
+	}
+	for f, field := range fields {
+		for _, end := range []string{"last", "first"} {
+			slots := map[int]bool{}
+			for c := range 10 {
+				p := base
+				v := field(&p)
+				if end == "last" {
+					*v = (*v)[:len(*v)-1] + string(rune('0'+c))
+				} else {
+					*v = string(rune('0'+c)) + (*v)[1:]
+				}
+				slots[p.slot()] = true
+			}
+			if len(slots) < 8 {
+				t.Fatalf("field %d, %s character: 10 proofs in %d slots", f, end, len(slots))
+			}
+		}
+	}
+	slots := map[int]bool{}
+	for n := range 10 {
+		p := base
+		p.signals.SenderSessions24h = n
+		slots[p.slot()] = true
+	}
+	if len(slots) < 8 {
+		t.Fatalf("10 counts in %d slots", len(slots))
+	}
+}

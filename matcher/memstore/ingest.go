@@ -2,6 +2,7 @@ package memstore
 
 import (
 	"context"
+	"time"
 
 	"github.com/mogate/mogate/matcher"
 	"github.com/mogate/mogate/matcher/text"
@@ -34,11 +35,6 @@ func (m *Store) ingestOnce(msg matcher.Message, opt matcher.IngestOptions) (matc
 // the step's own function; ingest then waits for the journal.
 func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher.Outcome, error) {
 	now := m.opt.Now().UTC()
-	// A verification journals two records, its own and the dedupe record:
-	// both are built here, where verify journals them (no copy).
-	var recs [2]Record
-	processed := &recs[1]
-	processed.Op, processed.At, processed.Provider, processed.MessageID = OpProcessed, now, msg.Provider, msg.MessageID
 	// With OwnFirst, a message that capture matching could reach is
 	// matched only against its sender's own sessions, and otherwise left
 	// untouched (IngestOptions.OwnFirst).
@@ -55,8 +51,9 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 		}
 		partRec := Record{Op: OpPart, At: now, Provider: msg.Provider, MessageID: msg.MessageID, Part: &Part{Message: *msg}}
 		if !complete {
+			processed := processedRecord(msg, now)
 			processed.Outcome = matcher.Outcome{Kind: matcher.PartStored}
-			return processed.Outcome, m.journal(nil, partRec, *processed).Wait()
+			return processed.Outcome, m.journal(nil, partRec, processed).Wait()
 		}
 		// The whole message is matched under the last part's id; the part
 		// records of the others are already durable.
@@ -70,25 +67,26 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// now, before the locks (prefetch.go), in one call (the hashes and
 	// addresses are computed inline: a call each cost more than the
 	// prefetches).
-	hf := hashString(msg.From)
-	pair := msgPair{shard: pairShard(msg.To, msg.From), hf: hf, h: pairHash(msg.To, hf)}
-	prefetchSlots(m.shards[pair.shard].byPair.homeAddr(pair.h), m.senders.t.homeAddr(hf))
-	scan := newLazyScan(msg.Text)
+	hf, ht := hashString(msg.From), fnvNumber(msg.To)
+	mt := match{at: now, ns: now.UnixNano(), pair: msgPair{shard: pairShardAt(ht, msg.From), hf: hf, h: pairHashAt(ht, hf)}}
+	prefetchSlots(m.shards[mt.pair.shard].byPair.homeAddr(mt.pair.h), m.senders.t.homeAddr(hf))
+	mt.scan = newLazyScan(msg.Text)
+	scan := &mt.scan
 
 	// Only sessions with a route {channel, number} count. A call has no
 	// code: it verifies the sender's own session, never a capture
 	// session, and never counts an attempt.
-	ch := msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
-	if ch == "" {
-		ch = matcher.ChannelSMS
+	mt.ch = msg.Channel // msg.MessageChannel(), without copying msg for its value receiver
+	if mt.ch == "" {
+		mt.ch = matcher.ChannelSMS
 	}
-	call := ch == matcher.ChannelCall
+	call := mt.ch == matcher.ChannelCall
 
 	// 1. The sender's own pending session on this number: the oldest of
 	// the pair's sessions (one per API key) whose code the text holds.
-	if out, c := m.verifyPair(msg, pair, ch, &scan, &recs); c != nil {
+	if c := m.verifyPair(msg, &mt); c != nil {
 		scan.put() // no defer on the matching path: it costs a deferred call
-		return out, c.Wait()
+		return mt.out, c.Wait()
 	}
 	defer scan.put()
 	if ownOnly {
@@ -97,18 +95,20 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 
 	// 2. A capture session on this number whose code the text offers. Every
 	// message that gets here is one guess of its sender, matched or not.
+	// (The whole of a multipart message has its last part's provider and
+	// id: its dedupe record is the one of that part.)
+	processed := processedRecord(msg, now)
 	var capture matcher.Outcome
 	if !opt.NoCapture && !call {
 		if m.guesses.take(msg.From, now) {
 			capture.CaptureTried = true
-			var out matcher.Outcome
 			var c Commit
 			scan.scanner().CaptureCandidates(func(code []byte) bool {
-				out, c = m.verifyCapture(msg, pair.hf, ch, code, &recs)
+				c = m.verifyCapture(msg, &mt, code)
 				return c != nil
 			})
 			if c != nil {
-				return out, c.Wait()
+				return mt.out, c.Wait()
 			}
 		} else {
 			capture.CaptureRefused = true
@@ -118,7 +118,7 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	// 3. A wrong code from an expected sender counts an attempt on each of
 	// the pair's pending sessions.
 	if !call {
-		if out, c := m.attempt(*msg, *processed, capture); c != nil {
+		if out, c := m.attempt(*msg, processed, capture); c != nil {
 			return out, c.Wait()
 		}
 	}
@@ -129,7 +129,13 @@ func (m *Store) ingest(msg *matcher.Message, opt matcher.IngestOptions) (matcher
 	if call {
 		keys = nil // a call that verifies nothing is no message to tell apps of
 	}
-	return processed.Outcome, m.unmatched(*msg, *processed, keys).Wait()
+	return processed.Outcome, m.unmatched(*msg, processed, keys).Wait()
+}
+
+// processedRecord is the dedupe record of msg, processed at now, with no
+// outcome yet.
+func processedRecord(msg *matcher.Message, now time.Time) Record {
+	return Record{Op: OpProcessed, At: now, Provider: msg.Provider, MessageID: msg.MessageID}
 }
 
 // lazyScan is a message's text, read by a Scanner on first need: a
@@ -152,15 +158,6 @@ func newLazyScan(t string) lazyScan {
 	return l
 }
 
-// contains reports whether the text holds code (normalized), as
-// text.Scanner.Contains does.
-func (l *lazyScan) contains(code string) bool {
-	if l.ascii {
-		return text.ContainsInASCII(l.text, code)
-	}
-	return l.s.Contains(code)
-}
-
 // scanner returns the text read by a Scanner, reading it the first time.
 func (l *lazyScan) scanner() *text.Scanner {
 	if l.s == nil {
@@ -177,27 +174,41 @@ func (l *lazyScan) put() {
 	}
 }
 
-// verifyPair verifies the oldest pending session of msg's pair with a
-// route {ch, number} (ch: msg's channel) whose code the text holds (any,
-// for a call),
-// under the shards of that session, and returns the outcome and the commit
-// of the step (nil: no session matched). p is msg's pair.
-func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *lazyScan, recs *[2]Record) (matcher.Outcome, Commit) {
-	i, hf := p.shard, p.hf
-	now := recs[1].At.UnixNano()
+// match is what ingest works out of a message once, for the steps that
+// match it: passed by one pointer (where its fields, one argument each,
+// took more registers than a call has, and spilled), and holding the
+// outcome of the step that verifies (no outcome returned by value through
+// each call). The message is passed beside it: held in it, it would
+// escape with what the records take of it (escape analysis follows no
+// field).
+type match struct {
+	ch   string    // the message's channel (msg.MessageChannel())
+	at   time.Time // when it is processed
+	ns   int64     // at.UnixNano()
+	pair msgPair
+	scan lazyScan        // msg's text
+	out  matcher.Outcome // set by verify
+}
+
+// verifyPair verifies the oldest pending session of the message's pair
+// with a route {mt.ch, number} whose code the text holds (any, for a
+// call), under the shards of that session, and returns the commit of the
+// step (nil: no session matched), its outcome in mt.out.
+func (m *Store) verifyPair(msg *matcher.Message, mt *match) Commit {
+	i := mt.pair.shard
 	// Under the pair's shard; a session indexed in other shards too
 	// (routes on other numbers) is picked again under all of them
 	// (lockPlan). A session of one route takes no plan: no closure, one
 	// lock.
 	held := bit(i)
 	m.shards[i].mu.Lock()
-	pick := m.pairPick(i, msg, p.h, ch, scan, now)
+	pick := m.pairPick(msg, mt)
 	if need := held; pick != nil {
 		need |= pick.shardsOf()
 		if need != held { // its other shards, locked in order with i again
 			m.shards[i].mu.Unlock()
 			held = m.lockPlan(need, func() uint64 {
-				if pick = m.pairPick(i, msg, p.h, ch, scan, now); pick != nil {
+				if pick = m.pairPick(msg, mt); pick != nil {
 					return pick.shardsOf()
 				}
 				return 0
@@ -206,9 +217,9 @@ func (m *Store) verifyPair(msg *matcher.Message, p msgPair, ch string, scan *laz
 	}
 	defer m.unlockMask(held)
 	if pick == nil {
-		return matcher.Outcome{}, nil
+		return nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched})
+	return m.verify(&m.shards[i], pick, msg, mt, false)
 }
 
 // msgPair is a message's pair, hashed once by ingest: its shard
@@ -220,9 +231,9 @@ type msgPair struct {
 }
 
 // pairPick returns the session verifyPair verifies (nil: none), looking at
-// the locked shard i and changing nothing; h is the pair's hash
-// (pairHash).
-func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan *lazyScan, now int64) *session {
+// the locked shard of the message's pair and changing nothing.
+func (m *Store) pairPick(msg *matcher.Message, mt *match) *session {
+	i, h, ch, scan, now := mt.pair.shard, mt.pair.h, mt.ch, &mt.scan, mt.ns
 	if ch == matcher.ChannelCall {
 		// A call carries no code: it proves only that the caller called
 		// this number. It verifies only with a validated attestation A,
@@ -234,7 +245,7 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 		}
 		var pick *session
 		for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
-			if now < s.expires && s.hasRoute(ch, msg.To) {
+			if now < s.expires && s.hasRouteOn(ch, msg.To) {
 				if pick != nil {
 					return nil
 				}
@@ -244,22 +255,27 @@ func (m *Store) pairPick(i int, msg *matcher.Message, h uint64, ch string, scan 
 		return pick
 	}
 	for s := m.shards[i].byPair.getWithHash(msg.To, msg.From, h); s != nil; s = s.nextOn(msg.To) {
-		if now < s.expires && s.hasRoute(ch, msg.To) && scan.contains(s.normCode()) {
+		// The text holds the code (normalized), as text.Scanner.Contains
+		// says: in place for ASCII (text.ContainsInASCII), here rather
+		// than in a method of scan (one call fewer).
+		if now < s.expires && s.hasRouteOn(ch, msg.To) &&
+			(scan.ascii && text.ContainsInASCII(scan.text, s.normCode()) || !scan.ascii && scan.s.Contains(s.normCode())) {
 			return s
 		}
 	}
 	return nil
 }
 
-// verifyCapture verifies the pending capture session of msg's number whose
-// code is code and that has a route {ch, number} (ch: msg's channel), under
-// its shards (nil commit: none). hf is hashString(msg.From).
-func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code []byte, recs *[2]Record) (matcher.Outcome, Commit) {
+// verifyCapture verifies the pending capture session of the message's
+// number whose code is code and that has a route {mt.ch, number}, under
+// its shards (nil commit: none; the outcome in mt.out).
+func (m *Store) verifyCapture(msg *matcher.Message, mt *match, code []byte) Commit {
+	ch, ns := mt.ch, mt.ns
 	i := codeShard(msg.To, code)
 	var pick *session
 	held := m.lockPlan(bit(i), func() uint64 {
 		pick = nil
-		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && recs[1].At.UnixNano() < s.expires && s.hasRoute(ch, msg.To) {
+		if s := m.shards[i].byCode[msg.To][string(code)]; s != nil && ns < s.expires && s.hasRoute(ch, msg.To) {
 			pick = s
 			return s.shardsOf()
 		}
@@ -267,33 +283,44 @@ func (m *Store) verifyCapture(msg *matcher.Message, hf uint64, ch string, code [
 	})
 	defer m.unlockMask(held)
 	if pick == nil {
-		return matcher.Outcome{}, nil
+		return nil
 	}
-	return m.verify(&m.shards[i], pick, msg, hf, ch, recs, matcher.Outcome{Kind: matcher.Matched, CaptureTried: true})
+	return m.verify(&m.shards[i], pick, msg, mt, true)
 }
 
-// verify applies the verification of s by msg (or, when msg carries a
-// RejectReason, its failure by policy) on the locked shards of s, with sh
-// one of them, and journals it with the dedupe record. The session records
-// the message's route and signals, with the sessions verified for its
-// sender under the session's API key in the 24 h before (counted as it is
-// applied). The two records are built where the journal reads them: recs[0]
-// (zero) becomes the verification, and recs[1] is the dedupe record, whose
-// outcome verify sets (a journal other than the WAL copies both). hf is
-// hashString(msg.From).
-func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, hf uint64, ch string, recs *[2]Record, out matcher.Outcome) (matcher.Outcome, Commit) {
-	out.SessionID = sh.ids.idString(s)
+// verify applies the verification of s by the message (or, when it
+// carries a RejectReason, its failure by policy) on the locked shards of
+// s, with sh one of them, and journals it with the message's dedupe
+// record; the outcome goes in mt.out (capture: CaptureTried). The
+// session records the message's route and signals, with the sessions
+// verified for its sender under the session's API key in the 24 h before
+// (counted as it is applied). The two records are built here, in verify's
+// own frame, where the journal reads them (a journal other than the WAL
+// copies them): stores into a local need no write barrier, which stores
+// through a pointer to a caller's records took, each.
+func (m *Store) verify(sh *shard, s *session, msg *matcher.Message, mt *match, capture bool) Commit {
+	ch, now := mt.ch, mt.at
+	out := matcher.Outcome{Kind: matcher.Matched, SessionID: sh.ids.idString(s), CaptureTried: capture}
+	var recs [2]Record
 	r := &recs[0]
-	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, recs[1].At, out.SessionID, msg.From, msg.Provider, msg.MessageID
-	r.Via = matcher.Route{Channel: ch, To: msg.To}
-	r.Signals = matcher.Signals{LineType: msg.LineType, Carrier: msg.Carrier, SenderCountry: msg.SenderCountry,
-		Attestation: msg.Attestation, Forwarded: msg.Forwarded}
+	r.Op, r.At, r.ID, r.From, r.Provider, r.MessageID = OpVerify, now, out.SessionID, msg.From, msg.Provider, msg.MessageID
+	r.Via.Channel, r.Via.To = ch, msg.To
+	r.Signals.LineType, r.Signals.Carrier, r.Signals.SenderCountry = msg.LineType, msg.Carrier, msg.SenderCountry
+	r.Signals.Attestation, r.Signals.Forwarded = msg.Attestation, msg.Forwarded
 	if msg.RejectReason != "" {
 		r.Op, r.Reason, out.Kind = OpFail, msg.RejectReason, matcher.Exhausted
+		m.perform(sh, s, r, mt.ns, true, mt.pair.hf)
+	} else {
+		// perform's OpVerify, without its dispatch: s is pending.
+		m.verified(s, r, mt.ns, true, mt.pair.hf)
+		if s.notified() == matcher.NotNotified {
+			sh.fresh = append(sh.fresh, s)
+		}
 	}
-	m.perform(sh, s, r, true, hf)
-	recs[1].Outcome = out
-	return out, m.journal(sh, recs[:]...)
+	p := &recs[1]
+	p.Op, p.At, p.Provider, p.MessageID, p.Outcome = OpProcessed, now, msg.Provider, msg.MessageID, out
+	mt.out = out
+	return m.journal(sh, recs[:]...)
 }
 
 // attempt counts a wrong code on every pending session of msg's pair with

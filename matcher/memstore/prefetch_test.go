@@ -206,7 +206,7 @@ func TestSenderPrefetchConcurrent(t *testing.T) {
 	for round := range 3 {
 		at := now.Add(time.Duration(round) * 2 * senderWindow)
 		for i := range n {
-			c.countAndAdd("k", "+1"+strconv.Itoa(i), hs[i], at, [16]byte{byte(round), byte(i), byte(i >> 8)})
+			c.countAndAdd("k", "+1"+strconv.Itoa(i), hs[i], at.UnixNano(), [16]byte{byte(round), byte(i), byte(i >> 8)})
 		}
 		c.sweep(at.Add(senderWindow + time.Second)) // all expire: the table halves down to none
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/base32"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/mogate/mogate/matcher"
 )
@@ -46,6 +47,24 @@ type Record struct {
 
 	sess *session // OpCreate: Session's in-memory form, when the record has one
 }
+
+// proof returns r's Via and Signals as a proof, in place: a proof is laid
+// out as those two fields of a Record are (the declarations below fail to
+// compile otherwise). It is read only, while r is.
+func (r *Record) proof() *proof {
+	return (*proof)(unsafe.Pointer(&r.Via)) //nolint:gosec // G103: Via and Signals are a proof's layout (checked below)
+}
+
+// A Record's Signals follow its Via as a proof's signals follow its via,
+// and a proof is those two alone: otherwise one of these array lengths is
+// a negative constant.
+var (
+	_ [unsafe.Offsetof(Record{}.Signals) - unsafe.Offsetof(Record{}.Via) - unsafe.Offsetof(proof{}.signals)]struct{}
+	_ [unsafe.Offsetof(proof{}.signals) - (unsafe.Offsetof(Record{}.Signals) - unsafe.Offsetof(Record{}.Via))]struct{}
+	_ [unsafe.Sizeof(proof{}) - unsafe.Sizeof(Record{}.Via) - unsafe.Sizeof(Record{}.Signals)]struct{}
+	_ [unsafe.Sizeof(Record{}.Via) + unsafe.Sizeof(Record{}.Signals) - unsafe.Sizeof(proof{})]struct{}
+	_ [unsafe.Offsetof(proof{}.via)]struct{}
+)
 
 var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)
 

@@ -53,6 +53,16 @@ func (s *session) hasRoute(c, to string) bool {
 	return false
 }
 
+// hasRouteOn is hasRoute(c, to) for s found in the pair chain of number
+// to: a session with no routes of its own has one number, its to, which is
+// then to (no comparison of the numbers).
+func (s *session) hasRouteOn(c, to string) bool {
+	if s.x == nil || s.x.routes == nil {
+		return c == matcher.ChannelSMS
+	}
+	return s.hasRoute(c, to)
+}
+
 // numCount is how many numbers index s; routeNumber(i) is the i-th, to first.
 func (s *session) numCount() int {
 	if s.x == nil {

@@ -46,7 +46,8 @@ func TestWaitWokenBySecondRoute(t *testing.T) {
 
 // TestFNVUnrolled: the shard hashes, four bytes a step, are FNV-1a a byte
 // at a time with 0xff after each part (as written into every id made so
-// far), for parts of every length to 4 steps and a tail.
+// far), for parts of every length to 4 steps and a tail; so is a pair's
+// shard from its number's state (pairShardAt, as ingest finds it).
 func TestFNVUnrolled(t *testing.T) {
 	ref := func(parts ...string) uint32 {
 		h := uint32(2166136261)
@@ -65,6 +66,9 @@ func TestFNVUnrolled(t *testing.T) {
 			want := ref(a, b)
 			if fnv32(a, b) != want || fnv32b(a, []byte(b)) != want {
 				t.Fatalf("(%q, %q): fnv32 %x, fnv32b %x, want %x", a, b, fnv32(a, b), fnv32b(a, []byte(b)), want)
+			}
+			if got := pairShardAt(fnvNumber(a), b); got != int(want%numShards) || got != pairShard(a, b) {
+				t.Fatalf("(%q, %q): pairShardAt %d, pairShard %d, want %d", a, b, got, pairShard(a, b), want%numShards)
 			}
 		}
 	}

@@ -92,11 +92,11 @@ func (c *senderCounts) add(key, sender string, at time.Time, id [16]byte) {
 // countAndAdd is count then add, for a verification at now: under one
 // lock, with one probe of the table for both (a live verification counts
 // the sessions verified before it, then adds its own). hs is
-// hashString(sender), which the verification has hashed already.
-func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time, id [16]byte) int {
+// hashString(sender), which the verification has hashed already; ns is
+// now in unix nanoseconds.
+func (c *senderCounts) countAndAdd(key, sender string, hs uint64, ns int64, id [16]byte) int {
 	c.mu.Lock()
 	defer c.mu.Unlock() // a bug's panic, recovered by a handler, must not leave every later verification waiting
-	ns := now.UnixNano()
 	// Expiry first: it may delete slots, moving the one getOrAdd returns.
 	// Most verifications find the oldest entry in the window, checked
 	// here without the call.
@@ -104,6 +104,13 @@ func (c *senderCounts) countAndAdd(key, sender string, hs uint64, now time.Time,
 		c.expire(ns)
 	}
 	l, h := c.t.getOrAddHashed(senderID{key, sender}, hs)
+	if l.many == nil && l.one[0] == (senderEntry{}) {
+		// A sender with no entry in the window (most verify once a day):
+		// countAt's 0 and placeIn's first entry, without their calls.
+		l.one[0] = senderEntry{at: ns, id: id}
+		c.queue.push(senderRef{h: h, at: ns})
+		return 0
+	}
 	n := countAt(l, ns)
 	if e := (senderEntry{at: ns, id: id}); placeIn(l, e) {
 		c.queue.push(senderRef{h: h, at: e.at})
@@ -486,9 +493,10 @@ func (t *senderTable) find(k senderID) (int, bool) {
 // probe returns the slot of k, whose hash is h, or the empty slot where
 // it would go.
 func (t *senderTable) probe(h uint64, k senderID) int {
-	mask := len(t.slots) - 1
+	slots := t.slots // loaded once: the compiler reloads a field each step
+	mask := len(slots) - 1
 	for i := int(h) & mask; ; i = (i + 1) & mask {
-		s := &t.slots[i]
+		s := &slots[i]
 		if s.h == 0 || s.h == h && s.k == k {
 			return i
 		}
@@ -524,8 +532,8 @@ func (t *senderTable) getOrAddHashed(k senderID, hs uint64) (*senderList, uint64
 	}
 	h := senderHash(t.keyHash(k.key), hs) // t.hashWith(k.key, hs), with keyHash inlined
 	s := &t.slots[t.probe(h, k)]
-	if s.h == 0 {
-		*s = senderSlot{h: h, k: k}
+	if s.h == 0 { // an empty slot is all zero (del, resize): its list too
+		s.h, s.k = h, k
 		t.n++
 	}
 	return &s.l, h

@@ -345,13 +345,13 @@ func TestSenderCountsWindowEnds(t *testing.T) {
 	if got := c.count("k", carol, now); got != 1 {
 		t.Fatalf("one entry on the window's edge: counted %d", got)
 	}
-	if got := c.countAndAdd("k", carol, hashString(carol), now, [16]byte{9}); got != 1 {
+	if got := c.countAndAdd("k", carol, hashString(carol), now.UnixNano(), [16]byte{9}); got != 1 {
 		t.Fatalf("one entry on the window's edge: countAndAdd counted %d", got)
 	}
 	// A new sender's empty list (its entry zero, at 0) counts nothing,
 	// even within a day of the epoch, where a time of 0 is in the window.
 	var e senderCounts
-	if got := e.countAndAdd("k", alice, hashString(alice), time.Unix(3600, 0), [16]byte{1}); got != 0 {
+	if got := e.countAndAdd("k", alice, hashString(alice), time.Unix(3600, 0).UnixNano(), [16]byte{1}); got != 0 {
 		t.Fatalf("a new sender, an hour after the epoch: counted %d", got)
 	}
 }
@@ -377,7 +377,7 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 		}
 		want := one.count(key, from, at)
 		one.add(key, from, at, id)
-		if got := two.countAndAdd(key, from, hashString(from), at, id); got != want {
+		if got := two.countAndAdd(key, from, hashString(from), at.UnixNano(), id); got != want {
 			t.Fatalf("step %d: countAndAdd counted %d, count %d", i, got, want)
 		}
 		if a, b := one.len(), two.len(); a != b {
@@ -403,11 +403,11 @@ func TestCountAndAddIsCountThenAdd(t *testing.T) {
 func TestCountAndAddSenderExpiresInCall(t *testing.T) {
 	var c senderCounts
 	t0 := time.Date(2026, 11, 22, 12, 0, 0, 0, time.UTC)
-	c.countAndAdd("k", alice, hashString(alice), t0, [16]byte{1})
-	c.countAndAdd("k", mallet, hashString(mallet), t0.Add(time.Hour), [16]byte{2})
+	c.countAndAdd("k", alice, hashString(alice), t0.UnixNano(), [16]byte{1})
+	c.countAndAdd("k", mallet, hashString(mallet), t0.Add(time.Hour).UnixNano(), [16]byte{2})
 	for i, s := range []string{alice, mallet} {
 		at := t0.Add(25*time.Hour + time.Duration(i)*time.Hour)
-		if n := c.countAndAdd("k", s, hashString(s), at, [16]byte{3, byte(i)}); n != 0 {
+		if n := c.countAndAdd("k", s, hashString(s), at.UnixNano(), [16]byte{3, byte(i)}); n != 0 {
 			t.Fatalf("%s counted %d", s, n)
 		}
 		if n := c.count("k", s, at); n != 1 {
@@ -425,7 +425,7 @@ func TestCountAndAddExpiresAtTheEdge(t *testing.T) {
 	for d := -2; d <= 2; d++ {
 		var c senderCounts
 		c.add("k", alice, at, [16]byte{1})
-		c.countAndAdd("k", mallet, hashString(mallet), at.Add(senderWindow+time.Duration(d)), [16]byte{2})
+		c.countAndAdd("k", mallet, hashString(mallet), at.Add(senderWindow+time.Duration(d)).UnixNano(), [16]byte{2})
 		want := 2
 		if d > 0 {
 			want = 1

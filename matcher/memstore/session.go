@@ -60,6 +60,13 @@ func (s *session) providerName() string {
 }
 
 func (s *session) setProvider(name string) {
+	// The provider last found is compared here first, as a string: the
+	// generic table's index compares through its shape, a call more. An
+	// entry's index is never tableInX (a full table makes none).
+	if e := providers.last.Load(); e != nil && e.v == name {
+		s.provider = e.i
+		return
+	}
 	if s.provider = providers.index(name); s.provider == tableInX {
 		s.extra().provider = name
 	}
@@ -284,13 +291,14 @@ func (p *proof) equal(q *proof) bool {
 // are empty.
 func sameBytes(x, y string) bool { return len(x) == 0 || x == y }
 
-// mixEnds mixes the length and the end characters of v into h.
+// mixEnds mixes the length and the end characters of v into h, as one
+// word (one multiplication a string).
 func mixEnds(h uint64, v string) uint64 {
-	h = h*31 + uint64(len(v))
+	w := uint64(len(v))
 	if len(v) > 0 {
-		h = h*31 + uint64(v[0])<<8 + uint64(v[len(v)-1])
+		w |= uint64(v[0])<<8 | uint64(v[len(v)-1])<<16
 	}
-	return h
+	return h*31 + w
 }
 
 func b2i(b bool) int {
@@ -466,25 +474,54 @@ const idChunk = 1024
 // allocation a chunk. A chunk is freed once none of its ids is held; the
 // ids of verifications live alike (the dedupe table keeps each outcome for
 // the retention), so chunks hold few dead ones.
-type idArena struct{ buf []byte }
+type idArena struct {
+	chunk *[idChunk]byte
+	off   int // the chunk's bytes before off are handed out
+}
 
-// idString is s.idString(), rendered in the arena. Bytes of buf are
+// idMax is the room idString takes in a chunk for an id: a prefix word
+// (idPrefixWords) and the 26 characters of the raw id.
+const idMax = 8 + 26
+
+// idString is s.idString(), rendered in the arena. Bytes of a chunk are
 // written only before they are handed out, so the strings never change.
+// The prefix goes in as one 8-byte store (idPrefixWords), whose bytes
+// past the prefix the raw id's characters then overwrite: no copy call.
 func (a *idArena) idString(s *session) string {
-	prefix := idPrefixes[s.prefix()]
-	n := len(prefix) + 26
-	if n > idChunk/8 {
+	p := &idPrefixWords[s.prefix()]
+	if p.n > 8 {
 		return s.idString()
 	}
-	if cap(a.buf)-len(a.buf) < n {
-		a.buf = make([]byte, 0, idChunk)
+	if a.chunk == nil || a.off > idChunk-idMax {
+		a.chunk, a.off = new([idChunk]byte), 0
 	}
-	b := a.buf[len(a.buf) : len(a.buf)+n]
-	a.buf = a.buf[:len(a.buf)+n]
-	copy(b, prefix)
-	encodeRaw((*[26]byte)(b[len(prefix):]), &s.id)
+	b := (*[idMax]byte)(unsafe.Add(unsafe.Pointer(a.chunk), a.off)) //nolint:gosec // G103: a.off <= idChunk-idMax, checked above: within the chunk
+	binary.LittleEndian.PutUint64(b[:8], p.w)
+	encodeRaw((*[26]byte)(unsafe.Add(unsafe.Pointer(b), p.n)), &s.id) //nolint:gosec // G103: p.n <= 8, so the 26 bytes are within b's idMax
+	n := int(p.n) + 26
+	a.off += n
 	return unsafe.String(&b[0], n) //nolint:gosec // G103: these bytes of the chunk are never written again
 }
+
+// idPrefixWords holds each id prefix of idPrefixes, by its index (as
+// session.prefix gives it), as an 8-byte little-endian word and its
+// length; a prefix longer than 8 bytes (none so far) has n past 8.
+var idPrefixWords = func() (t [4]struct {
+	w uint64
+	n uint8
+}) {
+	for i := range t {
+		t[i].n = 0xff
+	}
+	for i, p := range idPrefixes {
+		if len(p) <= 8 {
+			var b [8]byte
+			copy(b[:], p)
+			t[i].w, t[i].n = binary.LittleEndian.Uint64(b[:]), uint8(len(p))
+		}
+	}
+	return t
+}()
 
 // encodeRaw writes the 16 bytes of id as idEncoding does, with no padding:
 // the 128 bits, big-endian, then 2 zero bits, as 13 groups of 10 bits,

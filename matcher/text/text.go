@@ -74,7 +74,7 @@ func (t *Scanner) reset() {
 func (t *Scanner) Read(text string) {
 	t.reset()
 	text = head(text)
-	if asciiOnly(text) { // ASCII is always NFKC
+	if ASCII(text) { // ASCII is always NFKC
 		t.scanASCII(text)
 		return
 	}
@@ -249,11 +249,7 @@ func digitValue(r rune) rune {
 // ASCII has not accepted its answer is wrong (it skips the normalization
 // Read applies): the caller must have asked ASCII first.
 func ContainsInASCII(text, code string) bool {
-	return containsASCII(head(text), code)
-}
-
-// containsASCII is ContainsInASCII for a text already cut by head.
-func containsASCII(text, code string) bool {
+	text = head(text) // in this body, not a call to a function of the cut text: one call fewer a match
 	if code == "" {
 		return false // no chunk is empty
 	}
@@ -300,13 +296,13 @@ func containsASCII(text, code string) bool {
 }
 
 // ASCII reports whether ContainsInASCII reads text: whether the part of it
-// that Read reads is ASCII.
-func ASCII(text string) bool { return asciiOnly(head(text)) }
-
-// asciiOnly reports whether text is ASCII, 8 bytes a step (one load),
-// the last step the text's last 8 bytes, overlapping the one before
-// rather than a loop over the bytes left.
-func asciiOnly(text string) bool {
+// that Read reads is ASCII. It reads 8 bytes a step (one load), the last
+// step the text's last 8 bytes, overlapping the one before rather than a
+// loop over the bytes left; head is taken here, in the same body (one
+// call a matching ingest), and Read, whose text is cut already, asks it
+// too (head of a cut text is the text).
+func ASCII(text string) bool {
+	text = head(text)
 	const high = 0x8080808080808080
 	if len(text) < 8 {
 		for i := 0; i < len(text); i++ {
