@@ -1,0 +1,152 @@
+package memstore
+
+import (
+	"bytes"
+	"encoding/binary"
+	"math/rand/v2"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/mogate/mogate/matcher"
+)
+
+// compactRendered is enc.compact as it was when it rendered the id and the
+// page token as strings (s.idString, s.tokenString) before encoding them:
+// the reference the in-place encoding must match byte for byte.
+func (e *enc) compactRendered(s *session) {
+	id := s.idString()
+	tok := s.tokenString()
+	x := s.x
+	if x == nil {
+		x = &sessionExtra{}
+	}
+	l := s.labelSet()
+	for _, v := range []string{id, s.key, l.api, s.number, s.code, s.to, l.country, l.language, x.callback, x.redirect} {
+		e.str(v)
+	}
+	e.bytes(x.metadata)
+	for _, v := range []string{tok, x.idemKey, x.reqHash} {
+		e.str(v)
+	}
+	e.uv(uint64(s.maxAttempts))
+	e.b = binary.AppendVarint(e.b, s.created)
+	e.b = binary.AppendVarint(e.b, s.expires)
+	e.u8(uint8(s.status))
+	e.uv(uint64(s.attempts))
+	verified := x.verifiedNumber
+	if verified == "" && s.status == matcher.Verified {
+		verified = s.number
+	}
+	e.str(verified)
+	e.b = binary.AppendVarint(e.b, s.finished)
+	e.str(s.providerName())
+	e.str(s.messageID)
+	e.str(reasons[s.reason()])
+	e.u8(uint8(s.notified()))
+	e.uv(uint64(len(x.routes)))
+	for _, r := range x.routes {
+		e.str(r.Channel)
+		e.str(r.To)
+	}
+	e.str(x.clientCountry)
+	var p proof
+	if s.proof != nil {
+		p = *s.proof
+	}
+	e.proof(p.via, p.signals, "")
+}
+
+// randomSession returns a session of random fields: either id prefix, any
+// raw id and token bytes, set or empty extra fields, routes, proof.
+func randomSession(t testing.TB, r *rand.Rand) *session {
+	t.Helper()
+	pick := func(vals ...string) string { return vals[r.IntN(len(vals))] }
+	raw := func() [16]byte {
+		var b [16]byte
+		for i := range b {
+			b[i] = byte(r.Uint32())
+		}
+		if r.IntN(8) == 0 { // the edges of the alphabet
+			v := byte(0)
+			if r.IntN(2) == 0 {
+				v = 0xff
+			}
+			for i := range b {
+				b[i] = v
+			}
+		}
+		b[0] %= numShards // a raw id's first byte is its shard
+		return b
+	}
+	id, tok := raw(), raw()
+	prefixes := matcher.IDPrefixes()
+	n := strconv.Itoa(r.IntN(1e6))
+	statuses := []matcher.Status{matcher.Pending, matcher.Verified, matcher.Failed, matcher.Cancelled, matcher.Expired}
+	v := matcher.Session{
+		ID: prefixes[r.IntN(len(prefixes))] + idEncoding.EncodeToString(id[:]), PageToken: tokenPrefix + idEncoding.EncodeToString(tok[:]),
+		Key: pick("k", "key-"+n), API: pick("", "v1"), Number: pick("", "+1415"+n), Code: pick("482913", "A-"+n), To: pick(to, "+1555"+n),
+		Country: pick("", "US"), Language: pick("", "en"), Callback: pick("", "https://cb/"+n), Redirect: pick("", "https://r/"+n),
+		IdemKey: pick("", "idem-"+n), ReqHash: pick("", "h"+n), MaxAttempts: r.IntN(70000) % (1 << 16), Attempts: r.IntN(5),
+		CreatedAt: time.Unix(0, r.Int64()), ExpiresAt: time.Unix(0, r.Int64N(1<<62)), Status: statuses[r.IntN(len(statuses))],
+		Notified: matcher.Notified(r.IntN(int(matcher.Dead) + 1)), ClientCountry: pick("", "DE"),
+	}
+	if r.IntN(3) == 0 {
+		v.Metadata = []byte(`{"n":` + n + `}`)
+	}
+	if r.IntN(2) == 0 {
+		v.Routes = []matcher.Route{{Channel: matcher.ChannelSMS, To: v.To}, {Channel: matcher.ChannelWhatsApp, To: "+1666" + n}}
+	}
+	if v.Status != matcher.Pending {
+		v.FinishedAt = time.Unix(0, r.Int64())
+		v.Provider, v.MessageID = pick("twilio", "p"+n), pick("", "SM"+n)
+		v.Reason = matcher.Reason(v.Status, pick("", "max_attempts", "cancelled_by_api", "line_type_rejected"))
+		v.VerifiedNumber = pick("", v.Number, "+1777"+n)
+		v.Via = matcher.Route{Channel: matcher.ChannelSMS, To: v.To}
+		v.Signals = matcher.Signals{LineType: pick("", "mobile"), Carrier: pick("", "T-Mobile "+n), Forwarded: r.IntN(2) == 0, SenderSessions24h: r.IntN(3)}
+	}
+	s, ok := fromView(&v)
+	if !ok {
+		t.Fatalf("fromView %+v", v)
+	}
+	return s
+}
+
+// TestCompactIDsInPlace: a session's encoding, its id and page token
+// rendered into the buffer, is byte for byte what it was when they were
+// rendered as strings first, on random sessions, appended after other
+// bytes (as a snapshot's sessions are).
+func TestCompactIDsInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 2))
+	var got, want enc
+	for i := range 5000 {
+		s := randomSession(t, r)
+		got.compact(s)
+		want.compactRendered(s)
+		if !bytes.Equal(got.b, want.b) {
+			t.Fatalf("session %d (%s): encoded\n%x\nwant\n%x", i, s.idString(), got.b, want.b)
+		}
+		if i%64 == 0 { // a fresh buffer now and then: growth from empty and from full
+			got.b, want.b = nil, nil
+		}
+	}
+}
+
+// TestCompactAllocs: a session encodes into a buffer that has room with no
+// allocation: it made two, its id and page token rendered as strings.
+func TestCompactAllocs(t *testing.T) {
+	r := rand.New(rand.NewPCG(3, 4))
+	s := randomSession(t, r)
+	e := enc{b: make([]byte, 0, 4096)}
+	if n := testing.AllocsPerRun(100, func() {
+		e.b = e.b[:0]
+		e.compact(s)
+	}); n != 0 {
+		t.Errorf("encoding a session makes %v allocations, want 0", n)
+	}
+	rec := Record{Op: OpCreate, At: time.Unix(1, 0), sess: s}
+	buf := make([]byte, 0, 4096)
+	if n := testing.AllocsPerRun(100, func() { buf = encodeRecord(buf[:0], &rec) }); n != 0 {
+		t.Errorf("encoding an OpCreate record makes %v allocations, want 0", n)
+	}
+}
