@@ -517,3 +517,28 @@ func TestGroupCommitAllocs(t *testing.T) {
 		t.Errorf("an append waited for alone: %v allocations, want at most 1", allocs)
 	}
 }
+
+// TestSnapshotParts: a snapshot written from parts is the file written
+// from their concatenation, byte for byte, and reads back as it: parts
+// empty, of one byte, larger than a page, and none at all.
+func TestSnapshotParts(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1000)
+	for _, parts := range [][][]byte{nil, {nil}, {[]byte("one")}, {{}, []byte("a"), nil, big, []byte("b"), big[:7], {}}} {
+		dir := t.TempDir()
+		whole := bytes.Join(parts, nil)
+		if err := WriteSnapshotParts(nil, dir, "parts", parts); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteSnapshot(nil, dir, "whole", whole); err != nil {
+			t.Fatal(err)
+		}
+		a, errA := os.ReadFile(filepath.Join(dir, "parts"))
+		b, errB := os.ReadFile(filepath.Join(dir, "whole"))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("%d parts: files differ (%v %v)", len(parts), errA, errB)
+		}
+		if got, err := readSnapshot(t, dir, "parts"); err != nil || !bytes.Equal(got, whole) {
+			t.Fatalf("%d parts: read %d bytes, %v", len(parts), len(got), err)
+		}
+	}
+}
