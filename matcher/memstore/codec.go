@@ -512,6 +512,20 @@ func encodeRecord(dst []byte, r *Record) []byte {
 	return e.b
 }
 
+// record appends r's payload as bytes would encodeRecord's own copy of
+// it, encoded in place: after room for its length, which is then put
+// right before it (a snapshot's stored parts and unmatched events took a
+// buffer each, grown as it was filled).
+func (e *enc) record(r *Record) {
+	const room = binary.MaxVarintLen64
+	start := len(e.b)
+	e.b = encodeRecord(append(e.b, make([]byte, room)...), r)
+	n := len(e.b) - start - room
+	k := binary.PutUvarint(e.b[start:start+room], uint64(n))
+	copy(e.b[start+k:], e.b[start+room:])
+	e.b = e.b[:start+k+n]
+}
+
 func (e *enc) message(m matcher.Message) {
 	for _, v := range []string{m.Provider, m.MessageID, m.From, m.To, m.Text} {
 		e.str(v)

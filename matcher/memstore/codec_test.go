@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"math/rand/v2"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -196,5 +197,39 @@ func BenchmarkCreateDurable(b *testing.B) {
 	b.StopTimer() // closing snapshots: not a create's
 	if err := m.Close(); err != nil {
 		b.Fatal(err)
+	}
+}
+
+// TestRecordInPlace: a record encoded in place after its length is what
+// it was as a record encoded on its own then copied after its length:
+// stored parts and unmatched events of every length (one byte of length
+// and two), after other bytes; and it allocates nothing in a buffer with
+// room.
+func TestRecordInPlace(t *testing.T) {
+	r := rand.New(rand.NewPCG(5, 6))
+	var got, want enc
+	for i := range 2000 {
+		msg := matcher.Message{Provider: "twilio", MessageID: "SM" + strconv.Itoa(i), From: "+1415" + strconv.Itoa(i), To: to,
+			Text: strings.Repeat("x", r.IntN(400)), Parts: 2, Part: 1, PartsRef: "ref", Forwarded: r.IntN(2) == 0}
+		rec := Record{Op: OpPart, Part: &Part{Message: msg}}
+		if i%2 == 1 {
+			rec = Record{Op: OpUnmatched, At: time.Unix(0, r.Int64()), Unmatched: &matcher.UnmatchedEvent{ID: "ev" + strconv.Itoa(i), Key: "k", Message: msg}}
+		}
+		got.record(&rec)
+		want.bytes(encodeRecord(nil, &rec))
+		if !bytes.Equal(got.b, want.b) {
+			t.Fatalf("record %d (%d bytes of text): encoded in place differs", i, len(msg.Text))
+		}
+		if i%100 == 0 {
+			got.b, want.b = nil, nil
+		}
+	}
+	rec := Record{Op: OpPart, Part: &Part{Message: matcher.Message{Provider: "twilio", MessageID: "SM1", Text: strings.Repeat("y", 300), Parts: 2, Part: 1}}}
+	e := enc{b: make([]byte, 0, 4096)}
+	if n := testing.AllocsPerRun(100, func() {
+		e.b = e.b[:0]
+		e.record(&rec)
+	}); n != 0 {
+		t.Errorf("a record encoded in place makes %v allocations, want 0", n)
 	}
 }
