@@ -3,13 +3,17 @@ package memstore
 import (
 	"bytes"
 	"encoding/binary"
+	"io/fs"
 	"math/rand/v2"
+	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/mogate/mogate/matcher"
+	"github.com/mogate/mogate/matcher/wal"
 )
 
 // compactRendered is enc.compact as it was when it rendered the id and the
@@ -231,5 +235,70 @@ func TestRecordInPlace(t *testing.T) {
 		e.record(&rec)
 	}); n != 0 {
 		t.Errorf("a record encoded in place makes %v allocations, want 0", n)
+	}
+}
+
+// heldFS is the OS's file system whose file syncs wait while hold is set.
+type heldFS struct {
+	wal.OS
+	hold atomic.Pointer[chan struct{}]
+}
+
+type heldFile struct {
+	*os.File
+	fs *heldFS
+}
+
+func (f *heldFS) OpenFile(name string, flag int, perm fs.FileMode) (wal.File, error) {
+	file, err := os.OpenFile(name, flag, perm)
+	if err != nil {
+		return nil, err
+	}
+	return &heldFile{file, f}, nil
+}
+
+func (f *heldFile) Sync() error {
+	if hold := f.fs.hold.Load(); hold != nil {
+		<-*hold
+	}
+	return f.File.Sync()
+}
+
+// TestJournalAppendAllocs: records appended to the log together are
+// encoded into one pooled buffer: ten take two allocations (their bounds
+// and slices), where each was encoded into a buffer of its own, grown from
+// nothing; four or fewer none. The log's writer is held in a sync the
+// while, so that it allocates no batch of its own.
+func TestJournalAppendAllocs(t *testing.T) {
+	hfs := &heldFS{}
+	log, err := wal.Open(t.TempDir(), wal.Options{FS: hfs}, func(uint64, []byte) error { return nil })
+	if err != nil {
+		t.Fatal(err)
+	}
+	hold := make(chan struct{})
+	hfs.hold.Store(&hold)
+	j := walJournal{log}
+	first := j.Append(Record{Op: OpExpire, ID: newID("vrf_", 1)}) // the writer takes it, and waits
+	defer func() {
+		hfs.hold.Store(nil)
+		close(hold)
+		if err := first.Wait(); err != nil {
+			t.Error(err)
+		}
+		if err := log.Close(); err != nil {
+			t.Error(err)
+		}
+	}()
+	for _, tc := range []struct{ recs, allocs int }{{1, 0}, {4, 0}, {10, 2}} {
+		recs := make([]Record, tc.recs)
+		for i := range recs {
+			recs[i] = Record{Op: OpDelivered, At: time.Unix(1, 0), ID: newID("vrf_", i)}
+		}
+		j.Append(recs...) // the pool holds a buffer
+		// The pending batch grows its buffer now and then: fewer times than
+		// the runs, which the whole-number average drops.
+		if n := testing.AllocsPerRun(200, func() { j.Append(recs...) }); n > float64(tc.allocs) {
+			t.Errorf("appending %d records: %v allocations, want at most %d", tc.recs, n, tc.allocs)
+		}
 	}
 }

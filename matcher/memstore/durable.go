@@ -69,32 +69,31 @@ type walJournal struct{ log *wal.WAL }
 
 var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Append implements Journal: records are encoded and handed to the WAL's
-// pending batch. Any number of records goes in one batch; up to four (every
-// hot path) are encoded without an allocation.
+// Append implements Journal: records are encoded into one pooled buffer
+// and handed to the WAL's pending batch, which copies them. Any number of
+// records goes in one batch; up to four (every hot path) are encoded
+// without an allocation, more with two (their bounds and slices: each
+// was encoded into a buffer of its own, grown from nothing).
 func (j walJournal) Append(recs ...Record) Commit {
 	const inline = 4
+	var boundsInline [inline]int
+	var partsInline [inline][]byte
+	bounds, parts := boundsInline[:0], partsInline[:0]
 	if len(recs) > inline {
-		parts := make([][]byte, len(recs))
-		for i := range recs {
-			parts[i] = encodeRecord(nil, &recs[i])
-		}
-		return j.log.Append(parts...)
+		bounds, parts = make([]int, 0, len(recs)), make([][]byte, 0, len(recs))
 	}
 	bp := encPool.Get().(*[]byte)
 	buf := (*bp)[:0]
-	var bounds [inline]int
 	for i := range recs {
 		buf = encodeRecord(buf, &recs[i])
-		bounds[i] = len(buf)
+		bounds = append(bounds, len(buf))
 	}
-	var parts [inline][]byte
 	start := 0
-	for i := range recs {
-		parts[i] = buf[start:bounds[i]]
-		start = bounds[i]
+	for _, end := range bounds {
+		parts = append(parts, buf[start:end])
+		start = end
 	}
-	b := j.log.Append(parts[:len(recs)]...)
+	b := j.log.Append(parts...)
 	*bp = buf
 	encPool.Put(bp)
 	return b
