@@ -177,18 +177,18 @@ func (d *dec) time() time.Time {
 // compact encodes an in-memory session in the session format above: the
 // one session codec, of OpCreate records and of snapshots alike.
 func (e *enc) compact(s *session) {
-	id := s.idString()
-	tok := s.tokenString()
 	x := s.x
 	if x == nil {
 		x = &sessionExtra{}
 	}
 	l := s.labelSet()
-	for _, v := range []string{id, s.key, l.api, s.number, s.code, s.to, l.country, l.language, x.callback, x.redirect} {
+	e.id(idPrefixes[s.prefix()], &s.id)
+	for _, v := range []string{s.key, l.api, s.number, s.code, s.to, l.country, l.language, x.callback, x.redirect} {
 		e.str(v)
 	}
 	e.bytes(x.metadata)
-	for _, v := range []string{tok, x.idemKey, x.reqHash} {
+	e.id(tokenPrefix, &s.token)
+	for _, v := range []string{x.idemKey, x.reqHash} {
 		e.str(v)
 	}
 	e.uv(uint64(s.maxAttempts))
@@ -217,6 +217,18 @@ func (e *enc) compact(s *session) {
 		p = *s.proof
 	}
 	e.proof(p.via, p.signals, "")
+}
+
+// id encodes prefix followed by raw id id as a string, as str encodes
+// renderID's: rendered in place (encodeRaw), with no string made for it,
+// which took two allocations a session, of every OpCreate record and of
+// every session of every snapshot.
+func (e *enc) id(prefix string, id *[16]byte) {
+	e.uv(uint64(len(prefix) + 26))
+	e.b = append(e.b, prefix...)
+	n := len(e.b)
+	e.b = slices.Grow(e.b, 26)[:n+26]
+	encodeRaw((*[26]byte)(e.b[n:]), id)
 }
 
 // proof encodes what a message told of its route and sender.
@@ -498,6 +510,20 @@ func encodeRecord(dst []byte, r *Record) []byte {
 		e.message(r.Unmatched.Message)
 	}
 	return e.b
+}
+
+// record appends r's payload as bytes would encodeRecord's own copy of
+// it, encoded in place: after room for its length, which is then put
+// right before it (a snapshot's stored parts and unmatched events took a
+// buffer each, grown as it was filled).
+func (e *enc) record(r *Record) {
+	const room = binary.MaxVarintLen64
+	start := len(e.b)
+	e.b = encodeRecord(append(e.b, make([]byte, room)...), r)
+	n := len(e.b) - start - room
+	k := binary.PutUvarint(e.b[start:start+room], uint64(n))
+	copy(e.b[start+k:], e.b[start+room:])
+	e.b = e.b[:start+k+n]
 }
 
 func (e *enc) message(m matcher.Message) {

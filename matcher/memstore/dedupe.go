@@ -315,7 +315,13 @@ func (d *dedupe) snapshot(last uint64) (global uint64, section []byte) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	global = d.cut(last)
-	entries := enc{b: make([]byte, 0, 26*d.size.Load())}
+	// The entries go after room for their count, which is put right
+	// before them once known: the section is the one buffer, sized for
+	// entries with a session id (key, kind, id, time: 58 bytes), where the
+	// entries were copied after their count (and grew, sized for 26
+	// bytes each).
+	const room = binary.MaxVarintLen64
+	entries := enc{b: make([]byte, room, room+58*int(d.size.Load()))}
 	count := 0
 	d.each(func(k seenKey, o matcher.Outcome, atMS int64) {
 		entries.b = append(entries.b, k[:]...)
@@ -324,10 +330,10 @@ func (d *dedupe) snapshot(last uint64) (global uint64, section []byte) {
 		entries.time(time.UnixMilli(atMS))
 		count++
 	})
-	e := enc{b: make([]byte, 0, len(entries.b)+binary.MaxVarintLen64)}
-	e.uv(uint64(count))
-	e.b = append(e.b, entries.b...)
-	return global, e.b
+	n := binary.PutUvarint(entries.b[:room], uint64(count))
+	start := room - n
+	copy(entries.b[start:room], entries.b[:n])
+	return global, entries.b[start:]
 }
 
 // seenEntry is a processed id read from a snapshot.

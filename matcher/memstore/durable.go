@@ -1,7 +1,9 @@
 package memstore
 
 import (
+	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
@@ -67,32 +69,31 @@ type walJournal struct{ log *wal.WAL }
 
 var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
-// Append implements Journal: records are encoded and handed to the WAL's
-// pending batch. Any number of records goes in one batch; up to four (every
-// hot path) are encoded without an allocation.
+// Append implements Journal: records are encoded into one pooled buffer
+// and handed to the WAL's pending batch, which copies them. Any number of
+// records goes in one batch; up to four (every hot path) are encoded
+// without an allocation, more with two (their bounds and slices: each
+// was encoded into a buffer of its own, grown from nothing).
 func (j walJournal) Append(recs ...Record) Commit {
 	const inline = 4
+	var boundsInline [inline]int
+	var partsInline [inline][]byte
+	bounds, parts := boundsInline[:0], partsInline[:0]
 	if len(recs) > inline {
-		parts := make([][]byte, len(recs))
-		for i := range recs {
-			parts[i] = encodeRecord(nil, &recs[i])
-		}
-		return j.log.Append(parts...)
+		bounds, parts = make([]int, 0, len(recs)), make([][]byte, 0, len(recs))
 	}
 	bp := encPool.Get().(*[]byte)
 	buf := (*bp)[:0]
-	var bounds [inline]int
 	for i := range recs {
 		buf = encodeRecord(buf, &recs[i])
-		bounds[i] = len(buf)
+		bounds = append(bounds, len(buf))
 	}
-	var parts [inline][]byte
 	start := 0
-	for i := range recs {
-		parts[i] = buf[start:bounds[i]]
-		start = bounds[i]
+	for _, end := range bounds {
+		parts = append(parts, buf[start:end])
+		start = end
 	}
-	b := j.log.Append(parts[:len(recs)]...)
+	b := j.log.Append(parts...)
 	*bp = buf
 	encPool.Put(bp)
 	return b
@@ -217,13 +218,13 @@ func (m *Store) Snapshot() error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	now := m.opt.Now()
-	payload, cuts, global := m.snapshotPayload(d.log.LastLSN, now)
+	parts, cuts, global := m.snapshotParts(d.log.LastLSN, now)
 
 	// Everything copied must be durable before the snapshot says so.
 	if err := d.log.Sync(); err != nil {
 		return err
 	}
-	if err := wal.WriteSnapshot(d.fs, d.dir, snapshotName, payload); err != nil {
+	if err := wal.WriteSnapshotParts(d.fs, d.dir, snapshotName, parts); err != nil {
 		return err
 	}
 	minCut := global
@@ -238,27 +239,50 @@ func (m *Store) Snapshot() error {
 	return nil
 }
 
-// snapshotPayload copies every component into a snapshot payload and
-// returns it with the cuts it holds; lastLSN is the journal's last LSN.
+// snapshotPayload is snapshotParts joined: the payload whole.
 func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload []byte, cuts [numShards]uint64, global uint64) {
-	e := enc{b: make([]byte, 0, 1<<16)}
-	e.u8(snapshotVersion)
+	parts, cuts, global := m.snapshotParts(lastLSN, now)
+	return bytes.Join(parts, nil), cuts, global
+}
+
+// snapshotParts copies every component into a snapshot payload, returned
+// as its parts in order (written as they are: a payload built whole was a
+// copy of them, grown as it went), and returns the cuts it holds; lastLSN
+// is the journal's last LSN.
+func (m *Store) snapshotParts(lastLSN func() uint64, now time.Time) (parts [][]byte, cuts [numShards]uint64, global uint64) {
 	// Each component copies itself under its own lock; the sessions first,
 	// then the processed messages, whose cut bounds every later one.
 	cuts, sections := m.snapshotShards(lastLSN)
 	global, processed := m.dedupe.snapshot(lastLSN())
+	// The head and the sections' lengths, in one buffer never grown (the
+	// parts are slices of it).
+	head := enc{b: make([]byte, 0, 1+(2*numShards+1)*binary.MaxVarintLen64)}
+	head.u8(snapshotVersion)
 	for _, c := range cuts {
-		e.uv(c)
+		head.uv(c)
 	}
-	e.uv(global)
-	for i := range sections {
-		e.bytes(sections[i])
+	head.uv(global)
+	n := 2 // the processed messages, the rest
+	for _, sec := range sections {
+		n += 1 + len(sec)
 	}
-	e.b = append(e.b, processed...)
-	m.parts.snapshot(&e)
-	m.events.snapshot(&e)
-	m.senders.snapshot(&e, now)
-	return e.b, cuts, global
+	parts = make([][]byte, 0, n)
+	from := 0
+	for _, sec := range sections {
+		size := 0
+		for _, c := range sec {
+			size += len(c)
+		}
+		head.uv(uint64(size))
+		parts = append(parts, head.b[from:len(head.b):len(head.b)])
+		from = len(head.b)
+		parts = append(parts, sec...)
+	}
+	var tail enc
+	m.parts.snapshot(&tail)
+	m.events.snapshot(&tail)
+	m.senders.snapshot(&tail, now)
+	return append(parts, processed, tail.b), cuts, global
 }
 
 // loadSnapshot restores every component from a snapshot payload, in the

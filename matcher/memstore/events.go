@@ -154,7 +154,7 @@ func (t *events) snapshot(e *enc) {
 	e.uv(uint64(len(unmatched)))
 	for _, u := range unmatched {
 		r := Record{Op: OpUnmatched, At: u.At, Unmatched: u}
-		e.bytes(encodeRecord(nil, &r))
+		e.record(&r)
 	}
 }
 

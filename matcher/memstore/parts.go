@@ -112,7 +112,7 @@ func (p *partials) snapshot(e *enc) {
 		e.uv(uint64(len(pm.parts)))
 		for _, part := range pm.parts {
 			r := Record{Op: OpPart, Part: &Part{Message: part}}
-			e.bytes(encodeRecord(nil, &r))
+			e.record(&r)
 		}
 	}
 }

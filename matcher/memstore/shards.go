@@ -1,6 +1,7 @@
 package memstore
 
 import (
+	"encoding/binary"
 	"runtime"
 	"slices"
 
@@ -16,21 +17,74 @@ import (
 
 // snapshotShards copies every shard's sessions, each under its shard's
 // lock, and returns with each section its cut: the last LSN appended while
-// the shard was copied.
-func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, sections [numShards][]byte) {
+// the shard was copied. A section is its chunks, in order (sectionChunks).
+func (m *Store) snapshotShards(lastLSN func() uint64) (cuts [numShards]uint64, sections [numShards][][]byte) {
 	for i := range m.shards {
 		sh := &m.shards[i]
-		var e enc
+		var c sectionChunks
 		sh.mu.Lock()
 		cuts[i] = lastLSN()
-		e.uv(uint64(sh.byID.len()))
+		n := sh.byID.len()
+		c.start(n)
+		c.e.uv(uint64(n))
 		for s := range sh.byID.all() {
-			e.compact(s)
+			c.next(n, s)
+			c.e.compact(s)
+			n--
 		}
 		sh.mu.Unlock()
-		sections[i] = e.b
+		sections[i] = c.done()
 	}
 	return cuts, sections
+}
+
+// sectionChunks encodes a snapshot section into chunks that are never
+// grown, each sized for the sessions left (sessionBytes each) up to
+// chunkBytes: a section grown as one buffer copied itself at every growth,
+// a few times its size in garbage, and was then copied into the payload
+// (Snapshot writes the chunks as they are).
+type sectionChunks struct {
+	chunks [][]byte
+	e      enc
+}
+
+const (
+	chunkBytes   = 64 << 10
+	sessionBytes = 192 // a session's encoding without its long extra fields, over its usual size
+)
+
+// start makes the first chunk, for n sessions and the section's count.
+func (c *sectionChunks) start(n int) {
+	c.chunks = make([][]byte, 0, 1+n*sessionBytes/chunkBytes)
+	c.e.b = make([]byte, 0, min(binary.MaxVarintLen64+n*sessionBytes, chunkBytes))
+}
+
+// next makes room for s, one of the left sessions still to encode: a new
+// chunk, sized for them, when the current one has less room than s is
+// likely to take (sessionBytes and its long extra fields). A session that
+// takes more than that grows the chunk, which is correct but copies it.
+func (c *sectionChunks) next(left int, s *session) {
+	need := sessionBytes
+	if x := s.x; x != nil {
+		need += len(x.callback) + len(x.redirect) + len(x.metadata) + len(x.idemKey) + len(x.reqHash) + len(x.verifiedNumber) +
+			len(x.clientCountry) + len(x.provider) + len(x.labels.api) + len(x.labels.country) + len(x.labels.language)
+		for _, r := range x.routes {
+			need += 2 + len(r.Channel) + len(r.To)
+		}
+	}
+	if cap(c.e.b)-len(c.e.b) >= need {
+		return
+	}
+	c.chunks = append(c.chunks, c.e.b)
+	c.e.b = make([]byte, 0, max(min(left*sessionBytes, chunkBytes), need))
+}
+
+// done returns the chunks.
+func (c *sectionChunks) done() [][]byte {
+	if len(c.e.b) > 0 {
+		c.chunks = append(c.chunks, c.e.b)
+	}
+	return c.chunks
 }
 
 // restoreShards decodes the shard sections of a snapshot of the given

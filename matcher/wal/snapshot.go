@@ -23,6 +23,13 @@ var ErrNoSnapshot = errors.New("wal: no snapshot")
 // rename only when complete, fsync the directory. On error the previous
 // dir/name is untouched.
 func WriteSnapshot(fsys FS, dir, name string, payload []byte) error {
+	return WriteSnapshotParts(fsys, dir, name, [][]byte{payload})
+}
+
+// WriteSnapshotParts is WriteSnapshot of the payload made of parts, in
+// order, written as they are: the same file as WriteSnapshot of their
+// concatenation, which a caller need not build.
+func WriteSnapshotParts(fsys FS, dir, name string, parts [][]byte) error {
 	if fsys == nil {
 		fsys = OS{}
 	}
@@ -32,14 +39,25 @@ func WriteSnapshot(fsys FS, dir, name string, payload []byte) error {
 	if err != nil {
 		return fmt.Errorf("wal: snapshot: %w", err)
 	}
+	var crc uint32
+	var size uint64
+	for _, p := range parts {
+		crc = crc32.Update(crc, castagnoli, p)
+		size += uint64(len(p))
+	}
 	var h [snapshotHeader]byte
 	copy(h[:], snapshotMagic)
 	binary.LittleEndian.PutUint32(h[8:], version)
-	binary.LittleEndian.PutUint32(h[12:], crc32.Checksum(payload, castagnoli))
-	binary.LittleEndian.PutUint64(h[16:], uint64(len(payload)))
+	binary.LittleEndian.PutUint32(h[12:], crc)
+	binary.LittleEndian.PutUint64(h[16:], size)
 	_, err = f.Write(h[:])
-	if err == nil {
-		_, err = f.Write(payload)
+	for _, p := range parts {
+		if err != nil {
+			break
+		}
+		if len(p) > 0 {
+			_, err = f.Write(p)
+		}
 	}
 	if err == nil {
 		err = f.Sync()

@@ -14,12 +14,14 @@ import (
 	"time"
 )
 
-// faultFS wraps OS and counts syncs; failSync makes file syncs fail.
+// faultFS wraps OS and counts syncs; failSync makes file syncs fail; a
+// file sync waits for hold, when set, to be closed.
 type faultFS struct {
 	OS
 	syncs    atomic.Int64
 	failSync atomic.Bool
 	failOpen atomic.Bool
+	hold     atomic.Pointer[chan struct{}]
 }
 
 type faultFile struct {
@@ -39,6 +41,9 @@ func (f *faultFS) OpenFile(name string, flag int, perm fs.FileMode) (File, error
 }
 
 func (f *faultFile) Sync() error {
+	if hold := f.fs.hold.Load(); hold != nil {
+		<-*hold
+	}
 	f.fs.syncs.Add(1)
 	if f.fs.failSync.Load() {
 		return errors.New("injected fsync failure")
@@ -449,5 +454,91 @@ func TestAppendFrameAllocs(t *testing.T) {
 	lsn, got, size, ok := DecodeFrame(buf, DefaultMaxRecord)
 	if !ok || lsn != 7 || !bytes.Equal(got, payload) || size != frameOverhead+len(payload) {
 		t.Fatalf("DecodeFrame = %d %q %d %v", lsn, got, size, ok)
+	}
+}
+
+// TestWaitersOfOneBatch: every goroutine waiting on a batch, from before
+// its write or after, returns once it is synced, with its error: nil, or
+// the failed fsync's, for each of them.
+func TestWaitersOfOneBatch(t *testing.T) {
+	for _, fail := range []bool{false, true} {
+		t.Run(fmt.Sprint("fail=", fail), func(t *testing.T) {
+			ffs := &faultFS{}
+			w, _ := open(t, t.TempDir(), Options{FS: ffs})
+			defer w.Close()
+			hold := make(chan struct{})
+			ffs.hold.Store(&hold)
+			b := w.Append([]byte("x"))
+			const waiters = 8
+			errs := make(chan error, waiters)
+			for range waiters {
+				go func() { errs <- b.Wait() }()
+			}
+			select {
+			case err := <-errs:
+				t.Fatalf("Wait returned %v before the batch was synced", err)
+			default:
+			}
+			ffs.failSync.Store(fail)
+			ffs.hold.Store(nil)
+			close(hold)
+			check := func(err error) {
+				t.Helper()
+				if (err != nil) != fail || fail && !strings.Contains(err.Error(), "injected fsync failure") {
+					t.Errorf("Wait = %v, want an error: %v", err, fail)
+				}
+			}
+			check(b.Wait())
+			for range waiters {
+				check(<-errs)
+			}
+			check(b.Wait()) // once done
+			if got := w.DurableLSN() >= b.LastLSN(); got == fail {
+				t.Errorf("durable past the batch: %v", got)
+			}
+		})
+	}
+}
+
+// TestGroupCommitAllocs: a record appended and waited for alone (a group
+// commit of one) costs one allocation, its batch: the batch's done
+// channel took another.
+func TestGroupCommitAllocs(t *testing.T) {
+	w, _ := open(t, t.TempDir(), Options{})
+	defer w.Close()
+	rec := []byte("a record of some forty bytes, like OpVerify")
+	appendAll(t, w, "warm") // the spare buffer exists
+	allocs := testing.AllocsPerRun(50, func() {
+		if err := w.Append(rec).Wait(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > 1 {
+		t.Errorf("an append waited for alone: %v allocations, want at most 1", allocs)
+	}
+}
+
+// TestSnapshotParts: a snapshot written from parts is the file written
+// from their concatenation, byte for byte, and reads back as it: parts
+// empty, of one byte, larger than a page, and none at all.
+func TestSnapshotParts(t *testing.T) {
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1000)
+	for _, parts := range [][][]byte{nil, {nil}, {[]byte("one")}, {{}, []byte("a"), nil, big, []byte("b"), big[:7], {}}} {
+		dir := t.TempDir()
+		whole := bytes.Join(parts, nil)
+		if err := WriteSnapshotParts(nil, dir, "parts", parts); err != nil {
+			t.Fatal(err)
+		}
+		if err := WriteSnapshot(nil, dir, "whole", whole); err != nil {
+			t.Fatal(err)
+		}
+		a, errA := os.ReadFile(filepath.Join(dir, "parts"))
+		b, errB := os.ReadFile(filepath.Join(dir, "whole"))
+		if errA != nil || errB != nil || !bytes.Equal(a, b) {
+			t.Fatalf("%d parts: files differ (%v %v)", len(parts), errA, errB)
+		}
+		if got, err := readSnapshot(t, dir, "parts"); err != nil || !bytes.Equal(got, whole) {
+			t.Fatalf("%d parts: read %d bytes, %v", len(parts), len(got), err)
+		}
 	}
 }
