@@ -171,7 +171,8 @@ func (t *idIndex) all() iter.Seq[*session] {
 
 // pairIndex holds the head of each pair chain (shard.byPair): the oldest
 // pending session of a (receiving number, sender) pair. A slot keeps the
-// pair's hash, seeded (senders are chosen by whoever sends: hashSeed), and
+// pair's hash (pairHashAt: the sender's part seeded, as senders are chosen
+// by whoever sends; the number's part not, as numbers are the pool's) and
 // the session, whose own fields confirm the pair.
 type pairIndex struct {
 	slots []pairSlot
@@ -215,6 +216,11 @@ func pairHash(to string, hf uint64) uint64 { return pairHashAt(fnvNumber(to), hf
 // number's part of the hash is its unseeded FNV state, which its shard
 // takes too (ingest hashes the number once, for both); the seeded hash
 // of the sender, whoever chooses it, keeps the pair's unpredictable.
+// That holds because a session's receiving numbers are the pool's own
+// (pool.AssignAvoiding refuses any other): numbers chosen by a client
+// could be made to share a slot for one sender (equal FNV states, or equal
+// low bits of the product), and a number taken from a request must not
+// reach this table unchecked.
 func pairHashAt(ht uint32, hf uint64) uint64 { return uint64(ht)*0x9e3779b97f4a7c15 ^ hf }
 
 // holds reports whether s heads or may head the chain of (to, from).

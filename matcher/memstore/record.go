@@ -63,7 +63,12 @@ var (
 	_ [unsafe.Offsetof(proof{}.signals) - (unsafe.Offsetof(Record{}.Signals) - unsafe.Offsetof(Record{}.Via))]struct{}
 	_ [unsafe.Sizeof(proof{}) - unsafe.Sizeof(Record{}.Via) - unsafe.Sizeof(Record{}.Signals)]struct{}
 	_ [unsafe.Sizeof(Record{}.Via) + unsafe.Sizeof(Record{}.Signals) - unsafe.Sizeof(proof{})]struct{}
-	_ [unsafe.Offsetof(proof{}.via)]struct{}
+	_ [0 - unsafe.Offsetof(proof{}.via)]struct{} // via first
+	// and of the same types: the collector reads a proof's pointers where a
+	// Record keeps its Via's and its Signals'.
+	_ = func(r *Record, p *proof) (*matcher.Route, *matcher.Signals, *matcher.Route, *matcher.Signals) {
+		return &r.Via, &r.Signals, &p.via, &p.signals
+	}
 )
 
 var idEncoding = base32.NewEncoding(idAlphabet).WithPadding(base32.NoPadding)

@@ -550,7 +550,7 @@ func (t *senderTable) del(i int) {
 			i = j
 		}
 	}
-	t.slots[i] = senderSlot{}
+	t.slots[i] = senderSlot{} // whole: getOrAddHashed writes a new sender's hash and key alone (TestEmptySenderSlotsAreZero)
 	t.n--
 	switch {
 	case t.n == 0:

@@ -435,3 +435,42 @@ func TestCountAndAddExpiresAtTheEdge(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptySenderSlotsAreZero: every empty slot of the sender table is all
+// zero, its entries included, whatever adds, expiries, deletions and
+// resizes came before: getOrAddHashed gives a new sender a slot by
+// writing its hash and key alone (review R2: with del clearing only the
+// hash, a new sender took over the entries of the one before).
+func TestEmptySenderSlotsAreZero(t *testing.T) {
+	rnd := rand.New(rand.NewPCG(5, 9))
+	var c senderCounts
+	now := time.Unix(1_700_000_000, 0)
+	check := func(step int) {
+		t.Helper()
+		for i, s := range c.t.slots {
+			if s.h == 0 && s != (senderSlot{}) {
+				t.Fatalf("step %d: empty slot %d is not zero: %+v", step, i, s)
+			}
+		}
+	}
+	for step := range 20_000 {
+		switch r := rnd.IntN(100); {
+		case r < 2: // past the window: most senders expire, the table shrinks
+			now = now.Add(senderWindow + time.Duration(rnd.IntN(int(time.Hour))))
+		case r < 40:
+			now = now.Add(time.Duration(rnd.Int64N(int64(20 * time.Minute))))
+		}
+		key := "k" + strconv.Itoa(rnd.IntN(2))
+		sender := "+1415555" + strconv.Itoa(rnd.IntN(3000))
+		id := [16]byte{1, byte(step), byte(step >> 8)}
+		if rnd.IntN(3) == 0 {
+			c.add(key, sender, now.Add(-time.Duration(rnd.Int64N(int64(time.Hour)))), id)
+		} else {
+			c.countAndAdd(key, sender, hashString(sender), now.UnixNano(), id)
+		}
+		check(step)
+	}
+	if c.len() == 0 {
+		t.Fatal("no sender left counted: the steps never filled the table")
+	}
+}

@@ -510,6 +510,9 @@ var idPrefixWords = func() (t [4]struct {
 	w uint64
 	n uint8
 }) {
+	if len(idPrefixes) > len(t) { // session.pr keeps a prefix's index in 2 bits
+		panic("memstore: more id prefixes than a session's 2 bits index")
+	}
 	for i := range t {
 		t[i].n = 0xff
 	}
