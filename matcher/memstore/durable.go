@@ -69,6 +69,11 @@ type walJournal struct{ log *wal.WAL }
 
 var encPool = sync.Pool{New: func() any { b := make([]byte, 0, 512); return &b }}
 
+// maxPooledEnc is the largest buffer encPool keeps: an append of thousands
+// of records (a sweep's expiries) grows its buffer past it, and the pool
+// would hold that much for every later append of a record or two.
+const maxPooledEnc = 64 << 10
+
 // Append implements Journal: records are encoded into one pooled buffer
 // and handed to the WAL's pending batch, which copies them. Any number of
 // records goes in one batch; up to four (every hot path) are encoded
@@ -94,8 +99,10 @@ func (j walJournal) Append(recs ...Record) Commit {
 		start = end
 	}
 	b := j.log.Append(parts...)
-	*bp = buf
-	encPool.Put(bp)
+	if cap(buf) <= maxPooledEnc {
+		*bp = buf
+		encPool.Put(bp)
+	}
 	return b
 }
 

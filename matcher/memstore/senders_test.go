@@ -456,7 +456,7 @@ func TestEmptySenderSlotsAreZero(t *testing.T) {
 	for step := range 20_000 {
 		switch r := rnd.IntN(100); {
 		case r < 2: // past the window: most senders expire, the table shrinks
-			now = now.Add(senderWindow + time.Duration(rnd.IntN(int(time.Hour))))
+			now = now.Add(senderWindow + time.Duration(rnd.Int64N(int64(time.Hour))))
 		case r < 40:
 			now = now.Add(time.Duration(rnd.Int64N(int64(20 * time.Minute))))
 		}

@@ -1,6 +1,7 @@
 package wal
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
@@ -50,14 +51,19 @@ func WriteSnapshotParts(fsys FS, dir, name string, parts [][]byte) error {
 	binary.LittleEndian.PutUint32(h[8:], version)
 	binary.LittleEndian.PutUint32(h[12:], crc)
 	binary.LittleEndian.PutUint64(h[16:], size)
-	_, err = f.Write(h[:])
+	// Buffered: a snapshot's parts are many small section headers and
+	// chunks of up to 64 KiB, one write call each otherwise (a part larger
+	// than the buffer goes through it without a copy).
+	w := bufio.NewWriterSize(f, 64<<10)
+	_, err = w.Write(h[:])
 	for _, p := range parts {
 		if err != nil {
 			break
 		}
-		if len(p) > 0 {
-			_, err = f.Write(p)
-		}
+		_, err = w.Write(p)
+	}
+	if err == nil {
+		err = w.Flush()
 	}
 	if err == nil {
 		err = f.Sync()
