@@ -109,8 +109,11 @@ func benchMatch(b *testing.B, pending int, full bool) {
 }
 
 // BenchmarkCreate creates expected-sender sessions in memory.
-func BenchmarkCreate(b *testing.B) {
-	m := New(Options{})
+func BenchmarkCreate(b *testing.B) { benchCreates(b, New(Options{})) }
+
+// benchCreates creates b.N expected-sender sessions in m, each with a
+// generated code.
+func benchCreates(b *testing.B, m *Store) {
 	from := senders(b.N)
 	b.ReportAllocs()
 	b.ResetTimer()

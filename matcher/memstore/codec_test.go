@@ -190,14 +190,7 @@ func BenchmarkCreateDurable(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	from := senders(b.N)
-	b.ReportAllocs()
-	b.ResetTimer()
-	for i := range b.N {
-		if _, _, err := m.createOnce(matcher.CreateRequest{Key: "k", Number: from[i], To: to, TTL: time.Hour}); err != nil {
-			b.Fatal(err)
-		}
-	}
+	benchCreates(b, m)
 	b.StopTimer() // closing snapshots: not a create's
 	if err := m.Close(); err != nil {
 		b.Fatal(err)
