@@ -1,7 +1,6 @@
 package memstore
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -244,12 +243,6 @@ func (m *Store) Snapshot() error {
 	}
 	d.lastLSN, d.lastAt = global, now
 	return nil
-}
-
-// snapshotPayload is snapshotParts joined: the payload whole.
-func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload []byte, cuts [numShards]uint64, global uint64) {
-	parts, cuts, global := m.snapshotParts(lastLSN, now)
-	return bytes.Join(parts, nil), cuts, global
 }
 
 // snapshotParts copies every component into a snapshot payload, returned

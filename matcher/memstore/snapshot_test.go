@@ -188,3 +188,10 @@ func TestDedupeSnapshotOneAllocation(t *testing.T) {
 		}
 	}
 }
+
+// snapshotPayload is snapshotParts joined: the payload whole, as tests
+// and the fuzz target read it.
+func (m *Store) snapshotPayload(lastLSN func() uint64, now time.Time) (payload []byte, cuts [numShards]uint64, global uint64) {
+	parts, cuts, global := m.snapshotParts(lastLSN, now)
+	return bytes.Join(parts, nil), cuts, global
+}
